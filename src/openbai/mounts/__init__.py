@@ -1,0 +1,1 @@
+"""Making volumes appear in a job's filesystem: links, FUSE mounts, or copies."""

@@ -1,0 +1,1 @@
+"""The node-side job runner: environment, output paths, processes, stdout/stderr capture."""

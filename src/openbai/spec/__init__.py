@@ -1,0 +1,1 @@
+"""Pydantic models of the Batch AI 2018-05-01 resources (camelCase on the wire)."""

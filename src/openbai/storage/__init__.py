@@ -1,0 +1,1 @@
+"""Storage accounts and their volumes (blob containers, file shares) behind one interface."""

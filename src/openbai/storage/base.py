@@ -1,0 +1,135 @@
+"""The storage interface: the volumes (blob containers or file shares) of one storage account.
+
+A storage account holds two kinds of volumes, blob containers and file shares. Each kind is
+served by one :class:`StorageBackend` (for an embedded account both are directories; for an
+Azure account containers speak Blob REST and shares speak SMB 3). Backends implement only the
+primitives below; tree transfers, walking and following a growing file are written once on
+top of them (``transfer.py``, ``follow.py``).
+
+Paths inside a volume are ``/``-separated and relative (``data/train/0.png``); ``""`` is the
+root. They are checked by :func:`clean_path` before any backend sees them, so a user path can
+never leave its volume.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+from openbai.errors import SpecError
+
+
+class VolumeKind(StrEnum):
+    BLOB = "blob"
+    FILE = "file"
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    name: str
+    kind: VolumeKind
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """One entry of a volume. ``md5`` is the content MD5 (hex) when the backend knows it."""
+
+    path: str
+    is_dir: bool
+    size: int = 0
+    modified: datetime | None = None
+    md5: str | None = None
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.path)
+
+
+def clean_path(path: str, *, field: str = "path", allow_root: bool = True) -> str:
+    """Normalise a user-given path inside a volume; refuse anything that could escape it."""
+    if "\\" in path or "\x00" in path:
+        raise SpecError(f"{field} must not contain backslashes or NUL bytes: {path!r}", target=field)
+    if path.startswith("/"):
+        raise SpecError(f"{field} must be relative, not absolute: {path!r}", target=field)
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise SpecError(f"{field} must not contain '..': {path!r}", target=field)
+    cleaned = "/".join(parts)
+    if not cleaned and not allow_root:
+        raise SpecError(f"{field} must not be empty", target=field)
+    return cleaned
+
+
+class StorageBackend(ABC):
+    """The volumes of one kind (containers or shares) in one storage account.
+
+    Constructors do no I/O. Every method raises only errors of :mod:`openbai.errors`
+    (``NotFoundError`` for a missing volume or path, ``ConflictError`` for an existing
+    volume, ``StorageError`` and subclasses for the rest).
+    """
+
+    #: registry key (``local``, ``azure_blob``, ``smb``)
+    name: ClassVar[str]
+    #: data appended to an open file is visible to readers before it is closed
+    shows_appends_live: ClassVar[bool] = True
+
+    @classmethod
+    @abstractmethod
+    def from_options(cls, account: str, kind: VolumeKind, options: dict[str, Any]) -> StorageBackend:
+        """Build the backend from an account's stored options (endpoints, keys, root dir)."""
+
+    # -- volumes -------------------------------------------------------------------------
+    @abstractmethod
+    def list_volumes(self) -> list[VolumeInfo]: ...
+
+    @abstractmethod
+    def create_volume(self, volume: str) -> VolumeInfo:
+        """Create a volume; ``ConflictError`` if it exists."""
+
+    @abstractmethod
+    def delete_volume(self, volume: str) -> None: ...
+
+    def volume_exists(self, volume: str) -> bool:
+        return any(v.name == volume for v in self.list_volumes())
+
+    # -- files ---------------------------------------------------------------------------
+    @abstractmethod
+    def stat(self, volume: str, path: str) -> FileInfo:
+        """The entry at ``path`` (file or directory); ``NotFoundError`` if absent."""
+
+    @abstractmethod
+    def list_dir(self, volume: str, path: str = "", *, recursive: bool = False) -> Iterator[FileInfo]:
+        """Entries under the directory ``path``: one level, or every file when recursive."""
+
+    @abstractmethod
+    def read(self, volume: str, path: str, offset: int = 0, length: int | None = None) -> bytes:
+        """Bytes ``[offset, offset+length)`` of a file (to its end when length is None)."""
+
+    @abstractmethod
+    def upload(self, volume: str, path: str, source: Path) -> FileInfo:
+        """Store the local file ``source`` at ``path`` (replacing it), parents included."""
+
+    @abstractmethod
+    def download(self, volume: str, path: str, target: Path) -> None:
+        """Write the file at ``path`` to the local file ``target``."""
+
+    @abstractmethod
+    def delete(self, volume: str, path: str) -> None:
+        """Delete a file, or a directory with everything under it."""
+
+    @abstractmethod
+    def make_dir(self, volume: str, path: str) -> None:
+        """Create a directory and its parents (a no-op where directories are virtual)."""
+
+    def local_path(self, volume: str, path: str = "") -> Path | None:
+        """The directory holding the volume on this machine, if it is one (embedded accounts).
+
+        Mounts use it to link the volume into a job instead of going through a protocol.
+        """
+        return None

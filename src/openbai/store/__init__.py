@@ -1,0 +1,1 @@
+"""Persistent state: workspaces, experiments, clusters, jobs, storage accounts (SQLAlchemy)."""

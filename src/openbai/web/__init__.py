@@ -1,0 +1,1 @@
+"""The web file explorer and live-log page."""
