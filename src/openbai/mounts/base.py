@@ -1,0 +1,43 @@
+"""The mount interface: make one volume appear as a directory of a job, and take it away.
+
+A :class:`Mounter` is chosen per storage backend (registry.py). ``unmount`` makes everything
+written through the mount durable in storage before it returns, and raises ``MountError``
+when it cannot: a job is not successful before its outputs are safe.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+from openbai.runtime.plan import MountSpec
+
+#: where a mounter reports what it did, for the job's execution log
+Log = Callable[[str], None]
+
+
+class Mount(ABC):
+    def __init__(self, spec: MountSpec, path: Path):
+        self.spec = spec
+        self.path = path
+
+    @abstractmethod
+    def flush(self) -> None:
+        """Make what was written so far durable in storage."""
+
+    @abstractmethod
+    def unmount(self) -> None:
+        """Flush, then remove the mount point; idempotent."""
+
+
+class Mounter(ABC):
+    #: registry key, same as the storage backend's
+    name: ClassVar[str]
+    #: whether the mounter needs /dev/fuse (the copy fallback is used where it is missing)
+    needs_fuse: ClassVar[bool] = False
+
+    @abstractmethod
+    def mount(self, spec: MountSpec, target: Path, log: Log) -> Mount:
+        """Make the volume (or its sub-directory) appear at ``target``, which does not exist."""

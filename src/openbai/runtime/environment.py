@@ -1,0 +1,63 @@
+"""The environment of a job on one node: every Batch AI variable of the reference, section 1.
+
+Values are computed from the plan and the node's layout. Input and output paths, the stdout
+prefix and user variables may themselves use ``$AZ_BATCHAI_*``: they are expanded in that
+order, each against what was defined before it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from openbai.runtime.expand import expand_path
+from openbai.runtime.layout import NodeLayout
+from openbai.runtime.plan import JobPlan, NodeSpec
+
+
+@dataclass(frozen=True)
+class JobEnvironment:
+    """The variables every process of the job gets on this node, and the paths they name."""
+
+    variables: dict[str, str]
+    stdouterr_dir: str
+    output_dirs: dict[str, str]
+
+
+def join(prefix: str, *parts: str) -> str:
+    return posixpath.join(prefix.rstrip("/") or "/", *[p.strip("/") for p in parts if p])
+
+
+def build_environment(
+    plan: JobPlan, node: NodeSpec, layout: NodeLayout, host_env: Mapping[str, str]
+) -> JobEnvironment:
+    v: dict[str, str] = {
+        "AZ_BATCHAI_MOUNT_ROOT": str(layout.mount_root),
+        "AZ_BATCHAI_JOB_MOUNT_ROOT": str(layout.job_mount_root),
+        "AZ_BATCHAI_JOB_TEMP": str(layout.job_temp),
+        "AZ_BATCHAI_JOB_TEMP_DIR": str(layout.job_temp_dir),
+        "AZ_BATCHAI_SHARED_JOB_TEMP": str(layout.shared_job_temp),
+        "AZ_BATCHAI_MPI_HOST_FILE": str(layout.host_file),
+        "AZ_BATCHAI_NUM_GPUS": str(plan.num_gpus),
+        "AZ_BATCHAI_NUM_GPUS_PER_NODE": str(plan.num_gpus),
+        "AZ_BATCH_HOST_LIST": ",".join(n.host for n in plan.nodes),
+        "AZ_BATCH_NODE_ID": node.node_id,
+    }
+
+    def expand(text: str) -> str:
+        return expand_path(text, {**host_env, **v})
+
+    stdouterr = join(expand(plan.std_out_err_path_prefix), plan.output_segment, "stdouterr")
+    v["AZ_BATCHAI_STDOUTERR_DIR"] = stdouterr
+    for input_id, path in plan.input_directories.items():
+        v[f"AZ_BATCHAI_INPUT_{input_id}"] = expand(path)
+    outputs: dict[str, str] = {}
+    for out in plan.output_directories:
+        outputs[out.id] = join(
+            expand(out.path_prefix), plan.output_segment, "outputs", out.path_suffix
+        )
+        v[f"AZ_BATCHAI_OUTPUT_{out.id}"] = outputs[out.id]
+    for name, value in [*plan.environment.items(), *plan.secrets.items()]:
+        v[name] = expand(value)
+    return JobEnvironment(variables=v, stdouterr_dir=stdouterr, output_dirs=outputs)

@@ -1,0 +1,104 @@
+"""Starting a job's processes with their output going straight to files, and stopping them.
+
+stdout and stderr are the files themselves (opened for appending and handed to the child), so
+every byte a process writes is in the file as soon as it is written, whatever happens to the
+runner or the server afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import psutil
+
+#: seconds between SIGTERM and SIGKILL when a job is stopped
+GRACE_SECONDS = 5.0
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    stdout: Path,
+    stderr: Path,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in its own session with stdout/stderr appended to the given files."""
+    with open(stdout, "ab") as out, open(stderr, "ab") as err:
+        return subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
+
+
+def bash(command: str) -> list[str]:
+    return ["bash", "-c", command]
+
+
+def exit_code(returncode: int) -> int:
+    """A shell's view of a return code: killed by signal N is 128+N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def kill_tree(pid: int, *, grace: float = GRACE_SECONDS) -> None:
+    """Stop a process, its process group and every descendant: SIGTERM, then SIGKILL."""
+    procs = _tree(pid)
+    _signal_all(pid, procs, signal.SIGTERM)
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    if alive:
+        _signal_all(pid, alive, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=grace)
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _signal_all(pid: int, procs: list[psutil.Process], sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)  # the group catches children that were just forked
+    except (ProcessLookupError, PermissionError):
+        pass
+    for proc in procs:
+        try:
+            proc.send_signal(sig)
+        except psutil.NoSuchProcess:
+            pass
+
+
+def pid_is_alive(pid: int, started_at: float | None = None) -> bool:
+    """Whether ``pid`` still runs and is the same process (its start time matches)."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started_at is None or abs(proc.create_time() - started_at) < 1.0
+    except psutil.NoSuchProcess:
+        return False
+
+
+def process_start_time(pid: int) -> float:
+    return psutil.Process(pid).create_time()
+
+
+def wait_any(procs: Sequence[subprocess.Popen[bytes]], *, timeout: float) -> None:
+    """Sleep until one of ``procs`` exits or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            return
+        time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))

@@ -1,0 +1,113 @@
+"""What the nodes of a job tell each other and the executor, as small JSON files in the run
+directory (which every node of the job sees).
+
+    node-<k>.prepared       node k finished job preparation ({"ok": bool})
+    node-<k>.done           node k's primary tasks ended ({"exitCode": n})
+    finished                the first node decided the job's work is over
+    node-<k>.result.json    node k is through, mounts flushed ({"exitCode", "errors"})
+    job.result.json         the job's outcome, written last by the first node
+
+Files are written atomically, so a reader sees a whole file or none.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from openbai.runtime.plan import write_private
+
+
+@dataclass
+class JobError:
+    code: str
+    message: str
+    details: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    exit_code: int | None
+    errors: list[JobError] = field(default_factory=list)
+    start_time: float | None = None
+    end_time: float | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Outcome:
+        raw = json.loads(text)
+        return cls(
+            exit_code=raw["exit_code"],
+            errors=[JobError(**e) for e in raw["errors"]],
+            start_time=raw.get("start_time"),
+            end_time=raw.get("end_time"),
+        )
+
+
+class RunDir:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def _write(self, name: str, data: Any) -> None:
+        write_private(self.path / name, json.dumps(data))
+
+    def _read(self, name: str) -> Any | None:
+        try:
+            return json.loads((self.path / name).read_text())
+        except FileNotFoundError:
+            return None
+
+    def mark_prepared(self, node: int, ok: bool) -> None:
+        self._write(f"node-{node}.prepared", {"ok": ok})
+
+    def prepared(self, node: int) -> bool | None:
+        data = self._read(f"node-{node}.prepared")
+        return None if data is None else bool(data["ok"])
+
+    def mark_done(self, node: int, exit_code: int) -> None:
+        self._write(f"node-{node}.done", {"exitCode": exit_code})
+
+    def done(self, node: int) -> int | None:
+        data = self._read(f"node-{node}.done")
+        return None if data is None else int(data["exitCode"])
+
+    def mark_finished(self) -> None:
+        self._write("finished", {})
+
+    def is_finished(self) -> bool:
+        return (self.path / "finished").exists()
+
+    def write_node_result(self, node: int, outcome: Outcome) -> None:
+        write_private(self.path / f"node-{node}.result.json", outcome.to_json())
+
+    def node_result(self, node: int) -> Outcome | None:
+        try:
+            return Outcome.from_json((self.path / f"node-{node}.result.json").read_text())
+        except FileNotFoundError:
+            return None
+
+    def write_job_result(self, outcome: Outcome) -> None:
+        write_private(self.path / "job.result.json", outcome.to_json())
+
+    def job_result(self) -> Outcome | None:
+        try:
+            return Outcome.from_json((self.path / "job.result.json").read_text())
+        except FileNotFoundError:
+            return None
+
+
+def wait_until(
+    condition: Callable[[], bool], *, stop: Callable[[], bool], poll: float = 0.02
+) -> bool:
+    """Poll ``condition`` until it holds (True) or ``stop`` says to give up (False)."""
+    while not condition():
+        if stop():
+            return False
+        time.sleep(poll)
+    return True

@@ -1,0 +1,90 @@
+"""Installation settings, read once at the edges (CLI entry, server start) and passed inward.
+
+Everything lives under one data directory, ``$OPENBAI_HOME`` (default ``~/.openbai``)::
+
+    openbai.db          state (SQLite, WAL)
+    config.json         this installation's subscription id and defaults
+    storage/<account>/  embedded storage accounts (blob containers and file shares)
+    nodes/              node roots of local clusters (mount roots, job temp dirs)
+    runs/<job uuid>/    what the executor and the node runners exchange (plans, results)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_RESOURCE_GROUP = "default"
+DEFAULT_LOCATION = "local"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    subscription_id: str
+    resource_group: str = DEFAULT_RESOURCE_GROUP
+    location: str = DEFAULT_LOCATION
+    database_url: str = ""
+    #: container runtime to run ``containerSettings`` images with (podman, docker), if any
+    container_runtime: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def storage_root(self) -> Path:
+        return self.home / "storage"
+
+    @property
+    def nodes_root(self) -> Path:
+        return self.home / "nodes"
+
+    @property
+    def runs_root(self) -> Path:
+        return self.home / "runs"
+
+    @property
+    def daemon_socket(self) -> Path:
+        return self.home / "dispatcher.sock"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'openbai.db'}"
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``OPENBAI_*`` variables and ``config.json``; create the data dir on first use."""
+        env = os.environ if environ is None else environ
+        home = Path(env.get("OPENBAI_HOME") or Path.home() / ".openbai").expanduser().absolute()
+        home.mkdir(parents=True, exist_ok=True)
+        config = _load_or_init_config(home / "config.json")
+        return cls(
+            home=home,
+            subscription_id=config["subscriptionId"],
+            resource_group=env.get("OPENBAI_RESOURCE_GROUP")
+            or config.get("resourceGroup", DEFAULT_RESOURCE_GROUP),
+            location=config.get("location", DEFAULT_LOCATION),
+            database_url=env.get("OPENBAI_DATABASE_URL", config.get("databaseUrl", "")),
+            container_runtime=env.get("OPENBAI_CONTAINER_RUNTIME")
+            or config.get("containerRuntime")
+            or None,
+        )
+
+
+def _load_or_init_config(path: Path) -> dict[str, str]:
+    if path.exists():
+        data: dict[str, str] = json.loads(path.read_text())
+        return data
+    config = {"subscriptionId": str(uuid.uuid4()), "resourceGroup": DEFAULT_RESOURCE_GROUP}
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(config, indent=2) + "\n")
+    try:
+        os.link(tmp, path)  # first writer wins; a concurrent one reads what won
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    won: dict[str, str] = json.loads(path.read_text())
+    return won
