@@ -1,0 +1,241 @@
+"""The cluster a user creates or resizes: ``ClusterCreateParameters`` / ``...UpdateParameters``.
+
+The body of ``PUT``/``PATCH .../workspaces/{w}/clusters/{c}`` and the content of a
+cluster.json. Differences from the 2018-05-01 swagger, because openbai runs no VMs:
+
+* ``vmSize`` defaults to ``STANDARD_NC6`` (the CLI always filled one in); it is kept
+  for display and compatibility only.
+* ``userAccountSettings`` is optional (there is no node to SSH into).
+* ``scaleSettings`` is optional here: Batch AI's documentation snippets leave it to the CLI
+  (``-t``, ``--min/--max``). :attr:`ClusterBaseProperties.target_node_count` is 0 without it;
+  the API layer decides whether to insist on it.
+
+**openbai extension** — ``properties.openbai`` says where the cluster's jobs run::
+
+    "openbai": {
+        "executor": "local" | "slurm",          # default "local"
+        "partition": "gpu",                     # Slurm partition, optional
+        "requireContainers": false,             # refuse to run a job on the host
+        "containerRuntime": "podman" | "docker" | "apptainer"   # optional
+    }
+
+Batch AI clients ignore the unknown key, so a cluster.json stays valid for both.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from openbai.spec.base import FieldError, WireModel, secret_field
+from openbai.spec.common import (
+    EnvironmentVariable,
+    EnvironmentVariableWithSecretValue,
+    KeyVaultSecretReference,
+    NonEmptyStr,
+    NullAsEmpty,
+    ResourceId,
+    StrictInt,
+    UserAccountSettings,
+    check_unique_names,
+    choice,
+)
+from openbai.spec.mounts import MountVolumes
+
+__all__ = [
+    "AppInsightsReference",
+    "AutoScaleSettings",
+    "ClusterBaseProperties",
+    "ClusterCreateParameters",
+    "ClusterUpdateParameters",
+    "ClusterUpdateProperties",
+    "DEFAULT_VM_SIZE",
+    "ImageReference",
+    "ManualScaleSettings",
+    "MAX_NODE_COUNT",
+    "NodeSetup",
+    "OpenBaiClusterSettings",
+    "PerformanceCountersSettings",
+    "ScaleSettings",
+    "SetupTask",
+    "VirtualMachineConfiguration",
+]
+
+DEFAULT_VM_SIZE = "STANDARD_NC6"
+MAX_NODE_COUNT = 100
+
+NodeCount = Annotated[StrictInt, Field(ge=0, le=MAX_NODE_COUNT)]
+
+_PARTITION = re.compile(r"[-A-Za-z0-9_.]+")
+
+
+def _partition(value: str) -> str:
+    if not _PARTITION.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Slurm partition name")
+    return value
+
+
+class ManualScaleSettings(WireModel):
+    """A fixed number of nodes; what happens to running jobs when it shrinks."""
+
+    target_node_count: NodeCount = 0
+    node_deallocation_option: Annotated[
+        Literal["requeue", "terminate", "waitforjobcompletion"],
+        choice("requeue", "terminate", "waitforjobcompletion"),
+    ] = "requeue"
+
+
+class AutoScaleSettings(WireModel):
+    """Between ``minimumNodeCount`` and ``maximumNodeCount`` nodes, following the queue."""
+
+    minimum_node_count: NodeCount
+    maximum_node_count: NodeCount
+    initial_node_count: NodeCount = 0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AutoScaleSettings:
+        if self.minimum_node_count > self.maximum_node_count:
+            raise FieldError(
+                f"maximumNodeCount {self.maximum_node_count} is below minimumNodeCount "
+                f"{self.minimum_node_count}",
+                "maximumNodeCount",
+            )
+        if self.initial_node_count > self.maximum_node_count:
+            raise FieldError(
+                f"initialNodeCount {self.initial_node_count} is above maximumNodeCount "
+                f"{self.maximum_node_count}",
+                "initialNodeCount",
+            )
+        return self
+
+
+class ScaleSettings(WireModel):
+    """Exactly one of ``manual`` or ``autoScale``."""
+
+    manual: ManualScaleSettings | None = None
+    auto_scale: AutoScaleSettings | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ScaleSettings:
+        if self.manual is not None and self.auto_scale is not None:
+            raise FieldError("give manual or autoScale, not both", "autoScale")
+        if self.manual is None and self.auto_scale is None:
+            raise FieldError("scaleSettings needs manual or autoScale")
+        return self
+
+    @property
+    def target_node_count(self) -> int:
+        """The manual target, or the auto-scale maximum: how many nodes it may have."""
+        if self.manual is not None:
+            return self.manual.target_node_count
+        assert self.auto_scale is not None, "validated: exactly one is set"
+        return self.auto_scale.maximum_node_count
+
+
+class ImageReference(WireModel):
+    """A marketplace image (kept for display; jobs choose their own container image)."""
+
+    publisher: NonEmptyStr
+    offer: NonEmptyStr
+    sku: NonEmptyStr
+    version: str | None = None
+    virtual_machine_image_id: str | None = None
+
+
+class VirtualMachineConfiguration(WireModel):
+    image_reference: ImageReference | None = None
+
+
+class SetupTask(WireModel):
+    """A command run on every node when it joins the cluster; must be idempotent."""
+
+    command_line: NonEmptyStr
+    environment_variables: Annotated[list[EnvironmentVariable], NullAsEmpty] = []
+    secrets: Annotated[list[EnvironmentVariableWithSecretValue], NullAsEmpty] = []
+    std_out_err_path_prefix: NonEmptyStr
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> SetupTask:
+        check_unique_names(
+            [("environmentVariables", self.environment_variables), ("secrets", self.secrets)],
+            what="environment variable name",
+        )
+        return self
+
+
+class AppInsightsReference(WireModel):
+    component: ResourceId
+    instrumentation_key: str | None = secret_field()
+    instrumentation_key_secret_reference: KeyVaultSecretReference | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> AppInsightsReference:
+        has_reference = self.instrumentation_key_secret_reference is not None
+        if (self.instrumentation_key is not None) == has_reference:
+            raise FieldError(
+                "give exactly one of instrumentationKey or instrumentationKeySecretReference"
+            )
+        return self
+
+
+class PerformanceCountersSettings(WireModel):
+    app_insights_reference: AppInsightsReference
+
+
+class NodeSetup(WireModel):
+    """What every node gets: a setup task, cluster-level mounts, performance counters."""
+
+    setup_task: SetupTask | None = None
+    mount_volumes: MountVolumes | None = None
+    performance_counters_settings: PerformanceCountersSettings | None = None
+
+
+class OpenBaiClusterSettings(WireModel):
+    """openbai's extension (``properties.openbai``): which executor runs the jobs."""
+
+    executor: Annotated[Literal["local", "slurm"], choice("local", "slurm")] = "local"
+    partition: Annotated[str, AfterValidator(_partition)] | None = None
+    require_containers: Annotated[bool, Field(strict=True)] = False
+    container_runtime: Annotated[
+        Literal["podman", "docker", "apptainer"] | None, choice("podman", "docker", "apptainer")
+    ] = None
+
+
+class ClusterBaseProperties(WireModel):
+    """Everything a cluster is made of (the ``properties`` of a cluster.json)."""
+
+    vm_size: NonEmptyStr = DEFAULT_VM_SIZE
+    vm_priority: Annotated[
+        Literal["dedicated", "lowpriority"], choice("dedicated", "lowpriority")
+    ] = "dedicated"
+    scale_settings: ScaleSettings | None = None
+    virtual_machine_configuration: VirtualMachineConfiguration | None = None
+    node_setup: NodeSetup | None = None
+    user_account_settings: UserAccountSettings | None = None
+    subnet: ResourceId | None = None
+    openbai: OpenBaiClusterSettings = Field(default_factory=OpenBaiClusterSettings)
+
+    @property
+    def target_node_count(self) -> int:
+        """Manual target or auto-scale maximum; 0 when no scale settings were given."""
+        return 0 if self.scale_settings is None else self.scale_settings.target_node_count
+
+
+class ClusterCreateParameters(WireModel):
+    """The whole cluster.json / PUT body: ``{"properties": {...}}``."""
+
+    properties: ClusterBaseProperties
+
+
+class ClusterUpdateProperties(WireModel):
+    """What PATCH may change: only the scale settings (absent = no change)."""
+
+    scale_settings: ScaleSettings | None = None
+
+
+class ClusterUpdateParameters(WireModel):
+    """The PATCH body: ``{"properties": {"scaleSettings": {...}}}``."""
+
+    properties: ClusterUpdateProperties = Field(default_factory=ClusterUpdateProperties)
