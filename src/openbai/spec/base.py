@@ -177,7 +177,8 @@ def _describe(error: ErrorDetails, target: str) -> str:
     if kind == "missing":
         return f"{subject} is required"
     if kind in ("value_error", "assertion_error") and "error" in ctx:
-        return f"{subject}: {ctx['error']}"
+        text = str(ctx["error"])
+        return f"{subject} {text}" if text.startswith("must ") else f"{subject}: {text}"
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return f"{subject} must be an integer, got {_short(given)}"
     if kind in _TYPE_NAMES:
