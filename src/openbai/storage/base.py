@@ -54,7 +54,9 @@ class FileInfo:
 def clean_path(path: str, *, field: str = "path", allow_root: bool = True) -> str:
     """Normalise a user-given path inside a volume; refuse anything that could escape it."""
     if "\\" in path or "\x00" in path:
-        raise SpecError(f"{field} must not contain backslashes or NUL bytes: {path!r}", target=field)
+        raise SpecError(
+            f"{field} must not contain backslashes or NUL bytes: {path!r}", target=field
+        )
     if path.startswith("/"):
         raise SpecError(f"{field} must be relative, not absolute: {path!r}", target=field)
     parts = [p for p in path.split("/") if p not in ("", ".")]
@@ -81,7 +83,9 @@ class StorageBackend(ABC):
 
     @classmethod
     @abstractmethod
-    def from_options(cls, account: str, kind: VolumeKind, options: dict[str, Any]) -> StorageBackend:
+    def from_options(
+        cls, account: str, kind: VolumeKind, options: dict[str, Any]
+    ) -> StorageBackend:
         """Build the backend from an account's stored options (endpoints, keys, root dir)."""
 
     # -- volumes -------------------------------------------------------------------------
@@ -104,7 +108,9 @@ class StorageBackend(ABC):
         """The entry at ``path`` (file or directory); ``NotFoundError`` if absent."""
 
     @abstractmethod
-    def list_dir(self, volume: str, path: str = "", *, recursive: bool = False) -> Iterator[FileInfo]:
+    def list_dir(
+        self, volume: str, path: str = "", *, recursive: bool = False
+    ) -> Iterator[FileInfo]:
         """Entries under the directory ``path``: one level, or every file when recursive."""
 
     @abstractmethod
