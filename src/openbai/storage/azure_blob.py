@@ -1,0 +1,348 @@
+"""Azure Blob Storage backend: the blob containers of an Azure (or Azurite) storage account.
+
+Options: ``{"connection_string": ...}``, or ``{"account_key": ..., "blob_endpoint": ...}``
+(``account_name`` defaults to the account's name, ``blob_endpoint`` to Azure's public one).
+Optional: ``max_concurrency`` (parallel blocks/ranges of one file, default 8) and
+``retry_total`` (default 4: with exponential backoff a call rides out ~15 s of outage).
+
+- Containers are volumes. Directories are virtual: a prefix that has blobs under it is a
+  directory, ``make_dir`` only checks the container, deleting a directory deletes every
+  blob under its prefix.
+- ``upload`` writes a block blob (parallel blocks above 16 MiB) and stores its content MD5,
+  so tree transfers can skip unchanged files; ``download`` and large ``read`` calls fetch
+  ranges in parallel.
+- The client is built on first use: constructing the backend does no I/O.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import mimetypes
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.core.pipeline.transport import RequestsTransport
+from azure.storage.blob import (
+    BlobPrefix,
+    BlobProperties,
+    BlobServiceClient,
+    ContainerClient,
+    ContentSettings,
+    ExponentialRetry,
+)
+from requests import Session
+from requests.adapters import HTTPAdapter
+
+from openbai.errors import (
+    BackendUnavailableError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    SpecError,
+    StorageError,
+)
+from openbai.storage.atomic import atomic_target
+from openbai.storage.base import FileInfo, StorageBackend, VolumeInfo, VolumeKind, clean_path
+from openbai.storage.names import check_volume_name
+
+_MiB = 1024 * 1024
+_CLIENT_SIZES = {
+    "max_single_put_size": 16 * _MiB,
+    "max_block_size": 8 * _MiB,
+    "max_single_get_size": 32 * _MiB,
+    "max_chunk_get_size": 16 * _MiB,
+}
+_DELETE_BATCH = 256
+
+
+@contextlib.contextmanager
+def _translate(where: str) -> Iterator[None]:
+    """Turn Azure SDK (and local file) exceptions into openbai storage errors."""
+    try:
+        yield
+    except ResourceNotFoundError as e:
+        raise NotFoundError(f"{where}: not found ({_code(e)})", target=where) from e
+    except ResourceExistsError as e:
+        raise ConflictError(f"{where}: already exists ({_code(e)})", target=where) from e
+    except ClientAuthenticationError as e:
+        raise PermissionDeniedError(f"{where}: authentication failed", target=where) from e
+    except HttpResponseError as e:
+        status = e.status_code or 0
+        kind: type[StorageError] = StorageError
+        if status == 403:
+            kind = PermissionDeniedError
+        elif status >= 500:
+            kind = BackendUnavailableError
+        raise kind(f"{where}: HTTP {status} {_code(e) or e.reason}", target=where) from e
+    except (ServiceRequestError, ServiceResponseError) as e:
+        raise BackendUnavailableError(f"{where}: blob service unreachable", target=where) from e
+    except AzureError as e:
+        raise StorageError(f"{where}: {e.message}", target=where) from e
+    except FileNotFoundError as e:
+        raise NotFoundError(f"{e.filename}: no such file", target=where) from e
+    except OSError as e:
+        raise StorageError(f"{e.filename or where}: {e.strerror or e}", target=where) from e
+
+
+def _code(error: HttpResponseError) -> str | None:
+    """The storage error code (``ContainerNotFound``) the SDK attaches to its errors."""
+    code = getattr(error, "error_code", None)
+    return str(code) if code else None
+
+
+def _blob_info(props: BlobProperties) -> FileInfo:
+    md5 = props.content_settings.content_md5
+    return FileInfo(
+        path=str(props.name),
+        is_dir=False,
+        size=int(props.size),
+        modified=props.last_modified,
+        md5=bytes(md5).hex() if md5 else None,
+    )
+
+
+def _md5_of(path: Path) -> tuple[bytes, int]:
+    digest, size = hashlib.md5(usedforsecurity=False), 0
+    with open(path, "rb") as f:
+        while block := f.read(_MiB):
+            digest.update(block)
+            size += len(block)
+    return digest.digest(), size
+
+
+class AzureBlobStorage(StorageBackend):
+    """The blob containers of one Azure storage account."""
+
+    name: ClassVar[str] = "azure_blob"
+    shows_appends_live: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        account: str,
+        *,
+        connection_string: str | None = None,
+        account_key: str | None = None,
+        blob_endpoint: str | None = None,
+        max_concurrency: int = 8,
+        retry_total: int = 4,
+    ):
+        if not connection_string and not account_key:
+            raise SpecError(
+                "an Azure account needs 'connection_string' or 'account_key'",
+                target="connection_string",
+            )
+        self.account = account
+        self.blob_endpoint = blob_endpoint or f"https://{account}.blob.core.windows.net"
+        self.max_concurrency = max_concurrency
+        self._connection_string = connection_string
+        self._account_key = account_key
+        self._retry_total = retry_total
+        self._client: BlobServiceClient | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_options(
+        cls, account: str, kind: VolumeKind, options: dict[str, Any]
+    ) -> AzureBlobStorage:
+        if kind is not VolumeKind.BLOB:
+            raise SpecError(f"azure_blob serves blob containers, not {kind} volumes", target="kind")
+        return cls(
+            options.get("account_name") or account,
+            connection_string=options.get("connection_string"),
+            account_key=options.get("account_key"),
+            blob_endpoint=options.get("blob_endpoint"),
+            max_concurrency=int(options.get("max_concurrency", 8)),
+            retry_total=int(options.get("retry_total", 4)),
+        )
+
+    # -- client --------------------------------------------------------------------------
+    def _service(self) -> BlobServiceClient:
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
+
+    def _connect(self) -> BlobServiceClient:
+        retries = self._retry_total
+        session = Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        common: dict[str, Any] = {
+            "retry_policy": ExponentialRetry(
+                initial_backoff=1,
+                increment_base=2,
+                retry_total=retries,
+                random_jitter_range=1,
+                retry_connect=retries,
+                retry_read=retries,
+                retry_status=retries,
+            ),
+            "transport": RequestsTransport(session=session, connection_timeout=10),
+            **_CLIENT_SIZES,
+        }
+        try:
+            if self._connection_string:
+                return BlobServiceClient.from_connection_string(self._connection_string, **common)
+            credential = {"account_name": self.account, "account_key": self._account_key or ""}
+            return BlobServiceClient(self.blob_endpoint, credential=credential, **common)
+        except ValueError as e:
+            raise SpecError(f"invalid Azure storage options: {e}", target="options") from e
+
+    def close(self) -> None:
+        """Close the HTTP connections (the client is rebuilt if used again)."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def _container(self, volume: str) -> ContainerClient:
+        return self._service().get_container_client(check_volume_name(volume))
+
+    # -- volumes -------------------------------------------------------------------------
+    def list_volumes(self) -> list[VolumeInfo]:
+        with _translate(self.account):
+            names = [c.name for c in self._service().list_containers()]
+        return [VolumeInfo(name, VolumeKind.BLOB) for name in sorted(names)]
+
+    def create_volume(self, volume: str) -> VolumeInfo:
+        container = self._container(volume)
+        with _translate(volume):
+            container.create_container()
+        return VolumeInfo(volume, VolumeKind.BLOB)
+
+    def delete_volume(self, volume: str) -> None:
+        container = self._container(volume)
+        with _translate(volume):
+            container.delete_container()
+
+    # -- files ---------------------------------------------------------------------------
+    def stat(self, volume: str, path: str) -> FileInfo:
+        cleaned = clean_path(path)
+        container = self._container(volume)
+        with _translate(f"{volume}/{cleaned}"):
+            if not cleaned:
+                props = container.get_container_properties()
+                return FileInfo(path="", is_dir=True, modified=props.last_modified)
+            with contextlib.suppress(ResourceNotFoundError):
+                return _blob_info(container.get_blob_client(cleaned).get_blob_properties())
+            if not self._has_blobs_under(container, cleaned):
+                raise NotFoundError(f"{volume}/{cleaned}: not found", target=f"{volume}/{cleaned}")
+            return FileInfo(path=cleaned, is_dir=True)
+
+    @staticmethod
+    def _has_blobs_under(container: ContainerClient, path: str) -> bool:
+        pages = container.list_blob_names(name_starts_with=f"{path}/", results_per_page=1)
+        return next(iter(pages), None) is not None
+
+    def list_dir(
+        self, volume: str, path: str = "", *, recursive: bool = False
+    ) -> Iterator[FileInfo]:
+        cleaned = clean_path(path)
+        container = self._container(volume)
+        prefix = f"{cleaned}/" if cleaned else ""
+        found = False
+        entries: Iterable[BlobProperties | BlobPrefix]
+        with _translate(f"{volume}/{cleaned}"):
+            if recursive:
+                entries = container.list_blobs(name_starts_with=prefix)
+            else:
+                entries = container.walk_blobs(name_starts_with=prefix, delimiter="/")
+            for entry in entries:
+                found = True
+                if isinstance(entry, BlobPrefix):
+                    yield FileInfo(path=str(entry.name).rstrip("/"), is_dir=True)
+                elif not str(entry.name).endswith("/"):  # skip directory-marker blobs
+                    yield _blob_info(entry)
+            if not found:
+                container.get_container_properties()  # NotFoundError for a missing volume
+                if cleaned:
+                    where = f"{volume}/{cleaned}"
+                    raise NotFoundError(f"{where}: no such directory", target=where)
+
+    def read(self, volume: str, path: str, offset: int = 0, length: int | None = None) -> bytes:
+        cleaned = clean_path(path, allow_root=False)
+        if length == 0:
+            return b""
+        blob = self._container(volume).get_blob_client(cleaned)
+        with _translate(f"{volume}/{cleaned}"):
+            try:
+                stream = blob.download_blob(
+                    offset=offset if offset or length is not None else None,
+                    length=length,
+                    max_concurrency=self.max_concurrency,
+                )
+                return stream.readall()
+            except HttpResponseError as e:
+                if e.status_code == 416:  # offset at or past the end
+                    return b""
+                raise
+
+    def upload(self, volume: str, path: str, source: Path) -> FileInfo:
+        cleaned = clean_path(path, allow_root=False)
+        blob = self._container(volume).get_blob_client(cleaned)
+        content_type = mimetypes.guess_type(cleaned)[0] or "application/octet-stream"
+        with _translate(f"{volume}/{cleaned}"):
+            md5, size = _md5_of(source)
+            settings = ContentSettings(content_type=content_type, content_md5=bytearray(md5))
+            with open(source, "rb") as f:
+                result = blob.upload_blob(
+                    f,
+                    length=size,
+                    overwrite=True,
+                    content_settings=settings,
+                    max_concurrency=self.max_concurrency,
+                )
+        return FileInfo(cleaned, False, size, result.get("last_modified"), md5.hex())
+
+    def download(self, volume: str, path: str, target: Path) -> None:
+        cleaned = clean_path(path, allow_root=False)
+        blob = self._container(volume).get_blob_client(cleaned)
+        with _translate(f"{volume}/{cleaned}"), atomic_target(target) as tmp:
+            with open(tmp, "wb") as f:
+                blob.download_blob(max_concurrency=self.max_concurrency).readinto(f)
+
+    def delete(self, volume: str, path: str) -> None:
+        cleaned = clean_path(path, allow_root=False)
+        container = self._container(volume)
+        where = f"{volume}/{cleaned}"
+        with _translate(where):
+            try:
+                container.delete_blob(cleaned, delete_snapshots="include")
+                return
+            except ResourceNotFoundError as e:
+                names = list(container.list_blob_names(name_starts_with=f"{cleaned}/"))
+                if not names:
+                    raise NotFoundError(f"{where}: not found", target=where) from e
+            for start in range(0, len(names), _DELETE_BATCH):
+                self._delete_blobs(container, names[start : start + _DELETE_BATCH], where)
+
+    @staticmethod
+    def _delete_blobs(container: ContainerClient, names: list[str], where: str) -> None:
+        responses = container.delete_blobs(
+            *names, delete_snapshots="include", raise_on_any_failure=False
+        )
+        failed = [r.status_code for r in responses if r.status_code not in (202, 404)]
+        if failed:
+            raise StorageError(
+                f"{where}: {len(failed)} blobs could not be deleted (HTTP {failed[0]})",
+                target=where,
+            )
+
+    def make_dir(self, volume: str, path: str) -> None:
+        clean_path(path)
+        container = self._container(volume)
+        with _translate(volume):
+            container.get_container_properties()
