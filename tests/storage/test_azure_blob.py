@@ -1,0 +1,139 @@
+"""AzureBlobStorage against Azurite: the conformance suite plus Azure-only behaviour."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from azurite_fixture import Azurite, AzuriteProcess, require_node
+
+from openbai.errors import BackendUnavailableError, PermissionDeniedError, SpecError
+from openbai.storage.azure_blob import AzureBlobStorage
+from openbai.storage.base import VolumeKind
+from openbai.storage.registry import backend_for
+from openbai.storage.transfer import file_md5
+
+from .conformance import StorageConformance, write
+
+pytestmark = pytest.mark.azurite
+
+
+@pytest.fixture
+def backend(azurite: Azurite):
+    built = backend_for(
+        "devstoreaccount1",
+        "azure",
+        VolumeKind.BLOB,
+        {"connection_string": azurite.connection_string},
+    )
+    assert isinstance(built, AzureBlobStorage)
+    yield built
+    built.close()
+
+
+class TestAzureBlobStorage(StorageConformance):
+    pass
+
+
+def test_account_key_and_endpoint_options(azurite: Azurite):
+    backend = AzureBlobStorage.from_options(
+        "ignored",
+        VolumeKind.BLOB,
+        {
+            "account_name": azurite.account_name,
+            "account_key": azurite.account_key,
+            "blob_endpoint": azurite.blob_endpoint,
+        },
+    )
+    backend.list_volumes()
+    backend.close()
+
+
+def test_constructor_does_no_io():
+    backend = AzureBlobStorage.from_options(
+        "acct", VolumeKind.BLOB, {"account_key": "a2V5", "blob_endpoint": "http://127.0.0.1:9/x"}
+    )
+    assert backend.blob_endpoint == "http://127.0.0.1:9/x"
+
+
+def test_options_are_checked():
+    with pytest.raises(SpecError):
+        AzureBlobStorage.from_options("acct", VolumeKind.BLOB, {})
+    with pytest.raises(SpecError):
+        AzureBlobStorage.from_options("acct", VolumeKind.FILE, {"account_key": "a2V5"})
+
+
+def test_upload_stores_content_md5(backend: AzureBlobStorage, tmp_path: Path):
+    backend.create_volume("md5check")
+    try:
+        source = write(tmp_path / "f", b"hello" * 1000)
+        info = backend.upload("md5check", "f", source)
+        assert info.md5 == file_md5(source)
+        assert backend.stat("md5check", "f").md5 == info.md5
+        assert next(iter(backend.list_dir("md5check"))).md5 == info.md5
+    finally:
+        backend.delete_volume("md5check")
+
+
+def test_large_file_goes_in_parallel_blocks(backend: AzureBlobStorage, tmp_path: Path):
+    data = bytes(range(256)) * (4096 * 20 + 7)  # ~20 MiB: above the single-put size
+    source = write(tmp_path / "big", data)
+    backend.create_volume("bigfile")
+    try:
+        info = backend.upload("bigfile", "big", source)
+        assert info.size == len(data) and info.md5 == file_md5(source)
+        assert backend.stat("bigfile", "big").md5 == info.md5
+        backend.download("bigfile", "big", tmp_path / "back")
+        assert (tmp_path / "back").read_bytes() == data
+        assert (
+            backend.read("bigfile", "big", 10 * 2**20, 100) == data[10 * 2**20 : 10 * 2**20 + 100]
+        )
+    finally:
+        backend.delete_volume("bigfile")
+
+
+def test_wrong_key_is_permission_denied(azurite: Azurite):
+    wrong = Azurite(azurite.blob_endpoint, account_key="d3Jvbmcga2V5")
+    backend = AzureBlobStorage.from_options(
+        "devstoreaccount1", VolumeKind.BLOB, {"connection_string": wrong.connection_string}
+    )
+    with pytest.raises(PermissionDeniedError):
+        backend.list_volumes()
+
+
+def test_unreachable_service_is_backend_unavailable():
+    backend = AzureBlobStorage.from_options(
+        "devstoreaccount1",
+        VolumeKind.BLOB,
+        {
+            "account_key": "a2V5",
+            "blob_endpoint": "http://127.0.0.1:9/devstoreaccount1",
+            "retry_total": 0,
+        },
+    )
+    with pytest.raises(BackendUnavailableError):
+        backend.list_volumes()
+
+
+def test_rides_out_a_short_outage(tmp_path: Path):
+    """A call made while the service is down succeeds once it is back (retry policy)."""
+    require_node()
+    process = AzuriteProcess(tmp_path / "azurite")
+    azurite = process.start()
+    backend = AzureBlobStorage.from_options(
+        "devstoreaccount1", VolumeKind.BLOB, {"connection_string": azurite.connection_string}
+    )
+    try:
+        backend.create_volume("survivor")
+        process.stop()
+        restart = threading.Timer(4.0, process.start)
+        restart.start()
+        started = time.monotonic()
+        assert [v.name for v in backend.list_volumes()] == ["survivor"]
+        assert time.monotonic() - started >= 3.5
+        restart.join()
+    finally:
+        backend.close()
+        process.stop()

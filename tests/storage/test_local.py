@@ -1,0 +1,194 @@
+"""LocalStorage: the conformance suite plus what only a local directory tree can show."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from openbai.errors import NotFoundError, PermissionDeniedError, SpecError
+from openbai.storage.base import VolumeKind
+from openbai.storage.follow import follow
+from openbai.storage.local import LocalStorage
+from openbai.storage.registry import backend_for
+from openbai.storage.transfer import upload_tree
+
+from .conformance import StorageConformance, make_tree, write
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> LocalStorage:
+    built = backend_for("acct", "local", VolumeKind.BLOB, {"root": str(tmp_path / "root")})
+    assert isinstance(built, LocalStorage)
+    return built
+
+
+class TestLocalStorage(StorageConformance):
+    pass
+
+
+def test_layout_and_local_path(backend: LocalStorage, tmp_path: Path):
+    backend.create_volume("data")
+    backend.upload("data", "a/b.txt", write(tmp_path / "src", "x"))
+    volume_dir = tmp_path / "root" / "acct" / "blob" / "data"
+    assert backend.local_path("data") == volume_dir.resolve()
+    assert (volume_dir / "a" / "b.txt").read_text() == "x"
+
+
+def test_file_volumes_are_separate(tmp_path: Path):
+    options = {"root": str(tmp_path)}
+    blobs = LocalStorage.from_options("acct", VolumeKind.BLOB, options)
+    shares = LocalStorage.from_options("acct", VolumeKind.FILE, options)
+    shares.create_volume("logs")
+    assert [v.name for v in shares.list_volumes()] == ["logs"]
+    assert shares.list_volumes()[0].kind is VolumeKind.FILE
+    assert blobs.list_volumes() == []
+
+
+def test_root_option_is_required():
+    with pytest.raises(SpecError) as info:
+        LocalStorage.from_options("acct", VolumeKind.BLOB, {})
+    assert info.value.target == "root"
+
+
+def test_make_dir_creates_an_empty_directory(backend: LocalStorage):
+    backend.create_volume("data")
+    backend.make_dir("data", "a/b")
+    assert [(i.path, i.is_dir) for i in backend.list_dir("data", "a")] == [("a/b", True)]
+
+
+def test_stat_has_no_md5_and_utc_mtime(backend: LocalStorage, tmp_path: Path):
+    backend.create_volume("data")
+    source = write(tmp_path / "src", "x")
+    os.utime(source, ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+    info = backend.upload("data", "f", source)
+    assert info.md5 is None
+    assert info.modified is not None and info.modified.timestamp() == 1_700_000_000.123456
+
+
+def test_symlink_out_of_the_volume_is_not_followed(backend: LocalStorage, tmp_path: Path):
+    backend.create_volume("data")
+    secret = write(tmp_path / "secret.txt", "top secret")
+    volume_dir = backend.local_path("data")
+    assert volume_dir is not None
+    (volume_dir / "link").symlink_to(secret)
+    (volume_dir / "dirlink").symlink_to(tmp_path)
+    write(volume_dir / "ok.txt", "fine")
+    (volume_dir / "inner").symlink_to(volume_dir / "ok.txt")
+
+    for path in ("link", "dirlink/secret.txt"):
+        with pytest.raises(PermissionDeniedError):
+            backend.read("data", path)
+        with pytest.raises(PermissionDeniedError):
+            backend.stat("data", path)
+        with pytest.raises(PermissionDeniedError):
+            backend.download("data", path, tmp_path / "stolen")
+    with pytest.raises(PermissionDeniedError):
+        list(backend.list_dir("data", "dirlink"))
+    with pytest.raises(PermissionDeniedError):
+        backend.upload("data", "dirlink/planted.txt", secret)
+    assert sorted(i.path for i in backend.list_dir("data")) == ["inner", "ok.txt"]
+    assert sorted(i.path for i in backend.list_dir("data", recursive=True)) == ["inner", "ok.txt"]
+    assert backend.read("data", "inner") == b"fine"
+    backend.delete("data", "link")  # removes the link, not its target
+    assert secret.read_text() == "top secret"
+
+
+def test_partial_uploads_are_invisible(backend: LocalStorage, tmp_path: Path):
+    backend.create_volume("data")
+    volume_dir = backend.local_path("data")
+    assert volume_dir is not None
+    write(volume_dir / ".big.bin.abc123.openbai-part", "half")
+    write(volume_dir / "done.txt", "x")
+    assert [i.path for i in backend.list_dir("data", recursive=True)] == ["done.txt"]
+    assert [i.path for i in backend.list_dir("data")] == ["done.txt"]
+
+
+def test_failed_upload_leaves_old_file(backend: LocalStorage, tmp_path: Path, monkeypatch):
+    backend.create_volume("data")
+    backend.upload("data", "f", write(tmp_path / "v1", "old"))
+
+    def broken_copy(src, dst):
+        Path(dst).write_text("partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("openbai.storage.local.shutil.copyfile", broken_copy)
+    with pytest.raises(Exception) as info:
+        backend.upload("data", "f", write(tmp_path / "v2", "new content"))
+    assert "No space left" in str(info.value)
+    assert backend.read("data", "f") == b"old"
+    volume_dir = backend.local_path("data")
+    assert volume_dir is not None and os.listdir(volume_dir) == ["f"]
+
+
+def test_upload_keeps_mode_bits(backend: LocalStorage, tmp_path: Path):
+    backend.create_volume("data")
+    script = write(tmp_path / "run.sh", "#!/bin/sh\n")
+    script.chmod(0o755)
+    backend.upload("data", "run.sh", script)
+    volume_dir = backend.local_path("data")
+    assert volume_dir is not None and os.access(volume_dir / "run.sh", os.X_OK)
+
+
+def test_rerun_of_a_local_upload_does_not_hash(backend, tmp_path, monkeypatch):
+    backend.create_volume("data")
+    make_tree(tmp_path / "src")
+    upload_tree(backend, "data", tmp_path / "src")
+
+    def no_hashing(path):
+        raise AssertionError("a local re-run must compare size and mtime only")
+
+    monkeypatch.setattr("openbai.storage.transfer.file_md5", no_hashing)
+    report = upload_tree(backend, "data", tmp_path / "src")
+    assert report.files_skipped == report.files_total == 5
+
+
+def test_follow_latency(backend: LocalStorage, tmp_path: Path):
+    """A line written to a volume file reaches the follower within 0.1 s (median)."""
+    backend.create_volume("logs")
+    volume_dir = backend.local_path("logs")
+    assert volume_dir is not None
+    done = threading.Event()
+    written: list[float] = []
+
+    def writer() -> None:
+        with open(volume_dir / "stdout.txt", "ab", buffering=0) as f:
+            for i in range(20):
+                written.append(time.monotonic())
+                f.write(f"{i}\n".encode())
+                time.sleep(0.03)
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    latencies: list[float] = []
+    buffer = b""
+    for chunk in follow(backend, "logs", "stdout.txt", is_finished=done.is_set):
+        now = time.monotonic()
+        buffer += chunk
+        while len(latencies) < buffer.count(b"\n"):
+            latencies.append(now - written[len(latencies)])
+    thread.join()
+    assert buffer == b"".join(f"{i}\n".encode() for i in range(20))
+    assert sorted(latencies)[len(latencies) // 2] <= 0.1
+
+
+def test_follow_restarts_after_truncation(backend: LocalStorage, tmp_path: Path):
+    backend.create_volume("logs")
+    volume_dir = backend.local_path("logs")
+    assert volume_dir is not None
+    log = write(volume_dir / "log", "first run output\n")
+    finished = threading.Event()
+    chunks = follow(backend, "logs", "log", is_finished=finished.is_set, poll_interval=0.01)
+    assert next(chunks) == b"first run output\n"
+    log.write_text("again\n")
+    finished.set()
+    assert b"".join(chunks) == b"again\n"
+
+
+def test_missing_volume_in_local_path(backend: LocalStorage):
+    with pytest.raises(NotFoundError):
+        backend.local_path("nothere")
