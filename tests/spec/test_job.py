@@ -266,7 +266,7 @@ def test_parameter_servers_cannot_outnumber_nodes():
     assert refusal(data).target == "properties.tensorFlowSettings.parameterServerCount"
 
 
-def test_pytorch_backend_is_canonicalised():
+def test_pytorch_backend_is_checked_ignoring_case_and_kept_as_written():
     data = custom_job()
     del data["properties"]["customToolkitSettings"]
     data["properties"]["pyTorchSettings"] = {
@@ -278,4 +278,18 @@ def test_pytorch_backend_is_canonicalised():
 
     assert props.tool_type == "pytorch"
     assert isinstance(props.toolkit, PyTorchSettings)
-    assert props.toolkit.communication_backend == "Gloo"
+    assert props.toolkit.communication_backend == "gloo"
+
+
+def test_unknown_pytorch_backend():
+    data = custom_job()
+    del data["properties"]["customToolkitSettings"]
+    data["properties"]["pyTorchSettings"] = {
+        "pythonScriptFilePath": "a.py",
+        "communicationBackend": "nccl",
+    }
+
+    error = refusal(data)
+
+    assert error.target == "properties.pyTorchSettings.communicationBackend"
+    assert "'TCP', 'Gloo' or 'MPI'" in error.message

@@ -5,15 +5,16 @@ service reports which as ``toolType``. :data:`TOOL_TYPES` is the one table from 
 field to that tool type, in swagger order. Each class checks only its own fields; rules that
 need the job (``parameterServerCount`` ≤ ``nodeCount``) live in :mod:`openbai.spec.job`.
 
-Enum-like strings are matched case-insensitively and stored in their canonical spelling:
-the recipes write ``"communicationBackend": "gloo"``, the swagger says ``Gloo``.
+Enum-like strings are matched case-insensitively. ``languageType`` is stored in its
+canonical spelling (``Python``); ``communicationBackend`` is stored as written, because it
+is handed to the user's script (the recipes write ``"gloo"``, the swagger says ``Gloo``).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from openbai.spec.base import FieldError, WireModel
 from openbai.spec.common import NonEmptyStr, StrictInt, choice
@@ -104,16 +105,25 @@ def _require(value: str | None, field: str, language: str) -> None:
         raise FieldError(f"{field} is required for languageType {language}", field)
 
 
+def _backend(value: str) -> str:
+    if value.lower() not in ("tcp", "gloo", "mpi"):
+        raise ValueError(f"must be 'TCP', 'Gloo' or 'MPI', got {value!r}")
+    return value
+
+
 class PyTorchSettings(WireModel):
-    """PyTorch; ``communicationBackend`` is needed only for distributed jobs."""
+    """PyTorch; ``communicationBackend`` is needed only for distributed jobs.
+
+    The backend is checked ignoring case but kept as written: it reaches the script as
+    ``$AZ_BATCHAI_PYTORCH_BACKEND`` (the recipe passes it to ``--dist-backend``), and old
+    PyTorch releases want the lower-case name the recipes use.
+    """
 
     python_script_file_path: NonEmptyStr
     python_interpreter_path: str | None = None
     command_line_args: str | None = None
     process_count: ProcessCount | None = None
-    communication_backend: Annotated[
-        Literal["TCP", "Gloo", "MPI"] | None, choice("TCP", "Gloo", "MPI")
-    ] = None
+    communication_backend: Annotated[str, AfterValidator(_backend)] | None = None
 
 
 class TensorFlowSettings(WireModel):
