@@ -15,7 +15,7 @@ from openbai.storage.base import VolumeKind
 from openbai.storage.registry import backend_for
 from openbai.storage.transfer import file_md5
 
-from .conformance import StorageConformance, write
+from .conformance import StorageConformance, new_volume_name, write
 
 pytestmark = pytest.mark.azurite
 
@@ -66,32 +66,32 @@ def test_options_are_checked():
 
 
 def test_upload_stores_content_md5(backend: AzureBlobStorage, tmp_path: Path):
-    backend.create_volume("md5check")
+    volume = backend.create_volume(new_volume_name()).name
     try:
         source = write(tmp_path / "f", b"hello" * 1000)
-        info = backend.upload("md5check", "f", source)
+        info = backend.upload(volume, "f", source)
         assert info.md5 == file_md5(source)
-        assert backend.stat("md5check", "f").md5 == info.md5
-        assert next(iter(backend.list_dir("md5check"))).md5 == info.md5
+        assert backend.stat(volume, "f").md5 == info.md5
+        assert next(iter(backend.list_dir(volume))).md5 == info.md5
     finally:
-        backend.delete_volume("md5check")
+        backend.delete_volume(volume)
 
 
 def test_large_file_goes_in_parallel_blocks(backend: AzureBlobStorage, tmp_path: Path):
     data = bytes(range(256)) * (4096 * 20 + 7)  # ~20 MiB: above the single-put size
     source = write(tmp_path / "big", data)
-    backend.create_volume("bigfile")
+    volume = backend.create_volume(new_volume_name()).name
     try:
-        info = backend.upload("bigfile", "big", source)
+        info = backend.upload(volume, "big", source)
         assert info.size == len(data) and info.md5 == file_md5(source)
-        assert backend.stat("bigfile", "big").md5 == info.md5
-        backend.download("bigfile", "big", tmp_path / "back")
+        assert backend.stat(volume, "big").md5 == info.md5
+        backend.download(volume, "big", tmp_path / "back")
         assert (tmp_path / "back").read_bytes() == data
         assert (
             backend.read("bigfile", "big", 10 * 2**20, 100) == data[10 * 2**20 : 10 * 2**20 + 100]
         )
     finally:
-        backend.delete_volume("bigfile")
+        backend.delete_volume(volume)
 
 
 def test_wrong_key_is_permission_denied(azurite: Azurite):

@@ -48,6 +48,12 @@ def test_file_volumes_are_separate(tmp_path: Path):
     assert blobs.list_volumes() == []
 
 
+def test_stray_directories_are_not_volumes(backend: LocalStorage, tmp_path: Path):
+    backend.create_volume("data")
+    (tmp_path / "root" / "acct" / "blob" / "Not_A_Volume").mkdir()
+    assert [v.name for v in backend.list_volumes()] == ["data"]
+
+
 def test_root_option_is_required():
     with pytest.raises(SpecError) as info:
         LocalStorage.from_options("acct", VolumeKind.BLOB, {})

@@ -124,7 +124,7 @@ class LocalStorage(StorageBackend):
             if not self.base.is_dir():
                 return []
             names = sorted(p.name for p in self.base.iterdir() if p.is_dir())
-        return [VolumeInfo(name, self.kind) for name in names]
+        return [VolumeInfo(name, self.kind) for name in names if _is_volume_name(name)]
 
     def create_volume(self, volume: str) -> VolumeInfo:
         check_volume_name(volume)
@@ -224,3 +224,12 @@ class LocalStorage(StorageBackend):
 
 def _raise(error: OSError) -> None:
     raise error
+
+
+def _is_volume_name(name: str) -> bool:
+    """Whether a directory under the account is a volume (stray directories are not)."""
+    try:
+        check_volume_name(name)
+    except SpecError:
+        return False
+    return True
