@@ -87,9 +87,7 @@ def test_large_file_goes_in_parallel_blocks(backend: AzureBlobStorage, tmp_path:
         assert backend.stat(volume, "big").md5 == info.md5
         backend.download(volume, "big", tmp_path / "back")
         assert (tmp_path / "back").read_bytes() == data
-        assert (
-            backend.read("bigfile", "big", 10 * 2**20, 100) == data[10 * 2**20 : 10 * 2**20 + 100]
-        )
+        assert backend.read(volume, "big", 10 * 2**20, 100) == data[10 * 2**20 : 10 * 2**20 + 100]
     finally:
         backend.delete_volume(volume)
 
