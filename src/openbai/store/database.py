@@ -25,6 +25,9 @@ class Database:
         self.url = url
         self.engine = _make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(
+            self.engine.execution_options(openbai_read=True), expire_on_commit=False
+        )
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (cheap when it already is)."""
@@ -48,8 +51,18 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on error."""
+        """A writing session in one transaction: committed on success, rolled back on error.
+
+        On SQLite it takes the write lock when it begins, so concurrent writers queue instead
+        of failing; never open one inside another in the same thread.
+        """
         with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only session: never blocks writers, may be opened inside a writing one."""
+        with self._readers() as session, session.begin():
             yield session
 
     def dispose(self) -> None:
@@ -80,7 +93,8 @@ def _make_engine(url: str) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin(connection: Any) -> None:
+        read = connection.get_execution_options().get("openbai_read")
+        connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
     return engine

@@ -1,0 +1,179 @@
+"""What the CLI asks of openbai, answered in-process (embedded) or by a server (``--server``).
+
+Both clients return the REST API's JSON shapes, so every command prints the same thing
+whichever way it went.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from openbai.services import accounts, clusters, files, jobs, workspaces
+from openbai.services.app import App
+from openbai.services.views import iso
+from openbai.settings import Settings
+from openbai.storage.base import StorageBackend, VolumeKind
+
+
+class EmbeddedClient:
+    """openbai in this process: the local database, storage and dispatcher."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._app: App | None = None
+
+    @property
+    def app(self) -> App:
+        if self._app is None:
+            self._app = App.open(self.settings)
+        return self._app
+
+    @property
+    def default_resource_group(self) -> str:
+        return self.settings.resource_group
+
+    # workspaces and experiments
+    def create_workspace(
+        self, rg: str, name: str, location: str | None, tags: Mapping[str, str]
+    ) -> dict[str, Any]:
+        return workspaces.create_workspace(
+            self.app, rg, name, {"location": location or self.settings.location, "tags": dict(tags)}
+        )
+
+    def get_workspace(self, rg: str, name: str) -> dict[str, Any]:
+        return workspaces.get_workspace(self.app, rg, name)
+
+    def list_workspaces(self, rg: str | None) -> list[dict[str, Any]]:
+        return workspaces.list_workspaces(self.app, rg)
+
+    def delete_workspace(self, rg: str, name: str) -> None:
+        workspaces.delete_workspace(self.app, rg, name)
+
+    def create_experiment(self, rg: str, ws: str, name: str) -> dict[str, Any]:
+        return workspaces.create_experiment(self.app, rg, ws, name)
+
+    def get_experiment(self, rg: str, ws: str, name: str) -> dict[str, Any]:
+        return workspaces.get_experiment(self.app, rg, ws, name)
+
+    def list_experiments(self, rg: str, ws: str) -> list[dict[str, Any]]:
+        return workspaces.list_experiments(self.app, rg, ws)
+
+    def delete_experiment(self, rg: str, ws: str, name: str) -> None:
+        workspaces.delete_experiment(self.app, rg, ws, name)
+
+    # clusters
+    def create_cluster(
+        self, rg: str, ws: str, name: str, body: Mapping[str, Any], *, use_auto_storage: bool
+    ) -> dict[str, Any]:
+        return clusters.create_cluster(
+            self.app, rg, ws, name, body, use_auto_storage=use_auto_storage
+        )
+
+    def get_cluster(self, rg: str, ws: str, name: str) -> dict[str, Any]:
+        return clusters.get_cluster(self.app, rg, ws, name)
+
+    def list_clusters(self, rg: str, ws: str) -> list[dict[str, Any]]:
+        return clusters.list_clusters(self.app, rg, ws)
+
+    def update_cluster(
+        self, rg: str, ws: str, name: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return clusters.update_cluster(self.app, rg, ws, name, body)
+
+    def delete_cluster(self, rg: str, ws: str, name: str) -> None:
+        clusters.delete_cluster(self.app, rg, ws, name)
+
+    # jobs
+    def create_job(
+        self,
+        rg: str,
+        ws: str,
+        exp: str,
+        name: str,
+        body: Mapping[str, Any],
+        *,
+        cluster: str | None,
+        placeholders: Mapping[str, str],
+    ) -> dict[str, Any]:
+        return jobs.create_job(
+            self.app, rg, ws, exp, name, body, cluster=cluster, placeholders=placeholders
+        )
+
+    def get_job(self, rg: str, ws: str, exp: str, name: str) -> dict[str, Any]:
+        return jobs.get_job(self.app, rg, ws, exp, name)
+
+    def list_jobs(self, rg: str, ws: str, exp: str) -> list[dict[str, Any]]:
+        return jobs.list_jobs(self.app, rg, ws, exp)
+
+    def terminate_job(self, rg: str, ws: str, exp: str, name: str) -> dict[str, Any]:
+        return jobs.terminate_job(self.app, rg, ws, exp, name)
+
+    def delete_job(self, rg: str, ws: str, exp: str, name: str) -> None:
+        jobs.delete_job(self.app, rg, ws, exp, name)
+
+    def list_job_files(
+        self, rg: str, ws: str, exp: str, job: str, *, directory_id: str, path: str
+    ) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": f.name,
+                "fileType": "directory" if f.is_directory else "file",
+                "downloadUrl": f.url,
+                "contentLength": f.size,
+                "lastModified": iso(f.modified),
+            }
+            for f in files.list_output_files(
+                self.app, rg, ws, exp, job, directory_id=directory_id, path=path
+            )
+        ]
+
+    def stream_job_file(
+        self,
+        rg: str,
+        ws: str,
+        exp: str,
+        job: str,
+        name: str,
+        *,
+        directory_id: str,
+        path: str,
+        offset: int = 0,
+    ) -> Iterator[bytes]:
+        return files.follow_output_file(
+            self.app, rg, ws, exp, job, name, directory_id=directory_id, path=path, offset=offset
+        )
+
+    # storage
+    def create_account(
+        self, name: str, *, kind: str, resource_group: str | None, options: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return accounts.create_account(
+            self.app, name, kind=kind, resource_group=resource_group, options=dict(options)
+        ).public()
+
+    def get_account(self, name: str) -> dict[str, Any]:
+        return accounts.get_account(self.app, name).public()
+
+    def list_accounts(self) -> list[dict[str, Any]]:
+        return [a.public() for a in accounts.list_accounts(self.app)]
+
+    def delete_account(self, name: str) -> None:
+        accounts.delete_account(self.app, name)
+
+    def storage(self, account: str, kind: VolumeKind) -> StorageBackend:
+        """The backend itself: volume and file commands run on it directly."""
+        return accounts.backend(self.app, account, kind)
+
+    def create_volume(self, account: str, kind: VolumeKind, name: str) -> dict[str, Any]:
+        volume = accounts.create_volume(self.app, account, kind, name)
+        return {"name": volume.name, "kind": volume.kind.value, "account": account}
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+
+
+def read_path(path: str) -> Path:
+    return Path(path).expanduser()

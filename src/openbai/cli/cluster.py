@@ -1,0 +1,375 @@
+"""``bai cluster``: create (from a cluster.json and/or flags), show, list, resize, delete.
+
+Flags follow ``az batchai cluster create``; as in az, flags given on the command line
+override the config file, and mounts given by flags are added to the file's.
+"""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from openbai.cli.common import (
+    client,
+    confirm,
+    group_option,
+    handle_errors,
+    resource_group,
+    workspace_option,
+    yes_option,
+)
+from openbai.cli.output import emit, flatten, output_options
+from openbai.errors import SpecError
+from openbai.spec import load_json_file
+
+IMAGE_ALIASES = {
+    "UbuntuLTS": {
+        "publisher": "Canonical",
+        "offer": "UbuntuServer",
+        "sku": "16.04-LTS",
+        "version": "latest",
+    },
+    "UbuntuDSVM": {
+        "publisher": "microsoft-ads",
+        "offer": "linux-data-science-vm-ubuntu",
+        "sku": "linuxdsvmubuntu",
+        "version": "latest",
+    },
+}
+CLUSTER_COLUMNS = [
+    ("Name", "name"),
+    ("Resource Group", "resourceGroup"),
+    ("VM Size", "vmSize"),
+    ("State", "allocationState"),
+    ("Idle", "nodeStateCounts.idleNodeCount"),
+    ("Running", "nodeStateCounts.runningNodeCount"),
+    ("Preparing", "nodeStateCounts.preparingNodeCount"),
+    ("Leaving", "nodeStateCounts.leavingNodeCount"),
+    ("Unusable", "nodeStateCounts.unusableNodeCount"),
+]
+
+
+def scale_settings(
+    target: int | None, minimum: int | None, maximum: int | None
+) -> dict[str, Any] | None:
+    """az's rules: only -t → manual; --min == --max → manual; else auto-scale."""
+    if minimum is None and maximum is None:
+        return None if target is None else {"manual": {"targetNodeCount": target}}
+    if minimum is None or maximum is None:
+        raise SpecError("give both --min and --max, or neither", target="--min/--max")
+    if minimum == maximum:
+        return {"manual": {"targetNodeCount": target if target is not None else minimum}}
+    return {
+        "autoScale": {
+            "minimumNodeCount": minimum,
+            "maximumNodeCount": maximum,
+            "initialNodeCount": target or 0,
+        }
+    }
+
+
+def image_reference(image: str) -> dict[str, Any]:
+    if image in IMAGE_ALIASES:
+        return IMAGE_ALIASES[image]
+    parts = image.split(":")
+    if len(parts) != 4:
+        raise SpecError(
+            f"--image: use UbuntuLTS, UbuntuDSVM or publisher:offer:sku:version, got {image!r}",
+            target="--image",
+        )
+    return dict(zip(("publisher", "offer", "sku", "version"), parts, strict=True))
+
+
+@click.group("cluster")
+def cluster_group() -> None:
+    """Clusters: the nodes jobs run on (local slots or a Slurm partition)."""
+
+
+@cluster_group.command("create")
+@click.option("-n", "--name", "--cluster", "name", required=True, help="Name of the cluster.")
+@workspace_option
+@group_option
+@click.option(
+    "-f",
+    "--config-file",
+    type=click.Path(dir_okay=False),
+    help="A cluster.json (Batch AI schema 2018-05-01).",
+)
+@click.option("-s", "--vm-size", default=None, help="VM size (recorded; default STANDARD_NC6).")
+@click.option(
+    "-i", "--image", default=None, help="UbuntuLTS, UbuntuDSVM or publisher:offer:sku:version."
+)
+@click.option("--vm-priority", type=click.Choice(["dedicated", "lowpriority"]), default=None)
+@click.option("-t", "--target", type=int, default=None, help="Number of nodes (manual scale).")
+@click.option("--nodes", type=int, default=None, help="Fixed number of nodes (same as -t).")
+@click.option("--min", "minimum", type=int, default=None, help="Auto-scale minimum.")
+@click.option("--max", "maximum", type=int, default=None, help="Auto-scale maximum.")
+@click.option("-u", "--user-name", default=None)
+@click.option("-p", "--password", default=None)
+@click.option("-k", "--ssh-key", default=None)
+@click.option("--generate-ssh-keys", is_flag=True, help="Accepted for az compatibility.")
+@click.option(
+    "--use-auto-storage",
+    is_flag=True,
+    help="Create and mount an auto-storage share (autoafs) and container (autobfs).",
+)
+@click.option("--afs-name", default=None, help="File share of --storage-account-name to mount.")
+@click.option("--afs-mount-path", default="afs", show_default=True)
+@click.option("--bfs-name", default=None, help="Blob container of --storage-account-name to mount.")
+@click.option("--bfs-mount-path", default="bfs", show_default=True)
+@click.option("--storage-account-name", default=None, envvar="AZURE_BATCHAI_STORAGE_ACCOUNT")
+@click.option(
+    "--setup-task", default=None, help="Command line run on each node before its first job."
+)
+@click.option("--setup-task-output", default=None, help="Where the setup task's output goes.")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "slurm"]),
+    default=None,
+    help="Where jobs run (default local).",
+)
+@click.option("--partition", default=None, help="Slurm partition (with --executor slurm).")
+@click.option(
+    "--require-containers",
+    is_flag=True,
+    default=None,
+    help="Refuse jobs that cannot run in their container.",
+)
+@click.option("--container-runtime", type=click.Choice(["podman", "docker"]), default=None)
+@output_options
+@handle_errors
+def cluster_create(
+    name: str,
+    workspace: str,
+    resource_group_name: str | None,
+    config_file: str | None,
+    vm_size: str | None,
+    image: str | None,
+    vm_priority: str | None,
+    target: int | None,
+    nodes: int | None,
+    minimum: int | None,
+    maximum: int | None,
+    user_name: str | None,
+    password: str | None,
+    ssh_key: str | None,
+    generate_ssh_keys: bool,
+    use_auto_storage: bool,
+    afs_name: str | None,
+    afs_mount_path: str,
+    bfs_name: str | None,
+    bfs_mount_path: str,
+    storage_account_name: str | None,
+    setup_task: str | None,
+    setup_task_output: str | None,
+    executor: str | None,
+    partition: str | None,
+    require_containers: bool | None,
+    container_runtime: str | None,
+    output: str,
+    query: str | None,
+) -> None:
+    """Create a cluster."""
+    body: dict[str, Any] = (
+        load_json_file(Path(config_file), field="--config-file") if config_file else {}
+    )
+    props = body.setdefault("properties", {})
+    if nodes is not None and target is not None and nodes != target:
+        raise SpecError("give --nodes or -t, not both with different values", target="--nodes")
+    scale = scale_settings(nodes if nodes is not None else target, minimum, maximum)
+    if scale is not None:
+        props["scaleSettings"] = scale
+    elif "scaleSettings" not in props:
+        props["scaleSettings"] = {"manual": {"targetNodeCount": 1}}
+    if vm_size:
+        props["vmSize"] = vm_size
+    props.setdefault("vmSize", "STANDARD_NC6")
+    if vm_priority:
+        props["vmPriority"] = vm_priority
+    if image:
+        props["virtualMachineConfiguration"] = {"imageReference": image_reference(image)}
+    account = props.setdefault("userAccountSettings", {"adminUserName": getpass.getuser()})
+    if user_name:
+        account["adminUserName"] = user_name
+    if password:
+        account["adminUserPassword"] = password
+    if ssh_key:
+        key_path = Path(ssh_key).expanduser()
+        account["adminUserSshPublicKey"] = (
+            key_path.read_text().strip() if key_path.is_file() else ssh_key
+        )
+    _add_mounts(
+        props.setdefault("nodeSetup", {}),
+        storage_account_name,
+        afs_name,
+        afs_mount_path,
+        bfs_name,
+        bfs_mount_path,
+    )
+    if setup_task:
+        if not setup_task_output:
+            raise SpecError("--setup-task needs --setup-task-output", target="--setup-task-output")
+        props["nodeSetup"]["setupTask"] = {
+            "commandLine": setup_task,
+            "stdOutErrPathPrefix": setup_task_output,
+        }
+    extension = props.setdefault("openbai", {})
+    for key, value in (
+        ("executor", executor),
+        ("partition", partition),
+        ("requireContainers", require_containers),
+        ("containerRuntime", container_runtime),
+    ):
+        if value is not None:
+            extension[key] = value
+    result = client().create_cluster(
+        resource_group(resource_group_name),
+        workspace,
+        name,
+        body,
+        use_auto_storage=use_auto_storage,
+    )
+    emit(flatten(result), output=output, query=query, columns=CLUSTER_COLUMNS)
+
+
+def _add_mounts(
+    node_setup: dict[str, Any],
+    account: str | None,
+    afs: str | None,
+    afs_path: str,
+    bfs: str | None,
+    bfs_path: str,
+) -> None:
+    """Mounts from flags are appended to the file's (as az did)."""
+    if (afs or bfs) and not account:
+        raise SpecError(
+            "--afs-name/--bfs-name need --storage-account-name", target="--storage-account-name"
+        )
+    volumes = node_setup.setdefault("mountVolumes", {})
+    if afs:
+        volumes.setdefault("azureFileShares", []).append(
+            {
+                "accountName": account,
+                "azureFileUrl": f"https://{account}.file.core.windows.net/{afs}",
+                "relativeMountPath": afs_path,
+            }
+        )
+    if bfs:
+        volumes.setdefault("azureBlobFileSystems", []).append(
+            {"accountName": account, "containerName": bfs, "relativeMountPath": bfs_path}
+        )
+
+
+@cluster_group.command("show")
+@click.option("-n", "--name", "--cluster", "name", required=True)
+@workspace_option
+@group_option
+@output_options
+@handle_errors
+def cluster_show(
+    name: str, workspace: str, resource_group_name: str | None, output: str, query: str | None
+) -> None:
+    """Show a cluster with its node state counts."""
+    emit(
+        flatten(client().get_cluster(resource_group(resource_group_name), workspace, name)),
+        output=output,
+        query=query,
+        columns=CLUSTER_COLUMNS,
+    )
+
+
+@cluster_group.command("list")
+@workspace_option
+@group_option
+@output_options
+@handle_errors
+def cluster_list(
+    workspace: str, resource_group_name: str | None, output: str, query: str | None
+) -> None:
+    """List the clusters of a workspace."""
+    emit(
+        [
+            flatten(c)
+            for c in client().list_clusters(resource_group(resource_group_name), workspace)
+        ],
+        output=output,
+        query=query,
+        columns=CLUSTER_COLUMNS,
+    )
+
+
+@cluster_group.command("resize")
+@click.option("-n", "--name", "--cluster", "name", required=True)
+@workspace_option
+@group_option
+@click.option("-t", "--target", type=int, required=True, help="New number of nodes.")
+@output_options
+@handle_errors
+def cluster_resize(
+    name: str,
+    workspace: str,
+    resource_group_name: str | None,
+    target: int,
+    output: str,
+    query: str | None,
+) -> None:
+    """Resize a cluster to a fixed number of nodes."""
+    body = {"properties": {"scaleSettings": {"manual": {"targetNodeCount": target}}}}
+    emit(
+        flatten(
+            client().update_cluster(resource_group(resource_group_name), workspace, name, body)
+        ),
+        output=output,
+        query=query,
+        columns=CLUSTER_COLUMNS,
+    )
+
+
+@cluster_group.command("auto-scale")
+@click.option("-n", "--name", "--cluster", "name", required=True)
+@workspace_option
+@group_option
+@click.option("--min", "minimum", type=int, required=True)
+@click.option("--max", "maximum", type=int, required=True)
+@output_options
+@handle_errors
+def cluster_auto_scale(
+    name: str,
+    workspace: str,
+    resource_group_name: str | None,
+    minimum: int,
+    maximum: int,
+    output: str,
+    query: str | None,
+) -> None:
+    """Let a cluster scale between --min and --max nodes."""
+    body = {
+        "properties": {
+            "scaleSettings": {
+                "autoScale": {"minimumNodeCount": minimum, "maximumNodeCount": maximum}
+            }
+        }
+    }
+    emit(
+        flatten(
+            client().update_cluster(resource_group(resource_group_name), workspace, name, body)
+        ),
+        output=output,
+        query=query,
+        columns=CLUSTER_COLUMNS,
+    )
+
+
+@cluster_group.command("delete")
+@click.option("-n", "--name", "--cluster", "name", required=True)
+@workspace_option
+@group_option
+@yes_option
+@handle_errors
+def cluster_delete(name: str, workspace: str, resource_group_name: str | None, yes: bool) -> None:
+    """Delete a cluster (it must have no queued or running jobs)."""
+    confirm(yes, f"Delete cluster {name}?")
+    client().delete_cluster(resource_group(resource_group_name), workspace, name)

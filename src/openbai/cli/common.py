@@ -1,0 +1,103 @@
+"""What every command shares: the client, the resource group, and error handling.
+
+Errors become an ``ERROR:`` line on stderr and an exit code: 2 for bad input (as click's
+usage errors), 3 not found, 4 conflict, 5 authentication, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import click
+
+from openbai.cli.client import EmbeddedClient
+from openbai.errors import AuthError, ConflictError, NotFoundError, OpenBaiError, SpecError
+from openbai.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CODES: list[tuple[type[OpenBaiError], int]] = [
+    (SpecError, 2),
+    (NotFoundError, 3),
+    (ConflictError, 4),
+    (AuthError, 5),
+]
+
+
+@dataclass
+class CliContext:
+    server: str | None = None
+    token: str | None = None
+    _client: Any = field(default=None, repr=False)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            if self.server:
+                from openbai.cli.remote import RemoteClient
+
+                self._client = RemoteClient(self.server, self.token)
+            else:
+                self._client = EmbeddedClient(Settings.load())
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+def client() -> Any:
+    ctx = click.get_current_context().find_object(CliContext)
+    assert ctx is not None
+    return ctx.client
+
+
+def resource_group(value: str | None) -> str:
+    return value or os.environ.get("BAI_RESOURCE_GROUP") or client().default_resource_group
+
+
+def group_option(f: F) -> F:
+    return click.option(
+        "-g",
+        "--resource-group",
+        "resource_group_name",
+        default=None,
+        help="Resource group (default: the configured one, 'default').",
+    )(f)
+
+
+def workspace_option(f: F) -> F:
+    return click.option("-w", "--workspace", required=True, help="Name of the workspace.")(f)
+
+
+def experiment_option(f: F) -> F:
+    return click.option("-e", "--experiment", required=True, help="Name of the experiment.")(f)
+
+
+def yes_option(f: F) -> F:
+    return click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")(f)
+
+
+def confirm(yes: bool, question: str) -> None:
+    if not yes and not click.confirm(question, default=False, err=True):
+        raise click.Abort()
+
+
+def handle_errors(f: F) -> F:
+    """Turn openbai errors into a message and an exit code at the edge."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except OpenBaiError as exc:
+            code = next((c for cls, c in EXIT_CODES if isinstance(exc, cls)), 1)
+            click.echo(f"ERROR: {exc.message}", err=True)
+            sys.exit(code)
+
+    return wrapper  # type: ignore[return-value]

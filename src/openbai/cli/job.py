@@ -1,0 +1,379 @@
+"""``bai job``: create from a job.json, show, list, wait, terminate, delete, and its files."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from openbai.cli.common import (
+    client,
+    confirm,
+    experiment_option,
+    group_option,
+    handle_errors,
+    resource_group,
+    workspace_option,
+    yes_option,
+)
+from openbai.cli.output import emit, err, flatten, output_options, stdout_bytes
+from openbai.errors import SpecError
+from openbai.spec import load_json_file
+
+
+def _cluster_part(index: int) -> Any:
+    return lambda row: str((row.get("cluster") or {}).get("id", "")).split("/")[index]
+
+
+JOB_COLUMNS = [
+    ("Name", "name"),
+    ("Cluster", _cluster_part(-1)),
+    ("Cluster RG", _cluster_part(4)),
+    ("Cluster Workspace", _cluster_part(8)),
+    ("Tool", "toolType"),
+    ("Nodes", "nodeCount"),
+    ("State", "executionState"),
+    ("Exit code", "executionInfo.exitCode"),
+]
+FILE_COLUMNS = [
+    ("Name", "name"),
+    ("Type", "fileType"),
+    ("Size", "contentLength"),
+    ("Modified", "lastModified"),
+]
+FINAL = ("succeeded", "failed")
+
+
+@click.group("job")
+def job_group() -> None:
+    """Jobs: run a Batch AI job.json on a cluster and get at its output."""
+
+
+@job_group.command("create")
+@click.option("-n", "--name", "--job", "name", required=True, help="Name of the job.")
+@click.option("-c", "--cluster", default=None, help="Cluster name, or its ARM id.")
+@click.option(
+    "-f",
+    "--config-file",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="A Batch AI job.json.",
+)
+@workspace_option
+@experiment_option
+@group_option
+@click.option(
+    "--storage-account-name",
+    default=None,
+    envvar="AZURE_BATCHAI_STORAGE_ACCOUNT",
+    help="Fills <AZURE_BATCHAI_STORAGE_ACCOUNT> and flag mounts.",
+)
+@click.option(
+    "--storage-account-key",
+    default=None,
+    envvar="AZURE_BATCHAI_STORAGE_KEY",
+    help="Fills <AZURE_BATCHAI_STORAGE_KEY>.",
+)
+@click.option("--afs-name", default=None, help="File share to mount at --afs-mount-path.")
+@click.option("--afs-mount-path", default="afs", show_default=True)
+@click.option("--bfs-name", default=None, help="Blob container to mount at --bfs-mount-path.")
+@click.option("--bfs-mount-path", default="bfs", show_default=True)
+@output_options
+@handle_errors
+def job_create(
+    name: str,
+    cluster: str | None,
+    config_file: str,
+    workspace: str,
+    experiment: str,
+    resource_group_name: str | None,
+    storage_account_name: str | None,
+    storage_account_key: str | None,
+    afs_name: str | None,
+    afs_mount_path: str,
+    bfs_name: str | None,
+    bfs_mount_path: str,
+    output: str,
+    query: str | None,
+) -> None:
+    """Create (submit) a job from a job.json."""
+    body = load_json_file(Path(config_file), field="--config-file")
+    props = (
+        body.setdefault("properties", {})
+        if isinstance(body.get("properties", {}), dict)
+        else body["properties"]
+    )
+    if (afs_name or bfs_name) and not storage_account_name:
+        raise SpecError(
+            "--afs-name/--bfs-name need --storage-account-name", target="--storage-account-name"
+        )
+    if afs_name or bfs_name:
+        volumes = props.setdefault("mountVolumes", {})
+        if afs_name:
+            volumes.setdefault("azureFileShares", []).append(
+                {
+                    "azureFileUrl": f"https://{storage_account_name}.file.core.windows.net/{afs_name}",
+                    "relativeMountPath": afs_mount_path,
+                }
+            )
+        if bfs_name:
+            volumes.setdefault("azureBlobFileSystems", []).append(
+                {
+                    "accountName": storage_account_name,
+                    "containerName": bfs_name,
+                    "relativeMountPath": bfs_mount_path,
+                }
+            )
+    placeholders = {}
+    if storage_account_name:
+        placeholders["AZURE_BATCHAI_STORAGE_ACCOUNT"] = storage_account_name
+    placeholders["AZURE_BATCHAI_STORAGE_KEY"] = storage_account_key or ""
+    result = client().create_job(
+        resource_group(resource_group_name),
+        workspace,
+        experiment,
+        name,
+        body,
+        cluster=cluster,
+        placeholders=placeholders,
+    )
+    emit(flatten(result), output=output, query=query, columns=JOB_COLUMNS)
+
+
+def _job_options(f: Any) -> Any:
+    f = group_option(f)
+    f = experiment_option(f)
+    f = workspace_option(f)
+    return click.option("-n", "--name", "--job", "name", required=True, help="Name of the job.")(f)
+
+
+@job_group.command("show")
+@_job_options
+@output_options
+@handle_errors
+def job_show(
+    name: str,
+    workspace: str,
+    experiment: str,
+    resource_group_name: str | None,
+    output: str,
+    query: str | None,
+) -> None:
+    """Show a job: its spec (secrets left out), state and execution info."""
+    emit(
+        flatten(client().get_job(resource_group(resource_group_name), workspace, experiment, name)),
+        output=output,
+        query=query,
+        columns=JOB_COLUMNS,
+    )
+
+
+@job_group.command("list")
+@workspace_option
+@experiment_option
+@group_option
+@output_options
+@handle_errors
+def job_list(
+    workspace: str, experiment: str, resource_group_name: str | None, output: str, query: str | None
+) -> None:
+    """List the jobs of an experiment."""
+    jobs = client().list_jobs(resource_group(resource_group_name), workspace, experiment)
+    emit([flatten(j) for j in jobs], output=output, query=query, columns=JOB_COLUMNS)
+
+
+@job_group.command("terminate")
+@_job_options
+@yes_option
+@click.option("--no-wait", is_flag=True, help="Do not wait until the job has stopped.")
+@handle_errors
+def job_terminate(
+    name: str,
+    workspace: str,
+    experiment: str,
+    resource_group_name: str | None,
+    yes: bool,
+    no_wait: bool,
+) -> None:
+    """Terminate a job: its processes are stopped, the outputs written so far are kept."""
+    confirm(yes, f"Terminate job {name}?")
+    rg = resource_group(resource_group_name)
+    client().terminate_job(rg, workspace, experiment, name)
+    while (
+        not no_wait
+        and client().get_job(rg, workspace, experiment, name)["properties"]["executionState"]
+        not in FINAL
+    ):
+        time.sleep(0.2)
+
+
+@job_group.command("delete")
+@_job_options
+@yes_option
+@handle_errors
+def job_delete(
+    name: str, workspace: str, experiment: str, resource_group_name: str | None, yes: bool
+) -> None:
+    """Delete a job (terminated first if it runs); its files in storage stay."""
+    confirm(yes, f"Delete job {name}?")
+    client().delete_job(resource_group(resource_group_name), workspace, experiment, name)
+
+
+@job_group.command("wait")
+@_job_options
+@click.option(
+    "--interval", type=float, default=1.0, show_default=True, help="Seconds between checks."
+)
+@handle_errors
+def job_wait(
+    name: str, workspace: str, experiment: str, resource_group_name: str | None, interval: float
+) -> None:
+    """Wait for a job to end; exit with its exit code."""
+    rg = resource_group(resource_group_name)
+    last = None
+    while True:
+        props = client().get_job(rg, workspace, experiment, name)["properties"]
+        state = props["executionState"]
+        info = props.get("executionInfo") or {}
+        if last is None:
+            err(f"Job submitted at {props['creationTime']}")
+        if state != last:
+            if state == "running" and info.get("startTime"):
+                err(f"Job started execution at {info['startTime']}")
+            err(f"Job state: {state}")
+            last = state
+        if state in FINAL:
+            break
+        time.sleep(interval)
+    code = info.get("exitCode")
+    if state == "succeeded":
+        took = _duration(info.get("startTime"), info.get("endTime"))
+        err(f"Job completed at {info.get('endTime')}; execution took {took}")
+        sys.exit(0)
+    err(f"Job failed with exit code {code} at {info.get('endTime')}")
+    for error in info.get("errors") or []:
+        err(f"  {error.get('code')}: {error.get('message')}")
+        for detail in error.get("details") or []:
+            err(f"    {detail.get('name')}: {detail.get('value')}")
+    sys.exit(-1 if code is None else code)
+
+
+def _duration(start: str | None, end: str | None) -> str:
+    if not start or not end:
+        return "unknown"
+    return str(
+        datetime.fromisoformat(end.replace("Z", "+00:00"))
+        - datetime.fromisoformat(start.replace("Z", "+00:00"))
+    )
+
+
+@job_group.group("file")
+def job_file_group() -> None:
+    """A job's output files: list them, stream one while the job runs."""
+
+
+def _file_options(f: Any) -> Any:
+    f = click.option(
+        "-p",
+        "--path",
+        default=".",
+        show_default=True,
+        help="Sub-directory of the output directory.",
+    )(f)
+    f = click.option(
+        "-d",
+        "--output-directory-id",
+        "directory_id",
+        default="stdouterr",
+        show_default=True,
+        help="stdouterr or an outputDirectories id.",
+    )(f)
+    f = group_option(f)
+    f = experiment_option(f)
+    f = workspace_option(f)
+    return click.option("-j", "--job", "job", required=True, help="Name of the job.")(f)
+
+
+@job_file_group.command("list")
+@_file_options
+@click.option(
+    "--expiry",
+    type=int,
+    default=60,
+    show_default=True,
+    help="Minutes the download links stay valid.",
+)
+@output_options
+@handle_errors
+def job_file_list(
+    job: str,
+    workspace: str,
+    experiment: str,
+    resource_group_name: str | None,
+    directory_id: str,
+    path: str,
+    expiry: int,
+    output: str,
+    query: str | None,
+) -> None:
+    """List a job's output files (one level)."""
+    files = client().list_job_files(
+        resource_group(resource_group_name),
+        workspace,
+        experiment,
+        job,
+        directory_id=directory_id,
+        path=path,
+    )
+    emit(files, output=output, query=query, columns=FILE_COLUMNS)
+
+
+@job_file_group.command("stream")
+@_file_options
+@click.option("-f", "--file-name", required=True, help="The file to stream, e.g. stdout.txt.")
+@handle_errors
+def job_file_stream(
+    job: str,
+    workspace: str,
+    experiment: str,
+    resource_group_name: str | None,
+    directory_id: str,
+    path: str,
+    file_name: str,
+) -> None:
+    """Print a file as the job writes it; stop when the job has ended and all of it is shown."""
+    rg = resource_group(resource_group_name)
+    c = client()
+    announced = False
+    while not any(
+        f["name"] == file_name and f["fileType"] == "file"
+        for f in c.list_job_files(
+            rg, workspace, experiment, job, directory_id=directory_id, path=path
+        )
+    ):
+        if c.get_job(rg, workspace, experiment, job)["properties"]["executionState"] in FINAL:
+            # one more look: the file may have appeared just before the job ended
+            if any(
+                f["name"] == file_name
+                for f in c.list_job_files(
+                    rg, workspace, experiment, job, directory_id=directory_id, path=path
+                )
+            ):
+                break
+            err(f'The file "{file_name}" not found for the completed job.')
+            sys.exit(3)
+        if not announced:
+            err(f'The file "{file_name}" not found. Waiting for the job to generate it.')
+            announced = True
+        time.sleep(0.5)
+    try:
+        for chunk in c.stream_job_file(
+            rg, workspace, experiment, job, file_name, directory_id=directory_id, path=path
+        ):
+            stdout_bytes(chunk)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,40 @@
+"""``bai``: the openbai command line, shaped after ``az batchai`` and ``az storage``."""
+
+from __future__ import annotations
+
+import click
+
+from openbai import __version__
+from openbai.cli.cluster import cluster_group
+from openbai.cli.common import CliContext
+from openbai.cli.job import job_group
+from openbai.cli.storage import storage_group
+from openbai.cli.workspace import experiment_group, workspace_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="bai")
+@click.option(
+    "--server",
+    envvar="BAI_SERVER",
+    default=None,
+    help="URL of a `bai serve` server (default: work in-process).",
+)
+@click.option("--token", envvar="BAI_TOKEN", default=None, help="API token for --server.")
+@click.pass_context
+def cli(ctx: click.Context, server: str | None, token: str | None) -> None:
+    """openbai: run Batch AI jobs on your own machines."""
+    context = CliContext(server=server, token=token)
+    ctx.obj = context
+    ctx.call_on_close(context.close)
+
+
+cli.add_command(workspace_group)
+cli.add_command(experiment_group)
+cli.add_command(cluster_group)
+cli.add_command(job_group)
+cli.add_command(storage_group)
+
+
+def main() -> None:
+    cli(prog_name="bai")

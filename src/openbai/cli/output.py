@@ -1,0 +1,113 @@
+"""Printing results like az: ``-o json|jsonc|table|tsv|none`` and ``--query`` (JMESPath).
+
+Resources are printed flattened, as az printed the SDK's models: the ARM envelope's
+``properties`` are lifted to the top level and ``resourceGroup`` is added.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+import jmespath
+from jmespath.exceptions import JMESPathError
+from rich.console import Console
+from rich.table import Table
+
+FORMATS = ("json", "jsonc", "table", "tsv", "none")
+#: a table: (column title, JMESPath into a row, or a function of the row)
+Columns = Sequence[tuple[str, "str | Callable[[Any], Any]"]]
+
+
+def flatten(resource: dict[str, Any]) -> dict[str, Any]:
+    flat = {k: v for k, v in resource.items() if k != "properties"}
+    flat.update(resource.get("properties") or {})
+    rid = str(resource.get("id", ""))
+    parts = rid.split("/")
+    if "resourceGroups" in parts:
+        flat["resourceGroup"] = parts[parts.index("resourceGroups") + 1]
+    return flat
+
+
+def emit(data: Any, *, output: str, query: str | None, columns: Columns | None = None) -> None:
+    if query:
+        try:
+            data = jmespath.search(query, data)
+        except JMESPathError as exc:
+            raise click.UsageError(f"--query: {exc}") from exc
+    if output == "none":
+        return
+    if output == "json":
+        click.echo(json.dumps(data, indent=2, default=str))
+    elif output == "jsonc":
+        Console(highlight=True).print_json(json.dumps(data, default=str))
+    elif output == "tsv":
+        for row in _rows(data):
+            click.echo(
+                "\t".join(_cell(v) for v in (row.values() if isinstance(row, dict) else [row]))
+            )
+    else:
+        _table(data, columns if not query else None)
+
+
+def _rows(data: Any) -> list[Any]:
+    if data is None:
+        return []
+    return data if isinstance(data, list) else [data]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _table(data: Any, columns: Columns | None) -> None:
+    rows = _rows(data)
+    if columns is None:
+        keys: list[str] = []
+        for row in rows:
+            if isinstance(row, dict):
+                keys += [
+                    k for k, v in row.items() if k not in keys and not isinstance(v, (dict, list))
+                ]
+        columns = [(k[:1].upper() + k[1:], k) for k in keys] or [("Result", "@")]
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for title, _ in columns:
+        table.add_column(title)
+    for row in rows:
+        table.add_row(
+            *(
+                _cell(path(row) if callable(path) else jmespath.search(path, row))
+                for _, path in columns
+            )
+        )
+    Console(width=max(100, Console().width), soft_wrap=True).print(table)
+
+
+def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``-o/--output`` and ``--query`` on a command, as on every az command."""
+    f = click.option("--query", default=None, help="JMESPath query applied to the result.")(f)
+    f = click.option(
+        "-o",
+        "--output",
+        type=click.Choice(FORMATS),
+        default="json",
+        show_default=True,
+        help="Output format.",
+    )(f)
+    return f
+
+
+def err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def stdout_bytes(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()

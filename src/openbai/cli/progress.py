@@ -1,0 +1,59 @@
+"""A rich progress bar for tree transfers (upload-batch / download-batch), on stderr."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from openbai.storage.transfer import TransferEvent
+
+
+@contextmanager
+def transfer_progress(
+    description: str, *, enabled: bool
+) -> Iterator[Callable[[TransferEvent], None]]:
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("{task.fields[files]}"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not enabled,
+        transient=False,
+    )
+    task = progress.add_task(description, total=None, files="")
+    counts = {"total": 0, "done": 0, "skipped": 0, "failed": 0}
+
+    def on_event(event: TransferEvent) -> None:
+        if event.kind == "planned":
+            counts["total"] = event.files_total
+            progress.update(task, total=event.bytes_total)
+        elif event.kind == "bytes":
+            progress.advance(task, event.nbytes)
+        elif event.kind == "file_done":
+            counts["done"] += 1
+        elif event.kind == "file_skipped":
+            counts["skipped"] += 1
+        elif event.kind == "file_failed":
+            counts["failed"] += 1
+            console.print(f"[red]failed[/red] {event.path}: {event.error}")
+        files = f"{counts['done'] + counts['skipped']}/{counts['total']} files"
+        if counts["skipped"]:
+            files += f" ({counts['skipped']} unchanged)"
+        progress.update(task, files=files)
+
+    with progress:
+        yield on_event

@@ -1,0 +1,334 @@
+"""``bai storage``: accounts, blob containers, file shares, and moving files in and out.
+
+Names follow ``az storage`` with ``--account NAME`` for the account:
+``bai storage container create --account acct -n data``,
+``bai storage blob upload-batch --account acct -d data -s ./mnist``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from openbai.cli.common import client, confirm, group_option, handle_errors, yes_option
+from openbai.cli.output import emit, output_options
+from openbai.cli.progress import transfer_progress
+from openbai.services.views import iso
+from openbai.storage.base import VolumeKind, clean_path
+from openbai.storage.transfer import TransferReport, download_tree, upload_tree
+
+ACCOUNT_COLUMNS = [
+    ("Name", "name"),
+    ("Kind", "kind"),
+    ("Resource Group", "resourceGroup"),
+    ("Created", "creationTime"),
+]
+VOLUME_COLUMNS = [("Name", "name"), ("Kind", "kind")]
+ENTRY_COLUMNS = [
+    ("Name", "name"),
+    ("Type", "type"),
+    ("Size", "contentLength"),
+    ("Modified", "lastModified"),
+]
+
+
+def account_option(f: Any) -> Any:
+    return click.option(
+        "--account", "--account-name", "account", required=True, help="Name of the storage account."
+    )(f)
+
+
+@click.group("storage")
+def storage_group() -> None:
+    """Storage accounts with blob containers and file shares."""
+
+
+@storage_group.group("account")
+def account_group() -> None:
+    """Storage accounts: embedded (a directory tree here) or Azure."""
+
+
+@account_group.command("create")
+@click.option(
+    "-n", "--name", required=True, help="Account name: 3-24 lowercase letters and digits."
+)
+@click.option("--kind", type=click.Choice(["local", "azure"]), default="local", show_default=True)
+@click.option("--connection-string", default=None, help="Azure: the account's connection string.")
+@click.option(
+    "--account-name",
+    "azure_account_name",
+    default=None,
+    help="Azure: the account's name in Azure, if different.",
+)
+@click.option("--account-key", default=None, help="Azure: the account key.")
+@click.option("--blob-endpoint", default=None, help="Azure: the blob endpoint URL.")
+@click.option("--file-endpoint", default=None, help="Azure: the file (SMB) endpoint host[:port].")
+@group_option
+@output_options
+@handle_errors
+def account_create(
+    name: str,
+    kind: str,
+    connection_string: str | None,
+    azure_account_name: str | None,
+    account_key: str | None,
+    blob_endpoint: str | None,
+    file_endpoint: str | None,
+    resource_group_name: str | None,
+    output: str,
+    query: str | None,
+) -> None:
+    """Create (or, for Azure, register) a storage account."""
+    options = {
+        k: v
+        for k, v in {
+            "connection_string": connection_string,
+            "account_name": azure_account_name,
+            "account_key": account_key,
+            "blob_endpoint": blob_endpoint,
+            "file_endpoint": file_endpoint,
+        }.items()
+        if v
+    }
+    emit(
+        client().create_account(
+            name, kind=kind, resource_group=resource_group_name, options=options
+        ),
+        output=output,
+        query=query,
+        columns=ACCOUNT_COLUMNS,
+    )
+
+
+@account_group.command("show")
+@click.option("-n", "--name", required=True)
+@output_options
+@handle_errors
+def account_show(name: str, output: str, query: str | None) -> None:
+    """Show a storage account (keys are never shown)."""
+    emit(client().get_account(name), output=output, query=query, columns=ACCOUNT_COLUMNS)
+
+
+@account_group.command("list")
+@output_options
+@handle_errors
+def account_list(output: str, query: str | None) -> None:
+    """List storage accounts."""
+    emit(client().list_accounts(), output=output, query=query, columns=ACCOUNT_COLUMNS)
+
+
+@account_group.command("delete")
+@click.option("-n", "--name", required=True)
+@yes_option
+@handle_errors
+def account_delete(name: str, yes: bool) -> None:
+    """Delete a storage account (an embedded account's data goes with it)."""
+    confirm(yes, f"Delete storage account {name}? Data of an embedded account is deleted.")
+    client().delete_account(name)
+
+
+def _volume_group(kind: VolumeKind, group_name: str, noun: str) -> click.Group:
+    group = click.Group(group_name, help=f"{noun.capitalize()}s of a storage account.")
+
+    @group.command("create", help=f"Create a {noun}.")
+    @account_option
+    @click.option("-n", "--name", required=True)
+    @output_options
+    @handle_errors
+    def create(account: str, name: str, output: str, query: str | None) -> None:
+        emit(
+            client().create_volume(account, kind, name),
+            output=output,
+            query=query,
+            columns=VOLUME_COLUMNS,
+        )
+
+    @group.command("list", help=f"List the {noun}s of an account.")
+    @account_option
+    @output_options
+    @handle_errors
+    def list_(account: str, output: str, query: str | None) -> None:
+        volumes = client().storage(account, kind).list_volumes()
+        emit(
+            [{"name": v.name, "kind": v.kind.value, "account": account} for v in volumes],
+            output=output,
+            query=query,
+            columns=VOLUME_COLUMNS,
+        )
+
+    @group.command("show", help=f"Show a {noun}.")
+    @account_option
+    @click.option("-n", "--name", required=True)
+    @output_options
+    @handle_errors
+    def show(account: str, name: str, output: str, query: str | None) -> None:
+        backend = client().storage(account, kind)
+        if not backend.volume_exists(name):
+            from openbai.errors import NotFoundError
+
+            raise NotFoundError(f"{noun} {name!r} does not exist in account {account!r}")
+        emit(
+            {"name": name, "kind": kind.value, "account": account},
+            output=output,
+            query=query,
+            columns=VOLUME_COLUMNS,
+        )
+
+    @group.command("delete", help=f"Delete a {noun} and everything in it.")
+    @account_option
+    @click.option("-n", "--name", required=True)
+    @yes_option
+    @handle_errors
+    def delete(account: str, name: str, yes: bool) -> None:
+        confirm(yes, f"Delete {noun} {name} and all its files?")
+        client().storage(account, kind).delete_volume(name)
+
+    return group
+
+
+storage_group.add_command(_volume_group(VolumeKind.BLOB, "container", "blob container"))
+storage_group.add_command(_volume_group(VolumeKind.FILE, "share", "file share"))
+
+
+def _files_group(kind: VolumeKind, group_name: str, volume_flag: str, noun: str) -> click.Group:
+    group = click.Group(group_name, help=f"Files in {noun}s: list, upload and download trees.")
+
+    @group.command(
+        "upload-batch",
+        help=f"Upload a directory to a {noun} (parallel; unchanged files are skipped).",
+    )
+    @account_option
+    @click.option("-d", "--destination", required=True, help=f"The {noun}.")
+    @click.option(
+        "-s",
+        "--source",
+        required=True,
+        type=click.Path(exists=True, file_okay=False),
+        help="Local directory.",
+    )
+    @click.option("--destination-path", default="", help=f"Directory inside the {noun}.")
+    @click.option("--pattern", default=None, help="Only files matching this glob (e.g. '*.png').")
+    @click.option("--max-connections", default=8, show_default=True, type=click.IntRange(1, 64))
+    @click.option("--no-progress", is_flag=True)
+    @output_options
+    @handle_errors
+    def upload_batch(
+        account: str,
+        destination: str,
+        source: str,
+        destination_path: str,
+        pattern: str | None,
+        max_connections: int,
+        no_progress: bool,
+        output: str,
+        query: str | None,
+    ) -> None:
+        backend = client().storage(account, kind)
+        with transfer_progress(
+            f"upload to {destination}", enabled=not no_progress and sys.stderr.isatty()
+        ) as on_event:
+            report = upload_tree(
+                backend,
+                destination,
+                Path(source),
+                clean_path(destination_path, field="--destination-path"),
+                pattern=pattern,
+                workers=max_connections,
+                on_progress=on_event,
+            )
+        _finish(report, output, query)
+
+    @group.command(
+        "download-batch", help=f"Download a {noun} (or a directory of it) to a local directory."
+    )
+    @account_option
+    @click.option("-s", "--source", required=True, help=f"The {noun}.")
+    @click.option(
+        "-d",
+        "--destination",
+        required=True,
+        type=click.Path(file_okay=False),
+        help="Local directory.",
+    )
+    @click.option("--source-path", default="", help=f"Directory inside the {noun}.")
+    @click.option("--pattern", default=None)
+    @click.option("--max-connections", default=8, show_default=True, type=click.IntRange(1, 64))
+    @click.option("--no-progress", is_flag=True)
+    @output_options
+    @handle_errors
+    def download_batch(
+        account: str,
+        source: str,
+        destination: str,
+        source_path: str,
+        pattern: str | None,
+        max_connections: int,
+        no_progress: bool,
+        output: str,
+        query: str | None,
+    ) -> None:
+        backend = client().storage(account, kind)
+        Path(destination).mkdir(parents=True, exist_ok=True)
+        with transfer_progress(
+            f"download from {source}", enabled=not no_progress and sys.stderr.isatty()
+        ) as on_event:
+            report = download_tree(
+                backend,
+                source,
+                clean_path(source_path, field="--source-path"),
+                Path(destination),
+                pattern=pattern,
+                workers=max_connections,
+                on_progress=on_event,
+            )
+        _finish(report, output, query)
+
+    @group.command("list", help=f"List files of a {noun}.")
+    @account_option
+    @click.option(volume_flag, "volume", required=True, help=f"The {noun}.")
+    @click.option("-p", "--path", "--prefix", "path", default="", help="Directory inside it.")
+    @click.option("--recursive", is_flag=True, help="Every file below, not one level.")
+    @output_options
+    @handle_errors
+    def list_(
+        account: str, volume: str, path: str, recursive: bool, output: str, query: str | None
+    ) -> None:
+        backend = client().storage(account, kind)
+        entries = backend.list_dir(volume, clean_path(path, field="--path"), recursive=recursive)
+        rows = [
+            {
+                "name": e.path,
+                "type": "dir" if e.is_dir else "file",
+                "contentLength": None if e.is_dir else e.size,
+                "lastModified": iso(e.modified),
+            }
+            for e in entries
+        ]
+        emit(rows, output=output, query=query, columns=ENTRY_COLUMNS)
+
+    return group
+
+
+def _finish(report: TransferReport, output: str, query: str | None) -> None:
+    emit(
+        {
+            "filesTotal": report.files_total,
+            "filesTransferred": report.files_done,
+            "filesSkipped": report.files_skipped,
+            "filesFailed": report.files_failed,
+            "bytesTotal": report.bytes_total,
+            "bytesTransferred": report.bytes_done,
+            "failures": [{"path": f.path, "error": f.error.message} for f in report.failures],
+        },
+        output=output,
+        query=query,
+    )
+    if not report.is_complete:
+        sys.exit(1)
+
+
+storage_group.add_command(_files_group(VolumeKind.BLOB, "blob", "--container-name", "container"))
+storage_group.add_command(_files_group(VolumeKind.FILE, "file", "--share-name", "share"))

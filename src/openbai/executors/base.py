@@ -1,0 +1,81 @@
+"""The executor contract: hand a planned job to where it runs, ask how it goes, stop it.
+
+An executor knows nothing about the database, HTTP or openbai's queue. It gets a run
+directory holding ``plan.json`` and returns a :class:`JobRef` (plain JSON, stored by the
+caller) from which it can later tell the job's state, even after the caller restarted.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+from openbai.runtime.plan import JobPlan, NodeSpec
+from openbai.runtime.results import Outcome
+
+
+class RunState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+@dataclass(frozen=True)
+class JobRef:
+    executor: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    state: RunState
+    #: set when FINISHED: exit code and errors (a lost job finishes with an error)
+    outcome: Outcome | None = None
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    run_dir: Path
+    plan: JobPlan
+    #: node slots of the cluster given to the job (executors that do not queue jobs themselves)
+    slots: list[int] = field(default_factory=list)
+    priority: str = "normal"
+    #: executor-specific cluster settings (a Slurm partition, say)
+    cluster_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeCounts:
+    idle: int = 0
+    running: int = 0
+    preparing: int = 0
+    unusable: int = 0
+    leaving: int = 0
+
+
+class Executor(ABC):
+    name: ClassVar[str]
+    #: True when the executor queues jobs and picks nodes itself (Slurm); False when openbai
+    #: gives each job free node slots of the cluster (local)
+    queues_jobs: ClassVar[bool] = False
+
+    @abstractmethod
+    def node_specs(self, request_slots: list[int], cluster_key: str) -> list[NodeSpec]:
+        """The nodes a job will see, for slots given by openbai (or placeholders)."""
+
+    @abstractmethod
+    def submit(self, request: SubmitRequest) -> JobRef: ...
+
+    @abstractmethod
+    def status(self, ref: JobRef) -> RunStatus: ...
+
+    @abstractmethod
+    def cancel(self, ref: JobRef, *, force: bool = False) -> None:
+        """Ask the job to stop (its runners flush outputs); ``force`` kills without waiting."""
+
+    def node_counts(self, cluster_options: dict[str, Any], size: int) -> NodeCounts | None:
+        """Node states as the executor sees them, or None to let openbai count slots."""
+        return None

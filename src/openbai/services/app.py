@@ -1,0 +1,62 @@
+"""The composition root: settings, database, secrets and executors, opened once per process."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from openbai.executors.base import Executor
+from openbai.executors.registry import make_executor
+from openbai.settings import Settings
+from openbai.store.database import Database, open_database
+from openbai.store.secrets import Sealer
+
+
+@dataclass
+class App:
+    settings: Settings
+    db: Database
+    sealer: Sealer
+    #: called when a job's state may have changed (the dispatcher's wake-up)
+    on_change: Callable[[], None] | None = None
+    _executors: dict[str, Executor] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def open(cls, settings: Settings) -> App:
+        return cls(settings, open_database(settings.db_url), Sealer(settings.home / "secret.key"))
+
+    def executor(self, name: str) -> Executor:
+        with self._lock:
+            if name not in self._executors:
+                self._executors[name] = make_executor(
+                    name,
+                    nodes_root=self.settings.nodes_root,
+                    state_root=self.settings.home,
+                    on_exit=self.changed,
+                )
+            return self._executors[name]
+
+    def changed(self) -> None:
+        """Tell the dispatcher (in this process, or the background one) to look again."""
+        if self.on_change is not None:
+            self.on_change()
+            return
+        from openbai.services.daemon import ensure_dispatcher
+
+        ensure_dispatcher(self.settings)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def poke_dispatcher(settings: Settings) -> bool:
+    """Wake the background dispatcher through its socket; False if none listens."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(b"!", str(settings.daemon_socket))
+        return True
+    except OSError:
+        return False

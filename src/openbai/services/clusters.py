@@ -1,0 +1,233 @@
+"""Clusters: create (optionally with auto-storage), resize, show, delete.
+
+A cluster's executor comes from openbai's extension ``properties.openbai.executor``
+(``local`` by default). A local cluster of N nodes is N slots on this machine.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from openbai.errors import ConflictError, NotFoundError
+from openbai.services import accounts
+from openbai.services.app import App
+from openbai.services.views import cluster_view
+from openbai.services.volumes import resolve_mounts
+from openbai.services.workspaces import ACTIVE_STATES, workspace_row
+from openbai.spec import (
+    ClusterBaseProperties,
+    ClusterCreateParameters,
+    ClusterUpdateParameters,
+    check_name,
+    parse,
+)
+from openbai.storage.base import VolumeKind
+from openbai.store.models import Cluster, Job, utcnow
+
+AUTO_STORAGE_RESOURCE_GROUP = "batchaiautostorage"
+AUTO_STORAGE_SHARE_NAME = "batchaishare"
+AUTO_STORAGE_CONTAINER_NAME = "batchaicontainer"
+AUTO_STORAGE_ACCOUNT_PREFIX = "bai"
+AUTO_STORAGE_SHARE_PATH = "autoafs"
+AUTO_STORAGE_CONTAINER_PATH = "autobfs"
+
+
+def cluster_row(s: Session, rg: str, ws: str, name: str) -> Cluster:
+    workspace = workspace_row(s, rg, ws)
+    row = s.scalar(
+        select(Cluster).where(Cluster.workspace_id == workspace.id, Cluster.name == name)
+    )
+    if row is None:
+        raise NotFoundError(
+            f"The specified cluster {name} is not found", code="ClusterNotFound", target=name
+        )
+    return row
+
+
+def properties(row: Cluster) -> ClusterBaseProperties:
+    return parse(ClusterBaseProperties, row.spec)
+
+
+def busy_slots(s: Session, cluster: Cluster) -> set[int]:
+    rows = s.scalars(
+        select(Job.nodes).where(
+            Job.cluster_id == cluster.id, Job.execution_state.in_(("running", "terminating"))
+        )
+    )
+    return {slot for nodes in rows for slot in (nodes or [])}
+
+
+def node_counts(app: App, s: Session, cluster: Cluster) -> dict[str, int]:
+    props = properties(cluster)
+    size = props.target_node_count
+    executor = app.executor(cluster.executor)
+    counted = executor.node_counts({"partition": props.openbai.partition}, size)
+    if counted is not None:
+        return {
+            "idle": counted.idle,
+            "running": counted.running,
+            "preparing": counted.preparing,
+            "unusable": counted.unusable,
+            "leaving": counted.leaving,
+        }
+    running = len(busy_slots(s, cluster))
+    return {"idle": max(0, size - running), "running": running}
+
+
+def view(app: App, s: Session, row: Cluster) -> dict[str, Any]:
+    return cluster_view(app.settings, row, node_counts(app, s, row))
+
+
+def create_cluster(
+    app: App,
+    rg: str,
+    ws: str,
+    name: str,
+    body: Mapping[str, Any],
+    *,
+    use_auto_storage: bool = False,
+) -> dict[str, Any]:
+    check_name(name, field="clusterName")
+    params = parse(ClusterCreateParameters, dict(body))
+    props = params.properties
+    if use_auto_storage:
+        props = _with_auto_storage(app, props)
+    setup_mounts = props.node_setup.mount_volumes if props.node_setup else None
+    resolve_mounts(
+        app, setup_mounts, root="AZ_BATCHAI_MOUNT_ROOT", field="properties.nodeSetup.mountVolumes"
+    )
+    wire = props.to_wire()
+    secrets = {}
+    if props.node_setup and props.node_setup.setup_task:
+        secrets = {
+            s.name: s.value for s in props.node_setup.setup_task.secrets if s.value is not None
+        }
+    with app.db.session() as s:
+        workspace = workspace_row(s, rg, ws)
+        if (
+            s.scalar(
+                select(Cluster).where(Cluster.workspace_id == workspace.id, Cluster.name == name)
+            )
+            is not None
+        ):
+            raise ConflictError(
+                f"cluster {name} already exists in workspace {ws}",
+                code="ClusterAlreadyExists",
+                target=name,
+            )
+        row = Cluster(
+            workspace=workspace,
+            name=name,
+            uid=str(uuid.uuid4()),
+            spec=_public(wire),
+            secrets=secrets,
+            executor=props.openbai.executor,
+        )
+        s.add(row)
+        s.flush()
+        result = view(app, s, row)
+    app.changed()
+    return result
+
+
+def _public(wire: dict[str, Any]) -> dict[str, Any]:
+    """The stored spec: without setup-task secret values and mount keys."""
+    return parse(ClusterBaseProperties, wire).to_public_wire()
+
+
+def _with_auto_storage(app: App, props: ClusterBaseProperties) -> ClusterBaseProperties:
+    """Batch AI's ``--use-auto-storage``: one account in ``batchaiautostorage`` with a share
+    and a container, mounted on every node at ``autoafs`` and ``autobfs``."""
+    existing = [
+        a for a in accounts.list_accounts(app) if a.resource_group == AUTO_STORAGE_RESOURCE_GROUP
+    ]
+    if existing:
+        account = existing[0].name
+    else:
+        account = AUTO_STORAGE_ACCOUNT_PREFIX + "".join(
+            random.choices(string.ascii_lowercase, k=12)
+        )
+        accounts.create_account(app, account, resource_group=AUTO_STORAGE_RESOURCE_GROUP)
+    accounts.create_volume(app, account, VolumeKind.FILE, AUTO_STORAGE_SHARE_NAME, exist_ok=True)
+    accounts.create_volume(
+        app, account, VolumeKind.BLOB, AUTO_STORAGE_CONTAINER_NAME, exist_ok=True
+    )
+    wire = props.to_wire()
+    node_setup = wire.setdefault("nodeSetup", {})
+    volumes = node_setup.setdefault("mountVolumes", {})
+    volumes.setdefault("azureFileShares", []).append(
+        {
+            "accountName": account,
+            "azureFileUrl": f"https://{account}.file.core.windows.net/{AUTO_STORAGE_SHARE_NAME}",
+            "relativeMountPath": AUTO_STORAGE_SHARE_PATH,
+        }
+    )
+    volumes.setdefault("azureBlobFileSystems", []).append(
+        {
+            "accountName": account,
+            "containerName": AUTO_STORAGE_CONTAINER_NAME,
+            "relativeMountPath": AUTO_STORAGE_CONTAINER_PATH,
+        }
+    )
+    return parse(ClusterBaseProperties, wire, root="properties")
+
+
+def get_cluster(app: App, rg: str, ws: str, name: str) -> dict[str, Any]:
+    with app.db.reading() as s:
+        return view(app, s, cluster_row(s, rg, ws, name))
+
+
+def list_clusters(
+    app: App, rg: str, ws: str, *, offset: int = 0, limit: int | None = None
+) -> list[dict[str, Any]]:
+    with app.db.reading() as s:
+        workspace = workspace_row(s, rg, ws)
+        query = (
+            select(Cluster)
+            .where(Cluster.workspace_id == workspace.id)
+            .order_by(Cluster.name)
+            .offset(offset)
+            .limit(limit)
+        )
+        return [view(app, s, c) for c in s.scalars(query)]
+
+
+def update_cluster(
+    app: App, rg: str, ws: str, name: str, body: Mapping[str, Any]
+) -> dict[str, Any]:
+    """PATCH: only the scale settings change (resize, auto-scale)."""
+    update = parse(ClusterUpdateParameters, dict(body))
+    with app.db.session() as s:
+        row = cluster_row(s, rg, ws, name)
+        if update.properties.scale_settings is not None:
+            spec = dict(row.spec)
+            spec["scaleSettings"] = update.properties.scale_settings.to_wire()
+            row.spec = _public(spec)
+            row.allocation_changed_at = utcnow()
+        result = view(app, s, row)
+    app.changed()
+    return result
+
+
+def delete_cluster(app: App, rg: str, ws: str, name: str) -> None:
+    with app.db.session() as s:
+        row = cluster_row(s, rg, ws, name)
+        active = s.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.cluster_id == row.id, Job.execution_state.in_(ACTIVE_STATES))
+        )
+        if active:
+            raise ConflictError(
+                f"cluster {name} has {active} queued or running job(s); terminate or delete them first",
+                code="ClusterInUse",
+                target=name,
+            )
+        s.delete(row)

@@ -1,0 +1,63 @@
+"""The background dispatcher: ``python -m openbai.services.daemon``.
+
+Started by the CLI when it queues a job and no dispatcher answers; exits when nothing has
+been queued or running for a while. Its output goes to ``$OPENBAI_HOME/dispatcher.log``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+from openbai.services.app import App, poke_dispatcher
+from openbai.services.dispatcher import Dispatcher
+from openbai.settings import Settings
+
+IDLE_EXIT_SECONDS = 30.0
+
+
+def ensure_dispatcher(settings: Settings) -> None:
+    """Wake the running dispatcher, or start one in the background."""
+    if poke_dispatcher(settings):
+        return
+    log = open(settings.home / "dispatcher.log", "ab")
+    subprocess.Popen(
+        [sys.executable, "-m", "openbai.services.daemon"],
+        env={**os.environ, "OPENBAI_HOME": str(settings.home)},
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        close_fds=True,
+    )
+    log.close()
+
+
+def main() -> int:
+    settings = Settings.load()
+    app = App.open(settings)
+    dispatcher = Dispatcher(app)
+    app.on_change = dispatcher.wake
+    if not dispatcher.try_acquire():
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        dispatcher.run(
+            stop=stop,
+            idle_exit=float(os.environ.get("OPENBAI_DISPATCHER_IDLE_EXIT", IDLE_EXIT_SECONDS)),
+        )
+    finally:
+        dispatcher.close()
+    # a job queued while this dispatcher was going away must not wait for the next command
+    if not stop.is_set() and dispatcher.has_work():
+        ensure_dispatcher(settings)
+    app.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

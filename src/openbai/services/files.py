@@ -1,0 +1,127 @@
+"""A job's output files, read through storage (not through a node), so they can be listed
+and followed while the job runs and long after its nodes are gone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from openbai.errors import NotFoundError
+from openbai.services import accounts
+from openbai.services.app import App
+from openbai.services.jobs import FINAL_STATES, get_job, location_of
+from openbai.storage.base import clean_path
+from openbai.storage.follow import follow
+
+
+def _file_path(directory: str, name: str) -> str:
+    """``directory/name`` inside an output directory; neither part may climb out of it."""
+    return "/".join(
+        p
+        for p in (
+            clean_path(directory, field="directory"),
+            clean_path(name, field="file", allow_root=False),
+        )
+        if p
+    )
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    name: str
+    is_directory: bool
+    size: int | None
+    modified: datetime | None
+    #: where the bytes can be fetched directly, when the storage has such an address
+    url: str | None = None
+
+
+def list_output_files(
+    app: App,
+    rg: str,
+    ws: str,
+    exp: str,
+    job: str,
+    *,
+    directory_id: str = "stdouterr",
+    path: str = "",
+) -> list[OutputFile]:
+    """One level of the output directory (files and folders), like listOutputFiles."""
+    location, _ = location_of(app, rg, ws, exp, job, directory_id)
+    sub = clean_path(path, field="directory")
+    backend = accounts.backend(app, location.account, location.volume_kind)
+    base = location.join(sub)
+    try:
+        entries = list(backend.list_dir(base.volume, base.path))
+    except NotFoundError:
+        if sub:
+            raise NotFoundError(
+                f"directory {sub!r} does not exist in output directory {directory_id}",
+                target="directory",
+            ) from None
+        return []  # the job has not written anything yet
+    files = []
+    for entry in sorted(entries, key=lambda e: (not e.is_dir, e.name)):
+        local = None if entry.is_dir else backend.local_path(base.volume, entry.path)
+        files.append(
+            OutputFile(
+                name=entry.name,
+                is_directory=entry.is_dir,
+                size=None if entry.is_dir else entry.size,
+                modified=None if entry.is_dir else entry.modified,
+                url=local.as_uri() if local is not None else None,
+            )
+        )
+    return files
+
+
+def output_file_location(
+    app: App,
+    rg: str,
+    ws: str,
+    exp: str,
+    job: str,
+    name: str,
+    *,
+    directory_id: str = "stdouterr",
+    path: str = "",
+) -> tuple[str, str, str]:
+    """(account, volume, path in volume) of one output file, checked to stay inside the folder."""
+    location, _ = location_of(app, rg, ws, exp, job, directory_id)
+    rel = _file_path(path, name)
+    target = location.join(rel)
+    return target.account, target.volume, target.path
+
+
+def follow_output_file(
+    app: App,
+    rg: str,
+    ws: str,
+    exp: str,
+    job: str,
+    name: str,
+    *,
+    directory_id: str = "stdouterr",
+    path: str = "",
+    offset: int = 0,
+    poll_interval: float = 0.05,
+) -> Iterator[bytes]:
+    """The bytes of an output file as the job writes them; ends when the job has ended and
+    every byte was returned."""
+    location, _ = location_of(app, rg, ws, exp, job, directory_id)
+    rel = _file_path(path, name)
+    target = location.join(rel)
+    backend = accounts.backend(app, location.account, location.volume_kind)
+
+    def is_finished() -> bool:
+        return str(get_job(app, rg, ws, exp, job)["properties"]["executionState"]) in FINAL_STATES
+
+    return follow(
+        backend,
+        target.volume,
+        target.path,
+        offset=offset,
+        is_finished=is_finished,
+        poll_interval=poll_interval,
+    )

@@ -1,0 +1,341 @@
+"""Jobs: create from a job.json, show, list, terminate, delete.
+
+Creating a job checks everything that can be checked before it runs (cluster, accounts,
+containers, shares, paths) so that bad input fails at once with the offending field named,
+then stores the job ``queued`` and wakes the dispatcher, which runs it when nodes are free.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from openbai.errors import ConflictError, NotFoundError, SpecError
+from openbai.runtime import containers
+from openbai.services import ids
+from openbai.services.app import App
+from openbai.services.clusters import cluster_row
+from openbai.services.clusters import properties as cluster_properties
+from openbai.services.locations import VolumeLocation, locate
+from openbai.services.views import job_view
+from openbai.services.volumes import resolve_mounts
+from openbai.services.workspaces import experiment_row
+from openbai.spec import (
+    JobCreateParameters,
+    check_name,
+    find_placeholders,
+    parse,
+    substitute_placeholders,
+)
+from openbai.store.models import Job, utcnow
+
+PRIORITIES = {"low": 0, "normal": 1, "high": 2}
+STDOUTERR = "stdouterr"
+FINAL_STATES = ("succeeded", "failed")
+
+
+def job_row(s: Session, rg: str, ws: str, exp: str, name: str) -> Job:
+    experiment = experiment_row(s, rg, ws, exp)
+    row = s.scalar(select(Job).where(Job.experiment_id == experiment.id, Job.name == name))
+    if row is None:
+        raise NotFoundError(
+            f"The specified job {name} is not found in experiment {exp}",
+            code="JobNotFound",
+            target=name,
+        )
+    return row
+
+
+def create_job(
+    app: App,
+    rg: str,
+    ws: str,
+    exp: str,
+    name: str,
+    body: Mapping[str, Any],
+    *,
+    cluster: str | None = None,
+    placeholders: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    check_name(name, field="jobName")
+    data = (
+        substitute_placeholders(dict(body), dict(placeholders or {}))
+        if placeholders
+        else dict(body)
+    )
+    unresolved = [p for p in find_placeholders(data) if "KEY" not in p]
+    if unresolved:
+        raise SpecError(
+            f"the job file still holds the placeholder(s) {', '.join(unresolved)}: pass"
+            " --storage-account-name (or set AZURE_BATCHAI_STORAGE_ACCOUNT) to fill them in",
+            target="properties.mountVolumes",
+        )
+    props = parse(JobCreateParameters, data).properties
+    cluster_given = cluster or (props.cluster.id if props.cluster else None)
+    if not cluster_given:
+        raise SpecError(
+            "properties.cluster: the job needs a cluster (-c NAME or properties.cluster.id)",
+            target="properties.cluster.id",
+        )
+    ref = ids.parse_cluster_ref(
+        cluster_given, resource_group=rg, workspace=ws, field="properties.cluster.id"
+    )
+    for secret_index, secret in enumerate(props.secrets):
+        if secret.value is None:
+            raise SpecError(
+                f"properties.secrets[{secret_index}].valueSecretReference: Key Vault references cannot be resolved by openbai; give the value",
+                target=f"properties.secrets[{secret_index}].valueSecretReference",
+            )
+
+    with app.db.reading() as s:
+        experiment_row(s, rg, ws, exp)
+        try:
+            cl = cluster_row(s, ref.resource_group, ref.workspace, ref.name)
+        except NotFoundError:
+            raise SpecError(
+                f"properties.cluster.id: The specified cluster {ref.name} is not found in workspace {ref.workspace}",
+                target="properties.cluster.id",
+                code="ClusterNotFound",
+            ) from None
+        cluster_props = cluster_properties(cl)
+        cluster_id, cluster_ref = (
+            cl.id,
+            ids.cluster_id(
+                app.settings.subscription_id, ref.resource_group, ref.workspace, ref.name
+            ),
+        )
+    size = cluster_props.target_node_count
+    if cluster_props.openbai.executor == "local" and props.node_count > size:
+        raise SpecError(
+            f"properties.nodeCount: the job needs {props.node_count} node(s) but cluster {ref.name} has {size}; resize the cluster first",
+            target="properties.nodeCount",
+        )
+    if cluster_props.openbai.require_containers:
+        if props.container_settings is None:
+            raise SpecError(
+                f"properties.containerSettings: cluster {ref.name} runs jobs only in containers; give an image",
+                target="properties.containerSettings",
+            )
+        runtime = cluster_props.openbai.container_runtime or app.settings.container_runtime
+        if cluster_props.openbai.executor == "local" and containers.find_runtime(runtime) is None:
+            raise ConflictError(
+                f"cluster {ref.name} requires containers, but no container runtime ({runtime or 'none configured'}) is available",
+                code="ContainerRuntimeUnavailable",
+                target="properties.containerSettings",
+            )
+
+    cluster_volumes = cluster_props.node_setup.mount_volumes if cluster_props.node_setup else None
+    mounted = [
+        *resolve_mounts(
+            app,
+            cluster_volumes,
+            root="AZ_BATCHAI_MOUNT_ROOT",
+            field="cluster.nodeSetup.mountVolumes",
+        ),
+        *resolve_mounts(
+            app,
+            props.mount_volumes,
+            root="AZ_BATCHAI_JOB_MOUNT_ROOT",
+            field="properties.mountVolumes",
+        ),
+    ]
+    uid = str(uuid.uuid4())
+    segment = (
+        f"{app.settings.subscription_id}/{rg}/workspaces/{ws}/experiments/{exp}/jobs/{name}/{uid}"
+    )
+    locations: dict[str, Any] = {}
+    stdouterr = locate(props.std_out_err_path_prefix, mounted)
+    locations[STDOUTERR] = stdouterr.join(segment, "stdouterr").to_json() if stdouterr else None
+    for out in props.output_directories:
+        loc = locate(out.path_prefix, mounted)
+        locations[out.id] = (
+            loc.join(segment, "outputs", out.path_suffix or "").to_json() if loc else None
+        )
+
+    wire = props.to_public_wire()
+    wire.pop("cluster", None)
+    with app.db.session() as s:
+        experiment = experiment_row(s, rg, ws, exp)
+        if (
+            s.scalar(select(Job.id).where(Job.experiment_id == experiment.id, Job.name == name))
+            is not None
+        ):
+            raise ConflictError(
+                f"job {name} already exists in experiment {exp}",
+                code="JobAlreadyExists",
+                target=name,
+            )
+        row = Job(
+            experiment=experiment,
+            name=name,
+            uid=uid,
+            spec=wire,
+            secrets=_secrets(props),
+            cluster_ref=cluster_ref,
+            cluster_id=cluster_id,
+            tool_type=props.tool_type,
+            node_count=props.node_count,
+            priority=PRIORITIES[props.scheduling_priority],
+            output_segment=segment,
+            locations=locations,
+        )
+        s.add(row)
+        s.flush()
+        result = job_view(app.settings, row)
+    app.changed()
+    return result
+
+
+def _secrets(props: Any) -> dict[str, Any]:
+    """What the stored spec leaves out: secret values and a registry password."""
+    registry = props.container_settings.image_source_registry if props.container_settings else None
+    password = registry.credentials.password if registry and registry.credentials else None
+    return {
+        "env": {sec.name: sec.value for sec in props.secrets if sec.value is not None},
+        "registryPassword": password,
+    }
+
+
+def get_job(app: App, rg: str, ws: str, exp: str, name: str) -> dict[str, Any]:
+    with app.db.reading() as s:
+        return job_view(app.settings, job_row(s, rg, ws, exp, name))
+
+
+def list_jobs(
+    app: App,
+    rg: str,
+    ws: str,
+    exp: str,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+    state: str | None = None,
+) -> list[dict[str, Any]]:
+    with app.db.reading() as s:
+        experiment = experiment_row(s, rg, ws, exp)
+        query = (
+            select(Job)
+            .where(Job.experiment_id == experiment.id)
+            .order_by(Job.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        if state is not None:
+            query = query.where(Job.execution_state == state)
+        return [job_view(app.settings, j) for j in s.scalars(query)]
+
+
+def count_jobs(app: App, rg: str, ws: str, exp: str, *, state: str | None = None) -> int:
+    with app.db.reading() as s:
+        experiment = experiment_row(s, rg, ws, exp)
+        query = select(func.count()).select_from(Job).where(Job.experiment_id == experiment.id)
+        if state is not None:
+            query = query.where(Job.execution_state == state)
+        return s.scalar(query) or 0
+
+
+def terminate_job(app: App, rg: str, ws: str, exp: str, name: str) -> dict[str, Any]:
+    with app.db.reading() as s:
+        job_id = job_row(s, rg, ws, exp, name).id
+    request_termination(app, job_id)
+    return get_job(app, rg, ws, exp, name)
+
+
+def request_termination(app: App, job_id: int) -> None:
+    """Queued jobs fail at once; running ones are asked to stop (their outputs are kept)."""
+    from openbai.executors.base import JobRef
+
+    with app.db.session() as s:
+        job = s.get(Job, job_id)
+        if job is None or job.execution_state in FINAL_STATES:
+            return
+        now = utcnow()
+        job.terminate_requested = True
+        if job.execution_state == "queued" and job.executor_ref is None:
+            job.execution_state = "failed"
+            job.execution_changed_at = now
+            job.end_time = now
+            job.errors = [
+                {
+                    "code": "JobTerminated",
+                    "message": "the job was terminated by the user before it started",
+                }
+            ]
+            ref = None
+        else:
+            job.execution_state = "terminating"
+            job.execution_changed_at = now
+            ref = job.executor_ref
+    if ref is not None:
+        app.executor(ref["executor"]).cancel(JobRef(ref["executor"], ref["data"]))
+    app.changed()
+
+
+def stop_jobs(app: App, job_ids: list[int], *, timeout: float = 15.0) -> None:
+    """Terminate the given jobs and wait (a while) until none of them runs any more."""
+    for job_id in job_ids:
+        request_termination(app, job_id)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with app.db.reading() as s:
+            left = (
+                s.scalar(
+                    select(func.count())
+                    .select_from(Job)
+                    .where(Job.id.in_(job_ids), Job.execution_state.not_in(FINAL_STATES))
+                )
+                or 0
+            )
+        if not left:
+            return
+        time.sleep(0.1)
+    from openbai.executors.base import JobRef
+
+    with app.db.session() as s:
+        refs = [
+            j.executor_ref
+            for j in s.scalars(select(Job).where(Job.id.in_(job_ids)))
+            if j.executor_ref
+        ]
+    for ref in refs:
+        app.executor(ref["executor"]).cancel(JobRef(ref["executor"], ref["data"]), force=True)
+
+
+def delete_job(app: App, rg: str, ws: str, exp: str, name: str) -> None:
+    """Delete a job (terminating it first); its files in storage stay, as on Batch AI."""
+    with app.db.reading() as s:
+        job_id = job_row(s, rg, ws, exp, name).id
+    stop_jobs(app, [job_id])
+    with app.db.session() as s:
+        job = s.get(Job, job_id)
+        if job is not None:
+            s.delete(job)
+
+
+def location_of(
+    app: App, rg: str, ws: str, exp: str, name: str, directory_id: str
+) -> tuple[VolumeLocation, str]:
+    """Where an output directory (or ``stdouterr``) of a job is in storage, and its state."""
+    with app.db.reading() as s:
+        job = job_row(s, rg, ws, exp, name)
+        if directory_id not in job.locations:
+            known = ", ".join(sorted(job.locations))
+            raise NotFoundError(
+                f"The specified outputDirectoryId {directory_id} is not defined for job {name} (known: {known})",
+                code="OutputDirectoryNotFound",
+                target="outputdirectoryid",
+            )
+        data = job.locations[directory_id]
+        state = job.execution_state
+    if data is None:
+        raise NotFoundError(
+            f"The specified outputDirectoryId {directory_id} is not present on a mount root",
+            code="OutputDirectoryNotOnMount",
+            target="outputdirectoryid",
+        )
+    return VolumeLocation.from_json(data), state

@@ -1,0 +1,100 @@
+"""From a stored job and its cluster to the plan its nodes run (runtime/plan.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openbai.runtime.plan import (
+    ContainerSpec,
+    JobPlan,
+    NodeSpec,
+    OutputDirectorySpec,
+    SetupTaskSpec,
+)
+from openbai.services.app import App
+from openbai.services.clusters import properties as cluster_properties
+from openbai.services.volumes import mount_specs, resolve_mounts
+from openbai.spec import JobBaseProperties, parse
+from openbai.store.models import Cluster, Job
+
+
+def job_properties(job: Job) -> JobBaseProperties:
+    """The job's spec with its secret values put back (they are stored apart)."""
+    spec: dict[str, Any] = dict(job.spec)
+    spec["secrets"] = [{"name": k, "value": v} for k, v in job.secrets.get("env", {}).items()]
+    password = job.secrets.get("registryPassword")
+    if password is not None:
+        spec["containerSettings"]["imageSourceRegistry"]["credentials"]["password"] = password
+    return parse(JobBaseProperties, spec)
+
+
+def cluster_key(cluster: Cluster) -> str:
+    ws = cluster.workspace
+    return f"{ws.resource_group}/{ws.name}/{cluster.name}"
+
+
+def build_plan(app: App, job: Job, cluster: Cluster, nodes: list[NodeSpec]) -> JobPlan:
+    props = job_properties(job)
+    cprops = cluster_properties(cluster)
+    exp = job.experiment
+    ws = exp.workspace
+    sub = app.settings.subscription_id
+    cluster_volumes = cprops.node_setup.mount_volumes if cprops.node_setup else None
+    cluster_mounts = resolve_mounts(
+        app, cluster_volumes, root="AZ_BATCHAI_MOUNT_ROOT", field="cluster.nodeSetup.mountVolumes"
+    )
+    job_mounts = resolve_mounts(
+        app, props.mount_volumes, root="AZ_BATCHAI_JOB_MOUNT_ROOT", field="properties.mountVolumes"
+    )
+    setup = None
+    if cprops.node_setup and cprops.node_setup.setup_task:
+        task = cprops.node_setup.setup_task
+        cws = cluster.workspace
+        setup = SetupTaskSpec(
+            command_line=task.command_line,
+            std_out_err_path_prefix=task.std_out_err_path_prefix,
+            output_suffix=f"{sub}/{cws.resource_group}/workspaces/{cws.name}/clusters/{cluster.name}/{cluster.uid}",
+            environment={e.name: e.value for e in task.environment_variables},
+            secrets={k: str(v) for k, v in (cluster.secrets or {}).items()},
+        )
+    container = None
+    if props.container_settings is not None:
+        registry = props.container_settings.image_source_registry
+        creds = registry.credentials
+        container = ContainerSpec(
+            image=registry.image,
+            server_url=registry.server_url,
+            username=creds.username if creds else None,
+            password=creds.password if creds else None,
+            shm_size=props.container_settings.shm_size,
+        )
+    return JobPlan(
+        job_uid=job.uid,
+        subscription_id=sub,
+        resource_group=ws.resource_group,
+        workspace=ws.name,
+        experiment=exp.name,
+        job_name=job.name,
+        cluster_name=cluster.name,
+        cluster_uid=cluster.uid,
+        output_segment=job.output_segment,
+        tool_type=props.tool_type,
+        toolkit=props.toolkit.to_wire(),
+        std_out_err_path_prefix=props.std_out_err_path_prefix,
+        nodes=nodes,
+        cluster_mounts=mount_specs(app, cluster_mounts),
+        job_mounts=mount_specs(app, job_mounts),
+        setup_task=setup,
+        job_preparation=props.job_preparation.command_line if props.job_preparation else None,
+        input_directories={d.id: d.path for d in props.input_directories},
+        output_directories=[
+            OutputDirectorySpec(o.id, o.path_prefix, o.path_suffix or "")
+            for o in props.output_directories
+        ],
+        environment={e.name: e.value for e in props.environment_variables},
+        secrets={e.name: e.value for e in props.secrets if e.value is not None},
+        max_wall_clock_seconds=props.constraints.max_wall_clock_time.total_seconds(),
+        container=container,
+        container_runtime=cprops.openbai.container_runtime or app.settings.container_runtime,
+        require_container=cprops.openbai.require_containers,
+    )

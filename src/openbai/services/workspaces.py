@@ -1,0 +1,169 @@
+"""Workspaces and experiments: the containers of clusters and jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from openbai.errors import ConflictError, NotFoundError
+from openbai.services.app import App
+from openbai.services.views import experiment_view, workspace_view
+from openbai.spec import WorkspaceCreateParameters, check_name, check_resource_group, parse
+from openbai.store.models import Experiment, Job, Workspace
+
+ACTIVE_STATES = ("queued", "running", "terminating")
+
+
+def workspace_row(s: Session, rg: str, name: str) -> Workspace:
+    row = s.scalar(select(Workspace).where(Workspace.resource_group == rg, Workspace.name == name))
+    if row is None:
+        raise NotFoundError(
+            f"The specified workspace {name} is not found in resource group {rg}",
+            code="WorkspaceNotFound",
+            target=name,
+        )
+    return row
+
+
+def experiment_row(s: Session, rg: str, ws: str, name: str) -> Experiment:
+    workspace = workspace_row(s, rg, ws)
+    row = s.scalar(
+        select(Experiment).where(Experiment.workspace_id == workspace.id, Experiment.name == name)
+    )
+    if row is None:
+        raise NotFoundError(
+            f"The specified experiment {name} is not found in workspace {ws}",
+            code="ExperimentNotFound",
+            target=name,
+        )
+    return row
+
+
+def create_workspace(
+    app: App, rg: str, name: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    check_resource_group(rg, field="resourceGroupName")
+    check_name(name, field="workspaceName")
+    params = parse(WorkspaceCreateParameters, body or {"location": app.settings.location})
+    with app.db.session() as s:
+        row = s.scalar(
+            select(Workspace).where(Workspace.resource_group == rg, Workspace.name == name)
+        )
+        if row is None:
+            row = Workspace(
+                resource_group=rg, name=name, location=params.location, tags=dict(params.tags or {})
+            )
+            s.add(row)
+            s.flush()
+        elif params.location != row.location:
+            raise ConflictError(
+                f"workspace {name} exists in location {row.location}, not {params.location}",
+                target="location",
+            )
+        else:
+            row.tags = dict(params.tags or row.tags)
+        return workspace_view(app.settings, row)
+
+
+def update_workspace(app: App, rg: str, name: str, tags: dict[str, str] | None) -> dict[str, Any]:
+    with app.db.session() as s:
+        row = workspace_row(s, rg, name)
+        if tags is not None:
+            row.tags = dict(tags)
+        return workspace_view(app.settings, row)
+
+
+def get_workspace(app: App, rg: str, name: str) -> dict[str, Any]:
+    with app.db.reading() as s:
+        return workspace_view(app.settings, workspace_row(s, rg, name))
+
+
+def list_workspaces(
+    app: App, rg: str | None = None, *, offset: int = 0, limit: int | None = None
+) -> list[dict[str, Any]]:
+    with app.db.reading() as s:
+        query = (
+            select(Workspace)
+            .order_by(Workspace.resource_group, Workspace.name)
+            .offset(offset)
+            .limit(limit)
+        )
+        if rg is not None:
+            query = query.where(Workspace.resource_group == rg)
+        return [workspace_view(app.settings, w) for w in s.scalars(query)]
+
+
+def _active_jobs(s: Session, *conditions: Any) -> int:
+    return (
+        s.scalar(
+            select(func.count())
+            .select_from(Job)
+            .join(Experiment)
+            .where(Job.execution_state.in_(ACTIVE_STATES), *conditions)
+        )
+        or 0
+    )
+
+
+def delete_workspace(app: App, rg: str, name: str) -> None:
+    """Delete a workspace with its experiments, jobs and clusters (files in storage stay)."""
+    from openbai.services.jobs import stop_jobs
+
+    with app.db.reading() as s:
+        ws = workspace_row(s, rg, name)
+        job_ids = list(
+            s.scalars(select(Job.id).join(Experiment).where(Experiment.workspace_id == ws.id))
+        )
+    stop_jobs(app, job_ids)
+    with app.db.session() as s:
+        s.delete(workspace_row(s, rg, name))
+
+
+def create_experiment(app: App, rg: str, ws: str, name: str) -> dict[str, Any]:
+    check_name(name, field="experimentName")
+    with app.db.session() as s:
+        workspace = workspace_row(s, rg, ws)
+        row = s.scalar(
+            select(Experiment).where(
+                Experiment.workspace_id == workspace.id, Experiment.name == name
+            )
+        )
+        if row is None:
+            row = Experiment(workspace=workspace, name=name)
+            s.add(row)
+            s.flush()
+        return experiment_view(app.settings, row)
+
+
+def get_experiment(app: App, rg: str, ws: str, name: str) -> dict[str, Any]:
+    with app.db.reading() as s:
+        return experiment_view(app.settings, experiment_row(s, rg, ws, name))
+
+
+def list_experiments(
+    app: App, rg: str, ws: str, *, offset: int = 0, limit: int | None = None
+) -> list[dict[str, Any]]:
+    with app.db.reading() as s:
+        workspace = workspace_row(s, rg, ws)
+        query = (
+            select(Experiment)
+            .where(Experiment.workspace_id == workspace.id)
+            .order_by(Experiment.name)
+            .offset(offset)
+            .limit(limit)
+        )
+        return [experiment_view(app.settings, e) for e in s.scalars(query)]
+
+
+def delete_experiment(app: App, rg: str, ws: str, name: str) -> None:
+    """Delete an experiment and its jobs (running ones are terminated first)."""
+    from openbai.services.jobs import stop_jobs
+
+    with app.db.reading() as s:
+        exp = experiment_row(s, rg, ws, name)
+        job_ids = list(s.scalars(select(Job.id).where(Job.experiment_id == exp.id)))
+    stop_jobs(app, job_ids)
+    with app.db.session() as s:
+        s.delete(experiment_row(s, rg, ws, name))
