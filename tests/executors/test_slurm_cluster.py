@@ -16,12 +16,7 @@ import pytest
 if TYPE_CHECKING:
     from slurm_fixture import SlurmCluster
 
-# the fixture comes from the plain module tests/slurm_fixture.py, loaded as a pytest plugin (a no-op
-# when the root conftest already lists it in pytest_plugins); tests/ must be on sys.path for that
-_TESTS = str(Path(__file__).resolve().parents[1])
-if _TESTS not in sys.path:
-    sys.path.insert(0, _TESTS)
-pytest_plugins = ["slurm_fixture"]
+# the fixture comes from tests/slurm_fixture.py, loaded by the root conftest
 
 pytestmark = pytest.mark.slurm
 

@@ -1,0 +1,134 @@
+"""Fixtures shared by the whole suite.
+
+* ``bai``: run the ``bai`` command (click's CliRunner, in-process) against a fresh data dir;
+  jobs run for real: the background dispatcher and the node runners are real processes.
+* ``app``: the same installation, for service-level checks.
+* ``slurm_cluster`` and ``azurite`` come from the plugin modules next to this file.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+_TESTS = str(Path(__file__).resolve().parent)
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
+
+pytest_plugins = ["slurm_fixture", "azurite_fixture"]
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = (REPO / ".." / "shared").resolve()
+
+
+@dataclass
+class Bai:
+    """``bai(...)`` runs one command like a user would and returns click's Result."""
+
+    home: Path
+    env: dict[str, str]
+
+    def __call__(self, *args: str, input: str | None = None, expect: int | None = 0) -> Result:
+        from openbai.cli.main import cli
+
+        argv = list(args[0].split()) if len(args) == 1 and " " in args[0] else list(args)
+        result = CliRunner().invoke(cli, argv, env=self.env, input=input, catch_exceptions=False)
+        if expect is not None and result.exit_code != expect:
+            raise AssertionError(
+                f"bai {shlex.join(argv)} exited {result.exit_code}, expected {expect}\n"
+                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
+        return result
+
+    def json(self, *args: str) -> Any:
+        import json
+
+        return json.loads(self(*args, "-o", "json").stdout)
+
+    def wait(self, job: str, *, workspace: str = "ws", experiment: str = "exp", timeout: float = 60) -> dict[str, Any]:
+        """Poll until the job has ended; return its show output."""
+        deadline = time.monotonic() + timeout
+        while True:
+            shown = self.json("job", "show", "-w", workspace, "-e", experiment, "-n", job)
+            if shown["executionState"] in ("succeeded", "failed"):
+                return dict(shown)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job} still {shown['executionState']} after {timeout}s")
+            time.sleep(0.1)
+
+
+def _stop_dispatcher(home: Path) -> None:
+    lock = home / "dispatcher.lock"
+    try:
+        pid = int(lock.read_text().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        return
+    if pid:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def _kill_leftover_runners(home: Path) -> None:
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline", "environ"]):
+        try:
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if "openbai.runtime.runner" in cmdline and str(home) in cmdline:
+                for child in proc.children(recursive=True):
+                    child.kill()
+                proc.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+
+
+@pytest.fixture
+def bai_env(tmp_path: Path) -> dict[str, str]:
+    home = tmp_path / "openbai"
+    return {
+        "OPENBAI_HOME": str(home),
+        "OPENBAI_DISPATCHER_IDLE_EXIT": "5",
+        "BAI_SERVER": "",
+        "AZURE_BATCHAI_STORAGE_ACCOUNT": "",
+    }
+
+
+@pytest.fixture
+def bai(bai_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Bai]:
+    for key, value in bai_env.items():
+        monkeypatch.setenv(key, value)
+    runner = Bai(Path(bai_env["OPENBAI_HOME"]), bai_env)
+    yield runner
+    _stop_dispatcher(runner.home)
+    _kill_leftover_runners(runner.home)
+
+
+@pytest.fixture
+def app(bai: Bai) -> Iterator[Any]:
+    from openbai.services.app import App
+    from openbai.settings import Settings
+
+    application = App.open(Settings.load(bai.env))
+    yield application
+    application.close()
+
+
+@pytest.fixture
+def workspace(bai: Bai) -> Bai:
+    """An installation with workspace ``ws``, experiment ``exp`` and a 2-node cluster ``c1``."""
+    bai("workspace", "create", "-n", "ws")
+    bai("experiment", "create", "-w", "ws", "-n", "exp")
+    bai("cluster", "create", "-w", "ws", "-n", "c1", "--nodes", "2")
+    return bai
