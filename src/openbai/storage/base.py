@@ -68,6 +68,28 @@ def clean_path(path: str, *, field: str = "path", allow_root: bool = True) -> st
     return cleaned
 
 
+class FileWriter(ABC):
+    """A file being written in place (through a mount): bytes at offsets, published on flush.
+
+    What was written becomes visible to readers of the volume at ``flush`` (and ``close``);
+    backends that can show appends earlier may. ``flush`` raises ``StorageError`` when the
+    data could not be made durable, so a mount can fail the job loudly.
+    """
+
+    @abstractmethod
+    def write(self, offset: int, data: bytes) -> None: ...
+
+    @abstractmethod
+    def truncate(self, size: int) -> None: ...
+
+    @abstractmethod
+    def flush(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None:
+        """Flush, then release the file."""
+
+
 class StorageBackend(ABC):
     """The volumes of one kind (containers or shares) in one storage account.
 
@@ -132,6 +154,17 @@ class StorageBackend(ABC):
     @abstractmethod
     def make_dir(self, volume: str, path: str) -> None:
         """Create a directory and its parents (a no-op where directories are virtual)."""
+
+    #: the backend can write files in place (``open_writer``) and rename them, as mounts need
+    supports_writer: ClassVar[bool] = False
+
+    def open_writer(self, volume: str, path: str, *, truncate: bool = False) -> FileWriter:
+        """Open ``path`` for writing at offsets, creating it if needed (mount support)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot write files in place")
+
+    def rename(self, volume: str, source: str, target: str) -> None:
+        """Move a file to a new path in the same volume, replacing ``target`` (mount support)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot rename files")
 
     def local_path(self, volume: str, path: str = "") -> Path | None:
         """The directory holding the volume on this machine, if it is one (embedded accounts).
