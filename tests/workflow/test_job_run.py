@@ -1,0 +1,501 @@
+"""A job from job.json to its files: volumes, variables, output paths, stdout, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+from conftest import Bai
+
+from .conftest import custom_job, storage_dir, write_job
+
+SEG = "jobOutputDirectoryPathSegment"
+
+
+def run(bai: Bai, tmp_path: Path, properties: dict, name: str = "j1", cluster: str = "c1") -> dict:
+    bai(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        cluster,
+        "-n",
+        name,
+        "-f",
+        write_job(tmp_path, properties, f"{name}.json"),
+    )
+    return bai.wait(name)
+
+
+def test_job_reads_inputs_writes_outputs_and_stdout_on_the_volumes(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    bai = recipes
+    dataset = tmp_path / "mnist"
+    dataset.mkdir()
+    for i in range(3):
+        (dataset / f"{i}.txt").write_text(f"sample {i}\n")
+    bai(
+        "storage",
+        "blob",
+        "upload-batch",
+        "--account",
+        "acct",
+        "-d",
+        "data",
+        "-s",
+        str(dataset),
+        "--destination-path",
+        "mnist",
+    )
+    script = tmp_path / "scripts"
+    script.mkdir()
+    (script / "train.py").write_text(
+        "import os\n"
+        "inp, out = os.environ['AZ_BATCHAI_INPUT_DATASET'], os.environ['AZ_BATCHAI_OUTPUT_MODEL']\n"
+        "names = sorted(os.listdir(inp))\n"
+        "print('inputs:', names)\n"
+        "open(os.path.join(out, 'model.txt'), 'w').write(str(len(names)))\n"
+        "import sys; print('warning', file=sys.stderr)\n"
+    )
+    bai("storage", "file", "upload-batch", "--account", "acct", "-d", "scripts", "-s", str(script))
+    job = run(
+        bai,
+        tmp_path,
+        custom_job(
+            "python3 $AZ_BATCHAI_INPUT_SCRIPT",
+            inputDirectories=[
+                {"id": "DATASET", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data/mnist"},
+                {"id": "SCRIPT", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/scripts/train.py"},
+            ],
+            outputDirectories=[
+                {
+                    "id": "MODEL",
+                    "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+                    "pathSuffix": "Models",
+                }
+            ],
+        ),
+    )
+    assert job["executionState"] == "succeeded", job
+    assert job["executionInfo"]["exitCode"] == 0
+    segment = job[SEG]
+    sub = json.loads((bai.home / "config.json").read_text())["subscriptionId"]
+    assert segment.startswith(f"{sub}/default/workspaces/ws/experiments/exp/jobs/j1/")
+    logs = storage_dir(bai, "acct", "file", "logs") / segment
+    assert (
+        logs / "stdouterr" / "stdout.txt"
+    ).read_text() == "inputs: ['0.txt', '1.txt', '2.txt']\n"
+    assert (logs / "stdouterr" / "stderr.txt").read_text() == "warning\n"
+    assert (logs / "outputs" / "Models" / "model.txt").read_text() == "3"
+
+    listed = bai.json("job", "file", "list", "-w", "ws", "-e", "exp", "-j", "j1")
+    assert sorted(f["name"] for f in listed) == ["execution.log", "stderr.txt", "stdout.txt"]
+    assert {f["fileType"] for f in listed} == {"file"}
+    stdout = next(f for f in listed if f["name"] == "stdout.txt")
+    assert stdout["contentLength"] == len("inputs: ['0.txt', '1.txt', '2.txt']\n")
+    model = bai.json("job", "file", "list", "-w", "ws", "-e", "exp", "-j", "j1", "-d", "MODEL")
+    assert [(f["name"], f["contentLength"]) for f in model] == [("model.txt", 1)]
+    streamed = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "j1", "-f", "stdout.txt")
+    assert streamed.stdout == "inputs: ['0.txt', '1.txt', '2.txt']\n"
+
+
+def test_every_batch_ai_variable_is_set(recipes: Bai, tmp_path: Path) -> None:
+    bai = recipes
+    job = run(
+        bai,
+        tmp_path,
+        custom_job(
+            "env > $AZ_BATCHAI_OUTPUT_ENV/env.txt; pwd > $AZ_BATCHAI_OUTPUT_ENV/pwd.txt",
+            inputDirectories=[{"id": "DATA", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data/x"}],
+            outputDirectories=[{"id": "ENV", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"}],
+            environmentVariables=[{"name": "MY_DIR", "value": "$AZ_BATCHAI_JOB_TEMP/mine"}],
+            secrets=[{"name": "MY_SECRET", "value": "s3cr3t-value"}],
+        ),
+    )
+    assert job["executionState"] == "succeeded", job
+    out = storage_dir(bai, "acct", "file", "logs") / job[SEG] / "outputs"
+    env = dict(
+        line.split("=", 1) for line in (out / "env.txt").read_text().splitlines() if "=" in line
+    )
+    node_root = bai.home / "nodes" / "default" / "ws" / "c1" / "0"
+    job_temp = node_root / "jobs" / "ws" / "exp" / "j1"
+    assert env["AZ_BATCHAI_MOUNT_ROOT"] == str(node_root / "mounts")
+    assert env["AZ_BATCHAI_JOB_MOUNT_ROOT"] == str(job_temp / "mounts")
+    assert env["AZ_BATCHAI_JOB_TEMP"] == str(job_temp)
+    assert env["AZ_BATCHAI_JOB_TEMP_DIR"] == str(node_root / "jobs")
+    assert env["AZ_BATCHAI_INPUT_DATA"] == str(job_temp / "mounts" / "data" / "x")
+    assert env["AZ_BATCHAI_OUTPUT_ENV"] == f"{job_temp}/mounts/logs/{job[SEG]}/outputs"
+    assert env["AZ_BATCHAI_STDOUTERR_DIR"] == f"{job_temp}/mounts/logs/{job[SEG]}/stdouterr"
+    assert env["AZ_BATCHAI_MPI_HOST_FILE"] == str(job_temp / "hostfile")
+    assert Path(env["AZ_BATCHAI_SHARED_JOB_TEMP"]).is_dir()
+    assert env["AZ_BATCHAI_NUM_GPUS"] == "0"
+    assert env["MY_DIR"] == f"{job_temp}/mine"
+    assert env["MY_SECRET"] == "s3cr3t-value"
+    assert (out / "pwd.txt").read_text().strip() == str(job_temp)
+    assert "127.0.0.1 slots=1" in Path(env["AZ_BATCHAI_MPI_HOST_FILE"]).read_text()
+
+
+def test_secrets_are_never_shown(recipes: Bai, tmp_path: Path) -> None:
+    bai = recipes
+    run(
+        bai,
+        tmp_path,
+        custom_job("echo ok", secrets=[{"name": "TOKEN", "value": "hunter2-very-secret"}]),
+    )
+    for command in (
+        ("job", "show", "-w", "ws", "-e", "exp", "-n", "j1"),
+        ("job", "list", "-w", "ws", "-e", "exp"),
+    ):
+        for fmt in ("json", "table", "tsv"):
+            out = bai(*command, "-o", fmt)
+            assert "hunter2-very-secret" not in out.stdout + out.stderr
+    shown = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", "j1")
+    assert shown["secrets"] == [{"name": "TOKEN"}]
+    logs = storage_dir(bai, "acct", "file", "logs")
+    for path in logs.rglob("execution.log"):
+        assert "hunter2" not in path.read_text()
+    assert "hunter2" not in (bai.home / "dispatcher.log").read_text(errors="replace")
+
+
+def test_failing_job_records_exit_code_and_wait_exits_with_it(recipes: Bai, tmp_path: Path) -> None:
+    bai = recipes
+    bai(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        "c1",
+        "-n",
+        "bad",
+        "-f",
+        write_job(tmp_path, custom_job("echo boom >&2; exit 3")),
+    )
+    waited = bai("job", "wait", "-w", "ws", "-e", "exp", "-n", "bad", "--interval", "0.1", expect=3)
+    assert "Job failed with exit code 3" in waited.stderr
+    job = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", "bad")
+    assert job["executionState"] == "failed"
+    assert job["executionInfo"]["exitCode"] == 3
+    assert job["executionInfo"]["errors"][0]["code"] == "JobFailed"
+    out = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "bad", "-f", "stderr.txt")
+    assert out.stdout == "boom\n"
+
+
+def test_job_preparation_runs_first_and_its_failure_fails_the_job(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    bai = recipes
+    ok = run(
+        bai,
+        tmp_path,
+        custom_job(
+            "cat $AZ_BATCHAI_JOB_TEMP/prepared",
+            jobPreparation={
+                "commandLine": "echo ready > $AZ_BATCHAI_JOB_TEMP/prepared; echo prep-out"
+            },
+        ),
+        name="prep",
+    )
+    assert ok["executionState"] == "succeeded"
+    files = {
+        f["name"] for f in bai.json("job", "file", "list", "-w", "ws", "-e", "exp", "-j", "prep")
+    }
+    assert {"stdout-job_prep.txt", "stderr-job_prep.txt", "stdout.txt", "execution.log"} <= files
+    out = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "prep", "-f", "stdout.txt")
+    assert out.stdout == "ready\n"
+
+    bad = run(
+        bai,
+        tmp_path,
+        custom_job("echo should-not-run", jobPreparation={"commandLine": "exit 7"}),
+        name="badprep",
+    )
+    assert bad["executionState"] == "failed"
+    assert bad["executionInfo"]["exitCode"] == 7
+    assert bad["executionInfo"]["errors"][0]["code"] == "JobPreparationFailed"
+    files = {
+        f["name"] for f in bai.json("job", "file", "list", "-w", "ws", "-e", "exp", "-j", "badprep")
+    }
+    assert "stdout.txt" not in files
+
+
+def test_max_wall_clock_time_is_enforced(recipes: Bai, tmp_path: Path) -> None:
+    bai = recipes
+    started = time.monotonic()
+    job = run(bai, tmp_path, custom_job("sleep 60", constraints={"maxWallClockTime": "PT2S"}))
+    assert time.monotonic() - started < 30
+    assert job["executionState"] == "failed"
+    assert job["executionInfo"]["errors"][0]["code"] == "JobWallClockTimeExceeded"
+
+
+def test_terminate_kills_the_whole_process_tree_and_keeps_output(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    bai = recipes
+    pidfile = tmp_path / "pids"
+    command = (
+        f"(sleep 300 & echo $! >> {pidfile}; wait) & echo $! >> {pidfile}; echo started; sleep 300"
+    )
+    bai(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        "c1",
+        "-n",
+        "long",
+        "-f",
+        write_job(tmp_path, custom_job(command)),
+    )
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and len(pidfile.read_text().split()) == 2):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    pids = [int(p) for p in pidfile.read_text().split()]
+    bai("job", "terminate", "-w", "ws", "-e", "exp", "-n", "long", "-y")
+    job = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", "long")
+    assert job["executionState"] == "failed"
+    assert job["executionInfo"]["errors"][0]["code"] == "JobTerminated"
+    for pid in pids:
+        assert not _alive(pid), f"process {pid} of the terminated job still runs"
+    out = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "long", "-f", "stdout.txt")
+    assert out.stdout == "started\n"
+
+
+def _wait_state(bai: Bai, job: str, state: str) -> None:
+    deadline = time.monotonic() + 30
+    while bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", job)["executionState"] != state:
+        assert time.monotonic() < deadline, f"{job} never became {state}"
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = (
+        Path(f"/proc/{pid}/stat").read_text().split()[2]
+        if Path(f"/proc/{pid}/stat").exists()
+        else "X"
+    )
+    return status not in ("Z", "X")
+
+
+def test_stream_follows_a_running_job_to_its_last_byte(recipes: Bai, tmp_path: Path) -> None:
+    bai = recipes
+    command = (
+        "for i in $(seq 1 20); do echo line $i; sleep 0.05; done; printf 'tail-without-newline'"
+    )
+    bai(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        "c1",
+        "-n",
+        "talk",
+        "-f",
+        write_job(tmp_path, custom_job(command)),
+    )
+    out = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "talk", "-f", "stdout.txt")
+    expected = "".join(f"line {i}\n" for i in range(1, 21)) + "tail-without-newline"
+    assert out.stdout == expected
+
+
+def test_delete_terminates_and_removes_the_job_but_keeps_its_files(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    bai = recipes
+    bai(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        "c1",
+        "-n",
+        "gone",
+        "-f",
+        write_job(tmp_path, custom_job("echo hello; sleep 300")),
+    )
+    shown = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", "gone")
+    deadline = time.monotonic() + 30
+    stdout = storage_dir(bai, "acct", "file", "logs") / shown[SEG] / "stdouterr" / "stdout.txt"
+    while not (stdout.exists() and stdout.read_text()):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    bai("job", "delete", "-w", "ws", "-e", "exp", "-n", "gone", "-y")
+    missing = bai("job", "show", "-w", "ws", "-e", "exp", "-n", "gone", expect=3)
+    assert "not found" in missing.stderr
+    assert stdout.read_text() == "hello\n"
+
+
+def test_jobs_queue_when_nodes_are_busy_and_priority_orders_the_queue(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    bai = recipes
+    order = tmp_path / "order.txt"
+    gate = tmp_path / "gate"
+    # two blockers take both nodes until the gate file appears
+    for name in ("block1", "block2"):
+        bai(
+            "job",
+            "create",
+            "-w",
+            "ws",
+            "-e",
+            "exp",
+            "-c",
+            "c1",
+            "-n",
+            name,
+            "-f",
+            write_job(
+                tmp_path, custom_job(f"while [ ! -e {gate} ]; do sleep 0.05; done"), f"{name}.json"
+            ),
+        )
+    _wait_state(bai, "block1", "running")
+    _wait_state(bai, "block2", "running")
+    for name, priority in (("low1", "low"), ("normal1", "normal"), ("high1", "high")):
+        props = custom_job(f"echo {name} >> {order}", schedulingPriority=priority)
+        bai(
+            "job",
+            "create",
+            "-w",
+            "ws",
+            "-e",
+            "exp",
+            "-c",
+            "c1",
+            "-n",
+            name,
+            "-f",
+            write_job(tmp_path, props, f"{name}.json"),
+        )
+    time.sleep(1.0)
+    states = {
+        j["name"]: j["executionState"] for j in bai.json("job", "list", "-w", "ws", "-e", "exp")
+    }
+    assert states == {
+        "block1": "running",
+        "block2": "running",
+        "low1": "queued",
+        "normal1": "queued",
+        "high1": "queued",
+    }
+    cluster = bai.json("cluster", "show", "-w", "ws", "-n", "c1")
+    assert cluster["nodeStateCounts"]["runningNodeCount"] == 2
+    assert cluster["nodeStateCounts"]["idleNodeCount"] == 0
+    # one node at a time: resize the queue's view by releasing the blockers together,
+    # the three waiting jobs then start in priority order onto the two free nodes
+    gate.touch()
+    for name in ("low1", "normal1", "high1"):
+        assert bai.wait(name)["executionState"] == "succeeded"
+    lines = order.read_text().split()
+    assert lines.index("high1") < lines.index("low1")
+    assert lines.index("normal1") < lines.index("low1")
+
+
+def test_a_job_keeps_running_when_the_dispatcher_dies(recipes: Bai, tmp_path: Path) -> None:
+    """Killing the background dispatcher loses nothing: the next one adopts the job."""
+    bai = recipes
+    gate = tmp_path / "gate"
+    command = f"echo before; while [ ! -e {gate} ]; do sleep 0.05; done; echo after"
+    bai(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        "c1",
+        "-n",
+        "survivor",
+        "-f",
+        write_job(tmp_path, custom_job(command)),
+    )
+    _wait_state(bai, "survivor", "running")
+    pid = int((bai.home / "dispatcher.lock").read_text())
+    os.kill(pid, 9)
+    gate.touch()
+    time.sleep(0.5)
+    # any command that may change state brings a dispatcher back; show alone must not hide the end
+    bai("experiment", "create", "-w", "ws", "-n", "other")
+    bai(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "other",
+        "-c",
+        "c1",
+        "-n",
+        "poke",
+        "-f",
+        write_job(tmp_path, custom_job("true"), "poke.json"),
+    )
+    job = bai.wait("survivor")
+    assert job["executionState"] == "succeeded"
+    out = bai(
+        "job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "survivor", "-f", "stdout.txt"
+    )
+    assert out.stdout == "before\nafter\n"
+
+
+def test_stream_waits_for_the_file_then_streams(recipes: Bai, tmp_path: Path) -> None:
+    bai = recipes
+    gate = tmp_path / "gate"
+    command = f"while [ ! -e {gate} ]; do sleep 0.05; done; echo late > $AZ_BATCHAI_STDOUTERR_DIR/custom.txt"
+    bai(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        "c1",
+        "-n",
+        "late",
+        "-f",
+        write_job(tmp_path, custom_job(command)),
+    )
+    threading.Timer(1.0, gate.touch).start()
+    out = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "late", "-f", "custom.txt")
+    assert 'The file "custom.txt" not found. Waiting for the job to generate it.' in out.stderr
+    assert out.stdout == "late\n"
+    missing = bai(
+        "job",
+        "file",
+        "stream",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-j",
+        "late",
+        "-f",
+        "nothing.txt",
+        expect=3,
+    )
+    assert 'The file "nothing.txt" not found for the completed job.' in missing.stderr
