@@ -55,7 +55,9 @@ class Bai:
 
         return json.loads(self(*args, "-o", "json").stdout)
 
-    def wait(self, job: str, *, workspace: str = "ws", experiment: str = "exp", timeout: float = 60) -> dict[str, Any]:
+    def wait(
+        self, job: str, *, workspace: str = "ws", experiment: str = "exp", timeout: float = 60
+    ) -> dict[str, Any]:
         """Poll until the job has ended; return its show output."""
         deadline = time.monotonic() + timeout
         while True:
@@ -73,17 +75,27 @@ def _stop_dispatcher(home: Path) -> None:
         pid = int(lock.read_text().strip() or 0)
     except (FileNotFoundError, ValueError):
         return
-    if pid:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    if not pid:
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    # wait until it is gone, so that it cannot start another runner after the sweep below
+    import psutil
+
+    try:
+        psutil.Process(pid).wait(timeout=10)
+    except psutil.NoSuchProcess:
+        pass
+    except psutil.TimeoutExpired:
+        os.kill(pid, signal.SIGKILL)
 
 
 def _kill_leftover_runners(home: Path) -> None:
     import psutil
 
-    for proc in psutil.process_iter(["cmdline", "environ"]):
+    for proc in psutil.process_iter(["cmdline"]):
         try:
             cmdline = " ".join(proc.info["cmdline"] or [])
             if "openbai.runtime.runner" in cmdline and str(home) in cmdline:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from openbai.errors import ConflictError, NotFoundError
+from openbai.errors import ConflictError, NotFoundError, SpecError
 from openbai.services import accounts
 from openbai.services.app import App
 from openbai.services.views import cluster_view
@@ -52,7 +52,16 @@ def cluster_row(s: Session, rg: str, ws: str, name: str) -> Cluster:
 
 
 def properties(row: Cluster) -> ClusterBaseProperties:
-    return parse(ClusterBaseProperties, row.spec)
+    """The cluster's spec with the setup task's secret values put back (stored apart)."""
+    spec: dict[str, Any] = dict(row.spec)
+    task = (spec.get("nodeSetup") or {}).get("setupTask")
+    if task is not None:
+        task = {
+            **task,
+            "secrets": [{"name": k, "value": v} for k, v in (row.secrets or {}).items()],
+        }
+        spec["nodeSetup"] = {**spec["nodeSetup"], "setupTask": task}
+    return parse(ClusterBaseProperties, spec)
 
 
 def busy_slots(s: Session, cluster: Cluster) -> set[int]:
@@ -106,9 +115,14 @@ def create_cluster(
     wire = props.to_wire()
     secrets = {}
     if props.node_setup and props.node_setup.setup_task:
-        secrets = {
-            s.name: s.value for s in props.node_setup.setup_task.secrets if s.value is not None
-        }
+        for index, secret in enumerate(props.node_setup.setup_task.secrets):
+            if secret.value is None:
+                field = f"properties.nodeSetup.setupTask.secrets[{index}].valueSecretReference"
+                raise SpecError(
+                    f"{field}: Key Vault references cannot be resolved by openbai; give the value",
+                    target=field,
+                )
+            secrets[secret.name] = secret.value
     with app.db.session() as s:
         workspace = workspace_row(s, rg, ws)
         if (
@@ -207,7 +221,7 @@ def update_cluster(
     with app.db.session() as s:
         row = cluster_row(s, rg, ws, name)
         if update.properties.scale_settings is not None:
-            spec = dict(row.spec)
+            spec = properties(row).to_wire()
             spec["scaleSettings"] = update.properties.scale_settings.to_wire()
             row.spec = _public(spec)
             row.allocation_changed_at = utcnow()
