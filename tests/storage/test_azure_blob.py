@@ -16,6 +16,7 @@ from openbai.storage.registry import backend_for
 from openbai.storage.transfer import file_md5
 
 from .conformance import StorageConformance, new_volume_name, write
+from .writer_conformance import WriterConformance
 
 pytestmark = pytest.mark.azurite
 
@@ -33,7 +34,7 @@ def backend(azurite: Azurite):
     built.close()
 
 
-class TestAzureBlobStorage(StorageConformance):
+class TestAzureBlobStorage(StorageConformance, WriterConformance):
     pass
 
 

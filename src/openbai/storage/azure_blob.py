@@ -2,8 +2,10 @@
 
 Options: ``{"connection_string": ...}``, or ``{"account_key": ..., "blob_endpoint": ...}``
 (``account_name`` defaults to the account's name, ``blob_endpoint`` to Azure's public one).
-Optional: ``max_concurrency`` (parallel blocks/ranges of one file, default 8) and
-``retry_total`` (default 4: with exponential backoff a call rides out ~15 s of outage).
+Optional: ``max_concurrency`` (parallel blocks/ranges of one file, default 8),
+``retry_total`` (default 4: with exponential backoff a call rides out ~15 s of outage) and
+``cache_dir`` (where files written in place keep their bytes until stored; default: the
+system's temporary directory).
 
 - Containers are volumes. Directories are virtual: a prefix that has blobs under it is a
   directory, ``make_dir`` only checks the container, deleting a directory deletes every
@@ -11,6 +13,10 @@ Optional: ``max_concurrency`` (parallel blocks/ranges of one file, default 8) an
 - ``upload`` writes a block blob (parallel blocks above 16 MiB) and stores its content MD5,
   so tree transfers can skip unchanged files; ``download`` and large ``read`` calls fetch
   ranges in parallel.
+- ``open_writer`` writes a blob in place as a block blob (``block_writer.py``): full blocks
+  are staged in parallel while the file is written, ``flush`` commits the block list.
+  ``rename`` is a server-side copy followed by a delete: readers of the target see the old
+  blob or the whole new one, never a part.
 - The client is built on first use: constructing the backend does no I/O.
 """
 
@@ -19,8 +25,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import mimetypes
+import tempfile
 import threading
+import time
+import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,6 +45,8 @@ from azure.core.exceptions import (
 )
 from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import (
+    BlobBlock,
+    BlobClient,
     BlobPrefix,
     BlobProperties,
     BlobServiceClient,
@@ -54,7 +66,15 @@ from openbai.errors import (
     StorageError,
 )
 from openbai.storage.atomic import atomic_target
-from openbai.storage.base import FileInfo, StorageBackend, VolumeInfo, VolumeKind, clean_path
+from openbai.storage.base import (
+    FileInfo,
+    FileWriter,
+    StorageBackend,
+    VolumeInfo,
+    VolumeKind,
+    clean_path,
+)
+from openbai.storage.block_writer import BlockFileWriter, BlockTarget
 from openbai.storage.names import check_volume_name
 
 _MiB = 1024 * 1024
@@ -137,6 +157,7 @@ class AzureBlobStorage(StorageBackend):
         blob_endpoint: str | None = None,
         max_concurrency: int = 8,
         retry_total: int = 4,
+        cache_dir: Path | None = None,
     ):
         if not connection_string and not account_key:
             raise SpecError(
@@ -151,6 +172,8 @@ class AzureBlobStorage(StorageBackend):
         self._retry_total = retry_total
         self._client: BlobServiceClient | None = None
         self._lock = threading.Lock()
+        self._cache_dir = cache_dir or Path(tempfile.gettempdir()) / "openbai-blob-writes"
+        self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_options(
@@ -165,6 +188,7 @@ class AzureBlobStorage(StorageBackend):
             blob_endpoint=options.get("blob_endpoint"),
             max_concurrency=int(options.get("max_concurrency", 8)),
             retry_total=int(options.get("retry_total", 4)),
+            cache_dir=Path(options["cache_dir"]) if options.get("cache_dir") else None,
         )
 
     # -- client --------------------------------------------------------------------------
@@ -204,9 +228,20 @@ class AzureBlobStorage(StorageBackend):
     def close(self) -> None:
         """Close the HTTP connections (the client is rebuilt if used again)."""
         with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+    def _block_pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.max_concurrency, thread_name_prefix="openbai-blocks"
+                )
+            return self._pool
 
     def _container(self, volume: str) -> ContainerClient:
         return self._service().get_container_client(check_volume_name(volume))
@@ -346,3 +381,64 @@ class AzureBlobStorage(StorageBackend):
         container = self._container(volume)
         with _translate(volume):
             container.get_container_properties()
+
+    # -- in place (mounts) -------------------------------------------------------------------
+    supports_writer: ClassVar[bool] = True
+
+    def open_writer(self, volume: str, path: str, *, truncate: bool = False) -> FileWriter:
+        cleaned = clean_path(path, allow_root=False)
+        blob = self._container(volume).get_blob_client(cleaned)
+        target = _BlobTarget(blob, f"{volume}/{cleaned}")
+        spill = self._cache_dir / f"{uuid.uuid4().hex}.spill"
+        return BlockFileWriter(target, self._block_pool(), spill, truncate=truncate)
+
+    def rename(self, volume: str, source: str, target: str) -> None:
+        src = clean_path(source, allow_root=False)
+        dst = clean_path(target, allow_root=False)
+        container = self._container(volume)
+        source_blob = container.get_blob_client(src)
+        where = f"{volume}/{src}"
+        with _translate(where):
+            copy = container.get_blob_client(dst).start_copy_from_url(source_blob.url)
+            status = copy.get("copy_status")
+            deadline = time.monotonic() + 300
+            while status == "pending" and time.monotonic() < deadline:
+                time.sleep(0.2)
+                props = container.get_blob_client(dst).get_blob_properties()
+                status = props.copy.status
+            if status != "success":
+                raise StorageError(f"{where}: copy to {dst} ended {status}", target=where)
+            source_blob.delete_blob(delete_snapshots="include")
+
+
+class _BlobTarget(BlockTarget):
+    """One block blob, for :class:`BlockFileWriter`."""
+
+    def __init__(self, blob: BlobClient, where: str):
+        self._blob = blob
+        self._where = where
+        content_type = mimetypes.guess_type(where)[0] or "application/octet-stream"
+        self._settings = ContentSettings(content_type=content_type)
+
+    def committed(self) -> tuple[int, list[tuple[str, int]]]:
+        with _translate(self._where):
+            try:
+                size = int(self._blob.get_blob_properties().size)
+            except ResourceNotFoundError:
+                return 0, []
+            blocks, _ = self._blob.get_block_list("committed")
+        return size, [(str(b.id), int(b.size)) for b in blocks]
+
+    def read(self, offset: int, length: int) -> bytes:
+        with _translate(self._where):
+            return self._blob.download_blob(offset=offset, length=length).readall()
+
+    def stage(self, block_id: str, data: bytes) -> None:
+        with _translate(self._where):
+            self._blob.stage_block(block_id, data, length=len(data))
+
+    def commit(self, block_ids: list[str]) -> None:
+        with _translate(self._where):
+            self._blob.commit_block_list(
+                [BlobBlock(block_id) for block_id in block_ids], content_settings=self._settings
+            )

@@ -89,6 +89,14 @@ class FileWriter(ABC):
     def close(self) -> None:
         """Flush, then release the file."""
 
+    #: ``read`` returns what was written, flushed or not (else a mount flushes, then reads
+    #: through the backend)
+    can_read: ClassVar[bool] = False
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Bytes ``[offset, offset+length)`` of the file as written so far."""
+        raise NotImplementedError(f"{type(self).__name__} cannot read back")
+
 
 class StorageBackend(ABC):
     """The volumes of one kind (containers or shares) in one storage account.
