@@ -23,6 +23,7 @@ from openbai.cli.common import (
 from openbai.cli.output import emit, err, flatten, output_options, stdout_bytes
 from openbai.errors import SpecError
 from openbai.spec import load_json_file
+from openbai.storage.base import clean_path
 
 
 def _cluster_part(index: int) -> Any:
@@ -348,6 +349,16 @@ def job_file_stream(
     """Print a file as the job writes it; stop when the job has ended and all of it is shown."""
     rg = resource_group(resource_group_name)
     c = client()
+    # a name with folders ("logs/train.txt") is a file in a sub-directory of --path
+    relative = "/".join(
+        p
+        for p in (
+            clean_path(path, field="--path"),
+            clean_path(file_name, field="--file-name", allow_root=False),
+        )
+        if p
+    )
+    path, _, file_name = relative.rpartition("/")
     announced = False
     while not any(
         f["name"] == file_name and f["fileType"] == "file"

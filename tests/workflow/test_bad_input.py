@@ -1,0 +1,325 @@
+"""Bad input gets a clear error naming the field, a non-zero exit code, and changes nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import Bai
+
+from .conftest import custom_job, write_job
+
+
+def jobs(bai: Bai) -> list[str]:
+    return [j["name"] for j in bai.json("job", "list", "-w", "ws", "-e", "exp")]
+
+
+def create(
+    bai: Bai, tmp_path: Path, properties: dict, *, expect: int = 2, cluster: str = "c1"
+) -> str:
+    out = bai(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        cluster,
+        "-n",
+        "bad",
+        "-f",
+        write_job(tmp_path, properties),
+        expect=expect,
+    )
+    assert jobs(bai) == [], "a refused job must not be stored"
+    return str(out.stderr)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (
+            {
+                "mountVolumes": {
+                    "azureFileShares": [
+                        {
+                            "azureFileUrl": "https://acct.file.core.windows.net/logs",
+                            "relativeMountPath": "../escape",
+                        }
+                    ]
+                }
+            },
+            "properties.mountVolumes.azureFileShares[0].relativeMountPath",
+        ),
+        (
+            {
+                "mountVolumes": {
+                    "azureFileShares": [
+                        {
+                            "azureFileUrl": "https://acct.file.core.windows.net/logs",
+                            "relativeMountPath": "/abs",
+                        }
+                    ]
+                }
+            },
+            "properties.mountVolumes.azureFileShares[0].relativeMountPath",
+        ),
+        (
+            {
+                "outputDirectories": [
+                    {
+                        "id": "OUT",
+                        "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+                        "pathSuffix": "../../x",
+                    }
+                ]
+            },
+            "properties.outputDirectories[0].pathSuffix",
+        ),
+        (
+            {
+                "outputDirectories": [
+                    {"id": "A", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"},
+                    {"id": "A", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"},
+                ]
+            },
+            "properties.outputDirectories[1].id",
+        ),
+        ({"nodeCount": "abc"}, "properties.nodeCount"),
+        ({"nodeCount": 0}, "properties.nodeCount"),
+        (
+            {
+                "mountVolumes": {
+                    "azureFileShares": [
+                        {
+                            "azureFileUrl": "https://nosuch.file.core.windows.net/logs",
+                            "relativeMountPath": "logs",
+                        }
+                    ]
+                }
+            },
+            "properties.mountVolumes.azureFileShares[0].azureFileUrl",
+        ),
+        (
+            {
+                "mountVolumes": {
+                    "azureFileShares": [
+                        {
+                            "azureFileUrl": "https://acct.file.core.windows.net/nosuch",
+                            "relativeMountPath": "logs",
+                        }
+                    ]
+                }
+            },
+            "properties.mountVolumes.azureFileShares[0].azureFileUrl",
+        ),
+        (
+            {
+                "mountVolumes": {
+                    "azureBlobFileSystems": [
+                        {"accountName": "acct", "containerName": "nosuch", "relativeMountPath": "d"}
+                    ]
+                }
+            },
+            "properties.mountVolumes.azureBlobFileSystems[0].containerName",
+        ),
+        ({"customToolkitSettings": None}, "properties"),
+        ({"tensorFlowSettings": {"pythonScriptFilePath": "x.py"}}, "tensorFlowSettings"),
+        (
+            {"constraints": {"maxWallClockTime": "forever"}},
+            "properties.constraints.maxWallClockTime",
+        ),
+        ({"nodeCount": 3}, "properties.nodeCount"),
+    ],
+)
+def test_bad_job_field_is_named_and_nothing_is_stored(
+    recipes: Bai, tmp_path: Path, change: dict, field: str
+) -> None:
+    props = {**custom_job("true"), **change}
+    if props.get("customToolkitSettings") is None:
+        props.pop("customToolkitSettings")
+    err = create(recipes, tmp_path, props)
+    assert field in err, err
+
+
+def test_unknown_cluster_is_named(recipes: Bai, tmp_path: Path) -> None:
+    err = create(recipes, tmp_path, custom_job("true"), cluster="nosuch")
+    assert "properties.cluster.id" in err and "nosuch" in err
+
+
+def test_missing_stdout_prefix_is_named(recipes: Bai, tmp_path: Path) -> None:
+    props = custom_job("true")
+    del props["stdOutErrPathPrefix"]
+    assert "properties.stdOutErrPathPrefix" in create(recipes, tmp_path, props)
+
+
+def test_trailing_comma_json_gets_line_and_column(recipes: Bai, tmp_path: Path) -> None:
+    path = tmp_path / "job.json"
+    path.write_text('{\n  "properties": {\n    "nodeCount": 1,\n  }\n}\n')
+    out = recipes(
+        "job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "bad", "-f", str(path), expect=2
+    )
+    assert "line 4" in out.stderr
+    assert jobs(recipes) == []
+
+
+def test_missing_job_file_is_a_clear_error(recipes: Bai, tmp_path: Path) -> None:
+    out = recipes(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        "c1",
+        "-n",
+        "bad",
+        "-f",
+        str(tmp_path / "nope.json"),
+        expect=2,
+    )
+    assert "nope.json" in out.stderr
+
+
+def test_unknown_fields_are_ignored_as_arm_did(recipes: Bai, tmp_path: Path) -> None:
+    props = {**custom_job("echo fine"), "comment": "not in the schema", "toolType": "custom"}
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps({"$schema": "x", "location": "eastus", "properties": props}))
+    recipes("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "ok", "-f", str(path))
+    assert recipes.wait("ok")["executionState"] == "succeeded"
+
+
+@pytest.mark.parametrize("name", ["has.dot", "x" * 65, "sp ace", "ünï"])
+def test_names_that_break_batch_ai_rules(recipes: Bai, tmp_path: Path, name: str) -> None:
+    out = recipes(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        "c1",
+        "-n",
+        name,
+        "-f",
+        write_job(tmp_path, custom_job("true")),
+        expect=2,
+    )
+    assert "jobName" in out.stderr
+    out = recipes("workspace", "create", "-n", name, expect=2)
+    assert "workspaceName" in out.stderr
+
+
+def test_duplicate_job_is_a_conflict(recipes: Bai, tmp_path: Path) -> None:
+    recipes(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        "c1",
+        "-n",
+        "once",
+        "-f",
+        write_job(tmp_path, custom_job("true")),
+    )
+    out = recipes(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        "c1",
+        "-n",
+        "once",
+        "-f",
+        write_job(tmp_path, custom_job("true")),
+        expect=4,
+    )
+    assert "already exists" in out.stderr
+
+
+@pytest.mark.parametrize("path", ["..", "../x", "/etc", "a/../../b"])
+def test_file_list_path_cannot_escape_the_output_directory(
+    recipes: Bai, tmp_path: Path, path: str
+) -> None:
+    recipes(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        "c1",
+        "-n",
+        "j",
+        "-f",
+        write_job(tmp_path, custom_job("echo hi")),
+    )
+    recipes.wait("j")
+    out = recipes(
+        "job", "file", "list", "-w", "ws", "-e", "exp", "-j", "j", "--path", path, expect=2
+    )
+    assert "directory" in out.stderr
+    out = recipes(
+        "job",
+        "file",
+        "stream",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-j",
+        "j",
+        "-f",
+        f"{path}/stdout.txt",
+        expect=2,
+    )
+    assert "file" in out.stderr
+
+
+def test_output_directory_not_on_a_mount_is_reported_like_batch_ai(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    props = custom_job("echo hi", stdOutErrPathPrefix="$AZ_BATCHAI_JOB_TEMP")
+    recipes(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        "c1",
+        "-n",
+        "tmp",
+        "-f",
+        write_job(tmp_path, props),
+    )
+    assert recipes.wait("tmp")["executionState"] == "succeeded"
+    out = recipes("job", "file", "list", "-w", "ws", "-e", "exp", "-j", "tmp", expect=3)
+    assert "The specified outputDirectoryId stdouterr is not present on a mount root" in out.stderr
+    out = recipes(
+        "job", "file", "list", "-w", "ws", "-e", "exp", "-j", "tmp", "-d", "NOPE", expect=3
+    )
+    assert "NOPE" in out.stderr
+
+
+def test_unknown_resources_exit_3(recipes: Bai) -> None:
+    assert (
+        "not found"
+        in recipes("job", "show", "-w", "ws", "-e", "exp", "-n", "nope", expect=3).stderr
+    )
+    assert "not found" in recipes("cluster", "show", "-w", "ws", "-n", "nope", expect=3).stderr
+    assert "not found" in recipes("experiment", "show", "-w", "ws", "-n", "nope", expect=3).stderr
+    assert "not found" in recipes("workspace", "show", "-n", "nope", expect=3).stderr
+    assert "does not exist" in recipes("storage", "account", "show", "-n", "nope", expect=3).stderr
