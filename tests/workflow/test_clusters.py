@@ -1,0 +1,241 @@
+"""Clusters from flags and from cluster.json: sizes, auto-storage, setup task, resize."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import SHARED, Bai
+
+from .conftest import custom_job, storage_dir, write_job
+
+
+def test_cluster_from_flags_with_batch_ai_defaults(bai: Bai) -> None:
+    bai("workspace", "create", "-n", "ws")
+    cluster = bai.json(
+        "cluster",
+        "create",
+        "-w",
+        "ws",
+        "-n",
+        "c",
+        "-s",
+        "Standard_NC12",
+        "-i",
+        "UbuntuDSVM",
+        "--min",
+        "1",
+        "--max",
+        "3",
+    )
+    assert cluster["vmSize"] == "Standard_NC12"
+    assert cluster["scaleSettings"] == {
+        "autoScale": {"minimumNodeCount": 1, "maximumNodeCount": 3, "initialNodeCount": 0}
+    }
+    assert (
+        cluster["virtualMachineConfiguration"]["imageReference"]["offer"]
+        == "linux-data-science-vm-ubuntu"
+    )
+    assert cluster["nodeStateCounts"]["idleNodeCount"] == 3
+    assert cluster["provisioningState"] == "succeeded" and cluster["allocationState"] == "steady"
+    plain = bai.json("cluster", "create", "-w", "ws", "-n", "plain")
+    assert plain["scaleSettings"] == {
+        "manual": {"targetNodeCount": 1, "nodeDeallocationOption": "requeue"}
+    }
+    assert plain["vmSize"] == "STANDARD_NC6"
+    assert [c["name"] for c in bai.json("cluster", "list", "-w", "ws")] == ["c", "plain"]
+    resized = bai.json("cluster", "resize", "-w", "ws", "-n", "plain", "-t", "4")
+    assert resized["scaleSettings"]["manual"]["targetNodeCount"] == 4
+    assert resized["nodeStateCounts"]["idleNodeCount"] == 4
+    assert (
+        "both --min and --max"
+        in bai("cluster", "create", "-w", "ws", "-n", "x", "--min", "1", expect=2).stderr
+    )
+    bai("cluster", "delete", "-w", "ws", "-n", "plain", "-y")
+    assert [c["name"] for c in bai.json("cluster", "list", "-w", "ws")] == ["c"]
+
+
+def test_use_auto_storage_mounts_a_share_and_a_container_on_every_node(
+    workspace: Bai, tmp_path: Path
+) -> None:
+    bai = workspace
+    cluster = bai.json(
+        "cluster", "create", "-w", "ws", "-n", "auto", "--nodes", "1", "--use-auto-storage"
+    )
+    volumes = cluster["nodeSetup"]["mountVolumes"]
+    (share,) = volumes["azureFileShares"]
+    (container,) = volumes["azureBlobFileSystems"]
+    account = container["accountName"]
+    assert account.startswith("bai") and len(account) == 15
+    assert share["azureFileUrl"] == f"https://{account}.file.core.windows.net/batchaishare"
+    assert (
+        share["relativeMountPath"],
+        container["relativeMountPath"],
+        container["containerName"],
+    ) == ("autoafs", "autobfs", "batchaicontainer")
+    assert (
+        bai.json("storage", "account", "show", "-n", account)["resourceGroup"]
+        == "batchaiautostorage"
+    )
+    # a second auto-storage cluster reuses the account
+    again = bai.json(
+        "cluster", "create", "-w", "ws", "-n", "auto2", "--nodes", "1", "--use-auto-storage"
+    )
+    assert again["nodeSetup"]["mountVolumes"]["azureBlobFileSystems"][0]["accountName"] == account
+
+    props = {
+        "nodeCount": 1,
+        "customToolkitSettings": {
+            "commandLine": "ls $AZ_BATCHAI_MOUNT_ROOT; echo hi > $AZ_BATCHAI_MOUNT_ROOT/autobfs/from-job.txt"
+        },
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/autoafs",
+    }
+    bai(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        "auto",
+        "-n",
+        "j",
+        "-f",
+        write_job(tmp_path, props),
+    )
+    job = bai.wait("j")
+    assert job["executionState"] == "succeeded", job
+    assert (
+        bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "j", "-f", "stdout.txt").stdout
+        == "autoafs\nautobfs\n"
+    )
+    assert (
+        storage_dir(bai, account, "blob", "batchaicontainer") / "from-job.txt"
+    ).read_text() == "hi\n"
+
+
+def test_setup_task_runs_once_per_node_before_its_first_job(workspace: Bai, tmp_path: Path) -> None:
+    bai = workspace
+    bai("storage", "account", "create", "-n", "acct")
+    bai("storage", "share", "create", "--account", "acct", "-n", "logs")
+    cluster_json = tmp_path / "cluster.json"
+    cluster_json.write_text(
+        json.dumps(
+            {
+                "properties": {
+                    "vmSize": "STANDARD_NC6",
+                    "scaleSettings": {"manual": {"targetNodeCount": 2}},
+                    "nodeSetup": {
+                        "setupTask": {
+                            "commandLine": "echo setup $GREETING $TOKEN >> $AZ_BATCHAI_MOUNT_ROOT/logs/setup-count.txt; echo ran",
+                            "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/logs",
+                            "environmentVariables": [{"name": "GREETING", "value": "hello"}],
+                            "secrets": [{"name": "TOKEN", "value": "tok-123"}],
+                        },
+                        "mountVolumes": {
+                            "azureFileShares": [
+                                {
+                                    "azureFileUrl": "https://acct.file.core.windows.net/logs",
+                                    "relativeMountPath": "logs",
+                                }
+                            ]
+                        },
+                    },
+                }
+            }
+        )
+    )
+    cluster = bai.json("cluster", "create", "-w", "ws", "-n", "prepared", "-f", str(cluster_json))
+    assert "tok-123" not in json.dumps(cluster)
+    props = {
+        **custom_job("true"),
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/logs",
+        "mountVolumes": None,
+        "nodeCount": 2,
+    }
+    for name in ("first", "second"):
+        bai(
+            "job",
+            "create",
+            "-w",
+            "ws",
+            "-e",
+            "exp",
+            "-c",
+            "prepared",
+            "-n",
+            name,
+            "-f",
+            write_job(tmp_path, props, f"{name}.json"),
+        )
+        assert bai.wait(name)["executionState"] == "succeeded"
+    logs = storage_dir(bai, "acct", "file", "logs")
+    assert (
+        logs / "setup-count.txt"
+    ).read_text() == "setup hello tok-123\n" * 2  # once on each of the two nodes
+    # per-node output files carry the node id, under .../clusters/<cluster>/<cluster uuid>/
+    outputs = list(logs.rglob("stdout-prepared-0.txt")) + list(logs.rglob("stdout-prepared-1.txt"))
+    assert len(outputs) == 2 and all(p.read_text() == "ran\n" for p in outputs)
+    assert "/workspaces/ws/clusters/prepared/" in str(outputs[0])
+
+
+def test_sample_cluster_files_parse_and_unsupported_mounts_are_named(workspace: Bai) -> None:
+    snippet = SHARED / "samples" / "doc-snippets" / "cluster__unmanaged_glusterfs_subnet.json"
+    out = workspace("cluster", "create", "-w", "ws", "-n", "gluster", "-f", str(snippet), expect=2)
+    assert "unmanagedFileSystems[0]" in out.stderr
+
+
+def test_a_job_needing_more_nodes_than_the_cluster_has_is_refused(
+    workspace: Bai, tmp_path: Path
+) -> None:
+    workspace("storage", "account", "create", "-n", "acct")
+    props = {
+        "nodeCount": 5,
+        "customToolkitSettings": {"commandLine": "true"},
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_TEMP",
+    }
+    out = workspace(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        "c1",
+        "-n",
+        "big",
+        "-f",
+        write_job(tmp_path, props),
+        expect=2,
+    )
+    assert "properties.nodeCount" in out.stderr and "resize" in out.stderr
+
+
+def test_cluster_with_active_jobs_cannot_be_deleted(workspace: Bai, tmp_path: Path) -> None:
+    props = {
+        "nodeCount": 1,
+        "customToolkitSettings": {"commandLine": "sleep 30"},
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_TEMP",
+    }
+    workspace(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        "c1",
+        "-n",
+        "busy",
+        "-f",
+        write_job(tmp_path, props),
+    )
+    out = workspace("cluster", "delete", "-w", "ws", "-n", "c1", "-y", expect=4)
+    assert "terminate or delete them first" in out.stderr
+    workspace("experiment", "delete", "-w", "ws", "-n", "exp", "-y")
+    workspace("cluster", "delete", "-w", "ws", "-n", "c1", "-y")
+    workspace("workspace", "delete", "-n", "ws", "-y")
+    assert workspace.json("workspace", "list") == []
