@@ -1,0 +1,56 @@
+"""The nodes of a cluster or of a job, as Batch AI's remote-login information.
+
+openbai's nodes are not VMs with an SSH endpoint of their own: a local cluster's nodes are
+slots on this machine, a Slurm cluster's are the partition's hosts. Each node is reported
+with the host it runs on and the SSH port 22 of that host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from openbai.services.app import App
+from openbai.services.clusters import cluster_row
+from openbai.services.clusters import properties as cluster_properties
+from openbai.services.jobs import job_row
+from openbai.services.planning import cluster_key
+from openbai.store.models import Cluster
+
+SSH_PORT = 22
+
+
+@dataclass(frozen=True)
+class RemoteLogin:
+    node_id: str
+    ip_address: str
+    port: int = SSH_PORT
+
+    def to_wire(self) -> dict[str, object]:
+        return {"nodeId": self.node_id, "ipAddress": self.ip_address, "port": self.port}
+
+
+def _logins(app: App, cluster: Cluster, slots: list[int]) -> list[RemoteLogin]:
+    executor = app.executor(cluster.executor)
+    return [
+        RemoteLogin(n.node_id, n.host) for n in executor.node_specs(slots, cluster_key(cluster))
+    ]
+
+
+def cluster_nodes(app: App, rg: str, ws: str, name: str) -> list[RemoteLogin]:
+    """Every node of the cluster."""
+    with app.db.reading() as s:
+        cluster = cluster_row(s, rg, ws, name)
+        size = cluster_properties(cluster).target_node_count
+        return _logins(app, cluster, list(range(size)))
+
+
+def job_nodes(app: App, rg: str, ws: str, exp: str, name: str) -> list[RemoteLogin]:
+    """The nodes the job runs on now (none once it has ended, as on Batch AI)."""
+    with app.db.reading() as s:
+        job = job_row(s, rg, ws, exp, name)
+        if job.execution_state not in ("running", "terminating") or job.cluster_id is None:
+            return []
+        cluster = s.get(Cluster, job.cluster_id)
+        if cluster is None:
+            return []
+        return _logins(app, cluster, list(job.nodes or range(job.node_count)))
