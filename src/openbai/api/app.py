@@ -1,0 +1,125 @@
+"""The REST server: ``create_app(settings)`` builds the FastAPI application of ``bai serve``.
+
+It serves Microsoft.BatchAI 2018-05-01 (every path and verb of the swagger, so that
+``azure-mgmt-batchai`` works unchanged against it), openbai's extensions under
+``/openbai`` (storage, installation info, signed downloads), ``/healthz`` and
+``/openapi.json``. Every route but ``/healthz`` and signed download links needs a bearer
+token.
+
+Decisions, for clients:
+
+- Creates answer 200 with the whole resource (``provisioningState: succeeded``); deletes
+  are synchronous and answer 200; a missing resource is a 404, also on DELETE.
+- Terminating a job answers 202 with an ``Azure-AsyncOperation`` URL (``Retry-After: 1``).
+- An installation has one subscription id (``$OPENBAI_HOME/config.json``, shown by
+  ``GET /openbai/info``); paths naming another subscription get 404 ``SubscriptionNotFound``.
+- Lists are paged with ``maxresults`` (1-1000, default 1000) and a ``nextLink`` that holds
+  the whole query plus ``$skiptoken`` (an offset).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+
+from openbai import __version__
+from openbai.api import (
+    clusters,
+    experiments,
+    file_servers,
+    files,
+    jobs,
+    operations,
+    storage,
+    workspaces,
+)
+from openbai.api.auth import AUTHENTICATED
+from openbai.api.errors import install_error_handlers
+from openbai.api.params import API_VERSION, Service
+from openbai.api.signing import UrlSigner
+from openbai.services.app import App
+from openbai.settings import Settings
+from openbai.spec import (
+    ClusterCreateParameters,
+    ClusterUpdateParameters,
+    FileServerCreateParameters,
+    JobCreateParameters,
+    WorkspaceCreateParameters,
+    WorkspaceUpdateParameters,
+)
+
+#: request bodies documented in /openapi.json (validated by the services, not by FastAPI)
+BODY_MODELS = (
+    ClusterCreateParameters,
+    ClusterUpdateParameters,
+    FileServerCreateParameters,
+    JobCreateParameters,
+    WorkspaceCreateParameters,
+    WorkspaceUpdateParameters,
+)
+
+
+def create_app(settings: Settings, *, service: App | None = None) -> FastAPI:
+    """The server over ``settings``' installation (or an already opened ``service``)."""
+    api = FastAPI(
+        title="openbai",
+        version=__version__,
+        summary=f"Microsoft.BatchAI {API_VERSION}, self-hosted",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # served below, behind the token like everything else
+    )
+    api.state.openbai = service or App.open(settings)
+    api.state.signer = UrlSigner(settings.home)
+    install_error_handlers(api)
+    for module in (operations, workspaces, experiments, clusters, file_servers, jobs):
+        api.include_router(module.router, dependencies=AUTHENTICATED)
+    api.include_router(files.router)
+    api.include_router(files.public)
+    api.include_router(storage.router)
+
+    @api.get("/healthz", tags=["openbai"])
+    def healthz() -> dict[str, str]:
+        """Liveness: no token needed, nothing revealed."""
+        return {"status": "ok"}
+
+    @api.get("/openbai/info", dependencies=AUTHENTICATED, tags=["openbai"])
+    def info(app: Service) -> dict[str, Any]:
+        """This installation: its subscription id and defaults, for clients to address it."""
+        return {
+            "subscriptionId": app.settings.subscription_id,
+            "resourceGroup": app.settings.resource_group,
+            "location": app.settings.location,
+            "apiVersion": API_VERSION,
+            "version": __version__,
+        }
+
+    @api.get("/openapi.json", dependencies=AUTHENTICATED, include_in_schema=False)
+    def openapi() -> dict[str, Any]:
+        return _openapi(api)
+
+    return api
+
+
+def _openapi(api: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the JSON schemas of the request bodies."""
+    if api.openapi_schema is None:
+        document = get_openapi(
+            title=api.title,
+            version=api.version,
+            summary=api.summary,
+            description=__doc__,
+            routes=api.routes,
+        )
+        _, schemas = models_json_schema(
+            [(m, "validation") for m in BODY_MODELS],
+            by_alias=True,
+            ref_template="#/components/schemas/{model}",
+        )
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        components.update(schemas.get("$defs", {}))
+        api.openapi_schema = document
+    return api.openapi_schema

@@ -1,0 +1,92 @@
+"""``/workspaces/{ws}/clusters``: create, resize (PATCH scaleSettings), show, list, delete,
+and the nodes' remote-login information."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from openbai.api.paging import Page, page_of, slice_of
+from openbai.api.params import (
+    ARM_ROUTE,
+    WS,
+    ClusterName,
+    JsonBody,
+    ResourceGroup,
+    Service,
+    WorkspaceName,
+    body_schema,
+)
+from openbai.services import clusters, nodes
+
+router = APIRouter(dependencies=ARM_ROUTE, tags=["Clusters"])
+ONE = WS + "/clusters/{clusterName}"
+
+
+@router.get(WS + "/clusters", operation_id="Clusters_ListByWorkspace")
+def list_clusters(
+    request: Request, app: Service, rg: ResourceGroup, ws: WorkspaceName, page: Page
+) -> dict[str, Any]:
+    return page_of(request, page, page.fetch(clusters.list_clusters, app, rg, ws))
+
+
+@router.put(
+    ONE, operation_id="Clusters_Create", openapi_extra=body_schema("ClusterCreateParameters")
+)
+def create_cluster(
+    app: Service,
+    rg: ResourceGroup,
+    ws: WorkspaceName,
+    name: ClusterName,
+    body: JsonBody,
+    use_auto_storage: Annotated[
+        bool,
+        Query(
+            alias="openbai-use-auto-storage",
+            description="openbai: create and mount auto-storage (as `az batchai cluster create"
+            " --use-auto-storage`).",
+        ),
+    ] = False,
+) -> dict[str, Any]:
+    return clusters.create_cluster(app, rg, ws, name, body, use_auto_storage=use_auto_storage)
+
+
+@router.patch(
+    ONE, operation_id="Clusters_Update", openapi_extra=body_schema("ClusterUpdateParameters")
+)
+def update_cluster(
+    app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ClusterName, body: JsonBody
+) -> dict[str, Any]:
+    return clusters.update_cluster(app, rg, ws, name, body)
+
+
+@router.get(ONE, operation_id="Clusters_Get")
+def get_cluster(
+    app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ClusterName
+) -> dict[str, Any]:
+    return clusters.get_cluster(app, rg, ws, name)
+
+
+@router.delete(ONE, operation_id="Clusters_Delete")
+def delete_cluster(
+    app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ClusterName
+) -> Response:
+    clusters.delete_cluster(app, rg, ws, name)
+    return Response(status_code=200)
+
+
+@router.post(
+    ONE + "/listRemoteLoginInformation", operation_id="Clusters_ListRemoteLoginInformation"
+)
+@router.get(ONE + "/listRemoteLoginInformation", include_in_schema=False)
+def list_cluster_nodes(
+    request: Request,
+    app: Service,
+    rg: ResourceGroup,
+    ws: WorkspaceName,
+    name: ClusterName,
+    page: Page,
+) -> dict[str, Any]:
+    logins = [n.to_wire() for n in nodes.cluster_nodes(app, rg, ws, name)]
+    return slice_of(request, page, logins)

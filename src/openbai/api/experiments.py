@@ -1,0 +1,51 @@
+"""``/workspaces/{ws}/experiments``: create (a PUT without body), show, list, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from openbai.api.paging import Page, page_of
+from openbai.api.params import (
+    ARM_ROUTE,
+    EXP,
+    WS,
+    ExperimentName,
+    ResourceGroup,
+    Service,
+    WorkspaceName,
+)
+from openbai.services import workspaces
+
+router = APIRouter(dependencies=ARM_ROUTE, tags=["Experiments"])
+
+
+@router.get(WS + "/experiments", operation_id="Experiments_ListByWorkspace")
+def list_experiments(
+    request: Request, app: Service, rg: ResourceGroup, ws: WorkspaceName, page: Page
+) -> dict[str, Any]:
+    return page_of(request, page, page.fetch(workspaces.list_experiments, app, rg, ws))
+
+
+@router.put(EXP, operation_id="Experiments_Create")
+def create_experiment(
+    app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ExperimentName
+) -> dict[str, Any]:
+    return workspaces.create_experiment(app, rg, ws, name)
+
+
+@router.get(EXP, operation_id="Experiments_Get")
+def get_experiment(
+    app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ExperimentName
+) -> dict[str, Any]:
+    return workspaces.get_experiment(app, rg, ws, name)
+
+
+@router.delete(EXP, operation_id="Experiments_Delete")
+def delete_experiment(
+    app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ExperimentName
+) -> Response:
+    """Synchronous: running jobs are terminated first, then everything is deleted."""
+    workspaces.delete_experiment(app, rg, ws, name)
+    return Response(status_code=200)

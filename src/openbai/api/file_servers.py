@@ -1,0 +1,54 @@
+"""``/workspaces/{ws}/fileServers``: create, show, list, delete (the resource only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from openbai.api.paging import Page, page_of
+from openbai.api.params import (
+    ARM_ROUTE,
+    WS,
+    FileServerName,
+    JsonBody,
+    ResourceGroup,
+    Service,
+    WorkspaceName,
+    body_schema,
+)
+from openbai.services import file_servers
+
+router = APIRouter(dependencies=ARM_ROUTE, tags=["FileServers"])
+ONE = WS + "/fileServers/{fileServerName}"
+
+
+@router.get(WS + "/fileServers", operation_id="FileServers_ListByWorkspace")
+def list_file_servers(
+    request: Request, app: Service, rg: ResourceGroup, ws: WorkspaceName, page: Page
+) -> dict[str, Any]:
+    return page_of(request, page, page.fetch(file_servers.list_file_servers, app, rg, ws))
+
+
+@router.put(
+    ONE, operation_id="FileServers_Create", openapi_extra=body_schema("FileServerCreateParameters")
+)
+def create_file_server(
+    app: Service, rg: ResourceGroup, ws: WorkspaceName, name: FileServerName, body: JsonBody
+) -> dict[str, Any]:
+    return file_servers.create_file_server(app, rg, ws, name, body)
+
+
+@router.get(ONE, operation_id="FileServers_Get")
+def get_file_server(
+    app: Service, rg: ResourceGroup, ws: WorkspaceName, name: FileServerName
+) -> dict[str, Any]:
+    return file_servers.get_file_server(app, rg, ws, name)
+
+
+@router.delete(ONE, operation_id="FileServers_Delete")
+def delete_file_server(
+    app: Service, rg: ResourceGroup, ws: WorkspaceName, name: FileServerName
+) -> Response:
+    file_servers.delete_file_server(app, rg, ws, name)
+    return Response(status_code=200)

@@ -1,0 +1,180 @@
+"""A job's output files over HTTP: listOutputFiles with signed download links, the links
+themselves, and following a file as the job writes it.
+
+Files are read through storage (``services.files``), never from a node, so they can be
+listed and fetched while the job runs and long after its nodes are gone.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from openbai.api.auth import AUTHENTICATED
+from openbai.api.paging import Page, page_of
+from openbai.api.params import (
+    ARM_ROUTE,
+    JOB,
+    ExperimentName,
+    JobName,
+    ResourceGroup,
+    Service,
+    WorkspaceName,
+)
+from openbai.api.signing import SignedFile, UrlSigner
+from openbai.errors import SpecError
+from openbai.services import accounts, files, jobs
+from openbai.services.views import iso
+from openbai.storage.base import StorageBackend, VolumeKind, clean_path
+from openbai.storage.names import check_volume_name
+
+router = APIRouter(dependencies=[*AUTHENTICATED, *ARM_ROUTE], tags=["Jobs"])
+#: signed links carry their own proof: no token, no api-version
+public = APIRouter(tags=["Downloads"])
+#: bytes read from storage at once while a download is sent
+CHUNK = 1024 * 1024
+
+OutputDirectoryId = Annotated[str, Query(alias="outputdirectoryid", min_length=1, max_length=64)]
+Directory = Annotated[str, Query(max_length=1024)]
+FileName = Annotated[str, Query(alias="file", min_length=1, max_length=1024)]
+
+
+def signer(request: Request) -> UrlSigner:
+    found: UrlSigner = request.app.state.signer
+    return found
+
+
+@router.post(JOB + "/listOutputFiles", operation_id="Jobs_ListOutputFiles")
+@router.get(JOB + "/listOutputFiles", include_in_schema=False)
+def list_output_files(
+    request: Request,
+    app: Service,
+    rg: ResourceGroup,
+    ws: WorkspaceName,
+    exp: ExperimentName,
+    name: JobName,
+    outputdirectoryid: OutputDirectoryId,
+    page: Page,
+    directory: Directory = ".",
+    linkexpiryinminutes: Annotated[int, Query(ge=5, le=600)] = 60,
+) -> dict[str, Any]:
+    """One level of an output directory; each file has a link valid for the given minutes."""
+    listed = files.list_output_files(
+        app, rg, ws, exp, name, directory_id=outputdirectoryid, path=directory
+    )
+    location, _ = jobs.location_of(app, rg, ws, exp, name, outputdirectoryid)
+    base = location.join(clean_path(directory, field="directory"))
+    rows: list[dict[str, Any]] = []
+    for f in listed[page.offset : page.offset + page.limit + 1]:
+        if f.is_directory:
+            rows.append({"name": f.name, "fileType": "directory"})
+            continue
+        target = base.join(f.name)
+        signed = SignedFile(target.account, target.volume_kind.value, target.volume, target.path)
+        link = signer(request).link(str(request.base_url), signed, minutes=linkexpiryinminutes)
+        rows.append(
+            {
+                "name": f.name,
+                "fileType": "file",
+                "downloadUrl": link,
+                "properties": {"lastModified": iso(f.modified), "contentLength": f.size},
+            }
+        )
+    return page_of(request, page, rows)
+
+
+@router.get(JOB + "/streamOutputFile", operation_id="Jobs_StreamOutputFile")
+def stream_output_file(
+    app: Service,
+    rg: ResourceGroup,
+    ws: WorkspaceName,
+    exp: ExperimentName,
+    name: JobName,
+    outputdirectoryid: OutputDirectoryId,
+    file: FileName,
+    directory: Directory = ".",
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> StreamingResponse:
+    """openbai: the bytes of an output file from ``offset`` on, sent as the job writes them.
+
+    The response ends once the job has ended and every byte was sent; a client that lost
+    the connection asks again with ``offset`` = the bytes it already has.
+    """
+    chunks = files.follow_output_file(
+        app, rg, ws, exp, name, file, directory_id=outputdirectoryid, path=directory, offset=offset
+    )
+    return StreamingResponse(
+        chunks,
+        media_type="application/octet-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+# -- signed download links ----------------------------------------------------------------------
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``Range: bytes=a-b`` → (start, end exclusive); None for the whole file."""
+    match = _RANGE.match(header.strip()) if header else None
+    if match is None or not (match[1] or match[2]):
+        return None
+    if not match[1]:  # the last N bytes
+        return max(0, size - int(match[2])), size
+    start = int(match[1])
+    end = min(size, int(match[2]) + 1) if match[2] else size
+    return start, end
+
+
+def read_chunks(
+    backend: StorageBackend, volume: str, path: str, start: int, end: int
+) -> Iterator[bytes]:
+    position = start
+    while position < end:
+        data = backend.read(volume, path, position, min(CHUNK, end - position))
+        if not data:
+            return
+        position += len(data)
+        yield data
+
+
+@public.get("/openbai/download/{account}/{kind}/{volume}/{path:path}", operation_id="Download")
+def download(
+    request: Request,
+    app: Service,
+    account: str,
+    kind: VolumeKind,
+    volume: str,
+    path: str,
+    se: Annotated[int, Query(description="Expiry (Unix time)")],
+    sig: Annotated[str, Query(max_length=200, description="HMAC-SHA256 of the link")],
+) -> Response:
+    """A file behind a link from listOutputFiles: a plain GET (``Range`` supported)."""
+    signer(request).check(SignedFile(account, kind.value, volume, path), se, sig)
+    check_volume_name(volume)
+    clean = clean_path(path, field="path", allow_root=False)
+    backend = accounts.backend(app, account, kind)
+    info = backend.stat(volume, clean)
+    if info.is_dir:
+        raise SpecError(f"{path} is a directory", target="path")
+    headers = {"Accept-Ranges": "bytes"}
+    if info.modified is not None:
+        headers["Last-Modified"] = info.modified.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    media = mimetypes.guess_type(info.name)[0] or "application/octet-stream"
+    wanted = _byte_range(request.headers.get("range"), info.size)
+    if wanted is not None and wanted[0] >= info.size and info.size > 0:
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{info.size}"})
+    start, end = wanted or (0, info.size)
+    status = 200
+    if wanted is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{max(start, end - 1)}/{info.size}"
+    headers["Content-Length"] = str(end - start)
+    return StreamingResponse(
+        read_chunks(backend, volume, clean, start, end), status, headers, media_type=media
+    )

@@ -1,0 +1,103 @@
+"""``/experiments/{exp}/jobs``: create, show, list, delete, terminate, remote-login nodes.
+
+Creating returns 200 with the job (``provisioningState: succeeded``; the run is followed
+through ``executionState``). Terminating is long-running: 202 with an
+``Azure-AsyncOperation`` URL that reports ``InProgress`` until the job has ended.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from openbai.api.operations import terminate_operation_url
+from openbai.api.paging import Page, page_of, slice_of
+from openbai.api.params import (
+    ARM_ROUTE,
+    EXP,
+    JOB,
+    ExperimentName,
+    JobName,
+    JsonBody,
+    ResourceGroup,
+    Service,
+    WorkspaceName,
+    body_schema,
+)
+from openbai.services import jobs, nodes
+
+router = APIRouter(dependencies=ARM_ROUTE, tags=["Jobs"])
+#: seconds a client waits between polls of a long-running operation
+RETRY_AFTER = "1"
+
+
+@router.get(EXP + "/jobs", operation_id="Jobs_ListByExperiment")
+def list_jobs(
+    request: Request,
+    app: Service,
+    rg: ResourceGroup,
+    ws: WorkspaceName,
+    exp: ExperimentName,
+    page: Page,
+) -> dict[str, Any]:
+    return page_of(request, page, page.fetch(jobs.list_jobs, app, rg, ws, exp))
+
+
+@router.put(JOB, operation_id="Jobs_Create", openapi_extra=body_schema("JobCreateParameters"))
+def create_job(
+    app: Service,
+    rg: ResourceGroup,
+    ws: WorkspaceName,
+    exp: ExperimentName,
+    name: JobName,
+    body: JsonBody,
+) -> dict[str, Any]:
+    return jobs.create_job(app, rg, ws, exp, name, body)
+
+
+@router.get(JOB, operation_id="Jobs_Get")
+def get_job(
+    app: Service, rg: ResourceGroup, ws: WorkspaceName, exp: ExperimentName, name: JobName
+) -> dict[str, Any]:
+    return jobs.get_job(app, rg, ws, exp, name)
+
+
+@router.delete(JOB, operation_id="Jobs_Delete")
+def delete_job(
+    app: Service, rg: ResourceGroup, ws: WorkspaceName, exp: ExperimentName, name: JobName
+) -> Response:
+    """Synchronous: a running job is terminated, then deleted; its files stay in storage."""
+    jobs.delete_job(app, rg, ws, exp, name)
+    return Response(status_code=200)
+
+
+@router.post(JOB + "/terminate", operation_id="Jobs_Terminate", status_code=202)
+def terminate_job(
+    request: Request,
+    app: Service,
+    rg: ResourceGroup,
+    ws: WorkspaceName,
+    exp: ExperimentName,
+    name: JobName,
+) -> Response:
+    job = jobs.terminate_job(app, rg, ws, exp, name)
+    url = terminate_operation_url(request, app, rg, ws, exp, job)
+    return Response(
+        status_code=202, headers={"Azure-AsyncOperation": url, "Retry-After": RETRY_AFTER}
+    )
+
+
+@router.post(JOB + "/listRemoteLoginInformation", operation_id="Jobs_ListRemoteLoginInformation")
+@router.get(JOB + "/listRemoteLoginInformation", include_in_schema=False)
+def list_job_nodes(
+    request: Request,
+    app: Service,
+    rg: ResourceGroup,
+    ws: WorkspaceName,
+    exp: ExperimentName,
+    name: JobName,
+    page: Page,
+) -> dict[str, Any]:
+    logins = [n.to_wire() for n in nodes.job_nodes(app, rg, ws, exp, name)]
+    return slice_of(request, page, logins)

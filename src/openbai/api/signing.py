@@ -1,0 +1,93 @@
+"""Signed download links: what an Azure SAS URL was to Batch AI's ``downloadUrl``.
+
+A link names one file of one volume and an expiry time, and carries an HMAC-SHA256 of both
+under the server's key (``$OPENBAI_HOME/api.key``, 32 random bytes, mode 0600, made on
+first use). Anyone holding the link can fetch the file with a plain GET until it expires;
+a link whose file, volume or expiry was changed fails the check.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from openbai.errors import PermissionDeniedError
+
+KEY_FILE = "api.key"
+
+
+@dataclass(frozen=True)
+class SignedFile:
+    """One file of a volume: what a link grants."""
+
+    account: str
+    volume_kind: str
+    volume: str
+    path: str
+
+    def message(self, expires: int) -> bytes:
+        return "\n".join(
+            (self.account, self.volume_kind, self.volume, self.path, str(expires))
+        ).encode()
+
+    def url_path(self) -> str:
+        parts = (self.account, self.volume_kind, self.volume, self.path)
+        return "/openbai/download/" + "/".join(quote(p, safe="/") for p in parts)
+
+
+class UrlSigner:
+    def __init__(self, home: Path):
+        self._key_file = home / KEY_FILE
+        self._key: bytes | None = None
+
+    def _secret(self) -> bytes:
+        if self._key is None:
+            self._key = _read_or_create_key(self._key_file)
+        return self._key
+
+    def signature(self, target: SignedFile, expires: int) -> str:
+        digest = hmac.digest(self._secret(), target.message(expires), hashlib.sha256)
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def link(self, base_url: str, target: SignedFile, *, minutes: int) -> str:
+        """An absolute URL valid for ``minutes`` from now."""
+        expires = int(time.time()) + minutes * 60
+        sig = self.signature(target, expires)
+        return f"{base_url.rstrip('/')}{target.url_path()}?se={expires}&sig={sig}"
+
+    def check(self, target: SignedFile, expires: int, signature: str) -> None:
+        """Raise ``PermissionDeniedError`` unless the link is genuine and not expired."""
+        if not hmac.compare_digest(self.signature(target, expires), signature):
+            raise PermissionDeniedError(
+                "the download link's signature does not match", code="AuthenticationFailed"
+            )
+        if expires < time.time():
+            raise PermissionDeniedError(
+                "the download link has expired; list the files again for a new one",
+                code="AuthenticationFailed",
+            )
+
+
+def _read_or_create_key(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secrets.token_bytes(32))
+    try:
+        os.link(tmp, path)  # first writer wins; a concurrent one reads what won
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_bytes()

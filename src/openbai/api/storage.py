@@ -1,0 +1,190 @@
+"""openbai's storage endpoints (``/openbai/storage``): accounts, their volumes, and the
+storage primitives on files, so that ``bai storage ...`` works through a server.
+
+Volumes are named ``/accounts/{account}/{kind}/{volume}`` with ``kind`` ``blob`` (containers)
+or ``file`` (shares). File paths travel in the ``path`` query parameter (``""`` is the
+root) and are checked before any backend sees them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from openbai.api.auth import AUTHENTICATED
+from openbai.api.files import read_chunks
+from openbai.api.params import JsonBody, Service
+from openbai.errors import SpecError
+from openbai.services import accounts
+from openbai.services.views import iso
+from openbai.storage.base import FileInfo, StorageBackend, VolumeKind, clean_path
+from openbai.storage.names import check_volume_name
+
+router = APIRouter(prefix="/openbai/storage", dependencies=AUTHENTICATED, tags=["openbai storage"])
+VOLUME = "/accounts/{account}/{kind}/{volume}"
+FilePath = Annotated[str, Query(max_length=1024)]
+#: the mtime of an uploaded file, as nanoseconds since the epoch (kept, like a local copy)
+MTIME_HEADER = "x-openbai-mtime-ns"
+
+
+def file_info_json(info: FileInfo) -> dict[str, Any]:
+    return {
+        "path": info.path,
+        "isDir": info.is_dir,
+        "size": info.size,
+        "modified": iso(info.modified),
+        "md5": info.md5,
+    }
+
+
+def _backend(app: Any, account: str, kind: VolumeKind, volume: str | None = None) -> StorageBackend:
+    if volume is not None:
+        check_volume_name(volume)
+    return accounts.backend(app, account, kind)
+
+
+# -- accounts -----------------------------------------------------------------------------------
+@router.get("/accounts")
+def list_accounts(app: Service) -> dict[str, Any]:
+    return {"value": [a.public() for a in accounts.list_accounts(app)]}
+
+
+@router.put("/accounts/{account}")
+def create_account(app: Service, account: str, body: JsonBody) -> dict[str, Any]:
+    """Body: ``{"kind": "local"|"azure", "resourceGroup": ..., "options": {...}}``."""
+    options = body.get("options") or {}
+    kind = body.get("kind", "local")
+    group = body.get("resourceGroup")
+    if (
+        not isinstance(options, dict)
+        or not isinstance(kind, str)
+        or not isinstance(group, str | None)
+    ):
+        raise SpecError("kind and resourceGroup are strings, options an object", target="body")
+    created = accounts.create_account(
+        app, account, kind=kind, resource_group=group, options=options
+    )
+    return created.public()
+
+
+@router.get("/accounts/{account}")
+def get_account(app: Service, account: str) -> dict[str, Any]:
+    return accounts.get_account(app, account).public()
+
+
+@router.delete("/accounts/{account}")
+def delete_account(app: Service, account: str) -> Response:
+    accounts.delete_account(app, account)
+    return Response(status_code=200)
+
+
+# -- volumes ------------------------------------------------------------------------------------
+@router.get("/accounts/{account}/{kind}")
+def list_volumes(app: Service, account: str, kind: VolumeKind) -> dict[str, Any]:
+    volumes = _backend(app, account, kind).list_volumes()
+    return {"value": [{"name": v.name, "kind": v.kind.value, "account": account} for v in volumes]}
+
+
+@router.put(VOLUME)
+def create_volume(app: Service, account: str, kind: VolumeKind, volume: str) -> dict[str, Any]:
+    created = accounts.create_volume(app, account, kind, volume)
+    return {"name": created.name, "kind": created.kind.value, "account": account}
+
+
+@router.delete(VOLUME)
+def delete_volume(app: Service, account: str, kind: VolumeKind, volume: str) -> Response:
+    _backend(app, account, kind, volume).delete_volume(volume)
+    return Response(status_code=200)
+
+
+# -- files --------------------------------------------------------------------------------------
+@router.get(VOLUME + "/stat")
+def stat(
+    app: Service, account: str, kind: VolumeKind, volume: str, path: FilePath = ""
+) -> dict[str, Any]:
+    info = _backend(app, account, kind, volume).stat(volume, clean_path(path))
+    return file_info_json(info)
+
+
+@router.get(VOLUME + "/list")
+def list_dir(
+    app: Service,
+    account: str,
+    kind: VolumeKind,
+    volume: str,
+    path: FilePath = "",
+    recursive: bool = False,
+) -> dict[str, Any]:
+    backend = _backend(app, account, kind, volume)
+    entries = backend.list_dir(volume, clean_path(path), recursive=recursive)
+    return {"value": [file_info_json(e) for e in entries]}
+
+
+@router.get(VOLUME + "/content")
+def read(
+    app: Service,
+    account: str,
+    kind: VolumeKind,
+    volume: str,
+    path: FilePath,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    length: Annotated[int | None, Query(ge=0)] = None,
+) -> StreamingResponse:
+    """Bytes ``[offset, offset+length)`` of a file (to its end without ``length``)."""
+    backend = _backend(app, account, kind, volume)
+    clean = clean_path(path, allow_root=False)
+    info = backend.stat(volume, clean)
+    if info.is_dir:
+        raise SpecError(f"{path} is a directory, not a file", target="path")
+    end = info.size if length is None else min(info.size, offset + length)
+    return StreamingResponse(
+        read_chunks(backend, volume, clean, offset, end), media_type="application/octet-stream"
+    )
+
+
+@router.put(VOLUME + "/content")
+async def upload(
+    request: Request,
+    app: Service,
+    account: str,
+    kind: VolumeKind,
+    volume: str,
+    path: FilePath,
+    mtime_ns: Annotated[int | None, Header(alias=MTIME_HEADER)] = None,
+) -> dict[str, Any]:
+    """Store the request body at ``path`` (replacing it); the body is spooled to a temp file."""
+    from starlette.concurrency import run_in_threadpool
+
+    clean = clean_path(path, allow_root=False)
+    backend = _backend(app, account, kind, volume)
+    fd, name = tempfile.mkstemp(prefix=".upload-", dir=app.settings.home)
+    spool = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            async for chunk in request.stream():
+                f.write(chunk)
+        if mtime_ns is not None:
+            os.utime(spool, ns=(mtime_ns, mtime_ns))
+        info = await run_in_threadpool(backend.upload, volume, clean, spool)
+    finally:
+        spool.unlink(missing_ok=True)
+    return file_info_json(info)
+
+
+@router.delete(VOLUME + "/content")
+def delete(
+    app: Service, account: str, kind: VolumeKind, volume: str, path: FilePath = ""
+) -> Response:
+    _backend(app, account, kind, volume).delete(volume, clean_path(path))
+    return Response(status_code=200)
+
+
+@router.put(VOLUME + "/directory")
+def make_dir(app: Service, account: str, kind: VolumeKind, volume: str, path: FilePath) -> Response:
+    _backend(app, account, kind, volume).make_dir(volume, clean_path(path))
+    return Response(status_code=200)

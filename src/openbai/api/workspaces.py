@@ -1,0 +1,67 @@
+"""``/workspaces``: create, update tags, show, list (by subscription or resource group), delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from openbai.api.paging import Page, page_of
+from openbai.api.params import (
+    ARM_ROUTE,
+    RG,
+    SUB,
+    JsonBody,
+    ResourceGroup,
+    Service,
+    WorkspaceName,
+    body_schema,
+)
+from openbai.services import workspaces
+from openbai.spec import WorkspaceUpdateParameters, parse
+
+router = APIRouter(dependencies=ARM_ROUTE, tags=["Workspaces"])
+ONE = RG + "/workspaces/{workspaceName}"
+
+
+@router.get(SUB + "/workspaces", operation_id="Workspaces_List")
+def list_workspaces(request: Request, app: Service, page: Page) -> dict[str, Any]:
+    return page_of(request, page, page.fetch(workspaces.list_workspaces, app, None))
+
+
+@router.get(RG + "/workspaces", operation_id="Workspaces_ListByResourceGroup")
+def list_workspaces_by_group(
+    request: Request, app: Service, rg: ResourceGroup, page: Page
+) -> dict[str, Any]:
+    return page_of(request, page, page.fetch(workspaces.list_workspaces, app, rg))
+
+
+@router.put(
+    ONE, operation_id="Workspaces_Create", openapi_extra=body_schema("WorkspaceCreateParameters")
+)
+def create_workspace(
+    app: Service, rg: ResourceGroup, name: WorkspaceName, body: JsonBody
+) -> dict[str, Any]:
+    return workspaces.create_workspace(app, rg, name, body or {"location": app.settings.location})
+
+
+@router.patch(
+    ONE, operation_id="Workspaces_Update", openapi_extra=body_schema("WorkspaceUpdateParameters")
+)
+def update_workspace(
+    app: Service, rg: ResourceGroup, name: WorkspaceName, body: JsonBody
+) -> dict[str, Any]:
+    update = parse(WorkspaceUpdateParameters, body)
+    return workspaces.update_workspace(app, rg, name, update.tags)
+
+
+@router.get(ONE, operation_id="Workspaces_Get")
+def get_workspace(app: Service, rg: ResourceGroup, name: WorkspaceName) -> dict[str, Any]:
+    return workspaces.get_workspace(app, rg, name)
+
+
+@router.delete(ONE, operation_id="Workspaces_Delete")
+def delete_workspace(app: Service, rg: ResourceGroup, name: WorkspaceName) -> Response:
+    """Synchronous: the workspace, its clusters, experiments and jobs are gone on the 200."""
+    workspaces.delete_workspace(app, rg, name)
+    return Response(status_code=200)
