@@ -1,0 +1,159 @@
+"""``bai serve`` (the REST server with the dispatcher in-process) and ``bai token``.
+
+Both work on this machine's installation (``$OPENBAI_HOME``), never through ``--server``:
+tokens are made where the server runs, and handed to its users.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+import click
+
+from openbai.cli.common import handle_errors
+from openbai.cli.output import emit, output_options
+from openbai.services import tokens
+from openbai.services.app import App, poke_dispatcher
+from openbai.services.dispatcher import Dispatcher
+from openbai.services.views import iso
+from openbai.settings import Settings
+
+TOKEN_COLUMNS = [("Name", "name"), ("Created", "creationTime")]
+#: seconds between attempts to become the dispatcher while another one holds the lock
+ACQUIRE_INTERVAL = 1.0
+
+
+class DispatcherThread:
+    """The dispatcher of ``bai serve``: runs once it holds the installation's lock.
+
+    While another dispatcher (a background one the CLI started) holds it, wake-ups go to
+    that one and the lock is tried again every second.
+    """
+
+    def __init__(self, app: App):
+        self.app = app
+        self.dispatcher = Dispatcher(app)
+        self.stop = threading.Event()
+        self._holds_lock = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="openbai-dispatcher", daemon=True)
+
+    def start(self) -> None:
+        self.app.on_change = self.wake
+        self._thread.start()
+
+    def wake(self) -> None:
+        if self._holds_lock.is_set():
+            self.dispatcher.wake()
+        else:
+            poke_dispatcher(self.app.settings)
+
+    def _run(self) -> None:
+        while not self.dispatcher.try_acquire():
+            if self.stop.wait(ACQUIRE_INTERVAL):
+                return
+        self._holds_lock.set()
+        try:
+            self.dispatcher.run(stop=self.stop)
+        finally:
+            self.dispatcher.close()
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.stop.set()
+        self.dispatcher.wake()
+        self._thread.join(timeout)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="warning",
+    show_default=True,
+)
+@handle_errors
+def serve(host: str, port: int, log_level: str) -> None:
+    """Serve the Batch AI REST API (2018-05-01) and run jobs, until Ctrl-C or SIGTERM."""
+    import uvicorn
+
+    from openbai.api.app import create_app
+
+    settings = Settings.load()
+    service = App.open(settings)
+    dispatcher = DispatcherThread(service)
+    api = create_app(settings, service=service)
+    server = uvicorn.Server(
+        uvicorn.Config(api, host=host, port=port, log_level=log_level, access_log=False)
+    )
+    # uvicorn stops on SIGINT/SIGTERM and then raises the signal again: with these handlers
+    # that second raise is a no-op, so the dispatcher and the database are closed below
+    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
+    dispatcher.start()
+    click.echo(
+        f"openbai serving http://{host}:{port} (subscription {settings.subscription_id});"
+        " create a token with 'bai token create -n NAME'",
+        err=True,
+    )
+    try:
+        server.run()  # returns on SIGINT/SIGTERM, after open requests are answered
+    finally:
+        dispatcher.close()
+        service.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    """Keep the process alive after uvicorn has handled the signal."""
+
+
+@click.group("token")
+def token_group() -> None:
+    """API tokens for `bai serve` (kept on this machine, stored hashed)."""
+
+
+def _app() -> App:
+    return App.open(Settings.load())
+
+
+@token_group.command("create")
+@click.option("-n", "--name", required=True, help="Name of the token (who or what uses it).")
+@handle_errors
+def token_create(name: str) -> None:
+    """Create a token and print it: this is the only time it is shown."""
+    app = _app()
+    try:
+        _, token = tokens.create_token(app, name)
+    finally:
+        app.close()
+    click.echo(token)
+
+
+@token_group.command("list")
+@output_options
+@handle_errors
+def token_list(output: str, query: str | None) -> None:
+    """List tokens (names and creation times; the tokens themselves are not kept)."""
+    app = _app()
+    try:
+        rows: list[dict[str, Any]] = [
+            {"name": t.name, "creationTime": iso(t.created)} for t in tokens.list_tokens(app)
+        ]
+    finally:
+        app.close()
+    emit(rows, output=output, query=query, columns=TOKEN_COLUMNS)
+
+
+@token_group.command("delete")
+@click.option("-n", "--name", required=True)
+@handle_errors
+def token_delete(name: str) -> None:
+    """Delete a token: requests with it are refused from now on."""
+    app = _app()
+    try:
+        tokens.delete_token(app, name)
+    finally:
+        app.close()
