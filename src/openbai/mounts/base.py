@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
+from openbai.mounts.settings import MountSettings
 from openbai.runtime.plan import MountSpec
 
 #: where a mounter reports what it did, for the job's execution log
@@ -37,6 +38,9 @@ class Mounter(ABC):
     name: ClassVar[str]
     #: whether the mounter needs /dev/fuse (the copy fallback is used where it is missing)
     needs_fuse: ClassVar[bool] = False
+
+    def __init__(self, settings: MountSettings | None = None):
+        self.settings = settings or MountSettings()
 
     @abstractmethod
     def mount(self, spec: MountSpec, target: Path, log: Log) -> Mount:

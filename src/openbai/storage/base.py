@@ -97,6 +97,13 @@ class FileWriter(ABC):
         """Bytes ``[offset, offset+length)`` of the file as written so far."""
         raise NotImplementedError(f"{type(self).__name__} cannot read back")
 
+    def discard(self) -> None:
+        """Release the file without publishing more (its path was deleted meanwhile).
+
+        Backends that publish every write as it happens have nothing to hold back: close.
+        """
+        self.close()
+
 
 class StorageBackend(ABC):
     """The volumes of one kind (containers or shares) in one storage account.

@@ -1,0 +1,199 @@
+"""The process that serves one FUSE mount: ``python -m openbai.mounts.fuse_daemon CONFIG``.
+
+Started by :class:`openbai.mounts.fuse.FuseMounter`. ``CONFIG`` (mode 0600, deleted as soon as
+it is read: it holds the account's keys) is a :class:`DaemonConfig` as JSON. The daemon talks
+back through ``status.json`` in its state directory (:class:`Status`):
+
+- ``mounted`` once the kernel mount is up (the mounter waits for it);
+- after ``SIGUSR1``: every file written so far is flushed and ``flushes`` goes up by one,
+  with the paths that could not be stored in ``errors``;
+- when the mount goes away (``fusermount3 -u`` by the mounter, or by the daemon itself on
+  ``SIGTERM`` or when the process that started it died): everything still pending is stored
+  (retried until ``flush_timeout``), then ``unmounted`` with ``errors``, the cache directory
+  is removed and the daemon exits 0, or 1 if anything could not be saved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from openbai.errors import OpenBaiError
+from openbai.mounts.settings import MountSettings
+from openbai.runtime.plan import MountSpec, write_private
+from openbai.storage.base import VolumeKind
+from openbai.storage.registry import backend_class
+
+log = logging.getLogger("openbai.mount")
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    spec: MountSpec
+    mountpoint: str
+    state_dir: str
+    settings: MountSettings
+    parent_pid: int
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> DaemonConfig:
+        raw: dict[str, Any] = json.loads(text)
+        return cls(
+            spec=MountSpec(**raw["spec"]),
+            mountpoint=raw["mountpoint"],
+            state_dir=raw["state_dir"],
+            settings=MountSettings(**raw["settings"]),
+            parent_pid=int(raw["parent_pid"]),
+        )
+
+
+@dataclass(frozen=True)
+class Status:
+    state: str  # starting | mounted | failed | unmounted
+    flushes: int = 0
+    errors: list[str] = field(default_factory=list)
+    pid: int = 0
+
+    def write(self, state_dir: Path) -> None:
+        write_private(state_dir / "status.json", json.dumps(asdict(self)))
+
+    @classmethod
+    def read(cls, state_dir: Path) -> Status | None:
+        try:
+            return cls(**json.loads((state_dir / "status.json").read_text()))
+        except (FileNotFoundError, ValueError):
+            return None
+
+
+def fuse_options(spec: MountSpec) -> dict[str, Any]:
+    """The libfuse options of a mount (``-o``), as keyword arguments of mfusepy.FUSE."""
+    return {
+        "foreground": True,
+        "fsname": f"openbai:{spec.account}/{spec.volume}",
+        "subtype": "openbai",
+        "hard_remove": True,  # unlink of an open file: no .fuse_hidden rename (a blob copy)
+        "auto_cache": True,  # keep file pages cached while size and mtime are unchanged
+        "attr_timeout": 1,
+        "entry_timeout": 1,
+        "negative_timeout": 1,
+        **({"allow_other": True} if os.geteuid() == 0 else {}),
+    }
+
+
+def self_unmount(mountpoint: str) -> None:
+    for argv in (["fusermount3", "-u", "-z", mountpoint], ["umount", "-l", mountpoint]):
+        if shutil.which(argv[0]) and subprocess.run(argv, capture_output=True).returncode == 0:
+            return
+
+
+def serve(config: DaemonConfig) -> int:
+    os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
+    import mfusepy
+
+    from openbai.mounts.fusefs import VolumeFS
+
+    spec, settings, state_dir = config.spec, config.settings, Path(config.state_dir)
+    cache_dir = state_dir / "cache"
+    options = {**spec.options, "cache_dir": str(cache_dir)}
+    backend = backend_class(spec.backend).from_options(
+        spec.account, VolumeKind(spec.volume_kind), options
+    )
+    try:
+        if not backend.stat(spec.volume, "").is_dir:
+            raise OpenBaiError(f"{spec.volume} is not a volume")
+        if spec.subpath:
+            backend.make_dir(spec.volume, spec.subpath)
+    except OpenBaiError as e:
+        Status("failed", errors=[e.message], pid=os.getpid()).write(state_dir)
+        return 2
+    fs = VolumeFS(backend, spec.volume, spec.subpath, settings)
+    flushes = 0
+    stop = threading.Event()
+    flush_requested = threading.Event()
+    fs.on_mounted = lambda: Status("mounted", pid=os.getpid()).write(state_dir)
+
+    orphaned = threading.Event()
+
+    def committer() -> None:
+        nonlocal flushes
+        while not stop.is_set():
+            requested = flush_requested.wait(settings.commit_interval)
+            fs.commit_all()
+            if requested:
+                flush_requested.clear()
+                flushes += 1
+                Status("mounted", flushes, fs.errors(), os.getpid()).write(state_dir)
+            if config.parent_pid and not _alive(config.parent_pid):
+                log.warning("the process that mounted %s is gone: unmounting", config.mountpoint)
+                orphaned.set()
+                self_unmount(config.mountpoint)
+                return
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGUSR1:
+            flush_requested.set()
+        else:
+            threading.Thread(target=self_unmount, args=(config.mountpoint,)).start()
+
+    signal.signal(signal.SIGUSR1, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    thread = threading.Thread(target=committer, name="openbai-commit", daemon=True)
+    thread.start()
+    try:
+        mfusepy.FUSE(fs, config.mountpoint, **fuse_options(spec))
+    except RuntimeError as e:
+        log.error("FUSE ended with %s", e)
+    stop.set()
+    flush_requested.set()
+    errors = fs.finish(time.monotonic() + settings.flush_timeout)
+    Status("unmounted", flushes, errors, os.getpid()).write(state_dir)
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    if orphaned.is_set():  # nobody will read the status: leave nothing behind
+        with contextlib.suppress(OSError):
+            os.rmdir(config.mountpoint)
+        shutil.rmtree(state_dir, ignore_errors=True)
+    return 1 if errors else 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return os.getppid() == pid
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m openbai.mounts.fuse_daemon CONFIG", file=sys.stderr)
+        return 2
+    path = Path(args[0])
+    config = DaemonConfig.from_json(path.read_text())
+    path.unlink()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    return serve(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
