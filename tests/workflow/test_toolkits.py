@@ -16,7 +16,8 @@ REPORT = (
     "keys = ['AZ_BATCHAI_TASK_INDEX', 'AZ_BATCHAI_PS_HOSTS', 'AZ_BATCHAI_WORKER_HOSTS', 'TF_CONFIG',\n"
     "        'AZ_BATCHAI_PYTORCH_INIT_METHOD', 'AZ_BATCHAI_PYTORCH_BACKEND', 'AZ_BATCH_NODE_ID',\n"
     "        'OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE', 'AZ_BATCHAI_OUTPUT_OUT']\n"
-    "print(json.dumps({'argv': sys.argv[1:], **{k: os.environ.get(k) for k in keys}}))\n"
+    "print(json.dumps({'argv': sys.argv[1:], **{k: os.environ.get(k) for k in keys}}), flush=True)\n"
+    "import time; time.sleep(float(os.environ.get('LINGER', '0')))\n"
 )
 
 
@@ -90,6 +91,8 @@ def test_tensorflow_distributed_lays_out_parameter_servers_and_workers(
                 "workerCount": 2,
             }
         },
+        # workers linger, so the parameter server reports before it is stopped
+        environmentVariables=[{"name": "LINGER", "value": "1"}],
     )
     assert job["executionState"] == "succeeded", job
     files = sorted(p.name for p in out.iterdir())

@@ -10,7 +10,9 @@ keeps it under its *node root*::
     <node root>/jobs/<ws>/<exp>/<job>/hostfile     $AZ_BATCHAI_MPI_HOST_FILE
 
 The shared job temp directory (``$AZ_BATCHAI_SHARED_JOB_TEMP``) lies in the run directory,
-which every node of the job sees.
+which every node of the job sees. What must outlive a job on the node (the marker of the
+cluster's setup task) lies in the *node state* directory: the node root itself on a local
+slot, a per-host directory on Slurm nodes, where each job gets a node root of its own.
 """
 
 from __future__ import annotations
@@ -28,10 +30,14 @@ class NodeLayout:
     workspace: str
     experiment: str
     job_name: str
+    #: where node state that outlives a job is kept; None: in the node root
+    node_state: Path | None = None
 
     @classmethod
-    def for_plan(cls, plan: JobPlan, node_root: Path, run_dir: Path) -> NodeLayout:
-        return cls(node_root, run_dir, plan.workspace, plan.experiment, plan.job_name)
+    def for_plan(
+        cls, plan: JobPlan, node_root: Path, run_dir: Path, node_state: Path | None = None
+    ) -> NodeLayout:
+        return cls(node_root, run_dir, plan.workspace, plan.experiment, plan.job_name, node_state)
 
     @property
     def mount_root(self) -> Path:
@@ -59,4 +65,4 @@ class NodeLayout:
 
     @property
     def setup_marker_dir(self) -> Path:
-        return self.node_root / "setup"
+        return (self.node_state or self.node_root) / "setup"

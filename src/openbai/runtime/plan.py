@@ -135,12 +135,13 @@ def _optional(cls: type[T], raw: dict[str, Any] | None) -> T | None:
     return cls(**{k: v for k, v in raw.items() if k in names})
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write a file readable only by its owner, atomically."""
+def write_private(path: Path, text: str, *, durable: bool = True) -> None:
+    """Write a file readable only by its owner, atomically (and synced to disk if durable)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)

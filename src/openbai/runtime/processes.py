@@ -97,8 +97,14 @@ def process_start_time(pid: int) -> float:
 
 def wait_any(procs: Sequence[subprocess.Popen[bytes]], *, timeout: float) -> None:
     """Sleep until one of ``procs`` exits or ``timeout`` passes."""
+    if len(procs) == 1:
+        try:
+            procs[0].wait(timeout)  # returns the moment the process ends
+        except subprocess.TimeoutExpired:
+            pass
+        return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in procs):
             return
-        time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
+        time.sleep(min(0.005, max(0.0, deadline - time.monotonic())))

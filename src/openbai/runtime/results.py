@@ -55,7 +55,8 @@ class RunDir:
         self.path = path
 
     def _write(self, name: str, data: Any) -> None:
-        write_private(self.path / name, json.dumps(data))
+        # coordination between the nodes of a running job: it need not survive a crash
+        write_private(self.path / name, json.dumps(data), durable=False)
 
     def _read(self, name: str) -> Any | None:
         try:

@@ -2,6 +2,11 @@
 
 ``python -m openbai.runtime.runner --run-dir DIR --node K --node-root DIR``
 
+Executors whose scheduler picks the nodes (Slurm) add ``--hosts H0,H1,...`` (the allocated
+hosts, in node order), ``--node-state DIR`` (node state that outlives the job),
+``--keep-env PREFIX`` (scheduler variables the job's processes keep, so that ``mpirun``
+finds its allocation) and ``--remove-node-root`` (the node root was made for this job).
+
 Order on every node, as on Batch AI: cluster setup task (once per node) → mount cluster and
 job volumes → create output folders → job preparation → wait until every node is prepared →
 the toolkit's processes → stop → flush and unmount → report. The first node decides when the
@@ -12,6 +17,8 @@ job is never reported finished before its outputs are durable.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import fcntl
 import os
 import shutil
 import signal
@@ -33,7 +40,7 @@ from openbai.runtime.environment import JobEnvironment, build_environment
 from openbai.runtime.execution_log import ExecutionLog
 from openbai.runtime.expand import expand_path
 from openbai.runtime.layout import NodeLayout
-from openbai.runtime.plan import JobPlan, MountSpec
+from openbai.runtime.plan import JobPlan, MountSpec, NodeSpec
 from openbai.runtime.results import JobError, Outcome, RunDir, wait_until
 from openbai.runtime.toolkits import Task, ToolkitContext, host_file_lines, plan_tasks
 
@@ -55,12 +62,24 @@ class Running:
 
 
 class NodeRunner:
-    def __init__(self, plan: JobPlan, node_index: int, node_root: Path, run_dir: Path):
+    def __init__(
+        self,
+        plan: JobPlan,
+        node_index: int,
+        node_root: Path,
+        run_dir: Path,
+        *,
+        node_state: Path | None = None,
+        keep_env: tuple[str, ...] = (),
+        remove_node_root: bool = False,
+    ):
         self.plan = plan
         self.node = plan.nodes[node_index]
         self.is_master = node_index == 0
         self.multi = plan.node_count > 1
-        self.layout = NodeLayout.for_plan(plan, node_root, run_dir)
+        self.layout = NodeLayout.for_plan(plan, node_root, run_dir, node_state)
+        self.keep_env = keep_env
+        self.remove_node_root = remove_node_root
         self.run = RunDir(run_dir)
         self.log = ExecutionLog(run_dir / f"node-{node_index}.log")
         self.stop_requested = threading.Event()
@@ -91,6 +110,8 @@ class NodeRunner:
             finally:
                 self._stop_tasks()
         outcome.errors.extend(self._unmount(mounts))
+        if self.remove_node_root:
+            self._remove_node_root()
         if outcome.errors and outcome.exit_code == 0:
             outcome.exit_code = -1
         outcome.end_time = time.time()
@@ -138,7 +159,11 @@ class NodeRunner:
         return env
 
     def _host_env(self) -> dict[str, str]:
-        return {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV)}
+        return {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(_PRIVATE_ENV) or k.startswith(self.keep_env)
+        }
 
     def _mount_all(self, specs: list[MountSpec], root: Path) -> list[Mount]:
         done = []
@@ -173,6 +198,17 @@ class NodeRunner:
         marker = self.layout.setup_marker_dir / f"{self.plan.cluster_uid}.done"
         if setup is None or marker.exists():
             return
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        # jobs sharing a node (Slurm) run the setup task once: the others wait for it here
+        with open(marker.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not marker.exists():
+                self._run_setup_command(env)
+                marker.touch()
+
+    def _run_setup_command(self, env: JobEnvironment) -> None:
+        setup = self.plan.setup_task
+        assert setup is not None
         values = {**env.variables, **setup.environment, **setup.secrets}
         out_dir = (
             Path(expand_path(setup.std_out_err_path_prefix, {**self._host_env(), **values}))
@@ -192,8 +228,6 @@ class NodeRunner:
                 f"the cluster's setup task failed on node {self.node.node_id} with exit code {code}",
                 code,
             )
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
 
     def _start_container(self, env: JobEnvironment) -> None:
         spec = self.plan.container
@@ -387,6 +421,12 @@ class NodeRunner:
                 )
         return errors
 
+    def _remove_node_root(self) -> None:
+        try:
+            remove_tree(self.layout.node_root)
+        except (OSError, OpenBaiError) as exc:
+            self.log(f"could not remove the node root {self.layout.node_root}: {exc}")
+
     def _job_outcome(self, mine: Outcome) -> Outcome:
         others = [n.index for n in self.plan.nodes[1:]]
         wait_until(
@@ -411,14 +451,40 @@ class NodeRunner:
         return outcome
 
 
+def with_hosts(plan: JobPlan, hosts: list[str]) -> JobPlan:
+    """The plan on the hosts a scheduler allocated: node ``i`` is ``hosts[i]`` (id and host)."""
+    nodes = [
+        NodeSpec(n.index, host, host, n.port_base)
+        for n, host in zip(plan.nodes, hosts, strict=True)
+    ]
+    return dataclasses.replace(plan, nodes=nodes)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="openbai-runner")
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--node", type=int, required=True)
     parser.add_argument("--node-root", type=Path, required=True)
+    parser.add_argument("--node-state", type=Path, default=None)
+    parser.add_argument("--hosts", default=None)
+    parser.add_argument("--keep-env", action="append", default=[], metavar="PREFIX")
+    parser.add_argument("--remove-node-root", action="store_true")
     args = parser.parse_args(argv)
     plan = JobPlan.read(args.run_dir / "plan.json")
-    runner = NodeRunner(plan, args.node, args.node_root, args.run_dir)
+    if args.hosts:
+        hosts = args.hosts.split(",")
+        if len(hosts) != plan.node_count:
+            parser.error(f"--hosts names {len(hosts)} hosts for a job of {plan.node_count} nodes")
+        plan = with_hosts(plan, hosts)
+    runner = NodeRunner(
+        plan,
+        args.node,
+        args.node_root,
+        args.run_dir,
+        node_state=args.node_state,
+        keep_env=tuple(args.keep_env),
+        remove_node_root=args.remove_node_root,
+    )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         runner.stop_requested.set()
