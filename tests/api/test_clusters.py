@@ -1,0 +1,77 @@
+"""Clusters: create, PATCH scaleSettings, show, list, remote-login nodes, delete."""
+
+from __future__ import annotations
+
+from .support import job_body
+
+
+def test_cluster_lifecycle(client, ws):
+    url = ws.rg("workspaces", "ws", "clusters", "c1")
+    shown = client.get(url).json()
+    assert shown["type"] == "Microsoft.BatchAI/workspaces/clusters"
+    props = shown["properties"]
+    assert props["scaleSettings"]["manual"]["targetNodeCount"] == 2
+    assert props["nodeStateCounts"]["idleNodeCount"] == 2
+    assert props["provisioningState"] == "succeeded"
+
+    resized = client.patch(
+        url, json={"properties": {"scaleSettings": {"manual": {"targetNodeCount": 3}}}}
+    )
+    assert resized.status_code == 200
+    assert resized.json()["properties"]["currentNodeCount"] == 3
+
+    nodes = client.post(url.replace("?", "/listRemoteLoginInformation?")).json()["value"]
+    assert [n["nodeId"] for n in nodes] == ["c1-0", "c1-1", "c1-2"]
+    assert all(n["ipAddress"] == "127.0.0.1" and n["port"] == 22 for n in nodes)
+    paged = client.post(url.replace("?", "/listRemoteLoginInformation?") + "&maxresults=2").json()
+    assert len(paged["value"]) == 2
+    assert [n["nodeId"] for n in client.get(paged["nextLink"]).json()["value"]] == ["c1-2"]
+
+    assert client.put(url, json={"properties": {}}).status_code == 409
+    listed = client.get(ws.rg("workspaces", "ws", "clusters")).json()["value"]
+    assert [c["name"] for c in listed] == ["c1"]
+    assert client.delete(url).status_code == 200
+    assert client.get(url).json()["error"]["code"] == "ClusterNotFound"
+
+
+def test_cluster_secrets_are_never_returned(client, ws):
+    url = ws.rg("workspaces", "ws", "clusters", "c2")
+    body = {
+        "properties": {
+            "userAccountSettings": {"adminUserName": "me", "adminUserPassword": "hunter2!"},
+            "nodeSetup": {
+                "setupTask": {
+                    "commandLine": "true",
+                    "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/x",
+                    "secrets": [{"name": "TOKEN", "value": "very-secret"}],
+                }
+            },
+        }
+    }
+    created = client.put(url, json=body)
+    assert created.status_code == 200
+    for response in (created, client.get(url), client.get(ws.rg("workspaces", "ws", "clusters"))):
+        assert "hunter2" not in response.text and "very-secret" not in response.text
+    assert created.json()["properties"]["nodeSetup"]["setupTask"]["secrets"] == [{"name": "TOKEN"}]
+
+
+def test_auto_storage_extension(client, ws):
+    url = ws.rg("workspaces", "ws", "clusters", "auto", query="openbai-use-auto-storage=true")
+    created = client.put(url, json={"properties": {}})
+    assert created.status_code == 200
+    mounts = created.json()["properties"]["nodeSetup"]["mountVolumes"]
+    assert mounts["azureFileShares"][0]["relativeMountPath"] == "autoafs"
+    assert mounts["azureBlobFileSystems"][0]["relativeMountPath"] == "autobfs"
+
+
+def test_cluster_with_queued_jobs_cannot_be_deleted(client, ws, logs_share):
+    client.patch(
+        ws.rg("workspaces", "ws", "clusters", "c1"),
+        json={"properties": {"scaleSettings": {"manual": {"targetNodeCount": 1}}}},
+    )
+    job = ws.rg("workspaces", "ws", "experiments", "exp", "jobs", "long")
+    assert client.put(job, json=job_body("sleep 30")).status_code == 200
+    response = client.delete(ws.rg("workspaces", "ws", "clusters", "c1"))
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "ClusterInUse"
+    assert client.delete(job).status_code == 200
