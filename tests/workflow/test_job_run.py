@@ -499,3 +499,57 @@ def test_stream_waits_for_the_file_then_streams(recipes: Bai, tmp_path: Path) ->
         expect=3,
     )
     assert 'The file "nothing.txt" not found for the completed job.' in missing.stderr
+
+
+def test_a_killed_runner_fails_the_job_as_lost_and_stops_its_processes(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    import psutil
+
+    bai = recipes
+    pidfile = tmp_path / "task.pid"
+    bai(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        "c1",
+        "-n",
+        "orphan",
+        "-f",
+        write_job(tmp_path, custom_job(f"echo $$ > {pidfile}; exec sleep 300")),
+    )
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    task = int(pidfile.read_text())
+    runner = psutil.Process(task).parent()
+    assert "openbai.runtime.runner" in " ".join(runner.cmdline())
+    runner.kill()
+    job = bai.wait("orphan")
+    assert job["executionState"] == "failed"
+    assert job["executionInfo"]["errors"][0]["code"] == "NodeLost"
+    deadline = time.monotonic() + 10
+    while _alive(task):
+        assert time.monotonic() < deadline, "the lost job's process still runs"
+        time.sleep(0.1)
+    # the node is free again
+    bai(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        "c1",
+        "-n",
+        "after",
+        "-f",
+        write_job(tmp_path, custom_job("true"), "after.json"),
+    )
+    assert bai.wait("after")["executionState"] == "succeeded"

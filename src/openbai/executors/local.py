@@ -114,6 +114,9 @@ class LocalExecutor(Executor):
         outcome = run.job_result()  # the last runner may have written it just now
         if outcome is not None:
             return RunStatus(RunState.FINISHED, outcome)
+        for pid, started in run.tasks():  # the runner is gone: stop what it left running
+            if processes.pid_is_alive(pid, started):
+                processes.kill_tree(pid, grace=1.0)
         lost = JobError(
             "NodeLost", "the job's runner on this machine ended without reporting (killed?)"
         )

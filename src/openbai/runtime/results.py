@@ -4,6 +4,7 @@ directory (which every node of the job sees).
     node-<k>.prepared       node k finished job preparation ({"ok": bool})
     node-<k>.done           node k's primary tasks ended ({"exitCode": n})
     finished                the first node decided the job's work is over
+    node-<k>.tasks          pids of node k's processes (to stop them if the runner dies)
     node-<k>.result.json    node k is through, mounts flushed ({"exitCode", "errors"})
     job.result.json         the job's outcome, written last by the first node
 
@@ -77,6 +78,19 @@ class RunDir:
     def done(self, node: int) -> int | None:
         data = self._read(f"node-{node}.done")
         return None if data is None else int(data["exitCode"])
+
+    def record_task(self, node: int, pid: int, started: float) -> None:
+        """Remember a task process, so that it can be stopped even if its runner dies."""
+        with open(self.path / f"node-{node}.tasks", "a") as f:
+            f.write(f"{pid} {started}\n")
+
+    def tasks(self) -> list[tuple[int, float]]:
+        found = []
+        for path in self.path.glob("node-*.tasks"):
+            for line in path.read_text().splitlines():
+                pid, started = line.split()
+                found.append((int(pid), float(started)))
+        return found
 
     def mark_finished(self) -> None:
         self._write("finished", {})

@@ -371,9 +371,11 @@ class NodeRunner:
             argv = containers.exec_argv(
                 self.container.runtime, self.container.name, self.layout.job_temp, env, command
             )
-        return processes.start(
+        proc = processes.start(
             argv, env=env, cwd=self.layout.job_temp, stdout=stdout, stderr=stderr
         )
+        self.run.record_task(self.node.index, proc.pid, processes.process_start_time(proc.pid))
+        return proc
 
     def _task_env(self, env: JobEnvironment, extra: dict[str, str]) -> dict[str, str]:
         return {**self._host_env(), **env.variables, **extra}
