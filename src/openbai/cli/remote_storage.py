@@ -31,6 +31,7 @@ from openbai.errors import (
 )
 from openbai.storage.atomic import atomic_target
 from openbai.storage.base import FileInfo, StorageBackend, VolumeInfo, VolumeKind, clean_path
+from openbai.storage.names import check_volume_name
 
 #: HTTP status -> the error the server raised (the inverse of api/errors.py's table)
 ERRORS: dict[int, type[OpenBaiError]] = {
@@ -89,7 +90,7 @@ class RemoteStorage(StorageBackend):
     def _url(self, volume: str | None = None, action: str = "") -> str:
         url = f"/openbai/storage/accounts/{quote(self.account, safe='')}/{self.kind.value}"
         if volume is not None:
-            url += f"/{quote(volume, safe='')}"
+            url += f"/{quote(check_volume_name(volume), safe='')}"
         return f"{url}/{action}" if action else url
 
     def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:

@@ -1,0 +1,183 @@
+"""``bai --server URL`` (``BAI_SERVER``): the same commands print the same output as in
+process, against a real ``bai serve`` over the same installation."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+from click.testing import CliRunner, Result
+
+from openbai.cli.main import cli
+
+
+class Cli:
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+
+    def __call__(self, *argv: str, expect: int = 0) -> Result:
+        result = CliRunner().invoke(cli, list(argv), env=self.env, catch_exceptions=False)
+        assert result.exit_code == expect, (
+            f"bai {shlex.join(argv)} exited {result.exit_code}\n{result.stdout}\n{result.stderr}"
+        )
+        return result
+
+
+@pytest.fixture
+def clis(bai, server):
+    embedded = Cli(dict(bai.env))
+    remote = Cli({**bai.env, "BAI_SERVER": server.url, "BAI_TOKEN": server.token})
+    return embedded, remote
+
+
+JOB = {
+    "properties": {
+        "nodeCount": 1,
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs",
+        "inputDirectories": [{"id": "DATA", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs/in"}],
+        "customToolkitSettings": {"commandLine": "cat $AZ_BATCHAI_INPUT_DATA/a.txt; echo done"},
+    }
+}
+
+
+def test_same_output_embedded_and_through_the_server(clis, tmp_path):
+    embedded, remote = clis
+    remote("workspace", "create", "-n", "ws")
+    remote("experiment", "create", "-w", "ws", "-n", "exp")
+    remote("cluster", "create", "-w", "ws", "-n", "c1", "--nodes", "1")
+    remote("storage", "account", "create", "-n", "acct")
+    remote("storage", "share", "create", "--account", "acct", "-n", "logs")
+    remote("storage", "container", "create", "--account", "acct", "-n", "data")
+    (tmp_path / "src" / "in").mkdir(parents=True)
+    (tmp_path / "src" / "in" / "a.txt").write_text("hello from storage\n")
+    uploaded = remote(
+        "storage",
+        "blob",
+        "upload-batch",
+        "--account",
+        "acct",
+        "-d",
+        "data",
+        "-s",
+        str(tmp_path / "src"),
+    )
+    assert json.loads(uploaded.stdout)["filesTransferred"] == 1
+    again = remote(
+        "storage",
+        "blob",
+        "upload-batch",
+        "--account",
+        "acct",
+        "-d",
+        "data",
+        "-s",
+        str(tmp_path / "src"),
+    )
+    assert json.loads(again.stdout)["filesSkipped"] == 1  # mtimes are kept through the server
+    (tmp_path / "job.json").write_text(json.dumps(JOB))
+    remote(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-n",
+        "j1",
+        "-c",
+        "c1",
+        "-f",
+        str(tmp_path / "job.json"),
+        "--storage-account-name",
+        "acct",
+        "--afs-name",
+        "logs",
+        "--bfs-name",
+        "data",
+    )
+    remote("job", "wait", "-w", "ws", "-e", "exp", "-n", "j1", "--interval", "0.2")
+
+    same = [
+        ("workspace", "show", "-n", "ws"),
+        ("workspace", "list"),
+        ("workspace", "list", "-g", "default", "-o", "table"),
+        ("experiment", "show", "-w", "ws", "-n", "exp"),
+        ("experiment", "list", "-w", "ws", "-o", "tsv"),
+        ("cluster", "show", "-w", "ws", "-n", "c1"),
+        ("cluster", "list", "-w", "ws", "-o", "table"),
+        ("job", "show", "-w", "ws", "-e", "exp", "-n", "j1"),
+        ("job", "list", "-w", "ws", "-e", "exp", "-o", "table"),
+        (
+            "job",
+            "file",
+            "list",
+            "-w",
+            "ws",
+            "-e",
+            "exp",
+            "-j",
+            "j1",
+            "--query",
+            "[].[name,fileType,contentLength,lastModified]",
+        ),
+        ("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "j1", "-f", "stdout.txt"),
+        ("storage", "account", "list"),
+        ("storage", "share", "list", "--account", "acct"),
+        ("storage", "blob", "list", "--account", "acct", "--container-name", "data", "--recursive"),
+        (
+            "storage",
+            "file",
+            "list",
+            "--account",
+            "acct",
+            "--share-name",
+            "logs",
+            "--recursive",
+            "--query",
+            "length(@)",
+        ),
+    ]
+    for argv in same:
+        assert remote(*argv).stdout == embedded(*argv).stdout, argv
+    streamed = remote(
+        "job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "j1", "-f", "stdout.txt"
+    )
+    assert streamed.stdout == "hello from storage\ndone\n"
+    links = json.loads(remote("job", "file", "list", "-w", "ws", "-e", "exp", "-j", "j1").stdout)
+    assert all(f["downloadUrl"].startswith("http://127.0.0.1") for f in links)
+
+    remote(
+        "storage",
+        "blob",
+        "download-batch",
+        "--account",
+        "acct",
+        "-s",
+        "data",
+        "-d",
+        str(tmp_path / "back"),
+    )
+    assert (tmp_path / "back" / "in" / "a.txt").read_text() == "hello from storage\n"
+
+
+def test_same_errors_and_exit_codes(clis):
+    embedded, remote = clis
+    for argv, code in [
+        (("workspace", "show", "-n", "nope"), 3),
+        (("experiment", "create", "-w", "nope", "-n", "exp"), 3),
+        (("storage", "account", "create", "-n", "Bad_Name"), 2),
+    ]:
+        assert remote(*argv, expect=code).stderr == embedded(*argv, expect=code).stderr
+    remote("workspace", "create", "-n", "ws")
+    conflict = remote("workspace", "create", "-n", "ws", "-l", "elsewhere", expect=4)
+    assert conflict.stderr.startswith("ERROR: workspace ws exists")
+    remote("workspace", "delete", "-n", "ws", "-y")
+    assert embedded("workspace", "list").stdout.strip() == "[]"
+
+
+def test_wrong_token_and_unreachable_server(bai, server):
+    wrong = Cli({**bai.env, "BAI_SERVER": server.url, "BAI_TOKEN": "nope"})
+    assert "bearer token is not valid" in wrong("workspace", "list", expect=5).stderr
+    gone = Cli({**bai.env, "BAI_SERVER": "http://127.0.0.1:9", "BAI_TOKEN": "x"})
+    assert "cannot reach the openbai server" in gone("workspace", "list", expect=1).stderr
