@@ -1,0 +1,201 @@
+"""The embedded default, measured: how fast jobs start, how many finish per second, and how
+fast a line a job prints reaches ``bai job file stream``.
+
+``python -m bench local [--jobs 1000] [--latency-jobs 50] [--lines 300]``
+
+* submit → running latency (p50/p99), from the times the store records;
+* N trivial jobs submitted → all finished on a 4-node local cluster (jobs/s); the comparison
+  with Slurm's own throughput on the same machine is ``python -m bench slurm``;
+* line written by a job → line shown by the stream (p50/p99), against reading the same file
+  directly in a tight loop (the floor), and a check that no byte was lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from openbai.services import accounts, clusters, files, jobs, workspaces
+from openbai.services.app import App
+from openbai.services.dispatcher import Dispatcher
+from openbai.settings import Settings
+from openbai.storage.base import VolumeKind
+from openbai.store.models import Job
+
+TRIVIAL = {
+    "properties": {
+        "nodeCount": 1,
+        "customToolkitSettings": {"commandLine": "true"},
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_TEMP",
+    }
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def setup(home: Path) -> tuple[App, Dispatcher, threading.Event]:
+    os.environ["OPENBAI_HOME"] = str(home)
+    app = App.open(Settings.load())
+    dispatcher = Dispatcher(app)
+    app.on_change = dispatcher.wake
+    assert dispatcher.try_acquire()
+    stop = threading.Event()
+    threading.Thread(target=dispatcher.run, kwargs={"stop": stop}, daemon=True).start()
+    workspaces.create_workspace(app, "default", "ws")
+    workspaces.create_experiment(app, "default", "ws", "exp")
+    clusters.create_cluster(
+        app,
+        "default",
+        "ws",
+        "c4",
+        {"properties": {"scaleSettings": {"manual": {"targetNodeCount": 4}}}},
+    )
+    return app, dispatcher, stop
+
+
+def wait_all(app: App, names: list[str], exp: str = "exp") -> None:
+    from sqlalchemy import func, select
+
+    while True:
+        with app.db.reading() as s:
+            left = s.scalar(
+                select(func.count())
+                .select_from(Job)
+                .where(Job.name.in_(names), Job.execution_state.not_in(("succeeded", "failed")))
+            )
+        if not left:
+            return
+        time.sleep(0.02)
+
+
+def bench_latency(app: App, count: int) -> None:
+    from sqlalchemy import select
+
+    names = []
+    for i in range(count):
+        name = f"lat{i}"
+        jobs.create_job(app, "default", "ws", "exp", name, TRIVIAL, cluster="c4")
+        names.append(name)
+        wait_all(app, [name])
+    with app.db.reading() as s:
+        rows = s.execute(select(Job.created_at, Job.start_time).where(Job.name.in_(names))).all()
+    delays = [(start - created).total_seconds() for created, start in rows]
+    print(
+        f"submit -> running: p50 {percentile(delays, 50) * 1000:.1f} ms, p99 {percentile(delays, 99) * 1000:.1f} ms ({count} jobs, one at a time)"
+    )
+
+
+def bench_throughput(app: App, count: int) -> None:
+    names = [f"tp{i}" for i in range(count)]
+    started = time.monotonic()
+    for name in names:
+        jobs.create_job(app, "default", "ws", "exp", name, TRIVIAL, cluster="c4")
+    submitted = time.monotonic() - started
+    wait_all(app, names)
+    total = time.monotonic() - started
+    print(
+        f"{count} trivial jobs on a 4-node local cluster: submitted in {submitted:.1f} s, all finished after {total:.1f} s ({count / total:.1f} jobs/s)"
+    )
+
+
+STREAMER = (
+    "import time\n"
+    "for i in range({lines}):\n"
+    "    print(f'{{time.time():.6f}} line {{i}}', flush=True)\n"
+    "    time.sleep(0.02)\n"
+)
+
+
+def bench_stream(app: App, home: Path, lines: int) -> None:
+    accounts.create_account(app, "bench")
+    accounts.create_volume(app, "bench", VolumeKind.FILE, "logs")
+    script = home / "streamer.py"
+    script.write_text(STREAMER.format(lines=lines))
+    body = {
+        "properties": {
+            "nodeCount": 1,
+            "customToolkitSettings": {"commandLine": f"python3 {script}"},
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+            "mountVolumes": {
+                "azureFileShares": [
+                    {
+                        "azureFileUrl": "https://bench.file.core.windows.net/logs",
+                        "relativeMountPath": "logs",
+                    }
+                ]
+            },
+        }
+    }
+    jobs.create_job(app, "default", "ws", "exp", "stream", body, cluster="c4")
+    segment = jobs.get_job(app, "default", "ws", "exp", "stream")["properties"][
+        "jobOutputDirectoryPathSegment"
+    ]
+    direct_path = (
+        home / "storage" / "bench" / "file" / "logs" / segment / "stdouterr" / "stdout.txt"
+    )
+    direct: list[float] = []
+    threading.Thread(target=follow_directly, args=(direct_path, direct), daemon=True).start()
+    delays, buffer, received = [], b"", b""
+    for chunk in files.follow_output_file(app, "default", "ws", "exp", "stream", "stdout.txt"):
+        now = time.time()
+        received += chunk
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        delays += [now - float(line.split()[0]) for line in complete if line]
+    expected = len(direct_path.read_bytes())
+    lost = (
+        "no byte lost"
+        if len(received) == expected and len(delays) == lines
+        else f"LOST {expected - len(received)} bytes"
+    )
+    print(
+        f"line written -> shown by the stream: p50 {percentile(delays, 50) * 1000:.1f} ms, p99 {percentile(delays, 99) * 1000:.1f} ms "
+        f"({len(delays)} lines, {lost}); reading the file directly: p50 {percentile(direct, 50) * 1000:.1f} ms, "
+        f"p99 {percentile(direct, 99) * 1000:.1f} ms; ratio p50 {percentile(delays, 50) / max(percentile(direct, 50), 1e-6):.1f}x"
+    )
+
+
+def follow_directly(path: Path, delays: list[float]) -> None:
+    while not path.exists():
+        time.sleep(0.001)
+    with open(path, "rb") as f:
+        buffer = b""
+        while True:
+            chunk = f.read()
+            if chunk:
+                now = time.time()
+                buffer += chunk
+                *complete, buffer = buffer.split(b"\n")
+                delays.extend(now - float(line.split()[0]) for line in complete if line)
+            else:
+                time.sleep(0.001)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench local")
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--latency-jobs", type=int, default=50)
+    parser.add_argument("--lines", type=int, default=300)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="openbai-bench-") as tmp:
+        home = Path(tmp)
+        app, dispatcher, stop = setup(home)
+        try:
+            bench_latency(app, args.latency_jobs)
+            bench_stream(app, home, args.lines)
+            bench_throughput(app, args.jobs)
+        finally:
+            stop.set()
+            dispatcher.wake()
+            dispatcher.close()
+            app.close()
+    print(json.dumps({"note": "compare jobs/s with Slurm's own: python -m bench slurm"}))
+    return 0
