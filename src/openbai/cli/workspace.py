@@ -50,7 +50,7 @@ def workspace_create(
     query: str | None,
 ) -> None:
     """Create a workspace."""
-    tag_map = dict(t.split("=", 1) if "=" in t else (t, "") for t in tags)
+    tag_map = {key: value for key, _, value in (t.partition("=") for t in tags)}
     emit(
         flatten(
             client().create_workspace(resource_group(resource_group_name), name, location, tag_map)

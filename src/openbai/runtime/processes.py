@@ -92,7 +92,7 @@ def pid_is_alive(pid: int, started_at: float | None = None) -> bool:
 
 
 def process_start_time(pid: int) -> float:
-    return psutil.Process(pid).create_time()
+    return float(psutil.Process(pid).create_time())
 
 
 def wait_any(procs: Sequence[subprocess.Popen[bytes]], *, timeout: float) -> None:
