@@ -3,7 +3,7 @@
 * ``bai``: run the ``bai`` command (click's CliRunner, in-process) against a fresh data dir;
   jobs run for real: the background dispatcher and the node runners are real processes.
 * ``app``: the same installation, for service-level checks.
-* ``slurm_cluster`` and ``azurite`` come from the plugin modules next to this file.
+* ``slurm_cluster``, ``azurite`` and ``samba`` come from the plugin modules next to this file.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-pytest_plugins = ["slurm_fixture", "azurite_fixture"]
+pytest_plugins = ["slurm_fixture", "azurite_fixture", "samba_fixture"]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = (REPO / ".." / "shared").resolve()
