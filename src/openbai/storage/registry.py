@@ -26,6 +26,7 @@ from openbai.storage.base import StorageBackend, VolumeKind
 BACKENDS: Mapping[str, str] = {
     "azure_blob": "openbai.storage.azure_blob:AzureBlobStorage",
     "local": "openbai.storage.local:LocalStorage",
+    "smb": "openbai.storage.smb:SmbStorage",
 }
 
 #: account kind -> the backend key serving each kind of volume (keep sorted)
