@@ -65,7 +65,16 @@ def account_group() -> None:
 )
 @click.option("--account-key", default=None, help="Azure: the account key.")
 @click.option("--blob-endpoint", default=None, help="Azure: the blob endpoint URL.")
-@click.option("--file-endpoint", default=None, help="Azure: the file (SMB) endpoint host[:port].")
+@click.option(
+    "--file-endpoint",
+    default=None,
+    help="Azure: the file endpoint: https://ACCOUNT.file.core.windows.net, or host[:port] for SMB.",
+)
+@click.option(
+    "--samba-config",
+    default=None,
+    help="Shares on a local Samba stand-in: its smb.conf, through which shares are created.",
+)
 @group_option
 @output_options
 @handle_errors
@@ -77,6 +86,7 @@ def account_create(
     account_key: str | None,
     blob_endpoint: str | None,
     file_endpoint: str | None,
+    samba_config: str | None,
     resource_group_name: str | None,
     output: str,
     query: str | None,
@@ -90,6 +100,7 @@ def account_create(
             "account_key": account_key,
             "blob_endpoint": blob_endpoint,
             "file_endpoint": file_endpoint,
+            "samba_config": samba_config and str(Path(samba_config).resolve()),
         }.items()
         if v
     }
