@@ -116,7 +116,8 @@ start() {
     printf '%s\n%s\n' "$password" "$password" |
         smbpasswd -c "$dir/smb.conf" -s -a "$user" >"$dir/log/smbpasswd.out" 2>&1 ||
         { cat "$dir/log/smbpasswd.out" >&2; die "smbpasswd failed"; }
-    smbd --foreground --no-process-group -s "$dir/smb.conf" \
+    # its own session: on shutdown smbd signals its whole process group, which must not be ours
+    setsid smbd --foreground --no-process-group -s "$dir/smb.conf" \
         >"$dir/log/smbd.out" 2>&1 </dev/null &
     echo $! >"$pidfile"
     for _ in $(seq 1 200); do
