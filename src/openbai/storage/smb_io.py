@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 from smbprotocol.exceptions import EndOfFile  # type: ignore[import-untyped]
 
 CHUNK = 1024 * 1024
-DEPTH = 8
+DEPTH = 16
 _CREDIT_SIZE = 64 * 1024
 
 
