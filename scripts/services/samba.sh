@@ -109,6 +109,8 @@ start() {
     user=$(cat "$dir/user")
     ensure_user "$user"
     chown "$user:" "$dir/shares"
+    runuser -u "$user" -- test -w "$dir/shares" ||
+        die "$user cannot reach $dir/shares: every parent directory needs o+x (or use a DIR under /tmp)"
     echo "$port" >"$dir/port"
     write_config "$dir" "$port"
     local password
