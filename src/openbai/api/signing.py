@@ -64,7 +64,8 @@ class UrlSigner:
 
     def check(self, target: SignedFile, expires: int, signature: str) -> None:
         """Raise ``PermissionDeniedError`` unless the link is genuine and not expired."""
-        if not hmac.compare_digest(self.signature(target, expires), signature):
+        expected = self.signature(target, expires).encode()
+        if not hmac.compare_digest(expected, signature.encode("utf-8", "replace")):
             raise PermissionDeniedError(
                 "the download link's signature does not match", code="AuthenticationFailed"
             )
