@@ -38,28 +38,15 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import smbclient  # type: ignore[import-untyped]
 import smbclient.shutil  # type: ignore[import-untyped]
-from smbprotocol.exceptions import (  # type: ignore[import-untyped]
-    SMBConnectionClosed,
-    SMBException,
-    SMBOSError,
-    SMBResponseException,
-)
+from smbprotocol.exceptions import SMBOSError  # type: ignore[import-untyped]
 from smbprotocol.header import NtStatus  # type: ignore[import-untyped]
 
-from openbai.errors import (
-    BackendUnavailableError,
-    ConflictError,
-    NotFoundError,
-    OpenBaiError,
-    PermissionDeniedError,
-    SpecError,
-    StorageError,
-)
+from openbai.errors import ConflictError, NotFoundError, SpecError, StorageError
 from openbai.storage.atomic import PARTIAL_SUFFIX, atomic_target, is_partial_name
 from openbai.storage.base import (
     FileInfo,
@@ -70,7 +57,9 @@ from openbai.storage.base import (
     clean_path,
 )
 from openbai.storage.names import check_volume_name
-from openbai.storage.smb_io import copy_to, file_blocks, memory_blocks, read_range, write_blocks
+from openbai.storage.shares import ShareAdmin, share_admin_for
+from openbai.storage.smb_errors import translate
+from openbai.storage.smb_io import SmbFileWriter, copy_to, file_blocks, read_range, write_blocks
 
 SMB_PORT = 445
 _AZURE_FILE_SUFFIX = "core.windows.net"
@@ -79,68 +68,6 @@ _FORBIDDEN = frozenset(':*?"<>|') | {chr(c) for c in range(32)}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: seconds a replacing rename waits for readers to close the target
 _REPLACE_PATIENCE = 5.0
-
-_NOT_FOUND = {
-    NtStatus.STATUS_OBJECT_NAME_NOT_FOUND,
-    NtStatus.STATUS_OBJECT_PATH_NOT_FOUND,
-    NtStatus.STATUS_NOT_FOUND,
-    NtStatus.STATUS_BAD_NETWORK_NAME,
-    NtStatus.STATUS_NETWORK_NAME_DELETED,
-    NtStatus.STATUS_FILE_IS_A_DIRECTORY,
-    NtStatus.STATUS_NOT_A_DIRECTORY,
-    NtStatus.STATUS_DELETE_PENDING,
-}
-_DENIED = {
-    NtStatus.STATUS_ACCESS_DENIED,
-    NtStatus.STATUS_LOGON_FAILURE,
-    NtStatus.STATUS_PRIVILEGE_NOT_HELD,
-    NtStatus.STATUS_WRONG_PASSWORD,
-    NtStatus.STATUS_PASSWORD_EXPIRED,
-}
-
-
-@contextlib.contextmanager
-def _translate(where: str) -> Iterator[None]:
-    """Turn smbprotocol (and local file) exceptions into openbai storage errors."""
-    try:
-        yield
-    except SMBOSError as e:
-        raise _error_for(e.ntstatus, where, e.strerror) from e
-    except SMBResponseException as e:
-        raise _error_for(e.status, where, str(e.message)) from e
-    except (SMBConnectionClosed, ConnectionError, TimeoutError) as e:
-        raise BackendUnavailableError(f"{where}: SMB server unreachable ({e})", target=where) from e
-    except ValueError as e:  # smbprotocol reports a failed TCP connect as ValueError
-        kind = BackendUnavailableError if "Failed to connect" in str(e) else StorageError
-        raise kind(f"{where}: {e}", target=where) from e
-    except SMBException as e:
-        raise StorageError(f"{where}: SMB error: {e}", target=where) from e
-    except FileNotFoundError as e:  # a local source file
-        raise NotFoundError(f"{e.filename}: no such file", target=where) from e
-    except OSError as e:
-        raise StorageError(f"{e.filename or where}: {e.strerror or e}", target=where) from e
-
-
-def _error_for(status: int, where: str, detail: str | None) -> OpenBaiError:
-    name = next((k for k, v in vars(NtStatus).items() if v == status), f"0x{status:08x}")
-    message = f"{where}: {detail or name} ({name})"
-    if status in _NOT_FOUND:
-        return NotFoundError(message, target=where)
-    if status == NtStatus.STATUS_OBJECT_NAME_COLLISION:
-        return ConflictError(message, target=where)
-    if status in _DENIED:
-        return PermissionDeniedError(message, target=where)
-    return StorageError(message, target=where)
-
-
-class ShareAdmin(Protocol):
-    """Creates, lists and deletes shares (SMB cannot): Azure's REST API or Samba's ``net``."""
-
-    def list_shares(self) -> list[str]: ...
-
-    def create_share(self, name: str) -> None: ...
-
-    def delete_share(self, name: str) -> None: ...
 
 
 # -- options ---------------------------------------------------------------------------------
@@ -167,22 +94,6 @@ def parse_file_endpoint(text: str) -> tuple[str, int, str | None]:
     if url.scheme == "smb":
         return url.hostname, port or SMB_PORT, None
     return url.hostname, SMB_PORT, f"{url.scheme}://{url.netloc}"
-
-
-def share_admin_for(
-    options: dict[str, Any], rest_endpoint: str | None, account_name: str, account_key: str
-) -> ShareAdmin | None:
-    """The share admin an account's options call for (built without I/O)."""
-    if rest_endpoint is not None:
-        from openbai.storage.azure_shares import AzureShares
-
-        retries = int(options.get("retry_total", 4))
-        return AzureShares(rest_endpoint, account_name, account_key, retry_total=retries)
-    if options.get("samba_config"):
-        from openbai.storage.samba_shares import SambaShares
-
-        return SambaShares(Path(str(options["samba_config"])))
-    return None
 
 
 class SmbStorage(StorageBackend):
@@ -244,7 +155,7 @@ class SmbStorage(StorageBackend):
     def _kw(self) -> dict[str, Any]:
         """smbclient's keyword arguments: our credentials and our own connection pool."""
         if not self._connected:
-            with self._lock, _translate(f"{self.host}:{self.port}"):
+            with self._lock, translate(f"{self.host}:{self.port}"):
                 if not self._connected:
                     smbclient.register_session(self.host, **self._session_kw())
                     self._connected = True
@@ -308,11 +219,19 @@ class SmbStorage(StorageBackend):
                             tree.disconnect()
                         session.tree_connect_table.pop(tid, None)
 
+    def volume_exists(self, volume: str) -> bool:
+        """Asked of the SMB server itself: needs no share admin."""
+        try:
+            self.stat(volume, "")
+        except NotFoundError:
+            return False
+        return True
+
     # -- files ---------------------------------------------------------------------------
     def stat(self, volume: str, path: str) -> FileInfo:
         cleaned = _clean(path)
         unc = self._unc(volume, cleaned)
-        with _translate(f"{volume}/{cleaned}"):
+        with translate(f"{volume}/{cleaned}"):
             st = smbclient.stat(unc, **self._kw())
         return _stat_info(cleaned, st)
 
@@ -336,7 +255,7 @@ class SmbStorage(StorageBackend):
     def _scan(self, volume: str, directory: str) -> list[FileInfo]:
         """One directory's entries (sorted, partial uploads left out)."""
         found = []
-        with _translate(f"{volume}/{directory}"):
+        with translate(f"{volume}/{directory}"):
             with smbclient.scandir(self._unc(volume, directory), **self._kw()) as entries:
                 for entry in entries:
                     if is_partial_name(entry.name):
@@ -348,7 +267,7 @@ class SmbStorage(StorageBackend):
     def read(self, volume: str, path: str, offset: int = 0, length: int | None = None) -> bytes:
         cleaned = _clean(path, allow_root=False)
         unc = self._unc(volume, cleaned)
-        with _translate(f"{volume}/{cleaned}"):
+        with translate(f"{volume}/{cleaned}"):
             with smbclient.open_file(unc, "rb", buffering=0, share_access="rwd", **self._kw()) as f:
                 return read_range(f, offset, length)
 
@@ -358,7 +277,7 @@ class SmbStorage(StorageBackend):
         parent, _, name = cleaned.rpartition("/")
         tmp = f"{parent}/.{name[:100]}.{os.urandom(6).hex()}{PARTIAL_SUFFIX}".lstrip("/")
         kw = self._kw()
-        with _translate(where):
+        with translate(where):
             st = source.stat()
             if not os.path.isfile(source):
                 raise IsADirectoryError(errno.EISDIR, "not a file", str(source))
@@ -379,7 +298,7 @@ class SmbStorage(StorageBackend):
     def download(self, volume: str, path: str, target: Path) -> None:
         cleaned = _clean(path, allow_root=False)
         unc = self._unc(volume, cleaned)
-        with _translate(f"{volume}/{cleaned}"):
+        with translate(f"{volume}/{cleaned}"):
             with smbclient.open_file(unc, "rb", buffering=0, share_access="rwd", **self._kw()) as f:
                 with atomic_target(target) as tmp, open(tmp, "wb") as out:
                     copy_to(f, out)
@@ -388,7 +307,7 @@ class SmbStorage(StorageBackend):
         cleaned = _clean(path, allow_root=False)
         unc = self._unc(volume, cleaned)
         info = self.stat(volume, cleaned)
-        with _translate(f"{volume}/{cleaned}"):
+        with translate(f"{volume}/{cleaned}"):
             if info.is_dir:
                 smbclient.shutil.rmtree(unc, **self._kw())
             else:
@@ -396,7 +315,7 @@ class SmbStorage(StorageBackend):
 
     def make_dir(self, volume: str, path: str) -> None:
         cleaned = _clean(path)
-        with _translate(f"{volume}/{cleaned}"):
+        with translate(f"{volume}/{cleaned}"):
             if not cleaned:
                 smbclient.stat(self._unc(volume), **self._kw())
                 return
@@ -434,7 +353,7 @@ class SmbStorage(StorageBackend):
         where = f"{volume}/{cleaned}"
         parent = cleaned.rpartition("/")[0]
         kw = self._kw()
-        with _translate(where):
+        with translate(where):
             if parent:
                 smbclient.makedirs(self._unc(volume, parent), exist_ok=True, **kw)
             handle = smbclient.open_file(
@@ -451,40 +370,10 @@ class SmbStorage(StorageBackend):
         dst = _clean(target, field="target", allow_root=False)
         parent = dst.rpartition("/")[0]
         kw = self._kw()
-        with _translate(f"{volume}/{src}"):
-            smbclient.stat(self._unc(volume, src), **kw)
+        with translate(f"{volume}/{src}"):
             if parent:
                 smbclient.makedirs(self._unc(volume, parent), exist_ok=True, **kw)
             self._replace(self._unc(volume, src), self._unc(volume, dst), kw)
-
-
-class SmbFileWriter(FileWriter):
-    """An open SMB file written at offsets; each write reaches the server before it returns."""
-
-    def __init__(self, handle: Any, where: str):
-        self._handle = handle
-        self._where = where
-        self._lock = threading.Lock()
-
-    def write(self, offset: int, data: bytes) -> None:
-        with self._lock, _translate(self._where):
-            write_blocks(self._handle, memory_blocks(data, self._handle), offset)
-
-    def truncate(self, size: int) -> None:
-        with self._lock, _translate(self._where):
-            self._handle.truncate(size)
-
-    def flush(self) -> None:
-        with self._lock, _translate(self._where):
-            self._handle.fd.flush()
-
-    def close(self) -> None:
-        with self._lock, _translate(self._where):
-            if not self._handle.closed:
-                try:
-                    self._handle.fd.flush()
-                finally:
-                    self._handle.close()
 
 
 # -- helpers -----------------------------------------------------------------------------

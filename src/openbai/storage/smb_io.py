@@ -7,16 +7,21 @@ spends credits, each answer grants new ones; we ask for one more than we spend, 
 window grows, and when it is short we wait for an answer before sending more.
 
 Functions take the raw handle of ``smbclient.open_file(..., buffering=0)`` and raise
-smbprotocol's exceptions (the backend translates them).
+smbprotocol's exceptions (the backend translates them); :class:`SmbFileWriter`, the in-place
+writer mounts use, translates its own.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 from smbprotocol.exceptions import EndOfFile  # type: ignore[import-untyped]
+
+from openbai.storage.base import FileWriter
+from openbai.storage.smb_errors import translate
 
 CHUNK = 1024 * 1024
 DEPTH = 16
@@ -155,3 +160,32 @@ def write_blocks(handle: Any, blocks: Iterable[bytes], offset: int = 0) -> int:
         pipe.drain()
     handle.fd.end_of_file = max(int(handle.fd.end_of_file), position)
     return position - offset
+
+
+class SmbFileWriter(FileWriter):
+    """An open SMB file written at offsets; each write reaches the server before it returns."""
+
+    def __init__(self, handle: Any, where: str):
+        self._handle = handle
+        self._where = where
+        self._lock = threading.Lock()
+
+    def write(self, offset: int, data: bytes) -> None:
+        with self._lock, translate(self._where):
+            write_blocks(self._handle, memory_blocks(data, self._handle), offset)
+
+    def truncate(self, size: int) -> None:
+        with self._lock, translate(self._where):
+            self._handle.truncate(size)
+
+    def flush(self) -> None:
+        with self._lock, translate(self._where):
+            self._handle.fd.flush()
+
+    def close(self) -> None:
+        with self._lock, translate(self._where):
+            if not self._handle.closed:
+                try:
+                    self._handle.fd.flush()
+                finally:
+                    self._handle.close()
