@@ -131,8 +131,10 @@ def serve(config: DaemonConfig) -> int:
 
     def committer() -> None:
         nonlocal flushes
-        while not stop.is_set():
+        while True:
             requested = flush_requested.wait(settings.commit_interval)
+            if stop.is_set():
+                return
             fs.commit_all()
             if requested:
                 flush_requested.clear()
@@ -160,6 +162,7 @@ def serve(config: DaemonConfig) -> int:
         log.error("FUSE ended with %s", e)
     stop.set()
     flush_requested.set()
+    thread.join()
     errors = fs.finish(time.monotonic() + settings.flush_timeout)
     Status("unmounted", flushes, errors, os.getpid()).write(state_dir)
     shutil.rmtree(cache_dir, ignore_errors=True)

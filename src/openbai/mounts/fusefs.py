@@ -91,6 +91,15 @@ class _Handle:
     key: str
     file: _OpenFile | None = None
     reader: ReadAhead | None = None
+    #: the process that opened it: only its close publishes the file at once
+    pid: int = field(default_factory=lambda: _caller_pid())
+
+
+def _caller_pid() -> int:
+    try:
+        return int(mfusepy.fuse_get_context()[2])
+    except (OSError, ValueError, AttributeError):
+        return 0
 
 
 class VolumeFS(mfusepy.Operations):  # type: ignore[misc]
@@ -447,14 +456,19 @@ class VolumeFS(mfusepy.Operations):  # type: ignore[misc]
 
     @_fuse_errors
     def flush(self, path: str, fh: int) -> int:
-        file = self._handles[fh].file
-        if file is not None and file.dirty:
-            self._flush(file)
+        """close(2): the opener's close publishes the file (errors reach it as EIO); a
+        forked child closing its inherited copy does not wait (its last close will)."""
+        handle = self._handles[fh]
+        if handle.file is not None and handle.file.dirty and _caller_pid() == handle.pid:
+            self._flush(handle.file)
         return 0
 
     @_fuse_errors
     def fsync(self, path: str, datasync: int, fh: int) -> int:
-        return self.flush(path, fh)
+        file = self._handles[fh].file
+        if file is not None and file.dirty:
+            self._flush(file)
+        return 0
 
     def release(self, path: str, fh: int) -> int:
         with self._lock:

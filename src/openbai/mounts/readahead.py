@@ -60,7 +60,7 @@ class ReadAhead:
                 self._ahead = 1
             self._last = index
             last_chunk = max(self.size - 1, 0) // self._chunk
-            for wanted in range(index, min(index + self._ahead, last_chunk) + 1):
+            for wanted in range(index, min(index + self._ahead - 1, last_chunk) + 1):
                 if wanted not in self._chunks:
                     self._chunks[wanted] = self._pool.submit(self._load, wanted)
             for old in [k for k in self._chunks if k < index - 1 or k > index + self._max_ahead]:

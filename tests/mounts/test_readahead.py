@@ -1,0 +1,60 @@
+"""ReadAhead: ranged requests, a window that grows while reading forward, no whole file."""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from openbai.mounts.readahead import ReadAhead
+
+KiB = 1024
+
+
+class Store:
+    def __init__(self, data: bytes):
+        self.data = data
+        self.requests: list[tuple[int, int]] = []
+        self._lock = threading.Lock()
+
+    def fetch(self, offset: int, length: int) -> bytes:
+        with self._lock:
+            self.requests.append((offset, length))
+        return self.data[offset : offset + length]
+
+
+def test_first_byte_needs_one_small_range_not_the_file():
+    store = Store(os.urandom(1024 * KiB))
+    with ThreadPoolExecutor(4) as pool:
+        reader = ReadAhead(store.fetch, len(store.data), pool, chunk_size=64 * KiB, max_ahead=4)
+        assert reader.read(0, 4 * KiB) == store.data[: 4 * KiB]
+    assert store.requests == [(0, 64 * KiB)]
+
+
+def test_sequential_reads_fetch_ahead_in_parallel_and_return_every_byte():
+    store = Store(os.urandom(1024 * KiB + 123))
+    with ThreadPoolExecutor(4) as pool:
+        reader = ReadAhead(store.fetch, len(store.data), pool, chunk_size=64 * KiB, max_ahead=4)
+        got = b"".join(reader.read(o, 16 * KiB) for o in range(0, len(store.data), 16 * KiB))
+        assert got == store.data
+    offsets = sorted(o for o, _ in store.requests)
+    assert offsets == list(range(0, len(store.data), 64 * KiB))  # each chunk once
+    assert max(n for _, n in store.requests) == 64 * KiB
+
+
+def test_random_access_fetches_only_what_it_reads():
+    store = Store(os.urandom(4096 * KiB))
+    with ThreadPoolExecutor(4) as pool:
+        reader = ReadAhead(store.fetch, len(store.data), pool, chunk_size=64 * KiB, max_ahead=8)
+        for offset in (3000 * KiB, 100 * KiB, 2000 * KiB):
+            assert reader.read(offset, 100) == store.data[offset : offset + 100]
+    assert len(store.requests) == 3
+
+
+def test_reads_spanning_chunks_and_past_the_end():
+    store = Store(bytes(range(256)) * 1000)
+    with ThreadPoolExecutor(2) as pool:
+        reader = ReadAhead(store.fetch, len(store.data), pool, chunk_size=1000, max_ahead=2)
+        assert reader.read(990, 30) == store.data[990:1020]
+        assert reader.read(len(store.data) - 5, 100) == store.data[-5:]
+        assert reader.read(len(store.data) + 10, 100) == b""
