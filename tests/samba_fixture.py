@@ -59,7 +59,7 @@ class Samba:
         }
 
 
-def _script(*args: str) -> str:
+def samba_sh(*args: str) -> str:
     result = subprocess.run(
         ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=600, check=False
     )
@@ -71,7 +71,7 @@ def _script(*args: str) -> str:
 def read_env(state: Path) -> Samba:
     """The Samba set up in ``state`` by ``samba.sh start``."""
     values = dict(
-        line.split("=", 1) for line in _script("env", str(state)).splitlines() if "=" in line
+        line.split("=", 1) for line in samba_sh("env", str(state)).splitlines() if "=" in line
     )
     return Samba(
         host="127.0.0.1",
@@ -108,7 +108,7 @@ def samba() -> Iterator[Samba]:
     require_samba()
     with tempfile.TemporaryDirectory(prefix="openbai-samba-") as directory:
         try:
-            _script("start", directory, str(free_port()))
+            samba_sh("start", directory, str(free_port()))
             yield read_env(Path(directory))
         finally:
-            _script("stop", directory)
+            samba_sh("stop", directory)

@@ -110,7 +110,7 @@ start() {
     ensure_user "$user"
     chown "$user:" "$dir/shares"
     runuser -u "$user" -- test -w "$dir/shares" ||
-        die "$user cannot reach $dir/shares: every parent directory needs o+x (or use a DIR under /tmp)"
+        die "$user cannot reach $dir/shares: every parent directory needs o+x (mktemp -d /tmp/... works)"
     echo "$port" >"$dir/port"
     write_config "$dir" "$port"
     local password

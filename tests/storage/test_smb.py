@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from samba_fixture import Samba
+from samba_fixture import Samba, free_port, read_env, require_samba, samba_sh
 
 from openbai.errors import (
     BackendUnavailableError,
@@ -320,3 +322,28 @@ def test_azure_share_admin_unreachable_is_backend_unavailable():
     )
     with pytest.raises(BackendUnavailableError):
         backend.list_volumes()
+
+
+def test_reconnects_after_a_server_restart():
+    """Calls fail as unavailable while smbd is down, and work again once it is back."""
+    require_samba()
+    state, port = tempfile.mkdtemp(prefix="openbai-samba-"), str(free_port())
+    samba_sh("start", state, port)
+    try:
+        backend = SmbStorage.from_options(
+            "devstoreaccount1", VolumeKind.FILE, read_env(Path(state)).options()
+        )
+        backend.create_volume("keep")
+        writer = backend.open_writer("keep", "log")
+        writer.write(0, b"a")
+        samba_sh("stop", state)
+        with pytest.raises(BackendUnavailableError):
+            backend.stat("keep", "log")
+        with pytest.raises(BackendUnavailableError):
+            writer.write(1, b"b")  # an open file does not survive: the mount must fail loudly
+        samba_sh("start", state, port)
+        assert backend.read("keep", "log") == b"a"
+        backend.close()
+    finally:
+        samba_sh("stop", state)
+        shutil.rmtree(state)
