@@ -12,9 +12,10 @@ Options of an ``azure`` account used here (the blob options are ignored):
   smb.conf: shares are created as registry shares with ``net`` (see ``samba_shares.py``).
 - ``timeout`` (seconds to connect, default 30); ``retry_total`` (REST retries, default 4).
 
-Files move over SMB (smbprotocol's ``smbclient``); volume management goes to a *share admin*
-(REST on Azure, ``net conf`` on Samba). Without either, the account can use existing shares
-but not create, list or delete them.
+Files move over SMB (smbprotocol's ``smbclient``; bulk reads and writes pipelined in
+``smb_io.py``; errors translated in ``smb_errors.py``). Creating, listing and deleting shares
+goes to a *share admin* (``shares.py``: REST on Azure, ``net conf`` on Samba); without one the
+account can still use existing shares.
 
 - Uploads go to a hidden temporary name and are renamed over the target, so readers never see
   half a file and a stopped transfer leaves nothing visible; the source's mtime is kept, so
