@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -93,17 +94,24 @@ def _stop_dispatcher(home: Path) -> None:
 
 
 def _kill_leftover_runners(home: Path) -> None:
+    """Stop node runners (and their processes) a failed test may have left running."""
     import psutil
 
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            cmdline = " ".join(proc.info["cmdline"] or [])
-            if "openbai.runtime.runner" in cmdline and str(home) in cmdline:
-                for child in proc.children(recursive=True):
-                    child.kill()
-                proc.kill()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
+    for path in (home / "runs").glob("*/node-*.tasks"):
+        for line in path.read_text().splitlines():
+            _kill_tree(psutil, int(line.split()[0]))
+    for path in (home / "runs").glob("*/node-*.runner"):
+        _kill_tree(psutil, int(json.loads(path.read_text())[0]))
+
+
+def _kill_tree(psutil: Any, pid: int) -> None:
+    try:
+        proc = psutil.Process(pid)
+        for child in proc.children(recursive=True):
+            child.kill()
+        proc.kill()
+    except psutil.NoSuchProcess:
+        pass
 
 
 @pytest.fixture

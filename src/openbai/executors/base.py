@@ -76,6 +76,10 @@ class Executor(ABC):
     def cancel(self, ref: JobRef, *, force: bool = False) -> None:
         """Ask the job to stop (its runners flush outputs); ``force`` kills without waiting."""
 
+    def recover(self, run_dir: Path) -> JobRef | None:
+        """The handle of a job submitted by a caller that died before it stored the handle."""
+        return None
+
     def node_counts(self, cluster_options: dict[str, Any], size: int) -> NodeCounts | None:
         """Node states as the executor sees them, or None to let openbai count slots."""
         return None

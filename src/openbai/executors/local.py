@@ -2,22 +2,22 @@
 
 A local cluster of N nodes is N slots on this machine; each slot has its own node root
 (``<nodes root>/<cluster>/<slot>``), so jobs on different slots never share mount points.
-Runners start in their own session and survive the process that started them; their state
-is read back from the run directory, so a restarted dispatcher adopts them.
+Runners are forked by a warm fork server (forkserver.py), start in their own session and
+survive the process that started them; their state is read back from the run directory, so
+a restarted dispatcher adopts them.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from openbai.executors.base import Executor, JobRef, RunState, RunStatus, SubmitRequest
+from openbai.executors.forkserver import ForkServer
 from openbai.runtime import processes
 from openbai.runtime.plan import NodeSpec
 from openbai.runtime.results import JobError, Outcome, RunDir
@@ -34,7 +34,8 @@ class LocalExecutor(Executor):
     def __init__(self, nodes_root: Path, *, on_exit: Callable[[], None] | None = None, **_: Any):
         self.nodes_root = nodes_root
         self.on_exit = on_exit
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._server: ForkServer | None = None
+        self._exited: set[int] = set()
         self._lock = threading.Lock()
 
     def node_specs(self, request_slots: list[int], cluster_key: str) -> list[NodeSpec]:
@@ -58,49 +59,45 @@ class LocalExecutor(Executor):
         for index, slot in enumerate(request.slots):
             root = self.node_root(cluster_key, slot)
             root.mkdir(parents=True, exist_ok=True)
-            with open(request.run_dir / f"node-{index}.out", "ab") as out:
-                proc = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "openbai.runtime.runner",
-                        "--run-dir",
-                        str(request.run_dir),
-                        "--node",
-                        str(index),
-                        "--node-root",
-                        str(root),
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            self._watch(proc)
-            runners.append([proc.pid, processes.process_start_time(proc.pid)])
+            argv = [
+                "--run-dir",
+                str(request.run_dir),
+                "--node",
+                str(index),
+                "--node-root",
+                str(root),
+            ]
+            pid, started = self._fork_server().spawn(
+                argv, str(request.run_dir / f"node-{index}.out")
+            )
+            runners.append([pid, started])
         return JobRef(self.name, {"run_dir": str(request.run_dir), "runners": runners})
 
-    def _watch(self, proc: subprocess.Popen[bytes]) -> None:
+    def recover(self, run_dir: Path) -> JobRef | None:
+        runners = RunDir(run_dir).runners()
+        if not runners:
+            return None
+        listed = [list(runners[k]) for k in sorted(runners)]
+        return JobRef(self.name, {"run_dir": str(run_dir), "runners": listed})
+
+    def _fork_server(self) -> ForkServer:
         with self._lock:
-            self._children[proc.pid] = proc
+            if self._server is None or not self._server.is_running():
+                self._server = ForkServer(on_exit=self._runner_exited)
+            return self._server
 
-        def wait() -> None:
-            proc.wait()
-            with self._lock:
-                self._children.pop(proc.pid, None)
-            if self.on_exit is not None:
-                self.on_exit()
-
-        threading.Thread(target=wait, daemon=True, name=f"runner-{proc.pid}").start()
+    def _runner_exited(self, pid: int) -> None:
+        with self._lock:
+            self._exited.add(pid)
+        if self.on_exit is not None:
+            self.on_exit()
 
     def _alive(self, ref: JobRef) -> list[int]:
         alive = []
         for pid, started in ref.data["runners"]:
             with self._lock:
-                child = self._children.get(pid)
-            if child is not None and child.poll() is None:
-                alive.append(pid)
-            elif child is None and processes.pid_is_alive(pid, started):
+                exited = pid in self._exited
+            if not exited and processes.pid_is_alive(pid, started):
                 alive.append(pid)
         return alive
 

@@ -4,6 +4,8 @@ directory (which every node of the job sees).
     node-<k>.prepared       node k finished job preparation ({"ok": bool})
     node-<k>.done           node k's primary tasks ended ({"exitCode": n})
     finished                the first node decided the job's work is over
+    stop.requested          the executor asks every node to stop (the job was terminated)
+    node-<k>.runner         pid of node k's runner
     node-<k>.tasks          pids of node k's processes (to stop them if the runner dies)
     node-<k>.result.json    node k is through, mounts flushed ({"exitCode", "errors"})
     job.result.json         the job's outcome, written last by the first node
@@ -84,6 +86,17 @@ class RunDir:
         with open(self.path / f"node-{node}.tasks", "a") as f:
             f.write(f"{pid} {started}\n")
 
+    def record_runner(self, node: int, pid: int, started: float) -> None:
+        self._write(f"node-{node}.runner", [pid, started])
+
+    def runners(self) -> dict[int, tuple[int, float]]:
+        """The runners that started, by node: pid and start time."""
+        found = {}
+        for path in self.path.glob("node-*.runner"):
+            pid, started = json.loads(path.read_text())
+            found[int(path.name.split("-")[1].split(".")[0])] = (int(pid), float(started))
+        return found
+
     def tasks(self) -> list[tuple[int, float]]:
         found = []
         for path in self.path.glob("node-*.tasks"):
@@ -91,6 +104,13 @@ class RunDir:
                 pid, started = line.split()
                 found.append((int(pid), float(started)))
         return found
+
+    def request_stop(self) -> None:
+        """Ask the job's runners to stop, as SIGTERM does (for runners no signal reaches)."""
+        self._write("stop.requested", {})
+
+    def stop_requested(self) -> bool:
+        return (self.path / "stop.requested").exists()
 
     def mark_finished(self) -> None:
         self._write("finished", {})

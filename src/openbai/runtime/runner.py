@@ -35,7 +35,7 @@ from openbai.errors import OpenBaiError
 from openbai.mounts.base import Mount
 from openbai.mounts.registry import mounter_for
 from openbai.mounts.table import remove_tree, sync_filesystem
-from openbai.runtime import containers, processes
+from openbai.runtime import containers, job_container, processes
 from openbai.runtime.environment import JobEnvironment, build_environment
 from openbai.runtime.execution_log import ExecutionLog
 from openbai.runtime.expand import expand_path
@@ -46,6 +46,8 @@ from openbai.runtime.toolkits import Task, ToolkitContext, host_file_lines, plan
 
 #: variables of the runner's own environment that a job must not inherit
 _PRIVATE_ENV = ("OPENBAI_", "SLURM_")
+#: how long the first node of a stopped job waits for the other nodes' reports
+_REPORT_GRACE_SECONDS = 5.0
 
 
 class JobFailure(Exception):
@@ -85,7 +87,9 @@ class NodeRunner:
         self.stop_requested = threading.Event()
         self.started = time.time()
         self.deadline = self.started + plan.max_wall_clock_seconds
-        self.container: containers.Container | None = None
+        self.container: job_container.JobContainer | None = None
+        #: the job's own variables, which are passed into its container
+        self.container_env: set[str] = set()
         self.running: list[Running] = []
 
     # -- the whole node ---------------------------------------------------------------------
@@ -93,9 +97,9 @@ class NodeRunner:
         outcome = Outcome(exit_code=None, start_time=self.started)
         mounts: list[Mount] = []
         with ExitStack() as cleanup:
+            cleanup.callback(self._stop_container)
             try:
                 env = self._prepare_node(mounts)
-                cleanup.callback(self._stop_container)
                 outcome.exit_code = self._run_job(env)
             except JobFailure as failure:
                 self.log(f"job failed: {failure}")
@@ -244,33 +248,54 @@ class NodeRunner:
                 f"containerSettings asks for image {spec.image}; no container runtime is configured, so the job runs on the host"
             )
             return
-        name = f"openbai-{self.plan.job_uid[:12]}-{self.node.index}"
-        binds = [
-            self.layout.node_root,
-            self.layout.run_dir,
-            *[
-                Path(m.options.get("root", "/"))
-                for m in self._all_mounts()
-                if m.options.get("root")
-            ],
-        ]
-        self.log(f"starting container {name} from {containers.image_name(spec)} with {runtime}")
+        image = containers.image_name(spec)
+        name = f"openbai-{self.plan.job_uid[:12]}-{self.node.index}-{os.getpid()}"
         try:
-            self.container = containers.start(runtime, spec, name, binds, self._task_env(env, {}))
-        except RuntimeError as exc:
+            self.log(f"checking image {image} with {runtime}")
+            auth = self.layout.run_dir / f"registry-auth-{self.node.index}"
+            if job_container.prepare_image(runtime, spec, auth, self._should_stop):
+                self.log(f"pulled image {image}")
+            self.log(f"starting container {name} from image {image} with {runtime}")
+            log = self.layout.run_dir / f"node-{self.node.index}.container.log"
+            binds = self._container_binds(env)
+            self.container = job_container.start(runtime, spec, name, binds, log)
+        except job_container.ContainerError as exc:
+            if self._should_stop():
+                raise self._stop_reason() from exc
             raise JobFailure(
                 "FailedStartingContainer",
-                "unable to start the job's container",
-                imageName=spec.image,
-                Info=str(exc),
+                f"Unable to start the job's container: {exc.message}",
+                imageName=image,
+                Info=exc.info or exc.message,
             ) from exc
+        self.container_env = set(env.variables)
+        self.log(f"job preparation and the job run in container {name} (image {image}, {runtime})")
 
-    def _all_mounts(self) -> list[MountSpec]:
-        return [*self.plan.cluster_mounts, *self.plan.job_mounts]
+    def _container_binds(self, env: JobEnvironment) -> list[Path]:
+        """What the container sees at the host's paths: the node root (job tree and volumes),
+        the shared job temp, the directories embedded volumes link to, the output folders."""
+        links = [
+            root / m.relative_path
+            for root, specs in (
+                (self.layout.mount_root, self.plan.cluster_mounts),
+                (self.layout.job_mount_root, self.plan.job_mounts),
+            )
+            for m in specs
+        ]
+        targets = [link.parent / os.readlink(link) for link in links if link.is_symlink()]
+        return [
+            self.layout.node_root,
+            self.layout.shared_job_temp,
+            *targets,
+            Path(env.stdouterr_dir),
+            *[Path(p) for p in env.output_dirs.values()],
+        ]
 
     def _stop_container(self) -> None:
         if self.container is not None:
-            self.container.stop()
+            self.container.remove()
+            self.log(f"removed container {self.container.name}")
+            self.container = None
 
     def _job_preparation(self, env: JobEnvironment) -> None:
         command = self.plan.job_preparation
@@ -318,11 +343,7 @@ class NodeRunner:
 
     # -- the toolkit ----------------------------------------------------------------------------
     def _run_job(self, env: JobEnvironment) -> int:
-        python = (
-            shutil.which("python", path=env.variables.get("PATH", os.environ.get("PATH")))
-            and "python"
-            or "python3"
-        )
+        python = self._python(env)
         ctx = ToolkitContext(self.plan, env.variables, str(self.layout.host_file), python)
         tasks = [t for t in plan_tasks(ctx) if t.node_index == self.node.index]
         out = Path(env.stdouterr_dir)
@@ -365,11 +386,20 @@ class NodeRunner:
     def _code(r: Running) -> int:
         return processes.exit_code(r.process.returncode) if r.process.returncode is not None else -1
 
+    def _python(self, env: JobEnvironment) -> str:
+        """``python`` where there is one (in the job's container if it has one), else python3."""
+        if self.container is not None:
+            return "python" if self.container.has_command("python") else "python3"
+        path = env.variables.get("PATH", os.environ.get("PATH"))
+        return "python" if shutil.which("python", path=path) else "python3"
+
     def _spawn(self, command: str, env: dict[str, str], stdout: Path, stderr: Path) -> Popen[bytes]:
         argv = processes.bash(command)
         if self.container is not None:
-            argv = containers.exec_argv(
-                self.container.runtime, self.container.name, self.layout.job_temp, env, command
+            # the job's variables and the task's own, not the host's (PATH, HOME, ...)
+            names = self.container_env | (env.keys() - self._host_env().keys())
+            argv = self.container.exec_argv(
+                self.layout.job_temp, sorted(names), command, stdout, stderr
             )
         proc = processes.start(
             argv, env=env, cwd=self.layout.job_temp, stdout=stdout, stderr=stderr
@@ -381,6 +411,8 @@ class NodeRunner:
         return {**self._host_env(), **env.variables, **extra}
 
     def _should_stop(self) -> bool:
+        if self.run.stop_requested():
+            self.stop_requested.set()
         return (
             self.stop_requested.is_set()
             or time.time() > self.deadline
@@ -400,6 +432,10 @@ class NodeRunner:
         return JobFailure("JobEnded", "the job ended on another node")
 
     def _stop_tasks(self) -> None:
+        if self.container is not None and any(r.process.poll() is None for r in self.running):
+            # the exec clients are not the parents of what runs inside: signal it there
+            clients = [r.process for r in self.running]
+            self.container.stop_processes(clients, processes.GRACE_SECONDS)
         for r in self.running:
             if r.process.poll() is None:
                 processes.kill_tree(r.process.pid)
@@ -431,10 +467,18 @@ class NodeRunner:
 
     def _job_outcome(self, mine: Outcome) -> Outcome:
         others = [n.index for n in self.plan.nodes[1:]]
-        wait_until(
-            lambda: all(self.run.node_result(k) is not None for k in others),
-            stop=self.stop_requested.is_set,
-        )
+        stopped_at: float | None = None
+
+        def give_up() -> bool:
+            """After a stop request, the other nodes (stopping too) get a while to report."""
+            nonlocal stopped_at
+            if not self.stop_requested.is_set():
+                return False
+            if stopped_at is None:
+                stopped_at = time.monotonic()
+            return time.monotonic() - stopped_at > _REPORT_GRACE_SECONDS
+
+        wait_until(lambda: all(self.run.node_result(k) is not None for k in others), stop=give_up)
         outcome = Outcome(mine.exit_code, list(mine.errors), mine.start_time, time.time())
         for k in others:
             result = self.run.node_result(k)
@@ -487,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         keep_env=tuple(args.keep_env),
         remove_node_root=args.remove_node_root,
     )
+    runner.run.record_runner(args.node, os.getpid(), processes.process_start_time(os.getpid()))
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         runner.stop_requested.set()

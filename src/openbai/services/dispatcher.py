@@ -23,7 +23,7 @@ from typing import IO
 
 from sqlalchemy import select, update
 
-from openbai.errors import OpenBaiError
+from openbai.errors import ExecutorUnavailableError, OpenBaiError
 from openbai.executors.base import JobRef, RunState, SubmitRequest
 from openbai.runtime.results import Outcome
 from openbai.services.app import App
@@ -141,27 +141,41 @@ class Dispatcher:
                     )
                 )
             ]
-            lost = list(
-                s.scalars(
-                    select(Job.id).where(
-                        Job.execution_state.in_(_ACTIVE),
-                        Job.executor_ref.is_(None),
-                        Job.execution_changed_at < utcnow() - _LOST_AFTER,
-                    )
+            # claimed by a dispatcher that died before it stored the executor's handle
+            orphans = list(
+                s.execute(
+                    select(Job.id, Job.uid, Job.execution_changed_at, Cluster.executor)
+                    .join(Cluster, Job.cluster_id == Cluster.id, isouter=True)
+                    .where(Job.execution_state.in_(_ACTIVE), Job.executor_ref.is_(None))
                 )
             )
-        for job_id in lost:
-            self._finish(
-                job_id,
-                Outcome(-1, []),
-                error=("NodeLost", "the job was lost while it was being started"),
-            )
+        for job_id, uid, changed_at, executor_name in orphans:
+            recovered = None
+            if executor_name is not None:
+                recovered = self.app.executor(executor_name).recover(
+                    self.app.settings.runs_root / uid
+                )
+            if recovered is not None:
+                with self.app.db.session() as s:
+                    job = s.get(Job, job_id)
+                    if job is not None:
+                        job.executor_ref = {"executor": recovered.executor, "data": recovered.data}
+            elif utcnow() - changed_at > _LOST_AFTER:
+                self._finish(
+                    job_id,
+                    Outcome(-1, []),
+                    error=("NodeLost", "the job was lost while it was being started"),
+                )
+        unreachable: set[str] = set()
         for job_id, ref_data, terminate, changed_at, state in jobs:
             assert ref_data is not None
             ref = JobRef(ref_data["executor"], ref_data["data"])
             executor = self.app.executor(ref.executor)
             try:
                 status = executor.status(ref)
+            except ExecutorUnavailableError as exc:
+                unreachable.add(f"{ref.executor}: {exc.message}")
+                continue
             except OpenBaiError as exc:
                 print(f"openbai dispatcher: status of job {job_id}: {exc.message}", flush=True)
                 continue
@@ -172,7 +186,12 @@ class Dispatcher:
                 self._mark_running(job_id)
             elif terminate:
                 force = state == "terminating" and utcnow() - changed_at > _TERMINATE_GRACE
-                executor.cancel(ref, force=force)
+                try:
+                    executor.cancel(ref, force=force)
+                except OpenBaiError as exc:
+                    print(f"openbai dispatcher: stopping job {job_id}: {exc.message}", flush=True)
+        for message in sorted(unreachable):
+            print(f"openbai dispatcher: {message}", flush=True)
 
     def _mark_running(self, job_id: int) -> None:
         now = utcnow()
@@ -228,6 +247,8 @@ class Dispatcher:
                 is not None
             )
         free: dict[int, list[int] | None] = {}
+        #: clusters whose executor cannot take jobs now: their jobs wait for the next round
+        unavailable: set[int] = set()
         for job_id, cluster_id, node_count in queued:
             if cluster_id is None:
                 self._finish(
@@ -235,6 +256,8 @@ class Dispatcher:
                     Outcome(-1, []),
                     error=("ClusterNotFound", "the job's cluster was deleted"),
                 )
+                continue
+            if cluster_id in unavailable:
                 continue
             if cluster_id not in free:
                 free[cluster_id] = self._free_slots(cluster_id)
@@ -244,7 +267,8 @@ class Dispatcher:
             taken = None if slots is None else slots[:node_count]
             if slots is not None:
                 free[cluster_id] = slots[node_count:]
-            self._start(job_id, taken)
+            if not self._start(job_id, taken):
+                unavailable.add(cluster_id)
             active = True
         return active or waiting_in_executor or bool(queued)
 
@@ -259,12 +283,13 @@ class Dispatcher:
             busy = busy_slots(s, cluster)
         return [slot for slot in range(size) if slot not in busy]
 
-    def _start(self, job_id: int, slots: list[int] | None) -> None:
+    def _start(self, job_id: int, slots: list[int] | None) -> bool:
+        """Hand a job to its executor; False if the executor is unreachable (it stays queued)."""
         try:
             with self.app.db.reading() as s:
                 job = s.get(Job, job_id)
                 if job is None or job.execution_state != "queued":
-                    return
+                    return True
                 cluster = s.get(Cluster, job.cluster_id)
                 assert cluster is not None
                 executor = self.app.executor(cluster.executor)
@@ -280,12 +305,18 @@ class Dispatcher:
                 priority = {0: "low", 1: "normal", 2: "high"}[job.priority]
                 run_dir = self.app.settings.runs_root / job.uid
             if slots is not None and not self._claim(job_id, slots):
-                return
+                return True
             run_dir.mkdir(parents=True, exist_ok=True)
             ref = executor.submit(SubmitRequest(run_dir, plan, slots or [], priority, options))
+        except ExecutorUnavailableError as exc:
+            if slots is None:  # not claimed: it is still queued
+                print(f"openbai dispatcher: job {job_id} waits: {exc.message}", flush=True)
+                return False
+            self._finish(job_id, Outcome(-1, []), error=(exc.code, exc.message))
+            return True
         except OpenBaiError as exc:
             self._finish(job_id, Outcome(-1, []), error=(exc.code, exc.message))
-            return
+            return True
         with self.app.db.session() as s:
             job = s.get(Job, job_id)
             if job is not None:
@@ -295,6 +326,7 @@ class Dispatcher:
             executor.cancel(ref, force=True)
         elif terminate:
             executor.cancel(ref)
+        return True
 
     def _claim(self, job_id: int, slots: list[int]) -> bool:
         """Mark a queued job running on ``slots``; False if it is no longer queued."""
