@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -221,3 +222,10 @@ def test_output_formats_and_query(bai: Bai) -> None:
     assert table.splitlines()[0].split()[:2] == ["Name", "Kind"]
     assert bai("storage", "account", "list", "-o", "none").stdout == ""
     assert "--query" in bai("storage", "account", "list", "--query", "[", expect=2).stderr
+
+
+def test_config_show_gives_the_subscription_sdk_clients_need(bai: Bai) -> None:
+    shown = bai.json("config", "show")
+    assert shown["home"] == str(bai.home)
+    assert json.loads((bai.home / "config.json").read_text())["subscriptionId"] == shown["subscriptionId"]
+    assert shown["resourceGroup"] == "default"

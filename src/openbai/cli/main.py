@@ -6,6 +6,7 @@ import click
 
 from openbai import __version__
 from openbai.cli.cluster import cluster_group
+from openbai.cli.config import config_group
 from openbai.cli.common import CliContext
 from openbai.cli.job import job_group
 from openbai.cli.serve import serve, token_group
@@ -30,6 +31,7 @@ def cli(ctx: click.Context, server: str | None, token: str | None) -> None:
     ctx.call_on_close(context.close)
 
 
+cli.add_command(config_group)
 cli.add_command(workspace_group)
 cli.add_command(experiment_group)
 cli.add_command(cluster_group)
