@@ -50,6 +50,7 @@ from openbai.spec import (
     WorkspaceCreateParameters,
     WorkspaceUpdateParameters,
 )
+from openbai.web.app import create_web_app
 
 #: request bodies documented in /openapi.json (validated by the services, not by FastAPI)
 BODY_MODELS = (
@@ -80,6 +81,7 @@ def create_app(settings: Settings, *, service: App | None = None) -> FastAPI:
     api.include_router(files.router)
     api.include_router(files.public)
     api.include_router(storage.router)
+    api.mount("/ui", create_web_app(api.state.openbai))  # the web explorer, see openbai.web
 
     @api.get("/healthz", tags=["openbai"])
     def healthz() -> dict[str, str]:

@@ -3,9 +3,10 @@ and the nodes' remote-login information."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from openbai.api.paging import Page, page_of, slice_of
 from openbai.api.params import (
@@ -27,8 +28,8 @@ ONE = WS + "/clusters/{clusterName}"
 @router.get(WS + "/clusters", operation_id="Clusters_ListByWorkspace")
 def list_clusters(
     request: Request, app: Service, rg: ResourceGroup, ws: WorkspaceName, page: Page
-) -> dict[str, Any]:
-    return page_of(request, page, page.fetch(clusters.list_clusters, app, rg, ws))
+) -> JSONResponse:
+    return JSONResponse(page_of(request, page, page.fetch(clusters.list_clusters, app, rg, ws)))
 
 
 @router.put(
@@ -48,8 +49,10 @@ def create_cluster(
             " --use-auto-storage`).",
         ),
     ] = False,
-) -> dict[str, Any]:
-    return clusters.create_cluster(app, rg, ws, name, body, use_auto_storage=use_auto_storage)
+) -> JSONResponse:
+    return JSONResponse(
+        clusters.create_cluster(app, rg, ws, name, body, use_auto_storage=use_auto_storage)
+    )
 
 
 @router.patch(
@@ -57,15 +60,15 @@ def create_cluster(
 )
 def update_cluster(
     app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ClusterName, body: JsonBody
-) -> dict[str, Any]:
-    return clusters.update_cluster(app, rg, ws, name, body)
+) -> JSONResponse:
+    return JSONResponse(clusters.update_cluster(app, rg, ws, name, body))
 
 
 @router.get(ONE, operation_id="Clusters_Get")
 def get_cluster(
     app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ClusterName
-) -> dict[str, Any]:
-    return clusters.get_cluster(app, rg, ws, name)
+) -> JSONResponse:
+    return JSONResponse(clusters.get_cluster(app, rg, ws, name))
 
 
 @router.delete(ONE, operation_id="Clusters_Delete")
@@ -87,6 +90,6 @@ def list_cluster_nodes(
     ws: WorkspaceName,
     name: ClusterName,
     page: Page,
-) -> dict[str, Any]:
+) -> JSONResponse:
     logins = [n.to_wire() for n in nodes.cluster_nodes(app, rg, ws, name)]
-    return slice_of(request, page, logins)
+    return JSONResponse(slice_of(request, page, logins))

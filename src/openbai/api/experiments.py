@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from openbai.api.paging import Page, page_of
 from openbai.api.params import (
@@ -24,22 +23,24 @@ router = APIRouter(dependencies=ARM_ROUTE, tags=["Experiments"])
 @router.get(WS + "/experiments", operation_id="Experiments_ListByWorkspace")
 def list_experiments(
     request: Request, app: Service, rg: ResourceGroup, ws: WorkspaceName, page: Page
-) -> dict[str, Any]:
-    return page_of(request, page, page.fetch(workspaces.list_experiments, app, rg, ws))
+) -> JSONResponse:
+    return JSONResponse(
+        page_of(request, page, page.fetch(workspaces.list_experiments, app, rg, ws))
+    )
 
 
 @router.put(EXP, operation_id="Experiments_Create")
 def create_experiment(
     app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ExperimentName
-) -> dict[str, Any]:
-    return workspaces.create_experiment(app, rg, ws, name)
+) -> JSONResponse:
+    return JSONResponse(workspaces.create_experiment(app, rg, ws, name))
 
 
 @router.get(EXP, operation_id="Experiments_Get")
 def get_experiment(
     app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ExperimentName
-) -> dict[str, Any]:
-    return workspaces.get_experiment(app, rg, ws, name)
+) -> JSONResponse:
+    return JSONResponse(workspaces.get_experiment(app, rg, ws, name))
 
 
 @router.delete(EXP, operation_id="Experiments_Delete")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from openbai.api.paging import Page, page_of
 from openbai.api.params import (
@@ -26,8 +25,10 @@ ONE = WS + "/fileServers/{fileServerName}"
 @router.get(WS + "/fileServers", operation_id="FileServers_ListByWorkspace")
 def list_file_servers(
     request: Request, app: Service, rg: ResourceGroup, ws: WorkspaceName, page: Page
-) -> dict[str, Any]:
-    return page_of(request, page, page.fetch(file_servers.list_file_servers, app, rg, ws))
+) -> JSONResponse:
+    return JSONResponse(
+        page_of(request, page, page.fetch(file_servers.list_file_servers, app, rg, ws))
+    )
 
 
 @router.put(
@@ -35,15 +36,15 @@ def list_file_servers(
 )
 def create_file_server(
     app: Service, rg: ResourceGroup, ws: WorkspaceName, name: FileServerName, body: JsonBody
-) -> dict[str, Any]:
-    return file_servers.create_file_server(app, rg, ws, name, body)
+) -> JSONResponse:
+    return JSONResponse(file_servers.create_file_server(app, rg, ws, name, body))
 
 
 @router.get(ONE, operation_id="FileServers_Get")
 def get_file_server(
     app: Service, rg: ResourceGroup, ws: WorkspaceName, name: FileServerName
-) -> dict[str, Any]:
-    return file_servers.get_file_server(app, rg, ws, name)
+) -> JSONResponse:
+    return JSONResponse(file_servers.get_file_server(app, rg, ws, name))
 
 
 @router.delete(ONE, operation_id="FileServers_Delete")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from openbai.api.auth import AUTHENTICATED
 from openbai.api.paging import Page, page_of
@@ -62,7 +62,7 @@ def list_output_files(
     page: Page,
     directory: Directory = ".",
     linkexpiryinminutes: Annotated[int, Query(ge=5, le=600)] = 60,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """One level of an output directory; each file has a link valid for the given minutes."""
     listed = files.list_output_files(
         app, rg, ws, exp, name, directory_id=outputdirectoryid, path=directory
@@ -85,7 +85,7 @@ def list_output_files(
                 "properties": {"lastModified": iso(f.modified), "contentLength": f.size},
             }
         )
-    return page_of(request, page, rows)
+    return JSONResponse(page_of(request, page, rows))
 
 
 @router.get(JOB + "/streamOutputFile", operation_id="Jobs_StreamOutputFile")

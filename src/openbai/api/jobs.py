@@ -7,9 +7,8 @@ through ``executionState``). Terminating is long-running: 202 with an
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from openbai.api.operations import terminate_operation_url
 from openbai.api.paging import Page, page_of, slice_of
@@ -40,8 +39,8 @@ def list_jobs(
     ws: WorkspaceName,
     exp: ExperimentName,
     page: Page,
-) -> dict[str, Any]:
-    return page_of(request, page, page.fetch(jobs.list_jobs, app, rg, ws, exp))
+) -> JSONResponse:
+    return JSONResponse(page_of(request, page, page.fetch(jobs.list_jobs, app, rg, ws, exp)))
 
 
 @router.put(JOB, operation_id="Jobs_Create", openapi_extra=body_schema("JobCreateParameters"))
@@ -52,15 +51,15 @@ def create_job(
     exp: ExperimentName,
     name: JobName,
     body: JsonBody,
-) -> dict[str, Any]:
-    return jobs.create_job(app, rg, ws, exp, name, body)
+) -> JSONResponse:
+    return JSONResponse(jobs.create_job(app, rg, ws, exp, name, body))
 
 
 @router.get(JOB, operation_id="Jobs_Get")
 def get_job(
     app: Service, rg: ResourceGroup, ws: WorkspaceName, exp: ExperimentName, name: JobName
-) -> dict[str, Any]:
-    return jobs.get_job(app, rg, ws, exp, name)
+) -> JSONResponse:
+    return JSONResponse(jobs.get_job(app, rg, ws, exp, name))
 
 
 @router.delete(JOB, operation_id="Jobs_Delete")
@@ -98,6 +97,6 @@ def list_job_nodes(
     exp: ExperimentName,
     name: JobName,
     page: Page,
-) -> dict[str, Any]:
+) -> JSONResponse:
     logins = [n.to_wire() for n in nodes.job_nodes(app, rg, ws, exp, name)]
-    return slice_of(request, page, logins)
+    return JSONResponse(slice_of(request, page, logins))

@@ -14,6 +14,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
 
 from openbai.api.paging import Page, slice_of
 from openbai.api.params import ARM_ROUTE, PROVIDER, SUB, Location, Service, api_version
@@ -61,15 +62,17 @@ def _operations() -> list[dict[str, Any]]:
     operation_id="Operations_List",
     dependencies=[Depends(api_version)],
 )
-def list_operations(request: Request, page: Page) -> dict[str, Any]:
-    return slice_of(request, page, _operations())
+def list_operations(request: Request, page: Page) -> JSONResponse:
+    return JSONResponse(slice_of(request, page, _operations()))
 
 
 @router.get(
     SUB + "/locations/{location}/usages", operation_id="Usages_List", dependencies=ARM_ROUTE
 )
-def list_usages(request: Request, app: Service, location: Location, page: Page) -> dict[str, Any]:
-    return slice_of(request, page, [u.to_wire() for u in usages.usages(app, location)])
+def list_usages(request: Request, app: Service, location: Location, page: Page) -> JSONResponse:
+    return JSONResponse(
+        slice_of(request, page, [u.to_wire() for u in usages.usages(app, location)])
+    )
 
 
 # -- long-running operations ------------------------------------------------------------------
@@ -113,7 +116,7 @@ def operation_status(
     app: Service,
     location: Location,
     operation_id: Annotated[str, Path(alias="operationId", max_length=2000)],
-) -> dict[str, Any]:
+) -> JSONResponse:
     _, rg, ws, exp, name, created = _decode(operation_id)
     try:
         job = jobs.get_job(app, rg, ws, exp, name)
@@ -124,4 +127,4 @@ def operation_status(
         and job["properties"]["creationTime"] == created
         and job["properties"]["executionState"] not in jobs.FINAL_STATES
     )
-    return {"name": operation_id, "status": "InProgress" if running else "Succeeded"}
+    return JSONResponse({"name": operation_id, "status": "InProgress" if running else "Succeeded"})

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from openbai.api.auth import AUTHENTICATED
 from openbai.api.files import read_chunks
@@ -50,12 +50,12 @@ def _backend(app: Any, account: str, kind: VolumeKind, volume: str | None = None
 
 # -- accounts -----------------------------------------------------------------------------------
 @router.get("/accounts")
-def list_accounts(app: Service) -> dict[str, Any]:
-    return {"value": [a.public() for a in accounts.list_accounts(app)]}
+def list_accounts(app: Service) -> JSONResponse:
+    return JSONResponse({"value": [a.public() for a in accounts.list_accounts(app)]})
 
 
 @router.put("/accounts/{account}")
-def create_account(app: Service, account: str, body: JsonBody) -> dict[str, Any]:
+def create_account(app: Service, account: str, body: JsonBody) -> JSONResponse:
     """Body: ``{"kind": "local"|"azure", "resourceGroup": ..., "options": {...}}``."""
     options = body.get("options") or {}
     kind = body.get("kind", "local")
@@ -69,12 +69,12 @@ def create_account(app: Service, account: str, body: JsonBody) -> dict[str, Any]
     created = accounts.create_account(
         app, account, kind=kind, resource_group=group, options=options
     )
-    return created.public()
+    return JSONResponse(created.public())
 
 
 @router.get("/accounts/{account}")
-def get_account(app: Service, account: str) -> dict[str, Any]:
-    return accounts.get_account(app, account).public()
+def get_account(app: Service, account: str) -> JSONResponse:
+    return JSONResponse(accounts.get_account(app, account).public())
 
 
 @router.delete("/accounts/{account}")
@@ -85,15 +85,17 @@ def delete_account(app: Service, account: str) -> Response:
 
 # -- volumes ------------------------------------------------------------------------------------
 @router.get("/accounts/{account}/{kind}")
-def list_volumes(app: Service, account: str, kind: VolumeKind) -> dict[str, Any]:
+def list_volumes(app: Service, account: str, kind: VolumeKind) -> JSONResponse:
     volumes = _backend(app, account, kind).list_volumes()
-    return {"value": [{"name": v.name, "kind": v.kind.value, "account": account} for v in volumes]}
+    return JSONResponse(
+        {"value": [{"name": v.name, "kind": v.kind.value, "account": account} for v in volumes]}
+    )
 
 
 @router.put(VOLUME)
-def create_volume(app: Service, account: str, kind: VolumeKind, volume: str) -> dict[str, Any]:
+def create_volume(app: Service, account: str, kind: VolumeKind, volume: str) -> JSONResponse:
     created = accounts.create_volume(app, account, kind, volume)
-    return {"name": created.name, "kind": created.kind.value, "account": account}
+    return JSONResponse({"name": created.name, "kind": created.kind.value, "account": account})
 
 
 @router.delete(VOLUME)
@@ -106,9 +108,9 @@ def delete_volume(app: Service, account: str, kind: VolumeKind, volume: str) -> 
 @router.get(VOLUME + "/stat")
 def stat(
     app: Service, account: str, kind: VolumeKind, volume: str, path: FilePath = ""
-) -> dict[str, Any]:
+) -> JSONResponse:
     info = _backend(app, account, kind, volume).stat(volume, clean_path(path))
-    return file_info_json(info)
+    return JSONResponse(file_info_json(info))
 
 
 @router.get(VOLUME + "/list")
@@ -119,10 +121,10 @@ def list_dir(
     volume: str,
     path: FilePath = "",
     recursive: bool = False,
-) -> dict[str, Any]:
+) -> JSONResponse:
     backend = _backend(app, account, kind, volume)
     entries = backend.list_dir(volume, clean_path(path), recursive=recursive)
-    return {"value": [file_info_json(e) for e in entries]}
+    return JSONResponse({"value": [file_info_json(e) for e in entries]})
 
 
 @router.get(VOLUME + "/content")
@@ -156,7 +158,7 @@ async def upload(
     volume: str,
     path: FilePath,
     mtime_ns: Annotated[int | None, Header(alias=MTIME_HEADER)] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Store the request body at ``path`` (replacing it); the body is spooled to a temp file."""
     from starlette.concurrency import run_in_threadpool
 
@@ -173,7 +175,7 @@ async def upload(
         info = await run_in_threadpool(backend.upload, volume, clean, spool)
     finally:
         spool.unlink(missing_ok=True)
-    return file_info_json(info)
+    return JSONResponse(file_info_json(info))
 
 
 @router.delete(VOLUME + "/content")

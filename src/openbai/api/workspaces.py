@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from openbai.api.paging import Page, page_of
 from openbai.api.params import (
@@ -25,15 +24,15 @@ ONE = RG + "/workspaces/{workspaceName}"
 
 
 @router.get(SUB + "/workspaces", operation_id="Workspaces_List")
-def list_workspaces(request: Request, app: Service, page: Page) -> dict[str, Any]:
-    return page_of(request, page, page.fetch(workspaces.list_workspaces, app, None))
+def list_workspaces(request: Request, app: Service, page: Page) -> JSONResponse:
+    return JSONResponse(page_of(request, page, page.fetch(workspaces.list_workspaces, app, None)))
 
 
 @router.get(RG + "/workspaces", operation_id="Workspaces_ListByResourceGroup")
 def list_workspaces_by_group(
     request: Request, app: Service, rg: ResourceGroup, page: Page
-) -> dict[str, Any]:
-    return page_of(request, page, page.fetch(workspaces.list_workspaces, app, rg))
+) -> JSONResponse:
+    return JSONResponse(page_of(request, page, page.fetch(workspaces.list_workspaces, app, rg)))
 
 
 @router.put(
@@ -41,8 +40,10 @@ def list_workspaces_by_group(
 )
 def create_workspace(
     app: Service, rg: ResourceGroup, name: WorkspaceName, body: JsonBody
-) -> dict[str, Any]:
-    return workspaces.create_workspace(app, rg, name, body or {"location": app.settings.location})
+) -> JSONResponse:
+    return JSONResponse(
+        workspaces.create_workspace(app, rg, name, body or {"location": app.settings.location})
+    )
 
 
 @router.patch(
@@ -50,14 +51,14 @@ def create_workspace(
 )
 def update_workspace(
     app: Service, rg: ResourceGroup, name: WorkspaceName, body: JsonBody
-) -> dict[str, Any]:
+) -> JSONResponse:
     update = parse(WorkspaceUpdateParameters, body)
-    return workspaces.update_workspace(app, rg, name, update.tags)
+    return JSONResponse(workspaces.update_workspace(app, rg, name, update.tags))
 
 
 @router.get(ONE, operation_id="Workspaces_Get")
-def get_workspace(app: Service, rg: ResourceGroup, name: WorkspaceName) -> dict[str, Any]:
-    return workspaces.get_workspace(app, rg, name)
+def get_workspace(app: Service, rg: ResourceGroup, name: WorkspaceName) -> JSONResponse:
+    return JSONResponse(workspaces.get_workspace(app, rg, name))
 
 
 @router.delete(ONE, operation_id="Workspaces_Delete")

@@ -1,0 +1,202 @@
+"""The REST server, measured: GET of one job and list-jobs pages with 10,000 jobs in one
+experiment, through a real ``bai serve`` on 127.0.0.1.
+
+``python -m bench api [--jobs 10000] [--gets 1000] [--page-size 1000]``
+
+* GET job: p50/p99 over random jobs, against GET /healthz (the HTTP floor: no database)
+  and the same read in-process through the service (the database floor), as ratios;
+* list jobs: the latency of each page while paging through the whole experiment with
+  ``nextLink`` (p50/p99 and the total), and of a first page of 100.
+
+The jobs are inserted straight into the store (as ended jobs, so the server's dispatcher
+leaves them alone), copying one job created through the service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import insert
+
+from openbai.services import accounts, clusters, jobs, tokens, workspaces
+from openbai.services.app import App
+from openbai.settings import Settings
+from openbai.storage.base import VolumeKind
+from openbai.store.models import Job
+
+API = "api-version=2018-05-01"
+JOB = {
+    "properties": {
+        "cluster": {"id": "c1"},
+        "nodeCount": 1,
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+        "mountVolumes": {
+            "azureFileShares": [
+                {
+                    "azureFileUrl": "https://acct.file.core.windows.net/logs",
+                    "relativeMountPath": "logs",
+                }
+            ]
+        },
+        "environmentVariables": [{"name": "EPOCHS", "value": "10"}],
+        "customToolkitSettings": {"commandLine": "python train.py --epochs $EPOCHS"},
+    }
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def populate(app: App, count: int) -> list[str]:
+    """ws/exp/c1 and ``count`` ended jobs j00000...; returns their names."""
+    app.on_change = lambda: None
+    workspaces.create_workspace(app, "rg", "ws", {"location": "local"})
+    workspaces.create_experiment(app, "rg", "ws", "exp")
+    scale = {"properties": {"scaleSettings": {"manual": {"targetNodeCount": 1}}}}
+    clusters.create_cluster(app, "rg", "ws", "c1", scale)
+    accounts.create_account(app, "acct")
+    accounts.create_volume(app, "acct", VolumeKind.FILE, "logs")
+    jobs.create_job(app, "rg", "ws", "exp", "template", JOB)
+    with app.db.session() as s:
+        template = s.query(Job).filter_by(name="template").one()
+        columns = {
+            c.key: getattr(template, c.key)
+            for c in Job.__table__.columns
+            if c.key not in ("id", "name", "uid", "output_segment")
+        }
+        columns.update(execution_state="succeeded", exit_code=0)
+        names = [f"j{i:05d}" for i in range(count)]
+        rows = []
+        for name in names:
+            uid = str(uuid.uuid4())
+            segment = (
+                f"{app.settings.subscription_id}/rg/workspaces/ws/experiments/exp/jobs/{name}/{uid}"
+            )
+            rows.append({**columns, "name": name, "uid": uid, "output_segment": segment})
+        s.execute(insert(Job), rows)
+        s.delete(template)
+    return names
+
+
+def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    with socket_port() as port:
+        pass
+    bai = str(Path(sys.executable).with_name("bai"))
+    process = subprocess.Popen(
+        [bai, "serve", "--port", str(port)],
+        env={**os.environ, "OPENBAI_HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    process.kill()
+    raise SystemExit("bai serve did not start")
+
+
+class socket_port:
+    """A free port of 127.0.0.1 (``with socket_port() as port``)."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        return int(self._socket.getsockname()[1])
+
+    def __exit__(self, *exc: object) -> None:
+        self._socket.close()
+
+
+def timed(call: Callable[[], Any], count: int) -> list[float]:
+    durations = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        durations.append(time.perf_counter() - started)
+    return durations
+
+
+def report(label: str, durations: list[float], floor: list[float] | None = None) -> None:
+    p50, p99 = percentile(durations, 50), percentile(durations, 99)
+    line = f"{label}: p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms"
+    if floor is not None:
+        line += f" ({p50 / percentile(floor, 50):.1f}x the floor's p50)"
+    print(line, flush=True)
+
+
+def bench(app: App, http: httpx.Client, names: list[str], gets: int, page_size: int) -> None:
+    exp = f"/subscriptions/{app.settings.subscription_id}/resourceGroups/rg/providers/Microsoft.BatchAI/workspaces/ws/experiments/exp"
+    pick = random.Random(1).choice
+    for _ in range(20):  # warm up connections and caches
+        http.get(f"{exp}/jobs/{pick(names)}?{API}").raise_for_status()
+    healthz = timed(lambda: http.get("/healthz").raise_for_status(), gets)
+    in_process = timed(lambda: jobs.get_job(app, "rg", "ws", "exp", pick(names)), gets)
+    get_job = timed(lambda: http.get(f"{exp}/jobs/{pick(names)}?{API}").raise_for_status(), gets)
+    report("GET /healthz (HTTP floor)", healthz)
+    report("jobs.get_job in-process (database floor)", in_process)
+    report(f"GET job, {len(names)} jobs in the experiment", get_job, healthz)
+
+    pages: list[float] = []
+    link: str | None = f"{exp}/jobs?{API}&maxresults={page_size}"
+    listed, started = 0, time.perf_counter()
+    while link:
+        t0 = time.perf_counter()
+        page = http.get(link).raise_for_status().json()
+        pages.append(time.perf_counter() - t0)
+        listed += len(page["value"])
+        link = page.get("nextLink")
+    total = time.perf_counter() - started
+    assert listed == len(names), (listed, len(names))
+    report(f"list jobs, pages of {page_size}", pages)
+    print(
+        f"list all {listed} jobs through nextLink: {total:.2f} s in {len(pages)} pages", flush=True
+    )
+    report(
+        "list jobs, first page of 100",
+        timed(lambda: http.get(f"{exp}/jobs?{API}&maxresults=100").raise_for_status(), 50),
+    )
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench api")
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--gets", type=int, default=1000)
+    parser.add_argument("--page-size", type=int, default=1000)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="openbai-bench-api-") as tmp:
+        home = Path(tmp)
+        app = App.open(Settings.load({"OPENBAI_HOME": str(home)}))
+        started = time.perf_counter()
+        names = populate(app, args.jobs)
+        print(f"inserted {len(names)} jobs in {time.perf_counter() - started:.1f} s", flush=True)
+        token = tokens.create_token(app, "bench")[1]
+        process, url = start_server(home)
+        try:
+            headers = {"Authorization": f"Bearer {token}"}
+            with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
+                bench(app, http, names, args.gets, args.page_size)
+        finally:
+            process.terminate()
+            process.wait(30)
+            app.close()
+    return 0
