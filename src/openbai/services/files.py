@@ -3,15 +3,15 @@ and followed while the job runs and long after its nodes are gone."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from openbai.errors import NotFoundError
+from openbai.errors import NotFoundError, SpecError
 from openbai.services import accounts
 from openbai.services.app import App
 from openbai.services.jobs import FINAL_STATES, get_job, location_of
-from openbai.storage.base import clean_path
+from openbai.storage.base import FileInfo, clean_path
 from openbai.storage.follow import follow
 
 
@@ -106,15 +106,19 @@ def follow_output_file(
     path: str = "",
     offset: int = 0,
     poll_interval: float = 0.05,
+    stop: Callable[[], bool] | None = None,
 ) -> Iterator[bytes]:
     """The bytes of an output file as the job writes them; ends when the job has ended and
-    every byte was returned."""
+    every byte was returned, or once ``stop()`` is true and the bytes written so far were
+    returned (a reader that went away)."""
     location, _ = location_of(app, rg, ws, exp, job, directory_id)
     rel = _file_path(path, name)
     target = location.join(rel)
     backend = accounts.backend(app, location.account, location.volume_kind)
 
     def is_finished() -> bool:
+        if stop is not None and stop():
+            return True
         return str(get_job(app, rg, ws, exp, job)["properties"]["executionState"]) in FINAL_STATES
 
     return follow(
@@ -125,3 +129,43 @@ def follow_output_file(
         is_finished=is_finished,
         poll_interval=poll_interval,
     )
+
+
+#: bytes read from storage at once by :func:`read_output_file`
+READ_CHUNK = 1024 * 1024
+
+
+def read_output_file(
+    app: App,
+    rg: str,
+    ws: str,
+    exp: str,
+    job: str,
+    name: str,
+    *,
+    directory_id: str = "stdouterr",
+    path: str = "",
+    limit: int | None = None,
+) -> tuple[FileInfo, Iterator[bytes]]:
+    """An output file's entry and its bytes (the first ``limit`` of them), read in chunks as
+    the iterator is consumed; ``SpecError`` for a directory."""
+    location, _ = location_of(app, rg, ws, exp, job, directory_id)
+    target = location.join(_file_path(path, name))
+    backend = accounts.backend(app, location.account, location.volume_kind)
+    info = backend.stat(target.volume, target.path)
+    if info.is_dir:
+        raise SpecError(f"{_file_path(path, name)} is a directory", target="file")
+    end = info.size if limit is None else min(info.size, limit)
+
+    def chunks() -> Iterator[bytes]:
+        position = 0
+        while position < end:
+            data = backend.read(
+                target.volume, target.path, position, min(READ_CHUNK, end - position)
+            )
+            if not data:
+                return
+            position += len(data)
+            yield data
+
+    return info, chunks()
