@@ -110,23 +110,50 @@ class FuseMount(Mount):
             return
         self._done = True
         try:
-            self._unmount_kernel()
+            if self._unmount_kernel(lazy=False):
+                self._wait_for_daemon()
+                return
+            # still busy: a file stays open (the runner's execution log on this volume, or a
+            # straggler). Store everything written so far and confirm it, then detach the
+            # mount; the daemon serves the open files until they are closed, then exits.
+            self._flush_until_stored()
+            self._unmount_kernel(lazy=True)
+            try:
+                self.process.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                (self.state / "abandoned").touch()  # the daemon removes its state itself
+                return
             self._wait_for_daemon()
         finally:
-            self._clean_up()
+            if self.process.poll() is not None:
+                self._clean_up()
 
-    def _unmount_kernel(self) -> None:
-        for attempt in range(10):
-            if not _is_mounted(self.path):
+    def _flush_until_stored(self) -> None:
+        deadline = time.monotonic() + self.flush_timeout
+        while True:
+            try:
+                self.flush()
                 return
-            lazy = ["-z"] if attempt == 9 else []
+            except MountError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise
+                time.sleep(1.0)
+
+    def _unmount_kernel(self, *, lazy: bool) -> bool:
+        """Unmount; False when the mount stays busy (only without ``lazy``)."""
+        for _ in range(5):
+            if not _is_mounted(self.path):
+                return True
+            flags = ["-z"] if lazy else []
             result = subprocess.run(
-                ["fusermount3", "-u", *lazy, str(self.path)], capture_output=True, text=True
+                ["fusermount3", "-u", *flags, str(self.path)], capture_output=True, text=True
             )
             if result.returncode == 0:
-                return
+                return True
             time.sleep(0.2)
-        raise MountError(f"cannot unmount {self.path}: {result.stderr.strip()}")
+        if lazy:
+            raise MountError(f"cannot unmount {self.path}: {result.stderr.strip()}")
+        return False
 
     def _wait_for_daemon(self) -> None:
         try:
@@ -197,7 +224,7 @@ class FuseMounter(Mounter):
                 process.kill()
                 process.wait()
             with contextlib.suppress(MountError):
-                mount._unmount_kernel()
+                mount._unmount_kernel(lazy=True)
             mount._clean_up()
             raise
         log(

@@ -166,7 +166,7 @@ def serve(config: DaemonConfig) -> int:
     errors = fs.finish(time.monotonic() + settings.flush_timeout)
     Status("unmounted", flushes, errors, os.getpid()).write(state_dir)
     shutil.rmtree(cache_dir, ignore_errors=True)
-    if orphaned.is_set():  # nobody will read the status: leave nothing behind
+    if orphaned.is_set() or (state_dir / "abandoned").exists():  # nobody reads the status
         with contextlib.suppress(OSError):
             os.rmdir(config.mountpoint)
         shutil.rmtree(state_dir, ignore_errors=True)
