@@ -1,43 +1,146 @@
+"""The container command lines, as pure functions (no runtime needed)."""
+
 from pathlib import Path
 
-from openbai.runtime.containers import exec_argv, image_name, run_argv
+import pytest
+
+from openbai.runtime.containers import (
+    KEEPER,
+    bind_paths,
+    exec_argv,
+    image_exists_argv,
+    image_name,
+    login_argv,
+    pull_argv,
+    registry_host,
+    run_argv,
+    signal_argv,
+    task_script,
+)
 from openbai.runtime.plan import ContainerSpec
 
 
 def test_container_is_started_once_with_the_job_tree_at_the_same_paths() -> None:
     spec = ContainerSpec(image="tensorflow/tensorflow:1.8.0-gpu", shm_size="16gb")
-    argv = run_argv(
-        "podman", spec, "openbai-x-0", [Path("/n/0"), Path("/runs/u")], {"A": "1", "SECRET": "s"}
+    argv = run_argv("podman", spec, "openbai-x-0", [Path("/n/0"), Path("/runs/u/shared")])
+    assert argv[:6] == ["podman", "run", "-i", "--rm", "--name", "openbai-x-0"]
+    assert argv[6:10] == ["--network", "host", "--uts", "host"]
+    assert argv[10:12] == ["--shm-size", "16gb"]
+    assert "/n/0:/n/0:rslave" in argv and "/runs/u/shared:/runs/u/shared:rslave" in argv
+    assert "-e" not in argv  # the job's variables go to each exec, not to the container
+    assert argv[-5:] == ["--entrypoint", "sh", "tensorflow/tensorflow:1.8.0-gpu", "-c", KEEPER]
+
+
+def test_docker_takes_the_same_arguments() -> None:
+    spec = ContainerSpec(image="ubuntu:16.04")
+    podman = run_argv("podman", spec, "c", [Path("/n")])
+    assert run_argv("docker", spec, "c", [Path("/n")]) == ["docker", *podman[1:]]
+    assert "--shm-size" not in podman
+
+
+def test_tasks_run_inside_with_bash_their_output_straight_to_the_files() -> None:
+    out, err = Path("/logs/stdout.txt"), Path("/logs/std err.txt")
+    argv = exec_argv("docker", "c", Path("/t"), ["B", "A", "B"], "echo $A", out, err)
+    assert argv[:9] == ["docker", "exec", "-i", "-w", "/t", "-e", "A", "-e", "B"]
+    assert argv[9:12] == ["c", "bash", "-c"]
+    script = argv[12]
+    assert script == task_script("echo $A", out, err)
+    assert script.splitlines()[0] == "exec >>/logs/stdout.txt 2>>'/logs/std err.txt'"
+    assert "~/.bashrc" in script.splitlines()[1]
+    assert script.endswith("\necho $A")
+
+
+def test_no_value_is_ever_on_a_command_line() -> None:
+    spec = ContainerSpec(
+        image="team/img:1", server_url="https://reg.example.com/", username="u", password="pw-1"
     )
-    assert argv[:8] == ["podman", "run", "-d", "--rm", "--name", "openbai-x-0", "--network", "host"]
-    assert ["--shm-size", "16gb"] == argv[8:10]
-    assert "/n/0:/n/0:rslave" in argv and "/runs/u:/runs/u:rslave" in argv
-    assert "s" not in argv  # values come from the environment, never the command line
-    assert argv[-3:] == ["sleep", "tensorflow/tensorflow:1.8.0-gpu", "infinity"]
+    argvs = [
+        run_argv("podman", spec, "c", [Path("/n")]),
+        exec_argv("podman", "c", Path("/t"), ["SECRET"], "run", Path("/o"), Path("/e")),
+        login_argv("podman", spec, Path("/runs/u/auth")),
+        login_argv("docker", spec, Path("/runs/u/auth")),
+        pull_argv("podman", image_name(spec), Path("/runs/u/auth")),
+    ]
+    assert all("pw-1" not in arg for argv in argvs for arg in argv)
+    assert all(not arg.startswith("--creds") for argv in argvs for arg in argv)
 
 
-def test_tasks_run_inside_with_bash() -> None:
-    assert exec_argv("docker", "c", Path("/t"), {"B": "2"}, "echo hi") == [
+def test_registry_login_goes_to_a_per_job_file_with_the_password_on_stdin() -> None:
+    spec = ContainerSpec(image="team/img:1", server_url="reg.example.com", username="robot")
+    auth = Path("/runs/u/registry-auth-0")
+    assert login_argv("podman", spec, auth) == [
+        "podman",
+        "login",
+        "--authfile",
+        "/runs/u/registry-auth-0/auth.json",
+        "--username",
+        "robot",
+        "--password-stdin",
+        "reg.example.com",
+    ]
+    assert login_argv("docker", spec, auth) == [
         "docker",
-        "exec",
-        "-i",
-        "-w",
-        "/t",
-        "-e",
-        "B",
-        "c",
-        "bash",
-        "-c",
-        "echo hi",
+        "--config",
+        "/runs/u/registry-auth-0",
+        "login",
+        "--username",
+        "robot",
+        "--password-stdin",
+        "reg.example.com",
+    ]
+    assert pull_argv("podman", "reg.example.com/team/img:1", auth) == [
+        "podman",
+        "pull",
+        "--authfile",
+        "/runs/u/registry-auth-0/auth.json",
+        "reg.example.com/team/img:1",
+    ]
+    assert pull_argv("docker", "i", auth) == ["docker", "--config", str(auth), "pull", "i"]
+    assert pull_argv("podman", "i", None) == ["podman", "pull", "i"]
+
+
+def test_images_are_looked_up_locally_first() -> None:
+    assert image_exists_argv("podman", "i:1") == ["podman", "image", "exists", "i:1"]
+    assert image_exists_argv("docker", "i:1")[:3] == ["docker", "image", "inspect"]
+
+
+@pytest.mark.parametrize(
+    ("server", "image", "expected"),
+    [
+        (None, "ubuntu", "ubuntu"),
+        ("reg.example.com", "team/img:1", "reg.example.com/team/img:1"),
+        ("reg.example.com", "reg.example.com/team/img:1", "reg.example.com/team/img:1"),
+        ("https://nvcr.io/", "nvidia/tensorflow:18.04-py3", "nvcr.io/nvidia/tensorflow:18.04-py3"),
+    ],
+)
+def test_private_registry_prefix(server: str | None, image: str, expected: str) -> None:
+    assert image_name(ContainerSpec(image=image, server_url=server)) == expected
+
+
+def test_docker_hub_is_the_default_registry() -> None:
+    assert registry_host(ContainerSpec(image="team/private")) == "docker.io"
+
+
+def test_binds_are_each_path_once_and_never_the_systems_own() -> None:
+    paths = [
+        Path("/data/node/0"),
+        Path("/data/node/0/jobs/x/mounts/logs/seg/stdouterr"),
+        Path("/home/u/.openbai/storage/acct/file/logs"),
+        Path("/home/u/.openbai/storage/acct/file/logs"),
+        Path("/etc"),
+        Path("/usr/local/lib"),
+        Path("/var/lib/openbai/nodes"),
+        Path("/"),
+        Path("relative"),
+    ]
+    assert bind_paths(paths) == [
+        Path("/data/node/0"),
+        Path("/var/lib/openbai/nodes"),
+        Path("/home/u/.openbai/storage/acct/file/logs"),
     ]
 
 
-def test_private_registry_prefix() -> None:
-    assert (
-        image_name(ContainerSpec(image="team/img:1", server_url="reg.example.com"))
-        == "reg.example.com/team/img:1"
-    )
-    assert (
-        image_name(ContainerSpec(image="reg.example.com/team/img:1", server_url="reg.example.com"))
-        == "reg.example.com/team/img:1"
-    )
+def test_signals_reach_every_process_but_the_keeper() -> None:
+    argv = signal_argv("podman", "c", "TERM")
+    assert argv[:3] == ["podman", "exec", "c"]
+    assert "kill -TERM -1" in argv[-1]

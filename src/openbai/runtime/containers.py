@@ -1,62 +1,37 @@
-"""Running a job inside its ``containerSettings`` image with podman or docker.
+"""Command lines for running a job inside its ``containerSettings`` image (podman or docker).
 
 Batch AI started one container per node, ran job preparation and the toolkit inside it with
 ``docker exec`` (so preparation's changes, such as ``~/.bashrc`` edits, are seen by the job),
-and mounted the node's job tree at the same paths. The command lines are built by pure
-functions so they can be checked without a runtime.
+and mounted the node's job tree at the same paths. Both runtimes take the same arguments here
+except for registry logins (podman: ``--authfile FILE``; docker: ``--config DIR``).
+
+Everything in this module is a pure function of its arguments, so the command lines can be
+checked without a runtime. No secret is ever put on a command line: variables are passed as
+``-e NAME`` (the runtime takes the value from its own environment) and a registry password is
+written to ``login --password-stdin``. ``job_container.py`` runs these commands.
 """
 
 from __future__ import annotations
 
 import shlex
 import shutil
-import subprocess
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
 
 from openbai.runtime.plan import ContainerSpec
 
 RUNTIMES = ("docker", "podman")
-
-
-def image_name(spec: ContainerSpec) -> str:
-    if spec.server_url and not spec.image.startswith(spec.server_url):
-        return f"{spec.server_url.rstrip('/')}/{spec.image}"
-    return spec.image
-
-
-def run_argv(
-    runtime: str, spec: ContainerSpec, name: str, binds: Sequence[Path], env: Mapping[str, str]
-) -> list[str]:
-    """The command that starts the job's long-lived container on a node."""
-    argv = [runtime, "run", "-d", "--rm", "--name", name, "--network", "host"]
-    if spec.shm_size:
-        argv += ["--shm-size", spec.shm_size]
-    for path in dict.fromkeys(str(b) for b in binds):
-        argv += ["-v", f"{path}:{path}:rslave"]
-    for key in sorted(env):
-        argv += ["-e", key]
-    return [*argv, "--entrypoint", "sleep", image_name(spec), "infinity"]
-
-
-def exec_argv(
-    runtime: str, name: str, cwd: Path, env: Mapping[str, str], command: str
-) -> list[str]:
-    """The command that runs ``command`` with bash inside the job's container."""
-    argv = [runtime, "exec", "-i", "-w", str(cwd)]
-    for key in sorted(env):
-        argv += ["-e", key]
-    return [*argv, name, "bash", "-c", command]
-
-
-@dataclass
-class Container:
-    runtime: str
-    name: str
-
-    def stop(self) -> None:
-        subprocess.run([self.runtime, "rm", "-f", self.name], capture_output=True)
+#: the first line the container's first process prints once it runs
+READY = "openbai-container-ready"
+#: the container's first process: say it runs, then live until the node runner closes its
+#: stdin (it ends the job, or dies): then the container stops, and is removed (``--rm``)
+KEEPER = f"echo {READY}; read -r _; exit 0"
+#: host directories that are never bound into a container (the image brings its own)
+SYSTEM_DIRS = frozenset(
+    ["/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc"]
+    + ["/run", "/sbin", "/sys", "/usr", "/var"]
+)
+DOCKER_HUB = "docker.io"
 
 
 def find_runtime(configured: str | None) -> str | None:
@@ -66,13 +41,132 @@ def find_runtime(configured: str | None) -> str | None:
     return None
 
 
-def start(
-    runtime: str, spec: ContainerSpec, name: str, binds: Sequence[Path], env: Mapping[str, str]
-) -> Container:
-    argv = run_argv(runtime, spec, name, binds, env)
-    done = subprocess.run(argv, env=dict(env), capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"{shlex.join(argv[:2])} {spec.image} failed ({done.returncode}): {done.stderr.strip()}"
-        )
-    return Container(runtime, name)
+def registry_host(spec: ContainerSpec) -> str:
+    """The registry to log in to: ``serverUrl`` without a scheme, else Docker Hub."""
+    url = spec.server_url or ""
+    for scheme in ("https://", "http://"):
+        url = url.removeprefix(scheme)
+    return url.strip("/") or DOCKER_HUB
+
+
+def image_name(spec: ContainerSpec) -> str:
+    """The image to run: with a custom ``serverUrl``, prefixed by it unless already there."""
+    if not spec.server_url:
+        return spec.image
+    host = registry_host(spec)
+    return spec.image if spec.image.startswith(f"{host}/") else f"{host}/{spec.image}"
+
+
+def bind_paths(paths: Iterable[Path]) -> list[Path]:
+    """The directories to bind, each once: none inside another, none of the system's own."""
+    candidates = sorted({PurePosixPath(p) for p in paths if Path(p).is_absolute()}, key=len_key)
+    chosen: list[PurePosixPath] = []
+    for path in candidates:
+        if str(path) in SYSTEM_DIRS or any(c == path or c in path.parents for c in chosen):
+            continue
+        if _top(path) in SYSTEM_DIRS and _top(path) != "/var":
+            continue
+        chosen.append(path)
+    return [Path(p) for p in chosen]
+
+
+def len_key(path: PurePosixPath) -> tuple[int, str]:
+    return (len(path.parts), str(path))
+
+
+def _top(path: PurePosixPath) -> str:
+    return "/" + path.parts[1] if len(path.parts) > 1 else "/"
+
+
+def auth_options(runtime: str, auth_dir: Path | None) -> tuple[list[str], list[str]]:
+    """(global options, subcommand options) that make pull/login use a per-job login file."""
+    if auth_dir is None:
+        return [], []
+    if runtime == "docker":
+        return ["--config", str(auth_dir)], []
+    return [], ["--authfile", str(auth_dir / "auth.json")]
+
+
+def login_argv(runtime: str, spec: ContainerSpec, auth_dir: Path) -> list[str]:
+    """Log in to the image's registry; the password comes on standard input."""
+    glob, sub = auth_options(runtime, auth_dir)
+    user = spec.username or ""
+    return [
+        runtime,
+        *glob,
+        "login",
+        *sub,
+        "--username",
+        user,
+        "--password-stdin",
+        registry_host(spec),
+    ]
+
+
+def image_exists_argv(runtime: str, image: str) -> list[str]:
+    if runtime == "docker":
+        return ["docker", "image", "inspect", "--format", "{{.Id}}", image]
+    return [runtime, "image", "exists", image]
+
+
+def pull_argv(runtime: str, image: str, auth_dir: Path | None) -> list[str]:
+    glob, sub = auth_options(runtime, auth_dir)
+    return [runtime, *glob, "pull", *sub, image]
+
+
+def run_argv(runtime: str, spec: ContainerSpec, name: str, binds: Iterable[Path]) -> list[str]:
+    """Start the job's container on a node, attached: it lives while its stdin is open.
+
+    The host's network and host name, and the job tree at the same paths, make paths, host
+    names and ports inside equal to the host's (MPI host files, TensorFlow's cluster spec).
+    """
+    argv = [runtime, "run", "-i", "--rm", "--name", name, "--network", "host", "--uts", "host"]
+    if spec.shm_size:
+        argv += ["--shm-size", spec.shm_size]
+    for path in bind_paths(binds):
+        argv += ["-v", f"{path}:{path}:rslave"]
+    return [*argv, "--entrypoint", "sh", image_name(spec), "-c", KEEPER]
+
+
+def task_script(command: str, stdout: Path, stderr: Path) -> str:
+    """What bash runs inside the container for one task of the job.
+
+    Its output goes straight to the stdouterr files (bound at the same paths), not through
+    the runtime's client. ``~/.bashrc`` is read first: job preparation's edits to it reach the
+    job (the recipes rely on this), as in a login through SSH into a Batch AI container.
+    """
+    return (
+        f"exec >>{shlex.quote(str(stdout))} 2>>{shlex.quote(str(stderr))}\n"
+        "if [ -f ~/.bashrc ]; then . ~/.bashrc; fi\n"
+        f"{command}"
+    )
+
+
+def exec_argv(
+    runtime: str,
+    name: str,
+    cwd: Path,
+    env_names: Iterable[str],
+    command: str,
+    stdout: Path,
+    stderr: Path,
+) -> list[str]:
+    """Run one task with bash inside the job's container; ``env_names`` come from the client's
+    environment (``-e NAME``), so no value is on the command line."""
+    argv = [runtime, "exec", "-i", "-w", str(cwd)]
+    for key in sorted(set(env_names)):
+        argv += ["-e", key]
+    return [*argv, name, "bash", "-c", task_script(command, stdout, stderr)]
+
+
+def signal_argv(runtime: str, name: str, signal_name: str) -> list[str]:
+    """Signal every process of the container but its first (the keeper) and the caller."""
+    return [runtime, "exec", name, "sh", "-c", f"kill -{signal_name} -1 2>/dev/null; exit 0"]
+
+
+def has_command_argv(runtime: str, name: str, command: str) -> list[str]:
+    return [runtime, "exec", name, "sh", "-c", f"command -v {shlex.quote(command)} >/dev/null"]
+
+
+def remove_argv(runtime: str, name: str) -> list[str]:
+    return [runtime, "rm", "-f", "-t", "0", name]
