@@ -1,0 +1,160 @@
+"""A job's blob mount (FUSE) against the best direct use of azure-storage-blob, on Azurite.
+
+``python -m bench blob_mount [--size-mib 1024] [--files 2000] [--file-kib 512]``
+
+Azurite is started fresh (empty) for the run. Printed, each side by side in the same run:
+
+* the store's raw read capacity: parallel ranged GETs (8 x 32 MiB) with http.client and a
+  SAS, no SDK;
+* read one 1 GiB blob: through the mount (``read`` of 1 MiB, as ``cp``/``dd`` do) vs
+  ``download_blob(max_concurrency=8)`` with 32 MiB ranges;
+* read 2,000 blobs of 512 KiB: 16 threads reading whole files through the mount vs 16 threads
+  downloading with the SDK;
+* write 1 GiB: one file written through the mount (time to ``close``, which commits) vs
+  ``upload_blob(max_concurrency=8)``.
+
+Goals from the issue: reads >= 0.9x direct, writes >= 0.8x direct.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
+
+from bench._azurite import ACCOUNT, KEY, Azurite, fresh_azurite, ratio_line, timed
+from openbai.mounts.fuse import FuseMounter
+from openbai.mounts.settings import MountSettings
+from openbai.runtime.plan import MountSpec
+
+MiB = 1024 * 1024
+
+
+def service(azurite: Azurite) -> BlobServiceClient:
+    return BlobServiceClient.from_connection_string(
+        azurite.connection_string,
+        max_single_put_size=8 * MiB,
+        max_block_size=8 * MiB,
+        max_single_get_size=32 * MiB,
+        max_chunk_get_size=32 * MiB,
+    )
+
+
+def payload(size: int) -> bytes:
+    block = os.urandom(64 * MiB)
+    return (block * (size // len(block) + 1))[:size]
+
+
+def raw_read(azurite: Azurite, container: str, name: str, size: int) -> float:
+    """Seconds to GET ``size`` bytes in 32 MiB ranges, 8 at a time, with http.client."""
+    sas = generate_container_sas(
+        ACCOUNT, container, account_key=KEY, permission=ContainerSasPermissions(read=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )  # fmt: skip
+    path = f"/{ACCOUNT}/{container}/{name}?{sas}"
+
+    def get(offset: int) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", azurite.port)
+        end = min(offset + 32 * MiB, size) - 1
+        conn.request("GET", path, headers={"Range": f"bytes={offset}-{end}"})
+        got = len(conn.getresponse().read())
+        conn.close()
+        return got
+
+    with ThreadPoolExecutor(8) as pool:
+        seconds, got = timed(lambda: sum(pool.map(get, range(0, size, 32 * MiB))))
+    assert got == size
+    return seconds
+
+
+def read_file(path: Path) -> int:
+    total = 0
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(MiB):
+            total += len(chunk)
+    return total
+
+
+def mounted(azurite: Azurite, container: str, root: Path):  # type: ignore[no-untyped-def]
+    spec = MountSpec("data", "azure_blob", ACCOUNT, "blob", container,
+                     options={"connection_string": azurite.connection_string})  # fmt: skip
+    target = Path(tempfile.mkdtemp(dir=root)) / "data"
+    return FuseMounter(MountSettings.from_env()).mount(spec, target, lambda line: None)
+
+
+def run(args: argparse.Namespace, azurite: Azurite, work: Path) -> list[str]:
+    client = service(azurite)
+    container = client.create_container("bench")
+    size = args.size_mib * MiB
+    data = payload(size)
+    lines = [f"blob mount vs azure-storage-blob on a fresh Azurite, {args.size_mib} MiB:"]
+
+    # -- write 1 GiB ----------------------------------------------------------------------
+    direct_w, _ = timed(lambda: container.upload_blob("direct.bin", data, max_concurrency=8))
+    mount = mounted(azurite, "bench", work)
+
+    def write_through_mount() -> None:
+        with open(mount.path / "mounted.bin", "wb", buffering=0) as f:
+            for offset in range(0, size, MiB):
+                f.write(data[offset : offset + MiB])
+
+    mount_w, _ = timed(write_through_mount)
+    mount.unmount()
+    assert container.get_blob_client("mounted.bin").get_blob_properties().size == size
+    mb = size / 1e6
+    lines.append(ratio_line("write 1 file: mount vs upload_blob", mb / mount_w, mb / direct_w,
+                            "MB/s", ">= 0.8x"))  # fmt: skip
+
+    # -- read 1 GiB ---------------------------------------------------------------------------
+    raw = raw_read(azurite, "bench", "direct.bin", size)
+    blob = container.get_blob_client("direct.bin")
+    direct_r, _ = timed(lambda: blob.download_blob(max_concurrency=8).readall())
+    mount = mounted(azurite, "bench", work)
+    mount_r, got = timed(lambda: read_file(mount.path / "direct.bin"))
+    mount.unmount()
+    assert got == size
+    lines.append(
+        f"  store's raw read capacity (http.client, 8 x 32 MiB ranges) {mb / raw:9.1f} MB/s"
+    )
+    lines.append(ratio_line("read 1 file: mount vs download_blob", mb / mount_r, mb / direct_r,
+                            "MB/s", ">= 0.9x"))  # fmt: skip
+
+    # -- read many small files --------------------------------------------------------------------
+    small = args.file_kib * 1024
+    names = [f"many/{i:05d}.bin" for i in range(args.files)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda n: container.upload_blob(n, data[:small]), names))
+        direct_m, _ = timed(
+            lambda: sum(pool.map(lambda n: len(container.download_blob(n).readall()), names))
+        )
+        mount = mounted(azurite, "bench", work)
+        mount_m, got = timed(lambda: sum(pool.map(lambda n: read_file(mount.path / n), names)))
+        mount.unmount()
+    assert got == small * len(names)
+    mb_m = small * len(names) / 1e6
+    lines.append(ratio_line(f"read {args.files} x {args.file_kib} KiB: mount vs SDK, 16 threads",
+                            mb_m / mount_m, mb_m / direct_m, "MB/s", ">= 0.9x"))  # fmt: skip
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench blob_mount")
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--files", type=int, default=2000)
+    parser.add_argument("--file-kib", type=int, default=512)
+    args = parser.parse_args(argv)
+    with fresh_azurite() as azurite, tempfile.TemporaryDirectory(prefix="bench-mnt-") as work:
+        lines = run(args, azurite, Path(work))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,178 @@
+"""``bai storage blob upload-batch`` against ``az storage blob upload-batch`` and the store itself.
+
+``python -m bench upload [--small 10000] [--large 4] [--large-mib 256] [--skip-az]``
+
+Azurite is started fresh (empty). azure-cli is installed from PyPI into its own venv under
+``.services/azure-cli`` on first use. Printed, side by side in the same run:
+
+* the store's raw PUT rate: 1-8 KiB blobs PUT with http.client and a SAS, 8 connections;
+* 10,000 files of 1-8 KiB: bai vs az (files/s), and bai vs the raw PUT rate;
+* 4 files of 256 MiB: bai vs az (MB/s);
+* the same small tree to an embedded (local) account vs ``cp -r``.
+
+Goals from the issue: small files >= 2x az and >= 0.9x the raw PUT rate; large >= 3x az.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
+
+from bench._azurite import ACCOUNT, KEY, ROOT, Azurite, fresh_azurite, ratio_line, timed
+
+MiB = 1024 * 1024
+AZ_VENV = ROOT / ".services" / "azure-cli"
+
+
+def small_tree(root: Path, count: int) -> Path:
+    rng = random.Random(7)
+    for i in range(count):
+        path = root / f"d{i % 100:02d}" / f"{i:05d}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rng.randbytes(rng.randint(1024, 8192)))
+    return root
+
+
+def large_tree(root: Path, count: int, size: int) -> Path:
+    root.mkdir(parents=True)
+    block = os.urandom(64 * MiB)
+    for i in range(count):
+        with open(root / f"big{i}.bin", "wb") as f:
+            for _ in range(size // len(block)):
+                f.write(block)
+    return root
+
+
+def raw_put_rate(azurite: Azurite, container: str, count: int = 2000) -> float:
+    """Small blobs PUT per second with http.client, 8 keep-alive connections."""
+    sas = generate_container_sas(
+        ACCOUNT, container, account_key=KEY, permission=ContainerSasPermissions(write=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )  # fmt: skip
+    local = threading.local()
+    bodies = [os.urandom(random.randint(1024, 8192)) for _ in range(64)]
+
+    def put(i: int) -> None:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = http.client.HTTPConnection("127.0.0.1", azurite.port)
+        headers = {"x-ms-blob-type": "BlockBlob", "x-ms-version": "2021-08-06"}
+        conn.request("PUT", f"/{ACCOUNT}/{container}/raw/{i}?{sas}", bodies[i % 64], headers)
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 201, response.status
+
+    with ThreadPoolExecutor(8) as pool:
+        seconds, _ = timed(lambda: list(pool.map(put, range(count))))
+    return count / seconds
+
+
+def ensure_az() -> Path:
+    az = AZ_VENV / "bin" / "az"
+    if not az.exists():
+        print("installing azure-cli into .services/azure-cli (once) ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(AZ_VENV)], check=True)
+        subprocess.run([str(AZ_VENV / "bin" / "pip"), "install", "-q", "azure-cli"], check=True)
+    return az
+
+
+def az_upload(az: Path, azurite: Azurite, container: str, source: Path) -> float:
+    argv = [str(az), "storage", "blob", "upload-batch", "-d", container, "-s", str(source),
+            "--connection-string", azurite.connection_string, "--only-show-errors", "-o", "none"]  # fmt: skip
+    env = {**os.environ, "AZURE_CORE_COLLECT_TELEMETRY": "false", "AZURE_CONFIG_DIR":
+           tempfile.mkdtemp(prefix="az-config-")}  # fmt: skip
+    seconds, result = timed(lambda: subprocess.run(argv, env=env, capture_output=True, text=True))
+    if result.returncode != 0:
+        raise RuntimeError(f"az failed: {result.stderr[-2000:]}")
+    return seconds
+
+
+class Bai:
+    """The ``bai`` CLI of this checkout against its own data dir."""
+
+    def __init__(self, home: Path):
+        self.env = {**os.environ, "OPENBAI_HOME": str(home), "BAI_SERVER": ""}
+        self.exe = str(Path(sys.executable).parent / "bai")
+
+    def __call__(self, *args: str) -> float:
+        seconds, result = timed(
+            lambda: subprocess.run([self.exe, *args], env=self.env, capture_output=True, text=True)
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"bai {' '.join(args)} failed: {result.stderr[-2000:]}")
+        return seconds
+
+
+def run(args: argparse.Namespace, azurite: Azurite, work: Path) -> list[str]:
+    client = BlobServiceClient.from_connection_string(azurite.connection_string)
+    for name in ("raw", "bai-small", "az-small", "bai-large", "az-large"):
+        client.create_container(name)
+    small = small_tree(work / "small", args.small)
+    bai = Bai(work / "home")
+    bai("storage", "account", "create", "-n", "acct", "--kind", "azure",
+        "--connection-string", azurite.connection_string)  # fmt: skip
+    bai("storage", "account", "create", "-n", "embedded")
+    bai("storage", "container", "create", "--account", "embedded", "-n", "small")
+    lines = [f"upload-batch on a fresh Azurite ({args.small} small files, {args.large} x"
+             f" {args.large_mib} MiB):"]  # fmt: skip
+
+    raw = raw_put_rate(azurite, "raw")
+    bai_small = bai("storage", "blob", "upload-batch", "--account", "acct", "-d", "bai-small",
+                    "-s", str(small), "--no-progress")  # fmt: skip
+    lines.append(f"  store's raw PUT rate (http.client, 8 connections)        {raw:9.1f} PUT/s")
+    lines.append(ratio_line("small files: bai vs the raw PUT rate", args.small / bai_small, raw,
+                            "files/s", ">= 0.9x"))  # fmt: skip
+    az = None if args.skip_az else ensure_az()
+    if az is not None:
+        az_small = az_upload(az, azurite, "az-small", small)
+        lines.append(ratio_line("small files: bai vs az", args.small / bai_small,
+                                args.small / az_small, "files/s", ">= 2x"))  # fmt: skip
+
+    large = large_tree(work / "large", args.large, args.large_mib * MiB)
+    mb = args.large * args.large_mib * MiB / 1e6
+    bai_large = bai("storage", "blob", "upload-batch", "--account", "acct", "-d", "bai-large",
+                    "-s", str(large), "--no-progress")  # fmt: skip
+    if az is not None:
+        az_large = az_upload(az, azurite, "az-large", large)
+        lines.append(ratio_line("large files: bai vs az", mb / bai_large, mb / az_large, "MB/s",
+                                ">= 3x"))  # fmt: skip
+    else:
+        lines.append(f"  large files: bai {mb / bai_large:9.1f} MB/s")
+
+    embedded = bai("storage", "blob", "upload-batch", "--account", "embedded", "-d", "small",
+                   "-s", str(small), "--no-progress")  # fmt: skip
+    copy_target = work / "cp-target"
+    cp, _ = timed(lambda: subprocess.run(["cp", "-r", str(small), str(copy_target)], check=True))
+    lines.append(ratio_line("small files to an embedded account: bai vs cp -r",
+                            args.small / embedded, args.small / cp, "files/s", "report"))  # fmt: skip
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench upload")
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--large", type=int, default=4)
+    parser.add_argument("--large-mib", type=int, default=256)
+    parser.add_argument("--skip-az", action="store_true")
+    args = parser.parse_args(argv)
+    with fresh_azurite() as azurite, tempfile.TemporaryDirectory(prefix="bench-upload-") as work:
+        lines = run(args, azurite, Path(work))
+    print("\n".join(lines))
+    shutil.rmtree(Path(tempfile.gettempdir()) / "az-config", ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
