@@ -15,6 +15,7 @@ turn them into exit codes, HTTP statuses and messages::
     ├── MountError                 a volume could not be mounted into a job
     └── ExecutorError              where jobs run failed us
         ├── SubmitError
+        ├── ExecutorUnavailableError   the scheduler cannot be reached now; try again later
         └── JobNotFoundError
 
 ``NotFoundError`` is also used by storage backends for a missing blob/file/container.
@@ -93,6 +94,13 @@ class SubmitError(ExecutorError):
         self.exit_code = exit_code
         self.stdout = stdout
         self.stderr = stderr
+
+
+class ExecutorUnavailableError(ExecutorError):
+    """The executor's scheduler cannot be reached now (slurmctld restarting, say): the job
+    is not refused, it waits."""
+
+    code = "ExecutorUnavailable"
 
 
 class JobNotFoundError(ExecutorError):
