@@ -1,0 +1,438 @@
+"""Jobs with ``containerSettings`` run in their image with podman, for real.
+
+The image is the local test image of ``scripts/services/podman.sh image`` (Debian with bash and
+python3, marked by ``/etc/openbai-test-image``): no registry is reachable here. A job proves it
+ran inside by what only the container has (``/run/.containerenv``, the image's marker, what
+job preparation left in the container's own file system).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from conftest import Bai
+from podman_fixture import Podman, podman_fixture  # noqa: F401  (the fixture "podman")
+
+SEG = "jobOutputDirectoryPathSegment"
+
+VOLUMES = {
+    "azureFileShares": [
+        {"azureFileUrl": "https://acct.file.core.windows.net/logs", "relativeMountPath": "logs"}
+    ],
+    "azureBlobFileSystems": [
+        {"accountName": "acct", "containerName": "data", "relativeMountPath": "data"}
+    ],
+}
+
+#: run by the job in the container: checks what it sees, prints one JSON line
+PROBE = """
+import json, os, pathlib, sys
+env = os.environ
+out = env["AZ_BATCHAI_OUTPUT_OUT"]
+pathlib.Path(out, "result.txt").write_text("written in the container")
+print(json.dumps({
+    "containerenv": os.path.exists("/run/.containerenv"),
+    "image": pathlib.Path("/etc/openbai-test-image").read_text().strip(),
+    "prepared": pathlib.Path("/opt/prepared").read_text().strip(),
+    "bashrc": env.get("FROM_BASHRC"),
+    "secret": env.get("MY_SECRET"),
+    "user_var": env.get("MY_VAR"),
+    "input": sorted(os.listdir(env["AZ_BATCHAI_INPUT_DATA"])),
+    "az": sorted(k for k in env if k.startswith("AZ_BATCHAI_")),
+    "cwd": os.getcwd(),
+    "shm": os.statvfs("/dev/shm").f_blocks * os.statvfs("/dev/shm").f_frsize,
+    "host_path": env.get("PATH"),
+    "task_index": env.get("AZ_BATCHAI_TASK_INDEX"),
+}))
+print("to stderr", file=sys.stderr)
+"""
+
+
+@pytest.fixture
+def storage(workspace: Bai, tmp_path: Path) -> Bai:
+    """``workspace`` plus account ``acct``: share ``logs``, container ``data`` with a file."""
+    bai = workspace
+    bai("storage", "account", "create", "-n", "acct")
+    bai("storage", "share", "create", "--account", "acct", "-n", "logs")
+    bai("storage", "container", "create", "--account", "acct", "-n", "data")
+    src = tmp_path / "data-src"
+    (src / "in").mkdir(parents=True)
+    (src / "in" / "sample.txt").write_text("x")
+    (src / "probe.py").write_text(PROBE)
+    bai("storage", "blob", "upload-batch", "--account", "acct", "-d", "data", "-s", str(src))
+    return bai
+
+
+#: job preparation that writes outside the job tree, only in a container (never on the host)
+PREPARE = "test -f /run/.containerenv && echo ok > /opt/prepared"
+
+
+@pytest.fixture
+def runtime_from_env(bai_env: dict[str, str]) -> None:
+    """OPENBAI_CONTAINER_RUNTIME=podman for the installation (and its dispatcher)."""
+    bai_env["OPENBAI_CONTAINER_RUNTIME"] = "podman"
+
+
+def _job(image: str, command: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "nodeCount": 1,
+        "containerSettings": {"imageSourceRegistry": {"image": image}},
+        "customToolkitSettings": {"commandLine": command},
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+        "mountVolumes": VOLUMES,
+        **extra,
+    }
+
+
+def _create(bai: Bai, tmp_path: Path, name: str, props: dict[str, Any], cluster: str) -> None:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"properties": props}))
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", cluster, "-n", name, "-f", str(path))
+
+
+def _stdouterr(bai: Bai, job: dict[str, Any]) -> Path:
+    return bai.home / "storage" / "acct" / "file" / "logs" / job[SEG] / "stdouterr"
+
+
+def _container_name(execution_log: str) -> str:
+    found = re.search(r"starting container (\S+) from image", execution_log)
+    assert found, execution_log
+    return found.group(1)
+
+
+def _cluster(bai: Bai, name: str, nodes: int = 1, *extra: str) -> None:
+    bai("cluster", "create", "-w", "ws", "-n", name, "--nodes", str(nodes), *extra)
+
+
+@pytest.mark.podman
+def test_job_preparation_and_job_run_in_the_same_container_with_volumes_and_variables(
+    storage: Bai, podman: Podman, tmp_path: Path
+) -> None:
+    bai = storage
+    _cluster(bai, "pc", 1, "--container-runtime", "podman")
+    secret = "s3cr3t-in-container-9f1e"
+    props = _job(
+        podman.image,
+        "python $AZ_BATCHAI_JOB_MOUNT_ROOT/data/probe.py; sleep 1",
+        jobPreparation={"commandLine": f"{PREPARE} && echo 'export FROM_BASHRC=yes' >> ~/.bashrc"},
+        inputDirectories=[{"id": "DATA", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data/in"}],
+        outputDirectories=[{"id": "OUT", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"}],
+        environmentVariables=[{"name": "MY_VAR", "value": "$AZ_BATCHAI_JOB_TEMP/mine"}],
+        secrets=[{"name": "MY_SECRET", "value": secret}],
+        containerSettings={
+            "imageSourceRegistry": {"image": podman.image},
+            "shmSize": "96m",
+        },
+    )
+    _create(bai, tmp_path, "inside", props, "pc")
+    seen_on_command_line = _watch_command_lines(bai, "inside", secret)
+    job = bai.wait("inside")
+    assert job["executionState"] == "succeeded", job
+    assert not seen_on_command_line, seen_on_command_line
+
+    out = _stdouterr(bai, job)
+    probe = json.loads((out / "stdout.txt").read_text())
+    assert probe["containerenv"] is True
+    assert probe["image"] == podman.image
+    assert probe["prepared"] == "ok"  # job preparation's file, in the container's own /opt
+    assert probe["bashrc"] == "yes"  # and its ~/.bashrc edit
+    assert probe["secret"] == secret
+    assert probe["input"] == ["sample.txt"]
+    assert probe["shm"] == 96 * 1024 * 1024
+    assert probe["task_index"] is None
+    job_temp = probe["user_var"].removesuffix("/mine")
+    assert probe["cwd"] == job_temp
+    assert {
+        "AZ_BATCHAI_JOB_MOUNT_ROOT",
+        "AZ_BATCHAI_JOB_TEMP",
+        "AZ_BATCHAI_MOUNT_ROOT",
+        "AZ_BATCHAI_INPUT_DATA",
+        "AZ_BATCHAI_OUTPUT_OUT",
+        "AZ_BATCHAI_STDOUTERR_DIR",
+        "AZ_BATCHAI_SHARED_JOB_TEMP",
+        "AZ_BATCHAI_MPI_HOST_FILE",
+    } <= set(probe["az"])
+    assert ".venv" not in probe["host_path"]  # the image's PATH, not the host's
+    assert (out / "stderr.txt").read_text() == "to stderr\n"
+    outputs = out.parent / "outputs"
+    assert (outputs / "result.txt").read_text() == "written in the container"
+
+    log = (out / "execution.log").read_text()
+    assert f"image {podman.image}" in log and "podman" in log
+    assert "job preparation and the job run in container" in log
+    assert secret not in log
+    name = _container_name(log)
+    assert name not in podman.containers()  # removed when the job ended
+
+
+@pytest.mark.podman
+def test_runtime_from_the_environment_and_one_container_per_node(
+    runtime_from_env: None, storage: Bai, podman: Podman, tmp_path: Path
+) -> None:
+    bai = storage
+    props = {
+        **_job(podman.image, ""),
+        "nodeCount": 2,
+        "customToolkitSettings": None,
+        "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data/probe.py"},
+        "jobPreparation": {"commandLine": PREPARE},
+        "outputDirectories": [{"id": "OUT", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"}],
+        "inputDirectories": [{"id": "DATA", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data/in"}],
+    }
+    del props["customToolkitSettings"]
+    _create(bai, tmp_path, "pernode", props, "c1")
+    job = bai.wait("pernode")
+    assert job["executionState"] == "succeeded", job
+    out = _stdouterr(bai, job)
+    ranks = [json.loads((out / f"stdout-{k}.txt").read_text()) for k in (0, 1)]
+    assert [r["task_index"] for r in ranks] == ["0", "1"]
+    assert all(r["containerenv"] and r["prepared"] == "ok" for r in ranks)
+    logs = [p.read_text() for p in sorted(out.glob("execution-*.log"))]
+    names = {_container_name(text) for text in logs}
+    assert len(names) == 2  # each node its own container
+    assert not names & set(podman.containers())
+
+
+@pytest.mark.podman
+def test_terminate_kills_the_processes_in_the_container_and_removes_it(
+    storage: Bai, podman: Podman, tmp_path: Path
+) -> None:
+    bai = storage
+    _cluster(bai, "pc", 1, "--container-runtime", "podman")
+    command = "(sleep 4243 &) ; echo started; sleep 4242"
+    _create(bai, tmp_path, "long", _job(podman.image, command), "pc")
+    deadline = time.monotonic() + 60
+    while not _processes("sleep 4242") or not _processes("sleep 4243"):
+        assert time.monotonic() < deadline, "the job's processes never started"
+        time.sleep(0.1)
+    bai("job", "terminate", "-w", "ws", "-e", "exp", "-n", "long", "-y")
+    job = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", "long")
+    assert job["executionState"] == "failed"
+    assert job["executionInfo"]["errors"][0]["code"] == "JobTerminated"
+    assert not _processes("sleep 4242") and not _processes("sleep 4243")
+    out = _stdouterr(bai, job)
+    assert (out / "stdout.txt").read_text() == "started\n"
+    assert _container_name((out / "execution.log").read_text()) not in podman.containers()
+
+
+@pytest.mark.podman
+def test_a_lost_runner_takes_its_container_and_processes_with_it(
+    storage: Bai, podman: Podman, tmp_path: Path
+) -> None:
+    bai = storage
+    _cluster(bai, "pc", 1, "--container-runtime", "podman")
+    _create(bai, tmp_path, "orphan", _job(podman.image, "sleep 4244"), "pc")
+    deadline = time.monotonic() + 60
+    while not _processes("sleep 4244"):
+        assert time.monotonic() < deadline, "the job's process never started"
+        time.sleep(0.1)
+    shown = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", "orphan")
+    name = _container_name((_stdouterr(bai, shown) / "execution.log").read_text())
+    (client,) = [p for p in _processes_with(name) if p.info["cmdline"][:2] == ["podman", "exec"]]
+    runner = client.parent()
+    runner.kill()
+    job = bai.wait("orphan")
+    assert job["executionInfo"]["errors"][0]["code"] == "NodeLost"
+    deadline = time.monotonic() + 30
+    while _processes("sleep 4244") or name in podman.containers():
+        assert time.monotonic() < deadline, "the lost job's container still runs"
+        time.sleep(0.1)
+
+
+@pytest.mark.podman
+def test_a_failing_job_still_removes_its_container(
+    storage: Bai, podman: Podman, tmp_path: Path
+) -> None:
+    bai = storage
+    _cluster(bai, "pc", 1, "--container-runtime", "podman")
+    _create(bai, tmp_path, "bad", _job(podman.image, "echo boom >&2; exit 3"), "pc")
+    job = bai.wait("bad")
+    assert job["executionInfo"]["exitCode"] == 3
+    out = _stdouterr(bai, job)
+    assert (out / "stderr.txt").read_text() == "boom\n"
+    assert _container_name((out / "execution.log").read_text()) not in podman.containers()
+
+    _create(
+        bai,
+        tmp_path,
+        "badprep",
+        _job(podman.image, "echo never", jobPreparation={"commandLine": "exit 9"}),
+        "pc",
+    )
+    job = bai.wait("badprep")
+    assert job["executionInfo"]["errors"][0]["code"] == "JobPreparationFailed"
+    log = (_stdouterr(bai, job) / "execution.log").read_text()
+    assert _container_name(log) not in podman.containers()
+
+
+@pytest.mark.podman
+def test_an_image_that_does_not_exist_fails_with_failed_starting_container(
+    storage: Bai, podman: Podman, tmp_path: Path
+) -> None:
+    bai = storage
+    _cluster(bai, "pc", 1, "--container-runtime", "podman")
+    missing = "localhost/openbai/no-such-image:404"
+    _create(bai, tmp_path, "noimage", _job(missing, "echo never"), "pc")
+    job = bai.wait("noimage")
+    assert job["executionState"] == "failed"
+    error = job["executionInfo"]["errors"][0]
+    assert error["code"] == "FailedStartingContainer"
+    assert missing in error["message"] and "could not be pulled" in error["message"]
+    assert {"name": "imageName", "value": missing} in error["details"]
+    assert not (_stdouterr(bai, job) / "stdout.txt").exists()
+
+
+@pytest.mark.podman
+def test_registry_credentials_never_reach_a_command_line_or_a_log(
+    storage: Bai, podman: Podman, tmp_path: Path
+) -> None:
+    bai = storage
+    _cluster(bai, "pc", 1, "--container-runtime", "podman")
+    password = "registry-pa55-7c1d"
+    props = _job(podman.image, "echo never")
+    props["containerSettings"] = {
+        "imageSourceRegistry": {
+            "serverUrl": "127.0.0.1:9",  # nothing listens: the login fails at once
+            "image": "127.0.0.1:9/team/private:1",
+            "credentials": {"username": "robot", "password": password},
+        }
+    }
+    _create(bai, tmp_path, "private", props, "pc")
+    seen = _watch_command_lines(bai, "private", password)
+    job = bai.wait("private")
+    assert not seen, seen
+    error = job["executionInfo"]["errors"][0]
+    assert error["code"] == "FailedStartingContainer"
+    assert "could not log in to registry 127.0.0.1:9 as robot" in error["message"]
+    shown = json.dumps(job) + (_stdouterr(bai, job) / "execution.log").read_text()
+    assert password not in shown
+    assert not list((bai.home / "runs").glob("*/registry-auth-*"))  # the login file is gone
+
+
+def test_a_cluster_that_requires_containers_refuses_jobs_it_cannot_run_in_one(
+    workspace: Bai, tmp_path: Path
+) -> None:
+    bai = workspace
+    cluster = tmp_path / "cluster.json"
+    cluster.write_text(
+        json.dumps(
+            {
+                "properties": {
+                    "scaleSettings": {"manual": {"targetNodeCount": 1}},
+                    "openbai": {"requireContainers": True, "containerRuntime": "apptainer"},
+                }
+            }
+        )
+    )
+    bai("cluster", "create", "-w", "ws", "-n", "strict", "-f", str(cluster))
+    plain = {
+        "nodeCount": 1,
+        "customToolkitSettings": {"commandLine": "echo hi"},
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_TEMP",
+    }
+    in_image = {**plain, "containerSettings": {"imageSourceRegistry": {"image": "ubuntu"}}}
+    for name, props, expected in [
+        ("noimage", plain, "properties.containerSettings"),
+        ("noruntime", in_image, "no container runtime (apptainer) is available"),
+    ]:
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"properties": props}))
+        result = bai(
+            "job",
+            "create",
+            "-w",
+            "ws",
+            "-e",
+            "exp",
+            "-c",
+            "strict",
+            "-n",
+            name,
+            "-f",
+            str(path),
+            expect=None,
+        )
+        assert result.exit_code != 0
+        assert expected in result.stderr, result.stderr
+    assert bai.json("job", "list", "-w", "ws", "-e", "exp") == []
+
+
+def test_a_required_runtime_that_is_not_installed_refuses_the_job(
+    workspace: Bai, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bai = workspace
+    bai(
+        "cluster",
+        "create",
+        "-w",
+        "ws",
+        "-n",
+        "strict",
+        "--nodes",
+        "1",
+        "--require-containers",
+        "--container-runtime",
+        "podman",
+    )
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # no podman on this "node"
+    path = tmp_path / "job.json"
+    props = {
+        "nodeCount": 1,
+        "containerSettings": {"imageSourceRegistry": {"image": "ubuntu"}},
+        "customToolkitSettings": {"commandLine": "echo hi"},
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_TEMP",
+    }
+    path.write_text(json.dumps({"properties": props}))
+    result = bai(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        "strict",
+        "-n",
+        "j",
+        "-f",
+        str(path),
+        expect=None,
+    )
+    assert result.exit_code != 0
+    assert "requires containers, but no container runtime (podman) is available" in result.stderr
+
+
+def _processes(cmdline: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        if " ".join(proc.info["cmdline"] or []) == cmdline and proc.info["status"] != "zombie":
+            found.append(proc)
+    return found
+
+
+def _processes_with(word: str) -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"]) if word in (p.info["cmdline"] or [])]
+
+
+def _watch_command_lines(bai: Bai, job: str, secret: str, timeout: float = 60) -> list[str]:
+    """Every command line that showed ``secret`` while the job ran (``ps`` shows them all)."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in psutil.process_iter(["cmdline"]):
+            line = " ".join(proc.info["cmdline"] or [])
+            if secret in line:
+                seen.append(line)
+        state = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", job)["executionState"]
+        if state in ("succeeded", "failed"):
+            break
+        time.sleep(0.02)
+    return seen
