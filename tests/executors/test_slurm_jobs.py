@@ -1,0 +1,459 @@
+"""Jobs on a Slurm-backed cluster, end to end through ``bai``: one node and two, every toolkit
+layout, the Batch AI environment on each node, setup task, queueing, terminate, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from conftest import Bai
+from workflow.conftest import custom_job, storage_dir, write_job
+
+if TYPE_CHECKING:
+    from slurm_fixture import SlurmCluster
+
+pytestmark = pytest.mark.slurm
+
+SEG = "jobOutputDirectoryPathSegment"
+NODES = ["node1", "node2"]
+
+
+def create(bai: Bai, tmp_path: Path, properties: dict[str, Any], name: str, cluster: str) -> None:
+    path = write_job(tmp_path, properties, f"{name}.json")
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", cluster, "-n", name, "-f", path)
+
+
+def run(
+    bai: Bai, tmp_path: Path, properties: dict[str, Any], name: str = "j1", cluster: str = "gpu"
+) -> dict[str, Any]:
+    create(bai, tmp_path, properties, name, cluster)
+    return bai.wait(name, timeout=50)
+
+
+def stdouterr(bai: Bai, job: dict[str, Any]) -> Path:
+    return storage_dir(bai, "acct", "file", "logs") / job[SEG] / "stdouterr"
+
+
+def outputs(bai: Bai, job: dict[str, Any]) -> Path:
+    return storage_dir(bai, "acct", "file", "logs") / job[SEG] / "outputs"
+
+
+def upload_script(bai: Bai, tmp_path: Path, name: str, text: str) -> None:
+    folder = tmp_path / f"upload-{name}"
+    folder.mkdir()
+    (folder / name).write_text(text)
+    bai("storage", "file", "upload-batch", "--account", "acct", "-d", "scripts", "-s", str(folder))
+
+
+def env_file(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+OUT = [{"id": "OUT", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"}]
+
+
+def test_one_node_job_runs_on_a_slurm_node_with_the_batch_ai_environment(
+    on_slurm: Bai, tmp_path: Path
+) -> None:
+    bai = on_slurm
+    job = run(
+        bai,
+        tmp_path,
+        custom_job(
+            "env > $AZ_BATCHAI_OUTPUT_OUT/env.txt; hostname; pwd",
+            outputDirectories=OUT,
+            inputDirectories=[{"id": "DATA", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data/x"}],
+        ),
+    )
+    assert job["executionState"] == "succeeded", job
+    assert job["executionInfo"]["exitCode"] == 0
+    host, cwd = (stdouterr(bai, job) / "stdout.txt").read_text().split()
+    assert host in NODES
+    env = env_file(outputs(bai, job) / "env.txt")
+    node_root = Path(env["AZ_BATCHAI_JOB_TEMP_DIR"]).parent
+    # a node root per host and Slurm job, so that jobs sharing a node never collide
+    assert node_root.parent == bai.home / "slurm-nodes" / host
+    assert node_root.name.isdigit()
+    job_temp = node_root / "jobs" / "ws" / "exp" / "j1"
+    assert env["AZ_BATCHAI_MOUNT_ROOT"] == str(node_root / "mounts")
+    assert env["AZ_BATCHAI_JOB_TEMP"] == cwd == str(job_temp)
+    assert env["AZ_BATCHAI_INPUT_DATA"] == str(job_temp / "mounts" / "data" / "x")
+    assert env["AZ_BATCHAI_STDOUTERR_DIR"] == str(stdouterr(bai, job)).replace(
+        str(storage_dir(bai, "acct", "file", "logs")), str(job_temp / "mounts" / "logs")
+    )
+    assert env["AZ_BATCH_HOST_LIST"] == host
+    assert env["SLURM_JOB_ID"] == node_root.name  # the job sees its allocation
+    assert not any(k.startswith("OPENBAI_") for k in env)
+    assert sorted(p.name for p in stdouterr(bai, job).iterdir()) == [
+        "execution.log",
+        "stderr.txt",
+        "stdout.txt",
+    ]
+    assert not node_root.exists()  # made for this job, removed after it
+
+
+def test_two_node_job_sees_the_real_hosts_on_every_node(on_slurm: Bai, tmp_path: Path) -> None:
+    bai = on_slurm
+    dump = "env > $AZ_BATCHAI_OUTPUT_OUT/env-$(hostname).txt"
+    job = run(
+        bai,
+        tmp_path,
+        custom_job(
+            "hostname; cat $AZ_BATCHAI_MPI_HOST_FILE",
+            nodeCount=2,
+            outputDirectories=OUT,
+            jobPreparation={"commandLine": f"{dump}; echo prepared on $(hostname)"},
+        ),
+    )
+    assert job["executionState"] == "succeeded", job
+    files = sorted(p.name for p in stdouterr(bai, job).iterdir())
+    assert files == [
+        "execution-node1.log",
+        "execution-node2.log",
+        "stderr-job_prep-node1.txt",
+        "stderr-job_prep-node2.txt",
+        "stderr.txt",
+        "stdout-job_prep-node1.txt",
+        "stdout-job_prep-node2.txt",
+        "stdout.txt",
+    ]
+    for node in NODES:
+        prep = (stdouterr(bai, job) / f"stdout-job_prep-{node}.txt").read_text()
+        assert prep == f"prepared on {node}\n"
+        env = env_file(outputs(bai, job) / f"env-{node}.txt")
+        assert env["AZ_BATCH_HOST_LIST"] == "node1,node2"
+        assert env["AZ_BATCH_NODE_ID"] == node
+        assert env["AZ_BATCHAI_JOB_TEMP"].startswith(str(bai.home / "slurm-nodes" / node) + "/")
+    # the custom toolkit runs on the first node; the host file lists both
+    assert (stdouterr(bai, job) / "stdout.txt").read_text() == (
+        "node1\nnode1 slots=1\nnode2 slots=1\n"
+    )
+
+
+TF_SCRIPT = """\
+import json, os, socket, sys, time
+print(json.dumps({
+    "role": sys.argv[1], "host": socket.gethostname(),
+    "index": os.environ["AZ_BATCHAI_TASK_INDEX"], "tf": json.loads(os.environ["TF_CONFIG"]),
+    "ps": os.environ["AZ_BATCHAI_PS_HOSTS"], "workers": os.environ["AZ_BATCHAI_WORKER_HOSTS"],
+}), flush=True)
+ready = os.path.join(os.environ["AZ_BATCHAI_SHARED_JOB_TEMP"], "ps-ready")
+if sys.argv[1] == "ps":  # a parameter server serves until the workers are done
+    open(ready, "w").close()
+    time.sleep(60)
+while not os.path.exists(ready):  # the workers end after the parameter server reported
+    time.sleep(0.05)
+"""
+
+
+def test_tensorflow_parameter_server_and_workers_are_laid_out_across_the_nodes(
+    on_slurm: Bai, tmp_path: Path
+) -> None:
+    bai = on_slurm
+    upload_script(bai, tmp_path, "tf.py", TF_SCRIPT)
+    props = custom_job("", nodeCount=2)
+    del props["customToolkitSettings"]
+    props["tensorFlowSettings"] = {
+        "pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/scripts/tf.py",
+        "masterCommandLineArgs": "master",
+        "workerCommandLineArgs": "worker",
+        "parameterServerCommandLineArgs": "ps",
+        "workerCount": 2,
+        "parameterServerCount": 1,
+    }
+    job = run(bai, tmp_path, props)
+    assert job["executionState"] == "succeeded", job
+    out = stdouterr(bai, job)
+    seen = {
+        name: json.loads((out / f"stdout-{name}.txt").read_text())
+        for name in ("ps-0", "wk-0", "wk-1")
+    }
+    cluster = {"ps": ["node1:2222"], "worker": ["node1:2223", "node2:2222"]}
+    expected = {
+        "ps-0": ("ps", "node1", "0", "ps"),
+        "wk-0": ("master", "node1", "0", "master"),
+        "wk-1": ("worker", "node2", "1", "worker"),
+    }
+    for name, (role, host, index, task_type) in expected.items():
+        got = seen[name]
+        assert (got["role"], got["host"], got["index"]) == (role, host, index), name
+        assert got["tf"]["cluster"] == cluster
+        assert got["tf"]["task"] == {"type": task_type, "index": int(index)}
+        assert got["ps"] == "node1:2222"
+        assert got["workers"] == "node1:2223,node2:2222"
+
+
+TORCH_SCRIPT = """\
+import os, socket, time
+rank = int(os.environ["AZ_BATCHAI_TASK_INDEX"])
+addr, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+if rank == 0:
+    server = socket.create_server(("0.0.0.0", port))
+    conn, _ = server.accept()
+    print("rank 0 on", socket.gethostname(), "got", conn.recv(64).decode())
+else:
+    for _ in range(100):
+        try:
+            conn = socket.create_connection((addr, port), timeout=5)
+            break
+        except OSError:
+            time.sleep(0.1)
+    conn.sendall(f"hello from rank {rank} on {socket.gethostname()}".encode())
+    print("rank", rank, "on", socket.gethostname(), "world", os.environ["WORLD_SIZE"])
+"""
+
+
+def test_pytorch_runs_one_process_per_node_and_they_meet_over_the_network(
+    on_slurm: Bai, tmp_path: Path
+) -> None:
+    bai = on_slurm
+    upload_script(bai, tmp_path, "torch.py", TORCH_SCRIPT)
+    props = custom_job("", nodeCount=2)
+    del props["customToolkitSettings"]
+    props["pyTorchSettings"] = {
+        "pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/scripts/torch.py",
+        "communicationBackend": "gloo",
+    }
+    job = run(bai, tmp_path, props)
+    assert job["executionState"] == "succeeded", job
+    out = stdouterr(bai, job)
+    assert (out / "stdout-0.txt").read_text() == (
+        "rank 0 on node1 got hello from rank 1 on node2\n"
+    )
+    assert (out / "stdout-1.txt").read_text() == "rank 1 on node2 world 2\n"
+
+
+def test_custom_mpi_ranks_span_both_nodes_with_the_job_environment(
+    on_slurm: Bai, tmp_path: Path
+) -> None:
+    bai = on_slurm
+    props = custom_job("", nodeCount=2)
+    del props["customToolkitSettings"]
+    props["customMpiSettings"] = {
+        "commandLine": "echo rank $OMPI_COMM_WORLD_RANK on $(hostname) in $AZ_BATCHAI_JOB_TEMP",
+        "processCount": 3,
+    }
+    job = run(bai, tmp_path, props)
+    assert job["executionState"] == "succeeded", job
+    lines = sorted((stdouterr(bai, job) / "stdout.txt").read_text().splitlines())
+    temp = [line.split(" in ")[1] for line in lines]
+    assert [line.split(" in ")[0] for line in lines] == [
+        "rank 0 on node1",
+        "rank 1 on node1",
+        "rank 2 on node2",
+    ]
+    assert len(set(temp)) == 1 and temp[0].endswith("/jobs/ws/exp/j1")
+
+
+HOROVOD_SCRIPT = """\
+import os, socket
+print("rank", os.environ["OMPI_COMM_WORLD_RANK"], "of", os.environ["OMPI_COMM_WORLD_SIZE"],
+      "on", socket.gethostname())
+"""
+
+
+def test_horovod_launches_python_ranks_through_mpirun_on_both_nodes(
+    on_slurm: Bai, tmp_path: Path
+) -> None:
+    bai = on_slurm
+    upload_script(bai, tmp_path, "hvd.py", HOROVOD_SCRIPT)
+    props = custom_job("", nodeCount=2)
+    del props["customToolkitSettings"]
+    props["horovodSettings"] = {
+        "pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/scripts/hvd.py",
+        "pythonInterpreterPath": "python3",
+    }
+    job = run(bai, tmp_path, props)
+    assert job["executionState"] == "succeeded", job
+    lines = sorted((stdouterr(bai, job) / "stdout.txt").read_text().splitlines())
+    assert lines == ["rank 0 of 2 on node1", "rank 1 of 2 on node2"]
+
+
+def test_setup_task_runs_once_per_node_across_jobs(on_slurm: Bai, tmp_path: Path) -> None:
+    bai = on_slurm
+    ran = tmp_path / "setup-ran.txt"
+    bai(
+        "cluster",
+        "create",
+        "-w",
+        "ws",
+        "-n",
+        "prepared",
+        "--executor",
+        "slurm",
+        "--partition",
+        "debug",
+        "--setup-task",
+        f"hostname >> {ran}; echo set up on $(hostname)",
+        "--setup-task-output",
+        str(tmp_path / "setup-logs"),
+    )
+    for name in ("first", "second"):
+        job = run(bai, tmp_path, custom_job("true", nodeCount=2), name=name, cluster="prepared")
+        assert job["executionState"] == "succeeded", job
+    assert sorted(ran.read_text().split()) == NODES
+    logs = sorted(p.name for p in (tmp_path / "setup-logs").rglob("stdout-*.txt"))
+    assert logs == ["stdout-node1.txt", "stdout-node2.txt"]
+
+
+def test_exit_code_and_wall_clock_limit_fail_the_job(on_slurm: Bai, tmp_path: Path) -> None:
+    bai = on_slurm
+    create(bai, tmp_path, custom_job("echo boom >&2; exit 3"), "bad", "gpu")
+    create(
+        bai,
+        tmp_path,
+        custom_job("sleep 60", constraints={"maxWallClockTime": "PT2S"}),
+        "slow",
+        "gpu",
+    )
+    bad = bai.wait("bad", timeout=50)
+    assert bad["executionState"] == "failed"
+    assert bad["executionInfo"]["exitCode"] == 3
+    assert bad["executionInfo"]["errors"][0]["code"] == "JobFailed"
+    assert (stdouterr(bai, bad) / "stderr.txt").read_text() == "boom\n"
+    slow = bai.wait("slow", timeout=50)
+    assert slow["executionState"] == "failed"
+    assert slow["executionInfo"]["errors"][0]["code"] == "JobWallClockTimeExceeded"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def test_terminate_signals_the_runners_which_stop_the_job_and_keep_its_output(
+    on_slurm: Bai, tmp_path: Path
+) -> None:
+    bai = on_slurm
+    pidfile = tmp_path / "pids"
+    command = f"echo $$ >> {pidfile}; echo started; sleep 300"
+    create(bai, tmp_path, custom_job(command, nodeCount=2), "long", "gpu")
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.1)
+    bai("job", "terminate", "-w", "ws", "-e", "exp", "-n", "long", "-y")
+    job = bai.wait("long", timeout=30)
+    assert job["executionState"] == "failed"
+    assert [e["code"] for e in job["executionInfo"]["errors"]] == ["JobTerminated"]
+    assert (stdouterr(bai, job) / "stdout.txt").read_text() == "started\n"
+    # the runners flushed and reported: both nodes wrote their execution log to the end
+    for node in NODES:
+        assert "node finished" in (stdouterr(bai, job) / f"execution-{node}.log").read_text()
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(pid):
+        assert time.monotonic() < deadline, f"process {pid} of the terminated job still runs"
+        time.sleep(0.1)
+
+
+def test_jobs_stay_queued_while_slurm_has_no_room_and_keep_their_priority(
+    on_slurm: Bai, slurm_env: SlurmCluster, tmp_path: Path
+) -> None:
+    bai = on_slurm
+    blocker = slurm_env.run(
+        [
+            "sbatch",
+            "--parsable",
+            "-N2",
+            "--exclusive",
+            "-p",
+            "debug",
+            "-o",
+            "/dev/null",
+            "--wrap",
+            "sleep 60",
+        ]
+    ).stdout.strip()
+    try:
+        slurm_env.wait_job(blocker, {"RUNNING"}, timeout=30)
+        for name, priority in (("low1", "low"), ("normal1", "normal"), ("high1", "high")):
+            create(
+                bai, tmp_path, custom_job(f"echo {name}", schedulingPriority=priority), name, "gpu"
+            )
+        cluster = bai.json("cluster", "show", "-w", "ws", "-n", "gpu")
+        assert cluster["nodeStateCounts"]["runningNodeCount"] == 2
+        assert cluster["nodeStateCounts"]["idleNodeCount"] == 0
+        deadline = time.monotonic() + 20
+        while True:
+            queue = slurm_env.run(["squeue", "--noheader", "--format=%j|%T|%Q"]).stdout
+            mine = {
+                line.split("|")[0].rsplit("/", 1)[1]: (line.split("|")[1], int(line.split("|")[2]))
+                for line in queue.splitlines()
+                if line.startswith("ws/exp/")
+            }
+            if len(mine) == 3:
+                break
+            assert time.monotonic() < deadline, queue
+            time.sleep(0.2)
+        assert {state for state, _ in mine.values()} == {"PENDING"}
+        assert mine["high1"][1] > mine["normal1"][1] > mine["low1"][1]
+        time.sleep(1.5)  # a few dispatcher rounds: Slurm's PENDING stays openbai's queued
+        states = {
+            j["name"]: j["executionState"] for j in bai.json("job", "list", "-w", "ws", "-e", "exp")
+        }
+        assert states == {"low1": "queued", "normal1": "queued", "high1": "queued"}
+    finally:
+        slurm_env.run(["scancel", blocker], check=False)
+    for name in ("low1", "normal1", "high1"):
+        job = bai.wait(name, timeout=40)
+        assert job["executionState"] == "succeeded", job
+        assert (stdouterr(bai, job) / "stdout.txt").read_text() == f"{name}\n"
+
+
+def test_stream_follows_a_running_slurm_job_to_its_last_byte(on_slurm: Bai, tmp_path: Path) -> None:
+    bai = on_slurm
+    command = "for i in $(seq 1 20); do echo line $i; sleep 0.05; done; printf 'the end'"
+    create(bai, tmp_path, custom_job(command), "talk", "gpu")
+    out = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "talk", "-f", "stdout.txt")
+    assert out.stdout == "".join(f"line {i}\n" for i in range(1, 21)) + "the end"
+
+
+def test_a_job_slurm_refuses_fails_with_sbatchs_message(on_slurm: Bai, tmp_path: Path) -> None:
+    bai = on_slurm
+    bai(
+        "cluster",
+        "create",
+        "-w",
+        "ws",
+        "-n",
+        "nowhere",
+        "--executor",
+        "slurm",
+        "--partition",
+        "nope",
+    )
+    job = run(bai, tmp_path, custom_job("true"), cluster="nowhere")
+    assert job["executionState"] == "failed"
+    error = job["executionInfo"]["errors"][0]
+    assert error["code"] == "SubmitError"
+    assert "sbatch failed" in error["message"] and "invalid partition" in error["message"].lower()
+
+
+def test_cluster_show_counts_the_partitions_nodes(on_slurm: Bai) -> None:
+    counts = on_slurm.json("cluster", "show", "-w", "ws", "-n", "gpu")["nodeStateCounts"]
+    assert counts["idleNodeCount"] + counts["runningNodeCount"] == 2
+    assert counts["unusableNodeCount"] == counts["preparingNodeCount"] == 0
+
+
+def test_secrets_and_openbai_settings_do_not_leak_into_slurm_files(
+    on_slurm: Bai, tmp_path: Path
+) -> None:
+    bai = on_slurm
+    job = run(
+        bai, tmp_path, custom_job("echo ok", secrets=[{"name": "TOKEN", "value": "hunter2-xyz"}])
+    )
+    assert job["executionState"] == "succeeded"
+    run_dir = next((bai.home / "runs").iterdir())
+    for path in run_dir.iterdir():
+        if path.is_file() and path.name != "plan.json":
+            assert "hunter2-xyz" not in path.read_text(errors="replace"), path
+    assert oct((run_dir / "plan.json").stat().st_mode & 0o777) == "0o600"
+    assert os.environ.get("SLURM_CONF")
