@@ -6,8 +6,8 @@ import click
 
 from openbai import __version__
 from openbai.cli.cluster import cluster_group
-from openbai.cli.config import config_group
 from openbai.cli.common import CliContext
+from openbai.cli.config import config_group
 from openbai.cli.job import job_group
 from openbai.cli.serve import serve, token_group
 from openbai.cli.storage import storage_group
