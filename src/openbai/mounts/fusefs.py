@@ -2,8 +2,10 @@
 
 Runs inside the mount's own process (``fuse_daemon.py``), on mfusepy's threads.
 
-- Attributes and directory listings are cached for ``listing_ttl`` seconds (a listing also
-  answers lookups of its entries, so ``ls -l`` of a large directory is one paged listing).
+- Attributes and directory listings are cached for ``listing_ttl`` seconds. A lookup lists
+  its directory (paged) and caches the listing, so opening 2,000 files of a directory costs
+  one listing, not 2,000 HEAD requests; directories of more than LOOKUP_LISTING_MAX entries
+  are looked up one entry at a time instead.
   Anything this mount changes drops the cached entries it touches at once.
 - Reads go through :class:`ReadAhead` (ranged requests, parallel read-ahead). A file open for
   writing in this mount is read back through its writer, so a reader sees every written byte.
@@ -46,6 +48,9 @@ log = logging.getLogger("openbai.mount")
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: a lookup lists its directory (and caches the listing) when it has at most this many entries
+LOOKUP_LISTING_MAX = 10_000
 
 _ERRNO: list[tuple[type[OpenBaiError], int]] = [
     (NotFoundError, errno.ENOENT),
@@ -125,6 +130,7 @@ class VolumeFS(mfusepy.Operations):  # type: ignore[misc]
         self._files: dict[str, _OpenFile] = {}
         self._handles: dict[int, _Handle] = {}
         self._dirs: set[str] = set()
+        self._too_large: dict[str, float] = {}
         self._next_fh = 1
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="openbai-read")
         self._uid, self._gid = os.getuid(), os.getgid()
@@ -150,6 +156,9 @@ class VolumeFS(mfusepy.Operations):  # type: ignore[misc]
             listing = self._listings.get(posixpath.dirname(key))
             if listing is not None and listing[0] > now:
                 return listing[1].get(posixpath.basename(key))
+        entries = self._try_listing(posixpath.dirname(key))
+        if entries is not None:  # one paged listing answers every lookup in the directory
+            return entries.get(posixpath.basename(key))
         try:
             info: FileInfo | None = self.backend.stat(self.volume, self._path(key))
         except NotFoundError:
@@ -157,6 +166,28 @@ class VolumeFS(mfusepy.Operations):  # type: ignore[misc]
         with self._lock:
             self._infos[key] = (now + self.settings.listing_ttl, info)
         return info
+
+    def _try_listing(self, key: str) -> dict[str, FileInfo] | None:
+        """The directory's listing if it has at most LOOKUP_LISTING_MAX entries, else None."""
+        now = time.monotonic()
+        with self._lock:
+            if self._too_large.get(key, 0.0) > now:
+                return None
+        entries: dict[str, FileInfo] = {}
+        try:
+            for info in self.backend.list_dir(self.volume, self._path(key)):
+                entries[info.name] = info
+                if len(entries) > LOOKUP_LISTING_MAX:
+                    with self._lock:
+                        self._too_large[key] = now + self.settings.listing_ttl
+                    return None
+        except NotFoundError:
+            if key and key not in self._dirs:
+                return {}
+            entries = {}
+        with self._lock:
+            self._listings[key] = (now + self.settings.listing_ttl, entries)
+        return entries
 
     def _listing(self, key: str) -> dict[str, FileInfo]:
         now = time.monotonic()
