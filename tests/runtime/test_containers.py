@@ -125,10 +125,12 @@ def test_binds_are_each_path_once_and_never_the_systems_own() -> None:
     paths = [
         Path("/data/node/0"),
         Path("/data/node/0/jobs/x/mounts/logs/seg/stdouterr"),
-        Path("/home/u/.openbai/storage/acct/file/logs"),
-        Path("/home/u/.openbai/storage/acct/file/logs"),
+        Path("/root/.openbai/storage/acct/file/logs"),
+        Path("/root/.openbai/storage/acct/file/logs"),
         Path("/etc"),
         Path("/usr/local/lib"),
+        Path("/tmp"),
+        Path("/proc/self"),
         Path("/var/lib/openbai/nodes"),
         Path("/"),
         Path("relative"),
@@ -136,7 +138,7 @@ def test_binds_are_each_path_once_and_never_the_systems_own() -> None:
     assert bind_paths(paths) == [
         Path("/data/node/0"),
         Path("/var/lib/openbai/nodes"),
-        Path("/home/u/.openbai/storage/acct/file/logs"),
+        Path("/root/.openbai/storage/acct/file/logs"),
     ]
 
 

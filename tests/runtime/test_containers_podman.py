@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 import pytest
@@ -20,6 +21,13 @@ from conftest import Bai
 from podman_fixture import Podman, podman_fixture  # noqa: F401  (the fixture "podman")
 
 SEG = "jobOutputDirectoryPathSegment"
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def podman_test(test: F) -> F:
+    """Marked ``podman``; the first such test may install podman and build the image (CI)."""
+    return pytest.mark.timeout(600)(pytest.mark.podman(test))  # type: ignore[no-any-return]
+
 
 VOLUMES = {
     "azureFileShares": [
@@ -97,7 +105,8 @@ def _create(bai: Bai, tmp_path: Path, name: str, props: dict[str, Any], cluster:
 
 
 def _stdouterr(bai: Bai, job: dict[str, Any]) -> Path:
-    return bai.home / "storage" / "acct" / "file" / "logs" / job[SEG] / "stdouterr"
+    segment: str = job[SEG]
+    return bai.home / "storage" / "acct" / "file" / "logs" / segment / "stdouterr"
 
 
 def _container_name(execution_log: str) -> str:
@@ -110,7 +119,7 @@ def _cluster(bai: Bai, name: str, nodes: int = 1, *extra: str) -> None:
     bai("cluster", "create", "-w", "ws", "-n", name, "--nodes", str(nodes), *extra)
 
 
-@pytest.mark.podman
+@podman_test
 def test_job_preparation_and_job_run_in_the_same_container_with_volumes_and_variables(
     storage: Bai, podman: Podman, tmp_path: Path
 ) -> None:
@@ -171,7 +180,7 @@ def test_job_preparation_and_job_run_in_the_same_container_with_volumes_and_vari
     assert name not in podman.containers()  # removed when the job ended
 
 
-@pytest.mark.podman
+@podman_test
 def test_runtime_from_the_environment_and_one_container_per_node(
     runtime_from_env: None, storage: Bai, podman: Podman, tmp_path: Path
 ) -> None:
@@ -199,7 +208,7 @@ def test_runtime_from_the_environment_and_one_container_per_node(
     assert not names & set(podman.containers())
 
 
-@pytest.mark.podman
+@podman_test
 def test_terminate_kills_the_processes_in_the_container_and_removes_it(
     storage: Bai, podman: Podman, tmp_path: Path
 ) -> None:
@@ -221,7 +230,7 @@ def test_terminate_kills_the_processes_in_the_container_and_removes_it(
     assert _container_name((out / "execution.log").read_text()) not in podman.containers()
 
 
-@pytest.mark.podman
+@podman_test
 def test_a_lost_runner_takes_its_container_and_processes_with_it(
     storage: Bai, podman: Podman, tmp_path: Path
 ) -> None:
@@ -236,6 +245,7 @@ def test_a_lost_runner_takes_its_container_and_processes_with_it(
     name = _container_name((_stdouterr(bai, shown) / "execution.log").read_text())
     (client,) = [p for p in _processes_with(name) if p.info["cmdline"][:2] == ["podman", "exec"]]
     runner = client.parent()
+    assert runner is not None
     runner.kill()
     job = bai.wait("orphan")
     assert job["executionInfo"]["errors"][0]["code"] == "NodeLost"
@@ -245,7 +255,7 @@ def test_a_lost_runner_takes_its_container_and_processes_with_it(
         time.sleep(0.1)
 
 
-@pytest.mark.podman
+@podman_test
 def test_a_failing_job_still_removes_its_container(
     storage: Bai, podman: Podman, tmp_path: Path
 ) -> None:
@@ -271,7 +281,7 @@ def test_a_failing_job_still_removes_its_container(
     assert _container_name(log) not in podman.containers()
 
 
-@pytest.mark.podman
+@podman_test
 def test_an_image_that_does_not_exist_fails_with_failed_starting_container(
     storage: Bai, podman: Podman, tmp_path: Path
 ) -> None:
@@ -288,7 +298,7 @@ def test_an_image_that_does_not_exist_fails_with_failed_starting_container(
     assert not (_stdouterr(bai, job) / "stdout.txt").exists()
 
 
-@pytest.mark.podman
+@podman_test
 def test_registry_credentials_never_reach_a_command_line_or_a_log(
     storage: Bai, podman: Podman, tmp_path: Path
 ) -> None:

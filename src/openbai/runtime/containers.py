@@ -26,11 +26,15 @@ READY = "openbai-container-ready"
 #: the container's first process: say it runs, then live until the node runner closes its
 #: stdin (it ends the job, or dies): then the container stops, and is removed (``--rm``)
 KEEPER = f"echo {READY}; read -r _; exit 0"
-#: host directories that are never bound into a container (the image brings its own)
+#: host directories that are never bound into a container themselves (the image has its own)
 SYSTEM_DIRS = frozenset(
-    ["/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc"]
-    + ["/run", "/sbin", "/sys", "/usr", "/var"]
+    ["/", "/bin", "/boot", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media"]
+    + ["/mnt", "/opt", "/root", "/run", "/sbin", "/srv", "/tmp", "/usr", "/usr/bin", "/usr/lib"]
+    + ["/usr/local", "/usr/local/bin", "/usr/local/lib", "/usr/sbin", "/usr/share", "/var"]
+    + ["/var/lib", "/var/tmp"]
 )
+#: nor anything under these
+KERNEL_DIRS = (PurePosixPath("/dev"), PurePosixPath("/proc"), PurePosixPath("/sys"))
 DOCKER_HUB = "docker.io"
 
 
@@ -58,24 +62,20 @@ def image_name(spec: ContainerSpec) -> str:
 
 
 def bind_paths(paths: Iterable[Path]) -> list[Path]:
-    """The directories to bind, each once: none inside another, none of the system's own."""
-    candidates = sorted({PurePosixPath(p) for p in paths if Path(p).is_absolute()}, key=len_key)
+    """The directories to bind, each once and none inside another; never a system directory
+    itself (a job tree below one is fine) nor anything of the kernel's."""
+    candidates = sorted({PurePosixPath(p) for p in paths if Path(p).is_absolute()}, key=_depth)
     chosen: list[PurePosixPath] = []
     for path in candidates:
-        if str(path) in SYSTEM_DIRS or any(c == path or c in path.parents for c in chosen):
+        if str(path) in SYSTEM_DIRS or any(k == path or k in path.parents for k in KERNEL_DIRS):
             continue
-        if _top(path) in SYSTEM_DIRS and _top(path) != "/var":
-            continue
-        chosen.append(path)
+        if not any(c == path or c in path.parents for c in chosen):
+            chosen.append(path)
     return [Path(p) for p in chosen]
 
 
-def len_key(path: PurePosixPath) -> tuple[int, str]:
+def _depth(path: PurePosixPath) -> tuple[int, str]:
     return (len(path.parts), str(path))
-
-
-def _top(path: PurePosixPath) -> str:
-    return "/" + path.parts[1] if len(path.parts) > 1 else "/"
 
 
 def auth_options(runtime: str, auth_dir: Path | None) -> tuple[list[str], list[str]]:
