@@ -37,7 +37,7 @@ from openbai.executors.base import (
     SubmitRequest,
 )
 from openbai.executors.sbatch_script import BatchJob, batch_script, sbatch_argv
-from openbai.runtime.plan import NodeSpec
+from openbai.runtime.plan import NodeSpec, write_private
 from openbai.runtime.results import JobError, Outcome, RunDir
 
 #: job states after which Slurm runs nothing more of the job
@@ -138,7 +138,8 @@ class SlurmExecutor(Executor):
             partition=request.cluster_options.get("partition"),
             comment=f"openbai {request.run_dir}",
         )
-        plan.write(request.run_dir / "plan.json")
+        # no fsync: the plan matters only until the job has run, and a lost one fails the job
+        write_private(request.run_dir / "plan.json", plan.to_json(), durable=False)
         job.script_path.write_text(batch_script(job))
         argv = sbatch_argv(job)
         proc = self._run(argv)

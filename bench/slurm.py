@@ -1,0 +1,162 @@
+"""openbai on Slurm against Slurm itself, and the local executor against Slurm.
+
+``python -m bench slurm [--jobs 1000] [--partition debug] [--slurm-state DIR]``
+    N trivial jobs through openbai on a Slurm-backed cluster, and the same N as plain
+    ``sbatch --wrap true``, in one run: time from the first submission until every job has
+    ended, and the ratio openbai / Slurm (goal: at most 1.2).
+
+``python -m bench slurm --local [--jobs 1000] ...``
+    N trivial jobs on a 4-node local openbai cluster, and the same N as plain
+    ``sbatch --wrap true``: jobs per second of each, and the ratio local / Slurm (goal: at
+    least 10).
+
+Slurm's client environment comes from the environment (``SLURM_CONF``) or from
+``--slurm-state DIR``, a cluster started by ``scripts/services/slurm.sh start DIR``.
+openbai runs in-process on a temporary data directory, with its dispatcher in a thread.
+openbai's modules are byte-compiled first, as an installed package's are: a node runner
+compiling them at every start (``PYTHONDONTWRITEBYTECODE`` is set on these machines) would
+take a few tenths of a second more per job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+import openbai
+from bench.local import TRIVIAL, setup, wait_all
+from openbai.services import clusters, jobs
+from openbai.services.app import App
+from openbai.store.models import Job
+
+REPO = Path(__file__).resolve().parents[1]
+ACTIVE = "PENDING,CONFIGURING,RUNNING,COMPLETING,SUSPENDED,REQUEUED"
+
+
+def slurm_env(state: str | None) -> None:
+    """Put the Slurm client environment of ``scripts/services/slurm.sh`` into os.environ."""
+    if state is None:
+        return
+    script = REPO / "scripts" / "services" / "slurm.sh"
+    out = subprocess.run(
+        ["bash", str(script), "env", state], capture_output=True, text=True, check=True
+    )
+    for line in out.stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            os.environ[key] = value
+
+
+def precompile() -> None:
+    """Byte-compile openbai, as installing a package does (the runners then load .pyc)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    package = str(Path(openbai.__file__).parent)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", package], env=env, check=True)
+
+
+def plain_sbatch(count: int, partition: str) -> tuple[float, float]:
+    """Submit ``count`` × ``sbatch --wrap true``; (seconds to submit, seconds until all ended)."""
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    for _ in range(count):
+        subprocess.run(
+            ["sbatch", "--parsable", f"--job-name={name}", f"--partition={partition}",
+             "--output=/dev/null", "--wrap", "true"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    submitted = time.monotonic() - started
+    while subprocess.run(
+        ["squeue", "--noheader", f"--name={name}", f"--states={ACTIVE}", "--format=%i"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip():  # fmt: skip
+        time.sleep(0.1)
+    return submitted, time.monotonic() - started
+
+
+def through_openbai(app: App, cluster: str, count: int, prefix: str) -> tuple[float, float]:
+    """Submit ``count`` trivial jobs to ``cluster``; (seconds to submit, seconds until ended)."""
+    names = [f"{prefix}{i}" for i in range(count)]
+    started = time.monotonic()
+    for name in names:
+        jobs.create_job(app, "default", "ws", "exp", name, TRIVIAL, cluster=cluster)
+    submitted = time.monotonic() - started
+    wait_all(app, names)
+    total = time.monotonic() - started
+    with app.db.reading() as s:
+        failed = s.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.name.in_(names), Job.execution_state != "succeeded")
+        )
+    if failed:
+        print(f"  warning: {failed} of the {count} openbai jobs failed")
+    return submitted, total
+
+
+def line(what: str, count: int, submitted: float, total: float) -> str:
+    return (
+        f"  {what:<28} submitted in {submitted:6.1f} s, all ended after {total:7.1f} s"
+        f" ({count / total:6.1f} jobs/s)"
+    )
+
+
+def compare_with_slurm(app: App, count: int, partition: str) -> None:
+    clusters.create_cluster(
+        app,
+        "default",
+        "ws",
+        "onslurm",
+        {
+            "properties": {
+                "scaleSettings": {"manual": {"targetNodeCount": 1}},
+                "openbai": {"executor": "slurm", "partition": partition},
+            }
+        },
+    )
+    print(f"{count} trivial jobs on Slurm partition {partition}:")
+    slurm = plain_sbatch(count, partition)
+    print(line("sbatch --wrap true", count, *slurm), flush=True)
+    ours = through_openbai(app, "onslurm", count, "s")
+    print(line("openbai on Slurm", count, *ours))
+    print(f"  ratio openbai / Slurm: {ours[1] / slurm[1]:.2f}x (goal: at most 1.2x)")
+
+
+def compare_local_with_slurm(app: App, count: int, partition: str) -> None:
+    print(f"{count} trivial jobs:")
+    local = through_openbai(app, "c4", count, "l")
+    print(line("openbai, 4-node local", count, *local), flush=True)
+    slurm = plain_sbatch(count, partition)
+    print(line(f"sbatch --wrap true ({partition})", count, *slurm))
+    ratio = (count / local[1]) / (count / slurm[1])
+    print(f"  throughput ratio local / Slurm: {ratio:.1f}x (goal: at least 10x)")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench slurm", description=__doc__)
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--partition", default="debug")
+    parser.add_argument("--slurm-state", default=os.environ.get("OPENBAI_SLURM_STATE"))
+    parser.add_argument("--local", action="store_true", help="a 4-node local cluster against Slurm")
+    args = parser.parse_args(argv)
+    slurm_env(args.slurm_state)
+    precompile()
+    with tempfile.TemporaryDirectory(prefix="openbai-bench-") as home:
+        app, dispatcher, stop = setup(Path(home))
+        try:
+            if args.local:
+                compare_local_with_slurm(app, args.jobs, args.partition)
+            else:
+                compare_with_slurm(app, args.jobs, args.partition)
+        finally:
+            stop.set()
+            dispatcher.close()
+            app.close()
+    return 0
