@@ -1,0 +1,99 @@
+"""Server-sent events fed by a blocking source (a file followed through storage).
+
+The source runs in a thread of its own, not in the server's worker pool: a follower waits
+as long as the job runs, and a pool slot held per open page would soon starve the API. The
+source is told to stop (``stop()`` turns true) as soon as the browser goes away, which the
+server notices at the latest at the next heartbeat, so no thread outlives its page by more
+than that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
+
+from fastapi.responses import StreamingResponse
+
+T = TypeVar("T")
+
+#: seconds of silence after which a comment is sent, to keep proxies and the check alive
+HEARTBEAT = 10.0
+#: items the source may run ahead of a slow browser
+DEPTH = 4
+HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+
+def event(data: Any, *, name: str | None = None, id: str | None = None) -> bytes:
+    """One event; ``data`` is sent as JSON, so line breaks and markup travel as text."""
+    lines = []
+    if name is not None:
+        lines.append(f"event: {name}")
+    if id is not None:
+        lines.append(f"id: {id}")
+    lines.append(f"data: {json.dumps(data, ensure_ascii=False)}")
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+COMMENT = b": heartbeat\n\n"
+
+
+async def in_thread(
+    source: Callable[[Callable[[], bool]], Iterator[T]], *, heartbeat: float = HEARTBEAT
+) -> AsyncGenerator[T | None, None]:
+    """The items of ``source(stop)`` read in a thread; None after ``heartbeat`` idle seconds.
+
+    Leaving the loop (the browser went away) sets ``stop``; the thread then returns at the
+    source's next check or item.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    room = threading.Semaphore(DEPTH)
+    stop = threading.Event()
+
+    def put(kind: str, value: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+        except RuntimeError:  # the server's loop is gone
+            stop.set()
+
+    def run() -> None:
+        items = source(stop.is_set)
+        try:
+            for item in items:
+                while not room.acquire(timeout=0.5):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
+                    return
+                put("item", item)
+            put("end", None)
+        except Exception as exc:
+            put("error", exc)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    threading.Thread(target=run, name="openbai-web-follow", daemon=True).start()
+    try:
+        while True:
+            try:
+                kind, value = await asyncio.wait_for(queue.get(), heartbeat)
+            except TimeoutError:
+                yield None
+                continue
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            room.release()
+            yield value
+    finally:
+        stop.set()
+
+
+def event_stream(events: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(events, media_type="text/event-stream", headers=HEADERS)

@@ -1,0 +1,137 @@
+"""The file explorer of a job's output directories: folders, a file's live view, downloads.
+
+Every path is given as ``?path=`` inside one output directory and goes through the same
+checks as the API's (``clean_path``: no ``..``, not absolute, no backslash or NUL; storage
+refuses symlinks that lead out of the volume), so nothing outside the job's roots can be
+listed, viewed or downloaded.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse, StreamingResponse
+
+from openbai.api.params import Service
+from openbai.errors import NotFoundError, SpecError
+from openbai.services import files, jobs
+from openbai.storage.base import clean_path
+from openbai.web.links import Links
+from openbai.web.paging import Pager
+from openbai.web.params import JOB_PATH, DirectoryId, InnerPath, Job, PageNumber, file_parts
+from openbai.web.session import Browser
+from openbai.web.templating import FINAL_STATES, is_fragment, render
+
+router = APIRouter()
+
+#: entries of one folder shown per page
+ENTRIES_PER_PAGE = 500
+
+
+def breadcrumbs(folder: str) -> list[tuple[str, str]]:
+    """``a/b`` → [(``a``, ``a``), (``b``, ``a/b``)]: each folder's name and path."""
+    parts = folder.split("/") if folder else []
+    return [(part, "/".join(parts[: i + 1])) for i, part in enumerate(parts)]
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with an ASCII fallback name and the exact name (RFC 6266/5987)."""
+    fallback = re.sub(r"[^A-Za-z0-9._ -]", "_", name) or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+@router.get(JOB_PATH + "/files/{directory}")
+def explorer(
+    request: Request,
+    app: Service,
+    session: Browser,
+    key: Job,
+    directory: DirectoryId,
+    path: InnerPath = "",
+    page: PageNumber = 1,
+) -> Response:
+    """One folder of an output directory: sub-folders, then files with size and time."""
+    folder = clean_path(path, field="path")
+    entries = files.list_output_files(
+        app, key.rg, key.ws, key.exp, key.job, directory_id=directory, path=folder
+    )
+    pager = Pager(page, ENTRIES_PER_PAGE)
+    context: dict[str, Any] = dict(
+        session=session,
+        key=key,
+        directory=directory,
+        folder=folder,
+        crumbs=breadcrumbs(folder),
+        page=pager.cut(entries[pager.offset : pager.offset + pager.limit], total=len(entries)),
+    )
+    if is_fragment(request):
+        return render(request, "_explorer.html", **context)
+    job = jobs.get_job(app, key.rg, key.ws, key.exp, key.job)
+    return render(request, "explorer.html", job=job, **context)
+
+
+@router.get(JOB_PATH + "/files/{directory}/view")
+def file_view(
+    request: Request,
+    app: Service,
+    session: Browser,
+    key: Job,
+    directory: DirectoryId,
+    path: InnerPath,
+) -> Response:
+    """A file's text, followed live until the job has ended; a folder opens the explorer."""
+    folder, name = file_parts(path)
+    job = jobs.get_job(app, key.rg, key.ws, key.exp, key.job)
+    info = None
+    try:
+        info, _ = files.read_output_file(
+            app,
+            key.rg,
+            key.ws,
+            key.exp,
+            key.job,
+            name,
+            directory_id=directory,
+            path=folder,
+            limit=0,
+        )
+    except SpecError as exc:
+        if exc.target != "file":
+            raise
+        return RedirectResponse(Links.of(request).files(key, directory, path=path), status_code=303)
+    except NotFoundError:
+        if job["properties"]["executionState"] in FINAL_STATES:
+            raise
+    return render(
+        request,
+        "file.html",
+        session=session,
+        key=key,
+        job=job,
+        directory=directory,
+        folder=folder,
+        name=name,
+        path=f"{folder}/{name}" if folder else name,
+        crumbs=breadcrumbs(folder),
+        info=info,
+    )
+
+
+@router.get(JOB_PATH + "/files/{directory}/download")
+def download(
+    app: Service, session: Browser, key: Job, directory: DirectoryId, path: InnerPath
+) -> StreamingResponse:
+    """The file's bytes as an attachment (never shown inline: it is job data)."""
+    folder, name = file_parts(path)
+    info, chunks = files.read_output_file(
+        app, key.rg, key.ws, key.exp, key.job, name, directory_id=directory, path=folder
+    )
+    headers = {
+        "Content-Disposition": content_disposition(name),
+        "Content-Length": str(info.size),
+        "Cache-Control": "no-store",
+    }
+    return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)

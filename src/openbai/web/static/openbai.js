@@ -1,0 +1,232 @@
+// openbai's own script for the explorer: the live log view, the metrics chart and the
+// confirmation of destructive forms. Job data only ever reaches the page as text nodes
+// (textContent / Text.data), never as markup.
+"use strict";
+
+(() => {
+  // -- confirmation ---------------------------------------------------------------------------
+  // A form with data-confirm submits only after the user agreed to its question.
+  document.addEventListener(
+    "submit",
+    (e) => {
+      const form = e.target;
+      if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+        e.preventDefault();
+      }
+    },
+    true,
+  );
+
+  // -- live log -------------------------------------------------------------------------------
+  // Text arrives as server-sent events of JSON strings; lines are what a terminal shows:
+  // "\n" ends a line, "\r" makes the next text rewrite the current line (progress bars).
+  const MAX_LINES = 20000;
+
+  class LogView {
+    constructor(root) {
+      this.root = root;
+      this.box = root.querySelector(".log");
+      this.status = root.querySelector(".log-status");
+      this.tabs = Array.from(root.querySelectorAll("[data-src][role=tab]"));
+      this.source = null;
+      for (const tab of this.tabs) tab.addEventListener("click", () => this.select(tab));
+      const first = this.tabs.find((t) => t.getAttribute("aria-selected") === "true") || this.tabs[0];
+      if (first) this.select(first);
+      else this.open(root.dataset.src);
+    }
+
+    select(tab) {
+      for (const t of this.tabs) t.setAttribute("aria-selected", t === tab ? "true" : "false");
+      this.open(tab.dataset.src);
+    }
+
+    reset() {
+      this.box.replaceChildren();
+      this.dropped = 0;
+      this.bytes = 0;
+      this.rewrite = false;
+      this.line = this.newLine();
+    }
+
+    newLine() {
+      const div = document.createElement("div");
+      div.className = "line";
+      const text = document.createTextNode("");
+      div.append(text);
+      this.box.append(div);
+      return text;
+    }
+
+    open(src) {
+      if (this.source) this.source.close();
+      this.reset();
+      this.setStatus("connecting…", "connecting");
+      const source = new EventSource(src);
+      this.source = source;
+      source.onopen = () => this.setStatus("following", "live");
+      source.onmessage = (e) => this.write(JSON.parse(e.data));
+      source.addEventListener("end", (e) => {
+        source.close();
+        const size = JSON.parse(e.data).bytes;
+        this.setStatus(`complete: the job has ended (${size} bytes)`, "ended");
+      });
+      source.addEventListener("failure", (e) => {
+        source.close();
+        this.setStatus(`cannot read the file: ${JSON.parse(e.data).message}`, "failed");
+      });
+      source.onerror = () => {
+        if (source.readyState === EventSource.CLOSED) this.setStatus("cannot follow this file (log in again?)", "failed");
+        else this.setStatus("reconnecting…", "connecting");
+      };
+    }
+
+    setStatus(text, state) {
+      if (!this.status) return;
+      this.status.textContent = text;
+      this.status.dataset.state = state;
+    }
+
+    write(text) {
+      const follow = this.box.scrollTop + this.box.clientHeight >= this.box.scrollHeight - 4;
+      let start = 0;
+      while (start < text.length) {
+        let end = start;
+        while (end < text.length && text[end] !== "\n" && text[end] !== "\r") end++;
+        if (end > start) this.append(text.slice(start, end));
+        if (end === text.length) break;
+        if (text[end] === "\n") {
+          this.rewrite = false;
+          this.line = this.newLine();
+        } else {
+          this.rewrite = true;
+        }
+        start = end + 1;
+      }
+      this.trim();
+      if (follow) this.box.scrollTop = this.box.scrollHeight;
+    }
+
+    append(piece) {
+      if (this.rewrite) {
+        this.line.data = piece;
+        this.rewrite = false;
+      } else {
+        this.line.appendData(piece);
+      }
+    }
+
+    trim() {
+      let extra = this.box.childElementCount - MAX_LINES;
+      if (extra <= 0) return;
+      while (extra-- > 0) this.box.firstElementChild.remove();
+      if (!this.notice) {
+        this.notice = document.createElement("p");
+        this.notice.className = "log-notice";
+        this.root.insertBefore(this.notice, this.box);
+      }
+      this.notice.textContent = `Only the last ${MAX_LINES} lines are shown; download the file for all of it.`;
+    }
+  }
+
+  // -- metrics chart --------------------------------------------------------------------------
+  // Points {x, line, values: {name: number}} arrive as server-sent events; one series per name.
+  const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f"];
+
+  class MetricsChart {
+    constructor(root) {
+      this.root = root;
+      this.chartBox = root.querySelector(".chart");
+      this.status = root.querySelector(".metrics-status");
+      this.latest = root.querySelector(".latest");
+      this.points = new Map(); // x -> {name: value}
+      this.names = [];
+      this.last = new Map(); // name -> [value, x]
+      this.usesSteps = true;
+      this.plot = null;
+      this.pending = false;
+      const source = new EventSource(root.dataset.metrics);
+      source.onopen = () => this.clear();
+      source.onmessage = (e) => this.add(JSON.parse(e.data));
+      source.addEventListener("end", () => source.close());
+      source.addEventListener("failure", () => source.close());
+    }
+
+    clear() {
+      this.points.clear();
+      this.last.clear();
+    }
+
+    add(batch) {
+      for (const p of batch) {
+        const row = this.points.get(p.x) || {};
+        for (const [name, value] of Object.entries(p.values)) {
+          row[name] = value;
+          this.last.set(name, [value, p.x]);
+          if (!this.names.includes(name)) this.names.push(name);
+        }
+        this.points.set(p.x, row);
+      }
+      if (!this.pending) {
+        this.pending = true;
+        setTimeout(() => this.draw(), 200);
+      }
+    }
+
+    draw() {
+      this.pending = false;
+      if (this.points.size === 0) return;
+      if (this.status) this.status.hidden = true;
+      this.showLatest();
+      if (typeof uPlot === "undefined") return;
+      const xs = Array.from(this.points.keys()).sort((a, b) => a - b);
+      const data = [xs, ...this.names.map((n) => xs.map((x) => this.points.get(x)[n] ?? null))];
+      if (this.plot && this.plot.series.length === this.names.length + 1) {
+        this.plot.setData(data);
+        return;
+      }
+      if (this.plot) this.plot.destroy();
+      const options = {
+        width: Math.max(320, this.chartBox.clientWidth || 800),
+        height: 280,
+        scales: { x: { time: false } },
+        axes: [{ label: "step" }, {}],
+        series: [
+          { label: "step" },
+          ...this.names.map((name, i) => ({ label: name, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true })),
+        ],
+      };
+      this.plot = new uPlot(options, data, this.chartBox);
+    }
+
+    showLatest() {
+      const body = this.latest.tBodies[0];
+      const rows = [];
+      for (const name of this.names) {
+        const [value, x] = this.last.get(name);
+        const tr = document.createElement("tr");
+        tr.dataset.metric = name;
+        for (const text of [name, String(value), String(x)]) {
+          const td = document.createElement("td");
+          td.textContent = text;
+          tr.append(td);
+        }
+        rows.push(tr);
+      }
+      body.replaceChildren(...rows);
+      this.latest.hidden = false;
+    }
+  }
+
+  // -- start ----------------------------------------------------------------------------------
+  function start(root) {
+    for (const el of root.querySelectorAll("[data-log-view]")) {
+      if (!el.logView) el.logView = new LogView(el);
+    }
+    for (const el of root.querySelectorAll("[data-metrics]")) {
+      if (!el.metricsChart) el.metricsChart = new MetricsChart(el);
+    }
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", () => start(document));
+  else start(document);
+})();

@@ -1,0 +1,95 @@
+"""Workspaces, their experiments, and an experiment's jobs (filtered by state, paged).
+
+The jobs of an experiment are read a page at a time (offset and limit in the query, plus a
+count), so an experiment of 10,000 jobs renders as fast as one of ten.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import RedirectResponse
+
+from openbai.api.params import Service
+from openbai.services import jobs, workspaces
+from openbai.web.links import Links
+from openbai.web.paging import Pager
+from openbai.web.params import ExperimentName, PageNumber, ResourceGroup, WorkspaceName
+from openbai.web.session import Browser
+from openbai.web.templating import FINAL_STATES, is_fragment, render
+
+router = APIRouter()
+
+#: execution states a job list can be filtered by, in the order a job goes through them
+STATES = ("queued", "running", "terminating", "succeeded", "failed")
+State = Literal["queued", "running", "terminating", "succeeded", "failed"]
+
+
+@router.get("/")
+def home(request: Request, session: Browser) -> Response:
+    return RedirectResponse(Links.of(request).to("workspaces"), status_code=303)
+
+
+@router.get("/workspaces")
+def workspace_list(
+    request: Request, app: Service, session: Browser, page: PageNumber = 1
+) -> Response:
+    pager = Pager(page)
+    rows = workspaces.list_workspaces(app, offset=pager.offset, limit=pager.limit)
+    return render(request, "workspaces.html", session=session, page=pager.cut(rows))
+
+
+@router.get("/workspaces/{rg}/{ws}")
+def workspace_page(
+    request: Request,
+    app: Service,
+    session: Browser,
+    rg: ResourceGroup,
+    ws: WorkspaceName,
+    page: PageNumber = 1,
+) -> Response:
+    workspace = workspaces.get_workspace(app, rg, ws)
+    pager = Pager(page)
+    rows = workspaces.list_experiments(app, rg, ws, offset=pager.offset, limit=pager.limit)
+    return render(
+        request,
+        "workspace.html",
+        session=session,
+        rg=rg,
+        workspace=workspace,
+        page=pager.cut(rows),
+    )
+
+
+@router.get("/workspaces/{rg}/{ws}/experiments/{exp}")
+def experiment_page(
+    request: Request,
+    app: Service,
+    session: Browser,
+    rg: ResourceGroup,
+    ws: WorkspaceName,
+    exp: ExperimentName,
+    state: Annotated[State | None, Query()] = None,
+    page: PageNumber = 1,
+) -> Response:
+    """The jobs of an experiment, newest last (the API's order), a page at a time."""
+    pager = Pager(page)
+    rows = jobs.list_jobs(app, rg, ws, exp, offset=pager.offset, limit=pager.limit, state=state)
+    counts = {s: jobs.count_jobs(app, rg, ws, exp, state=s) for s in STATES}
+    listed = pager.cut(rows, total=counts[state] if state else sum(counts.values()))
+    context: dict[str, Any] = dict(
+        session=session,
+        rg=rg,
+        ws=ws,
+        exp=exp,
+        state=state,
+        states=STATES,
+        counts=counts,
+        page=listed,
+        active=any(r["properties"]["executionState"] not in FINAL_STATES for r in listed.rows),
+    )
+    if is_fragment(request):
+        return render(request, "_jobs.html", **context)
+    experiment = workspaces.get_experiment(app, rg, ws, exp)
+    return render(request, "experiment.html", experiment=experiment, **context)
