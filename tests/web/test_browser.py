@@ -1,0 +1,336 @@
+"""The explorer in a real browser: Debian's Chromium under Playwright, against a real
+``bai serve`` on a free port of 127.0.0.1, logged in through the form like a user."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api.support import Arm, Server, start_server
+
+from openbai.services.app import App
+from openbai.settings import Settings
+
+from .browser import launch, require_chromium
+from .conftest import install, job_body
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def server(bai: Any) -> Iterator[Server]:
+    app = App.open(Settings.load(bai.env))
+    try:
+        install(app)
+    finally:
+        app.close()
+    running = start_server(bai.home, bai.env)
+    yield running
+    running.stop()
+
+
+class Jobs:
+    """Jobs made through the server's REST API, as a user's script would."""
+
+    def __init__(self, server: Server, tmp_path: Path):
+        self.server = server
+        self.arm = Arm(server.subscription)
+        self.tmp = tmp_path
+
+    def url(self, name: str) -> str:
+        return self.arm.rg("workspaces", "ws", "experiments", "exp", "jobs", name)
+
+    def create(self, name: str, script: str) -> None:
+        path = self.tmp / f"{name}.sh"
+        path.write_text(script)
+        with self.server.client() as client:
+            response = client.put(self.url(name), json=job_body(f"bash {path}"))
+            assert response.status_code == 200, response.text
+
+    def get(self, name: str) -> Any:
+        with self.server.client() as client:
+            return client.get(self.url(name))
+
+    def state(self, name: str) -> str:
+        return str(self.get(name).json()["properties"]["executionState"])
+
+    def wait(self, name: str, states: tuple[str, ...], timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while (state := self.state(name)) not in states:
+            assert time.monotonic() < deadline, f"job {name} still {state}"
+            time.sleep(0.1)
+        return state
+
+
+@pytest.fixture
+def jobs(server: Server, tmp_path: Path) -> Jobs:
+    return Jobs(server, tmp_path)
+
+
+class Problems(list[str]):
+    """Script errors and console errors (a CSP violation is one) seen by a page; HTTP
+    errors are left to the tests' own checks (a wrong token answers 401)."""
+
+
+@pytest.fixture
+def context(chromium: Any, server: Server) -> Iterator[Any]:
+    context = chromium.new_context(base_url=server.url, accept_downloads=True)
+    yield context
+    context.close()  # before the server stops: no event stream is left open
+
+
+def watch(page: Any) -> Problems:
+    problems = Problems()
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(message.text)
+            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    return problems
+
+
+def log_in(page: Any, token: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/ui/workspaces")
+    expect(page).to_have_url(re.compile(r"/ui/login\?next=%2Fui%2Fworkspaces$"))
+    page.fill("#token", token)
+    page.click("form button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Workspaces")
+
+
+def open_job(page: Any, name: str) -> None:
+    """Workspaces → ws → exp → the job, by clicking, as a user would."""
+    from playwright.sync_api import expect
+
+    page.goto("/ui/workspaces")
+    page.get_by_role("link", name="ws", exact=True).click()
+    page.get_by_role("link", name="exp", exact=True).click()
+    page.get_by_role("link", name=name, exact=True).click()
+    expect(page.locator("h1")).to_have_text(f"Job {name}")
+
+
+def lines(page: Any) -> list[str]:
+    return [str(t) for t in page.locator(".log .line").all_inner_texts()]
+
+
+def wait_for_trigger(tmp_path: Path, name: str) -> str:
+    return f'while [ ! -e "{tmp_path / name}" ]; do sleep 0.02; done\n'
+
+
+# -- tests ------------------------------------------------------------------------------------
+def test_log_in_with_a_token_and_out_again(context, server):
+    from playwright.sync_api import expect
+
+    page = context.new_page()
+    problems = watch(page)
+    page.goto("/ui/workspaces")
+    page.fill("#token", "bai_not-a-token")
+    page.click("form button[type=submit]")
+    expect(page.get_by_role("alert")).to_have_text("That token is not valid.")
+
+    log_in(page, server.token)
+    (cookie,) = context.cookies()
+    assert (cookie["name"], cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (
+        "openbai_session",
+        True,
+        "Lax",
+        "/ui",
+    )
+    assert page.evaluate("document.cookie") == ""  # page scripts cannot read the token
+
+    page.get_by_role("button", name="Log out").click()
+    expect(page.locator("h1")).to_have_text("Log in")
+    page.goto("/ui/storage")
+    expect(page.locator("h1")).to_have_text("Log in")
+    assert problems == []
+
+
+def test_a_line_the_job_prints_shows_within_a_second(context, server, jobs, tmp_path):
+    from playwright.sync_api import expect
+
+    jobs.create(
+        "live",
+        "echo started\n"
+        + wait_for_trigger(tmp_path, "go1")
+        + "echo 'tick 1'\n"
+        + wait_for_trigger(tmp_path, "go2")
+        + "printf 'progress 10%%\\rprogress 50%%\\rprogress 100%%\\n'\n"
+        + "echo 'metric: loss=0.9 step=1'\n"
+        + "echo 'metric: loss=0.5 acc=0.75 step=2'\n"
+        + "head -c 300000 /dev/zero | tr '\\0' x; echo\n"
+        + wait_for_trigger(tmp_path, "go3")
+        + "echo done\n",
+    )
+    page = context.new_page()
+    problems = watch(page)
+    log_in(page, server.token)
+    open_job(page, "live")
+    log = page.locator(".live .log")
+    expect(log.locator(".line", has_text="started")).to_have_count(1, timeout=30_000)
+    expect(page.locator(".log-status")).to_have_text("following")
+
+    start = time.monotonic()
+    (tmp_path / "go1").touch()
+    log.locator(".line", has_text="tick 1").wait_for(timeout=5_000)
+    assert time.monotonic() - start < 1.0
+
+    (tmp_path / "go2").touch()
+    expect(log.locator(".line", has_text="progress")).to_have_text("progress 100%")
+    long_line = log.locator(".line", has_text="xxxx")
+    expect(long_line).to_have_count(1)
+    assert len(long_line.inner_text()) == 300_000
+    latest = page.locator(".metrics table.latest")
+    expect(latest.locator("tr[data-metric=loss] td")).to_have_text(["loss", "0.5", "2"])
+    expect(latest.locator("tr[data-metric=acc] td")).to_have_text(["acc", "0.75", "2"])
+    expect(page.locator(".metrics .chart canvas")).to_have_count(1)
+
+    (tmp_path / "go3").touch()
+    expect(log.locator(".line", has_text="done")).to_have_count(1)
+    expect(page.locator(".log-status")).to_have_text(re.compile(r"^complete"), timeout=15_000)
+    expect(page.locator("#summary .state")).to_have_text("succeeded", timeout=15_000)
+    assert lines(page)[:2] == ["started", "tick 1"]
+    page.get_by_role("tab", name="stderr.txt").click()
+    expect(page.locator(".log-status")).to_have_text(re.compile(r"^complete"))
+    assert problems == []
+
+
+def test_open_an_output_file_and_download_it(context, server, jobs):
+    from playwright.sync_api import expect
+
+    jobs.create(
+        "files",
+        'mkdir -p "$AZ_BATCHAI_OUTPUT_MODEL/sub"\n'
+        'printf "result 42\\n" > "$AZ_BATCHAI_OUTPUT_MODEL/sub/result.txt"\n',
+    )
+    jobs.wait("files", ("succeeded",))
+    page = context.new_page()
+    problems = watch(page)
+    log_in(page, server.token)
+    open_job(page, "files")
+    explorer = page.locator("#explorer")
+    expect(explorer.get_by_role("link", name="stdout.txt")).to_be_visible()
+    page.locator(".outputs nav.tabs").get_by_role("link", name="MODEL").click()
+    explorer.get_by_role("link", name="sub/").click()
+    row = explorer.locator("tr", has_text="result.txt")
+    expect(row.locator("td.num")).to_have_text("10 B")
+    row.get_by_role("link", name="result.txt").click()
+
+    expect(page.locator("h1")).to_have_text("result.txt")
+    expect(page.locator(".log .line").first).to_have_text("result 42")
+    expect(page.locator(".log-status")).to_have_text(re.compile(r"^complete"))
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download").click()
+    assert download.value.suggested_filename == "result.txt"
+    assert Path(download.value.path()).read_bytes() == b"result 42\n"
+    assert problems == []
+
+
+def test_terminate_a_job_after_confirming(context, server, jobs):
+    from playwright.sync_api import expect
+
+    jobs.create("sleeper", "echo sleeping\nsleep 600\n")
+    jobs.wait("sleeper", ("running",))
+    page = context.new_page()
+    problems = watch(page)
+    log_in(page, server.token)
+    open_job(page, "sleeper")
+    expect(page.locator("#summary .state")).to_have_text("running")
+
+    asked: list[str] = []
+
+    def answer(accept: bool) -> Any:
+        def handle(dialog: Any) -> None:
+            asked.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+
+        return handle
+
+    page.once("dialog", answer(False))
+    page.get_by_role("button", name="Terminate").click()
+    assert asked == ["Terminate job sleeper? Its processes are stopped; its output files are kept."]
+    assert jobs.state("sleeper") == "running"
+
+    page.once("dialog", answer(True))
+    page.get_by_role("button", name="Terminate").click()
+    expect(page.locator("#summary .state")).to_have_text("failed", timeout=30_000)
+    errors = jobs.get("sleeper").json()["properties"]["executionInfo"]["errors"]
+    assert [e["code"] for e in errors] == ["JobTerminated"]
+    expect(page.locator(".log-status")).to_have_text(re.compile(r"^complete"))
+    assert problems == []
+
+
+def test_delete_a_job_after_confirming(context, server, jobs):
+    from playwright.sync_api import expect
+
+    jobs.create("old", "echo old\n")
+    jobs.wait("old", ("succeeded",))
+    page = context.new_page()
+    problems = watch(page)
+    log_in(page, server.token)
+    open_job(page, "old")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete").click()
+    expect(page.locator("h1")).to_have_text("Experiment exp")
+    expect(page.get_by_role("link", name="old", exact=True)).to_have_count(0)
+    assert jobs.get("old").status_code == 404
+    assert problems == []
+
+
+XSS_NAME = "<script>pwned(1)<img src=x onerror=pwned(2)>.txt"
+XSS_LINE = "<script>pwned(3)</script><img src=x onerror=pwned(4)>"
+
+
+def test_markup_in_file_names_and_log_lines_is_shown_as_text(chromium, server, jobs):
+    """With the Content Security Policy bypassed, so escaping alone has to hold."""
+    from playwright.sync_api import expect
+
+    jobs.create(
+        "xss",
+        f"echo '{XSS_LINE}'\n" + f'echo data > "$AZ_BATCHAI_OUTPUT_MODEL/{XSS_NAME}"\n',
+    )
+    jobs.wait("xss", ("succeeded",))
+    context = chromium.new_context(base_url=server.url, bypass_csp=True)
+    try:
+        context.add_init_script("window.pwned = (n) => { (window.__pwned ||= []).push(n); };")
+        page = context.new_page()
+        dialogs: list[str] = []
+
+        def on_dialog(dialog: Any) -> None:
+            dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        log_in(page, server.token)
+        open_job(page, "xss")
+        expect(page.locator(".log .line").first).to_have_text(XSS_LINE)
+        page.locator(".outputs nav.tabs").get_by_role("link", name="MODEL").click()
+        link = page.locator("#explorer").get_by_role("link", name=XSS_NAME)
+        expect(link).to_have_text(XSS_NAME)
+        link.click()
+        expect(page.locator("h1")).to_have_text(XSS_NAME)
+        expect(page.locator(".log .line").first).to_have_text("data")
+        assert page.evaluate("window.__pwned === undefined")
+        assert page.locator("img").count() == 0
+        assert dialogs == []
+    finally:
+        context.close()

@@ -1,0 +1,128 @@
+"""The explorer: folders, sizes and times, file views, downloads — and nothing outside the
+job's output directories, however the path is written."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .conftest import JOB_URL
+
+J = JOB_URL + "/j"
+
+
+@pytest.fixture
+def outputs(web, run_job):
+    """Job ``j``: MODEL holds sub/deep/c.txt, model.bin, and symlinks leading out of the
+    volume (to /etc and /etc/passwd) and one staying inside the output folder."""
+    command = (
+        'cd "$AZ_BATCHAI_OUTPUT_MODEL" && mkdir -p sub/deep && printf abcdefghij > model.bin'
+        " && echo deep > sub/deep/c.txt && ln -s /etc etc && ln -s /etc/passwd passwd"
+        " && ln -s model.bin alias.bin; echo hello"
+    )
+    assert run_job("j", command) == "succeeded"
+    return web
+
+
+def entries(html: str) -> list[str]:
+    return re.findall(r'<tr class="(?:file|folder)">\s*<td><a [^>]*>([^<]+)</a>', html)
+
+
+def test_an_output_directory_lists_folders_first_with_sizes_and_times(outputs):
+    page = outputs.get(J + "/files/MODEL")
+    assert page.status_code == 200
+    assert entries(page.text) == ["sub/", "alias.bin", "model.bin"]
+    row = page.text[page.text.index(">model.bin</a>") :].split("</tr>")[0]
+    assert '<td class="num" title="10 bytes">10 B</td>' in row
+    assert re.search(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ</td>", row)
+    assert f'href="{J}/files/MODEL/download?path=model.bin"' in row
+
+
+def test_folders_open_inside_the_page_or_as_a_page(outputs):
+    fragment = outputs.get(J + "/files/MODEL?path=sub%2Fdeep", headers={"HX-Request": "true"})
+    assert "<html" not in fragment.text
+    assert entries(fragment.text) == ["c.txt"]
+    assert f'hx-get="{J}/files/MODEL?path=sub"' in fragment.text  # the breadcrumb back up
+    page = outputs.get(J + "/files/MODEL?path=sub/deep")
+    assert "<html" in page.text and entries(page.text) == ["c.txt"]
+
+
+def test_stdouterr_is_an_output_directory_too(outputs):
+    assert {"execution.log", "stderr.txt", "stdout.txt"} <= set(
+        entries(outputs.get(J + "/files/stdouterr").text)
+    )
+
+
+def test_a_download_is_the_files_bytes_as_an_attachment(outputs):
+    response = outputs.get(J + "/files/MODEL/download?path=model.bin")
+    assert response.status_code == 200 and response.content == b"abcdefghij"
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert response.headers["content-length"] == "10"
+    assert response.headers["content-disposition"] == (
+        "attachment; filename=\"model.bin\"; filename*=UTF-8''model.bin"
+    )
+    assert response.headers["x-content-type-options"] == "nosniff"
+    nested = outputs.get(J + "/files/MODEL/download?path=sub/deep/c.txt")
+    assert nested.content == b"deep\n"
+
+
+def test_a_file_view_follows_the_file_and_offers_the_download(outputs):
+    page = outputs.get(J + "/files/stdouterr/view?path=stdout.txt")
+    assert page.status_code == 200
+    assert f'data-src="{J}/files/stdouterr/stream?path=stdout.txt"' in page.text
+    assert f'href="{J}/files/stdouterr/download?path=stdout.txt" download' in page.text
+    folder = outputs.get(J + "/files/MODEL/view?path=sub", follow_redirects=False)
+    assert folder.status_code == 303 and folder.headers["location"] == J + "/files/MODEL?path=sub"
+
+
+def test_a_symlink_inside_the_folder_is_followed(outputs):
+    assert outputs.get(J + "/files/MODEL/download?path=alias.bin").content == b"abcdefghij"
+
+
+ESCAPES = [
+    "..",
+    "../..",
+    "../stdouterr/stdout.txt",
+    "sub/../../x",
+    "%2e%2e",
+    "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "sub%2f%2e%2e%2f%2e%2e%2fstdouterr%2fstdout.txt",
+    ".%2e/.%2e/.%2e/etc/passwd",
+    "/etc/passwd",
+    "%2Fetc%2Fpasswd",
+    "..%5c..%5cetc%5cpasswd",
+    "sub%00/../../x",
+]
+ACTIONS = ["", "/view", "/download", "/stream"]
+
+
+def test_no_path_leads_out_of_the_output_directory(outputs):
+    """One job, every way of writing a path out (the checks need no new job each)."""
+    for path in ESCAPES:
+        for action in ACTIONS:
+            response = outputs.get(f"{J}/files/MODEL{action}?path={path}", follow_redirects=False)
+            assert response.status_code == 400, (action, path, response.status_code)
+            assert "root:" not in response.text and "hello" not in response.text
+
+
+def test_symlinks_out_of_the_volume_are_refused(outputs):
+    for path in ("passwd", "etc/passwd", "etc", "etc/hostname"):
+        for action in ACTIONS:
+            response = outputs.get(f"{J}/files/MODEL{action}?path={path}", follow_redirects=False)
+            assert response.status_code == 403, (action, path, response.status_code)
+            assert "root:" not in response.text
+
+
+def test_symlinks_out_of_the_volume_are_not_listed(outputs):
+    listed = outputs.get(J + "/files/MODEL").text
+    assert "passwd" not in listed and ">etc/<" not in listed
+
+
+def test_only_the_jobs_output_directories_can_be_opened(outputs):
+    # a literal ".." segment is resolved by every client before it is sent: encode it
+    for directory in ("%2e%2e", ".%2e", "%2e%2e%2f%2e%2e", "NOPE", "stdouterr%2f%2e%2e"):
+        for action in ACTIONS:
+            response = outputs.get(f"{J}/files/{directory}{action}?path=stdout.txt")
+            assert response.status_code == 404, (directory, action, response.status_code)
+            assert "hello" not in response.text

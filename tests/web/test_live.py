@@ -1,0 +1,111 @@
+"""Live views as server-sent events: a file's text as the job writes it, and its metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from openbai.web.events import in_thread
+
+from .conftest import JOB_URL
+
+J = JOB_URL + "/j"
+
+
+def parse_events(body: str) -> list[tuple[str, str | None, Any]]:
+    """(event name, id, data) of every event in an event-stream body (comments skipped)."""
+    found = []
+    for block in body.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            if line and not line.startswith(":"):
+                key, _, value = line.partition(": ")
+                fields[key] = value
+        if "data" in fields:
+            found.append(
+                (fields.get("event", "message"), fields.get("id"), json.loads(fields["data"]))
+            )
+    return found
+
+
+def text_of(events: list[tuple[str, str | None, Any]]) -> str:
+    return "".join(str(data) for name, _, data in events if name == "message")
+
+
+def test_a_file_is_sent_as_text_with_byte_offsets_and_an_end(web, run_job):
+    run_job("j", "printf 'a\\rb\\r\\nc\\n'; printf 'é%.0s' $(seq 1 40000); printf '\\nlast'")
+    response = web.get(J + "/files/stdouterr/stream?path=stdout.txt")
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["cache-control"] == "no-store"
+    events = parse_events(response.text)
+    expected = "a\rb\r\nc\n" + "é" * 40000 + "\nlast"
+    size = len(expected.encode())
+    assert text_of(events) == expected  # the 80 KB of two-byte characters cut at no character
+    assert events[-1] == ("end", None, {"bytes": size})
+    ids = [int(i) for _, i, _ in events if i is not None]
+    assert ids == sorted(ids) and ids[-1] == size
+    assert all(len(str(d).encode()) <= 64 * 1024 for n, _, d in events if n == "message")
+
+
+def test_a_browser_that_reconnects_gets_the_rest(web, run_job):
+    run_job("j", "printf 'first\\nsecond\\n'")
+    response = web.get(
+        J + "/files/stdouterr/stream?path=stdout.txt", headers={"Last-Event-ID": "6"}
+    )
+    assert text_of(parse_events(response.text)) == "second\n"
+
+
+def test_a_running_jobs_file_is_followed_until_the_job_ends(web, run_job):
+    run_job("j", "echo one; sleep 1; echo two", wait=False)
+    start = time.monotonic()
+    response = web.get(J + "/files/stdouterr/stream?path=stdout.txt")
+    events = parse_events(response.text)
+    assert text_of(events) == "one\ntwo\n" and events[-1][0] == "end"
+    assert time.monotonic() - start >= 1
+
+
+def test_metric_lines_become_points(web, run_job):
+    run_job(
+        "j",
+        "echo 'metric: loss=0.9 step=10'; echo noise; printf 'metric: loss=5\\rmetric: loss=0.5 acc=0.7 step=20\\n';"
+        " echo 'metric: lr=1e-3'; echo 'metric: bad=x step=30'",
+    )
+    events = parse_events(web.get(J + "/metrics").text)
+    points = [p for name, _, batch in events if name == "message" for p in batch]
+    assert points == [
+        {"x": 10, "line": 1, "values": {"loss": 0.9}},
+        {"x": 20, "line": 3, "values": {"loss": 0.5, "acc": 0.7}},
+        {"x": 4, "line": 4, "values": {"lr": 0.001}},
+    ]
+    assert events[-1][0] == "end"
+
+
+def test_a_folder_cannot_be_streamed(web, run_job):
+    run_job("j", 'mkdir -p "$AZ_BATCHAI_OUTPUT_MODEL/sub"')
+    assert web.get(J + "/files/MODEL/stream?path=sub").status_code == 400
+
+
+def test_the_source_thread_stops_when_the_reader_goes_away():
+    stopped = threading.Event()
+
+    def source(stop: Callable[[], bool]) -> Iterator[int]:
+        n = 0
+        while not stop():
+            n += 1
+            if n == 1:
+                yield n
+            time.sleep(0.01)
+        stopped.set()
+
+    async def read_one() -> list[int | None]:
+        stream = in_thread(source, heartbeat=0.05)
+        got = [await stream.__anext__(), await stream.__anext__()]  # an item, then a heartbeat
+        await stream.aclose()
+        return got
+
+    assert asyncio.run(read_one()) == [1, None]
+    assert stopped.wait(2)

@@ -1,0 +1,160 @@
+"""The pages: workspaces → experiments → jobs (filtered, paged), clusters, storage, a job."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from sqlalchemy import insert, select
+
+from openbai.services import workspaces
+from openbai.store.models import Cluster, Experiment, Job
+
+from .conftest import JOB_URL
+
+
+def cells(html: str, css_class: str) -> list[str]:
+    """The text of every ``<span class="... css_class ...">`` (states in a job table)."""
+    return re.findall(rf'<span class="[^"]*\b{css_class}\b[^"]*">([^<]*)</span>', html)
+
+
+def job_names(html: str) -> list[str]:
+    return re.findall(
+        r'<a href="/ui/workspaces/rg/ws/experiments/exp/jobs/[^"]+">([^<]+)</a>', html
+    )
+
+
+def test_workspaces_lead_to_experiments_and_clusters(web, installation):
+    workspaces.create_workspace(installation, "other", "ws2")
+    page = web.get("/ui/workspaces")
+    assert page.status_code == 200
+    assert '<a href="/ui/workspaces/rg/ws">ws</a>' in page.text
+    assert '<a href="/ui/workspaces/other/ws2">ws2</a>' in page.text
+    experiments = web.get("/ui/workspaces/rg/ws")
+    assert '<a href="/ui/workspaces/rg/ws/experiments/exp">exp</a>' in experiments.text
+    assert web.get("/ui/workspaces/rg/nope").status_code == 404
+
+
+def test_clusters_show_node_state_counts(web, run_job):
+    run_job("busy", "sleep 600", wait=False)
+    deadline = time.monotonic() + 30
+    while True:
+        page = web.get("/ui/workspaces/rg/ws/clusters")
+        counts = re.findall(r'<td class="num node-(\w+)">(\d+)</td>', page.text)
+        if dict(counts).get("running") == "1" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert dict(counts) == {
+        "idle": "1",
+        "running": "1",
+        "preparing": "0",
+        "unusable": "0",
+        "leaving": "0",
+    }
+
+
+def test_storage_lists_accounts_with_their_containers_and_shares(web, installation):
+    from openbai.services import accounts
+    from openbai.storage.base import VolumeKind
+
+    accounts.create_volume(installation, "acct", VolumeKind.BLOB, "data")
+    page = web.get("/ui/storage")
+    row = page.text[page.text.index("<td>acct</td>") :].split("</tr>")[0]
+    assert "<li>data</li>" in row and "<li>logs</li>" in row
+
+
+def add_jobs(app, count: int, *, state: str) -> None:
+    """``count`` finished jobs in experiment ``exp``, written in one go (not run)."""
+    with app.db.session() as s:
+        experiment = s.scalar(select(Experiment).where(Experiment.name == "exp"))
+        cluster = s.scalar(select(Cluster).where(Cluster.name == "c1"))
+        rows = [
+            {
+                "experiment_id": experiment.id,
+                "name": f"{state}-{i:05d}",
+                "uid": str(uuid.uuid4()),
+                "spec": {"nodeCount": 1},
+                "cluster_ref": f"/subscriptions/s/resourceGroups/rg/providers/Microsoft.BatchAI/workspaces/ws/clusters/{cluster.name}",
+                "cluster_id": cluster.id,
+                "tool_type": "custom",
+                "output_segment": "x",
+                "execution_state": state,
+                "exit_code": 0 if state == "succeeded" else 1,
+            }
+            for i in range(count)
+        ]
+        s.execute(insert(Job), rows)
+
+
+def test_jobs_are_filtered_by_state_and_paged(web, installation):
+    add_jobs(installation, 120, state="succeeded")
+    add_jobs(installation, 7, state="failed")
+    page = web.get("/ui/workspaces/rg/ws/experiments/exp")
+    assert "jobs 1–50 of 127" in page.text
+    assert "succeeded (120)" in page.text and "failed (7)" in page.text
+    assert job_names(page.text)[:2] == ["succeeded-00000", "succeeded-00001"]
+    assert 'rel="next"' in page.text and "page 1 of 3" in page.text
+
+    last = web.get("/ui/workspaces/rg/ws/experiments/exp?page=3")
+    assert "jobs 101–127 of 127" in last.text and 'rel="next"' not in last.text
+    assert job_names(last.text)[-1] == "failed-00006"
+
+    failed = web.get("/ui/workspaces/rg/ws/experiments/exp?state=failed")
+    assert set(cells(failed.text, "state")) == {"failed"}
+    assert len(job_names(failed.text)) == 7
+    assert web.get("/ui/workspaces/rg/ws/experiments/exp?state=bogus").status_code == 400
+    fragment = web.get("/ui/workspaces/rg/ws/experiments/exp", headers={"HX-Request": "true"})
+    assert fragment.text.lstrip().startswith("{#") is False
+    assert "<html" not in fragment.text and 'id="jobs"' in fragment.text
+
+
+def test_ten_thousand_jobs_stay_fast(web, installation):
+    add_jobs(installation, 10_000, state="succeeded")
+    for url in ("", "?page=100", "?page=200", "?state=succeeded&page=150", "?state=running"):
+        start = time.monotonic()
+        page = web.get("/ui/workspaces/rg/ws/experiments/exp" + url)
+        assert page.status_code == 200
+        assert time.monotonic() - start < 1.0, url
+    assert (
+        "jobs 9951–10000 of 10000" in web.get("/ui/workspaces/rg/ws/experiments/exp?page=200").text
+    )
+
+
+def test_a_job_page_shows_its_state_spec_and_secret_names_only(web, run_job):
+    secrets = [{"name": "API_KEY", "value": "hunter2-very-secret"}]
+    assert run_job("j", "echo $API_KEY > /dev/null; exit 3", secrets=secrets) == "failed"
+    page = web.get(JOB_URL + "/j")
+    assert page.status_code == 200
+    assert '<span class="state state-failed">failed</span>' in page.text
+    assert '<dd class="exit-code">3</dd>' in page.text
+    assert '<code class="secret">API_KEY</code>' in page.text
+    assert "hunter2" not in page.text
+    assert "bash" not in page.text or "customToolkitSettings" in page.text
+    # no terminate button once ended; delete stays
+    assert "/terminate" not in page.text and "/delete" in page.text
+
+
+def test_the_environment_is_read_from_the_execution_log(web, run_job):
+    run_job("j", "true")
+    fragment = web.get(JOB_URL + "/j/environment", headers={"HX-Request": "true"})
+    names = re.findall(r'<th scope="row"><code>(AZ_BATCHAI_\w+)</code>', fragment.text)
+    assert {"AZ_BATCHAI_OUTPUT_MODEL", "AZ_BATCHAI_STDOUTERR_DIR", "AZ_BATCHAI_JOB_TEMP"} <= set(
+        names
+    )
+    assert "execution.log" in fragment.text
+
+
+def test_a_queued_job_has_no_environment_yet(web, run_job):
+    run_job("hog", "sleep 600", wait=False, nodeCount=2)
+    run_job("waiting", "true", wait=False)  # queued while hog holds both nodes
+    fragment = web.get(JOB_URL + "/waiting/environment", headers={"HX-Request": "true"})
+    assert "has not started" in fragment.text and 'hx-trigger="load delay:2s"' in fragment.text
+    summary = web.get(JOB_URL + "/waiting/summary", headers={"HX-Request": "true"})
+    assert 'hx-trigger="every 2s"' in summary.text and "/terminate" in summary.text
+
+
+def test_unknown_things_are_404_pages(web, installation):
+    for url in (JOB_URL + "/nope", "/ui/workspaces/rg/ws/experiments/nope", "/ui/nothing"):
+        page = web.get(url)
+        assert page.status_code == 404 and "<h1>Error 404</h1>" in page.text, url
