@@ -8,13 +8,21 @@ then take ``podman: Podman``.
   and python3, built once with debootstrap and kept in podman's store).
 - Without podman the tests are skipped, except in CI (``CI`` set), where podman is installed
   (as root) or the tests fail.
+- ``registry`` (import ``registry_fixture``): a private registry (Debian's docker-registry,
+  plain HTTP on 127.0.0.1, htpasswd login) holding the test image as ``team/private:1``. The
+  jobs' podman finds it through ``CONTAINERS_REGISTRIES_CONF`` (a registries.conf that marks
+  it insecure, i.e. HTTP), which must be in the environment before the dispatcher starts.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,3 +65,80 @@ def podman_fixture() -> Podman:
     else:
         _script("install")  # idempotent: makes sure the containers.conf settings are there
     return Podman(image=_script("image"))
+
+
+@dataclass(frozen=True)
+class Registry:
+    server: str  # host:port
+    username: str
+    password: str
+    image: str  # the test image's name in the registry, without the server
+    #: a registries.conf for podman (CONTAINERS_REGISTRIES_CONF) that lets it talk HTTP to it
+    registries_conf: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"docker-registry did not start:\n{log.read_text()}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session", name="registry")
+def registry_fixture(podman: Podman) -> Iterator[Registry]:
+    if shutil.which("docker-registry") is None or shutil.which("htpasswd") is None:
+        pytest.skip("docker-registry or htpasswd is missing (scripts/services/podman.sh install)")
+    user, password, port = "robot", "registry-pa55-e2e", _free_port()
+    with tempfile.TemporaryDirectory(prefix="openbai-registry-") as tmp:
+        root = Path(tmp)
+        htpasswd = subprocess.run(
+            ["htpasswd", "-niB", user], input=password, capture_output=True, text=True, check=True
+        )
+        (root / "htpasswd").write_text(htpasswd.stdout)
+        (root / "config.yml").write_text(
+            "version: 0.1\n"
+            "log: {level: warn}\n"
+            f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}}}\n"
+            f"http: {{addr: '127.0.0.1:{port}', secret: openbai-test}}\n"
+            f"auth: {{htpasswd: {{realm: openbai-test, path: {root / 'htpasswd'}}}}}\n"
+        )
+        conf = root / "registries.conf"
+        conf.write_text(f'[[registry]]\nlocation = "127.0.0.1:{port}"\ninsecure = true\n')
+        log = root / "registry.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                ["docker-registry", "serve", str(root / "config.yml")], stdout=out, stderr=out
+            )
+        server, image = f"127.0.0.1:{port}", "team/private:1"
+        env = {**os.environ, "CONTAINERS_REGISTRIES_CONF": str(conf)}
+        auth = ["--authfile", str(root / "auth.json")]
+        try:
+            _wait_listening(port, proc, log)
+            for argv, stdin in [
+                (["login", *auth, "-u", user, "--password-stdin", server], password),
+                (["push", "-q", *auth, podman.image, f"{server}/{image}"], None),
+            ]:
+                subprocess.run(
+                    ["podman", *argv],
+                    input=stdin,
+                    env=env,
+                    text=True,
+                    capture_output=True,
+                    check=True,
+                    timeout=300,
+                )
+            yield Registry(server, user, password, image, conf)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            subprocess.run(["podman", "rmi", "-f", f"{server}/{image}"], capture_output=True)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # podman as the container runtime for jobs with containerSettings, and the local test image.
 #
-#   podman.sh install    apt-get install podman runc (and debootstrap for `image`), and write
-#                        the containers.conf settings podman needs on these machines; idempotent
+#   podman.sh install    apt-get install podman runc (and debootstrap for `image`, and for the
+#                        tests' private registry docker-registry and htpasswd), and write the
+#                        containers.conf settings podman needs on these machines; idempotent
 #   podman.sh image      build the local test image once (a Debian minbase rootfs with bash and
 #                        python3, imported with `podman import`) and print its name
 #   podman.sh image-name print the test image's name (whether or not it is built)
@@ -58,6 +59,8 @@ install() {
     command -v podman >/dev/null || missing+=(podman)
     command -v runc >/dev/null || missing+=(runc)
     command -v debootstrap >/dev/null || missing+=(debootstrap)
+    command -v docker-registry >/dev/null || missing+=(docker-registry)
+    command -v htpasswd >/dev/null || missing+=(apache2-utils)
     if [[ ${#missing[@]} -gt 0 ]]; then
         apt_install "${missing[@]}"
     fi

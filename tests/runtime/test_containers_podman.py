@@ -18,7 +18,12 @@ from typing import Any, TypeVar
 import psutil
 import pytest
 from conftest import Bai
-from podman_fixture import Podman, podman_fixture  # noqa: F401  (the fixture "podman")
+from podman_fixture import (  # noqa: F401  (the fixtures "podman" and "registry")
+    Podman,
+    Registry,
+    podman_fixture,
+    registry_fixture,
+)
 
 SEG = "jobOutputDirectoryPathSegment"
 F = TypeVar("F", bound=Callable[..., None])
@@ -298,30 +303,47 @@ def test_an_image_that_does_not_exist_fails_with_failed_starting_container(
     assert not (_stdouterr(bai, job) / "stdout.txt").exists()
 
 
+@pytest.fixture
+def private_registry(bai_env: dict[str, str], registry: Registry) -> Registry:
+    """The registry, known to the installation's podman (set before its dispatcher starts)."""
+    bai_env["CONTAINERS_REGISTRIES_CONF"] = str(registry.registries_conf)
+    return registry
+
+
 @podman_test
-def test_registry_credentials_never_reach_a_command_line_or_a_log(
-    storage: Bai, podman: Podman, tmp_path: Path
+def test_a_private_image_is_pulled_with_credentials_that_reach_no_command_line(
+    private_registry: Registry, storage: Bai, podman: Podman, tmp_path: Path
 ) -> None:
-    bai = storage
+    bai, reg = storage, private_registry
     _cluster(bai, "pc", 1, "--container-runtime", "podman")
-    password = "registry-pa55-7c1d"
-    props = _job(podman.image, "echo never")
-    props["containerSettings"] = {
-        "imageSourceRegistry": {
-            "serverUrl": "127.0.0.1:9",  # nothing listens: the login fails at once
-            "image": "127.0.0.1:9/team/private:1",
-            "credentials": {"username": "robot", "password": password},
+
+    def private_job(name: str, password: str) -> dict[str, Any]:
+        props = _job(reg.image, "cat /etc/openbai-test-image")
+        props["containerSettings"] = {
+            "imageSourceRegistry": {
+                "serverUrl": reg.server,
+                "image": reg.image,
+                "credentials": {"username": reg.username, "password": password},
+            }
         }
-    }
-    _create(bai, tmp_path, "private", props, "pc")
-    seen = _watch_command_lines(bai, "private", password)
-    job = bai.wait("private")
-    assert not seen, seen
-    error = job["executionInfo"]["errors"][0]
+        _create(bai, tmp_path, name, props, "pc")
+        seen = _watch_command_lines(bai, name, password)
+        assert not seen, seen
+        return bai.wait(name)
+
+    wrong = private_job("wrong", "not-the-password-5d2")
+    error = wrong["executionInfo"]["errors"][0]
     assert error["code"] == "FailedStartingContainer"
-    assert "could not log in to registry 127.0.0.1:9 as robot" in error["message"]
-    shown = json.dumps(job) + (_stdouterr(bai, job) / "execution.log").read_text()
-    assert password not in shown
+    assert f"could not log in to registry {reg.server} as {reg.username}" in error["message"]
+    assert "not-the-password" not in json.dumps(wrong)
+
+    job = private_job("private", reg.password)
+    assert job["executionState"] == "succeeded", job
+    out = _stdouterr(bai, job)
+    assert (out / "stdout.txt").read_text() == f"{podman.image}\n"  # the pushed test image
+    log = (out / "execution.log").read_text()
+    assert f"pulled image {reg.server}/{reg.image}" in log
+    assert reg.password not in log + json.dumps(job)
     assert not list((bai.home / "runs").glob("*/registry-auth-*"))  # the login file is gone
 
 
