@@ -109,3 +109,48 @@ def test_the_source_thread_stops_when_the_reader_goes_away():
 
     assert asyncio.run(read_one()) == [1, None]
     assert stopped.wait(2)
+
+
+def test_bai_serve_stops_promptly_while_a_page_follows_a_running_job(bai, tmp_path):
+    import httpx
+    from api.support import start_server
+
+    from openbai.services import jobs
+    from openbai.services.app import App
+    from openbai.settings import Settings
+
+    from .conftest import install, job_body, stop_jobs, wait_for
+
+    app = App.open(Settings.load(bai.env))
+    install(app)
+    server = start_server(bai.home, bai.env)
+    try:
+        jobs.create_job(app, "rg", "ws", "exp", "j", job_body("echo hi; sleep 600"))
+        wait_for(app, "j", ("running",))
+        received: list[str] = []
+
+        def follow() -> None:
+            url = f"{server.url}{J}/files/stdouterr/stream?path=stdout.txt"
+            cookies = {"openbai_session": server.token}
+            try:
+                with httpx.stream("GET", url, cookies=cookies, timeout=60) as response:
+                    for text in response.iter_text():
+                        received.append(text)
+            except httpx.HTTPError:
+                pass
+
+        reader = threading.Thread(target=follow, daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 10
+        while not any("hi" in t for t in received):
+            assert time.monotonic() < deadline, received
+            time.sleep(0.05)
+        start = time.monotonic()
+        server.stop()
+        assert time.monotonic() - start < 15
+        reader.join(5)
+        assert not reader.is_alive()
+    finally:
+        server.stop()
+        stop_jobs(app, ["j"])
+        app.close()

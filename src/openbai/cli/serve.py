@@ -23,6 +23,10 @@ from openbai.settings import Settings
 TOKEN_COLUMNS = [("Name", "name"), ("Created", "creationTime")]
 #: seconds between attempts to become the dispatcher while another one holds the lock
 ACQUIRE_INTERVAL = 1.0
+#: seconds open responses get to finish on SIGINT/SIGTERM; streams that follow a running job
+#: (the API's streamOutputFile, the web page's live views) are then cut, so they cannot keep
+#: the server from stopping (clients resume them from their offset)
+SHUTDOWN_GRACE = 5
 
 
 class DispatcherThread:
@@ -86,7 +90,14 @@ def serve(host: str, port: int, log_level: str) -> None:
     dispatcher = DispatcherThread(service)
     api = create_app(settings, service=service)
     server = uvicorn.Server(
-        uvicorn.Config(api, host=host, port=port, log_level=log_level, access_log=False)
+        uvicorn.Config(
+            api,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE,
+        )
     )
     # uvicorn stops on SIGINT/SIGTERM and then raises the signal again: with these handlers
     # that second raise is a no-op, so the dispatcher and the database are closed below
