@@ -13,6 +13,7 @@ import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
 from openbai.api.app import create_app
+from openbai.errors import NotFoundError
 from openbai.services import accounts, clusters, jobs, tokens, workspaces
 from openbai.services.app import App
 from openbai.settings import Settings
@@ -102,11 +103,26 @@ def wait_for(app: App, name: str, states: tuple[str, ...] = FINAL, timeout: floa
 
 
 @pytest.fixture
-def run_job(installation: App) -> Callable[..., str]:
-    """``run_job(name, command, wait=True)``: create a job, by default wait until it ended."""
+def run_job(installation: App) -> Iterator[Callable[..., str]]:
+    """``run_job(name, command, wait=True)``: create a job, by default wait until it ended.
+    Jobs still running at the end of the test are stopped."""
+    created: list[str] = []
 
     def run(name: str, command: str, *, wait: bool = True, **properties: Any) -> str:
         jobs.create_job(installation, "rg", "ws", "exp", name, job_body(command, **properties))
+        created.append(name)
         return wait_for(installation, name) if wait else "queued"
 
-    return run
+    yield run
+    stop_jobs(installation, created)
+
+
+def stop_jobs(app: App, names: list[str]) -> None:
+    ids = []
+    with app.db.reading() as s:
+        for name in names:
+            try:
+                ids.append(jobs.job_row(s, "rg", "ws", "exp", name).id)
+            except NotFoundError:
+                pass  # the test deleted it
+    jobs.stop_jobs(app, ids)

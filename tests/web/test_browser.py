@@ -51,6 +51,7 @@ class Jobs:
         self.server = server
         self.arm = Arm(server.subscription)
         self.tmp = tmp_path
+        self.created: list[str] = []
 
     def url(self, name: str) -> str:
         return self.arm.rg("workspaces", "ws", "experiments", "exp", "jobs", name)
@@ -61,6 +62,16 @@ class Jobs:
         with self.server.client() as client:
             response = client.put(self.url(name), json=job_body(f"bash {path}"))
             assert response.status_code == 200, response.text
+        self.created.append(name)
+
+    def stop_all(self) -> None:
+        """Terminate the jobs still running (a failed test leaves none behind)."""
+        with self.server.client() as client:
+            for name in self.created:
+                client.post(self.url(name) + "/terminate")
+        for name in self.created:
+            if self.get(name).status_code == 200:
+                self.wait(name, ("succeeded", "failed"), timeout=30)
 
     def get(self, name: str) -> Any:
         with self.server.client() as client:
@@ -78,8 +89,10 @@ class Jobs:
 
 
 @pytest.fixture
-def jobs(server: Server, tmp_path: Path) -> Jobs:
-    return Jobs(server, tmp_path)
+def jobs(server: Server, tmp_path: Path) -> Iterator[Jobs]:
+    made = Jobs(server, tmp_path)
+    yield made
+    made.stop_all()
 
 
 class Problems(list[str]):
@@ -134,7 +147,8 @@ def lines(page: Any) -> list[str]:
 
 
 def wait_for_trigger(tmp_path: Path, name: str) -> str:
-    return f'while [ ! -e "{tmp_path / name}" ]; do sleep 0.02; done\n'
+    """A line of a job script: wait (a minute at most) until the test creates the file."""
+    return f'for i in $(seq 3000); do [ -e "{tmp_path / name}" ] && break; sleep 0.02; done\n'
 
 
 # -- tests ------------------------------------------------------------------------------------
