@@ -35,11 +35,11 @@ def run(
 
 
 def stdouterr(bai: Bai, job: dict[str, Any]) -> Path:
-    return storage_dir(bai, "acct", "file", "logs") / job[SEG] / "stdouterr"
+    return storage_dir(bai, "acct", "file", "logs") / str(job[SEG]) / "stdouterr"
 
 
 def outputs(bai: Bai, job: dict[str, Any]) -> Path:
-    return storage_dir(bai, "acct", "file", "logs") / job[SEG] / "outputs"
+    return storage_dir(bai, "acct", "file", "logs") / str(job[SEG]) / "outputs"
 
 
 def upload_script(bai: Bai, tmp_path: Path, name: str, text: str) -> None:
