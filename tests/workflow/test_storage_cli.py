@@ -227,5 +227,8 @@ def test_output_formats_and_query(bai: Bai) -> None:
 def test_config_show_gives_the_subscription_sdk_clients_need(bai: Bai) -> None:
     shown = bai.json("config", "show")
     assert shown["home"] == str(bai.home)
-    assert json.loads((bai.home / "config.json").read_text())["subscriptionId"] == shown["subscriptionId"]
+    assert (
+        json.loads((bai.home / "config.json").read_text())["subscriptionId"]
+        == shown["subscriptionId"]
+    )
     assert shown["resourceGroup"] == "default"
