@@ -259,6 +259,63 @@ def test_open_an_output_file_and_download_it(context, server, jobs):
     assert problems == []
 
 
+def test_the_explorer_of_a_running_job_shows_new_files_without_a_reload(
+    context, server, jobs, tmp_path
+):
+    from playwright.sync_api import expect
+
+    jobs.create(
+        "writer",
+        'mkdir -p "$AZ_BATCHAI_OUTPUT_MODEL/ckpt"\n'
+        + wait_for_trigger(tmp_path, "go")
+        + 'echo step1 > "$AZ_BATCHAI_OUTPUT_MODEL/ckpt/step-1.txt"\n'
+        + wait_for_trigger(tmp_path, "end"),
+    )
+    jobs.wait("writer", ("running",))
+    page = context.new_page()
+    problems = watch(page)
+    log_in(page, server.token)
+    open_job(page, "writer")
+    explorer = page.locator("#explorer")
+    page.locator(".outputs nav.tabs").get_by_role("link", name="MODEL").click()
+    explorer.get_by_role("link", name="ckpt/").click()
+    expect(explorer.locator("p.empty")).to_be_visible()
+
+    (tmp_path / "go").touch()
+    expect(explorer.get_by_role("link", name="step-1.txt")).to_be_visible(timeout=15_000)
+    expect(explorer.locator("nav.path")).to_have_text("MODEL / ckpt")  # still in the folder
+
+    (tmp_path / "end").touch()
+    expect(page.locator("#summary .state")).to_have_text("succeeded", timeout=30_000)
+    assert problems == []
+
+
+def test_the_metrics_chart_follows_the_width_of_the_window(context, server, jobs):
+    from playwright.sync_api import expect
+
+    jobs.create("plot", "echo 'metric: loss=0.9 step=1'\necho 'metric: loss=0.4 step=2'\n")
+    jobs.wait("plot", ("succeeded",))
+    page = context.new_page()
+    problems = watch(page)
+    page.set_viewport_size({"width": 1200, "height": 900})
+    log_in(page, server.token)
+    open_job(page, "plot")
+    canvas = page.locator(".metrics .chart canvas")
+    expect(canvas).to_have_count(1)
+    wide = canvas.bounding_box()["width"]
+
+    page.set_viewport_size({"width": 700, "height": 900})
+    box = page.locator(".metrics .chart")
+    page.wait_for_function(
+        "(box) => box.querySelector('canvas').getBoundingClientRect().width <= box.clientWidth",
+        arg=box.element_handle(),
+    )
+    narrow = canvas.bounding_box()["width"]
+    assert narrow < wide
+    assert narrow <= 700
+    assert problems == []
+
+
 def test_terminate_a_job_after_confirming(context, server, jobs):
     from playwright.sync_api import expect
 

@@ -58,6 +58,7 @@ def explorer(
     entries = files.list_output_files(
         app, key.rg, key.ws, key.exp, key.job, directory_id=directory, path=folder
     )
+    job = jobs.get_job(app, key.rg, key.ws, key.exp, key.job)
     pager = Pager(page, ENTRIES_PER_PAGE)
     context: dict[str, Any] = dict(
         session=session,
@@ -66,10 +67,11 @@ def explorer(
         folder=folder,
         crumbs=breadcrumbs(folder),
         page=pager.cut(entries[pager.offset : pager.offset + pager.limit], total=len(entries)),
+        # a running job's folder is fetched again every few seconds: its files grow and appear
+        refresh=job["properties"]["executionState"] not in FINAL_STATES,
     )
     if is_fragment(request):
         return render(request, "_explorer.html", **context)
-    job = jobs.get_job(app, key.rg, key.ws, key.exp, key.job)
     return render(request, "explorer.html", job=job, **context)
 
 

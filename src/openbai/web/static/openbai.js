@@ -130,6 +130,7 @@
 
   // -- metrics chart --------------------------------------------------------------------------
   // Points {x, line, values: {name: number}} arrive as server-sent events; one series per name.
+  const HEIGHT = 280;
   const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f"];
 
   class MetricsChart {
@@ -144,6 +145,10 @@
       this.usesSteps = true;
       this.plot = null;
       this.pending = false;
+      // the chart takes the width of its box, also when the window (or the box) is resized
+      new ResizeObserver(() => {
+        if (this.plot) this.plot.setSize({ width: this.width(), height: HEIGHT });
+      }).observe(this.chartBox);
       const source = new EventSource(root.dataset.metrics);
       source.onopen = () => this.clear();
       source.onmessage = (e) => this.add(JSON.parse(e.data));
@@ -186,8 +191,8 @@
       }
       if (this.plot) this.plot.destroy();
       const options = {
-        width: Math.max(320, this.chartBox.clientWidth || 800),
-        height: 280,
+        width: this.width(),
+        height: HEIGHT,
         scales: { x: { time: false } },
         axes: [{ label: "step" }, {}],
         series: [
@@ -196,6 +201,10 @@
         ],
       };
       this.plot = new uPlot(options, data, this.chartBox);
+    }
+
+    width() {
+      return Math.max(320, this.chartBox.clientWidth || 800);
     }
 
     showLatest() {
