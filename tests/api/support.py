@@ -132,3 +132,20 @@ def start_server(home: Path, env: dict[str, str] | None = None) -> Server:
             raise RuntimeError(f"bai serve did not start:\n{(home / 'serve.log').read_text()}")
         time.sleep(0.05)
     return Server(url, token, home, settings.subscription_id, process)
+
+
+def delete_and_wait(client: Any, url: str, timeout: float = 60) -> httpx.Response:
+    """DELETE as ARM clients do it: 202, then poll the ``Azure-AsyncOperation`` URL."""
+    response = client.delete(url)
+    assert response.status_code == 202, response.text
+    assert response.headers["Location"] == response.headers["Azure-AsyncOperation"]
+    assert response.headers["Retry-After"] == "1"
+    deadline = time.monotonic() + timeout
+    while True:
+        status = client.get(response.headers["Azure-AsyncOperation"])
+        if status.json()["status"] != "InProgress":
+            assert status.status_code == 200 and status.json()["status"] == "Succeeded"
+            return status
+        assert status.status_code == 202
+        assert time.monotonic() < deadline, f"{url} still being deleted"
+        time.sleep(0.1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .support import job_body
+from .support import delete_and_wait, job_body
 
 
 def test_cluster_lifecycle(client, ws):
@@ -30,7 +30,7 @@ def test_cluster_lifecycle(client, ws):
     assert client.put(url, json={"properties": {}}).status_code == 409
     listed = client.get(ws.rg("workspaces", "ws", "clusters")).json()["value"]
     assert [c["name"] for c in listed] == ["c1"]
-    assert client.delete(url).status_code == 200
+    delete_and_wait(client, url)
     assert client.get(url).json()["error"]["code"] == "ClusterNotFound"
 
 
@@ -74,4 +74,4 @@ def test_cluster_with_queued_jobs_cannot_be_deleted(client, ws, logs_share):
     response = client.delete(ws.rg("workspaces", "ws", "clusters", "c1"))
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "ClusterInUse"
-    assert client.delete(job).status_code == 200
+    delete_and_wait(client, job)

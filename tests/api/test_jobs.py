@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from .support import job_body, wait_for_job
+from .support import delete_and_wait, job_body, wait_for_job
 
 
 def jobs_url(arm, *segments, query=""):
@@ -110,7 +110,7 @@ def test_operation_ids_are_checked(client, ws):
 
 def test_delete_job(client, ws, logs_share):
     client.put(jobs_url(ws, "j"), json=job_body("true"))
-    assert client.delete(jobs_url(ws, "j")).status_code == 200
+    delete_and_wait(client, jobs_url(ws, "j"))
     assert client.get(jobs_url(ws, "j")).json()["error"]["code"] == "JobNotFound"
     assert client.delete(jobs_url(ws, "j")).status_code == 404
     assert client.post(jobs_url(ws, "j", "terminate")).status_code == 404

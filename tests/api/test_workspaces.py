@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .support import delete_and_wait
+
 
 def test_workspace_lifecycle(client, arm):
     url = arm.rg("workspaces", "ws")
@@ -17,7 +19,7 @@ def test_workspace_lifecycle(client, arm):
     assert patched.status_code == 200 and patched.json()["tags"] == {"team": "nlp"}
     assert client.get(url).json()["tags"] == {"team": "nlp"}
 
-    assert client.delete(url).status_code == 200
+    delete_and_wait(client, url)
     missing = client.get(url)
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "WorkspaceNotFound"
@@ -55,7 +57,7 @@ def test_experiment_put_has_no_body(client, arm):
     assert client.get(url).json()["name"] == "exp"
     listed = client.get(arm.rg("workspaces", "ws", "experiments")).json()
     assert [e["name"] for e in listed["value"]] == ["exp"]
-    assert client.delete(url).status_code == 200
+    delete_and_wait(client, url)
     assert client.get(url).json()["error"]["code"] == "ExperimentNotFound"
     nowhere = client.put(arm.rg("workspaces", "nope", "experiments", "exp"))
     assert nowhere.status_code == 404
@@ -85,7 +87,7 @@ def test_file_server_lifecycle_never_shows_the_password(client, arm):
     assert [f["name"] for f in listed] == ["nfs"]
     bad = client.put(arm.rg("workspaces", "ws", "fileServers", "x"), json={"properties": {}})
     assert bad.status_code == 400 and bad.json()["error"]["target"] == "properties.vmSize"
-    assert client.delete(url).status_code == 200
+    assert client.delete(url).status_code == 200  # nothing to wait for
     assert client.get(url).json()["error"]["code"] == "FileServerNotFound"
 
 

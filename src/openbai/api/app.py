@@ -8,17 +8,24 @@ token.
 
 Decisions, for clients:
 
-- Creates answer 200 with the whole resource (``provisioningState: succeeded``); deletes
-  are synchronous and answer 200; a missing resource is a 404, also on DELETE.
-- Terminating a job answers 202 with an ``Azure-AsyncOperation`` URL (``Retry-After: 1``).
+- Creates answer 200 with the whole resource (``provisioningState: succeeded``); a missing
+  resource is a 404, also on DELETE.
+- Deleting a workspace, experiment, cluster or job, and terminating a job, answer 202 with
+  ``Azure-AsyncOperation`` and ``Location`` (``Retry-After: 1``); deletes end in the
+  background (see ``openbai.api.lro``). File servers are deleted at once (200).
 - An installation has one subscription id (``$OPENBAI_HOME/config.json``, shown by
   ``GET /openbai/info``); paths naming another subscription get 404 ``SubscriptionNotFound``.
 - Lists are paged with ``maxresults`` (1-1000, default 1000) and a ``nextLink`` that holds
   the whole query plus ``$skiptoken`` (an offset).
+- Links (``nextLink``, download links, operation URLs) point at ``--public-url`` if given,
+  else at the address the request reached, never at whatever its ``Host`` header says
+  (see ``openbai.api.urls``).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -32,14 +39,17 @@ from openbai.api import (
     file_servers,
     files,
     jobs,
+    lro,
     operations,
     storage,
     workspaces,
 )
 from openbai.api.auth import AUTHENTICATED
 from openbai.api.errors import install_error_handlers
+from openbai.api.lro import BackgroundDeletes
 from openbai.api.params import API_VERSION, Service
 from openbai.api.signing import UrlSigner
+from openbai.api.urls import check_public_url
 from openbai.services.app import App
 from openbai.settings import Settings
 from openbai.spec import (
@@ -63,9 +73,24 @@ BODY_MODELS = (
 )
 
 
-def create_app(settings: Settings, *, service: App | None = None) -> FastAPI:
-    """The server over ``settings``' installation (or an already opened ``service``)."""
+def create_app(
+    settings: Settings, *, service: App | None = None, public_url: str | None = None
+) -> FastAPI:
+    """The server over ``settings``' installation (or an already opened ``service``);
+    ``public_url`` is where clients reach it, if not at the address they connect to."""
+    app = service or App.open(settings)
+    background = BackgroundDeletes(app)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        background.finish_pending()  # deletes a previous server left half done
+        try:
+            yield
+        finally:
+            background.close()
+
     api = FastAPI(
+        lifespan=lifespan,
         title="openbai",
         version=__version__,
         summary=f"Microsoft.BatchAI {API_VERSION}, self-hosted",
@@ -73,10 +98,12 @@ def create_app(settings: Settings, *, service: App | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url=None,  # served below, behind the token like everything else
     )
-    api.state.openbai = service or App.open(settings)
+    api.state.openbai = app
     api.state.signer = UrlSigner(settings.home)
+    api.state.deletes = background
+    api.state.public_url = check_public_url(public_url) if public_url else None
     install_error_handlers(api)
-    for module in (operations, workspaces, experiments, clusters, file_servers, jobs):
+    for module in (operations, lro, workspaces, experiments, clusters, file_servers, jobs):
         api.include_router(module.router, dependencies=AUTHENTICATED)
     api.include_router(files.router)
     api.include_router(files.public)

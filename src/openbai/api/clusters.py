@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from openbai.api import lro
+from openbai.api.files import file_entry
 from openbai.api.paging import Page, page_of, slice_of
 from openbai.api.params import (
     ARM_ROUTE,
@@ -19,7 +21,7 @@ from openbai.api.params import (
     WorkspaceName,
     body_schema,
 )
-from openbai.services import clusters, nodes
+from openbai.services import clusters, deletions, nodes, setup_files
 
 router = APIRouter(dependencies=ARM_ROUTE, tags=["Clusters"])
 ONE = WS + "/clusters/{clusterName}"
@@ -71,12 +73,12 @@ def get_cluster(
     return JSONResponse(clusters.get_cluster(app, rg, ws, name))
 
 
-@router.delete(ONE, operation_id="Clusters_Delete")
+@router.delete(ONE, operation_id="Clusters_Delete", status_code=202)
 def delete_cluster(
-    app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ClusterName
+    request: Request, app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ClusterName
 ) -> Response:
-    clusters.delete_cluster(app, rg, ws, name)
-    return Response(status_code=200)
+    """Long-running (as on Batch AI); 409 while the cluster has queued or running jobs."""
+    return lro.deleting(request, app, deletions.begin(app, "cluster", rg, ws, name))
 
 
 @router.post(
@@ -93,3 +95,28 @@ def list_cluster_nodes(
 ) -> JSONResponse:
     logins = [n.to_wire() for n in nodes.cluster_nodes(app, rg, ws, name)]
     return JSONResponse(slice_of(request, page, logins))
+
+
+@router.post(ONE + "/listOutputFiles", operation_id="Clusters_ListOutputFiles")
+@router.get(ONE + "/listOutputFiles", include_in_schema=False)
+def list_setup_task_files(
+    request: Request,
+    app: Service,
+    rg: ResourceGroup,
+    ws: WorkspaceName,
+    name: ClusterName,
+    page: Page,
+    directory: Annotated[str, Query(max_length=1024)] = ".",
+    linkexpiryinminutes: Annotated[int, Query(ge=5, le=600)] = 60,
+) -> JSONResponse:
+    """openbai: one level of the setup task's output folder (``az batchai cluster file
+    list``), as Jobs_ListOutputFiles lists a job's; empty for a cluster without a setup task,
+    409 when the task writes to no mounted volume."""
+    folder, listed = setup_files.list_setup_task_files(app, rg, ws, name, path=directory)
+    shown = listed[page.offset : page.offset + page.limit + 1]
+    rows = (
+        [file_entry(request, folder, f, minutes=linkexpiryinminutes) for f in shown]
+        if folder
+        else []
+    )
+    return JSONResponse(page_of(request, page, rows))

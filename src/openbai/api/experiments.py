@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from openbai.api import lro
 from openbai.api.paging import Page, page_of
 from openbai.api.params import (
     ARM_ROUTE,
@@ -15,7 +16,7 @@ from openbai.api.params import (
     Service,
     WorkspaceName,
 )
-from openbai.services import workspaces
+from openbai.services import deletions, workspaces
 
 router = APIRouter(dependencies=ARM_ROUTE, tags=["Experiments"])
 
@@ -43,10 +44,9 @@ def get_experiment(
     return JSONResponse(workspaces.get_experiment(app, rg, ws, name))
 
 
-@router.delete(EXP, operation_id="Experiments_Delete")
+@router.delete(EXP, operation_id="Experiments_Delete", status_code=202)
 def delete_experiment(
-    app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ExperimentName
+    request: Request, app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ExperimentName
 ) -> Response:
-    """Synchronous: running jobs are terminated first, then everything is deleted."""
-    workspaces.delete_experiment(app, rg, ws, name)
-    return Response(status_code=200)
+    """Long-running: running jobs are terminated first, then the experiment goes with them."""
+    return lro.deleting(request, app, deletions.begin(app, "experiment", rg, ws, name))

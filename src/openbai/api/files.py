@@ -27,8 +27,10 @@ from openbai.api.params import (
     WorkspaceName,
 )
 from openbai.api.signing import SignedFile, UrlSigner
+from openbai.api.urls import base_url
 from openbai.errors import SpecError
 from openbai.services import accounts, files, jobs
+from openbai.services.locations import VolumeLocation
 from openbai.services.views import iso
 from openbai.storage.base import StorageBackend, VolumeKind, clean_path
 from openbai.storage.names import check_volume_name
@@ -69,23 +71,25 @@ def list_output_files(
     )
     location, _ = jobs.location_of(app, rg, ws, exp, name, outputdirectoryid)
     base = location.join(clean_path(directory, field="directory"))
-    rows: list[dict[str, Any]] = []
-    for f in listed[page.offset : page.offset + page.limit + 1]:
-        if f.is_directory:
-            rows.append({"name": f.name, "fileType": "directory"})
-            continue
-        target = base.join(f.name)
-        signed = SignedFile(target.account, target.volume_kind.value, target.volume, target.path)
-        link = signer(request).link(str(request.base_url), signed, minutes=linkexpiryinminutes)
-        rows.append(
-            {
-                "name": f.name,
-                "fileType": "file",
-                "downloadUrl": link,
-                "properties": {"lastModified": iso(f.modified), "contentLength": f.size},
-            }
-        )
+    shown = listed[page.offset : page.offset + page.limit + 1]
+    rows = [file_entry(request, base, f, minutes=linkexpiryinminutes) for f in shown]
     return JSONResponse(page_of(request, page, rows))
+
+
+def file_entry(
+    request: Request, folder: VolumeLocation, f: files.OutputFile, *, minutes: int
+) -> dict[str, Any]:
+    """A File of listOutputFiles: a file in ``folder`` gets a link valid for ``minutes``."""
+    if f.is_directory:
+        return {"name": f.name, "fileType": "directory"}
+    target = folder.join(f.name)
+    signed = SignedFile(target.account, target.volume_kind.value, target.volume, target.path)
+    return {
+        "name": f.name,
+        "fileType": "file",
+        "downloadUrl": signer(request).link(base_url(request), signed, minutes=minutes),
+        "properties": {"lastModified": iso(f.modified), "contentLength": f.size},
+    }
 
 
 @router.get(JOB + "/streamOutputFile", operation_id="Jobs_StreamOutputFile")

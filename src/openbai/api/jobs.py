@@ -1,8 +1,9 @@
 """``/experiments/{exp}/jobs``: create, show, list, delete, terminate, remote-login nodes.
 
 Creating returns 200 with the job (``provisioningState: succeeded``; the run is followed
-through ``executionState``). Terminating is long-running: 202 with an
-``Azure-AsyncOperation`` URL that reports ``InProgress`` until the job has ended.
+through ``executionState``). Terminating and deleting are long-running: 202 with a status
+URL (see :mod:`openbai.api.lro`) that reports ``InProgress`` until the job has ended (and,
+for a delete, is gone).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from openbai.api.operations import terminate_operation_url
+from openbai.api import lro
 from openbai.api.paging import Page, page_of, slice_of
 from openbai.api.params import (
     ARM_ROUTE,
@@ -24,11 +25,9 @@ from openbai.api.params import (
     WorkspaceName,
     body_schema,
 )
-from openbai.services import jobs, nodes
+from openbai.services import deletions, jobs, nodes
 
 router = APIRouter(dependencies=ARM_ROUTE, tags=["Jobs"])
-#: seconds a client waits between polls of a long-running operation
-RETRY_AFTER = "1"
 
 
 @router.get(EXP + "/jobs", operation_id="Jobs_ListByExperiment")
@@ -62,13 +61,18 @@ def get_job(
     return JSONResponse(jobs.get_job(app, rg, ws, exp, name))
 
 
-@router.delete(JOB, operation_id="Jobs_Delete")
+@router.delete(JOB, operation_id="Jobs_Delete", status_code=202)
 def delete_job(
-    app: Service, rg: ResourceGroup, ws: WorkspaceName, exp: ExperimentName, name: JobName
+    request: Request,
+    app: Service,
+    rg: ResourceGroup,
+    ws: WorkspaceName,
+    exp: ExperimentName,
+    name: JobName,
 ) -> Response:
-    """Synchronous: a running job is terminated, then deleted; its files stay in storage."""
-    jobs.delete_job(app, rg, ws, exp, name)
-    return Response(status_code=200)
+    """A running job is terminated, then deleted; its files stay in storage."""
+    deletion = deletions.begin(app, "job", rg, ws, name, experiment=exp)
+    return lro.deleting(request, app, deletion)
 
 
 @router.post(JOB + "/terminate", operation_id="Jobs_Terminate", status_code=202)
@@ -81,10 +85,7 @@ def terminate_job(
     name: JobName,
 ) -> Response:
     job = jobs.terminate_job(app, rg, ws, exp, name)
-    url = terminate_operation_url(request, app, rg, ws, exp, job)
-    return Response(
-        status_code=202, headers={"Azure-AsyncOperation": url, "Retry-After": RETRY_AFTER}
-    )
+    return lro.terminating(request, app, rg, ws, exp, job)
 
 
 @router.post(JOB + "/listRemoteLoginInformation", operation_id="Jobs_ListRemoteLoginInformation")

@@ -1,8 +1,9 @@
 """List pages as ARM returns them: ``{"value": [...], "nextLink": url}``.
 
 Clients (the SDK included) fetch ``nextLink`` verbatim with GET, so it repeats the request's
-query (``api-version``, ``maxresults``, filters) and adds ``$skiptoken``: the offset of the
-next page. Offsets suit openbai's lists, which are ordered by name or by creation (new jobs
+path and query (``api-version``, ``maxresults``, filters) and adds ``$skiptoken``: the offset
+of the next page. Its host is the server's own (:mod:`openbai.api.urls`), not the request's
+``Host`` header. Offsets suit openbai's lists, which are ordered by name or by creation (new jobs
 land at the end), so a page boundary does not move while a client pages through.
 """
 
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
+
+from openbai.api.urls import base_url
 
 MAX_RESULTS = 1000
 
@@ -41,9 +44,8 @@ def page_of(request: Request, paging: Paging, rows: Sequence[Any]) -> dict[str, 
     """A page from the rows fetched with :meth:`Paging.fetch` (at most ``limit + 1`` of them)."""
     body: dict[str, Any] = {"value": list(rows[: paging.limit])}
     if len(rows) > paging.limit:
-        body["nextLink"] = str(
-            request.url.include_query_params(**{"$skiptoken": paging.offset + paging.limit})
-        )
+        query = request.url.include_query_params(**{"$skiptoken": paging.offset + paging.limit})
+        body["nextLink"] = f"{base_url(request)}{request.url.path}?{query.query}"
     return body
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from openbai.api import lro
 from openbai.api.paging import Page, page_of
 from openbai.api.params import (
     ARM_ROUTE,
@@ -16,7 +17,7 @@ from openbai.api.params import (
     WorkspaceName,
     body_schema,
 )
-from openbai.services import workspaces
+from openbai.services import deletions, workspaces
 from openbai.spec import WorkspaceUpdateParameters, parse
 
 router = APIRouter(dependencies=ARM_ROUTE, tags=["Workspaces"])
@@ -61,8 +62,10 @@ def get_workspace(app: Service, rg: ResourceGroup, name: WorkspaceName) -> JSONR
     return JSONResponse(workspaces.get_workspace(app, rg, name))
 
 
-@router.delete(ONE, operation_id="Workspaces_Delete")
-def delete_workspace(app: Service, rg: ResourceGroup, name: WorkspaceName) -> Response:
-    """Synchronous: the workspace, its clusters, experiments and jobs are gone on the 200."""
-    workspaces.delete_workspace(app, rg, name)
-    return Response(status_code=200)
+@router.delete(ONE, operation_id="Workspaces_Delete", status_code=202)
+def delete_workspace(
+    request: Request, app: Service, rg: ResourceGroup, name: WorkspaceName
+) -> Response:
+    """Long-running: the workspace's jobs are stopped, then it goes with its clusters,
+    experiments, jobs and file servers (files in storage stay)."""
+    return lro.deleting(request, app, deletions.begin(app, "workspace", rg, "", name))

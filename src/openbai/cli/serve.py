@@ -78,8 +78,15 @@ class DispatcherThread:
     default="warning",
     show_default=True,
 )
+@click.option(
+    "--public-url",
+    envvar="OPENBAI_PUBLIC_URL",
+    default=None,
+    help="URL clients reach the server at (behind a proxy), for the links it hands out;"
+    " default: the address each request reached.",
+)
 @handle_errors
-def serve(host: str, port: int, log_level: str) -> None:
+def serve(host: str, port: int, log_level: str, public_url: str | None) -> None:
     """Serve the Batch AI REST API (2018-05-01) and run jobs, until Ctrl-C or SIGTERM."""
     import uvicorn
 
@@ -88,7 +95,7 @@ def serve(host: str, port: int, log_level: str) -> None:
     settings = Settings.load()
     service = App.open(settings)
     dispatcher = DispatcherThread(service)
-    api = create_app(settings, service=service)
+    api = create_app(settings, service=service, public_url=public_url or None)
     server = uvicorn.Server(
         uvicorn.Config(
             api,

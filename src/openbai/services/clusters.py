@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError, SpecError
@@ -20,7 +20,7 @@ from openbai.services import accounts
 from openbai.services.app import App
 from openbai.services.views import cluster_view
 from openbai.services.volumes import resolve_mounts
-from openbai.services.workspaces import ACTIVE_STATES, workspace_row
+from openbai.services.workspaces import check_not_deleting, workspace_row
 from openbai.spec import (
     ClusterBaseProperties,
     ClusterCreateParameters,
@@ -125,6 +125,7 @@ def create_cluster(
             secrets[secret.name] = secret.value
     with app.db.session() as s:
         workspace = workspace_row(s, rg, ws)
+        check_not_deleting(workspace, "workspace")
         if (
             s.scalar(
                 select(Cluster).where(Cluster.workspace_id == workspace.id, Cluster.name == name)
@@ -231,17 +232,7 @@ def update_cluster(
 
 
 def delete_cluster(app: App, rg: str, ws: str, name: str) -> None:
-    with app.db.session() as s:
-        row = cluster_row(s, rg, ws, name)
-        active = s.scalar(
-            select(func.count())
-            .select_from(Job)
-            .where(Job.cluster_id == row.id, Job.execution_state.in_(ACTIVE_STATES))
-        )
-        if active:
-            raise ConflictError(
-                f"cluster {name} has {active} queued or running job(s); terminate or delete them first",
-                code="ClusterInUse",
-                target=name,
-            )
-        s.delete(row)
+    """Delete a cluster; refused while it has queued or running jobs."""
+    from openbai.services import deletions
+
+    deletions.finish(app, deletions.begin(app, "cluster", rg, ws, name))

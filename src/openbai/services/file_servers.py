@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from openbai.errors import ConflictError, NotFoundError
 from openbai.services.app import App
 from openbai.services.views import file_server_view
-from openbai.services.workspaces import workspace_row
+from openbai.services.workspaces import check_not_deleting, workspace_row
 from openbai.spec import FileServerCreateParameters, check_name, parse
 from openbai.store.models import FileServer
 
@@ -39,6 +39,7 @@ def create_file_server(
     props = parse(FileServerCreateParameters, dict(body)).properties
     with app.db.session() as s:
         workspace = workspace_row(s, rg, ws)
+        check_not_deleting(workspace, "workspace")
         exists = s.scalar(
             select(FileServer.id).where(
                 FileServer.workspace_id == workspace.id, FileServer.name == name

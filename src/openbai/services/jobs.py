@@ -24,7 +24,7 @@ from openbai.services.clusters import properties as cluster_properties
 from openbai.services.locations import VolumeLocation, locate
 from openbai.services.views import job_view
 from openbai.services.volumes import resolve_mounts
-from openbai.services.workspaces import experiment_row
+from openbai.services.workspaces import check_not_deleting, experiment_row
 from openbai.spec import (
     JobCreateParameters,
     check_name,
@@ -93,7 +93,9 @@ def create_job(
             )
 
     with app.db.reading() as s:
-        experiment_row(s, rg, ws, exp)
+        experiment = experiment_row(s, rg, ws, exp)
+        check_not_deleting(experiment.workspace, "workspace")
+        check_not_deleting(experiment, "experiment")
         try:
             cl = cluster_row(s, ref.resource_group, ref.workspace, ref.name)
         except NotFoundError:
@@ -102,6 +104,7 @@ def create_job(
                 target="properties.cluster.id",
                 code="ClusterNotFound",
             ) from None
+        check_not_deleting(cl, "cluster")
         cluster_props = cluster_properties(cl)
         cluster_id, cluster_ref = (
             cl.id,
@@ -161,6 +164,7 @@ def create_job(
     wire.pop("cluster", None)
     with app.db.session() as s:
         experiment = experiment_row(s, rg, ws, exp)
+        check_not_deleting(experiment, "experiment")
         if (
             s.scalar(select(Job.id).where(Job.experiment_id == experiment.id, Job.name == name))
             is not None
@@ -308,13 +312,9 @@ def stop_jobs(app: App, job_ids: list[int], *, timeout: float = 15.0) -> None:
 
 def delete_job(app: App, rg: str, ws: str, exp: str, name: str) -> None:
     """Delete a job (terminating it first); its files in storage stay, as on Batch AI."""
-    with app.db.reading() as s:
-        job_id = job_row(s, rg, ws, exp, name).id
-    stop_jobs(app, [job_id])
-    with app.db.session() as s:
-        job = s.get(Job, job_id)
-        if job is not None:
-            s.delete(job)
+    from openbai.services import deletions
+
+    deletions.finish(app, deletions.begin(app, "job", rg, ws, name, experiment=exp))
 
 
 def location_of(

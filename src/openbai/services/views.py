@@ -47,6 +47,25 @@ def experiment_view(settings: Settings, exp: Experiment) -> dict[str, Any]:
     }
 
 
+def setup_task_suffix(settings: Settings, cl: Cluster) -> str:
+    """Where under its ``stdOutErrPathPrefix`` the cluster's setup task writes its output."""
+    ws = cl.workspace
+    return (
+        f"{settings.subscription_id}/{ws.resource_group}/workspaces/{ws.name}"
+        f"/clusters/{cl.name}/{cl.uid}"
+    )
+
+
+def _with_setup_suffix(settings: Settings, cl: Cluster) -> dict[str, Any]:
+    """The spec with the setup task's read-only ``stdOutErrPathSuffix``, as Batch AI showed it."""
+    spec = dict(cl.spec)
+    task = (spec.get("nodeSetup") or {}).get("setupTask")
+    if task is not None:
+        task = {**task, "stdOutErrPathSuffix": setup_task_suffix(settings, cl)}
+        spec["nodeSetup"] = {**spec["nodeSetup"], "setupTask": task}
+    return spec
+
+
 def cluster_view(settings: Settings, cl: Cluster, counts: dict[str, int]) -> dict[str, Any]:
     ws = cl.workspace
     current = sum(counts.values())
@@ -55,7 +74,7 @@ def cluster_view(settings: Settings, cl: Cluster, counts: dict[str, int]) -> dic
         "name": cl.name,
         "type": "Microsoft.BatchAI/workspaces/clusters",
         "properties": {
-            **cl.spec,
+            **_with_setup_suffix(settings, cl),
             "creationTime": iso(cl.created_at),
             "provisioningState": cl.provisioning_state,
             "provisioningStateTransitionTime": iso(cl.provisioning_changed_at),

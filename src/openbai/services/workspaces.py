@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError
 from openbai.services.app import App
 from openbai.services.views import experiment_view, workspace_view
 from openbai.spec import WorkspaceCreateParameters, check_name, check_resource_group, parse
-from openbai.store.models import Experiment, Job, Workspace
+from openbai.store.models import Cluster, Experiment, FileServer, Job, Workspace
 
 ACTIVE_STATES = ("queued", "running", "terminating")
+#: the provisioningState of a resource whose delete has begun (see services/deletions.py)
+DELETING = "deleting"
+
+
+def check_not_deleting(row: Workspace | Experiment | Cluster | Job | FileServer, what: str) -> None:
+    """Refuse to add to (or re-create) a resource whose delete has begun."""
+    if row.provisioning_state == DELETING:
+        raise ConflictError(
+            f"{what} {row.name} is being deleted; try again when it is gone",
+            code="ResourceBeingDeleted",
+            target=row.name,
+        )
 
 
 def workspace_row(s: Session, rg: str, name: str) -> Workspace:
@@ -57,6 +69,8 @@ def create_workspace(
             )
             s.add(row)
             s.flush()
+        elif row.provisioning_state == DELETING:
+            check_not_deleting(row, "workspace")
         elif params.location != row.location:
             raise ConflictError(
                 f"workspace {name} exists in location {row.location}, not {params.location}",
@@ -95,41 +109,25 @@ def list_workspaces(
         return [workspace_view(app.settings, w) for w in s.scalars(query)]
 
 
-def _active_jobs(s: Session, *conditions: Any) -> int:
-    return (
-        s.scalar(
-            select(func.count())
-            .select_from(Job)
-            .join(Experiment)
-            .where(Job.execution_state.in_(ACTIVE_STATES), *conditions)
-        )
-        or 0
-    )
-
-
 def delete_workspace(app: App, rg: str, name: str) -> None:
     """Delete a workspace with its experiments, jobs and clusters (files in storage stay)."""
-    from openbai.services.jobs import stop_jobs
+    from openbai.services import deletions
 
-    with app.db.reading() as s:
-        ws = workspace_row(s, rg, name)
-        job_ids = list(
-            s.scalars(select(Job.id).join(Experiment).where(Experiment.workspace_id == ws.id))
-        )
-    stop_jobs(app, job_ids)
-    with app.db.session() as s:
-        s.delete(workspace_row(s, rg, name))
+    deletions.finish(app, deletions.begin(app, "workspace", rg, "", name))
 
 
 def create_experiment(app: App, rg: str, ws: str, name: str) -> dict[str, Any]:
     check_name(name, field="experimentName")
     with app.db.session() as s:
         workspace = workspace_row(s, rg, ws)
+        check_not_deleting(workspace, "workspace")
         row = s.scalar(
             select(Experiment).where(
                 Experiment.workspace_id == workspace.id, Experiment.name == name
             )
         )
+        if row is not None:
+            check_not_deleting(row, "experiment")
         if row is None:
             row = Experiment(workspace=workspace, name=name)
             s.add(row)
@@ -159,11 +157,6 @@ def list_experiments(
 
 def delete_experiment(app: App, rg: str, ws: str, name: str) -> None:
     """Delete an experiment and its jobs (running ones are terminated first)."""
-    from openbai.services.jobs import stop_jobs
+    from openbai.services import deletions
 
-    with app.db.reading() as s:
-        exp = experiment_row(s, rg, ws, name)
-        job_ids = list(s.scalars(select(Job.id).where(Job.experiment_id == exp.id)))
-    stop_jobs(app, job_ids)
-    with app.db.session() as s:
-        s.delete(experiment_row(s, rg, ws, name))
+    deletions.finish(app, deletions.begin(app, "experiment", rg, ws, name))

@@ -1,0 +1,206 @@
+"""Deleting workspaces, experiments, clusters and jobs: marked at once, finished later.
+
+A delete has two steps. :func:`begin` is quick: it marks the resource
+``provisioningState: deleting`` and asks its jobs to stop. :func:`finish` may take a while:
+it waits (up to ``stop_jobs``' timeout, then kills) until those jobs have ended, and removes
+the rows. ``bai serve`` answers a DELETE after the first step (202) and runs the second in
+the background; the CLI runs both, or with ``--no-wait`` leaves the second to a detached
+process. A resource being deleted takes no new children, and a delete left half done (a
+server that stopped) is finished by the next :func:`finish_pending`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from openbai.errors import ConflictError, NotFoundError, OpenBaiError
+from openbai.services.app import App
+from openbai.services.clusters import cluster_row
+from openbai.services.jobs import job_row, request_termination, stop_jobs
+from openbai.services.views import iso
+from openbai.services.workspaces import ACTIVE_STATES, DELETING, experiment_row, workspace_row
+from openbai.store.models import Cluster, Experiment, Job, Workspace, utcnow
+
+log = logging.getLogger("openbai.deletions")
+
+Kind = Literal["workspace", "experiment", "cluster", "job"]
+_Row = Workspace | Experiment | Cluster | Job
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """One delete under way. ``created`` tells the resource from one re-created later under
+    the same name (whose existence does not mean this delete is still running)."""
+
+    kind: Kind
+    resource_group: str
+    workspace: str
+    #: the experiment of a job or the experiment's own name; "" for workspaces and clusters
+    experiment: str
+    name: str
+    created: str
+
+
+def _row(s: Session, d: Deletion) -> _Row:
+    if d.kind == "workspace":
+        return workspace_row(s, d.resource_group, d.name)
+    if d.kind == "experiment":
+        return experiment_row(s, d.resource_group, d.workspace, d.name)
+    if d.kind == "cluster":
+        return cluster_row(s, d.resource_group, d.workspace, d.name)
+    return job_row(s, d.resource_group, d.workspace, d.experiment, d.name)
+
+
+def _job_ids(s: Session, row: _Row) -> list[int]:
+    """The jobs that go with the resource."""
+    if isinstance(row, Workspace):
+        query = select(Job.id).join(Experiment).where(Experiment.workspace_id == row.id)
+    elif isinstance(row, Experiment):
+        query = select(Job.id).where(Job.experiment_id == row.id)
+    elif isinstance(row, Job):
+        return [row.id]
+    else:
+        return []  # a cluster with jobs that still run is not deleted at all
+    return list(s.scalars(query))
+
+
+def begin(app: App, kind: Kind, rg: str, ws: str, name: str, *, experiment: str = "") -> Deletion:
+    """Mark the resource deleting and ask its jobs to stop; again on one being deleted is fine.
+
+    A cluster that still has queued or running jobs is refused (``ConflictError``)."""
+    if kind == "experiment":
+        experiment = name
+    with app.db.session() as s:
+        probe = Deletion(kind, rg, ws, experiment, name, "")
+        row = _row(s, probe)
+        if isinstance(row, Cluster) and row.provisioning_state != DELETING:
+            _check_idle(s, row)
+        deletion = Deletion(kind, rg, ws, experiment, name, _created(row))
+        if row.provisioning_state != DELETING:
+            row.provisioning_state = DELETING
+            row.provisioning_changed_at = utcnow()
+        job_ids = _job_ids(s, row)
+    for job_id in job_ids:
+        request_termination(app, job_id)
+    return deletion
+
+
+def _check_idle(s: Session, cluster: Cluster) -> None:
+    active = s.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.cluster_id == cluster.id, Job.execution_state.in_(ACTIVE_STATES))
+    )
+    if active:
+        raise ConflictError(
+            f"cluster {cluster.name} has {active} queued or running job(s); terminate or delete"
+            " them first",
+            code="ClusterInUse",
+            target=cluster.name,
+        )
+
+
+def finish(app: App, deletion: Deletion) -> None:
+    """Wait for the resource's jobs to end, then remove it (nothing to do once it is gone)."""
+    try:
+        with app.db.reading() as s:
+            row = _row(s, deletion)
+            if not is_same(row, deletion):
+                return
+            job_ids = _job_ids(s, row)
+    except NotFoundError:
+        return
+    stop_jobs(app, job_ids)
+    with app.db.session() as s:
+        try:
+            row = _row(s, deletion)
+        except NotFoundError:
+            return
+        if is_same(row, deletion):
+            s.delete(row)
+
+
+def is_same(row: _Row, deletion: Deletion) -> bool:
+    """Whether ``row`` is the resource being deleted (and still marked so)."""
+    return row.provisioning_state == DELETING and _created(row) == deletion.created
+
+
+def state(app: App, deletion: Deletion) -> Literal["InProgress", "Succeeded"]:
+    """How the delete goes, as an ARM operation status."""
+    try:
+        with app.db.reading() as s:
+            return "InProgress" if is_same(_row(s, deletion), deletion) else "Succeeded"
+    except NotFoundError:
+        return "Succeeded"
+
+
+def pending(app: App) -> list[Deletion]:
+    """Deletes begun and not finished (jobs first, so that their parents find them gone)."""
+    found: list[Deletion] = []
+    with app.db.reading() as s:
+        for job in s.scalars(select(Job).where(Job.provisioning_state == DELETING)):
+            exp = job.experiment
+            ws = exp.workspace
+            found.append(
+                Deletion("job", ws.resource_group, ws.name, exp.name, job.name, _created(job))
+            )
+        for cl in s.scalars(select(Cluster).where(Cluster.provisioning_state == DELETING)):
+            ws = cl.workspace
+            found.append(Deletion("cluster", ws.resource_group, ws.name, "", cl.name, _created(cl)))
+        for exp in s.scalars(select(Experiment).where(Experiment.provisioning_state == DELETING)):
+            ws = exp.workspace
+            found.append(
+                Deletion(
+                    "experiment", ws.resource_group, ws.name, exp.name, exp.name, _created(exp)
+                )
+            )
+        for w in s.scalars(select(Workspace).where(Workspace.provisioning_state == DELETING)):
+            found.append(Deletion("workspace", w.resource_group, w.name, "", w.name, _created(w)))
+    return found
+
+
+def _created(row: _Row) -> str:
+    return iso(row.created_at) or ""
+
+
+def finish_pending(app: App) -> None:
+    """Finish every delete left half done; one that fails is logged and left for next time."""
+    for deletion in pending(app):
+        try:
+            finish(app, deletion)
+        except OpenBaiError as exc:
+            log.warning("could not finish deleting %s %s: %s", deletion.kind, deletion.name, exc)
+
+
+def finish_in_background() -> None:
+    """Leave the deletes begun to a detached process (the CLI's ``--no-wait``)."""
+    subprocess.Popen(
+        [sys.executable, "-m", "openbai.services.deletions"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=dict(os.environ),
+    )
+
+
+def _main() -> None:
+    from openbai.settings import Settings
+
+    app = App.open(Settings.load())
+    try:
+        finish_pending(app)
+    finally:
+        app.close()
+
+
+if __name__ == "__main__":
+    _main()
