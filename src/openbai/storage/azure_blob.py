@@ -437,8 +437,12 @@ class _BlobTarget(BlockTarget):
         with _translate(self._where):
             self._blob.stage_block(block_id, data, length=len(data))
 
-    def commit(self, block_ids: list[str]) -> None:
+    def commit(self, block_ids: list[str], *, md5: bytes | None = None) -> None:
+        settings = ContentSettings(
+            content_type=self._settings.content_type,
+            content_md5=bytearray(md5) if md5 is not None else None,
+        )
         with _translate(self._where):
             self._blob.commit_block_list(
-                [BlobBlock(block_id) for block_id in block_ids], content_settings=self._settings
+                [BlobBlock(block_id) for block_id in block_ids], content_settings=settings
             )

@@ -12,6 +12,13 @@ already committed. :class:`BlockFileWriter` turns ``write(offset, data)`` into t
 - ``flush`` stages what is left (the partial tail too) and commits the list: what was written
   becomes visible. A short tail is merged with the previous short block before it is staged,
   so a log flushed every few seconds does not grow one block per flush.
+- A commit discards every staged block it does not list (Azure's Put Block List does). So
+  from the moment ``flush`` takes its snapshot until its commit returns, blocks of newer
+  writes are held back (queued, not sent): a block staged in that window would be dropped
+  by the store while this writer counts it as stored, and the next commit would fail.
+- While a new (or emptied) file is written from its start without gaps, the MD5 of its bytes
+  is kept up to date and stored with each commit (``Content-MD5``), so tools that skip
+  unchanged files by MD5 see it; any other write drops it.
 - Rewriting part of an existing object first fetches the blocks it touches (extents with no
   local bytes), so the untouched bytes of those blocks survive.
 
@@ -21,6 +28,7 @@ Only the storage calls (:class:`BlockTarget`) are backend code; this module impo
 from __future__ import annotations
 
 import bisect
+import hashlib
 import os
 import threading
 import uuid
@@ -56,8 +64,11 @@ class BlockTarget(ABC):
     def stage(self, block_id: str, data: bytes) -> None: ...
 
     @abstractmethod
-    def commit(self, block_ids: list[str]) -> None:
-        """Make the object the concatenation of these (staged or committed) blocks."""
+    def commit(self, block_ids: list[str], *, md5: bytes | None = None) -> None:
+        """Make the object the concatenation of these (staged or committed) blocks; ``md5``
+        (of the whole object) is stored with it when given, and cleared when not.
+
+        Staged blocks that are not listed are discarded by the store."""
 
 
 @dataclass(eq=False)
@@ -105,16 +116,25 @@ class BlockFileWriter(FileWriter):
         self._version = 0  # bumped by every change
         self._committed_version = 0
         self._error: OpenBaiError | None = None
+        #: while a commit is on its way: the extents it lists (only those may be staged)
+        self._committing: set[_Extent] | None = None
+        self._held: list[tuple[_Extent, str, Future[None]]] = []
+        #: MD5 of bytes [0, _hashed) while the file is written sequentially from empty
+        self._md5: hashlib._Hash | None = None
+        self._hashed = 0
         if not truncate:
             self._load_existing()
         else:
             self._version = 1  # an emptied (or new) object must be committed
+            self._md5 = hashlib.md5(usedforsecurity=False)
         spill.parent.mkdir(parents=True, exist_ok=True)
         self._spill_path = spill
         self._fd = os.open(spill, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
 
     def _load_existing(self) -> None:
         size, blocks = self._target.committed()
+        if size == 0:
+            self._md5 = hashlib.md5(usedforsecurity=False)
         if (
             blocks
             and sum(n for _, n in blocks) == size
@@ -140,11 +160,24 @@ class BlockFileWriter(FileWriter):
         with self._lock:
             self._fetch_overlapping(offset, end)
             os.pwrite(self._fd, data, offset)
+            self._hash(offset, data)
             extent = self._mark_dirty(offset, end)
             self._stage_full(extent)
 
+    def _hash(self, offset: int, data: bytes) -> None:
+        if self._md5 is None:
+            return
+        if offset == self._hashed == self._size:
+            self._md5.update(data)
+            self._hashed += len(data)
+        else:  # a rewrite or a gap: the MD5 would need the whole file again
+            self._md5 = None
+
     def truncate(self, size: int) -> None:
         with self._lock:
+            if size != self._size:
+                self._md5 = hashlib.md5(usedforsecurity=False) if size == 0 else None
+                self._hashed = 0
             if size >= self._size:
                 if size > self._size:
                     os.ftruncate(self._fd, max(size, os.fstat(self._fd).st_size))
@@ -246,9 +279,20 @@ class BlockFileWriter(FileWriter):
 
     def _submit(self, extent: _Extent) -> None:
         block_id = new_block_id()
-        extent.staging = self._pool.submit(self._stage, extent, block_id)
+        done: Future[None] = Future()
+        extent.staging = done
+        if self._committing is not None and extent not in self._committing:
+            self._held.append((extent, block_id, done))  # sent when the commit is over
+        else:
+            self._pool.submit(self._stage, extent, block_id, done)
 
-    def _stage(self, extent: _Extent, block_id: str) -> None:
+    def _stage(self, extent: _Extent, block_id: str, done: Future[None]) -> None:
+        try:
+            self._stage_block(extent, block_id)
+        finally:
+            done.set_result(None)
+
+    def _stage_block(self, extent: _Extent, block_id: str) -> None:
         try:
             data = os.pread(self._fd, extent.length, extent.start)
             if len(data) < extent.length:  # a sparse tail reads short: zeros
@@ -275,17 +319,31 @@ class BlockFileWriter(FileWriter):
                 self._prepare_commit()
                 snapshot = list(self._extents)
                 pending = [e.staging for e in snapshot if e.staging is not None]
-            wait(pending)
-            with self._lock:
-                missing = [e for e in snapshot if e.block_id is None]
-                error = self._error
-            if missing or error is not None:
-                raise StorageError(
-                    f"{len(missing)} blocks could not be stored"
-                    + (f": {error.message}" if error else "")
-                ) from error
-            self._target.commit([str(e.block_id) for e in snapshot])
+                md5 = self._md5.digest() if self._md5 and self._hashed == self._size else None
+                self._committing = set(snapshot)
+            try:
+                self._commit(snapshot, pending, md5)
+            finally:
+                with self._lock:
+                    self._committing = None
+                    held, self._held = self._held, []
+                    for extent, block_id, done in held:
+                        self._pool.submit(self._stage, extent, block_id, done)
             self._committed_version = version
+
+    def _commit(
+        self, snapshot: list[_Extent], pending: list[Future[None]], md5: bytes | None
+    ) -> None:
+        wait(pending)
+        with self._lock:
+            missing = [e for e in snapshot if e.block_id is None]
+            error = self._error
+        if missing or error is not None:
+            raise StorageError(
+                f"{len(missing)} blocks could not be stored"
+                + (f": {error.message}" if error else "")
+            ) from error
+        self._target.commit([str(e.block_id) for e in snapshot], md5=md5)
 
     def _prepare_commit(self) -> None:
         """Stage every dirty extent (merging a short tail into a short block before it)."""
