@@ -10,8 +10,21 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from openbai.services import accounts, clusters, files, jobs, workspaces
+from openbai.services import (
+    accounts,
+    clusters,
+    deletions,
+    file_servers,
+    files,
+    jobs,
+    nodes,
+    setup_files,
+    usages,
+    workspaces,
+)
 from openbai.services.app import App
+from openbai.services.deletions import Deletion
+from openbai.services.files import OutputFile
 from openbai.services.views import iso
 from openbai.settings import Settings
 from openbai.storage.base import StorageBackend, VolumeKind
@@ -48,8 +61,8 @@ class EmbeddedClient:
     def list_workspaces(self, rg: str | None) -> list[dict[str, Any]]:
         return workspaces.list_workspaces(self.app, rg)
 
-    def delete_workspace(self, rg: str, name: str) -> None:
-        workspaces.delete_workspace(self.app, rg, name)
+    def delete_workspace(self, rg: str, name: str, *, wait: bool = True) -> None:
+        self._delete(deletions.begin(self.app, "workspace", rg, "", name), wait=wait)
 
     def create_experiment(self, rg: str, ws: str, name: str) -> dict[str, Any]:
         return workspaces.create_experiment(self.app, rg, ws, name)
@@ -60,8 +73,15 @@ class EmbeddedClient:
     def list_experiments(self, rg: str, ws: str) -> list[dict[str, Any]]:
         return workspaces.list_experiments(self.app, rg, ws)
 
-    def delete_experiment(self, rg: str, ws: str, name: str) -> None:
-        workspaces.delete_experiment(self.app, rg, ws, name)
+    def delete_experiment(self, rg: str, ws: str, name: str, *, wait: bool = True) -> None:
+        self._delete(deletions.begin(self.app, "experiment", rg, ws, name), wait=wait)
+
+    def _delete(self, deletion: Deletion, *, wait: bool) -> None:
+        """The delete's second step here, or (``--no-wait``) in a detached process."""
+        if wait:
+            deletions.finish(self.app, deletion)
+        else:
+            deletions.finish_in_background()
 
     # clusters
     def create_cluster(
@@ -82,8 +102,45 @@ class EmbeddedClient:
     ) -> dict[str, Any]:
         return clusters.update_cluster(self.app, rg, ws, name, body)
 
-    def delete_cluster(self, rg: str, ws: str, name: str) -> None:
-        clusters.delete_cluster(self.app, rg, ws, name)
+    def delete_cluster(self, rg: str, ws: str, name: str, *, wait: bool = True) -> None:
+        self._delete(deletions.begin(self.app, "cluster", rg, ws, name), wait=wait)
+
+    def list_cluster_nodes(self, rg: str, ws: str, name: str) -> list[dict[str, Any]]:
+        return [n.to_wire() for n in nodes.cluster_nodes(self.app, rg, ws, name)]
+
+    def list_cluster_files(
+        self, rg: str, ws: str, name: str, *, path: str, expiry: int
+    ) -> list[dict[str, Any]]:
+        """The setup task's output files; links are local file URLs, which do not expire."""
+        _, found = setup_files.list_setup_task_files(self.app, rg, ws, name, path=path)
+        return [
+            {
+                "name": f.name,
+                "download_url": f.url,
+                "is_directory": f.is_directory,
+                "size": f.size,
+            }
+            for f in found
+        ]
+
+    # file servers
+    def create_file_server(
+        self, rg: str, ws: str, name: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return file_servers.create_file_server(self.app, rg, ws, name, body)
+
+    def get_file_server(self, rg: str, ws: str, name: str) -> dict[str, Any]:
+        return file_servers.get_file_server(self.app, rg, ws, name)
+
+    def list_file_servers(self, rg: str, ws: str) -> list[dict[str, Any]]:
+        return file_servers.list_file_servers(self.app, rg, ws)
+
+    def delete_file_server(self, rg: str, ws: str, name: str) -> None:
+        file_servers.delete_file_server(self.app, rg, ws, name)
+
+    # usages
+    def list_usages(self, location: str) -> list[dict[str, Any]]:
+        return [u.to_wire() for u in usages.usages(self.app, location)]
 
     # jobs
     def create_job(
@@ -110,20 +167,18 @@ class EmbeddedClient:
     def terminate_job(self, rg: str, ws: str, exp: str, name: str) -> dict[str, Any]:
         return jobs.terminate_job(self.app, rg, ws, exp, name)
 
-    def delete_job(self, rg: str, ws: str, exp: str, name: str) -> None:
-        jobs.delete_job(self.app, rg, ws, exp, name)
+    def delete_job(self, rg: str, ws: str, exp: str, name: str, *, wait: bool = True) -> None:
+        self._delete(deletions.begin(self.app, "job", rg, ws, name, experiment=exp), wait=wait)
+
+    def list_job_nodes(self, rg: str, ws: str, exp: str, name: str) -> list[dict[str, Any]]:
+        return [n.to_wire() for n in nodes.job_nodes(self.app, rg, ws, exp, name)]
 
     def list_job_files(
-        self, rg: str, ws: str, exp: str, job: str, *, directory_id: str, path: str
+        self, rg: str, ws: str, exp: str, job: str, *, directory_id: str, path: str, expiry: int
     ) -> list[dict[str, Any]]:
+        """A job's output files; links are local file URLs, which do not expire."""
         return [
-            {
-                "name": f.name,
-                "fileType": "directory" if f.is_directory else "file",
-                "downloadUrl": f.url,
-                "contentLength": f.size,
-                "lastModified": iso(f.modified),
-            }
+            _file_row(f)
             for f in files.list_output_files(
                 self.app, rg, ws, exp, job, directory_id=directory_id, path=path
             )
@@ -173,6 +228,16 @@ class EmbeddedClient:
     def close(self) -> None:
         if self._app is not None:
             self._app.close()
+
+
+def _file_row(f: OutputFile) -> dict[str, Any]:
+    return {
+        "name": f.name,
+        "fileType": "directory" if f.is_directory else "file",
+        "downloadUrl": f.url,
+        "contentLength": f.size,
+        "lastModified": iso(f.modified),
+    }
 
 
 def read_path(path: str) -> Path:

@@ -1,4 +1,5 @@
-"""``bai cluster``: create (from a cluster.json and/or flags), show, list, resize, delete.
+"""``bai cluster``: create (from a cluster.json and/or flags), show, list, resize, delete,
+its nodes (``node list``) and its setup task's output files (``file list``).
 
 Flags follow ``az batchai cluster create``; as in az, flags given on the command line
 override the config file, and mounts given by flags are added to the file's.
@@ -17,11 +18,13 @@ from openbai.cli.common import (
     confirm,
     group_option,
     handle_errors,
+    hidden_alias,
+    no_wait_option,
     resource_group,
     workspace_option,
     yes_option,
 )
-from openbai.cli.output import emit, flatten, output_options
+from openbai.cli.output import Columns, emit, flatten, output_options
 from openbai.errors import SpecError
 from openbai.spec import load_json_file
 
@@ -39,16 +42,34 @@ IMAGE_ALIASES = {
         "version": "latest",
     },
 }
-CLUSTER_COLUMNS = [
+
+
+def _workspace(row: Any) -> str:
+    return str(row.get("id", "")).split("/")[8]
+
+
+def _cluster_state(row: Any) -> Any:
+    return "deleting" if row.get("provisioningState") == "deleting" else row.get("allocationState")
+
+
+CLUSTER_COLUMNS: Columns = [
     ("Name", "name"),
     ("Resource Group", "resourceGroup"),
+    ("Workspace", _workspace),
     ("VM Size", "vmSize"),
-    ("State", "allocationState"),
+    ("State", _cluster_state),
     ("Idle", "nodeStateCounts.idleNodeCount"),
     ("Running", "nodeStateCounts.runningNodeCount"),
     ("Preparing", "nodeStateCounts.preparingNodeCount"),
     ("Leaving", "nodeStateCounts.leavingNodeCount"),
     ("Unusable", "nodeStateCounts.unusableNodeCount"),
+]
+#: ``cluster node list`` and ``job node list``, as az showed remote-login information
+NODE_COLUMNS: Columns = [("ID", "nodeId"), ("IP", "ipAddress"), ("SSH Port", "port")]
+SETUP_FILE_COLUMNS: Columns = [
+    ("Name", "name"),
+    ("Is directory", lambda row: "yes" if row.get("is_directory") else "no"),
+    ("Size", lambda row: "" if row.get("size") is None else row["size"]),
 ]
 
 
@@ -368,8 +389,81 @@ def cluster_auto_scale(
 @workspace_option
 @group_option
 @yes_option
+@no_wait_option
 @handle_errors
-def cluster_delete(name: str, workspace: str, resource_group_name: str | None, yes: bool) -> None:
+def cluster_delete(
+    name: str, workspace: str, resource_group_name: str | None, yes: bool, no_wait: bool
+) -> None:
     """Delete a cluster (it must have no queued or running jobs)."""
     confirm(yes, f"Delete cluster {name}?")
-    client().delete_cluster(resource_group(resource_group_name), workspace, name)
+    client().delete_cluster(resource_group(resource_group_name), workspace, name, wait=not no_wait)
+
+
+def _cluster_option(f: Any) -> Any:
+    # -n: the cluster's flag in the pre-2.0.38 commands (cluster list-nodes, list-files)
+    return click.option(
+        "-c", "--cluster", "-n", "--name", "cluster", required=True, help="Name of the cluster."
+    )(f)
+
+
+@cluster_group.group("node")
+def cluster_node_group() -> None:
+    """The nodes of a cluster."""
+
+
+@cluster_node_group.command("list")
+@_cluster_option
+@workspace_option
+@group_option
+@output_options
+@handle_errors
+def cluster_node_list(
+    cluster: str, workspace: str, resource_group_name: str | None, output: str, query: str | None
+) -> None:
+    """List the cluster's nodes: id, the host they run on, and its SSH port.
+
+    A local cluster's nodes are slots on the machine openbai runs on; a Slurm cluster's are
+    the partition's hosts."""
+    nodes = client().list_cluster_nodes(resource_group(resource_group_name), workspace, cluster)
+    emit(nodes, output=output, query=query, columns=NODE_COLUMNS)
+
+
+@cluster_group.group("file")
+def cluster_file_group() -> None:
+    """The output files of the cluster's setup task."""
+
+
+@cluster_file_group.command("list")
+@_cluster_option
+@workspace_option
+@group_option
+@click.option(
+    "-p", "--path", default=".", show_default=True, help="Folder below the setup task's output."
+)
+@click.option(
+    "--expiry",
+    type=click.IntRange(5, 600),
+    default=60,
+    show_default=True,
+    help="Minutes the download links stay valid (links of a server).",
+)
+@output_options
+@handle_errors
+def cluster_file_list(
+    cluster: str,
+    workspace: str,
+    resource_group_name: str | None,
+    path: str,
+    expiry: int,
+    output: str,
+    query: str | None,
+) -> None:
+    """List the setup task's output files (stdout-<node>.txt, stderr-<node>.txt), one level."""
+    files = client().list_cluster_files(
+        resource_group(resource_group_name), workspace, cluster, path=path, expiry=expiry
+    )
+    emit(files, output=output, query=query, columns=SETUP_FILE_COLUMNS)
+
+
+hidden_alias(cluster_group, cluster_node_list, "list-nodes")
+hidden_alias(cluster_group, cluster_file_list, "list-files")

@@ -6,6 +6,7 @@ usage errors), 3 not found, 4 conflict, 5 authentication, 1 anything else.
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import sys
@@ -81,6 +82,20 @@ def experiment_option(f: F) -> F:
 
 def yes_option(f: F) -> F:
     return click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")(f)
+
+
+def no_wait_option(f: F) -> F:
+    return click.option(
+        "--no-wait", is_flag=True, help="Do not wait for the long-running operation to finish."
+    )(f)
+
+
+def hidden_alias(group: click.Group, command: click.Command, name: str) -> None:
+    """An old name of a command (``job list-files``), kept for scripts, left out of --help."""
+    alias = copy.copy(command)
+    alias.hidden = True
+    alias.name = name
+    group.add_command(alias, name)
 
 
 def confirm(yes: bool, question: str) -> None:

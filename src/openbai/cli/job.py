@@ -1,4 +1,5 @@
-"""``bai job``: create from a job.json, show, list, wait, terminate, delete, and its files."""
+"""``bai job``: create from a job.json, show, list, wait, terminate, delete, its files and
+its nodes."""
 
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ from typing import Any
 
 import click
 
+from openbai.cli.cluster import NODE_COLUMNS
 from openbai.cli.common import (
     client,
     confirm,
     experiment_option,
     group_option,
     handle_errors,
+    hidden_alias,
+    no_wait_option,
     resource_group,
     workspace_option,
     yes_option,
 )
-from openbai.cli.output import emit, err, flatten, output_options, stdout_bytes
+from openbai.cli.output import Columns, emit, err, flatten, output_options, stdout_bytes
 from openbai.errors import SpecError
 from openbai.spec import load_json_file
 from openbai.storage.base import clean_path
@@ -30,22 +34,30 @@ def _cluster_part(index: int) -> Any:
     return lambda row: str((row.get("cluster") or {}).get("id", "")).split("/")[index]
 
 
-JOB_COLUMNS = [
+JOB_COLUMNS: Columns = [
     ("Name", "name"),
     ("Cluster", _cluster_part(-1)),
     ("Cluster RG", _cluster_part(4)),
     ("Cluster Workspace", _cluster_part(8)),
     ("Tool", "toolType"),
     ("Nodes", "nodeCount"),
-    ("State", "executionState"),
+    ("State", lambda row: _job_state(row)),
     ("Exit code", "executionInfo.exitCode"),
 ]
-FILE_COLUMNS = [
+FILE_COLUMNS: Columns = [
     ("Name", "name"),
     ("Type", "fileType"),
-    ("Size", "contentLength"),
+    ("Size", lambda row: "" if row.get("fileType") == "directory" else row.get("contentLength")),
     ("Modified", "lastModified"),
 ]
+#: minutes a download link stays valid, as az's default
+DEFAULT_EXPIRY = 60
+
+
+def _job_state(row: Any) -> Any:
+    return "deleting" if row.get("provisioningState") == "deleting" else row.get("executionState")
+
+
 FINAL = ("succeeded", "failed")
 
 
@@ -215,13 +227,21 @@ def job_terminate(
 @job_group.command("delete")
 @_job_options
 @yes_option
+@no_wait_option
 @handle_errors
 def job_delete(
-    name: str, workspace: str, experiment: str, resource_group_name: str | None, yes: bool
+    name: str,
+    workspace: str,
+    experiment: str,
+    resource_group_name: str | None,
+    yes: bool,
+    no_wait: bool,
 ) -> None:
     """Delete a job (terminated first if it runs); its files in storage stay."""
     confirm(yes, f"Delete job {name}?")
-    client().delete_job(resource_group(resource_group_name), workspace, experiment, name)
+    client().delete_job(
+        resource_group(resource_group_name), workspace, experiment, name, wait=not no_wait
+    )
 
 
 @job_group.command("wait")
@@ -277,6 +297,14 @@ def job_file_group() -> None:
     """A job's output files: list them, stream one while the job runs."""
 
 
+def _job_ref_options(f: Any) -> Any:
+    f = group_option(f)
+    f = experiment_option(f)
+    f = workspace_option(f)
+    # -n: the job's flag in the pre-2.0.38 commands (job list-files, stream-file, list-nodes)
+    return click.option("-j", "--job", "-n", "job", required=True, help="Name of the job.")(f)
+
+
 def _file_options(f: Any) -> Any:
     f = click.option(
         "-p",
@@ -293,20 +321,17 @@ def _file_options(f: Any) -> Any:
         show_default=True,
         help="stdouterr or an outputDirectories id.",
     )(f)
-    f = group_option(f)
-    f = experiment_option(f)
-    f = workspace_option(f)
-    return click.option("-j", "--job", "job", required=True, help="Name of the job.")(f)
+    return _job_ref_options(f)
 
 
 @job_file_group.command("list")
 @_file_options
 @click.option(
     "--expiry",
-    type=int,
-    default=60,
+    type=click.IntRange(5, 600),
+    default=DEFAULT_EXPIRY,
     show_default=True,
-    help="Minutes the download links stay valid.",
+    help="Minutes the download links stay valid (links of a server).",
 )
 @output_options
 @handle_errors
@@ -329,6 +354,7 @@ def job_file_list(
         job,
         directory_id=directory_id,
         path=path,
+        expiry=expiry,
     )
     emit(files, output=output, query=query, columns=FILE_COLUMNS)
 
@@ -360,20 +386,24 @@ def job_file_stream(
     )
     path, _, file_name = relative.rpartition("/")
     announced = False
-    while not any(
-        f["name"] == file_name and f["fileType"] == "file"
-        for f in c.list_job_files(
-            rg, workspace, experiment, job, directory_id=directory_id, path=path
+
+    def listed() -> list[dict[str, Any]]:
+        return list(
+            c.list_job_files(
+                rg,
+                workspace,
+                experiment,
+                job,
+                directory_id=directory_id,
+                path=path,
+                expiry=DEFAULT_EXPIRY,
+            )
         )
-    ):
+
+    while not any(f["name"] == file_name and f["fileType"] == "file" for f in listed()):
         if c.get_job(rg, workspace, experiment, job)["properties"]["executionState"] in FINAL:
             # one more look: the file may have appeared just before the job ended
-            if any(
-                f["name"] == file_name
-                for f in c.list_job_files(
-                    rg, workspace, experiment, job, directory_id=directory_id, path=path
-                )
-            ):
+            if any(f["name"] == file_name for f in listed()):
                 break
             err(f'The file "{file_name}" not found for the completed job.')
             sys.exit(3)
@@ -388,3 +418,30 @@ def job_file_stream(
             stdout_bytes(chunk)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+@job_group.group("node")
+def job_node_group() -> None:
+    """The nodes a job runs on."""
+
+
+@job_node_group.command("list")
+@_job_ref_options
+@output_options
+@handle_errors
+def job_node_list(
+    job: str,
+    workspace: str,
+    experiment: str,
+    resource_group_name: str | None,
+    output: str,
+    query: str | None,
+) -> None:
+    """List the nodes the job runs on now (none before it starts or after it ends)."""
+    nodes = client().list_job_nodes(resource_group(resource_group_name), workspace, experiment, job)
+    emit(nodes, output=output, query=query, columns=NODE_COLUMNS)
+
+
+hidden_alias(job_group, job_file_list, "list-files")
+hidden_alias(job_group, job_file_stream, "stream-file")
+hidden_alias(job_group, job_node_list, "list-nodes")

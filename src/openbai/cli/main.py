@@ -8,9 +8,11 @@ from openbai import __version__
 from openbai.cli.cluster import cluster_group
 from openbai.cli.common import CliContext
 from openbai.cli.config import config_group
+from openbai.cli.file_server import file_server_group
 from openbai.cli.job import job_group
 from openbai.cli.serve import serve, token_group
 from openbai.cli.storage import storage_group
+from openbai.cli.usage import usage_group
 from openbai.cli.workspace import experiment_group, workspace_group
 
 
@@ -36,6 +38,8 @@ cli.add_command(workspace_group)
 cli.add_command(experiment_group)
 cli.add_command(cluster_group)
 cli.add_command(job_group)
+cli.add_command(file_server_group)
+cli.add_command(usage_group)
 cli.add_command(storage_group)
 cli.add_command(serve)
 cli.add_command(token_group)

@@ -22,6 +22,8 @@ from openbai.storage.base import StorageBackend, VolumeKind
 API_VERSION = "2018-05-01"
 #: reconnections of a file stream that broke before the job ended
 STREAM_RETRIES = 5
+#: seconds between polls of a long-running operation (the server asks for 1; a person waits)
+POLL_INTERVAL = 0.2
 
 
 class RemoteClient:
@@ -50,6 +52,22 @@ class RemoteClient:
         params = {"api-version": API_VERSION, **kwargs.pop("params", {})}
         response = self.request(method, path, params=params, **kwargs)
         return response.json() if response.content else None
+
+    def _long_running(self, method: str, path: str, *, wait: bool) -> None:
+        """Start a long-running operation; with ``wait``, poll its status URL until it ends."""
+        response = self.request(method, path, params={"api-version": API_VERSION})
+        status_url = response.headers.get("Azure-AsyncOperation")
+        while wait and status_url:
+            status = self.request("GET", status_url).json()
+            if str(status.get("status", "")).lower() != "inprogress":
+                if str(status.get("status", "")).lower() != "succeeded":
+                    error = status.get("error") or {}
+                    raise OpenBaiError(
+                        str(error.get("message") or f"{method} {path} failed"),
+                        code=str(error.get("code") or "OperationFailed"),
+                    )
+                return
+            time.sleep(POLL_INTERVAL)
 
     def _list(self, path: str, method: str = "GET", **params: Any) -> list[dict[str, Any]]:
         """Every item of a paged list, following ``nextLink`` as the SDK does."""
@@ -97,8 +115,8 @@ class RemoteClient:
             return self._list(f"/subscriptions/{_q(sub)}/providers/Microsoft.BatchAI/workspaces")
         return self._list(self._rg(rg) + "/workspaces")
 
-    def delete_workspace(self, rg: str, name: str) -> None:
-        self._arm("DELETE", self._ws(rg, name))
+    def delete_workspace(self, rg: str, name: str, *, wait: bool = True) -> None:
+        self._long_running("DELETE", self._ws(rg, name), wait=wait)
 
     def create_experiment(self, rg: str, ws: str, name: str) -> dict[str, Any]:
         return dict(self._arm("PUT", self._ws(rg, ws, "experiments", name)))
@@ -109,8 +127,8 @@ class RemoteClient:
     def list_experiments(self, rg: str, ws: str) -> list[dict[str, Any]]:
         return self._list(self._ws(rg, ws, "experiments"))
 
-    def delete_experiment(self, rg: str, ws: str, name: str) -> None:
-        self._arm("DELETE", self._ws(rg, ws, "experiments", name))
+    def delete_experiment(self, rg: str, ws: str, name: str, *, wait: bool = True) -> None:
+        self._long_running("DELETE", self._ws(rg, ws, "experiments", name), wait=wait)
 
     # -- clusters ---------------------------------------------------------------------------
     def create_cluster(
@@ -131,8 +149,53 @@ class RemoteClient:
     ) -> dict[str, Any]:
         return dict(self._arm("PATCH", self._ws(rg, ws, "clusters", name), json=dict(body)))
 
-    def delete_cluster(self, rg: str, ws: str, name: str) -> None:
-        self._arm("DELETE", self._ws(rg, ws, "clusters", name))
+    def delete_cluster(self, rg: str, ws: str, name: str, *, wait: bool = True) -> None:
+        self._long_running("DELETE", self._ws(rg, ws, "clusters", name), wait=wait)
+
+    def list_cluster_nodes(self, rg: str, ws: str, name: str) -> list[dict[str, Any]]:
+        url = self._ws(rg, ws, "clusters", name, "listRemoteLoginInformation")
+        return self._list(url, method="POST")
+
+    def list_cluster_files(
+        self, rg: str, ws: str, name: str, *, path: str, expiry: int
+    ) -> list[dict[str, Any]]:
+        files = self._list(
+            self._ws(rg, ws, "clusters", name, "listOutputFiles"),
+            method="POST",
+            directory=path or ".",
+            linkexpiryinminutes=expiry,
+        )
+        return [
+            {
+                "name": f["name"],
+                "download_url": f.get("downloadUrl"),
+                "is_directory": f["fileType"] == "directory",
+                "size": (f.get("properties") or {}).get("contentLength"),
+            }
+            for f in files
+        ]
+
+    # -- file servers -----------------------------------------------------------------------
+    def create_file_server(
+        self, rg: str, ws: str, name: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return dict(self._arm("PUT", self._ws(rg, ws, "fileServers", name), json=dict(body)))
+
+    def get_file_server(self, rg: str, ws: str, name: str) -> dict[str, Any]:
+        return dict(self._arm("GET", self._ws(rg, ws, "fileServers", name)))
+
+    def list_file_servers(self, rg: str, ws: str) -> list[dict[str, Any]]:
+        return self._list(self._ws(rg, ws, "fileServers"))
+
+    def delete_file_server(self, rg: str, ws: str, name: str) -> None:
+        self._arm("DELETE", self._ws(rg, ws, "fileServers", name))
+
+    # -- usages -----------------------------------------------------------------------------
+    def list_usages(self, location: str) -> list[dict[str, Any]]:
+        sub = _q(self.info["subscriptionId"])
+        return self._list(
+            f"/subscriptions/{sub}/providers/Microsoft.BatchAI/locations/{_q(location)}/usages"
+        )
 
     # -- jobs -------------------------------------------------------------------------------
     def create_job(
@@ -163,17 +226,21 @@ class RemoteClient:
         self._arm("POST", f"{self._job(rg, ws, exp, name)}/terminate")
         return self.get_job(rg, ws, exp, name)
 
-    def delete_job(self, rg: str, ws: str, exp: str, name: str) -> None:
-        self._arm("DELETE", self._job(rg, ws, exp, name))
+    def delete_job(self, rg: str, ws: str, exp: str, name: str, *, wait: bool = True) -> None:
+        self._long_running("DELETE", self._job(rg, ws, exp, name), wait=wait)
+
+    def list_job_nodes(self, rg: str, ws: str, exp: str, name: str) -> list[dict[str, Any]]:
+        return self._list(f"{self._job(rg, ws, exp, name)}/listRemoteLoginInformation", "POST")
 
     def list_job_files(
-        self, rg: str, ws: str, exp: str, job: str, *, directory_id: str, path: str
+        self, rg: str, ws: str, exp: str, job: str, *, directory_id: str, path: str, expiry: int
     ) -> list[dict[str, Any]]:
         files = self._list(
             f"{self._job(rg, ws, exp, job)}/listOutputFiles",
             method="POST",
             outputdirectoryid=directory_id,
             directory=path,
+            linkexpiryinminutes=expiry,
         )
         return [
             {

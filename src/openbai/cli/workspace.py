@@ -9,23 +9,24 @@ from openbai.cli.common import (
     confirm,
     group_option,
     handle_errors,
+    no_wait_option,
     resource_group,
     workspace_option,
     yes_option,
 )
-from openbai.cli.output import emit, flatten, output_options
+from openbai.cli.output import Columns, emit, flatten, output_options
 
-WORKSPACE_COLUMNS = [
+WORKSPACE_COLUMNS: Columns = [
     ("Name", "name"),
     ("Resource Group", "resourceGroup"),
     ("Location", "location"),
     ("State", "provisioningState"),
 ]
-EXPERIMENT_COLUMNS = [
+EXPERIMENT_COLUMNS: Columns = [
     ("Name", "name"),
     ("Resource Group", "resourceGroup"),
+    ("Workspace", lambda row: str(row.get("id", "")).split("/")[8]),
     ("State", "provisioningState"),
-    ("Created", "creationTime"),
 ]
 
 
@@ -96,11 +97,12 @@ def workspace_list(resource_group_name: str | None, output: str, query: str | No
 @click.option("-n", "--name", "--workspace", "name", required=True)
 @group_option
 @yes_option
+@no_wait_option
 @handle_errors
-def workspace_delete(name: str, resource_group_name: str | None, yes: bool) -> None:
+def workspace_delete(name: str, resource_group_name: str | None, yes: bool, no_wait: bool) -> None:
     """Delete a workspace with its clusters, experiments and jobs (files in storage stay)."""
     confirm(yes, f"Delete workspace {name} with all its clusters, experiments and jobs?")
-    client().delete_workspace(resource_group(resource_group_name), name)
+    client().delete_workspace(resource_group(resource_group_name), name, wait=not no_wait)
 
 
 @click.group("experiment")
@@ -169,10 +171,13 @@ def experiment_list(
 @workspace_option
 @group_option
 @yes_option
+@no_wait_option
 @handle_errors
 def experiment_delete(
-    name: str, workspace: str, resource_group_name: str | None, yes: bool
+    name: str, workspace: str, resource_group_name: str | None, yes: bool, no_wait: bool
 ) -> None:
     """Delete an experiment and its jobs (running ones are terminated; files stay)."""
     confirm(yes, f"Delete experiment {name} and all its jobs?")
-    client().delete_experiment(resource_group(resource_group_name), workspace, name)
+    client().delete_experiment(
+        resource_group(resource_group_name), workspace, name, wait=not no_wait
+    )

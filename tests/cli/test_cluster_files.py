@@ -1,0 +1,65 @@
+"""``bai cluster file list``: the setup task's output files, read through storage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import Bai
+
+from .conftest import job_file
+
+
+def _setup_cluster(bai: Bai, name: str, output: str) -> None:
+    bai(
+        "cluster", "create", "-w", "ws", "-n", name, "--nodes", "1",
+        "--storage-account-name", "acct", "--afs-name", "logs",
+        "--setup-task", "echo set up on $AZ_BATCH_NODE_ID; echo warning >&2",
+        "--setup-task-output", output,
+    )  # fmt: skip
+
+
+def test_setup_task_files_after_a_node_ran_it(ws: Bai, tmp_path: Path) -> None:
+    _setup_cluster(ws, "s", "$AZ_BATCHAI_MOUNT_ROOT/afs/setup")
+    cluster = ws.json("cluster", "show", "-w", "ws", "-n", "s")
+    suffix = cluster["nodeSetup"]["setupTask"]["stdOutErrPathSuffix"]
+    assert suffix.endswith(f"/default/workspaces/ws/clusters/s/{suffix.rsplit('/', 1)[1]}")
+    assert ws.json("cluster", "file", "list", "-w", "ws", "-c", "s") == []  # not run yet
+
+    ws(
+        "job",
+        "create",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-c",
+        "s",
+        "-n",
+        "j",
+        "-f",
+        job_file(tmp_path, "true"),
+    )
+    assert ws.wait("j")["executionState"] == "succeeded"
+
+    files = ws.json("cluster", "file", "list", "-w", "ws", "-c", "s")
+    assert [(f["name"], f["is_directory"]) for f in files] == [
+        ("stderr-s-0.txt", False),
+        ("stdout-s-0.txt", False),
+    ]
+    assert files[1]["size"] == len("set up on s-0\n")
+    assert files[1]["download_url"]
+    table = ws("cluster", "file", "list", "-w", "ws", "-c", "s", "-o", "table").stdout
+    assert table.split("\n")[0].split() == ["Name", "Is", "directory", "Size"]
+    assert table.split("\n")[2].split() == ["stdout-s-0.txt", "no", "14"]
+    # the pre-2.0.38 name, and a folder below the output that does not exist
+    assert ws.json("cluster", "list-files", "-w", "ws", "-n", "s") == files
+    assert ws.json("cluster", "file", "list", "-w", "ws", "-c", "s", "-p", "sub") == []
+    escape = ws("cluster", "file", "list", "-w", "ws", "-c", "s", "-p", "../..", expect=2)
+    assert "path" in escape.stderr
+
+
+def test_clusters_without_listable_setup_output(ws: Bai) -> None:
+    assert ws.json("cluster", "file", "list", "-w", "ws", "-c", "c1") == []  # no setup task
+    _setup_cluster(ws, "elsewhere", "/tmp/setup-logs")
+    refused = ws("cluster", "file", "list", "-w", "ws", "-c", "elsewhere", expect=4)
+    assert "/tmp/setup-logs, which is on no volume mounted" in refused.stderr
