@@ -181,3 +181,39 @@ def test_wrong_token_and_unreachable_server(bai, server):
     assert "bearer token is not valid" in wrong("workspace", "list", expect=5).stderr
     gone = Cli({**bai.env, "BAI_SERVER": "http://127.0.0.1:9", "BAI_TOKEN": "x"})
     assert "cannot reach the openbai server" in gone("workspace", "list", expect=1).stderr
+
+
+def test_new_commands_print_the_same_both_ways(clis):
+    embedded, remote = clis
+    remote("workspace", "create", "-n", "ws")
+    remote("experiment", "create", "-w", "ws", "-n", "exp")
+    remote("cluster", "create", "-w", "ws", "-n", "c1", "--nodes", "2")
+    remote(
+        "file-server", "create", "-w", "ws", "-n", "nfs", "-s", "STANDARD_D1",
+        "--disk-count", "1", "--disk-size", "10", "--storage-sku", "Standard_LRS",
+    )  # fmt: skip
+    same = [
+        ("cluster", "node", "list", "-w", "ws", "-c", "c1"),
+        ("cluster", "node", "list", "-w", "ws", "-c", "c1", "-o", "table"),
+        ("cluster", "file", "list", "-w", "ws", "-c", "c1"),
+        ("cluster", "list", "-w", "ws", "-o", "table"),
+        ("experiment", "list", "-w", "ws", "-o", "table"),
+        ("file-server", "show", "-w", "ws", "-n", "nfs"),
+        ("file-server", "list", "-w", "ws", "-o", "table"),
+        ("usage", "show", "-l", "local"),
+        ("usage", "show", "-l", "local", "-o", "table"),
+    ]
+    for argv in same:
+        assert remote(*argv).stdout == embedded(*argv).stdout, argv
+    for argv, code in [
+        (("cluster", "node", "list", "-w", "ws", "-c", "nope"), 3),
+        (("job", "node", "list", "-w", "ws", "-e", "exp", "-j", "nope"), 3),
+        (("file-server", "show", "-w", "ws", "-n", "nope"), 3),
+        (("file-server", "create", "-w", "ws", "-n", "nfs", "-s", "x", "--disk-count", "1",
+          "--disk-size", "1", "--storage-sku", "Standard_LRS"), 4),
+    ]:  # fmt: skip
+        assert remote(*argv, expect=code).stderr == embedded(*argv, expect=code).stderr, argv
+    remote("file-server", "delete", "-w", "ws", "-n", "nfs", "-y")
+    remote("cluster", "delete", "-w", "ws", "-n", "c1", "-y")
+    remote("workspace", "delete", "-n", "ws", "-y")
+    assert embedded("workspace", "list").stdout.strip() == "[]"

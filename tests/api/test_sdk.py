@@ -290,3 +290,72 @@ def test_sdk_terminate_waits_for_the_job(server, bai):
     assert client.jobs.get("rg", "ws", "exp", "sleeper").execution_state == "failed"
     client.jobs.begin_delete("rg", "ws", "exp", "sleeper").result()
     assert list(client.jobs.list_by_experiment("rg", "ws", "exp")) == []
+
+
+def test_sdk_deletes_are_long_running(server, bai):
+    """A DELETE answers 202 at once; the SDK's poller returns once the resource is gone."""
+    bai("storage", "account", "create", "-n", "acct")
+    bai("storage", "share", "create", "--account", "acct", "-n", "logs")
+    client = sdk(server)
+    client.workspaces.begin_create(
+        "rg", "ws", m.WorkspaceCreateParameters(location="local")
+    ).result()
+    client.experiments.begin_create("rg", "ws", "exp").result()
+    scale = m.ScaleSettings(manual=m.ManualScaleSettings(target_node_count=1))
+    cluster = client.clusters.begin_create(
+        "rg", "ws", "c", m.ClusterCreateParameters(vm_size="x", scale_settings=scale)
+    ).result()
+    params = m.JobCreateParameters(
+        cluster=m.ResourceId(id=cluster.id),
+        node_count=1,
+        std_out_err_path_prefix="$AZ_BATCHAI_JOB_MOUNT_ROOT/afs",
+        mount_volumes=m.MountVolumes(
+            azure_file_shares=[
+                m.AzureFileShareReference(
+                    account_name="acct",
+                    azure_file_url="https://acct.file.core.windows.net/logs",
+                    credentials=m.AzureStorageCredentialsInfo(account_key="k"),
+                    relative_mount_path="afs",
+                )
+            ]
+        ),
+        custom_toolkit_settings=m.CustomToolkitSettings(command_line="sleep 60"),
+    )
+    client.jobs.begin_create("rg", "ws", "exp", "sleeper", params).result()
+    deadline = time.monotonic() + 60
+    while client.jobs.get("rg", "ws", "exp", "sleeper").execution_state != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+    client.jobs.begin_delete("rg", "ws", "exp", "sleeper").result()
+    with pytest.raises(ResourceNotFoundError):
+        client.jobs.get("rg", "ws", "exp", "sleeper")
+
+    client.jobs.begin_create("rg", "ws", "exp", "again", params).result()
+    client.workspaces.begin_delete("rg", "ws").result()  # stops the job, deletes everything
+    with pytest.raises(ResourceNotFoundError):
+        client.workspaces.get("rg", "ws")
+
+
+def test_a_delete_left_half_done_is_finished_by_the_next_server(bai):
+    from openbai.services import deletions
+    from openbai.services.app import App
+    from openbai.settings import Settings
+
+    from .support import start_server
+
+    bai("workspace", "create", "-n", "ws")
+    app = App.open(Settings.load(bai.env))
+    try:
+        deletions.begin(app, "workspace", "default", "", "ws")  # and then the server stopped
+    finally:
+        app.close()
+    assert bai.json("workspace", "show", "-n", "ws")["provisioningState"] == "deleting"
+    server = start_server(bai.home, bai.env)
+    try:
+        deadline = time.monotonic() + 30
+        while bai("workspace", "show", "-n", "ws", expect=None).exit_code != 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        server.stop()
