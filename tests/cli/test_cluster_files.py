@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
+import httpx
 from conftest import Bai
 
 from .conftest import job_file
+
+
+def fetch(url: str) -> bytes:
+    """A download link: a signed http link of the server, or a file URL in process."""
+    if url.startswith("file://"):
+        return Path(unquote(urlsplit(url).path)).read_bytes()
+    return httpx.get(url).content
 
 
 def _setup_cluster(bai: Bai, name: str, output: str) -> None:
@@ -47,7 +56,7 @@ def test_setup_task_files_after_a_node_ran_it(ws: Bai, tmp_path: Path) -> None:
         ("stdout-s-0.txt", False),
     ]
     assert files[1]["size"] == len("set up on s-0\n")
-    assert files[1]["download_url"]
+    assert fetch(files[1]["download_url"]) == b"set up on s-0\n"
     table = ws("cluster", "file", "list", "-w", "ws", "-c", "s", "-o", "table").stdout
     assert table.split("\n")[0].split() == ["Name", "Is", "directory", "Size"]
     assert table.split("\n")[2].split() == ["stdout-s-0.txt", "no", "14"]

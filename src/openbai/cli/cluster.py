@@ -116,6 +116,9 @@ def cluster_group() -> None:
 @click.option(
     "-f",
     "--config-file",
+    "-c",
+    "--config",  # the pre-2.0.38 names
+    "config_file",
     type=click.Path(dir_okay=False),
     help="A cluster.json (Batch AI schema 2018-05-01).",
 )
@@ -123,6 +126,7 @@ def cluster_group() -> None:
 @click.option(
     "-i", "--image", default=None, help="UbuntuLTS, UbuntuDSVM or publisher:offer:sku:version."
 )
+@click.option("--custom-image", default=None, help="ARM id of a VM image based on -i (recorded).")
 @click.option("--vm-priority", type=click.Choice(["dedicated", "lowpriority"]), default=None)
 @click.option("-t", "--target", type=int, default=None, help="Number of nodes (manual scale).")
 @click.option("--nodes", type=int, default=None, help="Fixed number of nodes (same as -t).")
@@ -139,9 +143,24 @@ def cluster_group() -> None:
 )
 @click.option("--afs-name", default=None, help="File share of --storage-account-name to mount.")
 @click.option("--afs-mount-path", default="afs", show_default=True)
-@click.option("--bfs-name", default=None, help="Blob container of --storage-account-name to mount.")
-@click.option("--bfs-mount-path", default="bfs", show_default=True)
+@click.option(
+    "--bfs-name",
+    "--container-name",
+    "bfs_name",
+    default=None,
+    help="Blob container of --storage-account-name to mount.",
+)
+@click.option(
+    "--bfs-mount-path", "--container-mount-path", "bfs_mount_path", default="bfs", show_default=True
+)
 @click.option("--storage-account-name", default=None, envvar="AZURE_BATCHAI_STORAGE_ACCOUNT")
+@click.option(
+    "--storage-account-key",
+    default=None,
+    envvar="AZURE_BATCHAI_STORAGE_KEY",
+    help="Key of --storage-account-name for the mounts given by flags (never shown).",
+)
+@click.option("--subnet", default=None, help="ARM id of a subnet (recorded).")
 @click.option(
     "--setup-task", default=None, help="Command line run on each node before its first job."
 )
@@ -169,6 +188,7 @@ def cluster_create(
     config_file: str | None,
     vm_size: str | None,
     image: str | None,
+    custom_image: str | None,
     vm_priority: str | None,
     target: int | None,
     nodes: int | None,
@@ -184,6 +204,8 @@ def cluster_create(
     bfs_name: str | None,
     bfs_mount_path: str,
     storage_account_name: str | None,
+    storage_account_key: str | None,
+    subnet: str | None,
     setup_task: str | None,
     setup_task_output: str | None,
     executor: str | None,
@@ -212,6 +234,16 @@ def cluster_create(
         props["vmPriority"] = vm_priority
     if image:
         props["virtualMachineConfiguration"] = {"imageReference": image_reference(image)}
+    if custom_image:
+        reference = (props.get("virtualMachineConfiguration") or {}).get("imageReference")
+        if not reference:
+            raise SpecError(
+                "--custom-image needs -i: the image it is based on (publisher:offer:sku:version)",
+                target="--image",
+            )
+        reference["virtualMachineImageId"] = custom_image
+    if subnet:
+        props["subnet"] = {"id": subnet}
     account = props.setdefault("userAccountSettings", {"adminUserName": getpass.getuser()})
     if user_name:
         account["adminUserName"] = user_name
@@ -229,6 +261,7 @@ def cluster_create(
         afs_mount_path,
         bfs_name,
         bfs_mount_path,
+        storage_account_key,
     )
     if setup_task:
         if not setup_task_output:
@@ -263,8 +296,10 @@ def _add_mounts(
     afs_path: str,
     bfs: str | None,
     bfs_path: str,
+    key: str | None,
 ) -> None:
     """Mounts from flags are appended to the file's (as az did)."""
+    credentials = {"credentials": {"accountKey": key}} if key else {}
     if (afs or bfs) and not account:
         raise SpecError(
             "--afs-name/--bfs-name need --storage-account-name", target="--storage-account-name"
@@ -276,11 +311,17 @@ def _add_mounts(
                 "accountName": account,
                 "azureFileUrl": f"https://{account}.file.core.windows.net/{afs}",
                 "relativeMountPath": afs_path,
+                **credentials,
             }
         )
     if bfs:
         volumes.setdefault("azureBlobFileSystems", []).append(
-            {"accountName": account, "containerName": bfs, "relativeMountPath": bfs_path}
+            {
+                "accountName": account,
+                "containerName": bfs,
+                "relativeMountPath": bfs_path,
+                **credentials,
+            }
         )
 
 

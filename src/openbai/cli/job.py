@@ -68,10 +68,20 @@ def job_group() -> None:
 
 @job_group.command("create")
 @click.option("-n", "--name", "--job", "name", required=True, help="Name of the job.")
-@click.option("-c", "--cluster", default=None, help="Cluster name, or its ARM id.")
+@click.option(
+    "-c",
+    "--cluster",
+    "-r",
+    "--cluster-name",  # the pre-2.0.38 names
+    "cluster",
+    default=None,
+    help="Cluster name, or its ARM id.",
+)
 @click.option(
     "-f",
     "--config-file",
+    "--config",  # the pre-2.0.38 name
+    "config_file",
     type=click.Path(dir_okay=False),
     required=True,
     help="A Batch AI job.json.",
@@ -93,8 +103,16 @@ def job_group() -> None:
 )
 @click.option("--afs-name", default=None, help="File share to mount at --afs-mount-path.")
 @click.option("--afs-mount-path", default="afs", show_default=True)
-@click.option("--bfs-name", default=None, help="Blob container to mount at --bfs-mount-path.")
-@click.option("--bfs-mount-path", default="bfs", show_default=True)
+@click.option(
+    "--bfs-name",
+    "--container-name",
+    "bfs_name",
+    default=None,
+    help="Blob container to mount at --bfs-mount-path.",
+)
+@click.option(
+    "--bfs-mount-path", "--container-mount-path", "bfs_mount_path", default="bfs", show_default=True
+)
 @output_options
 @handle_errors
 def job_create(

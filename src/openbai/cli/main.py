@@ -6,13 +6,13 @@ import click
 
 from openbai import __version__
 from openbai.cli.cluster import cluster_group
-from openbai.cli.common import CliContext
+from openbai.cli.common import CliContext, hidden_alias
 from openbai.cli.config import config_group
 from openbai.cli.file_server import file_server_group
 from openbai.cli.job import job_group
 from openbai.cli.serve import serve, token_group
 from openbai.cli.storage import storage_group
-from openbai.cli.usage import usage_group
+from openbai.cli.usage import usage_group, usage_show
 from openbai.cli.workspace import experiment_group, workspace_group
 
 
@@ -40,6 +40,7 @@ cli.add_command(cluster_group)
 cli.add_command(job_group)
 cli.add_command(file_server_group)
 cli.add_command(usage_group)
+hidden_alias(cli, usage_show, "list-usages")  # az batchai list-usages, the later name
 cli.add_command(storage_group)
 cli.add_command(serve)
 cli.add_command(token_group)

@@ -1,0 +1,85 @@
+"""What old ``az batchai`` scripts rely on: the pre-2.0.38 command and option names, az's
+table layouts, and ``-y`` on what destroys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import Bai
+
+from .conftest import job_file
+
+
+def test_old_command_names_work_and_stay_out_of_help(ws: Bai, tmp_path: Path) -> None:
+    ws("job", "create", "-w", "ws", "-e", "exp", "-r", "c1", "-n", "j",
+       "--config", job_file(tmp_path, "echo hello"))  # fmt: skip
+    assert ws.wait("j")["executionState"] == "succeeded"
+    old = ws.json("job", "list-files", "-w", "ws", "-e", "exp", "-n", "j")
+    new = ws.json("job", "file", "list", "-w", "ws", "-e", "exp", "-j", "j")
+    assert [f["name"] for f in old] == [f["name"] for f in new]
+    assert "stdout.txt" in [f["name"] for f in new]
+    streamed = ws("job", "stream-file", "-w", "ws", "-e", "exp", "-n", "j", "-f", "stdout.txt")
+    assert streamed.stdout == "hello\n"
+    assert ws.json("job", "list-nodes", "-w", "ws", "-e", "exp", "-n", "j") == []
+    assert ws.json("list-usages", "-l", "local")[0]["name"]["value"] == "Clusters"
+
+    for group in ("job", "cluster"):
+        shown = ws(group, "--help").stdout
+        assert "list-files" not in shown and "list-nodes" not in shown
+        assert " node " in shown.replace("\n", " ") and " file " in shown.replace("\n", " ")
+
+
+def test_old_option_names_of_cluster_create(ws: Bai, tmp_path: Path) -> None:
+    config = tmp_path / "cluster.json"
+    config.write_text(json.dumps({"properties": {"vmSize": "STANDARD_NC12"}}))
+    ws("storage", "container", "create", "--account", "acct", "-n", "data")
+    cluster = ws.json(
+        "cluster", "create", "-w", "ws", "-n", "old", "-c", str(config),
+        "--storage-account-name", "acct", "--storage-account-key", "k3y",
+        "--container-name", "data", "--container-mount-path", "data",
+        "-i", "UbuntuLTS", "--custom-image", "/subscriptions/s/images/mine", "--subnet", "/subnets/x",
+    )  # fmt: skip
+    assert cluster["vmSize"] == "STANDARD_NC12"
+    blob = cluster["nodeSetup"]["mountVolumes"]["azureBlobFileSystems"][0]
+    assert (blob["containerName"], blob["relativeMountPath"]) == ("data", "data")
+    assert "k3y" not in json.dumps(cluster)
+    image = cluster["virtualMachineConfiguration"]["imageReference"]
+    assert image["virtualMachineImageId"] == "/subscriptions/s/images/mine"
+    assert cluster["subnet"] == {"id": "/subnets/x"}
+    lonely = ws("cluster", "create", "-w", "ws", "-n", "x", "--custom-image", "/i", expect=2)
+    assert "--custom-image needs -i" in lonely.stderr
+
+
+def test_az_table_layouts(ws: Bai) -> None:
+    def header(*argv: str) -> list[str]:
+        return ws(*argv, "-o", "table").stdout.split("\n")[0].split()
+
+    assert header("cluster", "list", "-w", "ws") == [
+        "Name", "Resource", "Group", "Workspace", "VM", "Size", "State", "Idle", "Running",
+        "Preparing", "Leaving", "Unusable",
+    ]  # fmt: skip
+    assert ws("cluster", "show", "-w", "ws", "-n", "c1", "-o", "table").stdout.split("\n")[
+        1
+    ].split() == ["c1", "default", "ws", "STANDARD_NC6", "steady", "2", "0", "0", "0", "0"]
+    assert header("experiment", "list", "-w", "ws") == [
+        "Name", "Resource", "Group", "Workspace", "State",
+    ]  # fmt: skip
+    assert header("workspace", "list") == ["Name", "Resource", "Group", "Location", "State"]
+    assert header("job", "list", "-w", "ws", "-e", "exp") == [
+        "Name", "Cluster", "Cluster", "RG", "Cluster", "Workspace", "Tool", "Nodes", "State",
+        "Exit", "code",
+    ]  # fmt: skip
+
+
+def test_destructive_commands_ask_unless_yes(ws: Bai) -> None:
+    for argv in (
+        ("workspace", "delete", "-n", "ws"),
+        ("experiment", "delete", "-w", "ws", "-n", "exp"),
+        ("cluster", "delete", "-w", "ws", "-n", "c1"),
+    ):
+        asked = ws(*argv, input="n\n", expect=1)
+        assert "[y/N]" in asked.stderr
+    ws("cluster", "show", "-w", "ws", "-n", "c1")
+    ws("cluster", "delete", "-w", "ws", "-n", "c1", input="y\n")
+    ws("cluster", "show", "-w", "ws", "-n", "c1", expect=3)
