@@ -1,0 +1,66 @@
+"""Two-step deletes: begun at once (marked deleting, jobs asked to stop), finished later."""
+
+from __future__ import annotations
+
+import pytest
+
+from openbai.errors import ConflictError
+from openbai.services import clusters, deletions, jobs, workspaces
+
+JOB = {
+    "properties": {
+        "nodeCount": 1,
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+        "customToolkitSettings": {"commandLine": "sleep 60"},
+    }
+}
+
+
+@pytest.fixture
+def installation(app):
+    workspaces.create_workspace(app, "rg", "ws")
+    workspaces.create_experiment(app, "rg", "ws", "exp")
+    clusters.create_cluster(
+        app, "rg", "ws", "c", {"properties": {"scaleSettings": {"manual": {"targetNodeCount": 1}}}}
+    )
+    return app
+
+
+def test_begin_marks_and_finish_removes(installation):
+    app = installation
+    begun = deletions.begin(app, "experiment", "rg", "ws", "exp")
+    assert workspaces.get_experiment(app, "rg", "ws", "exp")["properties"]["provisioningState"] == (
+        "deleting"
+    )
+    assert deletions.begin(app, "experiment", "rg", "ws", "exp") == begun  # again: the same
+    assert deletions.state(app, begun) == "InProgress"
+    with pytest.raises(ConflictError):
+        workspaces.create_experiment(app, "rg", "ws", "exp")
+    deletions.finish(app, begun)
+    assert deletions.state(app, begun) == "Succeeded"
+    deletions.finish(app, begun)  # nothing left to do
+
+    workspaces.create_experiment(app, "rg", "ws", "exp")  # the name is free again
+    assert deletions.state(app, begun) == "Succeeded"  # a new experiment, not the one deleted
+
+
+def test_a_busy_cluster_is_not_deleted(installation):
+    app = installation
+    jobs.create_job(app, "rg", "ws", "exp", "j", JOB, cluster="c")
+    with pytest.raises(ConflictError) as busy:
+        deletions.begin(app, "cluster", "rg", "ws", "c")
+    assert busy.value.code == "ClusterInUse"
+    assert clusters.get_cluster(app, "rg", "ws", "c")["properties"]["provisioningState"] == (
+        "succeeded"
+    )
+
+
+def test_pending_deletes_are_finished_children_first(installation):
+    app = installation
+    jobs.create_job(app, "rg", "ws", "exp", "j", JOB, cluster="c")
+    deletions.begin(app, "job", "rg", "ws", "j", experiment="exp")
+    deletions.begin(app, "workspace", "rg", "", "ws")
+    assert [d.kind for d in deletions.pending(app)] == ["job", "workspace"]
+    deletions.finish_pending(app)
+    assert deletions.pending(app) == []
+    assert workspaces.list_workspaces(app) == []
