@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from openbai.cli import ids
 from openbai.cli.common import (
     client,
     confirm,
@@ -24,6 +25,7 @@ from openbai.cli.common import (
     workspace_option,
     yes_option,
 )
+from openbai.cli.ids import IdsCommand
 from openbai.cli.output import Columns, emit, flatten, output_options
 from openbai.errors import SpecError
 from openbai.spec import load_json_file
@@ -325,7 +327,7 @@ def _add_mounts(
         )
 
 
-@cluster_group.command("show")
+@cluster_group.command("show", cls=IdsCommand, flags=ids.CLUSTER)
 @click.option("-n", "--name", "--cluster", "name", required=True)
 @workspace_option
 @group_option
@@ -363,7 +365,7 @@ def cluster_list(
     )
 
 
-@cluster_group.command("resize")
+@cluster_group.command("resize", cls=IdsCommand, flags=ids.CLUSTER)
 @click.option("-n", "--name", "--cluster", "name", required=True)
 @workspace_option
 @group_option
@@ -390,7 +392,7 @@ def cluster_resize(
     )
 
 
-@cluster_group.command("auto-scale")
+@cluster_group.command("auto-scale", cls=IdsCommand, flags=ids.CLUSTER)
 @click.option("-n", "--name", "--cluster", "name", required=True)
 @workspace_option
 @group_option
@@ -425,7 +427,7 @@ def cluster_auto_scale(
     )
 
 
-@cluster_group.command("delete")
+@cluster_group.command("delete", cls=IdsCommand, flags=ids.CLUSTER)
 @click.option("-n", "--name", "--cluster", "name", required=True)
 @workspace_option
 @group_option
@@ -452,7 +454,7 @@ def cluster_node_group() -> None:
     """The nodes of a cluster."""
 
 
-@cluster_node_group.command("list")
+@cluster_node_group.command("list", cls=IdsCommand, flags=ids.CLUSTER_PART)
 @_cluster_option
 @workspace_option
 @group_option
@@ -474,7 +476,7 @@ def cluster_file_group() -> None:
     """The output files of the cluster's setup task."""
 
 
-@cluster_file_group.command("list")
+@cluster_file_group.command("list", cls=IdsCommand, flags=ids.CLUSTER_PART)
 @_cluster_option
 @workspace_option
 @group_option

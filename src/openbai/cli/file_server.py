@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from openbai.cli import ids
 from openbai.cli.common import (
     client,
     confirm,
@@ -23,6 +24,7 @@ from openbai.cli.common import (
     workspace_option,
     yes_option,
 )
+from openbai.cli.ids import IdsCommand
 from openbai.cli.output import Columns, emit, flatten, output_options
 from openbai.errors import SpecError
 from openbai.spec import load_json_file
@@ -128,7 +130,9 @@ def file_server_create(
     if vm_size:
         props["vmSize"] = vm_size
     if "vmSize" not in props:
-        raise SpecError("--vm-size: give it, or properties.vmSize in --config-file", target="--vm-size")
+        raise SpecError(
+            "--vm-size: give it, or properties.vmSize in --config-file", target="--vm-size"
+        )
     if subnet:
         props["subnet"] = {"id": subnet}
     ssh = props.setdefault("sshConfiguration", {})
@@ -149,7 +153,7 @@ def file_server_create(
         emit(flatten(created), output=output, query=query, columns=FILE_SERVER_COLUMNS)
 
 
-@file_server_group.command("show")
+@file_server_group.command("show", cls=IdsCommand, flags=ids.FILE_SERVER)
 @_name_option
 @workspace_option
 @group_option
@@ -176,7 +180,7 @@ def file_server_list(
     emit([flatten(f) for f in found], output=output, query=query, columns=FILE_SERVER_COLUMNS)
 
 
-@file_server_group.command("delete")
+@file_server_group.command("delete", cls=IdsCommand, flags=ids.FILE_SERVER)
 @_name_option
 @workspace_option
 @group_option

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from openbai.cli import ids
 from openbai.cli.cluster import NODE_COLUMNS
 from openbai.cli.common import (
     client,
@@ -24,6 +25,7 @@ from openbai.cli.common import (
     workspace_option,
     yes_option,
 )
+from openbai.cli.ids import IdsCommand
 from openbai.cli.output import Columns, emit, err, flatten, output_options, stdout_bytes
 from openbai.errors import SpecError
 from openbai.spec import load_json_file
@@ -182,7 +184,7 @@ def _job_options(f: Any) -> Any:
     return click.option("-n", "--name", "--job", "name", required=True, help="Name of the job.")(f)
 
 
-@job_group.command("show")
+@job_group.command("show", cls=IdsCommand, flags=ids.JOB)
 @_job_options
 @output_options
 @handle_errors
@@ -217,7 +219,7 @@ def job_list(
     emit([flatten(j) for j in jobs], output=output, query=query, columns=JOB_COLUMNS)
 
 
-@job_group.command("terminate")
+@job_group.command("terminate", cls=IdsCommand, flags=ids.JOB)
 @_job_options
 @yes_option
 @click.option("--no-wait", is_flag=True, help="Do not wait until the job has stopped.")
@@ -242,7 +244,7 @@ def job_terminate(
         time.sleep(0.2)
 
 
-@job_group.command("delete")
+@job_group.command("delete", cls=IdsCommand, flags=ids.JOB)
 @_job_options
 @yes_option
 @no_wait_option
@@ -262,7 +264,7 @@ def job_delete(
     )
 
 
-@job_group.command("wait")
+@job_group.command("wait", cls=IdsCommand, flags=ids.JOB)
 @_job_options
 @click.option(
     "--interval", type=float, default=1.0, show_default=True, help="Seconds between checks."
@@ -342,7 +344,7 @@ def _file_options(f: Any) -> Any:
     return _job_ref_options(f)
 
 
-@job_file_group.command("list")
+@job_file_group.command("list", cls=IdsCommand, flags=ids.JOB_PART)
 @_file_options
 @click.option(
     "--expiry",
@@ -377,7 +379,7 @@ def job_file_list(
     emit(files, output=output, query=query, columns=FILE_COLUMNS)
 
 
-@job_file_group.command("stream")
+@job_file_group.command("stream", cls=IdsCommand, flags=ids.JOB_PART)
 @_file_options
 @click.option("-f", "--file-name", required=True, help="The file to stream, e.g. stdout.txt.")
 @handle_errors
@@ -443,7 +445,7 @@ def job_node_group() -> None:
     """The nodes a job runs on."""
 
 
-@job_node_group.command("list")
+@job_node_group.command("list", cls=IdsCommand, flags=ids.JOB_PART)
 @_job_ref_options
 @output_options
 @handle_errors

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from openbai.cli import ids
 from openbai.cli.common import (
     client,
     confirm,
@@ -14,6 +15,7 @@ from openbai.cli.common import (
     workspace_option,
     yes_option,
 )
+from openbai.cli.ids import IdsCommand
 from openbai.cli.output import Columns, emit, flatten, output_options
 
 WORKSPACE_COLUMNS: Columns = [
@@ -62,7 +64,7 @@ def workspace_create(
     )
 
 
-@workspace_group.command("show")
+@workspace_group.command("show", cls=IdsCommand, flags=ids.WORKSPACE)
 @click.option("-n", "--name", "--workspace", "name", required=True)
 @group_option
 @output_options
@@ -93,7 +95,7 @@ def workspace_list(resource_group_name: str | None, output: str, query: str | No
     )
 
 
-@workspace_group.command("delete")
+@workspace_group.command("delete", cls=IdsCommand, flags=ids.WORKSPACE)
 @click.option("-n", "--name", "--workspace", "name", required=True)
 @group_option
 @yes_option
@@ -128,7 +130,7 @@ def experiment_create(
     )
 
 
-@experiment_group.command("show")
+@experiment_group.command("show", cls=IdsCommand, flags=ids.EXPERIMENT)
 @click.option("-n", "--name", "--experiment", "name", required=True)
 @workspace_option
 @group_option
@@ -166,7 +168,7 @@ def experiment_list(
     )
 
 
-@experiment_group.command("delete")
+@experiment_group.command("delete", cls=IdsCommand, flags=ids.EXPERIMENT)
 @click.option("-n", "--name", "--experiment", "name", required=True)
 @workspace_option
 @group_option
