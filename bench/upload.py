@@ -2,10 +2,12 @@
 
 ``python -m bench upload [--small 10000] [--large 4] [--large-mib 256] [--skip-az]``
 
-Azurite is started fresh (empty). azure-cli is installed from PyPI into its own venv under
-``.services/azure-cli`` on first use. Printed, side by side in the same run:
+Every measurement gets its own fresh (empty) Azurite, since Azurite slows down as it fills.
+azure-cli is installed from PyPI into its own venv under ``.services/azure-cli`` on first
+use. Printed, side by side in the same run:
 
-* the store's raw PUT rate: 1-8 KiB blobs PUT with http.client and a SAS, 8 connections;
+* the store's raw PUT rate: as many 1-8 KiB blobs as the small tree has, PUT with
+  http.client and a SAS over 8 keep-alive connections (no file reading, no hashing);
 * 10,000 files of 1-8 KiB: bai vs az (files/s), and bai vs the raw PUT rate;
 * 4 files of 256 MiB: bai vs az (MB/s);
 * the same small tree to an embedded (local) account vs ``cp -r``.
@@ -24,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -55,7 +59,7 @@ def large_tree(root: Path, count: int, size: int) -> Path:
     return root
 
 
-def raw_put_rate(azurite: Azurite, container: str, count: int = 2000) -> float:
+def raw_put_rate(azurite: Azurite, container: str, count: int) -> float:
     """Small blobs PUT per second with http.client, 8 keep-alive connections."""
     sas = generate_container_sas(
         ACCOUNT, container, account_key=KEY, permission=ContainerSasPermissions(write=True),
@@ -80,20 +84,35 @@ def raw_put_rate(azurite: Azurite, container: str, count: int = 2000) -> float:
 
 
 def ensure_az() -> Path:
-    az = AZ_VENV / "bin" / "az"
-    if not az.exists():
-        print("installing azure-cli into .services/azure-cli (once) ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(AZ_VENV)], check=True)
-        subprocess.run([str(AZ_VENV / "bin" / "pip"), "install", "-q", "azure-cli"], check=True)
+    """az from its own venv, installed from PyPI on first use (a few hundred MB).
+
+    A marker written after ``az version`` worked tells a finished install from one that was
+    interrupted (which left ``bin/az`` behind but not all of its packages): that is redone.
+    """
+    az, marker = AZ_VENV / "bin" / "az", AZ_VENV / ".installed"
+    if marker.exists():
+        return az
+    print("installing azure-cli into .services/azure-cli (once, a few minutes) ...",
+          file=sys.stderr)  # fmt: skip
+    subprocess.run([sys.executable, "-m", "venv", str(AZ_VENV)], check=True)
+    pip = [str(AZ_VENV / "bin" / "pip"), "install", "-q", "--timeout", "600", "--retries", "10"]
+    subprocess.run([*pip, "azure-cli"], check=True)
+    subprocess.run([str(az), "version", "-o", "none"], check=True, env=_az_env())
+    marker.write_text("azure-cli\n")
     return az
+
+
+def _az_env() -> dict[str, str]:
+    return {**os.environ, "AZURE_CORE_COLLECT_TELEMETRY": "false",
+            "AZURE_CONFIG_DIR": tempfile.mkdtemp(prefix="az-config-")}  # fmt: skip
 
 
 def az_upload(az: Path, azurite: Azurite, container: str, source: Path) -> float:
     argv = [str(az), "storage", "blob", "upload-batch", "-d", container, "-s", str(source),
             "--connection-string", azurite.connection_string, "--only-show-errors", "-o", "none"]  # fmt: skip
-    env = {**os.environ, "AZURE_CORE_COLLECT_TELEMETRY": "false", "AZURE_CONFIG_DIR":
-           tempfile.mkdtemp(prefix="az-config-")}  # fmt: skip
+    env = _az_env()
     seconds, result = timed(lambda: subprocess.run(argv, env=env, capture_output=True, text=True))
+    shutil.rmtree(env["AZURE_CONFIG_DIR"], ignore_errors=True)
     if result.returncode != 0:
         raise RuntimeError(f"az failed: {result.stderr[-2000:]}")
     return seconds
@@ -114,42 +133,58 @@ class Bai:
             raise RuntimeError(f"bai {' '.join(args)} failed: {result.stderr[-2000:]}")
         return seconds
 
+    def upload(self, azurite: Azurite, source: Path) -> float:
+        """Seconds for ``bai storage blob upload-batch`` of ``source`` into a fresh Azurite."""
+        name = f"acct{azurite.port}"
+        self("storage", "account", "create", "-n", name, "--kind", "azure",
+             "--connection-string", azurite.connection_string)  # fmt: skip
+        return self("storage", "blob", "upload-batch", "--account", name, "-d", "data",
+                    "-s", str(source), "--no-progress")  # fmt: skip
 
-def run(args: argparse.Namespace, azurite: Azurite, work: Path) -> list[str]:
-    client = BlobServiceClient.from_connection_string(azurite.connection_string)
-    for name in ("raw", "bai-small", "az-small", "bai-large", "az-large"):
-        client.create_container(name)
+
+@contextmanager
+def store() -> Iterator[Azurite]:
+    """A fresh Azurite with an empty container ``data``."""
+    with fresh_azurite() as azurite:
+        BlobServiceClient.from_connection_string(azurite.connection_string).create_container("data")
+        yield azurite
+
+
+def run(args: argparse.Namespace, work: Path) -> list[str]:
     small = small_tree(work / "small", args.small)
     bai = Bai(work / "home")
-    bai("storage", "account", "create", "-n", "acct", "--kind", "azure",
-        "--connection-string", azurite.connection_string)  # fmt: skip
     bai("storage", "account", "create", "-n", "embedded")
     bai("storage", "container", "create", "--account", "embedded", "-n", "small")
-    lines = [f"upload-batch on a fresh Azurite ({args.small} small files, {args.large} x"
+    lines = [f"upload-batch, each on a fresh Azurite ({args.small} small files, {args.large} x"
              f" {args.large_mib} MiB):"]  # fmt: skip
 
-    raw = raw_put_rate(azurite, "raw")
-    bai_small = bai("storage", "blob", "upload-batch", "--account", "acct", "-d", "bai-small",
-                    "-s", str(small), "--no-progress")  # fmt: skip
+    with store() as azurite:
+        raw = raw_put_rate(azurite, "data", args.small)
+    with store() as azurite:
+        bai_small = args.small / bai.upload(azurite, small)
     lines.append(f"  store's raw PUT rate (http.client, 8 connections)        {raw:9.1f} PUT/s")
-    lines.append(ratio_line("small files: bai vs the raw PUT rate", args.small / bai_small, raw,
-                            "files/s", ">= 0.9x"))  # fmt: skip
+    lines.append(ratio_line("small files: bai vs the raw PUT rate", bai_small, raw, "files/s",
+                            ">= 0.9x"))  # fmt: skip
     az = None if args.skip_az else ensure_az()
     if az is not None:
-        az_small = az_upload(az, azurite, "az-small", small)
-        lines.append(ratio_line("small files: bai vs az", args.small / bai_small,
-                                args.small / az_small, "files/s", ">= 2x"))  # fmt: skip
+        with store() as azurite:
+            az_small = args.small / az_upload(az, azurite, "data", small)
+        lines.append(ratio_line("small files: bai vs az", bai_small, az_small, "files/s",
+                                ">= 2x"))  # fmt: skip
 
-    large = large_tree(work / "large", args.large, args.large_mib * MiB)
-    mb = args.large * args.large_mib * MiB / 1e6
-    bai_large = bai("storage", "blob", "upload-batch", "--account", "acct", "-d", "bai-large",
-                    "-s", str(large), "--no-progress")  # fmt: skip
-    if az is not None:
-        az_large = az_upload(az, azurite, "az-large", large)
-        lines.append(ratio_line("large files: bai vs az", mb / bai_large, mb / az_large, "MB/s",
-                                ">= 3x"))  # fmt: skip
-    else:
-        lines.append(f"  large files: bai {mb / bai_large:9.1f} MB/s")
+    if args.large:
+        large = large_tree(work / "large", args.large, args.large_mib * MiB)
+        mb = args.large * args.large_mib * MiB / 1e6
+        with store() as azurite:
+            bai_large = mb / bai.upload(azurite, large)
+        if az is not None:
+            with store() as azurite:
+                az_large = mb / az_upload(az, azurite, "data", large)
+            lines.append(ratio_line("large files: bai vs az", bai_large, az_large, "MB/s",
+                                    ">= 3x"))  # fmt: skip
+        else:
+            lines.append(f"  large files: bai {bai_large:9.1f} MB/s")
+        shutil.rmtree(large)
 
     embedded = bai("storage", "blob", "upload-batch", "--account", "embedded", "-d", "small",
                    "-s", str(small), "--no-progress")  # fmt: skip
@@ -167,10 +202,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--large-mib", type=int, default=256)
     parser.add_argument("--skip-az", action="store_true")
     args = parser.parse_args(argv)
-    with fresh_azurite() as azurite, tempfile.TemporaryDirectory(prefix="bench-upload-") as work:
-        lines = run(args, azurite, Path(work))
+    with tempfile.TemporaryDirectory(prefix="bench-upload-") as work:
+        lines = run(args, Path(work))
     print("\n".join(lines))
-    shutil.rmtree(Path(tempfile.gettempdir()) / "az-config", ignore_errors=True)
     return 0
 
 
