@@ -9,6 +9,10 @@ and records the outcome of those that ended meanwhile.
 Scheduling: queued jobs of a local cluster run in order of priority (high, normal, low),
 then of submission; a job that needs more nodes than are free waits, and smaller jobs
 behind it may use the free nodes meanwhile (backfill).
+
+Each round works in batches, so that its cost grows with the jobs that change, not with the
+queue: the jobs that can start are claimed in one write transaction, their executors' handles
+stored in a second, and every end noticed in the round recorded in a third.
 """
 
 from __future__ import annotations
@@ -18,25 +22,59 @@ import os
 import socket
 import threading
 import time
-from datetime import UTC, datetime, timedelta
-from typing import IO
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import IO, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, joinedload
 
 from openbai.errors import ExecutorUnavailableError, OpenBaiError
-from openbai.executors.base import JobRef, RunState, SubmitRequest
+from openbai.executors.base import Executor, JobRef, RunState, SubmitRequest
 from openbai.runtime.results import Outcome
+from openbai.services import job_transitions as transitions
 from openbai.services.app import App
-from openbai.services.clusters import busy_slots
 from openbai.services.clusters import properties as cluster_properties
-from openbai.services.planning import build_plan, cluster_key
-from openbai.store.models import Cluster, Job, utcnow
+from openbai.services.planning import ClusterPlanning, build_plan
+from openbai.store.models import Cluster, Experiment, Job, utcnow
 
 #: how long a job may be "running" without an executor handle before it counts as lost
 _LOST_AFTER = timedelta(seconds=60)
 #: after a termination request, how long runners get before they are killed
 _TERMINATE_GRACE = timedelta(seconds=30)
 _ACTIVE = ("running", "terminating")
+_PRIORITY_NAMES = {0: "low", 1: "normal", 2: "high"}
+
+
+@dataclass
+class _Start:
+    """A queued job picked to start: on ``slots`` of a local cluster, or None (Slurm)."""
+
+    job_id: int
+    slots: list[int] | None
+    executor: Executor
+    request: SubmitRequest | None = None
+    #: once submitted: the executor's handle, or the error that ends the job
+    ref: JobRef | None = None
+    error: tuple[str, str] | None = None
+
+
+@dataclass
+class _Round:
+    """What one round decided; written to the database in one transaction."""
+
+    #: jobs that ended: outcome and an error of openbai's own
+    ended: list[tuple[int, Outcome, tuple[str, str] | None]] = field(default_factory=list)
+    #: jobs that a queueing executor (Slurm) reports running
+    running: list[int] = field(default_factory=list)
+    #: handles recovered for jobs claimed by a dispatcher that died before storing them
+    adopted: list[tuple[int, JobRef]] = field(default_factory=list)
+    starts: list[_Start] = field(default_factory=list)
+    #: whether jobs are queued or running (the dispatcher keeps going)
+    has_work: bool = False
+
+    def end(self, job_id: int, outcome: Outcome, error: tuple[str, str] | None = None) -> None:
+        self.ended.append((job_id, outcome, error))
 
 
 class Dispatcher:
@@ -112,8 +150,18 @@ class Dispatcher:
     # -- one round ------------------------------------------------------------------------------
     def tick(self) -> bool:
         """Record ended jobs, then start what can start. True while jobs are queued or running."""
-        self._reconcile()
-        return self._schedule()
+        found = _Round()
+        try:
+            with self.app.db.reading() as s:
+                busy = self._reconcile(s, found)
+                self._pick(s, found, busy)
+        except BaseException:
+            found.starts.clear()  # claim nothing that would not be handed out now
+            raise
+        finally:
+            self._record(found)
+        self._submit(found.starts)
+        return found.has_work
 
     def has_work(self) -> bool:
         """Whether any job is queued or running (a read-only look)."""
@@ -125,218 +173,246 @@ class Dispatcher:
                 is not None
             )
 
-    def _reconcile(self) -> None:
-        with self.app.db.reading() as s:
-            jobs = [
-                (
-                    j.id,
-                    j.executor_ref,
-                    j.terminate_requested,
-                    j.execution_changed_at,
-                    j.execution_state,
-                )
-                for j in s.scalars(
-                    select(Job).where(
-                        Job.execution_state.in_((*_ACTIVE, "queued")), Job.executor_ref.is_not(None)
-                    )
-                )
-            ]
-            # claimed by a dispatcher that died before it stored the executor's handle
-            orphans = list(
-                s.execute(
-                    select(Job.id, Job.uid, Job.execution_changed_at, Cluster.executor)
-                    .join(Cluster, Job.cluster_id == Cluster.id, isouter=True)
-                    .where(Job.execution_state.in_(_ACTIVE), Job.executor_ref.is_(None))
+    def _reconcile(self, s: Session, found: _Round) -> dict[int, set[int]]:
+        """Ask the executors how handed-out jobs go; the slots still busy, by cluster."""
+        rows = s.execute(
+            select(
+                Job.id,
+                Job.uid,
+                Job.executor_ref,
+                Job.terminate_requested,
+                Job.execution_changed_at,
+                Job.execution_state,
+                Job.cluster_id,
+                Job.nodes,
+                Cluster.executor,
+            )
+            .join(Cluster, Job.cluster_id == Cluster.id, isouter=True)
+            .where(
+                or_(
+                    Job.execution_state.in_(_ACTIVE),
+                    (Job.execution_state == "queued") & Job.executor_ref.is_not(None),
                 )
             )
-        for job_id, uid, changed_at, executor_name in orphans:
-            recovered = None
-            if executor_name is not None:
-                recovered = self.app.executor(executor_name).recover(
-                    self.app.settings.runs_root / uid
-                )
-            if recovered is not None:
-                with self.app.db.session() as s:
-                    job = s.get(Job, job_id)
-                    if job is not None:
-                        job.executor_ref = {"executor": recovered.executor, "data": recovered.data}
-            elif utcnow() - changed_at > _LOST_AFTER:
-                self._finish(
-                    job_id,
-                    Outcome(-1, []),
-                    error=("NodeLost", "the job was lost while it was being started"),
-                )
+        ).all()
+        busy: dict[int, set[int]] = {}
         unreachable: set[str] = set()
-        for job_id, ref_data, terminate, changed_at, state in jobs:
-            assert ref_data is not None
-            ref = JobRef(ref_data["executor"], ref_data["data"])
-            executor = self.app.executor(ref.executor)
-            try:
-                status = executor.status(ref)
-            except ExecutorUnavailableError as exc:
-                unreachable.add(f"{ref.executor}: {exc.message}")
-                continue
-            except OpenBaiError as exc:
-                print(f"openbai dispatcher: status of job {job_id}: {exc.message}", flush=True)
-                continue
-            if status.state is RunState.FINISHED:
-                assert status.outcome is not None
-                self._finish(job_id, status.outcome)
-            elif status.state is RunState.RUNNING and state == "queued":
-                self._mark_running(job_id)
-            elif terminate:
-                force = state == "terminating" and utcnow() - changed_at > _TERMINATE_GRACE
-                try:
-                    executor.cancel(ref, force=force)
-                except OpenBaiError as exc:
-                    print(f"openbai dispatcher: stopping job {job_id}: {exc.message}", flush=True)
+        for job_id, uid, ref_data, terminate, changed_at, state, cluster_id, nodes, kind in rows:
+            found.has_work = True
+            if ref_data is None:
+                ended = not self._adopt(found, job_id, uid, changed_at, kind)
+            else:
+                ended = self._check(
+                    found, job_id, ref_data, terminate, changed_at, state, unreachable
+                )
+            if state in _ACTIVE and not ended and cluster_id is not None:
+                busy.setdefault(cluster_id, set()).update(nodes or [])
         for message in sorted(unreachable):
             print(f"openbai dispatcher: {message}", flush=True)
+        return busy
 
-    def _mark_running(self, job_id: int) -> None:
-        now = utcnow()
-        with self.app.db.session() as s:
-            s.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.execution_state == "queued")
-                .values(execution_state="running", execution_changed_at=now, start_time=now)
-            )
-
-    def _finish(
-        self, job_id: int, outcome: Outcome, *, error: tuple[str, str] | None = None
-    ) -> None:
-        errors = [
-            {"code": e.code, "message": e.message, "details": e.details or None}
-            for e in outcome.errors
-        ]
-        if error is not None:
-            errors.append({"code": error[0], "message": error[1], "details": None})
-        succeeded = outcome.exit_code == 0 and not errors
-        end = datetime.fromtimestamp(outcome.end_time, UTC) if outcome.end_time else utcnow()
-        with self.app.db.session() as s:
-            job = s.get(Job, job_id)
-            if job is None or job.execution_state in ("succeeded", "failed"):
-                return
-            job.execution_state = "succeeded" if succeeded else "failed"
-            job.execution_changed_at = utcnow()
-            job.exit_code = outcome.exit_code
-            job.errors = errors
-            job.end_time = end
-            if job.start_time is None:
-                job.start_time = end
-
-    def _schedule(self) -> bool:
-        with self.app.db.reading() as s:
-            queued = list(
-                s.execute(
-                    select(Job.id, Job.cluster_id, Job.node_count)
-                    .where(Job.execution_state == "queued", Job.executor_ref.is_(None))
-                    .order_by(Job.priority.desc(), Job.id)
-                )
-            )
-            active = (
-                s.scalar(select(Job.id).where(Job.execution_state.in_(_ACTIVE)).limit(1))
-                is not None
-            )
-            waiting_in_executor = (
-                s.scalar(
-                    select(Job.id)
-                    .where(Job.execution_state == "queued", Job.executor_ref.is_not(None))
-                    .limit(1)
-                )
-                is not None
-            )
-        free: dict[int, list[int] | None] = {}
-        #: clusters whose executor cannot take jobs now: their jobs wait for the next round
-        unavailable: set[int] = set()
-        for job_id, cluster_id, node_count in queued:
-            if cluster_id is None:
-                self._finish(
-                    job_id,
-                    Outcome(-1, []),
-                    error=("ClusterNotFound", "the job's cluster was deleted"),
-                )
-                continue
-            if cluster_id in unavailable:
-                continue
-            if cluster_id not in free:
-                free[cluster_id] = self._free_slots(cluster_id)
-            slots = free[cluster_id]
-            if slots is not None and len(slots) < node_count:
-                continue
-            taken = None if slots is None else slots[:node_count]
-            if slots is not None:
-                free[cluster_id] = slots[node_count:]
-            if not self._start(job_id, taken):
-                unavailable.add(cluster_id)
-            active = True
-        return active or waiting_in_executor or bool(queued)
-
-    def _free_slots(self, cluster_id: int) -> list[int] | None:
-        """Free node slots of a cluster, or None when its executor queues jobs itself."""
-        with self.app.db.reading() as s:
-            cluster = s.get(Cluster, cluster_id)
-            assert cluster is not None
-            if self.app.executor(cluster.executor).queues_jobs:
-                return None
-            size = cluster_properties(cluster).target_node_count
-            busy = busy_slots(s, cluster)
-        return [slot for slot in range(size) if slot not in busy]
-
-    def _start(self, job_id: int, slots: list[int] | None) -> bool:
-        """Hand a job to its executor; False if the executor is unreachable (it stays queued)."""
+    def _check(
+        self,
+        found: _Round,
+        job_id: int,
+        ref_data: dict[str, Any],
+        terminate: bool,
+        changed_at: datetime,
+        state: str,
+        unreachable: set[str],
+    ) -> bool:
+        """Look at one handed-out job; True if it ended."""
+        ref = JobRef(ref_data["executor"], ref_data["data"])
+        executor = self.app.executor(ref.executor)
         try:
-            with self.app.db.reading() as s:
-                job = s.get(Job, job_id)
-                if job is None or job.execution_state != "queued":
-                    return True
-                cluster = s.get(Cluster, job.cluster_id)
-                assert cluster is not None
-                executor = self.app.executor(cluster.executor)
-                key = cluster_key(cluster)
-                nodes = executor.node_specs(
-                    slots if slots is not None else list(range(job.node_count)), key
-                )
-                plan = build_plan(self.app, job, cluster, nodes)
-                options = {
-                    "cluster_key": key,
-                    "partition": cluster_properties(cluster).openbai.partition,
-                }
-                priority = {0: "low", 1: "normal", 2: "high"}[job.priority]
-                run_dir = self.app.settings.runs_root / job.uid
-            if slots is not None and not self._claim(job_id, slots):
-                return True
-            run_dir.mkdir(parents=True, exist_ok=True)
-            ref = executor.submit(SubmitRequest(run_dir, plan, slots or [], priority, options))
+            status = executor.status(ref)
         except ExecutorUnavailableError as exc:
-            if slots is None:  # not claimed: it is still queued
-                print(f"openbai dispatcher: job {job_id} waits: {exc.message}", flush=True)
-                return False
-            self._finish(job_id, Outcome(-1, []), error=(exc.code, exc.message))
-            return True
+            unreachable.add(f"{ref.executor}: {exc.message}")
+            return False
         except OpenBaiError as exc:
-            self._finish(job_id, Outcome(-1, []), error=(exc.code, exc.message))
+            print(f"openbai dispatcher: status of job {job_id}: {exc.message}", flush=True)
+            return False
+        if status.state is RunState.FINISHED:
+            assert status.outcome is not None
+            found.end(job_id, status.outcome)
             return True
-        with self.app.db.session() as s:
-            job = s.get(Job, job_id)
-            if job is not None:
-                job.executor_ref = {"executor": ref.executor, "data": ref.data}
-                terminate = job.terminate_requested
-        if job is None:
-            executor.cancel(ref, force=True)
+        if status.state is RunState.RUNNING and state == "queued":
+            found.running.append(job_id)
         elif terminate:
-            executor.cancel(ref)
+            force = state == "terminating" and utcnow() - changed_at > _TERMINATE_GRACE
+            try:
+                executor.cancel(ref, force=force)
+            except OpenBaiError as exc:
+                print(f"openbai dispatcher: stopping job {job_id}: {exc.message}", flush=True)
+        return False
+
+    def _adopt(
+        self, found: _Round, job_id: int, uid: str, changed_at: datetime, kind: str | None
+    ) -> bool:
+        """A job claimed by a dispatcher that died before it stored the executor's handle:
+        adopt it if its runners started, give it up once it is lost. True while it may run."""
+        recovered = None
+        if kind is not None:
+            recovered = self.app.executor(kind).recover(self.app.settings.runs_root / uid)
+        if recovered is not None:
+            found.adopted.append((job_id, recovered))
+        elif utcnow() - changed_at > _LOST_AFTER:
+            found.end(
+                job_id, Outcome(-1, []), ("NodeLost", "the job was lost while it was being started")
+            )
+            return False
         return True
 
-    def _claim(self, job_id: int, slots: list[int]) -> bool:
-        """Mark a queued job running on ``slots``; False if it is no longer queued."""
+    def _record(self, found: _Round) -> None:
+        """Write what a round decided, in one transaction: ends, then claims."""
+        if not (found.ended or found.running or found.adopted or found.starts):
+            return
         now = utcnow()
         with self.app.db.session() as s:
-            done = s.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.execution_state == "queued")
-                .values(
-                    execution_state="running", execution_changed_at=now, start_time=now, nodes=slots
-                )
+            for job_id, ref in found.adopted:
+                transitions.store_handle(s, job_id, ref, only_if_missing=True)
+            if found.running:
+                transitions.mark_running(s, found.running, now)
+            for job_id, outcome, error in found.ended:
+                transitions.finish(s, job_id, outcome, error, now)
+            # jobs of a queueing executor stay queued until the executor says they run
+            found.starts = [
+                st
+                for st in found.starts
+                if st.slots is None or transitions.claim(s, st.job_id, st.slots, now)
+            ]
+
+    # -- starting jobs --------------------------------------------------------------------------
+    def _pick(self, s: Session, found: _Round, busy: dict[int, set[int]]) -> None:
+        """Pick the queued jobs that start now, with their plans; ``busy``: slots in use."""
+        cluster_ids = list(
+            s.scalars(
+                select(Job.cluster_id)
+                .where(Job.execution_state == "queued", Job.executor_ref.is_(None))
+                .distinct()
             )
-            return bool(done.rowcount)  # type: ignore[attr-defined]
+        )
+        for cluster_id in cluster_ids:
+            found.has_work = True
+            cluster = None if cluster_id is None else s.get(Cluster, cluster_id)
+            if cluster is None:  # deleted: its queued jobs can never run
+                for job_id in s.scalars(transitions.queue(cluster_id)):
+                    found.end(
+                        job_id,
+                        Outcome(-1, []),
+                        ("ClusterNotFound", "the job's cluster was deleted"),
+                    )
+                continue
+            picked = self._pick_on(s, cluster, busy.get(cluster.id, set()))
+            if picked:
+                self._plan(s, found, cluster, picked)
+
+    def _pick_on(
+        self, s: Session, cluster: Cluster, busy: set[int]
+    ) -> list[tuple[int, list[int] | None]]:
+        """The cluster's queued jobs that start now, in queue order (with backfill)."""
+        queue = transitions.queue(cluster.id).add_columns(Job.node_count)
+        if self.app.executor(cluster.executor).queues_jobs:
+            return [(job_id, None) for job_id, _ in s.execute(queue)]
+        size = cluster_properties(cluster).target_node_count
+        free = [slot for slot in range(size) if slot not in busy]
+        picked: list[tuple[int, list[int] | None]] = []
+        # read the queue lazily: once the nodes are taken, the rest of it is not looked at
+        for job_id, node_count in s.execute(queue):
+            if not free:
+                break
+            if node_count <= len(free):
+                picked.append((job_id, free[:node_count]))
+                free = free[node_count:]
+        return picked
+
+    def _plan(
+        self,
+        s: Session,
+        found: _Round,
+        cluster: Cluster,
+        picked: list[tuple[int, list[int] | None]],
+    ) -> None:
+        """Build the picked jobs' plans; a job whose plan fails ends with the error."""
+        executor = self.app.executor(cluster.executor)
+        jobs = {
+            j.id: j
+            for j in s.scalars(
+                select(Job)
+                .where(Job.id.in_([job_id for job_id, _ in picked]))
+                .options(joinedload(Job.experiment).joinedload(Experiment.workspace))
+            )
+        }
+        shared = ClusterPlanning.of(self.app, cluster)
+        options = {"cluster_key": shared.key, "partition": shared.properties.openbai.partition}
+        for job_id, slots in picked:
+            job = jobs[job_id]
+            try:
+                nodes = executor.node_specs(
+                    slots if slots is not None else list(range(job.node_count)), shared.key
+                )
+                plan = build_plan(self.app, job, shared, nodes)
+            except OpenBaiError as exc:
+                found.end(job_id, Outcome(-1, []), (exc.code, exc.message))
+                continue
+            run_dir = self.app.settings.runs_root / job.uid
+            request = SubmitRequest(
+                run_dir, plan, slots or [], _PRIORITY_NAMES[job.priority], dict(options)
+            )
+            found.starts.append(_Start(job_id, slots, executor, request))
+
+    def _submit(self, starts: list[_Start]) -> None:
+        """Hand the claimed jobs to their executors, then store the handles in one go."""
+        handed: list[_Start] = []
+        waiting: set[str] = set()  # queueing executors that cannot take jobs now
+        try:
+            for st in starts:
+                if st.executor.name in waiting:
+                    continue
+                if not self._hand_out(st):
+                    waiting.add(st.executor.name)
+                elif st.slots is None:
+                    # a queued job whose handle is not stored would be submitted again
+                    # by the next dispatcher if this one died now
+                    self._store([st])
+                else:
+                    handed.append(st)
+        finally:
+            self._store(handed)
+
+    def _hand_out(self, st: _Start) -> bool:
+        """Submit one job; its handle, or the error that ends it, goes into ``st``. False if
+        its executor cannot take jobs now: the job (not claimed) stays queued."""
+        assert st.request is not None
+        try:
+            st.request.run_dir.mkdir(parents=True, exist_ok=True)
+            st.ref = st.executor.submit(st.request)
+        except ExecutorUnavailableError as exc:
+            if st.slots is None:
+                print(f"openbai dispatcher: job {st.job_id} waits: {exc.message}", flush=True)
+                return False
+            st.error = (exc.code, exc.message)
+        except OpenBaiError as exc:
+            st.error = (exc.code, exc.message)
+        return True
+
+    def _store(self, handed: list[_Start]) -> None:
+        """Store the executors' handles (or the errors); stop jobs deleted or terminated
+        meanwhile."""
+        if not handed:
+            return
+        now = utcnow()
+        gone: set[int] = set()
+        with self.app.db.session() as s:
+            for st in handed:
+                if st.ref is None:
+                    assert st.error is not None
+                    transitions.finish(s, st.job_id, Outcome(-1, []), st.error, now)
+                elif not transitions.store_handle(s, st.job_id, st.ref):
+                    gone.add(st.job_id)
+            stop = transitions.terminate_requested(s, [st.job_id for st in handed if st.ref])
+        for st in handed:
+            if st.ref is not None and st.job_id in gone:
+                st.executor.cancel(st.ref, force=True)
+            elif st.ref is not None and st.job_id in stop:
+                st.executor.cancel(st.ref)

@@ -1,12 +1,20 @@
-"""From a stored job and its cluster to the plan its nodes run (runtime/plan.py)."""
+"""From a stored job and its cluster to the plan its nodes run (runtime/plan.py).
+
+What a plan takes from the cluster (its parsed spec, its volumes, its setup task) is worked
+out once per cluster in a :class:`ClusterPlanning` and shared by every job that starts on it
+in the same dispatcher round: resolving a volume may ask a storage service whether it exists.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from openbai.errors import OpenBaiError
 from openbai.runtime.plan import (
     ContainerSpec,
     JobPlan,
+    MountSpec,
     NodeSpec,
     OutputDirectorySpec,
     SetupTaskSpec,
@@ -14,7 +22,7 @@ from openbai.runtime.plan import (
 from openbai.services.app import App
 from openbai.services.clusters import properties as cluster_properties
 from openbai.services.volumes import mount_specs, resolve_mounts
-from openbai.spec import JobBaseProperties, parse
+from openbai.spec import ClusterBaseProperties, JobBaseProperties, parse
 from openbai.store.models import Cluster, Job
 
 
@@ -33,30 +41,55 @@ def cluster_key(cluster: Cluster) -> str:
     return f"{ws.resource_group}/{ws.name}/{cluster.name}"
 
 
-def build_plan(app: App, job: Job, cluster: Cluster, nodes: list[NodeSpec]) -> JobPlan:
+@dataclass
+class ClusterPlanning:
+    """The cluster's share of its jobs' plans; load it with the cluster's workspace."""
+
+    name: str
+    uid: str
+    key: str
+    properties: ClusterBaseProperties
+    setup_task: SetupTaskSpec | None
+    #: the cluster's volumes, or why they cannot be mounted (every job of the round fails)
+    mounts: list[MountSpec] | OpenBaiError
+
+    @classmethod
+    def of(cls, app: App, cluster: Cluster) -> ClusterPlanning:
+        props = cluster_properties(cluster)
+        volumes = props.node_setup.mount_volumes if props.node_setup else None
+        mounts: list[MountSpec] | OpenBaiError
+        try:
+            resolved = resolve_mounts(
+                app, volumes, root="AZ_BATCHAI_MOUNT_ROOT", field="cluster.nodeSetup.mountVolumes"
+            )
+            mounts = mount_specs(app, resolved)
+        except OpenBaiError as exc:
+            mounts = exc
+        setup = None
+        if props.node_setup and props.node_setup.setup_task:
+            task = props.node_setup.setup_task
+            ws = cluster.workspace
+            setup = SetupTaskSpec(
+                command_line=task.command_line,
+                std_out_err_path_prefix=task.std_out_err_path_prefix,
+                output_suffix=f"{app.settings.subscription_id}/{ws.resource_group}/workspaces/{ws.name}/clusters/{cluster.name}/{cluster.uid}",
+                environment={e.name: e.value for e in task.environment_variables},
+                secrets={k: str(v) for k, v in (cluster.secrets or {}).items()},
+            )
+        return cls(cluster.name, cluster.uid, cluster_key(cluster), props, setup, mounts)
+
+
+def build_plan(app: App, job: Job, cluster: ClusterPlanning, nodes: list[NodeSpec]) -> JobPlan:
+    """The job's plan; load the job with its experiment and workspace."""
+    if isinstance(cluster.mounts, OpenBaiError):
+        raise cluster.mounts
     props = job_properties(job)
-    cprops = cluster_properties(cluster)
+    cprops = cluster.properties
     exp = job.experiment
     ws = exp.workspace
-    sub = app.settings.subscription_id
-    cluster_volumes = cprops.node_setup.mount_volumes if cprops.node_setup else None
-    cluster_mounts = resolve_mounts(
-        app, cluster_volumes, root="AZ_BATCHAI_MOUNT_ROOT", field="cluster.nodeSetup.mountVolumes"
-    )
     job_mounts = resolve_mounts(
         app, props.mount_volumes, root="AZ_BATCHAI_JOB_MOUNT_ROOT", field="properties.mountVolumes"
     )
-    setup = None
-    if cprops.node_setup and cprops.node_setup.setup_task:
-        task = cprops.node_setup.setup_task
-        cws = cluster.workspace
-        setup = SetupTaskSpec(
-            command_line=task.command_line,
-            std_out_err_path_prefix=task.std_out_err_path_prefix,
-            output_suffix=f"{sub}/{cws.resource_group}/workspaces/{cws.name}/clusters/{cluster.name}/{cluster.uid}",
-            environment={e.name: e.value for e in task.environment_variables},
-            secrets={k: str(v) for k, v in (cluster.secrets or {}).items()},
-        )
     container = None
     if props.container_settings is not None:
         registry = props.container_settings.image_source_registry
@@ -70,7 +103,7 @@ def build_plan(app: App, job: Job, cluster: Cluster, nodes: list[NodeSpec]) -> J
         )
     return JobPlan(
         job_uid=job.uid,
-        subscription_id=sub,
+        subscription_id=app.settings.subscription_id,
         resource_group=ws.resource_group,
         workspace=ws.name,
         experiment=exp.name,
@@ -82,9 +115,9 @@ def build_plan(app: App, job: Job, cluster: Cluster, nodes: list[NodeSpec]) -> J
         toolkit=props.toolkit.to_wire(),
         std_out_err_path_prefix=props.std_out_err_path_prefix,
         nodes=nodes,
-        cluster_mounts=mount_specs(app, cluster_mounts),
+        cluster_mounts=cluster.mounts,
         job_mounts=mount_specs(app, job_mounts),
-        setup_task=setup,
+        setup_task=cluster.setup_task,
         job_preparation=props.job_preparation.command_line if props.job_preparation else None,
         input_directories={d.id: d.path for d in props.input_directories},
         output_directories=[
