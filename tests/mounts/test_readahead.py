@@ -58,3 +58,19 @@ def test_reads_spanning_chunks_and_past_the_end():
         assert reader.read(990, 30) == store.data[990:1020]
         assert reader.read(len(store.data) - 5, 100) == store.data[-5:]
         assert reader.read(len(store.data) + 10, 100) == b""
+
+
+def test_concurrent_out_of_order_readers_always_get_their_bytes():
+    """The kernel reads ahead with several requests at once; none may fail or get wrong bytes
+    when another one moves the window (a dropped chunk is fetched again)."""
+    store = Store(os.urandom(2048 * KiB))
+    with ThreadPoolExecutor(4) as pool:
+        reader = ReadAhead(store.fetch, len(store.data), pool, chunk_size=16 * KiB, max_ahead=2)
+        offsets = [o for o in range(0, len(store.data), 4 * KiB)]
+        order = offsets[::-1][::3] + offsets  # far jumps mixed with a forward scan
+
+        def read(offset: int) -> bool:
+            return reader.read(offset, 4 * KiB) == store.data[offset : offset + 4 * KiB]
+
+        with ThreadPoolExecutor(8) as readers:
+            assert all(readers.map(read, order))

@@ -31,6 +31,7 @@ from types import FrameType
 from typing import Any
 
 from openbai.errors import OpenBaiError
+from openbai.mounts.bdi import set_read_ahead
 from openbai.mounts.settings import MountSettings
 from openbai.runtime.plan import MountSpec, write_private
 from openbai.storage.base import VolumeKind
@@ -125,7 +126,22 @@ def serve(config: DaemonConfig) -> int:
     flushes = 0
     stop = threading.Event()
     flush_requested = threading.Event()
-    fs.on_mounted = lambda: Status("mounted", pid=os.getpid()).write(state_dir)
+
+    def mounted() -> None:
+        # init() runs before the kernel has the init reply, which may lower the read-ahead:
+        # a stat answered through the mount proves the reply was taken.
+        try:
+            os.stat(config.mountpoint)
+        except OSError as e:
+            Status("failed", errors=[f"the mount does not answer: {e}"], pid=os.getpid()).write(
+                state_dir
+            )
+            return
+        if settings.kernel_read_ahead:
+            set_read_ahead(config.mountpoint, settings.kernel_read_ahead // 1024)
+        Status("mounted", pid=os.getpid()).write(state_dir)
+
+    fs.on_mounted = lambda: threading.Thread(target=mounted, name="openbai-mounted").start()
 
     orphaned = threading.Event()
 

@@ -4,13 +4,17 @@ A file is read in chunks (8 MiB); each chunk is one ranged request. While reads 
 through the file, the window of chunks fetched ahead in parallel doubles (1, 2, 4 ... up to
 ``max_ahead``), so a sequential reader keeps several requests in flight; a jump elsewhere
 starts again from a window of one, so random access fetches little it does not use.
+
+Reads may come from several FUSE threads at once (the kernel reads ahead with parallel
+requests, slightly out of order): a chunk already fetched or on its way counts as forward,
+and a reader whose chunk was dropped meanwhile fetches it itself instead of failing.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import CancelledError, Executor, Future
 
 _MiB = 1024 * 1024
 
@@ -43,7 +47,10 @@ class ReadAhead:
         end = min(offset + length, self.size)
         while offset < end:
             index = offset // self._chunk
-            data = self._chunk_at(index).result()
+            try:
+                data = self._chunk_at(index).result()
+            except CancelledError:  # dropped by a reader further on: fetch it here
+                data = self._load(index)
             piece = data[offset - index * self._chunk : end - index * self._chunk]
             if not piece:  # the file is shorter than it was when opened
                 break
@@ -53,19 +60,24 @@ class ReadAhead:
 
     def _chunk_at(self, index: int) -> Future[bytes]:
         with self._lock:
-            if index in (self._last, self._last + 1):
-                if index == self._last + 1:
+            # The kernel reads ahead with several requests at once, so they may come a little
+            # out of order: a chunk already fetched (or on its way) still counts as forward.
+            if index in self._chunks or index in (self._last, self._last + 1):
+                if index > self._last:
                     self._ahead = min(self._ahead * 2, self._max_ahead)
+                    self._last = index
             else:
-                self._ahead = 1
-            self._last = index
+                self._ahead, self._last = 1, index
             last_chunk = max(self.size - 1, 0) // self._chunk
-            for wanted in range(index, min(index + self._ahead - 1, last_chunk) + 1):
+            for wanted in range(self._last, min(self._last + self._ahead - 1, last_chunk) + 1):
                 if wanted not in self._chunks:
                     self._chunks[wanted] = self._pool.submit(self._load, wanted)
-            for old in [k for k in self._chunks if k < index - 1 or k > index + self._max_ahead]:
-                self._chunks.pop(old).cancel()
-            return self._chunks[index]
+            if index not in self._chunks:
+                self._chunks[index] = self._pool.submit(self._load, index)
+            low, high = self._last - 2, self._last + self._max_ahead
+            for old in [k for k in self._chunks if not low <= k <= high]:
+                self._chunks.pop(old).cancel()  # a chunk being fetched is not cancelled
+            return self._chunks.get(index) or self._pool.submit(self._load, index)
 
     def _load(self, index: int) -> bytes:
         start = index * self._chunk

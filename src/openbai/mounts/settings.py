@@ -20,6 +20,8 @@ class MountSettings:
     #: bytes of one ranged read request, and how many of them may run ahead of a reader
     read_chunk: int = 8 * 1024 * 1024
     read_ahead: int = 8
+    #: bytes the kernel reads ahead of a reader of a FUSE mount (0: the kernel's 128 KiB)
+    kernel_read_ahead: int = 16 * 1024 * 1024
     #: forced copy mode (``OPENBAI_DISABLE_FUSE=1``), as on a node without FUSE
     disable_fuse: bool = False
 
@@ -39,5 +41,6 @@ class MountSettings:
             copy_interval=number("COPY_INTERVAL", default.copy_interval),
             read_chunk=int(number("READ_CHUNK", default.read_chunk)),
             read_ahead=int(number("READ_AHEAD", default.read_ahead)),
+            kernel_read_ahead=int(number("KERNEL_READ_AHEAD", default.kernel_read_ahead)),
             disable_fuse=env.get("OPENBAI_DISABLE_FUSE", "") not in ("", "0"),
         )
