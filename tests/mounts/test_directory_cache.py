@@ -1,0 +1,50 @@
+"""DirectoryCache: cached lookups and listings of a volume's names, one listing at a time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from openbai.mounts.directory_cache import DirectoryCache
+from openbai.storage.base import FileInfo, VolumeKind
+from openbai.storage.local import LocalStorage
+
+
+class CountingStorage(LocalStorage):
+    """A real local volume that counts its listings and can hold the first one back."""
+
+    def __init__(self, base: Path):
+        super().__init__(base, VolumeKind.BLOB)
+        self.listings = 0
+        self.release = threading.Event()
+
+    def list_dir(
+        self, volume: str, path: str = "", *, recursive: bool = False
+    ) -> Iterator[FileInfo]:
+        self.listings += 1
+        self.release.wait()
+        return super().list_dir(volume, path, recursive=recursive)
+
+
+def test_threads_missing_the_cache_together_share_one_listing(tmp_path: Path):
+    backend = CountingStorage(tmp_path)
+    backend.create_volume("data")
+    for i in range(50):
+        (tmp_path / "data" / f"{i:02d}.bin").write_bytes(b"x" * i)
+    names = DirectoryCache(backend, "data", lambda key: key, ttl=60.0)
+    found: list[FileInfo | None] = []
+    threads = [
+        threading.Thread(target=lambda i=i: found.append(names.lookup(f"{i:02d}.bin")))
+        for i in range(16)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)  # the threads arrive while the first listing is held back
+    backend.release.set()
+    for thread in threads:
+        thread.join()
+    assert backend.listings == 1
+    assert sorted(info.size for info in found if info is not None) == list(range(16))
+    assert names.lookup("missing.bin") is None and backend.listings == 1
