@@ -10,9 +10,12 @@ system's temporary directory).
 - Containers are volumes. Directories are virtual: a prefix that has blobs under it is a
   directory, ``make_dir`` only checks the container, deleting a directory deletes every
   blob under its prefix.
-- ``upload`` writes a block blob (parallel blocks above 16 MiB) and stores its content MD5,
-  so tree transfers can skip unchanged files; ``download`` and large ``read`` calls fetch
-  ranges in parallel.
+- ``upload`` writes a block blob and stores its content MD5, so tree transfers can skip
+  unchanged files: one Put Blob up to 8 MiB, above that 8 MiB blocks staged in parallel
+  while the file is read and hashed. ``download`` fetches a small blob in one GET, a big one
+  in parallel ranges. Both go through the lean HTTP client of ``blob_rest.py`` (authorised
+  by an account SAS made from the key): the SDK's per-request CPU would cap a tree of small
+  files below what the store can take. Everything else uses the SDK.
 - ``open_writer`` writes a blob in place as a block blob (``block_writer.py``): full blocks
   are staged in parallel while the file is written, ``flush`` commits the block list.
   ``rename`` is a server-side copy followed by a delete: readers of the target see the old
@@ -256,7 +259,7 @@ class AzureBlobStorage(StorageBackend):
                 self._rest_client = None
 
     def _rest(self) -> BlobRestClient:
-        """The lean client for uploads (see blob_rest.py), on the SDK client's endpoint."""
+        """The lean client for tree transfers (see blob_rest.py), on the SDK client's endpoint."""
         service = self._service()
         with self._lock:
             if self._rest_client is None:
@@ -271,7 +274,7 @@ class AzureBlobStorage(StorageBackend):
     def _sas(self) -> str:
         """The query string that authorises the lean client's requests.
 
-        With a key: an account SAS for writing blobs, renewed an hour before it expires.
+        With a key: an account SAS for reading and writing blobs, renewed an hour before it expires.
         With a connection string holding a SAS: that SAS. Neither: none (anonymous).
         """
         settings = _connection_settings(self._connection_string or "")
@@ -286,7 +289,7 @@ class AzureBlobStorage(StorageBackend):
                     settings.get("accountname") or self.account,
                     key,
                     resource_types=ResourceTypes(object=True),
-                    permission=AccountSasPermissions(write=True, create=True),
+                    permission=AccountSasPermissions(read=True, write=True, create=True),
                     expiry=expiry,
                     start=now - timedelta(minutes=15),  # clock skew
                 )
@@ -442,9 +445,16 @@ class AzureBlobStorage(StorageBackend):
 
     def download(self, volume: str, path: str, target: Path) -> None:
         cleaned = clean_path(path, allow_root=False)
-        blob = self._container(volume).get_blob_client(cleaned)
+        check_volume_name(volume)
         with _translate(f"{volume}/{cleaned}"), atomic_target(target) as tmp:
+            # most files of a tree are small: one lean GET; a bigger blob is fetched again
+            # by the SDK in parallel ranges (wasting at most one block's worth)
+            data, size = self._rest().get_blob(volume, cleaned, length=_BLOCK_SIZE)
             with open(tmp, "wb") as f:
+                if size <= len(data):
+                    f.write(data)
+                    return
+                blob = self._container(volume).get_blob_client(cleaned)
                 blob.download_blob(max_concurrency=self.max_concurrency).readinto(f)
 
     def delete(self, volume: str, path: str) -> None:

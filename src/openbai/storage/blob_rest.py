@@ -6,7 +6,7 @@ take them on a small machine. These calls spend ~0.3 ms each: one ``http.client`
 connection per thread, authorised by a SAS in the query string (no per-request signing).
 
 - ``put_blob`` stores a whole block blob in one request, ``put_block`` / ``put_block_list``
-  stage and commit blocks. Each sends ``Content-MD5`` so the service checks the bytes it got,
+  stage and commit blocks, ``get_blob`` fetches (the start of) a blob. Each sends ``Content-MD5`` so the service checks the bytes it got,
   and the blob's content MD5 is stored, as the SDK's ``content_settings`` would.
 - Requests are retried like the SDK's ``ExponentialRetry``: on connection errors, timeouts
   and 408/429/5xx, after 1, 2, 4, 8 ... s (with jitter), ``retry_total`` times. Every call
@@ -117,6 +117,17 @@ class BlobRestClient:
         response = self._request("PUT", container, name, "comp=blocklist", body, headers)
         return _last_modified(response)
 
+    def get_blob(self, container: str, name: str, *, length: int) -> tuple[bytes, int]:
+        """The first ``length`` bytes of a blob (or all of a shorter one), and its size."""
+        headers = {"x-ms-range": f"bytes=0-{length - 1}"}
+        try:
+            response, data = self._request_body("GET", container, name, "", b"", headers)
+        except _RangeNotSatisfiable:
+            return b"", 0  # only an empty blob has no byte 0
+        content_range = response.getheader("Content-Range")  # bytes 0-99/1234
+        size = int(content_range.rsplit("/", 1)[1]) if content_range else len(data)
+        return data, size
+
     # -- requests --------------------------------------------------------------------------
     def _request(
         self,
@@ -127,6 +138,18 @@ class BlobRestClient:
         body: bytes,
         headers: dict[str, str],
     ) -> http.client.HTTPResponse:
+        return self._request_body(method, container, name, query, body, headers)[0]
+
+    def _request_body(
+        self,
+        method: str,
+        container: str,
+        name: str,
+        query: str,
+        body: bytes,
+        headers: dict[str, str],
+    ) -> tuple[http.client.HTTPResponse, bytes]:
+        """The response and its body; retried as the module docstring says."""
         where = f"{container}/{name}"
         headers = {**headers, "x-ms-version": API_VERSION, "Content-Length": str(len(body))}
         attempt = 0
@@ -137,7 +160,7 @@ class BlobRestClient:
             try:
                 connection.request(method, path, body, headers)
                 response = connection.getresponse()
-                response.read()
+                data = response.read()
             except (OSError, http.client.HTTPException) as e:
                 self._drop(connection)
                 if reused and attempt == 0:
@@ -149,7 +172,9 @@ class BlobRestClient:
                     ) from e
             else:
                 if response.status < 300:
-                    return response
+                    return response, data
+                if response.status == 416:
+                    raise _RangeNotSatisfiable(where)
                 if response.status not in _RETRY_STATUS or attempt >= self._retry_total:
                     raise _error(response, where)
                 if response.will_close:
@@ -175,6 +200,10 @@ class BlobRestClient:
         with self._lock:
             if connection in self._connections:
                 self._connections.remove(connection)
+
+
+class _RangeNotSatisfiable(Exception):
+    """HTTP 416: a range starting past the end (of an empty blob)."""
 
 
 def _md5(data: bytes) -> bytes:
