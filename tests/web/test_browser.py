@@ -212,6 +212,11 @@ def test_a_line_the_job_prints_shows_within_a_second(context, server, jobs, tmp_
     expect(log.locator(".line", has_text="progress")).to_have_text("progress 100%")
     long_line = log.locator(".line", has_text="xxxx")
     expect(long_line).to_have_count(1)
+    # the line may arrive in several events: wait for all of it, in one line
+    long_line.evaluate(
+        "(line) => new Promise((done) => { const check = () => "
+        "line.textContent.length >= 300000 ? done() : setTimeout(check, 50); check(); })"
+    )
     assert len(long_line.inner_text()) == 300_000
     latest = page.locator(".metrics table.latest")
     expect(latest.locator("tr[data-metric=loss] td")).to_have_text(["loss", "0.5", "2"])
@@ -362,13 +367,33 @@ def test_delete_a_job_after_confirming(context, server, jobs):
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete").click()
     expect(page.locator("h1")).to_have_text("Experiment exp")
-    expect(page.get_by_role("link", name="old", exact=True)).to_have_count(0)
+    # shown "deleting" until it is gone; the list refreshes itself meanwhile
+    expect(page.get_by_role("link", name="old", exact=True)).to_have_count(0, timeout=15_000)
     assert jobs.get("old").status_code == 404
     assert problems == []
 
 
 XSS_NAME = "<script>pwned(1)<img src=x onerror=pwned(2)>.txt"
 XSS_LINE = "<script>pwned(3)</script><img src=x onerror=pwned(4)>"
+
+
+def test_deleting_a_running_job_answers_at_once_and_shows_it_deleting(context, server, jobs):
+    from playwright.sync_api import expect
+
+    jobs.create("busy", "echo busy\nsleep 600\n")
+    jobs.wait("busy", ("running",))
+    page = context.new_page()
+    problems = watch(page)
+    log_in(page, server.token)
+    open_job(page, "busy")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete").click()
+    expect(page.locator("h1")).to_have_text("Experiment exp")
+    row = page.locator("table.jobs tr", has_text="busy")
+    expect(row.locator(".state")).to_have_text("deleting")
+    expect(row).to_have_count(0, timeout=30_000)
+    assert jobs.get("busy").status_code == 404
+    assert problems == []
 
 
 def test_markup_in_file_names_and_log_lines_is_shown_as_text(chromium, server, jobs):

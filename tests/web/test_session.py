@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from fastapi import FastAPI
@@ -183,4 +184,8 @@ def test_delete_needs_the_forms_csrf_token(web, sleeper, installation):
     response = web.post(sleeper + "/delete", data={"csrf": csrf}, follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/ui/workspaces/rg/ws/experiments/exp"
-    assert jobs.count_jobs(installation, "rg", "ws", "exp") == 0
+    # marked deleting at once, gone once its processes have stopped
+    deadline = time.monotonic() + 30
+    while jobs.count_jobs(installation, "rg", "ws", "exp"):
+        assert time.monotonic() < deadline, "the job was not deleted"
+        time.sleep(0.1)

@@ -108,7 +108,7 @@ def create_app(
     api.include_router(files.router)
     api.include_router(files.public)
     api.include_router(storage.router)
-    api.mount("/ui", create_web_app(api.state.openbai))  # the web explorer, see openbai.web
+    api.mount("/ui", create_web_app(api.state.openbai, background))  # the web explorer, see openbai.web
 
     @api.get("/healthz", tags=["openbai"])
     def healthz() -> dict[str, str]:

@@ -1,6 +1,6 @@
 """The web explorer of ``bai serve``: workspaces, jobs and their output files in a browser.
 
-``create_web_app(service)`` builds the application mounted at ``/ui`` of the REST server:
+``create_web_app(service, deletes)`` builds the application mounted at ``/ui`` of the REST server:
 server-rendered Jinja2 pages (autoescaped) with htmx and uPlot vendored under ``static/``,
 behind the same tokens as the API (kept in an HttpOnly, SameSite cookie after logging in).
 It calls the services, never the REST routes.

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openbai.api.errors import status_of, validation_error
+from openbai.api.lro import BackgroundDeletes
 from openbai.errors import OpenBaiError
 from openbai.services.app import App
 from openbai.web import clusters, files, jobs, live, login, storage, workspaces
@@ -58,10 +59,12 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_web_app(service: App) -> FastAPI:
-    """The explorer over ``service`` (the server's installation)."""
+def create_web_app(service: App, deletes: BackgroundDeletes) -> FastAPI:
+    """The explorer over ``service`` (the server's installation); deletes end on the
+    server's background threads, as the API's do."""
     web = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     web.state.openbai = service
+    web.state.deletes = deletes
     web.add_middleware(SecurityHeaders)
     web.mount("/static", StaticFiles(packages=[("openbai.web", "static")]), name="static")
     for module in (login, workspaces, clusters, storage, jobs, files, live):

@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
+from openbai.api.lro import BackgroundDeletes
 from openbai.api.params import Service
 from openbai.errors import NotFoundError
-from openbai.services import files, jobs
+from openbai.services import deletions, files, jobs
 from openbai.services.app import App
 from openbai.web.environment import execution_log_name, parse_environment
 from openbai.web.links import JobKey, Links
@@ -93,6 +94,9 @@ def terminate(request: Request, app: Service, form: CheckedForm, key: Job) -> Re
 
 @router.post(JOB_PATH + "/delete")
 def delete(request: Request, app: Service, form: CheckedForm, key: Job) -> Response:
-    """Terminate (when running) and delete the job; its files stay in storage."""
-    jobs.delete_job(app, key.rg, key.ws, key.exp, key.job)
+    """Terminate (when running) and delete the job; its files stay in storage. The job is
+    marked deleting at once and removed once its processes have stopped, as through the API."""
+    deletion = deletions.begin(app, "job", key.rg, key.ws, key.job, experiment=key.exp)
+    deletes: BackgroundDeletes = request.app.state.deletes
+    deletes.finish(deletion)
     return RedirectResponse(Links.of(request).experiment(key.rg, key.ws, key.exp), status_code=303)

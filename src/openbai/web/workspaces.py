@@ -87,7 +87,11 @@ def experiment_page(
         states=STATES,
         counts=counts,
         page=listed,
-        active=any(r["properties"]["executionState"] not in FINAL_STATES for r in listed.rows),
+        active=any(
+            r["properties"]["executionState"] not in FINAL_STATES
+            or r["properties"]["provisioningState"] == "deleting"
+            for r in listed.rows
+        ),
     )
     if is_fragment(request):
         return render(request, "_jobs.html", **context)
