@@ -30,6 +30,22 @@ def test_old_command_names_work_and_stay_out_of_help(ws: Bai, tmp_path: Path) ->
         assert " node " in shown.replace("\n", " ") and " file " in shown.replace("\n", " ")
 
 
+def test_an_old_job_create_line_with_short_flags(ws: Bai, tmp_path: Path) -> None:
+    # az before 2.0.38: -r is the cluster and -c the job file (since then -c is the cluster)
+    ws("job", "create", "-w", "ws", "-e", "exp", "-n", "j", "-r", "c1",
+       "-c", job_file(tmp_path, "echo old"))  # fmt: skip
+    assert ws.wait("j")["executionState"] == "succeeded"
+    assert (
+        ws("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "j", "-f", "stdout.txt").stdout
+        == "old\n"
+    )
+    mixed = ws("job", "create", "-w", "ws", "-e", "exp", "-n", "k", "-r", "c1", "-c", "a.json",
+               "-f", "b.json", expect=2)  # fmt: skip
+    assert "-c is the job file when -r/--cluster-name is given" in mixed.stderr
+    missing = ws("job", "create", "-w", "ws", "-e", "exp", "-n", "k", "-c", "c1", expect=2)
+    assert "Missing option '-f' / '--config-file'" in missing.stderr
+
+
 def test_old_option_names_of_cluster_create(ws: Bai, tmp_path: Path) -> None:
     config = tmp_path / "cluster.json"
     config.write_text(json.dumps({"properties": {"vmSize": "STANDARD_NC12"}}))

@@ -70,14 +70,13 @@ def job_group() -> None:
 
 @job_group.command("create")
 @click.option("-n", "--name", "--job", "name", required=True, help="Name of the job.")
+@click.option("-c", "--cluster", "cluster", default=None, help="Cluster name, or its ARM id.")
 @click.option(
-    "-c",
-    "--cluster",
     "-r",
-    "--cluster-name",  # the pre-2.0.38 names
-    "cluster",
+    "--cluster-name",  # the pre-2.0.38 name: with it, -c is the job file (`-r c1 -c job.json`)
+    "old_cluster",
     default=None,
-    help="Cluster name, or its ARM id.",
+    hidden=True,
 )
 @click.option(
     "-f",
@@ -85,8 +84,8 @@ def job_group() -> None:
     "--config",  # the pre-2.0.38 name
     "config_file",
     type=click.Path(dir_okay=False),
-    required=True,
-    help="A Batch AI job.json.",
+    default=None,
+    help="A Batch AI job.json.  [required]",
 )
 @workspace_option
 @experiment_option
@@ -120,7 +119,8 @@ def job_group() -> None:
 def job_create(
     name: str,
     cluster: str | None,
-    config_file: str,
+    old_cluster: str | None,
+    config_file: str | None,
     workspace: str,
     experiment: str,
     resource_group_name: str | None,
@@ -134,6 +134,12 @@ def job_create(
     query: str | None,
 ) -> None:
     """Create (submit) a job from a job.json."""
+    if old_cluster is not None:  # az before 2.0.38: -r/--cluster-name and -c/--config
+        if cluster is not None and config_file is not None:
+            raise click.UsageError("-c is the job file when -r/--cluster-name is given")
+        cluster, config_file = old_cluster, config_file or cluster
+    if config_file is None:
+        raise click.UsageError("Missing option '-f' / '--config-file'.")
     body = load_json_file(Path(config_file), field="--config-file")
     props = (
         body.setdefault("properties", {})
