@@ -1,16 +1,20 @@
 """A warm process that forks node runners: a runner starts in a few milliseconds instead of
 the ~100 ms a fresh interpreter needs to import it.
 
-The server (``python -m openbai.executors.forkserver``) has the runner imported, reads one
-JSON request per line on stdin (``{"id", "argv", "output"}``), forks a runner for each — in its
-own session, stdout/stderr to ``output`` — and answers on stdout with ``{"id", "pid",
-"started"}``, later ``{"exited": pid, "code": n}`` when the runner ends. It is single-threaded,
-so forking it is safe. When its client goes away (stdin closes) it exits; runners already
-started keep running, as runners started any other way do.
+The server (``python -m openbai.executors.forkserver EVENTS_FD``) has the runner imported,
+reads one JSON request per line on stdin (``{"argv", "output"}``), forks a runner for each —
+in its own session, stdout/stderr to ``output`` — and answers each, in order, on stdout with
+``{"pid", "started"}``. When a runner ends it writes ``{"exited": pid, "code": n}`` to the
+events pipe ``EVENTS_FD``. Answers and events go to separate pipes so that the thread asking
+for runners reads its answers itself, while a background thread hears the ends: a start then
+costs one round trip to the server, with no hand-over between threads. The server is
+single-threaded, so forking it is safe. When its client goes away (stdin closes) it exits;
+runners already started keep running, as runners started any other way do.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -19,8 +23,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
-from typing import IO, Any
+from typing import IO
 
 
 def _child(argv: list[str], output: str) -> None:
@@ -50,17 +53,21 @@ def _child(argv: list[str], output: str) -> None:
     os._exit(code)
 
 
-def serve() -> None:
+def serve(events_fd: int) -> None:
     import psutil
 
     import openbai.runtime.runner  # noqa: F401  (the point: imported once, before any fork)
 
+    # what is imported now is never collected: a child's garbage collections then leave
+    # these objects' pages alone, instead of copying them all on write
+    gc.freeze()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     requests = sys.stdin.buffer
     replies = sys.stdout
+    events = os.fdopen(events_fd, "w")
     buffer = b""
     while True:
         ready, _, _ = select.select([requests, wake_r], [], [])
@@ -73,9 +80,10 @@ def serve() -> None:
                 break
             if pid == 0:
                 break
-            replies.write(
+            events.write(
                 json.dumps({"exited": pid, "code": os.waitstatus_to_exitcode(status)}) + "\n"
             )
+        events.flush()
         if requests in ready:
             data = os.read(requests.fileno(), 65536)
             if not data:
@@ -88,10 +96,8 @@ def serve() -> None:
                 if pid == 0:
                     _child(request["argv"], request["output"])
                 started = psutil.Process(pid).create_time()
-                replies.write(
-                    json.dumps({"id": request["id"], "pid": pid, "started": started}) + "\n"
-                )
-        replies.flush()
+                replies.write(json.dumps({"pid": pid, "started": started}) + "\n")
+            replies.flush()
 
 
 class ForkServer:
@@ -99,49 +105,46 @@ class ForkServer:
 
     def __init__(self, on_exit: Callable[[int], None]):
         self._on_exit = on_exit
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "openbai.executors.forkserver"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            start_new_session=True,
-        )
+        events_r, events_w = os.pipe()
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "openbai.executors.forkserver", str(events_w)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                pass_fds=(events_w,),
+                start_new_session=True,
+            )
+        finally:
+            os.close(events_w)
+        self._events = os.fdopen(events_r, "rb")
         self._lock = threading.Lock()
-        self._pending: dict[int, Future[tuple[int, float]]] = {}
-        self._next = 0
-        threading.Thread(target=self._read, daemon=True, name="forkserver-replies").start()
+        threading.Thread(target=self._hear_ends, daemon=True, name="forkserver-events").start()
 
-    def _read(self) -> None:
-        assert self._proc.stdout is not None
-        for line in self._proc.stdout:
-            reply: dict[str, Any] = json.loads(line)
-            if "exited" in reply:
-                self._on_exit(int(reply["exited"]))
-                continue
-            with self._lock:
-                future = self._pending.pop(int(reply["id"]))
-            future.set_result((int(reply["pid"]), float(reply["started"])))
-        with self._lock:
-            for future in self._pending.values():
-                future.set_exception(OSError("the fork server ended"))
-            self._pending.clear()
+    def _hear_ends(self) -> None:
+        with self._events:
+            for line in self._events:
+                self._on_exit(int(json.loads(line)["exited"]))
 
     def is_running(self) -> bool:
         return self._proc.poll() is None
 
-    def spawn(self, argv: list[str], output: str) -> tuple[int, float]:
-        """Start a runner; its pid and start time."""
-        future: Future[tuple[int, float]] = Future()
+    def spawn(self, runners: list[tuple[list[str], str]]) -> list[tuple[int, float]]:
+        """Start runners (argv, output file) at once; their pids and start times, in order."""
+        stdin: IO[bytes] | None = self._proc.stdin
+        stdout: IO[bytes] | None = self._proc.stdout
+        assert stdin is not None and stdout is not None
         with self._lock:
-            self._next += 1
-            request_id = self._next
-            self._pending[request_id] = future
-            stdin: IO[bytes] | None = self._proc.stdin
-            assert stdin is not None
             stdin.write(
-                (json.dumps({"id": request_id, "argv": argv, "output": output}) + "\n").encode()
+                b"".join(
+                    (json.dumps({"argv": argv, "output": output}) + "\n").encode()
+                    for argv, output in runners
+                )
             )
             stdin.flush()
-        return future.result(timeout=30)
+            replies = [stdout.readline() for _ in runners]
+        if not all(replies):
+            raise OSError("the fork server ended")
+        return [(int(r["pid"]), float(r["started"])) for r in map(json.loads, replies)]
 
     def close(self) -> None:
         if self._proc.stdin is not None:
@@ -150,4 +153,4 @@ class ForkServer:
 
 
 if __name__ == "__main__":
-    serve()
+    serve(int(sys.argv[1]))

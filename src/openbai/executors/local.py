@@ -35,8 +35,14 @@ class LocalExecutor(Executor):
         self.nodes_root = nodes_root
         self.on_exit = on_exit
         self._server: ForkServer | None = None
-        self._exited: set[int] = set()
         self._lock = threading.Lock()
+        #: runners the current fork server started that have not ended: pid -> start time
+        #: (the server reports their ends, so nobody needs to look at the process table)
+        self._running: dict[int, float] = {}
+        #: runners that ended, as (pid, start time): a pid may be reused later
+        self._ended: set[tuple[int, float]] = set()
+        #: pids whose end was reported before their start was answered
+        self._ended_early: set[int] = set()
 
     def node_specs(self, request_slots: list[int], cluster_key: str) -> list[NodeSpec]:
         return [
@@ -53,7 +59,9 @@ class LocalExecutor(Executor):
         return self.nodes_root / cluster_key / str(slot)
 
     def submit(self, request: SubmitRequest) -> JobRef:
-        request.plan.write(request.run_dir / "plan.json")
+        # read by the runners at once; a crash of this machine ends them too, so the plan
+        # need not outlive one (the job's outcome is what is written durably)
+        request.plan.write(request.run_dir / "plan.json", durable=False)
         cluster_key = request.cluster_options["cluster_key"]
         runners = []
         for index, slot in enumerate(request.slots):
@@ -67,11 +75,19 @@ class LocalExecutor(Executor):
                 "--node-root",
                 str(root),
             ]
-            pid, started = self._fork_server().spawn(
-                argv, str(request.run_dir / f"node-{index}.out")
-            )
-            runners.append([pid, started])
-        return JobRef(self.name, {"run_dir": str(request.run_dir), "runners": runners})
+            runners.append((argv, str(request.run_dir / f"node-{index}.out")))
+        started = self._fork_server().spawn(runners)
+        with self._lock:
+            for pid, at in started:
+                if pid in self._ended_early:
+                    self._ended_early.discard(pid)
+                    self._ended.add((pid, at))
+                else:
+                    self._running[pid] = at
+        return JobRef(
+            self.name,
+            {"run_dir": str(request.run_dir), "runners": [list(r) for r in started]},
+        )
 
     def recover(self, run_dir: Path) -> JobRef | None:
         runners = RunDir(run_dir).runners()
@@ -83,12 +99,18 @@ class LocalExecutor(Executor):
     def _fork_server(self) -> ForkServer:
         with self._lock:
             if self._server is None or not self._server.is_running():
+                # runners of a server that ended are no longer reported: ask the system
+                self._running.clear()
                 self._server = ForkServer(on_exit=self._runner_exited)
             return self._server
 
     def _runner_exited(self, pid: int) -> None:
         with self._lock:
-            self._exited.add(pid)
+            started = self._running.pop(pid, None)
+            if started is None:
+                self._ended_early.add(pid)
+            else:
+                self._ended.add((pid, started))
         if self.on_exit is not None:
             self.on_exit()
 
@@ -96,18 +118,27 @@ class LocalExecutor(Executor):
         alive = []
         for pid, started in ref.data["runners"]:
             with self._lock:
-                exited = pid in self._exited
-            if not exited and processes.pid_is_alive(pid, started):
+                ended = (pid, started) in self._ended
+                mine = self._running.get(pid) == started
+            if not ended and (mine or processes.pid_is_alive(pid, started)):
                 alive.append(pid)
         return alive
+
+    def _forget(self, ref: JobRef) -> None:
+        """The job's end is known: its runners need not be remembered any longer."""
+        with self._lock:
+            for pid, started in ref.data["runners"]:
+                self._ended.discard((pid, started))
 
     def status(self, ref: JobRef) -> RunStatus:
         run = RunDir(Path(ref.data["run_dir"]))
         outcome = run.job_result()
         if outcome is not None:
+            self._forget(ref)
             return RunStatus(RunState.FINISHED, outcome)
         if self._alive(ref):
             return RunStatus(RunState.RUNNING)
+        self._forget(ref)
         outcome = run.job_result()  # the last runner may have written it just now
         if outcome is not None:
             return RunStatus(RunState.FINISHED, outcome)

@@ -120,8 +120,8 @@ class JobPlan:
             }
         )
 
-    def write(self, path: Path) -> None:
-        write_private(path, self.to_json())
+    def write(self, path: Path, *, durable: bool = True) -> None:
+        write_private(path, self.to_json(), durable=durable)
 
     @classmethod
     def read(cls, path: Path) -> JobPlan:
