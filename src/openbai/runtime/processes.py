@@ -7,7 +7,9 @@ runner or the server afterwards.
 
 from __future__ import annotations
 
+import errno
 import os
+import select
 import signal
 import subprocess
 import time
@@ -96,13 +98,30 @@ def process_start_time(pid: int) -> float:
 
 
 def wait_any(procs: Sequence[subprocess.Popen[bytes]], *, timeout: float) -> None:
-    """Sleep until one of ``procs`` exits or ``timeout`` passes."""
-    if len(procs) == 1:
-        try:
-            procs[0].wait(timeout)  # returns the moment the process ends
-        except subprocess.TimeoutExpired:
-            pass
+    """Sleep until one of ``procs`` exits or ``timeout`` passes.
+
+    A pidfd per process turns readable the moment the process ends, so a short task is seen
+    ending at once rather than at the next poll.
+    """
+    if any(p.returncode is not None for p in procs):
         return
+    fds: list[int] = []
+    try:
+        for p in procs:
+            fds.append(os.pidfd_open(p.pid))
+        select.select(fds, [], [], timeout)
+    except ProcessLookupError:  # one of them was reaped already
+        return
+    except OSError as exc:
+        if exc.errno != errno.ENOSYS:
+            raise
+        _poll_any(procs, timeout=timeout)  # no pidfds before Linux 5.3
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _poll_any(procs: Sequence[subprocess.Popen[bytes]], *, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in procs):

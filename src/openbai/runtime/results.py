@@ -119,7 +119,9 @@ class RunDir:
         return (self.path / "finished").exists()
 
     def write_node_result(self, node: int, outcome: Outcome) -> None:
-        write_private(self.path / f"node-{node}.result.json", outcome.to_json())
+        # read by the first node, which writes the job's outcome durably: after a crash
+        # before that, the job is lost whatever its nodes reported
+        write_private(self.path / f"node-{node}.result.json", outcome.to_json(), durable=False)
 
     def node_result(self, node: int) -> Outcome | None:
         try:
