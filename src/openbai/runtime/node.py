@@ -1,0 +1,64 @@
+"""What a node runner works with: the plan, its own node, where things are on it, the run
+directory shared with the job's other nodes, and the execution log."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from openbai.runtime.execution_log import ExecutionLog
+from openbai.runtime.layout import NodeLayout
+from openbai.runtime.plan import JobPlan, NodeSpec
+from openbai.runtime.results import RunDir
+
+#: variables of the runner's own environment that a job must not inherit
+_PRIVATE_ENV = ("OPENBAI_", "SLURM_")
+
+
+@dataclass
+class NodeContext:
+    plan: JobPlan
+    node: NodeSpec
+    layout: NodeLayout
+    run: RunDir
+    log: ExecutionLog
+    #: prefixes of private variables the job keeps (a scheduler's, for ``mpirun``)
+    keep_env: tuple[str, ...] = ()
+
+    @classmethod
+    def open(
+        cls,
+        plan: JobPlan,
+        node_index: int,
+        node_root: Path,
+        run_dir: Path,
+        *,
+        node_state: Path | None = None,
+        keep_env: tuple[str, ...] = (),
+    ) -> NodeContext:
+        return cls(
+            plan,
+            plan.nodes[node_index],
+            NodeLayout.for_plan(plan, node_root, run_dir, node_state),
+            RunDir(run_dir),
+            ExecutionLog(run_dir / f"node-{node_index}.log"),
+            keep_env,
+        )
+
+    @property
+    def is_master(self) -> bool:
+        """The first node, which decides when the job's work is over and reports it."""
+        return self.node.index == 0
+
+    @property
+    def multi(self) -> bool:
+        return self.plan.node_count > 1
+
+    def host_env(self) -> dict[str, str]:
+        """The runner's environment without its private variables."""
+        return {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(_PRIVATE_ENV) or k.startswith(self.keep_env)
+        }

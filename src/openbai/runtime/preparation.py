@@ -1,0 +1,132 @@
+"""Everything a node does before the toolkit runs, in Batch AI's order: fresh job
+directories, cluster volumes, the cluster's setup task (once per node), the job's volumes,
+output folders, the host file, the job's container, job preparation, and waiting until every
+node of the job is prepared."""
+
+from __future__ import annotations
+
+import fcntl
+from pathlib import Path
+
+from openbai.mounts.base import Mount
+from openbai.mounts.table import remove_tree
+from openbai.runtime.environment import JobEnvironment, build_environment
+from openbai.runtime.expand import expand_path
+from openbai.runtime.node_container import start_container
+from openbai.runtime.results import wait_until
+from openbai.runtime.stopping import JobFailure
+from openbai.runtime.tasks import NodeTasks
+from openbai.runtime.toolkits import host_file_lines
+from openbai.runtime.volumes import mount_all
+
+
+def prepare_node(tasks: NodeTasks, mounts: list[Mount]) -> JobEnvironment:
+    """Prepare the node for the job; what it mounts is added to ``mounts`` as it goes."""
+    ctx = tasks.ctx
+    plan, layout, node = ctx.plan, ctx.layout, ctx.node
+    ctx.log(
+        f"job {plan.workspace}/{plan.experiment}/{plan.job_name} on node {node.node_id} ({node.host})"
+    )
+    remove_tree(layout.job_temp_dir)
+    remove_tree(layout.mount_root)
+    layout.job_temp.mkdir(parents=True)
+    layout.mount_root.mkdir(parents=True, exist_ok=True)
+    layout.shared_job_temp.mkdir(parents=True, exist_ok=True)
+    mounts.extend(mount_all(plan.cluster_mounts, layout.mount_root, ctx.log))
+    env = build_environment(plan, node, layout, ctx.host_env())
+    _run_setup_task(tasks, env)
+    mounts.extend(mount_all(plan.job_mounts, layout.job_mount_root, ctx.log))
+    _make_output_dirs(env)
+    name = f"execution-{node.node_id}.log" if ctx.multi else "execution.log"
+    ctx.log.attach(Path(env.stdouterr_dir) / name)
+    for key in sorted(k for k in env.variables if k.startswith("AZ_BATCHAI_")):
+        ctx.log(f"{key}={env.variables[key]}")
+    process_count = int(plan.toolkit.get("processCount") or plan.node_count)
+    layout.host_file.write_text("\n".join(host_file_lines(plan.nodes, process_count)) + "\n")
+    start_container(tasks, env)
+    _job_preparation(tasks, env)
+    return env
+
+
+def _make_output_dirs(env: JobEnvironment) -> None:
+    for path in [env.stdouterr_dir, *env.output_dirs.values()]:
+        try:
+            Path(path).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JobFailure(
+                "OutputDirectoryError", f"cannot create {path}: {exc.strerror}"
+            ) from exc
+
+
+def _run_setup_task(tasks: NodeTasks, env: JobEnvironment) -> None:
+    ctx = tasks.ctx
+    setup = ctx.plan.setup_task
+    marker = ctx.layout.setup_marker_dir / f"{ctx.plan.cluster_uid}.done"
+    if setup is None or marker.exists():
+        return
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    # jobs sharing a node (Slurm) run the setup task once: the others wait for it here
+    with open(marker.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists():
+            _run_setup_command(tasks, env)
+            marker.touch()
+
+
+def _run_setup_command(tasks: NodeTasks, env: JobEnvironment) -> None:
+    ctx = tasks.ctx
+    setup = ctx.plan.setup_task
+    assert setup is not None
+    node_id = ctx.node.node_id
+    values = {**ctx.host_env(), **env.variables, **setup.environment, **setup.secrets}
+    out_dir = Path(expand_path(setup.std_out_err_path_prefix, values)) / setup.output_suffix
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx.log(f"running the cluster's setup task on {node_id}")
+    code = tasks.run_to_end(
+        setup.command_line,
+        values,
+        out_dir / f"stdout-{node_id}.txt",
+        out_dir / f"stderr-{node_id}.txt",
+    )
+    if code != 0:
+        raise JobFailure(
+            "SetupTaskFailed",
+            f"the cluster's setup task failed on node {node_id} with exit code {code}",
+            code,
+        )
+
+
+def _job_preparation(tasks: NodeTasks, env: JobEnvironment) -> None:
+    ctx = tasks.ctx
+    command = ctx.plan.job_preparation
+    if command:
+        suffix = f"-{ctx.node.node_id}" if ctx.multi else ""
+        out = Path(env.stdouterr_dir)
+        ctx.log("running job preparation")
+        code = tasks.run_to_end(
+            command,
+            tasks.env(env, {}),
+            out / f"stdout-job_prep{suffix}.txt",
+            out / f"stderr-job_prep{suffix}.txt",
+        )
+        ctx.log(f"job preparation exited with code {code}")
+        ctx.run.mark_prepared(ctx.node.index, code == 0)
+        if code != 0:
+            raise JobFailure(
+                "JobPreparationFailed",
+                f"job preparation failed on node {ctx.node.node_id} with exit code {code}",
+                code,
+            )
+    else:
+        ctx.run.mark_prepared(ctx.node.index, True)
+    others = [n.index for n in ctx.plan.nodes]
+    if not wait_until(
+        lambda: all(ctx.run.prepared(k) is not None for k in others), stop=tasks.should_stop
+    ):
+        raise tasks.stopping.reason()
+    failed = [k for k in others if ctx.run.prepared(k) is False]
+    if failed:
+        raise JobFailure(
+            "JobPreparationFailed",
+            f"job preparation failed on node {ctx.plan.nodes[failed[0]].node_id}",
+        )

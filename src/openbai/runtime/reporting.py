@@ -1,0 +1,59 @@
+"""How a node tells the job's other nodes and the executor where it stands: giving up
+(so that nobody waits for it), and, on the first node, the job's outcome gathered from every
+node's result, written last."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from openbai.runtime.node import NodeContext
+from openbai.runtime.results import JobError, Outcome, wait_until
+
+#: how long the first node of a stopped job waits for the other nodes' reports
+REPORT_GRACE_SECONDS = 5.0
+
+
+def give_up(ctx: NodeContext) -> None:
+    """The node failed or was stopped: mark it prepared (failed) and done, and on the first
+    node the job finished, so that no node waits for this one."""
+    if ctx.run.prepared(ctx.node.index) is None:
+        ctx.run.mark_prepared(ctx.node.index, False)
+    if ctx.is_master:
+        ctx.run.mark_finished()
+    elif ctx.run.done(ctx.node.index) is None:
+        ctx.run.mark_done(ctx.node.index, -1)
+
+
+def job_outcome(ctx: NodeContext, mine: Outcome, stop_requested: threading.Event) -> Outcome:
+    """The job's outcome (on the first node): its own, with every other node's errors and
+    first failing exit code; a node that does not report is lost."""
+    others = [n.index for n in ctx.plan.nodes[1:]]
+    stopped_at: float | None = None
+
+    def give_up_waiting() -> bool:
+        """After a stop request, the other nodes (stopping too) get a while to report."""
+        nonlocal stopped_at
+        if not stop_requested.is_set():
+            return False
+        if stopped_at is None:
+            stopped_at = time.monotonic()
+        return time.monotonic() - stopped_at > REPORT_GRACE_SECONDS
+
+    wait_until(
+        lambda: all(ctx.run.node_result(k) is not None for k in others), stop=give_up_waiting
+    )
+    outcome = Outcome(mine.exit_code, list(mine.errors), mine.start_time, time.time())
+    for k in others:
+        result = ctx.run.node_result(k)
+        if result is None:
+            lost = JobError("NodeLost", f"node {ctx.plan.nodes[k].node_id} did not report its end")
+            result = Outcome(-1, [lost])
+        outcome.errors.extend(
+            e for e in result.errors if e.code != "JobEnded" and e not in outcome.errors
+        )
+        if outcome.exit_code == 0 and result.exit_code not in (0, None):
+            outcome.exit_code = result.exit_code
+    if outcome.exit_code not in (0, None) and not outcome.errors:
+        outcome.errors.append(JobError("JobFailed", "Job failed with non-zero exit code"))
+    return outcome

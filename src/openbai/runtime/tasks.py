@@ -1,0 +1,101 @@
+"""The job's processes on one node: started on the host or in the job's container, with
+their output going to files, recorded so that they can be stopped even if the runner dies,
+watched until they end, and stopped with their whole process tree."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from subprocess import Popen
+
+from openbai.runtime import job_container, processes
+from openbai.runtime.environment import JobEnvironment
+from openbai.runtime.node import NodeContext
+from openbai.runtime.stopping import Stopping
+from openbai.runtime.toolkits import Task
+
+
+@dataclass
+class Running:
+    task: Task
+    process: Popen[bytes]
+
+    def exit_code(self) -> int:
+        code = self.process.returncode
+        return processes.exit_code(code) if code is not None else -1
+
+
+@dataclass
+class NodeTasks:
+    ctx: NodeContext
+    stopping: Stopping
+    #: the job's container on this node, once started (node_container.py)
+    container: job_container.JobContainer | None = None
+    #: the job's own variables, which are passed into its container
+    container_env: set[str] = field(default_factory=set)
+    running: list[Running] = field(default_factory=list)
+
+    def should_stop(self) -> bool:
+        return self.stopping.should_stop(tasks_running=bool(self.running))
+
+    def env(self, env: JobEnvironment, extra: dict[str, str]) -> dict[str, str]:
+        """A task's environment: the host's, the job's variables, the task's own."""
+        return {**self.ctx.host_env(), **env.variables, **extra}
+
+    def python(self, env: JobEnvironment) -> str:
+        """``python`` where there is one (in the job's container if it has one), else python3."""
+        if self.container is not None:
+            return "python" if self.container.has_command("python") else "python3"
+        path = env.variables.get("PATH", os.environ.get("PATH"))
+        return "python" if shutil.which("python", path=path) else "python3"
+
+    def start(self, task: Task, env: dict[str, str], stdout: Path, stderr: Path) -> Running:
+        argv = processes.bash(task.command)
+        if self.container is not None:
+            # the job's variables and the task's own, not the host's (PATH, HOME, ...)
+            names = self.container_env | (env.keys() - self.ctx.host_env().keys())
+            argv = self.container.exec_argv(
+                self.ctx.layout.job_temp, sorted(names), task.command, stdout, stderr
+            )
+        proc = processes.start(
+            argv, env=env, cwd=self.ctx.layout.job_temp, stdout=stdout, stderr=stderr
+        )
+        self.ctx.run.record_task(
+            self.ctx.node.index, proc.pid, processes.process_start_time(proc.pid)
+        )
+        running = Running(task, proc)
+        self.running.append(running)
+        return running
+
+    def run_to_end(self, command: str, env: dict[str, str], stdout: Path, stderr: Path) -> int:
+        """Run a step before the toolkit (setup task, job preparation); its exit code."""
+        proc = self.start(Task("prep", self.ctx.node.index, command), env, stdout, stderr).process
+        while proc.poll() is None:
+            if self.should_stop():
+                raise self.stopping.reason()
+            processes.wait_any([proc], timeout=0.05)
+        self.running.clear()
+        return processes.exit_code(proc.returncode)
+
+    def wait(self) -> None:
+        """Sleep until a running task ends (50 ms at most); with none left, 20 ms (the other
+        nodes are being waited for)."""
+        alive = [r.process for r in self.running if r.process.returncode is None]
+        if alive:
+            processes.wait_any(alive, timeout=0.05)
+        else:
+            time.sleep(0.02)
+
+    def stop_all(self) -> None:
+        if self.container is not None and any(r.process.poll() is None for r in self.running):
+            # the exec clients are not the parents of what runs inside: signal it there
+            clients = [r.process for r in self.running]
+            self.container.stop_processes(clients, processes.GRACE_SECONDS)
+        for r in self.running:
+            if r.process.poll() is None:
+                processes.kill_tree(r.process.pid)
+                r.process.wait()
+        self.running.clear()
