@@ -1,0 +1,136 @@
+"""The dispatcher, driven round by round in this process: which queued jobs a round starts, on
+which nodes, and how a dispatcher adopts the jobs of one that died. The jobs run for real on
+a local 4-node cluster (node runners forked by the fork server)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import null, select, update
+
+from openbai.services import clusters, jobs, workspaces
+from openbai.services.app import App
+from openbai.services.dispatcher import Dispatcher
+from openbai.store.models import Job
+
+
+@pytest.fixture
+def local4(app: App) -> Iterator[App]:
+    """``app`` with workspace ws, experiment exp and a 4-node local cluster c4; nothing
+    dispatches unless the test runs a round."""
+    app.on_change = lambda: None
+    workspaces.create_workspace(app, "default", "ws")
+    workspaces.create_experiment(app, "default", "ws", "exp")
+    clusters.create_cluster(
+        app,
+        "default",
+        "ws",
+        "c4",
+        {"properties": {"scaleSettings": {"manual": {"targetNodeCount": 4}}}},
+    )
+    yield app
+    with app.db.reading() as s:
+        left = list(s.scalars(select(Job.id)))
+    jobs.stop_jobs(app, left, timeout=10)
+
+
+def queue(app: App, name: str, command: str, *, nodes: int = 1, priority: str = "normal") -> None:
+    body = {
+        "properties": {
+            "nodeCount": nodes,
+            "schedulingPriority": priority,
+            "customToolkitSettings": {"commandLine": command},
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_TEMP",
+        }
+    }
+    jobs.create_job(app, "default", "ws", "exp", name, body, cluster="c4")
+
+
+def states(app: App) -> dict[str, tuple[str, list[Any]]]:
+    with app.db.reading() as s:
+        return {
+            name: (state, nodes)
+            for name, state, nodes in s.execute(select(Job.name, Job.execution_state, Job.nodes))
+        }
+
+
+def run_until_ended(dispatcher: Dispatcher, app: App, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while any(state not in ("succeeded", "failed") for state, _ in states(app).values()):
+        assert time.monotonic() < deadline, states(app)
+        dispatcher.tick()
+        time.sleep(0.02)
+
+
+def test_one_round_fills_the_free_nodes_in_priority_order(local4: App, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    wait = f"while [ ! -e {gate} ]; do sleep 0.05; done"
+    for name, priority in (
+        ("low", "low"),
+        ("n1", "normal"),
+        ("n2", "normal"),
+        ("n3", "normal"),
+        ("high", "high"),
+    ):
+        queue(local4, name, wait, priority=priority)
+    dispatcher = Dispatcher(local4)
+    assert dispatcher.tick()
+    after = states(local4)
+    running = {name for name, (state, _) in after.items() if state == "running"}
+    assert running == {"high", "n1", "n2", "n3"}
+    assert after["low"] == ("queued", [])
+    assert sorted(slot for name in running for slot in after[name][1]) == [0, 1, 2, 3]
+    gate.touch()
+    run_until_ended(dispatcher, local4)
+    assert {state for state, _ in states(local4).values()} == {"succeeded"}
+
+
+def test_a_job_waits_for_enough_free_nodes_while_smaller_ones_backfill(
+    local4: App, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    queue(local4, "blocker", f"while [ ! -e {gate} ]; do sleep 0.05; done")
+    dispatcher = Dispatcher(local4)
+    dispatcher.tick()
+    queue(local4, "gang", "true", nodes=4, priority="high")
+    queue(local4, "small", f"while [ ! -e {gate} ]; do sleep 0.05; done", nodes=2)
+    dispatcher.tick()
+    after = states(local4)
+    assert after["gang"] == ("queued", [])
+    assert after["small"][0] == "running"
+    assert not set(after["small"][1]) & set(after["blocker"][1])
+    gate.touch()
+    run_until_ended(dispatcher, local4)
+    final = states(local4)
+    assert final["gang"] == ("succeeded", [0, 1, 2, 3])
+
+
+def test_jobs_of_a_dispatcher_that_died_before_storing_their_handles_are_adopted(
+    local4: App, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    for name in ("a", "b", "c"):
+        queue(local4, name, f"while [ ! -e {gate} ]; do sleep 0.05; done; echo {name}")
+    Dispatcher(local4).tick()
+    # as if the dispatcher had died after starting the runners, before storing the handles
+    with local4.db.session() as s:
+        s.execute(update(Job).values(executor_ref=null()))
+    successor = Dispatcher(local4)
+    deadline = time.monotonic() + 30
+    while True:  # a runner is adopted once it has recorded itself in the run directory
+        successor.tick()
+        with local4.db.reading() as s:
+            refs = list(s.scalars(select(Job.executor_ref)))
+        if all(ref is not None for ref in refs):
+            break
+        assert time.monotonic() < deadline, refs
+        time.sleep(0.02)
+    assert all(len(ref["data"]["runners"]) == 1 for ref in refs)
+    assert {state for state, _ in states(local4).values()} == {"running"}
+    gate.touch()
+    run_until_ended(successor, local4)
+    assert {state for state, _ in states(local4).values()} == {"succeeded"}
