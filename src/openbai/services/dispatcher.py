@@ -83,6 +83,8 @@ class Dispatcher:
         self._wake = threading.Event()
         self._lock_file: IO[str] | None = None
         self._socket: socket.socket | None = None
+        #: cluster id -> (spec, node count), see _size
+        self._sizes: dict[int, tuple[dict[str, Any], int]] = {}
 
     # -- running --------------------------------------------------------------------------------
     def try_acquire(self) -> bool:
@@ -314,9 +316,11 @@ class Dispatcher:
         queue = transitions.queue(cluster.id).add_columns(Job.node_count)
         if self.app.executor(cluster.executor).queues_jobs:
             return [(job_id, None) for job_id, _ in s.execute(queue)]
-        size = cluster_properties(cluster).target_node_count
+        size = self._size(cluster)
         free = [slot for slot in range(size) if slot not in busy]
         picked: list[tuple[int, list[int] | None]] = []
+        if not free:
+            return picked
         # read the queue lazily: once the nodes are taken, the rest of it is not looked at
         for job_id, node_count in s.execute(queue):
             if not free:
@@ -325,6 +329,14 @@ class Dispatcher:
                 picked.append((job_id, free[:node_count]))
                 free = free[node_count:]
         return picked
+
+    def _size(self, cluster: Cluster) -> int:
+        """The cluster's node count, its spec parsed again only when it changed."""
+        known = self._sizes.get(cluster.id)
+        if known is None or known[0] != cluster.spec:
+            known = (cluster.spec, cluster_properties(cluster).target_node_count)
+            self._sizes[cluster.id] = known
+        return known[1]
 
     def _plan(
         self,
