@@ -176,6 +176,15 @@ def test_pattern_and_file_shares(bai: Bai, tmp_path: Path) -> None:
     ] == ["train.py"]
 
 
+def test_az_short_flags_of_blob_list_and_file_list(bai: Bai) -> None:
+    # `az storage blob list -c CONTAINER`, `az storage file list -s SHARE`
+    bai("storage", "account", "create", "-n", "acct")
+    bai("storage", "container", "create", "--account", "acct", "-n", "data")
+    bai("storage", "share", "create", "--account", "acct", "-n", "logs")
+    assert bai.json("storage", "blob", "list", "--account", "acct", "-c", "data") == []
+    assert bai.json("storage", "file", "list", "--account", "acct", "-s", "logs") == []
+
+
 def test_paths_cannot_escape_the_volume(bai: Bai, tmp_path: Path) -> None:
     bai("storage", "account", "create", "-n", "acct")
     bai("storage", "container", "create", "--account", "acct", "-n", "data")

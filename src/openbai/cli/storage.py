@@ -204,7 +204,9 @@ storage_group.add_command(_volume_group(VolumeKind.BLOB, "container", "blob cont
 storage_group.add_command(_volume_group(VolumeKind.FILE, "share", "file share"))
 
 
-def _files_group(kind: VolumeKind, group_name: str, volume_flag: str, noun: str) -> click.Group:
+def _files_group(
+    kind: VolumeKind, group_name: str, volume_flags: tuple[str, str], noun: str
+) -> click.Group:
     group = click.Group(group_name, help=f"Files in {noun}s: list, upload and download trees.")
 
     @group.command(
@@ -299,7 +301,7 @@ def _files_group(kind: VolumeKind, group_name: str, volume_flag: str, noun: str)
 
     @group.command("list", help=f"List files of a {noun}.")
     @account_option
-    @click.option(volume_flag, "volume", required=True, help=f"The {noun}.")
+    @click.option(*volume_flags, "volume", required=True, help=f"The {noun}.")
     @click.option("-p", "--path", "--prefix", "path", default="", help="Directory inside it.")
     @click.option("--recursive", is_flag=True, help="Every file below, not one level.")
     @output_options
@@ -341,5 +343,8 @@ def _finish(report: TransferReport, output: str, query: str | None) -> None:
         sys.exit(1)
 
 
-storage_group.add_command(_files_group(VolumeKind.BLOB, "blob", "--container-name", "container"))
-storage_group.add_command(_files_group(VolumeKind.FILE, "file", "--share-name", "share"))
+# az's flags: `az storage blob list -c/--container-name`, `az storage file list -s/--share-name`
+storage_group.add_command(
+    _files_group(VolumeKind.BLOB, "blob", ("-c", "--container-name"), "container")
+)
+storage_group.add_command(_files_group(VolumeKind.FILE, "file", ("-s", "--share-name"), "share"))
