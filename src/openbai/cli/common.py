@@ -42,6 +42,11 @@ class CliContext:
             if self.server:
                 from openbai.cli.remote import RemoteClient
 
+                if not self.token:
+                    raise AuthError(
+                        f"the server {self.server} needs a token: set BAI_TOKEN (or --token) to"
+                        " one made with 'bai token create -n NAME' where it runs"
+                    )
                 self._client = RemoteClient(self.server, self.token)
             else:
                 self._client = EmbeddedClient(Settings.load())
