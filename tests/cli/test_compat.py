@@ -99,3 +99,22 @@ def test_destructive_commands_ask_unless_yes(ws: Bai) -> None:
     ws("cluster", "show", "-w", "ws", "-n", "c1")
     ws("cluster", "delete", "-w", "ws", "-n", "c1", input="y\n")
     ws("cluster", "show", "-w", "ws", "-n", "c1", expect=3)
+
+
+def test_commands_that_print_nothing_take_o_none_as_scripts_pass_it(
+    ws: Bai, tmp_path: Path
+) -> None:
+    job = ("-w", "ws", "-e", "exp", "-n", "j")
+    ws("job", "create", *job, "-c", "c1", "-f", job_file(tmp_path, "echo hi"), "-o", "none")
+    assert ws("job", "wait", *job, "-o", "none").stdout == ""
+    for argv in (
+        ("job", "terminate", *job, "-y"),
+        ("job", "delete", *job, "-y"),
+        ("cluster", "delete", "-w", "ws", "-n", "c1", "-y"),
+        ("experiment", "delete", "-w", "ws", "-n", "exp", "-y", "--no-wait"),
+        ("storage", "share", "delete", "--account", "acct", "-n", "logs", "-y"),
+        ("storage", "account", "delete", "-n", "acct", "-y"),
+        ("workspace", "delete", "-n", "ws", "-y"),
+    ):
+        assert ws(*argv, "-o", "none", "--query", "name").stdout == ""
+    ws("workspace", "show", "-n", "ws", expect=3)

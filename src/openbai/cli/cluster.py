@@ -26,7 +26,7 @@ from openbai.cli.common import (
     yes_option,
 )
 from openbai.cli.ids import IdsCommand
-from openbai.cli.output import Columns, emit, flatten, output_options
+from openbai.cli.output import Columns, emit, flatten, output_options, silent_output_options
 from openbai.errors import SpecError
 from openbai.spec import load_json_file
 
@@ -433,6 +433,7 @@ def cluster_auto_scale(
 @group_option
 @yes_option
 @no_wait_option
+@silent_output_options
 @handle_errors
 def cluster_delete(
     name: str, workspace: str, resource_group_name: str | None, yes: bool, no_wait: bool

@@ -26,7 +26,15 @@ from openbai.cli.common import (
     yes_option,
 )
 from openbai.cli.ids import IdsCommand
-from openbai.cli.output import Columns, emit, err, flatten, output_options, stdout_bytes
+from openbai.cli.output import (
+    Columns,
+    emit,
+    err,
+    flatten,
+    output_options,
+    silent_output_options,
+    stdout_bytes,
+)
 from openbai.errors import SpecError
 from openbai.spec import load_json_file
 from openbai.storage.base import clean_path
@@ -229,6 +237,7 @@ def job_list(
 @_job_options
 @yes_option
 @click.option("--no-wait", is_flag=True, help="Do not wait until the job has stopped.")
+@silent_output_options
 @handle_errors
 def job_terminate(
     name: str,
@@ -254,6 +263,7 @@ def job_terminate(
 @_job_options
 @yes_option
 @no_wait_option
+@silent_output_options
 @handle_errors
 def job_delete(
     name: str,
@@ -275,6 +285,7 @@ def job_delete(
 @click.option(
     "--interval", type=float, default=1.0, show_default=True, help="Seconds between checks."
 )
+@silent_output_options
 @handle_errors
 def job_wait(
     name: str, workspace: str, experiment: str, resource_group_name: str | None, interval: float

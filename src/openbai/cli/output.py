@@ -104,6 +104,15 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def silent_output_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``-o/--output`` and ``--query`` taken and ignored by a command that prints no result (a
+    delete, a wait): az takes them on every command, and scripts pass ``-o none`` to all."""
+    hint = "Taken as az does; this command prints no result."
+    f = click.option("--query", default=None, expose_value=False, help=hint)(f)
+    f = click.option("-o", "--output", type=click.Choice(FORMATS), expose_value=False, help=hint)(f)
+    return f
+
+
 def err(message: str) -> None:
     click.echo(message, err=True)
 

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from openbai.cli.common import client, confirm, group_option, handle_errors, yes_option
-from openbai.cli.output import emit, output_options
+from openbai.cli.output import emit, output_options, silent_output_options
 from openbai.cli.progress import transfer_progress
 from openbai.services.views import iso
 from openbai.storage.base import VolumeKind, clean_path
@@ -134,6 +134,7 @@ def account_list(output: str, query: str | None) -> None:
 @account_group.command("delete")
 @click.option("-n", "--name", required=True)
 @yes_option
+@silent_output_options
 @handle_errors
 def account_delete(name: str, yes: bool) -> None:
     """Delete a storage account (an embedded account's data goes with it)."""
@@ -192,6 +193,7 @@ def _volume_group(kind: VolumeKind, group_name: str, noun: str) -> click.Group:
     @account_option
     @click.option("-n", "--name", required=True)
     @yes_option
+    @silent_output_options
     @handle_errors
     def delete(account: str, name: str, yes: bool) -> None:
         confirm(yes, f"Delete {noun} {name} and all its files?")

@@ -16,7 +16,7 @@ from openbai.cli.common import (
     yes_option,
 )
 from openbai.cli.ids import IdsCommand
-from openbai.cli.output import Columns, emit, flatten, output_options
+from openbai.cli.output import Columns, emit, flatten, output_options, silent_output_options
 
 WORKSPACE_COLUMNS: Columns = [
     ("Name", "name"),
@@ -100,6 +100,7 @@ def workspace_list(resource_group_name: str | None, output: str, query: str | No
 @group_option
 @yes_option
 @no_wait_option
+@silent_output_options
 @handle_errors
 def workspace_delete(name: str, resource_group_name: str | None, yes: bool, no_wait: bool) -> None:
     """Delete a workspace with its clusters, experiments and jobs (files in storage stay)."""
@@ -174,6 +175,7 @@ def experiment_list(
 @group_option
 @yes_option
 @no_wait_option
+@silent_output_options
 @handle_errors
 def experiment_delete(
     name: str, workspace: str, resource_group_name: str | None, yes: bool, no_wait: bool
