@@ -48,3 +48,36 @@ def test_threads_missing_the_cache_together_share_one_listing(tmp_path: Path):
     assert backend.listings == 1
     assert sorted(info.size for info in found if info is not None) == list(range(16))
     assert names.lookup("missing.bin") is None and backend.listings == 1
+
+
+def test_an_expired_listing_answers_while_a_fresh_one_is_fetched(tmp_path: Path):
+    backend = CountingStorage(tmp_path)
+    backend.release.set()
+    backend.create_volume("data")
+    (tmp_path / "data" / "old.bin").write_bytes(b"old")
+    names = DirectoryCache(backend, "data", lambda key: key, ttl=3.0)
+    assert names.lookup("old.bin") is not None and backend.listings == 1
+    (tmp_path / "data" / "new.bin").write_bytes(b"new")  # by another client
+    time.sleep(3.3)  # expired, within the grace period (another 3 s)
+    backend.release.clear()  # the fresh listing is held back: the old one answers
+    assert names.lookup("new.bin") is None
+    backend.release.set()
+    deadline = time.monotonic() + 10
+    while names.lookup("new.bin") is None:
+        assert time.monotonic() < deadline, "the background listing never landed"
+        time.sleep(0.05)
+    assert backend.listings == 2
+
+
+def test_a_change_made_through_the_mount_is_never_hidden_by_an_older_listing(tmp_path: Path):
+    backend = CountingStorage(tmp_path)
+    backend.create_volume("data")
+    names = DirectoryCache(backend, "data", lambda key: key, ttl=60.0)
+    first = threading.Thread(target=names.listing, args=("",))
+    first.start()  # a listing on its way (held back) ...
+    time.sleep(0.1)
+    (tmp_path / "data" / "made.bin").write_bytes(b"x")  # ... when the mount makes a file
+    names.forget("made.bin")
+    backend.release.set()
+    first.join()
+    assert "made.bin" in names.listing("")
