@@ -183,6 +183,8 @@ def test_az_short_flags_of_blob_list_and_file_list(bai: Bai) -> None:
     bai("storage", "share", "create", "--account", "acct", "-n", "logs")
     assert bai.json("storage", "blob", "list", "--account", "acct", "-c", "data") == []
     assert bai.json("storage", "file", "list", "--account", "acct", "-s", "logs") == []
+    missing = bai("storage", "blob", "list", "--account", "acct", "-c", "nope", expect=3)
+    assert missing.stderr == "ERROR: container 'nope' does not exist in account 'acct'\n"
 
 
 def test_paths_cannot_escape_the_volume(bai: Bai, tmp_path: Path) -> None:

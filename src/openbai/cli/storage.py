@@ -16,6 +16,7 @@ import click
 from openbai.cli.common import client, confirm, group_option, handle_errors, yes_option
 from openbai.cli.output import emit, output_options, silent_output_options
 from openbai.cli.progress import transfer_progress
+from openbai.errors import NotFoundError
 from openbai.services.views import iso
 from openbai.storage.base import VolumeKind, clean_path
 from openbai.storage.transfer import TransferReport, download_tree, upload_tree
@@ -179,8 +180,6 @@ def _volume_group(kind: VolumeKind, group_name: str, noun: str) -> click.Group:
     def show(account: str, name: str, output: str, query: str | None) -> None:
         backend = client().storage(account, kind)
         if not backend.volume_exists(name):
-            from openbai.errors import NotFoundError
-
             raise NotFoundError(f"{noun} {name!r} does not exist in account {account!r}")
         emit(
             {"name": name, "kind": kind.value, "account": account},
@@ -312,6 +311,8 @@ def _files_group(
         account: str, volume: str, path: str, recursive: bool, output: str, query: str | None
     ) -> None:
         backend = client().storage(account, kind)
+        if not backend.volume_exists(volume):
+            raise NotFoundError(f"{noun} {volume!r} does not exist in account {account!r}")
         entries = backend.list_dir(volume, clean_path(path, field="--path"), recursive=recursive)
         rows = [
             {
