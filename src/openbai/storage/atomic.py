@@ -4,17 +4,63 @@ Data is written to a hidden temporary file in the target's directory, flushed to
 renamed over the target. A crash leaves only a hidden ``.<name>.<random>.openbai-part``
 file behind, never a half-written target; :func:`is_partial_name` recognises those so that
 listings and tree transfers can ignore them.
+
+Inside :func:`deferred_sync` (a tree transfer of thousands of files) the two fsyncs per file
+are left out and one ``syncfs`` per file system at the end makes everything durable, as
+``cp -r; sync`` would: the fsyncs were 80 % of the time of copying small files. Renames stay
+atomic, so readers and a re-run after Ctrl-C or a crash of the process see only whole files;
+only a power loss during the transfer can leave the last files written empty or missing,
+which a re-run (size check) copies again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import ctypes
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 PARTIAL_SUFFIX = ".openbai-part"
+
+
+class _Deferred:
+    """The directories written to while syncs are deferred, one per file system."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.seen: set[Path] = set()
+        self.by_device: dict[int, Path] = {}
+
+    def add(self, directory: Path) -> None:
+        if directory in self.seen:
+            return
+        device = directory.stat().st_dev
+        with self.lock:
+            self.seen.add(directory)
+            self.by_device.setdefault(device, directory)
+
+
+_deferred: contextvars.ContextVar[_Deferred | None] = contextvars.ContextVar(
+    "openbai_deferred_sync", default=None
+)
+
+
+@contextlib.contextmanager
+def deferred_sync() -> Iterator[None]:
+    """Within (this context, and threads started with a copy of it), :func:`atomic_target`
+    does not fsync; on leaving, every file system written to is synced once."""
+    deferred = _Deferred()
+    token = _deferred.set(deferred)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+        for directory in deferred.by_device.values():
+            _syncfs(directory)
 
 
 def is_partial_name(name: str) -> bool:
@@ -35,16 +81,21 @@ def atomic_target(target: Path, *, mode: int = 0o644) -> Iterator[Path]:
     )
     os.close(fd)
     tmp = Path(name)
+    deferred = _deferred.get()
     try:
         yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        if deferred is None:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        else:
+            deferred.add(target.parent)
         os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
+    if deferred is None:
+        _fsync_dir(target.parent)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -54,3 +105,18 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _syncfs(directory: Path) -> None:
+    """Flush the file system holding ``directory`` (Linux ``syncfs``; else all of them)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        os.sync()
+        return
+    try:
+        syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+        if syncfs is None or syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)

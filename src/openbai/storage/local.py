@@ -5,6 +5,7 @@ Layout: ``ROOT/<account>/<kind>/<volume>/<path>`` with ``ROOT`` from the account
 it to mounts, which link it into jobs.
 
 - Writes are atomic (temporary file, fsync, rename): a reader never sees half an upload.
+  Tree transfers sync once at the end instead of once per file (``atomic.deferred_sync``).
 - ``upload`` keeps the source's modification time and permission bits (like ``cp -p``), so
   tree transfers can skip unchanged files by size and mtime; the backend stores no MD5.
 - Every path must stay inside its volume after symlinks are resolved: a symlink pointing

@@ -11,6 +11,9 @@ replaced atomically). "Same content" means same size and then:
   ``download_tree`` sets each downloaded file's mtime to the source's. No hashing is done
   then, so re-running a local->local transfer of 10,000 files costs 10,000 ``stat`` calls.
 
+Local files are written atomically, and made durable once at the end of the transfer
+rather than one fsync per file (``atomic.deferred_sync``).
+
 Progress is reported through ``on_progress`` (called on the calling thread only) with
 :class:`TransferEvent`: one ``planned`` first, then per file a ``bytes`` event followed by
 ``file_done`` or ``file_skipped``, or a single ``file_failed``. A failed file does not stop
@@ -19,6 +22,7 @@ the others; the returned :class:`TransferReport` lists the failures.
 
 from __future__ import annotations
 
+import contextvars
 import fnmatch
 import hashlib
 import os
@@ -30,7 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 from openbai.errors import NotFoundError, OpenBaiError, SpecError, StorageError
-from openbai.storage.atomic import is_partial_name
+from openbai.storage.atomic import deferred_sync, is_partial_name
 from openbai.storage.base import FileInfo, StorageBackend, clean_path
 from openbai.storage.local import stat_info
 
@@ -253,8 +257,14 @@ class _Workers:
         self._finished = threading.Condition(self._lock)
         self._outcomes: list[tuple[_Item, bool | BaseException]] = []
         self._stopping = False
+        # each thread runs in a copy of the caller's context: deferred_sync reaches it
         self._threads = [
-            threading.Thread(target=self._work, name=f"openbai-transfer-{i}", daemon=True)
+            threading.Thread(
+                target=contextvars.copy_context().run,
+                args=(self._work,),
+                name=f"openbai-transfer-{i}",
+                daemon=True,
+            )
             for i in range(min(workers, len(items)))
         ]
         self._running = len(self._threads)
@@ -317,7 +327,7 @@ def _run(
     emit(TransferEvent("planned", files_total=len(items), bytes_total=total))
     done = skipped = bytes_done = bytes_skipped = 0
     failures: list[TransferFailure] = []
-    with _Workers(items, transfer, workers) as pool:
+    with deferred_sync(), _Workers(items, transfer, workers) as pool:
         for batch in pool.outcomes():
             for item, outcome in batch:
                 size = item.source.size
