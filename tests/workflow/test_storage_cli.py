@@ -187,6 +187,18 @@ def test_az_short_flags_of_blob_list_and_file_list(bai: Bai) -> None:
     assert missing.stderr == "ERROR: container 'nope' does not exist in account 'acct'\n"
 
 
+def test_storage_account_commands_take_az_resource_group(bai: Bai) -> None:
+    bai("storage", "account", "create", "-n", "acct", "-g", "data-rg")
+    bai("storage", "account", "create", "-n", "other")
+    assert bai.json("storage", "account", "show", "-n", "acct", "-g", "data-rg")["name"] == "acct"
+    assert [a["name"] for a in bai.json("storage", "account", "list", "-g", "data-rg")] == ["acct"]
+    wrong = bai("storage", "account", "show", "-n", "acct", "-g", "default", expect=3)
+    assert "is not in resource group default (it is in data-rg)" in wrong.stderr
+    bai("storage", "account", "delete", "-n", "acct", "-g", "default", "-y", expect=3)
+    bai("storage", "account", "delete", "-n", "acct", "-g", "data-rg", "-y")
+    assert [a["name"] for a in bai.json("storage", "account", "list")] == ["other"]
+
+
 def test_paths_cannot_escape_the_volume(bai: Bai, tmp_path: Path) -> None:
     bai("storage", "account", "create", "-n", "acct")
     bai("storage", "container", "create", "--account", "acct", "-n", "data")

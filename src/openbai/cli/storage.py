@@ -115,30 +115,56 @@ def account_create(
     )
 
 
+def _account_in(name: str, resource_group_name: str | None) -> dict[str, Any]:
+    """The account ``name``; with ``-g``, only if it is in that resource group (as on Azure,
+    where account names are global but ``az storage account show/delete`` take ``-g``)."""
+    account: dict[str, Any] = client().get_account(name)
+    if resource_group_name and account.get("resourceGroup") != resource_group_name:
+        raise NotFoundError(
+            f"storage account {name} is not in resource group {resource_group_name}"
+            f" (it is in {account.get('resourceGroup')})"
+        )
+    return account
+
+
 @account_group.command("show")
 @click.option("-n", "--name", required=True)
+@group_option
 @output_options
 @handle_errors
-def account_show(name: str, output: str, query: str | None) -> None:
+def account_show(
+    name: str, resource_group_name: str | None, output: str, query: str | None
+) -> None:
     """Show a storage account (keys are never shown)."""
-    emit(client().get_account(name), output=output, query=query, columns=ACCOUNT_COLUMNS)
+    emit(
+        _account_in(name, resource_group_name), output=output, query=query, columns=ACCOUNT_COLUMNS
+    )
 
 
 @account_group.command("list")
+@group_option
 @output_options
 @handle_errors
-def account_list(output: str, query: str | None) -> None:
-    """List storage accounts."""
-    emit(client().list_accounts(), output=output, query=query, columns=ACCOUNT_COLUMNS)
+def account_list(resource_group_name: str | None, output: str, query: str | None) -> None:
+    """List storage accounts (of every resource group, or of -g's)."""
+    accounts = [
+        a
+        for a in client().list_accounts()
+        if not resource_group_name or a.get("resourceGroup") == resource_group_name
+    ]
+    emit(accounts, output=output, query=query, columns=ACCOUNT_COLUMNS)
 
 
 @account_group.command("delete")
 @click.option("-n", "--name", required=True)
+@group_option
 @yes_option
 @silent_output_options
 @handle_errors
-def account_delete(name: str, yes: bool) -> None:
+def account_delete(name: str, resource_group_name: str | None, yes: bool) -> None:
     """Delete a storage account (an embedded account's data goes with it)."""
+    if resource_group_name:
+        _account_in(name, resource_group_name)
     confirm(yes, f"Delete storage account {name}? Data of an embedded account is deleted.")
     client().delete_account(name)
 
