@@ -251,7 +251,13 @@ def _files_group(
     )
     @click.option("--destination-path", default="", help=f"Directory inside the {noun}.")
     @click.option("--pattern", default=None, help="Only files matching this glob (e.g. '*.png').")
-    @click.option("--max-connections", default=8, show_default=True, type=click.IntRange(1, 64))
+    @click.option(
+        "--max-connections",
+        default=16,
+        show_default=True,
+        type=click.IntRange(1, 64),
+        help="Files in flight at once (each on its own connection).",
+    )
     @click.option("--no-progress", is_flag=True)
     @output_options
     @handle_errors
@@ -295,7 +301,13 @@ def _files_group(
     )
     @click.option("--source-path", default="", help=f"Directory inside the {noun}.")
     @click.option("--pattern", default=None)
-    @click.option("--max-connections", default=8, show_default=True, type=click.IntRange(1, 64))
+    @click.option(
+        "--max-connections",
+        default=16,
+        show_default=True,
+        type=click.IntRange(1, 64),
+        help="Files in flight at once (each on its own connection).",
+    )
     @click.option("--no-progress", is_flag=True)
     @output_options
     @handle_errors
