@@ -239,3 +239,29 @@ def test_cluster_with_active_jobs_cannot_be_deleted(workspace: Bai, tmp_path: Pa
     workspace("cluster", "delete", "-w", "ws", "-n", "c1", "-y")
     workspace("workspace", "delete", "-n", "ws", "-y")
     assert workspace.json("workspace", "list") == []
+
+
+def test_a_cluster_file_with_placeholders_is_filled_from_storage_account_flags(
+    workspace: Bai, tmp_path: Path
+) -> None:
+    # the docs' cluster.json files say <AZURE_BATCHAI_STORAGE_ACCOUNT>, as the recipes' job files
+    workspace("storage", "account", "create", "-n", "acct")
+    workspace("storage", "share", "create", "--account", "acct", "-n", "dataset1")
+    config = tmp_path / "cluster.json"
+    share = {
+        "accountName": "<AZURE_BATCHAI_STORAGE_ACCOUNT>",
+        "azureFileUrl": "https://<AZURE_BATCHAI_STORAGE_ACCOUNT>.file.core.windows.net/dataset1",
+        "credentials": {"accountKey": "<AZURE_BATCHAI_STORAGE_KEY>"},
+        "relativeMountPath": "afs1",
+    }
+    config.write_text(
+        json.dumps({"properties": {"nodeSetup": {"mountVolumes": {"azureFileShares": [share]}}}})
+    )
+    unfilled = workspace("cluster", "create", "-w", "ws", "-n", "c", "-f", str(config), expect=2)
+    assert "the cluster file still holds the placeholder(s) <AZURE_BATCHAI_STORAGE_ACCOUNT>: pass" \
+        " --storage-account-name" in unfilled.stderr  # fmt: skip
+    cluster = workspace.json("cluster", "create", "-w", "ws", "-n", "c", "-f", str(config),
+                             "--storage-account-name", "acct", "--storage-account-key", "k3y")  # fmt: skip
+    mounted = cluster["nodeSetup"]["mountVolumes"]["azureFileShares"][0]
+    assert mounted["azureFileUrl"] == "https://acct.file.core.windows.net/dataset1"
+    assert "k3y" not in json.dumps(cluster)

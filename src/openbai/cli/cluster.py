@@ -28,7 +28,8 @@ from openbai.cli.common import (
 from openbai.cli.ids import IdsCommand
 from openbai.cli.output import Columns, emit, flatten, output_options, silent_output_options
 from openbai.errors import SpecError
-from openbai.spec import load_json_file
+from openbai.spec import find_placeholders, load_json_file, substitute_placeholders
+from openbai.spec.placeholders import STORAGE_ACCOUNT_PLACEHOLDER, STORAGE_KEY_PLACEHOLDER
 
 IMAGE_ALIASES = {
     "UbuntuLTS": {
@@ -219,7 +220,13 @@ def cluster_create(
 ) -> None:
     """Create a cluster."""
     body: dict[str, Any] = (
-        load_json_file(Path(config_file), field="--config-file") if config_file else {}
+        _fill_placeholders(
+            load_json_file(Path(config_file), field="--config-file"),
+            storage_account_name,
+            storage_account_key,
+        )
+        if config_file
+        else {}
     )
     props = body.setdefault("properties", {})
     if nodes is not None and target is not None and nodes != target:
@@ -289,6 +296,25 @@ def cluster_create(
         use_auto_storage=use_auto_storage,
     )
     emit(flatten(result), output=output, query=query, columns=CLUSTER_COLUMNS)
+
+
+def _fill_placeholders(
+    body: dict[str, Any], account: str | None, key: str | None
+) -> dict[str, Any]:
+    """``<AZURE_BATCHAI_STORAGE_ACCOUNT>`` and ``<AZURE_BATCHAI_STORAGE_KEY>`` in a cluster.json
+    filled from --storage-account-name/--storage-account-key, as az did (and job create does)."""
+    values = {STORAGE_KEY_PLACEHOLDER: key or ""}
+    if account:
+        values[STORAGE_ACCOUNT_PLACEHOLDER] = account
+    filled = substitute_placeholders(body, values)
+    unresolved = find_placeholders(filled)
+    if unresolved:
+        raise SpecError(
+            f"the cluster file still holds the placeholder(s) {', '.join(unresolved)}: pass"
+            " --storage-account-name (or set AZURE_BATCHAI_STORAGE_ACCOUNT) to fill them in",
+            target="properties.nodeSetup.mountVolumes",
+        )
+    return filled
 
 
 def _add_mounts(
