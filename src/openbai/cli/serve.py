@@ -6,7 +6,9 @@ tokens are made where the server runs, and handed to its users.
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import threading
 from typing import Any
 
@@ -14,6 +16,7 @@ import click
 
 from openbai.cli.common import handle_errors
 from openbai.cli.output import emit, output_options
+from openbai.errors import ConflictError, SpecError
 from openbai.services import tokens
 from openbai.services.app import App, poke_dispatcher
 from openbai.services.dispatcher import Dispatcher
@@ -92,6 +95,8 @@ def serve(host: str, port: int, log_level: str, public_url: str | None) -> None:
 
     from openbai.api.app import create_app
 
+    listener = _listen(host, port)  # before anything starts: a busy port is a plain error
+    port = listener.getsockname()[1]  # the one the system chose for --port 0
     settings = Settings.load()
     service = App.open(settings)
     dispatcher = DispatcherThread(service)
@@ -116,12 +121,25 @@ def serve(host: str, port: int, log_level: str, public_url: str | None) -> None:
         err=True,
     )
     try:
-        server.run()  # returns on SIGINT/SIGTERM, after open requests are answered
+        server.run(sockets=[listener])  # returns on SIGINT/SIGTERM, after open requests end
     finally:
         dispatcher.close()
         service.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port``; ``ConflictError`` (exit 4) when it is taken."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except OSError as exc:
+        raise SpecError(f"--host {host}: {exc.strerror or exc}", target="--host") from exc
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConflictError(f"cannot listen on {host}:{port}: {reason}", target="--port") from exc
 
 
 def _ignore(signum: int, frame: Any) -> None:
