@@ -117,9 +117,11 @@ class BlobRestClient:
         response = self._request("PUT", container, name, "comp=blocklist", body, headers)
         return _last_modified(response)
 
-    def get_blob(self, container: str, name: str, *, length: int) -> tuple[bytes, int]:
-        """The first ``length`` bytes of a blob (or all of a shorter one), and its size."""
-        headers = {"x-ms-range": f"bytes=0-{length - 1}"}
+    def get_blob(
+        self, container: str, name: str, *, length: int, offset: int = 0
+    ) -> tuple[bytes, int]:
+        """``length`` bytes of a blob from ``offset`` (fewer at its end), and its size."""
+        headers = {"x-ms-range": f"bytes={offset}-{offset + length - 1}"}
         try:
             response, data = self._request_body("GET", container, name, "", b"", headers)
         except _RangeNotSatisfiable:
