@@ -136,3 +136,28 @@ def test_a_missing_file_is_a_spec_error(tmp_path: Path) -> None:
         load_json_file(tmp_path / "nope.json")
 
     assert "nope.json" in info.value.message
+
+
+def test_unknown_keys_are_found_where_they_are() -> None:
+    from openbai.spec.base import unknown_keys
+
+    job = {
+        "$schema": "https://raw.githubusercontent.com/Azure/BatchAI/master/schemas/2018-05-01/job.json",
+        "properties": {
+            "nodeCont": 2,
+            "customToolkitSettings": {"commandLine": "true"},
+            "mountVolumes": {
+                "azureFileShares": [
+                    {"azureFileUrl": "https://a.file.core.windows.net/s", "relativeMountPath": "s"},
+                    {"azureFileUrl": "https://a.file.core.windows.net/t", "relativMountPath": "t"},
+                ]
+            },
+            "outputDirectories": [{"id": "M", "pathPrefix": "$X", "type": "custom"}],
+        },
+    }
+    assert unknown_keys(JobCreateParameters, job) == [
+        "properties.nodeCont",
+        "properties.mountVolumes.azureFileShares[1].relativMountPath",
+        "properties.outputDirectories[0].type",
+    ]
+    assert unknown_keys(JobCreateParameters, {"properties": {"nodeCount": 1}}) == []

@@ -323,3 +323,13 @@ def test_unknown_resources_exit_3(recipes: Bai) -> None:
     assert "not found" in recipes("experiment", "show", "-w", "ws", "-n", "nope", expect=3).stderr
     assert "not found" in recipes("workspace", "show", "-n", "nope", expect=3).stderr
     assert "does not exist" in recipes("storage", "account", "show", "-n", "nope", expect=3).stderr
+
+
+def test_a_misspelt_job_field_is_warned_about(recipes: Bai, tmp_path: Path) -> None:
+    props = custom_job("echo hi")
+    props["schedulingPriorty"] = "high"
+    created = recipes("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "j",
+                      "-f", write_job(tmp_path, props), "-o", "none")  # fmt: skip
+    assert created.stderr == (
+        "WARNING: properties.schedulingPriorty is not a Batch AI job property; it is ignored\n"
+    )

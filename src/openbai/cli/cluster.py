@@ -26,9 +26,21 @@ from openbai.cli.common import (
     yes_option,
 )
 from openbai.cli.ids import IdsCommand
-from openbai.cli.output import Columns, emit, flatten, output_options, silent_output_options
+from openbai.cli.output import (
+    Columns,
+    emit,
+    flatten,
+    output_options,
+    silent_output_options,
+    warn_unknown_keys,
+)
 from openbai.errors import SpecError
-from openbai.spec import find_placeholders, load_json_file, substitute_placeholders
+from openbai.spec import (
+    ClusterCreateParameters,
+    find_placeholders,
+    load_json_file,
+    substitute_placeholders,
+)
 from openbai.spec.placeholders import STORAGE_ACCOUNT_PLACEHOLDER, STORAGE_KEY_PLACEHOLDER
 
 IMAGE_ALIASES = {
@@ -228,6 +240,7 @@ def cluster_create(
         if config_file
         else {}
     )
+    warn_unknown_keys(ClusterCreateParameters, body, "a Batch AI cluster property")
     props = body.setdefault("properties", {})
     if nodes is not None and target is not None and nodes != target:
         raise SpecError("give --nodes or -t, not both with different values", target="--nodes")

@@ -34,9 +34,10 @@ from openbai.cli.output import (
     output_options,
     silent_output_options,
     stdout_bytes,
+    warn_unknown_keys,
 )
 from openbai.errors import SpecError
-from openbai.spec import load_json_file
+from openbai.spec import JobCreateParameters, load_json_file
 from openbai.storage.base import clean_path
 
 
@@ -149,6 +150,7 @@ def job_create(
     if config_file is None:
         raise click.UsageError("Missing option '-f' / '--config-file'.")
     body = load_json_file(Path(config_file), field="--config-file")
+    warn_unknown_keys(JobCreateParameters, body, "a Batch AI job property")
     props = (
         body.setdefault("properties", {})
         if isinstance(body.get("properties", {}), dict)

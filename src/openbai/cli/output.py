@@ -14,8 +14,11 @@ from typing import Any
 import click
 import jmespath
 from jmespath.exceptions import JMESPathError
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
+
+from openbai.spec.base import unknown_keys
 
 FORMATS = ("json", "jsonc", "table", "tsv", "none")
 #: a table: (column title, JMESPath into a row, or a function of the row)
@@ -111,6 +114,13 @@ def silent_output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--query", default=None, expose_value=False, help=hint)(f)
     f = click.option("-o", "--output", type=click.Choice(FORMATS), expose_value=False, help=hint)(f)
     return f
+
+
+def warn_unknown_keys(model: type[BaseModel], body: dict[str, Any], what: str) -> None:
+    """A warning for each key of a job.json/cluster.json that is ignored (a typo, a key of
+    an older API version), so that ``nodeCont`` does not go unnoticed."""
+    for where in unknown_keys(model, body):
+        err(f"WARNING: {where} is not {what}; it is ignored")
 
 
 def err(message: str) -> None:

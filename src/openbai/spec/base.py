@@ -21,6 +21,8 @@ from :meth:`WireModel.to_public_wire` (what GET responses print), but kept by
 from __future__ import annotations
 
 import json
+import types
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,6 +41,7 @@ __all__ = [
     "load_json_file",
     "parse",
     "secret_field",
+    "unknown_keys",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -152,6 +155,64 @@ def parse(model_cls: type[M], data: Any, *, root: str = "") -> M:
         target = format_location(loc, root=root)
         # ``from None``: pydantic's own message echoes every input value, secrets included.
         raise SpecError(_describe(first, target), target=target or None) from None
+
+
+def unknown_keys(model_cls: type[BaseModel], data: Any, *, root: str = "") -> list[str]:
+    """Where ``data`` holds keys that ``model_cls`` does not know, and so ignores.
+
+    ``{"properties": {"nodeCont": 2}}`` as a job gives ``["properties.nodeCont"]``: a typo
+    that :func:`parse` lets through (as ARM did), which the CLI can warn about. Keys starting
+    with ``$`` (``$schema``) are not reported.
+    """
+    found: list[str] = []
+    _collect_unknown(model_cls, data, root, found)
+    return found
+
+
+def _collect_unknown(annotation: Any, data: Any, path: str, found: list[str]) -> None:
+    if isinstance(data, list):
+        item_type = _item_type(annotation)
+        for index, item in enumerate(data):
+            _collect_unknown(item_type, item, f"{path}[{index}]", found)
+        return
+    model = _model_in(annotation)
+    if model is None or not isinstance(data, dict):
+        return
+    fields = {}
+    for name, info in model.model_fields.items():
+        fields[name] = info.annotation
+        if info.alias:
+            fields[info.alias] = info.annotation
+    for key, value in data.items():
+        where = f"{path}.{key}" if path else key
+        if key in fields:
+            _collect_unknown(fields[key], value, where, found)
+        elif not key.startswith("$"):
+            found.append(where)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The one model class ``annotation`` is, or is an optional of."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        models = [m for m in map(_model_in, typing.get_args(annotation)) if m is not None]
+        return models[0] if len(models) == 1 else None
+    return None
+
+
+def _item_type(annotation: Any) -> Any:
+    """The item type of a list (or optional list) annotation; ``None`` if it is not one."""
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple, Sequence):
+        args = typing.get_args(annotation)
+        return args[0] if args else None
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            item = _item_type(arg)
+            if item is not None:
+                return item
+    return None
 
 
 _TYPE_NAMES = {
