@@ -124,6 +124,11 @@ class LocalExecutor(Executor):
                 alive.append(pid)
         return alive
 
+    def _all_running(self, ref: JobRef) -> bool:
+        """Whether the fork server started every runner of the job and none has ended."""
+        with self._lock:
+            return all(self._running.get(pid) == started for pid, started in ref.data["runners"])
+
     def _forget(self, ref: JobRef) -> None:
         """The job's end is known: its runners need not be remembered any longer."""
         with self._lock:
@@ -131,6 +136,10 @@ class LocalExecutor(Executor):
                 self._ended.discard((pid, started))
 
     def status(self, ref: JobRef) -> RunStatus:
+        if self._all_running(ref):
+            # the first runner exits right after writing the outcome, and its end is
+            # reported: until then the job runs, and its run directory need not be read
+            return RunStatus(RunState.RUNNING)
         run = RunDir(Path(ref.data["run_dir"]))
         outcome = run.job_result()
         if outcome is not None:

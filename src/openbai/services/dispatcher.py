@@ -70,6 +70,8 @@ class _Round:
     #: handles recovered for jobs claimed by a dispatcher that died before storing them
     adopted: list[tuple[int, JobRef]] = field(default_factory=list)
     starts: list[_Start] = field(default_factory=list)
+    #: claimed jobs handed out in the round before, whose handles (or errors) are stored now
+    handed: dict[int, _Start] = field(default_factory=dict)
     #: whether jobs are queued or running (the dispatcher keeps going)
     has_work: bool = False
 
@@ -83,6 +85,8 @@ class Dispatcher:
         self._wake = threading.Event()
         self._lock_file: IO[str] | None = None
         self._socket: socket.socket | None = None
+        #: claimed jobs handed out whose handles are stored in the next round's transaction
+        self._handed: dict[int, _Start] = {}
         #: cluster id -> (spec, node count), see _size
         self._sizes: dict[int, tuple[dict[str, Any], int]] = {}
 
@@ -143,6 +147,8 @@ class Dispatcher:
             self._wake.wait(interval)
 
     def close(self) -> None:
+        self._store(list(self._handed.values()))
+        self._handed = {}
         if self._socket is not None:
             self._socket.close()
             self.app.settings.daemon_socket.unlink(missing_ok=True)
@@ -152,7 +158,8 @@ class Dispatcher:
     # -- one round ------------------------------------------------------------------------------
     def tick(self) -> bool:
         """Record ended jobs, then start what can start. True while jobs are queued or running."""
-        found = _Round()
+        found = _Round(handed=self._handed)
+        self._handed = {}
         try:
             with self.app.db.reading() as s:
                 busy = self._reconcile(s, found)
@@ -201,8 +208,11 @@ class Dispatcher:
         unreachable: set[str] = set()
         for job_id, uid, ref_data, terminate, changed_at, state, cluster_id, nodes, kind in rows:
             found.has_work = True
+            handed = found.handed.get(job_id)
+            if handed is not None and handed.ref is not None:
+                ref_data = {"executor": handed.ref.executor, "data": handed.ref.data}
             if ref_data is None:
-                ended = not self._adopt(found, job_id, uid, changed_at, kind)
+                ended = handed is not None or not self._adopt(found, job_id, uid, changed_at, kind)
             else:
                 ended = self._check(
                     found, job_id, ref_data, terminate, changed_at, state, unreachable
@@ -266,8 +276,9 @@ class Dispatcher:
         return True
 
     def _record(self, found: _Round) -> None:
-        """Write what a round decided, in one transaction: ends, then claims."""
-        if not (found.ended or found.running or found.adopted or found.starts):
+        """Write what a round decided, in one transaction: the handles of the round before,
+        ends, then claims."""
+        if not (found.ended or found.running or found.adopted or found.starts or found.handed):
             return
         now = utcnow()
         with self.app.db.session() as s:
@@ -275,6 +286,7 @@ class Dispatcher:
                 transitions.store_handle(s, job_id, ref, only_if_missing=True)
             if found.running:
                 transitions.mark_running(s, found.running, now)
+            cancels = self._store_in(s, list(found.handed.values()), now)
             for job_id, outcome, error in found.ended:
                 transitions.finish(s, job_id, outcome, error, now)
             # jobs of a queueing executor stay queued until the executor says they run
@@ -283,6 +295,7 @@ class Dispatcher:
                 for st in found.starts
                 if st.slots is None or transitions.claim(s, st.job_id, st.slots, now)
             ]
+        _cancel(cancels)
 
     # -- starting jobs --------------------------------------------------------------------------
     def _pick(self, s: Session, found: _Round, busy: dict[int, set[int]]) -> None:
@@ -374,23 +387,20 @@ class Dispatcher:
             found.starts.append(_Start(job_id, slots, executor, request))
 
     def _submit(self, starts: list[_Start]) -> None:
-        """Hand the claimed jobs to their executors, then store the handles in one go."""
-        handed: list[_Start] = []
+        """Hand the picked jobs to their executors. The handles of claimed jobs are stored
+        with the next round's changes (a dispatcher that dies first is succeeded by one that
+        adopts the jobs, see _adopt); a queueing executor's at once, since a queued job
+        without its handle would be submitted again."""
         waiting: set[str] = set()  # queueing executors that cannot take jobs now
-        try:
-            for st in starts:
-                if st.executor.name in waiting:
-                    continue
-                if not self._hand_out(st):
-                    waiting.add(st.executor.name)
-                elif st.slots is None:
-                    # a queued job whose handle is not stored would be submitted again
-                    # by the next dispatcher if this one died now
-                    self._store([st])
-                else:
-                    handed.append(st)
-        finally:
-            self._store(handed)
+        for st in starts:
+            if st.executor.name in waiting:
+                continue
+            if not self._hand_out(st):
+                waiting.add(st.executor.name)
+            elif st.slots is None:
+                self._store([st])
+            else:
+                self._handed[st.job_id] = st
 
     def _hand_out(self, st: _Start) -> bool:
         """Submit one job; its handle, or the error that ends it, goes into ``st``. False if
@@ -409,22 +419,33 @@ class Dispatcher:
         return True
 
     def _store(self, handed: list[_Start]) -> None:
-        """Store the executors' handles (or the errors); stop jobs deleted or terminated
-        meanwhile."""
+        """Store handles (or errors) in a transaction of their own."""
         if not handed:
             return
-        now = utcnow()
-        gone: set[int] = set()
         with self.app.db.session() as s:
-            for st in handed:
-                if st.ref is None:
-                    assert st.error is not None
-                    transitions.finish(s, st.job_id, Outcome(-1, []), st.error, now)
-                elif not transitions.store_handle(s, st.job_id, st.ref):
-                    gone.add(st.job_id)
-            stop = transitions.terminate_requested(s, [st.job_id for st in handed if st.ref])
+            cancels = self._store_in(s, handed, utcnow())
+        _cancel(cancels)
+
+    def _store_in(
+        self, s: Session, handed: list[_Start], now: datetime
+    ) -> list[tuple[_Start, bool]]:
+        """Store the executors' handles (or the errors that end the jobs); the jobs to stop
+        after the commit, and whether by force: deleted or terminated meanwhile."""
+        cancels: list[tuple[_Start, bool]] = []
+        if not handed:
+            return cancels
         for st in handed:
-            if st.ref is not None and st.job_id in gone:
-                st.executor.cancel(st.ref, force=True)
-            elif st.ref is not None and st.job_id in stop:
-                st.executor.cancel(st.ref)
+            if st.ref is None:
+                assert st.error is not None
+                transitions.finish(s, st.job_id, Outcome(-1, []), st.error, now)
+            elif not transitions.store_handle(s, st.job_id, st.ref):
+                cancels.append((st, True))
+        stop = transitions.terminate_requested(s, [st.job_id for st in handed if st.ref])
+        cancels.extend((st, False) for st in handed if st.ref is not None and st.job_id in stop)
+        return cancels
+
+
+def _cancel(cancels: list[tuple[_Start, bool]]) -> None:
+    for st, force in cancels:
+        assert st.ref is not None
+        st.executor.cancel(st.ref, force=force)
