@@ -7,10 +7,13 @@ import random
 import sys
 from pathlib import Path
 
+# each digit's rows stay one picture
+# fmt: off
 PATTERNS = {
     0: ["..####..", ".#....#.", "#......#", "#......#", "#......#", "#......#", ".#....#.", "..####.."],
     1: ["...##...", "..###...", "...##...", "...##...", "...##...", "...##...", "...##...", "..####.."],
 }
+# fmt: on
 
 
 def sample(label: int, rng: random.Random) -> list[int]:
