@@ -137,11 +137,13 @@ class DirectoryCache:
         """List ``key`` again in the background (called with the lock held)."""
         if (key, True) in self._pending or (key, False) in self._pending:
             return
-        threading.Thread(target=self._refresh, args=(key,), daemon=True).start()
+        pending: Future[_Listing] = Future()
+        self._pending[(key, False)] = pending  # taken now: the next lookup will not start one
+        threading.Thread(target=self._refresh, args=(key, pending), daemon=True).start()
 
-    def _refresh(self, key: str) -> None:
+    def _refresh(self, key: str, pending: Future[_Listing]) -> None:
         try:
-            self._list_once(key, limited=False)
+            self._run(key, False, pending)
         except OpenBaiError as e:  # the next lookup lists it itself and gets the error
             log.info("listing %s again failed: %s", key or "/", e.message)
             with self._lock:
@@ -156,6 +158,10 @@ class DirectoryCache:
                 pending = self._pending[(key, limited)] = Future()
         if not mine:
             return pending.result()
+        return self._run(key, limited, pending)
+
+    def _run(self, key: str, limited: bool, pending: Future[_Listing]) -> _Listing:
+        """List the directory for everyone waiting on ``pending``."""
         try:
             entries = self._list(key, limited=limited)
         except BaseException as e:
