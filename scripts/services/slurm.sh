@@ -96,6 +96,16 @@ pid_alive() {
     [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] || return 1
 }
 
+# starting PIDFILE COMM: the process is COMM, or still one of the launchers start_bg runs it
+# through (setsid, setpriv, env, nsenter, unshare, sh) a moment before they exec it
+starting() {
+    local f=$1 comm=$2 now
+    pid_alive "$f" "$comm" && return 0
+    pid_alive "$f" || return 1
+    now=$(cat "/proc/$(cat "$f")/comm" 2>/dev/null) || return 1
+    case "$now" in setsid|setpriv|env|nsenter|unshare|sh) return 0 ;; *) return 1 ;; esac
+}
+
 # kill_pids PID...: SIGTERM, wait up to 5 s, then SIGKILL what is left
 kill_pids() {
     local pids=("$@") left i
@@ -335,9 +345,9 @@ client_env() { env SLURM_CONF="$CONF" "$@"; }
 
 daemons_alive() {
     local node
-    pid_alive "$RUN/munged.pid" munged || return 1
-    pid_alive "$RUN/slurmctld.pid" slurmctld || return 1
-    for node in "${NODES[@]}"; do pid_alive "$RUN/slurmd-$node.pid" slurmd || return 1; done
+    starting "$RUN/munged.pid" munged || return 1
+    starting "$RUN/slurmctld.pid" slurmctld || return 1
+    for node in "${NODES[@]}"; do starting "$RUN/slurmd-$node.pid" slurmd || return 1; done
 }
 
 any_alive() {
@@ -453,7 +463,7 @@ do_start() {
     fi
     for i in $(seq 1 100); do
         [ -S "$MUNGE_SOCKET" ] && munge -n -S "$MUNGE_SOCKET" 2>/dev/null | unmunge -S "$MUNGE_SOCKET" >/dev/null 2>&1 && break
-        pid_alive "$RUN/munged.pid" munged || { show_logs; do_stop; die "munged did not start"; }
+        starting "$RUN/munged.pid" munged || { show_logs; do_stop; die "munged did not start"; }
         sleep 0.1
     done
     [ -S "$MUNGE_SOCKET" ] || { show_logs; do_stop; die "munged socket $MUNGE_SOCKET did not appear"; }
@@ -466,7 +476,7 @@ do_start() {
     start_bg "$RUN/slurmctld.pid" "$LOGD/slurmctld.out" env SLURM_CONF="$CONF" slurmctld -D -f "$CONF"
     for i in $(seq 1 100); do
         client_env timeout 5 scontrol ping 2>/dev/null | grep -q 'is UP' && break
-        pid_alive "$RUN/slurmctld.pid" slurmctld || { show_logs; do_stop; die "slurmctld exited"; }
+        starting "$RUN/slurmctld.pid" slurmctld || { show_logs; do_stop; die "slurmctld exited"; }
         sleep 0.2
     done
 
