@@ -227,6 +227,50 @@ def test_pytorch_runs_one_process_per_node_and_they_meet_over_the_network(
     assert (out / "stdout-1.txt").read_text() == "rank 1 on node2 world 2\n"
 
 
+PORT_HOLDER = """\
+import os, socket, sys, time
+server = socket.create_server(("0.0.0.0", int(os.environ["MASTER_PORT"])))
+print(socket.gethostname(), flush=True)
+for _ in range(600):  # a minute at most
+    if os.path.exists(sys.argv[1]):
+        break
+    time.sleep(0.1)
+"""
+
+
+def test_jobs_on_fixed_ports_never_share_a_node(on_slurm: Bai, tmp_path: Path) -> None:
+    """Two PyTorch jobs at once each listen on Batch AI's fixed rendezvous port: Slurm gives
+    each whole nodes (--exclusive), so they run side by side on different hosts, both fine,
+    where sharing a node would have made the second bind fail."""
+    bai = on_slurm
+    upload_script(bai, tmp_path, "hold.py", PORT_HOLDER)
+    go = tmp_path / "go"
+    props = custom_job("", nodeCount=1)
+    del props["customToolkitSettings"]
+    props["pyTorchSettings"] = {
+        "pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/scripts/hold.py",
+        "commandLineArgs": str(go),
+    }
+    for name in ("t1", "t2"):
+        create(bai, tmp_path, props, name, "gpu")
+    hosts: dict[str, str] = {}
+    deadline = time.monotonic() + 50
+    while len(hosts) < 2:
+        assert time.monotonic() < deadline, f"both jobs should be listening; got {hosts}"
+        for name in ("t1", "t2"):
+            job = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", name)
+            assert job["executionState"] in ("queued", "running"), job
+            if job["executionState"] == "running" and SEG in job:
+                printed = stdouterr(bai, job) / "stdout-0.txt"
+                if printed.exists() and printed.read_text().strip():
+                    hosts[name] = printed.read_text().strip()
+        time.sleep(0.2)
+    go.touch()
+    assert sorted(hosts.values()) == NODES
+    for name in ("t1", "t2"):
+        assert bai.wait(name, timeout=50)["executionState"] == "succeeded"
+
+
 def test_custom_mpi_ranks_span_both_nodes_with_the_job_environment(
     on_slurm: Bai, tmp_path: Path
 ) -> None:

@@ -51,6 +51,11 @@ def test_sbatch_command_line_carries_the_job_settings() -> None:
     ]
 
 
+def test_only_jobs_on_fixed_ports_ask_for_whole_nodes() -> None:
+    assert "--exclusive" in sbatch_argv(job(exclusive=True))
+    assert "--exclusive" not in sbatch_argv(job())
+
+
 def test_no_partition_means_slurms_default() -> None:
     assert not any(a.startswith("--partition") for a in sbatch_argv(job()))
 

@@ -29,6 +29,12 @@ TIME_LIMIT_MARGIN_SECONDS = 60.0
 RUNNER = "openbai.runtime.runner"
 
 
+#: toolkits whose processes listen on Batch AI's fixed ports (TensorFlow servers on 2222,
+#: 2223…, PyTorch's rendezvous on 2231): their jobs get whole nodes, as every Batch AI job
+#: did, so that two of them sharing a node cannot collide on a port
+FIXED_PORT_TOOLKITS = frozenset({"tensorflow", "pytorch"})
+
+
 @dataclass(frozen=True)
 class BatchJob:
     name: str
@@ -42,6 +48,8 @@ class BatchJob:
     priority: str = "normal"
     partition: str | None = None
     comment: str = ""
+    #: whole nodes, shared with no other job (see FIXED_PORT_TOOLKITS)
+    exclusive: bool = False
 
     @property
     def script_path(self) -> Path:
@@ -67,6 +75,8 @@ def sbatch_argv(job: BatchJob) -> list[str]:
         f"--chdir={job.run_dir}",
         f"--output={job.run_dir / 'slurm-%j.out'}",
     ]
+    if job.exclusive:
+        argv.append("--exclusive")
     if job.partition:
         argv.append(f"--partition={job.partition}")
     if job.comment:

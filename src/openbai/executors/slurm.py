@@ -36,7 +36,12 @@ from openbai.executors.base import (
     RunStatus,
     SubmitRequest,
 )
-from openbai.executors.sbatch_script import BatchJob, batch_script, sbatch_argv
+from openbai.executors.sbatch_script import (
+    FIXED_PORT_TOOLKITS,
+    BatchJob,
+    batch_script,
+    sbatch_argv,
+)
 from openbai.runtime.plan import NodeSpec, write_private
 from openbai.runtime.results import JobError, Outcome, RunDir
 
@@ -137,6 +142,7 @@ class SlurmExecutor(Executor):
             priority=request.priority,
             partition=request.cluster_options.get("partition"),
             comment=f"openbai {request.run_dir}",
+            exclusive=plan.tool_type in FIXED_PORT_TOOLKITS,
         )
         # no fsync: the plan matters only until the job has run, and a lost one fails the job
         write_private(request.run_dir / "plan.json", plan.to_json(), durable=False)
