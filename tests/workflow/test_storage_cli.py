@@ -255,3 +255,19 @@ def test_config_show_gives_the_subscription_sdk_clients_need(bai: Bai) -> None:
         == shown["subscriptionId"]
     )
     assert shown["resourceGroup"] == "default"
+
+
+def test_a_download_to_a_place_it_cannot_write_is_an_error_not_a_traceback(
+    bai: Bai, tmp_path: Path
+) -> None:
+    bai("storage", "account", "create", "-n", "acct")
+    bai("storage", "container", "create", "--account", "acct", "-n", "data")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = bai(
+        "storage", "blob", "download-batch", "--account", "acct", "-s", "data",
+        "-d", str(blocker / "below"), expect=1,
+    )  # fmt: skip
+    assert result.stderr.startswith("ERROR: Not a directory: ")
+    assert str(blocker / "below") in result.stderr
+    assert "Traceback" not in result.stderr

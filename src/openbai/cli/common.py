@@ -119,5 +119,9 @@ def handle_errors(f: F) -> F:
             code = next((c for cls, c in EXIT_CODES if isinstance(exc, cls)), 1)
             click.echo(f"ERROR: {exc.message}", err=True)
             sys.exit(code)
+        except OSError as exc:  # this machine's files (a download's destination, a -f file)
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"ERROR: {exc.strerror or exc}{where}", err=True)
+            sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
