@@ -14,8 +14,8 @@ call would be pushed to a thread anyway.
 
 Why not rclone (``rclone mount :azureblob:...``, Debian's 1.60): ``python -m bench blob_mount``
 measures it in the same run. With its defaults it read one 1 GiB blob at 0.50-0.79x and
-wrote one at 0.58-0.71x of the SDK, where this filesystem did 0.74-1.10x and 0.80-0.87x
-(two runs on a loaded 2-core machine). And it lacks what jobs rely on: a file being written is no blob until it is closed (no periodic commit, so
+wrote one at 0.58-0.73x of the SDK, where this filesystem did 0.74-1.19x and 0.80-0.96x
+(three runs on a loaded 2-core machine). And it lacks what jobs rely on: a file being written is no blob until it is closed (no periodic commit, so
 ``bai job file stream`` could not follow a running job's outputs on a blob container); in
 its default mode a file opened for writing cannot seek and an existing file cannot be
 appended to, and in the mode that allows both (``--vfs-cache-mode writes``) files are
