@@ -450,6 +450,11 @@ do_start() {
     if [ ! -s "$MUNGE_DIR/munge.key" ]; then
         dd if=/dev/urandom of="$MUNGE_DIR/munge.key" bs=1024 count=1 status=none
     fi
+    # munged refuses a directory its user cannot reach, as under a private (0700) parent such
+    # as mktemp's: then it runs as root, whose socket the daemons (root) reach all the same
+    if [ "$munge_user" = munge ] && ! setpriv --reuid=munge --regid=munge --init-groups test -x "$MUNGE_DIR"; then
+        munge_user=root
+    fi
     chown -R "$munge_user:" "$MUNGE_DIR"
     chmod 755 "$MUNGE_DIR"; chmod 400 "$MUNGE_DIR/munge.key"
     touch "$LOGD/munged.log"; chown "$munge_user:" "$LOGD/munged.log"; chmod 640 "$LOGD/munged.log"
