@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from openbai.cli.serve import DispatcherThread
 from openbai.services.dispatcher import Dispatcher
+from openbai.services.server_dispatcher import DispatcherThread
 
 from .support import start_server
 

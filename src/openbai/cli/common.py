@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 import click
 
-from openbai.cli.client import EmbeddedClient
 from openbai.errors import AuthError, ConflictError, NotFoundError, OpenBaiError, SpecError
 from openbai.settings import Settings
 
@@ -49,6 +48,9 @@ class CliContext:
                     )
                 self._client = RemoteClient(self.server, self.token)
             else:
+                # the services and the store are imported only by commands that work in-process
+                from openbai.cli.client import EmbeddedClient
+
                 self._client = EmbeddedClient(Settings.load())
         return self._client
 

@@ -9,67 +9,23 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from openbai.cli.common import handle_errors
 from openbai.cli.output import emit, output_options
 from openbai.errors import ConflictError, SpecError
-from openbai.services import tokens
-from openbai.services.app import App, poke_dispatcher
-from openbai.services.dispatcher import Dispatcher
-from openbai.services.views import iso
 from openbai.settings import Settings
 
+if TYPE_CHECKING:
+    from openbai.services.app import App
+
 TOKEN_COLUMNS = [("Name", "name"), ("Created", "creationTime")]
-#: seconds between attempts to become the dispatcher while another one holds the lock
-ACQUIRE_INTERVAL = 1.0
 #: seconds open responses get to finish on SIGINT/SIGTERM; streams that follow a running job
 #: (the API's streamOutputFile, the web page's live views) are then cut, so they cannot keep
 #: the server from stopping (clients resume them from their offset)
 SHUTDOWN_GRACE = 5
-
-
-class DispatcherThread:
-    """The dispatcher of ``bai serve``: runs once it holds the installation's lock.
-
-    While another dispatcher (a background one the CLI started) holds it, wake-ups go to
-    that one and the lock is tried again every second.
-    """
-
-    def __init__(self, app: App):
-        self.app = app
-        self.dispatcher = Dispatcher(app)
-        self.stop = threading.Event()
-        self._holds_lock = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="openbai-dispatcher", daemon=True)
-
-    def start(self) -> None:
-        self.app.on_change = self.wake
-        self._thread.start()
-
-    def wake(self) -> None:
-        if self._holds_lock.is_set():
-            self.dispatcher.wake()
-        else:
-            poke_dispatcher(self.app.settings)
-
-    def _run(self) -> None:
-        while not self.dispatcher.try_acquire():
-            if self.stop.wait(ACQUIRE_INTERVAL):
-                return
-        self._holds_lock.set()
-        try:
-            self.dispatcher.run(stop=self.stop)
-        finally:
-            self.dispatcher.close()
-
-    def close(self, timeout: float = 10.0) -> None:
-        self.stop.set()
-        self.dispatcher.wake()
-        self._thread.join(timeout)
 
 
 @click.command("serve")
@@ -94,6 +50,8 @@ def serve(host: str, port: int, log_level: str, public_url: str | None) -> None:
     import uvicorn
 
     from openbai.api.app import create_app
+    from openbai.services.app import App
+    from openbai.services.server_dispatcher import DispatcherThread
 
     listener = _listen(host, port)  # before anything starts: a busy port is a plain error
     port = listener.getsockname()[1]  # the one the system chose for --port 0
@@ -158,6 +116,8 @@ def token_group() -> None:
 
 
 def _app() -> App:
+    from openbai.services.app import App
+
     return App.open(Settings.load())
 
 
@@ -166,6 +126,8 @@ def _app() -> App:
 @handle_errors
 def token_create(name: str) -> None:
     """Create a token and print it: this is the only time it is shown."""
+    from openbai.services import tokens
+
     app = _app()
     try:
         _, token = tokens.create_token(app, name)
@@ -179,6 +141,9 @@ def token_create(name: str) -> None:
 @handle_errors
 def token_list(output: str, query: str | None) -> None:
     """List tokens (names and creation times; the tokens themselves are not kept)."""
+    from openbai.services import tokens
+    from openbai.services.views import iso
+
     app = _app()
     try:
         rows: list[dict[str, Any]] = [
@@ -194,6 +159,8 @@ def token_list(output: str, query: str | None) -> None:
 @handle_errors
 def token_delete(name: str) -> None:
     """Delete a token: requests with it are refused from now on."""
+    from openbai.services import tokens
+
     app = _app()
     try:
         tokens.delete_token(app, name)

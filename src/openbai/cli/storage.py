@@ -17,7 +17,6 @@ from openbai.cli.common import client, confirm, group_option, handle_errors, yes
 from openbai.cli.output import emit, output_options, silent_output_options
 from openbai.cli.progress import transfer_progress
 from openbai.errors import NotFoundError
-from openbai.services.views import iso
 from openbai.storage.base import VolumeKind, clean_path
 from openbai.storage.transfer import TransferReport, download_tree, upload_tree
 
@@ -352,6 +351,8 @@ def _files_group(
         if not backend.volume_exists(volume):
             raise NotFoundError(f"{noun} {volume!r} does not exist in account {account!r}")
         entries = backend.list_dir(volume, clean_path(path, field="--path"), recursive=recursive)
+        from openbai.services.views import iso  # the store's models: only when needed
+
         rows = [
             {
                 "name": e.path,
