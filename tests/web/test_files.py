@@ -4,6 +4,7 @@ job's output directories, however the path is written."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -126,3 +127,27 @@ def test_only_the_jobs_output_directories_can_be_opened(outputs):
             response = outputs.get(f"{J}/files/{directory}{action}?path=stdout.txt")
             assert response.status_code == 404, (directory, action, response.status_code)
             assert "hello" not in response.text
+
+
+def test_a_running_jobs_folder_asks_again_at_an_address_that_answers(web, run_job, installation):
+    """The explorer of a running job fetches its folder again (htmx polling); that address
+    must be a valid one for the top folder too, where there is no ``path``."""
+    from .conftest import wait_for
+
+    run_job("live", 'mkdir "$AZ_BATCHAI_OUTPUT_MODEL/sub" && sleep 60', wait=False)
+    wait_for(installation, "live", ("running",))
+    for path in ("", "sub"):
+        query = f"?path={path}" if path else ""
+        deadline = time.monotonic() + 30
+        while (
+            fragment := web.get(
+                JOB_URL + f"/live/files/MODEL{query}", headers={"HX-Request": "true"}
+            )
+        ).status_code != 200:
+            assert time.monotonic() < deadline, fragment.text  # sub is made as the job starts
+            time.sleep(0.1)
+        (again,) = re.findall(r'class="refresh" hidden hx-get="([^"]+)"', fragment.text)
+        again = again.replace("&amp;", "&")
+        assert web.get(again, headers={"HX-Request": "true"}).status_code == 200, again
+    finished = web.get(J + "/files/MODEL", headers={"HX-Request": "true"})
+    assert 'class="refresh"' not in finished.text  # an ended job's folder stays as it is

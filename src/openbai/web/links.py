@@ -49,8 +49,10 @@ class Links:
             key.rg, key.ws, "experiments", key.exp, "jobs", key.job, *rest, **query
         )
 
-    def files(self, key: JobKey, directory: str, *rest: str, path: str = "") -> str:
-        return self.job(key, "files", directory, *rest, path=path)
+    def files(
+        self, key: JobKey, directory: str, *rest: str, path: str = "", page: int | None = None
+    ) -> str:
+        return self.job(key, "files", directory, *rest, path=path, page=page)
 
 
 @dataclass(frozen=True)
