@@ -58,3 +58,9 @@ def job_file(tmp_path: Path, command: str) -> str:
         )
     )
     return str(path)
+
+
+def submit(bai: Bai, tmp_path: Path, name: str, command: str, *, cluster: str = "c1") -> None:
+    """``bai job create`` of a job running ``command`` (see :func:`job_file`) in ws/exp."""
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", cluster, "-n", name,
+        "-f", job_file(tmp_path, command))  # fmt: skip

@@ -8,7 +8,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 from conftest import Bai
 
-from .conftest import job_file
+from .conftest import submit
 
 
 def fetch(url: str) -> bytes:
@@ -34,20 +34,7 @@ def test_setup_task_files_after_a_node_ran_it(ws: Bai, tmp_path: Path) -> None:
     assert suffix.endswith(f"/default/workspaces/ws/clusters/s/{suffix.rsplit('/', 1)[1]}")
     assert ws.json("cluster", "file", "list", "-w", "ws", "-c", "s") == []  # not run yet
 
-    ws(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        "s",
-        "-n",
-        "j",
-        "-f",
-        job_file(tmp_path, "true"),
-    )
+    submit(ws, tmp_path, "j", "true", cluster="s")
     assert ws.wait("j")["executionState"] == "succeeded"
 
     files = ws.json("cluster", "file", "list", "-w", "ws", "-c", "s")

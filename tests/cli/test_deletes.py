@@ -13,7 +13,7 @@ from openbai.services import deletions
 from openbai.services.app import App
 from openbai.settings import Settings
 
-from .conftest import job_file
+from .conftest import job_file, submit
 
 
 def gone(bai: Bai, *show: str, timeout: float = 60) -> None:
@@ -32,20 +32,7 @@ def service(bai: Bai):
 
 
 def test_a_resource_being_deleted(ws: Bai, service: App, tmp_path: Path) -> None:
-    ws(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        "c1",
-        "-n",
-        "j",
-        "-f",
-        job_file(tmp_path, "sleep 60"),
-    )
+    submit(ws, tmp_path, "j", "sleep 60")
     # a delete begun and not finished (say, by a server that stopped meanwhile)
     deletions.begin(service, "job", "default", "ws", "j", experiment="exp")
     deletions.begin(service, "workspace", "default", "", "ws")
@@ -84,20 +71,7 @@ def test_a_resource_being_deleted(ws: Bai, service: App, tmp_path: Path) -> None
 
 
 def test_no_wait_returns_before_the_delete_is_done(ws: Bai, tmp_path: Path) -> None:
-    ws(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        "c1",
-        "-n",
-        "j",
-        "-f",
-        job_file(tmp_path, "sleep 60"),
-    )
+    submit(ws, tmp_path, "j", "sleep 60")
     ws("job", "delete", "-w", "ws", "-e", "exp", "-n", "j", "-y", "--no-wait")
     gone(ws, "job", "show", "-w", "ws", "-e", "exp", "-n", "j")
     ws("experiment", "delete", "-w", "ws", "-n", "exp", "-y", "--no-wait")
@@ -109,20 +83,7 @@ def test_no_wait_returns_before_the_delete_is_done(ws: Bai, tmp_path: Path) -> N
 
 
 def test_delete_waits_for_a_running_job_to_stop(ws: Bai, tmp_path: Path) -> None:
-    ws(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        "c1",
-        "-n",
-        "j",
-        "-f",
-        job_file(tmp_path, "sleep 60"),
-    )
+    submit(ws, tmp_path, "j", "sleep 60")
     deadline = time.monotonic() + 60
     while ws.json("job", "show", "-w", "ws", "-e", "exp", "-n", "j")["executionState"] != "running":
         assert time.monotonic() < deadline

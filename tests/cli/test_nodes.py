@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import Bai
 
-from .conftest import job_file
+from .conftest import submit
 
 
 def test_cluster_nodes(ws: Bai) -> None:
@@ -28,20 +28,7 @@ def test_cluster_nodes(ws: Bai) -> None:
 def test_job_nodes_while_it_runs(ws: Bai, tmp_path: Path) -> None:
     trigger = tmp_path / "go"
     command = f"while [ ! -e {trigger} ]; do sleep 0.1; done"
-    ws(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        "c1",
-        "-n",
-        "j",
-        "-f",
-        job_file(tmp_path, command),
-    )
+    submit(ws, tmp_path, "j", command)
     deadline = time.monotonic() + 60
     while ws.json("job", "show", "-w", "ws", "-e", "exp", "-n", "j")["executionState"] != "running":
         assert time.monotonic() < deadline
