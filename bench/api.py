@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 from sqlalchemy import insert
 
+from openbai.installation import App
 from openbai.services import accounts, clusters, jobs, tokens, workspaces
-from openbai.services.app import App
 from openbai.settings import Settings
 from openbai.storage.base import VolumeKind
 from openbai.store.models import Job

@@ -41,7 +41,7 @@ from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, gener
 from bench._azurite import ACCOUNT, KEY, Azurite, fresh_azurite, ratio_line, timed
 from openbai.mounts.fuse import FuseMounter
 from openbai.mounts.settings import MountSettings
-from openbai.runtime.plan import MountSpec
+from openbai.plan.job_plan import MountSpec
 
 MiB = 1024 * 1024
 

@@ -20,9 +20,9 @@ import threading
 import time
 from pathlib import Path
 
+from openbai.installation import App
+from openbai.scheduling.dispatcher import Dispatcher
 from openbai.services import accounts, clusters, files, jobs, workspaces
-from openbai.services.app import App
-from openbai.services.dispatcher import Dispatcher
 from openbai.settings import Settings
 from openbai.storage.base import VolumeKind
 from openbai.store.models import Job

@@ -34,8 +34,8 @@ from sqlalchemy import func, select
 
 import openbai
 from bench.local import TRIVIAL, setup
+from openbai.installation import App
 from openbai.services import clusters, jobs
-from openbai.services.app import App
 from openbai.store.models import Job
 
 REPO = Path(__file__).resolve().parents[1]

@@ -137,7 +137,7 @@ def bai(bai_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Ba
 
 @pytest.fixture
 def app(bai: Bai) -> Iterator[Any]:
-    from openbai.services.app import App
+    from openbai.installation import App
     from openbai.settings import Settings
 
     application = App.open(Settings.load(bai.env))

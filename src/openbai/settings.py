@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from openbai.files import create_once
+
 DEFAULT_RESOURCE_GROUP = "default"
 DEFAULT_LOCATION = "local"
 
@@ -74,17 +76,8 @@ class Settings:
 
 
 def _load_or_init_config(path: Path) -> dict[str, str]:
-    if path.exists():
-        data: dict[str, str] = json.loads(path.read_text())
-        return data
-    config = {"subscriptionId": str(uuid.uuid4()), "resourceGroup": DEFAULT_RESOURCE_GROUP}
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(config, indent=2) + "\n")
-    try:
-        os.link(tmp, path)  # first writer wins; a concurrent one reads what won
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
-    won: dict[str, str] = json.loads(path.read_text())
+    fresh = {"subscriptionId": str(uuid.uuid4()), "resourceGroup": DEFAULT_RESOURCE_GROUP}
+    won: dict[str, str] = json.loads(
+        create_once(path, lambda: (json.dumps(fresh, indent=2) + "\n").encode())
+    )
     return won

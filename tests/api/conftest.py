@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
-from openbai.api.app import create_app
+from openbai.installation import App
+from openbai.server import create_app
 from openbai.services import tokens
-from openbai.services.app import App
 from openbai.settings import Settings
 
 from .support import Arm, Server, start_server

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
+from openbai.installation import App
 from openbai.services import tokens
-from openbai.services.app import App
 from openbai.settings import Settings
 
 API = "api-version=2018-05-01"

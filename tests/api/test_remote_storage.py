@@ -10,8 +10,8 @@ import pytest
 from storage.conformance import StorageConformance
 
 from openbai.cli.remote_storage import RemoteStorage
+from openbai.installation import App
 from openbai.services import accounts
-from openbai.services.app import App
 from openbai.settings import Settings
 from openbai.storage.base import VolumeKind
 

@@ -338,8 +338,8 @@ def test_sdk_deletes_are_long_running(server, bai):
 
 
 def test_a_delete_left_half_done_is_finished_by_the_next_server(bai):
+    from openbai.installation import App
     from openbai.services import deletions
-    from openbai.services.app import App
     from openbai.settings import Settings
 
     from .support import start_server

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from openbai.services.dispatcher import Dispatcher
-from openbai.services.server_dispatcher import DispatcherThread
+from openbai.scheduling.dispatcher import Dispatcher
+from openbai.scheduling.in_server import DispatcherThread
 
 from .support import start_server
 

@@ -7,8 +7,8 @@ import warnings
 
 import pytest
 
-from openbai.api.app import create_app
 from openbai.errors import SpecError
+from openbai.server import create_app
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

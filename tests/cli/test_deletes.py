@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import Bai
 
+from openbai.installation import App
 from openbai.services import deletions
-from openbai.services.app import App
 from openbai.settings import Settings
 
 from .conftest import job_file, submit

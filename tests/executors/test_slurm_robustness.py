@@ -21,7 +21,7 @@ from openbai.errors import SubmitError
 from openbai.executors import slurm
 from openbai.executors.base import JobRef, RunState, SubmitRequest
 from openbai.executors.slurm import SlurmExecutor
-from openbai.runtime.plan import JobPlan
+from openbai.plan.job_plan import JobPlan
 
 from .test_slurm_jobs import create
 
@@ -248,7 +248,7 @@ def test_a_job_slurm_does_not_know_is_lost_not_running_forever(
 def test_sbatch_refusing_a_job_raises_submit_error_with_its_output(
     slurm_env: SlurmCluster, tmp_path: Path
 ) -> None:
-    from openbai.runtime.plan import NodeSpec
+    from openbai.plan.job_plan import NodeSpec
 
     executor = SlurmExecutor(tmp_path)
     plan = JobPlan(

@@ -16,7 +16,7 @@ from azurite_fixture import Azurite
 from openbai.mounts.base import Mount
 from openbai.mounts.fuse import FuseMounter
 from openbai.mounts.settings import MountSettings
-from openbai.runtime.plan import MountSpec
+from openbai.plan.job_plan import MountSpec
 from openbai.storage.azure_blob import AzureBlobStorage
 from openbai.storage.base import VolumeKind
 

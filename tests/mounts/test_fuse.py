@@ -239,7 +239,7 @@ def test_the_mount_goes_away_with_the_process_that_made_it(fuse, azurite, contai
     script = (
         "import os, sys\nfrom pathlib import Path\n"
         "from openbai.mounts.fuse import FuseMounter\n"
-        "from openbai.runtime.plan import MountSpec\n"
+        "from openbai.plan.job_plan import MountSpec\n"
         "from openbai.mounts.settings import MountSettings\n"
         f"spec = MountSpec(**{blob_spec(azurite, container).__dict__!r})\n"
         f"FuseMounter(MountSettings(commit_interval=0.5)).mount(spec, Path({str(target)!r}), print)\n"

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from openbai.plan.job_plan import ContainerSpec
 from openbai.runtime.containers import (
     KEEPER,
     bind_paths,
@@ -17,7 +18,6 @@ from openbai.runtime.containers import (
     signal_argv,
     task_script,
 )
-from openbai.runtime.plan import ContainerSpec
 
 
 def test_container_is_started_once_with_the_job_tree_at_the_same_paths() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from openbai.runtime.plan import JobPlan, NodeSpec
+from openbai.plan.job_plan import JobPlan, NodeSpec
 from openbai.runtime.toolkits import ToolkitContext, host_file_lines, mpirun, plan_tasks
 
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import null, select, update
 
+from openbai.installation import App
+from openbai.scheduling.dispatcher import Dispatcher
 from openbai.services import clusters, jobs, workspaces
-from openbai.services.app import App
-from openbai.services.dispatcher import Dispatcher
 from openbai.store.models import Job
 
 

@@ -1,4 +1,4 @@
-from openbai.services.locations import MountedVolume, VolumeLocation, locate
+from openbai.scheduling.locations import MountedVolume, VolumeLocation, locate
 from openbai.storage.base import VolumeKind
 
 MOUNTS = [

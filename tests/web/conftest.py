@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
-from openbai.api.app import create_app
 from openbai.errors import NotFoundError
+from openbai.installation import App
+from openbai.server import create_app
 from openbai.services import accounts, clusters, jobs, tokens, workspaces
-from openbai.services.app import App
 from openbai.settings import Settings
 from openbai.storage.base import VolumeKind
 

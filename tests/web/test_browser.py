@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from api.support import Arm, Server, start_server
 
-from openbai.services.app import App
+from openbai.installation import App
 from openbai.settings import Settings
 
 from .browser import launch, require_chromium

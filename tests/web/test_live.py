@@ -115,8 +115,8 @@ def test_bai_serve_stops_promptly_while_a_page_follows_a_running_job(bai, tmp_pa
     import httpx
     from api.support import start_server
 
+    from openbai.installation import App
     from openbai.services import jobs
-    from openbai.services.app import App
     from openbai.settings import Settings
 
     from .conftest import install, job_body, stop_jobs, wait_for

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
-from openbai.api.app import create_app
+from openbai.server import create_app
 from openbai.services import tokens
 
 from .conftest import JOB_URL, TestClient

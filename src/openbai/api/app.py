@@ -45,13 +45,13 @@ from openbai.api import (
     workspaces,
 )
 from openbai.api.auth import AUTHENTICATED
-from openbai.api.errors import install_error_handlers
-from openbai.api.lro import BackgroundDeletes
-from openbai.api.params import API_VERSION, Service
+from openbai.api.params import API_VERSION
 from openbai.api.signing import UrlSigner
 from openbai.api.urls import check_public_url
-from openbai.services.app import App
-from openbai.settings import Settings
+from openbai.http.errors import install_error_handlers
+from openbai.http.service import Service
+from openbai.installation import App
+from openbai.services.deletions import BackgroundDeletes
 from openbai.spec import (
     ClusterCreateParameters,
     ClusterUpdateParameters,
@@ -60,7 +60,6 @@ from openbai.spec import (
     WorkspaceCreateParameters,
     WorkspaceUpdateParameters,
 )
-from openbai.web.app import create_web_app
 
 #: request bodies documented in /openapi.json (validated by the services, not by FastAPI)
 BODY_MODELS = (
@@ -73,13 +72,11 @@ BODY_MODELS = (
 )
 
 
-def create_app(
-    settings: Settings, *, service: App | None = None, public_url: str | None = None
+def create_api(
+    app: App, background: BackgroundDeletes, *, public_url: str | None = None
 ) -> FastAPI:
-    """The server over ``settings``' installation (or an already opened ``service``);
-    ``public_url`` is where clients reach it, if not at the address they connect to."""
-    app = service or App.open(settings)
-    background = BackgroundDeletes(app)
+    """The REST API over an opened installation; ``public_url`` is where clients reach it, if
+    not at the address they connect to. ``openbai.server`` puts it together with the web page."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -99,7 +96,7 @@ def create_app(
         openapi_url=None,  # served below, behind the token like everything else
     )
     api.state.openbai = app
-    api.state.signer = UrlSigner(settings.home)
+    api.state.signer = UrlSigner(app.settings.home)
     api.state.deletes = background
     api.state.public_url = check_public_url(public_url) if public_url else None
     install_error_handlers(api)
@@ -108,7 +105,6 @@ def create_app(
     api.include_router(files.router)
     api.include_router(files.public)
     api.include_router(storage.router)
-    api.mount("/ui", create_web_app(api.state.openbai, background))  # the web explorer, see openbai.web
 
     @api.get("/healthz", tags=["openbai"])
     def healthz() -> dict[str, str]:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from openbai.api.params import Service
+from openbai.http.service import Service
 from openbai.services import tokens
 
 _bearer = HTTPBearer(auto_error=False, description="A token made by `bai token create`.")

@@ -17,10 +17,10 @@ from openbai.api.params import (
     ClusterName,
     JsonBody,
     ResourceGroup,
-    Service,
     WorkspaceName,
     body_schema,
 )
+from openbai.http.service import Service
 from openbai.services import clusters, deletions, nodes, setup_files
 
 router = APIRouter(dependencies=ARM_ROUTE, tags=["Clusters"])

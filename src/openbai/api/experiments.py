@@ -7,15 +7,8 @@ from fastapi.responses import JSONResponse
 
 from openbai.api import lro
 from openbai.api.paging import Page, page_of
-from openbai.api.params import (
-    ARM_ROUTE,
-    EXP,
-    WS,
-    ExperimentName,
-    ResourceGroup,
-    Service,
-    WorkspaceName,
-)
+from openbai.api.params import ARM_ROUTE, EXP, WS, ExperimentName, ResourceGroup, WorkspaceName
+from openbai.http.service import Service
 from openbai.services import deletions, workspaces
 
 router = APIRouter(dependencies=ARM_ROUTE, tags=["Experiments"])

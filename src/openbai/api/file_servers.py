@@ -12,10 +12,10 @@ from openbai.api.params import (
     FileServerName,
     JsonBody,
     ResourceGroup,
-    Service,
     WorkspaceName,
     body_schema,
 )
+from openbai.http.service import Service
 from openbai.services import file_servers
 
 router = APIRouter(dependencies=ARM_ROUTE, tags=["FileServers"])

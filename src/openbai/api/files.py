@@ -17,20 +17,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from openbai.api.auth import AUTHENTICATED
 from openbai.api.paging import Page, page_of
-from openbai.api.params import (
-    ARM_ROUTE,
-    JOB,
-    ExperimentName,
-    JobName,
-    ResourceGroup,
-    Service,
-    WorkspaceName,
-)
+from openbai.api.params import ARM_ROUTE, JOB, ExperimentName, JobName, ResourceGroup, WorkspaceName
 from openbai.api.signing import SignedFile, UrlSigner
 from openbai.api.urls import base_url
 from openbai.errors import SpecError
+from openbai.http.service import Service
+from openbai.scheduling.locations import VolumeLocation
 from openbai.services import accounts, files, jobs
-from openbai.services.locations import VolumeLocation
 from openbai.services.views import iso
 from openbai.storage.base import StorageBackend, VolumeKind, clean_path
 from openbai.storage.names import check_volume_name

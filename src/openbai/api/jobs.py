@@ -21,10 +21,10 @@ from openbai.api.params import (
     JobName,
     JsonBody,
     ResourceGroup,
-    Service,
     WorkspaceName,
     body_schema,
 )
+from openbai.http.service import Service
 from openbai.services import deletions, jobs, nodes
 
 router = APIRouter(dependencies=ARM_ROUTE, tags=["Jobs"])

@@ -22,49 +22,23 @@ import base64
 import binascii
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 
-from openbai.api.params import API_VERSION, ARM_ROUTE, SUB, Location, Service
+from openbai.api.params import API_VERSION, ARM_ROUTE, SUB, Location
 from openbai.api.urls import base_url
-from openbai.errors import NotFoundError, OpenBaiError
+from openbai.errors import NotFoundError
+from openbai.http.service import Service
+from openbai.installation import App
 from openbai.services import deletions, jobs
-from openbai.services.app import App
-from openbai.services.deletions import Deletion, Kind
+from openbai.services.deletions import BackgroundDeletes, Deletion, Kind
 
 log = logging.getLogger("openbai.api")
 router = APIRouter(tags=["Operations"])
 #: seconds a client waits between polls of a long-running operation
 RETRY_AFTER = "1"
-#: deletes finished at once; more wait for a free thread
-DELETE_THREADS = 4
-
-
-class BackgroundDeletes:
-    """The second step of deletes (waiting for jobs to stop), on threads of the server."""
-
-    def __init__(self, app: App):
-        self.app = app
-        self._pool = ThreadPoolExecutor(DELETE_THREADS, thread_name_prefix="openbai-delete")
-
-    def finish(self, deletion: Deletion) -> None:
-        self._pool.submit(self._finish, deletion)
-
-    def finish_pending(self) -> None:
-        self._pool.submit(deletions.finish_pending, self.app)
-
-    def _finish(self, deletion: Deletion) -> None:
-        try:
-            deletions.finish(self.app, deletion)
-        except OpenBaiError as exc:  # left marked deleting: the next server start retries
-            log.error("deleting %s %s failed: %s", deletion.kind, deletion.name, exc.message)
-
-    def close(self) -> None:
-        """Stop without waiting: unfinished deletes are finished by the next server."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _encode(parts: list[str]) -> str:

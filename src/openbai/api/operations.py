@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from openbai.api.paging import Page, slice_of
-from openbai.api.params import ARM_ROUTE, PROVIDER, SUB, Location, Service, api_version
+from openbai.api.params import ARM_ROUTE, PROVIDER, SUB, Location, api_version
+from openbai.http.service import Service
 from openbai.services import usages
 
 router = APIRouter(tags=["Operations"])

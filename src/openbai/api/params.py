@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Path, Query, Request
 
 from openbai.errors import NotFoundError, SpecError
-from openbai.services.app import App
+from openbai.http.service import Service
 from openbai.spec.common import NAME_PATTERN, RESOURCE_GROUP_PATTERN
 
 API_VERSION = "2018-05-01"
@@ -21,15 +21,6 @@ RG = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}" + PROV
 WS = RG + "/workspaces/{workspaceName}"
 EXP = WS + "/experiments/{experimentName}"
 JOB = EXP + "/jobs/{jobName}"
-
-
-def service(request: Request) -> App:
-    """The installation the server runs (settings, database, executors)."""
-    app: App = request.app.state.openbai
-    return app
-
-
-Service = Annotated[App, Depends(service)]
 
 
 def api_version(

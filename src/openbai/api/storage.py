@@ -18,8 +18,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from openbai.api.auth import AUTHENTICATED
 from openbai.api.files import read_chunks
-from openbai.api.params import JsonBody, Service
+from openbai.api.params import JsonBody
 from openbai.errors import SpecError
+from openbai.http.service import Service
 from openbai.services import accounts
 from openbai.services.views import iso
 from openbai.storage.base import FileInfo, StorageBackend, VolumeKind, clean_path

@@ -13,10 +13,10 @@ from openbai.api.params import (
     SUB,
     JsonBody,
     ResourceGroup,
-    Service,
     WorkspaceName,
     body_schema,
 )
+from openbai.http.service import Service
 from openbai.services import deletions, workspaces
 from openbai.spec import WorkspaceUpdateParameters, parse
 

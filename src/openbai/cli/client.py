@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from openbai.installation import App
 from openbai.services import (
     accounts,
     clusters,
@@ -22,7 +23,6 @@ from openbai.services import (
     usages,
     workspaces,
 )
-from openbai.services.app import App
 from openbai.services.deletions import Deletion
 from openbai.services.files import OutputFile
 from openbai.services.views import iso

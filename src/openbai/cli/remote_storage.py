@@ -33,7 +33,7 @@ from openbai.storage.atomic import atomic_target
 from openbai.storage.base import FileInfo, StorageBackend, VolumeInfo, VolumeKind, clean_path
 from openbai.storage.names import check_volume_name
 
-#: HTTP status -> the error the server raised (the inverse of api/errors.py's table)
+#: HTTP status -> the error the server raised (the inverse of http/errors.py's table)
 ERRORS: dict[int, type[OpenBaiError]] = {
     400: SpecError,
     401: AuthError,

@@ -7,7 +7,6 @@ tokens are made where the server runs, and handed to its users.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +18,9 @@ from openbai.errors import ConflictError, SpecError
 from openbai.settings import Settings
 
 if TYPE_CHECKING:
-    from openbai.services.app import App
+    from openbai.installation import App
 
 TOKEN_COLUMNS = [("Name", "name"), ("Created", "creationTime")]
-#: seconds open responses get to finish on SIGINT/SIGTERM; streams that follow a running job
-#: (the API's streamOutputFile, the web page's live views) are then cut, so they cannot keep
-#: the server from stopping (clients resume them from their offset)
-SHUTDOWN_GRACE = 5
 
 
 @click.command("serve")
@@ -47,44 +42,22 @@ SHUTDOWN_GRACE = 5
 @handle_errors
 def serve(host: str, port: int, log_level: str, public_url: str | None) -> None:
     """Serve the Batch AI REST API (2018-05-01) and run jobs, until Ctrl-C or SIGTERM."""
-    import uvicorn
-
-    from openbai.api.app import create_app
-    from openbai.services.app import App
-    from openbai.services.server_dispatcher import DispatcherThread
+    from openbai import server
 
     listener = _listen(host, port)  # before anything starts: a busy port is a plain error
     port = listener.getsockname()[1]  # the one the system chose for --port 0
     settings = Settings.load()
-    service = App.open(settings)
-    dispatcher = DispatcherThread(service)
-    api = create_app(settings, service=service, public_url=public_url or None)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            api,
-            host=host,
-            port=port,
-            log_level=log_level,
-            access_log=False,
-            timeout_graceful_shutdown=SHUTDOWN_GRACE,
+
+    def ready() -> None:
+        click.echo(
+            f"openbai serving http://{host}:{port} (subscription {settings.subscription_id});"
+            " create a token with 'bai token create -n NAME'",
+            err=True,
         )
+
+    server.serve(
+        settings, listener, log_level=log_level, public_url=public_url or None, on_ready=ready
     )
-    # uvicorn stops on SIGINT/SIGTERM and then raises the signal again: with these handlers
-    # that second raise is a no-op, so the dispatcher and the database are closed below
-    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
-    dispatcher.start()
-    click.echo(
-        f"openbai serving http://{host}:{port} (subscription {settings.subscription_id});"
-        " create a token with 'bai token create -n NAME'",
-        err=True,
-    )
-    try:
-        server.run(sockets=[listener])  # returns on SIGINT/SIGTERM, after open requests end
-    finally:
-        dispatcher.close()
-        service.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -106,17 +79,13 @@ def _listen(host: str, port: int) -> socket.socket:
     return listener
 
 
-def _ignore(signum: int, frame: Any) -> None:
-    """Keep the process alive after uvicorn has handled the signal."""
-
-
 @click.group("token")
 def token_group() -> None:
     """API tokens for `bai serve` (kept on this machine, stored hashed)."""
 
 
 def _app() -> App:
-    from openbai.services.app import App
+    from openbai.installation import App
 
     return App.open(Settings.load())
 

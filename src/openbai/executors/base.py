@@ -13,8 +13,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from openbai.runtime.plan import JobPlan, NodeSpec
-from openbai.runtime.results import Outcome
+from openbai.plan.job_plan import JobPlan, NodeSpec
+from openbai.plan.results import Outcome
 
 
 class RunState(StrEnum):
@@ -79,6 +79,11 @@ class Executor(ABC):
     def recover(self, run_dir: Path) -> JobRef | None:
         """The handle of a job submitted by a caller that died before it stored the handle."""
         return None
+
+    def has_container_runtime(self, configured: str | None) -> bool:
+        """Whether the nodes can run a job in its image with ``configured`` (podman, docker);
+        True when the executor cannot tell from here (its node checks at start)."""
+        return True
 
     def node_counts(self, cluster_options: dict[str, Any], size: int) -> NodeCounts | None:
         """Node states as the executor sees them, or None to let openbai count slots."""

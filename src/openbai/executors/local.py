@@ -18,9 +18,9 @@ from typing import Any
 
 from openbai.executors.base import Executor, JobRef, RunState, RunStatus, SubmitRequest
 from openbai.executors.forkserver import ForkServer
-from openbai.runtime import processes
-from openbai.runtime.plan import NodeSpec
-from openbai.runtime.results import JobError, Outcome, RunDir
+from openbai.plan.job_plan import NodeSpec
+from openbai.plan.results import JobError, Outcome, RunDir
+from openbai.runtime import containers, processes
 
 #: ports given to each slot for the job's services (TensorFlow servers, PyTorch rendezvous)
 PORTS_PER_SLOT = 16
@@ -43,6 +43,9 @@ class LocalExecutor(Executor):
         self._ended: set[tuple[int, float]] = set()
         #: pids whose end was reported before their start was answered
         self._ended_early: set[int] = set()
+
+    def has_container_runtime(self, configured: str | None) -> bool:
+        return containers.find_runtime(configured) is not None
 
     def node_specs(self, request_slots: list[int], cluster_key: str) -> list[NodeSpec]:
         return [

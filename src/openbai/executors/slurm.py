@@ -42,8 +42,9 @@ from openbai.executors.sbatch_script import (
     batch_script,
     sbatch_argv,
 )
-from openbai.runtime.plan import NodeSpec, write_private
-from openbai.runtime.results import JobError, Outcome, RunDir
+from openbai.files import write_private
+from openbai.plan.job_plan import NodeSpec
+from openbai.plan.results import JobError, Outcome, RunDir
 
 #: job states after which Slurm runs nothing more of the job
 ENDED = frozenset(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from openbai.mounts.settings import MountSettings
-from openbai.runtime.plan import MountSpec
+from openbai.plan.job_plan import MountSpec
 
 #: where a mounter reports what it did, for the job's execution log
 Log = Callable[[str], None]

@@ -22,7 +22,7 @@ from pathlib import Path
 from openbai.errors import MountError, NotFoundError, OpenBaiError
 from openbai.mounts.base import Log, Mount, Mounter
 from openbai.mounts.settings import MountSettings
-from openbai.runtime.plan import MountSpec
+from openbai.plan.job_plan import MountSpec
 from openbai.storage.base import StorageBackend, VolumeKind
 from openbai.storage.registry import backend_class
 from openbai.storage.transfer import download_tree

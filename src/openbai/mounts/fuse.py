@@ -44,10 +44,11 @@ import time
 from pathlib import Path
 
 from openbai.errors import MountError
+from openbai.files import write_private
 from openbai.mounts.base import Log, Mount, Mounter
 from openbai.mounts.fuse_daemon import DaemonConfig, Status
 from openbai.mounts.table import mounts_under
-from openbai.runtime.plan import MountSpec, write_private
+from openbai.plan.job_plan import MountSpec
 
 #: seconds to wait for a daemon to mount
 _MOUNT_TIMEOUT = 30.0

@@ -31,9 +31,10 @@ from types import FrameType
 from typing import Any
 
 from openbai.errors import OpenBaiError
+from openbai.files import write_private
 from openbai.mounts.bdi import set_read_ahead
 from openbai.mounts.settings import MountSettings
-from openbai.runtime.plan import MountSpec, write_private
+from openbai.plan.job_plan import MountSpec
 from openbai.storage.base import VolumeKind
 from openbai.storage.registry import backend_class
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from openbai.errors import MountError
 from openbai.mounts.base import Log, Mount, Mounter
 from openbai.mounts.table import sync_filesystem
-from openbai.runtime.plan import MountSpec
+from openbai.plan.job_plan import MountSpec
 from openbai.storage.base import VolumeKind
 from openbai.storage.registry import backend_class
 

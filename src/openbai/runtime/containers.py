@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from openbai.runtime.plan import ContainerSpec
+from openbai.plan.job_plan import ContainerSpec
 
 RUNTIMES = ("docker", "podman")
 #: the first line the container's first process prints once it runs

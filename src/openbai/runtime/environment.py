@@ -11,9 +11,9 @@ import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from openbai.plan.job_plan import JobPlan, NodeSpec
 from openbai.runtime.expand import expand_path
 from openbai.runtime.layout import NodeLayout
-from openbai.runtime.plan import JobPlan, NodeSpec
 
 
 @dataclass(frozen=True)

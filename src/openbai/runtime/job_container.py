@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from subprocess import PIPE, Popen
 
+from openbai.plan.job_plan import ContainerSpec
 from openbai.runtime import containers
-from openbai.runtime.plan import ContainerSpec
 
 #: how long a started container may take to run its first process
 START_TIMEOUT_SECONDS = 120.0

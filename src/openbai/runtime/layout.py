@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from openbai.runtime.plan import JobPlan
+from openbai.plan.job_plan import JobPlan
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from openbai.plan.job_plan import JobPlan, NodeSpec
+from openbai.plan.results import RunDir
 from openbai.runtime.execution_log import ExecutionLog
 from openbai.runtime.layout import NodeLayout
-from openbai.runtime.plan import JobPlan, NodeSpec
-from openbai.runtime.results import RunDir
 
 #: variables of the runner's own environment that a job must not inherit
 _PRIVATE_ENV = ("OPENBAI_", "SLURM_")

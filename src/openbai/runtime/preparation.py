@@ -10,10 +10,10 @@ from pathlib import Path
 
 from openbai.mounts.base import Mount
 from openbai.mounts.table import remove_tree
+from openbai.plan.results import wait_until
 from openbai.runtime.environment import JobEnvironment, build_environment
 from openbai.runtime.expand import expand_path
 from openbai.runtime.node_container import start_container
-from openbai.runtime.results import wait_until
 from openbai.runtime.stopping import JobFailure
 from openbai.runtime.tasks import NodeTasks
 from openbai.runtime.toolkits import host_file_lines

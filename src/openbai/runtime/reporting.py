@@ -7,8 +7,8 @@ from __future__ import annotations
 import threading
 import time
 
+from openbai.plan.results import JobError, Outcome, wait_until
 from openbai.runtime.node import NodeContext
-from openbai.runtime.results import JobError, Outcome, wait_until
 
 #: how long the first node of a stopped job waits for the other nodes' reports
 REPORT_GRACE_SECONDS = 5.0

@@ -30,14 +30,14 @@ from pathlib import Path
 from types import FrameType
 
 from openbai.mounts.base import Mount
+from openbai.plan.job_plan import JobPlan, NodeSpec
+from openbai.plan.results import JobError, Outcome
 from openbai.runtime import processes
 from openbai.runtime.environment import JobEnvironment
 from openbai.runtime.node import NodeContext
 from openbai.runtime.node_container import remove_container
-from openbai.runtime.plan import JobPlan, NodeSpec
 from openbai.runtime.preparation import prepare_node
 from openbai.runtime.reporting import give_up, job_outcome
-from openbai.runtime.results import JobError, Outcome
 from openbai.runtime.stopping import JobFailure, Stopping
 from openbai.runtime.tasks import NodeTasks
 from openbai.runtime.toolkits import ToolkitContext, plan_tasks

@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
+from openbai.plan.results import JobError
 from openbai.runtime.node import NodeContext
-from openbai.runtime.results import JobError
 
 
 class JobFailure(Exception):

@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from openbai.plan.job_plan import JobPlan, NodeSpec
 from openbai.runtime.expand import expand_known
-from openbai.runtime.plan import JobPlan, NodeSpec
 
 
 @dataclass(frozen=True)

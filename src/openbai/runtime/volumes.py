@@ -9,10 +9,10 @@ from openbai.errors import OpenBaiError
 from openbai.mounts.base import Mount
 from openbai.mounts.registry import mounter_for
 from openbai.mounts.table import remove_tree, sync_filesystem
+from openbai.plan.job_plan import MountSpec
+from openbai.plan.results import JobError
 from openbai.runtime.execution_log import ExecutionLog
 from openbai.runtime.layout import NodeLayout
-from openbai.runtime.plan import MountSpec
-from openbai.runtime.results import JobError
 from openbai.runtime.stopping import JobFailure
 
 

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError, SpecError
-from openbai.services.app import App
+from openbai.installation import App
+from openbai.scheduling.volumes import account_options
 from openbai.storage.base import StorageBackend, VolumeInfo, VolumeKind
 from openbai.storage.names import check_volume_name
 from openbai.storage.registry import ACCOUNT_KINDS, backend_for
@@ -132,15 +133,8 @@ def delete_account(app: App, name: str) -> None:
         shutil.rmtree(app.settings.storage_root / name, ignore_errors=True)
 
 
-def connection_options(app: App, name: str) -> tuple[str, dict[str, Any]]:
-    """The account's kind and every option, secrets unsealed (for backends and node plans)."""
-    with app.db.reading() as s:
-        row = _row(s, name)
-        return row.kind, {**row.options, **app.sealer.unseal(row.sealed_secrets)}
-
-
 def backend(app: App, account: str, kind: VolumeKind) -> StorageBackend:
-    account_kind, options = connection_options(app, account)
+    account_kind, options = account_options(app, account)
     return backend_for(account, account_kind, kind, options)
 
 

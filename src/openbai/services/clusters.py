@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError, SpecError
+from openbai.installation import App
 from openbai.services import accounts
-from openbai.services.app import App
 from openbai.services.views import cluster_view
 from openbai.services.volumes import resolve_mounts
 from openbai.services.workspaces import check_not_deleting, workspace_row
@@ -30,6 +30,7 @@ from openbai.spec import (
 )
 from openbai.storage.base import VolumeKind
 from openbai.store.models import Cluster, Job, utcnow
+from openbai.store.specs import cluster_properties
 
 AUTO_STORAGE_RESOURCE_GROUP = "batchaiautostorage"
 AUTO_STORAGE_SHARE_NAME = "batchaishare"
@@ -51,19 +52,6 @@ def cluster_row(s: Session, rg: str, ws: str, name: str) -> Cluster:
     return row
 
 
-def properties(row: Cluster) -> ClusterBaseProperties:
-    """The cluster's spec with the setup task's secret values put back (stored apart)."""
-    spec: dict[str, Any] = dict(row.spec)
-    task = (spec.get("nodeSetup") or {}).get("setupTask")
-    if task is not None:
-        task = {
-            **task,
-            "secrets": [{"name": k, "value": v} for k, v in (row.secrets or {}).items()],
-        }
-        spec["nodeSetup"] = {**spec["nodeSetup"], "setupTask": task}
-    return parse(ClusterBaseProperties, spec)
-
-
 def busy_slots(s: Session, cluster: Cluster) -> set[int]:
     rows = s.scalars(
         select(Job.nodes).where(
@@ -74,7 +62,7 @@ def busy_slots(s: Session, cluster: Cluster) -> set[int]:
 
 
 def node_counts(app: App, s: Session, cluster: Cluster) -> dict[str, int]:
-    props = properties(cluster)
+    props = cluster_properties(cluster)
     size = props.target_node_count
     executor = app.executor(cluster.executor)
     counted = executor.node_counts({"partition": props.openbai.partition}, size)
@@ -222,7 +210,7 @@ def update_cluster(
     with app.db.session() as s:
         row = cluster_row(s, rg, ws, name)
         if update.properties.scale_settings is not None:
-            spec = properties(row).to_wire()
+            spec = cluster_properties(row).to_wire()
             spec["scaleSettings"] = update.properties.scale_settings.to_wire()
             row.spec = _public(spec)
             row.allocation_changed_at = utcnow()

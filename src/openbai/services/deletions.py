@@ -15,6 +15,7 @@ import logging
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError, OpenBaiError
-from openbai.services.app import App
+from openbai.installation import App
 from openbai.services.clusters import cluster_row
 from openbai.services.jobs import job_row, request_termination, stop_jobs
 from openbai.services.views import iso
@@ -204,3 +205,31 @@ def _main() -> None:
 
 if __name__ == "__main__":
     _main()
+
+
+#: deletes finished at once; more wait for a free thread
+DELETE_THREADS = 4
+
+
+class BackgroundDeletes:
+    """The second step of deletes (waiting for jobs to stop), on threads of the server."""
+
+    def __init__(self, app: App):
+        self.app = app
+        self._pool = ThreadPoolExecutor(DELETE_THREADS, thread_name_prefix="openbai-delete")
+
+    def finish(self, deletion: Deletion) -> None:
+        self._pool.submit(self._finish, deletion)
+
+    def finish_pending(self) -> None:
+        self._pool.submit(finish_pending, self.app)
+
+    def _finish(self, deletion: Deletion) -> None:
+        try:
+            finish(self.app, deletion)
+        except OpenBaiError as exc:  # left marked deleting: the next server start retries
+            log.error("deleting %s %s failed: %s", deletion.kind, deletion.name, exc.message)
+
+    def close(self) -> None:
+        """Stop without waiting: unfinished deletes are finished by the next server."""
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError
-from openbai.services.app import App
+from openbai.installation import App
 from openbai.services.views import file_server_view
 from openbai.services.workspaces import check_not_deleting, workspace_row
 from openbai.spec import FileServerCreateParameters, check_name, parse

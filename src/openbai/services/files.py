@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from openbai.errors import NotFoundError, SpecError
+from openbai.installation import App
 from openbai.services import accounts
-from openbai.services.app import App
 from openbai.services.jobs import FINAL_STATES, get_job, location_of
 from openbai.storage.base import FileInfo, clean_path
 from openbai.storage.follow import follow

@@ -16,12 +16,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError, SpecError
-from openbai.runtime import containers
+from openbai.installation import App
+from openbai.scheduling.locations import VolumeLocation, locate
+from openbai.scheduling.volumes import mounted_volumes
 from openbai.services import ids
-from openbai.services.app import App
 from openbai.services.clusters import cluster_row
-from openbai.services.clusters import properties as cluster_properties
-from openbai.services.locations import VolumeLocation, locate
 from openbai.services.views import job_view
 from openbai.services.volumes import resolve_mounts
 from openbai.services.workspaces import check_not_deleting, experiment_row
@@ -33,6 +32,7 @@ from openbai.spec import (
     substitute_placeholders,
 )
 from openbai.store.models import Job, utcnow
+from openbai.store.specs import cluster_properties
 
 PRIORITIES = {"low": 0, "normal": 1, "high": 2}
 STDOUTERR = "stdouterr"
@@ -125,7 +125,7 @@ def create_job(
                 target="properties.containerSettings",
             )
         runtime = cluster_props.openbai.container_runtime or app.settings.container_runtime
-        if cluster_props.openbai.executor == "local" and containers.find_runtime(runtime) is None:
+        if not app.executor(cluster_props.openbai.executor).has_container_runtime(runtime):
             raise ConflictError(
                 f"cluster {ref.name} requires containers, but no container runtime ({runtime or 'none configured'}) is available",
                 code="ContainerRuntimeUnavailable",
@@ -134,8 +134,7 @@ def create_job(
 
     cluster_volumes = cluster_props.node_setup.mount_volumes if cluster_props.node_setup else None
     mounted = [
-        *resolve_mounts(
-            app,
+        *mounted_volumes(  # checked when the cluster was created
             cluster_volumes,
             root="AZ_BATCHAI_MOUNT_ROOT",
             field="cluster.nodeSetup.mountVolumes",

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from openbai.services.app import App
+from openbai.installation import App
+from openbai.scheduling.planning import cluster_key
 from openbai.services.clusters import cluster_row
-from openbai.services.clusters import properties as cluster_properties
 from openbai.services.jobs import job_row
-from openbai.services.planning import cluster_key
 from openbai.store.models import Cluster
+from openbai.store.specs import cluster_properties
 
 SSH_PORT = 22
 

@@ -9,15 +9,15 @@ storage; a prefix on no mounted volume cannot be listed (as in az).
 from __future__ import annotations
 
 from openbai.errors import ConflictError, NotFoundError
+from openbai.installation import App
+from openbai.scheduling.locations import VolumeLocation, locate
+from openbai.scheduling.volumes import mounted_volumes
 from openbai.services import accounts
-from openbai.services.app import App
 from openbai.services.clusters import cluster_row
-from openbai.services.clusters import properties as cluster_properties
 from openbai.services.files import OutputFile
-from openbai.services.locations import VolumeLocation, locate
 from openbai.services.views import setup_task_suffix
-from openbai.services.volumes import resolve_mounts
 from openbai.storage.base import clean_path
+from openbai.store.specs import cluster_properties
 
 PREFIX_FIELD = "properties.nodeSetup.setupTask.stdOutErrPathPrefix"
 
@@ -31,8 +31,7 @@ def setup_task_location(app: App, rg: str, ws: str, name: str) -> VolumeLocation
     task = props.node_setup.setup_task if props.node_setup else None
     if task is None or props.node_setup is None:
         return None
-    mounted = resolve_mounts(
-        app,
+    mounted = mounted_volumes(
         props.node_setup.mount_volumes,
         root="AZ_BATCHAI_MOUNT_ROOT",
         field="properties.nodeSetup.mountVolumes",

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from openbai.errors import AuthError, ConflictError, NotFoundError
-from openbai.services.app import App
+from openbai.installation import App
 from openbai.spec import check_name
 from openbai.store.models import ApiToken
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from openbai.services.app import App
-from openbai.services.clusters import properties as cluster_properties
+from openbai.installation import App
 from openbai.store.models import Cluster, Workspace
+from openbai.store.specs import cluster_properties
 
 #: openbai sets no quota; the limits reported are Batch AI's own defaults
 CLUSTER_LIMIT = 200

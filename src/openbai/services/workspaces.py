@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError
-from openbai.services.app import App
+from openbai.installation import App
 from openbai.services.views import experiment_view, workspace_view
 from openbai.spec import WorkspaceCreateParameters, check_name, check_resource_group, parse
 from openbai.store.models import Cluster, Experiment, FileServer, Job, Workspace

@@ -7,13 +7,13 @@ Secrets are encrypted with Fernet under a key kept in ``$OPENBAI_HOME/secret.key
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
 from openbai.errors import OpenBaiError
+from openbai.files import create_once
 
 
 class Sealer:
@@ -42,18 +42,4 @@ class Sealer:
 
 
 def _read_or_create_key(path: Path) -> bytes:
-    try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        pass
-    key = Fernet.generate_key()
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-    try:
-        os.link(path.with_suffix(".tmp"), path)
-    except FileExistsError:
-        pass
-    finally:
-        path.with_suffix(".tmp").unlink(missing_ok=True)
-    return path.read_bytes().strip()
+    return create_once(path, Fernet.generate_key).strip()

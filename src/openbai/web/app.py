@@ -17,10 +17,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from openbai.api.errors import status_of, validation_error
-from openbai.api.lro import BackgroundDeletes
 from openbai.errors import OpenBaiError
-from openbai.services.app import App
+from openbai.http.errors import status_of, validation_error
+from openbai.installation import App
+from openbai.services.deletions import BackgroundDeletes
 from openbai.web import clusters, files, jobs, live, login, storage, workspaces
 from openbai.web.links import Links
 from openbai.web.session import LoginRequired

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from openbai.api.params import Service
+from openbai.http.service import Service
 from openbai.services import clusters, workspaces
 from openbai.web.paging import Pager
 from openbai.web.params import PageNumber, ResourceGroup, WorkspaceName

@@ -15,8 +15,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 
-from openbai.api.params import Service
 from openbai.errors import NotFoundError, SpecError
+from openbai.http.service import Service
 from openbai.services import files, jobs
 from openbai.storage.base import clean_path
 from openbai.web.links import Links

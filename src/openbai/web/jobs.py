@@ -8,11 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
-from openbai.api.lro import BackgroundDeletes
-from openbai.api.params import Service
 from openbai.errors import NotFoundError
+from openbai.http.service import Service
+from openbai.installation import App
 from openbai.services import deletions, files, jobs
-from openbai.services.app import App
+from openbai.services.deletions import BackgroundDeletes
 from openbai.web.environment import execution_log_name, parse_environment
 from openbai.web.links import JobKey, Links
 from openbai.web.params import JOB_PATH, Job

@@ -19,10 +19,10 @@ from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from openbai.api.params import Service
 from openbai.errors import NotFoundError, OpenBaiError
+from openbai.http.service import Service
+from openbai.installation import App
 from openbai.services import files
-from openbai.services.app import App
 from openbai.web.events import COMMENT, event, event_stream, in_thread
 from openbai.web.links import JobKey
 from openbai.web.metrics import MetricReader

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from openbai.api.params import Service
 from openbai.errors import AuthError
+from openbai.http.service import Service
 from openbai.web.links import Links
 from openbai.web.session import (
     COOKIE,

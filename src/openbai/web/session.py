@@ -21,8 +21,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import Depends, Request
 
-from openbai.api.params import Service
 from openbai.errors import AuthError, PermissionDeniedError, SpecError
+from openbai.http.service import Service
 from openbai.services import tokens
 
 COOKIE = "openbai_session"

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Request, Response
 
-from openbai.api.params import Service
 from openbai.errors import OpenBaiError
+from openbai.http.service import Service
+from openbai.installation import App
 from openbai.services import accounts
-from openbai.services.app import App
 from openbai.storage.base import VolumeKind
 from openbai.web.session import Browser
 from openbai.web.templating import render

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from openbai.api.params import Service
+from openbai.http.service import Service
 from openbai.services import jobs, workspaces
 from openbai.web.links import Links
 from openbai.web.paging import Pager

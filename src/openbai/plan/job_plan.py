@@ -1,6 +1,6 @@
 """The job plan: everything a node needs to run its part of a job, as plain JSON.
 
-The server side (``services/planning.py``) builds a plan from the validated job and cluster
+The server side (``scheduling/planning.py``) builds a plan from the validated job and cluster
 specs and the resolved storage accounts; the node runner (``runner.py``) reads it. The plan
 holds templates (``$AZ_BATCHAI_JOB_MOUNT_ROOT/logs``), not node paths: each node expands them
 against its own layout. Only the standard library is imported here and in the runner, so a
@@ -12,10 +12,11 @@ The file holds secrets (job secrets, storage keys): it is written with mode 0600
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
+
+from openbai.files import write_private
 
 T = TypeVar("T")
 
@@ -133,15 +134,3 @@ def _optional(cls: type[T], raw: dict[str, Any] | None) -> T | None:
         return None
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     return cls(**{k: v for k, v in raw.items() if k in names})
-
-
-def write_private(path: Path, text: str, *, durable: bool = True) -> None:
-    """Write a file readable only by its owner, atomically (and synced to disk if durable)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        if durable:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)

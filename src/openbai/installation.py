@@ -1,8 +1,17 @@
-"""The composition root: settings, database, secrets and executors, opened once per process."""
+"""The installation, opened once per process: settings, database, secrets and executors, and
+the way to wake its dispatcher.
+
+The dispatcher itself lives above (``scheduling/``); from here it is reached only through its
+socket or by starting ``python -m openbai.scheduling.daemon``, so nothing below the scheduler
+imports it.
+"""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,8 +53,6 @@ class App:
         if self.on_change is not None:
             self.on_change()
             return
-        from openbai.services.daemon import ensure_dispatcher
-
         ensure_dispatcher(self.settings)
 
     def close(self) -> None:
@@ -60,3 +67,19 @@ def poke_dispatcher(settings: Settings) -> bool:
         return True
     except OSError:
         return False
+
+
+def ensure_dispatcher(settings: Settings) -> None:
+    """Wake the running dispatcher, or start one in the background."""
+    if poke_dispatcher(settings):
+        return
+    with open(settings.home / "dispatcher.log", "ab") as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "openbai.scheduling.daemon"],
+            env={**os.environ, "OPENBAI_HOME": str(settings.home)},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )

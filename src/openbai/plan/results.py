@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openbai.runtime.plan import write_private
+from openbai.files import write_private
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""From a stored job and its cluster to the plan its nodes run (runtime/plan.py).
+"""From a stored job and its cluster to the plan its nodes run (plan/job_plan.py).
 
 What a plan takes from the cluster (its parsed spec, its volumes, its setup task) is worked
 out once per cluster in a :class:`ClusterPlanning` and shared by every job that starts on it
@@ -8,10 +8,10 @@ in the same dispatcher round: resolving a volume may ask a storage service wheth
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from openbai.errors import OpenBaiError
-from openbai.runtime.plan import (
+from openbai.installation import App
+from openbai.plan.job_plan import (
     ContainerSpec,
     JobPlan,
     MountSpec,
@@ -19,21 +19,10 @@ from openbai.runtime.plan import (
     OutputDirectorySpec,
     SetupTaskSpec,
 )
-from openbai.services.app import App
-from openbai.services.clusters import properties as cluster_properties
-from openbai.services.volumes import mount_specs, resolve_mounts
-from openbai.spec import ClusterBaseProperties, JobBaseProperties, parse
+from openbai.scheduling.volumes import mount_specs, mounted_volumes
+from openbai.spec import ClusterBaseProperties
 from openbai.store.models import Cluster, Job
-
-
-def job_properties(job: Job) -> JobBaseProperties:
-    """The job's spec with its secret values put back (they are stored apart)."""
-    spec: dict[str, Any] = dict(job.spec)
-    spec["secrets"] = [{"name": k, "value": v} for k, v in job.secrets.get("env", {}).items()]
-    password = job.secrets.get("registryPassword")
-    if password is not None:
-        spec["containerSettings"]["imageSourceRegistry"]["credentials"]["password"] = password
-    return parse(JobBaseProperties, spec)
+from openbai.store.specs import cluster_properties, job_properties
 
 
 def cluster_key(cluster: Cluster) -> str:
@@ -59,8 +48,8 @@ class ClusterPlanning:
         volumes = props.node_setup.mount_volumes if props.node_setup else None
         mounts: list[MountSpec] | OpenBaiError
         try:
-            resolved = resolve_mounts(
-                app, volumes, root="AZ_BATCHAI_MOUNT_ROOT", field="cluster.nodeSetup.mountVolumes"
+            resolved = mounted_volumes(
+                volumes, root="AZ_BATCHAI_MOUNT_ROOT", field="cluster.nodeSetup.mountVolumes"
             )
             mounts = mount_specs(app, resolved)
         except OpenBaiError as exc:
@@ -87,8 +76,8 @@ def build_plan(app: App, job: Job, cluster: ClusterPlanning, nodes: list[NodeSpe
     cprops = cluster.properties
     exp = job.experiment
     ws = exp.workspace
-    job_mounts = resolve_mounts(
-        app, props.mount_volumes, root="AZ_BATCHAI_JOB_MOUNT_ROOT", field="properties.mountVolumes"
+    job_mounts = mounted_volumes(
+        props.mount_volumes, root="AZ_BATCHAI_JOB_MOUNT_ROOT", field="properties.mountVolumes"
     )
     container = None
     if props.container_settings is not None:

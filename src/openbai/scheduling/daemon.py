@@ -1,4 +1,4 @@
-"""The background dispatcher: ``python -m openbai.services.daemon``.
+"""The background dispatcher: ``python -m openbai.scheduling.daemon``.
 
 Started by the CLI when it queues a job and no dispatcher answers; exits when nothing has
 been queued or running for a while. Its output goes to ``$OPENBAI_HOME/dispatcher.log``.
@@ -8,32 +8,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 
-from openbai.services.app import App, poke_dispatcher
-from openbai.services.dispatcher import Dispatcher
+from openbai.installation import App, ensure_dispatcher
+from openbai.scheduling.dispatcher import Dispatcher
 from openbai.settings import Settings
 
 IDLE_EXIT_SECONDS = 30.0
-
-
-def ensure_dispatcher(settings: Settings) -> None:
-    """Wake the running dispatcher, or start one in the background."""
-    if poke_dispatcher(settings):
-        return
-    log = open(settings.home / "dispatcher.log", "ab")
-    subprocess.Popen(
-        [sys.executable, "-m", "openbai.services.daemon"],
-        env={**os.environ, "OPENBAI_HOME": str(settings.home)},
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        close_fds=True,
-    )
-    log.close()
 
 
 def main() -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from openbai.services.app import App, poke_dispatcher
-from openbai.services.dispatcher import Dispatcher
+from openbai.installation import App, poke_dispatcher
+from openbai.scheduling.dispatcher import Dispatcher
 
 #: seconds between attempts to become the dispatcher while another one holds the lock
 ACQUIRE_INTERVAL = 1.0

@@ -14,7 +14,7 @@ from sqlalchemy import Select, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from openbai.executors.base import JobRef
-from openbai.runtime.results import Outcome
+from openbai.plan.results import Outcome
 from openbai.store.models import Job
 
 FINAL_STATES = ("succeeded", "failed")

@@ -31,12 +31,12 @@ from sqlalchemy.orm import Session, joinedload
 
 from openbai.errors import ExecutorUnavailableError, OpenBaiError
 from openbai.executors.base import Executor, JobRef, RunState, SubmitRequest
-from openbai.runtime.results import Outcome
-from openbai.services import job_transitions as transitions
-from openbai.services.app import App
-from openbai.services.clusters import properties as cluster_properties
-from openbai.services.planning import ClusterPlanning, build_plan
+from openbai.installation import App
+from openbai.plan.results import Outcome
+from openbai.scheduling import transitions
+from openbai.scheduling.planning import ClusterPlanning, build_plan
 from openbai.store.models import Cluster, Experiment, Job, utcnow
+from openbai.store.specs import cluster_properties
 
 #: how long a job may be "running" without an executor handle before it counts as lost
 _LOST_AFTER = timedelta(seconds=60)

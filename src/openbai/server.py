@@ -1,0 +1,75 @@
+"""The composition root of ``bai serve``: one opened installation, the REST API, the web page
+under ``/ui`` and the dispatcher on a thread, put together here so that none of them imports
+another."""
+
+from __future__ import annotations
+
+import signal
+import socket
+from typing import Any
+
+from fastapi import FastAPI
+
+from openbai.api.app import create_api
+from openbai.installation import App
+from openbai.scheduling.in_server import DispatcherThread
+from openbai.services.deletions import BackgroundDeletes
+from openbai.settings import Settings
+from openbai.web.app import create_web_app
+
+#: seconds open responses get to finish on SIGINT/SIGTERM; streams that follow a running job
+#: (the API's streamOutputFile, the web page's live views) are then cut, so they cannot keep
+#: the server from stopping (clients resume them from their offset)
+SHUTDOWN_GRACE = 5
+
+
+def create_app(
+    settings: Settings, *, service: App | None = None, public_url: str | None = None
+) -> FastAPI:
+    """The API with the web page mounted at ``/ui``, over ``settings``' installation (or an
+    already opened ``service``). The dispatcher is not started: see :func:`serve`."""
+    app = service or App.open(settings)
+    background = BackgroundDeletes(app)
+    api = create_api(app, background, public_url=public_url)
+    api.mount("/ui", create_web_app(app, background))
+    return api
+
+
+def serve(
+    settings: Settings,
+    listener: socket.socket,
+    *,
+    log_level: str,
+    public_url: str | None,
+    on_ready: Any = None,
+) -> None:
+    """Serve on ``listener`` with the dispatcher running, until SIGINT or SIGTERM."""
+    import uvicorn
+
+    service = App.open(settings)
+    dispatcher = DispatcherThread(service)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, service=service, public_url=public_url),
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE,
+        )
+    )
+    # uvicorn stops on SIGINT/SIGTERM and then raises the signal again: with these handlers
+    # that second raise is a no-op, so the dispatcher and the database are closed below
+    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
+    dispatcher.start()
+    if on_ready is not None:
+        on_ready()
+    try:
+        server.run(sockets=[listener])  # returns on SIGINT/SIGTERM, after open requests end
+    finally:
+        dispatcher.close()
+        service.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    """Keep the process alive after uvicorn has handled the signal."""
