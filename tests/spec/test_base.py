@@ -10,6 +10,7 @@ from openbai.spec import JobCreateParameters, MountVolumes, load_json_file, pars
 
 MINIMAL_JOB = {
     "properties": {
+        "nodeCount": 1,
         "customToolkitSettings": {"commandLine": "echo hi"},
         "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
     }
@@ -62,7 +63,7 @@ def test_a_wrong_type_names_the_field_and_the_value():
 
 def test_a_missing_field_says_required():
     with pytest.raises(SpecError) as info:
-        parse(JobCreateParameters, {"properties": {"customToolkitSettings": {}}})
+        parse(JobCreateParameters, {"properties": {"nodeCount": 1, "customToolkitSettings": {}}})
 
     assert info.value.target == "properties.stdOutErrPathPrefix"
     assert info.value.message == "properties.stdOutErrPathPrefix is required"

@@ -49,6 +49,7 @@ def test_sample_jobs_parse(name):
 def custom_job(**properties: Any) -> dict[str, Any]:
     return {
         "properties": {
+            "nodeCount": 1,
             "customToolkitSettings": {"commandLine": "echo hi"},
             "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
             **properties,

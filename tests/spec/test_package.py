@@ -11,6 +11,7 @@ def test_all_lists_exactly_the_exported_names():
         "common",
         "file_server",
         "job",
+        "limits",
         "mounts",
         "placeholders",
         "toolkits",

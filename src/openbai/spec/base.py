@@ -21,6 +21,7 @@ from :meth:`WireModel.to_public_wire` (what GET responses print), but kept by
 from __future__ import annotations
 
 import json
+import re
 import types
 import typing
 from collections.abc import Sequence
@@ -144,6 +145,7 @@ def parse(model_cls: type[M], data: Any, *, root: str = "") -> M:
     CLI validating ``mountVolumes`` given on its own, say). Only the first error is reported,
     as ARM did: fixing one field at a time with an exact pointer beats a wall of errors.
     """
+    _check_text(data, root)
     try:
         return model_cls.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -155,6 +157,38 @@ def parse(model_cls: type[M], data: Any, *, root: str = "") -> M:
         target = format_location(loc, root=root)
         # ``from None``: pydantic's own message echoes every input value, secrets included.
         raise SpecError(_describe(first, target), target=target or None) from None
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _check_text(data: Any, where: str) -> None:
+    """Refuse a NUL byte or a lone surrogate (``"\\ud800"`` in JSON) in any string.
+
+    Neither can reach a job: a NUL ends a C string (an argument, a variable, a path), and a
+    lone surrogate has no UTF-8 form, so the job would fail to start, or the store to write.
+    """
+    if isinstance(data, str):
+        found = _UNSTORABLE.search(data)
+        if found is not None:
+            what = "a NUL byte" if found.group() == "\x00" else "a lone UTF-16 surrogate"
+            # the value itself is not echoed: it may be a secret
+            raise SpecError(
+                f"{where or 'the document'} must not contain {what} (at character {found.start()})",
+                target=where or None,
+            )
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(key, str) and _UNSTORABLE.search(key):
+                raise SpecError(
+                    f"{where or 'the document'} has a key {key!r} with a NUL byte or a lone"
+                    " surrogate",
+                    target=where or None,
+                )
+            _check_text(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            _check_text(item, f"{where}[{index}]")
 
 
 def unknown_keys(model_cls: type[BaseModel], data: Any, *, root: str = "") -> list[str]:

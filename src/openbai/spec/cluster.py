@@ -36,12 +36,14 @@ from openbai.spec.common import (
     KeyVaultSecretReference,
     NonEmptyStr,
     NullAsEmpty,
+    PathPrefix,
     ResourceId,
     StrictInt,
     UserAccountSettings,
     check_unique_names,
     choice,
 )
+from openbai.spec.limits import check_process_sizes
 from openbai.spec.mounts import MountVolumes
 
 __all__ = [
@@ -154,13 +156,17 @@ class SetupTask(WireModel):
     command_line: NonEmptyStr
     environment_variables: Annotated[list[EnvironmentVariable], NullAsEmpty] = []
     secrets: Annotated[list[EnvironmentVariableWithSecretValue], NullAsEmpty] = []
-    std_out_err_path_prefix: NonEmptyStr
+    std_out_err_path_prefix: PathPrefix
 
     @model_validator(mode="after")
     def _unique_names(self) -> SetupTask:
         check_unique_names(
             [("environmentVariables", self.environment_variables), ("secrets", self.secrets)],
             what="environment variable name",
+        )
+        check_process_sizes(
+            [[(("commandLine",), self.command_line)]],
+            [("environmentVariables", self.environment_variables), ("secrets", self.secrets)],
         )
         return self
 

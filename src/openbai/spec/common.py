@@ -5,9 +5,10 @@ Names follow the 2018-05-01 swagger (``^[-\\w_]+$``, 1-64 characters; resource g
 and part of a URL, and non-ASCII word characters make all three fragile.
 
 Durations (``constraints.maxWallClockTime``) arrive in three spellings in the wild: ISO-8601
-from the SDK (``P7D``), .NET TimeSpan from the swagger default (``7.00:00:00``) and Python's
+from the SDK (``P7D``, and every form ISO allows: ``PT1,5H``, ``P0.5D``, ``P1Y``), .NET TimeSpan from the swagger default (``7.00:00:00``) and Python's
 ``str(timedelta)`` printed by the CLI (``7 days, 0:00:00``). All are accepted; the wire form
-is always ISO-8601, which is what the SDK sends and expects back.
+is always ISO-8601, which is what the SDK sends and expects back. A duration past the limit
+(``P1Y``, ``PT99999999999999999999S``) is refused as too long, not as unreadable.
 
 Several Batch AI enums were "modelAsString" and matched loosely; :func:`choice` accepts them
 case-insensitively and stores the canonical spelling.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
@@ -41,6 +43,7 @@ __all__ = [
     "NAME_PATTERN",
     "NonEmptyStr",
     "NullAsEmpty",
+    "PathPrefix",
     "RESOURCE_GROUP_PATTERN",
     "RelativePath",
     "ResourceId",
@@ -118,9 +121,11 @@ def choice(*values: str) -> BeforeValidator:
 
 # -- durations -------------------------------------------------------------------------
 
+_NUMBER = r"\d+(?:[.,]\d+)?"
 _ISO = re.compile(
-    r"P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?"
+    rf"(?P<sign>[-+])?P(?:(?P<years>{_NUMBER})Y)?(?:(?P<months>{_NUMBER})M)?"
+    rf"(?:(?P<weeks>{_NUMBER})W)?(?:(?P<days>{_NUMBER})D)?"
+    rf"(?:T(?:(?P<hours>{_NUMBER})H)?(?:(?P<minutes>{_NUMBER})M)?(?:(?P<seconds>{_NUMBER})S)?)?"
 )
 _DOTNET = re.compile(
     r"(?:(?P<days>\d+)\.)?(?P<hours>\d{1,2}):(?P<minutes>\d{1,2})"
@@ -130,27 +135,60 @@ _PYTHON = re.compile(
     r"(?P<days>\d+) days?, (?P<hours>\d{1,2}):(?P<minutes>\d{2}):(?P<seconds>\d{2}(?:\.\d{1,6})?)"
 )
 _DURATION_HINT = "use ISO-8601 (P7D, PT1H30M) or d.hh:mm:ss (7.00:00:00, 1:30:00)"
+# ISO-8601 leaves a year's and a month's length to the calendar; these are their shortest
+# lengths that matter here, and either is longer than any wall-clock limit a job may have.
+_SECONDS = {
+    "years": Decimal(365 * 86400),
+    "months": Decimal(28 * 86400),
+    "weeks": Decimal(7 * 86400),
+    "days": Decimal(86400),
+    "hours": Decimal(3600),
+    "minutes": Decimal(60),
+    "seconds": Decimal(1),
+}
+_LONGEST = Decimal(int(timedelta.max.total_seconds()))
+
+
+class DurationTooLong(ValueError):
+    """A duration longer than any ``timedelta`` (``PT99999999999999999999S``)."""
 
 
 def parse_duration(value: str) -> timedelta:
-    """Parse ``P1DT2H``, ``1.02:00:00``, ``1:30:00`` or ``1 day, 2:00:00``.
+    """Parse ISO-8601 (``P1DT2H``, ``PT1,5H``, ``P1Y``), ``1.02:00:00``, ``1:30:00`` or
+    ``1 day, 2:00:00``.
 
-    Raises ``ValueError`` (pydantic reports it against the field) for anything else. Years
-    and months are refused: their length is ambiguous.
+    Raises ``ValueError`` (pydantic reports it against the field) for anything else, and
+    :class:`DurationTooLong` for a duration too long to compute with.
     """
     text = value.strip()
     match = _ISO.fullmatch(text.upper())
-    if match and text.upper() not in ("P", "PT") and not text.upper().endswith("T"):
-        parts = {k: float(v) for k, v in match.groupdict().items() if v is not None}
-        return timedelta(**parts)
+    if match and not re.fullmatch(r"[-+]?PT?", text.upper()) and not text.upper().endswith("T"):
+        parts = {k: v for k, v in match.groupdict().items() if v is not None and k != "sign"}
+        return _timedelta(value, parts, negative=match.group("sign") == "-")
     for pattern in (_DOTNET, _PYTHON):
         match = pattern.fullmatch(text)
         if match:
-            parts = {k: float(v) for k, v in match.groupdict().items() if v is not None}
-            if parts["hours"] >= 24 or parts["minutes"] >= 60 or parts.get("seconds", 0) >= 60:
+            parts = {k: v for k, v in match.groupdict().items() if v is not None}
+            if (
+                int(parts["hours"]) >= 24
+                or int(parts["minutes"]) >= 60
+                or float(parts.get("seconds", 0)) >= 60
+            ):
                 raise ValueError(f"{value!r} has hours, minutes or seconds out of range")
-            return timedelta(**parts)
+            return _timedelta(value, parts)
     raise ValueError(f"{value!r} is not a duration; {_DURATION_HINT}")
+
+
+def _timedelta(value: str, parts: dict[str, str], *, negative: bool = False) -> timedelta:
+    """Sum the parts exactly (``Decimal``): a float or ``timedelta`` overflows on huge ones."""
+    seconds = sum(
+        (Decimal(number.replace(",", ".")) * _SECONDS[unit] for unit, number in parts.items()),
+        Decimal(0),
+    )
+    if seconds > _LONGEST:
+        raise DurationTooLong(f"{value!r} is too long to be a duration")
+    micros = int(seconds * 1_000_000)
+    return timedelta(microseconds=-micros if negative else micros)
 
 
 def format_duration(value: timedelta) -> str:
@@ -176,17 +214,23 @@ def format_duration(value: timedelta) -> str:
 
 def _to_timedelta(value: Any) -> Any:
     if isinstance(value, str):
-        return parse_duration(value)
+        try:
+            return parse_duration(value)
+        except DurationTooLong:
+            raise ValueError(_TOO_LONG) from None
     if isinstance(value, timedelta):
         return value
     raise ValueError(f"must be a duration string; {_DURATION_HINT}")
+
+
+_TOO_LONG = f"must be at most 7 days ({format_duration(MAX_WALL_CLOCK_TIME)})"
 
 
 def _within_limits(value: timedelta) -> timedelta:
     if value <= timedelta(0):
         raise ValueError("must be longer than zero")
     if value > MAX_WALL_CLOCK_TIME:
-        raise ValueError(f"must be at most 7 days ({format_duration(MAX_WALL_CLOCK_TIME)})")
+        raise ValueError(_TOO_LONG)
     return value
 
 
@@ -301,3 +345,17 @@ def _relative_path(value: str) -> str:
 
 RelativePath = Annotated[str, AfterValidator(_relative_path)]
 """A path below some root: non-empty, no leading '/', no '..', no backslash."""
+
+
+def _path_prefix(value: str) -> str:
+    if ".." in value.split("/"):
+        raise ValueError(
+            f"{value!r} must not contain a '..' segment: the path must stay inside the volume"
+            " it names"
+        )
+    return value
+
+
+PathPrefix = Annotated[str, Field(min_length=1), AfterValidator(_path_prefix)]
+"""A ``*PathPrefix`` (``$AZ_BATCHAI_JOB_MOUNT_ROOT/logs``): where a job's files go. Which
+volume it is on is checked when the job is created, against the volumes mounted for it."""

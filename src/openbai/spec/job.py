@@ -5,7 +5,7 @@ Every field of the swagger's ``JobBaseProperties`` is here, with these choices:
 
 * ``cluster`` is optional: the CLI may supply it (``-c``); the service must check that a
   job ends up with one.
-* ``nodeCount`` defaults to 1 and is limited to 1-100.
+* ``nodeCount`` is required (the swagger and the SDK require it) and limited to 1-100.
 * ``constraints.maxWallClockTime`` defaults to 7 days and is always present once parsed.
 * the legacy key ``priority`` (``"low"|"normal"|"high"``) is read as ``schedulingPriority``;
   the 2017 integer priorities are ignored, as any unknown key.
@@ -31,12 +31,14 @@ from openbai.spec.common import (
     KeyVaultSecretReference,
     NonEmptyStr,
     NullAsEmpty,
+    PathPrefix,
     RelativePath,
     ResourceId,
     StrictInt,
     check_unique_names,
     choice,
 )
+from openbai.spec.limits import Command, Location, check_process_sizes
 from openbai.spec.mounts import MountVolumes
 from openbai.spec.toolkits import (
     TOOL_TYPES,
@@ -140,7 +142,7 @@ class OutputDirectory(WireModel):
     """``$AZ_BATCHAI_OUTPUT_<id>`` = ``<pathPrefix>/<job segment>/outputs[/<pathSuffix>]``."""
 
     id: DirectoryId
-    path_prefix: NonEmptyStr
+    path_prefix: PathPrefix
     path_suffix: RelativePath | None = None
 
     @field_validator("id")
@@ -163,7 +165,7 @@ class JobBaseProperties(WireModel):
     scheduling_priority: Annotated[SchedulingPriority, choice("low", "normal", "high")] = "normal"
     cluster: ResourceId | None = None
     mount_volumes: MountVolumes | None = None
-    node_count: Annotated[StrictInt, Field(ge=1, le=100)] = 1
+    node_count: Annotated[StrictInt, Field(ge=1, le=100)]
     container_settings: ContainerSettings | None = None
     cntk_settings: CNTKSettings | None = None
     py_torch_settings: PyTorchSettings | None = None
@@ -175,7 +177,7 @@ class JobBaseProperties(WireModel):
     custom_mpi_settings: CustomMpiSettings | None = None
     horovod_settings: HorovodSettings | None = None
     job_preparation: JobPreparation | None = None
-    std_out_err_path_prefix: NonEmptyStr
+    std_out_err_path_prefix: PathPrefix
     input_directories: Annotated[list[InputDirectory], NullAsEmpty] = []
     output_directories: Annotated[list[OutputDirectory], NullAsEmpty] = []
     environment_variables: Annotated[list[EnvironmentVariable], NullAsEmpty] = []
@@ -215,6 +217,10 @@ class JobBaseProperties(WireModel):
             [("environmentVariables", self.environment_variables), ("secrets", self.secrets)],
             what="environment variable name",
         )
+        check_process_sizes(
+            self._command_lines(),
+            [("environmentVariables", self.environment_variables), ("secrets", self.secrets)],
+        )
         tf = self.tensor_flow_settings
         if tf is not None and (tf.parameter_server_count or 0) > self.node_count:
             raise FieldError(
@@ -239,6 +245,27 @@ class JobBaseProperties(WireModel):
                 "are both given",
                 second,
             )
+
+    def _command_lines(self) -> list[Command]:
+        """The toolkit's string fields as the command lines they are joined into (one per
+        TensorFlow role), and the preparation's command line."""
+        name = next(name for name in TOOL_TYPES if getattr(self, name) is not None)
+        settings: ToolkitSettings = getattr(self, name)
+        shared: list[tuple[Location, str | None]] = []
+        roles: list[tuple[Location, str | None]] = []
+        for field, info in type(settings).model_fields.items():
+            value = getattr(settings, field)
+            if isinstance(value, str):
+                key = info.alias or field
+                part = ((_alias(name), key), value)
+                is_role = key.endswith("CommandLineArgs") and key != "commandLineArgs"
+                (roles if is_role else shared).append(part)
+        commands: list[Command] = [[*shared, role] for role in roles] or [shared]
+        if self.job_preparation is not None:
+            commands.append(
+                [(("jobPreparation", "commandLine"), self.job_preparation.command_line)]
+            )
+        return commands
 
     @property
     def tool_type(self) -> ToolType:
