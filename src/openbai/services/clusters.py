@@ -217,10 +217,3 @@ def update_cluster(
         result = view(app, s, row)
     app.changed()
     return result
-
-
-def delete_cluster(app: App, rg: str, ws: str, name: str) -> None:
-    """Delete a cluster; refused while it has queued or running jobs."""
-    from openbai.services import deletions
-
-    deletions.finish(app, deletions.begin(app, "cluster", rg, ws, name))

@@ -309,13 +309,6 @@ def stop_jobs(app: App, job_ids: list[int], *, timeout: float = 15.0) -> None:
         app.executor(ref["executor"]).cancel(JobRef(ref["executor"], ref["data"]), force=True)
 
 
-def delete_job(app: App, rg: str, ws: str, exp: str, name: str) -> None:
-    """Delete a job (terminating it first); its files in storage stay, as on Batch AI."""
-    from openbai.services import deletions
-
-    deletions.finish(app, deletions.begin(app, "job", rg, ws, name, experiment=exp))
-
-
 def location_of(
     app: App, rg: str, ws: str, exp: str, name: str, directory_id: str
 ) -> tuple[VolumeLocation, str]:

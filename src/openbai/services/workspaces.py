@@ -109,13 +109,6 @@ def list_workspaces(
         return [workspace_view(app.settings, w) for w in s.scalars(query)]
 
 
-def delete_workspace(app: App, rg: str, name: str) -> None:
-    """Delete a workspace with its experiments, jobs and clusters (files in storage stay)."""
-    from openbai.services import deletions
-
-    deletions.finish(app, deletions.begin(app, "workspace", rg, "", name))
-
-
 def create_experiment(app: App, rg: str, ws: str, name: str) -> dict[str, Any]:
     check_name(name, field="experimentName")
     with app.db.session() as s:
@@ -153,10 +146,3 @@ def list_experiments(
             .limit(limit)
         )
         return [experiment_view(app.settings, e) for e in s.scalars(query)]
-
-
-def delete_experiment(app: App, rg: str, ws: str, name: str) -> None:
-    """Delete an experiment and its jobs (running ones are terminated first)."""
-    from openbai.services import deletions
-
-    deletions.finish(app, deletions.begin(app, "experiment", rg, ws, name))
