@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from pathlib import Path
 
 from openbai.plan.job_plan import JobPlan, NodeSpec
-from openbai.runtime.toolkits import ToolkitContext, host_file_lines, mpirun, plan_tasks
+from openbai.runtime.toolkits import ToolkitContext, host_file_lines, plan_tasks
 
 
 def plan(tool_type: str, toolkit: dict, nodes: int = 2) -> JobPlan:
@@ -50,13 +53,57 @@ def test_tensorflow_follows_batch_ai_port_convention() -> None:
     assert [t.node_index for t in tasks] == [0, 0, 1, 2]
 
 
-def test_mpi_launch_passes_every_job_variable_to_the_ranks() -> None:
-    command = mpirun(ctx(plan("mpi", {})), 4, "python /mnt/s 'a b'")
-    assert command.startswith(
-        "mpirun --allow-run-as-root --oversubscribe --bind-to none -np 4 --hostfile /jt/hostfile"
+def mpirun_argv(command: str, tmp_path: Path, **env: str) -> list[str]:
+    """The argv that bash gives ``mpirun`` for ``command`` (a stand-in mpirun prints it)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "mpirun"
+    fake.write_text('#!/bin/sh\nprintf "%s\\0" "$@"\n')
+    fake.chmod(0o755)
+    path = f"{bin_dir}:{os.environ['PATH']}"
+    done = subprocess.run(
+        ["bash", "-c", command], env={"PATH": path, **env}, capture_output=True, check=True
     )
-    assert "-x AZ_BATCHAI_INPUT_SCRIPT" in command and "-x PATH" in command
-    assert command.endswith("bash -c 'python /mnt/s '\"'\"'a b'\"'\"''")
+    return done.stdout.decode().split("\0")[:-1]
+
+
+def test_mpi_launch_passes_every_job_variable_to_the_ranks(tmp_path: Path) -> None:
+    task = plan_tasks(ctx(plan("mpi", {"commandLine": "python /mnt/s 'a b'", "processCount": 4})))
+    assert [(t.name, t.mpi) for t in task] == [("", True)]
+    argv = mpirun_argv(task[0].command, tmp_path)
+    assert argv[:8] == (
+        "--allow-run-as-root --oversubscribe --bind-to none -np 4 --hostfile /jt/hostfile".split()
+    )
+    assert argv[-3:] == ["bash", "-c", "python /mnt/s 'a b'"]
+    exported = {argv[i + 1] for i, a in enumerate(argv) if a == "-x"}
+    # mpirun warns about each -x of a variable that is not set: only set ones are passed
+    assert exported == {*VARS, "PATH"}
+    argv = mpirun_argv(task[0].command, tmp_path, PYTHONPATH="/p", LD_LIBRARY_PATH="/l")
+    assert {argv[i + 1] for i, a in enumerate(argv) if a == "-x"} == {
+        *VARS,
+        "PATH",
+        "PYTHONPATH",
+        "LD_LIBRARY_PATH",
+    }
+
+
+def test_mpi_ranks_start_through_the_relay_only_under_the_collector(tmp_path: Path) -> None:
+    (task,) = plan_tasks(ctx(plan("horovod", {"pythonScriptFilePath": "x.py"})))
+    assert task.mpi
+    argv = mpirun_argv(
+        task.command, tmp_path, OPENBAI_RANK_OUTPUT="h 1 t", OPENBAI_RANK_RELAY="/my python"
+    )
+    assert "OPENBAI_RANK_OUTPUT" in argv
+    relay = argv.index("/my python")
+    assert argv[relay:] == [
+        "/my python",
+        "-m",
+        "openbai.runtime.rank_output",
+        "relay",
+        "bash",
+        "-c",
+        "python x.py",
+    ]
 
 
 def test_single_process_toolkits_run_without_mpi() -> None:

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen
 
-from openbai.runtime import job_container, processes
+from openbai.runtime import job_container, processes, rank_output
 from openbai.runtime.environment import JobEnvironment
 from openbai.runtime.node import NodeContext
-from openbai.runtime.stopping import Stopping
+from openbai.runtime.stopping import JobFailure, Stopping
 from openbai.runtime.toolkits import Task
 
 
@@ -53,6 +53,8 @@ class NodeTasks:
         return "python" if shutil.which("python", path=path) else "python3"
 
     def start(self, task: Task, env: dict[str, str], stdout: Path, stderr: Path) -> Running:
+        if task.mpi:
+            self._require_mpirun(env)
         argv = processes.bash(task.command)
         if self.container is not None:
             # the job's variables and the task's own, not the host's (PATH, HOME, ...)
@@ -60,6 +62,9 @@ class NodeTasks:
             argv = self.container.exec_argv(
                 self.ctx.layout.job_temp, sorted(names), task.command, stdout, stderr
             )
+        elif task.mpi:
+            # the ranks' output is merged by whole lines before it reaches the files
+            argv = rank_output.collector_argv(self.ctx.plan.nodes[0].host, argv)
         proc = processes.start(
             argv, env=env, cwd=self.ctx.layout.job_temp, stdout=stdout, stderr=stderr
         )
@@ -69,6 +74,25 @@ class NodeTasks:
         running = Running(task, proc)
         self.running.append(running)
         return running
+
+    def _require_mpirun(self, env: dict[str, str]) -> None:
+        """Fail the job before it starts, saying what to install, where ``mpirun`` is missing
+        (bash would only say "command not found" in stderr.txt, and the job fail with 127)."""
+        if self.container is not None:
+            if self.container.has_command("mpirun"):
+                return
+            where = f"in the job's container image {self.container.image}"
+            how = "install OpenMPI in the image (Debian/Ubuntu: apt-get install openmpi-bin)"
+        else:
+            if shutil.which("mpirun", path=env.get("PATH", "")):
+                return
+            where = f"on node {self.ctx.node.node_id} (in the job's PATH)"
+            how = "install OpenMPI on the cluster's nodes (Debian/Ubuntu: apt-get install openmpi-bin)"
+        raise JobFailure(
+            "MpiNotInstalled",
+            f"the job's processes are started with mpirun, which was not found {where}: {how}",
+            127,
+        )
 
     def run_to_end(self, command: str, env: dict[str, str], stdout: Path, stderr: Path) -> int:
         """Run a step before the toolkit (setup task, job preparation); its exit code."""

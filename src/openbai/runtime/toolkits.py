@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openbai.plan.job_plan import JobPlan, NodeSpec
+from openbai.runtime import rank_output
 from openbai.runtime.expand import expand_known
 
 
@@ -34,6 +35,8 @@ class Task:
     env: dict[str, str] = field(default_factory=dict)
     #: the job ends when its primary tasks end; the others (parameter servers) are stopped then
     primary: bool = True
+    #: the command is an mpirun line: it needs OpenMPI, and its ranks' output is merged by line
+    mpi: bool = False
 
     @property
     def stdout_name(self) -> str:
@@ -78,12 +81,20 @@ def host_file_lines(nodes: list[NodeSpec], process_count: int) -> list[str]:
 
 
 def mpirun(ctx: ToolkitContext, process_count: int, command: str) -> str:
-    """Launch ``command`` as ``process_count`` ranks, every job variable passed to each rank."""
-    exported = sorted({*ctx.variables, "PATH", "PYTHONPATH", "LD_LIBRARY_PATH"})
+    """Launch ``command`` as ``process_count`` ranks, every job variable passed to each rank.
+
+    The runtime's search paths go to the ranks only where they are set: mpirun warns in the
+    job's stderr.txt about each ``-x`` of an unset variable. Each rank starts through the
+    relay of rank_output.py when the task runs under its collector (on the host).
+    """
+    exported = sorted({*ctx.variables, "PATH"})
+    optional = [n for n in ("PYTHONPATH", "LD_LIBRARY_PATH") if n not in exported]
     return _join(
         "mpirun --allow-run-as-root --oversubscribe --bind-to none",
         f"-np {process_count} --hostfile {shlex.quote(ctx.host_file)}",
         " ".join(f"-x {name}" for name in exported),
+        " ".join(f"${{{name}+-x {name}}}" for name in optional),
+        rank_output.RELAY_WORDS,
         "bash -c",
         shlex.quote(command),
     )
@@ -96,7 +107,7 @@ def _process_count(ctx: ToolkitContext) -> int:
 def _on_master(ctx: ToolkitContext, command: str) -> list[Task]:
     count = _process_count(ctx)
     if count > 1 or ctx.plan.node_count > 1:
-        command = mpirun(ctx, count, command)
+        return [Task("", 0, mpirun(ctx, count, command), mpi=True)]
     return [Task("", 0, command)]
 
 
@@ -105,7 +116,8 @@ def _custom(ctx: ToolkitContext) -> list[Task]:
 
 
 def _custom_mpi(ctx: ToolkitContext) -> list[Task]:
-    return [Task("", 0, mpirun(ctx, _process_count(ctx), ctx.plan.toolkit["commandLine"]))]
+    command = mpirun(ctx, _process_count(ctx), ctx.plan.toolkit["commandLine"])
+    return [Task("", 0, command, mpi=True)]
 
 
 def _python_mpi(ctx: ToolkitContext) -> list[Task]:

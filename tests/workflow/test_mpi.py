@@ -1,0 +1,95 @@
+"""MPI jobs through the local executor: every rank's lines reach stdout.txt whole and in order,
+a clean job's stderr.txt is empty, and a node without mpirun fails the job saying why."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import Bai
+
+from .test_toolkits import run_toolkit
+
+LINES = 20_000
+
+#: both ranks wait for each other, then write many lines of varied length through Python's
+#: block-buffered stdout, whose 8 KiB writes end mid-line
+RANK_SCRIPT = f"""\
+import os, sys, time
+rank = os.environ["OMPI_COMM_WORLD_RANK"]
+shared = os.environ["AZ_BATCHAI_SHARED_JOB_TEMP"]
+open(os.path.join(shared, "ready-" + rank), "w").close()
+deadline = time.monotonic() + 30
+while len([n for n in os.listdir(shared) if n.startswith("ready-")]) < 2:
+    assert time.monotonic() < deadline, "the other rank did not start"
+    time.sleep(0.01)
+for i in range({LINES}):
+    sys.stdout.write(f"rank {{rank}} line {{i}} " + "x" * (i % 97) + "\\n")
+"""
+
+LINE = re.compile(r"rank (\d) line (\d+) (x*)")
+
+
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="OpenMPI (mpirun) is not installed")
+def test_ranks_printing_at_once_reach_stdout_in_whole_lines_in_order(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    script = tmp_path / "ranks.py"
+    script.write_text(RANK_SCRIPT)
+    settings = {"customMpiSettings": {"commandLine": f"python3 {script}", "processCount": 2}}
+    job, out = run_toolkit(recipes, tmp_path, "ranks", settings)
+    assert job["executionState"] == "succeeded", job
+    text = (out / "stdout.txt").read_text()
+    assert text.endswith("\n")
+    seen: dict[str, list[int]] = {"0": [], "1": []}
+    mixed = []
+    for line in text.splitlines():
+        m = LINE.fullmatch(line)
+        if m is None or len(m[3]) != int(m[2]) % 97:
+            mixed.append(line)
+        else:
+            seen[m[1]].append(int(m[2]))
+    assert mixed == []
+    assert seen == {"0": list(range(LINES)), "1": list(range(LINES))}
+    # no mpirun warnings (about -x of unset variables, or anything else) in a clean job
+    assert (out / "stderr.txt").read_text() == ""
+
+
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="OpenMPI (mpirun) is not installed")
+def test_rank_output_keeps_stderr_and_partial_last_lines(recipes: Bai, tmp_path: Path) -> None:
+    command = (
+        "printf 'out %s\\nno newline' $OMPI_COMM_WORLD_RANK; echo err $OMPI_COMM_WORLD_RANK >&2"
+    )
+    settings = {"customMpiSettings": {"commandLine": command, "processCount": 2}}
+    job, out = run_toolkit(recipes, tmp_path, "partial", settings)
+    assert job["executionState"] == "succeeded", job
+    stdout = (out / "stdout.txt").read_text()
+    assert sorted(re.findall(r"out \d\n", stdout)) == ["out 0\n", "out 1\n"]
+    assert stdout.count("no newline") == 2 and len(stdout) == 2 * len("out 0\nno newline")
+    assert sorted((out / "stderr.txt").read_text().splitlines()) == ["err 0", "err 1"]
+
+
+def test_mpi_job_on_a_node_without_mpirun_fails_saying_what_to_install(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "bin-without-mpi"
+    bin_dir.mkdir()
+    bash = shutil.which("bash")
+    assert bash is not None
+    os.symlink(bash, bin_dir / "bash")
+    settings = {"customMpiSettings": {"commandLine": "echo never ran", "processCount": 2}}
+    job, _ = run_toolkit(
+        recipes,
+        tmp_path,
+        "nompi",
+        settings,
+        environmentVariables=[{"name": "PATH", "value": str(bin_dir)}],
+    )
+    assert job["executionState"] == "failed", job
+    (error,) = job["executionInfo"]["errors"]
+    assert error["code"] == "MpiNotInstalled"
+    assert "mpirun" in error["message"] and "openmpi-bin" in error["message"]
+    assert job["executionInfo"]["exitCode"] == 127
