@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from openbai.plan.job_plan import JobPlan, NodeSpec
 from openbai.plan.results import Outcome
+from openbai.vocabulary import Priority
 
 
 class RunState(StrEnum):
@@ -42,7 +43,7 @@ class SubmitRequest:
     plan: JobPlan
     #: node slots of the cluster given to the job (executors that do not queue jobs themselves)
     slots: list[int] = field(default_factory=list)
-    priority: str = "normal"
+    priority: Priority = Priority.NORMAL
     #: executor-specific cluster settings (a Slurm partition, say)
     cluster_options: dict[str, Any] = field(default_factory=dict)
 

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import math
 import shlex
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-#: schedulingPriority -> ``--nice``; never negative, so that no Slurm privilege is needed
-NICE: Mapping[str, int] = {"high": 0, "normal": 100, "low": 200}
+from openbai.vocabulary import Priority
+
 #: Slurm's time limit is a backstop: the runner itself ends the job at maxWallClockTime
 TIME_LIMIT_MARGIN_SECONDS = 60.0
 RUNNER = "openbai.runtime.runner"
@@ -45,7 +44,7 @@ class BatchJob:
     python: str
     #: per-host node roots and node state live under ``<node_roots>/<host>``
     node_roots: Path
-    priority: str = "normal"
+    priority: Priority = Priority.NORMAL
     partition: str | None = None
     comment: str = ""
     #: whole nodes, shared with no other job (see FIXED_PORT_TOOLKITS)
@@ -69,7 +68,7 @@ def sbatch_argv(job: BatchJob) -> list[str]:
         f"--nodes={job.node_count}",
         "--ntasks-per-node=1",
         f"--time={time_limit(job.max_wall_clock_seconds)}",
-        f"--nice={NICE[job.priority]}",
+        f"--nice={Priority(job.priority).slurm_nice}",
         # a requeued job would find the first attempt's files in its run directory
         "--no-requeue",
         f"--chdir={job.run_dir}",

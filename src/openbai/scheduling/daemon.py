@@ -6,10 +6,12 @@ been queued or running for a while. Its output goes to ``$OPENBAI_HOME/dispatche
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from openbai.installation import App, ensure_dispatcher
 from openbai.scheduling.dispatcher import Dispatcher
@@ -18,8 +20,18 @@ from openbai.settings import Settings
 IDLE_EXIT_SECONDS = 30.0
 
 
+def _log_to(path: Path) -> None:
+    """The dispatcher's log lines (logger ``openbai.dispatcher``) go to ``path``."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    logger = logging.getLogger("openbai.dispatcher")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def main() -> int:
     settings = Settings.load()
+    _log_to(settings.home / "dispatcher.log")
     app = App.open(settings)
     dispatcher = Dispatcher(app)
     app.on_change = dispatcher.wake

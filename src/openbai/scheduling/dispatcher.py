@@ -18,6 +18,7 @@ stored in a second, and every end noticed in the round recorded in a third.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import socket
 import threading
@@ -32,31 +33,52 @@ from sqlalchemy.orm import Session, joinedload
 from openbai.errors import ExecutorUnavailableError, OpenBaiError
 from openbai.executors.base import Executor, JobRef, RunState, SubmitRequest
 from openbai.installation import App
-from openbai.plan.results import Outcome
+from openbai.plan.results import JobError, Outcome
 from openbai.scheduling import transitions
 from openbai.scheduling.planning import ClusterPlanning, build_plan
 from openbai.store.models import Cluster, Experiment, Job, utcnow
 from openbai.store.specs import cluster_properties
+from openbai.vocabulary import ACTIVE_STATES, ON_NODES, ExecutionState, Priority
+
+log = logging.getLogger("openbai.dispatcher")
 
 #: how long a job may be "running" without an executor handle before it counts as lost
 _LOST_AFTER = timedelta(seconds=60)
 #: after a termination request, how long runners get before they are killed
 _TERMINATE_GRACE = timedelta(seconds=30)
-_ACTIVE = ("running", "terminating")
-_PRIORITY_NAMES = {0: "low", 1: "normal", 2: "high"}
+_QUEUED = ExecutionState.QUEUED
+
+
+@dataclass(frozen=True)
+class SlotPlacement:
+    """openbai gives the job these node slots of its cluster (an executor such as local)."""
+
+    slots: list[int]
+
+
+@dataclass(frozen=True)
+class QueuedByExecutor:
+    """The executor queues the job and picks its nodes itself (Slurm)."""
+
+
+Placement = SlotPlacement | QueuedByExecutor
 
 
 @dataclass
 class _Start:
-    """A queued job picked to start: on ``slots`` of a local cluster, or None (Slurm)."""
+    """A queued job picked to start, and where."""
 
     job_id: int
-    slots: list[int] | None
+    placement: Placement
     executor: Executor
     request: SubmitRequest | None = None
     #: once submitted: the executor's handle, or the error that ends the job
     ref: JobRef | None = None
-    error: tuple[str, str] | None = None
+    error: JobError | None = None
+
+
+def _failure(exc: OpenBaiError) -> JobError:
+    return JobError(exc.code, exc.message)
 
 
 @dataclass
@@ -64,7 +86,7 @@ class _Round:
     """What one round decided; written to the database in one transaction."""
 
     #: jobs that ended: outcome and an error of openbai's own
-    ended: list[tuple[int, Outcome, tuple[str, str] | None]] = field(default_factory=list)
+    ended: list[tuple[int, Outcome, JobError | None]] = field(default_factory=list)
     #: jobs that a queueing executor (Slurm) reports running
     running: list[int] = field(default_factory=list)
     #: handles recovered for jobs claimed by a dispatcher that died before storing them
@@ -75,7 +97,7 @@ class _Round:
     #: whether jobs are queued or running (the dispatcher keeps going)
     has_work: bool = False
 
-    def end(self, job_id: int, outcome: Outcome, error: tuple[str, str] | None = None) -> None:
+    def end(self, job_id: int, outcome: Outcome, error: JobError | None = None) -> None:
         self.ended.append((job_id, outcome, error))
 
 
@@ -136,8 +158,8 @@ class Dispatcher:
             self._wake.clear()
             try:
                 active = self.tick()
-            except Exception as exc:  # keep dispatching; the error is in the log
-                print(f"openbai dispatcher: {exc!r}", flush=True)
+            except Exception:  # keep dispatching; the error is in the log
+                log.exception("a dispatcher round failed")
                 active = True
             now = time.monotonic()
             if active:
@@ -176,9 +198,7 @@ class Dispatcher:
         """Whether any job is queued or running (a read-only look)."""
         with self.app.db.reading() as s:
             return (
-                s.scalar(
-                    select(Job.id).where(Job.execution_state.in_((*_ACTIVE, "queued"))).limit(1)
-                )
+                s.scalar(select(Job.id).where(Job.execution_state.in_(ACTIVE_STATES)).limit(1))
                 is not None
             )
 
@@ -199,8 +219,8 @@ class Dispatcher:
             .join(Cluster, Job.cluster_id == Cluster.id, isouter=True)
             .where(
                 or_(
-                    Job.execution_state.in_(_ACTIVE),
-                    (Job.execution_state == "queued") & Job.executor_ref.is_not(None),
+                    Job.execution_state.in_(ON_NODES),
+                    (Job.execution_state == _QUEUED) & Job.executor_ref.is_not(None),
                 )
             )
         ).all()
@@ -217,10 +237,10 @@ class Dispatcher:
                 ended = self._check(
                     found, job_id, ref_data, terminate, changed_at, state, unreachable
                 )
-            if state in _ACTIVE and not ended and cluster_id is not None:
+            if state in ON_NODES and not ended and cluster_id is not None:
                 busy.setdefault(cluster_id, set()).update(nodes or [])
         for message in sorted(unreachable):
-            print(f"openbai dispatcher: {message}", flush=True)
+            log.warning("%s", message)
         return busy
 
     def _check(
@@ -242,20 +262,20 @@ class Dispatcher:
             unreachable.add(f"{ref.executor}: {exc.message}")
             return False
         except OpenBaiError as exc:
-            print(f"openbai dispatcher: status of job {job_id}: {exc.message}", flush=True)
+            log.warning("status of job %s: %s", job_id, exc.message)
             return False
         if status.state is RunState.FINISHED:
             assert status.outcome is not None
             found.end(job_id, status.outcome)
             return True
-        if status.state is RunState.RUNNING and state == "queued":
+        if status.state is RunState.RUNNING and state == _QUEUED:
             found.running.append(job_id)
         elif terminate:
-            force = state == "terminating" and utcnow() - changed_at > _TERMINATE_GRACE
+            force = state == ExecutionState.TERMINATING and utcnow() - changed_at > _TERMINATE_GRACE
             try:
                 executor.cancel(ref, force=force)
             except OpenBaiError as exc:
-                print(f"openbai dispatcher: stopping job {job_id}: {exc.message}", flush=True)
+                log.warning("stopping job %s: %s", job_id, exc.message)
         return False
 
     def _adopt(
@@ -269,9 +289,8 @@ class Dispatcher:
         if recovered is not None:
             found.adopted.append((job_id, recovered))
         elif utcnow() - changed_at > _LOST_AFTER:
-            found.end(
-                job_id, Outcome(-1, []), ("NodeLost", "the job was lost while it was being started")
-            )
+            lost = JobError("NodeLost", "the job was lost while it was being started")
+            found.end(job_id, Outcome(-1, []), lost)
             return False
         return True
 
@@ -293,7 +312,8 @@ class Dispatcher:
             found.starts = [
                 st
                 for st in found.starts
-                if st.slots is None or transitions.claim(s, st.job_id, st.slots, now)
+                if not isinstance(st.placement, SlotPlacement)
+                or transitions.claim(s, st.job_id, st.placement.slots, now)
             ]
         _cancel(cancels)
 
@@ -303,7 +323,7 @@ class Dispatcher:
         cluster_ids = list(
             s.scalars(
                 select(Job.cluster_id)
-                .where(Job.execution_state == "queued", Job.executor_ref.is_(None))
+                .where(Job.execution_state == _QUEUED, Job.executor_ref.is_(None))
                 .distinct()
             )
         )
@@ -312,26 +332,21 @@ class Dispatcher:
             cluster = None if cluster_id is None else s.get(Cluster, cluster_id)
             if cluster is None:  # deleted: its queued jobs can never run
                 for job_id in s.scalars(transitions.queue(cluster_id)):
-                    found.end(
-                        job_id,
-                        Outcome(-1, []),
-                        ("ClusterNotFound", "the job's cluster was deleted"),
-                    )
+                    gone = JobError("ClusterNotFound", "the job's cluster was deleted")
+                    found.end(job_id, Outcome(-1, []), gone)
                 continue
             picked = self._pick_on(s, cluster, busy.get(cluster.id, set()))
             if picked:
                 self._plan(s, found, cluster, picked)
 
-    def _pick_on(
-        self, s: Session, cluster: Cluster, busy: set[int]
-    ) -> list[tuple[int, list[int] | None]]:
+    def _pick_on(self, s: Session, cluster: Cluster, busy: set[int]) -> list[tuple[int, Placement]]:
         """The cluster's queued jobs that start now, in queue order (with backfill)."""
         queue = transitions.queue(cluster.id).add_columns(Job.node_count)
         if self.app.executor(cluster.executor).queues_jobs:
-            return [(job_id, None) for job_id, _ in s.execute(queue)]
+            return [(job_id, QueuedByExecutor()) for job_id, _ in s.execute(queue)]
         size = self._size(cluster)
         free = [slot for slot in range(size) if slot not in busy]
-        picked: list[tuple[int, list[int] | None]] = []
+        picked: list[tuple[int, Placement]] = []
         if not free:
             return picked
         # read the queue lazily: once the nodes are taken, the rest of it is not looked at
@@ -339,7 +354,7 @@ class Dispatcher:
             if not free:
                 break
             if node_count <= len(free):
-                picked.append((job_id, free[:node_count]))
+                picked.append((job_id, SlotPlacement(free[:node_count])))
                 free = free[node_count:]
         return picked
 
@@ -356,7 +371,7 @@ class Dispatcher:
         s: Session,
         found: _Round,
         cluster: Cluster,
-        picked: list[tuple[int, list[int] | None]],
+        picked: list[tuple[int, Placement]],
     ) -> None:
         """Build the picked jobs' plans; a job whose plan fails ends with the error."""
         executor = self.app.executor(cluster.executor)
@@ -370,21 +385,23 @@ class Dispatcher:
         }
         shared = ClusterPlanning.of(self.app, cluster)
         options = {"cluster_key": shared.key, "partition": shared.properties.openbai.partition}
-        for job_id, slots in picked:
+        for job_id, placement in picked:
             job = jobs[job_id]
+            slots = placement.slots if isinstance(placement, SlotPlacement) else []
             try:
+                # a queueing executor's nodes are placeholders until it picks them
                 nodes = executor.node_specs(
-                    slots if slots is not None else list(range(job.node_count)), shared.key
+                    slots if isinstance(placement, SlotPlacement) else list(range(job.node_count)),
+                    shared.key,
                 )
                 plan = build_plan(self.app, job, shared, nodes)
             except OpenBaiError as exc:
-                found.end(job_id, Outcome(-1, []), (exc.code, exc.message))
+                found.end(job_id, Outcome(-1, []), _failure(exc))
                 continue
             run_dir = self.app.settings.runs_root / job.uid
-            request = SubmitRequest(
-                run_dir, plan, slots or [], _PRIORITY_NAMES[job.priority], dict(options)
-            )
-            found.starts.append(_Start(job_id, slots, executor, request))
+            priority = Priority.of_rank(job.priority)
+            request = SubmitRequest(run_dir, plan, slots, priority, dict(options))
+            found.starts.append(_Start(job_id, placement, executor, request))
 
     def _submit(self, starts: list[_Start]) -> None:
         """Hand the picked jobs to their executors. The handles of claimed jobs are stored
@@ -397,7 +414,7 @@ class Dispatcher:
                 continue
             if not self._hand_out(st):
                 waiting.add(st.executor.name)
-            elif st.slots is None:
+            elif isinstance(st.placement, QueuedByExecutor):
                 self._store([st])
             else:
                 self._handed[st.job_id] = st
@@ -410,12 +427,12 @@ class Dispatcher:
             st.request.run_dir.mkdir(parents=True, exist_ok=True)
             st.ref = st.executor.submit(st.request)
         except ExecutorUnavailableError as exc:
-            if st.slots is None:
-                print(f"openbai dispatcher: job {st.job_id} waits: {exc.message}", flush=True)
+            if isinstance(st.placement, QueuedByExecutor):
+                log.warning("job %s waits: %s", st.job_id, exc.message)
                 return False
-            st.error = (exc.code, exc.message)
+            st.error = _failure(exc)
         except OpenBaiError as exc:
-            st.error = (exc.code, exc.message)
+            st.error = _failure(exc)
         return True
 
     def _store(self, handed: list[_Start]) -> None:

@@ -14,10 +14,11 @@ from sqlalchemy import Select, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from openbai.executors.base import JobRef
-from openbai.plan.results import Outcome
+from openbai.plan.results import JobError, Outcome
 from openbai.store.models import Job
+from openbai.vocabulary import ExecutionState, states_before
 
-FINAL_STATES = ("succeeded", "failed")
+QUEUED = ExecutionState.QUEUED
 
 
 def queue(cluster_id: int | None) -> Select[Any]:
@@ -26,7 +27,7 @@ def queue(cluster_id: int | None) -> Select[Any]:
         select(Job.id)
         .where(
             Job.cluster_id.is_(None) if cluster_id is None else Job.cluster_id == cluster_id,
-            Job.execution_state == "queued",
+            Job.execution_state == QUEUED,
             Job.executor_ref.is_(None),
         )
         .order_by(Job.priority.desc(), Job.id)
@@ -37,8 +38,17 @@ def claim(s: Session, job_id: int, slots: list[int], now: datetime) -> bool:
     """Mark a queued job running on ``slots``; False if it is no longer queued."""
     done = s.execute(
         update(Job)
-        .where(Job.id == job_id, Job.execution_state == "queued", Job.executor_ref.is_(None))
-        .values(execution_state="running", execution_changed_at=now, start_time=now, nodes=slots)
+        .where(
+            Job.id == job_id,
+            Job.execution_state.in_(states_before(ExecutionState.RUNNING)),
+            Job.executor_ref.is_(None),
+        )
+        .values(
+            execution_state=ExecutionState.RUNNING,
+            execution_changed_at=now,
+            start_time=now,
+            nodes=slots,
+        )
     )
     return bool(done.rowcount)  # type: ignore[attr-defined]
 
@@ -47,8 +57,8 @@ def mark_running(s: Session, job_ids: list[int], now: datetime) -> None:
     """Jobs a queueing executor (Slurm) reports running."""
     s.execute(
         update(Job)
-        .where(Job.id.in_(job_ids), Job.execution_state == "queued")
-        .values(execution_state="running", execution_changed_at=now, start_time=now)
+        .where(Job.id.in_(job_ids), Job.execution_state.in_(states_before(ExecutionState.RUNNING)))
+        .values(execution_state=ExecutionState.RUNNING, execution_changed_at=now, start_time=now)
     )
 
 
@@ -67,21 +77,20 @@ def terminate_requested(s: Session, job_ids: list[int]) -> set[int]:
 
 
 def finish(
-    s: Session, job_id: int, outcome: Outcome, error: tuple[str, str] | None, now: datetime
+    s: Session, job_id: int, outcome: Outcome, error: JobError | None, now: datetime
 ) -> None:
     """Record how a job ended (unless it already has); ``error`` is one of openbai's own."""
     errors: list[dict[str, Any]] = [
-        {"code": e.code, "message": e.message, "details": e.details or None} for e in outcome.errors
+        {"code": e.code, "message": e.message, "details": e.details or None}
+        for e in [*outcome.errors, *([error] if error is not None else [])]
     ]
-    if error is not None:
-        errors.append({"code": error[0], "message": error[1], "details": None})
     succeeded = outcome.exit_code == 0 and not errors
     end = datetime.fromtimestamp(outcome.end_time, UTC) if outcome.end_time else now
     s.execute(
         update(Job)
-        .where(Job.id == job_id, Job.execution_state.not_in(FINAL_STATES))
+        .where(Job.id == job_id, Job.execution_state.in_(states_before(ExecutionState.FAILED)))
         .values(
-            execution_state="succeeded" if succeeded else "failed",
+            execution_state=ExecutionState.SUCCEEDED if succeeded else ExecutionState.FAILED,
             execution_changed_at=now,
             exit_code=outcome.exit_code,
             errors=errors,
