@@ -313,8 +313,11 @@ def test_horovod_launches_python_ranks_through_mpirun_on_both_nodes(
     }
     job = run(bai, tmp_path, props)
     assert job["executionState"] == "succeeded", job
+    # each rank's line whole (mpirun alone forwarded chunks: 'rankrank 1 of 2 on node2')
     lines = sorted((stdouterr(bai, job) / "stdout.txt").read_text().splitlines())
     assert lines == ["rank 0 of 2 on node1", "rank 1 of 2 on node2"]
+    # and no mpirun warning about -x of a variable the node does not set
+    assert "Warning" not in (stdouterr(bai, job) / "stderr.txt").read_text()
 
 
 def test_setup_task_runs_once_per_node_across_jobs(on_slurm: Bai, tmp_path: Path) -> None:

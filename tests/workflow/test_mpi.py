@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import Bai
 
+from .conftest import LOGS_AND_SCRIPTS, storage_dir, write_job
 from .test_toolkits import run_toolkit
 
 LINES = 20_000
@@ -93,3 +96,35 @@ def test_mpi_job_on_a_node_without_mpirun_fails_saying_what_to_install(
     assert error["code"] == "MpiNotInstalled"
     assert "mpirun" in error["message"] and "openmpi-bin" in error["message"]
     assert job["executionInfo"]["exitCode"] == 127
+
+
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="OpenMPI (mpirun) is not installed")
+def test_terminated_mpi_job_stops_every_rank_and_keeps_their_lines(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "pids"
+    command = f"echo $$ >> {pidfile}; echo started $OMPI_COMM_WORLD_RANK; exec sleep 300"
+    props = {
+        "nodeCount": 2,
+        "customMpiSettings": {"commandLine": command, "processCount": 2},
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+        "mountVolumes": LOGS_AND_SCRIPTS,
+    }
+    recipes(
+        "job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "long",
+        "-f", write_job(tmp_path, props),
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and len(pidfile.read_text().split()) == 2):
+        assert time.monotonic() < deadline, "the ranks did not start"
+        time.sleep(0.05)
+    pids = [int(p) for p in pidfile.read_text().split()]
+    recipes("job", "terminate", "-w", "ws", "-e", "exp", "-n", "long", "-y")
+    job = recipes.json("job", "show", "-w", "ws", "-e", "exp", "-n", "long")
+    assert job["executionState"] == "failed"
+    assert job["executionInfo"]["errors"][0]["code"] == "JobTerminated"
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+    out = storage_dir(recipes, "acct", "file", "logs") / job["jobOutputDirectoryPathSegment"]
+    stdout = (out / "stdouterr" / "stdout.txt").read_text()
+    assert sorted(stdout.splitlines()) == ["started 0", "started 1"]
