@@ -6,7 +6,10 @@ experiment, through a real ``bai serve`` on 127.0.0.1.
 * GET job: p50/p99 over random jobs, against GET /healthz (the HTTP floor: no database)
   and the same read in-process through the service (the database floor), as ratios;
 * list jobs: the latency of each page while paging through the whole experiment with
-  ``nextLink`` (p50/p99 and the total), and of a first page of 100.
+  ``nextLink`` (p50/p99 and the total), and of a first page of 100;
+* stream: a line a running job prints → the line received by ``RemoteClient.stream_job_file``
+  (p50/p99), against reading the same file directly in a tight loop (the floor), as a ratio,
+  and a check that every line arrived.
 
 The jobs are inserted straight into the store (as ended jobs, so the server's dispatcher
 leaves them alone), copying one job created through the service.
@@ -20,6 +23,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -177,11 +181,60 @@ def bench(app: App, http: httpx.Client, names: list[str], gets: int, page_size: 
     )
 
 
+STREAMER = (
+    "python3 -u -c 'import time\n"
+    "for i in range({lines}):\n"
+    "    print(repr(time.time()), flush=True); time.sleep(0.025)'"
+)
+
+
+def bench_stream(app: App, home: Path, url: str, token: str, lines: int) -> None:
+    """Line printed by a job on the server's cluster -> line received through the server."""
+    from bench.local import follow_directly
+    from openbai.cli.remote import RemoteClient
+
+    body = {"properties": {**JOB["properties"], "customToolkitSettings": {
+        "commandLine": STREAMER.format(lines=lines)}}}  # fmt: skip
+    client = RemoteClient(url, token)
+    try:
+        job = client.create_job("rg", "ws", "exp", "stream", body, cluster=None, placeholders={})
+        segment = job["properties"]["jobOutputDirectoryPathSegment"]
+        direct_path = (
+            home / "storage" / "acct" / "file" / "logs" / segment / "stdouterr" / "stdout.txt"
+        )
+        direct: list[float] = []
+        threading.Thread(target=follow_directly, args=(direct_path, direct), daemon=True).start()
+        delays: list[float] = []
+        buffer = b""
+        for chunk in client.stream_job_file(
+            "rg", "ws", "exp", "stream", "stdout.txt", directory_id="stdouterr", path="."
+        ):
+            now = time.time()
+            buffer += chunk
+            *complete, buffer = buffer.split(b"\n")
+            delays += [now - float(line) for line in complete if line]
+    finally:
+        client.close()
+    lost = (
+        "every line"
+        if len(delays) == lines and buffer == b""
+        else f"LOST {lines - len(delays)} lines"
+    )
+    print(
+        f"stream line written -> received through the server: p50 {percentile(delays, 50) * 1000:.1f} ms, "
+        f"p99 {percentile(delays, 99) * 1000:.1f} ms ({len(delays)} lines, {lost}); reading the file "
+        f"directly: p50 {percentile(direct, 50) * 1000:.1f} ms; ratio p50 "
+        f"{percentile(delays, 50) / max(percentile(direct, 50), 1e-6):.1f}x",
+        flush=True,
+    )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench api")
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--gets", type=int, default=1000)
     parser.add_argument("--page-size", type=int, default=1000)
+    parser.add_argument("--lines", type=int, default=200, help="lines of the streaming job")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="openbai-bench-api-") as tmp:
         home = Path(tmp)
@@ -195,6 +248,7 @@ def main(argv: list[str]) -> int:
             headers = {"Authorization": f"Bearer {token}"}
             with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
                 bench(app, http, names, args.gets, args.page_size)
+            bench_stream(app, home, url, token, args.lines)
         finally:
             process.terminate()
             process.wait(30)

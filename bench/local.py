@@ -27,11 +27,18 @@ from openbai.settings import Settings
 from openbai.storage.base import VolumeKind
 from openbai.store.models import Job
 
+# a job's stdout must be on a volume (setup() makes share bench/logs)
+LOGS = {
+    "azureFileShares": [
+        {"azureFileUrl": "https://bench.file.core.windows.net/logs", "relativeMountPath": "logs"}
+    ]
+}
 TRIVIAL = {
     "properties": {
         "nodeCount": 1,
         "customToolkitSettings": {"commandLine": "true"},
-        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_TEMP",
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+        "mountVolumes": LOGS,
     }
 }
 
@@ -51,6 +58,8 @@ def setup(home: Path) -> tuple[App, Dispatcher, threading.Event]:
     threading.Thread(target=dispatcher.run, kwargs={"stop": stop}, daemon=True).start()
     workspaces.create_workspace(app, "default", "ws")
     workspaces.create_experiment(app, "default", "ws", "exp")
+    accounts.create_account(app, "bench")
+    accounts.create_volume(app, "bench", VolumeKind.FILE, "logs")
     clusters.create_cluster(
         app,
         "default",
@@ -87,7 +96,8 @@ def bench_latency(app: App, count: int) -> None:
         wait_all(app, [name])
     with app.db.reading() as s:
         rows = s.execute(select(Job.created_at, Job.start_time).where(Job.name.in_(names))).all()
-    delays = [(start - created).total_seconds() for created, start in rows]
+    # a job that failed before it ran has no start: it has no submit -> running delay
+    delays = [(start - created).total_seconds() for created, start in rows if start is not None]
     print(
         f"submit -> running: p50 {percentile(delays, 50) * 1000:.1f} ms, p99 {percentile(delays, 99) * 1000:.1f} ms ({count} jobs, one at a time)"
     )
@@ -115,8 +125,6 @@ STREAMER = (
 
 
 def bench_stream(app: App, home: Path, lines: int) -> None:
-    accounts.create_account(app, "bench")
-    accounts.create_volume(app, "bench", VolumeKind.FILE, "logs")
     script = home / "streamer.py"
     script.write_text(STREAMER.format(lines=lines))
     body = {
@@ -124,20 +132,11 @@ def bench_stream(app: App, home: Path, lines: int) -> None:
             "nodeCount": 1,
             "customToolkitSettings": {"commandLine": f"python3 {script}"},
             "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
-            "mountVolumes": {
-                "azureFileShares": [
-                    {
-                        "azureFileUrl": "https://bench.file.core.windows.net/logs",
-                        "relativeMountPath": "logs",
-                    }
-                ]
-            },
+            "mountVolumes": LOGS,
         }
     }
     jobs.create_job(app, "default", "ws", "exp", "stream", body, cluster="c4")
-    segment = jobs.get_job(app, "default", "ws", "exp", "stream")["properties"][
-        "jobOutputDirectoryPathSegment"
-    ]
+    segment = jobs.get_job(app, "default", "ws", "exp", "stream").output_segment
     direct_path = (
         home / "storage" / "bench" / "file" / "logs" / segment / "stdouterr" / "stdout.txt"
     )

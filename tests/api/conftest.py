@@ -19,7 +19,7 @@ from .support import Arm, Server, start_server
 
 with warnings.catch_warnings():  # starlette asks for httpx2; openbai pins httpx
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from fastapi.testclient import TestClient
+    from fastapi.testclient import TestClient as TestClient
 
 
 @pytest.fixture

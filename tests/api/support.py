@@ -63,7 +63,7 @@ def job_body(command: str, **properties: Any) -> dict[str, Any]:
     }
 
 
-def wait_for_job(client: Any, url: str, timeout: float = 60) -> dict[str, Any]:
+def wait_for_job(client: httpx.Client, url: str, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         job = client.get(url).json()
@@ -134,7 +134,7 @@ def start_server(home: Path, env: dict[str, str] | None = None) -> Server:
     return Server(url, token, home, settings.subscription_id, process)
 
 
-def delete_and_wait(client: Any, url: str, timeout: float = 60) -> httpx.Response:
+def delete_and_wait(client: httpx.Client, url: str, timeout: float = 60) -> httpx.Response:
     """DELETE as ARM clients do it: 202, then poll the ``Azure-AsyncOperation`` URL."""
     response = client.delete(url)
     assert response.status_code == 202, response.text

@@ -4,11 +4,16 @@ token gets 401 with an ARM error body, and never data."""
 from __future__ import annotations
 
 import pytest
+from conftest import Bai
 
+from openbai.installation import App
 from openbai.services import tokens
 
+from .conftest import TestClient
+from .support import Arm
 
-def test_healthz_needs_no_token(anonymous):
+
+def test_healthz_needs_no_token(anonymous: TestClient) -> None:
     response = anonymous.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
@@ -23,7 +28,9 @@ def test_healthz_needs_no_token(anonymous):
         {"Authorization": "Bearer"},
     ],
 )
-def test_missing_or_wrong_token_is_401_without_data(anonymous, ws, headers):
+def test_missing_or_wrong_token_is_401_without_data(
+    anonymous: TestClient, ws: Arm, headers: dict[str, str]
+) -> None:
     for url in [
         ws.rg("workspaces", "ws"),
         ws.rg("workspaces"),
@@ -40,13 +47,13 @@ def test_missing_or_wrong_token_is_401_without_data(anonymous, ws, headers):
         assert "ws" not in response.text
 
 
-def test_auth_is_checked_before_the_request_is(anonymous, arm):
+def test_auth_is_checked_before_the_request_is(anonymous: TestClient, arm: Arm) -> None:
     # a bad body, a bad name and no api-version: still 401, nothing is looked at
     response = anonymous.put(arm.rg("workspaces", "bad.name").split("?")[0], content=b"{oops")
     assert response.status_code == 401
 
 
-def test_deleted_token_is_refused_at_once(client, service, ws):
+def test_deleted_token_is_refused_at_once(client: TestClient, service: App, ws: Arm) -> None:
     info, other = tokens.create_token(service, "other")
     url = ws.rg("workspaces", "ws")
     assert client.get(url, headers={"Authorization": f"Bearer {other}"}).status_code == 200
@@ -54,7 +61,7 @@ def test_deleted_token_is_refused_at_once(client, service, ws):
     assert client.get(url, headers={"Authorization": f"Bearer {other}"}).status_code == 401
 
 
-def test_tokens_are_stored_hashed(service):
+def test_tokens_are_stored_hashed(service: App) -> None:
     _, token = tokens.create_token(service, "hashed")
     from openbai.store.models import ApiToken
 
@@ -64,7 +71,7 @@ def test_tokens_are_stored_hashed(service):
     assert tokens.verify_token(service, token).name == "hashed"
 
 
-def test_token_cli(bai):
+def test_token_cli(bai: Bai) -> None:
     token = bai("token", "create", "-n", "ci").stdout.strip()
     assert token.startswith("bai_") and len(token) > 40
     assert [t["name"] for t in bai.json("token", "list")] == ["ci"]

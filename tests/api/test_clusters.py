@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from .support import delete_and_wait, job_body
+from .conftest import TestClient
+from .support import Arm, delete_and_wait, job_body
 
 
-def test_cluster_lifecycle(client, ws):
+def test_cluster_lifecycle(client: TestClient, ws: Arm) -> None:
     url = ws.rg("workspaces", "ws", "clusters", "c1")
     shown = client.get(url).json()
     assert shown["type"] == "Microsoft.BatchAI/workspaces/clusters"
@@ -34,7 +35,7 @@ def test_cluster_lifecycle(client, ws):
     assert client.get(url).json()["error"]["code"] == "ClusterNotFound"
 
 
-def test_cluster_secrets_are_never_returned(client, ws):
+def test_cluster_secrets_are_never_returned(client: TestClient, ws: Arm) -> None:
     url = ws.rg("workspaces", "ws", "clusters", "c2")
     body = {
         "properties": {
@@ -55,7 +56,7 @@ def test_cluster_secrets_are_never_returned(client, ws):
     assert created.json()["properties"]["nodeSetup"]["setupTask"]["secrets"] == [{"name": "TOKEN"}]
 
 
-def test_auto_storage_extension(client, ws):
+def test_auto_storage_extension(client: TestClient, ws: Arm) -> None:
     url = ws.rg("workspaces", "ws", "clusters", "auto", query="openbai-use-auto-storage=true")
     created = client.put(url, json={"properties": {}})
     assert created.status_code == 200
@@ -64,7 +65,9 @@ def test_auto_storage_extension(client, ws):
     assert mounts["azureBlobFileSystems"][0]["relativeMountPath"] == "autobfs"
 
 
-def test_cluster_with_queued_jobs_cannot_be_deleted(client, ws, logs_share):
+def test_cluster_with_queued_jobs_cannot_be_deleted(
+    client: TestClient, ws: Arm, logs_share: str
+) -> None:
     client.patch(
         ws.rg("workspaces", "ws", "clusters", "c1"),
         json={"properties": {"scaleSettings": {"manual": {"targetNodeCount": 1}}}},

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from .support import API, job_body
+from conftest import Bai
+
+from .support import API, Server, job_body
 
 THREADS = 50
 JOBS_PER_THREAD = 2
 
 
-def test_fifty_threads_create_and_list_jobs(server, bai):
+def test_fifty_threads_create_and_list_jobs(server: Server, bai: Bai) -> None:
     bai("storage", "account", "create", "-n", "acct")
     bai("storage", "share", "create", "--account", "acct", "-n", "logs")
     base = f"/subscriptions/{server.subscription}/resourceGroups/rg/providers/Microsoft.BatchAI"

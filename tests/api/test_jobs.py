@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import time
 
-from .support import delete_and_wait, job_body, wait_for_job
+from openbai.installation import App
+
+from .conftest import TestClient
+from .support import Arm, delete_and_wait, job_body, wait_for_job
 
 
-def jobs_url(arm, *segments, query=""):
+def jobs_url(arm: Arm, *segments: str, query: str = "") -> str:
     return arm.rg("workspaces", "ws", "experiments", "exp", "jobs", *segments, query=query)
 
 
-def test_create_show_and_run(client, ws, logs_share):
+def test_create_show_and_run(client: TestClient, ws: Arm, logs_share: str) -> None:
     body = job_body(
         "echo hello; echo $GREETING",
         environmentVariables=[{"name": "GREETING", "value": "hi"}],
@@ -38,7 +41,9 @@ def test_create_show_and_run(client, ws, logs_share):
     assert "do-not-show" not in client.get(jobs_url(ws, "j1")).text
 
 
-def test_create_refuses_bad_input_naming_the_field(client, ws, logs_share):
+def test_create_refuses_bad_input_naming_the_field(
+    client: TestClient, ws: Arm, logs_share: str
+) -> None:
     cases = [
         ({"properties": {"nodeCount": "one"}}, "properties.nodeCount"),
         (job_body("x", nodeCount=5), "properties.nodeCount"),
@@ -53,14 +58,16 @@ def test_create_refuses_bad_input_naming_the_field(client, ws, logs_share):
     assert client.get(jobs_url(ws, "bad")).status_code == 404
 
 
-def test_duplicate_job_is_a_conflict(client, ws, logs_share):
+def test_duplicate_job_is_a_conflict(client: TestClient, ws: Arm, logs_share: str) -> None:
     assert client.put(jobs_url(ws, "j"), json=job_body("true")).status_code == 200
     again = client.put(jobs_url(ws, "j"), json=job_body("true"))
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "JobAlreadyExists"
 
 
-def test_list_pages_follow_next_link(client, ws, logs_share, service):
+def test_list_pages_follow_next_link(
+    client: TestClient, ws: Arm, logs_share: str, service: App
+) -> None:
     from openbai.services import jobs
 
     service.on_change = lambda: None  # nothing needs to run here
@@ -78,7 +85,7 @@ def test_list_pages_follow_next_link(client, ws, logs_share, service):
     assert len(client.get(jobs_url(ws)).json()["value"]) == 5
 
 
-def test_terminate_is_long_running(client, ws, logs_share):
+def test_terminate_is_long_running(client: TestClient, ws: Arm, logs_share: str) -> None:
     assert client.put(jobs_url(ws, "sleeper"), json=job_body("sleep 60")).status_code == 200
     deadline = time.monotonic() + 30
     while client.get(jobs_url(ws, "sleeper")).json()["properties"]["executionState"] != "running":
@@ -102,13 +109,13 @@ def test_terminate_is_long_running(client, ws, logs_share):
     assert client.post(jobs_url(ws, "sleeper", "listRemoteLoginInformation")).json()["value"] == []
 
 
-def test_operation_ids_are_checked(client, ws):
+def test_operation_ids_are_checked(client: TestClient, ws: Arm) -> None:
     response = client.get(ws.sub("locations", "local", "operationresults", "garbage"))
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "OperationNotFound"
 
 
-def test_delete_job(client, ws, logs_share):
+def test_delete_job(client: TestClient, ws: Arm, logs_share: str) -> None:
     client.put(jobs_url(ws, "j"), json=job_body("true"))
     delete_and_wait(client, jobs_url(ws, "j"))
     assert client.get(jobs_url(ws, "j")).json()["error"]["code"] == "JobNotFound"

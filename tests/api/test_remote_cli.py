@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from conftest import Bai
 
 from openbai.cli.main import cli
 
+from .support import Server
+
 
 class Cli:
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str]) -> None:
         self.env = env
 
     def __call__(self, *argv: str, expect: int = 0) -> Result:
@@ -25,7 +29,7 @@ class Cli:
 
 
 @pytest.fixture
-def clis(bai, server):
+def clis(bai: Bai, server: Server) -> tuple[Cli, Cli]:
     embedded = Cli(dict(bai.env))
     remote = Cli({**bai.env, "BAI_SERVER": server.url, "BAI_TOKEN": server.token})
     return embedded, remote
@@ -41,7 +45,7 @@ JOB = {
 }
 
 
-def test_same_output_embedded_and_through_the_server(clis, tmp_path):
+def test_same_output_embedded_and_through_the_server(clis: tuple[Cli, Cli], tmp_path: Path) -> None:
     embedded, remote = clis
     remote("workspace", "create", "-n", "ws")
     remote("experiment", "create", "-w", "ws", "-n", "exp")
@@ -161,7 +165,7 @@ def test_same_output_embedded_and_through_the_server(clis, tmp_path):
     assert (tmp_path / "back" / "in" / "a.txt").read_text() == "hello from storage\n"
 
 
-def test_same_errors_and_exit_codes(clis):
+def test_same_errors_and_exit_codes(clis: tuple[Cli, Cli]) -> None:
     embedded, remote = clis
     for argv, code in [
         (("workspace", "show", "-n", "nope"), 3),
@@ -176,14 +180,14 @@ def test_same_errors_and_exit_codes(clis):
     assert embedded("workspace", "list").stdout.strip() == "[]"
 
 
-def test_wrong_token_and_unreachable_server(bai, server):
+def test_wrong_token_and_unreachable_server(bai: Bai, server: Server) -> None:
     wrong = Cli({**bai.env, "BAI_SERVER": server.url, "BAI_TOKEN": "nope"})
     assert "bearer token is not valid" in wrong("workspace", "list", expect=5).stderr
     gone = Cli({**bai.env, "BAI_SERVER": "http://127.0.0.1:9", "BAI_TOKEN": "x"})
     assert "cannot reach the openbai server" in gone("workspace", "list", expect=1).stderr
 
 
-def test_new_commands_print_the_same_both_ways(clis):
+def test_new_commands_print_the_same_both_ways(clis: tuple[Cli, Cli]) -> None:
     embedded, remote = clis
     remote("workspace", "create", "-n", "ws")
     remote("experiment", "create", "-w", "ws", "-n", "exp")

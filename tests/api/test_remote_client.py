@@ -8,7 +8,7 @@ from openbai.cli.client import EmbeddedClient
 from openbai.cli.remote import RemoteClient
 
 
-def test_same_methods_and_parameters():
+def test_same_methods_and_parameters() -> None:
     for name, member in inspect.getmembers(EmbeddedClient):
         if name.startswith("_") or name == "app":
             continue

@@ -39,7 +39,7 @@ class TestRemoteStorage(StorageConformance):
     pass
 
 
-def test_from_options_and_errors(storage_server: Server):
+def test_from_options_and_errors(storage_server: Server) -> None:
     built = RemoteStorage.from_options(
         "acct", VolumeKind.BLOB, {"server": storage_server.url, "token": storage_server.token}
     )

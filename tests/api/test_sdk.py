@@ -4,6 +4,9 @@ against a real ``bai serve``: the issue's snippet, end to end."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -12,9 +15,14 @@ from azure.core.exceptions import (
     ResourceExistsError,
     ResourceNotFoundError,
 )
+from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.core.pipeline.transport import HttpRequest, HttpResponse
 from azure.mgmt.batchai import BatchAI
 from azure.mgmt.batchai import models as m
+from conftest import Bai
+
+from .support import Server
 
 TRAIN = b"""\
 import os, sys
@@ -28,17 +36,20 @@ with open(os.path.join(os.environ["AZ_BATCHAI_OUTPUT_MODEL"], "model.txt"), "w")
 """
 
 
-class StaticBearerPolicy(SansIOHTTPPolicy):  # type: ignore[misc]
-    def __init__(self, token: str):
+class StaticBearerPolicy(SansIOHTTPPolicy[HttpRequest, HttpResponse]):
+    def __init__(self, token: str) -> None:
         self._token = token
 
-    def on_request(self, request):
+    def on_request(self, request: PipelineRequest[HttpRequest]) -> None:
         request.http_request.headers["Authorization"] = "Bearer " + self._token
 
 
-def sdk(server, token=None):
+def sdk(server: Server, token: str | None = None) -> Any:
+    # Any: azure-mgmt-batchai 7.0.0 annotates its list operations as yielding the *ListResult
+    # pages, not the items they do yield, so a typed client would refuse every correct use
     return BatchAI(
-        credential=object(),
+        # never asked for a token: azure-core sends one over https only, the policy sends it
+        credential=object(),  # type: ignore[arg-type]
         subscription_id=server.subscription,
         base_url=server.url,
         authentication_policy=StaticBearerPolicy(token or server.token),
@@ -47,7 +58,7 @@ def sdk(server, token=None):
 
 
 @pytest.fixture
-def storage(bai, tmp_path):
+def storage(bai: Bai, tmp_path: Path) -> str:
     """An embedded account with a share (logs, outputs) and a container (script, data)."""
     bai("storage", "account", "create", "-n", "acct")
     bai("storage", "share", "create", "--account", "acct", "-n", "logs")
@@ -70,7 +81,7 @@ def storage(bai, tmp_path):
     return "acct"
 
 
-def test_issue_snippet_end_to_end(server, storage):
+def test_issue_snippet_end_to_end(server: Server, storage: str) -> None:
     client = sdk(server)
     rg, ws, exp = "rg", "ws", "exp"
     workspace = client.workspaces.begin_create(
@@ -129,7 +140,7 @@ def test_issue_snippet_end_to_end(server, storage):
             custom_toolkit_settings=m.CustomToolkitSettings(
                 command_line="python3 $AZ_BATCHAI_INPUT_SCRIPT/train.py"
             ),
-            constraints=m.JobBasePropertiesConstraints(max_wall_clock_time="PT1H"),
+            constraints=m.JobBasePropertiesConstraints(max_wall_clock_time=timedelta(hours=1)),
         ),
     ).result()
     assert job.provisioning_state == "succeeded" and job.tool_type == "custom"
@@ -173,13 +184,13 @@ def test_issue_snippet_end_to_end(server, storage):
     assert httpx.get(models[0].download_url).content == b"model 10\n"
 
 
-def test_sdk_typed_errors_lists_and_deletes(server):
+def test_sdk_typed_errors_lists_and_deletes(server: Server) -> None:
     client = sdk(server)
     with pytest.raises(ClientAuthenticationError):
         sdk(server, token="wrong").workspaces.get("rg", "ws")
     with pytest.raises(ResourceNotFoundError) as missing:
         client.workspaces.get("rg", "ws")
-    assert missing.value.error.code == "WorkspaceNotFound"
+    assert missing.value.error is not None and missing.value.error.code == "WorkspaceNotFound"
 
     for name in ("ws1", "ws2", "ws3"):
         client.workspaces.begin_create(
@@ -252,7 +263,7 @@ def test_sdk_typed_errors_lists_and_deletes(server):
     assert [w.name for w in client.workspaces.list()] == ["ws2", "ws3"]
 
 
-def test_sdk_terminate_waits_for_the_job(server, bai):
+def test_sdk_terminate_waits_for_the_job(server: Server, bai: Bai) -> None:
     bai("storage", "account", "create", "-n", "acct")
     bai("storage", "share", "create", "--account", "acct", "-n", "logs")
     client = sdk(server)
@@ -292,7 +303,7 @@ def test_sdk_terminate_waits_for_the_job(server, bai):
     assert list(client.jobs.list_by_experiment("rg", "ws", "exp")) == []
 
 
-def test_sdk_deletes_are_long_running(server, bai):
+def test_sdk_deletes_are_long_running(server: Server, bai: Bai) -> None:
     """A DELETE answers 202 at once; the SDK's poller returns once the resource is gone."""
     bai("storage", "account", "create", "-n", "acct")
     bai("storage", "share", "create", "--account", "acct", "-n", "logs")
@@ -337,7 +348,7 @@ def test_sdk_deletes_are_long_running(server, bai):
         client.workspaces.get("rg", "ws")
 
 
-def test_a_delete_left_half_done_is_finished_by_the_next_server(bai):
+def test_a_delete_left_half_done_is_finished_by_the_next_server(bai: Bai) -> None:
     from openbai.installation import App
     from openbai.services import deletions
     from openbai.settings import Settings

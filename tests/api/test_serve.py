@@ -4,10 +4,12 @@ and shuts down cleanly on SIGTERM and SIGINT."""
 from __future__ import annotations
 
 import signal
-import time
 
 import pytest
+from conftest import Bai
+from polling import wait_until
 
+from openbai.installation import App
 from openbai.scheduling.dispatcher import Dispatcher
 from openbai.scheduling.in_server import DispatcherThread
 
@@ -15,7 +17,7 @@ from .support import start_server
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_stops_cleanly_on_a_signal(bai, sig):
+def test_stops_cleanly_on_a_signal(bai: Bai, sig: signal.Signals) -> None:
     server = start_server(bai.home, bai.env)
     assert (bai.home / "dispatcher.sock").exists()  # the in-process dispatcher listens
     server.process.send_signal(sig)
@@ -24,20 +26,27 @@ def test_stops_cleanly_on_a_signal(bai, sig):
     assert "Traceback" not in (bai.home / "serve.log").read_text()
 
 
-def test_dispatcher_takes_over_when_the_other_one_leaves(service):
+def test_dispatcher_takes_over_when_the_other_one_leaves(
+    service: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
     other = Dispatcher(service)
     assert other.try_acquire()
     thread = DispatcherThread(service)
+    tries: list[bool] = []
+    acquire = thread.dispatcher.try_acquire
+
+    def counted_acquire() -> bool:
+        tries.append(acquire())
+        return tries[-1]
+
+    monkeypatch.setattr(thread.dispatcher, "try_acquire", counted_acquire)
     thread.start()
     try:
-        time.sleep(0.3)
-        assert not thread._holds_lock.is_set()
+        wait_until(lambda: tries, "try for the lock")
+        assert not any(tries) and not thread._holds_lock.is_set()
         service.changed()  # goes to the other dispatcher meanwhile
         other.close()
-        deadline = time.monotonic() + 5
-        while not thread._holds_lock.is_set():
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(thread._holds_lock.is_set, "lock taken after the other dispatcher left")
         service.changed()  # now wakes the in-process one
     finally:
         thread.close()

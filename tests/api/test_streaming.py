@@ -1,23 +1,24 @@
-"""Following a job's output through a real server: each line reaches the client soon after
-the job wrote it, the stream ends with the job, and a broken stream resumes."""
+"""Following a job's output through a real server: each line reaches the client while the job
+runs, the stream ends with the job, and a broken stream resumes."""
 
 from __future__ import annotations
 
-import statistics
-import time
+from collections.abc import Generator
+
+from conftest import Bai
 
 from openbai.cli.remote import RemoteClient
 
-from .support import API, job_body
+from .support import API, Server, job_body
 
 WRITER = (
     "python3 -u -c 'import time\n"
     "for i in range(80):\n"
-    "    print(repr(time.time()), flush=True); time.sleep(0.025)'"
+    '    print("line", i, flush=True); time.sleep(0.025)\''
 )
 
 
-def setup_job(server, bai, command):
+def setup_job(server: Server, bai: Bai, command: str) -> RemoteClient:
     bai("storage", "account", "create", "-n", "acct")
     bai("storage", "share", "create", "--account", "acct", "-n", "logs")
     base = f"/subscriptions/{server.subscription}/resourceGroups/rg/providers/Microsoft.BatchAI"
@@ -33,29 +34,26 @@ def setup_job(server, bai, command):
     return RemoteClient(server.url, server.token)
 
 
-def test_lines_arrive_within_the_latency_goal(server, bai):
+def test_lines_arrive_in_order_while_the_job_runs_and_the_stream_ends_with_it(
+    server: Server, bai: Bai
+) -> None:
+    """The latency of each line is measured by ``python -m bench api``."""
     client = setup_job(server, bai, WRITER)
-    latencies, buffer = [], b""
+    received, while_running = b"", 0
     for chunk in client.stream_job_file(
         "rg", "ws", "exp", "j", "stdout.txt", directory_id="stdouterr", path="."
     ):
-        now = time.time()
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        latencies += [now - float(line) for line in lines]
-    job = client.get_job("rg", "ws", "exp", "j")
-    state = (job["properties"]["executionState"], job["properties"]["executionInfo"])
-    assert len(latencies) == 80 and buffer == b"", str(state)  # every line, then the end
-    latencies.sort()
-    p50, p99 = statistics.median(latencies), latencies[int(len(latencies) * 0.99) - 1]
-    print(f"stream latency p50 {p50:.3f}s p99 {p99:.3f}s")
-    assert p50 <= 0.1 and p99 <= 0.5, (p50, p99)
-    state = client.get_job("rg", "ws", "exp", "j")["properties"]["executionState"]
-    assert state == "succeeded"
+        received += chunk
+        if client.get_job("rg", "ws", "exp", "j")["properties"]["executionState"] == "running":
+            while_running = received.count(b"\n")
+    job = client.get_job("rg", "ws", "exp", "j")["properties"]
+    assert received == b"".join(f"line {i}\n".encode() for i in range(80)), job
+    assert while_running > 0  # followed as it was written, not read once the job had ended
+    assert job["executionState"] == "succeeded"
     client.close()
 
 
-def test_a_broken_stream_resumes_from_its_offset(server, bai):
+def test_a_broken_stream_resumes_from_its_offset(server: Server, bai: Bai) -> None:
     client = setup_job(server, bai, "for i in $(seq 1 30); do echo line $i; sleep 0.03; done")
     args = ("rg", "ws", "exp", "j", "stdout.txt")
     first = b""
@@ -64,6 +62,7 @@ def test_a_broken_stream_resumes_from_its_offset(server, bai):
         first += chunk
         if len(first) > 20:
             break
+    assert isinstance(stream, Generator)
     stream.close()  # the client went away mid-file
     rest = b"".join(
         client.stream_job_file(*args, directory_id="stdouterr", path=".", offset=len(first))

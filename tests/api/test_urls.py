@@ -8,14 +8,17 @@ import warnings
 import pytest
 
 from openbai.errors import SpecError
+from openbai.installation import App
 from openbai.server import create_app
+
+from .support import Server
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
 
-def _workspaces(server, n=2):
+def _workspaces(server: Server, n: int = 2) -> str:
     with server.client() as http:
         for i in range(n):
             url = f"/subscriptions/{server.subscription}/resourceGroups/rg/providers/Microsoft.BatchAI/workspaces/w{i}"
@@ -28,7 +31,7 @@ def _workspaces(server, n=2):
     return f"/subscriptions/{server.subscription}/providers/Microsoft.BatchAI/workspaces?api-version=2018-05-01&maxresults=1"
 
 
-def test_a_forged_host_header_does_not_move_links(server):
+def test_a_forged_host_header_does_not_move_links(server: Server) -> None:
     first_page = _workspaces(server)
     port = server.url.rsplit(":", 1)[1]
     with server.client() as http:
@@ -55,7 +58,7 @@ def test_a_forged_host_header_does_not_move_links(server):
         assert accepted.headers["Azure-AsyncOperation"].startswith(server.url + "/subscriptions/")
 
 
-def test_a_configured_public_url(service, token):
+def test_a_configured_public_url(service: App, token: str) -> None:
     api = create_app(service.settings, service=service, public_url="https://bai.example.org/api/")
     with TestClient(api, headers={"Authorization": f"Bearer {token}"}) as http:
         sub = service.settings.subscription_id
@@ -74,7 +77,7 @@ def test_a_configured_public_url(service, token):
 @pytest.mark.parametrize(
     "bad", ["ftp://x", "http://", "http://h/?q=1", "http://u:p@h", "http://h:99999"]
 )
-def test_bad_public_urls_are_refused(service, bad):
+def test_bad_public_urls_are_refused(service: App, bad: str) -> None:
     with pytest.raises(SpecError) as refused:
         create_app(service.settings, service=service, public_url=bad)
     assert refused.value.target == "--public-url"

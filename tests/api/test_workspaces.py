@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from .support import delete_and_wait
+from openbai.installation import App
+
+from .conftest import TestClient
+from .support import Arm, delete_and_wait
 
 
-def test_workspace_lifecycle(client, arm):
+def test_workspace_lifecycle(client: TestClient, arm: Arm) -> None:
     url = arm.rg("workspaces", "ws")
     created = client.put(url, json={"location": "local", "tags": {"team": "vision"}})
     assert created.status_code == 200
@@ -26,7 +29,7 @@ def test_workspace_lifecycle(client, arm):
     assert client.delete(url).status_code == 404
 
 
-def test_workspace_lists_by_subscription_and_group(client, arm):
+def test_workspace_lists_by_subscription_and_group(client: TestClient, arm: Arm) -> None:
     for rg, name in [("rg", "a"), ("rg", "b"), ("other", "c")]:
         url = arm.rg("workspaces", name).replace("/resourceGroups/rg/", f"/resourceGroups/{rg}/")
         assert client.put(url, json={"location": "local"}).status_code == 200
@@ -36,7 +39,7 @@ def test_workspace_lists_by_subscription_and_group(client, arm):
     assert [w["name"] for w in client.get(arm.rg("workspaces")).json()["value"]] == ["a", "b"]
 
 
-def test_workspace_body_is_validated(client, arm):
+def test_workspace_body_is_validated(client: TestClient, arm: Arm) -> None:
     url = arm.rg("workspaces", "ws")
     bad = client.put(url, json={"location": 5})
     assert bad.status_code == 400
@@ -47,7 +50,7 @@ def test_workspace_body_is_validated(client, arm):
     assert client.patch(url, json={"tags": ["x"]}).json()["error"]["target"] == "tags"
 
 
-def test_experiment_put_has_no_body(client, arm):
+def test_experiment_put_has_no_body(client: TestClient, arm: Arm) -> None:
     client.put(arm.rg("workspaces", "ws"), json={"location": "local"})
     url = arm.rg("workspaces", "ws", "experiments", "exp")
     created = client.put(url, headers={"Content-Type": ""})
@@ -74,7 +77,7 @@ FILE_SERVER = {
 }
 
 
-def test_file_server_lifecycle_never_shows_the_password(client, arm):
+def test_file_server_lifecycle_never_shows_the_password(client: TestClient, arm: Arm) -> None:
     client.put(arm.rg("workspaces", "ws"), json={"location": "local"})
     url = arm.rg("workspaces", "ws", "fileServers", "nfs")
     created = client.put(url, json=FILE_SERVER)
@@ -91,7 +94,7 @@ def test_file_server_lifecycle_never_shows_the_password(client, arm):
     assert client.get(url).json()["error"]["code"] == "FileServerNotFound"
 
 
-def test_operations_and_usages(client, ws):
+def test_operations_and_usages(client: TestClient, ws: Arm) -> None:
     ops = client.get("/providers/Microsoft.BatchAI/operations?api-version=2018-05-01").json()
     names = [o["name"] for o in ops["value"]]
     assert "Microsoft.BatchAI/jobs/terminate/action" in names
@@ -104,7 +107,7 @@ def test_operations_and_usages(client, ws):
     assert all(u["unit"] == "Count" for u in usages)
 
 
-def test_info_names_the_subscription(client, service):
+def test_info_names_the_subscription(client: TestClient, service: App) -> None:
     info = client.get("/openbai/info").json()
     assert info["subscriptionId"] == service.settings.subscription_id
     assert info["apiVersion"] == "2018-05-01"
