@@ -30,6 +30,25 @@ pytest_plugins = ["slurm_fixture", "azurite_fixture", "samba_fixture"]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = (REPO / ".." / "shared").resolve()
+SAMPLES = SHARED / "samples"
+"""Batch AI's recipes and doc snippets, in ``../shared`` beside a checkout (not in a clone)."""
+
+
+def require_samples() -> Path:
+    """:data:`SAMPLES`; without them the test is skipped, except in CI (``CI`` set), where they
+    are always present and a missing copy is a failure, as for the services' fixtures."""
+    if not (SAMPLES / "batchai-recipes").is_dir() or not (SAMPLES / "doc-snippets").is_dir():
+        reason = f"the Batch AI samples are not at {SAMPLES} (a clone without ../shared)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return SAMPLES
+
+
+@pytest.fixture
+def samples() -> Path:
+    """The Batch AI samples directory (see :func:`require_samples`)."""
+    return require_samples()
 
 
 @dataclass

@@ -118,3 +118,32 @@ def test_commands_that_print_nothing_take_o_none_as_scripts_pass_it(
     ):
         assert ws(*argv, "-o", "none", "--query", "name").stdout == ""
     ws("workspace", "show", "-n", "ws", expect=3)
+
+
+def test_a_short_option_written_with_equals_reads_as_az_reads_it(ws: Bai, tmp_path: Path) -> None:
+    """azure-cli's own scenario test writes ``-d=OUTPUT``; argparse reads the value OUTPUT."""
+    job = tmp_path / "job.json"
+    data = json.loads(
+        Path(job_file(tmp_path, "echo out > $AZ_BATCHAI_OUTPUT_OUTPUT/r.txt")).read_text()
+    )
+    data["properties"]["outputDirectories"] = [
+        {"id": "OUTPUT", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"}
+    ]
+    job.write_text(json.dumps(data))
+    ws("job", "create", "-w=ws", "-e=exp", "-c=c1", "-n=j", "-f", str(job))
+    assert ws.wait("j")["executionState"] == "succeeded"
+    listed = ws.json("job", "file", "list", "-w", "ws", "-e", "exp", "-j", "j", "-d=OUTPUT")
+    assert [f["name"] for f in listed] == ["r.txt"]
+    # a value that merely contains '=' and a '--query' value stay as written
+    query = ws("job", "list", "-w", "ws", "-e", "exp", "--query", "[?name=='j'].name", "-o", "tsv")
+    assert query.stdout == "j\n"
+
+
+def test_tsv_prints_list_rows_as_columns_like_az(ws: Bai) -> None:
+    out = ws("experiment", "list", "-w", "ws", "--query", "[].[name, resourceGroup]", "-o", "tsv")
+    assert out.stdout == "exp\tdefault\n"
+    # inside a row, a list is its length and an object is empty, as az prints them
+    out = ws(
+        "experiment", "list", "-w", "ws", "--query", "[].[name, `[1, 2]`, {a: name}]", "-o", "tsv"
+    )
+    assert out.stdout == "exp\t2\t\n"

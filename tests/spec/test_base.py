@@ -159,6 +159,38 @@ def test_unknown_keys_are_found_where_they_are() -> None:
     assert unknown_keys(JobCreateParameters, job) == [
         "properties.nodeCont",
         "properties.mountVolumes.azureFileShares[1].relativMountPath",
-        "properties.outputDirectories[0].type",
     ]
     assert unknown_keys(JobCreateParameters, {"properties": {"nodeCount": 1}}) == []
+
+
+def test_keys_batch_ai_accepted_are_not_reported() -> None:
+    """2017-09-01-preview's keys and a GET's read-only toolType, fed back by users, are no typos;
+    credentialsInfo (2017's name of credentials) is read as credentials."""
+    from openbai.spec.base import unknown_keys
+
+    job = {
+        "location": "eastus",
+        "properties": {
+            **MINIMAL_JOB["properties"],
+            "location": "eastus",
+            "toolType": "custom",
+            "experimentName": "exp",
+            "priority": 0,
+            "outputDirectories": [
+                {"id": "M", "pathPrefix": "$X", "type": "model", "createNew": False}
+            ],
+            "mountVolumes": {
+                "azureFileShares": [
+                    {
+                        "azureFileUrl": "https://a.file.core.windows.net/s",
+                        "relativeMountPath": "s",
+                        "credentialsInfo": {"accountKey": "k3y"},
+                    }
+                ]
+            },
+        },
+    }
+
+    assert unknown_keys(JobCreateParameters, job) == []
+    share = parse(JobCreateParameters, job).properties.mount_volumes.azure_file_shares[0]  # type: ignore[union-attr]
+    assert share.credentials is not None and share.credentials.account_key == "k3y"

@@ -1,16 +1,14 @@
 """JobCreateParameters: real job.json files, and the mistakes users make in them."""
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SAMPLES
 
 from openbai.errors import SpecError
 from openbai.spec import JobCreateParameters, load_json_file, parse
 from openbai.spec.toolkits import PyTorchSettings
-
-SAMPLES = (Path(__file__).parents[2] / ".." / "shared" / "samples").resolve()
 
 EXPECTED = {
     "batchai-recipes/CNTK/CNTK-GPU-BrainScript/job.json": ("cntk", 1),
@@ -33,11 +31,13 @@ def sample_jobs() -> list[str]:
     )
 
 
+@pytest.mark.usefixtures("samples")  # skipped without ../shared, failed in CI
 def test_every_sample_job_is_known_to_this_test():
     assert sample_jobs() == sorted(EXPECTED)
 
 
-@pytest.mark.parametrize("name", sample_jobs())
+@pytest.mark.usefixtures("samples")
+@pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_sample_jobs_parse(name):
     job = parse(JobCreateParameters, load_json_file(SAMPLES / name))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import SHARED, Bai
+from conftest import Bai
 
 from .conftest import custom_job, storage_dir, write_job
 
@@ -180,8 +180,10 @@ def test_setup_task_runs_once_per_node_before_its_first_job(workspace: Bai, tmp_
     assert "/workspaces/ws/clusters/prepared/" in str(outputs[0])
 
 
-def test_sample_cluster_files_parse_and_unsupported_mounts_are_named(workspace: Bai) -> None:
-    snippet = SHARED / "samples" / "doc-snippets" / "cluster__unmanaged_glusterfs_subnet.json"
+def test_sample_cluster_files_parse_and_unsupported_mounts_are_named(
+    workspace: Bai, samples: Path
+) -> None:
+    snippet = samples / "doc-snippets" / "cluster__unmanaged_glusterfs_subnet.json"
     out = workspace("cluster", "create", "-w", "ws", "-n", "gluster", "-f", str(snippet), expect=2)
     assert "unmanagedFileSystems[0]" in out.stderr
 
@@ -193,7 +195,7 @@ def test_a_job_needing_more_nodes_than_the_cluster_has_is_refused(
     props = {
         "nodeCount": 5,
         "customToolkitSettings": {"commandLine": "true"},
-        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_TEMP",
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
     }
     out = workspace(
         "job",
@@ -213,12 +215,9 @@ def test_a_job_needing_more_nodes_than_the_cluster_has_is_refused(
     assert "properties.nodeCount" in out.stderr and "resize" in out.stderr
 
 
-def test_cluster_with_active_jobs_cannot_be_deleted(workspace: Bai, tmp_path: Path) -> None:
-    props = {
-        "nodeCount": 1,
-        "customToolkitSettings": {"commandLine": "sleep 30"},
-        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_TEMP",
-    }
+def test_cluster_with_active_jobs_cannot_be_deleted(recipes: Bai, tmp_path: Path) -> None:
+    workspace = recipes
+    props = custom_job("sleep 30")
     workspace(
         "job",
         "create",

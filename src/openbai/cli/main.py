@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from openbai import __version__
+from openbai.cli.argv import AzGroup
 from openbai.cli.cluster import cluster_group
 from openbai.cli.common import CliContext, hidden_alias
 from openbai.cli.config import config_group
@@ -16,7 +17,7 @@ from openbai.cli.usage import usage_group, usage_show
 from openbai.cli.workspace import experiment_group, workspace_group
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=AzGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bai")
 @click.option(
     "--server",

@@ -49,9 +49,7 @@ def emit(data: Any, *, output: str, query: str | None, columns: Columns | None =
         Console(highlight=True).print_json(json.dumps(data, default=str))
     elif output == "tsv":
         for row in _rows(data):
-            click.echo(
-                "\t".join(_cell(v) for v in (row.values() if isinstance(row, dict) else [row]))
-            )
+            click.echo(_tsv_row(row))
     else:
         _table(data, columns if not query else None)
 
@@ -60,6 +58,21 @@ def _rows(data: Any) -> list[Any]:
     if data is None:
         return []
     return data if isinstance(data, list) else [data]
+
+
+def _tsv_row(row: Any) -> str:
+    """A row as az's tsv prints it: a list's items (``--query "[].[name, id]"``) or an
+    object's values are the columns; within a row, a list is its length and an object is
+    empty, so that every row has the same columns."""
+    if isinstance(row, bool):
+        return str(row).lower()
+    if not isinstance(row, (dict, list)):
+        return _cell(row)
+    values = row.values() if isinstance(row, dict) else row
+    return "\t".join(
+        str(len(v)) if isinstance(v, list) else "" if isinstance(v, dict) else _cell(v)
+        for v in values
+    )
 
 
 def _cell(value: Any) -> str:

@@ -26,7 +26,7 @@ import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
@@ -86,6 +86,10 @@ class WireModel(BaseModel):
         extra="ignore",
         validate_assignment=False,
     )
+
+    legacy_keys: ClassVar[frozenset[str]] = frozenset()
+    """Keys Batch AI accepted here (older API versions, read-only fields of a GET that a user
+    feeds back) which this model ignores or maps: no warning is given for them."""
 
     def to_wire(self) -> dict[str, Any]:
         """The full JSON document, secrets included: this is what gets stored."""
@@ -221,7 +225,7 @@ def _collect_unknown(annotation: Any, data: Any, path: str, found: list[str]) ->
         where = f"{path}.{key}" if path else key
         if key in fields:
             _collect_unknown(fields[key], value, where, found)
-        elif not key.startswith("$"):
+        elif not key.startswith("$") and key not in getattr(model, "legacy_keys", ()):
             found.append(where)
 
 

@@ -16,7 +16,9 @@ cluster.json. Differences from the 2018-05-01 swagger, because openbai runs no V
         "executor": "local" | "slurm",          # default "local"
         "partition": "gpu",                     # Slurm partition, optional
         "requireContainers": false,             # refuse to run a job on the host
-        "containerRuntime": "podman" | "docker" | "apptainer"   # optional
+        "containerRuntime": "podman" | "docker" | "apptainer",  # optional
+        "sandbox": true,                        # false: tasks run unsealed (--no-sandbox)
+        "cpusPerNode": 2, "memoryPerNode": "4G", "processesPerNode": 1024   # node limits
     }
 
 Batch AI clients ignore the unknown key, so a cluster.json stays valid for both.
@@ -76,6 +78,26 @@ _PARTITION = re.compile(r"[-A-Za-z0-9_.]+")
 def _partition(value: str) -> str:
     if not _PARTITION.fullmatch(value):
         raise ValueError(f"{value!r} is not a Slurm partition name")
+    return value
+
+
+_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
+
+
+def memory_bytes(value: str) -> int:
+    """``4G``, ``512M``, ``1.5GiB``, ``2048`` (MiB) as bytes."""
+    match = _MEMORY.fullmatch(value.strip())
+    if not match:
+        raise ValueError(f"{value!r} is not an amount of memory such as 512M or 4G")
+    unit = {"": 2**20, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}[match[2].upper()]
+    amount = int(float(match[1]) * unit)
+    if amount < 16 * 2**20:
+        raise ValueError(f"{value!r} is less than 16M: no job could run in it")
+    return amount
+
+
+def _memory(value: str) -> str:
+    memory_bytes(value)
     return value
 
 
@@ -207,6 +229,10 @@ class OpenBaiClusterSettings(WireModel):
     container_runtime: Annotated[
         Literal["podman", "docker", "apptainer"] | None, choice("podman", "docker", "apptainer")
     ] = None
+    sandbox: Annotated[bool, Field(strict=True)] = True
+    cpus_per_node: Annotated[float, Field(gt=0, le=4096)] | None = None
+    memory_per_node: Annotated[str, AfterValidator(_memory)] | None = None
+    processes_per_node: Annotated[StrictInt, Field(ge=16, le=4_194_304)] | None = None
 
 
 class ClusterBaseProperties(WireModel):
@@ -231,6 +257,8 @@ class ClusterBaseProperties(WireModel):
 
 class ClusterCreateParameters(WireModel):
     """The whole cluster.json / PUT body: ``{"properties": {...}}``."""
+
+    legacy_keys = frozenset({"location", "tags"})  # 2017-09-01-preview's ARM envelope
 
     properties: ClusterBaseProperties
 

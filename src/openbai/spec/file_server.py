@@ -65,4 +65,6 @@ class FileServerBaseProperties(WireModel):
 class FileServerCreateParameters(WireModel):
     """The whole PUT body: ``{"properties": {...}}``."""
 
+    legacy_keys = frozenset({"location", "tags"})  # 2017-09-01-preview's ARM envelope
+
     properties: FileServerBaseProperties

@@ -54,6 +54,7 @@ from openbai.spec.toolkits import (
     ToolkitSettings,
     ToolType,
 )
+from openbai.vocabulary import STDOUTERR
 
 __all__ = [
     "ContainerSettings",
@@ -66,11 +67,7 @@ __all__ = [
     "OutputDirectory",
     "PrivateRegistryCredentials",
     "SchedulingPriority",
-    "STDOUTERR_ID",
 ]
-
-STDOUTERR_ID = "stdouterr"
-"""The output directory id under which a job's stdout/stderr/execution log are listed."""
 
 SchedulingPriority = Literal["low", "normal", "high"]
 
@@ -141,6 +138,10 @@ class InputDirectory(WireModel):
 class OutputDirectory(WireModel):
     """``$AZ_BATCHAI_OUTPUT_<id>`` = ``<pathPrefix>/<job segment>/outputs[/<pathSuffix>]``."""
 
+    # 2017-09-01-preview: the kind of output (model, logs, summary, custom) and whether to make
+    # a new folder; both only informed Batch AI's portal
+    legacy_keys = frozenset({"type", "createNew"})
+
     id: DirectoryId
     path_prefix: PathPrefix
     path_suffix: RelativePath | None = None
@@ -148,7 +149,7 @@ class OutputDirectory(WireModel):
     @field_validator("id")
     @classmethod
     def _not_stdouterr(cls, value: str) -> str:
-        if value.lower() == STDOUTERR_ID:
+        if value.lower() == STDOUTERR:
             raise ValueError(f"{value!r} is reserved for the job's standard output")
         return value
 
@@ -161,6 +162,10 @@ class JobConstraints(WireModel):
 
 class JobBaseProperties(WireModel):
     """Everything a job is made of (the ``properties`` of a job.json)."""
+
+    # ``toolType`` is printed by GET (derived from the toolkit); the others are 2017's keys
+    # (``priority`` is read by _legacy_priority when it names a 2018 priority)
+    legacy_keys = frozenset({"toolType", "experimentName", "location", "priority"})
 
     scheduling_priority: Annotated[SchedulingPriority, choice("low", "normal", "high")] = "normal"
     cluster: ResourceId | None = None
@@ -291,5 +296,7 @@ def _alias(name: str) -> str:
 
 class JobCreateParameters(WireModel):
     """The whole job.json / PUT body: ``{"properties": {...}}``."""
+
+    legacy_keys = frozenset({"location"})  # 2017-09-01-preview put the region here
 
     properties: JobBaseProperties

@@ -24,7 +24,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, model_validator
 
@@ -90,8 +90,22 @@ class AzureStorageCredentialsInfo(WireModel):
         return self
 
 
+def _credentials_info(data: Any) -> Any:
+    """Read ``credentialsInfo``, the 2017-09-01-preview name of ``credentials``."""
+    if isinstance(data, dict) and "credentialsInfo" in data and "credentials" not in data:
+        data = {**data, "credentials": data["credentialsInfo"]}
+    return data
+
+
 class AzureFileShareReference(WireModel):
     """An Azure File share (SMB) mounted at ``relativeMountPath``."""
+
+    legacy_keys = frozenset({"credentialsInfo"})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_credentials_name(cls, data: Any) -> Any:
+        return _credentials_info(data)
 
     account_name: str | None = None
     azure_file_url: FileUrl
@@ -122,6 +136,13 @@ class AzureFileShareReference(WireModel):
 
 class AzureBlobFileSystemReference(WireModel):
     """A blob container mounted with blobfuse (or our equivalent) at ``relativeMountPath``."""
+
+    legacy_keys = frozenset({"credentialsInfo"})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_credentials_name(cls, data: Any) -> Any:
+        return _credentials_info(data)
 
     account_name: NonEmptyStr
     container_name: NonEmptyStr
