@@ -174,6 +174,8 @@ def test_outputs_that_cannot_be_stored_fail_the_job(
         create_account(app, "acct", kind="azure",
                        options={"connection_string": azurite.connection_string, "retry_total": 0})  # fmt: skip
         bai("storage", "container", "create", "--account", "acct", "-n", "out")
+        bai("storage", "account", "create", "-n", "local")  # for stdout, which must be on a volume
+        bai("storage", "share", "create", "--account", "local", "-n", "logs")
         script = tmp_path / "write.py"
         script.write_text(
             "import os, sys, time\n"
@@ -187,9 +189,12 @@ def test_outputs_that_cannot_be_stored_fail_the_job(
         properties = {
             "nodeCount": 1,
             "customToolkitSettings": {"commandLine": f"python3 {script} {opened} {go}"},
-            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_TEMP",
-            "mountVolumes": {"azureBlobFileSystems": [
-                {"accountName": "acct", "containerName": "out", "relativeMountPath": "out"}]},
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+            "mountVolumes": {
+                "azureBlobFileSystems": [
+                    {"accountName": "acct", "containerName": "out", "relativeMountPath": "out"}],
+                "azureFileShares": [{"azureFileUrl": "https://local.file.core.windows.net/logs",
+                                     "relativeMountPath": "logs"}]},
         }  # fmt: skip
         (tmp_path / "job.json").write_text(json.dumps({"properties": properties}))
         bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "j1",

@@ -5,12 +5,21 @@ from __future__ import annotations
 import pytest
 
 from openbai.errors import ConflictError
-from openbai.services import clusters, deletions, jobs, workspaces
+from openbai.services import accounts, clusters, deletions, jobs, workspaces
+from openbai.storage.base import VolumeKind
 
 JOB = {
     "properties": {
         "nodeCount": 1,
         "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+        "mountVolumes": {
+            "azureFileShares": [
+                {
+                    "azureFileUrl": "https://acct.file.core.windows.net/logs",
+                    "relativeMountPath": "logs",
+                }
+            ]
+        },
         "customToolkitSettings": {"commandLine": "sleep 60"},
     }
 }
@@ -20,6 +29,8 @@ JOB = {
 def installation(app):
     workspaces.create_workspace(app, "rg", "ws")
     workspaces.create_experiment(app, "rg", "ws", "exp")
+    accounts.create_account(app, "acct")
+    accounts.create_volume(app, "acct", VolumeKind.FILE, "logs")
     clusters.create_cluster(
         app, "rg", "ws", "c", {"properties": {"scaleSettings": {"manual": {"targetNodeCount": 1}}}}
     )

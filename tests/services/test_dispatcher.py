@@ -14,7 +14,8 @@ from sqlalchemy import null, select, update
 
 from openbai.installation import App
 from openbai.scheduling.dispatcher import Dispatcher
-from openbai.services import clusters, jobs, workspaces
+from openbai.services import accounts, clusters, jobs, workspaces
+from openbai.storage.base import VolumeKind
 from openbai.store.models import Job
 
 
@@ -25,6 +26,8 @@ def local4(app: App) -> Iterator[App]:
     app.on_change = lambda: None
     workspaces.create_workspace(app, "default", "ws")
     workspaces.create_experiment(app, "default", "ws", "exp")
+    accounts.create_account(app, "acct")
+    accounts.create_volume(app, "acct", VolumeKind.FILE, "logs")
     clusters.create_cluster(
         app,
         "default",
@@ -44,7 +47,15 @@ def queue(app: App, name: str, command: str, *, nodes: int = 1, priority: str = 
             "nodeCount": nodes,
             "schedulingPriority": priority,
             "customToolkitSettings": {"commandLine": command},
-            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_TEMP",
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+            "mountVolumes": {
+                "azureFileShares": [
+                    {
+                        "azureFileUrl": "https://acct.file.core.windows.net/logs",
+                        "relativeMountPath": "logs",
+                    }
+                ]
+            },
         }
     }
     jobs.create_job(app, "default", "ws", "exp", name, body, cluster="c4")

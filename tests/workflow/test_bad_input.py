@@ -287,31 +287,138 @@ def test_file_list_path_cannot_escape_the_output_directory(
     assert "file" in out.stderr
 
 
-def test_output_directory_not_on_a_mount_is_reported_like_batch_ai(
-    recipes: Bai, tmp_path: Path
+BIG = 128 * 1024
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        (
+            {"environmentVariables": [{"name": "BLOB", "value": "x" * BIG}]},
+            "properties.environmentVariables[0].value",
+            "128 KiB",
+        ),
+        (
+            {"secrets": [{"name": "KEY", "value": "s" * BIG}]},
+            "properties.secrets[0].value",
+            "128 KiB",
+        ),
+        (
+            {"customToolkitSettings": {"commandLine": "echo " + "x" * BIG}},
+            "properties.customToolkitSettings.commandLine",
+            "128 KiB",
+        ),
+        (
+            {"jobPreparation": {"commandLine": ": " + "x" * BIG}},
+            "properties.jobPreparation.commandLine",
+            "128 KiB",
+        ),
+        (
+            {
+                "environmentVariables": [
+                    {"name": f"PART{i}", "value": "x" * 100_000} for i in range(30)
+                ]
+            },
+            "properties.environmentVariables",
+            "ARG_MAX",
+        ),
+        (
+            {"customToolkitSettings": {"commandLine": "echo a\u0000b"}},
+            "properties.customToolkitSettings.commandLine",
+            "NUL",
+        ),
+        (
+            {"environmentVariables": [{"name": "V", "value": "\ud800"}]},
+            "properties.environmentVariables[0].value",
+            "surrogate",
+        ),
+        (
+            {"constraints": {"maxWallClockTime": "PT99999999999999999999S"}},
+            "properties.constraints.maxWallClockTime",
+            "at most 7 days",
+        ),
+        (
+            {"constraints": {"maxWallClockTime": "P100Y"}},
+            "properties.constraints.maxWallClockTime",
+            "at most 7 days",
+        ),
+        (
+            {"stdOutErrPathPrefix": "/tmp/outside"},
+            "properties.stdOutErrPathPrefix",
+            "on no volume mounted for the job",
+        ),
+        (
+            {"stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_TEMP"},
+            "properties.stdOutErrPathPrefix",
+            "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",  # names the volumes it could be on
+        ),
+        (
+            {"stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs/../../escape"},
+            "properties.stdOutErrPathPrefix",
+            "'..'",
+        ),
+        (
+            {"stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs/a/../b"},
+            "properties.stdOutErrPathPrefix",
+            "'..'",
+        ),
+        (
+            {"outputDirectories": [{"id": "OUT", "pathPrefix": "/abs/out"}]},
+            "properties.outputDirectories[0].pathPrefix",
+            "on no volume mounted for the job",
+        ),
+        (
+            {"outputDirectories": [{"id": "OUT", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/../x"}]},
+            "properties.outputDirectories[0].pathPrefix",
+            "'..'",
+        ),
+        (
+            {"outputDirectories": [{"id": "OUT", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/logs"}]},
+            "properties.outputDirectories[0].pathPrefix",  # the cluster mounts nothing
+            "on no volume mounted for the job",
+        ),
+        ({"nodeCount": None}, "properties.nodeCount", "required"),
+    ],
+)
+def test_what_would_fail_at_run_time_is_refused_at_create(
+    recipes: Bai, tmp_path: Path, change: dict, field: str, words: str
 ) -> None:
-    props = custom_job("echo hi", stdOutErrPathPrefix="$AZ_BATCHAI_JOB_TEMP")
-    recipes(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        "c1",
-        "-n",
-        "tmp",
-        "-f",
-        write_job(tmp_path, props),
+    props = {**custom_job("true"), **change}
+    if props["nodeCount"] is None:
+        del props["nodeCount"]
+    err = create(recipes, tmp_path, props)
+    assert f"ERROR: {field}" in err, err
+    assert words in err, err
+    assert "Traceback" not in err
+    assert "s" * 100 not in err, "a secret value must not be echoed"
+
+
+def test_a_job_may_set_its_own_path(recipes: Bai, tmp_path: Path) -> None:
+    """bash is not looked up through the job's PATH: the job starts and sees its own PATH."""
+    props = custom_job(
+        'echo "path=$PATH"', environmentVariables=[{"name": "PATH", "value": "/nonexistent"}]
     )
-    assert recipes.wait("tmp")["executionState"] == "succeeded"
-    out = recipes("job", "file", "list", "-w", "ws", "-e", "exp", "-j", "tmp", expect=3)
-    assert "The specified outputDirectoryId stdouterr is not present on a mount root" in out.stderr
-    out = recipes(
-        "job", "file", "list", "-w", "ws", "-e", "exp", "-j", "tmp", "-d", "NOPE", expect=3
+    recipes("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "path",
+            "-f", write_job(tmp_path, props), "-o", "none")  # fmt: skip
+    assert recipes.wait("path")["executionState"] == "succeeded"
+    out = recipes("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "path",
+                  "-f", "stdout.txt")  # fmt: skip
+    assert "path=/nonexistent" in out.stdout
+
+
+def test_the_longest_variable_the_kernel_takes_runs(recipes: Bai, tmp_path: Path) -> None:
+    """The limit is the kernel's, not a smaller one: a value just under it is accepted and
+    reaches the job whole."""
+    value = "v" * (128 * 1024 - len("BIG=") - 1)
+    props = custom_job(
+        'echo "length=${#BIG}"', environmentVariables=[{"name": "BIG", "value": value}]
     )
-    assert "NOPE" in out.stderr
+    recipes("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "big",
+            "-f", write_job(tmp_path, props), "-o", "none")  # fmt: skip
+    assert recipes.wait("big")["executionState"] == "succeeded"
+    out = recipes("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "big",
+                  "-f", "stdout.txt")  # fmt: skip
+    assert f"length={len(value)}" in out.stdout
 
 
 def test_unknown_resources_exit_3(recipes: Bai) -> None:

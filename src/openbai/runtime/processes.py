@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import select
+import shutil
 import signal
 import subprocess
 import time
@@ -44,7 +45,12 @@ def start(
 
 
 def bash(command: str) -> list[str]:
-    return ["bash", "-c", command]
+    """``bash -c command`` with bash found through the runner's own PATH: ``Popen`` would look
+    it up through the job's, which the job may set (to a directory without bash)."""
+    return [_BASH, "-c", command]
+
+
+_BASH = shutil.which("bash") or "/bin/bash"
 
 
 def exit_code(returncode: int) -> int:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError, SpecError
 from openbai.installation import App
-from openbai.scheduling.locations import VolumeLocation, locate
+from openbai.scheduling.locations import MountedVolume, VolumeLocation, locate
 from openbai.scheduling.volumes import mounted_volumes
 from openbai.services import ids
 from openbai.services.clusters import cluster_row
@@ -151,13 +151,12 @@ def create_job(
         f"{app.settings.subscription_id}/{rg}/workspaces/{ws}/experiments/{exp}/jobs/{name}/{uid}"
     )
     locations: dict[str, Any] = {}
-    stdouterr = locate(props.std_out_err_path_prefix, mounted)
-    locations[STDOUTERR] = stdouterr.join(segment, "stdouterr").to_json() if stdouterr else None
-    for out in props.output_directories:
-        loc = locate(out.path_prefix, mounted)
-        locations[out.id] = (
-            loc.join(segment, "outputs", out.path_suffix or "").to_json() if loc else None
-        )
+    stdouterr = _on_volume(props.std_out_err_path_prefix, mounted, "properties.stdOutErrPathPrefix")
+    locations[STDOUTERR] = stdouterr.join(segment, "stdouterr").to_json()
+    for index, out in enumerate(props.output_directories):
+        field = f"properties.outputDirectories[{index}].pathPrefix"
+        loc = _on_volume(out.path_prefix, mounted, field)
+        locations[out.id] = loc.join(segment, "outputs", out.path_suffix or "").to_json()
 
     wire = props.to_public_wire()
     wire.pop("cluster", None)
@@ -192,6 +191,24 @@ def create_job(
         result = job_view(app.settings, row)
     app.changed()
     return result
+
+
+def _on_volume(prefix: str, mounted: list[MountedVolume], field: str) -> VolumeLocation:
+    """Where ``prefix`` lies in storage; a path on no mounted volume is refused, for the job's
+    files would land where they cannot be listed or streamed, nor outlive the node."""
+    location = locate(prefix, mounted)
+    if location is None:
+        roots = [f"${m.root}/{m.relative_path.strip('/')}" for m in mounted]
+        where = (
+            "one of " + ", ".join(roots)
+            if roots
+            else "a volume, but neither the job nor the cluster mounts one (mountVolumes)"
+        )
+        raise SpecError(
+            f"{field}: {prefix} is on no volume mounted for the job; it must be inside {where}",
+            target=field,
+        )
+    return location
 
 
 def _secrets(props: Any) -> dict[str, Any]:
