@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ def gone(bai: Bai, *show: str, timeout: float = 60) -> None:
 
 
 @pytest.fixture
-def service(bai: Bai):
+def service(bai: Bai) -> Iterator[App]:
     app = App.open(Settings.load(bai.env))
     yield app
     app.close()

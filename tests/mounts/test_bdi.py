@@ -12,7 +12,7 @@ MOUNTINFO = """\
 """
 
 
-def test_the_device_of_a_mount_point_is_the_last_mounted_there():
+def test_the_device_of_a_mount_point_is_the_last_mounted_there() -> None:
     assert device_of("/tmp/job/mounts/data", MOUNTINFO) == "0:60"
     assert device_of("/tmp/with space", MOUNTINFO) == "0:53"
     assert device_of("/tmp/job", MOUNTINFO) is None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from azurite_fixture import AzuriteProcess, require_node
+from azurite_fixture import Azurite, AzuriteProcess, require_node
+from polling import wait_until
 
 from openbai.errors import MountError, NotFoundError
 from openbai.mounts.copy import CopyMounter
@@ -19,13 +19,6 @@ from .conftest import FAST, blob_spec
 pytestmark = pytest.mark.azurite
 
 
-def wait_for(check, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
-
-
 def stored(blob: AzureBlobStorage, container: str, path: str) -> bytes | None:
     try:
         return blob.read(container, path)
@@ -33,7 +26,9 @@ def stored(blob: AzureBlobStorage, container: str, path: str) -> bytes | None:
         return None
 
 
-def test_copy_mode_round_trip(azurite, blob: AzureBlobStorage, container: str, tmp_path: Path):
+def test_copy_mode_round_trip(
+    azurite: Azurite, blob: AzureBlobStorage, container: str, tmp_path: Path
+) -> None:
     source = tmp_path / "in.txt"
     source.write_text("input")
     blob.upload(container, "inputs/a.txt", source)
@@ -48,8 +43,10 @@ def test_copy_mode_round_trip(azurite, blob: AzureBlobStorage, container: str, t
     (target / "out").mkdir()
     (target / "out" / "progress.txt").write_text("epoch 1\n")
     (target / "old.txt").unlink()
-    wait_for(lambda: stored(blob, container, "out/progress.txt") == b"epoch 1\n", 5.0)
-    wait_for(lambda: stored(blob, container, "old.txt") is None, 5.0)
+    wait_until(
+        lambda: stored(blob, container, "out/progress.txt") == b"epoch 1\n", "progress synced", 5.0
+    )
+    wait_until(lambda: stored(blob, container, "old.txt") is None, "deletion synced", 5.0)
     (target / "out" / "model.bin").write_bytes(b"weights")
     (target / "out" / "progress.txt").write_text("epoch 1\nepoch 2\n")
     mount.unmount()
@@ -58,7 +55,7 @@ def test_copy_mode_round_trip(azurite, blob: AzureBlobStorage, container: str, t
     assert not target.exists()
 
 
-def test_copy_mode_fails_loudly_when_outputs_cannot_be_stored(tmp_path: Path):
+def test_copy_mode_fails_loudly_when_outputs_cannot_be_stored(tmp_path: Path) -> None:
     require_node()
     process = AzuriteProcess(tmp_path / "azurite")
     azurite = process.start()
@@ -82,7 +79,7 @@ def test_copy_mode_fails_loudly_when_outputs_cannot_be_stored(tmp_path: Path):
         process.stop()
 
 
-def test_missing_container_is_a_mount_error(azurite, tmp_path: Path):
+def test_missing_container_is_a_mount_error(azurite: Azurite, tmp_path: Path) -> None:
     with pytest.raises(MountError):
         CopyMounter(FAST, reason="test").mount(
             blob_spec(azurite, "no-such-container"), tmp_path / "data", print

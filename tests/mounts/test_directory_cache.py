@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from polling import wait_until
 
 from openbai.mounts.directory_cache import DirectoryCache
 from openbai.storage.base import FileInfo, VolumeKind
@@ -15,7 +16,7 @@ from openbai.storage.local import LocalStorage
 class CountingStorage(LocalStorage):
     """A real local volume that counts its listings and can hold the first one back."""
 
-    def __init__(self, base: Path):
+    def __init__(self, base: Path) -> None:
         super().__init__(base, VolumeKind.BLOB)
         self.listings = 0
         self.release = threading.Event()
@@ -28,20 +29,24 @@ class CountingStorage(LocalStorage):
         return super().list_dir(volume, path, recursive=recursive)
 
 
-def test_threads_missing_the_cache_together_share_one_listing(tmp_path: Path):
+def test_threads_missing_the_cache_together_share_one_listing(tmp_path: Path) -> None:
     backend = CountingStorage(tmp_path)
     backend.create_volume("data")
     for i in range(50):
         (tmp_path / "data" / f"{i:02d}.bin").write_bytes(b"x" * i)
     names = DirectoryCache(backend, "data", lambda key: key, ttl=60.0)
     found: list[FileInfo | None] = []
-    threads = [
-        threading.Thread(target=lambda i=i: found.append(names.lookup(f"{i:02d}.bin")))
-        for i in range(16)
-    ]
+    arrived: list[int] = []
+
+    def look(i: int) -> None:
+        arrived.append(i)
+        found.append(names.lookup(f"{i:02d}.bin"))
+
+    threads = [threading.Thread(target=look, args=(i,)) for i in range(16)]
     for thread in threads:
         thread.start()
-    time.sleep(0.2)  # the threads arrive while the first listing is held back
+    # the threads arrive while the first listing is held back
+    wait_until(lambda: len(arrived) == 16 and backend.listings == 1, "16 threads at the lookup")
     backend.release.set()
     for thread in threads:
         thread.join()
@@ -50,7 +55,7 @@ def test_threads_missing_the_cache_together_share_one_listing(tmp_path: Path):
     assert names.lookup("missing.bin") is None and backend.listings == 1
 
 
-def test_an_expired_listing_answers_while_a_fresh_one_is_fetched(tmp_path: Path):
+def test_an_expired_listing_answers_while_a_fresh_one_is_fetched(tmp_path: Path) -> None:
     backend = CountingStorage(tmp_path)
     backend.release.set()
     backend.create_volume("data")
@@ -58,24 +63,28 @@ def test_an_expired_listing_answers_while_a_fresh_one_is_fetched(tmp_path: Path)
     names = DirectoryCache(backend, "data", lambda key: key, ttl=3.0)
     assert names.lookup("old.bin") is not None and backend.listings == 1
     (tmp_path / "data" / "new.bin").write_bytes(b"new")  # by another client
-    time.sleep(3.3)  # expired, within the grace period (another 3 s)
     backend.release.clear()  # the fresh listing is held back: the old one answers
-    assert names.lookup("new.bin") is None
+    # once expired (within the grace period, another 3 s), a lookup answers from the old
+    # listing and starts the fresh one in the background
+    wait_until(
+        lambda: names.lookup("new.bin") is None and backend.listings == 2,
+        "background listing after the expiry",
+        timeout=10,
+    )
     backend.release.set()
-    deadline = time.monotonic() + 10
-    while names.lookup("new.bin") is None:
-        assert time.monotonic() < deadline, "the background listing never landed"
-        time.sleep(0.05)
+    wait_until(lambda: names.lookup("new.bin"), "name from the background listing", timeout=10)
     assert backend.listings == 2
 
 
-def test_a_change_made_through_the_mount_is_never_hidden_by_an_older_listing(tmp_path: Path):
+def test_a_change_made_through_the_mount_is_never_hidden_by_an_older_listing(
+    tmp_path: Path,
+) -> None:
     backend = CountingStorage(tmp_path)
     backend.create_volume("data")
     names = DirectoryCache(backend, "data", lambda key: key, ttl=60.0)
     first = threading.Thread(target=names.listing, args=("",))
     first.start()  # a listing on its way (held back) ...
-    time.sleep(0.1)
+    wait_until(lambda: backend.listings == 1, "listing on its way")
     (tmp_path / "data" / "made.bin").write_bytes(b"x")  # ... when the mount makes a file
     names.forget("made.bin")
     backend.release.set()

@@ -8,11 +8,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from azurite_fixture import AzuriteProcess, require_node
+from azurite_fixture import Azurite, AzuriteProcess, require_node
+from polling import wait_until
 
 from openbai.errors import MountError, NotFoundError
 from openbai.mounts.fuse import FuseMounter, state_root
@@ -30,17 +32,9 @@ def put(blob: AzureBlobStorage, container: str, path: str, data: bytes, tmp: Pat
     blob.upload(container, path, source)
 
 
-def wait_for(check, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
-
-
 def test_reads_and_lists_what_is_in_the_container(
     mount_blob: MountIt, blob: AzureBlobStorage, container: str, tmp_path: Path
-):
+) -> None:
     big = os.urandom(20 * 1024 * 1024 + 333)
     put(blob, container, "train/0.csv", b"x,y\n1,2\n", tmp_path)
     put(blob, container, "train/deep/1.csv", b"x,y\n3,4\n", tmp_path)
@@ -62,16 +56,24 @@ def test_reads_and_lists_what_is_in_the_container(
 
 def test_written_files_become_blobs_and_show_while_being_written(
     mount_blob: MountIt, blob: AzureBlobStorage, container: str
-):
+) -> None:
     root = mount_blob().path
     (root / "out").mkdir()
     with open(root / "out" / "log.txt", "w") as log:
         log.write("epoch 1\n")
         log.flush()
-        wait_for(lambda: _content(blob, container, "out/log.txt") == b"epoch 1\n", 5.0)
+        wait_until(
+            lambda: _content(blob, container, "out/log.txt") == b"epoch 1\n",
+            "first line uploaded",
+            5.0,
+        )
         log.write("epoch 2\n")
         log.flush()
-        wait_for(lambda: _content(blob, container, "out/log.txt") == b"epoch 1\nepoch 2\n", 5.0)
+        wait_until(
+            lambda: _content(blob, container, "out/log.txt") == b"epoch 1\nepoch 2\n",
+            "second line uploaded",
+            5.0,
+        )
         assert (root / "out" / "log.txt").read_text() == "epoch 1\nepoch 2\n"
     data = os.urandom(17 * 1024 * 1024)
     (root / "out" / "weights.bin").write_bytes(data)
@@ -84,7 +86,7 @@ def test_written_files_become_blobs_and_show_while_being_written(
 
 def test_big_write_with_commits_while_it_is_written(
     mount_blob: MountIt, blob: AzureBlobStorage, container: str
-):
+) -> None:
     """Periodic commits while parallel blocks are staged: close succeeds (no EIO), every byte
     lands, and the blob carries the MD5 of its bytes (written sequentially)."""
     data = os.urandom(96 * 1024 * 1024 + 1234)
@@ -105,7 +107,7 @@ def _content(blob: AzureBlobStorage, container: str, path: str) -> bytes | None:
 
 def test_write_tmp_then_rename_is_atomic_for_readers(
     mount_blob: MountIt, blob: AzureBlobStorage, container: str, tmp_path: Path
-):
+) -> None:
     old, new = b"old" * 100_000, b"new" * 200_000
     put(blob, container, "ckpt/model.pt", old, tmp_path)
     root = mount_blob().path
@@ -121,7 +123,7 @@ def test_write_tmp_then_rename_is_atomic_for_readers(
     try:
         (root / "ckpt" / "model.pt.tmp").write_bytes(new)
         os.rename(root / "ckpt" / "model.pt.tmp", root / "ckpt" / "model.pt")
-        time.sleep(0.3)
+        wait_until(lambda: new in seen, "read of the renamed checkpoint")
     finally:
         stop.set()
         thread.join()
@@ -133,7 +135,7 @@ def test_write_tmp_then_rename_is_atomic_for_readers(
 
 def test_directories_delete_truncate_and_rename(
     mount_blob: MountIt, blob: AzureBlobStorage, container: str
-):
+) -> None:
     root = mount_blob().path
     (root / "empty").mkdir()
     assert "empty" in os.listdir(root)
@@ -157,7 +159,7 @@ def test_directories_delete_truncate_and_rename(
 
 def test_unmount_stores_everything_and_leaves_nothing(
     mount_blob: MountIt, blob: AzureBlobStorage, container: str
-):
+) -> None:
     mount = mount_blob()
     files = {f"out/{i}.txt": os.urandom(1000 + i) for i in range(40)}
     (mount.path / "out").mkdir()
@@ -170,7 +172,7 @@ def test_unmount_stores_everything_and_leaves_nothing(
     assert str(mount.path) not in openbai_mounts()
 
 
-def test_missing_container_is_a_mount_error(fuse, azurite, tmp_path: Path):
+def test_missing_container_is_a_mount_error(fuse: None, azurite: Azurite, tmp_path: Path) -> None:
     spec = blob_spec(azurite, "no-such-container")
     with pytest.raises(MountError, match="no-such-container"):
         FuseMounter(FAST).mount(spec, tmp_path / "data", print)
@@ -178,7 +180,7 @@ def test_missing_container_is_a_mount_error(fuse, azurite, tmp_path: Path):
 
 
 @pytest.fixture
-def own_azurite(tmp_path: Path):
+def own_azurite(tmp_path: Path) -> Iterator[tuple[AzuriteProcess, Azurite]]:
     """An Azurite of this test alone (it is stopped and started by the test)."""
     require_node()
     process = AzuriteProcess(tmp_path / "azurite")
@@ -187,7 +189,9 @@ def own_azurite(tmp_path: Path):
     process.stop()
 
 
-def test_writes_ride_out_a_storage_outage(fuse, own_azurite, tmp_path: Path):
+def test_writes_ride_out_a_storage_outage(
+    fuse: None, own_azurite: tuple[AzuriteProcess, Azurite], tmp_path: Path
+) -> None:
     process, azurite = own_azurite
     backend = AzureBlobStorage.from_options(
         azurite.account_name, VolumeKind.BLOB, {"connection_string": azurite.connection_string}
@@ -213,7 +217,9 @@ def test_writes_ride_out_a_storage_outage(fuse, own_azurite, tmp_path: Path):
         backend.close()
 
 
-def test_storage_gone_for_good_fails_the_unmount_loudly(fuse, own_azurite, tmp_path: Path):
+def test_storage_gone_for_good_fails_the_unmount_loudly(
+    fuse: None, own_azurite: tuple[AzuriteProcess, Azurite], tmp_path: Path
+) -> None:
     process, azurite = own_azurite
     backend = AzureBlobStorage.from_options(
         azurite.account_name, VolumeKind.BLOB, {"connection_string": azurite.connection_string}
@@ -234,7 +240,9 @@ def test_storage_gone_for_good_fails_the_unmount_loudly(fuse, own_azurite, tmp_p
     assert str(mount.path) not in openbai_mounts()
 
 
-def test_the_mount_goes_away_with_the_process_that_made_it(fuse, azurite, container, tmp_path):
+def test_the_mount_goes_away_with_the_process_that_made_it(
+    fuse: None, azurite: Azurite, container: str, tmp_path: Path
+) -> None:
     target = tmp_path / "m" / "data"
     script = (
         "import os, sys\nfrom pathlib import Path\n"
@@ -249,8 +257,8 @@ def test_the_mount_goes_away_with_the_process_that_made_it(fuse, azurite, contai
     before = set(state_root().iterdir()) if state_root().exists() else set()
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 9, result.stderr
-    wait_for(lambda: str(target) not in openbai_mounts(), 10.0)
-    wait_for(lambda: set(state_root().iterdir()) <= before, 10.0)
+    wait_until(lambda: str(target) not in openbai_mounts(), "unmount", 10.0)
+    wait_until(lambda: set(state_root().iterdir()) <= before, "state cleaned up", 10.0)
     backend = AzureBlobStorage.from_options(
         azurite.account_name, VolumeKind.BLOB, {"connection_string": azurite.connection_string}
     )

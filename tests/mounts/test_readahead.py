@@ -12,7 +12,7 @@ KiB = 1024
 
 
 class Store:
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes) -> None:
         self.data = data
         self.requests: list[tuple[int, int]] = []
         self._lock = threading.Lock()
@@ -23,7 +23,7 @@ class Store:
         return self.data[offset : offset + length]
 
 
-def test_first_byte_needs_one_small_range_not_the_file():
+def test_first_byte_needs_one_small_range_not_the_file() -> None:
     store = Store(os.urandom(1024 * KiB))
     with ThreadPoolExecutor(4) as pool:
         reader = ReadAhead(store.fetch, len(store.data), pool, chunk_size=64 * KiB, max_ahead=4)
@@ -31,7 +31,7 @@ def test_first_byte_needs_one_small_range_not_the_file():
     assert store.requests == [(0, 64 * KiB)]
 
 
-def test_sequential_reads_fetch_ahead_in_parallel_and_return_every_byte():
+def test_sequential_reads_fetch_ahead_in_parallel_and_return_every_byte() -> None:
     store = Store(os.urandom(1024 * KiB + 123))
     with ThreadPoolExecutor(4) as pool:
         reader = ReadAhead(store.fetch, len(store.data), pool, chunk_size=64 * KiB, max_ahead=4)
@@ -42,7 +42,7 @@ def test_sequential_reads_fetch_ahead_in_parallel_and_return_every_byte():
     assert max(n for _, n in store.requests) == 64 * KiB
 
 
-def test_random_access_fetches_only_what_it_reads():
+def test_random_access_fetches_only_what_it_reads() -> None:
     store = Store(os.urandom(4096 * KiB))
     with ThreadPoolExecutor(4) as pool:
         reader = ReadAhead(store.fetch, len(store.data), pool, chunk_size=64 * KiB, max_ahead=8)
@@ -51,7 +51,7 @@ def test_random_access_fetches_only_what_it_reads():
     assert len(store.requests) == 3
 
 
-def test_reads_spanning_chunks_and_past_the_end():
+def test_reads_spanning_chunks_and_past_the_end() -> None:
     store = Store(bytes(range(256)) * 1000)
     with ThreadPoolExecutor(2) as pool:
         reader = ReadAhead(store.fetch, len(store.data), pool, chunk_size=1000, max_ahead=2)
@@ -60,7 +60,7 @@ def test_reads_spanning_chunks_and_past_the_end():
         assert reader.read(len(store.data) + 10, 100) == b""
 
 
-def test_concurrent_out_of_order_readers_always_get_their_bytes():
+def test_concurrent_out_of_order_readers_always_get_their_bytes() -> None:
     """The kernel reads ahead with several requests at once; none may fail or get wrong bytes
     when another one moves the window (a dropped chunk is fetched again)."""
     store = Store(os.urandom(2048 * KiB))

@@ -12,13 +12,13 @@ from openbai.mounts.registry import MOUNTERS, fuse_unavailable, mounter_for
 from openbai.mounts.settings import MountSettings
 
 
-def test_table_is_sorted_and_every_entry_imports():
+def test_table_is_sorted_and_every_entry_imports() -> None:
     assert list(MOUNTERS) == sorted(MOUNTERS)
     for name in MOUNTERS:
         assert isinstance(mounter_for(name, MountSettings(disable_fuse=False)), Mounter)
 
 
-def test_blob_containers_and_shares_are_mounted_with_fuse_where_it_works():
+def test_blob_containers_and_shares_are_mounted_with_fuse_where_it_works() -> None:
     settings = MountSettings()
     if fuse_unavailable(settings) is not None:
         pytest.skip("no FUSE here")
@@ -26,14 +26,14 @@ def test_blob_containers_and_shares_are_mounted_with_fuse_where_it_works():
     assert isinstance(mounter_for("smb", settings), FuseMounter)
 
 
-def test_without_fuse_volumes_are_copied_and_the_reason_is_given():
+def test_without_fuse_volumes_are_copied_and_the_reason_is_given() -> None:
     settings = MountSettings.from_env({"OPENBAI_DISABLE_FUSE": "1"})
     mounter = mounter_for("azure_blob", settings)
     assert isinstance(mounter, CopyMounter)
     assert "OPENBAI_DISABLE_FUSE=1" in mounter.reason
 
 
-def test_settings_come_from_the_environment():
+def test_settings_come_from_the_environment() -> None:
     settings = MountSettings.from_env(
         {"OPENBAI_MOUNT_COMMIT_INTERVAL": "0.5", "OPENBAI_MOUNT_FLUSH_TIMEOUT": "7"}
     )
@@ -41,6 +41,6 @@ def test_settings_come_from_the_environment():
     assert not settings.disable_fuse
 
 
-def test_unknown_backend():
+def test_unknown_backend() -> None:
     with pytest.raises(MountError, match="nope"):
         mounter_for("nope")

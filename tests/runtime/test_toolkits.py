@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from openbai.plan.job_plan import JobPlan, NodeSpec
 from openbai.runtime.toolkits import ToolkitContext, host_file_lines, plan_tasks
 
 
-def plan(tool_type: str, toolkit: dict, nodes: int = 2) -> JobPlan:
+def plan(tool_type: str, toolkit: dict[str, Any], nodes: int = 2) -> JobPlan:
     return JobPlan(
         job_uid="u",
         subscription_id="s",
