@@ -34,6 +34,7 @@ from openbai.http.service import Service
 from openbai.installation import App
 from openbai.services import deletions, jobs
 from openbai.services.deletions import BackgroundDeletes, Deletion, Kind
+from openbai.vocabulary import FINAL_STATES
 
 log = logging.getLogger("openbai.api")
 router = APIRouter(tags=["Operations"])
@@ -108,7 +109,7 @@ def _terminate_status(app: App, rg: str, ws: str, exp: str, name: str, created: 
         return "Succeeded"
     running = (
         job["properties"]["creationTime"] == created
-        and job["properties"]["executionState"] not in jobs.FINAL_STATES
+        and job["properties"]["executionState"] not in FINAL_STATES
     )
     return "InProgress" if running else "Succeeded"
 

@@ -39,6 +39,7 @@ from openbai.cli.output import (
 from openbai.errors import SpecError
 from openbai.spec import JobCreateParameters, load_json_file
 from openbai.storage.base import clean_path
+from openbai.vocabulary import FINAL_STATES, ExecutionState, ProvisioningState
 
 
 def _cluster_part(index: int) -> Any:
@@ -66,10 +67,8 @@ DEFAULT_EXPIRY = 60
 
 
 def _job_state(row: Any) -> Any:
-    return "deleting" if row.get("provisioningState") == "deleting" else row.get("executionState")
-
-
-FINAL = ("succeeded", "failed")
+    deleting = row.get("provisioningState") == ProvisioningState.DELETING
+    return ProvisioningState.DELETING.value if deleting else row.get("executionState")
 
 
 @click.group("job")
@@ -256,7 +255,7 @@ def job_terminate(
     while (
         not no_wait
         and client().get_job(rg, workspace, experiment, name)["properties"]["executionState"]
-        not in FINAL
+        not in FINAL_STATES
     ):
         time.sleep(0.2)
 
@@ -302,15 +301,15 @@ def job_wait(
         if last is None:
             err(f"Job submitted at {props['creationTime']}")
         if state != last:
-            if state == "running" and info.get("startTime"):
+            if state == ExecutionState.RUNNING and info.get("startTime"):
                 err(f"Job started execution at {info['startTime']}")
             err(f"Job state: {state}")
             last = state
-        if state in FINAL:
+        if state in FINAL_STATES:
             break
         time.sleep(interval)
     code = info.get("exitCode")
-    if state == "succeeded":
+    if state == ExecutionState.SUCCEEDED:
         took = _duration(info.get("startTime"), info.get("endTime"))
         err(f"Job completed at {info.get('endTime')}; execution took {took}")
         sys.exit(0)
@@ -440,7 +439,10 @@ def job_file_stream(
         )
 
     while not any(f["name"] == file_name and f["fileType"] == "file" for f in listed()):
-        if c.get_job(rg, workspace, experiment, job)["properties"]["executionState"] in FINAL:
+        if (
+            c.get_job(rg, workspace, experiment, job)["properties"]["executionState"]
+            in FINAL_STATES
+        ):
             # one more look: the file may have appeared just before the job ended
             if any(f["name"] == file_name for f in listed()):
                 break

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from openbai.plan.job_plan import JobPlan, NodeSpec
 from openbai.runtime.expand import expand_path
 from openbai.runtime.layout import NodeLayout
+from openbai.vocabulary import output_path, stdouterr_path
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,14 @@ def build_environment(
     def expand(text: str) -> str:
         return expand_path(text, {**host_env, **v})
 
-    stdouterr = join(expand(plan.std_out_err_path_prefix), plan.output_segment, "stdouterr")
+    stdouterr = join(expand(plan.std_out_err_path_prefix), stdouterr_path(plan.output_segment))
     v["AZ_BATCHAI_STDOUTERR_DIR"] = stdouterr
     for input_id, path in plan.input_directories.items():
         v[f"AZ_BATCHAI_INPUT_{input_id}"] = expand(path)
     outputs: dict[str, str] = {}
     for out in plan.output_directories:
         outputs[out.id] = join(
-            expand(out.path_prefix), plan.output_segment, "outputs", out.path_suffix
+            expand(out.path_prefix), output_path(plan.output_segment, out.path_suffix)
         )
         v[f"AZ_BATCHAI_OUTPUT_{out.id}"] = outputs[out.id]
     for name, value in [*plan.environment.items(), *plan.secrets.items()]:

@@ -31,6 +31,7 @@ from openbai.spec import (
 from openbai.storage.base import VolumeKind
 from openbai.store.models import Cluster, Job, utcnow
 from openbai.store.specs import cluster_properties
+from openbai.vocabulary import ON_NODES
 
 AUTO_STORAGE_RESOURCE_GROUP = "batchaiautostorage"
 AUTO_STORAGE_SHARE_NAME = "batchaishare"
@@ -54,9 +55,7 @@ def cluster_row(s: Session, rg: str, ws: str, name: str) -> Cluster:
 
 def busy_slots(s: Session, cluster: Cluster) -> set[int]:
     rows = s.scalars(
-        select(Job.nodes).where(
-            Job.cluster_id == cluster.id, Job.execution_state.in_(("running", "terminating"))
-        )
+        select(Job.nodes).where(Job.cluster_id == cluster.id, Job.execution_state.in_(ON_NODES))
     )
     return {slot for nodes in rows for slot in (nodes or [])}
 

@@ -27,8 +27,9 @@ from openbai.installation import App
 from openbai.services.clusters import cluster_row
 from openbai.services.jobs import job_row, request_termination, stop_jobs
 from openbai.services.views import iso
-from openbai.services.workspaces import ACTIVE_STATES, DELETING, experiment_row, workspace_row
+from openbai.services.workspaces import experiment_row, workspace_row
 from openbai.store.models import Cluster, Experiment, Job, Workspace, utcnow
+from openbai.vocabulary import ACTIVE_STATES, ProvisioningState
 
 log = logging.getLogger("openbai.deletions")
 
@@ -82,11 +83,11 @@ def begin(app: App, kind: Kind, rg: str, ws: str, name: str, *, experiment: str 
     with app.db.session() as s:
         probe = Deletion(kind, rg, ws, experiment, name, "")
         row = _row(s, probe)
-        if isinstance(row, Cluster) and row.provisioning_state != DELETING:
+        if isinstance(row, Cluster) and row.provisioning_state != ProvisioningState.DELETING:
             _check_idle(s, row)
         deletion = Deletion(kind, rg, ws, experiment, name, _created(row))
-        if row.provisioning_state != DELETING:
-            row.provisioning_state = DELETING
+        if row.provisioning_state != ProvisioningState.DELETING:
+            row.provisioning_state = ProvisioningState.DELETING
             row.provisioning_changed_at = utcnow()
         job_ids = _job_ids(s, row)
     for job_id in job_ids:
@@ -131,7 +132,9 @@ def finish(app: App, deletion: Deletion) -> None:
 
 def is_same(row: _Row, deletion: Deletion) -> bool:
     """Whether ``row`` is the resource being deleted (and still marked so)."""
-    return row.provisioning_state == DELETING and _created(row) == deletion.created
+    return (
+        row.provisioning_state == ProvisioningState.DELETING and _created(row) == deletion.created
+    )
 
 
 def state(app: App, deletion: Deletion) -> Literal["InProgress", "Succeeded"]:
@@ -147,23 +150,31 @@ def pending(app: App) -> list[Deletion]:
     """Deletes begun and not finished (jobs first, so that their parents find them gone)."""
     found: list[Deletion] = []
     with app.db.reading() as s:
-        for job in s.scalars(select(Job).where(Job.provisioning_state == DELETING)):
+        for job in s.scalars(
+            select(Job).where(Job.provisioning_state == ProvisioningState.DELETING)
+        ):
             exp = job.experiment
             ws = exp.workspace
             found.append(
                 Deletion("job", ws.resource_group, ws.name, exp.name, job.name, _created(job))
             )
-        for cl in s.scalars(select(Cluster).where(Cluster.provisioning_state == DELETING)):
+        for cl in s.scalars(
+            select(Cluster).where(Cluster.provisioning_state == ProvisioningState.DELETING)
+        ):
             ws = cl.workspace
             found.append(Deletion("cluster", ws.resource_group, ws.name, "", cl.name, _created(cl)))
-        for exp in s.scalars(select(Experiment).where(Experiment.provisioning_state == DELETING)):
+        for exp in s.scalars(
+            select(Experiment).where(Experiment.provisioning_state == ProvisioningState.DELETING)
+        ):
             ws = exp.workspace
             found.append(
                 Deletion(
                     "experiment", ws.resource_group, ws.name, exp.name, exp.name, _created(exp)
                 )
             )
-        for w in s.scalars(select(Workspace).where(Workspace.provisioning_state == DELETING)):
+        for w in s.scalars(
+            select(Workspace).where(Workspace.provisioning_state == ProvisioningState.DELETING)
+        ):
             found.append(Deletion("workspace", w.resource_group, w.name, "", w.name, _created(w)))
     return found
 

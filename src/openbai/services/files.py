@@ -10,9 +10,10 @@ from datetime import datetime
 from openbai.errors import NotFoundError, SpecError
 from openbai.installation import App
 from openbai.services import accounts
-from openbai.services.jobs import FINAL_STATES, get_job, location_of
+from openbai.services.jobs import get_job, location_of
 from openbai.storage.base import FileInfo, clean_path
 from openbai.storage.follow import follow
+from openbai.vocabulary import FINAL_STATES
 
 
 def _file_path(directory: str, name: str) -> str:

@@ -33,10 +33,14 @@ from openbai.spec import (
 )
 from openbai.store.models import Job, utcnow
 from openbai.store.specs import cluster_properties
-
-PRIORITIES = {"low": 0, "normal": 1, "high": 2}
-STDOUTERR = "stdouterr"
-FINAL_STATES = ("succeeded", "failed")
+from openbai.vocabulary import (
+    FINAL_STATES,
+    STDOUTERR,
+    ExecutionState,
+    Priority,
+    output_path,
+    stdouterr_path,
+)
 
 
 def job_row(s: Session, rg: str, ws: str, exp: str, name: str) -> Job:
@@ -152,11 +156,11 @@ def create_job(
     )
     locations: dict[str, Any] = {}
     stdouterr = _on_volume(props.std_out_err_path_prefix, mounted, "properties.stdOutErrPathPrefix")
-    locations[STDOUTERR] = stdouterr.join(segment, "stdouterr").to_json()
+    locations[STDOUTERR] = stdouterr.join(stdouterr_path(segment)).to_json()
     for index, out in enumerate(props.output_directories):
         field = f"properties.outputDirectories[{index}].pathPrefix"
         loc = _on_volume(out.path_prefix, mounted, field)
-        locations[out.id] = loc.join(segment, "outputs", out.path_suffix or "").to_json()
+        locations[out.id] = loc.join(output_path(segment, out.path_suffix or "")).to_json()
 
     wire = props.to_public_wire()
     wire.pop("cluster", None)
@@ -182,7 +186,7 @@ def create_job(
             cluster_id=cluster_id,
             tool_type=props.tool_type,
             node_count=props.node_count,
-            priority=PRIORITIES[props.scheduling_priority],
+            priority=Priority(props.scheduling_priority).rank,
             output_segment=segment,
             locations=locations,
         )
@@ -276,8 +280,8 @@ def request_termination(app: App, job_id: int) -> None:
             return
         now = utcnow()
         job.terminate_requested = True
-        if job.execution_state == "queued" and job.executor_ref is None:
-            job.execution_state = "failed"
+        if job.execution_state == ExecutionState.QUEUED and job.executor_ref is None:
+            job.execution_state = ExecutionState.FAILED
             job.execution_changed_at = now
             job.end_time = now
             job.errors = [
@@ -288,7 +292,7 @@ def request_termination(app: App, job_id: int) -> None:
             ]
             ref = None
         else:
-            job.execution_state = "terminating"
+            job.execution_state = ExecutionState.TERMINATING
             job.execution_changed_at = now
             ref = job.executor_ref
     if ref is not None:

@@ -15,6 +15,7 @@ from openbai.services.clusters import cluster_row
 from openbai.services.jobs import job_row
 from openbai.store.models import Cluster
 from openbai.store.specs import cluster_properties
+from openbai.vocabulary import ON_NODES
 
 SSH_PORT = 22
 
@@ -48,7 +49,7 @@ def job_nodes(app: App, rg: str, ws: str, exp: str, name: str) -> list[RemoteLog
     """The nodes the job runs on now (none once it has ended, as on Batch AI)."""
     with app.db.reading() as s:
         job = job_row(s, rg, ws, exp, name)
-        if job.execution_state not in ("running", "terminating") or job.cluster_id is None:
+        if job.execution_state not in ON_NODES or job.cluster_id is None:
             return []
         cluster = s.get(Cluster, job.cluster_id)
         if cluster is None:

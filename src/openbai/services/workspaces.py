@@ -12,15 +12,12 @@ from openbai.installation import App
 from openbai.services.views import experiment_view, workspace_view
 from openbai.spec import WorkspaceCreateParameters, check_name, check_resource_group, parse
 from openbai.store.models import Cluster, Experiment, FileServer, Job, Workspace
-
-ACTIVE_STATES = ("queued", "running", "terminating")
-#: the provisioningState of a resource whose delete has begun (see services/deletions.py)
-DELETING = "deleting"
+from openbai.vocabulary import ProvisioningState
 
 
 def check_not_deleting(row: Workspace | Experiment | Cluster | Job | FileServer, what: str) -> None:
     """Refuse to add to (or re-create) a resource whose delete has begun."""
-    if row.provisioning_state == DELETING:
+    if row.provisioning_state == ProvisioningState.DELETING:
         raise ConflictError(
             f"{what} {row.name} is being deleted; try again when it is gone",
             code="ResourceBeingDeleted",
@@ -69,7 +66,7 @@ def create_workspace(
             )
             s.add(row)
             s.flush()
-        elif row.provisioning_state == DELETING:
+        elif row.provisioning_state == ProvisioningState.DELETING:
             check_not_deleting(row, "workspace")
         elif params.location != row.location:
             raise ConflictError(

@@ -17,6 +17,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from openbai.vocabulary import ExecutionState, ProvisioningState
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -51,7 +53,9 @@ class Workspace(Base):
     location: Mapped[str] = mapped_column(String(90))
     tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    provisioning_state: Mapped[str] = mapped_column(String(16), default="succeeded")
+    provisioning_state: Mapped[str] = mapped_column(
+        String(16), default=ProvisioningState.SUCCEEDED.value
+    )
     provisioning_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     experiments: Mapped[list[Experiment]] = relationship(
@@ -73,7 +77,9 @@ class Experiment(Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    provisioning_state: Mapped[str] = mapped_column(String(16), default="succeeded")
+    provisioning_state: Mapped[str] = mapped_column(
+        String(16), default=ProvisioningState.SUCCEEDED.value
+    )
     provisioning_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     workspace: Mapped[Workspace] = relationship(back_populates="experiments")
@@ -94,7 +100,9 @@ class Cluster(Base):
     secrets: Mapped[dict[str, Any]] = mapped_column(default=dict)
     executor: Mapped[str] = mapped_column(String(32), default="local")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    provisioning_state: Mapped[str] = mapped_column(String(16), default="succeeded")
+    provisioning_state: Mapped[str] = mapped_column(
+        String(16), default=ProvisioningState.SUCCEEDED.value
+    )
     provisioning_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     allocation_state: Mapped[str] = mapped_column(String(16), default="steady")
     allocation_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -129,9 +137,11 @@ class Job(Base):
     #: where each output directory (and "stdouterr") lies in storage, resolved at creation
     locations: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    provisioning_state: Mapped[str] = mapped_column(String(16), default="succeeded")
+    provisioning_state: Mapped[str] = mapped_column(
+        String(16), default=ProvisioningState.SUCCEEDED.value
+    )
     provisioning_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
-    execution_state: Mapped[str] = mapped_column(String(16), default="queued")
+    execution_state: Mapped[str] = mapped_column(String(16), default=ExecutionState.QUEUED.value)
     execution_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     start_time: Mapped[datetime | None] = mapped_column(default=None)
     end_time: Mapped[datetime | None] = mapped_column(default=None)
@@ -155,7 +165,9 @@ class FileServer(Base):
     name: Mapped[str] = mapped_column(String(64))
     spec: Mapped[dict[str, Any]] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    provisioning_state: Mapped[str] = mapped_column(String(16), default="succeeded")
+    provisioning_state: Mapped[str] = mapped_column(
+        String(16), default=ProvisioningState.SUCCEEDED.value
+    )
     provisioning_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     workspace: Mapped[Workspace] = relationship(back_populates="file_servers")

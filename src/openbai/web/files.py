@@ -19,11 +19,12 @@ from openbai.errors import NotFoundError, SpecError
 from openbai.http.service import Service
 from openbai.services import files, jobs
 from openbai.storage.base import clean_path
+from openbai.vocabulary import FINAL_STATES
 from openbai.web.links import Links
 from openbai.web.paging import Pager
 from openbai.web.params import JOB_PATH, DirectoryId, InnerPath, Job, PageNumber, file_parts
 from openbai.web.session import Browser
-from openbai.web.templating import FINAL_STATES, is_fragment, render
+from openbai.web.templating import is_fragment, render
 
 router = APIRouter()
 

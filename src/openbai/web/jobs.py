@@ -13,6 +13,7 @@ from openbai.http.service import Service
 from openbai.installation import App
 from openbai.services import deletions, files, jobs
 from openbai.services.deletions import BackgroundDeletes
+from openbai.vocabulary import STDOUTERR
 from openbai.web.environment import execution_log_name, parse_environment
 from openbai.web.links import JobKey, Links
 from openbai.web.params import JOB_PATH, Job
@@ -21,7 +22,6 @@ from openbai.web.templating import render
 
 router = APIRouter()
 
-STDOUTERR = "stdouterr"
 #: the files of the stdouterr folder the page follows live, in the order of its tabs
 LOG_FILES = ("stdout.txt", "stderr.txt", "execution.log")
 #: bytes of the execution log read for the environment (it is logged before the job starts)

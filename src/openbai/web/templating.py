@@ -17,10 +17,10 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from openbai import __version__
+from openbai.vocabulary import FINAL_STATES
 from openbai.web.links import Links
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
-FINAL_STATES = ("succeeded", "failed")
 
 
 def size(value: int | None) -> str:

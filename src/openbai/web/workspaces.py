@@ -13,16 +13,17 @@ from fastapi.responses import RedirectResponse
 
 from openbai.http.service import Service
 from openbai.services import jobs, workspaces
+from openbai.vocabulary import FINAL_STATES, ExecutionState, ProvisioningState
 from openbai.web.links import Links
 from openbai.web.paging import Pager
 from openbai.web.params import ExperimentName, PageNumber, ResourceGroup, WorkspaceName
 from openbai.web.session import Browser
-from openbai.web.templating import FINAL_STATES, is_fragment, render
+from openbai.web.templating import is_fragment, render
 
 router = APIRouter()
 
 #: execution states a job list can be filtered by, in the order a job goes through them
-STATES = ("queued", "running", "terminating", "succeeded", "failed")
+STATES: tuple[str, ...] = tuple(ExecutionState)
 State = Literal["queued", "running", "terminating", "succeeded", "failed"]
 
 
@@ -89,7 +90,7 @@ def experiment_page(
         page=listed,
         active=any(
             r["properties"]["executionState"] not in FINAL_STATES
-            or r["properties"]["provisioningState"] == "deleting"
+            or r["properties"]["provisioningState"] == ProvisioningState.DELETING
             for r in listed.rows
         ),
     )
