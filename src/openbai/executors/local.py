@@ -19,7 +19,9 @@ from typing import Any
 from openbai.executors.base import Executor, JobRef, RunState, RunStatus, SubmitRequest
 from openbai.executors.forkserver import ForkServer
 from openbai.plan.job_plan import NodeSpec
+from openbai.plan.pids import pid_is_alive
 from openbai.plan.results import JobError, Outcome, RunDir
+from openbai.plan.runner_command import RunnerArgs
 from openbai.runtime import containers, processes
 
 #: ports given to each slot for the job's services (TensorFlow servers, PyTorch rendezvous)
@@ -70,14 +72,7 @@ class LocalExecutor(Executor):
         for index, slot in enumerate(request.slots):
             root = self.node_root(cluster_key, slot)
             root.mkdir(parents=True, exist_ok=True)
-            argv = [
-                "--run-dir",
-                str(request.run_dir),
-                "--node",
-                str(index),
-                "--node-root",
-                str(root),
-            ]
+            argv = RunnerArgs(str(request.run_dir), str(index), str(root)).argv()
             runners.append((argv, str(request.run_dir / f"node-{index}.out")))
         started = self._fork_server().spawn(runners)
         with self._lock:
@@ -123,7 +118,7 @@ class LocalExecutor(Executor):
             with self._lock:
                 ended = (pid, started) in self._ended
                 mine = self._running.get(pid) == started
-            if not ended and (mine or processes.pid_is_alive(pid, started)):
+            if not ended and (mine or pid_is_alive(pid, started)):
                 alive.append(pid)
         return alive
 
@@ -155,7 +150,7 @@ class LocalExecutor(Executor):
         if outcome is not None:
             return RunStatus(RunState.FINISHED, outcome)
         for pid, started in run.tasks():  # the runner is gone: stop what it left running
-            if processes.pid_is_alive(pid, started):
+            if pid_is_alive(pid, started):
                 processes.kill_tree(pid, grace=1.0)
         lost = JobError(
             "NodeLost", "the job's runner on this machine ended without reporting (killed?)"

@@ -21,11 +21,11 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from openbai.plan.runner_command import RUNNER_MODULE, RunnerArgs
 from openbai.vocabulary import Priority
 
 #: Slurm's time limit is a backstop: the runner itself ends the job at maxWallClockTime
 TIME_LIMIT_MARGIN_SECONDS = 60.0
-RUNNER = "openbai.runtime.runner"
 
 
 #: toolkits whose processes listen on Batch AI's fixed ports (TensorFlow servers on 2222,
@@ -88,17 +88,16 @@ def _runner_command(job: BatchJob, node: str, hosts: str) -> str:
     """The runner's command line; ``node``/``hosts`` are shell words, expanded on the node."""
     q = shlex.quote
     node_dir = f'{q(str(job.node_roots))}/"$SLURMD_NODENAME"'
-    return " ".join(
-        [
-            f"exec {q(job.python)} -m {RUNNER}",
-            f"--run-dir {q(str(job.run_dir))}",
-            f"--node {node}",
-            f"--hosts {hosts}",
-            f'--node-root {node_dir}/"$SLURM_JOB_ID"',
-            f"--node-state {node_dir}",
-            "--keep-env SLURM_ --remove-node-root",
-        ]
+    args = RunnerArgs(
+        run_dir=q(str(job.run_dir)),
+        node=node,
+        hosts=hosts,
+        node_root=f'{node_dir}/"$SLURM_JOB_ID"',
+        node_state=node_dir,
+        keep_env=("SLURM_",),
+        remove_node_root=True,
     )
+    return " ".join(["exec", q(job.python), "-m", RUNNER_MODULE, *args.argv()])
 
 
 def batch_script(job: BatchJob) -> str:

@@ -157,7 +157,8 @@ def serve(config: DaemonConfig) -> int:
                 flush_requested.clear()
                 flushes += 1
                 Status("mounted", flushes, fs.errors(), os.getpid()).write(state_dir)
-            if config.parent_pid and not _alive(config.parent_pid):
+            # the process that mounted is gone once this one was handed to another parent
+            if config.parent_pid and os.getppid() != config.parent_pid:
                 log.warning("the process that mounted %s is gone: unmounting", config.mountpoint)
                 orphaned.set()
                 self_unmount(config.mountpoint)
@@ -188,16 +189,6 @@ def serve(config: DaemonConfig) -> int:
             os.rmdir(config.mountpoint)
         shutil.rmtree(state_dir, ignore_errors=True)
     return 1 if errors else 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return os.getppid() == pid
 
 
 def main(argv: list[str] | None = None) -> int:

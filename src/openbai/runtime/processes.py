@@ -88,17 +88,6 @@ def _signal_all(pid: int, procs: list[psutil.Process], sig: signal.Signals) -> N
             pass
 
 
-def pid_is_alive(pid: int, started_at: float | None = None) -> bool:
-    """Whether ``pid`` still runs and is the same process (its start time matches)."""
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return started_at is None or abs(proc.create_time() - started_at) < 1.0
-    except psutil.NoSuchProcess:
-        return False
-
-
 def process_start_time(pid: int) -> float:
     return float(psutil.Process(pid).create_time())
 

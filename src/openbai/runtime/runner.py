@@ -19,7 +19,6 @@ job's processes), node_container.py, volumes.py, reporting.py, stopping.py (earl
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import signal
@@ -32,6 +31,7 @@ from types import FrameType
 from openbai.mounts.base import Mount
 from openbai.plan.job_plan import JobPlan, NodeSpec
 from openbai.plan.results import JobError, Outcome
+from openbai.plan.runner_command import parser as runner_parser
 from openbai.runtime import processes
 from openbai.runtime.environment import JobEnvironment
 from openbai.runtime.node import NodeContext
@@ -148,14 +148,7 @@ def with_hosts(plan: JobPlan, hosts: list[str]) -> JobPlan:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="openbai-runner")
-    parser.add_argument("--run-dir", type=Path, required=True)
-    parser.add_argument("--node", type=int, required=True)
-    parser.add_argument("--node-root", type=Path, required=True)
-    parser.add_argument("--node-state", type=Path, default=None)
-    parser.add_argument("--hosts", default=None)
-    parser.add_argument("--keep-env", action="append", default=[], metavar="PREFIX")
-    parser.add_argument("--remove-node-root", action="store_true")
+    parser = runner_parser()
     args = parser.parse_args(argv)
     plan = JobPlan.read(args.run_dir / "plan.json")
     if args.hosts:
