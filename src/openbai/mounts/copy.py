@@ -23,6 +23,7 @@ from openbai.errors import MountError, NotFoundError, OpenBaiError
 from openbai.mounts.base import Log, Mount, Mounter
 from openbai.mounts.settings import MountSettings
 from openbai.plan.job_plan import MountSpec
+from openbai.retry import retrying
 from openbai.storage.base import StorageBackend, VolumeKind
 from openbai.storage.registry import backend_class
 from openbai.storage.transfer import download_tree
@@ -120,16 +121,15 @@ class CopyMount(Mount):
         self._done = True
         self._stop.set()
         self._thread.join()
-        deadline = time.monotonic() + self.settings.flush_timeout
+        pause = min(2.0, self.settings.flush_timeout / 10)
+        policy = retrying(
+            retry_on=MountError,
+            within=self.settings.flush_timeout,
+            first_wait=pause,
+            max_wait=pause,
+        )
         try:
-            while True:
-                try:
-                    self.flush()
-                    return
-                except MountError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(min(2.0, self.settings.flush_timeout / 10))
+            policy(self.flush)
         finally:
             shutil.rmtree(self.path, ignore_errors=True)
 

@@ -49,6 +49,8 @@ from openbai.mounts.base import Log, Mount, Mounter
 from openbai.mounts.fuse_daemon import DaemonConfig, Status
 from openbai.mounts.table import mounts_under
 from openbai.plan.job_plan import MountSpec
+from openbai.plan.pids import pid_is_alive
+from openbai.retry import retrying
 
 #: seconds to wait for a daemon to mount
 _MOUNT_TIMEOUT = 30.0
@@ -69,18 +71,8 @@ def remove_stale_states(root: Path) -> None:
             if time.time() - state.stat().st_mtime > 600:
                 shutil.rmtree(state, ignore_errors=True)
             continue
-        if status.pid and not _pid_alive(status.pid):
+        if status.pid and not pid_is_alive(status.pid, until_reaped=True):
             shutil.rmtree(state, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 def daemon_argv(config_file: Path) -> list[str]:
@@ -91,6 +83,10 @@ def describe(spec: MountSpec) -> str:
     noun = "blob container" if spec.volume_kind == "blob" else "file share"
     where = "/".join(p for p in (spec.account, spec.volume, spec.subpath) if p)
     return f"{noun} {where}"
+
+
+class _StillMounted(Exception):
+    """fusermount3 could not unmount (busy); the message is what it said."""
 
 
 class FuseMount(Mount):
@@ -141,31 +137,34 @@ class FuseMount(Mount):
                 self._clean_up()
 
     def _flush_until_stored(self) -> None:
-        deadline = time.monotonic() + self.flush_timeout
-        while True:
-            try:
-                self.flush()
-                return
-            except MountError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise
-                time.sleep(1.0)
+        def daemon_runs(e: BaseException) -> bool:
+            return isinstance(e, MountError) and self.process.poll() is None
+
+        policy = retrying(
+            retry_on=daemon_runs, within=self.flush_timeout, first_wait=1.0, max_wait=1.0
+        )
+        policy(self.flush)
 
     def _unmount_kernel(self, *, lazy: bool) -> bool:
         """Unmount; False when the mount stays busy (only without ``lazy``)."""
-        for _ in range(5):
-            if not _is_mounted(self.path):
-                return True
-            flags = ["-z"] if lazy else []
-            result = subprocess.run(
-                ["fusermount3", "-u", *flags, str(self.path)], capture_output=True, text=True
-            )
-            if result.returncode == 0:
-                return True
-            time.sleep(0.2)
-        if lazy:
-            raise MountError(f"cannot unmount {self.path}: {result.stderr.strip()}")
-        return False
+        try:
+            policy = retrying(retry_on=_StillMounted, attempts=5, first_wait=0.2, max_wait=0.2)
+            policy(self._unmount_once, lazy)
+        except _StillMounted as e:
+            if lazy:
+                raise MountError(f"cannot unmount {self.path}: {e}") from None
+            return False
+        return True
+
+    def _unmount_once(self, lazy: bool) -> None:
+        if not _is_mounted(self.path):
+            return
+        flags = ["-z"] if lazy else []
+        result = subprocess.run(
+            ["fusermount3", "-u", *flags, str(self.path)], capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise _StillMounted(result.stderr.strip())
 
     def _wait_for_daemon(self) -> None:
         try:

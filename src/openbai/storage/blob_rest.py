@@ -22,9 +22,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
-import random
+import itertools
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -39,6 +38,7 @@ from openbai.errors import (
     SpecError,
     StorageError,
 )
+from openbai.retry import retrying
 
 #: a REST version every current Azure region and Azurite 3 accept
 API_VERSION = "2021-08-06"
@@ -152,9 +152,35 @@ class BlobRestClient:
         headers: dict[str, str],
     ) -> tuple[http.client.HTTPResponse, bytes]:
         """The response and its body; retried as the module docstring says."""
-        where = f"{container}/{name}"
         headers = {**headers, "x-ms-version": API_VERSION, "Content-Length": str(len(body))}
-        attempt = 0
+        tries = itertools.count()
+
+        def exchange() -> tuple[http.client.HTTPResponse, bytes]:
+            first = next(tries) == 0
+            return self._exchange(method, container, name, query, body, headers, first=first)
+
+        # 1, 2, 4, 8 ... s, +-0.5 s: the SDK's ExponentialRetry(initial_backoff=1)
+        policy = retrying(
+            retry_on=_Transient, attempts=self._retry_total + 1, first_wait=1.0, jitter=0.5
+        )
+        try:
+            return policy(exchange)
+        except _Transient as e:
+            raise e.error from e.__cause__
+
+    def _exchange(
+        self,
+        method: str,
+        container: str,
+        name: str,
+        query: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        first: bool,
+    ) -> tuple[http.client.HTTPResponse, bytes]:
+        """One try of a request; :class:`_Transient` for a failure worth another."""
+        where = f"{container}/{name}"
         while True:
             path = f"{self._prefix}/{container}/{quote(name, safe='/~')}?"
             path += "&".join(q for q in (query, self._sas()) if q)
@@ -165,24 +191,22 @@ class BlobRestClient:
                 data = response.read()
             except (OSError, http.client.HTTPException) as e:
                 self._drop(connection)
-                if reused and attempt == 0:
-                    reused = False  # the server closed an idle keep-alive connection
+                if reused and first:
+                    first = False  # the server closed an idle keep-alive connection
                     continue
-                if attempt >= self._retry_total:
-                    raise BackendUnavailableError(
-                        f"{where}: blob service unreachable ({e})", target=where
-                    ) from e
-            else:
-                if response.status < 300:
-                    return response, data
-                if response.status == 416:
-                    raise _RangeNotSatisfiable(where)
-                if response.status not in _RETRY_STATUS or attempt >= self._retry_total:
-                    raise _error(response, where)
-                if response.will_close:
-                    self._drop(connection)
-            _backoff(attempt)
-            attempt += 1
+                unreachable = BackendUnavailableError(
+                    f"{where}: blob service unreachable ({e})", target=where
+                )
+                raise _Transient(unreachable) from e
+            if response.status < 300:
+                return response, data
+            if response.status == 416:
+                raise _RangeNotSatisfiable(where)
+            if response.status not in _RETRY_STATUS:
+                raise _error(response, where)
+            if response.will_close:
+                self._drop(connection)
+            raise _Transient(_error(response, where))
 
     def _connection(self) -> tuple[_Connection, bool]:
         """This thread's connection, and whether it was used before."""
@@ -208,13 +232,16 @@ class _RangeNotSatisfiable(Exception):
     """HTTP 416: a range starting past the end (of an empty blob)."""
 
 
+class _Transient(Exception):
+    """A failure worth another try; ``error`` is raised once the tries are spent."""
+
+    def __init__(self, error: OpenBaiError):
+        super().__init__(error.message)
+        self.error = error
+
+
 def _md5(data: bytes) -> bytes:
     return hashlib.md5(data, usedforsecurity=False).digest()
-
-
-def _backoff(attempt: int) -> None:
-    """1, 2, 4, 8 ... seconds, +-0.5 s: the SDK's ExponentialRetry(initial_backoff=1)."""
-    time.sleep(max(0.0, 2**attempt + random.uniform(-0.5, 0.5)))
 
 
 def _last_modified(response: http.client.HTTPResponse) -> datetime | None:

@@ -35,7 +35,6 @@ import errno
 import os
 import stat as stat_mode
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +47,7 @@ from smbprotocol.exceptions import SMBOSError  # type: ignore[import-untyped]
 from smbprotocol.header import NtStatus  # type: ignore[import-untyped]
 
 from openbai.errors import ConflictError, NotFoundError, SpecError, StorageError
+from openbai.retry import retrying
 from openbai.storage.atomic import PARTIAL_SUFFIX, atomic_target, is_partial_name
 from openbai.storage.base import (
     FileInfo,
@@ -332,21 +332,11 @@ class SmbStorage(StorageBackend):
         SMB, like Windows, refuses to replace a file another client holds open
         (STATUS_ACCESS_DENIED / SHARING_VIOLATION); readers hold files briefly, so retry.
         """
-        deadline = time.monotonic() + _REPLACE_PATIENCE
-        delay = 0.005
-        while True:
-            try:
+        for attempt in retrying(
+            retry_on=_held_open, within=_REPLACE_PATIENCE, first_wait=0.005, max_wait=0.1
+        ):
+            with attempt:
                 smbclient.replace(source, target, **kw)
-                return
-            except SMBOSError as e:
-                busy = e.ntstatus in (
-                    NtStatus.STATUS_ACCESS_DENIED,
-                    NtStatus.STATUS_SHARING_VIOLATION,
-                )
-                if not busy or time.monotonic() + delay > deadline:
-                    raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
 
     # -- in-place writing (mounts) -------------------------------------------------------
     def open_writer(self, volume: str, path: str, *, truncate: bool = False) -> FileWriter:
@@ -378,6 +368,14 @@ class SmbStorage(StorageBackend):
 
 
 # -- helpers -----------------------------------------------------------------------------
+def _held_open(e: BaseException) -> bool:
+    """Whether a rename failed because another client holds the target open."""
+    return isinstance(e, SMBOSError) and e.ntstatus in (
+        NtStatus.STATUS_ACCESS_DENIED,
+        NtStatus.STATUS_SHARING_VIOLATION,
+    )
+
+
 def _clean(path: str, *, field: str = "path", allow_root: bool = True) -> str:
     cleaned = clean_path(path, field=field, allow_root=allow_root)
     bad = sorted({c for c in cleaned if c in _FORBIDDEN})
