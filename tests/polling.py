@@ -3,9 +3,12 @@ before an assert (too short on a loaded machine, wasted on an idle one)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import TypeVar
+
+from conftest import Bai
 
 T = TypeVar("T")
 
@@ -23,3 +26,22 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"no {what} after {timeout:g} s (last seen: {value!r})")
         time.sleep(interval)
+
+
+def after_dispatcher_rounds(bai: Bai) -> None:
+    """Return once the dispatcher has run whole rounds begun after this call: it started a job
+    of its own (in workspace ``probe``, on a cluster of its own) and recorded its end. A test
+    that asserts that something did *not* change calls this first, where it would otherwise
+    sleep for "a few rounds"."""
+    if bai("workspace", "show", "-n", "probe", expect=None).exit_code != 0:
+        bai("workspace", "create", "-n", "probe")
+        bai("experiment", "create", "-w", "probe", "-n", "exp")
+        bai("cluster", "create", "-w", "probe", "-n", "own", "--nodes", "1")
+    name = f"probe{time.monotonic_ns()}"
+    job = bai.home / f"{name}.json"
+    props = {"nodeCount": 1, "customToolkitSettings": {"commandLine": "true"}}
+    job.write_text(
+        json.dumps({"properties": {**props, "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_TEMP"}})
+    )
+    bai("job", "create", "-w", "probe", "-e", "exp", "-c", "own", "-n", name, "-f", str(job))
+    assert bai.wait(name, workspace="probe")["executionState"] == "succeeded"

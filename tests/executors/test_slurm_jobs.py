@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from conftest import Bai
+from polling import after_dispatcher_rounds
 from workflow.conftest import custom_job, storage_dir, write_job
 
 if TYPE_CHECKING:
@@ -442,7 +443,7 @@ def test_jobs_stay_queued_while_slurm_has_no_room_and_keep_their_priority(
             time.sleep(0.2)
         assert {state for state, _ in mine.values()} == {"PENDING"}
         assert mine["high1"][1] > mine["normal1"][1] > mine["low1"][1]
-        time.sleep(1.5)  # a few dispatcher rounds: Slurm's PENDING stays openbai's queued
+        after_dispatcher_rounds(bai)  # rounds that saw Slurm's PENDING: it stays queued
         states = {
             j["name"]: j["executionState"] for j in bai.json("job", "list", "-w", "ws", "-e", "exp")
         }

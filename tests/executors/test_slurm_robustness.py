@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import pytest
 from conftest import REPO, Bai
+from polling import after_dispatcher_rounds, wait_until
 from workflow.conftest import custom_job
 
 from openbai.errors import SubmitError
@@ -35,11 +35,8 @@ def show(bai: Bai, name: str) -> dict[str, Any]:
     return dict(bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", name))
 
 
-def wait_for(what: str, condition: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+def wait_running(bai: Bai, name: str) -> None:
+    wait_until(lambda: show(bai, name)["executionState"] == "running", f"{name} running")
 
 
 def slurm_job_id(bai: Bai, name: str) -> str:
@@ -61,7 +58,7 @@ def slurm_job_id(bai: Bai, name: str) -> str:
 class Controller:
     """Stop and start slurmctld alone (its state is saved, so it recovers its jobs)."""
 
-    def __init__(self, cluster: SlurmCluster):
+    def __init__(self, cluster: SlurmCluster) -> None:
         self.cluster = cluster
         self.pid_file = cluster.state_dir / "run" / "slurmctld.pid"
         self.argv = Path(f"/proc/{self._pid()}/cmdline").read_text().split("\0")[:-1]
@@ -76,11 +73,11 @@ class Controller:
     def stop(self) -> None:
         pid = self._pid()
         os.kill(pid, signal.SIGTERM)
-        wait_for(
-            "slurmctld to exit",
+        wait_until(
             lambda: (
                 not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
             ),
+            "exit of slurmctld",
         )
 
     def start(self) -> None:
@@ -95,7 +92,7 @@ class Controller:
         )
         log.close()
         self.pid_file.write_text(f"{proc.pid}\n")
-        wait_for("slurmctld to answer", self.is_up)
+        wait_until(self.is_up, "answer from slurmctld")
 
 
 @pytest.fixture
@@ -117,10 +114,10 @@ def test_jobs_survive_a_restart_of_the_slurm_controller(
             bai, tmp_path, custom_job(command, nodeCount=2 if name == "late" else 1), name, "gpu"
         )
     for name in gates:
-        wait_for(f"{name} to run", lambda n=name: show(bai, n)["executionState"] == "running")
+        wait_running(bai, name)
 
     controller.stop()
-    time.sleep(2)  # several dispatcher rounds without Slurm
+    after_dispatcher_rounds(bai)  # rounds without Slurm
     assert {show(bai, n)["executionState"] for n in gates} == {"running"}
     # a job created meanwhile waits for Slurm instead of failing
     create(bai, tmp_path, custom_job("echo queued meanwhile"), "meanwhile", "gpu")
@@ -155,7 +152,7 @@ def test_a_node_that_dies_mid_job_fails_the_job_with_slurms_reason(
 ) -> None:
     bai = on_slurm
     create(bai, tmp_path, custom_job("echo started; sleep 300", nodeCount=2), "doomed", "gpu")
-    wait_for("the job to run", lambda: show(bai, "doomed")["executionState"] == "running")
+    wait_running(bai, "doomed")
     slurmd = int((slurm_env.state_dir / "run" / "slurmd-node2.pid").read_text())
     try:
         # node2 dies: its slurmd, the job's runner there and everything else on it
@@ -192,7 +189,7 @@ def restart_cluster(cluster: SlurmCluster) -> None:
 def test_a_runner_killed_outright_ends_the_job_failed(on_slurm: Bai, tmp_path: Path) -> None:
     bai = on_slurm
     create(bai, tmp_path, custom_job("echo started; sleep 300"), "killed", "gpu")
-    wait_for("the job to run", lambda: show(bai, "killed")["executionState"] == "running")
+    wait_running(bai, "killed")
     runners = [
         p
         for p in psutil.process_iter(["cmdline"])
@@ -213,7 +210,7 @@ def test_a_job_scancelled_outside_openbai_fails_with_that_reason(
 ) -> None:
     bai = on_slurm
     create(bai, tmp_path, custom_job("echo started; sleep 300", nodeCount=2), "admin", "gpu")
-    wait_for("the job to run", lambda: show(bai, "admin")["executionState"] == "running")
+    wait_running(bai, "admin")
     slurm_env.run(["scancel", slurm_job_id(bai, "admin")])
     job = bai.wait("admin", timeout=30)
     assert job["executionState"] == "failed"
@@ -241,8 +238,7 @@ def test_a_job_slurm_does_not_know_is_lost_not_running_forever(
     (started / "node-0.log").write_text("a runner started here\n")
     ref = JobRef("slurm", {"run_dir": str(started), "job_id": "987654322", "nodes": 1})
     assert executor.status(ref).state is RunState.RUNNING  # its report may be on its way
-    time.sleep(0.5)
-    assert executor.status(ref).state is RunState.FINISHED
+    wait_until(lambda: executor.status(ref).state is RunState.FINISHED, "end of the grace")
 
 
 def test_sbatch_refusing_a_job_raises_submit_error_with_its_output(

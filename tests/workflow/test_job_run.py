@@ -5,31 +5,35 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from pathlib import Path
+from typing import Any
 
 from conftest import Bai
+from polling import after_dispatcher_rounds, wait_until
 
 from .conftest import custom_job, storage_dir, write_job
 
 SEG = "jobOutputDirectoryPathSegment"
 
 
-def run(bai: Bai, tmp_path: Path, properties: dict, name: str = "j1", cluster: str = "c1") -> dict:
-    bai(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        cluster,
-        "-n",
-        name,
-        "-f",
-        write_job(tmp_path, properties, f"{name}.json"),
-    )
+def create(
+    bai: Bai,
+    tmp_path: Path,
+    properties: dict[str, Any],
+    name: str,
+    *,
+    cluster: str = "c1",
+    experiment: str = "exp",
+) -> None:
+    """``bai job create`` of a job file with these properties, in workspace ``ws``."""
+    job = write_job(tmp_path, properties, f"{name}.json")
+    bai("job", "create", "-w", "ws", "-e", experiment, "-c", cluster, "-n", name, "-f", job)
+
+
+def run(
+    bai: Bai, tmp_path: Path, properties: dict[str, Any], name: str = "j1", cluster: str = "c1"
+) -> dict[str, Any]:
+    create(bai, tmp_path, properties, name, cluster=cluster)
     return bai.wait(name)
 
 
@@ -166,20 +170,7 @@ def test_secrets_are_never_shown(recipes: Bai, tmp_path: Path) -> None:
 
 def test_failing_job_records_exit_code_and_wait_exits_with_it(recipes: Bai, tmp_path: Path) -> None:
     bai = recipes
-    bai(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        "c1",
-        "-n",
-        "bad",
-        "-f",
-        write_job(tmp_path, custom_job("echo boom >&2; exit 3")),
-    )
+    create(bai, tmp_path, custom_job("echo boom >&2; exit 3"), "bad")
     waited = bai("job", "wait", "-w", "ws", "-e", "exp", "-n", "bad", "--interval", "0.1", expect=3)
     assert "Job failed with exit code 3" in waited.stderr
     job = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", "bad")
@@ -230,10 +221,11 @@ def test_job_preparation_runs_first_and_its_failure_fails_the_job(
 
 def test_max_wall_clock_time_is_enforced(recipes: Bai, tmp_path: Path) -> None:
     bai = recipes
-    started = time.monotonic()
-    job = run(bai, tmp_path, custom_job("sleep 60", constraints={"maxWallClockTime": "PT2S"}))
-    assert time.monotonic() - started < 30
+    command = "echo started; sleep 60; echo finished"
+    job = run(bai, tmp_path, custom_job(command, constraints={"maxWallClockTime": "PT2S"}))
     assert job["executionState"] == "failed"
+    stdout = storage_dir(bai, "acct", "file", "logs") / job[SEG] / "stdouterr" / "stdout.txt"
+    assert stdout.read_text() == "started\n"  # killed in its sleep
     assert job["executionInfo"]["errors"][0]["code"] == "JobWallClockTimeExceeded"
 
 
@@ -245,24 +237,8 @@ def test_terminate_kills_the_whole_process_tree_and_keeps_output(
     command = (
         f"(sleep 300 & echo $! >> {pidfile}; wait) & echo $! >> {pidfile}; echo started; sleep 300"
     )
-    bai(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        "c1",
-        "-n",
-        "long",
-        "-f",
-        write_job(tmp_path, custom_job(command)),
-    )
-    deadline = time.monotonic() + 30
-    while not (pidfile.exists() and len(pidfile.read_text().split()) == 2):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    create(bai, tmp_path, custom_job(command), "long")
+    wait_until(lambda: pidfile.exists() and len(pidfile.read_text().split()) == 2, "both pids")
     pids = [int(p) for p in pidfile.read_text().split()]
     bai("job", "terminate", "-w", "ws", "-e", "exp", "-n", "long", "-y")
     job = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", "long")
@@ -275,10 +251,12 @@ def test_terminate_kills_the_whole_process_tree_and_keeps_output(
 
 
 def _wait_state(bai: Bai, job: str, state: str) -> None:
-    deadline = time.monotonic() + 30
-    while bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", job)["executionState"] != state:
-        assert time.monotonic() < deadline, f"{job} never became {state}"
-        time.sleep(0.05)
+    def shown() -> bool:
+        return bool(
+            bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", job)["executionState"] == state
+        )
+
+    wait_until(shown, f"{job} {state}")
 
 
 def _alive(pid: int) -> bool:
@@ -299,20 +277,7 @@ def test_stream_follows_a_running_job_to_its_last_byte(recipes: Bai, tmp_path: P
     command = (
         "for i in $(seq 1 20); do echo line $i; sleep 0.05; done; printf 'tail-without-newline'"
     )
-    bai(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        "c1",
-        "-n",
-        "talk",
-        "-f",
-        write_job(tmp_path, custom_job(command)),
-    )
+    create(bai, tmp_path, custom_job(command), "talk")
     out = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "talk", "-f", "stdout.txt")
     expected = "".join(f"line {i}\n" for i in range(1, 21)) + "tail-without-newline"
     assert out.stdout == expected
@@ -322,26 +287,10 @@ def test_delete_terminates_and_removes_the_job_but_keeps_its_files(
     recipes: Bai, tmp_path: Path
 ) -> None:
     bai = recipes
-    bai(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        "c1",
-        "-n",
-        "gone",
-        "-f",
-        write_job(tmp_path, custom_job("echo hello; sleep 300")),
-    )
+    create(bai, tmp_path, custom_job("echo hello; sleep 300"), "gone")
     shown = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", "gone")
-    deadline = time.monotonic() + 30
     stdout = storage_dir(bai, "acct", "file", "logs") / shown[SEG] / "stdouterr" / "stdout.txt"
-    while not (stdout.exists() and stdout.read_text()):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until(lambda: stdout.exists() and stdout.read_text(), "the job's first line")
     bai("job", "delete", "-w", "ws", "-e", "exp", "-n", "gone", "-y")
     missing = bai("job", "show", "-w", "ws", "-e", "exp", "-n", "gone", expect=3)
     assert "not found" in missing.stderr
@@ -356,41 +305,15 @@ def test_jobs_queue_when_nodes_are_busy_and_priority_orders_the_queue(
     gate = tmp_path / "gate"
     # two blockers take both nodes until the gate file appears
     for name in ("block1", "block2"):
-        bai(
-            "job",
-            "create",
-            "-w",
-            "ws",
-            "-e",
-            "exp",
-            "-c",
-            "c1",
-            "-n",
-            name,
-            "-f",
-            write_job(
-                tmp_path, custom_job(f"while [ ! -e {gate} ]; do sleep 0.05; done"), f"{name}.json"
-            ),
-        )
+        create(bai, tmp_path, custom_job(f"while [ ! -e {gate} ]; do sleep 0.05; done"), name)
     _wait_state(bai, "block1", "running")
     _wait_state(bai, "block2", "running")
     for name, priority in (("low1", "low"), ("normal1", "normal"), ("high1", "high")):
         props = custom_job(f"echo {name} >> {order}", schedulingPriority=priority)
-        bai(
-            "job",
-            "create",
-            "-w",
-            "ws",
-            "-e",
-            "exp",
-            "-c",
-            "c1",
-            "-n",
-            name,
-            "-f",
-            write_job(tmp_path, props, f"{name}.json"),
-        )
-    time.sleep(1.0)
+        create(bai, tmp_path, props, name)
+    _wait_state(bai, "block1", "running")
+    _wait_state(bai, "block2", "running")
+    after_dispatcher_rounds(bai)  # rounds that could have started a queued job, had they erred
     states = {
         j["name"]: j["executionState"] for j in bai.json("job", "list", "-w", "ws", "-e", "exp")
     }
@@ -419,41 +342,18 @@ def test_a_job_keeps_running_when_the_dispatcher_dies(recipes: Bai, tmp_path: Pa
     bai = recipes
     gate = tmp_path / "gate"
     command = f"echo before; while [ ! -e {gate} ]; do sleep 0.05; done; echo after"
-    bai(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        "c1",
-        "-n",
-        "survivor",
-        "-f",
-        write_job(tmp_path, custom_job(command)),
-    )
+    create(bai, tmp_path, custom_job(command), "survivor")
     _wait_state(bai, "survivor", "running")
+    shown = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", "survivor")
+    stdout = storage_dir(bai, "acct", "file", "logs") / shown[SEG] / "stdouterr" / "stdout.txt"
     pid = int((bai.home / "dispatcher.lock").read_text())
     os.kill(pid, 9)
     gate.touch()
-    time.sleep(0.5)
+    # the job ends while no dispatcher runs
+    wait_until(lambda: stdout.exists() and stdout.read_text() == "before\nafter\n", "job's end")
     # any command that may change state brings a dispatcher back; show alone must not hide the end
     bai("experiment", "create", "-w", "ws", "-n", "other")
-    bai(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "other",
-        "-c",
-        "c1",
-        "-n",
-        "poke",
-        "-f",
-        write_job(tmp_path, custom_job("true"), "poke.json"),
-    )
+    create(bai, tmp_path, custom_job("true"), "poke", experiment="other")
     job = bai.wait("survivor")
     assert job["executionState"] == "succeeded"
     out = bai(
@@ -466,20 +366,7 @@ def test_stream_waits_for_the_file_then_streams(recipes: Bai, tmp_path: Path) ->
     bai = recipes
     gate = tmp_path / "gate"
     command = f"while [ ! -e {gate} ]; do sleep 0.05; done; echo late > $AZ_BATCHAI_STDOUTERR_DIR/custom.txt"
-    bai(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        "c1",
-        "-n",
-        "late",
-        "-f",
-        write_job(tmp_path, custom_job(command)),
-    )
+    create(bai, tmp_path, custom_job(command), "late")
     threading.Timer(1.0, gate.touch).start()
     out = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "late", "-f", "custom.txt")
     assert 'The file "custom.txt" not found. Waiting for the job to generate it.' in out.stderr
@@ -508,49 +395,17 @@ def test_a_killed_runner_fails_the_job_as_lost_and_stops_its_processes(
 
     bai = recipes
     pidfile = tmp_path / "task.pid"
-    bai(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        "c1",
-        "-n",
-        "orphan",
-        "-f",
-        write_job(tmp_path, custom_job(f"echo $$ > {pidfile}; exec sleep 300")),
-    )
-    deadline = time.monotonic() + 30
-    while not (pidfile.exists() and pidfile.read_text().strip()):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    create(bai, tmp_path, custom_job(f"echo $$ > {pidfile}; exec sleep 300"), "orphan")
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), "the task's pid")
     task = int(pidfile.read_text())
     runner = psutil.Process(task).parent()
     (runner_file,) = (bai.home / "runs").glob("*/node-0.runner")
-    assert runner.pid == json.loads(runner_file.read_text())[0]
+    assert runner is not None and runner.pid == json.loads(runner_file.read_text())[0]
     runner.kill()
     job = bai.wait("orphan")
     assert job["executionState"] == "failed"
     assert job["executionInfo"]["errors"][0]["code"] == "NodeLost"
-    deadline = time.monotonic() + 10
-    while _alive(task):
-        assert time.monotonic() < deadline, "the lost job's process still runs"
-        time.sleep(0.1)
+    wait_until(lambda: not _alive(task), "end of the lost job's process", timeout=10)
     # the node is free again
-    bai(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        "c1",
-        "-n",
-        "after",
-        "-f",
-        write_job(tmp_path, custom_job("true"), "after.json"),
-    )
+    create(bai, tmp_path, custom_job("true"), "after")
     assert bai.wait("after")["executionState"] == "succeeded"
