@@ -7,6 +7,8 @@ experiment, through a real ``bai serve`` on 127.0.0.1.
   and the same read in-process through the service (the database floor), as ratios;
 * list jobs: the latency of each page while paging through the whole experiment with
   ``nextLink`` (p50/p99 and the total), and of a first page of 100;
+* the web explorer's job list of that experiment: first, middle and last page, and a filtered
+  one, against GET /healthz;
 * stream: a line a running job prints → the line received by ``RemoteClient.stream_job_file``
   (p50/p99), against reading the same file directly in a tight loop (the floor), as a ratio,
   and a check that every line arrived.
@@ -27,6 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +143,10 @@ def timed(call: Callable[[], Any], count: int) -> list[float]:
     return durations
 
 
+def get_ok(http: httpx.Client, url: str) -> None:
+    http.get(url).raise_for_status()
+
+
 def report(label: str, durations: list[float], floor: list[float] | None = None) -> None:
     p50, p99 = percentile(durations, 50), percentile(durations, 99)
     line = f"{label}: p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms"
@@ -179,6 +186,17 @@ def bench(app: App, http: httpx.Client, names: list[str], gets: int, page_size: 
         "list jobs, first page of 100",
         timed(lambda: http.get(f"{exp}/jobs?{API}&maxresults=100").raise_for_status(), 50),
     )
+
+    # the web explorer's pages of the same experiment (a test once asserted < 1 s each)
+    token = http.headers["Authorization"].removeprefix("Bearer ")
+    with httpx.Client(base_url=http.base_url, timeout=60) as browser:
+        login = browser.post("/ui/login", data={"token": token})
+        assert login.status_code == 303, login.text  # to /ui/, with the session cookie
+        page = "/ui/workspaces/rg/ws/experiments/exp"
+        last = (len(names) + 49) // 50
+        for query in ("", f"?page={last // 2}", f"?page={last}", "?state=succeeded&page=2"):
+            url = page + query
+            report(f"web page {url}", timed(partial(get_ok, browser, url), 20), healthz)
 
 
 STREAMER = (

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, Playwright
 
 CHROMIUM = Path(os.environ.get("OPENBAI_CHROMIUM", "/usr/bin/chromium"))
 ARGS = [
@@ -34,5 +34,5 @@ def require_chromium() -> None:
         pytest.skip(message)
 
 
-def launch(playwright: Any) -> Any:
+def launch(playwright: Playwright) -> Browser:
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import openbai.web
 
+from .conftest import TestClient
+
 WEB = Path(openbai.web.__file__).parent
 VENDOR = WEB / "static" / "vendor"
 
 
-def test_vendored_files_are_the_packages_files():
+def test_vendored_files_are_the_packages_files() -> None:
     manifest = json.loads((VENDOR / "VENDOR.json").read_text())
     listed = {"VENDOR.json"}
     for package in manifest["packages"]:
@@ -33,7 +35,7 @@ def referenced_static_files() -> set[str]:
     return names
 
 
-def test_every_asset_a_page_uses_is_served_without_a_session(anonymous):
+def test_every_asset_a_page_uses_is_served_without_a_session(anonymous: TestClient) -> None:
     names = referenced_static_files()
     assert {"openbai.js", "openbai.css", "vendor/htmx.min.js", "vendor/uPlot.iife.min.js"} <= names
     for name in names:
@@ -41,7 +43,7 @@ def test_every_asset_a_page_uses_is_served_without_a_session(anonymous):
         assert response.status_code == 200, name
 
 
-def test_pages_carry_a_strict_content_security_policy(web):
+def test_pages_carry_a_strict_content_security_policy(web: TestClient) -> None:
     response = web.get("/ui/workspaces")
     csp = response.headers["content-security-policy"]
     assert "script-src 'self';" in csp and "unsafe" not in csp and "frame-ancestors 'none'" in csp

@@ -15,7 +15,7 @@ AZ_BATCHAI_FAKE=printed by the job, not logged by the runner
 """
 
 
-def test_logged_variables_are_read():
+def test_logged_variables_are_read() -> None:
     assert parse_environment(LOG) == {
         "AZ_BATCHAI_JOB_TEMP": "/nodes/0/jobs/ws/exp/j",
         "AZ_BATCHAI_NUM_GPUS": "0",
@@ -23,7 +23,7 @@ def test_logged_variables_are_read():
     }
 
 
-def test_the_single_node_log_or_else_the_first_nodes():
+def test_the_single_node_log_or_else_the_first_nodes() -> None:
     assert execution_log_name(["stdout.txt", "execution.log"]) == "execution.log"
     assert execution_log_name(["execution-n1.log", "execution-n0.log"]) == "execution-n0.log"
     assert execution_log_name(["stdout.txt"]) is None

@@ -7,11 +7,15 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+from conftest import Bai
+
+from openbai.installation import App
 from openbai.web.events import in_thread
 
-from .conftest import JOB_URL
+from .conftest import JOB_URL, TestClient, wait_for
 
 J = JOB_URL + "/j"
 
@@ -36,7 +40,9 @@ def text_of(events: list[tuple[str, str | None, Any]]) -> str:
     return "".join(str(data) for name, _, data in events if name == "message")
 
 
-def test_a_file_is_sent_as_text_with_byte_offsets_and_an_end(web, run_job):
+def test_a_file_is_sent_as_text_with_byte_offsets_and_an_end(
+    web: TestClient, run_job: Callable[..., str]
+) -> None:
     run_job("j", "printf 'a\\rb\\r\\nc\\n'; printf 'é%.0s' $(seq 1 40000); printf '\\nlast'")
     response = web.get(J + "/files/stdouterr/stream?path=stdout.txt")
     assert response.headers["content-type"].startswith("text/event-stream")
@@ -51,7 +57,9 @@ def test_a_file_is_sent_as_text_with_byte_offsets_and_an_end(web, run_job):
     assert all(len(str(d).encode()) <= 64 * 1024 for n, _, d in events if n == "message")
 
 
-def test_a_browser_that_reconnects_gets_the_rest(web, run_job):
+def test_a_browser_that_reconnects_gets_the_rest(
+    web: TestClient, run_job: Callable[..., str]
+) -> None:
     run_job("j", "printf 'first\\nsecond\\n'")
     response = web.get(
         J + "/files/stdouterr/stream?path=stdout.txt", headers={"Last-Event-ID": "6"}
@@ -59,16 +67,17 @@ def test_a_browser_that_reconnects_gets_the_rest(web, run_job):
     assert text_of(parse_events(response.text)) == "second\n"
 
 
-def test_a_running_jobs_file_is_followed_until_the_job_ends(web, run_job):
-    run_job("j", "echo one; sleep 1; echo two", wait=False)
-    start = time.monotonic()
-    response = web.get(J + "/files/stdouterr/stream?path=stdout.txt")
+def test_a_running_jobs_file_is_followed_until_the_job_ends(
+    web: TestClient, run_job: Callable[..., str], installation: App
+) -> None:
+    run_job("j", "echo one; sleep 2; echo two", wait=False)
+    wait_for(installation, "j", ("running",))
+    response = web.get(J + "/files/stdouterr/stream?path=stdout.txt")  # begun mid-job
     events = parse_events(response.text)
     assert text_of(events) == "one\ntwo\n" and events[-1][0] == "end"
-    assert time.monotonic() - start >= 1
 
 
-def test_metric_lines_become_points(web, run_job):
+def test_metric_lines_become_points(web: TestClient, run_job: Callable[..., str]) -> None:
     run_job(
         "j",
         "echo 'metric: loss=0.9 step=10'; echo noise; printf 'metric: loss=5\\rmetric: loss=0.5 acc=0.7 step=20\\n';"
@@ -84,12 +93,12 @@ def test_metric_lines_become_points(web, run_job):
     assert events[-1][0] == "end"
 
 
-def test_a_folder_cannot_be_streamed(web, run_job):
+def test_a_folder_cannot_be_streamed(web: TestClient, run_job: Callable[..., str]) -> None:
     run_job("j", 'mkdir -p "$AZ_BATCHAI_OUTPUT_MODEL/sub"')
     assert web.get(J + "/files/MODEL/stream?path=sub").status_code == 400
 
 
-def test_the_source_thread_stops_when_the_reader_goes_away():
+def test_the_source_thread_stops_when_the_reader_goes_away() -> None:
     stopped = threading.Event()
 
     def source(stop: Callable[[], bool]) -> Iterator[int]:
@@ -111,7 +120,9 @@ def test_the_source_thread_stops_when_the_reader_goes_away():
     assert stopped.wait(2)
 
 
-def test_bai_serve_stops_promptly_while_a_page_follows_a_running_job(bai, tmp_path):
+def test_bai_serve_stops_promptly_while_a_page_follows_a_running_job(
+    bai: Bai, tmp_path: Path
+) -> None:
     import httpx
     from api.support import start_server
 
@@ -145,9 +156,7 @@ def test_bai_serve_stops_promptly_while_a_page_follows_a_running_job(bai, tmp_pa
         while not any("hi" in t for t in received):
             assert time.monotonic() < deadline, received
             time.sleep(0.05)
-        start = time.monotonic()
-        server.stop()
-        assert time.monotonic() - start < 15
+        assert server.stop() == 0  # an open stream does not hold the shutdown (not killed)
         reader.join(5)
         assert not reader.is_alive()
     finally:

@@ -18,7 +18,7 @@ from openbai.web.metrics import MAX_SERIES, LineSplitter, MetricPoint, MetricRea
         ("metric:loss=1", MetricPoint(7, 7, {"loss": 1})),
     ],
 )
-def test_metric_lines(line, point):
+def test_metric_lines(line: str, point: MetricPoint) -> None:
     assert parse_metric(line, 7) == point
 
 
@@ -34,11 +34,11 @@ def test_metric_lines(line, point):
         "Metric: loss=1",
     ],
 )
-def test_other_lines_are_not_metrics(line):
+def test_other_lines_are_not_metrics(line: str) -> None:
     assert parse_metric(line, 1) is None
 
 
-def test_a_carriage_return_rewrites_the_line():
+def test_a_carriage_return_rewrites_the_line() -> None:
     lines = LineSplitter()
     assert lines.feed("a\rb") == []
     assert lines.feed("c\r") == []
@@ -47,13 +47,13 @@ def test_a_carriage_return_rewrites_the_line():
     assert lines.finish() == ["tail"]
 
 
-def test_very_long_lines_are_cut():
+def test_very_long_lines_are_cut() -> None:
     lines = LineSplitter()
     lines.feed("x" * 100_000)
     assert lines.feed("y" * 100_000 + "\n") == ["x" * 64 * 1024]
 
 
-def test_the_reader_decodes_across_chunks_and_caps_series():
+def test_the_reader_decodes_across_chunks_and_caps_series() -> None:
     reader = MetricReader()
     data = "metric: é=1\n".encode()  # é is no name: the pair is skipped
     data += b"metric: loss=0.5 step=1\nmet"

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
-from .conftest import JOB_URL
+from .conftest import JOB_URL, TestClient
 
 J = JOB_URL + "/j"
 NAME = "<script>pwned(1)<img src=x onerror=pwned(2)>.txt"
 LINE = "<script>pwned(3)</script><img src=x onerror=pwned(4)>"
 
 
-def test_file_names_and_log_lines_are_escaped(web, run_job):
+def test_file_names_and_log_lines_are_escaped(web: TestClient, run_job: Callable[..., str]) -> None:
     run_job("j", f"echo '{LINE}'; echo data > \"$AZ_BATCHAI_OUTPUT_MODEL/{NAME}\"")
     listing = web.get(J + "/files/MODEL").text
     escaped = "&lt;script&gt;pwned(1)&lt;img src=x onerror=pwned(2)&gt;.txt"
