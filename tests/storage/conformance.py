@@ -10,13 +10,13 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from openbai.errors import ConflictError, NotFoundError, SpecError, StorageError
-from openbai.storage.base import StorageBackend
+from openbai.storage.base import FileInfo, StorageBackend
 from openbai.storage.follow import follow
 from openbai.storage.transfer import TransferEvent, download_tree, upload_tree
 
@@ -58,14 +58,16 @@ class StorageConformance:
             pass
 
     @pytest.fixture
-    def put(self, backend: StorageBackend, volume: str, tmp_path: Path):
+    def put(
+        self, backend: StorageBackend, volume: str, tmp_path: Path
+    ) -> Callable[[str, bytes | str], None]:
         def put(path: str, data: bytes | str) -> None:
             backend.upload(volume, path, write(tmp_path / "put" / uuid.uuid4().hex, data))
 
         return put
 
     # -- volumes -------------------------------------------------------------------------
-    def test_volume_lifecycle(self, backend: StorageBackend):
+    def test_volume_lifecycle(self, backend: StorageBackend) -> None:
         name = new_volume_name()
         assert backend.create_volume(name).name == name
         assert name in [v.name for v in backend.list_volumes()]
@@ -78,12 +80,12 @@ class StorageConformance:
             backend.delete_volume(name)
 
     @pytest.mark.parametrize("bad", ["ab", "Upper", "-lead", "trail-", "dou--ble", "a_b", "x" * 64])
-    def test_invalid_volume_names_are_refused(self, backend: StorageBackend, bad: str):
+    def test_invalid_volume_names_are_refused(self, backend: StorageBackend, bad: str) -> None:
         with pytest.raises(SpecError) as info:
             backend.create_volume(bad)
         assert info.value.target == "volume"
 
-    def test_missing_volume(self, backend: StorageBackend):
+    def test_missing_volume(self, backend: StorageBackend) -> None:
         name = new_volume_name()
         with pytest.raises(NotFoundError):
             backend.stat(name, "x")
@@ -91,7 +93,9 @@ class StorageConformance:
             list(backend.list_dir(name))
 
     # -- files ---------------------------------------------------------------------------
-    def test_upload_stat_read_download(self, backend, volume, tmp_path: Path):
+    def test_upload_stat_read_download(
+        self, backend: StorageBackend, volume: str, tmp_path: Path
+    ) -> None:
         data = b"0123456789" * 1000
         info = backend.upload(volume, "dir/sub/file.bin", write(tmp_path / "src", data))
         assert (info.path, info.is_dir, info.size) == ("dir/sub/file.bin", False, len(data))
@@ -111,18 +115,24 @@ class StorageConformance:
         backend.download(volume, "dir/sub/file.bin", tmp_path / "out" / "copy.bin")
         assert (tmp_path / "out" / "copy.bin").read_bytes() == data
 
-    def test_upload_replaces(self, backend, volume, put):
+    def test_upload_replaces(
+        self, backend: StorageBackend, volume: str, put: Callable[[str, bytes | str], None]
+    ) -> None:
         put("f.txt", "first version")
         put("f.txt", "second")
         assert backend.read(volume, "f.txt") == b"second"
         assert backend.stat(volume, "f.txt").size == 6
 
-    def test_empty_file(self, backend, volume, put):
+    def test_empty_file(
+        self, backend: StorageBackend, volume: str, put: Callable[[str, bytes | str], None]
+    ) -> None:
         put("empty", b"")
         assert backend.stat(volume, "empty").size == 0
         assert backend.read(volume, "empty") == b""
 
-    def test_list_dir(self, backend, volume, put):
+    def test_list_dir(
+        self, backend: StorageBackend, volume: str, put: Callable[[str, bytes | str], None]
+    ) -> None:
         for path in ["a.txt", "d/b.txt", "d/e/c.txt", "z/y.txt"]:
             put(path, path)
         top = list(backend.list_dir(volume))
@@ -140,17 +150,21 @@ class StorageConformance:
         assert sorted(everything) == ["a.txt", "d/b.txt", "d/e/c.txt", "z/y.txt"]
         assert everything["d/e/c.txt"].size == len("d/e/c.txt")
 
-    def test_list_dir_of_missing_directory(self, backend, volume, put):
+    def test_list_dir_of_missing_directory(
+        self, backend: StorageBackend, volume: str, put: Callable[[str, bytes | str], None]
+    ) -> None:
         put("f.txt", "x")
         assert list(backend.list_dir(volume)) != []
         with pytest.raises(NotFoundError):
             list(backend.list_dir(volume, "nope"))
 
-    def test_empty_volume_lists_nothing(self, backend, volume):
+    def test_empty_volume_lists_nothing(self, backend: StorageBackend, volume: str) -> None:
         assert list(backend.list_dir(volume)) == []
         assert list(backend.list_dir(volume, recursive=True)) == []
 
-    def test_delete_file_and_directory(self, backend, volume, put):
+    def test_delete_file_and_directory(
+        self, backend: StorageBackend, volume: str, put: Callable[[str, bytes | str], None]
+    ) -> None:
         for path in ["keep.txt", "d/a.txt", "d/e/b.txt", "dd.txt"]:
             put(path, "x")
         backend.delete(volume, "keep.txt")
@@ -161,7 +175,7 @@ class StorageConformance:
             backend.stat(volume, "d")
         assert [i.path for i in backend.list_dir(volume, recursive=True)] == ["dd.txt"]
 
-    def test_not_found(self, backend, volume, tmp_path):
+    def test_not_found(self, backend: StorageBackend, volume: str, tmp_path: Path) -> None:
         with pytest.raises(NotFoundError):
             backend.stat(volume, "missing.txt")
         with pytest.raises(NotFoundError):
@@ -172,18 +186,24 @@ class StorageConformance:
         with pytest.raises(NotFoundError):
             backend.delete(volume, "missing.txt")
 
-    def test_upload_of_missing_source(self, backend, volume, tmp_path):
+    def test_upload_of_missing_source(
+        self, backend: StorageBackend, volume: str, tmp_path: Path
+    ) -> None:
         with pytest.raises(NotFoundError):
             backend.upload(volume, "x", tmp_path / "does-not-exist")
 
-    def test_make_dir_then_upload_into_it(self, backend, volume, put):
+    def test_make_dir_then_upload_into_it(
+        self, backend: StorageBackend, volume: str, put: Callable[[str, bytes | str], None]
+    ) -> None:
         backend.make_dir(volume, "a/b")
         put("a/b/f.txt", "x")
         assert backend.stat(volume, "a/b").is_dir
         assert [i.path for i in backend.list_dir(volume, "a/b")] == ["a/b/f.txt"]
 
     @pytest.mark.parametrize("bad", ["../x", "a/../../x", "/etc/passwd", "a\\b"])
-    def test_paths_cannot_escape(self, backend, volume, tmp_path, bad):
+    def test_paths_cannot_escape(
+        self, backend: StorageBackend, volume: str, tmp_path: Path, bad: str
+    ) -> None:
         source = write(tmp_path / "src", "x")
         with pytest.raises(SpecError):
             backend.stat(volume, bad)
@@ -196,14 +216,18 @@ class StorageConformance:
         with pytest.raises(SpecError):
             list(backend.list_dir(volume, bad))
 
-    def test_deleting_the_root_is_refused(self, backend, volume, put):
+    def test_deleting_the_root_is_refused(
+        self, backend: StorageBackend, volume: str, put: Callable[[str, bytes | str], None]
+    ) -> None:
         put("f", "x")
         with pytest.raises(SpecError):
             backend.delete(volume, "")
         assert backend.read(volume, "f") == b"x"
 
     # -- tree transfers ------------------------------------------------------------------
-    def test_upload_tree_then_download_tree(self, backend, volume, tmp_path):
+    def test_upload_tree_then_download_tree(
+        self, backend: StorageBackend, volume: str, tmp_path: Path
+    ) -> None:
         files = make_tree(tmp_path / "src")
         events: list[TransferEvent] = []
         report = upload_tree(backend, volume, tmp_path / "src", "job/in", on_progress=events.append)
@@ -220,7 +244,9 @@ class StorageConformance:
         for rel, data in files.items():
             assert (tmp_path / "dst" / rel).read_bytes() == data
 
-    def test_rerun_skips_unchanged_and_resends_changed(self, backend, volume, tmp_path):
+    def test_rerun_skips_unchanged_and_resends_changed(
+        self, backend: StorageBackend, volume: str, tmp_path: Path
+    ) -> None:
         src = tmp_path / "src"
         files = make_tree(src)
         upload_tree(backend, volume, src)
@@ -244,13 +270,15 @@ class StorageConformance:
         assert fourth.files_done == 2
         assert (tmp_path / "dst/data/a.csv").read_text() == "x,y\n9,9\n"
 
-    def test_skip_unchanged_off_copies_everything(self, backend, volume, tmp_path):
+    def test_skip_unchanged_off_copies_everything(
+        self, backend: StorageBackend, volume: str, tmp_path: Path
+    ) -> None:
         files = make_tree(tmp_path / "src")
         upload_tree(backend, volume, tmp_path / "src")
         report = upload_tree(backend, volume, tmp_path / "src", skip_unchanged=False)
         assert report.files_done == len(files)
 
-    def test_transfer_pattern(self, backend, volume, tmp_path):
+    def test_transfer_pattern(self, backend: StorageBackend, volume: str, tmp_path: Path) -> None:
         make_tree(tmp_path / "src")
         report = upload_tree(backend, volume, tmp_path / "src", pattern="*.csv")
         assert report.files_total == 2
@@ -261,41 +289,51 @@ class StorageConformance:
         report = download_tree(backend, volume, "data", tmp_path / "dst", pattern="b*")
         assert [p.name for p in (tmp_path / "dst").iterdir()] == ["b.csv"]
 
-    def test_single_file_transfer(self, backend, volume, tmp_path):
+    def test_single_file_transfer(
+        self, backend: StorageBackend, volume: str, tmp_path: Path
+    ) -> None:
         upload_tree(backend, volume, write(tmp_path / "one.txt", "1"), "dir")
         assert backend.read(volume, "dir/one.txt") == b"1"
         download_tree(backend, volume, "dir/one.txt", tmp_path / "dst")
         assert (tmp_path / "dst" / "one.txt").read_text() == "1"
 
-    def test_failed_file_does_not_stop_the_others(self, backend, volume, tmp_path):
+    def test_failed_file_does_not_stop_the_others(
+        self,
+        backend: StorageBackend,
+        volume: str,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
         src = tmp_path / "src"
         files = make_tree(src)
         blocked = src / "data" / "a.csv"
         original = backend.upload
 
-        def failing_upload(volume_, path, source):
+        def failing_upload(volume_: str, path: str, source: Path) -> FileInfo:
             if source == blocked:
                 raise StorageError("injected", target=path)
             return original(volume_, path, source)
 
-        backend.upload = failing_upload
-        try:
-            events: list[TransferEvent] = []
-            report = upload_tree(backend, volume, src, on_progress=events.append)
-        finally:
-            del backend.upload
+        monkeypatch.setattr(backend, "upload", failing_upload)
+        events: list[TransferEvent] = []
+        report = upload_tree(backend, volume, src, on_progress=events.append)
+        monkeypatch.undo()
         assert (report.files_done, report.files_failed) == (len(files) - 1, 1)
         assert [f.path for f in report.failures] == ["data/a.csv"]
         assert not report.is_complete
         assert [e.path for e in events if e.kind == "file_failed"] == ["data/a.csv"]
 
-    def test_transfer_into_missing_volume_fails_once(self, backend, tmp_path):
+    def test_transfer_into_missing_volume_fails_once(
+        self, backend: StorageBackend, tmp_path: Path
+    ) -> None:
         make_tree(tmp_path / "src")
         with pytest.raises(NotFoundError):
             upload_tree(backend, new_volume_name(), tmp_path / "src")
 
     # -- following -----------------------------------------------------------------------
-    def test_follow_a_growing_file_loses_no_tail(self, backend, volume, tmp_path):
+    def test_follow_a_growing_file_loses_no_tail(
+        self, backend: StorageBackend, volume: str, tmp_path: Path
+    ) -> None:
         """A writer re-uploads a growing file; the follower sees every byte, in order."""
         lines = [f"line {i}\n".encode() for i in range(40)]
         done = threading.Event()
@@ -316,7 +354,9 @@ class StorageConformance:
         thread.join()
         assert got == b"".join(lines)
 
-    def test_follow_from_offset_and_missing_file(self, backend, volume, put):
+    def test_follow_from_offset_and_missing_file(
+        self, backend: StorageBackend, volume: str, put: Callable[[str, bytes | str], None]
+    ) -> None:
         put("log", "abcdef")
         assert b"".join(follow(backend, volume, "log", offset=2, is_finished=lambda: True)) == (
             b"cdef"

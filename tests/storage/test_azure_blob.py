@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.azurite
 
 
 @pytest.fixture
-def backend(azurite: Azurite):
+def backend(azurite: Azurite) -> Iterator[AzureBlobStorage]:
     built = backend_for(
         "devstoreaccount1",
         "azure",
@@ -38,7 +38,7 @@ class TestAzureBlobStorage(StorageConformance, WriterConformance):
     pass
 
 
-def test_account_key_and_endpoint_options(azurite: Azurite):
+def test_account_key_and_endpoint_options(azurite: Azurite) -> None:
     backend = AzureBlobStorage.from_options(
         "ignored",
         VolumeKind.BLOB,
@@ -52,21 +52,21 @@ def test_account_key_and_endpoint_options(azurite: Azurite):
     backend.close()
 
 
-def test_constructor_does_no_io():
+def test_constructor_does_no_io() -> None:
     backend = AzureBlobStorage.from_options(
         "acct", VolumeKind.BLOB, {"account_key": "a2V5", "blob_endpoint": "http://127.0.0.1:9/x"}
     )
     assert backend.blob_endpoint == "http://127.0.0.1:9/x"
 
 
-def test_options_are_checked():
+def test_options_are_checked() -> None:
     with pytest.raises(SpecError):
         AzureBlobStorage.from_options("acct", VolumeKind.BLOB, {})
     with pytest.raises(SpecError):
         AzureBlobStorage.from_options("acct", VolumeKind.FILE, {"account_key": "a2V5"})
 
 
-def test_upload_stores_content_md5(backend: AzureBlobStorage, tmp_path: Path):
+def test_upload_stores_content_md5(backend: AzureBlobStorage, tmp_path: Path) -> None:
     volume = backend.create_volume(new_volume_name()).name
     try:
         source = write(tmp_path / "f", b"hello" * 1000)
@@ -78,7 +78,7 @@ def test_upload_stores_content_md5(backend: AzureBlobStorage, tmp_path: Path):
         backend.delete_volume(volume)
 
 
-def test_large_file_goes_in_parallel_blocks(backend: AzureBlobStorage, tmp_path: Path):
+def test_large_file_goes_in_parallel_blocks(backend: AzureBlobStorage, tmp_path: Path) -> None:
     data = bytes(range(256)) * (4096 * 20 + 7)  # ~20 MiB: above the single-put size
     source = write(tmp_path / "big", data)
     volume = backend.create_volume(new_volume_name()).name
@@ -93,7 +93,7 @@ def test_large_file_goes_in_parallel_blocks(backend: AzureBlobStorage, tmp_path:
         backend.delete_volume(volume)
 
 
-def test_wrong_key_is_permission_denied(azurite: Azurite):
+def test_wrong_key_is_permission_denied(azurite: Azurite) -> None:
     wrong = Azurite(azurite.blob_endpoint, account_key="d3Jvbmcga2V5")
     backend = AzureBlobStorage.from_options(
         "devstoreaccount1", VolumeKind.BLOB, {"connection_string": wrong.connection_string}
@@ -102,7 +102,7 @@ def test_wrong_key_is_permission_denied(azurite: Azurite):
         backend.list_volumes()
 
 
-def test_unreachable_service_is_backend_unavailable():
+def test_unreachable_service_is_backend_unavailable() -> None:
     backend = AzureBlobStorage.from_options(
         "devstoreaccount1",
         VolumeKind.BLOB,
@@ -116,7 +116,7 @@ def test_unreachable_service_is_backend_unavailable():
         backend.list_volumes()
 
 
-def test_rides_out_a_short_outage(tmp_path: Path):
+def test_rides_out_a_short_outage(tmp_path: Path) -> None:
     """A call made while the service is down succeeds once it is back (retry policy)."""
     require_node()
     process = AzuriteProcess(tmp_path / "azurite")
@@ -127,11 +127,17 @@ def test_rides_out_a_short_outage(tmp_path: Path):
     try:
         backend.create_volume("survivor")
         process.stop()
-        restart = threading.Timer(4.0, process.start)
+        back = threading.Event()
+
+        def come_back() -> None:
+            back.set()  # before: the call may get its answer while start() still checks
+            process.start()
+
+        restart = threading.Timer(4.0, come_back)
         restart.start()
-        started = time.monotonic()
+        assert not back.is_set()  # the call below starts while the service is down ...
         assert [v.name for v in backend.list_volumes()] == ["survivor"]
-        assert time.monotonic() - started >= 3.5
+        assert back.is_set()  # ... and got its answer once it was restarted
         restart.join()
     finally:
         backend.close()

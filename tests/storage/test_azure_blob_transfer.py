@@ -58,15 +58,16 @@ def upload(bai: Bai, container: str, source: Path, *extra: str) -> dict[str, int
 
 def stored_md5s(azurite: Azurite, container: str) -> dict[str, str]:
     client = BlobServiceClient.from_connection_string(azurite.connection_string)
-    return {
-        str(blob.name): bytes(blob.content_settings.content_md5).hex()
-        for blob in client.get_container_client(container).list_blobs()
-    }
+    md5s = {}
+    for blob in client.get_container_client(container).list_blobs():
+        assert blob.content_settings.content_md5 is not None, blob.name
+        md5s[str(blob.name)] = bytes(blob.content_settings.content_md5).hex()
+    return md5s
 
 
 def test_rerun_skips_unchanged_and_resends_a_changed_file_of_equal_size(
     bai: Bai, azurite: Azurite, container: str, tmp_path: Path
-):
+) -> None:
     source = tmp_path / "data"
     for i in range(30):
         write(source / f"d{i % 3}" / f"{i}.bin", os.urandom(1000 + i))
@@ -98,7 +99,7 @@ def test_rerun_skips_unchanged_and_resends_a_changed_file_of_equal_size(
 
 def test_an_interrupted_upload_resumes(
     bai: Bai, bai_env: dict[str, str], azurite: Azurite, container: str, tmp_path: Path
-):
+) -> None:
     """Ctrl-C part-way; the re-run sends only what is missing, and everything arrives whole."""
     source = tmp_path / "data"
     for i in range(600):
@@ -125,7 +126,7 @@ def test_an_interrupted_upload_resumes(
     assert md5s == {p.name: file_md5(p) for p in source.iterdir()}
 
 
-def test_an_account_with_a_sas_connection_string(azurite: Azurite, tmp_path: Path):
+def test_an_account_with_a_sas_connection_string(azurite: Azurite, tmp_path: Path) -> None:
     key_client = BlobServiceClient.from_connection_string(azurite.connection_string)
     name = f"t-{uuid.uuid4().hex[:12]}"
     key_client.create_container(name)
@@ -152,7 +153,7 @@ def test_an_account_with_a_sas_connection_string(azurite: Azurite, tmp_path: Pat
         key_client.delete_container(name)
 
 
-def test_empty_and_small_blobs_download_whole(azurite: Azurite, tmp_path: Path):
+def test_empty_and_small_blobs_download_whole(azurite: Azurite, tmp_path: Path) -> None:
     backend = AzureBlobStorage.from_options(
         "acct", VolumeKind.BLOB, {"connection_string": azurite.connection_string}
     )
@@ -167,7 +168,7 @@ def test_empty_and_small_blobs_download_whole(azurite: Azurite, tmp_path: Path):
         backend.close()
 
 
-def test_a_wrong_key_is_permission_denied_on_upload(azurite: Azurite, tmp_path: Path):
+def test_a_wrong_key_is_permission_denied_on_upload(azurite: Azurite, tmp_path: Path) -> None:
     wrong = Azurite(azurite.blob_endpoint, account_key="d3Jvbmcga2V5")
     backend = AzureBlobStorage.from_options(
         "acct", VolumeKind.BLOB, {"connection_string": wrong.connection_string}
@@ -176,7 +177,7 @@ def test_a_wrong_key_is_permission_denied_on_upload(azurite: Azurite, tmp_path: 
         backend.upload("whatever", "f", write(tmp_path / "f", b"x"))
 
 
-def test_uploads_ride_out_a_short_outage(tmp_path: Path):
+def test_uploads_ride_out_a_short_outage(tmp_path: Path) -> None:
     """The store goes away between two uploads and is back within the retries."""
     require_node()
     process = AzuriteProcess(tmp_path / "azurite")

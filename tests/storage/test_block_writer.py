@@ -38,7 +38,7 @@ def volume(blob: AzureBlobStorage) -> Iterator[str]:
     blob.delete_volume(name)
 
 
-def test_commits_while_blocks_are_staged_lose_nothing(blob: AzureBlobStorage, volume: str):
+def test_commits_while_blocks_are_staged_lose_nothing(blob: AzureBlobStorage, volume: str) -> None:
     """A commit drops staged blocks it does not list: blocks of writes made while a commit is
     on its way must not be counted as stored (this was the intermittent EIO of big writes)."""
     data = os.urandom(64 * MiB + 4321)
@@ -65,7 +65,7 @@ def test_commits_while_blocks_are_staged_lose_nothing(blob: AzureBlobStorage, vo
     assert blob.read(volume, "big.bin") == data
 
 
-def test_sequentially_written_blob_gets_its_md5(blob: AzureBlobStorage, volume: str):
+def test_sequentially_written_blob_gets_its_md5(blob: AzureBlobStorage, volume: str) -> None:
     data = os.urandom(20 * MiB + 17)
     writer = blob.open_writer(volume, "seq.bin", truncate=True)
     for offset in range(0, len(data), MiB):
@@ -78,7 +78,7 @@ def test_sequentially_written_blob_gets_its_md5(blob: AzureBlobStorage, volume: 
     assert blob.stat(volume, "seq.bin").md5 == hashlib.md5(data).hexdigest()
 
 
-def test_rewritten_blob_has_no_stale_md5(blob: AzureBlobStorage, volume: str):
+def test_rewritten_blob_has_no_stale_md5(blob: AzureBlobStorage, volume: str) -> None:
     writer = blob.open_writer(volume, "r.bin", truncate=True)
     writer.write(0, b"hello world")
     writer.close()

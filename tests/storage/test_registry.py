@@ -22,50 +22,50 @@ def fresh_cache() -> Iterator[None]:
     registry.backend_class.cache_clear()
 
 
-def test_table_is_sorted():
+def test_table_is_sorted() -> None:
     assert list(registry.BACKENDS) == sorted(registry.BACKENDS)
     assert list(registry.ACCOUNT_KINDS) == sorted(registry.ACCOUNT_KINDS)
 
 
 @pytest.mark.parametrize("name", sorted(registry.BACKENDS))
-def test_every_entry_imports(name: str):
+def test_every_entry_imports(name: str) -> None:
     cls = registry.backend_class(name)
     assert issubclass(cls, StorageBackend)
     assert cls.name == name
 
 
-def test_account_kinds_name_known_backends():
+def test_account_kinds_name_known_backends() -> None:
     used = {name for kinds in registry.ACCOUNT_KINDS.values() for name in kinds.values()}
     assert used <= set(registry.BACKENDS)
     for kinds in registry.ACCOUNT_KINDS.values():
         assert set(kinds) == set(VolumeKind)
 
 
-def test_backend_for_a_local_account(tmp_path: Path):
+def test_backend_for_a_local_account(tmp_path: Path) -> None:
     backend = registry.backend_for("acct", "local", VolumeKind.FILE, {"root": str(tmp_path)})
     assert isinstance(backend, LocalStorage)
     assert backend.kind is VolumeKind.FILE
 
 
-def test_unknown_account_kind():
+def test_unknown_account_kind() -> None:
     with pytest.raises(SpecError) as info:
         registry.backend_for("acct", "ftp", VolumeKind.BLOB, {})
     assert info.value.target == "kind"
 
 
-def test_unknown_backend():
+def test_unknown_backend() -> None:
     with pytest.raises(StorageError, match="no storage backend named 'nope'"):
         registry.backend_class("nope")
 
 
-def test_missing_sdk_gives_install_hint(monkeypatch: pytest.MonkeyPatch):
+def test_missing_sdk_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "openbai.storage.azure_blob", raising=False)
     monkeypatch.setitem(sys.modules, "azure.storage.blob", None)
     with pytest.raises(StorageError, match=r"pip install 'openbai\[azure\]'"):
         registry.backend_class("azure_blob")
 
 
-def test_entry_point_backends(monkeypatch: pytest.MonkeyPatch):
+def test_entry_point_backends(monkeypatch: pytest.MonkeyPatch) -> None:
     found = [EntryPoint("mine", "openbai.storage.local:LocalStorage", registry.ENTRY_POINT_GROUP)]
     monkeypatch.setattr(
         registry, "entry_points", lambda group: found if group == registry.ENTRY_POINT_GROUP else []
@@ -74,7 +74,7 @@ def test_entry_point_backends(monkeypatch: pytest.MonkeyPatch):
     assert registry.backend_class("mine") is LocalStorage
 
 
-def test_entry_point_must_be_a_backend(monkeypatch: pytest.MonkeyPatch):
+def test_entry_point_must_be_a_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     found = [EntryPoint("bad", "pathlib:Path", registry.ENTRY_POINT_GROUP)]
     monkeypatch.setattr(registry, "entry_points", lambda group: found)
     with pytest.raises(StorageError, match="not a StorageBackend"):

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.samba
 
 
 @pytest.fixture(scope="module")
-def shared_backend(samba: Samba):
+def shared_backend(samba: Samba) -> Iterator[SmbStorage]:
     built = backend_for("devstoreaccount1", "azure", VolumeKind.FILE, samba.options())
     assert isinstance(built, SmbStorage)
     yield built
@@ -44,7 +45,7 @@ def backend(shared_backend: SmbStorage) -> SmbStorage:
 
 
 @pytest.fixture
-def share(backend: SmbStorage):
+def share(backend: SmbStorage) -> Iterator[str]:
     name = backend.create_volume(new_volume_name()).name
     yield name
     backend.delete_volume(name)
@@ -60,7 +61,9 @@ class TestSmbStorage(StorageConformance):
 
 
 # -- streaming: what `bai job file stream` needs ------------------------------------------
-def test_appends_are_visible_to_another_client_before_close(samba: Samba, backend, share):
+def test_appends_are_visible_to_another_client_before_close(
+    samba: Samba, backend: SmbStorage, share: str
+) -> None:
     reader = reader_of(samba)
     writer = backend.open_writer(share, "out/stdout.txt")
     try:
@@ -75,7 +78,7 @@ def test_appends_are_visible_to_another_client_before_close(samba: Samba, backen
     assert backend.read(share, "out/stdout.txt") == b"epoch 1\nepoch 2\n"
 
 
-def test_follow_sees_a_file_written_in_place(samba: Samba, backend, share):
+def test_follow_sees_a_file_written_in_place(samba: Samba, backend: SmbStorage, share: str) -> None:
     from openbai.storage.follow import follow
 
     lines = [f"step {i}\n".encode() for i in range(50)]
@@ -106,7 +109,7 @@ def test_follow_sees_a_file_written_in_place(samba: Samba, backend, share):
 
 
 # -- in-place writing and rename (mounts) -------------------------------------------------
-def test_writer_offsets_truncate_and_reopen(backend, share):
+def test_writer_offsets_truncate_and_reopen(backend: SmbStorage, share: str) -> None:
     writer = backend.open_writer(share, "d/f.bin")
     writer.write(0, b"a" * 10)
     writer.write(4, b"BB")
@@ -125,7 +128,7 @@ def test_writer_offsets_truncate_and_reopen(backend, share):
     assert backend.stat(share, "d/f.bin").size == 0
 
 
-def test_large_write_through_the_writer(backend, share):
+def test_large_write_through_the_writer(backend: SmbStorage, share: str) -> None:
     data = os.urandom(5 * 1024 * 1024 + 3)
     writer = backend.open_writer(share, "big")
     writer.write(0, data)
@@ -133,7 +136,7 @@ def test_large_write_through_the_writer(backend, share):
     assert backend.read(share, "big") == data
 
 
-def test_rename_replaces_the_target(backend, share, tmp_path: Path):
+def test_rename_replaces_the_target(backend: SmbStorage, share: str, tmp_path: Path) -> None:
     backend.upload(share, "ckpt/final", write(tmp_path / "old", "old"))
     writer = backend.open_writer(share, "ckpt/.tmp")
     writer.write(0, b"new")
@@ -147,20 +150,24 @@ def test_rename_replaces_the_target(backend, share, tmp_path: Path):
         backend.rename(share, "ckpt/final", "x")
 
 
-def test_capabilities():
+def test_capabilities() -> None:
     assert SmbStorage.supports_writer and SmbStorage.shows_appends_live
 
 
 # -- paths, names, errors -----------------------------------------------------------------
 @pytest.mark.parametrize("bad", ["a:b", "data/x:stream", "q?", "p|q", "a*"])
-def test_names_smb_refuses_are_spec_errors(backend, share, tmp_path: Path, bad: str):
+def test_names_smb_refuses_are_spec_errors(
+    backend: SmbStorage, share: str, tmp_path: Path, bad: str
+) -> None:
     with pytest.raises(SpecError):
         backend.upload(share, bad, write(tmp_path / "src", "x"))
     with pytest.raises(SpecError):
         backend.open_writer(share, bad)
 
 
-def test_symlink_out_of_the_share_is_not_followed(samba: Samba, backend, share):
+def test_symlink_out_of_the_share_is_not_followed(
+    samba: Samba, backend: SmbStorage, share: str
+) -> None:
     """A link planted on the server pointing outside the share leads nowhere for clients."""
     outside = samba.state / "outside-secret.txt"
     outside.write_text("secret")
@@ -175,7 +182,7 @@ def test_symlink_out_of_the_share_is_not_followed(samba: Samba, backend, share):
         outside.unlink()
 
 
-def test_wrong_key_is_permission_denied(samba: Samba):
+def test_wrong_key_is_permission_denied(samba: Samba) -> None:
     backend = SmbStorage.from_options(
         "devstoreaccount1", VolumeKind.FILE, samba.options(account_key="d3Jvbmcga2V5")
     )
@@ -183,7 +190,7 @@ def test_wrong_key_is_permission_denied(samba: Samba):
         backend.stat("anything", "")
 
 
-def test_unknown_user_is_permission_denied(samba: Samba):
+def test_unknown_user_is_permission_denied(samba: Samba) -> None:
     backend = SmbStorage.from_options(
         "nobodyhere", VolumeKind.FILE, samba.options(account_name="nobodyhere")
     )
@@ -191,7 +198,7 @@ def test_unknown_user_is_permission_denied(samba: Samba):
         backend.stat("anything", "")
 
 
-def test_unreachable_server_is_backend_unavailable():
+def test_unreachable_server_is_backend_unavailable() -> None:
     backend = SmbStorage.from_options(
         "acct", VolumeKind.FILE, {"account_key": "a2V5", "file_endpoint": "127.0.0.1:9"}
     )
@@ -199,25 +206,27 @@ def test_unreachable_server_is_backend_unavailable():
         backend.stat("share", "")
 
 
-def test_missing_share(backend):
+def test_missing_share(backend: SmbStorage) -> None:
     with pytest.raises(NotFoundError):
         backend.stat(new_volume_name(), "")
     with pytest.raises(NotFoundError):
         backend.delete_volume(new_volume_name())
 
 
-def test_reserved_share_names(backend):
+def test_reserved_share_names(backend: SmbStorage) -> None:
     with pytest.raises(ConflictError):
         backend.create_volume("global")
 
 
-def test_listing_leaves_out_unfinished_uploads(samba: Samba, backend, share, tmp_path):
+def test_listing_leaves_out_unfinished_uploads(
+    samba: Samba, backend: SmbStorage, share: str, tmp_path: Path
+) -> None:
     backend.upload(share, "d/done.txt", write(tmp_path / "a", "x"))
     (samba.share_root / share / "d" / ".big.bin.0a1b.openbai-part").write_bytes(b"partial")
     assert [i.path for i in backend.list_dir(share, recursive=True)] == ["d/done.txt"]
 
 
-def test_upload_keeps_mtime_so_reruns_skip(backend, share, tmp_path: Path):
+def test_upload_keeps_mtime_so_reruns_skip(backend: SmbStorage, share: str, tmp_path: Path) -> None:
     src = write(tmp_path / "t" / "f.txt", "hello")
     os.utime(src, ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
     info = backend.upload(share, "f.txt", src)
@@ -225,7 +234,9 @@ def test_upload_keeps_mtime_so_reruns_skip(backend, share, tmp_path: Path):
     assert upload_tree(backend, share, tmp_path / "t").files_skipped == 1
 
 
-def test_share_created_elsewhere_is_listed_and_deleted_with_its_files(backend, tmp_path):
+def test_share_created_elsewhere_is_listed_and_deleted_with_its_files(
+    backend: SmbStorage, tmp_path: Path
+) -> None:
     name = new_volume_name()
     backend.create_volume(name)
     backend.upload(name, "a/b/c.txt", write(tmp_path / "c", "c"))
@@ -239,7 +250,7 @@ def test_share_created_elsewhere_is_listed_and_deleted_with_its_files(backend, t
         backend.delete_volume(name)
 
 
-def test_no_share_admin_configured(samba: Samba):
+def test_no_share_admin_configured(samba: Samba) -> None:
     backend = SmbStorage.from_options(
         "devstoreaccount1", VolumeKind.FILE, samba.options(samba_config=None)
     )
@@ -247,7 +258,7 @@ def test_no_share_admin_configured(samba: Samba):
         backend.list_volumes()
 
 
-def test_samba_config_writable_by_others_is_refused(samba: Samba, tmp_path: Path):
+def test_samba_config_writable_by_others_is_refused(samba: Samba, tmp_path: Path) -> None:
     config = tmp_path / "smb.conf"
     config.write_text(samba.config.read_text())
     config.chmod(0o666)
@@ -271,17 +282,17 @@ def test_samba_config_writable_by_others_is_refused(samba: Samba, tmp_path: Path
         ),
     ],
 )
-def test_parse_file_endpoint(endpoint: str, expected):
+def test_parse_file_endpoint(endpoint: str, expected: tuple[str, int, str]) -> None:
     assert parse_file_endpoint(endpoint) == expected
 
 
 @pytest.mark.parametrize("bad", ["ftp://x", "smb://", "host:notaport"])
-def test_bad_file_endpoint(bad: str):
+def test_bad_file_endpoint(bad: str) -> None:
     with pytest.raises(SpecError):
         parse_file_endpoint(bad)
 
 
-def test_options_from_a_connection_string():
+def test_options_from_a_connection_string() -> None:
     backend = SmbStorage.from_options(
         "local",
         VolumeKind.FILE,
@@ -300,21 +311,21 @@ def test_options_from_a_connection_string():
     assert backend.shares.endpoint == "https://acct.file.core.windows.net"
 
 
-def test_constructor_does_no_io():
+def test_constructor_does_no_io() -> None:
     backend = SmbStorage.from_options(
         "acct", VolumeKind.FILE, {"account_key": "a2V5", "file_endpoint": "127.0.0.1:9"}
     )
     assert backend.shares is None and backend.port == 9
 
 
-def test_options_are_checked():
+def test_options_are_checked() -> None:
     with pytest.raises(SpecError):
         SmbStorage.from_options("acct", VolumeKind.FILE, {"file_endpoint": "127.0.0.1:9"})
     with pytest.raises(SpecError):
         SmbStorage.from_options("acct", VolumeKind.BLOB, {"account_key": "a2V5"})
 
 
-def test_azure_share_admin_unreachable_is_backend_unavailable():
+def test_azure_share_admin_unreachable_is_backend_unavailable() -> None:
     backend = SmbStorage.from_options(
         "acct",
         VolumeKind.FILE,
@@ -324,7 +335,7 @@ def test_azure_share_admin_unreachable_is_backend_unavailable():
         backend.list_volumes()
 
 
-def test_reconnects_after_a_server_restart():
+def test_reconnects_after_a_server_restart() -> None:
     """Calls fail as unavailable while smbd is down, and work again once it is back."""
     require_samba()
     state, port = tempfile.mkdtemp(prefix="openbai-samba-"), str(free_port())

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from azurite_fixture import Azurite
+from conftest import Bai
 from samba_fixture import Samba
 
 pytestmark = pytest.mark.samba
@@ -17,7 +19,7 @@ def connection_string(samba: Samba, blob_endpoint: str = "http://127.0.0.1:9/x")
     )
 
 
-def create_account(bai, samba: Samba, blob_endpoint: str = "http://127.0.0.1:9/x") -> None:
+def create_account(bai: Bai, samba: Samba, blob_endpoint: str = "http://127.0.0.1:9/x") -> None:
     bai(
         "storage", "account", "create", "-n", "acct", "--kind", "azure",
         "--connection-string", connection_string(samba, blob_endpoint),
@@ -34,7 +36,7 @@ def make_tree(root: Path) -> dict[str, bytes]:
     return files
 
 
-def test_shares_and_files_end_to_end(bai, samba: Samba, tmp_path: Path):
+def test_shares_and_files_end_to_end(bai: Bai, samba: Samba, tmp_path: Path) -> None:
     create_account(bai, samba)
     bai("storage", "share", "create", "--account", "acct", "-n", "logs")
     try:
@@ -75,7 +77,7 @@ def test_shares_and_files_end_to_end(bai, samba: Samba, tmp_path: Path):
     assert "logs" not in [s["name"] for s in bai.json(*"storage share list --account acct".split())]
 
 
-def test_keys_are_never_shown(bai, samba: Samba):
+def test_keys_are_never_shown(bai: Bai, samba: Samba) -> None:
     create_account(bai, samba)
     for args in ("storage account show -n acct", "storage account list"):
         for output in ("json", "table"):
@@ -87,7 +89,7 @@ def test_keys_are_never_shown(bai, samba: Samba):
     assert shown["kind"] == "azure" and shown["file_endpoint"] == samba.file_endpoint
 
 
-def test_missing_share_is_an_error(bai, samba: Samba, tmp_path: Path):
+def test_missing_share_is_an_error(bai: Bai, samba: Samba, tmp_path: Path) -> None:
     create_account(bai, samba)
     (tmp_path / "f").write_text("x")
     result = bai(
@@ -99,7 +101,9 @@ def test_missing_share_is_an_error(bai, samba: Samba, tmp_path: Path):
 
 
 @pytest.mark.azurite
-def test_one_account_holds_containers_on_azurite_and_shares_on_samba(bai, samba, azurite):
+def test_one_account_holds_containers_on_azurite_and_shares_on_samba(
+    bai: Bai, samba: Samba, azurite: Azurite
+) -> None:
     create_account(bai, samba, blob_endpoint=azurite.blob_endpoint)
     bai("storage", "container", "create", "--account", "acct", "-n", "cli-data")
     bai("storage", "share", "create", "--account", "acct", "-n", "cli-logs")

@@ -22,10 +22,12 @@ def _put(backend: StorageBackend, volume: str, path: str, data: bytes, tmp: Path
 
 
 class WriterConformance:
-    def test_supports_writer(self, backend: StorageBackend):
+    def test_supports_writer(self, backend: StorageBackend) -> None:
         assert backend.supports_writer
 
-    def test_new_file_is_visible_after_flush_while_open(self, backend: StorageBackend, volume: str):
+    def test_new_file_is_visible_after_flush_while_open(
+        self, backend: StorageBackend, volume: str
+    ) -> None:
         writer = backend.open_writer(volume, "out/log.txt", truncate=True)
         writer.write(0, b"first line\n")
         writer.flush()
@@ -38,7 +40,7 @@ class WriterConformance:
         assert backend.read(volume, "out/log.txt") == b"first line\nsecond line\nthird\n"
         assert [i.name for i in backend.list_dir(volume, "out")] == ["log.txt"]
 
-    def test_large_sequential_write(self, backend: StorageBackend, volume: str):
+    def test_large_sequential_write(self, backend: StorageBackend, volume: str) -> None:
         data = os.urandom(20 * 1024 * 1024 + 12345)
         writer = backend.open_writer(volume, "big.bin", truncate=True)
         for offset in range(0, len(data), 131072):
@@ -49,7 +51,7 @@ class WriterConformance:
 
     def test_append_to_existing_file_keeps_its_bytes(
         self, backend: StorageBackend, volume: str, tmp_path: Path
-    ):
+    ) -> None:
         _put(backend, volume, "a.txt", b"hello ", tmp_path)
         writer = backend.open_writer(volume, "a.txt")
         writer.write(6, b"world")
@@ -62,7 +64,7 @@ class WriterConformance:
 
     def test_rewrite_in_the_middle_and_truncate(
         self, backend: StorageBackend, volume: str, tmp_path: Path
-    ):
+    ) -> None:
         _put(backend, volume, "m.bin", b"0123456789" * 10, tmp_path)
         writer = backend.open_writer(volume, "m.bin")
         writer.write(5, b"XYZ")
@@ -78,7 +80,7 @@ class WriterConformance:
 
     def test_truncating_open_empties_the_file(
         self, backend: StorageBackend, volume: str, tmp_path: Path
-    ):
+    ) -> None:
         _put(backend, volume, "t.txt", b"old content", tmp_path)
         writer = backend.open_writer(volume, "t.txt", truncate=True)
         writer.write(0, b"new")
@@ -87,7 +89,7 @@ class WriterConformance:
         backend.open_writer(volume, "t.txt", truncate=True).close()
         assert backend.stat(volume, "t.txt").size == 0
 
-    def test_reads_back_what_was_written(self, backend: StorageBackend, volume: str):
+    def test_reads_back_what_was_written(self, backend: StorageBackend, volume: str) -> None:
         writer = backend.open_writer(volume, "r.bin", truncate=True)
         try:
             if not writer.can_read:
@@ -98,7 +100,9 @@ class WriterConformance:
         finally:
             writer.close()
 
-    def test_rename_replaces_the_target(self, backend: StorageBackend, volume: str, tmp_path: Path):
+    def test_rename_replaces_the_target(
+        self, backend: StorageBackend, volume: str, tmp_path: Path
+    ) -> None:
         _put(backend, volume, "ckpt/model.pt", b"old", tmp_path)
         writer = backend.open_writer(volume, "ckpt/model.pt.tmp", truncate=True)
         writer.write(0, b"new model")
