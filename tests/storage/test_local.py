@@ -75,7 +75,9 @@ def test_stat_has_no_md5_and_utc_mtime(backend: LocalStorage, tmp_path: Path):
     assert info.modified is not None and info.modified.timestamp() == 1_700_000_000.123456
 
 
-def test_symlink_out_of_the_volume_is_not_followed(backend: LocalStorage, tmp_path: Path):
+def test_no_symlink_is_followed_by_a_read(backend: LocalStorage, tmp_path: Path):
+    """Out of the volume or inside it: a read never goes through a link (one inside could
+    be swapped for one outside between a check and an open)."""
     backend.create_volume("data")
     secret = write(tmp_path / "secret.txt", "top secret")
     volume_dir = backend.local_path("data")
@@ -85,7 +87,7 @@ def test_symlink_out_of_the_volume_is_not_followed(backend: LocalStorage, tmp_pa
     write(volume_dir / "ok.txt", "fine")
     (volume_dir / "inner").symlink_to(volume_dir / "ok.txt")
 
-    for path in ("link", "dirlink/secret.txt"):
+    for path in ("link", "dirlink/secret.txt", "inner"):
         with pytest.raises(PermissionDeniedError):
             backend.read("data", path)
         with pytest.raises(PermissionDeniedError):
@@ -96,9 +98,9 @@ def test_symlink_out_of_the_volume_is_not_followed(backend: LocalStorage, tmp_pa
         list(backend.list_dir("data", "dirlink"))
     with pytest.raises(PermissionDeniedError):
         backend.upload("data", "dirlink/planted.txt", secret)
-    assert sorted(i.path for i in backend.list_dir("data")) == ["inner", "ok.txt"]
-    assert sorted(i.path for i in backend.list_dir("data", recursive=True)) == ["inner", "ok.txt"]
-    assert backend.read("data", "inner") == b"fine"
+    assert [i.path for i in backend.list_dir("data")] == ["ok.txt"]
+    assert [i.path for i in backend.list_dir("data", recursive=True)] == ["ok.txt"]
+    assert backend.read("data", "ok.txt") == b"fine"
     backend.delete("data", "link")  # removes the link, not its target
     assert secret.read_text() == "top secret"
 

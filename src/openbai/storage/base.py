@@ -105,6 +105,49 @@ class FileWriter(ABC):
         self.close()
 
 
+class FileReader:
+    """One file opened for reading: its entry as opened, and its bytes.
+
+    A backend with file handles (embedded accounts) reads every byte from the one file it
+    opened, so a file replaced or deleted meanwhile still reads whole, as it was. This
+    default reads each range by path (Azure blobs, SMB shares): ranges may come from
+    different versions of a file rewritten in between.
+    """
+
+    def __init__(self, backend: StorageBackend, volume: str, path: str, info: FileInfo):
+        self.info = info
+        self._backend = backend
+        self._volume = volume
+        self._path = path
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Bytes ``[offset, offset+length)`` (fewer at the end of the file)."""
+        return self._backend.read(self._volume, self._path, offset, length)
+
+    def close(self) -> None:
+        """Release the file (a no-op where nothing is held)."""
+
+    def stream(self, start: int, end: int, chunk: int) -> Iterator[bytes]:
+        """Bytes ``[start, end)`` in pieces of at most ``chunk``; closes the reader when done,
+        failed or dropped (a client that went away)."""
+        try:
+            position = start
+            while position < end:
+                data = self.read(position, min(chunk, end - position))
+                if not data:
+                    return
+                position += len(data)
+                yield data
+        finally:
+            self.close()
+
+    def __enter__(self) -> FileReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class StorageBackend(ABC):
     """The volumes of one kind (containers or shares) in one storage account.
 
@@ -153,6 +196,12 @@ class StorageBackend(ABC):
     @abstractmethod
     def read(self, volume: str, path: str, offset: int = 0, length: int | None = None) -> bytes:
         """Bytes ``[offset, offset+length)`` of a file (to its end when length is None)."""
+
+    def open_file(self, volume: str, path: str) -> FileReader:
+        """Open the entry at ``path`` for reading; ``info.is_dir`` tells a directory (which
+        cannot be read). Backends with file handles read every byte from the file opened here.
+        """
+        return FileReader(self, volume, path, self.stat(volume, path))
 
     @abstractmethod
     def upload(self, volume: str, path: str, source: Path) -> FileInfo:

@@ -46,13 +46,17 @@ def follow(
 
 
 def _read_new(backend: StorageBackend, volume: str, path: str, position: int) -> bytes | None:
-    """New bytes past ``position`` (b"" if none or no file yet); None if the file shrank."""
+    """New bytes past ``position`` (b"" if none or no file yet); None if the file shrank.
+
+    The file is opened once per read: its size and bytes come from the same file (a job
+    replacing it in between cannot make them disagree, nor lead the read elsewhere)."""
     try:
-        size = backend.stat(volume, path).size
-        if size < position:
-            return None
-        if size == position:
-            return b""
-        return backend.read(volume, path, position, min(size - position, CHUNK_SIZE))
+        with backend.open_file(volume, path) as reader:
+            size = reader.info.size
+            if size < position:
+                return None
+            if size == position or reader.info.is_dir:
+                return b""
+            return reader.read(position, min(size - position, CHUNK_SIZE))
     except NotFoundError:
         return b""

@@ -8,14 +8,20 @@ it to mounts, which link it into jobs.
   Tree transfers sync once at the end instead of once per file (``atomic.deferred_sync``).
 - ``upload`` keeps the source's modification time and permission bits (like ``cp -p``), so
   tree transfers can skip unchanged files by size and mtime; the backend stores no MD5.
-- Every path must stay inside its volume after symlinks are resolved: a symlink pointing
-  outside is refused (``PermissionDeniedError``) by stat/read/download and skipped by
-  listings.
+- Reads never follow a symlink: a job writes its outputs into the volume, and a job that
+  swaps a folder for a link to ``/etc`` between a check and an open must get nothing. Every
+  read (stat, listing, read, download) walks its path from the volume's directory one
+  segment at a time through ``O_NOFOLLOW`` descriptors (what ``openat2``'s
+  ``RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS`` would do, portably), and reads every byte from the
+  one descriptor it opened. A symlink is refused (``PermissionDeniedError``) and left out of
+  listings, as are FIFOs, sockets and devices: Azure storage has none of them either.
+- Writes (upload, make_dir) resolve the path and refuse one that leads out of the volume.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat as stat_mode
@@ -32,7 +38,14 @@ from openbai.errors import (
     StorageError,
 )
 from openbai.storage.atomic import atomic_target, is_partial_name
-from openbai.storage.base import FileInfo, StorageBackend, VolumeInfo, VolumeKind, clean_path
+from openbai.storage.base import (
+    FileInfo,
+    FileReader,
+    StorageBackend,
+    VolumeInfo,
+    VolumeKind,
+    clean_path,
+)
 from openbai.storage.names import check_volume_name
 
 _COPY_CHUNK = 1024 * 1024
@@ -55,6 +68,10 @@ def _translate(volume: str, path: str = "") -> Iterator[None]:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: a folder on the way: never through a symlink
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: the entry itself (a file or a folder); O_NONBLOCK so that a job's FIFO cannot hang a reader
+_ENTRY_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 
 
 def _modified(st: os.stat_result) -> datetime:
@@ -108,16 +125,49 @@ class LocalStorage(StorageBackend):
         cleaned = clean_path(path)
         return cleaned, self._inside(volume, cleaned, self._volume_dir(volume) / cleaned)
 
-    def _visible_info(self, volume: str, rel: str, entry: Path) -> FileInfo | None:
-        """A listing entry, or None for partial uploads, escaping symlinks, vanished files."""
-        if is_partial_name(entry.name):
-            return None
+    def _open_volume(self, volume: str) -> int:
+        directory = self.base / check_volume_name(volume)
         try:
-            if entry.is_symlink():
-                self._inside(volume, rel, entry)
-            return stat_info(rel, entry.stat())
-        except (PermissionDeniedError, FileNotFoundError):
-            return None
+            return os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"volume {volume!r} does not exist", target=volume) from None
+
+    def _parent(self, volume: str, path: str) -> tuple[int, str]:
+        """A descriptor of the folder holding ``path``'s last segment, and that segment
+        (``""`` for the volume itself), reached without following any symlink."""
+        cleaned = clean_path(path)
+        parts = cleaned.split("/") if cleaned else []
+        fd = self._open_volume(volume)
+        try:
+            for i, part in enumerate(parts[:-1]):
+                step = _open_at(fd, part, _DIR_FLAGS, volume, "/".join(parts[: i + 1]))
+                os.close(fd)
+                fd = step
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, parts[-1] if parts else ""
+
+    def _open(
+        self, volume: str, path: str, *, directory: bool = False
+    ) -> tuple[int, os.stat_result]:
+        """A descriptor of the file or folder at ``path`` and its stat; a symlink anywhere on
+        the way is refused, and so is anything but a file or a folder."""
+        where = clean_path(path)
+        parent, name = self._parent(volume, where)
+        if not name:
+            return parent, os.fstat(parent)
+        try:
+            fd = _open_at(parent, name, _DIR_FLAGS if directory else _ENTRY_FLAGS, volume, where)
+        finally:
+            os.close(parent)
+        try:
+            st = os.fstat(fd)
+            _check_kind(st.st_mode, volume, where)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, st
 
     # -- volumes -------------------------------------------------------------------------
     def list_volumes(self) -> list[VolumeInfo]:
@@ -141,42 +191,47 @@ class LocalStorage(StorageBackend):
 
     # -- files ---------------------------------------------------------------------------
     def stat(self, volume: str, path: str) -> FileInfo:
-        cleaned, real = self._resolve(volume, path)
-        with _translate(volume, cleaned):
-            return stat_info(cleaned, real.stat())
+        cleaned = clean_path(path)
+        parent, name = self._parent(volume, cleaned)
+        try:
+            with _translate(volume, cleaned):
+                st = os.stat(name or ".", dir_fd=parent, follow_symlinks=False)
+        finally:
+            os.close(parent)
+        _check_kind(st.st_mode, volume, cleaned)
+        return stat_info(cleaned, st)
 
     def list_dir(
         self, volume: str, path: str = "", *, recursive: bool = False
     ) -> Iterator[FileInfo]:
-        cleaned, real = self._resolve(volume, path)
-        with _translate(volume, cleaned):
-            if not real.is_dir():
-                raise NotADirectoryError(cleaned)
-            if recursive:
-                yield from self._walk(volume, cleaned, real)
-                return
-            for entry in sorted(real.iterdir()):
-                rel = f"{cleaned}/{entry.name}" if cleaned else entry.name
-                info = self._visible_info(volume, rel, entry)
-                if info is not None:
-                    yield info
+        cleaned = clean_path(path)
+        fd, _ = self._open(volume, cleaned, directory=True)
+        try:
+            with _translate(volume, cleaned):
+                if recursive:
+                    yield from _walk(fd, cleaned)
+                    return
+                for name, st in _entries(fd):
+                    rel = f"{cleaned}/{name}" if cleaned else name
+                    yield stat_info(rel, st)
+        finally:
+            os.close(fd)
 
-    def _walk(self, volume: str, prefix: str, top: Path) -> Iterator[FileInfo]:
-        for directory, dirs, files in os.walk(top, onerror=_raise):
-            dirs.sort()
-            here = Path(directory)
-            rel_dir = here.relative_to(top).as_posix()
-            base = "/".join(p for p in (prefix, rel_dir) if p not in ("", "."))
-            for name in sorted(files):
-                info = self._visible_info(volume, f"{base}/{name}" if base else name, here / name)
-                if info is not None:
-                    yield info
+    def open_file(self, volume: str, path: str) -> FileReader:
+        cleaned = clean_path(path)
+        fd, st = self._open(volume, cleaned)
+        if stat_mode.S_ISDIR(st.st_mode):  # an entry only: a folder has no bytes to read
+            os.close(fd)
+            return FileReader(self, volume, cleaned, stat_info(cleaned, st))
+        return _OpenFile(self, volume, cleaned, fd, st)
 
     def read(self, volume: str, path: str, offset: int = 0, length: int | None = None) -> bytes:
-        cleaned, real = self._resolve(volume, path)
-        with _translate(volume, cleaned), open(real, "rb") as f:
-            f.seek(offset)
-            return f.read() if length is None else f.read(length)
+        with self.open_file(volume, path) as reader:
+            if reader.info.is_dir:
+                raise NotFoundError(f"{volume}/{reader.info.path}: is a directory")
+            if length is None:
+                length = max(0, reader.info.size - offset)
+            return reader.read(offset, length)
 
     def upload(self, volume: str, path: str, source: Path) -> FileInfo:
         cleaned = clean_path(path, allow_root=False)
@@ -194,12 +249,13 @@ class LocalStorage(StorageBackend):
             return stat_info(cleaned, real.stat())
 
     def download(self, volume: str, path: str, target: Path) -> None:
-        cleaned, real = self._resolve(volume, path)
-        with _translate(volume, cleaned):
-            if real.is_dir():
+        cleaned = clean_path(path)
+        fd, st = self._open(volume, cleaned)
+        with _translate(volume, cleaned), open(fd, "rb", closefd=True) as source:
+            if stat_mode.S_ISDIR(st.st_mode):
                 raise IsADirectoryError(cleaned)
-            with atomic_target(target) as tmp:
-                shutil.copyfile(real, tmp)
+            with atomic_target(target) as tmp, open(tmp, "wb") as copy:
+                shutil.copyfileobj(source, copy, _COPY_CHUNK)
 
     def delete(self, volume: str, path: str) -> None:
         cleaned = clean_path(path, allow_root=False)
@@ -223,8 +279,97 @@ class LocalStorage(StorageBackend):
         return self._resolve(volume, path)[1]
 
 
-def _raise(error: OSError) -> None:
-    raise error
+class _OpenFile(FileReader):
+    """A file (or folder) of the volume held open: every read comes from this descriptor."""
+
+    def __init__(self, backend: LocalStorage, volume: str, path: str, fd: int, st: os.stat_result):
+        super().__init__(backend, volume, path, stat_info(path, st))
+        # a file object closes the descriptor even when a dropped reader is never closed
+        self._file = open(fd, "rb", buffering=0, closefd=True)  # noqa: SIM115
+        self._where = (volume, path)
+
+    def read(self, offset: int, length: int) -> bytes:
+        pieces = []
+        with _translate(*self._where):
+            while length > 0:
+                data = os.pread(self._file.fileno(), length, offset)
+                if not data:
+                    break
+                pieces.append(data)
+                offset += len(data)
+                length -= len(data)
+        return b"".join(pieces)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _open_at(dir_fd: int, name: str, flags: int, volume: str, where: str) -> int:
+    """``name`` opened beneath ``dir_fd``: one segment, never a symlink."""
+    if name in ("", ".", "..") or "/" in name:  # clean_path removed them: never reached
+        raise SpecError(f"{where}: not a plain path segment", target="path")
+    try:
+        return os.open(name, flags, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENXIO):
+            with contextlib.suppress(OSError):
+                _check_kind(
+                    os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode, volume, where
+                )
+        with _translate(volume, where):
+            raise
+
+
+def _check_kind(mode: int, volume: str, where: str) -> None:
+    """Refuse a symlink (``PermissionDeniedError``) and anything but a file or a folder."""
+    target = f"{volume}/{where}"
+    if stat_mode.S_ISLNK(mode):
+        raise PermissionDeniedError(
+            f"{target}: is a symbolic link, which is never followed", target=target
+        )
+    if not (stat_mode.S_ISREG(mode) or stat_mode.S_ISDIR(mode)):
+        raise NotFoundError(f"{target}: not a file or directory", target=target)
+
+
+def _entries(fd: int) -> list[tuple[str, os.stat_result]]:
+    """The files and folders in the folder ``fd``, by name: no symlinks, FIFOs or sockets, no
+    partial uploads, nothing that vanished while listed."""
+    found = []
+    with os.scandir(fd) as it:
+        for entry in it:
+            if is_partial_name(entry.name):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat_mode.S_ISREG(st.st_mode) or stat_mode.S_ISDIR(st.st_mode):
+                found.append((entry.name, st))
+    return sorted(found)
+
+
+def _walk(fd: int, prefix: str) -> Iterator[FileInfo]:
+    """Every file under the folder ``fd``: this folder's files, then each sub-folder's, by
+    name; sub-folders are opened beneath ``fd`` (one swapped for a symlink meanwhile is
+    skipped, not followed)."""
+    entries = _entries(fd)
+    for name, st in entries:
+        if not stat_mode.S_ISDIR(st.st_mode):
+            yield stat_info(f"{prefix}/{name}" if prefix else name, st)
+    for name, st in entries:
+        if stat_mode.S_ISDIR(st.st_mode):
+            try:
+                sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    continue
+                raise
+            try:
+                yield from _walk(sub, f"{prefix}/{name}" if prefix else name)
+            finally:
+                os.close(sub)
 
 
 def _is_volume_name(name: str) -> bool:
