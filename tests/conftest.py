@@ -17,10 +17,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import CliRunner, Result
+
+if TYPE_CHECKING:  # conftest loads no openbai module itself: its fixtures import them when used
+    from openbai.installation import App
 
 _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:
@@ -155,7 +158,7 @@ def bai(bai_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Ba
 
 
 @pytest.fixture
-def app(bai: Bai) -> Iterator[Any]:
+def app(bai: Bai) -> Iterator[App]:
     from openbai.installation import App
     from openbai.settings import Settings
 

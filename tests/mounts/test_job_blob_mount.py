@@ -102,7 +102,7 @@ def state(bai: Bai) -> str:
 
 def test_job_reads_and_writes_a_blob_container_through_fuse(
     workspace: Bai, azurite: Azurite, fuse: None, tmp_path: Path
-):
+) -> None:
     bai = workspace
     container = register(bai, azurite, tmp_path)
     go = start_training(bai, tmp_path, container)
@@ -145,7 +145,7 @@ def short_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_without_fuse_the_job_runs_in_copy_mode_and_says_so(
     copy_mode: None, workspace: Bai, azurite: Azurite, tmp_path: Path
-):
+) -> None:
     bai = workspace
     container = register(bai, azurite, tmp_path)
     go = start_training(bai, tmp_path, container)
@@ -163,7 +163,7 @@ def test_without_fuse_the_job_runs_in_copy_mode_and_says_so(
 
 def test_outputs_that_cannot_be_stored_fail_the_job(
     short_retries: None, workspace: Bai, app: Any, fuse: None, tmp_path: Path
-):
+) -> None:
     from openbai.services.accounts import create_account
 
     require_node()

@@ -21,7 +21,7 @@ def job_with(**properties: Any) -> dict[str, Any]:
     return {"properties": {**MINIMAL_JOB["properties"], **properties}}
 
 
-def test_unknown_keys_are_ignored_as_arm_did():
+def test_unknown_keys_are_ignored_as_arm_did() -> None:
     data = {
         "$schema": "https://raw.githubusercontent.com/Azure/BatchAI/master/schemas/2018-05-01/job.json",
         "comment": "anything",
@@ -36,7 +36,7 @@ def test_unknown_keys_are_ignored_as_arm_did():
     assert "toolType" not in wire["properties"]
 
 
-def test_to_wire_is_camel_case_without_nulls():
+def test_to_wire_is_camel_case_without_nulls() -> None:
     job = parse(JobCreateParameters, MINIMAL_JOB)
 
     props = job.to_wire()["properties"]
@@ -46,12 +46,12 @@ def test_to_wire_is_camel_case_without_nulls():
     assert "cluster" not in props and "containerSettings" not in props
 
 
-def test_models_accept_snake_case_field_names_from_python():
+def test_models_accept_snake_case_field_names_from_python() -> None:
     volumes = MountVolumes(unmanaged_file_systems=[])
     assert volumes.to_wire()["unmanagedFileSystems"] == []
 
 
-def test_a_wrong_type_names_the_field_and_the_value():
+def test_a_wrong_type_names_the_field_and_the_value() -> None:
     with pytest.raises(SpecError) as info:
         parse(JobCreateParameters, job_with(nodeCount="abc"))
 
@@ -61,7 +61,7 @@ def test_a_wrong_type_names_the_field_and_the_value():
     assert info.value.code == "InvalidParameter"
 
 
-def test_a_missing_field_says_required():
+def test_a_missing_field_says_required() -> None:
     with pytest.raises(SpecError) as info:
         parse(JobCreateParameters, {"properties": {"nodeCount": 1, "customToolkitSettings": {}}})
 
@@ -69,7 +69,7 @@ def test_a_missing_field_says_required():
     assert info.value.message == "properties.stdOutErrPathPrefix is required"
 
 
-def test_list_items_are_located_with_brackets():
+def test_list_items_are_located_with_brackets() -> None:
     data = job_with(outputDirectories=[{"id": "A", "pathPrefix": "/x"}, {"id": "B"}])
 
     with pytest.raises(SpecError) as info:
@@ -78,14 +78,14 @@ def test_list_items_are_located_with_brackets():
     assert info.value.target == "properties.outputDirectories[1].pathPrefix"
 
 
-def test_root_prefixes_the_target():
+def test_root_prefixes_the_target() -> None:
     with pytest.raises(SpecError) as info:
         parse(MountVolumes, {"azureFileShares": [{"azureFileUrl": "x"}]}, root="mountVolumes")
 
     assert info.value.target == "mountVolumes.azureFileShares[0].azureFileUrl"
 
 
-def test_a_document_that_is_not_an_object():
+def test_a_document_that_is_not_an_object() -> None:
     with pytest.raises(SpecError) as info:
         parse(JobCreateParameters, ["not", "an", "object"])
 

@@ -23,13 +23,13 @@ CLUSTER_SNIPPETS = [
 
 
 @pytest.mark.usefixtures("samples")  # skipped without ../shared, failed in CI
-def test_every_cluster_snippet_is_known_to_this_test():
+def test_every_cluster_snippet_is_known_to_this_test() -> None:
     assert sorted(path.name for path in SNIPPETS.glob("cluster__*.json")) == CLUSTER_SNIPPETS
 
 
 @pytest.mark.usefixtures("samples")  # skipped without ../shared, failed in CI
 @pytest.mark.parametrize("name", CLUSTER_SNIPPETS)
-def test_doc_snippet_clusters_parse(name):
+def test_doc_snippet_clusters_parse(name: str) -> None:
     cluster = parse(ClusterCreateParameters, load_json_file(SNIPPETS / name))
 
     assert cluster.properties.vm_size == "STANDARD_NC6"
@@ -38,7 +38,7 @@ def test_doc_snippet_clusters_parse(name):
 
 
 @pytest.mark.usefixtures("samples")  # skipped without ../shared, failed in CI
-def test_doc_snippet_mounts_every_kind():
+def test_doc_snippet_mounts_every_kind() -> None:
     cluster = parse(
         ClusterCreateParameters, load_json_file(SNIPPETS / "cluster__multiple_mount_volumes.json")
     )
@@ -58,7 +58,7 @@ def test_doc_snippet_mounts_every_kind():
 
 
 @pytest.mark.usefixtures("samples")  # skipped without ../shared, failed in CI
-def test_setup_task_secrets_are_hidden_from_public_output():
+def test_setup_task_secrets_are_hidden_from_public_output() -> None:
     cluster = parse(
         ClusterCreateParameters, load_json_file(SNIPPETS / "cluster__setup_task_env_secrets.json")
     )
@@ -73,7 +73,7 @@ def test_setup_task_secrets_are_hidden_from_public_output():
 
 
 @pytest.mark.usefixtures("samples")  # skipped without ../shared, failed in CI
-def test_a_show_response_reads_as_cluster_properties():
+def test_a_show_response_reads_as_cluster_properties() -> None:
     properties = parse(
         ClusterBaseProperties, load_json_file(SNIPPETS / "cluster_show_response__example.json")
     )
@@ -87,7 +87,7 @@ def cluster(**properties: Any) -> dict[str, Any]:
     return {"properties": properties}
 
 
-def test_target_node_count():
+def test_target_node_count() -> None:
     manual = parse(
         ClusterCreateParameters, cluster(scaleSettings={"manual": {"targetNodeCount": 2}})
     )
@@ -132,14 +132,14 @@ def test_target_node_count():
         ),
     ],
 )
-def test_bad_scale_settings(scale, target):
+def test_bad_scale_settings(scale: dict[str, Any], target: str) -> None:
     with pytest.raises(SpecError) as info:
         parse(ClusterCreateParameters, cluster(scaleSettings=scale))
 
     assert info.value.target == target
 
 
-def test_enums_are_matched_ignoring_case():
+def test_enums_are_matched_ignoring_case() -> None:
     properties = parse(
         ClusterCreateParameters,
         cluster(
@@ -152,7 +152,7 @@ def test_enums_are_matched_ignoring_case():
     assert properties.to_wire()["scaleSettings"]["manual"]["nodeDeallocationOption"] == "terminate"
 
 
-def test_openbai_extension_selects_slurm():
+def test_openbai_extension_selects_slurm() -> None:
     properties = parse(
         ClusterCreateParameters,
         cluster(
@@ -185,14 +185,14 @@ def test_openbai_extension_selects_slurm():
         ({"containerRuntime": "lxc"}, "properties.openbai.containerRuntime"),
     ],
 )
-def test_bad_openbai_extension(extension, target):
+def test_bad_openbai_extension(extension: dict[str, Any], target: str) -> None:
     with pytest.raises(SpecError) as info:
         parse(ClusterCreateParameters, cluster(openbai=extension))
 
     assert info.value.target == target
 
 
-def test_admin_password_is_hidden():
+def test_admin_password_is_hidden() -> None:
     created = parse(
         ClusterCreateParameters,
         cluster(userAccountSettings={"adminUserName": "me", "adminUserPassword": "pa55word"}),
@@ -202,7 +202,7 @@ def test_admin_password_is_hidden():
     assert created.to_public_wire()["properties"]["userAccountSettings"] == {"adminUserName": "me"}
 
 
-def test_update_carries_only_scale_settings():
+def test_update_carries_only_scale_settings() -> None:
     update = parse(
         ClusterUpdateParameters,
         {"properties": {"scaleSettings": {"manual": {"targetNodeCount": 3}}, "vmSize": "X"}},

@@ -21,12 +21,12 @@ class Limits(WireModel):
 
 
 @pytest.mark.parametrize("name", ["recipe_workspace", "nc6", "a", "job-1_B", "x" * 64])
-def test_check_name_accepts_batch_ai_names(name):
+def test_check_name_accepts_batch_ai_names(name: str) -> None:
     assert check_name(name, field="jobName") == name
 
 
 @pytest.mark.parametrize("name", ["", "has space", "dot.ted", "slash/y", "ümlaut", "x" * 65])
-def test_check_name_refuses_bad_names(name):
+def test_check_name_refuses_bad_names(name: str) -> None:
     with pytest.raises(SpecError) as info:
         check_name(name, field="jobName")
 
@@ -34,7 +34,7 @@ def test_check_name_refuses_bad_names(name):
     assert "jobName" in info.value.message
 
 
-def test_resource_groups_may_contain_dots():
+def test_resource_groups_may_contain_dots() -> None:
     assert check_resource_group("batchai.recipes", field="resourceGroup") == "batchai.recipes"
     with pytest.raises(SpecError):
         check_resource_group("x" * 91, field="resourceGroup")
@@ -60,7 +60,7 @@ def test_resource_groups_may_contain_dots():
         ("1 day, 2:03:04", timedelta(days=1, hours=2, minutes=3, seconds=4)),
     ],
 )
-def test_parse_duration_spellings(text, expected):
+def test_parse_duration_spellings(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
 
@@ -74,12 +74,12 @@ def test_parse_duration_spellings(text, expected):
         (timedelta(milliseconds=500), "PT0.5S"),
     ],
 )
-def test_format_duration_is_iso_8601(value, wire):
+def test_format_duration_is_iso_8601(value: timedelta, wire: str) -> None:
     assert format_duration(value) == wire
     assert parse_duration(wire) == value
 
 
-def test_durations_round_trip_to_iso_on_the_wire():
+def test_durations_round_trip_to_iso_on_the_wire() -> None:
     limits = parse(Limits, {"maxWallClockTime": "7.00:00:00"})
 
     assert limits.max_wall_clock_time == timedelta(days=7)
@@ -105,7 +105,7 @@ def test_durations_round_trip_to_iso_on_the_wire():
         (3600, "duration string"),
     ],
 )
-def test_bad_durations_name_the_field(value, words):
+def test_bad_durations_name_the_field(value: object, words: str) -> None:
     with pytest.raises(SpecError) as info:
         parse(Limits, {"maxWallClockTime": value})
 
@@ -113,7 +113,7 @@ def test_bad_durations_name_the_field(value, words):
     assert words in info.value.message
 
 
-def test_environment_variable_names_must_be_shell_identifiers():
+def test_environment_variable_names_must_be_shell_identifiers() -> None:
     assert parse(EnvironmentVariable, {"name": "_A1", "value": ""}).name == "_A1"
 
     with pytest.raises(SpecError) as info:
@@ -123,7 +123,7 @@ def test_environment_variable_names_must_be_shell_identifiers():
     assert "environment variable name" in info.value.message
 
 
-def test_a_secret_needs_exactly_one_source():
+def test_a_secret_needs_exactly_one_source() -> None:
     reference = {"sourceVault": {"id": "/vault"}, "secretUrl": "https://v/secrets/s"}
     both = {"name": "S", "value": "v", "valueSecretReference": reference}
 
@@ -134,7 +134,7 @@ def test_a_secret_needs_exactly_one_source():
         assert "exactly one of value or valueSecretReference" in info.value.message
 
 
-def test_a_secret_value_is_not_in_repr():
+def test_a_secret_value_is_not_in_repr() -> None:
     secret = parse(EnvironmentVariableWithSecretValue, {"name": "S", "value": "hunter2"})
 
     assert "hunter2" not in repr(secret) and "hunter2" not in str(secret)

@@ -1,5 +1,7 @@
 """File server PUT bodies (nfs.json)."""
 
+from typing import Any
+
 import pytest
 
 from openbai.errors import SpecError
@@ -17,7 +19,7 @@ NFS = {
 }
 
 
-def test_nfs_json_parses_with_its_unusual_spellings():
+def test_nfs_json_parses_with_its_unusual_spellings() -> None:
     server = parse(FileServerCreateParameters, NFS)
 
     disks = server.properties.data_disks
@@ -28,7 +30,7 @@ def test_nfs_json_parses_with_its_unusual_spellings():
     assert wire["sshConfiguration"]["publicIPsToAllow"] == ["10.0.0.0/8"]
 
 
-def test_admin_password_is_not_public():
+def test_admin_password_is_not_public() -> None:
     server = parse(FileServerCreateParameters, NFS)
 
     assert "secret-pw" not in repr(server)
@@ -53,7 +55,7 @@ def test_admin_password_is_not_public():
         ),
     ],
 )
-def test_bad_data_disks(disks, target):
+def test_bad_data_disks(disks: dict[str, Any], target: str) -> None:
     data = {"properties": {**NFS["properties"], "dataDisks": disks}}
 
     with pytest.raises(SpecError) as info:

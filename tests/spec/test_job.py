@@ -32,13 +32,13 @@ def sample_jobs() -> list[str]:
 
 
 @pytest.mark.usefixtures("samples")  # skipped without ../shared, failed in CI
-def test_every_sample_job_is_known_to_this_test():
+def test_every_sample_job_is_known_to_this_test() -> None:
     assert sample_jobs() == sorted(EXPECTED)
 
 
 @pytest.mark.usefixtures("samples")
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_sample_jobs_parse(name):
+def test_sample_jobs_parse(name: str) -> None:
     job = parse(JobCreateParameters, load_json_file(SAMPLES / name))
 
     assert (job.properties.tool_type, job.properties.node_count) == EXPECTED[name]
@@ -63,7 +63,7 @@ def refusal(data: dict[str, Any]) -> SpecError:
     return info.value
 
 
-def test_defaults():
+def test_defaults() -> None:
     props = parse(JobCreateParameters, custom_job()).properties
 
     assert props.node_count == 1
@@ -73,7 +73,7 @@ def test_defaults():
     assert props.tool_type == "custom"
 
 
-def test_cluster_reference_and_priority():
+def test_cluster_reference_and_priority() -> None:
     props = parse(
         JobCreateParameters,
         custom_job(cluster={"id": "/subscriptions/s/clusters/nc6"}, schedulingPriority="HIGH"),
@@ -83,7 +83,7 @@ def test_cluster_reference_and_priority():
     assert props.scheduling_priority == "high"
 
 
-def test_legacy_priority_key_is_read():
+def test_legacy_priority_key_is_read() -> None:
     assert (
         parse(JobCreateParameters, custom_job(priority="low")).properties.scheduling_priority
         == "low"
@@ -94,7 +94,7 @@ def test_legacy_priority_key_is_read():
     )
 
 
-def test_bad_priority():
+def test_bad_priority() -> None:
     error = refusal(custom_job(schedulingPriority="urgent"))
 
     assert error.target == "properties.schedulingPriority"
@@ -110,14 +110,14 @@ def test_bad_priority():
         (101, "at most 100"),
     ],
 )
-def test_bad_node_counts(count, words):
+def test_bad_node_counts(count: object, words: str) -> None:
     error = refusal(custom_job(nodeCount=count))
 
     assert error.target == "properties.nodeCount"
     assert words in error.message
 
 
-def test_no_toolkit():
+def test_no_toolkit() -> None:
     data = custom_job()
     del data["properties"]["customToolkitSettings"]
 
@@ -127,7 +127,7 @@ def test_no_toolkit():
     assert "a job needs exactly one of cntkSettings, pyTorchSettings" in error.message
 
 
-def test_two_toolkits_name_the_second():
+def test_two_toolkits_name_the_second() -> None:
     error = refusal(custom_job(horovodSettings={"pythonScriptFilePath": "a.py"}))
 
     assert error.target == "properties.horovodSettings"
@@ -135,7 +135,7 @@ def test_two_toolkits_name_the_second():
 
 
 @pytest.mark.parametrize("prefix", [None, ""])
-def test_std_out_err_path_prefix_is_required(prefix):
+def test_std_out_err_path_prefix_is_required(prefix: str | None) -> None:
     data = custom_job(stdOutErrPathPrefix=prefix)
     if prefix is None:
         del data["properties"]["stdOutErrPathPrefix"]
@@ -145,7 +145,7 @@ def test_std_out_err_path_prefix_is_required(prefix):
     assert error.target == "properties.stdOutErrPathPrefix"
 
 
-def test_duplicate_output_directory_ids():
+def test_duplicate_output_directory_ids() -> None:
     outputs = [
         {"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"},
         {"id": "LOGS", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"},
@@ -158,7 +158,7 @@ def test_duplicate_output_directory_ids():
     assert "duplicate output directory id 'MODEL'" in error.message
 
 
-def test_duplicate_input_directory_ids():
+def test_duplicate_input_directory_ids() -> None:
     inputs = [{"id": "DATA", "path": "/a"}, {"id": "DATA", "path": "/b"}]
 
     assert (
@@ -181,11 +181,11 @@ def test_duplicate_input_directory_ids():
         ),
     ],
 )
-def test_bad_output_directories(output, target):
+def test_bad_output_directories(output: dict[str, Any], target: str) -> None:
     assert refusal(custom_job(outputDirectories=[output])).target == target
 
 
-def test_variable_names_are_unique_across_variables_and_secrets():
+def test_variable_names_are_unique_across_variables_and_secrets() -> None:
     error = refusal(
         custom_job(
             environmentVariables=[{"name": "TOKEN", "value": "a"}],
@@ -197,7 +197,7 @@ def test_variable_names_are_unique_across_variables_and_secrets():
     assert "environmentVariables[0]" in error.message
 
 
-def test_secrets_are_stored_but_never_shown():
+def test_secrets_are_stored_but_never_shown() -> None:
     job = parse(
         JobCreateParameters,
         custom_job(
@@ -224,7 +224,7 @@ def test_secrets_are_stored_but_never_shown():
     )
 
 
-def test_registry_credentials_need_a_password_or_a_reference():
+def test_registry_credentials_need_a_password_or_a_reference() -> None:
     error = refusal(
         custom_job(
             containerSettings={
@@ -236,7 +236,7 @@ def test_registry_credentials_need_a_password_or_a_reference():
     assert error.target == "properties.containerSettings.imageSourceRegistry.credentials"
 
 
-def test_shm_size_uses_docker_format():
+def test_shm_size_uses_docker_format() -> None:
     ok = custom_job(containerSettings={"imageSourceRegistry": {"image": "i"}, "shmSize": "16gb"})
     assert parse(JobCreateParameters, ok).properties.container_settings is not None
 
@@ -244,19 +244,19 @@ def test_shm_size_uses_docker_format():
     assert refusal(bad).target == "properties.containerSettings.shmSize"
 
 
-def test_max_wall_clock_time_in_any_spelling_goes_out_as_iso():
+def test_max_wall_clock_time_in_any_spelling_goes_out_as_iso() -> None:
     for spelling in ("1:30:00", "PT1H30M", "0 days, 1:30:00"):
         job = parse(JobCreateParameters, custom_job(constraints={"maxWallClockTime": spelling}))
         assert job.to_wire()["properties"]["constraints"] == {"maxWallClockTime": "PT1H30M"}
 
 
-def test_bad_max_wall_clock_time():
+def test_bad_max_wall_clock_time() -> None:
     error = refusal(custom_job(constraints={"maxWallClockTime": "8.00:00:00"}))
 
     assert error.target == "properties.constraints.maxWallClockTime"
 
 
-def test_parameter_servers_cannot_outnumber_nodes():
+def test_parameter_servers_cannot_outnumber_nodes() -> None:
     data = custom_job(nodeCount=2)
     del data["properties"]["customToolkitSettings"]
     data["properties"]["tensorFlowSettings"] = {
@@ -267,7 +267,7 @@ def test_parameter_servers_cannot_outnumber_nodes():
     assert refusal(data).target == "properties.tensorFlowSettings.parameterServerCount"
 
 
-def test_pytorch_backend_is_checked_ignoring_case_and_kept_as_written():
+def test_pytorch_backend_is_checked_ignoring_case_and_kept_as_written() -> None:
     data = custom_job()
     del data["properties"]["customToolkitSettings"]
     data["properties"]["pyTorchSettings"] = {
@@ -282,7 +282,7 @@ def test_pytorch_backend_is_checked_ignoring_case_and_kept_as_written():
     assert props.toolkit.communication_backend == "gloo"
 
 
-def test_unknown_pytorch_backend():
+def test_unknown_pytorch_backend() -> None:
     data = custom_job()
     del data["properties"]["customToolkitSettings"]
     data["properties"]["pyTorchSettings"] = {

@@ -24,7 +24,7 @@ def job_with_mounts(volumes: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def test_recipe_style_share_needs_no_account_or_credentials():
+def test_recipe_style_share_needs_no_account_or_credentials() -> None:
     volume = parse(AzureFileShareReference, share())
 
     assert volume.account_name is None and volume.credentials is None
@@ -34,7 +34,7 @@ def test_recipe_style_share_needs_no_account_or_credentials():
     assert volume.share_subpath == ""
 
 
-def test_a_path_after_the_share_is_a_sub_directory_mount():
+def test_a_path_after_the_share_is_a_sub_directory_mount() -> None:
     volume = parse(
         AzureFileShareReference,
         share("autoafs/logs", "https://acct.file.core.windows.net/batchaishare/logs/"),
@@ -44,7 +44,7 @@ def test_a_path_after_the_share_is_a_sub_directory_mount():
     assert volume.share_subpath == "logs"
 
 
-def test_placeholders_are_accepted_by_the_models():
+def test_placeholders_are_accepted_by_the_models() -> None:
     volumes = parse(
         MountVolumes,
         {
@@ -65,7 +65,7 @@ def test_placeholders_are_accepted_by_the_models():
     assert volumes.azure_file_shares[0].url_account() == "<AZURE_BATCHAI_STORAGE_ACCOUNT>"
 
 
-def test_plain_http_hosts_with_ports_are_allowed():
+def test_plain_http_hosts_with_ports_are_allowed() -> None:
     volume = parse(AzureFileShareReference, share(url="http://127.0.0.1:10445/share/sub/dir"))
 
     assert volume.share_name == "share"
@@ -81,14 +81,14 @@ def test_plain_http_hosts_with_ports_are_allowed():
         "https://acct.file.core.windows.net/share/../other",
     ],
 )
-def test_bad_file_urls_are_refused(url):
+def test_bad_file_urls_are_refused(url: str) -> None:
     with pytest.raises(SpecError) as info:
         parse(MountVolumes, {"azureFileShares": [share(url=url)]})
 
     assert info.value.target == "azureFileShares[0].azureFileUrl"
 
 
-def test_file_modes_are_four_octal_digits():
+def test_file_modes_are_four_octal_digits() -> None:
     with pytest.raises(SpecError) as info:
         parse(MountVolumes, {"azureFileShares": [share(fileMode="777")]})
 
@@ -106,7 +106,7 @@ def test_file_modes_are_four_octal_digits():
         (".", "name a directory"),
     ],
 )
-def test_relative_mount_paths_must_stay_below_the_mount_root(path, words):
+def test_relative_mount_paths_must_stay_below_the_mount_root(path: str, words: str) -> None:
     volumes = {"azureFileShares": [share(), share(path)]}
 
     with pytest.raises(SpecError) as info:
@@ -116,7 +116,7 @@ def test_relative_mount_paths_must_stay_below_the_mount_root(path, words):
     assert words in info.value.message
 
 
-def test_two_volumes_may_not_share_a_mount_path():
+def test_two_volumes_may_not_share_a_mount_path() -> None:
     volumes = {
         "azureFileShares": [share("logs")],
         "unmanagedFileSystems": [
@@ -131,7 +131,7 @@ def test_two_volumes_may_not_share_a_mount_path():
     assert "azureFileShares[0]" in info.value.message
 
 
-def test_one_volume_may_not_be_mounted_inside_another():
+def test_one_volume_may_not_be_mounted_inside_another() -> None:
     volumes = {
         "azureFileShares": [share("data/logs")],
         "azureBlobFileSystems": [
@@ -146,7 +146,7 @@ def test_one_volume_may_not_be_mounted_inside_another():
     assert "contains 'data/logs'" in info.value.message
 
 
-def test_similar_prefixes_are_not_nesting():
+def test_similar_prefixes_are_not_nesting() -> None:
     volumes = parse(MountVolumes, {"azureFileShares": [share("data"), share("data2")]})
 
     assert [(kind, index) for kind, index, _ in volumes.iter_references()] == [
@@ -155,13 +155,13 @@ def test_similar_prefixes_are_not_nesting():
     ]
 
 
-def test_null_collections_read_as_empty():
+def test_null_collections_read_as_empty() -> None:
     volumes = parse(MountVolumes, {"fileServers": None, "unmanagedFileSystems": None})
 
     assert volumes.file_servers == [] and volumes.unmanaged_file_systems == []
 
 
-def test_account_keys_are_hidden_from_public_output():
+def test_account_keys_are_hidden_from_public_output() -> None:
     volumes = parse(MountVolumes, {"azureFileShares": [share(credentials={"accountKey": "KEY=="})]})
 
     assert "KEY==" not in repr(volumes)
@@ -169,7 +169,7 @@ def test_account_keys_are_hidden_from_public_output():
     assert volumes.to_public_wire()["azureFileShares"][0]["credentials"] == {}
 
 
-def test_credentials_take_a_key_or_a_reference_not_both():
+def test_credentials_take_a_key_or_a_reference_not_both() -> None:
     credentials = {
         "accountKey": "k",
         "accountKeySecretReference": {"sourceVault": {"id": "/v"}, "secretUrl": "https://s"},

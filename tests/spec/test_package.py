@@ -3,7 +3,7 @@
 import openbai.spec
 
 
-def test_all_lists_exactly_the_exported_names():
+def test_all_lists_exactly_the_exported_names() -> None:
     exported = {name for name in vars(openbai.spec) if not name.startswith("_")}
     modules = {
         "base",

@@ -27,15 +27,15 @@ DOCUMENT = {
 }
 
 
-def test_find_placeholders_lists_each_once_in_order():
+def test_find_placeholders_lists_each_once_in_order() -> None:
     assert find_placeholders(DOCUMENT) == [STORAGE_ACCOUNT_PLACEHOLDER, STORAGE_KEY_PLACEHOLDER]
 
 
-def test_shell_redirections_are_not_placeholders():
+def test_shell_redirections_are_not_placeholders() -> None:
     assert find_placeholders({"commandLine": "a < b > c", "x": "<lower>"}) == []
 
 
-def test_substitute_fills_every_string_and_leaves_the_input_alone():
+def test_substitute_fills_every_string_and_leaves_the_input_alone() -> None:
     filled = substitute_placeholders(
         DOCUMENT,
         {"AZURE_BATCHAI_STORAGE_ACCOUNT": "acct", "<AZURE_BATCHAI_STORAGE_KEY>": "KEY=="},
@@ -52,7 +52,7 @@ def test_substitute_fills_every_string_and_leaves_the_input_alone():
     assert find_placeholders(DOCUMENT) == [STORAGE_ACCOUNT_PLACEHOLDER, STORAGE_KEY_PLACEHOLDER]
 
 
-def test_placeholders_without_a_value_stay():
+def test_placeholders_without_a_value_stay() -> None:
     filled = substitute_placeholders(DOCUMENT, {"AZURE_BATCHAI_STORAGE_ACCOUNT": "acct"})
 
     assert find_placeholders(filled) == [STORAGE_KEY_PLACEHOLDER]

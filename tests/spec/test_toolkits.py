@@ -1,5 +1,7 @@
 """Toolkit settings: each toolkit's own rules."""
 
+from typing import Any
+
 import pytest
 
 from openbai.errors import SpecError
@@ -7,7 +9,7 @@ from openbai.spec import parse
 from openbai.spec.toolkits import TOOL_TYPES, CaffeSettings, CNTKSettings, TensorFlowSettings
 
 
-def test_cntk_language_is_inferred_from_the_path_given():
+def test_cntk_language_is_inferred_from_the_path_given() -> None:
     brainscript = parse(CNTKSettings, {"configFilePath": "$AZ_BATCHAI_INPUT_CONFIG/a.cntk"})
     python = parse(CNTKSettings, {"pythonScriptFilePath": "a.py"})
 
@@ -15,7 +17,7 @@ def test_cntk_language_is_inferred_from_the_path_given():
     assert python.language_type == "Python"
 
 
-def test_cntk_language_is_matched_ignoring_case():
+def test_cntk_language_is_matched_ignoring_case() -> None:
     settings = parse(CNTKSettings, {"languageType": "python", "pythonScriptFilePath": "a.py"})
 
     assert settings.language_type == "Python"
@@ -33,14 +35,14 @@ def test_cntk_language_is_matched_ignoring_case():
         ({"pythonScriptFilePath": "a.py", "processCount": 0}, "processCount"),
     ],
 )
-def test_cntk_paths_must_match_the_language(data, target):
+def test_cntk_paths_must_match_the_language(data: dict[str, Any], target: str) -> None:
     with pytest.raises(SpecError) as info:
         parse(CNTKSettings, data)
 
     assert info.value.target == target
 
 
-def test_caffe_takes_a_config_file_or_a_python_script():
+def test_caffe_takes_a_config_file_or_a_python_script() -> None:
     assert (
         parse(CaffeSettings, {"configFilePath": "solver.prototxt"}).python_script_file_path is None
     )
@@ -57,7 +59,7 @@ def test_caffe_takes_a_config_file_or_a_python_script():
     assert interpreter.value.target == "pythonInterpreterPath"
 
 
-def test_tensorflow_counts_may_be_zero_but_not_negative():
+def test_tensorflow_counts_may_be_zero_but_not_negative() -> None:
     settings = parse(
         TensorFlowSettings, {"pythonScriptFilePath": "a.py", "parameterServerCount": 0}
     )
@@ -68,7 +70,7 @@ def test_tensorflow_counts_may_be_zero_but_not_negative():
     assert info.value.target == "workerCount"
 
 
-def test_tool_types_cover_every_toolkit():
+def test_tool_types_cover_every_toolkit() -> None:
     assert sorted(TOOL_TYPES.values()) == sorted(
         ["cntk", "pytorch", "tensorflow", "caffe", "caffe2", "chainer", "custom", "mpi", "horovod"]
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Bai
@@ -16,7 +17,7 @@ def jobs(bai: Bai) -> list[str]:
 
 
 def create(
-    bai: Bai, tmp_path: Path, properties: dict, *, expect: int = 2, cluster: str = "c1"
+    bai: Bai, tmp_path: Path, properties: dict[str, Any], *, expect: int = 2, cluster: str = "c1"
 ) -> str:
     out = bai(
         "job",
@@ -135,7 +136,7 @@ def create(
     ],
 )
 def test_bad_job_field_is_named_and_nothing_is_stored(
-    recipes: Bai, tmp_path: Path, change: dict, field: str
+    recipes: Bai, tmp_path: Path, change: dict[str, Any], field: str
 ) -> None:
     props = {**custom_job("true"), **change}
     if props.get("customToolkitSettings") is None:
@@ -381,7 +382,7 @@ BIG = 128 * 1024
     ],
 )
 def test_what_would_fail_at_run_time_is_refused_at_create(
-    recipes: Bai, tmp_path: Path, change: dict, field: str, words: str
+    recipes: Bai, tmp_path: Path, change: dict[str, Any], field: str, words: str
 ) -> None:
     props = {**custom_job("true"), **change}
     if props["nodeCount"] is None:

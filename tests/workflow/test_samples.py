@@ -63,8 +63,8 @@ def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for tool in ("pip", "apt"):
         (bin_dir / tool).write_text(f'#!/bin/sh\necho {tool} stand-in: "$@"\n')
     (bin_dir / "cntk").write_text('#!/bin/sh\necho cntk stand-in: "$@"\n')
-    for tool in bin_dir.iterdir():
-        tool.chmod(0o755)
+    for stand_in in bin_dir.iterdir():
+        stand_in.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     return bin_dir
 

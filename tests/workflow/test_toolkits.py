@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Bai
@@ -33,8 +34,8 @@ def report_script(recipes: Bai, tmp_path: Path) -> Bai:
 
 
 def run_toolkit(
-    bai: Bai, tmp_path: Path, name: str, settings: dict, nodes: int = 2, **extra: object
-) -> tuple[dict, Path]:
+    bai: Bai, tmp_path: Path, name: str, settings: dict[str, Any], nodes: int = 2, **extra: object
+) -> tuple[dict[str, Any], Path]:
     props = {
         "nodeCount": nodes,
         **settings,
@@ -63,7 +64,7 @@ def run_toolkit(
     ] / "stdouterr"
 
 
-def reports(folder: Path, name: str) -> list[dict]:
+def reports(folder: Path, name: str) -> list[dict[str, Any]]:
     return [
         json.loads(line)
         for line in (folder / name).read_text().splitlines()
