@@ -72,7 +72,9 @@ def attempt(read: object) -> str:
         return "missing"
 
 
-def test_a_folder_swapped_for_a_symlink_is_never_followed(backend, swapping, tmp_path):
+def test_a_folder_swapped_for_a_symlink_is_never_followed(
+    backend: LocalStorage, swapping: Path, tmp_path: Path
+) -> None:
     seen: Counter[str] = Counter()
     for i in range(TRIES):
         seen[attempt(lambda: backend.read("data", "race/secret.txt"))] += 1
@@ -86,7 +88,9 @@ def test_a_folder_swapped_for_a_symlink_is_never_followed(backend, swapping, tmp
     assert seen["b'inside'"] > 0 and seen["refused"] > 0, seen
 
 
-def test_a_download_through_a_swapped_folder_never_escapes(backend, swapping, tmp_path):
+def test_a_download_through_a_swapped_folder_never_escapes(
+    backend: LocalStorage, swapping: Path, tmp_path: Path
+) -> None:
     target = tmp_path / "copy.txt"
     seen: Counter[str] = Counter()
     for _ in range(TRIES // 5):
@@ -95,7 +99,7 @@ def test_a_download_through_a_swapped_folder_never_escapes(backend, swapping, tm
     assert "SECRET" not in seen and seen["inside"] > 0, seen
 
 
-def test_a_file_replaced_by_rename_while_read_reads_whole_as_opened(backend):
+def test_a_file_replaced_by_rename_while_read_reads_whole_as_opened(backend: LocalStorage) -> None:
     path = volume_dir(backend) / "model.bin"
     path.write_bytes(b"o" * 3_000_000)
     with backend.open_file("data", "model.bin") as reader:
@@ -108,7 +112,7 @@ def test_a_file_replaced_by_rename_while_read_reads_whole_as_opened(backend):
     assert backend.read("data", "model.bin") == b"n" * 5_000_000  # a new open sees the new one
 
 
-def test_a_file_deleted_while_read_still_reads_whole(backend):
+def test_a_file_deleted_while_read_still_reads_whole(backend: LocalStorage) -> None:
     path = volume_dir(backend) / "model.bin"
     path.write_bytes(bytes(range(256)) * 8192)
     chunks = backend.open_file("data", "model.bin").stream(0, path.stat().st_size, 65536)
@@ -118,7 +122,7 @@ def test_a_file_deleted_while_read_still_reads_whole(backend):
     assert b"".join(got) == bytes(range(256)) * 8192
 
 
-def test_fifos_and_sockets_are_neither_listed_nor_opened(backend):
+def test_fifos_and_sockets_are_neither_listed_nor_opened(backend: LocalStorage) -> None:
     """A job's FIFO would block an open for reading forever (a server thread hung)."""
     import socket
 
