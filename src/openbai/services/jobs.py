@@ -117,7 +117,9 @@ def create_job(
             ),
         )
     size = cluster_props.target_node_count
-    if cluster_props.openbai.executor == "local" and props.node_count > size:
+    # a queueing executor (Slurm) sizes the job against its own nodes
+    executor = app.executor(cluster_props.openbai.executor)
+    if not executor.queues_jobs and props.node_count > size:
         raise SpecError(
             f"properties.nodeCount: the job needs {props.node_count} node(s) but cluster {ref.name} has {size}; resize the cluster first",
             target="properties.nodeCount",
@@ -129,7 +131,7 @@ def create_job(
                 target="properties.containerSettings",
             )
         runtime = cluster_props.openbai.container_runtime or app.settings.container_runtime
-        if not app.executor(cluster_props.openbai.executor).has_container_runtime(runtime):
+        if not executor.has_container_runtime(runtime):
             raise ConflictError(
                 f"cluster {ref.name} requires containers, but no container runtime ({runtime or 'none configured'}) is available",
                 code="ContainerRuntimeUnavailable",
