@@ -194,6 +194,16 @@ def cluster_group() -> None:
     help="Refuse jobs that cannot run in their container.",
 )
 @click.option("--container-runtime", type=click.Choice(["podman", "docker"]), default=None)
+@click.option(
+    "--no-sandbox",
+    "sandbox",
+    flag_value=False,
+    default=None,
+    help="Run tasks unsealed: as the server's user, seeing the whole machine.",
+)
+@click.option("--cpus-per-node", type=float, default=None, help="CPUs a node slot may use.")
+@click.option("--memory-per-node", default=None, help="Memory a node slot may use (4G, 512M).")
+@click.option("--processes-per-node", type=int, default=None, help="Processes a slot may have.")
 @output_options
 @handle_errors
 def cluster_create(
@@ -227,6 +237,10 @@ def cluster_create(
     partition: str | None,
     require_containers: bool | None,
     container_runtime: str | None,
+    sandbox: bool | None,
+    cpus_per_node: float | None,
+    memory_per_node: str | None,
+    processes_per_node: int | None,
     output: str,
     query: str | None,
 ) -> None:
@@ -298,6 +312,10 @@ def cluster_create(
         ("partition", partition),
         ("requireContainers", require_containers),
         ("containerRuntime", container_runtime),
+        ("sandbox", sandbox),
+        ("cpusPerNode", cpus_per_node),
+        ("memoryPerNode", memory_per_node),
+        ("processesPerNode", processes_per_node),
     ):
         if value is not None:
             extension[key] = value

@@ -9,6 +9,7 @@ a restarted dispatcher adopts them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -18,7 +19,7 @@ from typing import Any
 
 from openbai.executors.base import Executor, JobRef, RunState, RunStatus, SubmitRequest
 from openbai.executors.forkserver import ForkServer
-from openbai.plan.job_plan import NodeSpec
+from openbai.plan.job_plan import NodeLimits, NodeSpec
 from openbai.plan.pids import pid_is_alive
 from openbai.plan.results import JobError, Outcome, RunDir
 from openbai.plan.runner_command import RunnerArgs
@@ -27,6 +28,21 @@ from openbai.runtime import containers, processes
 #: ports given to each slot for the job's services (TensorFlow servers, PyTorch rendezvous)
 PORTS_PER_SLOT = 16
 FIRST_PORT = 23000
+#: processes a slot may have when the cluster sets no limit (a fork bomb stops there)
+DEFAULT_PROCESSES = 4096
+
+
+def slot_limits(limits: NodeLimits, slots: int) -> NodeLimits:
+    """The cluster's limits, with what it leaves open split fairly between the slots of
+    this machine: each slot its share of the memory, and of the CPUs (at least one)."""
+    slots = max(1, slots)
+    with open("/proc/meminfo") as f:
+        total_kib = next(int(line.split()[1]) for line in f if line.startswith("MemTotal:"))
+    return NodeLimits(
+        cpus=limits.cpus or max(1.0, round((os.cpu_count() or 1) / slots, 2)),
+        memory_bytes=limits.memory_bytes or total_kib * 1024 // slots,
+        processes=limits.processes or DEFAULT_PROCESSES,
+    )
 
 
 class LocalExecutor(Executor):
@@ -64,9 +80,11 @@ class LocalExecutor(Executor):
         return self.nodes_root / cluster_key / str(slot)
 
     def submit(self, request: SubmitRequest) -> JobRef:
+        slots = int(request.cluster_options.get("slots") or len(request.slots))
+        plan = dataclasses.replace(request.plan, limits=slot_limits(request.plan.limits, slots))
         # read by the runners at once; a crash of this machine ends them too, so the plan
         # need not outlive one (the job's outcome is what is written durably)
-        request.plan.write(request.run_dir / "plan.json", durable=False)
+        plan.write(request.run_dir / "plan.json", durable=False)
         cluster_key = request.cluster_options["cluster_key"]
         runners = []
         for index, slot in enumerate(request.slots):

@@ -63,6 +63,15 @@ class ContainerSpec:
 
 
 @dataclass(frozen=True)
+class NodeLimits:
+    """What one node slot of a job may use; None: unbounded (or what a scheduler gives)."""
+
+    cpus: float | None = None
+    memory_bytes: int | None = None
+    processes: int | None = None
+
+
+@dataclass(frozen=True)
 class OutputDirectorySpec:
     id: str
     path_prefix: str
@@ -98,6 +107,9 @@ class JobPlan:
     container_runtime: str | None = None
     require_container: bool = False
     num_gpus: int = 0
+    #: run every task in a sandbox (runtime/sandbox.py); False: the cluster's --no-sandbox
+    sandbox: bool = True
+    limits: NodeLimits = field(default_factory=NodeLimits)
 
     @property
     def node_count(self) -> int:
@@ -118,6 +130,7 @@ class JobPlan:
                 "setup_task": _optional(SetupTaskSpec, raw["setup_task"]),
                 "output_directories": [OutputDirectorySpec(**o) for o in raw["output_directories"]],
                 "container": _optional(ContainerSpec, raw["container"]),
+                "limits": _optional(NodeLimits, raw.get("limits")) or NodeLimits(),
             }
         )
 

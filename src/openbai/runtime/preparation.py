@@ -14,6 +14,7 @@ from openbai.plan.results import wait_until
 from openbai.runtime.environment import JobEnvironment, build_environment
 from openbai.runtime.expand import expand_path
 from openbai.runtime.node_container import start_container
+from openbai.runtime.sealing import describe, open_volumes, seal
 from openbai.runtime.stopping import JobFailure
 from openbai.runtime.tasks import NodeTasks
 from openbai.runtime.toolkits import host_file_lines
@@ -32,11 +33,15 @@ def prepare_node(tasks: NodeTasks, mounts: list[Mount]) -> JobEnvironment:
     layout.job_temp.mkdir(parents=True)
     layout.mount_root.mkdir(parents=True, exist_ok=True)
     layout.shared_job_temp.mkdir(parents=True, exist_ok=True)
+    tasks.sandbox, tasks.cgroup = seal(ctx)
     mounts.extend(mount_all(plan.cluster_mounts, layout.mount_root, ctx.log))
+    open_volumes(tasks.sandbox, mounts)
     env = build_environment(plan, node, layout, ctx.host_env())
     _run_setup_task(tasks, env)
     mounts.extend(mount_all(plan.job_mounts, layout.job_mount_root, ctx.log))
     _make_output_dirs(env)
+    open_volumes(tasks.sandbox, mounts)
+    describe(ctx, tasks.sandbox, tasks.cgroup)
     name = f"execution-{node.node_id}.log" if ctx.multi else "execution.log"
     ctx.log.attach(Path(env.stdouterr_dir) / name)
     for key in sorted(k for k in env.variables if k.startswith("AZ_BATCHAI_")):

@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import psutil
@@ -30,8 +30,10 @@ def start(
     cwd: Path,
     stdout: Path,
     stderr: Path,
+    preexec: Callable[[], None] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in its own session with stdout/stderr appended to the given files."""
+    """Start ``argv`` in its own session with stdout/stderr appended to the given files
+    (``preexec`` runs in the child before ``argv``: joining the slot's control group)."""
     with open(stdout, "ab") as out, open(stderr, "ab") as err:
         return subprocess.Popen(
             list(argv),
@@ -41,6 +43,7 @@ def start(
             stdout=out,
             stderr=err,
             start_new_session=True,
+            preexec_fn=preexec,
         )
 
 
@@ -66,6 +69,30 @@ def kill_tree(pid: int, *, grace: float = GRACE_SECONDS) -> None:
     if alive:
         _signal_all(pid, alive, signal.SIGKILL)
         psutil.wait_procs(alive, timeout=grace)
+
+
+def stop_sandbox(pid: int, *, grace: float = GRACE_SECONDS) -> None:
+    """Stop a sandboxed task (``pid`` is bwrap): SIGTERM to the processes inside, then
+    SIGKILL to bwrap, whose PID namespace takes every process in it along."""
+    procs = _tree(pid)
+    inside = []
+    for proc in procs[1:]:
+        try:
+            if proc.ppid() != pid:  # the namespace's init (bwrap) gets no SIGTERM: it would end all
+                inside.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    for proc in inside:
+        try:
+            proc.send_signal(signal.SIGTERM)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(inside, timeout=grace)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    psutil.wait_procs(procs, timeout=grace)
 
 
 def _tree(pid: int) -> list[psutil.Process]:

@@ -38,6 +38,7 @@ from openbai.runtime.node import NodeContext
 from openbai.runtime.node_container import remove_container
 from openbai.runtime.preparation import prepare_node
 from openbai.runtime.reporting import give_up, job_outcome
+from openbai.runtime.sealing import limit_errors
 from openbai.runtime.stopping import JobFailure, Stopping
 from openbai.runtime.tasks import NodeTasks
 from openbai.runtime.toolkits import ToolkitContext, plan_tasks
@@ -85,6 +86,7 @@ class NodeRunner:
                 give_up(ctx)
             finally:
                 self.tasks.stop_all()
+                outcome.errors.extend(limit_errors(ctx, self.tasks.cgroup))
         outcome.errors.extend(unmount_all(mounts, ctx.layout, ctx.log))
         if self.remove_node_root:
             remove_node_root(ctx.layout, ctx.log)

@@ -12,8 +12,10 @@ from pathlib import Path
 from subprocess import Popen
 
 from openbai.runtime import job_container, processes, rank_output
+from openbai.runtime.cgroups import Cgroup
 from openbai.runtime.environment import JobEnvironment
 from openbai.runtime.node import NodeContext
+from openbai.runtime.sandbox import Sandbox
 from openbai.runtime.stopping import JobFailure, Stopping
 from openbai.runtime.toolkits import Task
 
@@ -37,13 +39,17 @@ class NodeTasks:
     #: the job's own variables, which are passed into its container
     container_env: set[str] = field(default_factory=set)
     running: list[Running] = field(default_factory=list)
+    #: where tasks on the host run (None: the cluster's --no-sandbox) and their limits
+    sandbox: Sandbox | None = None
+    cgroup: Cgroup | None = None
 
     def should_stop(self) -> bool:
         return self.stopping.should_stop(tasks_running=bool(self.running))
 
     def env(self, env: JobEnvironment, extra: dict[str, str]) -> dict[str, str]:
-        """A task's environment: the host's, the job's variables, the task's own."""
-        return {**self.ctx.host_env(), **env.variables, **extra}
+        """A task's environment: the host's, the job user's, the job's variables, the task's own."""
+        user = self.sandbox.user_env(self.ctx.layout.job_temp) if self.sandbox else {}
+        return {**self.ctx.host_env(), **user, **env.variables, **extra}
 
     def python(self, env: JobEnvironment) -> str:
         """``python`` where there is one (in the job's container if it has one), else python3."""
@@ -65,8 +71,11 @@ class NodeTasks:
         elif task.mpi:
             # the ranks' output is merged by whole lines before it reaches the files
             argv = rank_output.collector_argv(self.ctx.plan.nodes[0].host, argv)
+        if self.container is None and self.sandbox is not None:
+            argv = self.sandbox.argv(argv, self.ctx.layout.job_temp)
+        join = self.cgroup.joiner() if self.cgroup and self.container is None else None
         proc = processes.start(
-            argv, env=env, cwd=self.ctx.layout.job_temp, stdout=stdout, stderr=stderr
+            argv, env=env, cwd=self.ctx.layout.job_temp, stdout=stdout, stderr=stderr, preexec=join
         )
         self.ctx.run.record_task(
             self.ctx.node.index, proc.pid, processes.process_start_time(proc.pid)
@@ -120,6 +129,11 @@ class NodeTasks:
             self.container.stop_processes(clients, processes.GRACE_SECONDS)
         for r in self.running:
             if r.process.poll() is None:
-                processes.kill_tree(r.process.pid)
+                if self.sandbox is not None and self.container is None:
+                    processes.stop_sandbox(r.process.pid)
+                else:
+                    processes.kill_tree(r.process.pid)
                 r.process.wait()
         self.running.clear()
+        if self.cgroup is not None:
+            self.cgroup.kill_all()  # whatever slipped out of the tasks' process trees

@@ -23,7 +23,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import IO, Any
 
@@ -33,9 +33,11 @@ from sqlalchemy.orm import Session, joinedload
 from openbai.errors import ExecutorUnavailableError, OpenBaiError
 from openbai.executors.base import Executor, JobRef, RunState, SubmitRequest
 from openbai.installation import App
+from openbai.plan.job_plan import JobPlan, NodeLimits
 from openbai.plan.results import JobError, Outcome
 from openbai.scheduling import transitions
 from openbai.scheduling.planning import ClusterPlanning, build_plan
+from openbai.spec.cluster import OpenBaiClusterSettings, memory_bytes
 from openbai.store.models import Cluster, Experiment, Job, utcnow
 from openbai.store.specs import cluster_properties
 from openbai.vocabulary import ACTIVE_STATES, ON_NODES, ExecutionState, Priority
@@ -99,6 +101,18 @@ class _Round:
 
     def end(self, job_id: int, outcome: Outcome, error: JobError | None = None) -> None:
         self.ended.append((job_id, outcome, error))
+
+
+def _sealed(plan: JobPlan, settings: OpenBaiClusterSettings) -> JobPlan:
+    """The plan with the cluster's sandbox setting and node limits (the executor fills in
+    what the cluster leaves open)."""
+    memory = settings.memory_per_node
+    limits = NodeLimits(
+        cpus=settings.cpus_per_node,
+        memory_bytes=memory_bytes(memory) if memory else None,
+        processes=settings.processes_per_node,
+    )
+    return replace(plan, sandbox=settings.sandbox, limits=limits)
 
 
 class Dispatcher:
@@ -384,7 +398,11 @@ class Dispatcher:
             )
         }
         shared = ClusterPlanning.of(self.app, cluster)
-        options = {"cluster_key": shared.key, "partition": shared.properties.openbai.partition}
+        options = {
+            "cluster_key": shared.key,
+            "partition": shared.properties.openbai.partition,
+            "slots": self._size(cluster),
+        }
         for job_id, placement in picked:
             job = jobs[job_id]
             slots = placement.slots if isinstance(placement, SlotPlacement) else []
@@ -394,7 +412,7 @@ class Dispatcher:
                     slots if isinstance(placement, SlotPlacement) else list(range(job.node_count)),
                     shared.key,
                 )
-                plan = build_plan(self.app, job, shared, nodes)
+                plan = _sealed(build_plan(self.app, job, shared, nodes), shared.properties.openbai)
             except OpenBaiError as exc:
                 found.end(job_id, Outcome(-1, []), _failure(exc))
                 continue

@@ -1,0 +1,190 @@
+"""A node slot's control group: its CPU, memory and process-count limits, every process its
+tasks start (so that none is missed when the job ends), and whether the kernel killed one for
+memory.
+
+Groups are made below the runner's own group of each controller (as a delegated subtree
+should be used), on cgroup v1 (one hierarchy per controller) or v2 (one unified tree). Where
+no group can be made (not root, controllers absent) the slot runs without limits and the
+execution log says so.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from openbai.plan.job_plan import NodeLimits
+
+ROOT = Path("/sys/fs/cgroup")
+#: the v1 controllers a slot uses, by the file each sets
+_V1_CONTROLLERS = ("memory", "pids", "cpu")
+CPU_PERIOD_US = 100_000
+
+
+def _own_paths() -> dict[str, str]:
+    """This process's group in each hierarchy: controller (or "" for v2) -> path."""
+    paths = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for name in controllers.split(",") if controllers else [""]:
+            paths[name] = path
+    return paths
+
+
+def _write(path: Path, value: str) -> None:
+    path.write_text(value)
+
+
+@dataclass
+class Cgroup:
+    """The groups of one node slot (one per v1 controller, or one v2 group)."""
+
+    name: str
+    limits: NodeLimits
+    #: controller -> the group's directory ("" for v2)
+    dirs: dict[str, Path] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, name: str, limits: NodeLimits) -> Cgroup | None:
+        """The slot's groups with ``limits`` set; None when none can be made here."""
+        group = cls(name, limits)
+        try:
+            own = _own_paths()
+            if (ROOT / "cgroup.controllers").exists():
+                group._create_v2(own.get("", "/"))
+            else:
+                group._create_v1(own)
+        except OSError:
+            group.remove()
+            return None
+        return group if group.dirs else None
+
+    def _create_v1(self, own: dict[str, str]) -> None:
+        for controller in _V1_CONTROLLERS:
+            parent = ROOT / controller
+            if controller not in own or not parent.is_dir():
+                continue
+            path = parent / own[controller].lstrip("/") / self.name
+            path.mkdir(exist_ok=True)
+            self.dirs[controller] = path
+        lim = self.limits
+        if lim.memory_bytes and "memory" in self.dirs:
+            memory = self.dirs["memory"]
+            _write(memory / "memory.limit_in_bytes", str(lim.memory_bytes))
+            swap = memory / "memory.memsw.limit_in_bytes"
+            if swap.exists():  # no swapping past the limit either
+                _write(swap, str(lim.memory_bytes))
+        if lim.processes and "pids" in self.dirs:
+            _write(self.dirs["pids"] / "pids.max", str(lim.processes))
+        if lim.cpus and "cpu" in self.dirs:
+            _write(self.dirs["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+            _write(self.dirs["cpu"] / "cpu.cfs_quota_us", str(int(lim.cpus * CPU_PERIOD_US)))
+
+    def _create_v2(self, own: str) -> None:
+        # a v2 group with processes may not hand controllers to children: the runner moves
+        # into a leaf of its own group first, and the slot's group is made beside it
+        parent = ROOT / own.lstrip("/")
+        if own.rstrip("/").endswith("/openbai-runner"):
+            parent = parent.parent
+        else:
+            leaf = parent / "openbai-runner"
+            leaf.mkdir(exist_ok=True)
+            _write(leaf / "cgroup.procs", str(os.getpid()))
+        wanted = {"memory", "pids", "cpu"} & set(
+            (parent / "cgroup.controllers").read_text().split()
+        )
+        _write(parent / "cgroup.subtree_control", " ".join(f"+{c}" for c in sorted(wanted)))
+        path = parent / self.name
+        path.mkdir(exist_ok=True)
+        self.dirs[""] = path
+        lim = self.limits
+        if lim.memory_bytes and "memory" in wanted:
+            _write(path / "memory.max", str(lim.memory_bytes))
+            _write(path / "memory.swap.max", "0")
+        if lim.processes and "pids" in wanted:
+            _write(path / "pids.max", str(lim.processes))
+        if lim.cpus and "cpu" in wanted:
+            _write(path / "cpu.max", f"{int(lim.cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}")
+
+    def joiner(self) -> Callable[[], None]:
+        """A function for a child between fork and exec that moves it into the groups (only
+        system calls: it runs where no lock of the parent may be taken)."""
+        files = [str(d / "cgroup.procs") for d in self.dirs.values()]
+
+        def join() -> None:
+            pid = str(os.getpid()).encode()
+            for name in files:
+                fd = os.open(name, os.O_WRONLY)
+                try:
+                    os.write(fd, pid)
+                finally:
+                    os.close(fd)
+
+        return join
+
+    def pids(self) -> set[int]:
+        found: set[int] = set()
+        for d in self.dirs.values():
+            try:
+                found.update(int(p) for p in (d / "cgroup.procs").read_text().split())
+            except OSError:
+                pass
+        return found
+
+    def _counter(self, filename: str, key: str) -> int:
+        for d in self.dirs.values():
+            try:
+                for line in (d / filename).read_text().splitlines():
+                    name, _, value = line.partition(" ")
+                    if name == key:
+                        return int(value)
+            except OSError:
+                continue
+        return 0
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel killed for going past the memory limit."""
+        return self._counter("memory.oom_control", "oom_kill") or self._counter(
+            "memory.events", "oom_kill"
+        )
+
+    def process_limit_hits(self) -> int:
+        """How many times a fork failed at the process-count limit."""
+        return self._counter("pids.events", "max")
+
+    def kill_all(self, *, timeout: float = 2.0) -> bool:
+        """SIGKILL every process in the group until it is empty; whether it emptied in time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = self.pids()
+            if not pids:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.01)
+
+    def remove(self) -> None:
+        for d in self.dirs.values():
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
+    def describe(self) -> str:
+        lim = self.limits
+        parts = [
+            f"{lim.cpus:g} CPUs" if lim.cpus else "CPUs unbounded",
+            f"{lim.memory_bytes // 2**20} MiB memory" if lim.memory_bytes else "memory unbounded",
+            f"{lim.processes} processes" if lim.processes else "processes unbounded",
+        ]
+        version = "v2" if "" in self.dirs else "v1"
+        return f"limits {', '.join(parts)} (cgroup {version} {self.name})"

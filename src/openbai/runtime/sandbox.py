@@ -1,0 +1,244 @@
+"""Every task of a job runs sealed off, in a bubblewrap (``bwrap``) sandbox:
+
+* its own mount namespace: the host read-only, fresh ``/tmp`` and ``/dev/shm``, and of the
+  installation's private trees (``$OPENBAI_HOME``, run directories, node roots) only its own
+  node root, its job's shared temp directory and the volumes it mounts, read-write;
+* its own PID namespace: it sees and signals only its own processes, and when its main
+  command exits the namespace ends and the kernel kills whatever it left behind;
+* never the server's identity: under root, tasks run as an unprivileged user
+  (``OPENBAI_JOB_USER``, default ``openbai-job`` if it exists, else ``nobody``), with no
+  capabilities and no new privileges.
+
+The runner (outside) makes the mounts; bwrap only binds them in. A directory the job user
+cannot pass through on the host (``/root``, a 0700 ``$OPENBAI_HOME``) is replaced by an
+empty one in the sandbox, in which only what the job needs is bound back.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from openbai.errors import ExecutorError
+
+DEFAULT_JOB_USERS = ("openbai-job", "nobody")
+
+
+class SandboxUnavailable(ExecutorError):
+    """No sandbox can be made on this node."""
+
+    code = "SandboxUnavailable"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The user a job's tasks run as."""
+
+    uid: int
+    gid: int
+    name: str
+
+    @classmethod
+    def current(cls) -> Identity:
+        uid = os.getuid()
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = str(uid)
+        return cls(uid, os.getgid(), name)
+
+    @classmethod
+    def for_jobs(cls, configured: str | None = None) -> Identity:
+        """Under root, the unprivileged job user; otherwise the runner's own user."""
+        if os.getuid() != 0:
+            return cls.current()
+        names = [configured] if configured else list(DEFAULT_JOB_USERS)
+        for name in names:
+            try:
+                entry = pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
+            except KeyError:
+                continue
+            if entry.pw_uid == 0:
+                raise SandboxUnavailable(f"OPENBAI_JOB_USER={name} is root: jobs never run as root")
+            return cls(entry.pw_uid, entry.pw_gid, entry.pw_name)
+        raise SandboxUnavailable(f"no user to run jobs as: {' or '.join(names)} does not exist")
+
+    @property
+    def switches(self) -> bool:
+        return self.uid != os.getuid()
+
+
+def find_bwrap() -> str:
+    """bubblewrap: ``OPENBAI_BWRAP`` (a path), else ``bwrap`` on the ``PATH``."""
+    path = shutil.which(os.environ.get("OPENBAI_BWRAP") or "bwrap")
+    if path is None:
+        raise SandboxUnavailable(
+            "bubblewrap (bwrap) is not installed on this node: install it (Debian package "
+            "'bubblewrap'), or create the cluster with --no-sandbox"
+        )
+    return path
+
+
+def probe(bwrap: str) -> None:
+    """Fail clearly when bwrap cannot make namespaces here (no user namespaces, say)."""
+    result = subprocess.run(
+        [bwrap, "--ro-bind", "/", "/", "--unshare-pid", "--", "true"],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        reason = result.stderr.strip().removeprefix("bwrap: ") or f"exit code {result.returncode}"
+        raise SandboxUnavailable(
+            f"no sandbox can be made on this node ({reason}): enable user namespaces, or "
+            "create the cluster with --no-sandbox"
+        )
+
+
+def _traversable(path: Path, who: Identity) -> bool:
+    st = path.stat()
+    if who.uid == 0:
+        return True
+    if st.st_uid == who.uid:
+        return bool(st.st_mode & stat.S_IXUSR)
+    if st.st_gid == who.gid:
+        return bool(st.st_mode & stat.S_IXGRP)
+    return bool(st.st_mode & stat.S_IXOTH)
+
+
+def _under(path: Path, roots: Iterable[Path]) -> Path | None:
+    return next((r for r in roots if path == r or r in path.parents), None)
+
+
+@dataclass
+class Sandbox:
+    bwrap: str
+    identity: Identity
+    #: trees the job must not see (emptied in the sandbox)
+    hidden: list[Path] = field(default_factory=list)
+    #: what is bound back read-write (its node root, volumes) and read-only (tools)
+    writable: list[Path] = field(default_factory=list)
+    readable: list[Path] = field(default_factory=list)
+    #: host devices the job uses (GPUs)
+    devices: list[Path] = field(default_factory=list)
+
+    def grant(self, path: Path) -> None:
+        """Make ``path`` and everything below it the job user's, so that the job can write
+        there (mount points and other file systems below it are left alone)."""
+        if not self.identity.switches or not path.exists():
+            return
+        top = path.lstat().st_dev
+        uid, gid = self.identity.uid, self.identity.gid
+        if path.lstat().st_uid != uid:
+            os.lchown(path, uid, gid)
+        for root, dirs, files in os.walk(path):
+            for name in [*dirs, *files]:
+                entry = os.path.join(root, name)
+                st = os.lstat(entry)
+                if st.st_dev != top:
+                    continue
+                if st.st_uid != uid:
+                    os.lchown(entry, uid, gid)
+            dirs[:] = [d for d in dirs if os.lstat(os.path.join(root, d)).st_dev == top]
+
+    def prefix(self) -> list[str]:
+        """bwrap's arguments up to the command: the sandbox's file system."""
+        args = [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        args += ["--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "1777", "--tmpfs", "/tmp"]
+        for device in self.devices:
+            args += ["--dev-bind", str(device), str(device)]
+        binds = [(p.resolve(), "--bind") for p in self.writable if p.exists()]
+        binds += [(p.resolve(), "--ro-bind") for p in self.readable if p.exists()]
+        # what is hidden, and every directory on the way to a bind that the job user could
+        # not pass through, becomes an empty tmpfs
+        empty = {Path("/tmp")}
+        for path in [p.resolve() for p in self.hidden if p.exists()]:
+            empty.add(path)
+        for path, _ in binds:
+            for parent in reversed(path.parents):
+                if parent == Path("/") or _under(parent, empty):
+                    continue
+                if not _traversable(parent, self.identity):
+                    empty.add(parent)
+                    break
+        tops = sorted(p for p in empty if not _under(p, empty - {p}))
+        for path in tops:
+            if path != Path("/tmp"):
+                args += ["--perms", "0755", "--tmpfs", str(path)]
+        made: set[Path] = set(tops)
+        bound: set[Path] = set()
+        for path, how in sorted(binds, key=lambda b: len(b[0].parts)):
+            top = _under(path, tops)
+            if how == "--ro-bind" and (top is None or _under(path, bound)):
+                continue  # the host's own, read-only already, or bound with its parent
+            if top is not None:
+                missing = [p for p in reversed(path.parents) if top in p.parents and p not in made]
+                for p in missing:
+                    args += ["--perms", "0755", "--dir", str(p)]
+                    made.add(p)
+            args += [how, str(path), str(path)]
+            made.add(path)
+            bound.add(path)
+        args += ["--unshare-pid", "--die-with-parent", "--new-session"]
+        if not self.identity.switches:
+            args += ["--cap-drop", "ALL"]
+        return args
+
+    def argv(self, command: Sequence[str], cwd: Path) -> list[str]:
+        """``command`` run in the sandbox, in ``cwd``, as the job user."""
+        args = [*self.prefix(), "--chdir", str(cwd), "--"]
+        if self.identity.switches:
+            # bwrap keeps root's credentials (files are checked as root): drop them inside,
+            # after the mounts are made; a uid change leaves no capabilities
+            args += [
+                "setpriv",
+                f"--reuid={self.identity.uid}",
+                f"--regid={self.identity.gid}",
+                "--clear-groups",
+                "--no-new-privs",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--",
+            ]
+        return args + list(command)
+
+    def user_env(self, home: Path) -> dict[str, str]:
+        """The job user's own variables (root's HOME is not its to write)."""
+        if not self.identity.switches:
+            return {}
+        name = self.identity.name
+        return {"HOME": str(home), "USER": name, "LOGNAME": name}
+
+    def describe(self) -> str:
+        mounted = ", ".join(str(p) for p in self.writable if p.exists())
+        return (
+            f"sandboxed (bubblewrap: own mount and PID namespaces, host read-only, no new "
+            f"privileges) as user {self.identity.name} (uid {self.identity.uid}); "
+            f"read-write: {mounted}"
+        )
+
+
+def tool_paths(env: dict[str, str]) -> list[Path]:
+    """What the job's commands run from, bound back read-only where they lie in a directory
+    the job user could not pass through (a Python installed under /root): every ``PATH``
+    entry, the runner's Python and its environment, and pyenv's root for its shims."""
+    paths = [Path(p) for p in env.get("PATH", "").split(":") if p.startswith("/")]
+    paths += [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent]
+    if env.get("PYENV_ROOT"):
+        paths.append(Path(env["PYENV_ROOT"]))
+    unique: list[Path] = []
+    for p in paths:
+        if p.is_dir() and p not in unique:
+            unique.append(p)
+    return unique
+
+
+def gpu_devices() -> list[Path]:
+    dev = Path("/dev")
+    return sorted([*dev.glob("nvidia*"), *(dev / "dri").glob("*")]) if dev.is_dir() else []

@@ -1,0 +1,121 @@
+"""How a node seals its job off: the sandbox its tasks run in (sandbox.py), the control
+group that bounds and tracks them (cgroups.py), which volumes the job user may write, and
+what the limits did to the job, told in the execution log and the job's errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from openbai.mounts.base import Mount
+from openbai.mounts.link import LinkMount
+from openbai.plan.job_plan import NodeLimits
+from openbai.plan.results import JobError
+from openbai.runtime.cgroups import Cgroup
+from openbai.runtime.node import NodeContext
+from openbai.runtime.sandbox import (
+    Identity,
+    Sandbox,
+    SandboxUnavailable,
+    find_bwrap,
+    gpu_devices,
+    probe,
+    tool_paths,
+)
+from openbai.runtime.stopping import JobFailure
+
+
+def node_limits(ctx: NodeContext) -> NodeLimits:
+    """The plan's limits; on a Slurm node, what Slurm gave the job where the plan sets none."""
+    lim = ctx.plan.limits
+    cpus = os.environ.get("SLURM_CPUS_ON_NODE")
+    memory_mb = os.environ.get("SLURM_MEM_PER_NODE")
+    return NodeLimits(
+        cpus=lim.cpus or (float(cpus) if cpus and cpus.isdigit() else None),
+        memory_bytes=lim.memory_bytes
+        or (int(memory_mb) * 2**20 if memory_mb and memory_mb.isdigit() else None),
+        processes=lim.processes,
+    )
+
+
+def seal(ctx: NodeContext) -> tuple[Sandbox | None, Cgroup | None]:
+    """The node's sandbox (None with --no-sandbox) and control group (None where none can be
+    made); a node that must sandbox but cannot fails the job here, before anything runs."""
+    sandbox = None
+    if ctx.plan.sandbox:
+        try:
+            identity = Identity.for_jobs(os.environ.get("OPENBAI_JOB_USER"))
+            bwrap = find_bwrap()
+            if identity.switches and shutil.which("setpriv") is None:
+                raise SandboxUnavailable("setpriv (util-linux) is not installed on this node")
+            probe(bwrap)
+        except SandboxUnavailable as exc:
+            raise JobFailure("SandboxUnavailable", exc.message) from exc
+        layout = ctx.layout
+        private = [layout.run_dir.parent, layout.node_root.parent]
+        if os.environ.get("OPENBAI_HOME"):
+            private.append(Path(os.environ["OPENBAI_HOME"]))
+        sandbox = Sandbox(
+            bwrap,
+            identity,
+            hidden=private,
+            writable=[layout.mount_root, layout.job_temp_dir, layout.shared_job_temp],
+            readable=tool_paths(ctx.host_env()),
+            devices=gpu_devices(),
+        )
+        for path in sandbox.writable:
+            sandbox.grant(path)
+    name = f"openbai-{ctx.plan.job_uid[:13]}-{ctx.node.index}"
+    return sandbox, Cgroup.create(name, node_limits(ctx))
+
+
+def open_volumes(sandbox: Sandbox | None, mounts: list[Mount]) -> None:
+    """Bind embedded volumes (links to directories the job could not reach) into the
+    sandbox, writable by the job user like everything else it mounts."""
+    if sandbox is None:
+        return
+    for mount in mounts:
+        if isinstance(mount, LinkMount) and mount.source not in sandbox.writable:
+            sandbox.writable.append(mount.source)
+    for path in sandbox.writable:
+        sandbox.grant(path)
+
+
+def describe(ctx: NodeContext, sandbox: Sandbox | None, cgroup: Cgroup | None) -> None:
+    """One line on how tasks are sealed off, one on their limits."""
+    if sandbox is not None:
+        ctx.log(sandbox.describe())
+    else:
+        ctx.log(
+            f"not sandboxed (the cluster was created with --no-sandbox): tasks run as "
+            f"{Identity.current().name} and see the whole machine"
+        )
+    if cgroup is not None:
+        ctx.log(cgroup.describe())
+    else:
+        ctx.log("limits: none (no control group can be made on this node)")
+
+
+def limit_errors(ctx: NodeContext, cgroup: Cgroup | None) -> list[JobError]:
+    """The job's errors from its limits, once its tasks are stopped; the group is removed."""
+    if cgroup is None:
+        return []
+    errors = []
+    cgroup.kill_all()
+    if cgroup.process_limit_hits():
+        ctx.log(
+            f"the job's processes reached the limit of {cgroup.limits.processes} processes on "
+            f"node {ctx.node.node_id} (a fork failed {cgroup.process_limit_hits()} times)"
+        )
+    if cgroup.oom_kills():
+        memory = cgroup.limits.memory_bytes
+        limit = f"{memory // 2**20} MiB" if memory else "its limit"
+        message = (
+            f"the job used more memory than its node's limit ({limit}) on node "
+            f"{ctx.node.node_id}: the kernel killed {cgroup.oom_kills()} of its processes"
+        )
+        ctx.log(message)
+        errors.append(JobError("JobMemoryLimitExceeded", message))
+    cgroup.remove()
+    return errors

@@ -1,0 +1,262 @@
+"""Hostile jobs on the local executor: each tries what a job must not do (read the
+installation's secrets, other jobs' files, root-only host files; see or signal other
+processes; leave processes behind; exhaust memory or processes) and ends as issue 11 says."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from conftest import Bai
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
+    pytest.mark.skipif(os.getuid() != 0, reason="the job user is only switched under root"),
+]
+
+#: what each probe prints when it could do what it must not: the tests look for it
+LEAK = "LEAKED"
+
+
+def job_json(tmp_path: Path, name: str, command: str, **extra: Any) -> str:
+    path = tmp_path / f"{name}.json"
+    props = {
+        "nodeCount": 1,
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+        "mountVolumes": {
+            "azureFileShares": [
+                {
+                    "azureFileUrl": "https://acct.file.core.windows.net/logs",
+                    "relativeMountPath": "logs",
+                }
+            ]
+        },
+        "customToolkitSettings": {"commandLine": command},
+        **extra,
+    }
+    path.write_text(json.dumps({"properties": props}))
+    return str(path)
+
+
+@pytest.fixture
+def ws(bai: Bai) -> Bai:
+    bai("workspace", "create", "-n", "ws")
+    bai("experiment", "create", "-w", "ws", "-n", "exp")
+    bai("cluster", "create", "-w", "ws", "-n", "c1", "--nodes", "2")
+    bai("storage", "account", "create", "-n", "acct")
+    bai("storage", "share", "create", "--account", "acct", "-n", "logs")
+    return bai
+
+
+def run(
+    bai: Bai, tmp_path: Path, name: str, command: str, *, cluster: str = "c1", **extra: Any
+) -> dict[str, Any]:
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", cluster, "-n", name,
+        "-f", job_json(tmp_path, name, command, **extra))  # fmt: skip
+    return bai.wait(name)
+
+
+def output(bai: Bai, job: str, name: str = "stdout.txt") -> str:
+    return str(bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", job, "-f", name).stdout)
+
+
+def probe(path: str) -> str:
+    """A shell line that tries to read ``path`` (a file, or a directory's listing)."""
+    read = f"if [ -d {path} ]; then ls -A {path} | grep -q .; else cat {path} >/dev/null; fi"
+    return f"if ( {read} ) 2>/dev/null; then echo {LEAK} {path}; else echo sealed {path}; fi"
+
+
+def test_a_job_reads_nothing_of_the_installation_or_root_only_files(
+    ws: Bai, tmp_path: Path
+) -> None:
+    ws("storage", "account", "create", "-n", "other")
+    ws("storage", "share", "create", "--account", "other", "-n", "private")
+    first = run(ws, tmp_path, "first", "echo first")
+    assert first["executionState"] == "succeeded"
+    runs = ws.home / "runs"
+    (ws.home / "api.key").write_bytes(os.urandom(32))  # as the server makes it
+    other_run = next(runs.iterdir())
+    targets = [
+        ws.home / "api.key",
+        ws.home / "openbai.db",
+        ws.home / "config.json",
+        other_run,
+        other_run / "plan.json",
+        ws.home / "storage" / "other",
+        "/etc/shadow",
+        "$AZ_BATCHAI_SHARED_JOB_TEMP/../plan.json",
+    ]
+    shown = run(ws, tmp_path, "nosy", "; ".join([probe(str(t)) for t in targets] + ["id -u"]))
+    assert shown["executionState"] == "succeeded"
+    out = output(ws, "nosy")
+    assert LEAK not in out
+    assert out.count("sealed") == len(targets)
+    assert out.splitlines()[-1] != "0"  # never root
+    log = output(ws, "nosy", "execution.log")
+    assert "sandboxed (bubblewrap" in log and "as user " in log and "limits " in log
+
+
+def test_a_job_sees_and_signals_only_its_own_processes(ws: Bai, tmp_path: Path) -> None:
+    me = os.getpid()
+    command = (
+        "ps -e -o comm= | sort -u | tr '\\n' ' '; echo; "
+        f"if kill -0 {me} 2>/dev/null; then echo {LEAK} kill; else echo sealed kill; fi"
+    )
+    shown = run(ws, tmp_path, "ps", command)
+    assert shown["executionState"] == "succeeded"
+    seen, signalled = output(ws, "ps").splitlines()
+    assert set(seen.split()) <= {"bwrap", "bash", "ps", "sort", "tr"}
+    assert signalled == "sealed kill"
+    assert psutil.pid_exists(me)
+
+
+def test_a_host_file_cannot_be_hard_linked_into_outputs(ws: Bai, tmp_path: Path) -> None:
+    outputs = [{"id": "OUT", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"}]
+    command = (
+        "ln /etc/passwd $AZ_BATCHAI_OUTPUT_OUT/passwd && echo LEAKED link || echo sealed link; "
+        "echo mine > $AZ_BATCHAI_OUTPUT_OUT/result.txt"
+    )
+    shown = run(ws, tmp_path, "link", command, outputDirectories=outputs)
+    assert shown["executionState"] == "succeeded"
+    assert output(ws, "link").strip() == "sealed link"
+    listed = ws.json("job", "file", "list", "-w", "ws", "-e", "exp", "-j", "link", "-d", "OUT")
+    assert [f["name"] for f in listed] == ["result.txt"]
+    # what the job wrote is the installation's to read, and a later job's to delete
+    found = ws(
+        "job",
+        "file",
+        "stream",
+        "-w",
+        "ws",
+        "-e",
+        "exp",
+        "-j",
+        "link",
+        "-d",
+        "OUT",
+        "-f",
+        "result.txt",
+    )
+    assert found.stdout == "mine\n"
+    later = run(
+        ws,
+        tmp_path,
+        "cleaner",
+        "rm -r $AZ_BATCHAI_JOB_MOUNT_ROOT/logs/*/*/workspaces/ws/experiments/exp/jobs/link && echo removed",
+    )
+    assert later["executionState"] == "succeeded"
+    assert output(ws, "cleaner").strip() == "removed"
+
+
+def leftovers(tag: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if tag in " ".join(proc.info["cmdline"] or []):
+            found.append(proc)
+    return found
+
+
+def assert_gone_within(tag: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while leftovers(tag):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still running {seconds} s after the job ended: {leftovers(tag)}")
+        time.sleep(0.05)
+
+
+def daemons(tag: int) -> str:
+    """A background sleep, a setsid one and a double-forked one, all tagged."""
+    return f"sleep {tag}1 & setsid sleep {tag}2 & (sleep {tag}3 &); (setsid bash -c 'sleep {tag}4 &' &); "
+
+
+def test_nothing_a_job_started_outlives_its_main_command(ws: Bai, tmp_path: Path) -> None:
+    shown = run(ws, tmp_path, "ok", daemons(4711) + "sleep 0.2; echo main done")
+    assert shown["executionState"] == "succeeded"
+    assert shown["executionInfo"]["exitCode"] == 0
+    assert_gone_within("sleep 4711", 2)
+
+
+def wait_running(bai: Bai, job: str, tag: str) -> None:
+    deadline = time.monotonic() + 30
+    while len(leftovers(tag)) < 4:
+        assert time.monotonic() < deadline, f"{job}'s processes never started"
+        time.sleep(0.05)
+
+
+def test_nothing_outlives_a_terminated_job(ws: Bai, tmp_path: Path) -> None:
+    ws("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "held",
+       "-f", job_json(tmp_path, "held", daemons(4712) + "sleep 300"))  # fmt: skip
+    wait_running(ws, "held", "sleep 4712")
+    ws("job", "terminate", "-w", "ws", "-e", "exp", "-n", "held", "-y")
+    shown = ws.wait("held")
+    assert shown["executionInfo"]["errors"][0]["code"] == "JobTerminated"
+    assert_gone_within("sleep 4712", 2)
+
+
+def test_nothing_outlives_the_wall_clock(ws: Bai, tmp_path: Path) -> None:
+    shown = run(ws, tmp_path, "slow", daemons(4713) + "sleep 300",
+                constraints={"maxWallClockTime": "PT3S"})  # fmt: skip
+    assert shown["executionInfo"]["errors"][0]["code"] == "JobWallClockTimeExceeded"
+    assert_gone_within("sleep 4713", 2)
+
+
+@pytest.fixture
+def small(ws: Bai, tmp_path: Path) -> Bai:
+    """Cluster ``small``: one node of 1 CPU, 200 MiB and 64 processes."""
+    ws("cluster", "create", "-w", "ws", "-n", "small", "--nodes", "1", "--cpus-per-node", "1",
+       "--memory-per-node", "200M", "--processes-per-node", "64")  # fmt: skip
+    return ws
+
+
+def test_a_job_past_its_memory_limit_fails_alone(small: Bai, tmp_path: Path) -> None:
+    hog = "python3 -c 'b = bytearray(600 * 2**20); print(len(b))'"
+    shown = run(small, tmp_path, "hog", hog, cluster="small")
+    assert shown["executionState"] == "failed"
+    error = shown["executionInfo"]["errors"][0]
+    assert error["code"] == "JobMemoryLimitExceeded"
+    assert "200 MiB" in error["message"]
+    # the installation goes on serving, and a job on another slot runs
+    assert run(small, tmp_path, "after", "echo fine")["executionState"] == "succeeded"
+
+
+def test_a_fork_bomb_hits_its_process_limit(small: Bai, tmp_path: Path) -> None:
+    bomb = (
+        "python3 -c 'import os, time\nn = 0\ntry:\n while True:\n  if os.fork() == 0:\n"
+        '   time.sleep(60); os._exit(0)\n  n += 1\nexcept OSError as e:\n print("stopped at", n)\''
+    )
+    shown = run(small, tmp_path, "bomb", bomb, cluster="small")
+    assert shown["executionState"] == "succeeded"
+    stopped = int(output(small, "bomb").split()[-1])
+    assert 0 < stopped < 64
+    assert "reached the limit of 64 processes" in output(small, "bomb", "execution.log")
+    assert_gone_within("time.sleep(60)", 2)
+
+
+def test_cluster_show_says_whether_jobs_are_sandboxed(ws: Bai, tmp_path: Path) -> None:
+    ws("cluster", "create", "-w", "ws", "-n", "open", "--nodes", "1", "--no-sandbox")
+    assert ws.json("cluster", "show", "-w", "ws", "-n", "open")["openbai"]["sandbox"] is False
+    assert ws.json("cluster", "show", "-w", "ws", "-n", "c1")["openbai"]["sandbox"] is True
+    shown = run(ws, tmp_path, "unsealed", "id -u", cluster="open")
+    assert output(ws, "unsealed").strip() == str(os.getuid())
+    assert "not sandboxed" in output(ws, "unsealed", "execution.log")
+    assert shown["executionState"] == "succeeded"
+
+
+@pytest.fixture
+def no_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bwrap that can make no namespace, for the dispatcher started after this."""
+    monkeypatch.setenv("OPENBAI_BWRAP", "/bin/false")
+
+
+def test_without_a_sandbox_the_job_fails_clearly(no_bwrap: None, ws: Bai, tmp_path: Path) -> None:
+    shown = run(ws, tmp_path, "nosandbox", "echo ran")
+    assert shown["executionState"] == "failed"
+    error = shown["executionInfo"]["errors"][0]
+    assert error["code"] == "SandboxUnavailable"
+    assert "--no-sandbox" in error["message"]
