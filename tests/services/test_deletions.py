@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from openbai.errors import ConflictError
+from openbai.installation import App
 from openbai.services import accounts, clusters, deletions, jobs, workspaces
 from openbai.storage.base import VolumeKind
 
@@ -26,7 +27,7 @@ JOB = {
 
 
 @pytest.fixture
-def installation(app):
+def installation(app: App) -> App:
     workspaces.create_workspace(app, "rg", "ws")
     workspaces.create_experiment(app, "rg", "ws", "exp")
     accounts.create_account(app, "acct")
@@ -37,12 +38,10 @@ def installation(app):
     return app
 
 
-def test_begin_marks_and_finish_removes(installation):
+def test_begin_marks_and_finish_removes(installation: App) -> None:
     app = installation
     begun = deletions.begin(app, "experiment", "rg", "ws", "exp")
-    assert workspaces.get_experiment(app, "rg", "ws", "exp")["properties"]["provisioningState"] == (
-        "deleting"
-    )
+    assert workspaces.get_experiment(app, "rg", "ws", "exp").provisioning.state == "deleting"
     assert deletions.begin(app, "experiment", "rg", "ws", "exp") == begun  # again: the same
     assert deletions.state(app, begun) == "InProgress"
     with pytest.raises(ConflictError):
@@ -55,18 +54,16 @@ def test_begin_marks_and_finish_removes(installation):
     assert deletions.state(app, begun) == "Succeeded"  # a new experiment, not the one deleted
 
 
-def test_a_busy_cluster_is_not_deleted(installation):
+def test_a_busy_cluster_is_not_deleted(installation: App) -> None:
     app = installation
     jobs.create_job(app, "rg", "ws", "exp", "j", JOB, cluster="c")
     with pytest.raises(ConflictError) as busy:
         deletions.begin(app, "cluster", "rg", "ws", "c")
     assert busy.value.code == "ClusterInUse"
-    assert clusters.get_cluster(app, "rg", "ws", "c")["properties"]["provisioningState"] == (
-        "succeeded"
-    )
+    assert clusters.get_cluster(app, "rg", "ws", "c").provisioning.state == "succeeded"
 
 
-def test_pending_deletes_are_finished_children_first(installation):
+def test_pending_deletes_are_finished_children_first(installation: App) -> None:
     app = installation
     jobs.create_job(app, "rg", "ws", "exp", "j", JOB, cluster="c")
     deletions.begin(app, "job", "rg", "ws", "j", experiment="exp")

@@ -95,7 +95,7 @@ def job_body(command: str, **properties: Any) -> dict[str, Any]:
 def wait_for(app: App, name: str, states: tuple[str, ...] = FINAL, timeout: float = 60) -> str:
     deadline = time.monotonic() + timeout
     while True:
-        state = str(jobs.get_job(app, "rg", "ws", "exp", name)["properties"]["executionState"])
+        state = jobs.get_job(app, "rg", "ws", "exp", name).execution_state
         if state in states:
             return state
         assert time.monotonic() < deadline, f"job {name} still {state}"

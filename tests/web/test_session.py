@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
+from openbai.installation import App
 from openbai.server import create_app
 from openbai.services import tokens
 
@@ -42,7 +44,7 @@ def csrf_of(html: str) -> str:
     return match[1]
 
 
-def test_every_page_but_the_login_sends_a_visitor_to_log_in(anonymous):
+def test_every_page_but_the_login_sends_a_visitor_to_log_in(anonymous: TestClient) -> None:
     routes = web_routes(anonymous)
     assert len(routes) >= 15
     for method, path in routes:
@@ -54,7 +56,7 @@ def test_every_page_but_the_login_sends_a_visitor_to_log_in(anonymous):
         assert response.headers["location"] == expected, (method, path)
 
 
-def test_the_login_page_sends_you_back_where_you_were(anonymous, token):
+def test_the_login_page_sends_you_back_where_you_were(anonymous: TestClient, token: str) -> None:
     page = anonymous.get("/ui/storage")
     assert page.status_code == 200 and 'name="next" value="/ui/storage"' in page.text
     response = anonymous.post(
@@ -69,14 +71,18 @@ def test_the_login_page_sends_you_back_where_you_were(anonymous, token):
     "target",
     ["https://evil.example/", "//evil.example/ui/", "/api/x", "/ui\\..\\x", "javascript:alert(1)"],
 )
-def test_after_login_you_never_land_on_another_site(anonymous, token, target):
+def test_after_login_you_never_land_on_another_site(
+    anonymous: TestClient, token: str, target: str
+) -> None:
     response = anonymous.post(
         "/ui/login", data={"token": token, "next": target}, follow_redirects=False
     )
     assert response.headers["location"] == "/ui/"
 
 
-def test_the_cookie_holds_the_token_httponly_and_samesite(anonymous, token):
+def test_the_cookie_holds_the_token_httponly_and_samesite(
+    anonymous: TestClient, token: str
+) -> None:
     response = anonymous.post("/ui/login", data={"token": token}, follow_redirects=False)
     cookie = response.headers["set-cookie"]
     assert cookie.startswith(f"openbai_session={token};")
@@ -84,7 +90,7 @@ def test_the_cookie_holds_the_token_httponly_and_samesite(anonymous, token):
     assert "Secure" not in cookie  # plain http: a Secure cookie would never come back
 
 
-def test_over_https_the_cookie_is_secure(service, token):
+def test_over_https_the_cookie_is_secure(service: App, token: str) -> None:
     with TestClient(create_app(service.settings, service=service), base_url="https://x") as c:
         cookie = c.post("/ui/login", data={"token": token}, follow_redirects=False).headers[
             "set-cookie"
@@ -93,13 +99,13 @@ def test_over_https_the_cookie_is_secure(service, token):
 
 
 @pytest.mark.parametrize("given", ["", "bai_wrong", "x" * 300])
-def test_a_wrong_token_shows_the_form_again(anonymous, given):
+def test_a_wrong_token_shows_the_form_again(anonymous: TestClient, given: str) -> None:
     response = anonymous.post("/ui/login", data={"token": given}, follow_redirects=False)
     assert response.status_code == 401
     assert 'role="alert"' in response.text and "set-cookie" not in response.headers
 
 
-def test_a_login_posted_from_another_site_is_refused(anonymous, token):
+def test_a_login_posted_from_another_site_is_refused(anonymous: TestClient, token: str) -> None:
     response = anonymous.post(
         "/ui/login",
         data={"token": token},
@@ -109,14 +115,14 @@ def test_a_login_posted_from_another_site_is_refused(anonymous, token):
     assert response.status_code == 403 and "set-cookie" not in response.headers
 
 
-def test_deleting_the_token_ends_its_sessions(web, service):
+def test_deleting_the_token_ends_its_sessions(web: TestClient, service: App) -> None:
     assert web.get("/ui/workspaces").status_code == 200
     tokens.delete_token(service, "browser")
     response = web.get("/ui/workspaces", follow_redirects=False)
     assert response.status_code == 303
 
 
-def test_logging_out_clears_the_cookie(web):
+def test_logging_out_clears_the_cookie(web: TestClient) -> None:
     csrf = csrf_of(web.get("/ui/workspaces").text)
     response = web.post("/ui/logout", data={"csrf": csrf}, follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/ui/login"
@@ -124,7 +130,7 @@ def test_logging_out_clears_the_cookie(web):
     assert web.get("/ui/workspaces", follow_redirects=False).status_code == 303
 
 
-def test_htmx_and_event_streams_are_told_to_log_in_their_way(anonymous):
+def test_htmx_and_event_streams_are_told_to_log_in_their_way(anonymous: TestClient) -> None:
     fragment = anonymous.get(JOB_URL + "/j/summary", headers={"HX-Request": "true"})
     assert fragment.status_code == 204
     assert fragment.headers["hx-redirect"].startswith("/ui/login?next=")
@@ -135,12 +141,14 @@ def test_htmx_and_event_streams_are_told_to_log_in_their_way(anonymous):
 
 
 @pytest.fixture
-def sleeper(web, run_job):
+def sleeper(web: TestClient, run_job: Callable[..., str]) -> str:
     run_job("sleeper", "sleep 600", wait=False)
     return JOB_URL + "/sleeper"
 
 
-def test_terminate_needs_the_forms_csrf_token(web, sleeper, installation):
+def test_terminate_needs_the_forms_csrf_token(
+    web: TestClient, sleeper: str, installation: App
+) -> None:
     from openbai.services import jobs
 
     csrf = csrf_of(web.get(sleeper).text)
@@ -162,8 +170,8 @@ def test_terminate_needs_the_forms_csrf_token(web, sleeper, installation):
     ]
     assert [r.status_code for r in refused] == [403, 403, 403, 403]
     assert web.get(sleeper + "/terminate").status_code == 405
-    state = jobs.get_job(installation, "rg", "ws", "exp", "sleeper")["properties"]
-    assert state["executionState"] in ("queued", "running")
+    state = jobs.get_job(installation, "rg", "ws", "exp", "sleeper").execution_state
+    assert state in ("queued", "running")
 
     response = web.post(
         sleeper + "/terminate",
@@ -172,11 +180,13 @@ def test_terminate_needs_the_forms_csrf_token(web, sleeper, installation):
         follow_redirects=False,
     )
     assert response.status_code == 303 and response.headers["location"] == sleeper
-    state = jobs.get_job(installation, "rg", "ws", "exp", "sleeper")["properties"]
-    assert state["executionState"] in ("terminating", "failed")
+    state = jobs.get_job(installation, "rg", "ws", "exp", "sleeper").execution_state
+    assert state in ("terminating", "failed")
 
 
-def test_delete_needs_the_forms_csrf_token(web, sleeper, installation):
+def test_delete_needs_the_forms_csrf_token(
+    web: TestClient, sleeper: str, installation: App
+) -> None:
     from openbai.services import jobs
 
     assert web.post(sleeper + "/delete", follow_redirects=False).status_code == 403

@@ -21,6 +21,7 @@ from openbai.api.params import (
     body_schema,
 )
 from openbai.http.service import Service
+from openbai.http.views import cluster_view
 from openbai.services import clusters, deletions, nodes, setup_files
 
 router = APIRouter(dependencies=ARM_ROUTE, tags=["Clusters"])
@@ -31,7 +32,16 @@ ONE = WS + "/clusters/{clusterName}"
 def list_clusters(
     request: Request, app: Service, rg: ResourceGroup, ws: WorkspaceName, page: Page
 ) -> JSONResponse:
-    return JSONResponse(page_of(request, page, page.fetch(clusters.list_clusters, app, rg, ws)))
+    return JSONResponse(
+        page_of(
+            request,
+            page,
+            [
+                cluster_view(app.settings, r)
+                for r in page.fetch(clusters.list_clusters, app, rg, ws)
+            ],
+        )
+    )
 
 
 @router.put(
@@ -53,7 +63,10 @@ def create_cluster(
     ] = False,
 ) -> JSONResponse:
     return JSONResponse(
-        clusters.create_cluster(app, rg, ws, name, body, use_auto_storage=use_auto_storage)
+        cluster_view(
+            app.settings,
+            clusters.create_cluster(app, rg, ws, name, body, use_auto_storage=use_auto_storage),
+        )
     )
 
 
@@ -63,14 +76,16 @@ def create_cluster(
 def update_cluster(
     app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ClusterName, body: JsonBody
 ) -> JSONResponse:
-    return JSONResponse(clusters.update_cluster(app, rg, ws, name, body))
+    return JSONResponse(
+        cluster_view(app.settings, clusters.update_cluster(app, rg, ws, name, body))
+    )
 
 
 @router.get(ONE, operation_id="Clusters_Get")
 def get_cluster(
     app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ClusterName
 ) -> JSONResponse:
-    return JSONResponse(clusters.get_cluster(app, rg, ws, name))
+    return JSONResponse(cluster_view(app.settings, clusters.get_cluster(app, rg, ws, name)))
 
 
 @router.delete(ONE, operation_id="Clusters_Delete", status_code=202)

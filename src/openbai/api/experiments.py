@@ -9,6 +9,7 @@ from openbai.api import lro
 from openbai.api.paging import Page, page_of
 from openbai.api.params import ARM_ROUTE, EXP, WS, ExperimentName, ResourceGroup, WorkspaceName
 from openbai.http.service import Service
+from openbai.http.views import experiment_view
 from openbai.services import deletions, workspaces
 
 router = APIRouter(dependencies=ARM_ROUTE, tags=["Experiments"])
@@ -19,7 +20,14 @@ def list_experiments(
     request: Request, app: Service, rg: ResourceGroup, ws: WorkspaceName, page: Page
 ) -> JSONResponse:
     return JSONResponse(
-        page_of(request, page, page.fetch(workspaces.list_experiments, app, rg, ws))
+        page_of(
+            request,
+            page,
+            [
+                experiment_view(app.settings, r)
+                for r in page.fetch(workspaces.list_experiments, app, rg, ws)
+            ],
+        )
     )
 
 
@@ -27,14 +35,16 @@ def list_experiments(
 def create_experiment(
     app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ExperimentName
 ) -> JSONResponse:
-    return JSONResponse(workspaces.create_experiment(app, rg, ws, name))
+    return JSONResponse(
+        experiment_view(app.settings, workspaces.create_experiment(app, rg, ws, name))
+    )
 
 
 @router.get(EXP, operation_id="Experiments_Get")
 def get_experiment(
     app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ExperimentName
 ) -> JSONResponse:
-    return JSONResponse(workspaces.get_experiment(app, rg, ws, name))
+    return JSONResponse(experiment_view(app.settings, workspaces.get_experiment(app, rg, ws, name)))
 
 
 @router.delete(EXP, operation_id="Experiments_Delete", status_code=202)

@@ -16,6 +16,7 @@ from openbai.api.params import (
     body_schema,
 )
 from openbai.http.service import Service
+from openbai.http.views import file_server_view
 from openbai.services import file_servers
 
 router = APIRouter(dependencies=ARM_ROUTE, tags=["FileServers"])
@@ -27,7 +28,14 @@ def list_file_servers(
     request: Request, app: Service, rg: ResourceGroup, ws: WorkspaceName, page: Page
 ) -> JSONResponse:
     return JSONResponse(
-        page_of(request, page, page.fetch(file_servers.list_file_servers, app, rg, ws))
+        page_of(
+            request,
+            page,
+            [
+                file_server_view(app.settings, r)
+                for r in page.fetch(file_servers.list_file_servers, app, rg, ws)
+            ],
+        )
     )
 
 
@@ -37,14 +45,18 @@ def list_file_servers(
 def create_file_server(
     app: Service, rg: ResourceGroup, ws: WorkspaceName, name: FileServerName, body: JsonBody
 ) -> JSONResponse:
-    return JSONResponse(file_servers.create_file_server(app, rg, ws, name, body))
+    return JSONResponse(
+        file_server_view(app.settings, file_servers.create_file_server(app, rg, ws, name, body))
+    )
 
 
 @router.get(ONE, operation_id="FileServers_Get")
 def get_file_server(
     app: Service, rg: ResourceGroup, ws: WorkspaceName, name: FileServerName
 ) -> JSONResponse:
-    return JSONResponse(file_servers.get_file_server(app, rg, ws, name))
+    return JSONResponse(
+        file_server_view(app.settings, file_servers.get_file_server(app, rg, ws, name))
+    )
 
 
 @router.delete(ONE, operation_id="FileServers_Delete")

@@ -24,7 +24,7 @@ from openbai.errors import SpecError
 from openbai.http.service import Service
 from openbai.scheduling.locations import VolumeLocation
 from openbai.services import accounts, files, jobs
-from openbai.services.views import iso
+from openbai.spec.times import iso
 from openbai.storage.base import StorageBackend, VolumeKind, clean_path
 from openbai.storage.names import check_volume_name
 

@@ -25,6 +25,7 @@ from openbai.api.params import (
     body_schema,
 )
 from openbai.http.service import Service
+from openbai.http.views import job_view
 from openbai.services import deletions, jobs, nodes
 
 router = APIRouter(dependencies=ARM_ROUTE, tags=["Jobs"])
@@ -39,7 +40,13 @@ def list_jobs(
     exp: ExperimentName,
     page: Page,
 ) -> JSONResponse:
-    return JSONResponse(page_of(request, page, page.fetch(jobs.list_jobs, app, rg, ws, exp)))
+    return JSONResponse(
+        page_of(
+            request,
+            page,
+            [job_view(app.settings, r) for r in page.fetch(jobs.list_jobs, app, rg, ws, exp)],
+        )
+    )
 
 
 @router.put(JOB, operation_id="Jobs_Create", openapi_extra=body_schema("JobCreateParameters"))
@@ -51,14 +58,14 @@ def create_job(
     name: JobName,
     body: JsonBody,
 ) -> JSONResponse:
-    return JSONResponse(jobs.create_job(app, rg, ws, exp, name, body))
+    return JSONResponse(job_view(app.settings, jobs.create_job(app, rg, ws, exp, name, body)))
 
 
 @router.get(JOB, operation_id="Jobs_Get")
 def get_job(
     app: Service, rg: ResourceGroup, ws: WorkspaceName, exp: ExperimentName, name: JobName
 ) -> JSONResponse:
-    return JSONResponse(jobs.get_job(app, rg, ws, exp, name))
+    return JSONResponse(job_view(app.settings, jobs.get_job(app, rg, ws, exp, name)))
 
 
 @router.delete(JOB, operation_id="Jobs_Delete", status_code=202)

@@ -22,7 +22,7 @@ import base64
 import binascii
 import json
 import logging
-from typing import Annotated, Any, get_args
+from typing import Annotated, get_args
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
@@ -34,6 +34,8 @@ from openbai.http.service import Service
 from openbai.installation import App
 from openbai.services import deletions, jobs
 from openbai.services.deletions import BackgroundDeletes, Deletion, Kind
+from openbai.services.records import JobRecord
+from openbai.spec.times import iso
 from openbai.vocabulary import FINAL_STATES
 
 log = logging.getLogger("openbai.api")
@@ -83,14 +85,10 @@ def _accepted(url: str) -> Response:
     )
 
 
-def terminating(
-    request: Request, app: App, rg: str, ws: str, exp: str, job: dict[str, Any]
-) -> Response:
+def terminating(request: Request, app: App, rg: str, ws: str, exp: str, job: JobRecord) -> Response:
     """202 for a job asked to terminate: done when the job has ended."""
-    created = str(job["properties"]["creationTime"])
-    return _accepted(
-        _status_url(request, app, ["terminate", rg, ws, exp, str(job["name"]), created])
-    )
+    created = iso(job.provisioning.created_at) or ""
+    return _accepted(_status_url(request, app, ["terminate", rg, ws, exp, job.name, created]))
 
 
 def deleting(request: Request, app: App, deletion: Deletion) -> Response:
@@ -108,8 +106,7 @@ def _terminate_status(app: App, rg: str, ws: str, exp: str, name: str, created: 
     except NotFoundError:
         return "Succeeded"
     running = (
-        job["properties"]["creationTime"] == created
-        and job["properties"]["executionState"] not in FINAL_STATES
+        iso(job.provisioning.created_at) == created and job.execution_state not in FINAL_STATES
     )
     return "InProgress" if running else "Succeeded"
 

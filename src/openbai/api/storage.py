@@ -22,7 +22,7 @@ from openbai.api.params import JsonBody
 from openbai.errors import SpecError
 from openbai.http.service import Service
 from openbai.services import accounts
-from openbai.services.views import iso
+from openbai.spec.times import iso
 from openbai.storage.base import FileInfo, StorageBackend, VolumeKind, clean_path
 from openbai.storage.names import check_volume_name
 

@@ -17,6 +17,7 @@ from openbai.api.params import (
     body_schema,
 )
 from openbai.http.service import Service
+from openbai.http.views import workspace_view
 from openbai.services import deletions, workspaces
 from openbai.spec import WorkspaceUpdateParameters, parse
 
@@ -26,14 +27,32 @@ ONE = RG + "/workspaces/{workspaceName}"
 
 @router.get(SUB + "/workspaces", operation_id="Workspaces_List")
 def list_workspaces(request: Request, app: Service, page: Page) -> JSONResponse:
-    return JSONResponse(page_of(request, page, page.fetch(workspaces.list_workspaces, app, None)))
+    return JSONResponse(
+        page_of(
+            request,
+            page,
+            [
+                workspace_view(app.settings, r)
+                for r in page.fetch(workspaces.list_workspaces, app, None)
+            ],
+        )
+    )
 
 
 @router.get(RG + "/workspaces", operation_id="Workspaces_ListByResourceGroup")
 def list_workspaces_by_group(
     request: Request, app: Service, rg: ResourceGroup, page: Page
 ) -> JSONResponse:
-    return JSONResponse(page_of(request, page, page.fetch(workspaces.list_workspaces, app, rg)))
+    return JSONResponse(
+        page_of(
+            request,
+            page,
+            [
+                workspace_view(app.settings, r)
+                for r in page.fetch(workspaces.list_workspaces, app, rg)
+            ],
+        )
+    )
 
 
 @router.put(
@@ -43,7 +62,10 @@ def create_workspace(
     app: Service, rg: ResourceGroup, name: WorkspaceName, body: JsonBody
 ) -> JSONResponse:
     return JSONResponse(
-        workspaces.create_workspace(app, rg, name, body or {"location": app.settings.location})
+        workspace_view(
+            app.settings,
+            workspaces.create_workspace(app, rg, name, body or {"location": app.settings.location}),
+        )
     )
 
 
@@ -54,12 +76,14 @@ def update_workspace(
     app: Service, rg: ResourceGroup, name: WorkspaceName, body: JsonBody
 ) -> JSONResponse:
     update = parse(WorkspaceUpdateParameters, body)
-    return JSONResponse(workspaces.update_workspace(app, rg, name, update.tags))
+    return JSONResponse(
+        workspace_view(app.settings, workspaces.update_workspace(app, rg, name, update.tags))
+    )
 
 
 @router.get(ONE, operation_id="Workspaces_Get")
 def get_workspace(app: Service, rg: ResourceGroup, name: WorkspaceName) -> JSONResponse:
-    return JSONResponse(workspaces.get_workspace(app, rg, name))
+    return JSONResponse(workspace_view(app.settings, workspaces.get_workspace(app, rg, name)))
 
 
 @router.delete(ONE, operation_id="Workspaces_Delete", status_code=202)

@@ -10,6 +10,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from openbai.http.views import (
+    cluster_view,
+    experiment_view,
+    file_server_view,
+    job_view,
+    workspace_view,
+)
 from openbai.installation import App
 from openbai.services import (
     accounts,
@@ -25,8 +32,8 @@ from openbai.services import (
 )
 from openbai.services.deletions import Deletion
 from openbai.services.files import OutputFile
-from openbai.services.views import iso
 from openbai.settings import Settings
+from openbai.spec.times import iso
 from openbai.storage.base import StorageBackend, VolumeKind
 
 
@@ -51,27 +58,40 @@ class EmbeddedClient:
     def create_workspace(
         self, rg: str, name: str, location: str | None, tags: Mapping[str, str]
     ) -> dict[str, Any]:
-        return workspaces.create_workspace(
-            self.app, rg, name, {"location": location or self.settings.location, "tags": dict(tags)}
+        return workspace_view(
+            self.app.settings,
+            workspaces.create_workspace(
+                self.app,
+                rg,
+                name,
+                {"location": location or self.settings.location, "tags": dict(tags)},
+            ),
         )
 
     def get_workspace(self, rg: str, name: str) -> dict[str, Any]:
-        return workspaces.get_workspace(self.app, rg, name)
+        return workspace_view(self.app.settings, workspaces.get_workspace(self.app, rg, name))
 
     def list_workspaces(self, rg: str | None) -> list[dict[str, Any]]:
-        return workspaces.list_workspaces(self.app, rg)
+        return [
+            workspace_view(self.app.settings, r) for r in workspaces.list_workspaces(self.app, rg)
+        ]
 
     def delete_workspace(self, rg: str, name: str, *, wait: bool = True) -> None:
         self._delete(deletions.begin(self.app, "workspace", rg, "", name), wait=wait)
 
     def create_experiment(self, rg: str, ws: str, name: str) -> dict[str, Any]:
-        return workspaces.create_experiment(self.app, rg, ws, name)
+        return experiment_view(
+            self.app.settings, workspaces.create_experiment(self.app, rg, ws, name)
+        )
 
     def get_experiment(self, rg: str, ws: str, name: str) -> dict[str, Any]:
-        return workspaces.get_experiment(self.app, rg, ws, name)
+        return experiment_view(self.app.settings, workspaces.get_experiment(self.app, rg, ws, name))
 
     def list_experiments(self, rg: str, ws: str) -> list[dict[str, Any]]:
-        return workspaces.list_experiments(self.app, rg, ws)
+        return [
+            experiment_view(self.app.settings, r)
+            for r in workspaces.list_experiments(self.app, rg, ws)
+        ]
 
     def delete_experiment(self, rg: str, ws: str, name: str, *, wait: bool = True) -> None:
         self._delete(deletions.begin(self.app, "experiment", rg, ws, name), wait=wait)
@@ -87,20 +107,27 @@ class EmbeddedClient:
     def create_cluster(
         self, rg: str, ws: str, name: str, body: Mapping[str, Any], *, use_auto_storage: bool
     ) -> dict[str, Any]:
-        return clusters.create_cluster(
-            self.app, rg, ws, name, body, use_auto_storage=use_auto_storage
+        return cluster_view(
+            self.app.settings,
+            clusters.create_cluster(
+                self.app, rg, ws, name, body, use_auto_storage=use_auto_storage
+            ),
         )
 
     def get_cluster(self, rg: str, ws: str, name: str) -> dict[str, Any]:
-        return clusters.get_cluster(self.app, rg, ws, name)
+        return cluster_view(self.app.settings, clusters.get_cluster(self.app, rg, ws, name))
 
     def list_clusters(self, rg: str, ws: str) -> list[dict[str, Any]]:
-        return clusters.list_clusters(self.app, rg, ws)
+        return [
+            cluster_view(self.app.settings, r) for r in clusters.list_clusters(self.app, rg, ws)
+        ]
 
     def update_cluster(
         self, rg: str, ws: str, name: str, body: Mapping[str, Any]
     ) -> dict[str, Any]:
-        return clusters.update_cluster(self.app, rg, ws, name, body)
+        return cluster_view(
+            self.app.settings, clusters.update_cluster(self.app, rg, ws, name, body)
+        )
 
     def delete_cluster(self, rg: str, ws: str, name: str, *, wait: bool = True) -> None:
         self._delete(deletions.begin(self.app, "cluster", rg, ws, name), wait=wait)
@@ -127,13 +154,20 @@ class EmbeddedClient:
     def create_file_server(
         self, rg: str, ws: str, name: str, body: Mapping[str, Any]
     ) -> dict[str, Any]:
-        return file_servers.create_file_server(self.app, rg, ws, name, body)
+        return file_server_view(
+            self.app.settings, file_servers.create_file_server(self.app, rg, ws, name, body)
+        )
 
     def get_file_server(self, rg: str, ws: str, name: str) -> dict[str, Any]:
-        return file_servers.get_file_server(self.app, rg, ws, name)
+        return file_server_view(
+            self.app.settings, file_servers.get_file_server(self.app, rg, ws, name)
+        )
 
     def list_file_servers(self, rg: str, ws: str) -> list[dict[str, Any]]:
-        return file_servers.list_file_servers(self.app, rg, ws)
+        return [
+            file_server_view(self.app.settings, r)
+            for r in file_servers.list_file_servers(self.app, rg, ws)
+        ]
 
     def delete_file_server(self, rg: str, ws: str, name: str) -> None:
         file_servers.delete_file_server(self.app, rg, ws, name)
@@ -154,18 +188,21 @@ class EmbeddedClient:
         cluster: str | None,
         placeholders: Mapping[str, str],
     ) -> dict[str, Any]:
-        return jobs.create_job(
-            self.app, rg, ws, exp, name, body, cluster=cluster, placeholders=placeholders
+        return job_view(
+            self.app.settings,
+            jobs.create_job(
+                self.app, rg, ws, exp, name, body, cluster=cluster, placeholders=placeholders
+            ),
         )
 
     def get_job(self, rg: str, ws: str, exp: str, name: str) -> dict[str, Any]:
-        return jobs.get_job(self.app, rg, ws, exp, name)
+        return job_view(self.app.settings, jobs.get_job(self.app, rg, ws, exp, name))
 
     def list_jobs(self, rg: str, ws: str, exp: str) -> list[dict[str, Any]]:
-        return jobs.list_jobs(self.app, rg, ws, exp)
+        return [job_view(self.app.settings, r) for r in jobs.list_jobs(self.app, rg, ws, exp)]
 
     def terminate_job(self, rg: str, ws: str, exp: str, name: str) -> dict[str, Any]:
-        return jobs.terminate_job(self.app, rg, ws, exp, name)
+        return job_view(self.app.settings, jobs.terminate_job(self.app, rg, ws, exp, name))
 
     def delete_job(self, rg: str, ws: str, exp: str, name: str, *, wait: bool = True) -> None:
         self._delete(deletions.begin(self.app, "job", rg, ws, name, experiment=exp), wait=wait)

@@ -12,12 +12,15 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from openbai.errors import AuthError, ConflictError, NotFoundError, OpenBaiError, SpecError
 from openbai.settings import Settings
+
+if TYPE_CHECKING:  # the interface only: a command imports its client when it runs
+    from openbai.cli.protocol import Client
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,10 +36,10 @@ EXIT_CODES: list[tuple[type[OpenBaiError], int]] = [
 class CliContext:
     server: str | None = None
     token: str | None = None
-    _client: Any = field(default=None, repr=False)
+    _client: Client | None = field(default=None, repr=False)
 
     @property
-    def client(self) -> Any:
+    def client(self) -> Client:
         if self._client is None:
             if self.server:
                 from openbai.cli.remote import RemoteClient
@@ -59,7 +62,7 @@ class CliContext:
             self._client.close()
 
 
-def client() -> Any:
+def client() -> Client:
     ctx = click.get_current_context().find_object(CliContext)
     assert ctx is not None
     return ctx.client

@@ -111,7 +111,7 @@ def token_create(name: str) -> None:
 def token_list(output: str, query: str | None) -> None:
     """List tokens (names and creation times; the tokens themselves are not kept)."""
     from openbai.services import tokens
-    from openbai.services.views import iso
+    from openbai.spec.times import iso
 
     app = _app()
     try:

@@ -351,7 +351,7 @@ def _files_group(
         if not backend.volume_exists(volume):
             raise NotFoundError(f"{noun} {volume!r} does not exist in account {account!r}")
         entries = backend.list_dir(volume, clean_path(path, field="--path"), recursive=recursive)
-        from openbai.services.views import iso  # the store's models: only when needed
+        from openbai.spec.times import iso  # the store's models: only when needed
 
         rows = [
             {

@@ -74,3 +74,8 @@ def locate(template: str, mounts: list[MountedVolume]) -> VolumeLocation | None:
         return None
     inside = rest[len(best.relative_path.strip("/")) :].strip("/")
     return VolumeLocation(best.account, best.volume_kind, best.volume, best.subpath).join(inside)
+
+
+def setup_task_suffix(subscription_id: str, rg: str, ws: str, cluster: str, uid: str) -> str:
+    """Where under its ``stdOutErrPathPrefix`` a cluster's setup task writes its output."""
+    return f"{subscription_id}/{rg}/workspaces/{ws}/clusters/{cluster}/{uid}"

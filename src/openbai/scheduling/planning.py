@@ -19,6 +19,7 @@ from openbai.plan.job_plan import (
     OutputDirectorySpec,
     SetupTaskSpec,
 )
+from openbai.scheduling.locations import setup_task_suffix
 from openbai.scheduling.volumes import mount_specs, mounted_volumes
 from openbai.spec import ClusterBaseProperties
 from openbai.store.models import Cluster, Job
@@ -61,7 +62,13 @@ class ClusterPlanning:
             setup = SetupTaskSpec(
                 command_line=task.command_line,
                 std_out_err_path_prefix=task.std_out_err_path_prefix,
-                output_suffix=f"{app.settings.subscription_id}/{ws.resource_group}/workspaces/{ws.name}/clusters/{cluster.name}/{cluster.uid}",
+                output_suffix=setup_task_suffix(
+                    app.settings.subscription_id,
+                    ws.resource_group,
+                    ws.name,
+                    cluster.name,
+                    cluster.uid,
+                ),
                 environment={e.name: e.value for e in task.environment_variables},
                 secrets={k: str(v) for k, v in (cluster.secrets or {}).items()},
             )

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from openbai.errors import ConflictError, NotFoundError, SpecError
 from openbai.installation import App
 from openbai.services import accounts
-from openbai.services.views import cluster_view
+from openbai.services.records import ClusterRecord, NodeStateCounts
 from openbai.services.volumes import resolve_mounts
 from openbai.services.workspaces import check_not_deleting, workspace_row
 from openbai.spec import (
@@ -60,25 +60,21 @@ def busy_slots(s: Session, cluster: Cluster) -> set[int]:
     return {slot for nodes in rows for slot in (nodes or [])}
 
 
-def node_counts(app: App, s: Session, cluster: Cluster) -> dict[str, int]:
+def node_counts(app: App, s: Session, cluster: Cluster) -> NodeStateCounts:
     props = cluster_properties(cluster)
     size = props.target_node_count
     executor = app.executor(cluster.executor)
     counted = executor.node_counts({"partition": props.openbai.partition}, size)
     if counted is not None:
-        return {
-            "idle": counted.idle,
-            "running": counted.running,
-            "preparing": counted.preparing,
-            "unusable": counted.unusable,
-            "leaving": counted.leaving,
-        }
+        return NodeStateCounts(
+            counted.idle, counted.running, counted.preparing, counted.unusable, counted.leaving
+        )
     running = len(busy_slots(s, cluster))
-    return {"idle": max(0, size - running), "running": running}
+    return NodeStateCounts(idle=max(0, size - running), running=running)
 
 
-def view(app: App, s: Session, row: Cluster) -> dict[str, Any]:
-    return cluster_view(app.settings, row, node_counts(app, s, row))
+def record(app: App, s: Session, row: Cluster) -> ClusterRecord:
+    return ClusterRecord.of(row, app.settings.subscription_id, node_counts(app, s, row))
 
 
 def create_cluster(
@@ -89,7 +85,7 @@ def create_cluster(
     body: Mapping[str, Any],
     *,
     use_auto_storage: bool = False,
-) -> dict[str, Any]:
+) -> ClusterRecord:
     check_name(name, field="clusterName")
     params = parse(ClusterCreateParameters, dict(body))
     props = params.properties
@@ -134,7 +130,7 @@ def create_cluster(
         )
         s.add(row)
         s.flush()
-        result = view(app, s, row)
+        result = record(app, s, row)
     app.changed()
     return result
 
@@ -181,14 +177,14 @@ def _with_auto_storage(app: App, props: ClusterBaseProperties) -> ClusterBasePro
     return parse(ClusterBaseProperties, wire, root="properties")
 
 
-def get_cluster(app: App, rg: str, ws: str, name: str) -> dict[str, Any]:
+def get_cluster(app: App, rg: str, ws: str, name: str) -> ClusterRecord:
     with app.db.reading() as s:
-        return view(app, s, cluster_row(s, rg, ws, name))
+        return record(app, s, cluster_row(s, rg, ws, name))
 
 
 def list_clusters(
     app: App, rg: str, ws: str, *, offset: int = 0, limit: int | None = None
-) -> list[dict[str, Any]]:
+) -> list[ClusterRecord]:
     with app.db.reading() as s:
         workspace = workspace_row(s, rg, ws)
         query = (
@@ -198,12 +194,10 @@ def list_clusters(
             .offset(offset)
             .limit(limit)
         )
-        return [view(app, s, c) for c in s.scalars(query)]
+        return [record(app, s, c) for c in s.scalars(query)]
 
 
-def update_cluster(
-    app: App, rg: str, ws: str, name: str, body: Mapping[str, Any]
-) -> dict[str, Any]:
+def update_cluster(app: App, rg: str, ws: str, name: str, body: Mapping[str, Any]) -> ClusterRecord:
     """PATCH: only the scale settings change (resize, auto-scale)."""
     update = parse(ClusterUpdateParameters, dict(body))
     with app.db.session() as s:
@@ -213,6 +207,6 @@ def update_cluster(
             spec["scaleSettings"] = update.properties.scale_settings.to_wire()
             row.spec = _public(spec)
             row.allocation_changed_at = utcnow()
-        result = view(app, s, row)
+        result = record(app, s, row)
     app.changed()
     return result

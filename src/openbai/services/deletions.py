@@ -26,8 +26,8 @@ from openbai.errors import ConflictError, NotFoundError, OpenBaiError
 from openbai.installation import App
 from openbai.services.clusters import cluster_row
 from openbai.services.jobs import job_row, request_termination, stop_jobs
-from openbai.services.views import iso
 from openbai.services.workspaces import experiment_row, workspace_row
+from openbai.spec.times import iso
 from openbai.store.models import Cluster, Experiment, Job, Workspace, utcnow
 from openbai.vocabulary import ACTIVE_STATES, ProvisioningState
 

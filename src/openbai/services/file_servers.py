@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError
 from openbai.installation import App
-from openbai.services.views import file_server_view
+from openbai.services.records import FileServerRecord
 from openbai.services.workspaces import check_not_deleting, workspace_row
 from openbai.spec import FileServerCreateParameters, check_name, parse
 from openbai.store.models import FileServer
@@ -34,7 +34,7 @@ def file_server_row(s: Session, rg: str, ws: str, name: str) -> FileServer:
 
 def create_file_server(
     app: App, rg: str, ws: str, name: str, body: Mapping[str, Any]
-) -> dict[str, Any]:
+) -> FileServerRecord:
     check_name(name, field="fileServerName")
     props = parse(FileServerCreateParameters, dict(body)).properties
     with app.db.session() as s:
@@ -54,17 +54,17 @@ def create_file_server(
         row = FileServer(workspace=workspace, name=name, spec=props.to_public_wire())
         s.add(row)
         s.flush()
-        return file_server_view(app.settings, row)
+        return FileServerRecord.of(row)
 
 
-def get_file_server(app: App, rg: str, ws: str, name: str) -> dict[str, Any]:
+def get_file_server(app: App, rg: str, ws: str, name: str) -> FileServerRecord:
     with app.db.reading() as s:
-        return file_server_view(app.settings, file_server_row(s, rg, ws, name))
+        return FileServerRecord.of(file_server_row(s, rg, ws, name))
 
 
 def list_file_servers(
     app: App, rg: str, ws: str, *, offset: int = 0, limit: int | None = None
-) -> list[dict[str, Any]]:
+) -> list[FileServerRecord]:
     with app.db.reading() as s:
         workspace = workspace_row(s, rg, ws)
         query = (
@@ -74,7 +74,7 @@ def list_file_servers(
             .offset(offset)
             .limit(limit)
         )
-        return [file_server_view(app.settings, f) for f in s.scalars(query)]
+        return [FileServerRecord.of(f) for f in s.scalars(query)]
 
 
 def delete_file_server(app: App, rg: str, ws: str, name: str) -> None:

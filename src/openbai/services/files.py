@@ -120,7 +120,7 @@ def follow_output_file(
     def is_finished() -> bool:
         if stop is not None and stop():
             return True
-        return str(get_job(app, rg, ws, exp, job)["properties"]["executionState"]) in FINAL_STATES
+        return get_job(app, rg, ws, exp, job).execution_state in FINAL_STATES
 
     return follow(
         backend,

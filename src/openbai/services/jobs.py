@@ -21,7 +21,7 @@ from openbai.scheduling.locations import MountedVolume, VolumeLocation, locate
 from openbai.scheduling.volumes import mounted_volumes
 from openbai.services import ids
 from openbai.services.clusters import cluster_row
-from openbai.services.views import job_view
+from openbai.services.records import JobRecord
 from openbai.services.volumes import resolve_mounts
 from openbai.services.workspaces import check_not_deleting, experiment_row
 from openbai.spec import (
@@ -65,7 +65,7 @@ def create_job(
     *,
     cluster: str | None = None,
     placeholders: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+) -> JobRecord:
     check_name(name, field="jobName")
     data = (
         substitute_placeholders(dict(body), dict(placeholders or {}))
@@ -194,7 +194,7 @@ def create_job(
         )
         s.add(row)
         s.flush()
-        result = job_view(app.settings, row)
+        result = JobRecord.of(row)
     app.changed()
     return result
 
@@ -227,9 +227,9 @@ def _secrets(props: Any) -> dict[str, Any]:
     }
 
 
-def get_job(app: App, rg: str, ws: str, exp: str, name: str) -> dict[str, Any]:
+def get_job(app: App, rg: str, ws: str, exp: str, name: str) -> JobRecord:
     with app.db.reading() as s:
-        return job_view(app.settings, job_row(s, rg, ws, exp, name))
+        return JobRecord.of(job_row(s, rg, ws, exp, name))
 
 
 def list_jobs(
@@ -241,7 +241,7 @@ def list_jobs(
     offset: int = 0,
     limit: int | None = None,
     state: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[JobRecord]:
     with app.db.reading() as s:
         experiment = experiment_row(s, rg, ws, exp)
         query = (
@@ -253,7 +253,7 @@ def list_jobs(
         )
         if state is not None:
             query = query.where(Job.execution_state == state)
-        return [job_view(app.settings, j) for j in s.scalars(query)]
+        return [JobRecord.of(j) for j in s.scalars(query)]
 
 
 def count_jobs(app: App, rg: str, ws: str, exp: str, *, state: str | None = None) -> int:
@@ -265,7 +265,7 @@ def count_jobs(app: App, rg: str, ws: str, exp: str, *, state: str | None = None
         return s.scalar(query) or 0
 
 
-def terminate_job(app: App, rg: str, ws: str, exp: str, name: str) -> dict[str, Any]:
+def terminate_job(app: App, rg: str, ws: str, exp: str, name: str) -> JobRecord:
     with app.db.reading() as s:
         job_id = job_row(s, rg, ws, exp, name).id
     request_termination(app, job_id)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from openbai.errors import ConflictError, NotFoundError
 from openbai.installation import App
-from openbai.scheduling.locations import VolumeLocation, locate
+from openbai.scheduling.locations import VolumeLocation, locate, setup_task_suffix
 from openbai.scheduling.volumes import mounted_volumes
 from openbai.services import accounts
 from openbai.services.clusters import cluster_row
 from openbai.services.files import OutputFile
-from openbai.services.views import setup_task_suffix
 from openbai.storage.base import clean_path
 from openbai.store.specs import cluster_properties
 
@@ -27,7 +26,13 @@ def setup_task_location(app: App, rg: str, ws: str, name: str) -> VolumeLocation
     with app.db.reading() as s:
         row = cluster_row(s, rg, ws, name)
         props = cluster_properties(row)
-        suffix = setup_task_suffix(app.settings, row)
+        suffix = setup_task_suffix(
+            app.settings.subscription_id,
+            row.workspace.resource_group,
+            row.workspace.name,
+            row.name,
+            row.uid,
+        )
     task = props.node_setup.setup_task if props.node_setup else None
     if task is None or props.node_setup is None:
         return None

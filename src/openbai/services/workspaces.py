@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError
 from openbai.installation import App
-from openbai.services.views import experiment_view, workspace_view
+from openbai.services.records import ExperimentRecord, WorkspaceRecord
 from openbai.spec import WorkspaceCreateParameters, check_name, check_resource_group, parse
 from openbai.store.models import Cluster, Experiment, FileServer, Job, Workspace
 from openbai.vocabulary import ProvisioningState
@@ -52,7 +52,7 @@ def experiment_row(s: Session, rg: str, ws: str, name: str) -> Experiment:
 
 def create_workspace(
     app: App, rg: str, name: str, body: dict[str, Any] | None = None
-) -> dict[str, Any]:
+) -> WorkspaceRecord:
     check_resource_group(rg, field="resourceGroupName")
     check_name(name, field="workspaceName")
     params = parse(WorkspaceCreateParameters, body or {"location": app.settings.location})
@@ -75,25 +75,25 @@ def create_workspace(
             )
         else:
             row.tags = dict(params.tags or row.tags)
-        return workspace_view(app.settings, row)
+        return WorkspaceRecord.of(row)
 
 
-def update_workspace(app: App, rg: str, name: str, tags: dict[str, str] | None) -> dict[str, Any]:
+def update_workspace(app: App, rg: str, name: str, tags: dict[str, str] | None) -> WorkspaceRecord:
     with app.db.session() as s:
         row = workspace_row(s, rg, name)
         if tags is not None:
             row.tags = dict(tags)
-        return workspace_view(app.settings, row)
+        return WorkspaceRecord.of(row)
 
 
-def get_workspace(app: App, rg: str, name: str) -> dict[str, Any]:
+def get_workspace(app: App, rg: str, name: str) -> WorkspaceRecord:
     with app.db.reading() as s:
-        return workspace_view(app.settings, workspace_row(s, rg, name))
+        return WorkspaceRecord.of(workspace_row(s, rg, name))
 
 
 def list_workspaces(
     app: App, rg: str | None = None, *, offset: int = 0, limit: int | None = None
-) -> list[dict[str, Any]]:
+) -> list[WorkspaceRecord]:
     with app.db.reading() as s:
         query = (
             select(Workspace)
@@ -103,10 +103,10 @@ def list_workspaces(
         )
         if rg is not None:
             query = query.where(Workspace.resource_group == rg)
-        return [workspace_view(app.settings, w) for w in s.scalars(query)]
+        return [WorkspaceRecord.of(w) for w in s.scalars(query)]
 
 
-def create_experiment(app: App, rg: str, ws: str, name: str) -> dict[str, Any]:
+def create_experiment(app: App, rg: str, ws: str, name: str) -> ExperimentRecord:
     check_name(name, field="experimentName")
     with app.db.session() as s:
         workspace = workspace_row(s, rg, ws)
@@ -122,17 +122,17 @@ def create_experiment(app: App, rg: str, ws: str, name: str) -> dict[str, Any]:
             row = Experiment(workspace=workspace, name=name)
             s.add(row)
             s.flush()
-        return experiment_view(app.settings, row)
+        return ExperimentRecord.of(row)
 
 
-def get_experiment(app: App, rg: str, ws: str, name: str) -> dict[str, Any]:
+def get_experiment(app: App, rg: str, ws: str, name: str) -> ExperimentRecord:
     with app.db.reading() as s:
-        return experiment_view(app.settings, experiment_row(s, rg, ws, name))
+        return ExperimentRecord.of(experiment_row(s, rg, ws, name))
 
 
 def list_experiments(
     app: App, rg: str, ws: str, *, offset: int = 0, limit: int | None = None
-) -> list[dict[str, Any]]:
+) -> list[ExperimentRecord]:
     with app.db.reading() as s:
         workspace = workspace_row(s, rg, ws)
         query = (
@@ -142,4 +142,4 @@ def list_experiments(
             .offset(offset)
             .limit(limit)
         )
-        return [experiment_view(app.settings, e) for e in s.scalars(query)]
+        return [ExperimentRecord.of(e) for e in s.scalars(query)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from openbai.http.service import Service
+from openbai.http.views import cluster_view, workspace_view
 from openbai.services import clusters, workspaces
 from openbai.web.paging import Pager
 from openbai.web.params import PageNumber, ResourceGroup, WorkspaceName
@@ -26,9 +27,12 @@ def cluster_list(
     ws: WorkspaceName,
     page: PageNumber = 1,
 ) -> Response:
-    workspace = workspaces.get_workspace(app, rg, ws)
+    workspace = workspace_view(app.settings, workspaces.get_workspace(app, rg, ws))
     pager = Pager(page)
-    rows = clusters.list_clusters(app, rg, ws, offset=pager.offset, limit=pager.limit)
+    rows = [
+        cluster_view(app.settings, r)
+        for r in clusters.list_clusters(app, rg, ws, offset=pager.offset, limit=pager.limit)
+    ]
     return render(
         request,
         "clusters.html",

@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 
 from openbai.errors import NotFoundError, SpecError
 from openbai.http.service import Service
+from openbai.http.views import job_view
 from openbai.services import files, jobs
 from openbai.storage.base import clean_path
 from openbai.vocabulary import FINAL_STATES
@@ -59,7 +60,7 @@ def explorer(
     entries = files.list_output_files(
         app, key.rg, key.ws, key.exp, key.job, directory_id=directory, path=folder
     )
-    job = jobs.get_job(app, key.rg, key.ws, key.exp, key.job)
+    job = job_view(app.settings, jobs.get_job(app, key.rg, key.ws, key.exp, key.job))
     pager = Pager(page, ENTRIES_PER_PAGE)
     context: dict[str, Any] = dict(
         session=session,
@@ -87,7 +88,7 @@ def file_view(
 ) -> Response:
     """A file's text, followed live until the job has ended; a folder opens the explorer."""
     folder, name = file_parts(path)
-    job = jobs.get_job(app, key.rg, key.ws, key.exp, key.job)
+    job = job_view(app.settings, jobs.get_job(app, key.rg, key.ws, key.exp, key.job))
     info = None
     try:
         info, _ = files.read_output_file(

@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse
 
 from openbai.errors import NotFoundError
 from openbai.http.service import Service
+from openbai.http.views import job_view
 from openbai.installation import App
 from openbai.services import deletions, files, jobs
 from openbai.services.deletions import BackgroundDeletes
@@ -29,7 +30,7 @@ ENVIRONMENT_BYTES = 256 * 1024
 
 
 def _job(app: App, key: JobKey) -> dict[str, Any]:
-    return jobs.get_job(app, key.rg, key.ws, key.exp, key.job)
+    return job_view(app.settings, jobs.get_job(app, key.rg, key.ws, key.exp, key.job))
 
 
 def output_directories(job: dict[str, Any]) -> list[str]:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from openbai.http.service import Service
+from openbai.http.views import experiment_view, job_view, workspace_view
 from openbai.services import jobs, workspaces
 from openbai.vocabulary import FINAL_STATES, ExecutionState, ProvisioningState
 from openbai.web.links import Links
@@ -37,7 +38,10 @@ def workspace_list(
     request: Request, app: Service, session: Browser, page: PageNumber = 1
 ) -> Response:
     pager = Pager(page)
-    rows = workspaces.list_workspaces(app, offset=pager.offset, limit=pager.limit)
+    rows = [
+        workspace_view(app.settings, r)
+        for r in workspaces.list_workspaces(app, offset=pager.offset, limit=pager.limit)
+    ]
     return render(request, "workspaces.html", session=session, page=pager.cut(rows))
 
 
@@ -50,9 +54,12 @@ def workspace_page(
     ws: WorkspaceName,
     page: PageNumber = 1,
 ) -> Response:
-    workspace = workspaces.get_workspace(app, rg, ws)
+    workspace = workspace_view(app.settings, workspaces.get_workspace(app, rg, ws))
     pager = Pager(page)
-    rows = workspaces.list_experiments(app, rg, ws, offset=pager.offset, limit=pager.limit)
+    rows = [
+        experiment_view(app.settings, r)
+        for r in workspaces.list_experiments(app, rg, ws, offset=pager.offset, limit=pager.limit)
+    ]
     return render(
         request,
         "workspace.html",
@@ -76,7 +83,12 @@ def experiment_page(
 ) -> Response:
     """The jobs of an experiment, newest last (the API's order), a page at a time."""
     pager = Pager(page)
-    rows = jobs.list_jobs(app, rg, ws, exp, offset=pager.offset, limit=pager.limit, state=state)
+    rows = [
+        job_view(app.settings, r)
+        for r in jobs.list_jobs(
+            app, rg, ws, exp, offset=pager.offset, limit=pager.limit, state=state
+        )
+    ]
     counts = {s: jobs.count_jobs(app, rg, ws, exp, state=s) for s in STATES}
     listed = pager.cut(rows, total=counts[state] if state else sum(counts.values()))
     context: dict[str, Any] = dict(
@@ -96,5 +108,5 @@ def experiment_page(
     )
     if is_fragment(request):
         return render(request, "_jobs.html", **context)
-    experiment = workspaces.get_experiment(app, rg, ws, exp)
+    experiment = experiment_view(app.settings, workspaces.get_experiment(app, rg, ws, exp))
     return render(request, "experiment.html", experiment=experiment, **context)
