@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
+from starlette.applications import Starlette
 
-from .support import job_body, wait_for_job
+from .conftest import TestClient
+from .support import Arm, Server, job_body, wait_for_job
+
+#: the server, the MODEL folder on disk, signed links by path
+Served = tuple[Server, Path, dict[str, str]]
 
 
-def job_url(arm, *segments, query=""):
+def job_url(arm: Arm, *segments: str, query: str = "") -> str:
     return arm.rg("workspaces", "ws", "experiments", "exp", "jobs", "j", *segments, query=query)
 
 
 @pytest.fixture
-def finished(client, ws, logs_share):
+def finished(client: TestClient, ws: Arm, logs_share: str) -> Arm:
     body = job_body(
         "echo out; echo err >&2; mkdir -p $AZ_BATCHAI_OUTPUT_MODEL/sub;"
         " printf abcdefghij > $AZ_BATCHAI_OUTPUT_MODEL/model.bin;"
@@ -27,11 +39,13 @@ def finished(client, ws, logs_share):
     return ws
 
 
-def list_files(client, arm, query):
+def list_files(client: Any, arm: Arm, query: str) -> Any:
     return client.post(job_url(arm, "listOutputFiles", query=query))
 
 
-def test_stdouterr_files_have_signed_links(client, anonymous, finished):
+def test_stdouterr_files_have_signed_links(
+    client: TestClient, anonymous: TestClient, finished: Arm
+) -> None:
     response = list_files(client, finished, "outputdirectoryid=stdouterr")
     assert response.status_code == 200
     files = {f["name"]: f for f in response.json()["value"]}
@@ -45,7 +59,9 @@ def test_stdouterr_files_have_signed_links(client, anonymous, finished):
     assert anonymous.get(files["stderr.txt"]["downloadUrl"]).content == b"err\n"
 
 
-def test_output_directory_paging_and_directories(client, anonymous, finished):
+def test_output_directory_paging_and_directories(
+    client: TestClient, anonymous: TestClient, finished: Arm
+) -> None:
     query = "outputdirectoryid=MODEL&maxresults=3"
     first = list_files(client, finished, query).json()
     entries = first["value"]
@@ -75,7 +91,9 @@ def test_output_directory_paging_and_directories(client, anonymous, finished):
     assert empty == {"value": []}
 
 
-def test_tampered_and_expired_links_are_refused(client, anonymous, finished):
+def test_tampered_and_expired_links_are_refused(
+    client: TestClient, anonymous: TestClient, finished: Arm
+) -> None:
     files = list_files(client, finished, "outputdirectoryid=stdouterr&linkexpiryinminutes=5")
     url = {f["name"]: f for f in files.json()["value"]}["stdout.txt"]["downloadUrl"]
     parts = urlsplit(url)
@@ -91,6 +109,7 @@ def test_tampered_and_expired_links_are_refused(client, anonymous, finished):
         assert response.json()["error"]["code"] == "AuthenticationFailed"
         assert b"out" not in response.content
 
+    assert isinstance(client.app, Starlette)
     signer = client.app.state.signer
     from openbai.api.signing import SignedFile
 
@@ -102,7 +121,7 @@ def test_tampered_and_expired_links_are_refused(client, anonymous, finished):
     assert response.status_code == 403 and "expired" in response.json()["error"]["message"]
 
 
-def test_list_output_files_parameters_are_checked(client, finished):
+def test_list_output_files_parameters_are_checked(client: TestClient, finished: Arm) -> None:
     for query, target in [
         ("", "outputdirectoryid"),
         ("outputdirectoryid=stdouterr&linkexpiryinminutes=4", "linkexpiryinminutes"),
@@ -120,7 +139,7 @@ def test_list_output_files_parameters_are_checked(client, finished):
     assert missing_dir.status_code == 404
 
 
-def test_stream_a_finished_job_file_and_resume(client, finished):
+def test_stream_a_finished_job_file_and_resume(client: TestClient, finished: Arm) -> None:
     url = job_url(finished, "streamOutputFile", query="outputdirectoryid=stdouterr&file=stdout.txt")
     assert client.get(url).content == b"out\n"
     assert client.get(url + "&offset=2").content == b"t\n"
@@ -128,7 +147,9 @@ def test_stream_a_finished_job_file_and_resume(client, finished):
     assert client.get(url.replace("stdouterr", "NOPE")).status_code == 404
 
 
-def test_stream_follows_a_growing_file_until_the_job_ends(client, ws, logs_share):
+def test_stream_follows_a_growing_file_until_the_job_ends(
+    client: TestClient, ws: Arm, logs_share: str
+) -> None:
     body = job_body("for i in 1 2 3 4 5; do echo line $i; sleep 0.2; done")
     assert client.put(job_url(ws), json=body).status_code == 200
     url = job_url(ws, "streamOutputFile", query="outputdirectoryid=stdouterr&file=stdout.txt")
@@ -141,3 +162,167 @@ def test_stream_follows_a_growing_file_until_the_job_ends(client, ws, logs_share
     assert len(arrivals) >= 3  # lines came as they were written, not all at the end
     job = client.get(job_url(ws)).json()
     assert job["properties"]["executionState"] == "succeeded"
+
+
+# -- user content: what a download link answers with ------------------------------------------
+@pytest.fixture
+def user_content(client: TestClient, ws: Arm, logs_share: str) -> dict[str, str]:
+    """Job ``j``: MODEL holds an HTML report and an SVG with scripts, a PNG, a text file, and
+    a file whose name holds a newline."""
+    from web.user_content import write_outputs
+
+    body = job_body(
+        write_outputs(),
+        outputDirectories=[{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"}],
+    )
+    assert client.put(job_url(ws), json=body).status_code == 200
+    assert wait_for_job(client, job_url(ws))["properties"]["executionState"] == "succeeded"
+    listed = list_files(client, ws, "outputdirectoryid=MODEL").json()["value"]
+    return {f["name"]: f["downloadUrl"] for f in listed}
+
+
+def test_download_links_never_let_a_browser_run_the_file(
+    anonymous: TestClient, user_content: dict[str, str]
+) -> None:
+    from web.user_content import HTML, PNG, SVG, TEXT
+
+    expected = {
+        # name: (content, type, disposition)
+        "report.html": (HTML.encode(), "text/html; charset=utf-8", "attachment"),
+        "plot.svg": (SVG.encode(), "image/svg+xml", "attachment"),
+        "pixel.png": (PNG, "image/png", "inline"),
+        "notes.txt": (TEXT.encode(), "text/plain; charset=utf-8", "inline"),
+    }
+    for name, (content, media, disposition) in expected.items():
+        response = anonymous.get(user_content[name])
+        assert response.status_code == 200 and response.content == content, name
+        assert response.headers["content-type"] == media, name
+        assert response.headers["content-disposition"] == (
+            f"{disposition}; filename=\"{name}\"; filename*=UTF-8''{name}"
+        )
+        assert response.headers["content-security-policy"] == "sandbox"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        ranged = anonymous.get(user_content[name], headers={"Range": "bytes=0-3"})
+        assert ranged.status_code == 206 and ranged.headers["content-security-policy"] == "sandbox"
+
+
+def test_a_file_named_with_a_newline_is_served(
+    client: TestClient, anonymous: TestClient, ws: Arm, user_content: dict[str, str]
+) -> None:
+    from web.user_content import NEWLINE_NAME
+
+    response = anonymous.get(user_content[NEWLINE_NAME])
+    assert response.status_code == 200 and response.content == b"two\nlines\n"
+    assert "\n" not in response.headers["content-disposition"]
+    query = "outputdirectoryid=MODEL&file=new%0Aline.txt"
+    streamed = client.get(job_url(ws, "streamOutputFile", query=query))
+    assert streamed.status_code == 200 and streamed.content == b"two\nlines\n"
+
+
+def test_stream_of_a_missing_file_of_an_ended_job_is_404(client: TestClient, finished: Arm) -> None:
+    url = job_url(finished, "streamOutputFile", query="outputdirectoryid=MODEL&file=nope.txt")
+    response = client.get(url)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "ResourceNotFound"
+    folder = client.get(url.replace("nope.txt", "sub"))
+    assert folder.status_code == 400 and folder.json()["error"]["target"] == "file"
+
+
+# -- a job racing the server's reads: a real `bai serve`, real threads ----------------------------
+@pytest.fixture
+def served(server: Server, logs_share: str) -> Iterator[Served]:
+    """Through a real server: job ``j`` wrote MODEL/race/passwd ("inside") and MODEL/big.bin
+    (24 MiB of "o"); yields (server, that MODEL folder on disk, signed links by path)."""
+    model = '"$AZ_BATCHAI_OUTPUT_MODEL"'
+    command = (
+        f"mkdir {model}/race && echo inside > {model}/race/passwd"
+        f" && head -c {BIG} /dev/zero | tr '\\0' o > {model}/big.bin"
+    )
+    arm = Arm(server.subscription)
+    with server.client() as api:
+        assert api.put(arm.rg("workspaces", "ws"), json={"location": "local"}).status_code == 200
+        assert api.put(arm.rg("workspaces", "ws", "experiments", "exp")).status_code == 200
+        cluster = {"properties": {"scaleSettings": {"manual": {"targetNodeCount": 1}}}}
+        assert (
+            api.put(arm.rg("workspaces", "ws", "clusters", "c1"), json=cluster).status_code == 200
+        )
+        body = job_body(
+            command,
+            outputDirectories=[{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"}],
+        )
+        assert api.put(job_url(arm), json=body).status_code == 200
+        assert wait_for_job(api, job_url(arm))["properties"]["executionState"] == "succeeded"
+        links = {}
+        for folder in ("", "race"):
+            query = f"outputdirectoryid=MODEL&directory={folder or '.'}"
+            for f in list_files(api, arm, query).json()["value"]:
+                if f["fileType"] == "file":
+                    links["/".join(p for p in (folder, f["name"]) if p)] = f["downloadUrl"]
+    yield server, model_folder(server.home), links
+
+
+BIG = 24 * 1024 * 1024
+
+
+def model_folder(home: Path) -> Path:
+    """The MODEL output folder in the embedded account's directory tree."""
+    (found,) = [p.parent for p in (home / "storage").rglob("big.bin")]
+    return found
+
+
+def test_a_folder_swapped_for_a_symlink_to_etc_never_serves_etc(served: Served) -> None:
+    server, model, links = served
+    race = model / "race"
+    parked, link = model / "race.real", model / "race.link"
+    link.symlink_to("/etc")
+    stop = threading.Event()
+
+    def swap() -> None:
+        while not stop.is_set():
+            os.rename(race, parked)
+            os.rename(link, race)  # race -> /etc
+            os.rename(race, link)
+            os.rename(parked, race)
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    statuses: Counter[int] = Counter()
+    try:
+        with httpx.Client(timeout=30) as http:
+            for _ in range(2000):
+                response = http.get(links["race/passwd"])
+                assert b"root:" not in response.content
+                assert response.status_code in (200, 403, 404), response.text
+                if response.status_code == 200:
+                    assert response.content == b"inside\n"
+                statuses[response.status_code] += 1
+    finally:
+        stop.set()
+        swapper.join()
+    # the race really happened: the folder was found, and so was the link in its place
+    assert statuses[200] > 0 and statuses[403] > 0, statuses
+
+
+def test_a_file_replaced_or_deleted_mid_download_arrives_whole(served: Served) -> None:
+    server, model, links = served
+    path = model / "big.bin"
+    with httpx.Client(timeout=30) as http:
+        # replaced by rename after the first bytes arrived: the whole old version
+        with http.stream("GET", links["big.bin"]) as response:
+            assert response.status_code == 200
+            chunks = response.iter_raw()
+            got = [next(chunks)]
+            new = model / "big.bin.new"
+            new.write_bytes(b"n" * BIG)
+            os.replace(new, path)
+            got.extend(chunks)
+        body = b"".join(got)
+        assert len(body) == BIG and body.count(b"o") == BIG
+        assert http.get(links["big.bin"]).content == b"n" * BIG  # the next download: the new one
+        # deleted after the first bytes arrived: still all of it
+        with http.stream("GET", links["big.bin"]) as response:
+            chunks = response.iter_raw()
+            got = [next(chunks)]
+            path.unlink()
+            got.extend(chunks)
+        assert b"".join(got) == b"n" * BIG
+        assert http.get(links["big.bin"]).status_code == 404

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
 import pytest
 
-from .conftest import JOB_URL
+from openbai.installation import App
+
+from .conftest import JOB_URL, TestClient
 
 J = JOB_URL + "/j"
 
 
 @pytest.fixture
-def outputs(web, run_job):
+def outputs(web: TestClient, run_job: Callable[..., str]) -> TestClient:
     """Job ``j``: MODEL holds sub/deep/c.txt, model.bin, and symlinks leading out of the
     volume (to /etc and /etc/passwd) and one staying inside the output folder."""
     command = (
@@ -30,17 +33,17 @@ def entries(html: str) -> list[str]:
     return re.findall(r'<tr class="(?:file|folder)">\s*<td><a [^>]*>([^<]+)</a>', html)
 
 
-def test_an_output_directory_lists_folders_first_with_sizes_and_times(outputs):
+def test_an_output_directory_lists_folders_first_with_sizes_and_times(outputs: TestClient) -> None:
     page = outputs.get(J + "/files/MODEL")
     assert page.status_code == 200
-    assert entries(page.text) == ["sub/", "alias.bin", "model.bin"]
+    assert entries(page.text) == ["sub/", "model.bin"]  # no symlinks: see below
     row = page.text[page.text.index(">model.bin</a>") :].split("</tr>")[0]
     assert '<td class="num" title="10 bytes">10 B</td>' in row
     assert re.search(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ</td>", row)
     assert f'href="{J}/files/MODEL/download?path=model.bin"' in row
 
 
-def test_folders_open_inside_the_page_or_as_a_page(outputs):
+def test_folders_open_inside_the_page_or_as_a_page(outputs: TestClient) -> None:
     fragment = outputs.get(J + "/files/MODEL?path=sub%2Fdeep", headers={"HX-Request": "true"})
     assert "<html" not in fragment.text
     assert entries(fragment.text) == ["c.txt"]
@@ -49,13 +52,13 @@ def test_folders_open_inside_the_page_or_as_a_page(outputs):
     assert "<html" in page.text and entries(page.text) == ["c.txt"]
 
 
-def test_stdouterr_is_an_output_directory_too(outputs):
+def test_stdouterr_is_an_output_directory_too(outputs: TestClient) -> None:
     assert {"execution.log", "stderr.txt", "stdout.txt"} <= set(
         entries(outputs.get(J + "/files/stdouterr").text)
     )
 
 
-def test_a_download_is_the_files_bytes_as_an_attachment(outputs):
+def test_a_download_is_the_files_bytes_as_an_attachment(outputs: TestClient) -> None:
     response = outputs.get(J + "/files/MODEL/download?path=model.bin")
     assert response.status_code == 200 and response.content == b"abcdefghij"
     assert response.headers["content-type"] == "application/octet-stream"
@@ -64,11 +67,12 @@ def test_a_download_is_the_files_bytes_as_an_attachment(outputs):
         "attachment; filename=\"model.bin\"; filename*=UTF-8''model.bin"
     )
     assert response.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in response.headers.get_list("content-security-policy")
     nested = outputs.get(J + "/files/MODEL/download?path=sub/deep/c.txt")
     assert nested.content == b"deep\n"
 
 
-def test_a_file_view_follows_the_file_and_offers_the_download(outputs):
+def test_a_file_view_follows_the_file_and_offers_the_download(outputs: TestClient) -> None:
     page = outputs.get(J + "/files/stdouterr/view?path=stdout.txt")
     assert page.status_code == 200
     assert f'data-src="{J}/files/stdouterr/stream?path=stdout.txt"' in page.text
@@ -77,8 +81,12 @@ def test_a_file_view_follows_the_file_and_offers_the_download(outputs):
     assert folder.status_code == 303 and folder.headers["location"] == J + "/files/MODEL?path=sub"
 
 
-def test_a_symlink_inside_the_folder_is_followed(outputs):
-    assert outputs.get(J + "/files/MODEL/download?path=alias.bin").content == b"abcdefghij"
+def test_a_symlink_inside_the_folder_is_not_followed_either(outputs: TestClient) -> None:
+    """A link is never followed, not even one staying inside: the job could swap it for one
+    leading out between a check and an open."""
+    response = outputs.get(J + "/files/MODEL/download?path=alias.bin")
+    assert response.status_code == 403 and b"abcdefghij" not in response.content
+    assert "alias.bin" not in outputs.get(J + "/files/MODEL").text
 
 
 ESCAPES = [
@@ -98,7 +106,7 @@ ESCAPES = [
 ACTIONS = ["", "/view", "/download", "/stream"]
 
 
-def test_no_path_leads_out_of_the_output_directory(outputs):
+def test_no_path_leads_out_of_the_output_directory(outputs: TestClient) -> None:
     """One job, every way of writing a path out (the checks need no new job each)."""
     for path in ESCAPES:
         for action in ACTIONS:
@@ -107,20 +115,20 @@ def test_no_path_leads_out_of_the_output_directory(outputs):
             assert "root:" not in response.text and "hello" not in response.text
 
 
-def test_symlinks_out_of_the_volume_are_refused(outputs):
-    for path in ("passwd", "etc/passwd", "etc", "etc/hostname"):
+def test_symlinks_out_of_the_volume_are_refused(outputs: TestClient) -> None:
+    for path in ("passwd", "etc/passwd", "etc", "etc/hostname", "alias.bin"):
         for action in ACTIONS:
             response = outputs.get(f"{J}/files/MODEL{action}?path={path}", follow_redirects=False)
             assert response.status_code == 403, (action, path, response.status_code)
             assert "root:" not in response.text
 
 
-def test_symlinks_out_of_the_volume_are_not_listed(outputs):
+def test_symlinks_out_of_the_volume_are_not_listed(outputs: TestClient) -> None:
     listed = outputs.get(J + "/files/MODEL").text
     assert "passwd" not in listed and ">etc/<" not in listed
 
 
-def test_only_the_jobs_output_directories_can_be_opened(outputs):
+def test_only_the_jobs_output_directories_can_be_opened(outputs: TestClient) -> None:
     # a literal ".." segment is resolved by every client before it is sent: encode it
     for directory in ("%2e%2e", ".%2e", "%2e%2e%2f%2e%2e", "NOPE", "stdouterr%2f%2e%2e"):
         for action in ACTIONS:
@@ -129,7 +137,9 @@ def test_only_the_jobs_output_directories_can_be_opened(outputs):
             assert "hello" not in response.text
 
 
-def test_a_running_jobs_folder_asks_again_at_an_address_that_answers(web, run_job, installation):
+def test_a_running_jobs_folder_asks_again_at_an_address_that_answers(
+    web: TestClient, run_job: Callable[..., str], installation: App
+) -> None:
     """The explorer of a running job fetches its folder again (htmx polling); that address
     must be a valid one for the top folder too, where there is no ``path``."""
     from .conftest import wait_for
@@ -151,3 +161,69 @@ def test_a_running_jobs_folder_asks_again_at_an_address_that_answers(web, run_jo
         assert web.get(again, headers={"HX-Request": "true"}).status_code == 200, again
     finished = web.get(J + "/files/MODEL", headers={"HX-Request": "true"})
     assert 'class="refresh"' not in finished.text  # an ended job's folder stays as it is
+
+
+@pytest.fixture
+def user_content(web: TestClient, run_job: Callable[..., str]) -> TestClient:
+    """Job ``u``: MODEL holds an HTML report and an SVG with scripts, a PNG, a text file and
+    a file whose name holds a newline."""
+    from .user_content import write_outputs
+
+    assert run_job("u", write_outputs()) == "succeeded"
+    return web
+
+
+U = JOB_URL + "/u"
+
+
+def test_downloads_of_html_and_svg_are_sandboxed_attachments(user_content: TestClient) -> None:
+    for name in ("report.html", "plot.svg", "pixel.png", "notes.txt"):
+        response = user_content.get(f"{U}/files/MODEL/download?path={name}")
+        assert response.status_code == 200, name
+        assert response.headers["content-type"] == "application/octet-stream"
+        assert response.headers["content-disposition"].startswith("attachment;")
+        assert "sandbox" in response.headers.get_list("content-security-policy")
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_pictures_are_shown_as_images_and_nothing_else_is(user_content: TestClient) -> None:
+    from .user_content import PNG, SVG
+
+    view = user_content.get(f"{U}/files/MODEL/view?path=pixel.png").text
+    assert f'<img src="{U}/files/MODEL/picture?path=pixel.png"' in view
+    assert f'<img src="{U}/files/MODEL/picture?path=plot.svg"' in (
+        user_content.get(f"{U}/files/MODEL/view?path=plot.svg").text
+    )
+    assert "<img" not in user_content.get(f"{U}/files/MODEL/view?path=report.html").text
+    for name, media, body in (
+        ("pixel.png", "image/png", PNG),
+        ("plot.svg", "image/svg+xml", SVG.encode()),
+    ):
+        picture = user_content.get(f"{U}/files/MODEL/picture?path={name}")
+        assert picture.status_code == 200 and picture.content == body
+        assert picture.headers["content-type"] == media
+        assert picture.headers["content-disposition"].startswith("inline;")
+        # opened on its own, an SVG is a document: the sandbox keeps its script from running
+        assert "sandbox" in picture.headers.get_list("content-security-policy")
+        assert picture.headers["x-content-type-options"] == "nosniff"
+    for name in ("report.html", "notes.txt"):
+        response = user_content.get(f"{U}/files/MODEL/picture?path={name}")
+        assert response.status_code == 404 and "PWNED" not in response.text
+
+
+def test_a_file_named_with_a_newline_is_listed_viewed_and_downloaded(
+    user_content: TestClient,
+) -> None:
+    from urllib.parse import quote
+
+    from .user_content import NEWLINE_NAME
+
+    listed = user_content.get(f"{U}/files/MODEL").text
+    path = quote(NEWLINE_NAME, safe="")
+    assert f'href="{U}/files/MODEL/download?path={path}"' in listed
+    response = user_content.get(f"{U}/files/MODEL/download?path={path}")
+    assert response.status_code == 200 and response.content == b"two\nlines\n"
+    assert response.headers["content-disposition"] == (
+        "attachment; filename=\"new_line.txt\"; filename*=UTF-8''new%0Aline.txt"
+    )
+    assert user_content.get(f"{U}/files/MODEL/view?path={path}").status_code == 200

@@ -7,15 +7,16 @@ listed and fetched while the job runs and long after its nodes are gone.
 
 from __future__ import annotations
 
-import mimetypes
 import re
 from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.convertors import Convertor, register_url_convertor
 
 from openbai.api.auth import AUTHENTICATED
+from openbai.api.downloads import download_headers
 from openbai.api.paging import Page, page_of
 from openbai.api.params import ARM_ROUTE, JOB, ExperimentName, JobName, ResourceGroup, WorkspaceName
 from openbai.api.signing import SignedFile, UrlSigner
@@ -27,6 +28,22 @@ from openbai.services import accounts, files, jobs
 from openbai.spec.times import iso
 from openbai.storage.base import StorageBackend, VolumeKind, clean_path
 from openbai.storage.names import check_volume_name
+
+
+class AnyPath(Convertor[str]):
+    """A path that may hold any character: Starlette's ``path`` stops at a newline, so a
+    file a job named with one was listed with a link that did not answer."""
+
+    regex = "[\\s\\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anypath", AnyPath())
 
 router = APIRouter(dependencies=[*AUTHENTICATED, *ARM_ROUTE], tags=["Jobs"])
 #: signed links carry their own proof: no token, no api-version
@@ -100,8 +117,12 @@ def stream_output_file(
     """openbai: the bytes of an output file from ``offset`` on, sent as the job writes them.
 
     The response ends once the job has ended and every byte was sent; a client that lost
-    the connection asks again with ``offset`` = the bytes it already has.
+    the connection asks again with ``offset`` = the bytes it already has. A file missing
+    once the job has ended is a 404.
     """
+    files.check_output_file(
+        app, rg, ws, exp, name, file, directory_id=outputdirectoryid, path=directory
+    )
     chunks = files.follow_output_file(
         app, rg, ws, exp, name, file, directory_id=outputdirectoryid, path=directory, offset=offset
     )
@@ -131,16 +152,11 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 def read_chunks(
     backend: StorageBackend, volume: str, path: str, start: int, end: int
 ) -> Iterator[bytes]:
-    position = start
-    while position < end:
-        data = backend.read(volume, path, position, min(CHUNK, end - position))
-        if not data:
-            return
-        position += len(data)
-        yield data
+    """Bytes ``[start, end)`` of a file, all from the one file opened at the first read."""
+    return backend.open_file(volume, path).stream(start, end, CHUNK)
 
 
-@public.get("/openbai/download/{account}/{kind}/{volume}/{path:path}", operation_id="Download")
+@public.get("/openbai/download/{account}/{kind}/{volume}/{path:anypath}", operation_id="Download")
 def download(
     request: Request,
     app: Service,
@@ -151,27 +167,28 @@ def download(
     se: Annotated[int, Query(description="Expiry (Unix time)")],
     sig: Annotated[str, Query(max_length=200, description="HMAC-SHA256 of the link")],
 ) -> Response:
-    """A file behind a link from listOutputFiles: a plain GET (``Range`` supported)."""
+    """A file behind a link from listOutputFiles: a plain GET (``Range`` supported), sent as
+    a download that runs nothing (``api.downloads``), from the one file opened here."""
     signer(request).check(SignedFile(account, kind.value, volume, path), se, sig)
     check_volume_name(volume)
     clean = clean_path(path, field="path", allow_root=False)
-    backend = accounts.backend(app, account, kind)
-    info = backend.stat(volume, clean)
+    reader = accounts.backend(app, account, kind).open_file(volume, clean)
+    info = reader.info
     if info.is_dir:
+        reader.close()
         raise SpecError(f"{path} is a directory", target="path")
-    headers = {"Accept-Ranges": "bytes"}
+    media, headers = download_headers(info.name)
+    headers["Accept-Ranges"] = "bytes"
     if info.modified is not None:
         headers["Last-Modified"] = info.modified.strftime("%a, %d %b %Y %H:%M:%S GMT")
-    media = mimetypes.guess_type(info.name)[0] or "application/octet-stream"
     wanted = _byte_range(request.headers.get("range"), info.size)
     if wanted is not None and wanted[0] >= info.size and info.size > 0:
+        reader.close()
         return Response(status_code=416, headers={"Content-Range": f"bytes */{info.size}"})
     start, end = wanted or (0, info.size)
     status = 200
     if wanted is not None:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{max(start, end - 1)}/{info.size}"
-    headers["Content-Length"] = str(end - start)
-    return StreamingResponse(
-        read_chunks(backend, volume, clean, start, end), status, headers, media_type=media
-    )
+    headers["Content-Length"] = str(max(0, end - start))
+    return StreamingResponse(reader.stream(start, end, CHUNK), status, headers, media_type=media)

@@ -132,6 +132,27 @@ def follow_output_file(
     )
 
 
+def check_output_file(
+    app: App,
+    rg: str,
+    ws: str,
+    exp: str,
+    job: str,
+    name: str,
+    *,
+    directory_id: str = "stdouterr",
+    path: str = "",
+) -> None:
+    """Fail before following a file that can never be read: a folder (``SpecError``), one
+    storage refuses (a symlink), or one missing once the job has ended (``NotFoundError``);
+    a file a running job has not written yet is fine: following waits for it."""
+    try:
+        read_output_file(app, rg, ws, exp, job, name, directory_id=directory_id, path=path, limit=0)
+    except NotFoundError:
+        if get_job(app, rg, ws, exp, job).execution_state in FINAL_STATES:
+            raise
+
+
 #: bytes read from storage at once by :func:`read_output_file`
 READ_CHUNK = 1024 * 1024
 
@@ -149,24 +170,21 @@ def read_output_file(
     limit: int | None = None,
 ) -> tuple[FileInfo, Iterator[bytes]]:
     """An output file's entry and its bytes (the first ``limit`` of them), read in chunks as
-    the iterator is consumed; ``SpecError`` for a directory."""
+    the iterator is consumed; ``SpecError`` for a directory.
+
+    The file is opened once, here: the bytes are those of the file this entry describes,
+    whole, even when the job replaces or deletes it while they are sent.
+    """
     location, _ = location_of(app, rg, ws, exp, job, directory_id)
-    target = location.join(_file_path(path, name))
+    rel = _file_path(path, name)
+    target = location.join(rel)
     backend = accounts.backend(app, location.account, location.volume_kind)
-    info = backend.stat(target.volume, target.path)
-    if info.is_dir:
-        raise SpecError(f"{_file_path(path, name)} is a directory", target="file")
-    end = info.size if limit is None else min(info.size, limit)
-
-    def chunks() -> Iterator[bytes]:
-        position = 0
-        while position < end:
-            data = backend.read(
-                target.volume, target.path, position, min(READ_CHUNK, end - position)
-            )
-            if not data:
-                return
-            position += len(data)
-            yield data
-
-    return info, chunks()
+    reader = backend.open_file(target.volume, target.path)
+    if reader.info.is_dir:
+        reader.close()
+        raise SpecError(f"{rel} is a directory", target="file")
+    end = reader.info.size if limit is None else min(reader.info.size, limit)
+    if end == 0:
+        reader.close()
+        return reader.info, iter(())
+    return reader.info, reader.stream(0, end, READ_CHUNK)

@@ -2,19 +2,19 @@
 
 Every path is given as ``?path=`` inside one output directory and goes through the same
 checks as the API's (``clean_path``: no ``..``, not absolute, no backslash or NUL; storage
-refuses symlinks that lead out of the volume), so nothing outside the job's roots can be
-listed, viewed or downloaded.
+follows no symlink), so nothing outside the job's roots can be listed, viewed or downloaded.
+A job's file never runs on this origin: it is shown as text (or an image in an ``<img>``)
+and downloaded as a sandboxed attachment.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 
+from openbai.api.downloads import SANDBOX, content_disposition, media_type
 from openbai.errors import NotFoundError, SpecError
 from openbai.http.service import Service
 from openbai.http.views import job_view
@@ -39,10 +39,8 @@ def breadcrumbs(folder: str) -> list[tuple[str, str]]:
     return [(part, "/".join(parts[: i + 1])) for i, part in enumerate(parts)]
 
 
-def content_disposition(name: str) -> str:
-    """``attachment`` with an ASCII fallback name and the exact name (RFC 6266/5987)."""
-    fallback = re.sub(r"[^A-Za-z0-9._ -]", "_", name) or "download"
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+#: images the file view shows as pictures (in an ``<img>``, where no script of an SVG runs)
+PICTURES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+xml"})
 
 
 @router.get(JOB_PATH + "/files/{directory}")
@@ -121,6 +119,7 @@ def file_view(
         path=f"{folder}/{name}" if folder else name,
         crumbs=breadcrumbs(folder),
         info=info,
+        picture=media_type(name) in PICTURES,
     )
 
 
@@ -136,6 +135,29 @@ def download(
     headers = {
         "Content-Disposition": content_disposition(name),
         "Content-Length": str(info.size),
+        "Content-Security-Policy": SANDBOX,
         "Cache-Control": "no-store",
     }
     return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
+
+
+@router.get(JOB_PATH + "/files/{directory}/picture")
+def picture(
+    app: Service, session: Browser, key: Job, directory: DirectoryId, path: InnerPath
+) -> StreamingResponse:
+    """An image for the file view's ``<img>``; opened on its own it is a sandboxed document
+    (an SVG's script does not run)."""
+    folder, name = file_parts(path)
+    media = media_type(name)
+    if media not in PICTURES:
+        raise NotFoundError(f"{path} is not a picture", target="path")
+    info, chunks = files.read_output_file(
+        app, key.rg, key.ws, key.exp, key.job, name, directory_id=directory, path=folder
+    )
+    headers = {
+        "Content-Disposition": content_disposition(name, inline=True),
+        "Content-Length": str(info.size),
+        "Content-Security-Policy": SANDBOX,
+        "Cache-Control": "no-store",
+    }
+    return StreamingResponse(chunks, media_type=media, headers=headers)
