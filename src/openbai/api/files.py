@@ -16,12 +16,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.convertors import Convertor, register_url_convertor
 
 from openbai.api.auth import AUTHENTICATED
-from openbai.api.downloads import download_headers
 from openbai.api.paging import Page, page_of
 from openbai.api.params import ARM_ROUTE, JOB, ExperimentName, JobName, ResourceGroup, WorkspaceName
 from openbai.api.signing import SignedFile, UrlSigner
 from openbai.api.urls import base_url
 from openbai.errors import SpecError
+from openbai.http.downloads import download_headers
 from openbai.http.service import Service
 from openbai.scheduling.locations import VolumeLocation
 from openbai.services import accounts, files, jobs
@@ -168,7 +168,7 @@ def download(
     sig: Annotated[str, Query(max_length=200, description="HMAC-SHA256 of the link")],
 ) -> Response:
     """A file behind a link from listOutputFiles: a plain GET (``Range`` supported), sent as
-    a download that runs nothing (``api.downloads``), from the one file opened here."""
+    a download that runs nothing (``http.downloads``), from the one file opened here."""
     signer(request).check(SignedFile(account, kind.value, volume, path), se, sig)
     check_volume_name(volume)
     clean = clean_path(path, field="path", allow_root=False)

@@ -14,8 +14,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 
-from openbai.api.downloads import SANDBOX, content_disposition, media_type
 from openbai.errors import NotFoundError, SpecError
+from openbai.http.downloads import SANDBOX, content_disposition, media_type
 from openbai.http.service import Service
 from openbai.http.views import job_view
 from openbai.services import files, jobs
