@@ -158,6 +158,20 @@ def bai(bai_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Ba
 
 
 @pytest.fixture
+def gates() -> Iterator[Path]:
+    """A directory for files a test creates to let its jobs go on: outside /tmp and readable
+    by anyone, so that a sandboxed job (its own empty /tmp, the host read-only, an
+    unprivileged user) sees them appear."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="openbai-gates-", dir="/var/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
 def app(bai: Bai) -> Iterator[App]:
     from openbai.installation import App
     from openbai.settings import Settings

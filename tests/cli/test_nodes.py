@@ -25,8 +25,8 @@ def test_cluster_nodes(ws: Bai) -> None:
     assert "cluster nope is not found" in missing.stderr
 
 
-def test_job_nodes_while_it_runs(ws: Bai, tmp_path: Path) -> None:
-    trigger = tmp_path / "go"
+def test_job_nodes_while_it_runs(ws: Bai, tmp_path: Path, gates: Path) -> None:
+    trigger = gates / "go"
     command = f"while [ ! -e {trigger} ]; do sleep 0.1; done"
     submit(ws, tmp_path, "j", command)
     deadline = time.monotonic() + 60

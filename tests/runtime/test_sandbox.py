@@ -206,6 +206,17 @@ def test_nothing_outlives_the_wall_clock(ws: Bai, tmp_path: Path) -> None:
     assert_gone_within("sleep 4713", 2)
 
 
+def test_nothing_outlives_a_lost_node(ws: Bai, tmp_path: Path) -> None:
+    ws("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "lost",
+       "-f", job_json(tmp_path, "lost", daemons(4714) + "sleep 300"))  # fmt: skip
+    wait_running(ws, "lost", "sleep 4714")
+    (runner_file,) = (ws.home / "runs").glob("*/node-0.runner")
+    psutil.Process(json.loads(runner_file.read_text())[0]).kill()
+    shown = ws.wait("lost")
+    assert shown["executionInfo"]["errors"][0]["code"] == "NodeLost"
+    assert_gone_within("sleep 4714", 2)
+
+
 @pytest.fixture
 def small(ws: Bai, tmp_path: Path) -> Bai:
     """Cluster ``small``: one node of 1 CPU, 200 MiB and 64 processes."""

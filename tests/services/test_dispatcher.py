@@ -77,8 +77,8 @@ def run_until_ended(dispatcher: Dispatcher, app: App, timeout: float = 60) -> No
         time.sleep(0.02)
 
 
-def test_one_round_fills_the_free_nodes_in_priority_order(local4: App, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
+def test_one_round_fills_the_free_nodes_in_priority_order(local4: App, gates: Path) -> None:
+    gate = gates / "gate"
     wait = f"while [ ! -e {gate} ]; do sleep 0.05; done"
     for name, priority in (
         ("low", "low"),
@@ -101,9 +101,9 @@ def test_one_round_fills_the_free_nodes_in_priority_order(local4: App, tmp_path:
 
 
 def test_a_job_waits_for_enough_free_nodes_while_smaller_ones_backfill(
-    local4: App, tmp_path: Path
+    local4: App, gates: Path
 ) -> None:
-    gate = tmp_path / "gate"
+    gate = gates / "gate"
     queue(local4, "blocker", f"while [ ! -e {gate} ]; do sleep 0.05; done")
     dispatcher = Dispatcher(local4)
     dispatcher.tick()
@@ -121,9 +121,9 @@ def test_a_job_waits_for_enough_free_nodes_while_smaller_ones_backfill(
 
 
 def test_jobs_of_a_dispatcher_that_died_before_storing_their_handles_are_adopted(
-    local4: App, tmp_path: Path
+    local4: App, gates: Path
 ) -> None:
-    gate = tmp_path / "gate"
+    gate = gates / "gate"
     for name in ("a", "b", "c"):
         queue(local4, name, f"while [ ! -e {gate} ]; do sleep 0.05; done; echo {name}")
     Dispatcher(local4).tick()

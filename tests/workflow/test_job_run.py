@@ -233,11 +233,14 @@ def test_terminate_kills_the_whole_process_tree_and_keeps_output(
     recipes: Bai, tmp_path: Path
 ) -> None:
     bai = recipes
+    # the test reads the job's host pids from its own temp directory: no sandbox in between
+    # (sandboxed jobs: tests/runtime/test_sandbox.py)
+    bai("cluster", "create", "-w", "ws", "-n", "open", "--nodes", "1", "--no-sandbox")
     pidfile = tmp_path / "pids"
     command = (
         f"(sleep 300 & echo $! >> {pidfile}; wait) & echo $! >> {pidfile}; echo started; sleep 300"
     )
-    create(bai, tmp_path, custom_job(command), "long")
+    create(bai, tmp_path, custom_job(command), "long", cluster="open")
     wait_until(lambda: pidfile.exists() and len(pidfile.read_text().split()) == 2, "both pids")
     pids = [int(p) for p in pidfile.read_text().split()]
     bai("job", "terminate", "-w", "ws", "-e", "exp", "-n", "long", "-y")
@@ -298,18 +301,20 @@ def test_delete_terminates_and_removes_the_job_but_keeps_its_files(
 
 
 def test_jobs_queue_when_nodes_are_busy_and_priority_orders_the_queue(
-    recipes: Bai, tmp_path: Path
+    recipes: Bai, tmp_path: Path, gates: Path
 ) -> None:
     bai = recipes
-    order = tmp_path / "order.txt"
-    gate = tmp_path / "gate"
+    order = storage_dir(bai, "acct", "file", "logs") / "order.txt"
+    gate = gates / "gate"
     # two blockers take both nodes until the gate file appears
     for name in ("block1", "block2"):
         create(bai, tmp_path, custom_job(f"while [ ! -e {gate} ]; do sleep 0.05; done"), name)
     _wait_state(bai, "block1", "running")
     _wait_state(bai, "block2", "running")
     for name, priority in (("low1", "low"), ("normal1", "normal"), ("high1", "high")):
-        props = custom_job(f"echo {name} >> {order}", schedulingPriority=priority)
+        props = custom_job(
+            f"echo {name} >> $AZ_BATCHAI_JOB_MOUNT_ROOT/logs/order.txt", schedulingPriority=priority
+        )
         create(bai, tmp_path, props, name)
     _wait_state(bai, "block1", "running")
     _wait_state(bai, "block2", "running")
@@ -337,10 +342,12 @@ def test_jobs_queue_when_nodes_are_busy_and_priority_orders_the_queue(
     assert lines.index("normal1") < lines.index("low1")
 
 
-def test_a_job_keeps_running_when_the_dispatcher_dies(recipes: Bai, tmp_path: Path) -> None:
+def test_a_job_keeps_running_when_the_dispatcher_dies(
+    recipes: Bai, tmp_path: Path, gates: Path
+) -> None:
     """Killing the background dispatcher loses nothing: the next one adopts the job."""
     bai = recipes
-    gate = tmp_path / "gate"
+    gate = gates / "gate"
     command = f"echo before; while [ ! -e {gate} ]; do sleep 0.05; done; echo after"
     create(bai, tmp_path, custom_job(command), "survivor")
     _wait_state(bai, "survivor", "running")
@@ -362,9 +369,9 @@ def test_a_job_keeps_running_when_the_dispatcher_dies(recipes: Bai, tmp_path: Pa
     assert out.stdout == "before\nafter\n"
 
 
-def test_stream_waits_for_the_file_then_streams(recipes: Bai, tmp_path: Path) -> None:
+def test_stream_waits_for_the_file_then_streams(recipes: Bai, tmp_path: Path, gates: Path) -> None:
     bai = recipes
-    gate = tmp_path / "gate"
+    gate = gates / "gate"
     command = f"while [ ! -e {gate} ]; do sleep 0.05; done; echo late > $AZ_BATCHAI_STDOUTERR_DIR/custom.txt"
     create(bai, tmp_path, custom_job(command), "late")
     threading.Timer(1.0, gate.touch).start()
@@ -394,8 +401,11 @@ def test_a_killed_runner_fails_the_job_as_lost_and_stops_its_processes(
     import psutil
 
     bai = recipes
-    pidfile = tmp_path / "task.pid"
-    create(bai, tmp_path, custom_job(f"echo $$ > {pidfile}; exec sleep 300"), "orphan")
+    bai("cluster", "create", "-w", "ws", "-n", "open", "--nodes", "1", "--no-sandbox")
+    pidfile = tmp_path / "task.pid"  # the task's host pid, outside any sandbox
+    create(
+        bai, tmp_path, custom_job(f"echo $$ > {pidfile}; exec sleep 300"), "orphan", cluster="open"
+    )
     wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), "the task's pid")
     task = int(pidfile.read_text())
     runner = psutil.Process(task).parent()
@@ -407,5 +417,5 @@ def test_a_killed_runner_fails_the_job_as_lost_and_stops_its_processes(
     assert job["executionInfo"]["errors"][0]["code"] == "NodeLost"
     wait_until(lambda: not _alive(task), "end of the lost job's process", timeout=10)
     # the node is free again
-    create(bai, tmp_path, custom_job("true"), "after")
+    create(bai, tmp_path, custom_job("true"), "after", cluster="open")
     assert bai.wait("after")["executionState"] == "succeeded"
