@@ -33,6 +33,9 @@ class Settings:
     database_url: str = ""
     #: container runtime to run ``containerSettings`` images with (podman, docker), if any
     container_runtime: str | None = None
+    #: how long an auto-scale cluster keeps nodes no job needs before it shrinks towards its
+    #: minimum (Batch AI took minutes)
+    autoscale_idle_seconds: float = 300.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -72,6 +75,7 @@ class Settings:
             container_runtime=env.get("OPENBAI_CONTAINER_RUNTIME")
             or config.get("containerRuntime")
             or None,
+            autoscale_idle_seconds=float(env.get("OPENBAI_AUTOSCALE_IDLE_SECONDS") or 300.0),
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from polling import wait_until
+
 from .conftest import TestClient
 from .support import Arm, delete_and_wait, job_body
 
@@ -12,14 +14,23 @@ def test_cluster_lifecycle(client: TestClient, ws: Arm) -> None:
     assert shown["type"] == "Microsoft.BatchAI/workspaces/clusters"
     props = shown["properties"]
     assert props["scaleSettings"]["manual"]["targetNodeCount"] == 2
-    assert props["nodeStateCounts"]["idleNodeCount"] == 2
     assert props["provisioningState"] == "succeeded"
+    # as on Batch AI, the nodes are allocated in the background: resizing, then steady
+    props = wait_until(
+        lambda: (p := client.get(url).json()["properties"])["allocationState"] == "steady" and p,
+        "the cluster's 2 nodes allocated",
+    )
+    assert props["nodeStateCounts"]["idleNodeCount"] == 2
 
     resized = client.patch(
         url, json={"properties": {"scaleSettings": {"manual": {"targetNodeCount": 3}}}}
     )
     assert resized.status_code == 200
-    assert resized.json()["properties"]["currentNodeCount"] == 3
+    assert resized.json()["properties"]["allocationState"] == "resizing"
+    wait_until(
+        lambda: client.get(url).json()["properties"]["currentNodeCount"] == 3,
+        "the cluster resized to 3 nodes",
+    )
 
     nodes = client.post(url.replace("?", "/listRemoteLoginInformation?")).json()["value"]
     assert [n["nodeId"] for n in nodes] == ["c1-0", "c1-1", "c1-2"]

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from conftest import Bai
+from polling import wait_until
 
 from .conftest import custom_job, storage_dir, write_job
 
@@ -36,7 +37,8 @@ def test_cluster_from_flags_with_batch_ai_defaults(bai: Bai) -> None:
         cluster["virtualMachineConfiguration"]["imageReference"]["offer"]
         == "linux-data-science-vm-ubuntu"
     )
-    assert cluster["nodeStateCounts"]["idleNodeCount"] == 3
+    # an auto-scale cluster starts at its minimum (or initial count) and grows for its jobs
+    assert cluster["nodeStateCounts"]["idleNodeCount"] == 1
     assert cluster["provisioningState"] == "succeeded" and cluster["allocationState"] == "steady"
     plain = bai.json("cluster", "create", "-w", "ws", "-n", "plain")
     assert plain["scaleSettings"] == {
@@ -46,7 +48,16 @@ def test_cluster_from_flags_with_batch_ai_defaults(bai: Bai) -> None:
     assert [c["name"] for c in bai.json("cluster", "list", "-w", "ws")] == ["c", "plain"]
     resized = bai.json("cluster", "resize", "-w", "ws", "-n", "plain", "-t", "4")
     assert resized["scaleSettings"]["manual"]["targetNodeCount"] == 4
-    assert resized["nodeStateCounts"]["idleNodeCount"] == 4
+    assert resized["allocationState"] == "resizing"
+    wait_until(
+        lambda: (
+            bai.json("cluster", "show", "-w", "ws", "-n", "plain")["nodeStateCounts"][
+                "idleNodeCount"
+            ]
+            == 4
+        ),
+        "the resized cluster's 4 idle nodes",
+    )
     assert (
         "both --min and --max"
         in bai("cluster", "create", "-w", "ws", "-n", "x", "--min", "1", expect=2).stderr
@@ -188,16 +199,11 @@ def test_sample_cluster_files_parse_and_unsupported_mounts_are_named(
     assert "unmanagedFileSystems[0]" in out.stderr
 
 
-def test_a_job_needing_more_nodes_than_the_cluster_has_is_refused(
-    workspace: Bai, tmp_path: Path
+def test_a_job_needing_more_nodes_than_the_cluster_has_is_queued(
+    recipes: Bai, tmp_path: Path
 ) -> None:
-    workspace("storage", "account", "create", "-n", "acct")
-    props = {
-        "nodeCount": 5,
-        "customToolkitSettings": {"commandLine": "true"},
-        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
-    }
-    out = workspace(
+    # Batch AI accepted it (202, then queued): it waits until the cluster is resized
+    shown = recipes.json(
         "job",
         "create",
         "-w",
@@ -209,10 +215,9 @@ def test_a_job_needing_more_nodes_than_the_cluster_has_is_refused(
         "-n",
         "big",
         "-f",
-        write_job(tmp_path, props),
-        expect=2,
+        write_job(tmp_path, custom_job("true", nodeCount=5)),
     )
-    assert "properties.nodeCount" in out.stderr and "resize" in out.stderr
+    assert shown["executionState"] == "queued" and shown["nodeCount"] == 5
 
 
 def test_cluster_with_active_jobs_cannot_be_deleted(recipes: Bai, tmp_path: Path) -> None:

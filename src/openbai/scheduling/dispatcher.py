@@ -8,7 +8,9 @@ and records the outcome of those that ended meanwhile.
 
 Scheduling: queued jobs of a local cluster run in order of priority (high, normal, low),
 then of submission; a job that needs more nodes than are free waits, and smaller jobs
-behind it may use the free nodes meanwhile (backfill).
+behind it may use the free nodes meanwhile (backfill). Before that, each round moves the
+cluster's allocated node count towards its scale settings (allocation.py): a resize, or an
+auto-scale cluster growing for its waiting jobs and shrinking after an idle time.
 
 Each round works in batches, so that its cost grows with the jobs that change, not with the
 queue: the jobs that can start are claimed in one write transaction, their executors' handles
@@ -27,20 +29,21 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import IO, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from openbai.errors import ExecutorUnavailableError, OpenBaiError
 from openbai.executors.base import Executor, JobRef, RunState, SubmitRequest
-from openbai.installation import App
+from openbai.installation import PING, App
 from openbai.plan.job_plan import JobPlan, NodeLimits
 from openbai.plan.results import JobError, Outcome
-from openbai.scheduling import transitions
-from openbai.scheduling.planning import ClusterPlanning, build_plan
-from openbai.spec.cluster import OpenBaiClusterSettings, memory_bytes
+from openbai.scheduling import allocation, transitions
+from openbai.scheduling.planning import ClusterPlanning, build_plan, with_slot_gpus
+from openbai.spec import parse
+from openbai.spec.cluster import OpenBaiClusterSettings, ScaleSettings, memory_bytes
 from openbai.store.models import Cluster, Experiment, Job, utcnow
 from openbai.store.specs import cluster_properties
-from openbai.vocabulary import ACTIVE_STATES, ON_NODES, ExecutionState, Priority
+from openbai.vocabulary import ON_NODES, ExecutionState, Priority
 
 log = logging.getLogger("openbai.dispatcher")
 
@@ -96,6 +99,10 @@ class _Round:
     starts: list[_Start] = field(default_factory=list)
     #: claimed jobs handed out in the round before, whose handles (or errors) are stored now
     handed: dict[int, _Start] = field(default_factory=dict)
+    #: clusters whose allocation changes: (cluster id, node count, allocation state)
+    resized: list[tuple[int, int, str]] = field(default_factory=list)
+    #: every slot-handing cluster's node count after this round
+    sizes: dict[int, int] = field(default_factory=dict)
     #: whether jobs are queued or running (the dispatcher keeps going)
     has_work: bool = False
 
@@ -125,6 +132,8 @@ class Dispatcher:
         self._handed: dict[int, _Start] = {}
         #: cluster id -> (spec, node count), see _size
         self._sizes: dict[int, tuple[dict[str, Any], int]] = {}
+        #: cluster id -> (spec, scale settings), see _scale
+        self._scales: dict[int, tuple[dict[str, Any], ScaleSettings | None]] = {}
 
     # -- running --------------------------------------------------------------------------------
     def try_acquire(self) -> bool:
@@ -155,10 +164,11 @@ class Dispatcher:
         assert self._socket is not None
         while True:
             try:
-                self._socket.recv(64)
+                message = self._socket.recv(64)
             except OSError:
                 return
-            self._wake.set()
+            if message != PING:  # a ping only asks whether a dispatcher listens
+                self._wake.set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -199,6 +209,7 @@ class Dispatcher:
         try:
             with self.app.db.reading() as s:
                 busy = self._reconcile(s, found)
+                self._allocate(s, found, busy)
                 self._pick(s, found, busy)
         except BaseException:
             found.starts.clear()  # claim nothing that would not be handed out now
@@ -210,11 +221,7 @@ class Dispatcher:
 
     def has_work(self) -> bool:
         """Whether any job is queued or running (a read-only look)."""
-        with self.app.db.reading() as s:
-            return (
-                s.scalar(select(Job.id).where(Job.execution_state.in_(ACTIVE_STATES)).limit(1))
-                is not None
-            )
+        return self.app.has_active_jobs()
 
     def _reconcile(self, s: Session, found: _Round) -> dict[int, set[int]]:
         """Ask the executors how handed-out jobs go; the slots still busy, by cluster."""
@@ -311,10 +318,25 @@ class Dispatcher:
     def _record(self, found: _Round) -> None:
         """Write what a round decided, in one transaction: the handles of the round before,
         ends, then claims."""
-        if not (found.ended or found.running or found.adopted or found.starts or found.handed):
+        if not (
+            found.ended
+            or found.running
+            or found.adopted
+            or found.starts
+            or found.handed
+            or found.resized
+        ):
             return
         now = utcnow()
         with self.app.db.session() as s:
+            for cluster_id, count, state in found.resized:
+                s.execute(
+                    update(Cluster)
+                    .where(Cluster.id == cluster_id)
+                    .values(
+                        current_node_count=count, allocation_state=state, allocation_changed_at=now
+                    )
+                )
             for job_id, ref in found.adopted:
                 transitions.store_handle(s, job_id, ref, only_if_missing=True)
             if found.running:
@@ -330,6 +352,61 @@ class Dispatcher:
                 or transitions.claim(s, st.job_id, st.placement.slots, now)
             ]
         _cancel(cancels)
+
+    # -- allocating nodes -----------------------------------------------------------------------
+    def _allocate(self, s: Session, found: _Round, busy: dict[int, set[int]]) -> None:
+        """Move each slot-handing cluster's node count towards its scale settings."""
+        clusters = s.execute(
+            select(
+                Cluster.id,
+                Cluster.spec,
+                Cluster.executor,
+                Cluster.current_node_count,
+                Cluster.allocation_state,
+                Cluster.allocation_changed_at,
+            )
+        ).all()
+        queued = dict(
+            s.execute(
+                select(Job.cluster_id, func.sum(Job.node_count))
+                .where(Job.execution_state == _QUEUED, Job.executor_ref.is_(None))
+                .group_by(Job.cluster_id)
+            ).all()
+        )
+        now = utcnow()
+        for cluster_id, spec, kind, current, state, changed_at in clusters:
+            if self.app.executor(kind).queues_jobs:
+                continue
+            scale = self._scale(cluster_id, spec)
+            slots = busy.get(cluster_id, set())
+            last = changed_at
+            if scale is not None and scale.auto_scale is not None and not slots:
+                ended = s.scalar(select(func.max(Job.end_time)).where(Job.cluster_id == cluster_id))
+                last = max(last, ended) if ended is not None else last
+            demand = allocation.Demand(
+                nodes=int(queued.get(cluster_id) or 0) + len(slots),
+                highest_busy=max(slots) + 1 if slots else 0,
+                idle_for=(now - last).total_seconds(),
+            )
+            change = allocation.next_allocation(
+                scale, current, state, demand, self.app.settings.autoscale_idle_seconds
+            )
+            if change is not None:
+                found.resized.append((cluster_id, *change))
+                current, state = change
+            found.sizes[cluster_id] = current
+            if allocation.keeps_dispatcher_busy(scale, current, state):
+                found.has_work = True
+
+    def _scale(self, cluster_id: int, spec: dict[str, Any]) -> ScaleSettings | None:
+        """The cluster's scale settings, its spec parsed again only when it changed."""
+        known = self._scales.get(cluster_id)
+        if known is None or known[0] != spec:
+            wire = spec.get("scaleSettings")
+            scale = None if wire is None else parse(ScaleSettings, wire, root="scaleSettings")
+            known = (spec, scale)
+            self._scales[cluster_id] = known
+        return known[1]
 
     # -- starting jobs --------------------------------------------------------------------------
     def _pick(self, s: Session, found: _Round, busy: dict[int, set[int]]) -> None:
@@ -349,16 +426,19 @@ class Dispatcher:
                     gone = JobError("ClusterNotFound", "the job's cluster was deleted")
                     found.end(job_id, Outcome(-1, []), gone)
                 continue
-            picked = self._pick_on(s, cluster, busy.get(cluster.id, set()))
+            size = found.sizes.get(cluster.id, cluster.current_node_count)
+            picked = self._pick_on(s, cluster, busy.get(cluster.id, set()), size)
             if picked:
                 self._plan(s, found, cluster, picked)
 
-    def _pick_on(self, s: Session, cluster: Cluster, busy: set[int]) -> list[tuple[int, Placement]]:
-        """The cluster's queued jobs that start now, in queue order (with backfill)."""
+    def _pick_on(
+        self, s: Session, cluster: Cluster, busy: set[int], size: int
+    ) -> list[tuple[int, Placement]]:
+        """The cluster's queued jobs that start now on its ``size`` allocated nodes, in queue
+        order (with backfill)."""
         queue = transitions.queue(cluster.id).add_columns(Job.node_count)
         if self.app.executor(cluster.executor).queues_jobs:
             return [(job_id, QueuedByExecutor()) for job_id, _ in s.execute(queue)]
-        size = self._size(cluster)
         free = [slot for slot in range(size) if slot not in busy]
         picked: list[tuple[int, Placement]] = []
         if not free:
@@ -373,7 +453,8 @@ class Dispatcher:
         return picked
 
     def _size(self, cluster: Cluster) -> int:
-        """The cluster's node count, its spec parsed again only when it changed."""
+        """The most nodes the cluster may have (the slots of this machine it shares), its spec
+        parsed again only when it changed."""
         known = self._sizes.get(cluster.id)
         if known is None or known[0] != cluster.spec:
             known = (cluster.spec, cluster_properties(cluster).target_node_count)
@@ -412,6 +493,7 @@ class Dispatcher:
                     slots if isinstance(placement, SlotPlacement) else list(range(job.node_count)),
                     shared.key,
                 )
+                nodes = with_slot_gpus(shared.properties, nodes, slots)
                 plan = _sealed(build_plan(self.app, job, shared, nodes), shared.properties.openbai)
             except OpenBaiError as exc:
                 found.end(job_id, Outcome(-1, []), _failure(exc))

@@ -1,7 +1,9 @@
 """Clusters: create (optionally with auto-storage), resize, show, delete.
 
 A cluster's executor comes from openbai's extension ``properties.openbai.executor``
-(``local`` by default). A local cluster of N nodes is N slots on this machine.
+(``local`` by default). A local cluster of N nodes is N slots on this machine, allocated by
+the dispatcher (scheduling/allocation.py): a new or resized cluster is ``resizing`` until it
+has them, and an auto-scale cluster follows its queue between its minimum and maximum.
 """
 
 from __future__ import annotations
@@ -62,15 +64,18 @@ def busy_slots(s: Session, cluster: Cluster) -> set[int]:
 
 def node_counts(app: App, s: Session, cluster: Cluster) -> NodeStateCounts:
     props = cluster_properties(cluster)
-    size = props.target_node_count
     executor = app.executor(cluster.executor)
-    counted = executor.node_counts({"partition": props.openbai.partition}, size)
+    counted = executor.node_counts({"partition": props.openbai.partition}, props.target_node_count)
     if counted is not None:
         return NodeStateCounts(
             counted.idle, counted.running, counted.preparing, counted.unusable, counted.leaving
         )
-    running = len(busy_slots(s, cluster))
-    return NodeStateCounts(idle=max(0, size - running), running=running)
+    size = cluster.current_node_count
+    busy = busy_slots(s, cluster)
+    running = len({slot for slot in busy if slot < size})
+    # slots above a lowered size still run their jobs: they leave when those end
+    leaving = len({slot for slot in busy if slot >= size})
+    return NodeStateCounts(idle=max(0, size - running), running=running, leaving=leaving)
 
 
 def record(app: App, s: Session, row: Cluster) -> ClusterRecord:
@@ -127,12 +132,28 @@ def create_cluster(
             spec=_public(wire),
             secrets=secrets,
             executor=props.openbai.executor,
+            # the dispatcher allocates the nodes (an auto-scale cluster starts with its
+            # initial count, within its bounds)
+            current_node_count=_initial_nodes(props),
+            allocation_state="resizing" if _wants_nodes(props) else "steady",
         )
         s.add(row)
         s.flush()
         result = record(app, s, row)
     app.changed()
     return result
+
+
+def _initial_nodes(props: ClusterBaseProperties) -> int:
+    auto = props.scale_settings.auto_scale if props.scale_settings else None
+    if auto is None:
+        return 0
+    return max(auto.minimum_node_count, auto.initial_node_count)
+
+
+def _wants_nodes(props: ClusterBaseProperties) -> bool:
+    scale = props.scale_settings
+    return scale is not None and scale.manual is not None and scale.manual.target_node_count > 0
 
 
 def _public(wire: dict[str, Any]) -> dict[str, Any]:
@@ -206,6 +227,9 @@ def update_cluster(app: App, rg: str, ws: str, name: str, body: Mapping[str, Any
             spec = cluster_properties(row).to_wire()
             spec["scaleSettings"] = update.properties.scale_settings.to_wire()
             row.spec = _public(spec)
+            manual = update.properties.scale_settings.manual
+            if manual is not None and manual.target_node_count != row.current_node_count:
+                row.allocation_state = "resizing"
             row.allocation_changed_at = utcnow()
         result = record(app, s, row)
     app.changed()

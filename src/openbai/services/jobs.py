@@ -116,14 +116,9 @@ def create_job(
                 app.settings.subscription_id, ref.resource_group, ref.workspace, ref.name
             ),
         )
-    size = cluster_props.target_node_count
-    # a queueing executor (Slurm) sizes the job against its own nodes
+    # as on Batch AI, a job larger than its cluster is accepted and waits, queued, until the
+    # cluster has grown (a resize, or auto-scale up to its maximum)
     executor = app.executor(cluster_props.openbai.executor)
-    if not executor.queues_jobs and props.node_count > size:
-        raise SpecError(
-            f"properties.nodeCount: the job needs {props.node_count} node(s) but cluster {ref.name} has {size}; resize the cluster first",
-            target="properties.nodeCount",
-        )
     if cluster_props.openbai.require_containers:
         if props.container_settings is None:
             raise SpecError(

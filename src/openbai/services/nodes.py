@@ -38,10 +38,13 @@ def _logins(app: App, cluster: Cluster, slots: list[int]) -> list[RemoteLogin]:
 
 
 def cluster_nodes(app: App, rg: str, ws: str, name: str) -> list[RemoteLogin]:
-    """Every node of the cluster."""
+    """Every node the cluster has now (an auto-scale cluster's grow and shrink)."""
     with app.db.reading() as s:
         cluster = cluster_row(s, rg, ws, name)
-        size = cluster_properties(cluster).target_node_count
+        if app.executor(cluster.executor).queues_jobs:
+            size = cluster_properties(cluster).target_node_count
+        else:
+            size = cluster.current_node_count
         return _logins(app, cluster, list(range(size)))
 
 

@@ -106,6 +106,8 @@ class Cluster(Base):
     provisioning_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     allocation_state: Mapped[str] = mapped_column(String(16), default="steady")
     allocation_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: nodes (slots) allocated now; the dispatcher moves it towards the scale settings' target
+    current_node_count: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[list[Any]] = mapped_column(default=list)
 
     workspace: Mapped[Workspace] = relationship(back_populates="clusters")
