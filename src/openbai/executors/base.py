@@ -13,6 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
+from openbai.executors.gpus import MachineGpus
 from openbai.plan.job_plan import JobPlan, NodeSpec
 from openbai.plan.results import Outcome
 from openbai.vocabulary import Priority
@@ -85,6 +86,16 @@ class Executor(ABC):
         """Whether the nodes can run a job in its image with ``configured`` (podman, docker);
         True when the executor cannot tell from here (its node checks at start)."""
         return True
+
+    def machine_gpus(self) -> MachineGpus | None:
+        """The GPUs openbai hands out to the slots of this machine's clusters; None when the
+        executor's scheduler assigns GPUs itself (Slurm)."""
+        return None
+
+    def host_gpus(self, cluster_options: dict[str, Any]) -> dict[str, int] | None:
+        """GPUs of each host the cluster's jobs may run on, as the scheduler counts them;
+        None when openbai hands out GPUs itself (see machine_gpus) or cannot tell now."""
+        return None
 
     def node_counts(self, cluster_options: dict[str, Any], size: int) -> NodeCounts | None:
         """Node states as the executor sees them, or None to let openbai count slots."""

@@ -19,6 +19,7 @@ from typing import Any
 
 from openbai.executors.base import Executor, JobRef, RunState, RunStatus, SubmitRequest
 from openbai.executors.forkserver import ForkServer
+from openbai.executors.gpus import MachineGpus, machine_gpus
 from openbai.plan.job_plan import NodeLimits, NodeSpec
 from openbai.plan.pids import pid_is_alive
 from openbai.plan.results import JobError, Outcome, RunDir
@@ -49,8 +50,16 @@ class LocalExecutor(Executor):
     name = "local"
     queues_jobs = False
 
-    def __init__(self, nodes_root: Path, *, on_exit: Callable[[], None] | None = None, **_: Any):
+    def __init__(
+        self,
+        nodes_root: Path,
+        *,
+        on_exit: Callable[[], None] | None = None,
+        gpus: tuple[int, ...] | None = None,
+        **_: Any,
+    ):
         self.nodes_root = nodes_root
+        self.gpus = gpus
         self.on_exit = on_exit
         self._server: ForkServer | None = None
         self._lock = threading.Lock()
@@ -64,6 +73,9 @@ class LocalExecutor(Executor):
 
     def has_container_runtime(self, configured: str | None) -> bool:
         return containers.find_runtime(configured) is not None
+
+    def machine_gpus(self) -> MachineGpus:
+        return machine_gpus(self.gpus)
 
     def node_specs(self, request_slots: list[int], cluster_key: str) -> list[NodeSpec]:
         return [

@@ -42,6 +42,9 @@ class NodeSpec:
     host: str
     #: first of the ports the node's tasks may listen on (TensorFlow uses base and base+1)
     port_base: int = 2222
+    #: the machine's GPUs this node has (NVML indices); None: its scheduler assigns them
+    #: (Slurm: CUDA_VISIBLE_DEVICES / SLURM_STEP_GPUS in the step)
+    gpus: list[int] | None = None
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import shlex
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 from openbai.plan.job_plan import ContainerSpec
 
-RUNTIMES = ("docker", "podman")
+#: looked for in this order when none is configured
+RUNTIMES = ("podman", "docker")
+#: ``OPENBAI_CONTAINER_RUNTIME=none``: this installation runs no image (host runs only)
+NO_RUNTIME = "none"
 #: the first line the container's first process prints once it runs
 READY = "openbai-container-ready"
 #: the container's first process: say it runs, then live until the node runner closes its
@@ -39,10 +42,22 @@ DOCKER_HUB = "docker.io"
 
 
 def find_runtime(configured: str | None) -> str | None:
-    """The configured runtime if it is installed; none when nothing is configured."""
-    if configured and configured in RUNTIMES and shutil.which(configured):
-        return configured
-    return None
+    """The configured runtime if it is installed, else the first of RUNTIMES installed."""
+    if configured == NO_RUNTIME:
+        return None
+    if configured:
+        return configured if configured in RUNTIMES and shutil.which(configured) else None
+    return next((r for r in RUNTIMES if shutil.which(r)), None)
+
+
+def gpu_options(runtime: str, gpus: Sequence[int]) -> list[str]:
+    """Hand the node's GPUs (host indices) to the container: CDI devices for podman (the
+    NVIDIA Container Toolkit's ``nvidia-ctk cdi generate``), ``--gpus`` for docker."""
+    if not gpus:
+        return []
+    if runtime == "docker":
+        return ["--gpus", '"device=' + ",".join(str(g) for g in gpus) + '"']
+    return [arg for g in gpus for arg in ("--device", f"nvidia.com/gpu={g}")]
 
 
 def registry_host(spec: ContainerSpec) -> str:
@@ -114,7 +129,13 @@ def pull_argv(runtime: str, image: str, auth_dir: Path | None) -> list[str]:
     return [runtime, *glob, "pull", *sub, image]
 
 
-def run_argv(runtime: str, spec: ContainerSpec, name: str, binds: Iterable[Path]) -> list[str]:
+def run_argv(
+    runtime: str,
+    spec: ContainerSpec,
+    name: str,
+    binds: Iterable[Path],
+    gpus: Sequence[int] = (),
+) -> list[str]:
     """Start the job's container on a node, attached: it lives while its stdin is open.
 
     The host's network and host name, and the job tree at the same paths, make paths, host
@@ -123,6 +144,7 @@ def run_argv(runtime: str, spec: ContainerSpec, name: str, binds: Iterable[Path]
     argv = [runtime, "run", "-i", "--rm", "--name", name, "--network", "host", "--uts", "host"]
     if spec.shm_size:
         argv += ["--shm-size", spec.shm_size]
+    argv += gpu_options(runtime, gpus)
     for path in bind_paths(binds):
         argv += ["-v", f"{path}:{path}:rslave"]
     return [*argv, "--entrypoint", "sh", image_name(spec), "-c", KEEPER]

@@ -30,6 +30,28 @@ def join(prefix: str, *parts: str) -> str:
     return posixpath.join(prefix.rstrip("/") or "/", *[p.strip("/") for p in parts if p])
 
 
+def node_gpus(node: NodeSpec, host_env: Mapping[str, str]) -> list[str]:
+    """The node's GPUs: those openbai gave its slot, or those Slurm assigned to the step."""
+    if node.gpus is not None:
+        return [str(g) for g in node.gpus]
+    for name in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES"):
+        value = host_env.get(name, "").strip()
+        if value:
+            return [g for g in value.split(",") if g]
+    return []
+
+
+def gpu_variables(node: NodeSpec, host_env: Mapping[str, str]) -> dict[str, str]:
+    """``AZ_BATCHAI_NUM_GPUS`` and what makes CUDA see the node's GPUs and no other: NVML's
+    indices (PCI bus order) in ``CUDA_VISIBLE_DEVICES``, or Slurm's value as Slurm set it."""
+    gpus = node_gpus(node, host_env)
+    v = {"AZ_BATCHAI_NUM_GPUS": str(len(gpus)), "AZ_BATCHAI_NUM_GPUS_PER_NODE": str(len(gpus))}
+    if node.gpus is not None or "CUDA_VISIBLE_DEVICES" not in host_env:
+        v["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+    v["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+    return v
+
+
 def build_environment(
     plan: JobPlan, node: NodeSpec, layout: NodeLayout, host_env: Mapping[str, str]
 ) -> JobEnvironment:
@@ -40,11 +62,10 @@ def build_environment(
         "AZ_BATCHAI_JOB_TEMP_DIR": str(layout.job_temp_dir),
         "AZ_BATCHAI_SHARED_JOB_TEMP": str(layout.shared_job_temp),
         "AZ_BATCHAI_MPI_HOST_FILE": str(layout.host_file),
-        "AZ_BATCHAI_NUM_GPUS": str(plan.num_gpus),
-        "AZ_BATCHAI_NUM_GPUS_PER_NODE": str(plan.num_gpus),
         "AZ_BATCH_HOST_LIST": ",".join(n.host for n in plan.nodes),
         "AZ_BATCH_NODE_ID": node.node_id,
     }
+    v.update(gpu_variables(node, host_env))
 
     def expand(text: str) -> str:
         return expand_path(text, {**host_env, **v})

@@ -89,7 +89,12 @@ class JobContainer:
 
 
 def prepare_image(
-    runtime: str, spec: ContainerSpec, auth_dir: Path, stop: Callable[[], bool]
+    runtime: str,
+    spec: ContainerSpec,
+    auth_dir: Path,
+    stop: Callable[[], bool],
+    *,
+    progress: Callable[[str], None] | None = None,
 ) -> bool:
     """Make sure the image is on this node: pull it (after a login) when it is not.
 
@@ -112,7 +117,7 @@ def prepare_image(
                     f"could not log in to registry {containers.registry_host(spec)} as {spec.username}",
                     _tail(output),
                 )
-        code, output = _run(containers.pull_argv(runtime, image, auth), stop=stop)
+        code, output = _run(containers.pull_argv(runtime, image, auth), stop=stop, lines=progress)
         if code != 0:
             raise ContainerError(
                 f"image {image} is not on this node and could not be pulled", _tail(output)
@@ -124,10 +129,16 @@ def prepare_image(
 
 
 def start(
-    runtime: str, spec: ContainerSpec, name: str, binds: Sequence[Path], log: Path
+    runtime: str,
+    spec: ContainerSpec,
+    name: str,
+    binds: Sequence[Path],
+    log: Path,
+    *,
+    gpus: Sequence[int] = (),
 ) -> JobContainer:
-    """Start the job's container; its runtime's messages go to ``log``."""
-    argv = containers.run_argv(runtime, spec, name, binds)
+    """Start the job's container with the node's ``gpus``; its runtime's messages go to ``log``."""
+    argv = containers.run_argv(runtime, spec, name, binds, gpus)
     with open(log, "ab") as err:
         client = Popen(argv, stdin=PIPE, stdout=PIPE, stderr=err, start_new_session=True)
     container = JobContainer(runtime, name, containers.image_name(spec), client)
@@ -154,8 +165,18 @@ def _wait_ready(client: Popen[bytes], timeout: float) -> bool:
     return seen.split(b"\n", 1)[0].strip() == containers.READY.encode()
 
 
-def _run(argv: list[str], *, stop: Callable[[], bool], input: str | None = None) -> tuple[int, str]:
-    """Run a runtime command to its end (or until ``stop``); its exit code and output."""
+def _run(
+    argv: list[str],
+    *,
+    stop: Callable[[], bool],
+    input: str | None = None,
+    lines: Callable[[str], None] | None = None,
+) -> tuple[int, str]:
+    """Run a runtime command to its end (or until ``stop``); its exit code and output.
+
+    With ``lines``, each line of output is handed to it as it comes (a pull's progress)."""
+    if lines is not None:
+        return _run_lines(argv, stop=stop, lines=lines)
     proc = Popen(argv, stdin=PIPE, stdout=PIPE, stderr=subprocess.STDOUT, text=True)
     pending: str | None = input or ""
     while True:
@@ -168,6 +189,33 @@ def _run(argv: list[str], *, stop: Callable[[], bool], input: str | None = None)
                 proc.kill()
                 proc.communicate()
                 raise ContainerError(f"stopped while running {argv[0]} {argv[1]}") from None
+
+
+def _run_lines(
+    argv: list[str], *, stop: Callable[[], bool], lines: Callable[[str], None]
+) -> tuple[int, str]:
+    proc = Popen(argv, stdin=subprocess.DEVNULL, stdout=PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    fd, pending, seen = proc.stdout.fileno(), b"", []
+    while True:
+        if stop():
+            proc.kill()
+            proc.wait()
+            raise ContainerError(f"stopped while running {argv[0]} {argv[1]}")
+        if not select.select([fd], [], [], 0.2)[0]:
+            continue
+        chunk = os.read(fd, 65536)
+        # a terminal-style progress bar redraws with \r: each state is a line of the log
+        pending += chunk.replace(b"\r", b"\n")
+        *done, pending = pending.split(b"\n")
+        for raw in done:
+            line = raw.decode(errors="replace").rstrip()
+            if line:
+                seen.append(line)
+                lines(line)
+        if not chunk:
+            proc.stdout.close()
+            return proc.wait(), "\n".join(seen[-50:])
 
 
 def _read(path: Path) -> str:

@@ -21,13 +21,14 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
         return
     runtime = containers.find_runtime(ctx.plan.container_runtime)
     if runtime is None:
+        looked = ctx.plan.container_runtime or ", ".join(containers.RUNTIMES)
         if ctx.plan.require_container:
             raise JobFailure(
                 "FailedStartingContainer",
-                f"the cluster requires containers, but no container runtime is available for image {spec.image}",
+                f"no container runtime ({looked}) is installed on this node for image {spec.image}",
             )
         ctx.log(
-            f"containerSettings asks for image {spec.image}; no container runtime is configured, so the job runs on the host"
+            f"containerSettings asks for image {spec.image}; no container runtime ({looked}) is used, so the job runs on the host, as its cluster (allowHostRuns) or the installation (OPENBAI_CONTAINER_RUNTIME=none) allows"
         )
         return
     image = containers.image_name(spec)
@@ -35,11 +36,13 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
     try:
         ctx.log(f"checking image {image} with {runtime}")
         auth = ctx.layout.run_dir / f"registry-auth-{ctx.node.index}"
-        if job_container.prepare_image(runtime, spec, auth, tasks.should_stop):
+        if job_container.prepare_image(runtime, spec, auth, tasks.should_stop, progress=ctx.log):
             ctx.log(f"pulled image {image}")
         ctx.log(f"starting container {name} from image {image} with {runtime}")
         log = ctx.layout.run_dir / f"node-{ctx.node.index}.container.log"
-        tasks.container = job_container.start(runtime, spec, name, _binds(tasks, env), log)
+        tasks.container = job_container.start(
+            runtime, spec, name, _binds(tasks, env), log, gpus=ctx.node.gpus or ()
+        )
     except job_container.ContainerError as exc:
         if tasks.should_stop():
             raise tasks.stopping.reason() from exc
@@ -49,6 +52,14 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
             imageName=image,
             Info=exc.info or exc.message,
         ) from exc
+    if ctx.node.gpus is not None:
+        # the container sees only the node's GPUs, numbered from 0; NVIDIA's runtime hooks
+        # read the host's indices
+        count = len(ctx.node.gpus)
+        env.variables["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(count))
+        env.variables["NVIDIA_VISIBLE_DEVICES"] = (
+            ",".join(str(g) for g in ctx.node.gpus) if count else "void"
+        )
     tasks.container_env = set(env.variables)
     ctx.log(f"job preparation and the job run in container {name} (image {image}, {runtime})")
 

@@ -7,7 +7,7 @@ in the same dispatcher round: resolving a volume may ask a storage service wheth
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from openbai.errors import OpenBaiError
 from openbai.installation import App
@@ -19,9 +19,11 @@ from openbai.plan.job_plan import (
     OutputDirectorySpec,
     SetupTaskSpec,
 )
+from openbai.runtime.containers import NO_RUNTIME
 from openbai.scheduling.locations import setup_task_suffix
 from openbai.scheduling.volumes import mount_specs, mounted_volumes
 from openbai.spec import ClusterBaseProperties
+from openbai.spec.cluster import slot_gpus
 from openbai.store.models import Cluster, Job
 from openbai.store.specs import cluster_properties, job_properties
 
@@ -97,6 +99,8 @@ def build_plan(app: App, job: Job, cluster: ClusterPlanning, nodes: list[NodeSpe
             password=creds.password if creds else None,
             shm_size=props.container_settings.shm_size,
         )
+    runtime = cprops.openbai.container_runtime or app.settings.container_runtime
+    host_runs = cprops.openbai.allow_host_runs or runtime == NO_RUNTIME
     return JobPlan(
         job_uid=job.uid,
         subscription_id=app.settings.subscription_id,
@@ -124,6 +128,20 @@ def build_plan(app: App, job: Job, cluster: ClusterPlanning, nodes: list[NodeSpe
         secrets={e.name: e.value for e in props.secrets if e.value is not None},
         max_wall_clock_seconds=props.constraints.max_wall_clock_time.total_seconds(),
         container=container,
-        container_runtime=cprops.openbai.container_runtime or app.settings.container_runtime,
-        require_container=cprops.openbai.require_containers,
+        container_runtime=runtime,
+        require_container=cprops.openbai.require_containers or not host_runs,
+        num_gpus=cprops.openbai.gpus_per_node or 0,
     )
+
+
+def with_slot_gpus(
+    props: ClusterBaseProperties, nodes: list[NodeSpec], slots: list[int]
+) -> list[NodeSpec]:
+    """The nodes with their slots' GPUs; a queueing executor's (no slots) learn theirs when
+    they run."""
+    if not slots:
+        return nodes
+    return [
+        replace(n, gpus=slot_gpus(props.openbai, slot))
+        for n, slot in zip(nodes, slots, strict=True)
+    ]

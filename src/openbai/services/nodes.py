@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from openbai.installation import App
 from openbai.scheduling.planning import cluster_key
 from openbai.services.clusters import cluster_row
+from openbai.services.gpus import node_gpus
 from openbai.services.jobs import job_row
 from openbai.store.models import Cluster
 from openbai.store.specs import cluster_properties
@@ -25,15 +26,26 @@ class RemoteLogin:
     node_id: str
     ip_address: str
     port: int = SSH_PORT
+    #: the node's GPUs on its machine (openbai's addition); None: its scheduler assigns them
+    gpus: list[int] | None = None
 
     def to_wire(self) -> dict[str, object]:
-        return {"nodeId": self.node_id, "ipAddress": self.ip_address, "port": self.port}
+        wire: dict[str, object] = {
+            "nodeId": self.node_id,
+            "ipAddress": self.ip_address,
+            "port": self.port,
+        }
+        if self.gpus is not None:
+            wire["gpus"] = self.gpus
+        return wire
 
 
 def _logins(app: App, cluster: Cluster, slots: list[int]) -> list[RemoteLogin]:
     executor = app.executor(cluster.executor)
+    props = cluster_properties(cluster)
     return [
-        RemoteLogin(n.node_id, n.host) for n in executor.node_specs(slots, cluster_key(cluster))
+        RemoteLogin(n.node_id, n.host, gpus=node_gpus(props, slot))
+        for n, slot in zip(executor.node_specs(slots, cluster_key(cluster)), slots, strict=True)
     ]
 
 

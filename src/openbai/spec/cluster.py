@@ -17,6 +17,10 @@ cluster.json. Differences from the 2018-05-01 swagger, because openbai runs no V
         "partition": "gpu",                     # Slurm partition, optional
         "requireContainers": false,             # refuse to run a job on the host
         "containerRuntime": "podman" | "docker" | "apptainer",  # optional
+        "allowHostRuns": false,                 # an image job may run on the host without one
+        "gpusPerNode": 1,                       # default: the vmSize's (VM_SIZE_GPUS)
+        "gpus": [0, 1],                         # this machine's GPUs its slots get (filled in)
+        "shareGpus": false,                     # may use GPUs that other clusters hold
         "sandbox": true,                        # false: tasks run unsealed (--no-sandbox)
         "cpusPerNode": 2, "memoryPerNode": "4G", "processesPerNode": 1024   # node limits
     }
@@ -65,10 +69,31 @@ __all__ = [
     "ScaleSettings",
     "SetupTask",
     "VirtualMachineConfiguration",
+    "VM_SIZE_GPUS",
+    "slot_gpus",
+    "vm_size_gpus",
 ]
 
 DEFAULT_VM_SIZE = "STANDARD_NC6"
 MAX_NODE_COUNT = 100
+
+#: GPUs per node of Batch AI's GPU VM sizes (NC, ND, NV); every other size has none
+VM_SIZE_GPUS: dict[str, int] = {
+    **dict.fromkeys(["NC6", "NC6S_V2", "NC6S_V3", "ND6S", "NV6"], 1),
+    **dict.fromkeys(["NC12", "NC12S_V2", "NC12S_V3", "ND12S", "NV12"], 2),
+    **dict.fromkeys(
+        ["NC24", "NC24R", "NC24S_V2", "NC24RS_V2", "NC24S_V3", "NC24RS_V3", "ND24S", "ND24RS"]
+        + ["NV24"],
+        4,
+    ),
+}
+MAX_GPUS_PER_NODE = 64
+
+
+def vm_size_gpus(vm_size: str) -> int:
+    """GPUs of one node of ``vm_size`` (``STANDARD_NC12`` → 2), case as az accepted it."""
+    return VM_SIZE_GPUS.get(vm_size.upper().removeprefix("STANDARD_"), 0)
+
 
 NodeCount = Annotated[StrictInt, Field(ge=0, le=MAX_NODE_COUNT)]
 
@@ -229,10 +254,26 @@ class OpenBaiClusterSettings(WireModel):
     container_runtime: Annotated[
         Literal["podman", "docker", "apptainer"] | None, choice("podman", "docker", "apptainer")
     ] = None
+    allow_host_runs: Annotated[bool, Field(strict=True)] = False
+    gpus_per_node: Annotated[StrictInt, Field(ge=0, le=MAX_GPUS_PER_NODE)] | None = None
+    gpus: list[Annotated[StrictInt, Field(ge=0)]] | None = None
+    share_gpus: Annotated[bool, Field(strict=True)] = False
     sandbox: Annotated[bool, Field(strict=True)] = True
     cpus_per_node: Annotated[float, Field(gt=0, le=4096)] | None = None
     memory_per_node: Annotated[str, AfterValidator(_memory)] | None = None
     processes_per_node: Annotated[StrictInt, Field(ge=16, le=4_194_304)] | None = None
+
+    @model_validator(mode="after")
+    def _gpus_once(self) -> OpenBaiClusterSettings:
+        if self.gpus is not None and len(set(self.gpus)) != len(self.gpus):
+            raise FieldError(f"gpus {self.gpus} names a GPU more than once", "gpus")
+        return self
+
+
+def slot_gpus(settings: OpenBaiClusterSettings, slot: int) -> list[int]:
+    """The machine's GPUs that node slot ``slot`` of a local cluster gets (disjoint slices)."""
+    per_node = settings.gpus_per_node or 0
+    return list((settings.gpus or [])[slot * per_node : (slot + 1) * per_node])
 
 
 class ClusterBaseProperties(WireModel):
