@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (if needed) and install openbai into it with the given extras (default: dev).
+# Create .venv (if needed) and install openbai into it with the given extras (default: dev;
+# "runtime": openbai and what it needs to run, no extras).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 extras=${1:-dev}
@@ -8,8 +9,16 @@ if [[ ! -x "$root/.venv/bin/python" ]]; then
     "$python" -m venv "$root/.venv"
     "$root/.venv/bin/pip" install -q --upgrade pip
 fi
+# a venv made for development keeps its extras (it has everything the runtime needs)
+if [[ "$extras" == runtime && -f "$root/.venv/.openbai-dev.stamp" ]]; then
+    extras=dev
+fi
 stamp="$root/.venv/.openbai-$extras.stamp"
 if [[ ! -f "$stamp" || "$root/pyproject.toml" -nt "$stamp" ]]; then
-    "$root/.venv/bin/pip" install -q -e "$root[$extras]"
+    if [[ "$extras" == runtime ]]; then
+        "$root/.venv/bin/pip" install -q -e "$root"
+    else
+        "$root/.venv/bin/pip" install -q -e "$root[$extras]"
+    fi
     touch "$stamp"
 fi

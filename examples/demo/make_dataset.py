@@ -1,6 +1,8 @@
 """Write a small synthetic "digits" dataset: 8x8 images of noisy strokes as CSV rows.
 
-Deterministic (fixed seed), so re-running the demo uploads nothing new.
+Deterministic (fixed seed), and a file that already holds its content is left untouched:
+embedded accounts tell unchanged files by size and modification time, so re-running the
+demo uploads nothing new.
 """
 
 import random
@@ -30,7 +32,12 @@ def main(target: Path) -> None:
             for _ in range(count // 4):
                 label = rng.randint(0, 1)
                 rows.append(",".join(map(str, [label, *sample(label, rng)])))
-            (target / split / f"part-{shard}.csv").write_text("\n".join(rows) + "\n")
+            _write_if_changed(target / split / f"part-{shard}.csv", "\n".join(rows) + "\n")
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
 
 
 if __name__ == "__main__":
