@@ -48,6 +48,8 @@ class EmbeddedClient:
     def app(self) -> App:
         if self._app is None:
             self._app = App.open(self.settings)
+        # every command, reads too (and each poll of `job wait`), revives a dead dispatcher
+        self._app.keep_dispatcher()
         return self._app
 
     @property

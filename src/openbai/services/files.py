@@ -120,6 +120,7 @@ def follow_output_file(
     def is_finished() -> bool:
         if stop is not None and stop():
             return True
+        app.keep_dispatcher()  # the job ends only if a dispatcher records it
         return get_job(app, rg, ws, exp, job).execution_state in FINAL_STATES
 
     return follow(
