@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from openbai.errors import SpecError
 from openbai.files import create_once
 
 DEFAULT_RESOURCE_GROUP = "default"
@@ -33,6 +34,8 @@ class Settings:
     database_url: str = ""
     #: container runtime to run ``containerSettings`` images with (podman, docker), if any
     container_runtime: str | None = None
+    #: the GPUs openbai may hand out (``OPENBAI_GPUS=0,1,2,3``); None: what NVML finds
+    gpus: tuple[int, ...] | None = None
     #: how long an auto-scale cluster keeps nodes no job needs before it shrinks towards its
     #: minimum (Batch AI took minutes)
     autoscale_idle_seconds: float = 300.0
@@ -76,7 +79,34 @@ class Settings:
             or config.get("containerRuntime")
             or None,
             autoscale_idle_seconds=float(env.get("OPENBAI_AUTOSCALE_IDLE_SECONDS") or 300.0),
+            gpus=_configured_gpus(env, config),
         )
+
+
+def _configured_gpus(env: Mapping[str, str], config: Mapping[str, str]) -> tuple[int, ...] | None:
+    if "OPENBAI_GPUS" in env:
+        return parse_gpus(env["OPENBAI_GPUS"], "OPENBAI_GPUS")
+    if config.get("gpus") is not None:
+        return parse_gpus(str(config["gpus"]), "config.json gpus")
+    return None
+
+
+def parse_gpus(value: str, field: str) -> tuple[int, ...]:
+    """``0,1,2,3`` as GPU indices; empty (or ``none``) is no GPU at all."""
+    text = value.strip()
+    if text.lower() in ("", "none"):
+        return ()
+    try:
+        indices = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise SpecError(
+            f"{field}: {value!r} is not a list of GPU indices such as 0,1,2,3", target=field
+        ) from None
+    if any(i < 0 for i in indices) or len(set(indices)) != len(indices):
+        raise SpecError(
+            f"{field}: {value!r} must name each GPU once, by its index (0 or more)", target=field
+        )
+    return indices
 
 
 def _load_or_init_config(path: Path) -> dict[str, str]:

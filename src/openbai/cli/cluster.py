@@ -29,6 +29,7 @@ from openbai.cli.ids import IdsCommand
 from openbai.cli.output import (
     Columns,
     emit,
+    err,
     flatten,
     output_options,
     silent_output_options,
@@ -77,10 +78,16 @@ CLUSTER_COLUMNS: Columns = [
     ("Running", "nodeStateCounts.runningNodeCount"),
     ("Preparing", "nodeStateCounts.preparingNodeCount"),
     ("Leaving", "nodeStateCounts.leavingNodeCount"),
+    ("GPUs", "gpuCount"),
     ("Unusable", "nodeStateCounts.unusableNodeCount"),
 ]
 #: ``cluster node list`` and ``job node list``, as az showed remote-login information
-NODE_COLUMNS: Columns = [("ID", "nodeId"), ("IP", "ipAddress"), ("SSH Port", "port")]
+NODE_COLUMNS: Columns = [
+    ("ID", "nodeId"),
+    ("IP", "ipAddress"),
+    ("SSH Port", "port"),
+    ("GPUs", lambda row: ",".join(str(g) for g in row.get("gpus") or [])),
+]
 SETUP_FILE_COLUMNS: Columns = [
     ("Name", "name"),
     ("Is directory", lambda row: "yes" if row.get("is_directory") else "no"),
@@ -193,7 +200,24 @@ def cluster_group() -> None:
     default=None,
     help="Refuse jobs that cannot run in their container.",
 )
-@click.option("--container-runtime", type=click.Choice(["podman", "docker"]), default=None)
+@click.option(
+    "--container-runtime",
+    type=click.Choice(["podman", "docker"]),
+    default=None,
+    help="Runtime for jobs' images (default: podman, else docker, whichever is installed).",
+)
+@click.option(
+    "--allow-host-runs",
+    is_flag=True,
+    default=None,
+    help="Run a job with containerSettings on the host when no container runtime is installed.",
+)
+@click.option(
+    "--gpus-per-node",
+    type=int,
+    default=None,
+    help="GPUs of each node (default: the VM size's, e.g. 2 for STANDARD_NC12).",
+)
 @click.option(
     "--no-sandbox",
     "sandbox",
@@ -236,6 +260,8 @@ def cluster_create(
     executor: str | None,
     partition: str | None,
     require_containers: bool | None,
+    allow_host_runs: bool | None,
+    gpus_per_node: int | None,
     container_runtime: str | None,
     sandbox: bool | None,
     cpus_per_node: float | None,
@@ -314,6 +340,8 @@ def cluster_create(
         ("containerRuntime", container_runtime),
         ("sandbox", sandbox),
         ("cpusPerNode", cpus_per_node),
+        ("allowHostRuns", allow_host_runs),
+        ("gpusPerNode", gpus_per_node),
         ("memoryPerNode", memory_per_node),
         ("processesPerNode", processes_per_node),
     ):
@@ -326,6 +354,16 @@ def cluster_create(
         body,
         use_auto_storage=use_auto_storage,
     )
+    created = result.get("properties", {})
+    from openbai.spec.cluster import vm_size_gpus  # pydantic: not for the other commands
+
+    table = vm_size_gpus(str(created.get("vmSize", "")))
+    given = (created.get("openbai") or {}).get("gpusPerNode") or 0
+    if given < table:
+        err(
+            f"WARNING: {created.get('vmSize')} has {table} GPU(s) per node, but there is no GPU "
+            f"to give: the nodes get {given} (OPENBAI_GPUS names the GPUs of this machine)"
+        )
     emit(flatten(result), output=output, query=query, columns=CLUSTER_COLUMNS)
 
 

@@ -189,6 +189,8 @@ def job_create(
         cluster=cluster,
         placeholders=placeholders,
     )
+    for warning in result.get("properties", {}).pop("warnings", None) or []:
+        err(f"WARNING: {warning}")
     emit(flatten(result), output=output, query=query, columns=JOB_COLUMNS)
 
 

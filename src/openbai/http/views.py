@@ -74,6 +74,7 @@ def cluster_view(settings: Settings, cl: ClusterRecord) -> dict[str, Any]:
             "allocationStateTransitionTime": iso(cl.allocation_changed_at),
             "errors": list(cl.errors) or None,
             "currentNodeCount": n.current,
+            "gpuCount": cl.gpu_count,
             "nodeStateCounts": {
                 "idleNodeCount": n.idle,
                 "runningNodeCount": n.running,
@@ -112,6 +113,8 @@ def job_view(settings: Settings, job: JobRecord) -> dict[str, Any]:
             "executionState": job.execution_state,
             "executionStateTransitionTime": iso(job.execution_changed_at),
             "executionInfo": info,
+            # openbai's: only in the answer to the create (the CLI prints them on stderr)
+            **({"warnings": list(job.warnings)} if job.warnings else {}),
         },
     }
 

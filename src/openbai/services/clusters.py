@@ -12,6 +12,7 @@ import random
 import string
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -20,6 +21,8 @@ from sqlalchemy.orm import Session
 from openbai.errors import ConflictError, NotFoundError, SpecError
 from openbai.installation import App
 from openbai.services import accounts
+from openbai.services.containers import check_runtime_installed
+from openbai.services.gpus import gpu_count, with_gpus
 from openbai.services.records import ClusterRecord, NodeStateCounts
 from openbai.services.volumes import resolve_mounts
 from openbai.services.workspaces import check_not_deleting, workspace_row
@@ -79,7 +82,8 @@ def node_counts(app: App, s: Session, cluster: Cluster) -> NodeStateCounts:
 
 
 def record(app: App, s: Session, row: Cluster) -> ClusterRecord:
-    return ClusterRecord.of(row, app.settings.subscription_id, node_counts(app, s, row))
+    found = ClusterRecord.of(row, app.settings.subscription_id, node_counts(app, s, row))
+    return replace(found, gpu_count=gpu_count(app, cluster_properties(row)))
 
 
 def create_cluster(
@@ -125,6 +129,9 @@ def create_cluster(
                 code="ClusterAlreadyExists",
                 target=name,
             )
+        check_runtime_installed(app, props)
+        props = with_gpus(app, s, props)
+        wire = props.to_wire()
         row = Cluster(
             workspace=workspace,
             name=name,
@@ -226,7 +233,8 @@ def update_cluster(app: App, rg: str, ws: str, name: str, body: Mapping[str, Any
         if update.properties.scale_settings is not None:
             spec = cluster_properties(row).to_wire()
             spec["scaleSettings"] = update.properties.scale_settings.to_wire()
-            row.spec = _public(spec)
+            resized = with_gpus(app, s, parse(ClusterBaseProperties, spec), cluster_id=row.id)
+            row.spec = _public(resized.to_wire())
             manual = update.properties.scale_settings.manual
             if manual is not None and manual.target_node_count != row.current_node_count:
                 row.allocation_state = "resizing"

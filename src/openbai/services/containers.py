@@ -23,7 +23,9 @@ def configured_runtime(app: App, props: ClusterBaseProperties) -> str | None:
 def check_runtime_installed(app: App, props: ClusterBaseProperties) -> None:
     """A runtime the cluster (or the installation) names must be there."""
     runtime = configured_runtime(app, props)
-    if runtime in (None, NO_RUNTIME) or app.executor(props.openbai.executor).has_container_runtime(runtime):
+    if runtime in (None, NO_RUNTIME) or app.executor(props.openbai.executor).has_container_runtime(
+        runtime
+    ):
         return
     field = (
         "properties.openbai.containerRuntime"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import func, select
@@ -21,6 +22,7 @@ from openbai.scheduling.locations import MountedVolume, VolumeLocation, locate
 from openbai.scheduling.volumes import mounted_volumes
 from openbai.services import ids
 from openbai.services.clusters import cluster_row
+from openbai.services.containers import image_job_warnings
 from openbai.services.records import JobRecord
 from openbai.services.volumes import resolve_mounts
 from openbai.services.workspaces import check_not_deleting, experiment_row
@@ -118,20 +120,13 @@ def create_job(
         )
     # as on Batch AI, a job larger than its cluster is accepted and waits, queued, until the
     # cluster has grown (a resize, or auto-scale up to its maximum)
-    executor = app.executor(cluster_props.openbai.executor)
     if cluster_props.openbai.require_containers:
         if props.container_settings is None:
             raise SpecError(
                 f"properties.containerSettings: cluster {ref.name} runs jobs only in containers; give an image",
                 target="properties.containerSettings",
             )
-        runtime = cluster_props.openbai.container_runtime or app.settings.container_runtime
-        if not executor.has_container_runtime(runtime):
-            raise ConflictError(
-                f"cluster {ref.name} requires containers, but no container runtime ({runtime or 'none configured'}) is available",
-                code="ContainerRuntimeUnavailable",
-                target="properties.containerSettings",
-            )
+    warnings = image_job_warnings(app, ref.name, cluster_props, props)
 
     cluster_volumes = cluster_props.node_setup.mount_volumes if cluster_props.node_setup else None
     mounted = [
@@ -189,7 +184,7 @@ def create_job(
         )
         s.add(row)
         s.flush()
-        result = JobRecord.of(row)
+        result = replace(JobRecord.of(row), warnings=warnings)
     app.changed()
     return result
 

@@ -88,6 +88,8 @@ class ClusterRecord:
     allocation_changed_at: datetime
     errors: list[Any]
     nodes: NodeStateCounts
+    #: GPUs of the cluster's nodes: its slots', or its Slurm hosts' (GRES)
+    gpu_count: int = 0
 
     @classmethod
     def of(cls, row: Cluster, subscription_id: str, nodes: NodeStateCounts) -> ClusterRecord:
@@ -128,6 +130,8 @@ class JobRecord:
     end_time: datetime | None = None
     exit_code: int | None = None
     errors: list[Any] = field(default_factory=list)
+    #: what the submitter should know (set by create only): the job runs on the host, say
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, row: Job) -> JobRecord:

@@ -1,0 +1,113 @@
+"""GPUs of a local cluster: each node slot its own, from the VM size or ``--gpus-per-node``.
+
+This machine has no GPU; ``OPENBAI_GPUS`` names the GPUs openbai hands out instead of what
+NVML finds, and what openbai hands out (the node's ``CUDA_VISIBLE_DEVICES``) is what is tested.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import Bai
+
+from .conftest import custom_job, storage_dir, write_job
+
+PROBE = 'echo "{\\"node\\": \\"$AZ_BATCH_NODE_ID\\", \\"gpus\\": \\"$AZ_BATCHAI_NUM_GPUS\\", \\"cuda\\": \\"$CUDA_VISIBLE_DEVICES\\"}"'
+
+
+@pytest.fixture
+def six_gpus(bai_env: dict[str, str]) -> None:
+    """The installation (and its dispatcher) may hand out GPUs 0 to 5; the fixtures' cluster
+    c1 (STANDARD_NC6, the default, 2 nodes) takes 0 and 1."""
+    bai_env["OPENBAI_GPUS"] = "0,1,2,3,4,5"
+
+
+def _lines(bai: Bai, job: dict[str, object]) -> list[dict[str, str]]:
+    folder = (
+        storage_dir(bai, "acct", "file", "logs")
+        / str(job["jobOutputDirectoryPathSegment"])
+        / "stdouterr"
+    )
+    return [
+        json.loads(line)
+        for path in sorted(folder.glob("stdout*.txt"))
+        for line in path.read_text().splitlines()
+        if line.startswith("{")
+    ]
+
+
+def test_each_node_of_a_vm_size_gets_its_own_gpus(
+    six_gpus: None, recipes: Bai, tmp_path: Path
+) -> None:
+    bai = recipes
+    created = bai.json(
+        "cluster", "create", "-w", "ws", "-n", "nc12", "-s", "STANDARD_NC12", "--nodes", "2"
+    )
+    assert created["openbai"]["gpusPerNode"] == 2 and created["gpuCount"] == 4
+    nodes = bai.json("cluster", "node", "list", "-w", "ws", "-c", "nc12")
+    assert [n["gpus"] for n in nodes] == [[2, 3], [4, 5]]
+    # two one-node jobs run at once, one on each slot: never the same GPUs
+    for name in ("a", "b"):
+        path = write_job(tmp_path, custom_job(f"{PROBE}; sleep 2"), f"{name}.json")
+        bai("job", "create", "-w", "ws", "-e", "exp", "-c", "nc12", "-n", name, "-f", path)
+    seen = {}
+    for name in ("a", "b"):
+        finished = bai.wait(name)
+        assert finished["executionState"] == "succeeded", finished["executionInfo"]
+        (line,) = _lines(bai, finished)
+        seen[line["node"]] = line
+    assert {n: (v["gpus"], v["cuda"]) for n, v in seen.items()} == {
+        "nc12-0": ("2", "2,3"),
+        "nc12-1": ("2", "4,5"),
+    }
+
+
+def test_a_cluster_asking_for_more_gpus_than_the_machine_has_is_refused(
+    six_gpus: None, recipes: Bai
+) -> None:
+    bai = recipes
+    refused = bai(
+        "cluster", "create", "-w", "ws", "-n", "big", "-s", "STANDARD_NC24", "--nodes", "2",
+        expect=2,
+    )  # fmt: skip
+    assert "properties.openbai.gpusPerNode" in refused.stderr
+    assert (
+        "8 in all, but this machine has 6 GPU(s) (OPENBAI_GPUS), 2 of them held" in refused.stderr
+    )
+    bai("cluster", "create", "-w", "ws", "-n", "three", "--gpus-per-node", "3")
+    # GPUs held by a cluster are not handed out again
+    taken = bai("cluster", "create", "-w", "ws", "-n", "two", "--gpus-per-node", "2", expect=2)
+    assert "5 of them held by other clusters" in taken.stderr
+    bai("cluster", "create", "-w", "ws", "-n", "one", "--gpus-per-node", "1")
+    assert [n["gpus"] for n in bai.json("cluster", "node", "list", "-w", "ws", "-c", "one")] == [
+        [5]
+    ]
+    assert bai.json("cluster", "show", "-w", "ws", "-n", "one")["gpuCount"] == 1
+
+
+@pytest.fixture
+def no_gpus(bai_env: dict[str, str]) -> None:
+    bai_env["OPENBAI_GPUS"] = ""
+
+
+def test_without_gpus_a_gpu_vm_size_runs_without_and_hides_the_machines(
+    no_gpus: None, recipes: Bai, tmp_path: Path
+) -> None:
+    bai = recipes
+    created = bai("cluster", "create", "-w", "ws", "-n", "nc6", "-s", "STANDARD_NC6")
+    assert "STANDARD_NC6 has 1 GPU(s) per node, but there is no GPU to give" in created.stderr
+    asked = bai("cluster", "create", "-w", "ws", "-n", "g", "--gpus-per-node", "1", expect=2)
+    assert "this machine has 0 GPU(s)" in asked.stderr
+    path = write_job(tmp_path, custom_job(PROBE))
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "nc6", "-n", "cpu", "-f", path)
+    finished = bai.wait("cpu")
+    assert finished["executionState"] == "succeeded", finished["executionInfo"]
+    assert [(v["gpus"], v["cuda"]) for v in _lines(bai, finished)] == [("0", "")]
+
+
+def test_openbai_gpus_must_name_gpu_indices(bai: Bai) -> None:
+    bai.env["OPENBAI_GPUS"] = "0,x"
+    result = bai("workspace", "list", expect=2)
+    assert "OPENBAI_GPUS: '0,x' is not a list of GPU indices" in result.stderr
