@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +22,9 @@ from openbai.executors.registry import make_executor
 from openbai.settings import Settings
 from openbai.store.database import Database, open_database
 from openbai.store.secrets import Sealer
+
+#: seconds between two looks for a dispatcher from the same process (reads poll often)
+KEEP_INTERVAL = 1.0
 
 
 @dataclass
@@ -32,6 +36,7 @@ class App:
     on_change: Callable[[], None] | None = None
     _executors: dict[str, Executor] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _kept_at: float | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> App:
@@ -56,18 +61,62 @@ class App:
             return
         ensure_dispatcher(self.settings)
 
+    def keep_dispatcher(self) -> None:
+        """Make sure a dispatcher runs while jobs are queued or running (at most once a second).
+
+        Called by every read as well as every change: a dispatcher killed with ``kill -9``
+        is otherwise noticed only by the next command that queues or deletes something, and
+        until then ended jobs show ``running`` and waits on them never end. Costs a datagram
+        (no wake-up) while one runs; an indexed look for active jobs when none answers.
+        """
+        if self.on_change is not None:  # the dispatcher runs in this process (bai serve)
+            return
+        now = time.monotonic()
+        with self._lock:
+            if self._kept_at is not None and now - self._kept_at < KEEP_INTERVAL:
+                return
+            self._kept_at = now
+        if dispatcher_answers(self.settings) or not self.has_active_jobs():
+            return
+        ensure_dispatcher(self.settings)
+
+    def has_active_jobs(self) -> bool:
+        """Whether any job is queued or running (the job queue's index answers it)."""
+        from sqlalchemy import select
+
+        from openbai.store.models import Job
+        from openbai.vocabulary import ACTIVE_STATES
+
+        with self.db.reading() as s:
+            found = s.scalar(select(Job.id).where(Job.execution_state.in_(ACTIVE_STATES)).limit(1))
+        return found is not None
+
     def close(self) -> None:
         self.db.dispose()
 
 
-def poke_dispatcher(settings: Settings) -> bool:
-    """Wake the background dispatcher through its socket; False if none listens."""
+#: datagrams to the dispatcher's socket: look again now / only see whether one listens
+WAKE = b"!"
+PING = b"?"
+
+
+def _send(settings: Settings, message: bytes) -> bool:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            s.sendto(b"!", str(settings.daemon_socket))
+            s.sendto(message, str(settings.daemon_socket))
         return True
-    except OSError:
+    except OSError:  # no socket, or nobody bound to it (a killed dispatcher leaves the file)
         return False
+
+
+def poke_dispatcher(settings: Settings) -> bool:
+    """Wake the background dispatcher through its socket; False if none listens."""
+    return _send(settings, WAKE)
+
+
+def dispatcher_answers(settings: Settings) -> bool:
+    """Whether a dispatcher listens on the socket (it is not woken)."""
+    return _send(settings, PING)
 
 
 def ensure_dispatcher(settings: Settings) -> None:
