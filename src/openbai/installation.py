@@ -21,7 +21,7 @@ from openbai.executors.base import Executor
 from openbai.executors.registry import make_executor
 from openbai.settings import Settings
 from openbai.store.database import Database, open_database
-from openbai.store.secrets import Sealer
+from openbai.store.secrets import Sealer, seal_rows_at_rest
 
 #: seconds between two looks for a dispatcher from the same process (reads poll often)
 KEEP_INTERVAL = 1.0
@@ -40,7 +40,10 @@ class App:
 
     @classmethod
     def open(cls, settings: Settings) -> App:
-        return cls(settings, open_database(settings.db_url), Sealer(settings.home / "secret.key"))
+        settings.home.chmod(0o700)  # keys, database, run directories: the installation's alone
+        sealer = Sealer(settings.home / "secret.key")
+        seal_rows_at_rest(settings.db_url, sealer)  # job and cluster secrets, sealed in the rows
+        return cls(settings, open_database(settings.db_url), sealer)
 
     def executor(self, name: str) -> Executor:
         with self._lock:

@@ -271,3 +271,22 @@ def test_without_a_sandbox_the_job_fails_clearly(no_bwrap: None, ws: Bai, tmp_pa
     error = shown["executionInfo"]["errors"][0]
     assert error["code"] == "SandboxUnavailable"
     assert "--no-sandbox" in error["message"]
+
+
+def test_secrets_stay_sealed_at_rest_and_go_with_the_job(ws: Bai, tmp_path: Path) -> None:
+    secret = "hunter2-" + os.urandom(8).hex()
+    shown = run(ws, tmp_path, "sec", 'echo "got ${#MYSECRET} chars"',
+                secrets=[{"name": "MYSECRET", "value": secret}])  # fmt: skip
+    assert shown["executionState"] == "succeeded"
+    assert output(ws, "sec").strip() == f"got {len(secret)} chars"  # it reached the job
+    assert ws.home.stat().st_mode & 0o777 == 0o700
+    assert (ws.home / "openbai.db").stat().st_mode & 0o777 == 0o600
+    for path in ws.home.glob("openbai.db*"):
+        assert secret.encode() not in path.read_bytes(), path
+    (run_dir,) = (ws.home / "runs").iterdir()
+    assert not (run_dir / "plan.json").exists()  # the plan (secrets, keys) ended with the job
+    ws("job", "delete", "-w", "ws", "-e", "exp", "-n", "sec", "-y")
+    deadline = time.monotonic() + 30
+    while run_dir.exists():
+        assert time.monotonic() < deadline, "the deleted job's run directory is still there"
+        time.sleep(0.1)

@@ -98,6 +98,8 @@ class NodeRunner:
         if ctx.is_master:
             outcome = job_outcome(ctx, outcome, self.stopping.requested)
             ctx.run.write_job_result(outcome)
+            # the plan holds the job's secrets and storage keys: not kept past the job
+            (ctx.run.path / "plan.json").unlink(missing_ok=True)
         ctx.log.close()
         return outcome
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -126,8 +127,13 @@ def finish(app: App, deletion: Deletion) -> None:
             row = _row(s, deletion)
         except NotFoundError:
             return
-        if is_same(row, deletion):
-            s.delete(row)
+        if not is_same(row, deletion):
+            return
+        uids = list(s.scalars(select(Job.uid).where(Job.id.in_(_job_ids(s, row)))))
+        s.delete(row)
+    # what the jobs' nodes exchanged (their plans held secrets) goes with them
+    for uid in uids:
+        shutil.rmtree(app.settings.runs_root / uid, ignore_errors=True)
 
 
 def is_same(row: _Row, deletion: Deletion) -> bool:

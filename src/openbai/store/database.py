@@ -6,6 +6,7 @@ server can use one file at once; PostgreSQL works through the same URL setting.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,9 +76,24 @@ def open_database(url: str) -> Database:
     return db
 
 
+def _create_private(url: str) -> None:
+    """Create a new SQLite file readable by its owner only (its WAL and shared-memory files
+    get the same mode)."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    if database and database != ":memory:":
+        path = Path(database)
+        if path.parent.is_dir():
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+            os.chmod(path, 0o600)
+
+
 def _make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
+    _create_private(url)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -90,6 +106,8 @@ def _make_engine(url: str) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # deleted rows (secrets among them) are overwritten, not left in free pages
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
