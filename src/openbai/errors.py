@@ -43,6 +43,12 @@ class SpecError(OpenBaiError):
     code = "InvalidParameter"
 
 
+class TooLargeError(SpecError):
+    """A request or a document over the size openbai reads (ARM's 4 MiB)."""
+
+    code = "RequestEntityTooLarge"
+
+
 class NotFoundError(OpenBaiError):
     code = "ResourceNotFound"
 

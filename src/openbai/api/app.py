@@ -41,6 +41,7 @@ from openbai.api import (
     jobs,
     lro,
     operations,
+    responses,
     storage,
     workspaces,
 )
@@ -146,5 +147,6 @@ def _openapi(api: FastAPI) -> dict[str, Any]:
         )
         components = document.setdefault("components", {}).setdefault("schemas", {})
         components.update(schemas.get("$defs", {}))
+        responses.document(document)
         api.openapi_schema = document
     return api.openapi_schema

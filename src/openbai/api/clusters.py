@@ -22,7 +22,7 @@ from openbai.api.params import (
 )
 from openbai.http.service import Service
 from openbai.http.views import cluster_view
-from openbai.services import clusters, deletions, nodes, setup_files
+from openbai.services import clusters, nodes, setup_files
 
 router = APIRouter(dependencies=ARM_ROUTE, tags=["Clusters"])
 ONE = WS + "/clusters/{clusterName}"
@@ -93,7 +93,7 @@ def delete_cluster(
     request: Request, app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ClusterName
 ) -> Response:
     """Long-running (as on Batch AI); 409 while the cluster has queued or running jobs."""
-    return lro.deleting(request, app, deletions.begin(app, "cluster", rg, ws, name))
+    return lro.delete(request, app, "cluster", rg, ws, name)
 
 
 @router.post(

@@ -10,7 +10,7 @@ from openbai.api.paging import Page, page_of
 from openbai.api.params import ARM_ROUTE, EXP, WS, ExperimentName, ResourceGroup, WorkspaceName
 from openbai.http.service import Service
 from openbai.http.views import experiment_view
-from openbai.services import deletions, workspaces
+from openbai.services import workspaces
 
 router = APIRouter(dependencies=ARM_ROUTE, tags=["Experiments"])
 
@@ -52,4 +52,4 @@ def delete_experiment(
     request: Request, app: Service, rg: ResourceGroup, ws: WorkspaceName, name: ExperimentName
 ) -> Response:
     """Long-running: running jobs are terminated first, then the experiment goes with them."""
-    return lro.deleting(request, app, deletions.begin(app, "experiment", rg, ws, name))
+    return lro.delete(request, app, "experiment", rg, ws, name)

@@ -15,6 +15,7 @@ from openbai.api.params import (
     WorkspaceName,
     body_schema,
 )
+from openbai.errors import NotFoundError
 from openbai.http.service import Service
 from openbai.http.views import file_server_view
 from openbai.services import file_servers
@@ -63,5 +64,10 @@ def get_file_server(
 def delete_file_server(
     app: Service, rg: ResourceGroup, ws: WorkspaceName, name: FileServerName
 ) -> Response:
-    file_servers.delete_file_server(app, rg, ws, name)
+    try:
+        file_servers.delete_file_server(app, rg, ws, name)
+    except NotFoundError as exc:
+        if exc.code == "FileServerNotFound":
+            return Response(status_code=204)  # as ARM: it is gone either way
+        raise
     return Response(status_code=200)

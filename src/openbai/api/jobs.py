@@ -26,7 +26,7 @@ from openbai.api.params import (
 )
 from openbai.http.service import Service
 from openbai.http.views import job_view
-from openbai.services import deletions, jobs, nodes
+from openbai.services import jobs, nodes
 
 router = APIRouter(dependencies=ARM_ROUTE, tags=["Jobs"])
 
@@ -78,8 +78,7 @@ def delete_job(
     name: JobName,
 ) -> Response:
     """A running job is terminated, then deleted; its files stay in storage."""
-    deletion = deletions.begin(app, "job", rg, ws, name, experiment=exp)
-    return lro.deleting(request, app, deletion)
+    return lro.delete(request, app, "job", rg, ws, name, experiment=exp)
 
 
 @router.post(JOB + "/terminate", operation_id="Jobs_Terminate", status_code=202)

@@ -91,6 +91,29 @@ def terminating(request: Request, app: App, rg: str, ws: str, exp: str, job: Job
     return _accepted(_status_url(request, app, ["terminate", rg, ws, exp, job.name, created]))
 
 
+#: the error of a resource that is not there, by kind: deleting it is done already
+GONE = {
+    "workspace": "WorkspaceNotFound",
+    "experiment": "ExperimentNotFound",
+    "cluster": "ClusterNotFound",
+    "job": "JobNotFound",
+}
+
+
+def delete(
+    request: Request, app: App, kind: Kind, rg: str, ws: str, name: str, *, experiment: str = ""
+) -> Response:
+    """Begin deleting a resource: 202 as :func:`deleting`, or 204 when it does not exist (as
+    ARM answers; a missing parent is still 404)."""
+    try:
+        deletion = deletions.begin(app, kind, rg, ws, name, experiment=experiment)
+    except NotFoundError as exc:
+        if exc.code == GONE[kind]:
+            return Response(status_code=204)
+        raise
+    return deleting(request, app, deletion)
+
+
 def deleting(request: Request, app: App, deletion: Deletion) -> Response:
     """202 for a delete begun, whose end is left to the server's background threads."""
     background: BackgroundDeletes = request.app.state.deletes

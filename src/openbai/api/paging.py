@@ -18,6 +18,8 @@ from fastapi import Depends, Query, Request
 from openbai.api.urls import base_url
 
 MAX_RESULTS = 1000
+#: the largest offset a page may start at (SQL takes 64-bit offsets; no list is this long)
+MAX_OFFSET = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,9 @@ class Paging:
 
 def paging(
     maxresults: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = MAX_RESULTS,
-    skiptoken: Annotated[int, Query(alias="$skiptoken", ge=0, include_in_schema=False)] = 0,
+    skiptoken: Annotated[
+        int, Query(alias="$skiptoken", ge=0, le=MAX_OFFSET, include_in_schema=False)
+    ] = 0,
 ) -> Paging:
     return Paging(skiptoken, maxresults)
 

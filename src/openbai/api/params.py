@@ -4,13 +4,13 @@ the checks cannot drift apart)."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Query, Request
 
 from openbai.errors import NotFoundError, SpecError
 from openbai.http.service import Service
+from openbai.spec import documents
 from openbai.spec.common import NAME_PATTERN, RESOURCE_GROUP_PATTERN
 
 API_VERSION = "2018-05-01"
@@ -71,12 +71,18 @@ ARM_ROUTE = [Depends(api_version), Depends(subscription)]
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object (``{}`` when empty); validated by the services."""
-    raw = await request.body()
+    """The request body as a JSON object (``{}`` when empty); validated by the services.
+
+    Read up to ARM's 4 MiB whatever the ``Content-Length`` says (a chunked body has none)."""
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > documents.MAX_DOCUMENT_BYTES:
+            raise documents.too_large("the request body", field="body")
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
+        data = documents.loads(bytes(raw), what="the request body", field="body")
     except (ValueError, UnicodeDecodeError):
         raise SpecError(
             "the request body is not valid JSON", code="InvalidRequestContent", target="body"

@@ -18,7 +18,7 @@ from openbai.api.params import (
 )
 from openbai.http.service import Service
 from openbai.http.views import workspace_view
-from openbai.services import deletions, workspaces
+from openbai.services import workspaces
 from openbai.spec import WorkspaceUpdateParameters, parse
 
 router = APIRouter(dependencies=ARM_ROUTE, tags=["Workspaces"])
@@ -92,4 +92,4 @@ def delete_workspace(
 ) -> Response:
     """Long-running: the workspace's jobs are stopped, then it goes with its clusters,
     experiments, jobs and file servers (files in storage stay)."""
-    return lro.deleting(request, app, deletions.begin(app, "workspace", rg, "", name))
+    return lro.delete(request, app, "workspace", rg, "", name)

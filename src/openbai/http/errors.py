@@ -27,12 +27,14 @@ from openbai.errors import (
     PermissionDeniedError,
     SpecError,
     StorageError,
+    TooLargeError,
 )
 
 log = logging.getLogger("openbai.api")
 
 #: error class -> HTTP status; the first match wins, so subclasses come before their bases
 STATUS: Sequence[tuple[type[OpenBaiError], int]] = (
+    (TooLargeError, 413),
     (SpecError, 400),
     (AuthError, 401),
     (PermissionDeniedError, 403),

@@ -34,6 +34,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from openbai.errors import SpecError
+from openbai.spec import documents
 
 __all__ = [
     "FieldError",
@@ -318,13 +319,17 @@ def load_json_file(path: Path, *, field: str = "file") -> dict[str, Any]:
     property name enclosed in double quotes".
     """
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with path.open("rb") as f:  # at most one byte past the limit: /dev/zero ends here
+            raw = f.read(documents.MAX_DOCUMENT_BYTES + 1)
+        text = raw.decode("utf-8-sig")
     except OSError as exc:
         raise SpecError(f"cannot read {path}: {exc.strerror or exc}", target=field) from None
     except UnicodeDecodeError as exc:
         raise SpecError(f"{path} is not UTF-8 text: {exc.reason}", target=field) from None
+    if len(raw) > documents.MAX_DOCUMENT_BYTES:
+        raise documents.too_large(str(path), field=field)
     try:
-        data = json.loads(text)
+        data = documents.loads(text, what=str(path), field=field)
     except json.JSONDecodeError as exc:
         hint = " (a trailing comma?)" if _follows_comma(text, exc.pos) else ""
         raise SpecError(

@@ -60,8 +60,9 @@ __all__ = [
 NAME_PATTERN = re.compile(r"^[-A-Za-z0-9_]+$")
 """Workspace, experiment, cluster, job and file server names (1-64 characters)."""
 
-RESOURCE_GROUP_PATTERN = re.compile(r"^[-A-Za-z0-9._]+$")
-"""Resource group names, also used for ``location`` (1-90 characters)."""
+RESOURCE_GROUP_PATTERN = re.compile(r"^[-A-Za-z0-9._()]*[-A-Za-z0-9_()]$")
+"""Resource group names as ARM takes them, also used for ``location`` (1-90 characters):
+never ending in ``.``, so ``.`` and ``..`` cannot pass for a path segment."""
 
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -98,7 +99,7 @@ def _check(value: str, *, field: str, pattern: re.Pattern[str], max_length: int)
     if not pattern.fullmatch(value):
         allowed = "letters, digits, '-' and '_'"
         if pattern is RESOURCE_GROUP_PATTERN:
-            allowed += " and '.'"
+            allowed = "letters, digits, '-', '_', '(', ')' and '.' (not at the end)"
         raise SpecError(f"{field} {value!r} may contain only {allowed}", target=field)
     return value
 
