@@ -1,0 +1,124 @@
+"""Hostile jobs on the two-node Slurm cluster: the runner seals tasks off there as on the
+local executor (tests/runtime/test_sandbox.py has the whole suite)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from conftest import Bai
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
+    pytest.mark.skipif(os.getuid() != 0, reason="the job user is only switched under root"),
+]
+
+LEAK = "LEAKED"
+
+
+def job_json(tmp_path: Path, name: str, command: str, **extra: Any) -> str:
+    path = tmp_path / f"{name}.json"
+    share = {"azureFileUrl": "https://acct.file.core.windows.net/logs", "relativeMountPath": "logs"}
+    props = {
+        "nodeCount": 1,
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+        "mountVolumes": {"azureFileShares": [share]},
+        "customToolkitSettings": {"commandLine": command},
+        **extra,
+    }
+    path.write_text(json.dumps({"properties": props}))
+    return str(path)
+
+
+def run(bai: Bai, tmp_path: Path, name: str, command: str, **extra: Any) -> dict[str, Any]:
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "gpu", "-n", name,
+        "-f", job_json(tmp_path, name, command, **extra))  # fmt: skip
+    return bai.wait(name, timeout=120)
+
+
+def output(bai: Bai, job: str, name: str = "stdout.txt") -> str:
+    return str(bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", job, "-f", name).stdout)
+
+
+def probe(path: str) -> str:
+    read = f"if [ -d {path} ]; then ls -A {path} | grep -q .; else cat {path} >/dev/null; fi"
+    return f"if ( {read} ) 2>/dev/null; then echo {LEAK} {path}; else echo sealed {path}; fi"
+
+
+def test_a_slurm_job_reads_nothing_of_the_installation(on_slurm: Bai, tmp_path: Path) -> None:
+    bai = on_slurm
+    (bai.home / "api.key").write_bytes(os.urandom(32))
+    first = run(bai, tmp_path, "first", "echo first")
+    assert first["executionState"] == "succeeded"
+    (other_run,) = (bai.home / "runs").iterdir()
+    targets = [bai.home / "api.key", bai.home / "openbai.db", other_run, "/etc/shadow"]
+    shown = run(bai, tmp_path, "nosy", "; ".join([probe(str(t)) for t in targets] + ["id -u"]))
+    assert shown["executionState"] == "succeeded"
+    out = output(bai, "nosy")
+    assert LEAK not in out
+    assert out.count("sealed") == len(targets)
+    assert out.splitlines()[-1] != "0"
+    assert "sandboxed (bubblewrap" in output(bai, "nosy", "execution.log")
+
+
+def test_a_slurm_job_sees_only_its_own_processes(on_slurm: Bai, tmp_path: Path) -> None:
+    me = os.getpid()
+    command = (
+        "ps -e -o comm= | sort -u | tr '\\n' ' '; echo; "
+        f"if kill -0 {me} 2>/dev/null; then echo {LEAK} kill; else echo sealed kill; fi"
+    )
+    assert run(on_slurm, tmp_path, "ps", command)["executionState"] == "succeeded"
+    seen, signalled = output(on_slurm, "ps").splitlines()
+    assert set(seen.split()) <= {"bwrap", "bash", "ps", "sort", "tr"}
+    assert signalled == "sealed kill"
+
+
+def test_a_host_file_cannot_be_hard_linked_into_outputs_on_slurm(
+    on_slurm: Bai, tmp_path: Path
+) -> None:
+    outputs = [{"id": "OUT", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"}]
+    command = "ln /etc/passwd $AZ_BATCHAI_OUTPUT_OUT/passwd && echo LEAKED link || echo sealed link"
+    shown = run(on_slurm, tmp_path, "link", command, outputDirectories=outputs)
+    assert shown["executionState"] == "succeeded"
+    assert output(on_slurm, "link").strip() == "sealed link"
+    assert (
+        on_slurm.json("job", "file", "list", "-w", "ws", "-e", "exp", "-j", "link", "-d", "OUT")
+        == []
+    )
+
+
+def tagged(tag: str) -> list[int]:
+    return [
+        p.pid for p in psutil.process_iter(["cmdline"]) if tag in " ".join(p.info["cmdline"] or [])
+    ]
+
+
+def gone_within(tag: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while tagged(tag):
+        assert time.monotonic() < deadline, f"still running after the job ended: {tagged(tag)}"
+        time.sleep(0.05)
+
+
+def test_nothing_outlives_a_slurm_job(on_slurm: Bai, tmp_path: Path) -> None:
+    daemons = "sleep 47151 & setsid sleep 47152 & (sleep 47153 &); "
+    shown = run(on_slurm, tmp_path, "ok", daemons + "echo main done")
+    assert shown["executionState"] == "succeeded"
+    gone_within("sleep 4715", 2)
+    on_slurm("job", "create", "-w", "ws", "-e", "exp", "-c", "gpu", "-n", "held",
+             "-f", job_json(tmp_path, "held", daemons.replace("4715", "4716") + "sleep 300"))  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(tagged("sleep 4716")) < 3:  # the job runs, its daemons started
+        assert time.monotonic() < deadline, "the job's processes never started"
+        time.sleep(0.1)
+    on_slurm("job", "terminate", "-w", "ws", "-e", "exp", "-n", "held", "-y")
+    assert (
+        on_slurm.wait("held", timeout=120)["executionInfo"]["errors"][0]["code"] == "JobTerminated"
+    )
+    gone_within("sleep 4716", 2)
