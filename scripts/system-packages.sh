@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Debian packages the test suite needs (FUSE, OpenMPI, Chromium for the web tests), installed
-# once; the service scripts (scripts/services/*.sh install) add their own.
+# Debian packages the test suite needs (FUSE, OpenMPI, bubblewrap for job sandboxes, Chromium
+# for the web tests), installed once; the service scripts (scripts/services/*.sh install) add
+# their own.
 set -euo pipefail
-pkgs=(fuse3 openmpi-bin iproute2 socat procps util-linux nodejs npm)
+pkgs=(fuse3 openmpi-bin iproute2 socat procps util-linux bubblewrap nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
     if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" != installed ]; then
@@ -19,4 +20,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# the unprivileged user jobs run as when openbai runs as root (runtime/sandbox.py)
+if [ "$(id -u)" = 0 ] && ! getent passwd openbai-job >/dev/null; then
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin openbai-job
 fi
