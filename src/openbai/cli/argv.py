@@ -38,6 +38,7 @@ def split_short_equals(root: click.Command, args: Sequence[str]) -> list[str]:
     """
     out: list[str] = []
     command = root
+    ctx = click.Context(root)  # get_command's argument; the lazy root imports a group here
     takes_value = _value_options(command)
     words = iter(args)
     for word in words:
@@ -54,7 +55,7 @@ def split_short_equals(root: click.Command, args: Sequence[str]) -> list[str]:
                 out.extend([word[:2], word[3:]])
                 continue
         if isinstance(command, click.Group) and not word.startswith("-"):
-            sub = command.commands.get(word)
+            sub = command.get_command(ctx, word)
             if sub is not None:
                 command = sub
                 takes_value = _value_options(command)

@@ -36,13 +36,12 @@ from openbai.cli.output import (
     warn_unknown_keys,
 )
 from openbai.errors import SpecError
-from openbai.spec import (
-    ClusterCreateParameters,
+from openbai.spec.placeholders import (
+    STORAGE_ACCOUNT_PLACEHOLDER,
+    STORAGE_KEY_PLACEHOLDER,
     find_placeholders,
-    load_json_file,
     substitute_placeholders,
 )
-from openbai.spec.placeholders import STORAGE_ACCOUNT_PLACEHOLDER, STORAGE_KEY_PLACEHOLDER
 
 IMAGE_ALIASES = {
     "UbuntuLTS": {
@@ -271,6 +270,9 @@ def cluster_create(
     query: str | None,
 ) -> None:
     """Create a cluster."""
+    from openbai.spec.base import load_json_file  # pydantic: only for the commands that parse
+    from openbai.spec.cluster import ClusterCreateParameters
+
     body: dict[str, Any] = (
         _fill_placeholders(
             load_json_file(Path(config_file), field="--config-file"),

@@ -27,7 +27,6 @@ from openbai.cli.common import (
 from openbai.cli.ids import IdsCommand
 from openbai.cli.output import Columns, emit, flatten, output_options, silent_output_options
 from openbai.errors import SpecError
-from openbai.spec import load_json_file
 
 
 def _disks(row: Any) -> str:
@@ -103,6 +102,8 @@ def file_server_create(
     query: str | None,
 ) -> None:
     """Create a file server."""
+    from openbai.spec.base import load_json_file  # pydantic: only for the commands that parse
+
     body: dict[str, Any] = (
         load_json_file(Path(config_file), field="--config-file") if config_file else {}
     )

@@ -37,7 +37,6 @@ from openbai.cli.output import (
     warn_unknown_keys,
 )
 from openbai.errors import SpecError
-from openbai.spec import JobCreateParameters, load_json_file
 from openbai.storage.base import clean_path
 from openbai.vocabulary import FINAL_STATES, ExecutionState, ProvisioningState
 
@@ -148,6 +147,9 @@ def job_create(
         cluster, config_file = old_cluster, config_file or cluster
     if config_file is None:
         raise click.UsageError("Missing option '-f' / '--config-file'.")
+    from openbai.spec.base import load_json_file  # pydantic: only for the commands that parse
+    from openbai.spec.job import JobCreateParameters
+
     body = load_json_file(Path(config_file), field="--config-file")
     warn_unknown_keys(JobCreateParameters, body, "a Batch AI job property")
     props = (

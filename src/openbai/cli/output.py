@@ -9,16 +9,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import jmespath
-from jmespath.exceptions import JMESPathError
-from pydantic import BaseModel
-from rich.console import Console
-from rich.table import Table
 
-from openbai.spec.base import unknown_keys
+if TYPE_CHECKING:  # jmespath, rich and pydantic load only for --query, tables, job.json
+    from pydantic import BaseModel
 
 FORMATS = ("json", "jsonc", "table", "tsv", "none")
 #: a table: (column title, JMESPath into a row, or a function of the row)
@@ -37,6 +33,9 @@ def flatten(resource: dict[str, Any]) -> dict[str, Any]:
 
 def emit(data: Any, *, output: str, query: str | None, columns: Columns | None = None) -> None:
     if query:
+        import jmespath
+        from jmespath.exceptions import JMESPathError
+
         try:
             data = jmespath.search(query, data)
         except JMESPathError as exc:
@@ -46,6 +45,8 @@ def emit(data: Any, *, output: str, query: str | None, columns: Columns | None =
     if output == "json":
         click.echo(json.dumps(data, indent=2, default=str))
     elif output == "jsonc":
+        from rich.console import Console
+
         Console(highlight=True).print_json(json.dumps(data, default=str))
     elif output == "tsv":
         for row in _rows(data):
@@ -84,6 +85,10 @@ def _cell(value: Any) -> str:
 
 
 def _table(data: Any, columns: Columns | None) -> None:
+    import jmespath
+    from rich.console import Console
+    from rich.table import Table
+
     rows = _rows(data)
     if columns is None:
         keys: list[str] = []
@@ -132,6 +137,8 @@ def silent_output_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def warn_unknown_keys(model: type[BaseModel], body: dict[str, Any], what: str) -> None:
     """A warning for each key of a job.json/cluster.json that is ignored (a typo, a key of
     an older API version), so that ``nodeCont`` does not go unnoticed."""
+    from openbai.spec.base import unknown_keys
+
     for where in unknown_keys(model, body):
         err(f"WARNING: {where} is not {what}; it is ignored")
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from openbai.cli.common import client, confirm, group_option, handle_errors, yes_option
 from openbai.cli.output import emit, output_options, silent_output_options
-from openbai.cli.progress import transfer_progress
 from openbai.errors import NotFoundError
 from openbai.storage.base import VolumeKind, clean_path
-from openbai.storage.transfer import TransferReport, download_tree, upload_tree
+
+if TYPE_CHECKING:  # the transfer code and rich load only for upload-batch/download-batch
+    from openbai.storage.transfer import TransferReport
 
 ACCOUNT_COLUMNS = [
     ("Name", "name"),
@@ -271,6 +272,9 @@ def _files_group(
         output: str,
         query: str | None,
     ) -> None:
+        from openbai.cli.progress import transfer_progress
+        from openbai.storage.transfer import upload_tree
+
         backend = client().storage(account, kind)
         with transfer_progress(
             f"upload to {destination}", enabled=not no_progress and sys.stderr.isatty()
@@ -321,6 +325,9 @@ def _files_group(
         output: str,
         query: str | None,
     ) -> None:
+        from openbai.cli.progress import transfer_progress
+        from openbai.storage.transfer import download_tree
+
         backend = client().storage(account, kind)
         Path(destination).mkdir(parents=True, exist_ok=True)
         with transfer_progress(

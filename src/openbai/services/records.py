@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openbai.scheduling.locations import setup_task_suffix
-from openbai.store.models import Cluster, Experiment, FileServer, Job, Workspace
+
+if TYPE_CHECKING:  # records are also made without the ORM (services/quick_reads.py)
+    from openbai.store.models import Cluster, Experiment, FileServer, Job, Workspace
 
 
 @dataclass(frozen=True)
