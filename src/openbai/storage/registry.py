@@ -26,6 +26,7 @@ from openbai.storage.base import StorageBackend, VolumeKind
 BACKENDS: Mapping[str, str] = {
     "azure_blob": "openbai.storage.azure_blob:AzureBlobStorage",
     "local": "openbai.storage.local:LocalStorage",
+    "nfs": "openbai.storage.nfs:NfsStorage",
     "smb": "openbai.storage.smb:SmbStorage",
 }
 
@@ -33,6 +34,8 @@ BACKENDS: Mapping[str, str] = {
 ACCOUNT_KINDS: Mapping[str, Mapping[VolumeKind, str]] = {
     "azure": {VolumeKind.BLOB: "azure_blob", VolumeKind.FILE: "smb"},
     "local": {VolumeKind.BLOB: "local", VolumeKind.FILE: "local"},
+    # a file server's export, or one a job's mount command names (no blob containers)
+    "nfs": {VolumeKind.BLOB: "nfs", VolumeKind.FILE: "nfs"},
 }
 
 #: top-level module of an optional dependency -> the extra that installs it

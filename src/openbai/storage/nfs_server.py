@@ -1,0 +1,267 @@
+"""A userspace NFS server for one file server: nfs-ganesha (Debian ``nfs-ganesha`` and
+``nfs-ganesha-vfs``) exporting one directory over NFS v3 and v4.
+
+Batch AI's file server was a VM exporting its RAID-0 data disks at ``/mnt/data``; here it is
+one ganesha process per file server exporting ``<dir>/data`` under the same path. Its
+state lives in ``<dir>``: ``ganesha.conf``, ``server.json`` (address, ports, pid and start
+time), ``ganesha.log``. The process runs in its own session, so it outlives the command that
+started it; :meth:`NfsServer.ensure_running` starts it again (same ports) after it went away,
+for example after the machine restarted.
+
+ganesha registers its programs with rpcbind and will not start without one; rpcbind is
+machine-wide (port 111), so it is started (``rpcbind -w``) only when none answers. Clients
+here never need it: they are given the ports.
+
+``python -m openbai.storage.nfs_server start|stop|env DIR [PORT]`` serves tests and
+``scripts/services/nfs.sh``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from openbai.errors import StorageError
+from openbai.files import write_private
+
+#: where clients mount the export, as on Batch AI's file server VMs
+EXPORT_PATH = "/mnt/data"
+GANESHA = "ganesha.nfsd"
+_START_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class ServerState:
+    host: str
+    port: int
+    mount_port: int
+    pid: int = 0
+    started_at: float = 0.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _alive(pid: int, started_at: float) -> bool:
+    from openbai.plan.pids import pid_is_alive
+
+    return pid > 0 and pid_is_alive(pid, started_at)
+
+
+def _config(data: Path, state: ServerState, recovery: Path) -> str:
+    return f"""# written by openbai (storage/nfs_server.py): one file server's NFS export
+NFS_CORE_PARAM {{
+    NFS_Port = {state.port};
+    MNT_Port = {state.mount_port};
+    Bind_Addr = {state.host};
+    Enable_NLM = false;
+    Enable_RQUOTA = false;
+    Protocols = 3, 4;
+    # NFSv3 clients mount the export by its pseudo path too, as NFSv4 ones do
+    Mount_Path_Pseudo = true;
+}}
+NFSV4 {{
+    Graceless = true;
+    RecoveryRoot = "{recovery}";
+    Allow_Numeric_Owners = true;
+    Only_Numeric_Owners = true;
+}}
+EXPORT_DEFAULTS {{
+    Access_Type = RW;
+    Squash = No_Root_Squash;
+}}
+EXPORT {{
+    Export_Id = 1;
+    Path = "{data}";
+    Pseudo = "{EXPORT_PATH}";
+    Access_Type = RW;
+    Squash = No_Root_Squash;
+    Protocols = 3, 4;
+    Transports = TCP;
+    SecType = sys;
+    FSAL {{ Name = VFS; }}
+}}
+LOG {{
+    Default_Log_Level = WARN;
+    Components {{ DISP = FATAL; NFS_CB = FATAL; }}
+}}
+"""
+
+
+def ensure_rpcbind() -> None:
+    """Start rpcbind when none answers: ganesha refuses to start without one."""
+    if answers("127.0.0.1", 111):
+        return
+    if shutil.which("rpcbind") is None:
+        raise StorageError(
+            "the NFS server needs rpcbind: apt-get install rpcbind", target="rpcbind"
+        )
+    subprocess.run(["rpcbind", "-w"], check=False, capture_output=True)
+    deadline = time.monotonic() + 5
+    while not answers("127.0.0.1", 111):
+        if time.monotonic() > deadline:
+            raise StorageError("rpcbind did not start", target="rpcbind")
+        time.sleep(0.05)
+
+
+class NfsServer:
+    """The ganesha instance whose state is in ``directory``; exports ``directory/data``."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    @property
+    def data(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def _state_file(self) -> Path:
+        return self.directory / "server.json"
+
+    def state(self) -> ServerState | None:
+        try:
+            return ServerState(**json.loads(self._state_file.read_text()))
+        except (FileNotFoundError, ValueError, TypeError):
+            return None
+
+    def is_running(self) -> bool:
+        state = self.state()
+        return state is not None and _alive(state.pid, state.started_at)
+
+    def start(self, host: str = "127.0.0.1", port: int = 0, mount_port: int = 0) -> ServerState:
+        """Start the server (ports: the recorded ones, else those given, else free ones)."""
+        if shutil.which(GANESHA) is None:
+            raise StorageError(
+                "file servers need nfs-ganesha: apt-get install nfs-ganesha nfs-ganesha-vfs",
+                target="nfs-ganesha",
+            )
+        previous = self.state()
+        if previous is not None and _alive(previous.pid, previous.started_at):
+            return previous
+        if previous is not None:
+            host, port, mount_port = previous.host, previous.port, previous.mount_port
+        state = ServerState(host, port or free_port(host), mount_port or free_port(host))
+        for sub in ("data", "recovery", "run"):
+            (self.directory / sub).mkdir(parents=True, exist_ok=True)
+        conf = self.directory / "ganesha.conf"
+        conf.write_text(_config(self.data, state, self.directory / "recovery"))
+        ensure_rpcbind()
+        log = self.directory / "ganesha.log"
+        with open(self.directory / "ganesha.out", "ab") as out:
+            proc = subprocess.Popen(
+                [
+                    GANESHA,
+                    "-F",
+                    "-f",
+                    str(conf),
+                    "-L",
+                    str(log),
+                    "-p",
+                    str(self.directory / "run/pid"),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,  # outlives the command that started it
+                cwd=self.directory,
+            )
+        import psutil
+
+        state = ServerState(
+            state.host,
+            state.port,
+            state.mount_port,
+            proc.pid,
+            psutil.Process(proc.pid).create_time(),
+        )
+        write_private(self._state_file, json.dumps(asdict(state)))
+        deadline = time.monotonic() + _START_TIMEOUT
+        while not (answers(host, state.port) and answers(host, state.mount_port)):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                self._kill(proc.pid, state.started_at)
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise StorageError(
+                    f"nfs-ganesha did not start on {host}:{state.port}: {tail.strip()}",
+                    target="nfs-ganesha",
+                )
+            time.sleep(0.05)
+        return state
+
+    def ensure_running(self) -> ServerState:
+        """The running server's state, started again (same ports) if it went away."""
+        return self.start()
+
+    def stop(self) -> None:
+        state = self.state()
+        if state is not None:
+            self._kill(state.pid, state.started_at)
+
+    @staticmethod
+    def _kill(pid: int, started_at: float) -> None:
+        if not _alive(pid, started_at):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _alive(pid, started_at):
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+    def remove(self) -> None:
+        """Stop it and delete its state and data."""
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 2 or args[0] not in ("start", "stop", "env"):
+        print(
+            "usage: python -m openbai.storage.nfs_server start|stop|env DIR [PORT]", file=sys.stderr
+        )
+        return 2
+    server = NfsServer(Path(args[1]).absolute())
+    if args[0] == "stop":
+        server.stop()
+        return 0
+    if args[0] == "start":
+        server.start(port=int(args[2]) if len(args) > 2 else 0)
+    state = server.state()
+    if state is None:
+        print(f"no NFS server in {args[1]}", file=sys.stderr)
+        return 1
+    print(f"OPENBAI_NFS_STATE={server.directory}")
+    print(f"OPENBAI_NFS_HOST={state.host}")
+    print(f"OPENBAI_NFS_PORT={state.port}")
+    print(f"OPENBAI_NFS_MOUNT_PORT={state.mount_port}")
+    print(f"OPENBAI_NFS_EXPORT={EXPORT_PATH}")
+    print(f"OPENBAI_NFS_DATA={server.data}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
