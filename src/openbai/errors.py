@@ -9,6 +9,7 @@ turn them into exit codes, HTTP statuses and messages::
     ├── NotFoundError              a resource (workspace, job, account, file ...) does not exist
     ├── ConflictError              a resource already exists / is in the wrong state
     ├── AuthError                  missing or wrong credentials
+    │   └── AuthorizationError     valid credentials that may not do this (role, workspaces)
     ├── StorageError               a storage backend failed
     │   ├── PermissionDeniedError
     │   └── BackendUnavailableError
@@ -59,6 +60,13 @@ class ConflictError(OpenBaiError):
 
 class AuthError(OpenBaiError):
     code = "AuthenticationFailed"
+
+
+class AuthorizationError(AuthError):
+    """The caller is known but may not do this: its role is too low, or the resource lies
+    outside the workspaces its token is limited to (ARM's 403 ``AuthorizationFailed``)."""
+
+    code = "AuthorizationFailed"
 
 
 class StorageError(OpenBaiError):

@@ -34,6 +34,7 @@ from pydantic.json_schema import models_json_schema
 
 from openbai import __version__
 from openbai.api import (
+    audit,
     clusters,
     experiments,
     file_servers,
@@ -49,6 +50,7 @@ from openbai.api.auth import AUTHENTICATED
 from openbai.api.params import API_VERSION
 from openbai.api.signing import UrlSigner
 from openbai.api.urls import check_public_url
+from openbai.http.audit_trail import AuditTrail
 from openbai.http.errors import install_error_handlers
 from openbai.http.service import Service
 from openbai.installation import App
@@ -101,11 +103,13 @@ def create_api(
     api.state.deletes = background
     api.state.public_url = check_public_url(public_url) if public_url else None
     install_error_handlers(api)
+    api.add_middleware(AuditTrail, service=app)
     for module in (operations, lro, workspaces, experiments, clusters, file_servers, jobs):
         api.include_router(module.router, dependencies=AUTHENTICATED)
     api.include_router(files.router)
     api.include_router(files.public)
     api.include_router(storage.router)
+    api.include_router(audit.router)
 
     @api.get("/healthz", tags=["openbai"])
     def healthz() -> dict[str, str]:

@@ -1,13 +1,16 @@
-"""Bearer-token authentication: every route but ``/healthz`` and signed download links
-needs ``Authorization: Bearer <token>`` with a token made by ``bai token create``."""
+"""Bearer-token authentication and authorization: every route but ``/healthz`` and signed
+download links needs ``Authorization: Bearer <token>`` with a token made by ``bai token
+create``, whose role and workspaces allow the route (``openbai.http.permissions``)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from openbai.http.caller import admit
+from openbai.http.permissions import API_RULES
 from openbai.http.service import Service
 from openbai.services import tokens
 
@@ -15,11 +18,14 @@ _bearer = HTTPBearer(auto_error=False, description="A token made by `bai token c
 
 
 def require_token(
+    request: Request,
     app: Service,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> tokens.TokenInfo:
-    """The caller's token; 401 (``AuthError``) before anything else is looked at."""
-    return tokens.verify_token(app, credentials.credentials if credentials else None)
+    """The caller's token, admitted to the route: 401 (``AuthError``) or 403
+    (``AuthorizationError``) before anything else is looked at."""
+    token = tokens.verify_token(app, credentials.credentials if credentials else None)
+    return admit(request, app, token, API_RULES)
 
 
 AUTHENTICATED = [Depends(require_token)]

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from openbai.api import lro
-from openbai.api.paging import Page, page_of
+from openbai.api.paging import Page, Paging, page_of, slice_of
 from openbai.api.params import (
     ARM_ROUTE,
     RG,
@@ -16,9 +16,12 @@ from openbai.api.params import (
     WorkspaceName,
     body_schema,
 )
+from openbai.http.caller import Caller
 from openbai.http.service import Service
 from openbai.http.views import workspace_view
+from openbai.installation import App
 from openbai.services import workspaces
+from openbai.services.tokens import TokenInfo
 from openbai.spec import WorkspaceUpdateParameters, parse
 
 router = APIRouter(dependencies=ARM_ROUTE, tags=["Workspaces"])
@@ -26,33 +29,31 @@ ONE = RG + "/workspaces/{workspaceName}"
 
 
 @router.get(SUB + "/workspaces", operation_id="Workspaces_List")
-def list_workspaces(request: Request, app: Service, page: Page) -> JSONResponse:
-    return JSONResponse(
-        page_of(
-            request,
-            page,
-            [
-                workspace_view(app.settings, r)
-                for r in page.fetch(workspaces.list_workspaces, app, None)
-            ],
-        )
-    )
+def list_workspaces(request: Request, app: Service, page: Page, caller: Caller) -> JSONResponse:
+    return _listed(request, app, page, caller, None)
 
 
 @router.get(RG + "/workspaces", operation_id="Workspaces_ListByResourceGroup")
 def list_workspaces_by_group(
-    request: Request, app: Service, rg: ResourceGroup, page: Page
+    request: Request, app: Service, rg: ResourceGroup, page: Page, caller: Caller
 ) -> JSONResponse:
-    return JSONResponse(
-        page_of(
-            request,
-            page,
-            [
-                workspace_view(app.settings, r)
-                for r in page.fetch(workspaces.list_workspaces, app, rg)
-            ],
-        )
-    )
+    return _listed(request, app, page, caller, rg)
+
+
+def _listed(
+    request: Request, app: App, page: Paging, caller: TokenInfo, rg: str | None
+) -> JSONResponse:
+    """A page of workspaces; a token limited to some workspaces sees only those (few: the
+    list is filtered whole, then paged)."""
+    if caller.scoped:
+        rows = [
+            workspace_view(app.settings, r)
+            for r in workspaces.list_workspaces(app, rg)
+            if caller.covers(r.resource_group, r.name)
+        ]
+        return JSONResponse(slice_of(request, page, rows))
+    listed = page.fetch(workspaces.list_workspaces, app, rg)
+    return JSONResponse(page_of(request, page, [workspace_view(app.settings, r) for r in listed]))
 
 
 @router.put(

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "storage": ("openbai.cli.storage", "storage_group", False),
     "serve": ("openbai.cli.serve", "serve", False),
     "token": ("openbai.cli.serve", "token_group", False),
+    "audit": ("openbai.cli.audit", "audit_group", False),
 }
 
 

@@ -22,6 +22,7 @@ import httpx
 
 from openbai.errors import (
     AuthError,
+    AuthorizationError,
     ConflictError,
     NotFoundError,
     OpenBaiError,
@@ -56,6 +57,8 @@ def raise_for_error(response: httpx.Response) -> None:
         error = {}
     message = error.get("message") or f"the server answered {response.status_code}"
     cls = ERRORS.get(response.status_code, OpenBaiError)
+    if error.get("code") == AuthorizationError.code:  # a role's or a workspace's refusal
+        cls = AuthorizationError
     raise cls(message, code=error.get("code"), target=error.get("target"))
 
 

@@ -6,6 +6,7 @@ tokens are made where the server runs, and handed to its users.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from typing import TYPE_CHECKING, Any
@@ -13,14 +14,20 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from openbai.cli.common import handle_errors
-from openbai.cli.output import emit, output_options
+from openbai.cli.output import Columns, emit, output_options
 from openbai.errors import ConflictError, SpecError
 from openbai.settings import Settings
 
 if TYPE_CHECKING:
     from openbai.installation import App
 
-TOKEN_COLUMNS = [("Name", "name"), ("Created", "creationTime")]
+TOKEN_COLUMNS: Columns = [
+    ("Name", "name"),
+    ("Role", "role"),
+    ("Workspaces", lambda row: ", ".join(row["workspaces"]) or "(all)"),
+    ("Expires", "expiryTime"),
+    ("Created", "creationTime"),
+]
 
 
 @click.command("serve")
@@ -41,9 +48,12 @@ TOKEN_COLUMNS = [("Name", "name"), ("Created", "creationTime")]
 )
 @handle_errors
 def serve(host: str, port: int, log_level: str, public_url: str | None) -> None:
-    """Serve the Batch AI REST API (2018-05-01) and run jobs, until Ctrl-C or SIGTERM."""
+    """Serve the Batch AI REST API (2018-05-01) and run jobs, until Ctrl-C or SIGTERM.
+
+    Every mutating call is also logged to stderr as a JSON line (the audit log)."""
     from openbai import server
 
+    _log_audit_to_stderr()
     listener = _listen(host, port)  # before anything starts: a busy port is a plain error
     port = listener.getsockname()[1]  # the one the system chose for --port 0
     settings = Settings.load()
@@ -58,6 +68,17 @@ def serve(host: str, port: int, log_level: str, public_url: str | None) -> None:
     server.serve(
         settings, listener, log_level=log_level, public_url=public_url or None, on_ready=ready
     )
+
+
+def _log_audit_to_stderr() -> None:
+    """The audit log's JSON lines go to stderr whatever --log-level says: it is a record,
+    not a diagnostic."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    audit_log = logging.getLogger("openbai.audit")
+    audit_log.addHandler(handler)
+    audit_log.setLevel(logging.INFO)
+    audit_log.propagate = False
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -92,14 +113,41 @@ def _app() -> App:
 
 @token_group.command("create")
 @click.option("-n", "--name", required=True, help="Name of the token (who or what uses it).")
+@click.option(
+    "--role",
+    type=click.Choice(["reader", "contributor", "owner"]),
+    default="owner",
+    show_default=True,
+    help="reader: show, list, read files; contributor: also create, update, delete, terminate;"
+    " owner: also storage accounts and the audit log.",
+)
+@click.option(
+    "--expires-in",
+    default=None,
+    help="Lifetime: 30d, 12h, 90m or ISO 8601 (P30D, PT12H). Default: until deleted.",
+)
+@click.option(
+    "-w",
+    "--workspace",
+    "workspaces",
+    multiple=True,
+    metavar="[RG/]NAME",
+    help="Limit the token to this workspace (repeatable; RG: the default resource group).",
+)
 @handle_errors
-def token_create(name: str) -> None:
+def token_create(name: str, role: str, expires_in: str | None, workspaces: tuple[str, ...]) -> None:
     """Create a token and print it: this is the only time it is shown."""
     from openbai.services import tokens
 
+    lifetime = (
+        None if expires_in is None else tokens.parse_lifetime(expires_in, field="--expires-in")
+    )
     app = _app()
     try:
-        _, token = tokens.create_token(app, name)
+        scope = tokens.workspace_scope(app, workspaces, field="--workspace")
+        _, token = tokens.create_token(
+            app, name, role=tokens.Role(role), lifetime=lifetime, workspaces=scope
+        )
     finally:
         app.close()
     click.echo(token)
@@ -109,14 +157,22 @@ def token_create(name: str) -> None:
 @output_options
 @handle_errors
 def token_list(output: str, query: str | None) -> None:
-    """List tokens (names and creation times; the tokens themselves are not kept)."""
-    from openbai.services import tokens
+    """List tokens: name, role, workspaces, expiry (the tokens themselves are not kept)."""
+    from openbai.services import sessions, tokens
     from openbai.spec.times import iso
 
     app = _app()
     try:
         rows: list[dict[str, Any]] = [
-            {"name": t.name, "creationTime": iso(t.created)} for t in tokens.list_tokens(app)
+            {
+                "name": t.name,
+                "role": t.role.value,
+                "workspaces": list(t.workspaces),
+                "expiryTime": iso(t.expires),
+                "creationTime": iso(t.created),
+                "sessions": sessions.count_sessions(app, t.name),
+            }
+            for t in tokens.list_tokens(app)
         ]
     finally:
         app.close()
@@ -127,7 +183,7 @@ def token_list(output: str, query: str | None) -> None:
 @click.option("-n", "--name", required=True)
 @handle_errors
 def token_delete(name: str) -> None:
-    """Delete a token: requests with it are refused from now on."""
+    """Delete a token: requests with it are refused and its web sessions end, at once."""
     from openbai.services import tokens
 
     app = _app()

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 
 from openbai.errors import (
     AuthError,
+    AuthorizationError,
     BackendUnavailableError,
     ConflictError,
     ExecutorError,
@@ -36,6 +37,7 @@ log = logging.getLogger("openbai.api")
 STATUS: Sequence[tuple[type[OpenBaiError], int]] = (
     (TooLargeError, 413),
     (SpecError, 400),
+    (AuthorizationError, 403),
     (AuthError, 401),
     (PermissionDeniedError, 403),
     (NotFoundError, 404),

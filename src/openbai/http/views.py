@@ -6,7 +6,7 @@ The API sends these dictionaries, the web page renders them and the CLI prints t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openbai.services import ids
 from openbai.services.records import (
@@ -19,6 +19,9 @@ from openbai.services.records import (
 )
 from openbai.settings import Settings
 from openbai.spec.times import iso
+
+if TYPE_CHECKING:  # audit loads the ORM; a CLI read shows no audit entry
+    from openbai.services.audit import AuditEntry
 
 
 def _provisioning(p: Provisioning) -> dict[str, Any]:
@@ -131,4 +134,15 @@ def file_server_view(settings: Settings, fs: FileServerRecord) -> dict[str, Any]
             "mountSettings": None,
             **_provisioning(fs.provisioning),
         },
+    }
+
+
+def audit_entry_view(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "time": iso(entry.time),
+        "token": entry.token,
+        "action": entry.action,
+        "resource": entry.resource,
+        "result": entry.result,
+        "status": entry.status,
     }

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: the newest migration; checked on open so that alembic is only loaded when needed
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0003"
 
 
 class Database:

@@ -196,3 +196,43 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: reader, contributor or owner (Batch AI's RBAC roles)
+    role: Mapped[str] = mapped_column(String(16), default="owner", server_default="owner")
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: "resourceGroup/workspace" names the token is limited to; empty: every workspace
+    workspaces: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+
+    sessions: Mapped[list[WebSession]] = relationship(
+        back_populates="token", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class WebSession(Base):
+    """A browser's login: its cookie holds the id, the table only the id's SHA-256."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+
+    token: Mapped[ApiToken] = relationship(back_populates="sessions")
+
+
+class AuditEntry(Base):
+    """One mutating API call or web action; the token's name is kept as it was then, so the
+    entry outlives the token."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_time", "time"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    time: Mapped[datetime] = mapped_column(default=utcnow)
+    token_name: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    resource: Mapped[str] = mapped_column(Text)
+    result: Mapped[str] = mapped_column(String(16))
+    status: Mapped[int] = mapped_column(Integer)

@@ -3,7 +3,8 @@
 It has its own error pages (HTML, with the API's status table), sends a visitor without a
 session to the login page, and sets security headers on every answer: a Content Security
 Policy allowing only this server's own scripts, styles and connections (so even a markup
-bug could not run a script), no framing, no MIME sniffing.
+bug could not run a script), no framing, no MIME sniffing, and ``Cache-Control: no-store`` on
+everything but the static assets (a page is never kept: Back after logging out shows none).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
 ]
+NO_STORE = (b"cache-control", b"no-store")
 
 
 class SecurityHeaders:
@@ -51,9 +53,15 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        static = scope["path"].startswith(scope.get("root_path", "") + "/static/")
+        extra = SECURITY_HEADERS if static else [*SECURITY_HEADERS, NO_STORE]
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if static or k != NO_STORE[0]
+                ]
+                message["headers"] = [*headers, *extra]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

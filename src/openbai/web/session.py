@@ -1,12 +1,15 @@
-"""Browser sessions: a ``bai token create`` token kept in a cookie, and the CSRF check.
+"""Browser sessions: logging in with a ``bai token create`` token makes a session on the
+server, whose random id the cookie holds, and the CSRF check.
 
-Logging in stores the token in the cookie ``openbai_session``: HttpOnly (page scripts cannot
-read it), ``SameSite=Lax`` (other sites' pages cannot send it with a POST, a fetch or a
-frame; following a link to a page still works) and ``Secure`` when served over https. Every
-request checks it like a bearer token, so deleting the token ends its sessions at once.
+The cookie ``openbai_session`` holds only the session's id (the token never reaches the
+browser's cookie jar): HttpOnly (page scripts cannot read it), ``SameSite=Lax`` (other sites'
+pages cannot send it with a POST, a fetch or a frame; following a link to a page still
+works) and ``Secure`` when served over https. Every request looks the session up
+(``openbai.services.sessions``), so logging out or deleting the token ends it at once, and
+applies the token's role and workspaces to the page (``openbai.http.permissions``).
 
 State-changing requests are POSTs of a form that carries the session's CSRF token (an HMAC
-of the session token, so it needs no server state and no other site can compute it); their
+of the session's id, so it needs no server state and no other site can compute it); their
 ``Origin``, when the browser sends one, must be this server's.
 """
 
@@ -22,12 +25,14 @@ from urllib.parse import parse_qsl, urlsplit
 from fastapi import Depends, Request
 
 from openbai.errors import AuthError, PermissionDeniedError, SpecError
+from openbai.http.caller import admit
+from openbai.http.permissions import WEB_RULES
 from openbai.http.service import Service
-from openbai.services import tokens
+from openbai.services import sessions
 
 COOKIE = "openbai_session"
-#: seconds a login lasts (the token itself lasts until it is deleted)
-MAX_AGE = 12 * 3600
+#: seconds a login lasts at most (less when its token expires sooner)
+MAX_AGE = int(sessions.LIFETIME.total_seconds())
 #: largest form body read (a login form, or a CSRF token)
 MAX_FORM_BYTES = 16 * 1024
 
@@ -42,29 +47,28 @@ class CsrfError(PermissionDeniedError):
 
 @dataclass(frozen=True)
 class BrowserSession:
-    """Who is logged in (the token's name) and the CSRF token their forms carry."""
+    """Who is logged in (the token's name), their role, and the CSRF token their forms carry."""
 
     token_name: str
+    role: str
     csrf: str
 
 
-def csrf_token(token: str) -> str:
-    digest = hmac.digest(token.encode(), b"openbai-web-csrf", hashlib.sha256)
+def csrf_token(session_id: str) -> str:
+    digest = hmac.digest(session_id.encode(), b"openbai-web-csrf", hashlib.sha256)
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def login(app: Service, token: str) -> BrowserSession:
-    """The session of ``token``; ``AuthError`` when it is not a valid token."""
-    info = tokens.verify_token(app, token.strip())
-    return BrowserSession(info.name, csrf_token(token.strip()))
-
-
 def browser_session(request: Request, app: Service) -> BrowserSession:
-    token = request.cookies.get(COOKIE)
+    """The request's session, admitted to the page (``AuthorizationError``: a 403 page);
+    ``LoginRequired`` without a live one."""
+    session_id = request.cookies.get(COOKIE) or ""
     try:
-        return login(app, token or "")
+        token = sessions.resume_session(app, session_id)
     except AuthError:
         raise LoginRequired from None
+    admit(request, app, token, WEB_RULES)
+    return BrowserSession(token.name, token.role.value, csrf_token(session_id))
 
 
 Browser = Annotated[BrowserSession, Depends(browser_session)]

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
+from openbai.http.caller import Caller
 from openbai.http.service import Service
 from openbai.http.views import experiment_view, job_view, workspace_view
 from openbai.services import jobs, workspaces
@@ -35,13 +36,17 @@ def home(request: Request, session: Browser) -> Response:
 
 @router.get("/workspaces")
 def workspace_list(
-    request: Request, app: Service, session: Browser, page: PageNumber = 1
+    request: Request, app: Service, session: Browser, caller: Caller, page: PageNumber = 1
 ) -> Response:
     pager = Pager(page)
-    rows = [
-        workspace_view(app.settings, r)
-        for r in workspaces.list_workspaces(app, offset=pager.offset, limit=pager.limit)
-    ]
+    if caller.scoped:  # only its own workspaces (a few): filtered whole, then paged
+        mine = [
+            r for r in workspaces.list_workspaces(app) if caller.covers(r.resource_group, r.name)
+        ]
+        listed = mine[pager.offset : pager.offset + pager.limit]
+    else:
+        listed = workspaces.list_workspaces(app, offset=pager.offset, limit=pager.limit)
+    rows = [workspace_view(app.settings, r) for r in listed]
     return render(request, "workspaces.html", session=session, page=pager.cut(rows))
 
 
