@@ -40,8 +40,9 @@ LINE = re.compile(r"rank (\d) line (\d+) (x*)")
 def test_ranks_printing_at_once_reach_stdout_in_whole_lines_in_order(
     recipes: Bai, tmp_path: Path
 ) -> None:
-    script = tmp_path / "ranks.py"
-    script.write_text(RANK_SCRIPT)
+    # on a share the job mounts: a sandboxed job sees no host temp directory
+    (storage_dir(recipes, "acct", "file", "scripts") / "ranks.py").write_text(RANK_SCRIPT)
+    script = "$AZ_BATCHAI_JOB_MOUNT_ROOT/scripts/ranks.py"
     settings = {"customMpiSettings": {"commandLine": f"python3 {script}", "processCount": 2}}
     job, out = run_toolkit(recipes, tmp_path, "ranks", settings)
     assert job["executionState"] == "succeeded", job
@@ -102,6 +103,8 @@ def test_mpi_job_on_a_node_without_mpirun_fails_saying_what_to_install(
 def test_terminated_mpi_job_stops_every_rank_and_keeps_their_lines(
     recipes: Bai, tmp_path: Path
 ) -> None:
+    # the ranks' host pids reach the test through its temp directory: no sandbox in between
+    recipes("cluster", "create", "-w", "ws", "-n", "open", "--nodes", "2", "--no-sandbox")
     pidfile = tmp_path / "pids"
     command = f"echo $$ >> {pidfile}; echo started $OMPI_COMM_WORLD_RANK; exec sleep 300"
     props = {
@@ -111,7 +114,7 @@ def test_terminated_mpi_job_stops_every_rank_and_keeps_their_lines(
         "mountVolumes": LOGS_AND_SCRIPTS,
     }
     recipes(
-        "job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "long",
+        "job", "create", "-w", "ws", "-e", "exp", "-c", "open", "-n", "long",
         "-f", write_job(tmp_path, props),
     )  # fmt: skip
     deadline = time.monotonic() + 30
