@@ -348,7 +348,7 @@ def test_a_private_image_is_pulled_with_credentials_that_reach_no_command_line(
 
 
 def test_a_cluster_that_requires_containers_refuses_jobs_it_cannot_run_in_one(
-    workspace: Bai, tmp_path: Path
+    workspace: Bai, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bai = workspace
     cluster = tmp_path / "cluster.json"
@@ -362,6 +362,21 @@ def test_a_cluster_that_requires_containers_refuses_jobs_it_cannot_run_in_one(
             }
         )
     )
+    # a runtime that is not installed is refused at once, naming the field
+    refused = bai("cluster", "create", "-w", "ws", "-n", "strict", "-f", str(cluster), expect=2)
+    assert "properties.openbai.containerRuntime: container runtime apptainer is not installed" in (
+        refused.stderr
+    )
+    cluster.write_text(
+        json.dumps(
+            {
+                "properties": {
+                    "scaleSettings": {"manual": {"targetNodeCount": 1}},
+                    "openbai": {"requireContainers": True},
+                }
+            }
+        )
+    )
     bai("cluster", "create", "-w", "ws", "-n", "strict", "-f", str(cluster))
     plain = {
         "nodeCount": 1,
@@ -369,9 +384,12 @@ def test_a_cluster_that_requires_containers_refuses_jobs_it_cannot_run_in_one(
         "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_TEMP",
     }
     in_image = {**plain, "containerSettings": {"imageSourceRegistry": {"image": "ubuntu"}}}
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # no runtime on this "node"
     for name, props, expected in [
         ("noimage", plain, "properties.containerSettings"),
-        ("noruntime", in_image, "no container runtime (apptainer) is available"),
+        ("noruntime", in_image, "no container runtime (podman, docker) is installed"),
     ]:
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps({"properties": props}))
@@ -439,7 +457,30 @@ def test_a_required_runtime_that_is_not_installed_refuses_the_job(
         expect=None,
     )
     assert result.exit_code != 0
-    assert "requires containers, but no container runtime (podman) is available" in result.stderr
+    assert "no container runtime (podman) is installed for cluster strict" in result.stderr
+    assert result.exit_code == 4  # ContainerRuntimeUnavailable: a conflict, nothing stored
+    assert bai.json("job", "list", "-w", "ws", "-e", "exp") == []
+
+
+def test_an_image_job_without_any_runtime_is_refused_unless_the_cluster_allows_host_runs(
+    storage: Bai, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bai = storage
+    bai("cluster", "create", "-w", "ws", "-n", "host", "--nodes", "1", "--allow-host-runs")
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # neither podman nor docker on this machine
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps({"properties": _job("ubuntu", "echo hi")}))
+    refused = bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "j", "-f", str(path),
+                  expect=4)  # fmt: skip
+    assert "no container runtime (podman, docker) is installed for cluster c1" in refused.stderr
+    assert "--allow-host-runs" in refused.stderr
+    warned = bai("job", "create", "-w", "ws", "-e", "exp", "-c", "host", "-n", "j", "-f", str(path))
+    assert (
+        "WARNING: no container runtime (podman, docker) is installed: the job runs on the host, not in image ubuntu"
+        in warned.stderr
+    )
 
 
 def _processes(cmdline: str) -> list[psutil.Process]:

@@ -1,7 +1,7 @@
 """Batch AI's own recipe job files run unchanged, with small stand-ins for the training code.
 
-The recipes name Docker images that cannot be pulled here: with no container runtime
-configured they run on the host, and the execution log says so. Their job preparation
+The recipes name Docker images that cannot be pulled here: the installation runs no image
+(``OPENBAI_CONTAINER_RUNTIME=none``), so they run on the host, and the execution log says so. Their job preparation
 commands (`pip install keras`, `apt install ...`) reach stand-ins on PATH, so the tests
 talk to nothing but this machine.
 """
@@ -53,6 +53,12 @@ CASES = {
         ["stdout.txt", "stdout-job_prep-c1-0.txt"],
     ),
 }
+
+
+@pytest.fixture(autouse=True)
+def no_images(bai_env: dict[str, str]) -> None:
+    """Images run on the host: set before the installation's dispatcher starts."""
+    bai_env["OPENBAI_CONTAINER_RUNTIME"] = "none"
 
 
 @pytest.fixture
@@ -123,7 +129,7 @@ def test_recipe_runs_unchanged(recipe_storage: Bai, recipe: str) -> None:
     assert runs, f"the stand-in script did not run: {present}"
     logs = [p.read_text() for p in stdouterr.glob("execution*.log")]
     assert any(
-        "no container runtime is configured, so the job runs on the host" in log for log in logs
+        "no container runtime (none) is used, so the job runs on the host" in log for log in logs
     )
 
 
