@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -88,9 +89,11 @@ def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.2)
 
 
-def start_training(bai: Bai, tmp_path: Path, container: str) -> Path:
-    go = tmp_path / "go"
-    command = f"python3 {tmp_path / 'train.py'} {go}"
+def start_training(bai: Bai, tmp_path: Path, container: str, gates: Path) -> Path:
+    # the script and the go-ahead where a sandboxed job sees them (not in the host's /tmp)
+    shutil.copy(tmp_path / "train.py", gates / "train.py")
+    go = gates / "go"
+    command = f"python3 {gates / 'train.py'} {go}"
     bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "j1", "-f",
         job_json(tmp_path, command, container))  # fmt: skip
     return go
@@ -101,11 +104,11 @@ def state(bai: Bai) -> str:
 
 
 def test_job_reads_and_writes_a_blob_container_through_fuse(
-    workspace: Bai, azurite: Azurite, fuse: None, tmp_path: Path
+    workspace: Bai, azurite: Azurite, fuse: None, tmp_path: Path, gates: Path
 ) -> None:
     bai = workspace
     container = register(bai, azurite, tmp_path)
-    go = start_training(bai, tmp_path, container)
+    go = start_training(bai, tmp_path, container, gates)
     # a running job's output is in the container within seconds, listed and streamed
     wait_until(lambda: files(bai).get("progress.txt", {}).get("contentLength", 0) > 0)
     assert state(bai) == "running"
@@ -144,11 +147,11 @@ def short_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_without_fuse_the_job_runs_in_copy_mode_and_says_so(
-    copy_mode: None, workspace: Bai, azurite: Azurite, tmp_path: Path
+    copy_mode: None, workspace: Bai, azurite: Azurite, tmp_path: Path, gates: Path
 ) -> None:
     bai = workspace
     container = register(bai, azurite, tmp_path)
-    go = start_training(bai, tmp_path, container)
+    go = start_training(bai, tmp_path, container, gates)
     wait_until(lambda: files(bai).get("progress.txt", {}).get("contentLength", 0) > 0)
     assert state(bai) == "running"
     go.touch()
@@ -162,7 +165,7 @@ def test_without_fuse_the_job_runs_in_copy_mode_and_says_so(
 
 
 def test_outputs_that_cannot_be_stored_fail_the_job(
-    short_retries: None, workspace: Bai, app: Any, fuse: None, tmp_path: Path
+    short_retries: None, workspace: Bai, app: Any, fuse: None, tmp_path: Path, gates: Path
 ) -> None:
     from openbai.services.accounts import create_account
 
@@ -176,7 +179,7 @@ def test_outputs_that_cannot_be_stored_fail_the_job(
         bai("storage", "container", "create", "--account", "acct", "-n", "out")
         bai("storage", "account", "create", "-n", "local")  # for stdout, which must be on a volume
         bai("storage", "share", "create", "--account", "local", "-n", "logs")
-        script = tmp_path / "write.py"
+        script = gates / "write.py"
         script.write_text(
             "import os, sys, time\n"
             "fd = os.open(os.path.join(os.environ['AZ_BATCHAI_JOB_MOUNT_ROOT'], 'out', 'result.txt'), os.O_WRONLY | os.O_CREAT)\n"
@@ -185,10 +188,14 @@ def test_outputs_that_cannot_be_stored_fail_the_job(
             "os.write(fd, b'the result')\n"
             "try:\n    os.close(fd)\nexcept OSError as e:\n    print('close failed:', e)\n"
         )  # fmt: skip
-        opened, go = tmp_path / "opened", tmp_path / "go"
+        # the job says the file is open on its logs share; the test's go-ahead is a gate
+        opened = workspace.home / "storage" / "local" / "file" / "logs" / "opened"
+        go = gates / "go"
         properties = {
             "nodeCount": 1,
-            "customToolkitSettings": {"commandLine": f"python3 {script} {opened} {go}"},
+            "customToolkitSettings": {
+                "commandLine": f"python3 {script} $AZ_BATCHAI_JOB_MOUNT_ROOT/logs/opened {go}"
+            },
             "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
             "mountVolumes": {
                 "azureBlobFileSystems": [
