@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 
 from openbai.cli.remote_storage import RemoteStorage, raise_for_error
-from openbai.errors import OpenBaiError
+from openbai.errors import NotFoundError, OpenBaiError
 from openbai.spec import substitute_placeholders
 from openbai.storage.base import StorageBackend, VolumeKind
 
@@ -56,6 +56,10 @@ class RemoteClient:
     def _long_running(self, method: str, path: str, *, wait: bool) -> None:
         """Start a long-running operation; with ``wait``, poll its status URL until it ends."""
         response = self.request(method, path, params={"api-version": API_VERSION})
+        if method == "DELETE" and response.status_code == 204:
+            # ARM's "nothing to delete": the CLI says so, as it does in-process (exit 3)
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            raise NotFoundError(f"{name} does not exist", code="ResourceNotFound", target=name)
         status_url = response.headers.get("Azure-AsyncOperation")
         while wait and status_url:
             status = self.request("GET", status_url).json()
