@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
+from openbai.mounts.faults import Fault
 from openbai.mounts.settings import MountSettings
 from openbai.plan.job_plan import MountSpec
 
@@ -23,6 +24,8 @@ class Mount(ABC):
     def __init__(self, spec: MountSpec, path: Path):
         self.spec = spec
         self.path = path
+        #: the errors the mount returned to the job, known once it is unmounted
+        self.faults: list[Fault] = []
 
     @abstractmethod
     def flush(self) -> None:

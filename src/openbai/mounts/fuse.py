@@ -46,6 +46,7 @@ from pathlib import Path
 from openbai.errors import MountError
 from openbai.files import write_private
 from openbai.mounts.base import Log, Mount, Mounter
+from openbai.mounts.faults import read_faults
 from openbai.mounts.fuse_daemon import DaemonConfig, Status
 from openbai.mounts.table import mounts_under
 from openbai.plan.job_plan import MountSpec
@@ -54,6 +55,8 @@ from openbai.retry import retrying
 
 #: seconds to wait for a daemon to mount
 _MOUNT_TIMEOUT = 30.0
+#: seconds a daemon gets past the flush timeout to write its status and exit
+_EXIT_GRACE = 5.0
 
 
 def state_root() -> Path:
@@ -97,13 +100,16 @@ class FuseMount(Mount):
         self.flush_timeout = 120.0
         self._done = False
 
-    def flush(self) -> None:
+    def flush(self, deadline: float | None = None) -> None:
+        """Have the daemon store what was written so far; wait until ``deadline`` (monotonic)
+        or the flush timeout."""
         if self._done:
             return
         before = Status.read(self.state)
         count = before.flushes if before else 0
         self.process.send_signal(signal.SIGUSR1)
-        deadline = time.monotonic() + self.flush_timeout
+        if deadline is None:
+            deadline = time.monotonic() + self.flush_timeout
         while time.monotonic() < deadline and self.process.poll() is None:
             status = Status.read(self.state)
             if status is not None and status.flushes > count:
@@ -124,7 +130,7 @@ class FuseMount(Mount):
             # still busy: a file stays open (the runner's execution log on this volume, or a
             # straggler). Store everything written so far and confirm it, then detach the
             # mount; the daemon serves the open files until they are closed, then exits.
-            self._flush_until_stored()
+            self._flush_until_stored(time.monotonic() + self.flush_timeout)
             self._unmount_kernel(lazy=True)
             try:
                 self.process.wait(timeout=2.0)
@@ -133,17 +139,21 @@ class FuseMount(Mount):
                 return
             self._wait_for_daemon()
         finally:
+            self.faults = read_faults(self.state)
             if self.process.poll() is not None:
                 self._clean_up()
 
-    def _flush_until_stored(self) -> None:
+    def _flush_until_stored(self, deadline: float) -> None:
+        """Flush until the daemon confirms everything stored; the flush timeout is one
+        deadline for all tries (each try waits only for what is left of it)."""
+
         def daemon_runs(e: BaseException) -> bool:
             return isinstance(e, MountError) and self.process.poll() is None
 
         policy = retrying(
             retry_on=daemon_runs, within=self.flush_timeout, first_wait=1.0, max_wait=1.0
         )
-        policy(self.flush)
+        policy(self.flush, deadline)
 
     def _unmount_kernel(self, *, lazy: bool) -> bool:
         """Unmount; False when the mount stays busy (only without ``lazy``)."""
@@ -168,7 +178,8 @@ class FuseMount(Mount):
 
     def _wait_for_daemon(self) -> None:
         try:
-            code = self.process.wait(timeout=self.flush_timeout + 30)
+            # the daemon keeps retrying until its own flush timeout, then reports
+            code = self.process.wait(timeout=self.flush_timeout + _EXIT_GRACE)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()

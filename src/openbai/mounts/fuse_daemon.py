@@ -7,6 +7,8 @@ back through ``status.json`` in its state directory (:class:`Status`):
 - ``mounted`` once the kernel mount is up (the mounter waits for it);
 - after ``SIGUSR1``: every file written so far is flushed and ``flushes`` goes up by one,
   with the paths that could not be stored in ``errors``;
+- every error returned to the job (``EIO``, ``ENOSPC``...) is appended to ``faults.jsonl``
+  as it happens (faults.py);
 - when the mount goes away (``fusermount3 -u`` by the mounter, or by the daemon itself on
   ``SIGTERM`` or when the process that started it died): everything still pending is stored
   (retried until ``flush_timeout``), then ``unmounted`` with ``errors``, the cache directory
@@ -33,6 +35,7 @@ from typing import Any
 from openbai.errors import OpenBaiError
 from openbai.files import write_private
 from openbai.mounts.bdi import set_read_ahead
+from openbai.mounts.faults import FaultLog
 from openbai.mounts.settings import MountSettings
 from openbai.plan.job_plan import MountSpec
 from openbai.storage.base import VolumeKind
@@ -124,6 +127,7 @@ def serve(config: DaemonConfig) -> int:
         Status("failed", errors=[e.message], pid=os.getpid()).write(state_dir)
         return 2
     fs = VolumeFS(backend, spec.volume, spec.subpath, settings)
+    fs.on_fault = FaultLog(state_dir).record
     flushes = 0
     stop = threading.Event()
     flush_requested = threading.Event()
@@ -180,8 +184,9 @@ def serve(config: DaemonConfig) -> int:
         log.error("FUSE ended with %s", e)
     stop.set()
     flush_requested.set()
-    thread.join()
-    errors = fs.finish(time.monotonic() + settings.flush_timeout)
+    deadline = time.monotonic() + settings.flush_timeout
+    thread.join(settings.flush_timeout)  # a commit may hang on the store: finish bounds it
+    errors = fs.finish(deadline)
     Status("unmounted", flushes, errors, os.getpid()).write(state_dir)
     shutil.rmtree(cache_dir, ignore_errors=True)
     if orphaned.is_set() or (state_dir / "abandoned").exists():  # nobody reads the status
@@ -203,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("azure").setLevel(logging.WARNING)
-    return serve(config)
+    code = serve(config)
+    # threads still waiting on the store (uploads past the flush timeout) must not hold the
+    # exit: the status is written, the mounter waits for nothing else
+    logging.shutdown()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import logging
 import os
 import posixpath
 import stat
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
@@ -34,6 +35,7 @@ from openbai.errors import (
     SpecError,
 )
 from openbai.mounts.directory_cache import DirectoryCache
+from openbai.mounts.faults import Fault
 from openbai.mounts.handles import Handle, HandleTable, caller_pid
 from openbai.mounts.readahead import ReadAhead
 from openbai.mounts.settings import MountSettings
@@ -54,16 +56,24 @@ _ERRNO: list[tuple[type[OpenBaiError], int]] = [
 
 
 def _fuse_errors(method: Callable[P, R]) -> Callable[P, R]:
-    """Turn openbai errors into the errno the kernel hands to the calling program."""
+    """Turn openbai errors into the errno the kernel hands to the calling program; a fault
+    (``EIO`` for a store that failed, ``ENOSPC`` from a full cache disk...) is also recorded
+    with its file, since the program may ignore it (see faults.py)."""
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
+        except mfusepy.FuseOSError:  # an answer (ENOENT, EBADF...), not a fault
+            raise
         except OpenBaiError as e:
             code = next((c for kind, c in _ERRNO if isinstance(e, kind)), errno.EIO)
             if code == errno.EIO:
-                log.error("%s%s failed: %s", method.__name__, args[1:2], e.message)
+                args[0]._fault(method.__name__, args, code, e.message)  # type: ignore[attr-defined]
+            raise mfusepy.FuseOSError(code) from e
+        except OSError as e:  # this machine's side: the cache directory's disk
+            code = e.errno or errno.EIO
+            args[0]._fault(method.__name__, args, code, e.strerror or str(e))  # type: ignore[attr-defined]
             raise mfusepy.FuseOSError(code) from e
 
     return wrapper
@@ -86,6 +96,8 @@ class VolumeFS(mfusepy.Operations):  # type: ignore[misc]
         self.subpath = subpath.strip("/")
         self.settings = settings or MountSettings()
         self.on_mounted: Callable[[], None] = lambda: None
+        #: where faults returned to the job go (the daemon's FaultLog)
+        self.on_fault: Callable[[Fault], None] = lambda fault: None
         self._names = DirectoryCache(backend, volume, self._path, self.settings.listing_ttl)
         self._files = WrittenFiles(backend, volume, self._path, self._names)
         self._handles = HandleTable()
@@ -95,6 +107,19 @@ class VolumeFS(mfusepy.Operations):  # type: ignore[misc]
     def _path(self, key: str) -> str:
         """The path inside the volume of the mount's ``key`` (``a/b``)."""
         return "/".join(p for p in (self.subpath, key) if p)
+
+    def _fault(self, operation: str, args: tuple[object, ...], code: int, message: str) -> None:
+        """Record an error returned to the job, with the volume path of its file."""
+        path = args[1] if len(args) > 1 else None
+        if isinstance(path, str):
+            key = path.strip("/")
+        else:  # an operation on an open file: its handle is the last argument
+            fh = args[-1]
+            handle = self._handles.get(fh) if isinstance(fh, int) else None
+            key = handle.key if handle is not None else "?"
+        if operation == "open" and isinstance(args[2], int) and not args[2] & os.O_ACCMODE:
+            operation = "read-only open"  # loses no output
+        self.on_fault(Fault(time.time(), operation, self._path(key), code, message))
 
     def _attrs(self, is_dir: bool, size: int = 0, mtime_ns: int = 0) -> dict[str, Any]:
         mode = (stat.S_IFDIR | 0o755) if is_dir else (stat.S_IFREG | 0o644)

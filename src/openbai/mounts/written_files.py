@@ -189,7 +189,27 @@ class WrittenFiles:
             return [f"{self._path(f.key)}: {f.error}" for f in self._files.values() if f.error]
 
     def finish(self, deadline: float) -> list[str]:
-        """Store everything still pending, retrying until ``deadline``; what could not be."""
+        """Store everything still pending, retrying until ``deadline`` (monotonic); what could
+        not be. Returns by the deadline even while a store call hangs or retries (each may
+        take half a minute): what is still in the table then was not confirmed stored."""
+        result: list[str] = []
+        done = threading.Event()
+
+        def attempt() -> None:
+            result.extend(self._finish(deadline))
+            done.set()
+
+        threading.Thread(target=attempt, name="openbai-finish", daemon=True).start()
+        if done.wait(max(0.0, deadline - time.monotonic()) + 0.5):
+            return result
+        with self._lock:
+            left = [f for f in self._files.values() if not f.unlinked]
+        return [
+            f"{self._path(f.key)}: {f.error or 'not stored'} (the flush timeout ran out)"
+            for f in left
+        ]
+
+    def _finish(self, deadline: float) -> list[str]:
         while True:
             self.commit_all()
             with self._lock:

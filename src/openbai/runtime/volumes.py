@@ -34,9 +34,15 @@ def mount_all(specs: list[MountSpec], root: Path, log: ExecutionLog) -> list[Mou
     return done
 
 
+#: files named in a job's error, and faults written to its execution log, per volume
+NAMED_FILES = 10
+LOGGED_FAULTS = 50
+
+
 def unmount_all(mounts: list[Mount], layout: NodeLayout, log: ExecutionLog) -> list[JobError]:
     """Flush the node's files to disk and unmount (last mounted first); what could not be
-    saved, as the job's errors."""
+    saved, and what the mounts failed to write while the job ran (even if the job ignored
+    it), as the job's errors."""
     errors = []
     sync_filesystem(layout.job_temp)
     for mount in reversed(mounts):
@@ -50,7 +56,51 @@ def unmount_all(mounts: list[Mount], layout: NodeLayout, log: ExecutionLog) -> l
                     f"outputs written to {mount.spec.relative_path} could not be saved: {exc.message}",
                 )
             )
+        error = _faults_error(mount, log)
+        if error is not None:
+            errors.append(error)
     return errors
+
+
+def _faults_error(mount: Mount, log: ExecutionLog) -> JobError | None:
+    """Log each error the mount returned to the job; a failed write fails the job, naming
+    the files (the job may have ignored the error and lost bytes of them)."""
+    for fault in mount.faults[:LOGGED_FAULTS]:
+        log(f"{mount.spec.relative_path}: {fault.describe()}")
+    if len(mount.faults) > LOGGED_FAULTS:
+        log(f"{mount.spec.relative_path}: {len(mount.faults) - LOGGED_FAULTS} more errors")
+    lost = [f for f in mount.faults if f.lost_output]
+    if not lost:
+        return None
+    files = list(dict.fromkeys(f.path for f in lost))
+    named = ", ".join(files[:NAMED_FILES])
+    more = f" and {len(files) - NAMED_FILES} more" if len(files) > NAMED_FILES else ""
+    return JobError(
+        "OutputUploadFailed",
+        f"writes to {mount.spec.relative_path} failed while the job ran ({len(lost)} errors,"
+        f" the first at {lost[0].when}); these files may miss data: {named}{more}",
+        [{"name": f.path, "value": f.describe()} for f in lost[:NAMED_FILES]],
+    )
+
+
+def disk_full_error(exc: OSError, mounts: list[Mount], layout: NodeLayout) -> JobError:
+    """The job's error for a full disk (``ENOSPC``) met by its runner: the file, and the
+    volume it is on (or the node's own disk)."""
+    path = Path(exc.filename) if exc.filename else None
+    where = "the node's disk"
+    for mount in mounts:
+        if path is not None and path.is_relative_to(mount.path):
+            spec = mount.spec
+            where = f"volume {spec.account}/{spec.volume} (mounted at {spec.relative_path})"
+            break
+    else:
+        if path is not None and path.is_relative_to(layout.node_root):
+            where = f"the node's disk (node root {layout.node_root})"
+    return JobError(
+        "DiskFull",
+        f"no space left on {where}: writing {path or 'a file'} failed ({exc.strerror or exc})",
+        [{"name": "path", "value": str(path or "")}, {"name": "volume", "value": where}],
+    )
 
 
 def remove_node_root(layout: NodeLayout, log: ExecutionLog) -> None:
