@@ -37,11 +37,21 @@ def after_dispatcher_rounds(bai: Bai) -> None:
         bai("workspace", "create", "-n", "probe")
         bai("experiment", "create", "-w", "probe", "-n", "exp")
         bai("cluster", "create", "-w", "probe", "-n", "own", "--nodes", "1")
+        bai("storage", "account", "create", "-n", "probelogs")
+        bai("storage", "share", "create", "--account", "probelogs", "-n", "logs")
     name = f"probe{time.monotonic_ns()}"
     job = bai.home / f"{name}.json"
-    props = {"nodeCount": 1, "customToolkitSettings": {"commandLine": "true"}}
-    job.write_text(
-        json.dumps({"properties": {**props, "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_TEMP"}})
-    )
+    share = {
+        "accountName": "probelogs",
+        "azureFileUrl": "https://probelogs.file.core.windows.net/logs",
+        "relativeMountPath": "logs",
+    }
+    props = {
+        "nodeCount": 1,
+        "customToolkitSettings": {"commandLine": "true"},
+        "mountVolumes": {"azureFileShares": [share]},
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+    }
+    job.write_text(json.dumps({"properties": props}))
     bai("job", "create", "-w", "probe", "-e", "exp", "-c", "own", "-n", name, "-f", str(job))
     assert bai.wait(name, workspace="probe")["executionState"] == "succeeded"
