@@ -1,7 +1,8 @@
 """What every command shares: the client, the resource group, and error handling.
 
 Errors become an ``ERROR:`` line on stderr and an exit code: 2 for bad input (as click's
-usage errors), 3 not found, 4 conflict, 5 authentication, 1 anything else.
+usage errors), 3 not found, 4 conflict, 5 authentication, 1 anything else (a full disk too:
+one line, never a traceback).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -113,6 +115,29 @@ def confirm(yes: bool, question: str) -> None:
         raise click.Abort()
 
 
+def _home() -> Path:
+    return Path(os.environ.get("OPENBAI_HOME") or Path.home() / ".openbai").expanduser()
+
+
+def _database_full(exc: BaseException) -> bool:
+    """SQLite's answer on a full disk (sqlite3's, or SQLAlchemy's wrapping of it), told apart
+    without importing SQLAlchemy: "database or disk is full", or a "disk I/O error" (what it
+    says when it cannot even open its journal) while the installation's disk has no room."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # the exception and what it was raised from
+        if seen is None:
+            return False
+        if "database or disk is full" in str(seen):
+            return True
+        if "disk I/O error" in str(seen):
+            try:
+                return os.statvfs(_home()).f_bavail == 0
+            except OSError:
+                return False
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def handle_errors(f: F) -> F:
     """Turn openbai errors into a message and an exit code at the edge."""
 
@@ -127,6 +152,15 @@ def handle_errors(f: F) -> F:
         except OSError as exc:  # this machine's files (a download's destination, a -f file)
             where = f": {exc.filename}" if exc.filename else ""
             click.echo(f"ERROR: {exc.strerror or exc}{where}", err=True)
+            sys.exit(1)
+        except Exception as exc:
+            if not _database_full(exc):
+                raise
+            click.echo(
+                "ERROR: no space left on device: the installation's database cannot be written"
+                f" ({_home()})",
+                err=True,
+            )
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

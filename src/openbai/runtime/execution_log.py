@@ -1,6 +1,10 @@
 """The job's execution log (``execution.log`` in the stdouterr folder), as Batch AI's agent
 wrote it: one timestamped line per step. Lines written before the stdouterr folder exists are
-kept and written first once it does; every line also goes to the run directory's node log."""
+kept and written first once it does; every line also goes to the run directory's node log.
+
+A line that cannot be written (a full disk) never stops the runner: the first such error is
+kept in :attr:`ExecutionLog.failure` for the job's outcome, and the line stays in memory.
+"""
 
 from __future__ import annotations
 
@@ -13,20 +17,33 @@ class ExecutionLog:
     def __init__(self, node_log: Path):
         self._lines: list[str] = []
         self._files: list[TextIO] = [open(node_log, "a", buffering=1)]
+        #: the first write that failed (ENOSPC...), with the file's name
+        self.failure: OSError | None = None
 
     def __call__(self, message: str) -> None:
         line = f"{time.strftime('%Y/%m/%d %H:%M:%S', time.gmtime())} {message}\n"
         self._lines.append(line)
         for f in self._files:
-            f.write(line)
+            self._write(f, [line])
+
+    def _write(self, f: TextIO, lines: list[str]) -> None:
+        try:
+            f.writelines(lines)
+        except OSError as exc:
+            if self.failure is None:
+                exc.filename = exc.filename or f.name
+                self.failure = exc
 
     def attach(self, path: Path) -> None:
         """Also write to ``path`` from now on, starting with everything logged so far."""
         f = open(path, "a", buffering=1)
-        f.writelines(self._lines)
+        self._write(f, self._lines)
         self._files.append(f)
 
     def close(self) -> None:
         for f in self._files:
-            f.close()
+            try:
+                f.close()
+            except OSError as exc:  # the last buffered bytes did not fit
+                self.failure = self.failure or exc
         self._files = []

@@ -4,14 +4,46 @@ node's result, written last."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import threading
 import time
+from pathlib import Path
 
 from openbai.plan.results import JobError, Outcome, wait_until
 from openbai.runtime.node import NodeContext
 
 #: how long the first node of a stopped job waits for the other nodes' reports
 REPORT_GRACE_SECONDS = 5.0
+#: bytes a runner sets aside at its start, freed to report its end on a full disk
+RESERVE_BYTES = 1024 * 1024
+
+
+def disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class SpaceReserve:
+    """A file of :data:`RESERVE_BYTES` in the run directory, written while there is room.
+
+    A runner whose disk fills up must still write its result (else the job is ``NodeLost``
+    and the real error is never seen): deleting this file gives those few writes room.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        with contextlib.suppress(OSError):  # already full: nothing to set aside
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, RESERVE_BYTES)
+            except OSError:
+                os.write(fd, bytes(RESERVE_BYTES))
+            finally:
+                os.close(fd)
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def give_up(ctx: NodeContext) -> None:

@@ -37,12 +37,12 @@ from openbai.runtime.environment import JobEnvironment
 from openbai.runtime.node import NodeContext
 from openbai.runtime.node_container import remove_container
 from openbai.runtime.preparation import prepare_node
-from openbai.runtime.reporting import give_up, job_outcome
+from openbai.runtime.reporting import SpaceReserve, disk_full, give_up, job_outcome
 from openbai.runtime.sealing import limit_errors
 from openbai.runtime.stopping import JobFailure, Stopping
 from openbai.runtime.tasks import NodeTasks
 from openbai.runtime.toolkits import ToolkitContext, plan_tasks
-from openbai.runtime.volumes import remove_node_root, unmount_all
+from openbai.runtime.volumes import disk_full_error, remove_node_root, unmount_all
 
 
 class NodeRunner:
@@ -61,6 +61,7 @@ class NodeRunner:
             plan, node_index, node_root, run_dir, node_state=node_state, keep_env=keep_env
         )
         self.remove_node_root = remove_node_root
+        self.reserve = SpaceReserve(run_dir / f"node-{node_index}.reserve")
         self.started = time.time()
         self.stopping = Stopping(self.ctx, self.started)
         self.tasks = NodeTasks(self.ctx, self.stopping)
@@ -80,20 +81,38 @@ class NodeRunner:
                 outcome.errors.append(failure.error)
                 give_up(ctx)
             except Exception as exc:  # a bug or an unexpected system error: still report it
-                ctx.log(f"internal error: {exc!r}")
                 outcome.exit_code = -1
-                outcome.errors.append(JobError("InternalError", f"openbai runner failed: {exc!r}"))
+                if isinstance(exc, OSError) and disk_full(exc):
+                    self.reserve.release()  # room for the reports below
+                    # a run-directory write names no file: the log's failure may, else
+                    # the run directory is what could not be written
+                    named = exc
+                    if not exc.filename:
+                        named = ctx.log.failure or OSError(
+                            exc.errno, exc.strerror, str(ctx.run.path)
+                        )
+                    outcome.errors.append(disk_full_error(named, mounts, ctx.layout))
+                else:
+                    outcome.errors.append(
+                        JobError("InternalError", f"openbai runner failed: {exc!r}")
+                    )
+                ctx.log(f"job failed: {outcome.errors[-1].message}")
                 give_up(ctx)
             finally:
                 self.tasks.stop_all()
                 outcome.errors.extend(limit_errors(ctx, self.tasks.cgroup))
         outcome.errors.extend(unmount_all(mounts, ctx.layout, ctx.log))
+        failed = ctx.log.failure  # the execution log hit a full disk (the job's or the node's)
+        if failed is not None and disk_full(failed):
+            if all(e.code != "DiskFull" for e in outcome.errors):
+                outcome.errors.append(disk_full_error(failed, mounts, ctx.layout))
         if self.remove_node_root:
             remove_node_root(ctx.layout, ctx.log)
         if outcome.errors and outcome.exit_code == 0:
             outcome.exit_code = -1
         outcome.end_time = time.time()
         ctx.log(f"node finished with exit code {outcome.exit_code}")
+        self.reserve.release()  # the results below fit even on a disk that filled up
         ctx.run.write_node_result(ctx.node.index, outcome)
         if ctx.is_master:
             outcome = job_outcome(ctx, outcome, self.stopping.requested)

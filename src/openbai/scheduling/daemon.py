@@ -6,7 +6,9 @@ been queued or running for a while. Its output goes to ``$OPENBAI_HOME/dispatche
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import logging.handlers
 import os
 import signal
 import sys
@@ -20,9 +22,34 @@ from openbai.settings import Settings
 IDLE_EXIT_SECONDS = 30.0
 
 
+class _FullDiskProofHandler(logging.FileHandler):
+    """Lines go to the log file; a line the file cannot take (its disk is full) goes to
+    syslog where there is one (``/dev/log``, the journal under systemd) and to stderr, so a
+    full disk never silences the dispatcher, nor kills it."""
+
+    def __init__(self, path: Path):
+        super().__init__(path, encoding="utf-8", delay=True)
+        self._syslog: logging.Handler | None = None
+        if Path("/dev/log").exists():
+            self._syslog = logging.handlers.SysLogHandler("/dev/log")
+            self._syslog.ident = "openbai-dispatcher: "
+
+    def setFormatter(self, fmt: logging.Formatter | None) -> None:
+        super().setFormatter(fmt)
+        if self._syslog is not None:
+            self._syslog.setFormatter(fmt)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if self._syslog is not None:
+            self._syslog.emit(record)
+        with contextlib.suppress(Exception):
+            sys.__stderr__.write(self.format(record) + "\n")  # type: ignore[union-attr]
+            sys.__stderr__.flush()  # type: ignore[union-attr]
+
+
 def _log_to(path: Path) -> None:
     """The dispatcher's log lines (logger ``openbai.dispatcher``) go to ``path``."""
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _FullDiskProofHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
     logger = logging.getLogger("openbai.dispatcher")
     logger.addHandler(handler)

@@ -19,6 +19,7 @@ stored in a second, and every end noticed in the round recorded in a third.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -178,12 +179,24 @@ class Dispatcher:
     ) -> None:
         """Dispatch until ``stop`` is set (or, with ``idle_exit``, until idle that long)."""
         idle_since = time.monotonic()
+        full = False  # the last round failed on a full disk (said once, not every second)
         while not stop.is_set():
             self._wake.clear()
             try:
                 active = self.tick()
-            except Exception:  # keep dispatching; the error is in the log
-                log.exception("a dispatcher round failed")
+                if full:
+                    log.warning("the disk has room again: dispatching goes on")
+                    full = False
+            except Exception as exc:  # keep dispatching; the error is in the log
+                if not _disk_full(exc):
+                    log.exception("a dispatcher round failed")
+                elif not full:
+                    log.error(
+                        "the disk of %s is full (%s): no job starts or ends until there is room",
+                        self.app.settings.home,
+                        exc,
+                    )
+                    full = True
                 active = True
             now = time.monotonic()
             if active:
@@ -560,6 +573,20 @@ class Dispatcher:
         stop = transitions.terminate_requested(s, [st.job_id for st in handed if st.ref])
         cancels.extend((st, False) for st in handed if st.ref is not None and st.job_id in stop)
         return cancels
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """ENOSPC, or SQLite's "database or disk is full" (raised from it)."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "database or disk is full" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _cancel(cancels: list[tuple[_Start, bool]]) -> None:
