@@ -3,6 +3,9 @@
 * ``bai``: run the ``bai`` command (click's CliRunner, in-process) against a fresh data dir;
   jobs run for real: the background dispatcher and the node runners are real processes.
 * ``app``: the same installation, for service-level checks.
+* ``database``: where that installation keeps its state: SQLite, and for the modules in
+  :data:`ON_BOTH_DATABASES` also a fresh database of the PostgreSQL cluster named by
+  ``OPENBAI_TEST_POSTGRES_URL`` (scripts/services/postgres.sh; skipped without it, except in CI).
 * ``slurm_cluster``, ``azurite`` and ``samba`` come from the plugin modules next to this file.
 """
 
@@ -136,11 +139,97 @@ def _kill_tree(psutil: Any, pid: int) -> None:
         pass
 
 
+#: test modules (or folders) whose installations run on SQLite and on PostgreSQL: the store, the
+#: services and the main API resources, not the whole suite (each one runs twice)
+ON_BOTH_DATABASES = (
+    "tests/store/",
+    "tests/services/",
+    "tests/api/test_workspaces.py",
+    "tests/api/test_jobs.py",
+    "tests/api/test_clusters.py",
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    path = Path(str(metafunc.definition.path)).relative_to(REPO).as_posix()
+    if "database" in metafunc.fixturenames and path.startswith(ON_BOTH_DATABASES):
+        metafunc.parametrize("database", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """The URL of a database migrated to the newest schema on the test cluster, the template
+    each test's database is copied from (copying is much faster than migrating)."""
+    url = os.environ.get("OPENBAI_TEST_POSTGRES_URL")
+    if not url:
+        reason = "OPENBAI_TEST_POSTGRES_URL is not set (scripts/services/postgres.sh start)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from openbai.store.database import open_database
+
+    name = f"openbai_template_{os.getpid()}"
+    _postgres_admin(
+        url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
+    )
+    template = _database_url(url, name)
+    open_database(template).dispose()
+    yield template
+    _postgres_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _database_url(url: str, name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def _postgres_admin(url: str, *statements: str) -> None:
+    """Run statements (CREATE/DROP DATABASE) outside a transaction, as those need."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    with psycopg.connect(
+        host=parsed.host,
+        port=parsed.port,
+        user=parsed.username,
+        password=parsed.password,
+        dbname=parsed.database,
+        autocommit=True,
+    ) as connection:
+        for statement in statements:
+            connection.execute(statement.encode())
+
+
 @pytest.fixture
-def bai_env(tmp_path: Path) -> dict[str, str]:
+def database(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The database URL of the test's installation: "" (SQLite in its data directory, the
+    default) or a fresh PostgreSQL database, dropped after the test."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield ""
+        return
+    template = request.getfixturevalue("postgres_template")
+    import uuid
+
+    name = f"openbai_test_{uuid.uuid4().hex[:16]}"
+    _postgres_admin(template, f'CREATE DATABASE "{name}" TEMPLATE "{_name_of(template)}"')
+    yield _database_url(template, name)
+    _postgres_admin(template, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _name_of(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return str(make_url(url).database)
+
+
+@pytest.fixture
+def bai_env(tmp_path: Path, database: str) -> dict[str, str]:
     home = tmp_path / "openbai"
     return {
         "OPENBAI_HOME": str(home),
+        "OPENBAI_DATABASE_URL": database,
         "OPENBAI_DISPATCHER_IDLE_EXIT": "5",
         "BAI_SERVER": "",
         "AZURE_BATCHAI_STORAGE_ACCOUNT": "",

@@ -74,13 +74,44 @@ class Settings:
             resource_group=env.get("OPENBAI_RESOURCE_GROUP")
             or config.get("resourceGroup", DEFAULT_RESOURCE_GROUP),
             location=config.get("location", DEFAULT_LOCATION),
-            database_url=env.get("OPENBAI_DATABASE_URL", config.get("databaseUrl", "")),
+            database_url=_configured_database(env, config),
             container_runtime=env.get("OPENBAI_CONTAINER_RUNTIME")
             or config.get("containerRuntime")
             or None,
             autoscale_idle_seconds=float(env.get("OPENBAI_AUTOSCALE_IDLE_SECONDS") or 300.0),
             gpus=_configured_gpus(env, config),
         )
+
+
+def _configured_database(env: Mapping[str, str], config: Mapping[str, str]) -> str:
+    if env.get("OPENBAI_DATABASE_URL"):
+        return database_url(env["OPENBAI_DATABASE_URL"], "OPENBAI_DATABASE_URL")
+    if config.get("databaseUrl"):
+        return database_url(str(config["databaseUrl"]), "config.json databaseUrl")
+    return ""
+
+
+#: URL schemes of the databases openbai keeps its state in, and the driver each one uses
+DATABASE_SCHEMES = {
+    "sqlite": "sqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
+
+
+def database_url(value: str, field: str) -> str:
+    """A database URL as SQLAlchemy takes it: ``sqlite:///PATH`` or ``postgresql://...``
+    (``postgres://`` too), whose driver is psycopg whatever the URL says."""
+    scheme, sep, rest = value.strip().partition("://")
+    driver = DATABASE_SCHEMES.get(scheme.lower())
+    if not sep or driver is None or not rest:
+        raise SpecError(
+            f"{field}: expected a database URL such as postgresql://USER:PASSWORD@HOST/DB or"
+            f" sqlite:///PATH, not {scheme + sep or 'that'}…",
+            target=field,
+        )
+    return f"{driver}://{rest}"
 
 
 def _configured_gpus(env: Mapping[str, str], config: Mapping[str, str]) -> tuple[int, ...] | None:

@@ -1,7 +1,8 @@
 """Opening the database: engine settings, schema migrations, sessions.
 
 SQLite runs in WAL mode with a busy timeout so that the CLI, the dispatcher and the REST
-server can use one file at once; PostgreSQL works through the same URL setting.
+server can use one file at once. A shared server may keep its state in PostgreSQL instead
+(``postgresql+psycopg://`` URLs): the same migrations, and writers serialized the same way.
 """
 
 from __future__ import annotations
@@ -90,7 +91,13 @@ def _create_private(url: str) -> None:
             os.chmod(path, 0o600)
 
 
+#: the key of the advisory lock every writing transaction on PostgreSQL holds until it ends
+WRITER_LOCK = 0x0BA1
+
+
 def _make_engine(url: str) -> Engine:
+    if url.startswith("postgresql"):
+        return _postgres_engine(url)
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
     _create_private(url)
@@ -114,5 +121,21 @@ def _make_engine(url: str) -> Engine:
     def _begin(connection: Any) -> None:
         read = connection.get_execution_options().get("openbai_read")
         connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _postgres_engine(url: str) -> Engine:
+    # the server's threads, the dispatcher and the CLI each keep a few connections, not one a
+    # request: PostgreSQL's default of 100 is shared by every process of the installation
+    engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8, pool_timeout=30)
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        # The services were written against SQLite, whose writers queue behind one lock (BEGIN
+        # IMMEDIATE): check-then-write steps rely on it. One transaction-scoped advisory lock
+        # gives writers the same order here; readers never take it.
+        if not connection.get_execution_options().get("openbai_read"):
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITER_LOCK})")
 
     return engine

@@ -1,0 +1,88 @@
+"""The store on both databases it supports: SQLite (the default) and PostgreSQL (a shared
+server's, ``OPENBAI_DATABASE_URL``): the migrations both ways, the column types as the services
+use them, writers that do not lose each other's updates, and the setting itself."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from conftest import Bai
+from sqlalchemy import inspect, select
+
+from openbai.installation import App
+from openbai.services import workspaces
+from openbai.store.database import HEAD_REVISION, MIGRATIONS
+from openbai.store.models import Base, Workspace
+
+
+def _tables(app: App) -> set[str]:
+    with app.db.engine.connect() as connection:
+        return set(inspect(connection).get_table_names())
+
+
+def test_migrations_run_down_to_nothing_and_up_to_the_newest(app: App) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert set(Base.metadata.tables) <= _tables(app)
+    with app.db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "base")
+    assert _tables(app) & set(Base.metadata.tables) == set()
+    app.db.migrate()
+    assert set(Base.metadata.tables) <= _tables(app)
+    assert app.db._current_revision() == HEAD_REVISION
+
+
+def test_json_and_longest_names_round_trip(app: App, bai: Bai) -> None:
+    name = "w" * 64  # the longest a workspace name may be: the column must hold it
+    tags = {"team": "vision", "ünïcode": "✓", "nested": "[1, 2]"}
+    workspaces.create_workspace(app, "rg", name, {"location": "local", "tags": tags})
+    shown = bai.json("workspace", "show", "-g", "rg", "-n", name)
+    assert shown["name"] == name
+    assert shown["tags"] == tags
+
+
+def test_concurrent_writers_lose_no_update(app: App) -> None:
+    """Read-modify-write in writing sessions from many threads: each one sees the others'
+    commits (the services rely on this for their check-then-write steps)."""
+    workspaces.create_workspace(app, "rg", "counted", {"location": "local"})
+    threads, rounds = 6, 15
+    errors: list[BaseException] = []
+
+    def bump() -> None:
+        try:
+            for _ in range(rounds):
+                with app.db.session() as session:
+                    row = session.scalars(select(Workspace).filter_by(name="counted")).one()
+                    row.tags = {"count": str(int(row.tags.get("count", "0")) + 1)}
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=bump) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert errors == []
+    with app.db.reading() as session:
+        row = session.scalars(select(Workspace).filter_by(name="counted")).one()
+        assert row.tags == {"count": str(threads * rounds)}
+
+
+def test_config_show_names_the_database_kind(bai: Bai, database: str) -> None:
+    shown = bai.json("config", "show")
+    assert shown["database"] == ("postgresql+psycopg" if database else "sqlite")
+
+
+@pytest.mark.parametrize("url", ["mysql://u:p@h/db", "not a url", "postgresql://"])
+def test_a_database_url_of_no_known_kind_is_refused(bai: Bai, url: str) -> None:
+    result = bai("config", "show", expect=None)
+    assert result.exit_code == 0
+    bai.env["OPENBAI_DATABASE_URL"] = url
+    refused = bai("config", "show", expect=2)
+    assert "OPENBAI_DATABASE_URL" in refused.stderr
+    assert "p@h" not in refused.stderr  # a password in the URL is never echoed
