@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Bai
+from polling import wait_until
 
 from .conftest import custom_job, storage_dir, write_job
 
@@ -22,6 +24,17 @@ def six_gpus(bai_env: dict[str, str]) -> None:
     """The installation (and its dispatcher) may hand out GPUs 0 to 5; the fixtures' cluster
     c1 (STANDARD_NC6, the default, 2 nodes) takes 0 and 1."""
     bai_env["OPENBAI_GPUS"] = "0,1,2,3,4,5"
+
+
+def _node_gpus(bai: Bai, cluster: str, count: int) -> list[list[int]]:
+    """Each node's GPUs, once the dispatcher has allocated the cluster's ``count`` nodes."""
+
+    def listed() -> list[dict[str, Any]]:
+        nodes: list[dict[str, Any]] = bai.json("cluster", "node", "list", "-w", "ws", "-c", cluster)
+        return nodes if len(nodes) == count else []
+
+    nodes = wait_until(listed, f"{count} node(s) of cluster {cluster}")
+    return [list(n["gpus"]) for n in nodes]
 
 
 def _lines(bai: Bai, job: dict[str, object]) -> list[dict[str, str]]:
@@ -46,8 +59,7 @@ def test_each_node_of_a_vm_size_gets_its_own_gpus(
         "cluster", "create", "-w", "ws", "-n", "nc12", "-s", "STANDARD_NC12", "--nodes", "2"
     )
     assert created["openbai"]["gpusPerNode"] == 2 and created["gpuCount"] == 4
-    nodes = bai.json("cluster", "node", "list", "-w", "ws", "-c", "nc12")
-    assert [n["gpus"] for n in nodes] == [[2, 3], [4, 5]]
+    assert _node_gpus(bai, "nc12", 2) == [[2, 3], [4, 5]]
     # two one-node jobs run at once, one on each slot: never the same GPUs
     for name in ("a", "b"):
         path = write_job(tmp_path, custom_job(f"{PROBE}; sleep 2"), f"{name}.json")
@@ -81,9 +93,7 @@ def test_a_cluster_asking_for_more_gpus_than_the_machine_has_is_refused(
     taken = bai("cluster", "create", "-w", "ws", "-n", "two", "--gpus-per-node", "2", expect=2)
     assert "5 of them held by other clusters" in taken.stderr
     bai("cluster", "create", "-w", "ws", "-n", "one", "--gpus-per-node", "1")
-    assert [n["gpus"] for n in bai.json("cluster", "node", "list", "-w", "ws", "-c", "one")] == [
-        [5]
-    ]
+    assert _node_gpus(bai, "one", 1) == [[5]]
     assert bai.json("cluster", "show", "-w", "ws", "-n", "one")["gpuCount"] == 1
 
 
