@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from openbai.errors import SpecError
-from openbai.files import create_once
+from openbai.files import create_once, write_private
 
 DEFAULT_RESOURCE_GROUP = "default"
 DEFAULT_LOCATION = "local"
@@ -81,6 +81,18 @@ class Settings:
             autoscale_idle_seconds=float(env.get("OPENBAI_AUTOSCALE_IDLE_SECONDS") or 300.0),
             gpus=_configured_gpus(env, config),
         )
+
+
+def configure_database(home: Path, url: str | None, field: str) -> None:
+    """Keep ``url`` (checked) as the installation's database in ``config.json``; None or ""
+    goes back to the SQLite file. The file stays private: the URL may hold a password."""
+    path = home / "config.json"
+    config: dict[str, str] = json.loads(path.read_text())
+    if url:
+        config["databaseUrl"] = database_url(url, field)
+    else:
+        config.pop("databaseUrl", None)
+    write_private(path, json.dumps(config, indent=2) + "\n")
 
 
 def _configured_database(env: Mapping[str, str], config: Mapping[str, str]) -> str:

@@ -4,11 +4,14 @@ use them, writers that do not lose each other's updates, and the setting itself.
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 
 import pytest
 from conftest import Bai
 from sqlalchemy import inspect, select
+from sqlalchemy.engine import make_url
 
 from openbai.installation import App
 from openbai.services import workspaces
@@ -86,3 +89,46 @@ def test_a_database_url_of_no_known_kind_is_refused(bai: Bai, url: str) -> None:
     refused = bai("config", "show", expect=2)
     assert "OPENBAI_DATABASE_URL" in refused.stderr
     assert "p@h" not in refused.stderr  # a password in the URL is never echoed
+
+
+def _workspace_names(bai: Bai) -> list[str]:
+    return sorted(w["name"] for w in bai.json("workspace", "list"))
+
+
+def test_config_set_moves_the_installation_to_another_database(
+    bai: Bai, database: str, tmp_path: Path
+) -> None:
+    target = database or f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    bai.env["OPENBAI_DATABASE_URL"] = ""  # the installation's own setting, not the test's
+    bai("workspace", "create", "-n", "before")
+    bai("config", "set", "--database", target)
+    config = bai.home / "config.json"
+    assert config.stat().st_mode & 0o777 == 0o600  # the URL may hold a password
+    assert json.loads(config.read_text())["databaseUrl"] == target
+    bai("workspace", "create", "-n", "after")
+    assert _workspace_names(bai) == ["after"]
+    bai("config", "set", "--database", "")
+    assert _workspace_names(bai) == ["before"]
+
+
+def test_config_set_refuses_a_database_it_cannot_open(
+    bai: Bai, database: str, tmp_path: Path
+) -> None:
+    if database:
+        wrong = make_url(database).set(password="not-the-password")
+        bad = wrong.render_as_string(hide_password=False)
+    else:
+        bad = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}"
+    bai.env["OPENBAI_DATABASE_URL"] = ""
+    bai("workspace", "create", "-n", "kept")
+    refused = bai("config", "set", "--database", bad, expect=2)
+    assert "--database" in refused.stderr
+    assert "not-the-password" not in refused.stderr
+    assert "databaseUrl" not in json.loads((bai.home / "config.json").read_text())
+    assert _workspace_names(bai) == ["kept"]
+
+
+def test_serve_refuses_a_database_url_of_no_known_kind(bai: Bai) -> None:
+    refused = bai("serve", "--port", "0", "--database", "mysql://u:secret@h/db", expect=2)
+    assert "--database" in refused.stderr
+    assert "secret" not in refused.stderr

@@ -46,8 +46,18 @@ TOKEN_COLUMNS: Columns = [
     help="URL clients reach the server at (behind a proxy), for the links it hands out;"
     " default: the address each request reached.",
 )
+@click.option(
+    "--forwarded-allow-ips",
+    envvar="OPENBAI_FORWARDED_ALLOW_IPS",
+    default=None,
+    metavar="IPS",
+    help="Comma-separated addresses (or networks, or '*') of the reverse proxies whose"
+    " X-Forwarded-For and X-Forwarded-Proto headers are believed; default: nobody's.",
+)
 @handle_errors
-def serve(host: str, port: int, log_level: str, public_url: str | None) -> None:
+def serve(
+    host: str, port: int, log_level: str, public_url: str | None, forwarded_allow_ips: str | None
+) -> None:
     """Serve the Batch AI REST API (2018-05-01) and run jobs, until Ctrl-C or SIGTERM.
 
     Every mutating call is also logged to stderr as a JSON line (the audit log)."""
@@ -57,6 +67,10 @@ def serve(host: str, port: int, log_level: str, public_url: str | None) -> None:
     listener = _listen(host, port)  # before anything starts: a busy port is a plain error
     port = listener.getsockname()[1]  # the one the system chose for --port 0
     settings = Settings.load()
+    if public_url:
+        from openbai.api.urls import check_public_url
+
+        check_public_url(public_url)  # a bad one is exit code 2 before anything starts
 
     def ready() -> None:
         click.echo(
@@ -66,7 +80,12 @@ def serve(host: str, port: int, log_level: str, public_url: str | None) -> None:
         )
 
     server.serve(
-        settings, listener, log_level=log_level, public_url=public_url or None, on_ready=ready
+        settings,
+        listener,
+        log_level=log_level,
+        public_url=public_url or None,
+        forwarded_allow_ips=forwarded_allow_ips or None,
+        on_ready=ready,
     )
 
 
