@@ -77,8 +77,8 @@ def test_the_units_command_serves(tmp_path: Path) -> None:
         env={**os.environ, name: value, "BAI_SERVER": ""},
         stderr=subprocess.DEVNULL,
     )
-    try:
-        wait_until(lambda: answers(port), "the server's answer")
+    try:  # a loaded machine may take long to import the server
+        wait_until(lambda: answers(port), "the server's answer", 90)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
