@@ -6,6 +6,8 @@ fast a line a job prints reaches ``bai job file stream``.
 * submit → running latency (p50/p99), from the times the store records;
 * N trivial jobs submitted → all finished on a 4-node local cluster (jobs/s); the comparison
   with Slurm's own throughput on the same machine is ``python -m bench slurm``;
+* both again on a cluster created with ``--no-sandbox``, in the same run: what sealing every
+  task off (bubblewrap, the job user, runtime/sandbox.py) costs, as ratios (goal ≤ 1.1×);
 * line written by a job → line shown by the stream (p50/p99), against reading the same file
   directly in a tight loop (the floor), and a check that no byte was lost.
 """
@@ -67,6 +69,18 @@ def setup(home: Path) -> tuple[App, Dispatcher, threading.Event]:
         "c4",
         {"properties": {"scaleSettings": {"manual": {"targetNodeCount": 4}}}},
     )
+    clusters.create_cluster(
+        app,
+        "default",
+        "ws",
+        "open4",
+        {
+            "properties": {
+                "scaleSettings": {"manual": {"targetNodeCount": 4}},
+                "openbai": {"sandbox": False},
+            }
+        },
+    )
     return app, dispatcher, stop
 
 
@@ -85,13 +99,14 @@ def wait_all(app: App, names: list[str], exp: str = "exp") -> None:
         time.sleep(0.02)
 
 
-def bench_latency(app: App, count: int) -> None:
+def bench_latency(app: App, count: int, cluster: str = "c4") -> float:
+    """Submit -> running, one job at a time; the p50 in seconds."""
     from sqlalchemy import select
 
     names = []
     for i in range(count):
-        name = f"lat{i}"
-        jobs.create_job(app, "default", "ws", "exp", name, TRIVIAL, cluster="c4")
+        name = f"lat-{cluster}-{i}"
+        jobs.create_job(app, "default", "ws", "exp", name, TRIVIAL, cluster=cluster)
         names.append(name)
         wait_all(app, [name])
     with app.db.reading() as s:
@@ -99,21 +114,24 @@ def bench_latency(app: App, count: int) -> None:
     # a job that failed before it ran has no start: it has no submit -> running delay
     delays = [(start - created).total_seconds() for created, start in rows if start is not None]
     print(
-        f"submit -> running: p50 {percentile(delays, 50) * 1000:.1f} ms, p99 {percentile(delays, 99) * 1000:.1f} ms ({count} jobs, one at a time)"
+        f"submit -> running on {cluster}: p50 {percentile(delays, 50) * 1000:.1f} ms, p99 {percentile(delays, 99) * 1000:.1f} ms ({count} jobs, one at a time)"
     )
+    return percentile(delays, 50)
 
 
-def bench_throughput(app: App, count: int) -> None:
-    names = [f"tp{i}" for i in range(count)]
+def bench_throughput(app: App, count: int, cluster: str = "c4") -> float:
+    """N trivial jobs submitted -> all finished; the seconds that took."""
+    names = [f"tp-{cluster}-{i}" for i in range(count)]
     started = time.monotonic()
     for name in names:
-        jobs.create_job(app, "default", "ws", "exp", name, TRIVIAL, cluster="c4")
+        jobs.create_job(app, "default", "ws", "exp", name, TRIVIAL, cluster=cluster)
     submitted = time.monotonic() - started
     wait_all(app, names)
     total = time.monotonic() - started
     print(
-        f"{count} trivial jobs on a 4-node local cluster: submitted in {submitted:.1f} s, all finished after {total:.1f} s ({count / total:.1f} jobs/s)"
+        f"{count} trivial jobs on a 4-node local cluster ({cluster}): submitted in {submitted:.1f} s, all finished after {total:.1f} s ({count / total:.1f} jobs/s)"
     )
+    return total
 
 
 STREAMER = (
@@ -125,12 +143,15 @@ STREAMER = (
 
 
 def bench_stream(app: App, home: Path, lines: int) -> None:
-    script = home / "streamer.py"
+    # on the job's share: a sandboxed job sees nothing else of $OPENBAI_HOME
+    script = home / "storage" / "bench" / "file" / "logs" / "streamer.py"
     script.write_text(STREAMER.format(lines=lines))
     body = {
         "properties": {
             "nodeCount": 1,
-            "customToolkitSettings": {"commandLine": f"python3 {script}"},
+            "customToolkitSettings": {
+                "commandLine": "python3 $AZ_BATCHAI_JOB_MOUNT_ROOT/logs/streamer.py"
+            },
             "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
             "mountVolumes": LOGS,
         }
@@ -188,9 +209,15 @@ def main(argv: list[str]) -> int:
         home = Path(tmp)
         app, dispatcher, stop = setup(home)
         try:
-            bench_latency(app, args.latency_jobs)
+            sealed_latency = bench_latency(app, args.latency_jobs)
+            open_latency = bench_latency(app, args.latency_jobs, "open4")
             bench_stream(app, home, args.lines)
-            bench_throughput(app, args.jobs)
+            sealed_total = bench_throughput(app, args.jobs)
+            open_total = bench_throughput(app, args.jobs, "open4")
+            print(
+                f"sandboxed / unsandboxed: submit -> running p50 {sealed_latency / open_latency:.2f}x, "
+                f"{args.jobs} trivial jobs {sealed_total / open_total:.2f}x the time (goal <= 1.1x)"
+            )
         finally:
             stop.set()
             dispatcher.wake()

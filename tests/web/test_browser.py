@@ -147,9 +147,10 @@ def lines(page: Any) -> list[str]:
     return [str(t) for t in page.locator(".log .line").all_inner_texts()]
 
 
-def wait_for_trigger(tmp_path: Path, name: str) -> str:
-    """A line of a job script: wait (a minute at most) until the test creates the file."""
-    return f'for i in $(seq 3000); do [ -e "{tmp_path / name}" ] && break; sleep 0.02; done\n'
+def wait_for_trigger(gates: Path, name: str) -> str:
+    """A line of a job script: wait (a minute at most) until the test creates the file (in
+    the ``gates`` directory, which a sandboxed job sees)."""
+    return f'for i in $(seq 3000); do [ -e "{gates / name}" ] && break; sleep 0.02; done\n'
 
 
 # -- tests ------------------------------------------------------------------------------------
@@ -181,21 +182,21 @@ def test_log_in_with_a_token_and_out_again(context: BrowserContext, server: Serv
 
 
 def test_a_line_the_job_prints_shows_within_a_second(
-    context: BrowserContext, server: Server, jobs: Jobs, tmp_path: Path
+    context: BrowserContext, server: Server, jobs: Jobs, gates: Path
 ) -> None:
     from playwright.sync_api import expect
 
     jobs.create(
         "live",
         "echo started\n"
-        + wait_for_trigger(tmp_path, "go1")
+        + wait_for_trigger(gates, "go1")
         + "echo 'tick 1'\n"
-        + wait_for_trigger(tmp_path, "go2")
+        + wait_for_trigger(gates, "go2")
         + "printf 'progress 10%%\\rprogress 50%%\\rprogress 100%%\\n'\n"
         + "echo 'metric: loss=0.9 step=1'\n"
         + "echo 'metric: loss=0.5 acc=0.75 step=2'\n"
         + "head -c 300000 /dev/zero | tr '\\0' x; echo\n"
-        + wait_for_trigger(tmp_path, "go3")
+        + wait_for_trigger(gates, "go3")
         + "echo done\n",
     )
     page = context.new_page()
@@ -206,10 +207,10 @@ def test_a_line_the_job_prints_shows_within_a_second(
     expect(log.locator(".line", has_text="started")).to_have_count(1, timeout=30_000)
     expect(page.locator(".log-status")).to_have_text("following")
 
-    (tmp_path / "go1").touch()  # shown without a reload: how soon is 'python -m bench local'
+    (gates / "go1").touch()  # shown without a reload: how soon is 'python -m bench local'
     log.locator(".line", has_text="tick 1").wait_for(timeout=30_000)
 
-    (tmp_path / "go2").touch()
+    (gates / "go2").touch()
     expect(log.locator(".line", has_text="progress")).to_have_text("progress 100%")
     long_line = log.locator(".line", has_text="xxxx")
     expect(long_line).to_have_count(1)
@@ -224,7 +225,7 @@ def test_a_line_the_job_prints_shows_within_a_second(
     expect(latest.locator("tr[data-metric=acc] td")).to_have_text(["acc", "0.75", "2"])
     expect(page.locator(".metrics .chart canvas")).to_have_count(1)
 
-    (tmp_path / "go3").touch()
+    (gates / "go3").touch()
     expect(log.locator(".line", has_text="done")).to_have_count(1)
     expect(page.locator(".log-status")).to_have_text(re.compile(r"^complete"), timeout=15_000)
     expect(page.locator("#summary .state")).to_have_text("succeeded", timeout=15_000)
@@ -268,16 +269,16 @@ def test_open_an_output_file_and_download_it(
 
 
 def test_the_explorer_of_a_running_job_shows_new_files_without_a_reload(
-    context: BrowserContext, server: Server, jobs: Jobs, tmp_path: Path
+    context: BrowserContext, server: Server, jobs: Jobs, gates: Path
 ) -> None:
     from playwright.sync_api import expect
 
     jobs.create(
         "writer",
         'mkdir -p "$AZ_BATCHAI_OUTPUT_MODEL/ckpt"\n'
-        + wait_for_trigger(tmp_path, "go")
+        + wait_for_trigger(gates, "go")
         + 'echo step1 > "$AZ_BATCHAI_OUTPUT_MODEL/ckpt/step-1.txt"\n'
-        + wait_for_trigger(tmp_path, "end"),
+        + wait_for_trigger(gates, "end"),
     )
     jobs.wait("writer", ("running",))
     page = context.new_page()
@@ -289,11 +290,11 @@ def test_the_explorer_of_a_running_job_shows_new_files_without_a_reload(
     explorer.get_by_role("link", name="ckpt/").click()
     expect(explorer.locator("p.empty")).to_be_visible()
 
-    (tmp_path / "go").touch()
+    (gates / "go").touch()
     expect(explorer.get_by_role("link", name="step-1.txt")).to_be_visible(timeout=15_000)
     expect(explorer.locator("nav.path")).to_have_text("MODEL / ckpt")  # still in the folder
 
-    (tmp_path / "end").touch()
+    (gates / "end").touch()
     expect(page.locator("#summary .state")).to_have_text("succeeded", timeout=30_000)
     assert problems == []
 

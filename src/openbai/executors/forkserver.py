@@ -57,6 +57,9 @@ def serve(events_fd: int) -> None:
     import psutil
 
     import openbai.runtime.runner  # noqa: F401  (the point: imported once, before any fork)
+    from openbai.runtime import sandbox
+
+    sandbox.warm()  # runners inherit the probe's result instead of each making a sandbox more
 
     # what is imported now is never collected: a child's garbage collections then leave
     # these objects' pages alone, instead of copying them all on write

@@ -1,7 +1,12 @@
 """Everything a node does before the toolkit runs, in Batch AI's order: fresh job
 directories, cluster volumes, the cluster's setup task (once per node), the job's volumes,
 output folders, the host file, the job's container, job preparation, and waiting until every
-node of the job is prepared."""
+node of the job is prepared.
+
+A node of a local cluster runs the setup task when it is allocated, in a run of its own
+(a plan with ``setup_only``, see :func:`prepare_setup_only`); its marker then tells the
+dispatcher and the node counts that the node is ready (or unusable, when the task failed).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,48 @@ from openbai.runtime.stopping import JobFailure
 from openbai.runtime.tasks import NodeTasks
 from openbai.runtime.toolkits import host_file_lines
 from openbai.runtime.volumes import mount_all
+
+SETUP_DONE = "done"
+SETUP_FAILED = "failed"
+
+
+def setup_marker(setup_dir: Path, cluster_uid: str, state: str = SETUP_DONE) -> Path:
+    return setup_dir / f"{cluster_uid}.{state}"
+
+
+def setup_state(setup_dir: Path, cluster_uid: str) -> str | None:
+    """``done``, ``failed`` (the node is unusable) or None (not run yet, or running)."""
+    for state in (SETUP_DONE, SETUP_FAILED):
+        if setup_marker(setup_dir, cluster_uid, state).exists():
+            return state
+    return None
+
+
+def forget_setup(setup_dir: Path, cluster_uid: str) -> None:
+    """The node was given back: a node allocated again runs the setup task again."""
+    for state in (SETUP_DONE, SETUP_FAILED):
+        setup_marker(setup_dir, cluster_uid, state).unlink(missing_ok=True)
+
+
+def prepare_setup_only(tasks: NodeTasks, mounts: list[Mount]) -> None:
+    """Run the cluster's setup task on a node just allocated: its volumes mounted, in the
+    sandbox, as before a job; a failure is marked, so that the node counts as unusable."""
+    ctx = tasks.ctx
+    ctx.log(f"node {ctx.node.node_id} allocated to cluster {ctx.plan.cluster_name}")
+    try:
+        remove_tree(ctx.layout.job_temp_dir)
+        ctx.layout.job_temp.mkdir(parents=True)
+        ctx.layout.mount_root.mkdir(parents=True, exist_ok=True)
+        tasks.sandbox, tasks.cgroup = seal(ctx)
+        mounts.extend(mount_all(ctx.plan.cluster_mounts, ctx.layout.mount_root, ctx.log))
+        open_volumes(tasks.sandbox, mounts)
+        env = build_environment(ctx.plan, ctx.node, ctx.layout, ctx.host_env())
+        _run_setup_task(tasks, env)
+    except BaseException as exc:
+        failed = setup_marker(ctx.layout.setup_marker_dir, ctx.plan.cluster_uid, SETUP_FAILED)
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        failed.write_text(f"{exc}\n")
+        raise
 
 
 def prepare_node(tasks: NodeTasks, mounts: list[Mount]) -> JobEnvironment:
@@ -40,7 +87,7 @@ def prepare_node(tasks: NodeTasks, mounts: list[Mount]) -> JobEnvironment:
     _run_setup_task(tasks, env)
     mounts.extend(mount_all(plan.job_mounts, layout.job_mount_root, ctx.log))
     _make_output_dirs(env)
-    open_volumes(tasks.sandbox, mounts)
+    open_volumes(tasks.sandbox, mounts, [env.stdouterr_dir, *env.output_dirs.values()])
     describe(ctx, tasks.sandbox, tasks.cgroup)
     name = f"execution-{node.node_id}.log" if ctx.multi else "execution.log"
     ctx.log.attach(Path(env.stdouterr_dir) / name)
@@ -66,7 +113,7 @@ def _make_output_dirs(env: JobEnvironment) -> None:
 def _run_setup_task(tasks: NodeTasks, env: JobEnvironment) -> None:
     ctx = tasks.ctx
     setup = ctx.plan.setup_task
-    marker = ctx.layout.setup_marker_dir / f"{ctx.plan.cluster_uid}.done"
+    marker = setup_marker(ctx.layout.setup_marker_dir, ctx.plan.cluster_uid)
     if setup is None or marker.exists():
         return
     marker.parent.mkdir(parents=True, exist_ok=True)

@@ -86,19 +86,39 @@ def find_bwrap() -> str:
     return path
 
 
+#: probe results by bwrap path (None: it works), kept by a fork server for its runners
+_probed: dict[str, str | None] = {}
+
+
 def probe(bwrap: str) -> None:
     """Fail clearly when bwrap cannot make namespaces here (no user namespaces, say)."""
+    if bwrap not in _probed:
+        _probed[bwrap] = _try(bwrap)
+    reason = _probed[bwrap]
+    if reason is not None:
+        raise SandboxUnavailable(
+            f"no sandbox can be made on this node ({reason}): enable user namespaces, or "
+            "create the cluster with --no-sandbox"
+        )
+
+
+def warm() -> None:
+    """Probe once, before a fork server forks runners (each would probe again otherwise)."""
+    try:
+        probe(find_bwrap())
+    except SandboxUnavailable:
+        pass
+
+
+def _try(bwrap: str) -> str | None:
     result = subprocess.run(
         [bwrap, "--ro-bind", "/", "/", "--unshare-pid", "--", "true"],
         capture_output=True,
         text=True,
     )
     if result.returncode != 0:
-        reason = result.stderr.strip().removeprefix("bwrap: ") or f"exit code {result.returncode}"
-        raise SandboxUnavailable(
-            f"no sandbox can be made on this node ({reason}): enable user namespaces, or "
-            "create the cluster with --no-sandbox"
-        )
+        return result.stderr.strip().removeprefix("bwrap: ") or f"exit code {result.returncode}"
+    return None
 
 
 def _traversable(path: Path, who: Identity) -> bool:
@@ -129,23 +149,43 @@ class Sandbox:
     devices: list[Path] = field(default_factory=list)
 
     def grant(self, path: Path) -> None:
-        """Make ``path`` and everything below it the job user's, so that the job can write
-        there (mount points and other file systems below it are left alone)."""
+        """Make ``path`` and what is below it the job user's, so that the job can write
+        there. Mount points and other file systems below it are left alone, and so are
+        directories that are the job user's already (what earlier jobs made: a volume is
+        not walked whole for every job)."""
         if not self.identity.switches or not path.exists():
             return
-        top = path.lstat().st_dev
         uid, gid = self.identity.uid, self.identity.gid
-        if path.lstat().st_uid != uid:
+        top = path.lstat()
+        if top.st_uid != uid:
             os.lchown(path, uid, gid)
+        elif stat.S_ISDIR(top.st_mode):
+            return
         for root, dirs, files in os.walk(path):
-            for name in [*dirs, *files]:
+            keep = []
+            for name in dirs:
+                st = os.lstat(os.path.join(root, name))
+                if st.st_dev == top.st_dev and st.st_uid != uid:
+                    os.lchown(os.path.join(root, name), uid, gid)
+                    keep.append(name)
+            for name in files:
                 entry = os.path.join(root, name)
                 st = os.lstat(entry)
-                if st.st_dev != top:
-                    continue
-                if st.st_uid != uid:
+                if st.st_dev == top.st_dev and st.st_uid != uid:
                     os.lchown(entry, uid, gid)
-            dirs[:] = [d for d in dirs if os.lstat(os.path.join(root, d)).st_dev == top]
+            dirs[:] = keep
+
+    def grant_path(self, path: Path, root: Path) -> None:
+        """Make ``path`` and each directory between ``root`` and it the job user's (folders
+        the runner made for the job's outputs)."""
+        if not self.identity.switches:
+            return
+        for p in [path, *path.parents]:
+            if p == root or root not in p.parents:
+                break
+            st = p.lstat()
+            if st.st_uid != self.identity.uid:
+                os.lchown(p, self.identity.uid, self.identity.gid)
 
     def prefix(self) -> list[str]:
         """bwrap's arguments up to the command: the sandbox's file system."""

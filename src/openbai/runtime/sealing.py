@@ -70,9 +70,12 @@ def seal(ctx: NodeContext) -> tuple[Sandbox | None, Cgroup | None]:
     return sandbox, Cgroup.create(name, node_limits(ctx))
 
 
-def open_volumes(sandbox: Sandbox | None, mounts: list[Mount]) -> None:
+def open_volumes(
+    sandbox: Sandbox | None, mounts: list[Mount], made: list[str] | None = None
+) -> None:
     """Bind embedded volumes (links to directories the job could not reach) into the
-    sandbox, writable by the job user like everything else it mounts."""
+    sandbox, writable by the job user like everything else it mounts, with the folders
+    the runner ``made`` in them (output and stdouterr folders)."""
     if sandbox is None:
         return
     for mount in mounts:
@@ -80,6 +83,11 @@ def open_volumes(sandbox: Sandbox | None, mounts: list[Mount]) -> None:
             sandbox.writable.append(mount.source)
     for path in sandbox.writable:
         sandbox.grant(path)
+    for folder in made or []:
+        real = Path(folder).resolve()
+        root = next((w.resolve() for w in sandbox.writable if w.resolve() in real.parents), None)
+        if root is not None:
+            sandbox.grant_path(real, root)
 
 
 def describe(ctx: NodeContext, sandbox: Sandbox | None, cgroup: Cgroup | None) -> None:
