@@ -86,6 +86,13 @@ def recipe_storage(fake_tools: Path, recipes: Bai, tmp_path: Path) -> Bai:
     recipes(
         "storage", "file", "upload-batch", "--account", "acct", "-d", "scripts", "-s", str(scripts)
     )
+    # the recipes that keep their model in $AZ_BATCHAI_MOUNT_ROOT/external expect their cluster
+    # to mount a share there, as their READMEs create it (az batchai cluster create --afs-name)
+    recipes("storage", "share", "create", "--account", "acct", "-n", "models")
+    recipes(
+        "cluster", "create", "-w", "ws", "-n", "ext", "--nodes", "2",
+        "--storage-account-name", "acct", "--afs-name", "models", "--afs-mount-path", "external",
+    )  # fmt: skip
     return recipes
 
 
@@ -93,6 +100,7 @@ def recipe_storage(fake_tools: Path, recipes: Bai, tmp_path: Path) -> Bai:
 def test_recipe_runs_unchanged(recipe_storage: Bai, recipe: str) -> None:
     bai = recipe_storage
     name = recipe.split("/")[1].lower()
+    cluster = "ext" if "$AZ_BATCHAI_MOUNT_ROOT/external" in (RECIPES / recipe).read_text() else "c1"
     bai(
         "job",
         "create",
@@ -101,7 +109,7 @@ def test_recipe_runs_unchanged(recipe_storage: Bai, recipe: str) -> None:
         "-e",
         "exp",
         "-c",
-        "c1",
+        cluster,
         "-n",
         name,
         "-f",
@@ -116,7 +124,8 @@ def test_recipe_runs_unchanged(recipe_storage: Bai, recipe: str) -> None:
         / job["jobOutputDirectoryPathSegment"]
         / "stdouterr"
     )
-    _, expected = CASES[recipe]
+    _, named = CASES[recipe]
+    expected = [f.replace("-c1-", f"-{cluster}-") for f in named]  # per-node names
     present = {p.name for p in stdouterr.iterdir()}
     assert set(expected) <= present, present
     runs = [
