@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from openbai.api.app import create_api
+from openbai.api.urls import check_public_url
 from openbai.installation import App
 from openbai.scheduling.in_server import DispatcherThread
 from openbai.services.deletions import BackgroundDeletes
@@ -28,10 +29,11 @@ def create_app(
 ) -> FastAPI:
     """The API with the web page mounted at ``/ui``, over ``settings``' installation (or an
     already opened ``service``). The dispatcher is not started: see :func:`serve`."""
+    checked = check_public_url(public_url) if public_url else None
     app = service or App.open(settings)
     background = BackgroundDeletes(app)
-    api = create_api(app, background, public_url=public_url)
-    api.mount("/ui", create_web_app(app, background))
+    api = create_api(app, background, public_url=checked)
+    api.mount("/ui", create_web_app(app, background, public_url=checked))
     return api
 
 
@@ -41,9 +43,13 @@ def serve(
     *,
     log_level: str,
     public_url: str | None,
+    forwarded_allow_ips: str | None = None,
     on_ready: Any = None,
 ) -> None:
-    """Serve on ``listener`` with the dispatcher running, until SIGINT or SIGTERM."""
+    """Serve on ``listener`` with the dispatcher running, until SIGINT or SIGTERM.
+
+    ``X-Forwarded-For``/``-Proto`` are believed only from ``forwarded_allow_ips`` (a
+    proxy's addresses): anyone else could claim any client address or https with them."""
     import uvicorn
 
     service = App.open(settings)
@@ -53,6 +59,8 @@ def serve(
             create_app(settings, service=service, public_url=public_url),
             log_level=log_level,
             access_log=False,
+            proxy_headers=bool(forwarded_allow_ips),
+            forwarded_allow_ips=forwarded_allow_ips or "",
             timeout_graceful_shutdown=SHUTDOWN_GRACE,
         )
     )

@@ -67,10 +67,14 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_web_app(service: App, deletes: BackgroundDeletes) -> FastAPI:
+def create_web_app(
+    service: App, deletes: BackgroundDeletes, *, public_url: str | None = None
+) -> FastAPI:
     """The explorer over ``service`` (the server's installation); deletes end on the
-    server's background threads, as the API's do."""
+    server's background threads, as the API's do. ``public_url`` (checked) is where
+    browsers reach the server behind a proxy."""
     web = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    web.state.public_url = public_url
     web.state.openbai = service
     web.state.deletes = deletes
     web.add_middleware(SecurityHeaders)
@@ -86,8 +90,8 @@ def create_web_app(service: App, deletes: BackgroundDeletes) -> FastAPI:
 
 
 async def _on_login_required(request: Request, exc: Exception) -> Response:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    login_url = Links.of(request).to("login", next=target if request.method == "GET" else None)
+    links = Links.of(request)
+    login_url = links.to("login", next=links.here(request) if request.method == "GET" else None)
     if "text/event-stream" in request.headers.get("accept", ""):
         return PlainTextResponse("log in first", 401)
     if is_fragment(request):

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import Request
 
@@ -28,7 +28,17 @@ class Links:
 
     @classmethod
     def of(cls, request: Request) -> Links:
-        return cls(str(request.scope.get("root_path", "")).rstrip("/"))
+        """Behind a proxy that serves the server under a prefix (``--public-url
+        https://host/prefix``), links carry the prefix the proxy strips."""
+        prefix = urlsplit(public_url(request) or "").path.rstrip("/")
+        return cls(prefix + str(request.scope.get("root_path", "")).rstrip("/"))
+
+    def here(self, request: Request) -> str:
+        """The request's own page, as the browser addressed it (for ``?next=``)."""
+        mount = str(request.scope.get("root_path", "")).rstrip("/")
+        path = request.url.path
+        inner = path[len(mount) :] if path.startswith(mount) else path
+        return self.root + inner + (f"?{request.url.query}" if request.url.query else "")
 
     def to(self, *segments: str, **query: str | int | None) -> str:
         path = "/".join(quote(s, safe="") for s in segments)
@@ -53,6 +63,28 @@ class Links:
         self, key: JobKey, directory: str, *rest: str, path: str = "", page: int | None = None
     ) -> str:
         return self.job(key, "files", directory, *rest, path=path, page=page)
+
+
+def public_url(request: Request) -> str | None:
+    """``bai serve --public-url`` (checked by the server), if given."""
+    return getattr(request.app.state, "public_url", None)
+
+
+def public_origin(request: Request) -> tuple[str, bool]:
+    """The origin browsers see this explorer at (``scheme://host[:port]``, as the ``Origin``
+    header writes it) and whether that is https: the public URL's when the server is behind
+    a proxy, else the request's own (whose scheme a trusted proxy's ``X-Forwarded-Proto``
+    sets, ``--forwarded-allow-ips``)."""
+    configured = public_url(request)
+    if configured:
+        parts = urlsplit(configured)
+        scheme, host, port = parts.scheme, parts.hostname or "", parts.port
+    else:
+        scheme, host, port = request.url.scheme, request.url.hostname or "", request.url.port
+    shown = f"[{host}]" if ":" in host else host
+    if port is not None and port != {"http": 80, "https": 443}.get(scheme):
+        shown += f":{port}"
+    return f"{scheme}://{shown}", scheme == "https"
 
 
 @dataclass(frozen=True)

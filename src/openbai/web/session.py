@@ -10,7 +10,8 @@ applies the token's role and workspaces to the page (``openbai.http.permissions`
 
 State-changing requests are POSTs of a form that carries the session's CSRF token (an HMAC
 of the session's id, so it needs no server state and no other site can compute it); their
-``Origin``, when the browser sends one, must be this server's.
+``Origin``, when the browser sends one, must be this server's: the public URL's behind a
+proxy (``bai serve --public-url``), which may well end TLS and rewrite ``Host``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from openbai.http.caller import admit
 from openbai.http.permissions import WEB_RULES
 from openbai.http.service import Service
 from openbai.services import sessions
+from openbai.web.links import public_origin
 
 COOKIE = "openbai_session"
 #: seconds a login lasts at most (less when its token expires sooner)
@@ -75,7 +77,8 @@ Browser = Annotated[BrowserSession, Depends(browser_session)]
 
 
 def is_secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Whether the browser reached the explorer over https (TLS may end at a proxy)."""
+    return public_origin(request)[1]
 
 
 def check_origin(request: Request) -> None:
@@ -83,7 +86,7 @@ def check_origin(request: Request) -> None:
     header, such as curl, are left to the CSRF token)."""
     origin = request.headers.get("origin")
     site = request.headers.get("sec-fetch-site")
-    own = f"{request.url.scheme}://{request.url.netloc}"
+    own = public_origin(request)[0]
     if (site is not None and site not in ("same-origin", "none")) or (
         origin is not None and origin != own
     ):
