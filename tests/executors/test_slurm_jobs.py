@@ -239,13 +239,13 @@ for _ in range(600):  # a minute at most
 """
 
 
-def test_jobs_on_fixed_ports_never_share_a_node(on_slurm: Bai, tmp_path: Path) -> None:
+def test_jobs_on_fixed_ports_never_share_a_node(on_slurm: Bai, tmp_path: Path, gates: Path) -> None:
     """Two PyTorch jobs at once each listen on Batch AI's fixed rendezvous port: Slurm gives
     each whole nodes (--exclusive), so they run side by side on different hosts, both fine,
     where sharing a node would have made the second bind fail."""
     bai = on_slurm
     upload_script(bai, tmp_path, "hold.py", PORT_HOLDER)
-    go = tmp_path / "go"
+    go = gates / "go"  # where a sandboxed job sees it appear
     props = custom_job("", nodeCount=1)
     del props["customToolkitSettings"]
     props["pyTorchSettings"] = {
@@ -323,7 +323,6 @@ def test_horovod_launches_python_ranks_through_mpirun_on_both_nodes(
 
 def test_setup_task_runs_once_per_node_across_jobs(on_slurm: Bai, tmp_path: Path) -> None:
     bai = on_slurm
-    ran = tmp_path / "setup-ran.txt"
     bai(
         "cluster",
         "create",
@@ -336,16 +335,17 @@ def test_setup_task_runs_once_per_node_across_jobs(on_slurm: Bai, tmp_path: Path
         "--partition",
         "debug",
         "--setup-task",
-        f"hostname >> {ran}; echo set up on $(hostname)",
+        "echo set up on $(hostname)",
         "--setup-task-output",
         str(tmp_path / "setup-logs"),
     )
     for name in ("first", "second"):
         job = run(bai, tmp_path, custom_job("true", nodeCount=2), name=name, cluster="prepared")
         assert job["executionState"] == "succeeded", job
-    assert sorted(ran.read_text().split()) == NODES
-    logs = sorted(p.name for p in (tmp_path / "setup-logs").rglob("stdout-*.txt"))
-    assert logs == ["stdout-node1.txt", "stdout-node2.txt"]
+    logs = sorted((tmp_path / "setup-logs").rglob("stdout-*.txt"))
+    assert [p.name for p in logs] == ["stdout-node1.txt", "stdout-node2.txt"]
+    # each node's output file is appended to: one line each, so the task ran once per node
+    assert [p.read_text() for p in logs] == [f"set up on {node}\n" for node in NODES]
 
 
 def test_exit_code_and_wall_clock_limit_fail_the_job(on_slurm: Bai, tmp_path: Path) -> None:
@@ -380,9 +380,12 @@ def test_terminate_signals_the_runners_which_stop_the_job_and_keep_its_output(
     on_slurm: Bai, tmp_path: Path
 ) -> None:
     bai = on_slurm
+    # the task's host pid reaches the test through its temp directory: no sandbox in between
+    bai("cluster", "create", "-w", "ws", "-n", "open", "--executor", "slurm",
+        "--partition", "debug", "--no-sandbox")  # fmt: skip
     pidfile = tmp_path / "pids"
     command = f"echo $$ >> {pidfile}; echo started; sleep 300"
-    create(bai, tmp_path, custom_job(command, nodeCount=2), "long", "gpu")
+    create(bai, tmp_path, custom_job(command, nodeCount=2), "long", "open")
     deadline = time.monotonic() + 30
     while not (pidfile.exists() and pidfile.read_text().strip()):
         assert time.monotonic() < deadline, "the job never started"
