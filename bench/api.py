@@ -1,7 +1,8 @@
 """The REST server, measured: GET of one job and list-jobs pages with 10,000 jobs in one
 experiment, through a real ``bai serve`` on 127.0.0.1.
 
-``python -m bench api [--jobs 10000] [--gets 1000] [--page-size 1000]``
+``python -m bench api [--jobs 10000] [--gets 1000] [--page-size 1000] [--clients 50]
+[--load-seconds 20] [--database postgresql://USER:PASSWORD@HOST/DB] [--load-only]``
 
 * GET job: p50/p99 over random jobs, against GET /healthz (the HTTP floor: no database)
   and the same read in-process through the service (the database floor), as ratios;
@@ -9,17 +10,26 @@ experiment, through a real ``bai serve`` on 127.0.0.1.
   ``nextLink`` (p50/p99 and the total), and of a first page of 100;
 * the web explorer's job list of that experiment: first, middle and last page, and a filtered
   one, against GET /healthz;
+* under load: ``--clients`` concurrent clients, each on its own connection, for
+  ``--load-seconds``, each request picked at random: 80% GET job, 10% the first list page of 100,
+  10% create a job (on a cluster of no nodes, so the created jobs wait and the load stays the
+  server's); requests/s over all, p50/p99 of each kind and the errors, against the goal
+  (>= 500 requests/s, p99 of GET job <= 100 ms, no error). The clients run in this process and
+  share the machine's cores with the server: the numbers are the pair's;
 * stream: a line a running job prints → the line received by ``RemoteClient.stream_job_file``
   (p50/p99), against reading the same file directly in a tight loop (the floor), as a ratio,
   and a check that every line arrived.
 
-The jobs are inserted straight into the store (as ended jobs, so the server's dispatcher
+``--database`` runs it all on PostgreSQL: a fresh database is created on that server (the URL
+names the database to connect to for that, as scripts/services/postgres.sh prints it) and
+dropped afterwards. The jobs are inserted straight into the store (as ended jobs, so the server's dispatcher
 leaves them alone), copying one job created through the service.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import random
 import subprocess
@@ -74,6 +84,8 @@ def populate(app: App, count: int) -> list[str]:
     workspaces.create_experiment(app, "rg", "ws", "exp")
     scale = {"properties": {"scaleSettings": {"manual": {"targetNodeCount": 1}}}}
     clusters.create_cluster(app, "rg", "ws", "c1", scale)
+    empty = {"properties": {"scaleSettings": {"manual": {"targetNodeCount": 0}}}}
+    clusters.create_cluster(app, "rg", "ws", "idle", empty)  # where the load's jobs wait
     accounts.create_account(app, "acct")
     accounts.create_volume(app, "acct", VolumeKind.FILE, "logs")
     jobs.create_job(app, "rg", "ws", "exp", "template", JOB)
@@ -98,18 +110,18 @@ def populate(app: App, count: int) -> list[str]:
     return names
 
 
-def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(home: Path, database: str = "") -> tuple[subprocess.Popen[bytes], str]:
     with socket_port() as port:
         pass
     bai = str(Path(sys.executable).with_name("bai"))
     process = subprocess.Popen(
         [bai, "serve", "--port", str(port)],
-        env={**os.environ, "OPENBAI_HOME": str(home)},
+        env={**os.environ, "OPENBAI_HOME": str(home), "OPENBAI_DATABASE_URL": database},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a busy shared machine starts it slowly
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
@@ -199,6 +211,101 @@ def bench(app: App, http: httpx.Client, names: list[str], gets: int, page_size: 
             report(f"web page {url}", timed(partial(get_ok, browser, url), 20), healthz)
 
 
+async def _client(
+    url: str,
+    headers: dict[str, str],
+    exp: str,
+    names: list[str],
+    seed: int,
+    until: float,
+    timings: dict[str, list[float]],
+    errors: list[str],
+) -> None:
+    pick = random.Random(seed)
+    created = 0
+    body = {"properties": {**JOB["properties"], "cluster": {"id": "idle"}}}
+    limits = httpx.Limits(max_connections=1)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as http:
+        while time.monotonic() < until:
+            roll = pick.random()
+            if roll < 0.8:
+                kind, call = "GET job", http.get(f"{exp}/jobs/{pick.choice(names)}?{API}")
+            elif roll < 0.9:
+                kind, call = "list page of 100", http.get(f"{exp}/jobs?{API}&maxresults=100")
+            else:
+                created += 1
+                job = f"load-{seed}-{created}"
+                kind, call = "create job", http.put(f"{exp}/jobs/{job}?{API}", json=body)
+            started = time.perf_counter()
+            try:
+                response = await call
+                if response.status_code >= 400:
+                    errors.append(f"{kind}: {response.status_code} {response.text[:200]}")
+            except httpx.HTTPError as exc:
+                errors.append(f"{kind}: {type(exc).__name__} {exc}")
+            timings[kind].append(time.perf_counter() - started)
+
+
+def bench_load(
+    app: App, url: str, token: str, names: list[str], clients: int, seconds: float
+) -> None:
+    """``clients`` concurrent clients for ``seconds``: throughput, latency per kind, errors."""
+    exp = f"/subscriptions/{app.settings.subscription_id}/resourceGroups/rg/providers/Microsoft.BatchAI/workspaces/ws/experiments/exp"
+    headers = {"Authorization": f"Bearer {token}"}
+    timings: dict[str, list[float]] = {"GET job": [], "list page of 100": [], "create job": []}
+    errors: list[str] = []
+
+    async def run() -> float:
+        started = time.monotonic()
+        until = started + seconds
+        await asyncio.gather(
+            *(_client(url, headers, exp, names, i, until, timings, errors) for i in range(clients))
+        )
+        return time.monotonic() - started
+
+    elapsed = asyncio.run(run())
+    total = sum(len(t) for t in timings.values())
+    rate = total / elapsed
+    for kind, durations in timings.items():
+        if durations:
+            report(f"under load, {clients} clients: {kind} ({len(durations)})", durations)
+    p99 = percentile(timings["GET job"], 99) * 1000 if timings["GET job"] else float("inf")
+    verdict = "met" if rate >= 500 and p99 <= 100 and not errors else "NOT met"
+    print(
+        f"under load, {clients} clients for {elapsed:.1f} s: {total} requests, {rate:.0f}"
+        f" requests/s, {len(errors)} errors; goal (>= 500 requests/s, p99 of GET job <= 100 ms,"
+        f" 0 errors) {verdict}",
+        flush=True,
+    )
+    for error in errors[:5]:
+        print(f"  error: {error}", flush=True)
+
+
+def fresh_postgres(url: str) -> tuple[str, Callable[[], None]]:
+    """A new database on the server of ``url``, and the call that drops it."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    name = f"openbai_bench_{os.getpid()}"
+
+    def admin(statement: str) -> None:
+        with psycopg.connect(
+            host=parsed.host,
+            port=parsed.port,
+            user=parsed.username,
+            password=parsed.password,
+            dbname=parsed.database,
+            autocommit=True,
+        ) as connection:
+            connection.execute(statement.encode())
+
+    admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin(f'CREATE DATABASE "{name}"')
+    fresh = parsed.set(database=name).render_as_string(hide_password=False)
+    return fresh, partial(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 STREAMER = (
     "python3 -u -c 'import time\n"
     "for i in range({lines}):\n"
@@ -253,22 +360,38 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--gets", type=int, default=1000)
     parser.add_argument("--page-size", type=int, default=1000)
     parser.add_argument("--lines", type=int, default=200, help="lines of the streaming job")
+    parser.add_argument("--clients", type=int, default=50, help="concurrent clients of the load")
+    parser.add_argument("--load-seconds", type=float, default=20.0)
+    parser.add_argument("--database", default="", help="a PostgreSQL server's URL (see above)")
+    parser.add_argument("--load-only", action="store_true", help="only the load section")
     args = parser.parse_args(argv)
+    database, drop = fresh_postgres(args.database) if args.database else ("", lambda: None)
+    try:
+        run(args, database)
+    finally:
+        drop()
+    return 0
+
+
+def run(args: argparse.Namespace, database: str) -> None:
+    print(f"database: {database.split('://', 1)[0] if database else 'sqlite'}", flush=True)
     with tempfile.TemporaryDirectory(prefix="openbai-bench-api-") as tmp:
         home = Path(tmp)
-        app = App.open(Settings.load({"OPENBAI_HOME": str(home)}))
+        app = App.open(Settings.load({"OPENBAI_HOME": str(home), "OPENBAI_DATABASE_URL": database}))
         started = time.perf_counter()
         names = populate(app, args.jobs)
         print(f"inserted {len(names)} jobs in {time.perf_counter() - started:.1f} s", flush=True)
         token = tokens.create_token(app, "bench")[1]
-        process, url = start_server(home)
+        process, url = start_server(home, database)
         try:
             headers = {"Authorization": f"Bearer {token}"}
-            with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
-                bench(app, http, names, args.gets, args.page_size)
-            bench_stream(app, home, url, token, args.lines)
+            if not args.load_only:
+                with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
+                    bench(app, http, names, args.gets, args.page_size)
+            bench_load(app, url, token, names, args.clients, args.load_seconds)
+            if not args.load_only:
+                bench_stream(app, home, url, token, args.lines)
         finally:
             process.terminate()
             process.wait(30)
             app.close()
-    return 0
