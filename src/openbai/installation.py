@@ -16,12 +16,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from openbai.executors.base import Executor
-from openbai.executors.registry import make_executor
 from openbai.settings import Settings
-from openbai.store.database import Database, open_database
-from openbai.store.secrets import Sealer, seal_rows_at_rest
+from openbai.vocabulary import ACTIVE_STATES
+
+if TYPE_CHECKING:  # the store and executors load when an App opens, not for the socket helpers
+    from openbai.executors.base import Executor
+    from openbai.store.database import Database
+    from openbai.store.secrets import Sealer
 
 #: seconds between two looks for a dispatcher from the same process (reads poll often)
 KEEP_INTERVAL = 1.0
@@ -40,12 +43,17 @@ class App:
 
     @classmethod
     def open(cls, settings: Settings) -> App:
+        from openbai.store.database import open_database
+        from openbai.store.secrets import Sealer, seal_rows_at_rest
+
         settings.home.chmod(0o700)  # keys, database, run directories: the installation's alone
         sealer = Sealer(settings.home / "secret.key")
         seal_rows_at_rest(settings.db_url, sealer)  # job and cluster secrets, sealed in the rows
         return cls(settings, open_database(settings.db_url), sealer)
 
     def executor(self, name: str) -> Executor:
+        from openbai.executors.registry import make_executor
+
         with self._lock:
             if name not in self._executors:
                 self._executors[name] = make_executor(
@@ -88,7 +96,6 @@ class App:
         from sqlalchemy import select
 
         from openbai.store.models import Job
-        from openbai.vocabulary import ACTIVE_STATES
 
         with self.db.reading() as s:
             found = s.scalar(select(Job.id).where(Job.execution_state.in_(ACTIVE_STATES)).limit(1))
