@@ -18,8 +18,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-#: the newest migration; checked on open so that alembic is only loaded when needed
-HEAD_REVISION = "0003"
+#: the newest migration, read off the file names (``000N_topic.py`` holds revision ``000N``):
+#: checked on open so that alembic is only loaded when needed
+HEAD_REVISION = max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
 
 
 class Database:
