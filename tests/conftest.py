@@ -244,6 +244,15 @@ def bai(bai_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Ba
     yield runner
     _stop_dispatcher(runner.home)
     _kill_leftover_runners(runner.home)
+    _stop_file_servers(runner.home)
+
+
+def _stop_file_servers(home: Path) -> None:
+    """Stop the NFS servers of the installation's file servers (they outlive commands)."""
+    from openbai.storage.nfs_server import NfsServer
+
+    for state in home.glob("file-servers/*/*/*/server.json"):
+        NfsServer(state.parent).stop()
 
 
 @pytest.fixture

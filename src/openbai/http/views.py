@@ -131,7 +131,7 @@ def file_server_view(settings: Settings, fs: FileServerRecord) -> dict[str, Any]
         "type": "Microsoft.BatchAI/workspaces/fileServers",
         "properties": {
             **fs.spec,
-            "mountSettings": None,
+            "mountSettings": fs.mount_settings,
             **_provisioning(fs.provisioning),
         },
     }

@@ -22,6 +22,8 @@ from openbai.mounts.settings import MountSettings
 MOUNTERS: Mapping[str, str] = {
     "azure_blob": "openbai.mounts.fuse:FuseMounter",
     "local": "openbai.mounts.link:LinkMounter",
+    "nfs": "openbai.mounts.fuse:FuseMounter",
+    "refused": "openbai.mounts.refused:RefusedMounter",
     "smb": "openbai.mounts.fuse:FuseMounter",
 }
 

@@ -3,20 +3,34 @@
 ``azureFileShares`` name their account by ``accountName`` or by the host of ``azureFileUrl``
 (``https://acct.file.core.windows.net/logs`` is share ``logs`` of account ``acct``), so the
 recipes' job.json files run unchanged against an embedded account of the same name.
+
+``fileServers`` and ``unmanagedFileSystems`` have no storage account: they are named by an
+account name no storage account can have (``fileserver:RG/WS/NAME``, ``mount:COMMAND``), which
+:func:`account_options` resolves to the NFS export (or SMB share) they mount, so that mounts,
+``bai job file list/stream`` and download links reach them like any other volume.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import select
 
-from openbai.errors import NotFoundError, SpecError
+from openbai.errors import MountError, NotFoundError, SpecError
 from openbai.installation import App
 from openbai.plan.job_plan import MountSpec
 from openbai.scheduling.locations import MountedVolume
-from openbai.spec import AzureBlobFileSystemReference, AzureFileShareReference, MountVolumes
+from openbai.spec import (
+    AzureBlobFileSystemReference,
+    AzureFileShareReference,
+    FileServerReference,
+    MountVolumes,
+    UnmanagedFileSystemReference,
+)
+from openbai.storage import nfs_command
 from openbai.storage.base import VolumeKind
+from openbai.storage.nfs_server import EXPORT_PATH, NfsServer, file_server_dir
 from openbai.storage.registry import ACCOUNT_KINDS
 from openbai.store.models import StorageAccount
 
@@ -52,17 +66,75 @@ def mounted_volumes(volumes: MountVolumes | None, *, root: str, field: str) -> l
                     ref.container_name,
                 )
             )
-        else:
-            raise SpecError(
-                f"{where}: openbai does not mount {collection} yet; use azureFileShares or azureBlobFileSystems",
-                target=where,
-                code="UnsupportedMount",
+        elif isinstance(ref, FileServerReference):
+            rg, ws, name = parse_file_server_id(ref.file_server.id, field=f"{where}.fileServer.id")
+            mounted.append(
+                MountedVolume(
+                    root,
+                    ref.relative_mount_path,
+                    f"{FILE_SERVER_PREFIX}{rg}/{ws}/{name}",
+                    VolumeKind.FILE,
+                    EXPORT_PATH,
+                    source_subpath(ref.source_directory, field=f"{where}.sourceDirectory"),
+                )
+            )
+        elif isinstance(ref, UnmanagedFileSystemReference):
+            # an unknown type fails the job when it starts (AZFMountError), as in Batch AI
+            try:
+                source = nfs_command.parse_mount_command(ref.mount_command)
+                volume, subpath = source.volume, str(source.options.get("subpath") or "")
+            except MountError:
+                volume, subpath = "", ""
+            mounted.append(
+                MountedVolume(
+                    root,
+                    ref.relative_mount_path,
+                    nfs_command.PREFIX + ref.mount_command,
+                    VolumeKind.FILE,
+                    volume,
+                    subpath,
+                )
             )
     return mounted
 
 
+FILE_SERVER_PREFIX = "fileserver:"
+_FILE_SERVER_ID = re.compile(
+    r"/subscriptions/[^/]+/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.BatchAI"
+    r"/workspaces/(?P<ws>[^/]+)/fileServers/(?P<name>[^/]+)/?",
+    re.IGNORECASE,
+)
+
+
+def parse_file_server_id(value: str, *, field: str) -> tuple[str, str, str]:
+    """(resource group, workspace, name) of a file server's ARM id."""
+    match = _FILE_SERVER_ID.fullmatch(value.strip())
+    if match is None:
+        raise SpecError(
+            f"{field}: {value!r} is not a file server id (/subscriptions/SUB/resourceGroups/RG"
+            "/providers/Microsoft.BatchAI/workspaces/WS/fileServers/NAME)",
+            target=field,
+        )
+    return match["rg"], match["ws"], match["name"]
+
+
+def source_subpath(source: str | None, *, field: str) -> str:
+    """The directory of the export a ``sourceDirectory`` names (``/mnt/data/x`` or ``x``)."""
+    from openbai.storage.base import clean_path
+
+    text = (source or "").strip()
+    if text == EXPORT_PATH or text.startswith(EXPORT_PATH + "/"):
+        text = text[len(EXPORT_PATH) :]
+    return clean_path(text.lstrip("/"), field=field)
+
+
 def account_options(app: App, name: str) -> tuple[str, dict[str, Any]]:
     """The account's kind and every option, secrets unsealed (for backends and node plans)."""
+    if name.startswith(FILE_SERVER_PREFIX):
+        return "nfs", file_server_options(app, name[len(FILE_SERVER_PREFIX) :])
+    if name.startswith(nfs_command.PREFIX):
+        source = nfs_command.parse_mount_command(name[len(nfs_command.PREFIX) :])
+        return source.kind, source.options
     with app.db.reading() as s:
         row = s.scalar(select(StorageAccount).where(StorageAccount.name == name))
         if row is None:
@@ -74,9 +146,70 @@ def account_options(app: App, name: str) -> tuple[str, dict[str, Any]]:
         return row.kind, {**row.options, **app.sealer.unseal(row.sealed_secrets)}
 
 
+def source_host(options: dict[str, Any]) -> str:
+    host = str(options.get("host") or options.get("file_endpoint") or "server")
+    return re.sub(r"[^\w.:-]", "_", host)
+
+
+def file_server_options(app: App, path: str) -> dict[str, Any]:
+    """The NFS options of the file server ``RG/WS/NAME``, its server started if it was not
+    (after a restart of the machine)."""
+    from openbai.store.models import FileServer, Workspace
+
+    rg, ws, name = path.split("/", 2)
+    with app.db.reading() as s:
+        found = s.scalar(
+            select(FileServer.id)
+            .join(Workspace, FileServer.workspace_id == Workspace.id)
+            .where(Workspace.resource_group == rg, Workspace.name == ws, FileServer.name == name)
+        )
+    if found is None:
+        raise NotFoundError(
+            f"The specified file server {name} is not found",
+            code="FileServerNotFound",
+            target=name,
+        )
+    state = NfsServer(file_server_dir(app.settings.home, rg, ws, name)).ensure_running()
+    return {
+        "host": state.host,
+        "export": EXPORT_PATH,
+        "version": 3,
+        "port": state.port,
+        "mount_port": state.mount_port,
+    }
+
+
 def mount_specs(app: App, mounted: list[MountedVolume]) -> list[MountSpec]:
     specs = []
     for m in mounted:
+        if m.account.startswith(nfs_command.PREFIX):
+            try:
+                kind, options = account_options(app, m.account)
+            except MountError as e:  # fails the job when a node mounts it
+                specs.append(
+                    MountSpec(
+                        m.relative_path,
+                        "refused",
+                        nfs_command.redact(m.account),
+                        m.volume_kind.value,
+                        m.volume,
+                        options={"reason": e.message},
+                    )
+                )
+                continue
+            specs.append(
+                MountSpec(
+                    m.relative_path,
+                    ACCOUNT_KINDS[kind][m.volume_kind],
+                    # a FUSE fsname: no blanks or commas, no password
+                    f"{kind}-{source_host(options)}",
+                    m.volume_kind.value,
+                    m.volume,
+                    m.subpath,
+                    options,
+                )
+            )
+            continue
         try:
             kind, options = account_options(app, m.account)
         except NotFoundError as exc:

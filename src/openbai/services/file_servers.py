@@ -1,9 +1,17 @@
-"""File servers: the resource is kept (create, show, list, delete) so that Batch AI clients
-and nfs.json files keep working; openbai provisions no VM for it, and jobs cannot mount
-one yet (see services/volumes.py)."""
+"""File servers: each one is a real NFS server (nfs-ganesha, userspace) exporting a directory
+of the installation at ``/mnt/data``, as Batch AI's file server VM exported its data disks.
+
+``create`` starts it and fills ``mountSettings``; clusters (``--nfs``) and jobs
+(``fileServers``) mount it through openbai's FUSE filesystem on libnfs. The server runs on
+its own; whoever needs it (a job's plan, a file listing, ``show``) starts it again when it is
+gone (a restart of the machine). ``delete`` stops it; its data is kept unless asked
+otherwise (``delete_data``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +23,7 @@ from openbai.installation import App
 from openbai.services.records import FileServerRecord
 from openbai.services.workspaces import check_not_deleting, workspace_row
 from openbai.spec import FileServerCreateParameters, check_name, parse
+from openbai.storage.nfs_server import EXPORT_PATH, NfsServer, file_server_dir
 from openbai.store.models import FileServer
 
 
@@ -30,6 +39,21 @@ def file_server_row(s: Session, rg: str, ws: str, name: str) -> FileServer:
             target=name,
         )
     return row
+
+
+def nfs_server(app: App, rg: str, ws: str, name: str) -> NfsServer:
+    return NfsServer(file_server_dir(app.settings.home, rg, ws, name))
+
+
+def _with_mount_settings(app: App, record: FileServerRecord) -> FileServerRecord:
+    """The record with where clients mount it, the server started if it went away."""
+    state = nfs_server(app, record.resource_group, record.workspace, record.name).ensure_running()
+    settings = {
+        "mountPoint": EXPORT_PATH,
+        "fileServerPublicIP": state.host,
+        "fileServerInternalIP": state.host,
+    }
+    return dataclasses.replace(record, mount_settings=settings)
 
 
 def create_file_server(
@@ -51,15 +75,24 @@ def create_file_server(
                 code="FileServerAlreadyExists",
                 target=name,
             )
-        row = FileServer(workspace=workspace, name=name, spec=props.to_public_wire())
-        s.add(row)
-        s.flush()
-        return FileServerRecord.of(row)
+        # started before the row is committed: a server that cannot start leaves no record
+        server = nfs_server(app, rg, ws, name)
+        server.start()
+        try:
+            row = FileServer(workspace=workspace, name=name, spec=props.to_public_wire())
+            s.add(row)
+            s.flush()
+            record = FileServerRecord.of(row)
+        except BaseException:
+            server.stop()
+            raise
+    return _with_mount_settings(app, record)
 
 
 def get_file_server(app: App, rg: str, ws: str, name: str) -> FileServerRecord:
     with app.db.reading() as s:
-        return FileServerRecord.of(file_server_row(s, rg, ws, name))
+        record = FileServerRecord.of(file_server_row(s, rg, ws, name))
+    return _with_mount_settings(app, record)
 
 
 def list_file_servers(
@@ -74,9 +107,14 @@ def list_file_servers(
             .offset(offset)
             .limit(limit)
         )
-        return [FileServerRecord.of(f) for f in s.scalars(query)]
+        records = [FileServerRecord.of(f) for f in s.scalars(query)]
+    return [_with_mount_settings(app, r) for r in records]
 
 
-def delete_file_server(app: App, rg: str, ws: str, name: str) -> None:
+def delete_file_server(app: App, rg: str, ws: str, name: str, *, delete_data: bool = False) -> None:
     with app.db.session() as s:
         s.delete(file_server_row(s, rg, ws, name))
+    server = nfs_server(app, rg, ws, name)
+    server.stop()
+    if delete_data:
+        shutil.rmtree(server.directory, ignore_errors=True)

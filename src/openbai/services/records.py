@@ -165,6 +165,8 @@ class FileServerRecord:
     name: str
     spec: dict[str, Any]
     provisioning: Provisioning
+    #: where clients mount it (mountPoint, fileServerPublicIP, fileServerInternalIP)
+    mount_settings: dict[str, str] | None = None
 
     @classmethod
     def of(cls, row: FileServer) -> FileServerRecord:

@@ -7,7 +7,12 @@ from openbai.installation import App
 from openbai.scheduling.locations import MountedVolume
 from openbai.scheduling.volumes import mounted_volumes
 from openbai.services.accounts import require_volume
-from openbai.spec import AzureFileShareReference, MountVolumes
+from openbai.spec import (
+    AzureFileShareReference,
+    FileServerReference,
+    MountVolumes,
+    UnmanagedFileSystemReference,
+)
 
 
 def resolve_mounts(
@@ -19,7 +24,14 @@ def resolve_mounts(
         return mounted
     for (collection, index, ref), volume in zip(volumes.iter_references(), mounted, strict=True):
         where = f"{field}.{collection}[{index}]"
-        at = "azureFileUrl" if isinstance(ref, AzureFileShareReference) else "containerName"
+        if isinstance(ref, UnmanagedFileSystemReference):
+            continue  # the node runs (or refuses) the command when the job starts
+        if isinstance(ref, FileServerReference):
+            at = "fileServer.id"
+        elif isinstance(ref, AzureFileShareReference):
+            at = "azureFileUrl"
+        else:
+            at = "containerName"
         require_volume(
             app, volume.account, volume.volume_kind, volume.volume, field=f"{where}.{at}"
         )

@@ -30,6 +30,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psutil
+
 from openbai.errors import StorageError
 from openbai.files import write_private
 
@@ -48,6 +50,11 @@ class ServerState:
     started_at: float = 0.0
 
 
+def file_server_dir(home: Path, rg: str, ws: str, name: str) -> Path:
+    """Where a file server's NFS server keeps its state and data (``data/`` is exported)."""
+    return home / "file-servers" / rg / ws / name
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -63,9 +70,16 @@ def answers(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 def _alive(pid: int, started_at: float) -> bool:
-    from openbai.plan.pids import pid_is_alive
-
-    return pid > 0 and pid_is_alive(pid, started_at)
+    """Whether ``pid`` is still the server started then (pids are reused)."""
+    try:
+        proc = psutil.Process(pid)
+        return (
+            pid > 0
+            and proc.status() != psutil.STATUS_ZOMBIE
+            and abs(proc.create_time() - started_at) < 1.0
+        )
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _config(data: Path, state: ServerState, recovery: Path) -> str:
@@ -185,8 +199,6 @@ class NfsServer:
                 start_new_session=True,  # outlives the command that started it
                 cwd=self.directory,
             )
-        import psutil
-
         state = ServerState(
             state.host,
             state.port,

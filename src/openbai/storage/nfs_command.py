@@ -1,0 +1,125 @@
+"""``unmanagedFileSystems[].mountCommand`` read as the storage it names.
+
+Batch AI appended the mount point to the command and ran it on the node. These nodes have no
+``nfs`` or ``cifs`` in their kernel, so openbai reads the command instead and mounts the same
+source through a userspace client on FUSE:
+
+- ``mount -t nfs[4] HOST:/export [-o vers=3,port=P,mountport=M,...]``: the NFS backend
+  (libnfs);
+- ``mount -t cifs //HOST[:PORT]/SHARE -o username=U,password=P[,port=P]``: the SMB backend
+  (the one that serves Azure file shares).
+
+Anything else (``glusterfs``, ``sshfs``, a script) is refused with :class:`MountError` naming the
+command: the job fails at start with code ``AZFMountError``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from openbai.errors import MountError
+
+#: the account-name prefix of an unmanaged file system (no storage account has a ':')
+PREFIX = "mount:"
+
+_NFS_TYPES = {"nfs": 3, "nfs3": 3, "nfs4": 4}
+
+
+@dataclass(frozen=True)
+class MountSource:
+    """What a mount command mounts: the account kind serving it, its options, its volume."""
+
+    kind: str
+    options: dict[str, Any]
+    volume: str
+
+
+_SECRET = re.compile(r"((?:password|pass)=)[^,\s'\"]*")
+
+
+def redact(command: str) -> str:
+    """The command with its password left out, for logs and error messages."""
+    return _SECRET.sub(r"\1***", command)
+
+
+def _options(text: str) -> dict[str, str]:
+    found = {}
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        if key.strip():
+            found[key.strip()] = value.strip()
+    return found
+
+
+def parse_mount_command(command: str) -> MountSource:
+    """The source of ``mount -t TYPE SOURCE [-o OPTIONS]``; MountError naming the command."""
+    try:
+        words = shlex.split(command)
+    except ValueError as e:
+        raise MountError(f"cannot read the mount command {redact(command)!r}: {e}") from e
+    if words and words[0] == "sudo":
+        words = words[1:]
+    fs_type, options, rest = "", "", []
+    index = 1
+    if not words or words[0] not in ("mount", "/bin/mount", "/usr/bin/mount", "/sbin/mount"):
+        raise MountError(
+            f"openbai runs only 'mount -t TYPE SOURCE' commands, not {redact(command)!r}"
+        )
+    while index < len(words):
+        word = words[index]
+        if word in ("-t", "--types") and index + 1 < len(words):
+            fs_type, index = words[index + 1], index + 2
+        elif word in ("-o", "--options") and index + 1 < len(words):
+            options = ",".join(filter(None, (options, words[index + 1])))
+            index += 2
+        elif word.startswith("-"):
+            index += 1
+        else:
+            rest.append(word)
+            index += 1
+    if len(rest) != 1:
+        raise MountError(
+            f"{redact(command)!r}: expected one source after the options (the mount point is appended)"
+        )
+    source, opts = rest[0], _options(options)
+    if fs_type in _NFS_TYPES:
+        host, sep, export = source.partition(":")
+        if not sep or not host or not export.startswith("/"):
+            raise MountError(f"{redact(command)!r}: an NFS source is HOST:/export, not {source!r}")
+        version = int(opts.get("vers") or opts.get("nfsvers") or _NFS_TYPES[fs_type])
+        return MountSource(
+            "nfs",
+            {
+                "host": host.strip("[]"),
+                "export": export,
+                "version": version,
+                "port": int(opts.get("port") or 0),
+                "mount_port": int(opts.get("mountport") or 0),
+            },
+            export,
+        )
+    if fs_type in ("cifs", "smb3"):
+        if not source.startswith("//"):
+            raise MountError(f"{redact(command)!r}: a cifs source is //HOST/SHARE, not {source!r}")
+        hostport, _, share = source[2:].partition("/")
+        share, _, sub = share.partition("/")
+        host, _, port = hostport.partition(":")
+        user = opts.get("username") or opts.get("user") or ""
+        port = opts.get("port") or port or "445"
+        return MountSource(
+            "azure",
+            {
+                "file_endpoint": f"{host}:{port}",
+                "account_name": user,
+                "account_key": opts.get("password") or opts.get("pass") or "",
+                "subpath": sub,
+            },
+            share,
+        )
+    raise MountError(
+        f"cannot mount {redact(command)!r}: this node's kernel has no {fs_type or 'such'} file system"
+        " and openbai has no userspace client for it (nfs and cifs are mounted through FUSE)",
+    )

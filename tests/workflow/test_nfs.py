@@ -1,0 +1,197 @@
+"""File servers and unmanaged file systems, end to end: `bai file-server create` starts a real
+nfs-ganesha, jobs mount it (fileServers) through openbai's FUSE filesystem on libnfs, write
+stdout and outputs there, and another job reads what the first wrote; `unmanagedFileSystems`
+with `mount -t nfs` reaches the same export; a type openbai cannot mount fails the job."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Bai
+from nfs_fixture import missing
+
+from openbai.mounts.registry import fuse_available
+from openbai.storage.nfs_server import NfsServer
+
+from .conftest import write_job
+
+pytestmark = pytest.mark.skipif(
+    missing() is not None or not fuse_available(), reason=missing() or "no FUSE"
+)
+
+
+@pytest.fixture
+def file_server(workspace: Bai) -> Any:
+    bai = workspace
+    shown = bai.json(
+        "file-server",
+        "create",
+        "-w",
+        "ws",
+        "-n",
+        "nfs",
+        "--disk-count",
+        "2",
+        "--disk-size",
+        "10",
+        "-s",
+        "STANDARD_D14",
+        "--storage-sku",
+        "Standard_LRS",
+    )
+    yield shown
+    bai("file-server", "delete", "-w", "ws", "-n", "nfs", "-y")
+    server = NfsServer(bai.home / "file-servers" / "default" / "ws" / "nfs")
+    assert not server.is_running()
+    shutil.rmtree(server.directory, ignore_errors=True)
+
+
+def _run(bai: Bai, tmp_path: Path, name: str, properties: dict[str, Any]) -> dict[str, Any]:
+    job = write_job(tmp_path, properties, f"{name}.json")
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", name, "-f", job)
+    return bai.wait(name, timeout=120)
+
+
+def _nfs_job(file_server: dict[str, Any], command: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "nodeCount": 1,
+        "customToolkitSettings": {"commandLine": command},
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/nfs",
+        "mountVolumes": {
+            "fileServers": [
+                {
+                    "fileServer": {"id": file_server["id"]},
+                    "relativeMountPath": "nfs",
+                    "sourceDirectory": "/mnt/data/shared",
+                    "mountOptions": "rw",
+                }
+            ]
+        },
+        **extra,
+    }
+
+
+def test_file_server_is_a_real_nfs_server_jobs_share(
+    workspace: Bai, file_server: dict[str, Any], tmp_path: Path
+) -> None:
+    bai = workspace
+    settings = file_server["mountSettings"]
+    assert settings["mountPoint"] == "/mnt/data"
+    assert settings["fileServerInternalIP"] == "127.0.0.1"
+    listed = bai.json("file-server", "list", "-w", "ws")
+    assert [f["mountSettings"] for f in listed] == [settings]
+
+    writer = _run(
+        bai,
+        tmp_path,
+        "writer",
+        _nfs_job(
+            file_server,
+            "echo hello from nfs; head -c 3000000 /dev/urandom > $AZ_BATCHAI_OUTPUT_MODEL/w.bin;"
+            " sha256sum $AZ_BATCHAI_OUTPUT_MODEL/w.bin | cut -d' ' -f1 > $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs/sum",
+            outputDirectories=[{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/nfs"}],
+        ),
+    )
+    assert writer["executionState"] == "succeeded", writer
+    out = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "writer", "-f", "stdout.txt")
+    assert out.stdout == "hello from nfs\n"
+    files = bai.json("job", "file", "list", "-w", "ws", "-e", "exp", "-j", "writer", "-d", "MODEL")
+    assert [(f["name"], f["contentLength"]) for f in files] == [("w.bin", 3000000)]
+
+    reader = _run(
+        bai,
+        tmp_path,
+        "reader",
+        _nfs_job(
+            file_server,
+            'cd $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs && test "$(sha256sum */*/workspaces/ws/experiments/exp/jobs/writer/*/outputs/w.bin | cut -d\' \' -f1)" = "$(cat sum)" && echo same',
+        ),
+    )
+    assert reader["executionState"] == "succeeded", reader
+    out = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "reader", "-f", "stdout.txt")
+    assert out.stdout == "same\n"
+    data = bai.home / "file-servers" / "default" / "ws" / "nfs" / "data" / "shared"
+    assert (data / "sum").is_file()
+
+
+def test_file_server_is_started_again_after_it_went_away(
+    workspace: Bai, file_server: dict[str, Any], tmp_path: Path
+) -> None:
+    bai = workspace
+    server = NfsServer(bai.home / "file-servers" / "default" / "ws" / "nfs")
+    server.stop()
+    assert not server.is_running()
+    job = _run(bai, tmp_path, "after", _nfs_job(file_server, "echo still here"))
+    assert job["executionState"] == "succeeded", job
+    assert server.is_running()
+
+
+def test_unmanaged_nfs_mount_command_reaches_the_export(
+    workspace: Bai, file_server: dict[str, Any], tmp_path: Path
+) -> None:
+    bai = workspace
+    state = json.loads(
+        (bai.home / "file-servers" / "default" / "ws" / "nfs" / "server.json").read_text()
+    )
+    command = (
+        f"mount -t nfs -o vers=3,port={state['port']},mountport={state['mount_port']}"
+        " 127.0.0.1:/mnt/data"
+    )
+    job = _run(
+        bai,
+        tmp_path,
+        "unmanaged",
+        {
+            "nodeCount": 1,
+            "customToolkitSettings": {
+                "commandLine": "echo via mount command; ls $AZ_BATCHAI_JOB_MOUNT_ROOT/own"
+            },
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/own",
+            "mountVolumes": {
+                "unmanagedFileSystems": [{"mountCommand": command, "relativeMountPath": "own"}]
+            },
+        },
+    )
+    assert job["executionState"] == "succeeded", job.get("executionInfo")
+    out = bai(
+        "job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "unmanaged", "-f", "stdout.txt"
+    )
+    assert out.stdout.startswith("via mount command\n")
+    data = bai.home / "file-servers" / "default" / "ws" / "nfs" / "data"
+    assert list(
+        data.glob("*/*/workspaces/ws/experiments/exp/jobs/unmanaged/*/stdouterr/stdout.txt")
+    )
+
+
+def test_a_type_openbai_cannot_mount_fails_the_job_naming_the_command(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    bai = recipes
+    command = "mount -t glusterfs 10.0.0.4:/gv0"
+    job = _run(
+        bai,
+        tmp_path,
+        "gluster",
+        {
+            "nodeCount": 1,
+            "customToolkitSettings": {"commandLine": "echo never"},
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+            "mountVolumes": {
+                "azureFileShares": [
+                    {
+                        "azureFileUrl": "https://acct.file.core.windows.net/logs",
+                        "relativeMountPath": "logs",
+                    }
+                ],
+                "unmanagedFileSystems": [{"mountCommand": command, "relativeMountPath": "g"}],
+            },
+        },
+    )
+    assert job["executionState"] == "failed"
+    errors = job["executionInfo"]["errors"]
+    assert errors[0]["code"] == "AZFMountError"
+    assert command in errors[0]["message"]
