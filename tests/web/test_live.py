@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -163,3 +164,80 @@ def test_bai_serve_stops_promptly_while_a_page_follows_a_running_job(
         server.stop()
         stop_jobs(app, ["j"])
         app.close()
+
+
+def _points(events: list[tuple[str, str | None, Any]]) -> list[Any]:
+    return [p for name, _, batch in events if name == "metrics" for p in batch]
+
+
+def test_a_job_page_has_one_stream_for_its_log_and_metrics(
+    web: TestClient, run_job: Callable[..., str]
+) -> None:
+    run_job("j", "echo 'metric: loss=0.9 step=1'; echo hello; echo oops >&2")
+    page = web.get(J)
+    sources = re.findall(r'data-src="([^"]*)"', page.text)
+    assert len(sources) == 3 and all("/live?file=" in src for src in sources)  # one per tab
+    assert f'data-src="{J}/live?file=stdout.txt"' in page.text
+    assert f'data-src="{J}/live?file=stderr.txt"' in page.text
+    assert "/metrics" not in page.text
+
+    events = parse_events(web.get(J + "/live?file=stdout.txt").text)
+    assert text_of(events) == "metric: loss=0.9 step=1\nhello\n"
+    assert _points(events) == [{"x": 1, "line": 1, "values": {"loss": 0.9}}]
+    assert events[-1] == ("end", None, {"bytes": len("metric: loss=0.9 step=1\nhello\n")})
+
+    # another log on the same stream: its text, and the metrics of stdout all the same
+    events = parse_events(web.get(J + "/live?file=stderr.txt").text)
+    assert text_of(events) == "oops\n"
+    assert _points(events) == [{"x": 1, "line": 1, "values": {"loss": 0.9}}]
+    assert [name for name, _, _ in events].count("end") == 1 and events[-1][0] == "end"
+
+
+def test_a_job_stream_resumes_its_log_and_sends_all_metrics_again(
+    web: TestClient, run_job: Callable[..., str]
+) -> None:
+    run_job("j", "echo first; echo 'metric: acc=0.5 step=3'")
+    events = parse_events(web.get(J + "/live?file=stdout.txt", headers={"Last-Event-ID": "6"}).text)
+    assert text_of(events) == "metric: acc=0.5 step=3\n"
+    assert _points(events) == [{"x": 3, "line": 2, "values": {"acc": 0.5}}]
+
+
+def test_a_job_stream_refuses_a_path_out_of_its_folder(
+    web: TestClient, run_job: Callable[..., str]
+) -> None:
+    run_job("j", "echo hi")
+    response = web.get(J + "/live", params={"file": "../x.txt"})
+    assert response.status_code == 400 and "path" in response.text
+
+
+def test_a_large_file_opens_at_its_last_lines_and_earlier_ones_load_on_demand(
+    web: TestClient, run_job: Callable[..., str]
+) -> None:
+    from openbai.web.live import TAIL_BYTES
+
+    run_job("j", "seq 1 150000")  # 1 MB: four blocks of earlier lines
+    whole = "".join(f"{i}\n" for i in range(1, 150001))
+    for url in (J + "/files/stdouterr/stream?path=stdout.txt&tail=1", J + "/live"):
+        events = parse_events(web.get(url).text)
+        assert events[0][0] == "skipped"
+        start = events[0][2]["bytes"]
+        assert 0 < len(whole) - start <= TAIL_BYTES and whole[start - 1] == "\n"
+        assert text_of(events) == whole[start:]  # from a whole line to the end
+        assert events[-1] == ("end", None, {"bytes": len(whole)})
+
+    shown = whole[start:]
+    blocks = 0
+    while start > 0:
+        earlier = web.get(
+            J + "/files/stdouterr/earlier", params={"path": "stdout.txt", "end": start}
+        )
+        assert earlier.status_code == 200
+        begin = int(earlier.headers["x-start"])
+        assert begin < start and (begin == 0 or whole[begin - 1] == "\n")
+        assert earlier.text == whole[begin:start]
+        shown = earlier.text + shown
+        start, blocks = begin, blocks + 1
+    assert shown == whole and blocks >= 3
+
+    # without tail, a file view starts at the beginning, as before
+    assert "skipped" not in web.get(J + "/files/stdouterr/stream?path=stdout.txt").text

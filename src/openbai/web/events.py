@@ -95,5 +95,37 @@ async def in_thread(
         stop.set()
 
 
+async def merged(*streams: AsyncIterator[T]) -> AsyncGenerator[T, None]:
+    """The items of ``streams`` as each comes, until all have ended (an error in one ends
+    all: it is raised here)."""
+    queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue(maxsize=DEPTH)
+
+    async def pump(stream: AsyncIterator[T]) -> None:
+        try:
+            async for item in stream:
+                await queue.put((True, item))
+            await queue.put((False, None))
+        except Exception as exc:
+            await queue.put((False, exc))
+
+    tasks = [asyncio.create_task(pump(s)) for s in streams]
+    try:
+        running = len(tasks)
+        while running:
+            more, value = await queue.get()
+            if more:
+                yield value
+            elif value is None:
+                running -= 1
+            else:
+                raise value
+    finally:
+        # a cancelled pump leaves its stream through the CancelledError, which ends the
+        # stream's follower thread (in_thread's finally)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def event_stream(events: AsyncIterator[bytes]) -> StreamingResponse:
     return StreamingResponse(events, media_type="text/event-stream", headers=HEADERS)

@@ -31,6 +31,9 @@ router = APIRouter()
 
 #: entries of one folder shown per page
 ENTRIES_PER_PAGE = 500
+#: bytes looked at to tell a binary file (a NUL among them, as git and grep tell) from text,
+#: which is offered for download instead of being streamed as text
+SNIFF_BYTES = 8000
 
 
 def breadcrumbs(folder: str) -> list[tuple[str, str]]:
@@ -88,8 +91,9 @@ def file_view(
     folder, name = file_parts(path)
     job = job_view(app.settings, jobs.get_job(app, key.rg, key.ws, key.exp, key.job))
     info = None
+    binary = False
     try:
-        info, _ = files.read_output_file(
+        info, head = files.read_output_file(
             app,
             key.rg,
             key.ws,
@@ -98,8 +102,9 @@ def file_view(
             name,
             directory_id=directory,
             path=folder,
-            limit=0,
+            limit=SNIFF_BYTES,
         )
+        binary = b"\0" in b"".join(head)
     except SpecError as exc:
         if exc.target != "file":
             raise
@@ -119,6 +124,7 @@ def file_view(
         path=f"{folder}/{name}" if folder else name,
         crumbs=breadcrumbs(folder),
         info=info,
+        binary=binary,
         picture=media_type(name) in PICTURES,
     )
 

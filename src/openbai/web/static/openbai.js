@@ -23,8 +23,9 @@
   const MAX_LINES = 20000;
 
   class LogView {
-    constructor(root) {
+    constructor(root, chart) {
       this.root = root;
+      this.chart = chart; // fed by the same stream's "metrics" events (one stream per page)
       this.box = root.querySelector(".log");
       this.status = root.querySelector(".log-status");
       this.tabs = Array.from(root.querySelectorAll("[data-src][role=tab]"));
@@ -32,12 +33,58 @@
       for (const tab of this.tabs) tab.addEventListener("click", () => this.select(tab));
       const first = this.tabs.find((t) => t.getAttribute("aria-selected") === "true") || this.tabs[0];
       if (first) this.select(first);
-      else this.open(root.dataset.src);
+      else this.open(root.dataset.src, root.dataset.earlier);
     }
 
     select(tab) {
       for (const t of this.tabs) t.setAttribute("aria-selected", t === tab ? "true" : "false");
-      this.open(tab.dataset.src);
+      this.open(tab.dataset.src, tab.dataset.earlier);
+    }
+
+    // A view opens at the last lines of a large file ("skipped" says how many bytes come
+    // before them); the button loads earlier lines, a block at a time.
+    setSkipped(bytes) {
+      this.skipped = bytes;
+      if (!this.earlierButton) {
+        this.earlierButton = document.createElement("button");
+        this.earlierButton.type = "button";
+        this.earlierButton.className = "load-earlier";
+        this.earlierButton.addEventListener("click", () => this.loadEarlier());
+        this.root.insertBefore(this.earlierButton, this.box);
+      }
+      this.earlierButton.hidden = !(bytes > 0 && this.earlierUrl);
+      this.earlierButton.disabled = false;
+      this.earlierButton.textContent = `Load earlier lines (${bytes} bytes before these)`;
+    }
+
+    async loadEarlier() {
+      const url = new URL(this.earlierUrl, window.location.href);
+      url.searchParams.set("end", String(this.skipped));
+      this.earlierButton.disabled = true;
+      const response = await fetch(url, { headers: { Accept: "text/plain" } });
+      if (!response.ok) {
+        this.earlierButton.disabled = false;
+        this.earlierButton.textContent = "Could not load earlier lines: try again";
+        return;
+      }
+      this.prepend(await response.text());
+      this.setSkipped(Number(response.headers.get("X-Start") || "0"));
+    }
+
+    prepend(text) {
+      const lines = text.split("\n");
+      if (lines.length && lines[lines.length - 1] === "") lines.pop();
+      const height = this.box.scrollHeight;
+      const fragment = document.createDocumentFragment();
+      for (const line of lines) {
+        const div = document.createElement("div");
+        div.className = "line";
+        const parts = line.split("\r").filter((p) => p !== "");
+        div.append(document.createTextNode(parts.length ? parts[parts.length - 1] : ""));
+        fragment.append(div);
+      }
+      this.box.insertBefore(fragment, this.box.firstChild);
+      this.box.scrollTop += this.box.scrollHeight - height; // the lines read stay in place
     }
 
     reset() {
@@ -57,14 +104,20 @@
       return text;
     }
 
-    open(src) {
+    open(src, earlier) {
       if (this.source) this.source.close();
       this.reset();
+      this.earlierUrl = earlier;
+      this.setSkipped(0);
       this.setStatus("connecting…", "connecting");
       const source = new EventSource(src);
       this.source = source;
       source.onopen = () => this.setStatus("following", "live");
       source.onmessage = (e) => this.write(JSON.parse(e.data));
+      source.addEventListener("skipped", (e) => this.setSkipped(JSON.parse(e.data).bytes));
+      source.addEventListener("metrics", (e) => {
+        if (this.chart) this.chart.add(JSON.parse(e.data));
+      });
       source.addEventListener("end", (e) => {
         source.close();
         const size = JSON.parse(e.data).bytes;
@@ -149,6 +202,8 @@
       new ResizeObserver(() => {
         if (this.plot) this.plot.setSize({ width: this.width(), height: HEIGHT });
       }).observe(this.chartBox);
+      // on a job's page the log's stream brings the points; a page with a URL here has its own
+      if (!root.dataset.metrics) return;
       const source = new EventSource(root.dataset.metrics);
       source.onopen = () => this.clear();
       source.onmessage = (e) => this.add(JSON.parse(e.data));
@@ -228,11 +283,12 @@
 
   // -- start ----------------------------------------------------------------------------------
   function start(root) {
-    for (const el of root.querySelectorAll("[data-log-view]")) {
-      if (!el.logView) el.logView = new LogView(el);
-    }
     for (const el of root.querySelectorAll("[data-metrics]")) {
       if (!el.metricsChart) el.metricsChart = new MetricsChart(el);
+    }
+    const chart = document.querySelector("[data-metrics]");
+    for (const el of root.querySelectorAll("[data-log-view]")) {
+      if (!el.logView) el.logView = new LogView(el, chart ? chart.metricsChart : null);
     }
   }
 
