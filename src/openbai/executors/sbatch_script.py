@@ -11,7 +11,8 @@ root of its own (``<node roots>/<host>/<Slurm job id>``, so jobs sharing a node 
 mount points), the per-host node state (the setup task's marker survives across jobs) and
 keeps the ``SLURM_*`` variables, so that ``mpirun`` in the job launches its ranks inside the
 allocation. ``SLURM_OVERLAP=1`` lets those launches (and a user's own ``srun``) share the
-CPUs the runners' step holds.
+CPUs the runners' step holds. A GPU cluster asks ``--gres=gpu:N`` (N per node): the runners
+learn the GPUs Slurm assigned from ``SLURM_JOB_GPUS`` / ``SLURM_STEP_GPUS``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class BatchJob:
     comment: str = ""
     #: whole nodes, shared with no other job (see FIXED_PORT_TOOLKITS)
     exclusive: bool = False
+    #: GPUs on each node (Slurm's GRES ``gpu``); 0 asks none
+    gpus_per_node: int = 0
 
     @property
     def script_path(self) -> Path:
@@ -76,6 +79,8 @@ def sbatch_argv(job: BatchJob) -> list[str]:
     ]
     if job.exclusive:
         argv.append("--exclusive")
+    if job.gpus_per_node > 0:
+        argv.append(f"--gres=gpu:{job.gpus_per_node}")
     if job.partition:
         argv.append(f"--partition={job.partition}")
     if job.comment:

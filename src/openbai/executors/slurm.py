@@ -144,6 +144,7 @@ class SlurmExecutor(Executor):
             partition=request.cluster_options.get("partition"),
             comment=f"openbai {request.run_dir}",
             exclusive=plan.tool_type in FIXED_PORT_TOOLKITS,
+            gpus_per_node=plan.num_gpus,
         )
         # no fsync: the plan matters only until the job has run, and a lost one fails the job
         write_private(request.run_dir / "plan.json", plan.to_json(), durable=False)
@@ -201,16 +202,29 @@ class SlurmExecutor(Executor):
         self._scancel([job_id] if force else ["--state=PENDING", job_id])
 
     def node_counts(self, cluster_options: dict[str, Any], size: int) -> NodeCounts | None:
-        argv = ["sinfo", "--noheader", "--Node", "--format=%N|%T"]
+        proc = self._sinfo_nodes(cluster_options, "%N|%T")
+        if proc is None:
+            return NodeCounts()  # no node is known to be usable
+        return count_nodes(proc.stdout)
+
+    def host_gpus(self, cluster_options: dict[str, Any]) -> dict[str, int] | None:
+        """Each host's GPUs as Slurm's GRES declares them (``sinfo %G``)."""
+        proc = self._sinfo_nodes(cluster_options, "%N|%G")
+        return None if proc is None else count_gpus(proc.stdout)
+
+    def _sinfo_nodes(
+        self, cluster_options: dict[str, Any], fields: str
+    ) -> subprocess.CompletedProcess[str] | None:
+        """``sinfo`` one line per node of the cluster's partition; None when Slurm cannot
+        tell now."""
+        argv = ["sinfo", "--noheader", "--Node", f"--format={fields}"]
         if cluster_options.get("partition"):
             argv.append(f"--partition={cluster_options['partition']}")
         try:
             proc = self._run(argv)
         except ExecutorUnavailableError:
-            return NodeCounts()  # no node is known to be usable
-        if proc.returncode != 0:
-            return NodeCounts()
-        return count_nodes(proc.stdout)
+            return None
+        return proc if proc.returncode == 0 else None
 
     # -- what Slurm knows ------------------------------------------------------------------
     def _job(self, job_id: str, *, since: float) -> SlurmJob | None:
@@ -404,6 +418,31 @@ def count_nodes(sinfo: str) -> NodeCounts:
     for state in states.values():
         counts[state] += 1
     return NodeCounts(**counts)
+
+
+#: one GRES of sinfo's ``%G``: ``gpu:2``, ``gpu:a100:4``, ``gpu:a100:4(S:0-1)``, ``gpu:1(IDX:0)``
+_GPU_GRES = re.compile(r"^gpu(?::[^:(]+)?:(\d+)(?:\(.*\))?$")
+
+
+def gpus_of(gres: str) -> int:
+    """GPUs in one node's ``%G`` value (``gpu:2,mps:100``, ``(null)``): all its gpu types."""
+    total = 0
+    # split at commas outside parentheses ("gpu:4(S:0-1)" holds one)
+    for item in re.split(r",(?![^(]*\))", gres.strip()):
+        match = _GPU_GRES.match(item.strip())
+        if match:
+            total += int(match.group(1))
+    return total
+
+
+def count_gpus(sinfo: str) -> dict[str, int]:
+    """``sinfo --Node --format=%N|%G`` lines as GPUs by host."""
+    hosts: dict[str, int] = {}
+    for line in sinfo.splitlines():
+        name, sep, gres = line.strip().partition("|")
+        if sep:
+            hosts[name] = gpus_of(gres)
+    return hosts
 
 
 def _runners_started(run: RunDir) -> bool:
