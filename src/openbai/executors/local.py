@@ -25,6 +25,8 @@ from openbai.plan.pids import pid_is_alive
 from openbai.plan.results import JobError, Outcome, RunDir
 from openbai.plan.runner_command import RunnerArgs
 from openbai.runtime import containers, processes
+from openbai.runtime.cgroups import remove_groups
+from openbai.runtime.sealing import group_prefix
 
 #: ports given to each slot for the job's services (TensorFlow servers, PyTorch rendezvous)
 PORTS_PER_SLOT = 16
@@ -182,6 +184,7 @@ class LocalExecutor(Executor):
         for pid, started in run.tasks():  # the runner is gone: stop what it left running
             if pid_is_alive(pid, started):
                 processes.kill_tree(pid, grace=1.0)
+        remove_groups(group_prefix(run.path.name))  # the runner could not remove them
         lost = JobError(
             "NodeLost", "the job's runner on this machine ended without reporting (killed?)"
         )

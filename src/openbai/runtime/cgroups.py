@@ -188,3 +188,22 @@ class Cgroup:
         ]
         version = "v2" if "" in self.dirs else "v1"
         return f"limits {', '.join(parts)} (cgroup {version} {self.name})"
+
+
+def remove_groups(prefix: str) -> None:
+    """Remove the groups named ``prefix*`` below this process's groups, killing what is
+    left in them: those of a job whose runner was lost before it could remove its own."""
+    try:
+        own = _own_paths()
+    except OSError:
+        return
+    parents = [ROOT / c / own[c].lstrip("/") for c in _V1_CONTROLLERS if c in own]
+    if "" in own:
+        parents.append(ROOT / own[""].lstrip("/"))
+    for parent in parents:
+        for group in parent.glob(f"{prefix}*") if parent.is_dir() else []:
+            Cgroup(group.name, NodeLimits(), {"": group}).kill_all()  # and its last reaped
+            try:
+                group.rmdir()
+            except OSError:
+                pass

@@ -26,6 +26,11 @@ from openbai.runtime.sandbox import (
 from openbai.runtime.stopping import JobFailure
 
 
+def group_prefix(job_uid: str) -> str:
+    """The start of the names of a job's control groups (one per node)."""
+    return f"openbai-{job_uid[:13]}-"
+
+
 def node_limits(ctx: NodeContext) -> NodeLimits:
     """The plan's limits; on a Slurm node, what Slurm gave the job where the plan sets none."""
     lim = ctx.plan.limits
@@ -66,7 +71,7 @@ def seal(ctx: NodeContext) -> tuple[Sandbox | None, Cgroup | None]:
         )
         for path in sandbox.writable:
             sandbox.grant(path)
-    name = f"openbai-{ctx.plan.job_uid[:13]}-{ctx.node.index}"
+    name = f"{group_prefix(ctx.plan.job_uid)}{ctx.node.index}"
     return sandbox, Cgroup.create(name, node_limits(ctx))
 
 
