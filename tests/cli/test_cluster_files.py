@@ -7,8 +7,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 from conftest import Bai
-
-from .conftest import submit
+from polling import wait_until
 
 
 def fetch(url: str) -> bytes:
@@ -27,16 +26,21 @@ def _setup_cluster(bai: Bai, name: str, output: str) -> None:
     )  # fmt: skip
 
 
-def test_setup_task_files_after_a_node_ran_it(ws: Bai, tmp_path: Path) -> None:
+def test_setup_task_files_after_a_node_ran_it(ws: Bai) -> None:
     _setup_cluster(ws, "s", "$AZ_BATCHAI_MOUNT_ROOT/afs/setup")
     cluster = ws.json("cluster", "show", "-w", "ws", "-n", "s")
     suffix = cluster["nodeSetup"]["setupTask"]["stdOutErrPathSuffix"]
     assert suffix.endswith(f"/default/workspaces/ws/clusters/s/{suffix.rsplit('/', 1)[1]}")
-    assert ws.json("cluster", "file", "list", "-w", "ws", "-c", "s") == []  # not run yet
 
-    submit(ws, tmp_path, "j", "true", cluster="s")
-    assert ws.wait("j")["executionState"] == "succeeded"
-
+    # the node runs the setup task when it is allocated, before any job
+    wait_until(
+        lambda: (
+            ws.json("cluster", "show", "-w", "ws", "-n", "s")["nodeStateCounts"]["idleNodeCount"]
+            == 1
+        ),
+        "idle node after its setup task",
+        timeout=90,
+    )
     files = ws.json("cluster", "file", "list", "-w", "ws", "-c", "s")
     assert [(f["name"], f["is_directory"]) for f in files] == [
         ("stderr-s-0.txt", False),

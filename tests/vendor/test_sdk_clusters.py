@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from azure.mgmt.batchai import models as m
 
 from .conftest import RG, WS
@@ -41,11 +40,6 @@ def test_creation_and_deletion(client: Any) -> None:
     assert list(client.clusters.list_by_workspace(RG, WS)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the setup task runs before a node's first job, not when the node is allocated: "
-    "stdout-<node>.txt is not there yet when wait_for_nodes returns (issue 14, point 5)",
-)
 def test_setup_task_execution(client: Any, bai: Any) -> None:
     cluster = create_cluster(
         client,

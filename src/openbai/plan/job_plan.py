@@ -113,6 +113,9 @@ class JobPlan:
     #: run every task in a sandbox (runtime/sandbox.py); False: the cluster's --no-sandbox
     sandbox: bool = True
     limits: NodeLimits = field(default_factory=NodeLimits)
+    #: no job: the node runs the cluster's setup task (mounting the cluster's volumes) and
+    #: ends, as Batch AI did when it allocated a node
+    setup_only: bool = False
 
     @property
     def node_count(self) -> int:

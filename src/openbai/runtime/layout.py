@@ -65,4 +65,9 @@ class NodeLayout:
 
     @property
     def setup_marker_dir(self) -> Path:
-        return (self.node_state or self.node_root) / "setup"
+        return setup_dir(self.node_state or self.node_root)
+
+
+def setup_dir(node_state: Path) -> Path:
+    """Where a node keeps the markers of the setup tasks it ran (one per cluster)."""
+    return node_state / "setup"

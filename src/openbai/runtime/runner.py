@@ -36,7 +36,7 @@ from openbai.runtime import processes
 from openbai.runtime.environment import JobEnvironment
 from openbai.runtime.node import NodeContext
 from openbai.runtime.node_container import remove_container
-from openbai.runtime.preparation import prepare_node
+from openbai.runtime.preparation import prepare_node, prepare_setup_only
 from openbai.runtime.reporting import SpaceReserve, disk_full, give_up, job_outcome
 from openbai.runtime.sealing import limit_errors
 from openbai.runtime.stopping import JobFailure, Stopping
@@ -73,8 +73,12 @@ class NodeRunner:
         with ExitStack() as cleanup:
             cleanup.callback(remove_container, self.tasks)
             try:
-                env = prepare_node(self.tasks, mounts)
-                outcome.exit_code = self._run_job(env)
+                if ctx.plan.setup_only:
+                    prepare_setup_only(self.tasks, mounts)
+                    outcome.exit_code = 0
+                else:
+                    env = prepare_node(self.tasks, mounts)
+                    outcome.exit_code = self._run_job(env)
             except JobFailure as failure:
                 ctx.log(f"job failed: {failure}")
                 outcome.exit_code = failure.exit_code

@@ -38,7 +38,7 @@ from openbai.executors.base import Executor, JobRef, RunState, SubmitRequest
 from openbai.installation import PING, App
 from openbai.plan.job_plan import JobPlan, NodeLimits
 from openbai.plan.results import JobError, Outcome
-from openbai.scheduling import allocation, transitions
+from openbai.scheduling import allocation, node_setup, transitions
 from openbai.scheduling.planning import ClusterPlanning, build_plan, with_slot_gpus
 from openbai.spec import parse
 from openbai.spec.cluster import OpenBaiClusterSettings, ScaleSettings, memory_bytes
@@ -135,6 +135,7 @@ class Dispatcher:
         self._sizes: dict[int, tuple[dict[str, Any], int]] = {}
         #: cluster id -> (spec, scale settings), see _scale
         self._scales: dict[int, tuple[dict[str, Any], ScaleSettings | None]] = {}
+        self._setups = node_setup.NodeSetups(app, _sealed)
 
     # -- running --------------------------------------------------------------------------------
     def try_acquire(self) -> bool:
@@ -404,10 +405,16 @@ class Dispatcher:
             change = allocation.next_allocation(
                 scale, current, state, demand, self.app.settings.autoscale_idle_seconds
             )
+            before = current
             if change is not None:
                 found.resized.append((cluster_id, *change))
                 current, state = change
             found.sizes[cluster_id] = current
+            if node_setup.has_setup_task(spec):
+                setup = self._setups.allocated(s, cluster_id, current, before)
+                # no job is given a node before its setup task succeeded
+                busy.setdefault(cluster_id, set()).update(setup.not_ready)
+                found.has_work = found.has_work or bool(setup.preparing) or self._setups.running
             if allocation.keeps_dispatcher_busy(scale, current, state):
                 found.has_work = True
 

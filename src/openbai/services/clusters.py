@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError, SpecError
 from openbai.installation import App
+from openbai.scheduling.node_setup import slot_setup
 from openbai.services import accounts
 from openbai.services.containers import check_runtime_installed
 from openbai.services.gpus import gpu_count, with_gpus
@@ -78,7 +79,11 @@ def node_counts(app: App, s: Session, cluster: Cluster) -> NodeStateCounts:
     running = len({slot for slot in busy if slot < size})
     # slots above a lowered size still run their jobs: they leave when those end
     leaving = len({slot for slot in busy if slot >= size})
-    return NodeStateCounts(idle=max(0, size - running), running=running, leaving=leaving)
+    setup = slot_setup(app, cluster, size)
+    preparing = len(setup.preparing - busy)
+    unusable = len(setup.unusable - busy)
+    idle = max(0, size - running - preparing - unusable)
+    return NodeStateCounts(idle, running, preparing, unusable, leaving)
 
 
 def record(app: App, s: Session, row: Cluster) -> ClusterRecord:
