@@ -322,7 +322,7 @@ def bench_stream(app: App, home: Path, url: str, token: str, lines: int) -> None
         "commandLine": STREAMER.format(lines=lines)}}}  # fmt: skip
     client = RemoteClient(url, token)
     try:
-        job = client.create_job("rg", "ws", "exp", "stream", body, cluster=None, placeholders={})
+        job = client.create_job("rg", "ws", "exp", "stream", body, cluster=None)
         segment = job["properties"]["jobOutputDirectoryPathSegment"]
         direct_path = (
             home / "storage" / "acct" / "file" / "logs" / segment / "stdouterr" / "stdout.txt"

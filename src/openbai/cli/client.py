@@ -264,15 +264,12 @@ class EmbeddedClient:
         body: Mapping[str, Any],
         *,
         cluster: str | None,
-        placeholders: Mapping[str, str],
     ) -> dict[str, Any]:
         from openbai.services import jobs
 
         return job_view(
             self.app.settings,
-            jobs.create_job(
-                self.app, rg, ws, exp, name, body, cluster=cluster, placeholders=placeholders
-            ),
+            jobs.create_job(self.app, rg, ws, exp, name, body, cluster=cluster),
         )
 
     def get_job(self, rg: str, ws: str, exp: str, name: str) -> dict[str, Any]:

@@ -36,12 +36,7 @@ from openbai.cli.output import (
     warn_unknown_keys,
 )
 from openbai.errors import SpecError
-from openbai.spec.placeholders import (
-    STORAGE_ACCOUNT_PLACEHOLDER,
-    STORAGE_KEY_PLACEHOLDER,
-    find_placeholders,
-    substitute_placeholders,
-)
+from openbai.spec.placeholders import fill_storage_placeholders
 
 IMAGE_ALIASES = {
     "UbuntuLTS": {
@@ -374,18 +369,9 @@ def _fill_placeholders(
 ) -> dict[str, Any]:
     """``<AZURE_BATCHAI_STORAGE_ACCOUNT>`` and ``<AZURE_BATCHAI_STORAGE_KEY>`` in a cluster.json
     filled from --storage-account-name/--storage-account-key, as az did (and job create does)."""
-    values = {STORAGE_KEY_PLACEHOLDER: key or ""}
-    if account:
-        values[STORAGE_ACCOUNT_PLACEHOLDER] = account
-    filled = substitute_placeholders(body, values)
-    unresolved = find_placeholders(filled)
-    if unresolved:
-        raise SpecError(
-            f"the cluster file still holds the placeholder(s) {', '.join(unresolved)}: pass"
-            " --storage-account-name (or set AZURE_BATCHAI_STORAGE_ACCOUNT) to fill them in",
-            target="properties.nodeSetup.mountVolumes",
-        )
-    return filled
+    return fill_storage_placeholders(
+        body, account, key, what="cluster file", target="properties.nodeSetup.mountVolumes"
+    )
 
 
 def _add_mounts(

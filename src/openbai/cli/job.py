@@ -178,10 +178,15 @@ def job_create(
                     "relativeMountPath": bfs_mount_path,
                 }
             )
-    placeholders = {}
-    if storage_account_name:
-        placeholders["AZURE_BATCHAI_STORAGE_ACCOUNT"] = storage_account_name
-    placeholders["AZURE_BATCHAI_STORAGE_KEY"] = storage_account_key or ""
+    from openbai.spec.placeholders import fill_storage_placeholders
+
+    body = fill_storage_placeholders(
+        body,
+        storage_account_name,
+        storage_account_key,
+        what="job file",
+        target="properties.mountVolumes",
+    )
     result = client().create_job(
         resource_group(resource_group_name),
         workspace,
@@ -189,7 +194,6 @@ def job_create(
         name,
         body,
         cluster=cluster,
-        placeholders=placeholders,
     )
     for warning in result.get("properties", {}).pop("warnings", None) or []:
         err(f"WARNING: {warning}")

@@ -76,7 +76,6 @@ class Client(Protocol):
         body: Mapping[str, Any],
         *,
         cluster: str | None,
-        placeholders: Mapping[str, str],
     ) -> dict[str, Any]: ...
 
     def get_job(self, rg: str, ws: str, exp: str, name: str) -> dict[str, Any]: ...

@@ -16,7 +16,6 @@ import httpx
 
 from openbai.cli.remote_storage import RemoteStorage, raise_for_error
 from openbai.errors import NotFoundError, OpenBaiError
-from openbai.spec import substitute_placeholders
 from openbai.storage.base import StorageBackend, VolumeKind
 
 API_VERSION = "2018-05-01"
@@ -211,11 +210,8 @@ class RemoteClient:
         body: Mapping[str, Any],
         *,
         cluster: str | None,
-        placeholders: Mapping[str, str],
     ) -> dict[str, Any]:
-        data: dict[str, Any] = (
-            substitute_placeholders(dict(body), dict(placeholders)) if placeholders else dict(body)
-        )
+        data: dict[str, Any] = dict(body)
         if cluster and isinstance(data.get("properties"), dict):
             data["properties"] = {**data["properties"], "cluster": {"id": cluster}}
         return dict(self._arm("PUT", self._job(rg, ws, exp, name), json=data))

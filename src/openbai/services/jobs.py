@@ -26,13 +26,8 @@ from openbai.services.containers import image_job_warnings
 from openbai.services.records import JobRecord
 from openbai.services.volumes import resolve_mounts
 from openbai.services.workspaces import check_not_deleting, experiment_row
-from openbai.spec import (
-    JobCreateParameters,
-    check_name,
-    find_placeholders,
-    parse,
-    substitute_placeholders,
-)
+from openbai.spec import JobCreateParameters, check_name, parse
+from openbai.spec.placeholders import check_no_placeholders
 from openbai.store.models import Job, utcnow
 from openbai.store.specs import cluster_properties
 from openbai.vocabulary import (
@@ -66,21 +61,10 @@ def create_job(
     body: Mapping[str, Any],
     *,
     cluster: str | None = None,
-    placeholders: Mapping[str, str] | None = None,
 ) -> JobRecord:
     check_name(name, field="jobName")
-    data = (
-        substitute_placeholders(dict(body), dict(placeholders or {}))
-        if placeholders
-        else dict(body)
-    )
-    unresolved = [p for p in find_placeholders(data) if "KEY" not in p]
-    if unresolved:
-        raise SpecError(
-            f"the job file still holds the placeholder(s) {', '.join(unresolved)}: pass"
-            " --storage-account-name (or set AZURE_BATCHAI_STORAGE_ACCOUNT) to fill them in",
-            target="properties.mountVolumes",
-        )
+    data = dict(body)  # the CLI filled its placeholders; one left over names no account
+    check_no_placeholders(data, what="job file", target="properties.mountVolumes")
     props = parse(JobCreateParameters, data).properties
     cluster_given = cluster or (props.cluster.id if props.cluster else None)
     if not cluster_given:

@@ -17,9 +17,13 @@ import copy
 import re
 from typing import Any
 
+from openbai.errors import SpecError
+
 __all__ = [
     "STORAGE_ACCOUNT_PLACEHOLDER",
     "STORAGE_KEY_PLACEHOLDER",
+    "check_no_placeholders",
+    "fill_storage_placeholders",
     "find_placeholders",
     "substitute_placeholders",
 ]
@@ -56,6 +60,30 @@ def substitute_placeholders(data: dict[str, Any], values: dict[str, str]) -> dic
     result = _replace(copy.deepcopy(data), table)
     assert isinstance(result, dict)
     return result
+
+
+def fill_storage_placeholders(
+    body: dict[str, Any], account: str | None, key: str | None, *, what: str, target: str
+) -> dict[str, Any]:
+    """``body`` with the storage placeholders filled from ``--storage-account-name/-key``, as
+    az did client-side; a placeholder left over is refused naming ``target``."""
+    values = {STORAGE_KEY_PLACEHOLDER: key or ""}
+    if account:
+        values[STORAGE_ACCOUNT_PLACEHOLDER] = account
+    filled = substitute_placeholders(body, values)
+    check_no_placeholders(filled, what=what, target=target)
+    return filled
+
+
+def check_no_placeholders(data: dict[str, Any], *, what: str, target: str) -> None:
+    """Refuse a document that still names the storage account by placeholder."""
+    unresolved = [p for p in find_placeholders(data) if p != STORAGE_KEY_PLACEHOLDER]
+    if unresolved:
+        raise SpecError(
+            f"the {what} still holds the placeholder(s) {', '.join(unresolved)}: pass"
+            " --storage-account-name (or set AZURE_BATCHAI_STORAGE_ACCOUNT) to fill them in",
+            target=target,
+        )
 
 
 def _bracketed(key: str) -> str:
