@@ -102,7 +102,13 @@ def _make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
     _create_private(url)
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    # as many kept connections as the server has request threads (see _postgres_engine)
+    engine = create_engine(
+        url,
+        connect_args={"timeout": 30, "check_same_thread": False},
+        pool_size=40,
+        max_overflow=10,
+    )
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -127,9 +133,11 @@ def _make_engine(url: str) -> Engine:
 
 
 def _postgres_engine(url: str) -> Engine:
-    # the server's threads, the dispatcher and the CLI each keep a few connections, not one a
-    # request: PostgreSQL's default of 100 is shared by every process of the installation
-    engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8, pool_timeout=30)
+    # Kept connections, as many as the server has request threads (anyio's 40): one opened
+    # past the kept ones is closed after each use, and a new one costs a backend process and a
+    # SCRAM exchange, which under load took more than the request itself. Opened lazily: a
+    # CLI command holds one or two. PostgreSQL's default max_connections is 100.
+    engine = create_engine(url, pool_pre_ping=True, pool_size=40, max_overflow=10, pool_timeout=30)
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
