@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from openbai.errors import NotFoundError, PermissionDeniedError, SpecError
+from openbai.errors import ConflictError, NotFoundError, PermissionDeniedError, SpecError
 from openbai.storage.base import VolumeKind
 from openbai.storage.follow import follow
 from openbai.storage.local import LocalStorage
 from openbai.storage.registry import backend_for
-from openbai.storage.transfer import upload_tree
+from openbai.storage.transfer import TransferEvent, upload_tree
 
 from .conformance import StorageConformance, make_tree, write
 
@@ -26,7 +26,42 @@ def backend(tmp_path: Path) -> LocalStorage:
 
 
 class TestLocalStorage(StorageConformance):
-    pass
+    def test_failed_file_does_not_stop_the_others(  # type: ignore[override]
+        self, backend: LocalStorage, volume: str, tmp_path: Path
+    ) -> None:
+        """A real failure: a folder of the volume stands where one file goes."""
+        files = make_tree(tmp_path / "src")
+        backend.make_dir(volume, "data/a.csv")
+        events: list[TransferEvent] = []
+        report = upload_tree(backend, volume, tmp_path / "src", on_progress=events.append)
+        assert (report.files_done, report.files_failed) == (len(files) - 1, 1)
+        assert [(f.path, type(f.error)) for f in report.failures] == [("data/a.csv", ConflictError)]
+        assert [e.path for e in events if e.kind == "file_failed"] == ["data/a.csv"]
+        assert backend.read(volume, "data/b.csv") == files["data/b.csv"]
+        assert backend.stat(volume, "data/a.csv").is_dir
+
+
+def test_tree_upload_never_writes_through_a_symlink(backend: LocalStorage, tmp_path: Path) -> None:
+    """A folder of the volume swapped for a link out of it: those files fail, none lands
+    outside, and the others arrive whole with their mtime and mode."""
+    backend.create_volume("data")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    volume_dir = tmp_path / "root" / "acct" / "blob" / "data"
+    (volume_dir / "logs").symlink_to(outside)
+    src = tmp_path / "src"
+    write(src / "logs" / "a.txt", "secret")
+    kept = write(src / "run.sh", "echo\n")
+    os.chmod(kept, 0o750)
+    os.utime(kept, ns=(1_000_000_000, 1_234_567_891_000))
+    report = upload_tree(backend, "data", src)
+    assert [(f.path, type(f.error)) for f in report.failures] == [
+        ("logs/a.txt", PermissionDeniedError)
+    ]
+    assert list(outside.iterdir()) == []
+    st = (volume_dir / "run.sh").stat()
+    assert (st.st_mode & 0o777, st.st_mtime_ns) == (0o750, 1_234_567_891_000)
+    assert sorted(p.name for p in volume_dir.iterdir()) == ["logs", "run.sh"]  # no partials
 
 
 def test_layout_and_local_path(backend: LocalStorage, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import contextlib
 import contextvars
 import ctypes
 import os
+import secrets
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -61,6 +62,21 @@ def deferred_sync() -> Iterator[None]:
         _deferred.reset(token)
         for directory in deferred.by_device.values():
             _syncfs(directory)
+
+
+def sync_later(directory: Path) -> None:
+    """Files were written beneath ``directory`` without fsyncs: inside
+    :func:`deferred_sync` its file system is synced on leaving, outside it is synced now."""
+    deferred = _deferred.get()
+    if deferred is None:
+        _syncfs(directory)
+    else:
+        deferred.add(directory)
+
+
+def partial_name(name: str) -> str:
+    """A fresh temporary name for a file about to replace ``name`` in the same folder."""
+    return f".{name[:100]}.{secrets.token_hex(6)}{PARTIAL_SUFFIX}"
 
 
 def is_partial_name(name: str) -> bool:
