@@ -4,6 +4,7 @@ and a live log work as they do without it (``bai serve --public-url``, or
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,3 +100,37 @@ def test_the_origin_is_the_public_one_not_the_upstream(proxied: Proxied) -> None
             headers={"Origin": proxied.server.url},
         )
         assert response.status_code == 403
+
+
+def test_a_live_log_comes_through_the_proxy_as_the_job_writes_it(
+    proxied: Proxied, gates: Path
+) -> None:
+    """nginx buffers answers by default: the stream says not to (``X-Accel-Buffering``), so
+    a line shows while the job still runs."""
+    from api.support import Arm
+
+    from .conftest import job_body
+
+    script = gates / "live.sh"  # where a sandboxed job can read it
+    script.write_text(
+        "echo one\n"
+        f'for i in $(seq 3000); do [ -e "{gates / "go"}" ] && break; sleep 0.02; done\n'
+        "echo two\n"
+    )
+    url = Arm(proxied.server.subscription).rg("workspaces", "ws", "experiments", "exp", "jobs", "j")
+    with proxied.server.client() as api:
+        assert api.put(url, json=job_body(f"bash {script}")).status_code == 200
+    with proxied.client() as client:
+        assert _log_in(proxied, client).status_code == 303
+        live = f"{proxied.url}/ui/workspaces/rg/ws/experiments/exp/jobs/j/live"
+        seen = ""
+        with client.stream("GET", live, params={"file": "stdout.txt"}) as response:
+            assert response.status_code == 200
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    seen += str(json.loads(line[len("data: ") :]))
+                if seen == "one\n":
+                    (gates / "go").touch()  # only now may the job go on
+                if line == "event: end":
+                    break
+        assert seen.startswith("one\ntwo\n")
