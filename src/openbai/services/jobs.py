@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError, SpecError
@@ -23,7 +23,7 @@ from openbai.scheduling.volumes import mounted_volumes
 from openbai.services import ids
 from openbai.services.clusters import cluster_row
 from openbai.services.containers import image_job_warnings
-from openbai.services.records import JobRecord
+from openbai.services.records import JobRecord, Provisioning
 from openbai.services.volumes import resolve_mounts
 from openbai.services.workspaces import check_not_deleting, experiment_row
 from openbai.spec import JobCreateParameters, check_name, parse
@@ -216,10 +216,17 @@ def list_jobs(
     limit: int | None = None,
     state: str | None = None,
 ) -> list[JobRecord]:
+    """A page of the experiment's jobs, by creation.
+
+    Only the columns a record shows are selected, as plain rows: loading ORM objects (and
+    the secrets, locations and node lists that a listing never shows) took most of the time
+    of a page of 1,000; the names above the job are the same for the whole page.
+    """
     with app.db.reading() as s:
         experiment = experiment_row(s, rg, ws, exp)
+        names = (experiment.workspace.resource_group, experiment.workspace.name, experiment.name)
         query = (
-            select(Job)
+            select(*_LISTED)
             .where(Job.experiment_id == experiment.id)
             .order_by(Job.id)
             .offset(offset)
@@ -227,7 +234,34 @@ def list_jobs(
         )
         if state is not None:
             query = query.where(Job.execution_state == state)
-        return [JobRecord.of(j) for j in s.scalars(query)]
+        return [_listed_record(names, row) for row in s.execute(query)]
+
+
+_LISTED = (
+    Job.name, Job.spec, Job.cluster_ref, Job.tool_type, Job.output_segment, Job.created_at,
+    Job.provisioning_state, Job.provisioning_changed_at, Job.execution_state,
+    Job.execution_changed_at, Job.start_time, Job.end_time, Job.exit_code, Job.errors,
+)  # fmt: skip
+
+
+def _listed_record(names: tuple[str, str, str], row: Row[Any]) -> JobRecord:
+    """The record :meth:`JobRecord.of` makes of a job, from a row of ``_LISTED``."""
+    return JobRecord(
+        *names,
+        name=row.name,
+        spec=dict(row.spec),
+        cluster_ref=row.cluster_ref,
+        tool_type=row.tool_type,
+        output_segment=row.output_segment,
+        provisioning=Provisioning(row.created_at, row.provisioning_state,
+                                  row.provisioning_changed_at),
+        execution_state=row.execution_state,
+        execution_changed_at=row.execution_changed_at,
+        start_time=row.start_time,
+        end_time=row.end_time,
+        exit_code=row.exit_code,
+        errors=list(row.errors or []),
+    )  # fmt: skip
 
 
 def count_jobs(app: App, rg: str, ws: str, exp: str, *, state: str | None = None) -> int:

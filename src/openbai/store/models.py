@@ -118,6 +118,8 @@ class Job(Base):
     __table_args__ = (
         UniqueConstraint("experiment_id", "name"),
         Index("ix_jobs_queue", "execution_state", "priority", "id"),
+        # list jobs: one experiment's jobs in creation order, a page at a time
+        Index("ix_jobs_experiment_id", "experiment_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
