@@ -24,23 +24,17 @@
 #
 # OPENBAI_SLURM_INSTANCE=NAME (a letter or two) gives a second cluster its own bridge, namespaces,
 # owner file and /etc/hosts mark, so that it runs beside the default one; give it its own
-# OPENBAI_SLURM_SUBNET and OPENBAI_SLURM_CTLD_PORT as well (its nodes are still named node1, node2).
+# OPENBAI_SLURM_SUBNET and OPENBAI_SLURM_CTLD_PORT as well. Its nodes are still named node1 and
+# node2, which /etc/hosts resolves to the first cluster's: jobs that reach other nodes by name
+# (mpirun across nodes) need the default one.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$SCRIPT_DIR/../.." && pwd)
 
 NODES=(node1 node2)
-SUBNET=${OPENBAI_SLURM_SUBNET:-10.77.0}          # /24; host = .1, nodeN = .1N
-INSTANCE=${OPENBAI_SLURM_INSTANCE:-}
-[[ "$INSTANCE" =~ ^[a-z]{0,2}$ ]] || { echo "slurm.sh: error: OPENBAI_SLURM_INSTANCE must be one or two lowercase letters" >&2; exit 2; }
-BRIDGE=obslurm${INSTANCE:-0}
-NS_PREFIX=obslurm${INSTANCE}-                      # network namespaces obslurm-node1, obslurm-node2
-VETH_PREFIX=obsl${INSTANCE}-                       # host-side veths obsl-node1, obsl-node2
 CTLD_PORT=${OPENBAI_SLURM_CTLD_PORT:-6817}
 SLURMD_PORT=${OPENBAI_SLURM_SLURMD_PORT:-6818}
-OWNER_FILE=/run/openbai-slurm${INSTANCE:+-$INSTANCE}.owner   # which STATE_DIR owns the (machine-global) network setup
-HOSTS_MARK="# openbai-slurm${INSTANCE:+-$INSTANCE}"
 
 die() { echo "slurm.sh: error: $*" >&2; exit 1; }
 log() { echo "slurm.sh: $*" >&2; }
@@ -82,6 +76,21 @@ STATE_DIR=$(cd "$STATE_DIR" 2>/dev/null && pwd || echo "$STATE_DIR")
 for p in "${FORWARD_PORTS[@]}" "${PORT_ARGS[@]}"; do
     [[ "$p" =~ ^[0-9]+$ ]] && [ "$p" -ge 1 ] && [ "$p" -le 65535 ] || die "bad port '$p'"
 done
+
+# the instance and subnet a cluster was started with are kept in its state dir, so that later
+# commands naming the state dir (forward, stop) find its namespaces without the variables
+if [ -z "${OPENBAI_SLURM_INSTANCE+x}" ] && [ -s "$STATE_DIR/network" ]; then
+    read -r OPENBAI_SLURM_INSTANCE OPENBAI_SLURM_SUBNET <"$STATE_DIR/network" || true
+    [ "$OPENBAI_SLURM_INSTANCE" = - ] && OPENBAI_SLURM_INSTANCE=""   # the default instance
+fi
+INSTANCE=${OPENBAI_SLURM_INSTANCE:-}
+[[ "$INSTANCE" =~ ^[a-z]{0,2}$ ]] || die "OPENBAI_SLURM_INSTANCE must be one or two lowercase letters"
+SUBNET=${OPENBAI_SLURM_SUBNET:-10.77.0}          # /24; host = .1, nodeN = .1N
+BRIDGE=obslurm${INSTANCE:-0}
+NS_PREFIX=obslurm${INSTANCE}-                      # network namespaces obslurm-node1, obslurm-node2
+VETH_PREFIX=obsl${INSTANCE}-                       # host-side veths obsl-node1, obsl-node2
+OWNER_FILE=/run/openbai-slurm${INSTANCE:+-$INSTANCE}.owner   # which STATE_DIR owns the (machine-global) network setup
+HOSTS_MARK="# openbai-slurm${INSTANCE:+-$INSTANCE}"
 
 CONF=$STATE_DIR/etc/slurm.conf
 RUN=$STATE_DIR/run
@@ -473,6 +482,7 @@ do_start() {
     rm -rf "${STATE_DIR:?}"/spool/ctld/* "${STATE_DIR:?}"/spool/slurmd-* "${STATE_DIR:?}"/spool/tmp-*   # fresh state
     for node in "${NODES[@]}"; do mkdir -p "$STATE_DIR/spool/slurmd-$node" "$STATE_DIR/spool/tmp-$node"; done
     echo "$STATE_DIR" >"$OWNER_FILE"
+    echo "${INSTANCE:--} $SUBNET" >"$STATE_DIR/network"
     write_config
     # logs of the previous run go to log/previous/
     mkdir -p "$LOGD/previous"
