@@ -26,6 +26,7 @@ from openbai.cli.common import (
     yes_option,
 )
 from openbai.cli.ids import IdsCommand
+from openbai.cli.node_exec import exec_options, run_on_node
 from openbai.cli.output import (
     Columns,
     emit,
@@ -590,6 +591,33 @@ def cluster_file_list(
         resource_group(resource_group_name), workspace, cluster, path=path, expiry=expiry
     )
     emit(files, output=output, query=query, columns=SETUP_FILE_COLUMNS)
+
+
+@cluster_node_group.command("exec", cls=IdsCommand, flags=ids.CLUSTER_PART)
+@click.option("-c", "--cluster", "cluster", required=True, help="Name of the cluster.")
+@workspace_option
+@group_option
+@exec_options
+@handle_errors
+def cluster_node_exec(
+    cluster: str,
+    workspace: str,
+    resource_group_name: str | None,
+    node_id: str | None,
+    command: str | None,
+    address: tuple[str, ...],
+    password: str | None,
+    ssh_private_key: str | None,
+) -> None:
+    """Run a command on a node of the cluster (no SSH: in the node's sandbox, or through
+    srun on Slurm); exits with the command's exit code."""
+    from openbai.services import nodes
+
+    rg = resource_group(resource_group_name)
+    run_on_node(
+        lambda app: nodes.cluster_node_command(app, rg, workspace, cluster, node_id, command),
+        address,
+    )
 
 
 hidden_alias(cluster_group, cluster_node_list, "list-nodes")

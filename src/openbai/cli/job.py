@@ -26,6 +26,7 @@ from openbai.cli.common import (
     yes_option,
 )
 from openbai.cli.ids import IdsCommand
+from openbai.cli.node_exec import exec_options, run_on_node
 from openbai.cli.output import (
     Columns,
     emit,
@@ -489,6 +490,35 @@ def job_node_list(
     """List the nodes the job runs on now (none before it starts or after it ends)."""
     nodes = client().list_job_nodes(resource_group(resource_group_name), workspace, experiment, job)
     emit(nodes, output=output, query=query, columns=NODE_COLUMNS)
+
+
+@job_node_group.command("exec", cls=IdsCommand, flags=ids.JOB_PART)
+@click.option("-j", "--job", "job", required=True, help="Name of the job.")
+@experiment_option
+@workspace_option
+@group_option
+@exec_options
+@handle_errors
+def job_node_exec(
+    job: str,
+    experiment: str,
+    workspace: str,
+    resource_group_name: str | None,
+    node_id: str | None,
+    command: str | None,
+    address: tuple[str, ...],
+    password: str | None,
+    ssh_private_key: str | None,
+) -> None:
+    """Run a command on a node of a running job (no SSH: in the node's sandbox, or as a
+    step of the job through srun --overlap on Slurm); exits with the command's exit code."""
+    from openbai.services import nodes
+
+    rg = resource_group(resource_group_name)
+    run_on_node(
+        lambda app: nodes.job_node_command(app, rg, workspace, experiment, job, node_id, command),
+        address,
+    )
 
 
 hidden_alias(job_group, job_file_list, "list-files")

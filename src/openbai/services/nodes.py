@@ -1,15 +1,24 @@
-"""The nodes of a cluster or of a job, as Batch AI's remote-login information.
+"""The nodes of a cluster or of a job, as Batch AI's remote-login information, and the
+command that runs something on one of them (``node exec``).
 
 openbai's nodes are not VMs with an SSH endpoint of their own: a local cluster's nodes are
 slots on this machine, a Slurm cluster's are the partition's hosts. Each node is reported
-with the host it runs on and the SSH port 22 of that host.
+with the host it runs on and the SSH port 22 of that host. Where Batch AI's ``node exec``
+logged in over SSH, openbai runs the command as a job's task would run there: on a local
+slot in the node's sandbox (its volumes, its temp folders, its GPUs, the job user), on a
+Slurm host through ``srun`` (a step of the job with ``--overlap``).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
+from openbai.errors import NotFoundError
+from openbai.executors.local import LocalExecutor
 from openbai.installation import App
+from openbai.runtime.sandbox import Identity, Sandbox, find_bwrap, gpu_devices, probe, tool_paths
 from openbai.scheduling.planning import cluster_key
 from openbai.services.clusters import cluster_row
 from openbai.services.gpus import node_gpus
@@ -17,6 +26,9 @@ from openbai.services.jobs import job_row
 from openbai.store.models import Cluster
 from openbai.store.specs import cluster_properties
 from openbai.vocabulary import ON_NODES
+
+#: variables of the caller's environment a node command must not see (as a job's tasks)
+_PRIVATE_ENV = ("OPENBAI_", "SLURM_")
 
 SSH_PORT = 22
 
@@ -70,3 +82,125 @@ def job_nodes(app: App, rg: str, ws: str, exp: str, name: str) -> list[RemoteLog
         if cluster is None:
             return []
         return _logins(app, cluster, list(job.nodes or range(job.node_count)))
+
+
+@dataclass(frozen=True)
+class NodeCommand:
+    """What to run, with what environment and where, to run a command on a node."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+
+
+def _shell(command: str | None) -> list[str]:
+    # az ran `bash -ilc CMD` over SSH; without a command, an interactive login shell
+    return ["bash", "-lc", command] if command is not None else ["bash", "-il"]
+
+
+def _pick(logins: list[RemoteLogin], node_id: str | None) -> int:
+    """The index of the node named (the first one when none is)."""
+    if not logins:
+        raise NotFoundError("The cluster has no nodes now", code="NodeNotFound", target="nodeId")
+    if node_id is None:
+        return 0
+    for i, login in enumerate(logins):
+        if login.node_id == node_id:
+            return i
+    known = ", ".join(n.node_id for n in logins)
+    raise NotFoundError(
+        f"There is no node {node_id!r} (nodes: {known})", code="NodeNotFound", target="nodeId"
+    )
+
+
+def _local_command(
+    app: App, cluster: Cluster, slot: int, login: RemoteLogin, command: str | None
+) -> NodeCommand:
+    executor = app.executor(cluster.executor)
+    assert isinstance(executor, LocalExecutor)
+    root = executor.node_root(cluster_key(cluster), slot)
+    mounts, temp = root / "mounts", root / "jobs"
+    for folder in (mounts, temp):
+        folder.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV)}
+    env.update(
+        AZ_BATCHAI_MOUNT_ROOT=str(mounts),
+        AZ_BATCHAI_JOB_TEMP_DIR=str(temp),
+        AZ_BATCH_NODE_ID=login.node_id,
+        CUDA_VISIBLE_DEVICES=",".join(str(g) for g in login.gpus or []),
+    )
+    argv = _shell(command)
+    if not cluster_properties(cluster).openbai.sandbox:
+        return NodeCommand(argv, env, str(temp))
+    identity = Identity.for_jobs(os.environ.get("OPENBAI_JOB_USER"))
+    bwrap = find_bwrap()
+    probe(bwrap)
+    # the volumes a job has mounted there now: embedded ones are links into the installation
+    links = [p for top in (mounts, temp) for p in top.rglob("*") if p.is_symlink()]
+    settings = app.settings
+    sandbox = Sandbox(
+        bwrap,
+        identity,
+        hidden=[settings.runs_root, settings.nodes_root, settings.home],
+        writable=[mounts, temp, *(p.resolve() for p in links)],
+        readable=tool_paths(env),
+        devices=gpu_devices(),
+    )
+    env.update(sandbox.user_env(temp))
+    return NodeCommand(sandbox.argv(argv, temp), env, str(temp))
+
+
+def _slurm_command(
+    cluster: Cluster, login: RemoteLogin | None, job_id: str | None, command: str | None
+) -> NodeCommand:
+    argv = ["srun"]
+    if job_id is not None:
+        argv += ["--overlap", "--jobid", job_id]
+    else:
+        partition = cluster_properties(cluster).openbai.partition
+        argv += ["--nodes", "1"] + (["--partition", partition] if partition else [])
+    if login is not None:
+        argv += ["--nodelist", login.ip_address]
+    if command is None:
+        argv.append("--pty")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENBAI_")}
+    return NodeCommand([*argv, *_shell(command)], env, str(Path.cwd()))
+
+
+def cluster_node_command(
+    app: App, rg: str, ws: str, name: str, node_id: str | None, command: str | None
+) -> NodeCommand:
+    """How to run ``command`` (None: a shell) on a node of the cluster (its first: None)."""
+    logins = cluster_nodes(app, rg, ws, name)
+    with app.db.reading() as s:
+        cluster = cluster_row(s, rg, ws, name)
+        if app.executor(cluster.executor).queues_jobs:
+            login = logins[_pick(logins, node_id)] if node_id is not None else None
+            return _slurm_command(cluster, login, None, command)
+        index = _pick(logins, node_id)
+        return _local_command(app, cluster, index, logins[index], command)
+
+
+def job_node_command(
+    app: App, rg: str, ws: str, exp: str, name: str, node_id: str | None, command: str | None
+) -> NodeCommand:
+    """How to run ``command`` on a node of a running job (its first: None)."""
+    logins = job_nodes(app, rg, ws, exp, name)
+    with app.db.reading() as s:
+        job = job_row(s, rg, ws, exp, name)
+        cluster = s.get(Cluster, job.cluster_id) if job.cluster_id is not None else None
+        if not logins or cluster is None:
+            raise NotFoundError(
+                f"The job {name} is not running on any node", code="JobNotRunning", target=name
+            )
+        index = _pick(logins, node_id)
+        if app.executor(cluster.executor).queues_jobs:
+            ref = job.executor_ref or {}
+            slurm_id = str((ref.get("data") or {}).get("job_id") or "")
+            if not slurm_id:
+                raise NotFoundError(
+                    f"The job {name} has no Slurm job yet", code="JobNotRunning", target=name
+                )
+            return _slurm_command(cluster, logins[index] if node_id else None, slurm_id, command)
+        slots = list(job.nodes or range(job.node_count))
+        return _local_command(app, cluster, slots[index], logins[index], command)

@@ -1,0 +1,109 @@
+"""``bai cluster node exec`` and ``bai job node exec``: a command on a node without SSH, run
+as a user runs it (a real ``bai`` process, whose terminal the command gets)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from api.support import BAI
+from conftest import Bai
+from polling import wait_until
+
+from .conftest import submit
+
+
+@pytest.fixture
+def ws(bai: Bai) -> Bai:
+    """As the suite's ``ws``, in process only: node exec runs where the installation is."""
+    bai("workspace", "create", "-n", "ws")
+    bai("experiment", "create", "-w", "ws", "-n", "exp")
+    bai("cluster", "create", "-w", "ws", "-n", "c1", "--nodes", "2")
+    bai("storage", "account", "create", "-n", "acct")
+    bai("storage", "share", "create", "--account", "acct", "-n", "logs")
+    # a new cluster has no nodes until they are allocated
+    wait_until(
+        lambda: bai.json("cluster", "show", "-w", "ws", "-n", "c1")["allocationState"] == "steady",
+        "nodes of c1",
+        timeout=60,
+    )
+    return bai
+
+
+def bai_exec(bai: Bai, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **bai.env}
+    return subprocess.run(
+        [BAI, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def cluster_exec(bai: Bai, *args: str) -> subprocess.CompletedProcess[str]:
+    return bai_exec(bai, "cluster", "node", "exec", "-w", "ws", "-c", "c1", *args)
+
+
+def test_cluster_node_exec_runs_on_the_node_named(ws: Bai) -> None:
+    ran = cluster_exec(ws, "-n", "c1-1", "--exec", "echo $AZ_BATCH_NODE_ID; echo oops >&2")
+    assert (ran.returncode, ran.stdout, ran.stderr) == (0, "c1-1\n", "oops\n")
+    first = cluster_exec(ws, "--exec", "echo $AZ_BATCH_NODE_ID $AZ_BATCHAI_MOUNT_ROOT")
+    node, mount_root = first.stdout.split()
+    assert node == "c1-0" and mount_root.endswith("/c1/0/mounts")
+    # the command's exit code is bai's
+    assert cluster_exec(ws, "--exec", "exit 7").returncode == 7
+
+
+def test_cluster_node_exec_is_sealed_off_like_a_job(ws: Bai) -> None:
+    # the installation's files (the database, storage keys) are not in the node's sandbox
+    private = sorted(p.name for p in ws.home.iterdir() if p.is_file())
+    assert private
+    seen = cluster_exec(ws, "--exec", f"cd {ws.home} && ls -A; echo end")
+    assert seen.returncode == 0, seen.stderr
+    assert not set(seen.stdout.split()) & set(private), seen.stdout
+    assert "OPENBAI_" not in cluster_exec(ws, "--exec", "env").stdout
+
+
+def test_bad_node_exec_requests_name_what_is_wrong(ws: Bai) -> None:
+    unknown = cluster_exec(ws, "-n", "c1-9", "--exec", "true")
+    assert unknown.returncode != 0
+    assert "c1-9" in unknown.stderr and "c1-0, c1-1" in unknown.stderr
+    forward = cluster_exec(ws, "-L", "8888:localhost:8888", "--exec", "true")
+    assert forward.returncode == 2 and "--address" in forward.stderr
+    gone = bai_exec(ws, "cluster", "node", "exec", "-w", "ws", "-c", "nope", "--exec", "true")
+    assert gone.returncode != 0 and "nope" in gone.stderr
+    idle = bai_exec(
+        ws, "job", "node", "exec", "-w", "ws", "-e", "exp", "-j", "nojob", "--exec", "true"
+    )
+    assert idle.returncode != 0 and "nojob" in idle.stderr
+
+
+def test_job_node_exec_reaches_the_running_job(ws: Bai, tmp_path: Path) -> None:
+    # the job waits for a file that only the command run through node exec makes
+    submit(
+        ws,
+        tmp_path,
+        "j",
+        "echo started > $AZ_BATCHAI_JOB_TEMP/state;"
+        " while [ ! -e $AZ_BATCHAI_JOB_TEMP/go ]; do sleep 0.1; done; echo released",
+    )
+    job_temp = "$AZ_BATCHAI_JOB_TEMP_DIR/ws/exp/j"
+
+    def state() -> str:
+        ran = bai_exec(
+            ws, "job", "node", "exec", "-w", "ws", "-e", "exp", "-j", "j",
+            "--exec", f"cat {job_temp}/state 2>/dev/null",
+        )  # fmt: skip
+        return ran.stdout
+
+    assert wait_until(state, "job j started", timeout=90) == "started\n"
+    go = bai_exec(
+        ws, "job", "node", "exec", "-w", "ws", "-e", "exp", "-j", "j",
+        "--exec", f"touch {job_temp}/go",
+    )  # fmt: skip
+    assert go.returncode == 0, go.stderr
+    assert ws.wait("j", timeout=90)["executionState"] == "succeeded"
+    # an ended job is on no node
+    after = bai_exec(
+        ws, "job", "node", "exec", "-w", "ws", "-e", "exp", "-j", "j", "--exec", "true"
+    )
+    assert after.returncode != 0 and "not running" in after.stderr
