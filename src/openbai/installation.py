@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from openbai.settings import Settings
@@ -129,9 +130,18 @@ def dispatcher_answers(settings: Settings) -> bool:
     return _send(settings, PING)
 
 
+#: seconds a dispatcher just started is given to bind its socket before another is started
+START_GRACE = 10.0
+
+
 def ensure_dispatcher(settings: Settings) -> None:
-    """Wake the running dispatcher, or start one in the background."""
-    if poke_dispatcher(settings):
+    """Wake the running dispatcher, or start one in the background.
+
+    A dispatcher takes a moment to import and bind its socket; commands that run meanwhile
+    (many at once, from scripts) find none answering. The first leaves ``dispatcher.starting``
+    and the others rely on it for START_GRACE seconds instead of each starting another.
+    """
+    if poke_dispatcher(settings) or not _claim_start(settings.home / "dispatcher.starting"):
         return
     with open(settings.home / "dispatcher.log", "ab") as log:
         subprocess.Popen(
@@ -143,3 +153,18 @@ def ensure_dispatcher(settings: Settings) -> None:
             start_new_session=True,
             close_fds=True,
         )
+
+
+def _claim_start(marker: Path) -> bool:
+    """True for the one caller that may start a dispatcher now (the marker is its claim)."""
+    try:
+        if time.time() - marker.stat().st_mtime < START_GRACE:
+            return False
+        marker.unlink(missing_ok=True)  # a stale claim: its dispatcher never came up
+    except FileNotFoundError:
+        pass
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:  # another caller claimed it first
+        return False
+    return True
