@@ -90,8 +90,9 @@ class Jobs:
 
 
 @pytest.fixture
-def jobs(server: Server, tmp_path: Path) -> Iterator[Jobs]:
-    made = Jobs(server, tmp_path)
+def jobs(server: Server, gates: Path) -> Iterator[Jobs]:
+    # the scripts go where a sandboxed job can read them (it sees no host temp directory)
+    made = Jobs(server, gates)
     yield made
     made.stop_all()
 

@@ -165,3 +165,33 @@ def test_unknown_things_are_404_pages(web: TestClient, installation: App) -> Non
     for url in (JOB_URL + "/nope", "/ui/workspaces/rg/ws/experiments/nope", "/ui/nothing"):
         page = web.get(url)
         assert page.status_code == 404 and "<h1>Error 404</h1>" in page.text, url
+        # the navigation stays: the way on, and Log out
+        assert 'href="/ui/storage"' in page.text and 'action="/ui/logout"' in page.text, url
+
+
+def test_the_jobs_list_shows_durations_and_that_a_queued_job_waits_for_nodes(
+    web: TestClient, run_job: Callable[..., str], installation: App
+) -> None:
+    from .conftest import wait_for
+
+    run_job("hog", "sleep 600", wait=False, nodeCount=2)
+    run_job("waiting", "true", wait=False)  # queued while hog holds both nodes
+    wait_for(installation, "hog", ("running",))
+    html = web.get("/ui/workspaces/rg/ws/experiments/exp").text
+    rows = {
+        m[1]: row for row in html.split("<tr>")[1:] if (m := re.search(r">(hog|waiting)</a>", row))
+    }
+    assert "waiting for nodes" in rows["waiting"] and "waiting for nodes" not in rows["hog"]
+    assert re.search(r'<td class="num">(\d+s|\d+m \d\ds)</td>', rows["hog"])  # it runs
+    assert '<td class="num"></td>' in rows["waiting"]  # not started: no duration
+
+
+def test_durations_read_as_people_write_them() -> None:
+    from openbai.web.templating import duration
+
+    start = "2018-05-01T12:00:00Z"
+    assert duration(start, "2018-05-01T12:00:45Z") == "45s"
+    assert duration(start, "2018-05-01T12:12:03Z") == "12m 03s"
+    assert duration(start, "2018-05-01T15:05:00Z") == "3h 05m"
+    assert duration(start, "2018-05-03T16:00:00Z") == "2d 04h"
+    assert duration(None, None) == ""

@@ -24,7 +24,7 @@ from openbai.installation import App
 from openbai.services.deletions import BackgroundDeletes
 from openbai.web import clusters, files, jobs, live, login, storage, workspaces
 from openbai.web.links import Links
-from openbai.web.session import LoginRequired
+from openbai.web.session import BrowserSession, LoginRequired, browser_session
 from openbai.web.templating import is_fragment, render
 
 log = logging.getLogger("openbai.web")
@@ -100,8 +100,25 @@ async def _on_login_required(request: Request, exc: Exception) -> Response:
 
 
 def error_page(request: Request, status: int, message: str) -> Response:
-    template = "_error.html" if is_fragment(request) else "error.html"
-    return render(request, template, status=status, code=status, message=message)
+    if is_fragment(request):
+        return render(request, "_error.html", status=status, code=status, message=message)
+    return render(
+        request,
+        "error.html",
+        status=status,
+        code=status,
+        message=message,
+        session=_session_or_none(request),
+    )
+
+
+def _session_or_none(request: Request) -> BrowserSession | None:
+    """The visitor's session, so an error page keeps the navigation and Log out; None for
+    a visitor without one (or one the page refused)."""
+    try:
+        return browser_session(request, request.app.state.openbai)
+    except (LoginRequired, OpenBaiError):
+        return None
 
 
 async def _on_openbai_error(request: Request, exc: Exception) -> Response:

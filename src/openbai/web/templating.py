@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
@@ -43,6 +43,24 @@ def when(value: str | datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+def duration(start: str | None, end: str | None) -> str:
+    """How long a job ran (until now while it runs): ``45s``, ``12m 03s``, ``3h 05m``,
+    ``2d 04h``; empty before it started."""
+    if not start:
+        return ""
+    begun = datetime.fromisoformat(start)
+    finished = datetime.fromisoformat(end) if end else datetime.now(begun.tzinfo or UTC)
+    seconds = max(0, int((finished - begun).total_seconds()))
+    minutes, second = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    days, hour = divmod(hours, 24)
+    if days:
+        return f"{days}d {hour:02d}h"
+    if hours:
+        return f"{hours}h {minute:02d}m"
+    return f"{minutes}m {second:02d}s" if minutes else f"{second}s"
+
+
 def last_segment(resource_id: str | None) -> str:
     """``/subscriptions/.../clusters/c1`` → ``c1``."""
     return (resource_id or "").rstrip("/").rsplit("/", 1)[-1]
@@ -69,6 +87,7 @@ def _environment() -> Environment:
     env.filters.update(
         size=size,
         when=when,
+        duration=duration,
         last_segment=last_segment,
         resource_group=resource_group,
         pretty_json=pretty_json,
