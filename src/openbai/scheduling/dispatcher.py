@@ -414,7 +414,7 @@ class Dispatcher:
                 setup = self._setups.allocated(s, cluster_id, current, before)
                 # no job is given a node before its setup task succeeded
                 busy.setdefault(cluster_id, set()).update(setup.not_ready)
-                found.has_work = found.has_work or bool(setup.preparing) or self._setups.running
+                found.has_work = found.has_work or bool(setup.preparing) or setup.in_flight
             if allocation.keeps_dispatcher_busy(scale, current, state):
                 found.has_work = True
 

@@ -15,7 +15,7 @@ import logging
 import shutil
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -53,6 +53,8 @@ class SlotSetup:
 
     preparing: frozenset[int] = frozenset()
     unusable: frozenset[int] = frozenset()
+    #: whether setup runs of the cluster are still to be reaped (the dispatcher stays)
+    in_flight: bool = False
 
     @property
     def not_ready(self) -> frozenset[int]:
@@ -115,7 +117,8 @@ class NodeSetups:
             self._running[key] = ref
             if executor.status(ref).state is RunState.FINISHED:
                 self._ended(executor, cluster, slot)
-        return slot_setup(self.app, cluster, size)
+        in_flight = any(uid == cluster.uid for uid, _ in self._running)
+        return replace(slot_setup(self.app, cluster, size), in_flight=in_flight)
 
     def _start(
         self, executor: LocalExecutor, cluster: Cluster, slot: int, size: int
@@ -150,10 +153,6 @@ class NodeSetups:
         marker = setup_marker(_slot_dir(executor, cluster, slot), cluster.uid, SETUP_FAILED)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(why + "\n")
-
-    @property
-    def running(self) -> bool:
-        return bool(self._running)
 
 
 def _plan(app: App, cluster: Cluster, planning: ClusterPlanning, nodes: list[NodeSpec]) -> JobPlan:
