@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from job_files import logged_job
 
 from openbai.installation import App
 from openbai.services import tokens
@@ -44,23 +45,7 @@ class Arm:
 
 
 def job_body(command: str, **properties: Any) -> dict[str, Any]:
-    return {
-        "properties": {
-            "cluster": {"id": "c1"},
-            "nodeCount": 1,
-            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
-            "mountVolumes": {
-                "azureFileShares": [
-                    {
-                        "azureFileUrl": "https://acct.file.core.windows.net/logs",
-                        "relativeMountPath": "logs",
-                    }
-                ]
-            },
-            "customToolkitSettings": {"commandLine": command},
-            **properties,
-        }
-    }
+    return {"properties": logged_job(command, **{"cluster": {"id": "c1"}, **properties})}
 
 
 def wait_for_job(client: httpx.Client, url: str, timeout: float = 60) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def test_create_refuses_bad_input_naming_the_field(
 ) -> None:
     cases = [
         ({"properties": {"nodeCount": "one"}}, "properties.nodeCount"),
-        (job_body("x", nodeCount=5), "properties.nodeCount"),
+        (job_body("x", nodeCount=0), "properties.nodeCount"),  # 5 would wait for nodes
         (job_body("x", cluster={"id": "nope"}), "properties.cluster.id"),
         (job_body("x", schedulingPriority="urgent"), "properties.schedulingPriority"),
         (job_body("x", stdOutErrPathPrefix=7), "properties.stdOutErrPathPrefix"),

@@ -3,7 +3,6 @@ local executor (tests/runtime/test_sandbox.py has the whole suite)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -13,6 +12,7 @@ from typing import Any
 import psutil
 import pytest
 from conftest import Bai
+from job_files import write_job
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
@@ -23,17 +23,7 @@ LEAK = "LEAKED"
 
 
 def job_json(tmp_path: Path, name: str, command: str, **extra: Any) -> str:
-    path = tmp_path / f"{name}.json"
-    share = {"azureFileUrl": "https://acct.file.core.windows.net/logs", "relativeMountPath": "logs"}
-    props = {
-        "nodeCount": 1,
-        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
-        "mountVolumes": {"azureFileShares": [share]},
-        "customToolkitSettings": {"commandLine": command},
-        **extra,
-    }
-    path.write_text(json.dumps({"properties": props}))
-    return str(path)
+    return write_job(tmp_path / f"{name}.json", command, **extra)
 
 
 def run(bai: Bai, tmp_path: Path, name: str, command: str, **extra: Any) -> dict[str, Any]:

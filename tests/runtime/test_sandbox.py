@@ -14,6 +14,7 @@ from typing import Any
 import psutil
 import pytest
 from conftest import Bai
+from job_files import with_logs_share, write_job
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
@@ -25,33 +26,12 @@ LEAK = "LEAKED"
 
 
 def job_json(tmp_path: Path, name: str, command: str, **extra: Any) -> str:
-    path = tmp_path / f"{name}.json"
-    props = {
-        "nodeCount": 1,
-        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
-        "mountVolumes": {
-            "azureFileShares": [
-                {
-                    "azureFileUrl": "https://acct.file.core.windows.net/logs",
-                    "relativeMountPath": "logs",
-                }
-            ]
-        },
-        "customToolkitSettings": {"commandLine": command},
-        **extra,
-    }
-    path.write_text(json.dumps({"properties": props}))
-    return str(path)
+    return write_job(tmp_path / f"{name}.json", command, **extra)
 
 
 @pytest.fixture
 def ws(bai: Bai) -> Bai:
-    bai("workspace", "create", "-n", "ws")
-    bai("experiment", "create", "-w", "ws", "-n", "exp")
-    bai("cluster", "create", "-w", "ws", "-n", "c1", "--nodes", "2")
-    bai("storage", "account", "create", "-n", "acct")
-    bai("storage", "share", "create", "--account", "acct", "-n", "logs")
-    return bai
+    return with_logs_share(bai)
 
 
 def run(

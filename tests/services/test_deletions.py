@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from job_files import logged_job
 
 from openbai.errors import ConflictError
 from openbai.installation import App
 from openbai.services import accounts, clusters, deletions, jobs, workspaces
 from openbai.storage.base import VolumeKind
 
-JOB = {
-    "properties": {
-        "nodeCount": 1,
-        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
-        "mountVolumes": {
-            "azureFileShares": [
-                {
-                    "azureFileUrl": "https://acct.file.core.windows.net/logs",
-                    "relativeMountPath": "logs",
-                }
-            ]
-        },
-        "customToolkitSettings": {"commandLine": "sleep 60"},
-    }
-}
+JOB = {"properties": logged_job("sleep 60")}
 
 
 @pytest.fixture

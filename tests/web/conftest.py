@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from job_files import logged_job
 from starlette.exceptions import StarletteDeprecationWarning
 
 from openbai.errors import NotFoundError
@@ -72,24 +73,9 @@ def installation(service: App) -> App:
 
 def job_body(command: str, **properties: Any) -> dict[str, Any]:
     """A job on ``c1`` whose stdouterr (and ``MODEL`` output) go to share ``acct/logs``."""
-    return {
-        "properties": {
-            "cluster": {"id": "c1"},
-            "nodeCount": 1,
-            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
-            "mountVolumes": {
-                "azureFileShares": [
-                    {
-                        "azureFileUrl": "https://acct.file.core.windows.net/logs",
-                        "relativeMountPath": "logs",
-                    }
-                ]
-            },
-            "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"}],
-            "customToolkitSettings": {"commandLine": command},
-            **properties,
-        }
-    }
+    model = [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"}]
+    props = {"cluster": {"id": "c1"}, "outputDirectories": model, **properties}
+    return {"properties": logged_job(command, **props)}
 
 
 def wait_for(app: App, name: str, states: tuple[str, ...] = FINAL, timeout: float = 60) -> str:

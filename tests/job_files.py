@@ -1,0 +1,43 @@
+"""The job most tests submit: one command on one node, its stdout/stderr in share ``logs`` of
+account ``acct`` (a job's output must be on a volume it mounts), and the installation it runs in."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from conftest import Bai
+
+#: share ``logs`` of account ``acct``, mounted at ``$AZ_BATCHAI_JOB_MOUNT_ROOT/logs``
+LOGS_SHARE = {
+    "azureFileUrl": "https://acct.file.core.windows.net/logs",
+    "relativeMountPath": "logs",
+}
+
+
+def logged_job(command: str, **properties: Any) -> dict[str, Any]:
+    """The properties of a job running ``command``, with ``properties`` added or replaced."""
+    return {
+        "nodeCount": 1,
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+        "mountVolumes": {"azureFileShares": [LOGS_SHARE]},
+        "customToolkitSettings": {"commandLine": command},
+        **properties,
+    }
+
+
+def write_job(path: Path, command: str, **properties: Any) -> str:
+    """A job.json of :func:`logged_job` at ``path``; its path as a string, for ``-f``."""
+    path.write_text(json.dumps({"properties": logged_job(command, **properties)}))
+    return str(path)
+
+
+def with_logs_share(bai: Bai) -> Bai:
+    """Workspace ``ws``, experiment ``exp``, a 2-node cluster ``c1`` and share acct/logs."""
+    bai("workspace", "create", "-n", "ws")
+    bai("experiment", "create", "-w", "ws", "-n", "exp")
+    bai("cluster", "create", "-w", "ws", "-n", "c1", "--nodes", "2")
+    bai("storage", "account", "create", "-n", "acct")
+    bai("storage", "share", "create", "--account", "acct", "-n", "logs")
+    return bai
