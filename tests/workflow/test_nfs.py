@@ -195,3 +195,42 @@ def test_a_type_openbai_cannot_mount_fails_the_job_naming_the_command(
     errors = job["executionInfo"]["errors"]
     assert errors[0]["code"] == "AZFMountError"
     assert command in errors[0]["message"]
+
+
+def test_the_nfs_flags_mount_a_file_server_on_a_cluster_and_a_job(
+    workspace: Bai, file_server: dict[str, Any], tmp_path: Path
+) -> None:
+    bai = workspace
+    # az batchai cluster create --nfs NAME: every node of the cluster mounts it
+    bai("cluster", "create", "-w", "ws", "-n", "withnfs", "--nodes", "1", "--nfs", "nfs",
+        "--nfs-mount-path", "data")  # fmt: skip
+    mounts = bai.json("cluster", "show", "-w", "ws", "-n", "withnfs")["nodeSetup"]["mountVolumes"]
+    assert mounts["fileServers"] == [
+        {"fileServer": {"id": file_server["id"]}, "relativeMountPath": "data"}
+    ]
+    writer = write_job(
+        tmp_path,
+        {
+            "nodeCount": 1,
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/data",
+            "customToolkitSettings": {"commandLine": "echo from-the-cluster > $AZ_BATCHAI_MOUNT_ROOT/data/hello.txt"},
+        },
+        "writer.json",
+    )  # fmt: skip
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "withnfs", "-n", "writer", "-f", writer)
+    assert bai.wait("writer", timeout=120)["executionState"] == "succeeded"
+    # az batchai job create --nfs NAME: the job alone mounts it, at its own mount root
+    reader = write_job(
+        tmp_path,
+        {
+            "nodeCount": 1,
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/srv",
+            "customToolkitSettings": {"commandLine": "cat $AZ_BATCHAI_JOB_MOUNT_ROOT/srv/hello.txt"},
+        },
+        "reader.json",
+    )  # fmt: skip
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "reader", "-f", reader,
+        "--nfs", file_server["id"], "--nfs-mount-path", "srv")  # fmt: skip
+    assert bai.wait("reader", timeout=120)["executionState"] == "succeeded"
+    out = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "reader", "-f", "stdout.txt")
+    assert out.stdout == "from-the-cluster\n"

@@ -74,6 +74,10 @@ class EmbeddedClient:
     def default_resource_group(self) -> str:
         return self.settings.resource_group
 
+    @property
+    def subscription_id(self) -> str:
+        return self.settings.subscription_id
+
     # workspaces and experiments
     def create_workspace(
         self, rg: str, name: str, location: str | None, tags: Mapping[str, str]

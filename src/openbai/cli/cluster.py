@@ -26,6 +26,7 @@ from openbai.cli.common import (
     yes_option,
 )
 from openbai.cli.ids import IdsCommand
+from openbai.cli.nfs_option import add_nfs_mount, nfs_options
 from openbai.cli.node_exec import exec_options, run_on_node
 from openbai.cli.output import (
     Columns,
@@ -170,6 +171,7 @@ def cluster_group() -> None:
 @click.option(
     "--bfs-mount-path", "--container-mount-path", "bfs_mount_path", default="bfs", show_default=True
 )
+@nfs_options
 @click.option("--storage-account-name", default=None, envvar="AZURE_BATCHAI_STORAGE_ACCOUNT")
 @click.option(
     "--storage-account-key",
@@ -247,6 +249,8 @@ def cluster_create(
     afs_mount_path: str,
     bfs_name: str | None,
     bfs_mount_path: str,
+    nfs: str | None,
+    nfs_mount_path: str,
     storage_account_name: str | None,
     storage_account_key: str | None,
     subnet: str | None,
@@ -323,6 +327,16 @@ def cluster_create(
         bfs_mount_path,
         storage_account_key,
     )
+    if nfs:
+        rg = resource_group(resource_group_name)
+        add_nfs_mount(
+            props["nodeSetup"].setdefault("mountVolumes", {}),
+            nfs,
+            nfs_mount_path,
+            subscription_id=client().subscription_id,
+            resource_group=rg,
+            workspace=workspace,
+        )
     if setup_task:
         if not setup_task_output:
             raise SpecError("--setup-task needs --setup-task-output", target="--setup-task-output")

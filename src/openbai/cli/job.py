@@ -26,6 +26,7 @@ from openbai.cli.common import (
     yes_option,
 )
 from openbai.cli.ids import IdsCommand
+from openbai.cli.nfs_option import add_nfs_mount, nfs_options
 from openbai.cli.node_exec import exec_options, run_on_node
 from openbai.cli.output import (
     Columns,
@@ -122,6 +123,7 @@ def job_group() -> None:
 @click.option(
     "--bfs-mount-path", "--container-mount-path", "bfs_mount_path", default="bfs", show_default=True
 )
+@nfs_options
 @output_options
 @handle_errors
 def job_create(
@@ -138,6 +140,8 @@ def job_create(
     afs_mount_path: str,
     bfs_name: str | None,
     bfs_mount_path: str,
+    nfs: str | None,
+    nfs_mount_path: str,
     output: str,
     query: str | None,
 ) -> None:
@@ -179,6 +183,15 @@ def job_create(
                     "relativeMountPath": bfs_mount_path,
                 }
             )
+    if nfs:
+        add_nfs_mount(
+            props.setdefault("mountVolumes", {}),
+            nfs,
+            nfs_mount_path,
+            subscription_id=client().subscription_id,
+            resource_group=resource_group(resource_group_name),
+            workspace=workspace,
+        )
     from openbai.spec.placeholders import fill_storage_placeholders
 
     body = fill_storage_placeholders(

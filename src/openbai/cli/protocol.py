@@ -15,6 +15,9 @@ class Client(Protocol):
     @property
     def default_resource_group(self) -> str: ...
 
+    @property
+    def subscription_id(self) -> str: ...
+
     def create_workspace(
         self, rg: str, name: str, location: str | None, tags: Mapping[str, str]
     ) -> dict[str, Any]: ...

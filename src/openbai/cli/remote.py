@@ -91,6 +91,10 @@ class RemoteClient:
     def default_resource_group(self) -> str:
         return str(self.info["resourceGroup"])
 
+    @property
+    def subscription_id(self) -> str:
+        return str(self.info["subscriptionId"])
+
     def _rg(self, rg: str) -> str:
         sub = _q(self.info["subscriptionId"])
         return f"/subscriptions/{sub}/resourceGroups/{_q(rg)}/providers/Microsoft.BatchAI"
