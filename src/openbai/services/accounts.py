@@ -8,7 +8,6 @@ connection strings) are sealed before they are stored and never returned.
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +20,7 @@ from openbai.installation import App
 from openbai.scheduling.volumes import account_options
 from openbai.storage.base import StorageBackend, VolumeInfo, VolumeKind
 from openbai.storage.names import check_volume_name
-from openbai.storage.registry import ACCOUNT_KINDS, backend_for
+from openbai.storage.registry import ACCOUNT_KINDS, account_backends, backend_for
 from openbai.store.models import StorageAccount
 
 _ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")
@@ -72,8 +71,8 @@ def create_account(
             f"kind must be one of {', '.join(sorted(ACCOUNT_KINDS))}, got {kind!r}", target="kind"
         )
     options = dict(options or {})
-    if kind == "local":
-        options["root"] = str(app.settings.storage_root)
+    for backend_cls in account_backends(kind):
+        options |= backend_cls.provision_account(name, app.settings.storage_root)
     public = {k: v for k, v in options.items() if k not in SECRET_OPTIONS}
     secret = {k: v for k, v in options.items() if k in SECRET_OPTIONS}
     with app.db.session() as s:
@@ -91,11 +90,6 @@ def create_account(
         s.add(row)
         s.flush()
         account = _account(row)
-    if kind == "local":
-        for volume_kind in VolumeKind:
-            (app.settings.storage_root / name / volume_kind.value).mkdir(
-                parents=True, exist_ok=True
-            )
     return account
 
 
@@ -127,10 +121,10 @@ def list_accounts(app: App) -> list[Account]:
 def delete_account(app: App, name: str) -> None:
     with app.db.session() as s:
         row = _row(s, name)
-        kind = row.kind
+        kind, options = row.kind, dict(row.options)
         s.delete(row)
-    if kind == "local":
-        shutil.rmtree(app.settings.storage_root / name, ignore_errors=True)
+    for backend_cls in account_backends(kind):
+        backend_cls.remove_account(name, options)
 
 
 def backend(app: App, account: str, kind: VolumeKind) -> StorageBackend:

@@ -168,6 +168,17 @@ class StorageBackend(ABC):
     ) -> StorageBackend:
         """Build the backend from an account's stored options (endpoints, keys, root dir)."""
 
+    @classmethod
+    def provision_account(cls, account: str, storage_root: Path) -> dict[str, Any]:
+        """Make what a new account needs on this machine; the options it adds (an embedded
+        account: where its tree lives). A remote store needs nothing."""
+        return {}
+
+    @classmethod
+    def remove_account(cls, account: str, options: dict[str, Any]) -> None:
+        """Remove what the account kept on this machine (its files, for an embedded one)."""
+        return None
+
     # -- volumes -------------------------------------------------------------------------
     @abstractmethod
     def list_volumes(self) -> list[VolumeInfo]: ...

@@ -110,6 +110,16 @@ class LocalStorage(StorageBackend):
             raise SpecError(f"account must be one path segment: {account!r}", target="account")
         return cls(Path(root) / account / kind.value, kind)
 
+    @classmethod
+    def provision_account(cls, account: str, storage_root: Path) -> dict[str, Any]:
+        for kind in VolumeKind:
+            (storage_root / account / kind.value).mkdir(parents=True, exist_ok=True)
+        return {"root": str(storage_root)}
+
+    @classmethod
+    def remove_account(cls, account: str, options: dict[str, Any]) -> None:
+        shutil.rmtree(Path(options["root"]) / account, ignore_errors=True)
+
     # -- paths ---------------------------------------------------------------------------
     def _volume_dir(self, volume: str) -> Path:
         directory = self.base / check_volume_name(volume)

@@ -85,6 +85,12 @@ def backend_class(name: str) -> type[StorageBackend]:
     return cls
 
 
+def account_backends(account_kind: str) -> list[type[StorageBackend]]:
+    """The backend classes serving an account kind's volumes, each once."""
+    names = sorted(set(ACCOUNT_KINDS[account_kind].values()))
+    return [backend_class(name) for name in names]
+
+
 def backend_for(
     account_name: str, account_kind: str, volume_kind: VolumeKind, options: dict[str, Any]
 ) -> StorageBackend:
