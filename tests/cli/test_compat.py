@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from conftest import Bai
+from polling import wait_until
 
 from .conftest import job_file
 
@@ -68,16 +69,23 @@ def test_old_option_names_of_cluster_create(ws: Bai, tmp_path: Path) -> None:
 
 
 def test_az_table_layouts(ws: Bai) -> None:
+    wide = Bai(ws.home, {**ws.env, "COLUMNS": "200"})  # a terminal the whole table fits in
+
     def header(*argv: str) -> list[str]:
-        return ws(*argv, "-o", "table").stdout.split("\n")[0].split()
+        return wide(*argv, "-o", "table").stdout.split("\n")[0].split()
 
     assert header("cluster", "list", "-w", "ws") == [
         "Name", "Resource", "Group", "Workspace", "VM", "Size", "State", "Idle", "Running",
-        "Preparing", "Leaving", "Unusable",
+        "Preparing", "Leaving", "GPUs", "Unusable",
     ]  # fmt: skip
-    assert ws("cluster", "show", "-w", "ws", "-n", "c1", "-o", "table").stdout.split("\n")[
+    # the cluster gets its nodes in the background (resizing, then steady)
+    wait_until(
+        lambda: ws.json("cluster", "show", "-w", "ws", "-n", "c1")["allocationState"] == "steady",
+        "cluster c1 to get its nodes",
+    )
+    assert wide("cluster", "show", "-w", "ws", "-n", "c1", "-o", "table").stdout.split("\n")[
         1
-    ].split() == ["c1", "default", "ws", "STANDARD_NC6", "steady", "2", "0", "0", "0", "0"]
+    ].split() == ["c1", "default", "ws", "STANDARD_NC6", "steady", "2", "0", "0", "0", "0", "0"]
     assert header("experiment", "list", "-w", "ws") == [
         "Name", "Resource", "Group", "Workspace", "State",
     ]  # fmt: skip
