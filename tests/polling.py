@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from conftest import Bai
 
@@ -55,3 +55,21 @@ def after_dispatcher_rounds(bai: Bai) -> None:
     job.write_text(json.dumps({"properties": props}))
     bai("job", "create", "-w", "probe", "-e", "exp", "-c", "own", "-n", name, "-f", str(job))
     assert bai.wait(name, workspace="probe")["executionState"] == "succeeded"
+
+
+def wait_for_nodes(bai: Bai, cluster: str, workspace: str = "ws") -> dict[str, Any]:
+    """``cluster show`` once the cluster has its nodes: they are allocated in the background
+    (``allocationState`` resizing, then steady), as Batch AI's were."""
+    return dict(
+        wait_until(
+            lambda: (
+                (shown := bai.json("cluster", "show", "-w", workspace, "-n", cluster))[
+                    "allocationState"
+                ]
+                == "steady"
+                and shown
+            ),
+            f"cluster {cluster} to get its nodes",
+            timeout=60,
+        )
+    )

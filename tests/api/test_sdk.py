@@ -98,6 +98,11 @@ def test_issue_snippet_end_to_end(server: Server, storage: str) -> None:
             scale_settings=m.ScaleSettings(manual=m.ManualScaleSettings(target_node_count=2)),
         ),
     ).result()
+    deadline = time.monotonic() + 60  # nodes are allocated in the background, as on Batch AI
+    while cluster.allocation_state != "steady":
+        assert time.monotonic() < deadline, cluster.allocation_state
+        time.sleep(0.2)
+        cluster = client.clusters.get(rg, ws, "c1")
     assert cluster.current_node_count == 2
 
     key = m.AzureStorageCredentialsInfo(account_key="not-needed-for-an-embedded-account")

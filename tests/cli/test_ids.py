@@ -5,15 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import Bai
+from polling import wait_for_nodes
 
 from .conftest import job_file
 
 
 def test_commands_take_the_id_a_show_printed(ws: Bai, tmp_path: Path) -> None:
-    cluster = ws.json("cluster", "show", "-w", "ws", "-n", "c1")["id"]
+    cluster = wait_for_nodes(ws, "c1")["id"]
     assert ws.json("cluster", "show", "--ids", cluster)["name"] == "c1"
     assert len(ws.json("cluster", "node", "list", f"--ids={cluster}")) == 2
-    assert ws.json("cluster", "resize", "--ids", cluster, "-t", "3")["currentNodeCount"] == 3
+    resized = ws.json("cluster", "resize", "--ids", cluster, "-t", "3")
+    assert resized["scaleSettings"]["manual"]["targetNodeCount"] == 3
+    assert wait_for_nodes(ws, "c1")["currentNodeCount"] == 3
 
     ws("job", "create", "-w", "ws", "-e", "exp", "-c", cluster, "-n", "j",
        "-f", job_file(tmp_path, "echo by id"))  # fmt: skip

@@ -6,18 +6,20 @@ import time
 from pathlib import Path
 
 from conftest import Bai
+from polling import wait_for_nodes
 
 from .conftest import submit
 
 
 def test_cluster_nodes(ws: Bai) -> None:
+    wait_for_nodes(ws, "c1")
     nodes = ws.json("cluster", "node", "list", "-w", "ws", "-c", "c1")
     assert nodes == [
-        {"nodeId": "c1-0", "ipAddress": "127.0.0.1", "port": 22},
-        {"nodeId": "c1-1", "ipAddress": "127.0.0.1", "port": 22},
+        {"nodeId": "c1-0", "ipAddress": "127.0.0.1", "port": 22, "gpus": []},
+        {"nodeId": "c1-1", "ipAddress": "127.0.0.1", "port": 22, "gpus": []},
     ]
     table = ws("cluster", "node", "list", "-w", "ws", "-c", "c1", "-o", "table").stdout
-    assert table.split("\n")[0].split() == ["ID", "IP", "SSH", "Port"]
+    assert table.split("\n")[0].split() == ["ID", "IP", "SSH", "Port", "GPUs"]
     assert table.split("\n")[1].split() == ["c1-0", "127.0.0.1", "22"]
     # the pre-2.0.38 name, with -n for the cluster
     assert ws.json("cluster", "list-nodes", "-w", "ws", "-n", "c1") == nodes
