@@ -44,13 +44,32 @@ def node_limits(ctx: NodeContext) -> NodeLimits:
     )
 
 
+#: the toolkits whose ranks mpirun starts; across nodes on Slurm it starts them with srun
+MPI_TOOLS = frozenset({"mpi", "horovod", "chainer", "cntk", "caffe"})
+
+
+def launches_slurm_steps(ctx: NodeContext) -> bool:
+    """Whether the task's mpirun starts its daemons on the other nodes through ``srun``,
+    which Slurm allows only the job's owner: such a task keeps the runner's user (in the
+    sandbox, without capabilities); every other task runs as the job user."""
+    return (
+        bool(os.environ.get("SLURM_JOB_ID"))
+        and ctx.plan.node_count > 1
+        and ctx.plan.tool_type in MPI_TOOLS
+    )
+
+
 def seal(ctx: NodeContext) -> tuple[Sandbox | None, Cgroup | None]:
     """The node's sandbox (None with --no-sandbox) and control group (None where none can be
     made); a node that must sandbox but cannot fails the job here, before anything runs."""
     sandbox = None
     if ctx.plan.sandbox:
         try:
-            identity = Identity.for_jobs(os.environ.get("OPENBAI_JOB_USER"))
+            identity = (
+                Identity.current()
+                if launches_slurm_steps(ctx)
+                else Identity.for_jobs(os.environ.get("OPENBAI_JOB_USER"))
+            )
             bwrap = find_bwrap()
             if identity.switches and shutil.which("setpriv") is None:
                 raise SandboxUnavailable("setpriv (util-linux) is not installed on this node")
