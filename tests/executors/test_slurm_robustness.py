@@ -104,30 +104,31 @@ def controller(slurm_env: SlurmCluster) -> Iterator[Controller]:
 
 
 def test_jobs_survive_a_restart_of_the_slurm_controller(
-    on_slurm: Bai, controller: Controller, tmp_path: Path
+    on_slurm: Bai, controller: Controller, tmp_path: Path, gates: Path
 ) -> None:
     bai = on_slurm
-    gates = {name: tmp_path / f"gate-{name}" for name in ("early", "late")}
-    for name, gate in gates.items():
+    # outside /tmp: a sandboxed job has a /tmp of its own
+    gate_files = {name: gates / f"gate-{name}" for name in ("early", "late")}
+    for name, gate in gate_files.items():
         command = f"echo before; while [ ! -e {gate} ]; do sleep 0.1; done; echo after"
         create(
             bai, tmp_path, custom_job(command, nodeCount=2 if name == "late" else 1), name, "gpu"
         )
-    for name in gates:
+    for name in gate_files:
         wait_running(bai, name)
 
     controller.stop()
     after_dispatcher_rounds(bai)  # rounds without Slurm
-    assert {show(bai, n)["executionState"] for n in gates} == {"running"}
+    assert {show(bai, n)["executionState"] for n in gate_files} == {"running"}
     # a job created meanwhile waits for Slurm instead of failing
     create(bai, tmp_path, custom_job("echo queued meanwhile"), "meanwhile", "gpu")
     # a job that ends while Slurm is away: the runners' report is the truth
-    gates["early"].touch()
+    gate_files["early"].touch()
     assert bai.wait("early", timeout=20)["executionState"] == "succeeded"
     assert show(bai, "meanwhile")["executionState"] == "queued"
 
     controller.start()
-    gates["late"].touch()
+    gate_files["late"].touch()
     for name in ("late", "meanwhile"):
         job = bai.wait(name, timeout=30)
         assert job["executionState"] == "succeeded", job
