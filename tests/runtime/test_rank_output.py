@@ -14,7 +14,7 @@ from openbai.runtime.rank_output import LineWriter, collector_argv
 RANK = """\
 import os, sys
 rank = sys.argv[1]
-assert not any(k.startswith("OPENBAI_") for k in os.environ), "the collector's variables leak"
+assert not any(k.startswith("OPENBAI_RANK_") for k in os.environ), "the collector's variables leak"
 with open("/dev/stdout", "w") as also:  # a pipe, as under mpirun: it can be opened
     also.write(f"rank {rank} opened /dev/stdout\\n")
 text = "".join(f"rank {rank} line {i}\\n" for i in range(3000))

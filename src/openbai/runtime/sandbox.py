@@ -267,9 +267,12 @@ class Sandbox:
 def tool_paths(env: dict[str, str]) -> list[Path]:
     """What the job's commands run from, bound back read-only where they lie in a directory
     the job user could not pass through (a Python installed under /root): every ``PATH``
-    entry, the runner's Python and its environment, and pyenv's root for its shims."""
+    entry, the runner's Python and its environment, openbai's own code (where an editable
+    install keeps it outside the environment: the MPI ranks' relay imports it), and pyenv's
+    root for its shims."""
     paths = [Path(p) for p in env.get("PATH", "").split(":") if p.startswith("/")]
     paths += [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent]
+    paths.append(Path(__file__).resolve().parents[2])  # the directory holding package openbai
     if env.get("PYENV_ROOT"):
         paths.append(Path(env["PYENV_ROOT"]))
     unique: list[Path] = []
