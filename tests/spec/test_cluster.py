@@ -173,6 +173,10 @@ def test_openbai_extension_selects_slurm() -> None:
         "partition": "gpu",
         "requireContainers": True,
         "containerRuntime": "apptainer",
+        # the defaults: sandboxed, no run on the host for image jobs, GPUs not shared
+        "sandbox": True,
+        "allowHostRuns": False,
+        "shareGpus": False,
     }
 
 

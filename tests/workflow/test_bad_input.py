@@ -132,7 +132,7 @@ def create(
             {"constraints": {"maxWallClockTime": "forever"}},
             "properties.constraints.maxWallClockTime",
         ),
-        ({"nodeCount": 3}, "properties.nodeCount"),
+        ({"nodeCount": -1}, "properties.nodeCount"),  # 3 on 2 nodes waits, as on Batch AI
     ],
 )
 def test_bad_job_field_is_named_and_nothing_is_stored(

@@ -237,7 +237,9 @@ class Sandbox:
             # bwrap keeps root's credentials (files are checked as root): drop them inside,
             # after the mounts are made; a uid change leaves no capabilities
             args += [
-                "setpriv",
+                # by its path: the job's own PATH (which bwrap looks commands up in) may not
+                # lead to it
+                shutil.which("setpriv") or "/usr/bin/setpriv",
                 f"--reuid={self.identity.uid}",
                 f"--regid={self.identity.gid}",
                 "--clear-groups",
