@@ -144,6 +144,7 @@ WEB_RULES: Mapping[tuple[str, str], Rule] = {
     ("GET", _WEB_JOB + "/summary"): read("job.show"),
     ("GET", _WEB_JOB + "/environment"): read("job.show"),
     ("GET", _WEB_JOB + "/metrics"): read("job.stream"),
+    ("GET", _WEB_JOB + "/live"): read("job.stream"),
     ("POST", _WEB_JOB + "/terminate"): write("job.terminate"),
     ("POST", _WEB_JOB + "/delete"): write("job.delete"),
     ("GET", _WEB_FILES): read("job.files"),
@@ -151,6 +152,7 @@ WEB_RULES: Mapping[tuple[str, str], Rule] = {
     ("GET", _WEB_FILES + "/download"): read("job.stream"),
     ("GET", _WEB_FILES + "/picture"): read("job.stream"),
     ("GET", _WEB_FILES + "/stream"): read("job.stream"),
+    ("GET", _WEB_FILES + "/earlier"): read("job.stream"),
 }
 
 _NO_RULE = Rule("unknown", Role.OWNER, Reach.INSTALLATION)
