@@ -141,9 +141,18 @@ def test_bai_serve_stops_promptly_while_a_page_follows_a_running_job(
         wait_for(app, "j", ("running",))
         received: list[str] = []
 
+        login = httpx.post(
+            f"{server.url}/ui/login",
+            data={"token": server.token},
+            headers={"Origin": server.url},
+            follow_redirects=False,
+        )
+        assert login.status_code == 303, login.text
+        session = login.cookies["openbai_session"]  # the session's id: the token stays here
+
         def follow() -> None:
             url = f"{server.url}{J}/files/stdouterr/stream?path=stdout.txt"
-            cookies = {"openbai_session": server.token}
+            cookies = {"openbai_session": session}
             try:
                 with httpx.stream("GET", url, cookies=cookies, timeout=60) as response:
                     for text in response.iter_text():
