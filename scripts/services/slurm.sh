@@ -502,13 +502,16 @@ do_start() {
     chown -R "$munge_user:" "$MUNGE_DIR"
     chmod 755 "$MUNGE_DIR"; chmod 400 "$MUNGE_DIR/munge.key"
     touch "$LOGD/munged.log"; chown "$munge_user:" "$LOGD/munged.log"; chmod 640 "$LOGD/munged.log"
+    # --force: munged refuses a socket directory whose every parent is not executable by all
+    # (group too); a clone's parent may be 0701 (another service made it o+x), which its user
+    # can pass but munged's check rejects
     local munge_cmd=(munged -F --socket="$MUNGE_SOCKET" --key-file="$MUNGE_DIR/munge.key"
                      --pid-file="$MUNGE_DIR/munged.pid" --log-file="$LOGD/munged.log"
-                     --seed-file="$MUNGE_DIR/munged.seed" --num-threads=4)
+                     --seed-file="$MUNGE_DIR/munged.seed" --num-threads=4 --force)
     if [ "$munge_user" = munge ]; then
         start_bg "$RUN/munged.pid" "$LOGD/munged.out" setpriv --reuid=munge --regid=munge --init-groups "${munge_cmd[@]}"
     else
-        start_bg "$RUN/munged.pid" "$LOGD/munged.out" "${munge_cmd[@]}" --force
+        start_bg "$RUN/munged.pid" "$LOGD/munged.out" "${munge_cmd[@]}"
     fi
     for i in $(seq 1 100); do
         [ -S "$MUNGE_SOCKET" ] && munge -n -S "$MUNGE_SOCKET" 2>/dev/null | unmunge -S "$MUNGE_SOCKET" >/dev/null 2>&1 && break
