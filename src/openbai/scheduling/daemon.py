@@ -74,7 +74,7 @@ def main() -> int:
     finally:
         dispatcher.close()
     # a job queued while this dispatcher was going away must not wait for the next command
-    if not stop.is_set() and dispatcher.has_work():
+    if not stop.is_set() and settings.home.is_dir() and dispatcher.has_work():
         ensure_dispatcher(settings)
     app.close()
     return 0

@@ -183,6 +183,8 @@ class Dispatcher:
         full = False  # the last round failed on a full disk (said once, not every second)
         while not stop.is_set():
             self._wake.clear()
+            if not self.app.settings.home.is_dir():
+                return  # the installation was removed (its log with it): nothing to serve
             try:
                 active = self.tick()
                 if full:
