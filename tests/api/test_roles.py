@@ -9,9 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from polling import wait_until
+from routes import declared_routes
 
 from openbai.errors import AuthError
 from openbai.http.permissions import API_RULES, Reach, rule_for
@@ -39,17 +38,7 @@ SAMPLE = {
 
 def api_routes(client: TestClient) -> list[tuple[str, str]]:
     """(method, declared path) of every route of the API (the web page's are in tests/web)."""
-    assert isinstance(client.app, FastAPI)
-    found = []
-    routes = list(client.app.routes)
-    while routes:
-        route = routes.pop(0)
-        included = getattr(route, "original_router", None)  # FastAPI's include_router
-        if included is not None:
-            routes.extend(included.routes)
-        elif isinstance(route, APIRoute):
-            found += [(method, route.path) for method in sorted(route.methods or ())]
-    return found
+    return declared_routes(client.app)
 
 
 def url_of(path: str, arm: Arm) -> str:

@@ -7,9 +7,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from fastapi import FastAPI
-from fastapi.routing import APIRoute
-from starlette.routing import Mount
+from routes import declared_routes, mounted_app
 
 from openbai.installation import App
 from openbai.server import create_app
@@ -22,20 +20,8 @@ SAMPLE = {"rg": "rg", "ws": "ws", "exp": "exp", "job": "j", "directory": "stdout
 
 def web_routes(client: TestClient) -> list[tuple[str, str]]:
     """(method, path) of every route of the explorer, with sample names filled in."""
-    assert isinstance(client.app, FastAPI)
-    (ui,) = [r for r in client.app.routes if isinstance(r, Mount) and r.path == "/ui"]
-    assert isinstance(ui.app, FastAPI)
-    found = []
-    routes = list(ui.app.routes)
-    while routes:
-        route = routes.pop(0)
-        included = getattr(route, "original_router", None)  # FastAPI's include_router
-        if included is not None:
-            routes.extend(included.routes)
-        elif isinstance(route, APIRoute):
-            for method in sorted(route.methods or ()):
-                found.append((method, "/ui" + route.path.format(**SAMPLE)))
-    return found
+    ui = mounted_app(client.app, "/ui")
+    return [(method, "/ui" + path.format(**SAMPLE)) for method, path in declared_routes(ui)]
 
 
 def csrf_of(html: str) -> str:

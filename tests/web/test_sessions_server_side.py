@@ -7,10 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from routes import declared_routes, mounted_app
 from sqlalchemy import select
-from starlette.routing import Mount
 
 from openbai.http.permissions import WEB_RULES
 from openbai.installation import App
@@ -44,18 +42,7 @@ def replay(service: App, cookie: str, path: str = "/ui/workspaces") -> int:
 
 
 def test_every_page_has_a_rule(anonymous: TestClient) -> None:
-    assert isinstance(anonymous.app, FastAPI)
-    (ui,) = [r for r in anonymous.app.routes if isinstance(r, Mount) and r.path == "/ui"]
-    assert isinstance(ui.app, FastAPI)
-    found, routes = [], list(ui.app.routes)
-    while routes:
-        route = routes.pop(0)
-        included = getattr(route, "original_router", None)
-        if included is not None:
-            routes.extend(included.routes)
-        elif isinstance(route, APIRoute):
-            found += [(m, route.path) for m in route.methods or ()]
-    assert sorted(found) == sorted(WEB_RULES)
+    assert declared_routes(mounted_app(anonymous.app, "/ui")) == sorted(WEB_RULES)
 
 
 def test_the_cookie_holds_a_random_id_and_the_store_only_its_hash(service: App, token: str) -> None:
