@@ -283,27 +283,15 @@ def bench_load(
 
 def fresh_postgres(url: str) -> tuple[str, Callable[[], None]]:
     """A new database on the server of ``url``, and the call that drops it."""
-    import psycopg
     from sqlalchemy.engine import make_url
 
-    parsed = make_url(url)
+    from openbai.store.database import administer
+
     name = f"openbai_bench_{os.getpid()}"
-
-    def admin(statement: str) -> None:
-        with psycopg.connect(
-            host=parsed.host,
-            port=parsed.port,
-            user=parsed.username,
-            password=parsed.password,
-            dbname=parsed.database,
-            autocommit=True,
-        ) as connection:
-            connection.execute(statement.encode())
-
-    admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin(f'CREATE DATABASE "{name}"')
-    fresh = parsed.set(database=name).render_as_string(hide_password=False)
-    return fresh, partial(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    administer(url, drop, f'CREATE DATABASE "{name}"')
+    fresh = make_url(url).set(database=name).render_as_string(hide_password=False)
+    return fresh, partial(administer, url, drop)
 
 
 STREAMER = (

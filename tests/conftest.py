@@ -27,6 +27,7 @@ from click.testing import CliRunner, Result
 
 if TYPE_CHECKING:  # conftest loads no openbai module itself: its fixtures import them when used
     from openbai.installation import App
+from openbai.store.database import administer
 
 _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:
@@ -169,37 +170,17 @@ def postgres_template() -> Iterator[str]:
     from openbai.store.database import open_database
 
     name = f"openbai_template_{os.getpid()}"
-    _postgres_admin(
-        url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
-    )
+    administer(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
     template = _database_url(url, name)
     open_database(template).dispose()
     yield template
-    _postgres_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    administer(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _database_url(url: str, name: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).set(database=name).render_as_string(hide_password=False)
-
-
-def _postgres_admin(url: str, *statements: str) -> None:
-    """Run statements (CREATE/DROP DATABASE) outside a transaction, as those need."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    with psycopg.connect(
-        host=parsed.host,
-        port=parsed.port,
-        user=parsed.username,
-        password=parsed.password,
-        dbname=parsed.database,
-        autocommit=True,
-    ) as connection:
-        for statement in statements:
-            connection.execute(statement.encode())
 
 
 @pytest.fixture
@@ -213,9 +194,9 @@ def database(request: pytest.FixtureRequest) -> Iterator[str]:
     import uuid
 
     name = f"openbai_test_{uuid.uuid4().hex[:16]}"
-    _postgres_admin(template, f'CREATE DATABASE "{name}" TEMPLATE "{_name_of(template)}"')
+    administer(template, f'CREATE DATABASE "{name}" TEMPLATE "{_name_of(template)}"')
     yield _database_url(template, name)
-    _postgres_admin(template, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    administer(template, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _name_of(url: str) -> str:

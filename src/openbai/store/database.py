@@ -148,3 +148,22 @@ def _postgres_engine(url: str) -> Engine:
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITER_LOCK})")
 
     return engine
+
+
+def administer(url: str, *statements: str) -> None:
+    """Run statements that may not run inside a transaction (``CREATE``/``DROP DATABASE``) on
+    the PostgreSQL server of ``url``, connected to its database."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    with psycopg.connect(
+        host=parsed.host,
+        port=parsed.port,
+        user=parsed.username,
+        password=parsed.password,
+        dbname=parsed.database,
+        autocommit=True,
+    ) as connection:
+        for statement in statements:
+            connection.execute(statement.encode())
