@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError, SpecError
@@ -23,7 +23,7 @@ from openbai.scheduling.volumes import mounted_volumes
 from openbai.services import ids
 from openbai.services.clusters import cluster_row
 from openbai.services.containers import image_job_warnings
-from openbai.services.records import JobRecord, Provisioning
+from openbai.services.records import JobRecord
 from openbai.services.volumes import resolve_mounts
 from openbai.services.workspaces import check_not_deleting, experiment_row
 from openbai.spec import JobCreateParameters, check_name, parse
@@ -234,7 +234,7 @@ def list_jobs(
         )
         if state is not None:
             query = query.where(Job.execution_state == state)
-        return [_listed_record(names, row) for row in s.execute(query)]
+        return [JobRecord.of_columns(names, row) for row in s.execute(query)]
 
 
 _LISTED = (
@@ -242,26 +242,6 @@ _LISTED = (
     Job.provisioning_state, Job.provisioning_changed_at, Job.execution_state,
     Job.execution_changed_at, Job.start_time, Job.end_time, Job.exit_code, Job.errors,
 )  # fmt: skip
-
-
-def _listed_record(names: tuple[str, str, str], row: Row[Any]) -> JobRecord:
-    """The record :meth:`JobRecord.of` makes of a job, from a row of ``_LISTED``."""
-    return JobRecord(
-        *names,
-        name=row.name,
-        spec=dict(row.spec),
-        cluster_ref=row.cluster_ref,
-        tool_type=row.tool_type,
-        output_segment=row.output_segment,
-        provisioning=Provisioning(row.created_at, row.provisioning_state,
-                                  row.provisioning_changed_at),
-        execution_state=row.execution_state,
-        execution_changed_at=row.execution_changed_at,
-        start_time=row.start_time,
-        end_time=row.end_time,
-        exit_code=row.exit_code,
-        errors=list(row.errors or []),
-    )  # fmt: skip
 
 
 def count_jobs(app: App, rg: str, ws: str, exp: str, *, state: str | None = None) -> int:

@@ -139,10 +139,14 @@ class JobRecord:
     def of(cls, row: Job) -> JobRecord:
         exp = row.experiment
         ws = exp.workspace
+        return cls.of_columns((ws.resource_group, ws.name, exp.name), row)
+
+    @classmethod
+    def of_columns(cls, names: tuple[str, str, str], row: Any) -> JobRecord:
+        """The record of a job's columns (a ``Job`` or a row selecting the same names), its
+        resource group, workspace and experiment given (the same for a whole page)."""
         return cls(
-            ws.resource_group,
-            ws.name,
-            exp.name,
+            *names,
             row.name,
             dict(row.spec),
             row.cluster_ref,
