@@ -276,12 +276,8 @@ def test_jobs_on_fixed_ports_never_share_a_node(on_slurm: Bai, tmp_path: Path, g
 #: loses the ORTE daemon srun started on the second ("proc [[..],1] not running - cannot relay:
 #: NOT ALIVE"); on a cluster that has run a while both tests pass. Not strict: it must not hide
 #: the day it passes everywhere.
-CROSS_NODE_MPI = pytest.mark.xfail(
-    strict=False, reason="cross-node mpirun under the sandbox loses its second ORTE daemon in CI"
-)
 
 
-@CROSS_NODE_MPI
 def test_custom_mpi_ranks_span_both_nodes_with_the_job_environment(
     on_slurm: Bai, tmp_path: Path
 ) -> None:
@@ -311,7 +307,6 @@ print("rank", os.environ["OMPI_COMM_WORLD_RANK"], "of", os.environ["OMPI_COMM_WO
 """
 
 
-@CROSS_NODE_MPI
 def test_horovod_launches_python_ranks_through_mpirun_on_both_nodes(
     on_slurm: Bai, tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -270,3 +271,35 @@ def test_secrets_stay_sealed_at_rest_and_go_with_the_job(ws: Bai, tmp_path: Path
     while run_dir.exists():
         assert time.monotonic() < deadline, "the deleted job's run directory is still there"
         time.sleep(0.1)
+
+
+def test_srun_in_the_sandbox_reaches_a_slurm_configuration_kept_under_tmp(tmp_path: Path) -> None:
+    """mpirun across Slurm nodes starts its daemons with srun from inside the sandbox: the
+    configuration and munge socket of a cluster started under /tmp (as CI's is) must stay
+    reachable through the sandbox's own empty /tmp."""
+    import socket
+
+    from openbai.runtime.sandbox import Identity, Sandbox, find_bwrap
+    from openbai.runtime.sealing import slurm_client_paths
+
+    assert str(tmp_path).startswith("/tmp/")
+    (tmp_path / "munge").mkdir()
+    sock_path = tmp_path / "munge" / "munge.socket"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock_path))
+    (tmp_path / "etc").mkdir()
+    conf = tmp_path / "etc" / "slurm.conf"
+    conf.write_text(f"ClusterName=t\nAuthType=auth/munge\nAuthInfo=socket={sock_path}\n")
+    (tmp_path / "munge" / "munge.key").write_text("secret")
+
+    paths = slurm_client_paths({"SLURM_CONF": str(conf)})
+    assert paths == [conf.parent, sock_path]
+    sandbox = Sandbox(find_bwrap(), Identity.current(), readable=paths)
+    check = f"cat {conf} && test -S {sock_path} && echo socket; cat {tmp_path}/munge/munge.key"
+    result = subprocess.run(
+        sandbox.argv(["sh", "-c", check], Path("/")), capture_output=True, text=True
+    )
+    server.close()
+    assert "ClusterName=t" in result.stdout
+    assert "socket" in result.stdout
+    assert "secret" not in result.stdout  # the socket's directory is not bound whole

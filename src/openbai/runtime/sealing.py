@@ -59,6 +59,29 @@ def launches_slurm_steps(ctx: NodeContext) -> bool:
     )
 
 
+def slurm_client_paths(env: dict[str, str]) -> list[Path]:
+    """What ``srun`` reads to reach Slurm: the directory of ``SLURM_CONF`` and the munge
+    socket it names. The host is bound read-only in the sandbox, but a configuration under
+    ``/tmp`` (a cluster started from a clone there, as CI does) would be hidden by the
+    sandbox's own ``/tmp``, and mpirun's ``srun`` of its daemons would fail."""
+    conf = env.get("SLURM_CONF")
+    if not conf:
+        return []
+    paths = [Path(conf).parent]
+    try:
+        text = Path(conf).read_text()
+    except OSError:
+        return paths
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip().lower() == "authinfo":
+            for option in value.split(","):
+                name, _, socket = option.partition("=")
+                if name.strip().lower() == "socket" and socket.strip():
+                    paths.append(Path(socket.strip()))
+    return paths
+
+
 def seal(ctx: NodeContext) -> tuple[Sandbox | None, Cgroup | None]:
     """The node's sandbox (None with --no-sandbox) and control group (None where none can be
     made); a node that must sandbox but cannot fails the job here, before anything runs."""
@@ -85,7 +108,10 @@ def seal(ctx: NodeContext) -> tuple[Sandbox | None, Cgroup | None]:
             identity,
             hidden=private,
             writable=[layout.mount_root, layout.job_temp_dir, layout.shared_job_temp],
-            readable=tool_paths(ctx.host_env()),
+            readable=[
+                *tool_paths(ctx.host_env()),
+                *(slurm_client_paths(dict(os.environ)) if launches_slurm_steps(ctx) else []),
+            ],
             devices=gpu_devices(),
         )
         for path in sandbox.writable:
