@@ -1,31 +1,37 @@
 """File servers and unmanaged file systems, end to end: `bai file-server create` starts a real
 nfs-ganesha, jobs mount it (fileServers) through openbai's FUSE filesystem on libnfs, write
 stdout and outputs there, and another job reads what the first wrote; `unmanagedFileSystems`
-with `mount -t nfs` reaches the same export; a type openbai cannot mount fails the job."""
+with `mount -t nfs` reaches the same export, and `mount -t cifs` a share of the test Samba (through openbai's SMB
+filesystem); a type openbai cannot mount fails the job."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Bai
 from nfs_fixture import missing
+from samba_fixture import Samba
 
 from openbai.mounts.registry import fuse_available
 from openbai.storage.nfs_server import NfsServer
+from openbai.storage.samba_shares import SambaShares
 
 from .conftest import write_job
 
-pytestmark = pytest.mark.skipif(
-    missing() is not None or not fuse_available(), reason=missing() or "no FUSE"
-)
+pytestmark = pytest.mark.skipif(not fuse_available(), reason="no FUSE")
 
 
 @pytest.fixture
 def file_server(workspace: Bai) -> Any:
+    reason = missing()
+    if reason is not None:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(reason)
     bai = workspace
     shown = bai.json(
         "file-server",
@@ -234,3 +240,56 @@ def test_the_nfs_flags_mount_a_file_server_on_a_cluster_and_a_job(
     assert bai.wait("reader", timeout=120)["executionState"] == "succeeded"
     out = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "reader", "-f", "stdout.txt")
     assert out.stdout == "from-the-cluster\n"
+
+
+@pytest.fixture
+def samba_share(samba: Samba) -> Any:
+    """A share of its own on the test Samba, with a file a job reads."""
+    name = f"cifs{uuid.uuid4().hex[:10]}"
+    shares = SambaShares(samba.config)
+    shares.create_share(name)
+    (samba.share_root / name / "input.txt").write_text("from the share\n")
+    yield name
+    shares.delete_share(name)
+
+
+def test_unmanaged_cifs_mount_command_reads_and_writes_the_samba_share(
+    workspace: Bai, samba: Samba, samba_share: str, tmp_path: Path
+) -> None:
+    bai = workspace
+    command = (
+        f"mount -t cifs //{samba.host}/{samba_share}"
+        f" -o vers=3.0,username={samba.user},password={samba.password},port={samba.port}"
+        ",dir_mode=0777,file_mode=0777"
+    )
+    job = _run(
+        bai,
+        tmp_path,
+        "cifs",
+        {
+            "nodeCount": 1,
+            "customToolkitSettings": {
+                "commandLine": "cat $AZ_BATCHAI_JOB_MOUNT_ROOT/smb/input.txt;"
+                " mkdir -p $AZ_BATCHAI_JOB_MOUNT_ROOT/smb/out;"
+                " echo written by the job > $AZ_BATCHAI_JOB_MOUNT_ROOT/smb/out/result.txt"
+            },
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/smb",
+            "mountVolumes": {
+                "unmanagedFileSystems": [{"mountCommand": command, "relativeMountPath": "smb"}]
+            },
+        },
+    )
+    assert job["executionState"] == "succeeded", job.get("executionInfo")
+    out = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "cifs", "-f", "stdout.txt")
+    assert out.stdout == "from the share\n"
+    listed = bai.json("job", "file", "list", "-w", "ws", "-e", "exp", "-j", "cifs")
+    assert "stdout.txt" in [f["name"] for f in listed]
+    # what the job wrote is on the server, where another client of the share finds it
+    on_server = samba.share_root / samba_share
+    assert (on_server / "out" / "result.txt").read_text() == "written by the job\n"
+    assert list(
+        on_server.glob("*/*/workspaces/ws/experiments/exp/jobs/cifs/*/stdouterr/stdout.txt")
+    )
+    # the password in the mount command is nowhere in what the job logged
+    log = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "cifs", "-f", "execution.log")
+    assert samba.password not in log.stdout
