@@ -56,6 +56,12 @@ def test_only_jobs_on_fixed_ports_ask_for_whole_nodes() -> None:
     assert "--exclusive" not in sbatch_argv(job())
 
 
+def test_setup_runs_name_their_host_and_jobs_exclude_unusable_hosts() -> None:
+    assert "--nodelist=node2" in sbatch_argv(job(nodelist=("node2",)))
+    assert "--exclude=node1,node3" in sbatch_argv(job(exclude=("node1", "node3")))
+    assert not any(a.startswith(("--nodelist", "--exclude")) for a in sbatch_argv(job()))
+
+
 def test_no_partition_means_slurms_default() -> None:
     assert not any(a.startswith("--partition") for a in sbatch_argv(job()))
 

@@ -52,6 +52,10 @@ class BatchJob:
     exclusive: bool = False
     #: GPUs on each node (Slurm's GRES ``gpu``); 0 asks none
     gpus_per_node: int = 0
+    #: hosts the job must run on (a setup run on the host just allocated)
+    nodelist: tuple[str, ...] = ()
+    #: hosts the job must not run on (their setup task failed: unusable)
+    exclude: tuple[str, ...] = ()
 
     @property
     def script_path(self) -> Path:
@@ -83,6 +87,10 @@ def sbatch_argv(job: BatchJob) -> list[str]:
         argv.append(f"--gres=gpu:{job.gpus_per_node}")
     if job.partition:
         argv.append(f"--partition={job.partition}")
+    if job.nodelist:
+        argv.append(f"--nodelist={','.join(job.nodelist)}")
+    if job.exclude:
+        argv.append(f"--exclude={','.join(job.exclude)}")
     if job.comment:
         argv.append(f"--comment={job.comment}")
     argv.append(str(job.script_path))

@@ -145,6 +145,8 @@ class SlurmExecutor(Executor):
             comment=f"openbai {request.run_dir}",
             exclusive=plan.tool_type in FIXED_PORT_TOOLKITS,
             gpus_per_node=plan.num_gpus,
+            nodelist=tuple(request.cluster_options.get("nodelist") or ()),
+            exclude=tuple(request.cluster_options.get("exclude") or ()),
         )
         # no fsync: the plan matters only until the job has run, and a lost one fails the job
         write_private(request.run_dir / "plan.json", plan.to_json(), durable=False)
@@ -202,10 +204,21 @@ class SlurmExecutor(Executor):
         self._scancel([job_id] if force else ["--state=PENDING", job_id])
 
     def node_counts(self, cluster_options: dict[str, Any], size: int) -> NodeCounts | None:
-        proc = self._sinfo_nodes(cluster_options, "%N|%T")
-        if proc is None:
+        states = self.host_states(cluster_options)
+        if states is None:
             return NodeCounts()  # no node is known to be usable
-        return count_nodes(proc.stdout)
+        return count_states(states)
+
+    def host_states(self, cluster_options: dict[str, Any]) -> dict[str, str] | None:
+        """Each host of the cluster's partition with its Batch AI node state (idle, running,
+        preparing, leaving, unusable) as ``sinfo`` tells it; None when Slurm cannot tell."""
+        proc = self._sinfo_nodes(cluster_options, "%N|%T")
+        return None if proc is None else host_states(proc.stdout)
+
+    def node_state_dir(self, host: str) -> Path:
+        """What outlives a job on the host (the setup task's markers): the batch script's
+        ``--node-state``."""
+        return self.node_roots / host
 
     def host_gpus(self, cluster_options: dict[str, Any]) -> dict[str, int] | None:
         """Each host's GPUs as Slurm's GRES declares them (``sinfo %G``)."""
@@ -407,17 +420,28 @@ def node_state(text: str) -> str:
     return _NODE_STATES.get(base, "unusable")
 
 
-def count_nodes(sinfo: str) -> NodeCounts:
-    """``sinfo --Node --format=%N|%T`` lines (a node may be listed once per partition)."""
+def host_states(sinfo: str) -> dict[str, str]:
+    """``sinfo --Node --format=%N|%T`` lines (a node may be listed once per partition) as
+    each host's Batch AI node state."""
     states: dict[str, str] = {}
     for line in sinfo.splitlines():
         name, sep, state = line.strip().partition("|")
         if sep:
             states[name] = node_state(state)
+    return states
+
+
+def count_states(states: dict[str, str]) -> NodeCounts:
+    """Hosts by Batch AI node state, counted."""
     counts = {s: 0 for s in ("idle", "running", "preparing", "unusable", "leaving")}
     for state in states.values():
         counts[state] += 1
     return NodeCounts(**counts)
+
+
+def count_nodes(sinfo: str) -> NodeCounts:
+    """``sinfo --Node --format=%N|%T`` lines, counted by Batch AI node state."""
+    return count_states(host_states(sinfo))
 
 
 #: one GRES of sinfo's ``%G``: ``gpu:2``, ``gpu:a100:4``, ``gpu:a100:4(S:0-1)``, ``gpu:1(IDX:0)``

@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import logging
+import math
 import os
 import socket
 import threading
@@ -50,6 +51,8 @@ log = logging.getLogger("openbai.dispatcher")
 
 #: how long a job may be "running" without an executor handle before it counts as lost
 _LOST_AFTER = timedelta(seconds=60)
+#: how often a steady Slurm cluster with a setup task is looked at for new hosts (seconds)
+_HOSTS_EVERY = 30.0
 #: after a termination request, how long runners get before they are killed
 _TERMINATE_GRACE = timedelta(seconds=30)
 _QUEUED = ExecutionState.QUEUED
@@ -136,6 +139,8 @@ class Dispatcher:
         #: cluster id -> (spec, scale settings), see _scale
         self._scales: dict[int, tuple[dict[str, Any], ScaleSettings | None]] = {}
         self._setups = node_setup.NodeSetups(app, _sealed)
+        #: cluster id -> when its Slurm hosts were last looked at (see _allocate_hosts)
+        self._hosts_seen: dict[int, float] = {}
 
     # -- running --------------------------------------------------------------------------------
     def try_acquire(self) -> bool:
@@ -392,6 +397,7 @@ class Dispatcher:
         now = utcnow()
         for cluster_id, spec, kind, current, state, changed_at in clusters:
             if self.app.executor(kind).queues_jobs:
+                self._allocate_hosts(s, found, cluster_id, spec, current, state)
                 continue
             scale = self._scale(cluster_id, spec)
             slots = busy.get(cluster_id, set())
@@ -419,6 +425,37 @@ class Dispatcher:
                 found.has_work = found.has_work or bool(setup.preparing) or setup.in_flight
             if allocation.keeps_dispatcher_busy(scale, current, state):
                 found.has_work = True
+
+    def _allocate_hosts(
+        self,
+        s: Session,
+        found: _Round,
+        cluster_id: int,
+        spec: dict[str, Any],
+        current: int,
+        state: str,
+    ) -> None:
+        """A cluster whose executor picks the nodes (Slurm) has its partition's hosts: it is
+        resizing until each usable host has run the setup task (node_setup.py), then steady.
+        A steady one is looked at again now and then, for hosts that joined the partition."""
+        with_setup = node_setup.has_setup_task(spec)
+        now = time.monotonic()
+        if state != allocation.RESIZING and (
+            not with_setup or now - self._hosts_seen.get(cluster_id, -math.inf) < _HOSTS_EVERY
+        ):
+            return
+        self._hosts_seen[cluster_id] = now
+        hosts = self._setups.hosts_allocated(s, cluster_id)
+        if hosts is None:  # Slurm cannot tell now: look again next round
+            found.has_work = found.has_work or state == allocation.RESIZING
+            return
+        preparing = bool(hosts.preparing) or hosts.in_flight
+        change = (len(hosts.states), allocation.RESIZING if preparing else allocation.STEADY)
+        if change != (current, state):
+            found.resized.append((cluster_id, *change))
+        if preparing:
+            self._hosts_seen.pop(cluster_id, None)  # every round until the hosts are ready
+            found.has_work = True
 
     def _scale(self, cluster_id: int, spec: dict[str, Any]) -> ScaleSettings | None:
         """The cluster's scale settings, its spec parsed again only when it changed."""
@@ -505,6 +542,8 @@ class Dispatcher:
             "cluster_key": shared.key,
             "partition": shared.properties.openbai.partition,
             "slots": self._size(cluster),
+            # a Slurm host whose setup task failed is unusable: no job runs there
+            "exclude": node_setup.failed_hosts(self.app, cluster),
         }
         for job_id, placement in picked:
             job = jobs[job_id]

@@ -1,4 +1,4 @@
-"""The cluster's setup task on the nodes of a local cluster, run when a node is allocated.
+"""The cluster's setup task, run on each node when the node is allocated to the cluster.
 
 Batch AI ran a cluster's setup task on each node as the node joined the cluster: the node
 counted as ``preparing`` until the task ended, then ``idle`` (or ``unusable`` when the task
@@ -7,6 +7,14 @@ does the same for slots: a slot just allocated gets a run of its own (a plan wit
 ``setup_only``) through the executor, and no job is given the slot until the setup task's
 marker on the slot says it succeeded. Runs are found again from their run directories after
 a dispatcher restart.
+
+A Slurm cluster's nodes are its partition's hosts, there as soon as the cluster is: each
+host whose marker (``slurm-nodes/<host>/setup``) is missing gets a setup run of its own, a
+one-node Slurm job pinned to it (``sbatch --nodelist``); the cluster is ``resizing`` until
+every usable host has run it. Slurm picks the hosts of jobs, so a job may still reach a host
+whose setup run waits in Slurm's queue: its runner then runs the task first, once (the
+marker's lock), as before every job. Hosts whose setup task failed are excluded from the
+cluster's jobs (``--exclude``).
 """
 
 from __future__ import annotations
@@ -20,9 +28,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from openbai.errors import OpenBaiError
-from openbai.executors.base import JobRef, RunState, SubmitRequest
+from openbai.errors import ExecutorUnavailableError, OpenBaiError
+from openbai.executors.base import Executor, JobRef, NodeCounts, RunState, SubmitRequest
 from openbai.executors.local import LocalExecutor
+from openbai.executors.slurm import SlurmExecutor, count_states
 from openbai.installation import App
 from openbai.plan.job_plan import JobPlan, NodeSpec
 from openbai.runtime.layout import setup_dir
@@ -35,6 +44,7 @@ from openbai.runtime.preparation import (
 from openbai.scheduling.planning import ClusterPlanning, cluster_key, with_slot_gpus
 from openbai.spec.cluster import OpenBaiClusterSettings
 from openbai.store.models import Cluster
+from openbai.store.specs import cluster_properties
 
 log = logging.getLogger("openbai.dispatcher")
 
@@ -61,8 +71,83 @@ class SlotSetup:
         return self.preparing | self.unusable
 
 
+@dataclass(frozen=True)
+class HostSetup:
+    """A Slurm cluster's hosts, each with its node state as ``sinfo`` tells it, and the
+    usable ones whose setup task has not succeeded."""
+
+    states: dict[str, str]
+    preparing: frozenset[str] = frozenset()
+    unusable: frozenset[str] = frozenset()
+    #: whether setup runs of the cluster are still to be reaped (the dispatcher stays)
+    in_flight: bool = False
+
+    def counts(self) -> NodeCounts:
+        """Node counts: a host Slurm calls idle is preparing until its setup task ran, and
+        unusable when the task failed."""
+        states = dict(self.states)
+        for host, state in states.items():
+            if state == "idle" and host in self.preparing:
+                states[host] = "preparing"
+            elif state == "idle" and host in self.unusable:
+                states[host] = "unusable"
+        return count_states(states)
+
+
+#: sinfo's states of a host that can run a setup run now
+_USABLE = frozenset({"idle", "running"})
+
+
 def _slot_dir(executor: LocalExecutor, cluster: Cluster, slot: int) -> Path:
     return setup_dir(executor.node_root(cluster_key(cluster), slot))
+
+
+def _host_dir(executor: SlurmExecutor, host: str) -> Path:
+    return setup_dir(executor.node_state_dir(host))
+
+
+def _setup_dir(executor: Executor, cluster: Cluster, node: int | str) -> Path:
+    if isinstance(node, str):
+        assert isinstance(executor, SlurmExecutor)
+        return _host_dir(executor, node)
+    assert isinstance(executor, LocalExecutor)
+    return _slot_dir(executor, cluster, node)
+
+
+def _options(cluster: Cluster) -> dict[str, object]:
+    return {"partition": cluster_properties(cluster).openbai.partition}
+
+
+def _with_markers(executor: SlurmExecutor, cluster: Cluster, states: dict[str, str]) -> HostSetup:
+    found = {host: setup_state(_host_dir(executor, host), cluster.uid) for host in states}
+    return HostSetup(
+        states,
+        frozenset(h for h, v in found.items() if v is None and states[h] in _USABLE),
+        frozenset(h for h, v in found.items() if v == SETUP_FAILED),
+    )
+
+
+def host_setup(app: App, cluster: Cluster) -> HostSetup | None:
+    """A Slurm cluster's hosts and their setup; None when the cluster is not on Slurm or
+    Slurm cannot tell now."""
+    executor = app.executor(cluster.executor)
+    if not isinstance(executor, SlurmExecutor):
+        return None
+    states = executor.host_states(_options(cluster))
+    if states is None:
+        return None
+    if not has_setup_task(cluster.spec):
+        return HostSetup(states)
+    return _with_markers(executor, cluster, states)
+
+
+def failed_hosts(app: App, cluster: Cluster) -> list[str]:
+    """The hosts on which a Slurm cluster's setup task failed (its jobs exclude them)."""
+    executor = app.executor(cluster.executor)
+    if not isinstance(executor, SlurmExecutor) or not has_setup_task(cluster.spec):
+        return []
+    failed = executor.node_roots.glob(f"*/setup/{setup_marker(Path(), cluster.uid, SETUP_FAILED)}")
+    return sorted(path.parent.parent.name for path in failed)
 
 
 def slot_setup(app: App, cluster: Cluster, size: int) -> SlotSetup:
@@ -88,11 +173,11 @@ class NodeSetups:
     ) -> None:
         self.app = app
         self.sealed = sealed
-        #: (cluster uid, slot) -> the handle of its setup run
-        self._running: dict[tuple[str, int], JobRef] = {}
+        #: (cluster uid, slot or Slurm host) -> the handle of its setup run
+        self._running: dict[tuple[str, int | str], JobRef] = {}
 
-    def _run_dir(self, cluster: Cluster, slot: int) -> Path:
-        return self.app.settings.runs_root / f"setup-{cluster.uid}-{slot}"
+    def _run_dir(self, cluster: Cluster, node: int | str) -> Path:
+        return self.app.settings.runs_root / f"setup-{cluster.uid}-{node}"
 
     def allocated(self, s: Session, cluster_id: int, size: int, before: int) -> SlotSetup:
         """The cluster has ``size`` nodes (``before`` last round): start the setup task on
@@ -106,7 +191,7 @@ class NodeSetups:
         for slot in range(size, before):
             forget_setup(_slot_dir(executor, cluster, slot), cluster.uid)
         found = slot_setup(self.app, cluster, size)
-        mine = {slot for uid, slot in self._running if uid == cluster.uid}
+        mine = {slot for uid, slot in self._running if uid == cluster.uid and isinstance(slot, int)}
         for slot in sorted(found.preparing | mine):
             key = (cluster.uid, slot)
             ref = self._running.get(key) or executor.recover(self._run_dir(cluster, slot))
@@ -142,20 +227,90 @@ class NodeSetups:
             self._mark_failed(executor, cluster, slot, exc.message)
             return None
 
-    def _ended(self, executor: LocalExecutor, cluster: Cluster, slot: int) -> None:
-        self._running.pop((cluster.uid, slot), None)
-        if setup_state(_slot_dir(executor, cluster, slot), cluster.uid) is None:
-            # the run ended without saying how the task went (killed): the node is unusable
-            self._mark_failed(executor, cluster, slot, "the setup run ended without a result")
-        shutil.rmtree(self._run_dir(cluster, slot), ignore_errors=True)
+    def hosts_allocated(self, s: Session, cluster_id: int) -> HostSetup | None:
+        """A Slurm cluster's hosts: start the setup task on the usable ones that have not
+        run it, reap the runs that ended; None when Slurm cannot tell now."""
+        cluster = s.get(Cluster, cluster_id)
+        if cluster is None:
+            return None
+        found = host_setup(self.app, cluster)
+        executor = self.app.executor(cluster.executor)
+        if found is None or not has_setup_task(cluster.spec):
+            return found
+        assert isinstance(executor, SlurmExecutor)
+        mine = {h for uid, h in self._running if uid == cluster.uid and isinstance(h, str)}
+        for host in sorted(found.preparing | mine):
+            key = (cluster.uid, host)
+            ref = self._running.get(key) or executor.recover(self._run_dir(cluster, host))
+            if ref is None:
+                ref = self._start_on_host(executor, cluster, host)
+            if ref is None:
+                continue
+            self._running[key] = ref
+            try:
+                status = executor.status(ref)
+            except ExecutorUnavailableError:
+                continue
+            if status.state is RunState.FINISHED:
+                errors = status.outcome.errors if status.outcome is not None else []
+                why = errors[0].message if errors else "the setup run ended without a result"
+                self._ended(executor, cluster, host, why)
+        in_flight = any(uid == cluster.uid for uid, _ in self._running)
+        return replace(_with_markers(executor, cluster, found.states), in_flight=in_flight)
 
-    def _mark_failed(self, executor: LocalExecutor, cluster: Cluster, slot: int, why: str) -> None:
-        marker = setup_marker(_slot_dir(executor, cluster, slot), cluster.uid, SETUP_FAILED)
+    def _start_on_host(self, executor: SlurmExecutor, cluster: Cluster, host: str) -> JobRef | None:
+        run_dir = self._run_dir(cluster, host)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        try:
+            planning = ClusterPlanning.of(self.app, cluster)
+            # a placeholder node: the runner learns its host from the allocation
+            nodes = executor.node_specs([0], planning.key)
+            plan = self.sealed(
+                _plan(self.app, cluster, planning, nodes, name=host),
+                planning.properties.openbai,
+            )
+            run_dir.mkdir(parents=True)
+            options = {
+                "cluster_key": planning.key,
+                "partition": planning.properties.openbai.partition,
+                "nodelist": [host],
+            }
+            return executor.submit(SubmitRequest(run_dir, plan, cluster_options=options))
+        except ExecutorUnavailableError as exc:
+            log.warning("setup task of %s on %s waits: %s", cluster.name, host, exc.message)
+            return None
+        except OpenBaiError as exc:
+            log.warning("setup task of %s on %s: %s", cluster.name, host, exc.message)
+            self._mark_failed(executor, cluster, host, exc.message)
+            return None
+
+    def _ended(
+        self,
+        executor: Executor,
+        cluster: Cluster,
+        node: int | str,
+        why: str = "the setup run ended without a result",
+    ) -> None:
+        self._running.pop((cluster.uid, node), None)
+        if setup_state(_setup_dir(executor, cluster, node), cluster.uid) is None:
+            # the run ended without saying how the task went (killed): the node is unusable
+            self._mark_failed(executor, cluster, node, why)
+        shutil.rmtree(self._run_dir(cluster, node), ignore_errors=True)
+
+    def _mark_failed(self, executor: Executor, cluster: Cluster, node: int | str, why: str) -> None:
+        marker = setup_marker(_setup_dir(executor, cluster, node), cluster.uid, SETUP_FAILED)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(why + "\n")
 
 
-def _plan(app: App, cluster: Cluster, planning: ClusterPlanning, nodes: list[NodeSpec]) -> JobPlan:
+def _plan(
+    app: App,
+    cluster: Cluster,
+    planning: ClusterPlanning,
+    nodes: list[NodeSpec],
+    *,
+    name: str | None = None,
+) -> JobPlan:
     if isinstance(planning.mounts, OpenBaiError):
         raise planning.mounts
     assert planning.setup_task is not None
@@ -167,7 +322,7 @@ def _plan(app: App, cluster: Cluster, planning: ClusterPlanning, nodes: list[Nod
         resource_group=ws.resource_group,
         workspace=ws.name,
         experiment=SETUP_EXPERIMENT,
-        job_name=nodes[0].node_id,
+        job_name=name or nodes[0].node_id,
         cluster_name=cluster.name,
         cluster_uid=cluster.uid,
         output_segment="",

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError, SpecError
 from openbai.installation import App
-from openbai.scheduling.node_setup import slot_setup
+from openbai.scheduling.node_setup import has_setup_task, host_setup, slot_setup
 from openbai.services import accounts
 from openbai.services.containers import check_runtime_installed
 from openbai.services.gpus import gpu_count, with_gpus
@@ -69,7 +69,13 @@ def busy_slots(s: Session, cluster: Cluster) -> set[int]:
 def node_counts(app: App, s: Session, cluster: Cluster) -> NodeStateCounts:
     props = cluster_properties(cluster)
     executor = app.executor(cluster.executor)
-    counted = executor.node_counts({"partition": props.openbai.partition}, props.target_node_count)
+    hosts = host_setup(app, cluster) if has_setup_task(cluster.spec) else None
+    # a Slurm host counts preparing until it ran the setup task, unusable if that failed
+    counted = (
+        hosts.counts()
+        if hosts is not None
+        else executor.node_counts({"partition": props.openbai.partition}, props.target_node_count)
+    )
     if counted is not None:
         return NodeStateCounts(
             counted.idle, counted.running, counted.preparing, counted.unusable, counted.leaving
