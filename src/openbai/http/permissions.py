@@ -140,6 +140,8 @@ WEB_RULES: Mapping[tuple[str, str], Rule] = {
     ("GET", "/workspaces/{rg}/{ws}/experiments/{exp}"): read("experiment.show"),
     ("GET", "/workspaces/{rg}/{ws}/clusters"): read("cluster.list"),
     ("GET", "/storage"): read("storage.account.list", Reach.SHARED),
+    # the stream a browser's tabs share: each view in it is checked as its job's own stream
+    ("GET", "/live"): read("job.stream", Reach.SHARED),
     ("GET", _WEB_JOB): read("job.show"),
     ("GET", _WEB_JOB + "/summary"): read("job.show"),
     ("GET", _WEB_JOB + "/environment"): read("job.show"),

@@ -22,7 +22,7 @@ from openbai.errors import OpenBaiError
 from openbai.http.errors import status_of, validation_error
 from openbai.installation import App
 from openbai.services.deletions import BackgroundDeletes
-from openbai.web import clusters, files, jobs, live, login, storage, workspaces
+from openbai.web import clusters, files, jobs, live, login, shared_stream, storage, workspaces
 from openbai.web.links import Links
 from openbai.web.session import BrowserSession, LoginRequired, browser_session
 from openbai.web.templating import is_fragment, render
@@ -79,7 +79,7 @@ def create_web_app(
     web.state.deletes = deletes
     web.add_middleware(SecurityHeaders)
     web.mount("/static", StaticFiles(packages=[("openbai.web", "static")]), name="static")
-    for module in (login, workspaces, clusters, storage, jobs, files, live):
+    for module in (login, workspaces, clusters, storage, jobs, files, live, shared_stream):
         web.include_router(module.router)
     web.add_exception_handler(LoginRequired, _on_login_required)
     web.add_exception_handler(OpenBaiError, _on_openbai_error)

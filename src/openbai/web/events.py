@@ -12,10 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 T = TypeVar("T")
 
@@ -38,6 +42,34 @@ def event(data: Any, *, name: str | None = None, id: str | None = None) -> bytes
 
 
 COMMENT = b": heartbeat\n\n"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One event of a live view before it is written for a stream: its kind (``text``,
+    ``skipped``, ``metrics``, ``state``, ``end``, ``failure``), its data, and for text the
+    byte offset of the file reached with it (where a view that reconnects goes on)."""
+
+    kind: str
+    data: Any
+    at: int | None = None
+
+
+def plain(item: Item | None) -> bytes:
+    """``item`` on a stream of one view: text as unnamed events whose id is the offset (so
+    EventSource resumes there by itself), the rest named by their kind; None, a heartbeat."""
+    if item is None:
+        return COMMENT
+    if item.kind == "text":
+        return event(item.data, id=str(item.at))
+    return event(item.data, name=item.kind)
+
+
+def tagged(view: int | None, item: Item | None) -> bytes:
+    """``item`` on a stream shared by several views: one unnamed event naming its view."""
+    if item is None:
+        return COMMENT
+    return event({"view": view, "kind": item.kind, "data": item.data, "at": item.at})
 
 
 async def in_thread(
@@ -125,6 +157,23 @@ async def merged(*streams: AsyncIterator[T]) -> AsyncGenerator[T, None]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def until(
+    items: AsyncIterator[T], alive: Callable[[], bool], every: float, farewell: T
+) -> AsyncGenerator[T, None]:
+    """The items of ``items`` while ``alive()`` (a blocking look, made in the worker pool at
+    most every ``every`` seconds, when an item or heartbeat comes) holds; else ``farewell``
+    last, and ``items`` is closed (its followers stop)."""
+    looked = time.monotonic()
+    async with aclosing(items):  # type: ignore[type-var]
+        async for item in items:
+            if time.monotonic() - looked >= every:
+                looked = time.monotonic()
+                if not await run_in_threadpool(alive):
+                    yield farewell
+                    return
+            yield item
 
 
 def event_stream(events: AsyncIterator[bytes]) -> StreamingResponse:

@@ -1,38 +1,51 @@
-"""Live views as server-sent events: an output file as the job writes it, and the metrics
-its stdout prints (for the chart).
+"""Live views as server-sent events: an output file as the job writes it, the metrics its
+stdout prints (for the chart), and the job's state.
 
-A job's page holds one stream (``/live``) that carries both its log and its metrics
-(``metrics`` events): browsers allow six connections per host, so two streams per page
-froze the explorer at the third open job. When the log shown is ``stdout.txt`` it is read
-once for both.
+A view is one file followed in one tab: the log of a job's page (with the job's metrics),
+or a file's page. Its events are :class:`~openbai.web.events.Item` s: ``text`` (a JSON
+string; the page turns ``\\r`` and ``\\n`` into lines) with the byte offset reached, so a
+browser that lost the connection goes on where it was; ``skipped`` (the bytes before a
+large file's last lines, loaded on demand); ``metrics``; ``state`` whenever the job's
+changes (a queued job is waiting for nodes); then one ``end`` once the job has ended and
+every byte was sent, or a ``failure`` naming what went wrong.
 
-A file's events carry its text (JSON strings; the page turns ``\\r`` and ``\\n`` into lines)
-with the byte offset reached as the event id, so a browser that lost the connection goes
-on where it was (EventSource sends ``Last-Event-ID``). Both streams end with an ``end``
-event once the job has ended and every byte was sent; a storage failure ends them with a
-``failure`` event naming it.
+The pages take their views from the one stream their browser's tabs share
+(:mod:`openbai.web.shared_stream`); the routes here serve one view per stream, for scripts
+and for the earlier lines of a view.
 """
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from openbai.errors import NotFoundError, OpenBaiError
+from openbai.errors import AuthError, NotFoundError, OpenBaiError
 from openbai.http.service import Service
 from openbai.installation import App
-from openbai.services import files
-from openbai.web.events import COMMENT, event, event_stream, in_thread, merged
+from openbai.services import files, jobs, sessions
+from openbai.vocabulary import FINAL_STATES, ProvisioningState
+from openbai.web.events import (
+    COMMENT,
+    Item,
+    event,
+    event_stream,
+    in_thread,
+    merged,
+    plain,
+    until,
+)
 from openbai.web.links import JobKey
 from openbai.web.metrics import MetricReader
 from openbai.web.params import JOB_PATH, DirectoryId, InnerPath, Job, file_parts
-from openbai.web.session import Browser
+from openbai.web.session import COOKIE, Browser
 
 router = APIRouter()
 
@@ -43,11 +56,33 @@ METRICS_FILE = "stdout.txt"
 #: bytes at a file's end that a view opens with (a 25 MB log shows at once); earlier ones
 #: are loaded on demand, as many at a time
 TAIL_BYTES = 256 * 1024
+#: seconds between two looks at a job's state
+STATE_POLL = 0.5
+#: seconds between two looks at the session of an open stream (logging out ends it)
+SESSION_CHECK = 5.0
+#: what a queued job is doing, as the explorer says it
+WAITING = "waiting for nodes"
 
 Source = Callable[[Callable[[], bool]], Iterator[bytes]]
 
 
-def follower(app: App, key: JobKey, directory: str, folder: str, name: str, offset: int) -> Source:
+@dataclass(frozen=True)
+class View:
+    """What one live view follows: a file of one of a job's output directories from a byte
+    offset (None: from a line start near its end), and whether the job's metrics come too."""
+
+    key: JobKey
+    directory: str
+    folder: str
+    name: str
+    offset: int | None = None
+    metrics: bool = False
+
+
+def follower(
+    app: App, key: JobKey, directory: str, folder: str, name: str, offset: int,
+    poll_interval: float = 0.05,
+) -> Source:  # fmt: skip
     def source(stop: Callable[[], bool]) -> Iterator[bytes]:
         return files.follow_output_file(
             app,
@@ -59,6 +94,7 @@ def follower(app: App, key: JobKey, directory: str, folder: str, name: str, offs
             directory_id=directory,
             path=folder,
             offset=offset,
+            poll_interval=poll_interval,
             stop=stop,
         )
 
@@ -122,125 +158,167 @@ async def _check(app: App, key: JobKey, directory: str, folder: str, name: str) 
         pass
 
 
+async def start_of(app: App, view: View) -> tuple[View, bool]:
+    """``view`` checked (errors as :func:`_check`) with the offset it starts at, and whether
+    that is near the file's end (the bytes before are skipped, to be loaded on demand)."""
+    await _check(app, view.key, view.directory, view.folder, view.name)
+    if view.offset is not None:
+        return view, False
+    where = (app, view.key, view.directory, view.folder, view.name)
+    offset = await run_in_threadpool(tail_offset, *where)
+    return replace(view, offset=offset), True
+
+
 class _Position:
-    """Bytes of the log sent so far (the events' id)."""
+    """Bytes of the log sent so far (the text events' offset)."""
 
     def __init__(self, offset: int) -> None:
         self.bytes = offset
 
 
-async def _log_chunks(
+async def _log_items(
     source: Source, position: _Position, reader: MetricReader | None
-) -> AsyncIterator[bytes]:
-    """The log's text events, and the metrics in the same bytes when ``reader`` is given."""
+) -> AsyncIterator[Item | None]:
+    """The log's text, and the metrics in the same bytes when ``reader`` is given."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     async for chunk in in_thread(source):
         if chunk is None:
-            yield COMMENT
+            yield None
             continue
         for start in range(0, len(chunk), EVENT_BYTES):
             piece = chunk[start : start + EVENT_BYTES]
             position.bytes += len(piece)
             text = decoder.decode(piece)
             if text:
-                yield event(text, id=str(position.bytes - len(decoder.getstate()[0])))
+                yield Item("text", text, position.bytes - len(decoder.getstate()[0]))
         if reader is not None and (points := reader.feed(chunk)):
-            yield event([p.to_json() for p in points], name="metrics")
+            yield Item("metrics", [p.to_json() for p in points])
     tail = decoder.decode(b"", True)
     if tail:
-        yield event(tail, id=str(position.bytes))
+        yield Item("text", tail, position.bytes)
     if reader is not None and (last := reader.feed(b"", final=True)):
-        yield event([p.to_json() for p in last], name="metrics")
+        yield Item("metrics", [p.to_json() for p in last])
 
 
-async def _metric_chunks(source: Source, name: str | None = "metrics") -> AsyncIterator[bytes]:
+async def _metric_items(source: Source) -> AsyncIterator[Item | None]:
     reader = MetricReader()
     async for chunk in in_thread(source):
         points = reader.feed(chunk) if chunk is not None else None
         if points is None:
-            yield COMMENT
+            yield None
         elif points:
-            yield event([p.to_json() for p in points], name=name)
+            yield Item("metrics", [p.to_json() for p in points])
     last = reader.feed(b"", final=True)
     if last:
-        yield event([p.to_json() for p in last], name=name)
+        yield Item("metrics", [p.to_json() for p in last])
 
 
-def skipped(offset: int) -> bytes:
-    """The bytes before the view's first line, not sent (the page offers to load them)."""
-    return event({"bytes": offset}, name="skipped")
+def shown_state(app: App, key: JobKey) -> dict[str, str | bool | None]:
+    """The job's state as the explorer shows it: ``deleting`` while it is being deleted
+    (as az shows it), and what a queued job waits for."""
+    record = jobs.get_job(app, key.rg, key.ws, key.exp, key.job)
+    state = record.execution_state
+    shown = "deleting" if record.provisioning.state == ProvisioningState.DELETING else state
+    return {
+        "state": shown,
+        "note": WAITING if shown == "queued" else None,
+        "ended": state in FINAL_STATES,
+    }
 
 
-async def job_events(
-    log: Source, offset: int, metrics: Source | None, *, tail: bool = False
-) -> AsyncIterator[bytes]:
-    """The log from ``offset`` and the metrics (read from the log itself when ``metrics`` is
-    None), then one ``end`` once the job has ended."""
+async def _state_items(app: App, key: JobKey) -> AsyncIterator[Item | None]:
+    """The job's state now and at each change, until it has ended."""
+    last = None
+    while True:
+        state = await run_in_threadpool(shown_state, app, key)
+        if state != last:
+            yield Item("state", state)
+            last = state
+        if state["ended"]:
+            return
+        await asyncio.sleep(STATE_POLL)
+
+
+async def view_items(app: App, view: View, *, skipped: bool = False) -> AsyncIterator[Item | None]:
+    """The events of ``view`` (started: see :func:`start_of`), then ``end`` once its job has
+    ended, or ``failure``; None for a heartbeat."""
+    offset = view.offset or 0
     position = _Position(offset)
+    where = (app, view.key, view.directory, view.folder, view.name)
     try:
-        if tail and offset:
-            yield skipped(offset)
-        if metrics is None:
-            events = _log_chunks(log, position, MetricReader())
-        else:
-            events = merged(_log_chunks(log, position, None), _metric_chunks(metrics))
-        async for item in events:
+        if skipped and offset:
+            yield Item("skipped", {"bytes": offset})
+        # a job's stdout from its start is read once, for both its text and its metrics
+        whole_stdout = (view.directory, view.folder, view.name, offset) == (
+            "stdouterr", "", METRICS_FILE, 0,
+        )  # fmt: skip
+        reader = MetricReader() if view.metrics and whole_stdout else None
+        streams = [
+            _log_items(follower(*where, offset), position, reader),
+            _state_items(app, view.key),
+        ]
+        if view.metrics and not whole_stdout:
+            metrics = follower(app, view.key, "stdouterr", "", METRICS_FILE, 0, 0.25)
+            streams.append(_metric_items(metrics))
+        async for item in merged(*streams):
             yield item
-        yield event({"bytes": position.bytes}, name="end")
+        yield Item("end", {"bytes": position.bytes})
     except OpenBaiError as exc:
-        yield event({"message": exc.message}, name="failure")
+        yield Item("failure", {"message": exc.message})
+
+
+def session_check(request: Request, app: App) -> Callable[[], bool]:
+    """Whether the session that opened a stream still lives (a blocking look)."""
+    session_id = request.cookies.get(COOKIE) or ""
+
+    def alive() -> bool:
+        try:
+            sessions.resume_session(app, session_id)
+        except AuthError:
+            return False
+        return True
+
+    return alive
+
+
+#: the last event of a stream whose session has ended (logged out, token deleted)
+LOGGED_OUT = Item("failure", {"message": "the session has ended: log in again"})
+
+
+def resumed_at(last_event_id: str | None) -> int | None:
+    """The offset a browser that reconnects asks for (``Last-Event-ID``)."""
+    return int(last_event_id) if last_event_id is not None and last_event_id.isdigit() else None
+
+
+async def _one_view(request: Request, app: App, view: View) -> StreamingResponse:
+    started, skipped = await start_of(app, view)
+    items = view_items(app, started, skipped=skipped)
+    alive = session_check(request, app)
+    chunks = (plain(i) async for i in until(items, alive, SESSION_CHECK, LOGGED_OUT))
+    return event_stream(chunks)
 
 
 @router.get(JOB_PATH + "/live")
 async def follow_job(
+    request: Request,
     app: Service,
     session: Browser,
     key: Job,
     file: Annotated[str, Query(max_length=64)] = METRICS_FILE,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> StreamingResponse:
-    """A job page's one stream: a log file of its ``stdouterr`` directory and the metrics of
-    its stdout, until the job has ended. The chart keys points by step, so metrics sent
-    again after a reconnection or a switch of log replace themselves."""
+    """One view of a job page: a log file of its ``stdouterr`` directory from its last lines
+    (or ``Last-Event-ID``), the metrics of its stdout and its state, until the job has
+    ended. The chart keys points by step, so metrics sent again after a reconnection or a
+    switch of log replace themselves."""
     folder, name = file_parts(file)
-    await _check(app, key, "stdouterr", folder, name)
-    resumed = last_event_id is not None and last_event_id.isdigit()
-    offset = (
-        int(last_event_id)  # type: ignore[arg-type]
-        if resumed
-        else await run_in_threadpool(tail_offset, app, key, "stdouterr", folder, name)
-    )
-    log = follower(app, key, "stdouterr", folder, name, offset)
-    shared = folder == "" and name == METRICS_FILE and offset == 0
-    metrics = None if shared else follower(app, key, "stdouterr", "", METRICS_FILE, 0)
-    return event_stream(job_events(log, offset, metrics, tail=not resumed))
-
-
-async def text_events(source: Source, offset: int, *, tail: bool = False) -> AsyncIterator[bytes]:
-    """A file's text from ``offset``, then ``end``."""
-    position = _Position(offset)
-    try:
-        if tail and offset:
-            yield skipped(offset)
-        async for item in _log_chunks(source, position, None):
-            yield item
-        yield event({"bytes": position.bytes}, name="end")
-    except OpenBaiError as exc:
-        yield event({"message": exc.message}, name="failure")
-
-
-async def metric_events(source: Source) -> AsyncIterator[bytes]:
-    """The metric points of a file (plain ``message`` events), then ``end``."""
-    try:
-        async for item in _metric_chunks(source, name=None):
-            yield item
-        yield event({}, name="end")
-    except OpenBaiError as exc:
-        yield event({"message": exc.message}, name="failure")
+    view = View(key, "stdouterr", folder, name, resumed_at(last_event_id), metrics=True)
+    return await _one_view(request, app, view)
 
 
 @router.get(JOB_PATH + "/files/{directory}/stream")
 async def follow_file(
+    request: Request,
     app: Service,
     session: Browser,
     key: Job,
@@ -249,18 +327,13 @@ async def follow_file(
     tail: bool = False,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> StreamingResponse:
-    """A file's text from the start (or with ``tail``, from a line near its end; or from
-    ``Last-Event-ID``) until the job has ended."""
+    """A file's text and its job's state from the start (or with ``tail``, from a line
+    near its end; or from ``Last-Event-ID``) until the job has ended."""
     folder, name = file_parts(path)
-    await _check(app, key, directory, folder, name)
-    resumed = last_event_id is not None and last_event_id.isdigit()
-    offset = 0
-    if resumed:
-        offset = int(last_event_id)  # type: ignore[arg-type]
-    elif tail:
-        offset = await run_in_threadpool(tail_offset, app, key, directory, folder, name)
-    source = follower(app, key, directory, folder, name, offset)
-    return event_stream(text_events(source, offset, tail=not resumed))
+    offset = resumed_at(last_event_id)
+    if offset is None and not tail:
+        offset = 0
+    return await _one_view(request, app, View(key, directory, folder, name, offset))
 
 
 @router.get(JOB_PATH + "/files/{directory}/earlier")
@@ -281,6 +354,16 @@ async def earlier_text(
     data = await run_in_threadpool(read_between, app, key, directory, folder, name, start, end)
     headers = {"X-Start": str(start), "Cache-Control": "no-store"}
     return PlainTextResponse(data.decode("utf-8", errors="replace"), headers=headers)
+
+
+async def metric_events(source: Source) -> AsyncIterator[bytes]:
+    """The metric points of a file (plain ``message`` events), then ``end``."""
+    try:
+        async for item in _metric_items(source):
+            yield COMMENT if item is None else event(item.data)
+        yield event({}, name="end")
+    except OpenBaiError as exc:
+        yield event({"message": exc.message}, name="failure")
 
 
 @router.get(JOB_PATH + "/metrics")
