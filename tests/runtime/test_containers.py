@@ -4,16 +4,21 @@ from pathlib import Path
 
 import pytest
 
-from openbai.plan.job_plan import ContainerSpec
+from openbai.plan.job_plan import ContainerSpec, NodeLimits
 from openbai.runtime.containers import (
     KEEPER,
+    RUNTIMES,
+    JobUser,
+    Seal,
     bind_paths,
     exec_argv,
+    has_command_argv,
     image_exists_argv,
     image_name,
     login_argv,
     pull_argv,
     registry_host,
+    remove_argv,
     run_argv,
     signal_argv,
     task_script,
@@ -25,7 +30,8 @@ def test_container_is_started_once_with_the_job_tree_at_the_same_paths() -> None
     argv = run_argv("podman", spec, "openbai-x-0", [Path("/n/0"), Path("/runs/u/shared")])
     assert argv[:6] == ["podman", "run", "-i", "--rm", "--name", "openbai-x-0"]
     assert argv[6:10] == ["--network", "host", "--uts", "host"]
-    assert argv[10:12] == ["--shm-size", "16gb"]
+    assert argv[10:12] == ["--pull", "never"]  # a missing image is pulled apart, logged in
+    assert argv[12:14] == ["--shm-size", "16gb"]
     assert "/n/0:/n/0:rslave" in argv and "/runs/u/shared:/runs/u/shared:rslave" in argv
     assert "-e" not in argv  # the job's variables go to each exec, not to the container
     assert argv[-5:] == ["--entrypoint", "sh", "tensorflow/tensorflow:1.8.0-gpu", "-c", KEEPER]
@@ -101,7 +107,66 @@ def test_registry_login_goes_to_a_per_job_file_with_the_password_on_stdin() -> N
 
 def test_images_are_looked_up_locally_first() -> None:
     assert image_exists_argv("podman", "i:1") == ["podman", "image", "exists", "i:1"]
-    assert image_exists_argv("docker", "i:1")[:3] == ["docker", "image", "inspect"]
+    assert (image_exists_argv("docker", "i:1") or [])[:3] == ["docker", "image", "inspect"]
+    assert image_exists_argv("apptainer", "i:1") is None  # it caches what it converts
+
+
+USER = JobUser(995, 993, "openbai-job", Path("/n/0/jobs/ws/e/j"))
+LIMITS = NodeLimits(cpus=1.5, memory_bytes=200 * 2**20, processes=64)
+
+
+def test_a_sealed_container_runs_as_the_job_user_within_the_slots_limits() -> None:
+    spec = ContainerSpec(image="ubuntu")
+    argv = run_argv("podman", spec, "c", [Path("/n")], seal=Seal(USER, LIMITS))
+    options = " ".join(argv[: argv.index("--entrypoint")])
+    assert "--security-opt no-new-privileges --cap-drop all" in options
+    assert "--user 995:993" in options
+    assert "--passwd-entry openbai-job:*:995:993:openbai-job:/n/0/jobs/ws/e/j:/bin/sh" in options
+    assert "--cpus 1.5" in options
+    assert f"--memory {200 * 2**20} --memory-swap {200 * 2**20}" in options  # no swap past it
+    assert "--pids-limit 64" in options
+    assert "--pid" not in argv and "--privileged" not in argv  # its own PID namespace
+    docker = run_argv("docker", spec, "c", [Path("/n")], seal=Seal(USER, LIMITS))
+    assert "--user" in docker and "--passwd-entry" not in docker  # podman's own option
+    # --no-sandbox: the image's user, still the limits
+    open_ = run_argv("podman", spec, "c", [Path("/n")], seal=Seal(None, LIMITS, confined=False))
+    assert "--user" not in open_ and "no-new-privileges" not in open_
+    assert "--pids-limit" in open_
+    unsealed = run_argv("podman", spec, "c", [Path("/n")])
+    assert "--user" not in unsealed and "--memory" not in unsealed
+
+
+def test_the_runtimes_are_looked_for_in_order() -> None:
+    assert RUNTIMES == ("podman", "docker", "apptainer")
+
+
+def test_apptainer_runs_an_instance_with_binds_and_nv() -> None:
+    """apptainer is not in Debian (so not installed here): only the command lines it gets
+    are checked."""
+    spec = ContainerSpec(image="team/img:1", server_url="reg.example.com")
+    seal = Seal(USER, LIMITS)
+    argv = run_argv("apptainer", spec, "c", [Path("/n/0"), Path("/n/0/x"), Path("/etc")], [2, 3],
+                    seal=seal)  # fmt: skip
+    assert argv[:6] == ["apptainer", "instance", "start", "--contain", "--pid", "--writable-tmpfs"]
+    assert argv[-2:] == ["docker://reg.example.com/team/img:1", "c"]
+    assert argv.count("--nv") == 1  # every GPU: CUDA_VISIBLE_DEVICES picks the node's
+    assert ["--bind", "/n/0:/n/0"] == [a for a in argv if a in ("--bind", "/n/0:/n/0")]
+    assert "/etc:/etc" not in argv and "-v" not in argv
+    assert "--security" in argv and "uid:995,gid:993" in argv
+    assert "--pids-limit" in argv and "--memory" in argv
+    assert "no-new-privileges" not in argv  # apptainer's own default
+    sif = run_argv("apptainer", ContainerSpec(image="/images/tf.sif"), "c", [])
+    assert sif[-2:] == ["/images/tf.sif", "c"]
+    assert "--nv" not in sif
+
+    task = exec_argv("apptainer", "c", Path("/t"), ["SECRET"], "run", Path("/o"), Path("/e"),
+                     seal=seal)  # fmt: skip
+    assert task[:6] == ["apptainer", "exec", "--security", "uid:995,gid:993", "--pwd", "/t"]
+    assert task[6:9] == ["instance://c", "bash", "-c"]
+    assert "SECRET" not in task  # the client's environment reaches the task
+    assert signal_argv("apptainer", "c", "TERM")[:3] == ["apptainer", "exec", "instance://c"]
+    assert has_command_argv("apptainer", "c", "mpirun")[2] == "instance://c"
+    assert remove_argv("apptainer", "c") == ["apptainer", "instance", "stop", "--force", "c"]
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,7 @@ pathlib.Path(out, "result.txt").write_text("written in the container")
 print(json.dumps({
     "containerenv": os.path.exists("/run/.containerenv"),
     "image": pathlib.Path("/etc/openbai-test-image").read_text().strip(),
-    "prepared": pathlib.Path("/opt/prepared").read_text().strip(),
+    "prepared": pathlib.Path("/tmp/prepared").read_text().strip(),
     "bashrc": env.get("FROM_BASHRC"),
     "secret": env.get("MY_SECRET"),
     "user_var": env.get("MY_VAR"),
@@ -82,8 +82,9 @@ def storage(workspace: Bai, tmp_path: Path) -> Bai:
     return bai
 
 
-#: job preparation that writes outside the job tree, only in a container (never on the host)
-PREPARE = "test -f /run/.containerenv && echo ok > /opt/prepared"
+#: job preparation that writes outside the job tree, in the container's own /tmp (the job
+#: user's to write; a host task's /tmp is its own too): the job finds it in the same container
+PREPARE = "test -f /run/.containerenv && echo ok > /tmp/prepared"
 
 
 @pytest.fixture
@@ -154,7 +155,7 @@ def test_job_preparation_and_job_run_in_the_same_container_with_volumes_and_vari
     probe = json.loads((out / "stdout.txt").read_text())
     assert probe["containerenv"] is True
     assert probe["image"] == podman.image
-    assert probe["prepared"] == "ok"  # job preparation's file, in the container's own /opt
+    assert probe["prepared"] == "ok"  # job preparation's file, in the container's own /tmp
     assert probe["bashrc"] == "yes"  # and its ~/.bashrc edit
     assert probe["secret"] == secret
     assert probe["input"] == ["sample.txt"]
@@ -389,7 +390,7 @@ def test_a_cluster_that_requires_containers_refuses_jobs_it_cannot_run_in_one(
     monkeypatch.setenv("PATH", str(empty))  # no runtime on this "node"
     for name, props, expected in [
         ("noimage", plain, "properties.containerSettings"),
-        ("noruntime", in_image, "no container runtime (podman, docker) is installed"),
+        ("noruntime", in_image, "no container runtime (podman, docker, apptainer) is installed"),
     ]:
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps({"properties": props}))
@@ -474,11 +475,14 @@ def test_an_image_job_without_any_runtime_is_refused_unless_the_cluster_allows_h
     path.write_text(json.dumps({"properties": _job("ubuntu", "echo hi")}))
     refused = bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "j", "-f", str(path),
                   expect=4)  # fmt: skip
-    assert "no container runtime (podman, docker) is installed for cluster c1" in refused.stderr
+    assert (
+        "no container runtime (podman, docker, apptainer) is installed for cluster c1"
+        in refused.stderr
+    )
     assert "--allow-host-runs" in refused.stderr
     warned = bai("job", "create", "-w", "ws", "-e", "exp", "-c", "host", "-n", "j", "-f", str(path))
     assert (
-        "WARNING: no container runtime (podman, docker) is installed: the job runs on the host, not in image ubuntu"
+        "WARNING: no container runtime (podman, docker, apptainer) is installed: the job runs on the host, not in image ubuntu"
         in warned.stderr
     )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +47,10 @@ class Cgroup:
     limits: NodeLimits
     #: controller -> the group's directory ("" for v2)
     dirs: dict[str, Path] = field(default_factory=dict)
+    #: groups made by someone else for the slot's processes (a container runtime's, with the
+    #: same limits): their OOM kills and process-limit hits count as the slot's; their
+    #: processes are their maker's to end (the container's end takes them all)
+    watched: list[Path] = field(default_factory=list)
 
     @classmethod
     def create(cls, name: str, limits: NodeLimits) -> Cgroup | None:
@@ -126,6 +130,9 @@ class Cgroup:
 
         return join
 
+    def watch(self, dirs: Iterable[Path]) -> None:
+        self.watched.extend(d for d in dirs if d not in self.watched)
+
     def pids(self) -> set[int]:
         found: set[int] = set()
         for d in self.dirs.values():
@@ -136,15 +143,17 @@ class Cgroup:
         return found
 
     def _counter(self, filename: str, key: str) -> int:
-        for d in self.dirs.values():
+        """The sum of a counter over the slot's groups and those it watches."""
+        total = 0
+        for d in [*self.dirs.values(), *self.watched]:
             try:
                 for line in (d / filename).read_text().splitlines():
                     name, _, value = line.partition(" ")
                     if name == key:
-                        return int(value)
+                        total += int(value)
             except OSError:
                 continue
-        return 0
+        return total
 
     def oom_kills(self) -> int:
         """How many processes the kernel killed for going past the memory limit."""
@@ -188,6 +197,27 @@ class Cgroup:
         ]
         version = "v2" if "" in self.dirs else "v1"
         return f"limits {', '.join(parts)} (cgroup {version} {self.name})"
+
+
+def groups_of(pid: int) -> list[Path]:
+    """The directories of the groups process ``pid`` is in, of the controllers a slot uses
+    (for :meth:`Cgroup.watch`); empty once it is gone."""
+    unified = (ROOT / "cgroup.controllers").exists()
+    found = []
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if unified:
+            if not controllers:
+                found.append(ROOT / path.lstrip("/"))
+            continue
+        for name in controllers.split(","):
+            if name in _V1_CONTROLLERS and (ROOT / name).is_dir():
+                found.append(ROOT / name / path.lstrip("/"))
+    return found
 
 
 def remove_groups(prefix: str) -> None:

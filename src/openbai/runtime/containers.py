@@ -1,9 +1,19 @@
-"""Command lines for running a job inside its ``containerSettings`` image (podman or docker).
+"""Command lines for running a job inside its ``containerSettings`` image (podman, docker or
+apptainer).
 
 Batch AI started one container per node, ran job preparation and the toolkit inside it with
 ``docker exec`` (so preparation's changes, such as ``~/.bashrc`` edits, are seen by the job),
-and mounted the node's job tree at the same paths. Both runtimes take the same arguments here
-except for registry logins (podman: ``--authfile FILE``; docker: ``--config DIR``).
+and mounted the node's job tree at the same paths. podman and docker take the same arguments
+here except for registry logins (podman: ``--authfile FILE``; docker: ``--config DIR``);
+apptainer has no attached container to ``exec`` into, so its container is an *instance*
+(``instance start`` / ``exec instance://NAME`` / ``instance stop``), its volumes ``--bind``
+and its GPUs ``--nv``.
+
+A container is sealed off as a host task's sandbox is (runtime/sandbox.py), by the runtime's
+own means: under root its processes run as the job user (``--user``), with no capabilities
+and no new privileges, in their own PID namespace, within the node slot's CPU, memory and
+process limits (``--cpus``, ``--memory``, ``--pids-limit``), seeing of the host only the
+directories bound in.
 
 Everything in this module is a pure function of its arguments, so the command lines can be
 checked without a runtime. No secret is ever put on a command line: variables are passed as
@@ -16,19 +26,28 @@ from __future__ import annotations
 import shlex
 import shutil
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from openbai.plan.job_plan import ContainerSpec
+from openbai.plan.job_plan import ContainerSpec, NodeLimits
 
 #: looked for in this order when none is configured
-RUNTIMES = ("podman", "docker")
+RUNTIMES = ("podman", "docker", "apptainer")
+APPTAINER = "apptainer"
 #: ``OPENBAI_CONTAINER_RUNTIME=none``: this installation runs no image (host runs only)
 NO_RUNTIME = "none"
 #: the first line the container's first process prints once it runs
 READY = "openbai-container-ready"
-#: the container's first process: say it runs, then live until the node runner closes its
-#: stdin (it ends the job, or dies): then the container stops, and is removed (``--rm``)
-KEEPER = f"echo {READY}; read -r _; exit 0"
+#: commands whose presence the keeper reports with its first line (the toolkits' ``python``,
+#: ``mpirun``): no ``exec`` round trip to ask for them
+PROBED = ("python", "mpirun")
+#: the container's first process: say it runs (and which of PROBED the image has), then live
+#: until the node runner closes its stdin (it ends the job, or dies): then the container
+#: stops, and is removed (``--rm``)
+KEEPER = (
+    f'found=; for c in {" ".join(PROBED)}; do command -v $c >/dev/null && found="$found $c"; done; '
+    f'echo "{READY}$found"; read -r _; exit 0'
+)
 #: host directories that are never bound into a container themselves (the image has its own)
 SYSTEM_DIRS = frozenset(
     ["/", "/bin", "/boot", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media"]
@@ -39,6 +58,28 @@ SYSTEM_DIRS = frozenset(
 #: nor anything under these
 KERNEL_DIRS = (PurePosixPath("/dev"), PurePosixPath("/proc"), PurePosixPath("/sys"))
 DOCKER_HUB = "docker.io"
+
+
+@dataclass(frozen=True)
+class JobUser:
+    """The unprivileged user a sealed container's processes run as (the host sandbox's)."""
+
+    uid: int
+    gid: int
+    name: str
+    #: its home inside (the job's temp directory: ``~/.bashrc`` edits of job preparation
+    #: reach the job, as in Batch AI's containers)
+    home: Path
+
+
+@dataclass(frozen=True)
+class Seal:
+    """How a container is sealed off: ``user`` None keeps the image's (not under root)."""
+
+    user: JobUser | None
+    limits: NodeLimits
+    #: no capabilities, no new privileges (False: a --no-sandbox cluster's container)
+    confined: bool = True
 
 
 def find_runtime(configured: str | None) -> str | None:
@@ -52,9 +93,12 @@ def find_runtime(configured: str | None) -> str | None:
 
 def gpu_options(runtime: str, gpus: Sequence[int]) -> list[str]:
     """Hand the node's GPUs (host indices) to the container: CDI devices for podman (the
-    NVIDIA Container Toolkit's ``nvidia-ctk cdi generate``), ``--gpus`` for docker."""
+    NVIDIA Container Toolkit's ``nvidia-ctk cdi generate``), ``--gpus`` for docker, ``--nv``
+    for apptainer (which binds the driver and every GPU: ``CUDA_VISIBLE_DEVICES`` picks)."""
     if not gpus:
         return []
+    if runtime == APPTAINER:
+        return ["--nv"]
     if runtime == "docker":
         return ["--gpus", '"device=' + ",".join(str(g) for g in gpus) + '"']
     return [arg for g in gpus for arg in ("--device", f"nvidia.com/gpu={g}")]
@@ -118,7 +162,11 @@ def login_argv(runtime: str, spec: ContainerSpec, auth_dir: Path) -> list[str]:
     ]
 
 
-def image_exists_argv(runtime: str, image: str) -> list[str]:
+def image_exists_argv(runtime: str, image: str) -> list[str] | None:
+    """How to ask whether the image is on this node; None: the runtime keeps its own cache
+    (apptainer converts and caches a ``docker://`` image when the instance starts)."""
+    if runtime == APPTAINER:
+        return None
     if runtime == "docker":
         return ["docker", "image", "inspect", "--format", "{{.Id}}", image]
     return [runtime, "image", "exists", image]
@@ -129,25 +177,100 @@ def pull_argv(runtime: str, image: str, auth_dir: Path | None) -> list[str]:
     return [runtime, *glob, "pull", *sub, image]
 
 
+def seal_options(runtime: str, seal: Seal | None) -> list[str]:
+    """The runtime's options for the job user and the node slot's limits.
+
+    A container has its own PID namespace by default (podman, docker: ``--pid`` unset;
+    apptainer: ``--pid``) and its first process ends it and all in it."""
+    if seal is None:
+        return []
+    args: list[str] = []
+    # apptainer always sets no-new-privileges and gives the container no capabilities
+    if seal.confined and runtime != APPTAINER:
+        args += ["--security-opt", "no-new-privileges", "--cap-drop", "all"]
+    if seal.user is not None:
+        u = seal.user
+        if runtime == APPTAINER:
+            args += ["--security", f"uid:{u.uid},gid:{u.gid}"]
+        else:
+            args += ["--user", f"{u.uid}:{u.gid}"]
+        if runtime == "podman":  # named, with its home (whoami, ~ and $HOME work)
+            args += ["--passwd-entry", f"{u.name}:*:{u.uid}:{u.gid}:{u.name}:{u.home}:/bin/sh"]
+    lim = seal.limits
+    if lim.cpus:
+        args += ["--cpus", f"{lim.cpus:g}"]
+    if lim.memory_bytes:  # and no swap past it, as the host path's control group
+        args += ["--memory", str(lim.memory_bytes), "--memory-swap", str(lim.memory_bytes)]
+    if lim.processes:
+        args += ["--pids-limit", str(lim.processes)]
+    return args
+
+
 def run_argv(
     runtime: str,
     spec: ContainerSpec,
     name: str,
     binds: Iterable[Path],
     gpus: Sequence[int] = (),
+    *,
+    seal: Seal | None = None,
+    cidfile: Path | None = None,
 ) -> list[str]:
     """Start the job's container on a node, attached: it lives while its stdin is open.
 
     The host's network and host name, and the job tree at the same paths, make paths, host
     names and ports inside equal to the host's (MPI host files, TensorFlow's cluster spec).
+    The image is never pulled here (``--pull never``): a missing one is pulled by
+    :func:`pull_argv` after a login, with its progress in the execution log. ``cidfile``
+    receives the container's id (to find its control group).
     """
+    if runtime == APPTAINER:
+        return apptainer_start_argv(spec, name, binds, gpus, seal=seal)
     argv = [runtime, "run", "-i", "--rm", "--name", name, "--network", "host", "--uts", "host"]
+    argv += ["--pull", "never"]
+    if cidfile is not None:
+        argv += ["--cidfile", str(cidfile)]
     if spec.shm_size:
         argv += ["--shm-size", spec.shm_size]
+    argv += seal_options(runtime, seal)
     argv += gpu_options(runtime, gpus)
     for path in bind_paths(binds):
         argv += ["-v", f"{path}:{path}:rslave"]
     return [*argv, "--entrypoint", "sh", image_name(spec), "-c", KEEPER]
+
+
+def apptainer_image(spec: ContainerSpec) -> str:
+    """What apptainer runs: an image file or URI as given, a registry image as ``docker://``."""
+    image = image_name(spec)
+    if image.startswith(("/", "docker://", "oras://", "library://")) or image.endswith(".sif"):
+        return image
+    return f"docker://{image}"
+
+
+def apptainer_start_argv(
+    spec: ContainerSpec,
+    name: str,
+    binds: Iterable[Path],
+    gpus: Sequence[int] = (),
+    *,
+    seal: Seal | None = None,
+) -> list[str]:
+    """Start the job's apptainer instance: nothing of the host but what is bound
+    (``--contain``: no home, /tmp or /dev of the host), its own PID namespace, a writable
+    overlay kept while the instance lives (job preparation's changes reach the job)."""
+    argv = [APPTAINER, "instance", "start", "--contain", "--pid", "--writable-tmpfs"]
+    argv += seal_options(APPTAINER, seal)
+    argv += gpu_options(APPTAINER, gpus)
+    for path in bind_paths(binds):
+        argv += ["--bind", f"{path}:{path}"]
+    return [*argv, apptainer_image(spec), name]
+
+
+def _apptainer_exec(seal: Seal | None) -> list[str]:
+    argv = [APPTAINER, "exec"]
+    if seal is not None and seal.user is not None:
+        argv += ["--security", f"uid:{seal.user.uid},gid:{seal.user.gid}"]
+    return argv
 
 
 def task_script(command: str, stdout: Path, stderr: Path) -> str:
@@ -172,23 +295,39 @@ def exec_argv(
     command: str,
     stdout: Path,
     stderr: Path,
+    *,
+    seal: Seal | None = None,
 ) -> list[str]:
     """Run one task with bash inside the job's container; ``env_names`` come from the client's
-    environment (``-e NAME``), so no value is on the command line."""
+    environment (``-e NAME``), so no value is on the command line (apptainer passes the
+    client's whole environment itself)."""
+    script = task_script(command, stdout, stderr)
+    if runtime == APPTAINER:
+        where = ["--pwd", str(cwd), f"instance://{name}"]
+        return [*_apptainer_exec(seal), *where, "bash", "-c", script]
     argv = [runtime, "exec", "-i", "-w", str(cwd)]
     for key in sorted(set(env_names)):
         argv += ["-e", key]
-    return [*argv, name, "bash", "-c", task_script(command, stdout, stderr)]
+    return [*argv, name, "bash", "-c", script]
 
 
-def signal_argv(runtime: str, name: str, signal_name: str) -> list[str]:
+def _in_container(runtime: str, name: str, seal: Seal | None, script: str) -> list[str]:
+    if runtime == APPTAINER:
+        return [*_apptainer_exec(seal), f"instance://{name}", "sh", "-c", script]
+    return [runtime, "exec", name, "sh", "-c", script]
+
+
+def signal_argv(runtime: str, name: str, signal_name: str, seal: Seal | None = None) -> list[str]:
     """Signal every process of the container but its first (the keeper) and the caller."""
-    return [runtime, "exec", name, "sh", "-c", f"kill -{signal_name} -1 2>/dev/null; exit 0"]
+    return _in_container(runtime, name, seal, f"kill -{signal_name} -1 2>/dev/null; exit 0")
 
 
-def has_command_argv(runtime: str, name: str, command: str) -> list[str]:
-    return [runtime, "exec", name, "sh", "-c", f"command -v {shlex.quote(command)} >/dev/null"]
+def has_command_argv(runtime: str, name: str, command: str, seal: Seal | None = None) -> list[str]:
+    script = f"command -v {shlex.quote(command)} >/dev/null"
+    return _in_container(runtime, name, seal, script)
 
 
 def remove_argv(runtime: str, name: str) -> list[str]:
+    if runtime == APPTAINER:
+        return [APPTAINER, "instance", "stop", "--force", name]
     return [runtime, "rm", "-f", "-t", "0", name]

@@ -4,6 +4,14 @@ The container is started attached (``run -i --rm``) with its first process waiti
 input, which only the node runner holds: when the runner closes it (the job ended) or dies
 (killed, node lost), the first process ends, and with it every process of the container, which
 is then removed. No container outlives its job, whatever happens to the runner.
+
+An apptainer instance has no attached client: it is stopped (``instance stop``) when the job
+ends; its processes are the slot's to kill if the runner is lost.
+
+A job costs as few runtime calls as can be: the container is started without looking for its
+image first (``--pull never``; only when that fails for want of the image is it pulled and
+started again), its first line says which of the toolkits' commands the image has, and its
+``--rm`` removes it (no ``rm`` after a clean end).
 """
 
 from __future__ import annotations
@@ -14,12 +22,13 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import PIPE, Popen
 
 from openbai.plan.job_plan import ContainerSpec
 from openbai.runtime import containers
+from openbai.runtime.cgroups import groups_of
 
 #: how long a started container may take to run its first process
 START_TIMEOUT_SECONDS = 120.0
@@ -39,23 +48,39 @@ class JobContainer:
     runtime: str
     name: str
     image: str
-    #: the attached ``run`` client; the container lives while its stdin is open
-    client: Popen[bytes]
+    #: the attached ``run`` client; the container lives while its stdin is open (None: an
+    #: apptainer instance, which lives until it is stopped)
+    client: Popen[bytes] | None
+    seal: containers.Seal | None = None
+    #: the commands of ``containers.PROBED`` the image had when it started
+    found: frozenset[str] = frozenset()
+    #: the container's control groups (its runtime's), where they were found
+    groups: list[Path] = field(default_factory=list)
 
     def exec_argv(
         self, cwd: Path, env_names: Sequence[str], command: str, stdout: Path, stderr: Path
     ) -> list[str]:
+        """A task's command line; its output files are made the job user's first (the task
+        opens them itself, inside, as that user)."""
+        user = self.seal.user if self.seal is not None else None
+        if user is not None:
+            for path in (stdout, stderr):
+                path.touch(mode=0o644)
+                if path.stat().st_uid != user.uid:
+                    os.chown(path, user.uid, user.gid)
         return containers.exec_argv(
-            self.runtime, self.name, cwd, env_names, command, stdout, stderr
+            self.runtime, self.name, cwd, env_names, command, stdout, stderr, seal=self.seal
         )
 
     def has_command(self, command: str) -> bool:
-        argv = containers.has_command_argv(self.runtime, self.name, command)
+        if command in self.found:  # job preparation may install it; it does not remove it
+            return True
+        argv = containers.has_command_argv(self.runtime, self.name, command, self.seal)
         return subprocess.run(argv, capture_output=True, timeout=60).returncode == 0
 
     def signal_all(self, signal_name: str) -> None:
         """Send a signal to every process started in the container."""
-        argv = containers.signal_argv(self.runtime, self.name, signal_name)
+        argv = containers.signal_argv(self.runtime, self.name, signal_name, self.seal)
         subprocess.run(argv, capture_output=True, timeout=60)
 
     def stop_processes(self, clients: Sequence[Popen[bytes]], grace: float) -> None:
@@ -72,20 +97,26 @@ class JobContainer:
 
     def remove(self) -> None:
         """End the container (and every process in it) and wait until it is removed."""
-        if self.client.stdin is not None and not self.client.stdin.closed:
+        client = self.client
+        if client is None:
+            argv = containers.remove_argv(self.runtime, self.name)
+            subprocess.run(argv, capture_output=True, timeout=60)
+            return
+        if client.stdin is not None and not client.stdin.closed:
             try:
-                self.client.stdin.close()
+                client.stdin.close()
             except OSError:
                 pass
         try:
-            self.client.wait(REMOVE_TIMEOUT_SECONDS)
+            client.wait(REMOVE_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
-            self.client.kill()
-            self.client.wait()
-        argv = containers.remove_argv(self.runtime, self.name)
-        subprocess.run(argv, capture_output=True, timeout=60)  # a no-op once it is gone
-        if self.client.stdout is not None:
-            self.client.stdout.close()
+            client.kill()
+            client.wait()
+        if client.returncode != 0:  # its --rm may not have run: remove it here
+            argv = containers.remove_argv(self.runtime, self.name)
+            subprocess.run(argv, capture_output=True, timeout=60)
+        if client.stdout is not None:
+            client.stdout.close()
 
 
 def prepare_image(
@@ -102,7 +133,13 @@ def prepare_image(
     and is removed once the pull is over.
     """
     image = containers.image_name(spec)
-    if _run(containers.image_exists_argv(runtime, image), stop=stop)[0] == 0:
+    if runtime == containers.APPTAINER and spec.username:
+        raise ContainerError(
+            f"apptainer cannot log in to registry {containers.registry_host(spec)} yet: "
+            "run this job with podman or docker (--container-runtime)"
+        )
+    exists = containers.image_exists_argv(runtime, image)
+    if exists is None or _run(exists, stop=stop)[0] == 0:
         return False
     auth: Path | None = None
     try:
@@ -136,33 +173,85 @@ def start(
     log: Path,
     *,
     gpus: Sequence[int] = (),
+    seal: containers.Seal | None = None,
+    cidfile: Path | None = None,
 ) -> JobContainer:
-    """Start the job's container with the node's ``gpus``; its runtime's messages go to ``log``."""
-    argv = containers.run_argv(runtime, spec, name, binds, gpus)
+    """Start the job's container with the node's ``gpus``, sealed by ``seal``; its runtime's
+    messages go to ``log``. The image must be on the node (:func:`prepare_image`)."""
+    image = containers.image_name(spec)
+    if runtime == containers.APPTAINER:
+        return _start_instance(spec, name, binds, log, gpus=gpus, seal=seal)
+    if cidfile is not None:
+        cidfile.unlink(missing_ok=True)  # the runtime refuses to overwrite one
+    argv = containers.run_argv(runtime, spec, name, binds, gpus, seal=seal, cidfile=cidfile)
     with open(log, "ab") as err:
         client = Popen(argv, stdin=PIPE, stdout=PIPE, stderr=err, start_new_session=True)
-    container = JobContainer(runtime, name, containers.image_name(spec), client)
-    if not _wait_ready(client, START_TIMEOUT_SECONDS):
+    container = JobContainer(runtime, name, image, client, seal)
+    ready = _wait_ready(client, START_TIMEOUT_SECONDS)
+    if ready is None:
         container.remove()
-        raise ContainerError(
-            f"the container of image {container.image} did not start", _tail(_read(log))
-        )
+        raise ContainerError(f"the container of image {image} did not start", _tail(_read(log)))
+    container.found = frozenset(ready)
+    if cidfile is not None:
+        container.groups = _groups(cidfile)
     return container
 
 
-def _wait_ready(client: Popen[bytes], timeout: float) -> bool:
+def _start_instance(
+    spec: ContainerSpec,
+    name: str,
+    binds: Sequence[Path],
+    log: Path,
+    *,
+    gpus: Sequence[int],
+    seal: containers.Seal | None,
+) -> JobContainer:
+    argv = containers.run_argv(containers.APPTAINER, spec, name, binds, gpus, seal=seal)
+    with open(log, "ab") as err:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+    image = containers.image_name(spec)
+    if done.returncode != 0:
+        raise ContainerError(f"the container of image {image} did not start", _tail(_read(log)))
+    return JobContainer(containers.APPTAINER, name, image, None, seal)
+
+
+def _wait_ready(client: Popen[bytes], timeout: float) -> list[str] | None:
+    """The commands the keeper found, once it says it runs; None if it never does."""
     assert client.stdout is not None
     fd, seen = client.stdout.fileno(), b""
     deadline = time.monotonic() + timeout
     while b"\n" not in seen:
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-            return False
+            return None
         chunk = os.read(fd, 4096)
         if not chunk:
-            return False
+            return None
         seen += chunk
-    return seen.split(b"\n", 1)[0].strip() == containers.READY.encode()
+    ready, *found = seen.split(b"\n", 1)[0].decode(errors="replace").split()
+    return found if ready == containers.READY else None
+
+
+def _groups(cidfile: Path) -> list[Path]:
+    """The control groups of the container whose id ``cidfile`` holds: those of a process
+    whose groups are named by that id (its first, which runs now)."""
+    try:
+        cid = cidfile.read_text().strip()
+    except OSError:
+        return []
+    if not cid:
+        return []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cgroup") as f:
+                if cid not in f.read():
+                    continue
+        except OSError:
+            continue
+        return groups_of(int(entry.name))
+    return []
 
 
 def _run(

@@ -1,6 +1,7 @@
 """The job's container on one node: started from the job's image with the directories the
-job needs bound at the host's paths, or the job runs on the host when no container runtime
-is available (unless the cluster requires containers)."""
+job needs bound at the host's paths, sealed off as the node's host tasks are (the job user,
+the slot's limits), or the job runs on the host when no container runtime is available
+(unless the cluster requires containers)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from openbai.runtime import containers, job_container
 from openbai.runtime.environment import JobEnvironment
+from openbai.runtime.sealing import node_limits
 from openbai.runtime.stopping import JobFailure
 from openbai.runtime.tasks import NodeTasks
 
@@ -33,16 +35,37 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
         return
     image = containers.image_name(spec)
     name = f"openbai-{ctx.plan.job_uid[:12]}-{ctx.node.index}-{os.getpid()}"
-    try:
-        ctx.log(f"checking image {image} with {runtime}")
-        auth = ctx.layout.run_dir / f"registry-auth-{ctx.node.index}"
-        if job_container.prepare_image(runtime, spec, auth, tasks.should_stop, progress=ctx.log):
-            ctx.log(f"pulled image {image}")
+    seal = _seal(tasks)
+    if seal.user is not None:
+        env.variables["HOME"] = str(seal.user.home)  # the job user's, as on the host
+    log = ctx.layout.run_dir / f"node-{ctx.node.index}.container.log"
+    binds = _binds(tasks, env)
+
+    def start() -> job_container.JobContainer:
         ctx.log(f"starting container {name} from image {image} with {runtime}")
-        log = ctx.layout.run_dir / f"node-{ctx.node.index}.container.log"
-        tasks.container = job_container.start(
-            runtime, spec, name, _binds(tasks, env), log, gpus=ctx.node.gpus or ()
+        return job_container.start(
+            runtime,
+            spec,
+            name,
+            binds,
+            log,
+            gpus=ctx.node.gpus or (),
+            seal=seal,
+            cidfile=ctx.layout.run_dir / f"node-{ctx.node.index}.cid",
         )
+
+    try:
+        try:
+            tasks.container = start()
+        except job_container.ContainerError:
+            # the image is looked for (and pulled) only when the container could not start
+            auth = ctx.layout.run_dir / f"registry-auth-{ctx.node.index}"
+            if not job_container.prepare_image(
+                runtime, spec, auth, tasks.should_stop, progress=ctx.log
+            ):
+                raise  # the image was there: it failed for another reason
+            ctx.log(f"pulled image {image}")
+            tasks.container = start()
     except job_container.ContainerError as exc:
         if tasks.should_stop():
             raise tasks.stopping.reason() from exc
@@ -52,9 +75,13 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
             imageName=image,
             Info=exc.info or exc.message,
         ) from exc
-    if ctx.node.gpus is not None:
+    if tasks.cgroup is not None:
+        # the runtime's group holds the container's processes: the slot counts its OOM
+        # kills and process-limit hits, and empties it at the end, as its own
+        tasks.cgroup.watch(tasks.container.groups)
+    if ctx.node.gpus is not None and runtime != containers.APPTAINER:
         # the container sees only the node's GPUs, numbered from 0; NVIDIA's runtime hooks
-        # read the host's indices
+        # read the host's indices (apptainer's --nv shows them all: the host's indices stay)
         count = len(ctx.node.gpus)
         env.variables["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(count))
         env.variables["NVIDIA_VISIBLE_DEVICES"] = (
@@ -62,11 +89,51 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
         )
     tasks.container_env = set(env.variables)
     ctx.log(f"job preparation and the job run in container {name} (image {image}, {runtime})")
+    ctx.log(_describe(runtime, seal, binds))
+
+
+def _seal(tasks: NodeTasks) -> containers.Seal:
+    """The container's user and limits: those of the node's sandbox (the job user, when the
+    runner is root) and control group; with --no-sandbox, the image's user and the limits."""
+    ctx = tasks.ctx
+    limits = tasks.cgroup.limits if tasks.cgroup is not None else node_limits(ctx)
+    sandbox = tasks.sandbox
+    if sandbox is None:
+        return containers.Seal(None, limits, confined=False)
+    who = sandbox.identity
+    user = (
+        containers.JobUser(who.uid, who.gid, who.name, ctx.layout.job_temp)
+        if who.switches
+        else None
+    )
+    return containers.Seal(user, limits)
+
+
+def _describe(runtime: str, seal: containers.Seal, binds: list[Path]) -> str:
+    """One line on how the container is sealed off, like the host sandbox's."""
+    lim = seal.limits
+    limits = ", ".join(
+        [
+            f"{lim.cpus:g} CPUs" if lim.cpus else "CPUs unbounded",
+            f"{lim.memory_bytes // 2**20} MiB memory" if lim.memory_bytes else "memory unbounded",
+            f"{lim.processes} processes" if lim.processes else "processes unbounded",
+        ]
+    )
+    if seal.user is not None:
+        who = f"as user {seal.user.name} (uid {seal.user.uid})"
+    else:
+        who = "as the image's user" + ("" if seal.confined else " (--no-sandbox)")
+    how = "own PID namespace" + (", no capabilities, no new privileges" if seal.confined else "")
+    shown = ", ".join(str(p) for p in containers.bind_paths(binds))
+    return (
+        f"container sealed by {runtime} ({how}) {who}; limits {limits}; host paths bound: {shown}"
+    )
 
 
 def _binds(tasks: NodeTasks, env: JobEnvironment) -> list[Path]:
-    """What the container sees at the host's paths: the node root (job tree and volumes),
-    the shared job temp, the directories embedded volumes link to, the output folders."""
+    """What the container sees at the host's paths, as the host sandbox binds it: the
+    node's volumes and job folders (not the rest of the node root), the shared job temp,
+    the directories embedded volumes link to, the output folders."""
     layout, plan = tasks.ctx.layout, tasks.ctx.plan
     links = [
         root / m.relative_path
@@ -78,7 +145,8 @@ def _binds(tasks: NodeTasks, env: JobEnvironment) -> list[Path]:
     ]
     targets = [link.parent / os.readlink(link) for link in links if link.is_symlink()]
     return [
-        layout.node_root,
+        layout.mount_root,
+        layout.job_temp_dir,
         layout.shared_job_temp,
         *targets,
         Path(env.stdouterr_dir),
