@@ -2,7 +2,10 @@
 experiment, through a real ``bai serve`` on 127.0.0.1.
 
 ``python -m bench api [--jobs 10000] [--gets 1000] [--page-size 1000] [--clients 50]
-[--load-seconds 20] [--database postgresql://USER:PASSWORD@HOST/DB] [--load-only]``
+[--load-seconds 20] [--workers 2] [--database postgresql://USER:PASSWORD@HOST/DB]
+[--load-only]``
+
+The server runs with ``bai serve --workers`` (default 2: one per core of these machines).
 
 * GET job: p50/p99 over random jobs, against GET /healthz (the HTTP floor: no database)
   and the same read in-process through the service (the database floor), as ratios;
@@ -110,12 +113,14 @@ def populate(app: App, count: int) -> list[str]:
     return names
 
 
-def start_server(home: Path, database: str = "") -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    home: Path, database: str = "", workers: int = 1
+) -> tuple[subprocess.Popen[bytes], str]:
     with socket_port() as port:
         pass
     bai = str(Path(sys.executable).with_name("bai"))
     process = subprocess.Popen(
-        [bai, "serve", "--port", str(port)],
+        [bai, "serve", "--port", str(port), "--workers", str(workers)],
         env={**os.environ, "OPENBAI_HOME": str(home), "OPENBAI_DATABASE_URL": database},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -352,6 +357,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--load-seconds", type=float, default=20.0)
     parser.add_argument("--database", default="", help="a PostgreSQL server's URL (see above)")
     parser.add_argument("--load-only", action="store_true", help="only the load section")
+    parser.add_argument("--workers", type=int, default=2, help="bai serve --workers")
     args = parser.parse_args(argv)
     database, drop = fresh_postgres(args.database) if args.database else ("", lambda: None)
     try:
@@ -370,7 +376,7 @@ def run(args: argparse.Namespace, database: str) -> None:
         names = populate(app, args.jobs)
         print(f"inserted {len(names)} jobs in {time.perf_counter() - started:.1f} s", flush=True)
         token = tokens.create_token(app, "bench")[1]
-        process, url = start_server(home, database)
+        process, url = start_server(home, database, args.workers)
         try:
             headers = {"Authorization": f"Bearer {token}"}
             if not args.load_only:

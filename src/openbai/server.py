@@ -4,6 +4,7 @@ another."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 from typing import Any
@@ -12,7 +13,7 @@ from fastapi import FastAPI
 
 from openbai.api.app import create_api
 from openbai.api.urls import check_public_url
-from openbai.installation import App
+from openbai.installation import App, poke_dispatcher
 from openbai.scheduling.in_server import DispatcherThread
 from openbai.services.deletions import BackgroundDeletes
 from openbai.settings import Settings
@@ -37,6 +38,24 @@ def create_app(
     return api
 
 
+def worker_app() -> FastAPI:
+    """The app of one of several worker processes (``bai serve --workers N``): its own
+    installation over the same store, whose changes wake the dispatcher that runs in the
+    serving process (a datagram, as the CLI sends)."""
+    settings = Settings.load()
+    service = App.open(settings)
+
+    def wake() -> None:
+        poke_dispatcher(settings)
+
+    service.on_change = wake
+    return create_app(settings, service=service, public_url=os.environ.get(PUBLIC_URL) or None)
+
+
+#: how the serving process tells its workers the ``--public-url``
+PUBLIC_URL = "OPENBAI_PUBLIC_URL"
+
+
 def serve(
     settings: Settings,
     listener: socket.socket,
@@ -44,9 +63,14 @@ def serve(
     log_level: str,
     public_url: str | None,
     forwarded_allow_ips: str | None = None,
+    workers: int = 1,
     on_ready: Any = None,
 ) -> None:
     """Serve on ``listener`` with the dispatcher running, until SIGINT or SIGTERM.
+
+    With ``workers`` > 1, requests are answered by that many processes sharing the
+    listener, each with its own connections to the store (the GIL lets one process use one
+    core); the dispatcher stays on a thread of this one.
 
     ``X-Forwarded-For``/``-Proto`` are believed only from ``forwarded_allow_ips`` (a
     proxy's addresses): anyone else could claim any client address or https with them."""
@@ -54,24 +78,35 @@ def serve(
 
     service = App.open(settings)
     dispatcher = DispatcherThread(service)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, service=service, public_url=public_url),
-            log_level=log_level,
-            access_log=False,
-            proxy_headers=bool(forwarded_allow_ips),
-            forwarded_allow_ips=forwarded_allow_ips or "",
-            timeout_graceful_shutdown=SHUTDOWN_GRACE,
-        )
-    )
+    options: dict[str, Any] = {
+        "log_level": log_level,
+        "access_log": False,
+        "proxy_headers": bool(forwarded_allow_ips),
+        "forwarded_allow_ips": forwarded_allow_ips or "",
+        "timeout_graceful_shutdown": SHUTDOWN_GRACE,
+    }
     # uvicorn stops on SIGINT/SIGTERM and then raises the signal again: with these handlers
     # that second raise is a no-op, so the dispatcher and the database are closed below
     previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
     dispatcher.start()
-    if on_ready is not None:
-        on_ready()
     try:
-        server.run(sockets=[listener])  # returns on SIGINT/SIGTERM, after open requests end
+        if workers > 1:
+            from uvicorn.supervisors import Multiprocess
+
+            os.environ[PUBLIC_URL] = public_url or ""
+            config = uvicorn.Config(
+                "openbai.server:worker_app", factory=True, workers=workers, **options
+            )
+            supervisor = Multiprocess(config, sockets=[listener])
+            if on_ready is not None:
+                on_ready()
+            supervisor.run()  # returns on SIGINT/SIGTERM, once the workers have stopped
+        else:
+            app = create_app(settings, service=service, public_url=public_url)
+            server = uvicorn.Server(uvicorn.Config(app, **options))
+            if on_ready is not None:
+                on_ready()
+            server.run(sockets=[listener])  # returns on SIGINT/SIGTERM, after open requests end
     finally:
         dispatcher.close()
         service.close()

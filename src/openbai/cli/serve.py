@@ -54,9 +54,22 @@ TOKEN_COLUMNS: Columns = [
     help="Comma-separated addresses (or networks, or '*') of the reverse proxies whose"
     " X-Forwarded-For and X-Forwarded-Proto headers are believed; default: nobody's.",
 )
+@click.option(
+    "--workers",
+    envvar="OPENBAI_WORKERS",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes answering requests (one core each); the dispatcher runs in the first.",
+)
 @handle_errors
 def serve(
-    host: str, port: int, log_level: str, public_url: str | None, forwarded_allow_ips: str | None
+    host: str,
+    port: int,
+    log_level: str,
+    public_url: str | None,
+    forwarded_allow_ips: str | None,
+    workers: int,
 ) -> None:
     """Serve the Batch AI REST API (2018-05-01) and run jobs, until Ctrl-C or SIGTERM.
 
@@ -85,6 +98,7 @@ def serve(
         log_level=log_level,
         public_url=public_url or None,
         forwarded_allow_ips=forwarded_allow_ips or None,
+        workers=workers,
         on_ready=ready,
     )
 
