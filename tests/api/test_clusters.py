@@ -48,18 +48,29 @@ def test_cluster_lifecycle(client: TestClient, ws: Arm) -> None:
 
 def test_cluster_secrets_are_never_returned(client: TestClient, ws: Arm) -> None:
     url = ws.rg("workspaces", "ws", "clusters", "c2")
+    task = {
+        "commandLine": "true",
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/x",
+        "secrets": [{"name": "TOKEN", "value": "very-secret"}],
+    }
     body = {
         "properties": {
             "userAccountSettings": {"adminUserName": "me", "adminUserPassword": "hunter2!"},
             "nodeSetup": {
-                "setupTask": {
-                    "commandLine": "true",
-                    "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/x",
-                    "secrets": [{"name": "TOKEN", "value": "very-secret"}],
-                }
+                "setupTask": task,
+                "mountVolumes": {
+                    "unmanagedFileSystems": [
+                        {"mountCommand": "mount -t tmpfs tmpfs", "relativeMountPath": "x"}
+                    ]
+                },
             },
         }
     }
+    # the setup task's output on no volume of the cluster: refused, naming the field
+    elsewhere = {"properties": {"nodeSetup": {"setupTask": task}}}
+    refused = client.put(url, json=elsewhere)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["target"] == "properties.nodeSetup.setupTask.stdOutErrPathPrefix"
     created = client.put(url, json=body)
     assert created.status_code == 200
     for response in (created, client.get(url), client.get(ws.rg("workspaces", "ws", "clusters"))):

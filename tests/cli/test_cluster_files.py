@@ -67,6 +67,18 @@ def test_setup_task_files_after_a_node_ran_it(ws: Bai) -> None:
 
 def test_clusters_without_listable_setup_output(ws: Bai) -> None:
     assert ws.json("cluster", "file", "list", "-w", "ws", "-c", "c1") == []  # no setup task
-    _setup_cluster(ws, "elsewhere", "/tmp/setup-logs")
-    refused = ws("cluster", "file", "list", "-w", "ws", "-c", "elsewhere", expect=4)
-    assert "/tmp/setup-logs, which is on no volume mounted" in refused.stderr
+    # a setup task writing where no volume of the cluster is: refused at create, as for jobs
+    for output in (
+        "/tmp/setup-logs",
+        "$AZ_BATCHAI_MOUNT_ROOT/elsewhere",
+        "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs",
+    ):
+        refused = ws(
+            "cluster", "create", "-w", "ws", "-n", "elsewhere", "--nodes", "1",
+            "--storage-account-name", "acct", "--afs-name", "logs",
+            "--setup-task", "true", "--setup-task-output", output, expect=2,
+        )  # fmt: skip
+        field = "properties.nodeSetup.setupTask.stdOutErrPathPrefix"
+        assert f"{field}: {output} is on no volume" in refused.stderr
+        assert "$AZ_BATCHAI_MOUNT_ROOT/afs" in refused.stderr
+    assert [c["name"] for c in ws.json("cluster", "list", "-w", "ws")] == ["c1"]

@@ -340,15 +340,19 @@ def test_setup_task_runs_once_per_node_across_jobs(on_slurm: Bai, tmp_path: Path
         "slurm",
         "--partition",
         "debug",
+        "--storage-account-name",
+        "acct",
+        "--afs-name",
+        "logs",
         "--setup-task",
         "echo set up on $(hostname)",
         "--setup-task-output",
-        str(tmp_path / "setup-logs"),
+        "$AZ_BATCHAI_MOUNT_ROOT/afs/setup-logs",
     )
     for name in ("first", "second"):
         job = run(bai, tmp_path, custom_job("true", nodeCount=2), name=name, cluster="prepared")
         assert job["executionState"] == "succeeded", job
-    logs = sorted((tmp_path / "setup-logs").rglob("stdout-*.txt"))
+    logs = sorted((storage_dir(bai, "acct", "file", "logs") / "setup-logs").rglob("stdout-*.txt"))
     assert [p.name for p in logs] == ["stdout-node1.txt", "stdout-node2.txt"]
     # each node's output file is appended to: one line each, so the task ran once per node
     assert [p.read_text() for p in logs] == [f"set up on {node}\n" for node in NODES]

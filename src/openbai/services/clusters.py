@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError, SpecError
 from openbai.installation import App
+from openbai.scheduling.locations import MountedVolume, locate
 from openbai.scheduling.node_setup import has_setup_task, host_setup, slot_setup
 from openbai.services import accounts
 from openbai.services.containers import check_runtime_installed
@@ -112,7 +113,7 @@ def create_cluster(
     if use_auto_storage:
         props = _with_auto_storage(app, props)
     setup_mounts = props.node_setup.mount_volumes if props.node_setup else None
-    resolve_mounts(
+    mounted = resolve_mounts(
         app, setup_mounts, root="AZ_BATCHAI_MOUNT_ROOT", field="properties.nodeSetup.mountVolumes"
     )
     wire = props.to_wire()
@@ -126,6 +127,7 @@ def create_cluster(
                     target=field,
                 )
             secrets[secret.name] = secret.value
+        _check_on_volume(props.node_setup.setup_task.std_out_err_path_prefix, mounted)
     with app.db.session() as s:
         workspace = workspace_row(s, rg, ws)
         check_not_deleting(workspace, "workspace")
@@ -160,6 +162,25 @@ def create_cluster(
         result = record(app, s, row)
     app.changed()
     return result
+
+
+def _check_on_volume(prefix: str, mounted: list[MountedVolume]) -> None:
+    """The setup task's output must be on a volume of the cluster, as a job's must be on a
+    volume of the job: elsewhere it would land on the node's disk, where it can neither be
+    listed (``cluster file list``) nor outlive the node."""
+    if locate(prefix, mounted) is not None:
+        return
+    field = "properties.nodeSetup.setupTask.stdOutErrPathPrefix"
+    roots = [f"${m.root}/{m.relative_path.strip('/')}" for m in mounted]
+    where = (
+        "one of " + ", ".join(roots)
+        if roots
+        else "a volume, but the cluster mounts none (nodeSetup.mountVolumes)"
+    )
+    raise SpecError(
+        f"{field}: {prefix} is on no volume mounted on the cluster's nodes; it must be inside {where}",
+        target=field,
+    )
 
 
 def _initial_nodes(props: ClusterBaseProperties) -> int:
