@@ -187,13 +187,15 @@ def seal_options(runtime: str, seal: Seal | None) -> list[str]:
     args: list[str] = []
     # apptainer always sets no-new-privileges and gives the container no capabilities
     if seal.confined and runtime != APPTAINER:
-        args += ["--security-opt", "no-new-privileges", "--cap-drop", "all"]
+        args += ["--security-opt", "no-new-privileges"]
     if seal.user is not None:
         u = seal.user
         if runtime == APPTAINER:
             args += ["--security", f"uid:{u.uid},gid:{u.gid}"]
         else:
-            args += ["--user", f"{u.uid}:{u.gid}"]
+            # not for a runner that is not root: its (rootless) container's root is that
+            # user, whose capabilities in the container job preparations need (apt-get)
+            args += ["--cap-drop", "all", "--user", f"{u.uid}:{u.gid}"]
         if runtime == "podman":  # named, with its home (whoami, ~ and $HOME work)
             args += ["--passwd-entry", f"{u.name}:*:{u.uid}:{u.gid}:{u.name}:{u.home}:/bin/sh"]
     lim = seal.limits

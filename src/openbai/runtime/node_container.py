@@ -123,7 +123,9 @@ def _describe(runtime: str, seal: containers.Seal, binds: list[Path]) -> str:
         who = f"as user {seal.user.name} (uid {seal.user.uid})"
     else:
         who = "as the image's user" + ("" if seal.confined else " (--no-sandbox)")
-    how = "own PID namespace" + (", no capabilities, no new privileges" if seal.confined else "")
+    how = "own PID namespace"
+    how += ", no capabilities" if seal.user is not None else ""
+    how += ", no new privileges" if seal.confined else ""
     shown = ", ".join(str(p) for p in containers.bind_paths(binds))
     return (
         f"container sealed by {runtime} ({how}) {who}; limits {limits}; host paths bound: {shown}"
