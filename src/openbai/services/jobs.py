@@ -25,7 +25,7 @@ from openbai.services.clusters import cluster_row
 from openbai.services.containers import image_job_warnings
 from openbai.services.records import JobRecord
 from openbai.services.volumes import resolve_mounts
-from openbai.services.workspaces import check_not_deleting, experiment_row
+from openbai.services.workspaces import check_not_deleting, experiment_id, experiment_row
 from openbai.spec import JobCreateParameters, check_name, parse
 from openbai.spec.placeholders import check_no_placeholders
 from openbai.store.models import Experiment, Job, Workspace, utcnow
@@ -239,18 +239,16 @@ def list_jobs(
     of a page of 1,000; the names above the job are the same for the whole page.
     """
     with app.db.reading() as s:
-        experiment = experiment_row(s, rg, ws, exp)
-        names = (experiment.workspace.resource_group, experiment.workspace.name, experiment.name)
         query = (
             select(*_LISTED)
-            .where(Job.experiment_id == experiment.id)
+            .where(Job.experiment_id == experiment_id(s, rg, ws, exp))
             .order_by(Job.id)
             .offset(offset)
             .limit(limit)
         )
         if state is not None:
             query = query.where(Job.execution_state == state)
-        return [JobRecord.of_columns(names, row) for row in s.execute(query)]
+        return [JobRecord.of_columns((rg, ws, exp), row) for row in s.execute(query)]
 
 
 _LISTED = (
@@ -262,8 +260,11 @@ _LISTED = (
 
 def count_jobs(app: App, rg: str, ws: str, exp: str, *, state: str | None = None) -> int:
     with app.db.reading() as s:
-        experiment = experiment_row(s, rg, ws, exp)
-        query = select(func.count()).select_from(Job).where(Job.experiment_id == experiment.id)
+        query = (
+            select(func.count())
+            .select_from(Job)
+            .where(Job.experiment_id == experiment_id(s, rg, ws, exp))
+        )
         if state is not None:
             query = query.where(Job.execution_state == state)
         return s.scalar(query) or 0

@@ -50,6 +50,17 @@ def experiment_row(s: Session, rg: str, ws: str, name: str) -> Experiment:
     return row
 
 
+def experiment_id(s: Session, rg: str, ws: str, name: str) -> int:
+    """The experiment's key, in one query (a page of jobs needs no more of it); not found
+    is told as :func:`experiment_row` tells it."""
+    found = s.scalar(
+        select(Experiment.id)
+        .join(Workspace, Experiment.workspace_id == Workspace.id)
+        .where(Workspace.resource_group == rg, Workspace.name == ws, Experiment.name == name)
+    )
+    return found if found is not None else experiment_row(s, rg, ws, name).id
+
+
 def create_workspace(
     app: App, rg: str, name: str, body: dict[str, Any] | None = None
 ) -> WorkspaceRecord:
