@@ -177,7 +177,7 @@ def test_a_type_openbai_cannot_mount_fails_the_job_naming_the_command(
     recipes: Bai, tmp_path: Path
 ) -> None:
     bai = recipes
-    command = "mount -t glusterfs 10.0.0.4:/gv0"
+    command = "mount -t sshfs user@10.0.0.4:/data"
     job = _run(
         bai,
         tmp_path,

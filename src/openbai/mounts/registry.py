@@ -21,6 +21,7 @@ from openbai.mounts.settings import MountSettings
 #: storage backend key -> "module:Class" (keep sorted)
 MOUNTERS: Mapping[str, str] = {
     "azure_blob": "openbai.mounts.fuse:FuseMounter",
+    "gluster": "openbai.mounts.gluster:GlusterMounter",
     "local": "openbai.mounts.link:LinkMounter",
     "nfs": "openbai.mounts.fuse:FuseMounter",
     "refused": "openbai.mounts.refused:RefusedMounter",

@@ -7,10 +7,13 @@ source through a userspace client on FUSE:
 - ``mount -t nfs[4] HOST:/export [-o vers=3,port=P,mountport=M,...]``: the NFS backend
   (libnfs);
 - ``mount -t cifs //HOST[:PORT]/SHARE -o username=U,password=P[,port=P]``: the SMB backend
-  (the one that serves Azure file shares).
+  (the one that serves Azure file shares);
+- ``mount -t glusterfs HOST:/VOLUME[/DIR] [-o server-port=P,backup-volfile-servers=H:H,ro]``:
+  GlusterFS's own FUSE client (``glusterfs``, ``mounts/gluster.py``), run with openbai's
+  arguments rather than the user's command, so no option can point its log or state elsewhere.
 
-Anything else (``glusterfs``, ``sshfs``, a script) is refused with :class:`MountError` naming the
-command: the job fails at start with code ``AZFMountError``.
+Anything else (``sshfs``, a script) is refused with :class:`MountError` naming the command:
+the job fails at start with code ``AZFMountError``.
 """
 
 from __future__ import annotations
@@ -119,7 +122,33 @@ def parse_mount_command(command: str) -> MountSource:
             },
             share,
         )
+    if fs_type == "glusterfs":
+        return _gluster(command, source, opts)
     raise MountError(
         f"cannot mount {redact(command)!r}: this node's kernel has no {fs_type or 'such'} file system"
-        " and openbai has no userspace client for it (nfs and cifs are mounted through FUSE)",
+        " and openbai has no userspace client for it (nfs, cifs and glusterfs are mounted"
+        " through FUSE)",
+    )
+
+
+def _gluster(command: str, source: str, opts: dict[str, str]) -> MountSource:
+    host, sep, path = source.partition(":")
+    volume, _, subdir = path.strip("/").partition("/")
+    if not sep or not host or not volume:
+        raise MountError(f"{redact(command)!r}: a glusterfs source is HOST:/VOLUME, not {source!r}")
+    try:
+        port = int(opts.get("server-port") or 0)
+    except ValueError:
+        raise MountError(f"{redact(command)!r}: server-port is not a number") from None
+    backups = [b for b in re.split(r"[:,]", opts.get("backup-volfile-servers") or "") if b]
+    return MountSource(
+        "gluster",
+        {
+            "host": host.strip("[]"),
+            "port": port,
+            "backup_servers": backups,
+            "read_only": "ro" in opts,
+            "subpath": subdir.strip("/"),
+        },
+        volume,
     )

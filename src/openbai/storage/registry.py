@@ -33,6 +33,8 @@ BACKENDS: Mapping[str, str] = {
 #: account kind -> the backend key serving each kind of volume (keep sorted)
 ACCOUNT_KINDS: Mapping[str, Mapping[VolumeKind, str]] = {
     "azure": {VolumeKind.BLOB: "azure_blob", VolumeKind.FILE: "smb"},
+    # a GlusterFS volume a job's mount command names: mounted with GlusterFS's own client
+    "gluster": {VolumeKind.BLOB: "gluster", VolumeKind.FILE: "gluster"},
     "local": {VolumeKind.BLOB: "local", VolumeKind.FILE: "local"},
     # a file server's export, or one a job's mount command names (no blob containers)
     "nfs": {VolumeKind.BLOB: "nfs", VolumeKind.FILE: "nfs"},
