@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from conftest import Bai
 from nfs_fixture import missing
@@ -28,10 +29,14 @@ pytestmark = pytest.mark.skipif(not fuse_available(), reason="no FUSE")
 
 
 @pytest.fixture
-def file_server(workspace: Bai) -> Any:
+def nfs_ready() -> None:
     reason = missing()
     if reason is not None:
         (pytest.fail if os.environ.get("CI") else pytest.skip)(reason)
+
+
+@pytest.fixture
+def file_server(workspace: Bai, nfs_ready: None) -> Any:
     bai = workspace
     shown = bai.json(
         "file-server",
@@ -293,3 +298,43 @@ def test_unmanaged_cifs_mount_command_reads_and_writes_the_samba_share(
     # the password in the mount command is nowhere in what the job logged
     log = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "cifs", "-f", "execution.log")
     assert samba.password not in log.stdout
+
+
+def _ganesha_pid(bai: Bai, name: str = "nfs") -> int:
+    state = json.loads(
+        (bai.home / "file-servers" / "default" / "ws" / name / "server.json").read_text()
+    )
+    pid = int(state["pid"])
+    assert psutil.Process(pid).name().startswith("ganesha")
+    return pid
+
+
+def _ended(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_file_server_delete_ends_its_nfs_daemon(workspace: Bai, nfs_ready: None) -> None:
+    bai = workspace
+    bai("file-server", "create", "-w", "ws", "-n", "short", "--disk-count", "1",
+        "--disk-size", "10", "-s", "STANDARD_D14", "--storage-sku", "Standard_LRS")  # fmt: skip
+    pid = _ganesha_pid(bai, "short")
+    bai("file-server", "delete", "-w", "ws", "-n", "short", "-y")
+    assert _ended(pid)
+    assert bai.json("file-server", "list", "-w", "ws") == []
+
+
+def test_workspace_delete_ends_its_file_servers_daemons(workspace: Bai, nfs_ready: None) -> None:
+    bai = workspace
+    for name in ("one", "two"):
+        bai("file-server", "create", "-w", "ws", "-n", name, "--disk-count", "1",
+            "--disk-size", "10", "-s", "STANDARD_D14", "--storage-sku", "Standard_LRS")  # fmt: skip
+    pids = [_ganesha_pid(bai, name) for name in ("one", "two")]
+    data = bai.home / "file-servers" / "default" / "ws" / "one" / "data"
+    (data / "kept.txt").write_text("still here")
+    bai("workspace", "delete", "-n", "ws", "-y")
+    assert all(_ended(pid) for pid in pids)
+    # the data stays, as a file server's own delete keeps it
+    assert (data / "kept.txt").read_text() == "still here"

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from openbai.errors import ConflictError, NotFoundError, OpenBaiError
 from openbai.installation import App
 from openbai.services.clusters import cluster_row
+from openbai.services.file_servers import stop_workspace_file_servers
 from openbai.services.jobs import job_row, request_termination, stop_jobs
 from openbai.services.workspaces import experiment_row, workspace_row
 from openbai.spec.times import iso
@@ -134,6 +135,8 @@ def finish(app: App, deletion: Deletion) -> None:
     # what the jobs' nodes exchanged (their plans held secrets) goes with them
     for uid in uids:
         shutil.rmtree(app.settings.runs_root / uid, ignore_errors=True)
+    if deletion.kind == "workspace":  # its file servers went with it (their jobs have ended)
+        stop_workspace_file_servers(app, deletion.resource_group, deletion.name)
 
 
 def is_same(row: _Row, deletion: Deletion) -> bool:

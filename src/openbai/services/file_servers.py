@@ -4,8 +4,8 @@ of the installation at ``/mnt/data``, as Batch AI's file server VM exported its 
 ``create`` starts it and fills ``mountSettings``; clusters (``--nfs``) and jobs
 (``fileServers``) mount it through openbai's FUSE filesystem on libnfs. The server runs on
 its own; whoever needs it (a job's plan, a file listing, ``show``) starts it again when it is
-gone (a restart of the machine). ``delete`` stops it; its data is kept unless asked
-otherwise (``delete_data``).
+gone (a restart of the machine). ``delete`` stops it, and so does deleting its workspace;
+its data is kept unless asked otherwise (``delete_data``).
 """
 
 from __future__ import annotations
@@ -109,6 +109,13 @@ def list_file_servers(
         )
         records = [FileServerRecord.of(f) for f in s.scalars(query)]
     return [_with_mount_settings(app, r) for r in records]
+
+
+def stop_workspace_file_servers(app: App, rg: str, ws: str) -> None:
+    """Stop the NFS servers of a deleted workspace's file servers (their data is kept, as a
+    file server's own ``delete`` keeps it): no daemon outlives its workspace."""
+    for state in sorted(file_server_dir(app.settings.home, rg, ws, "").glob("*/server.json")):
+        NfsServer(state.parent).stop()
 
 
 def delete_file_server(app: App, rg: str, ws: str, name: str, *, delete_data: bool = False) -> None:
