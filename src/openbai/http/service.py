@@ -8,14 +8,20 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from openbai.installation import App
 
 
-def service(request: Request) -> App:
-    """The installation the server runs (settings, database, executors)."""
+async def service(request: Request) -> App:
+    """The installation the server runs (settings, database, executors).
+
+    A coroutine, so that FastAPI does not hand every request to a worker thread just for
+    this: in ``bai serve`` the dispatcher runs in the serving process and there is nothing
+    to check; an app over an installation without one checks (in a thread: it may query)."""
     app: App = request.app.state.openbai
-    app.keep_dispatcher()  # a dispatcher runs while jobs are queued or running
+    if app.on_change is None:
+        await run_in_threadpool(app.keep_dispatcher)
     return app
 
 
