@@ -14,8 +14,10 @@ def create_cluster(
     name: str,
     nodes: int,
     setup: tuple[str, dict[str, str], dict[str, str]] | None = None,
+    file_servers: list[Any] | None = None,
 ) -> Any:
-    """A cluster with the account's share at ``azfiles`` (and a setup task), as the vendor's."""
+    """A cluster with the account's share at ``azfiles`` (and a setup task, and file servers),
+    as the vendor's."""
     task = None
     if setup is not None:
         command, env, secrets = setup
@@ -38,7 +40,8 @@ def create_cluster(
         vm_size="STANDARD_D1",
         scale_settings=m.ScaleSettings(manual=m.ManualScaleSettings(target_node_count=nodes)),
         node_setup=m.NodeSetup(
-            mount_volumes=m.MountVolumes(azure_file_shares=[share]), setup_task=task
+            mount_volumes=m.MountVolumes(azure_file_shares=[share], file_servers=file_servers),
+            setup_task=task,
         ),
         user_account_settings=m.UserAccountSettings(
             admin_user_name="demoUser", admin_user_password="Dem0Pa$$w0rd"
