@@ -53,12 +53,12 @@ def config_set(database: str) -> None:
 
     settings = Settings.load()
     if database:
-        _check_reachable(database_url(database, "--database"))
+        check_reachable(database_url(database, "--database"))
     configure_database(settings.home, database, "--database")
     click.echo(f"database: {Settings.load().db_url.split('://', 1)[0]}", err=True)
 
 
-def _check_reachable(url: str) -> None:
+def check_reachable(url: str) -> None:
     """Open the database (and give it the schema) before keeping it: a wrong host or password
     shows here, and the installation keeps the database it had."""
     from sqlalchemy.exc import SQLAlchemyError

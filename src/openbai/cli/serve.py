@@ -55,6 +55,13 @@ TOKEN_COLUMNS: Columns = [
     " X-Forwarded-For and X-Forwarded-Proto headers are believed; default: nobody's.",
 )
 @click.option(
+    "--database",
+    default=None,
+    metavar="URL",
+    help="The store for this run (postgresql://USER:PASSWORD@HOST/DB or sqlite:///PATH);"
+    " default: the installation's (bai config set --database).",
+)
+@click.option(
     "--workers",
     envvar="OPENBAI_WORKERS",
     type=click.IntRange(1, 64),
@@ -69,6 +76,7 @@ def serve(
     log_level: str,
     public_url: str | None,
     forwarded_allow_ips: str | None,
+    database: str | None,
     workers: int,
 ) -> None:
     """Serve the Batch AI REST API (2018-05-01) and run jobs, until Ctrl-C or SIGTERM.
@@ -79,6 +87,13 @@ def serve(
     _log_audit_to_stderr()
     listener = _listen(host, port)  # before anything starts: a busy port is a plain error
     port = listener.getsockname()[1]  # the one the system chose for --port 0
+    if database:
+        from openbai.cli.config import check_reachable
+        from openbai.settings import database_url
+
+        url = database_url(database, "--database")
+        check_reachable(url)  # a wrong host or password: exit code 2, before anything starts
+        os.environ["OPENBAI_DATABASE_URL"] = url  # for the settings below and the workers
     settings = Settings.load()
     if public_url:
         from openbai.api.urls import check_public_url
