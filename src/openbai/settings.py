@@ -11,6 +11,7 @@ Everything lives under one data directory, ``$OPENBAI_HOME`` (default ``~/.openb
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import uuid
@@ -39,6 +40,10 @@ class Settings:
     #: how long an auto-scale cluster keeps nodes no job needs before it shrinks towards its
     #: minimum (Batch AI took minutes)
     autoscale_idle_seconds: float = 300.0
+    #: the address file servers' NFS servers listen on and nodes mount them at
+    #: (``OPENBAI_FILE_SERVER_ADDRESS``): this machine's address that every node reaches (on a
+    #: Slurm installation, the head node's address on the compute nodes' network)
+    file_server_address: str = "127.0.0.1"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -80,6 +85,7 @@ class Settings:
             or None,
             autoscale_idle_seconds=float(env.get("OPENBAI_AUTOSCALE_IDLE_SECONDS") or 300.0),
             gpus=_configured_gpus(env, config),
+            file_server_address=_configured_address(env, config),
         )
 
 
@@ -124,6 +130,21 @@ def database_url(value: str, field: str) -> str:
             target=field,
         )
     return f"{driver}://{rest}"
+
+
+def _configured_address(env: Mapping[str, str], config: Mapping[str, str]) -> str:
+    field, value = "OPENBAI_FILE_SERVER_ADDRESS", env.get("OPENBAI_FILE_SERVER_ADDRESS")
+    if not value:
+        field, value = "config.json fileServerAddress", config.get("fileServerAddress")
+    if not value:
+        return "127.0.0.1"
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise SpecError(
+            f"{field}: {value!r} is not an IP address of this machine (such as 10.0.0.4)",
+            target=field,
+        ) from None
 
 
 def _configured_gpus(env: Mapping[str, str], config: Mapping[str, str]) -> tuple[int, ...] | None:

@@ -338,3 +338,10 @@ def test_workspace_delete_ends_its_file_servers_daemons(workspace: Bai, nfs_read
     assert all(_ended(pid) for pid in pids)
     # the data stays, as a file server's own delete keeps it
     assert (data / "kept.txt").read_text() == "still here"
+
+
+def test_a_bad_file_server_address_is_refused_naming_the_variable(workspace: Bai) -> None:
+    bai = workspace
+    bai.env["OPENBAI_FILE_SERVER_ADDRESS"] = "head-node"
+    result = bai("file-server", "list", "-w", "ws", expect=2)
+    assert "OPENBAI_FILE_SERVER_ADDRESS: 'head-node' is not an IP address" in result.stderr

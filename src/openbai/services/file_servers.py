@@ -77,7 +77,7 @@ def create_file_server(
             )
         # started before the row is committed: a server that cannot start leaves no record
         server = nfs_server(app, rg, ws, name)
-        server.start()
+        server.start(host=app.settings.file_server_address)
         try:
             row = FileServer(workspace=workspace, name=name, spec=props.to_public_wire())
             s.add(row)
