@@ -26,7 +26,7 @@ from openbai.http.service import Service
 from openbai.scheduling.locations import VolumeLocation
 from openbai.services import accounts, files, jobs
 from openbai.spec.times import iso
-from openbai.storage.base import StorageBackend, VolumeKind, clean_path
+from openbai.storage.base import StorageBackend, VolumeKind, blob_path
 from openbai.storage.names import check_volume_name
 
 
@@ -80,7 +80,7 @@ def list_output_files(
         app, rg, ws, exp, name, directory_id=outputdirectoryid, path=directory
     )
     location, _ = jobs.location_of(app, rg, ws, exp, name, outputdirectoryid)
-    base = location.join(clean_path(directory, field="directory"))
+    base = location.join(blob_path(directory, field="directory"))
     shown = listed[page.offset : page.offset + page.limit + 1]
     rows = [file_entry(request, base, f, minutes=linkexpiryinminutes) for f in shown]
     return JSONResponse(page_of(request, page, rows))
@@ -92,7 +92,9 @@ def file_entry(
     """A File of listOutputFiles: a file in ``folder`` gets a link valid for ``minutes``."""
     if f.is_directory:
         return {"name": f.name, "fileType": "directory"}
-    target = folder.join(f.name)
+    # joined as is: a name may start with "/" (a blob in a folder with an empty name)
+    path = f"{folder.path}/{f.name}" if folder.path else f.name
+    target = VolumeLocation(folder.account, folder.volume_kind, folder.volume, path)
     signed = SignedFile(target.account, target.volume_kind.value, target.volume, target.path)
     return {
         "name": f.name,
@@ -171,7 +173,7 @@ def download(
     a download that runs nothing (``http.downloads``), from the one file opened here."""
     signer(request).check(SignedFile(account, kind.value, volume, path), se, sig)
     check_volume_name(volume)
-    clean = clean_path(path, field="path", allow_root=False)
+    clean = blob_path(path, field="path", allow_root=False)
     reader = accounts.backend(app, account, kind).open_file(volume, clean)
     info = reader.info
     if info.is_dir:

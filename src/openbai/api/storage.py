@@ -23,7 +23,7 @@ from openbai.errors import SpecError
 from openbai.http.service import Service
 from openbai.services import accounts
 from openbai.spec.times import iso
-from openbai.storage.base import FileInfo, StorageBackend, VolumeKind, clean_path
+from openbai.storage.base import FileInfo, StorageBackend, VolumeKind, blob_path
 from openbai.storage.names import check_volume_name
 
 router = APIRouter(prefix="/openbai/storage", dependencies=AUTHENTICATED, tags=["openbai storage"])
@@ -110,7 +110,7 @@ def delete_volume(app: Service, account: str, kind: VolumeKind, volume: str) -> 
 def stat(
     app: Service, account: str, kind: VolumeKind, volume: str, path: FilePath = ""
 ) -> JSONResponse:
-    info = _backend(app, account, kind, volume).stat(volume, clean_path(path))
+    info = _backend(app, account, kind, volume).stat(volume, blob_path(path))
     return JSONResponse(file_info_json(info))
 
 
@@ -124,7 +124,7 @@ def list_dir(
     recursive: bool = False,
 ) -> JSONResponse:
     backend = _backend(app, account, kind, volume)
-    entries = backend.list_dir(volume, clean_path(path), recursive=recursive)
+    entries = backend.list_dir(volume, blob_path(path), recursive=recursive)
     return JSONResponse({"value": [file_info_json(e) for e in entries]})
 
 
@@ -140,7 +140,7 @@ def read(
 ) -> StreamingResponse:
     """Bytes ``[offset, offset+length)`` of a file (to its end without ``length``)."""
     backend = _backend(app, account, kind, volume)
-    clean = clean_path(path, allow_root=False)
+    clean = blob_path(path, allow_root=False)
     info = backend.stat(volume, clean)
     if info.is_dir:
         raise SpecError(f"{path} is a directory, not a file", target="path")
@@ -163,7 +163,7 @@ async def upload(
     """Store the request body at ``path`` (replacing it); the body is spooled to a temp file."""
     from starlette.concurrency import run_in_threadpool
 
-    clean = clean_path(path, allow_root=False)
+    clean = blob_path(path, allow_root=False)
     backend = _backend(app, account, kind, volume)
     fd, name = tempfile.mkstemp(prefix=".upload-", dir=app.settings.home)
     spool = Path(name)
@@ -183,11 +183,11 @@ async def upload(
 def delete(
     app: Service, account: str, kind: VolumeKind, volume: str, path: FilePath = ""
 ) -> Response:
-    _backend(app, account, kind, volume).delete(volume, clean_path(path))
+    _backend(app, account, kind, volume).delete(volume, blob_path(path))
     return Response(status_code=200)
 
 
 @router.put(VOLUME + "/directory")
 def make_dir(app: Service, account: str, kind: VolumeKind, volume: str, path: FilePath) -> Response:
-    _backend(app, account, kind, volume).make_dir(volume, clean_path(path))
+    _backend(app, account, kind, volume).make_dir(volume, blob_path(path))
     return Response(status_code=200)

@@ -39,7 +39,7 @@ from openbai.cli.output import (
     warn_unknown_keys,
 )
 from openbai.errors import SpecError
-from openbai.storage.base import clean_path
+from openbai.storage.base import blob_path
 from openbai.vocabulary import FINAL_STATES, ExecutionState, ProvisioningState
 
 
@@ -439,12 +439,15 @@ def job_file_stream(
     relative = "/".join(
         p
         for p in (
-            clean_path(path, field="--path"),
-            clean_path(file_name, field="--file-name", allow_root=False),
+            blob_path(path, field="--path"),
+            blob_path(file_name, field="--file-name", allow_root=False),
         )
         if p
     )
     path, _, file_name = relative.rpartition("/")
+    if path.endswith("/"):  # x//y.txt: "/y.txt" in "x", as job file list shows it
+        file_name = "/" * (len(path) - len(path.rstrip("/"))) + file_name
+        path = path.rstrip("/")
     announced = False
 
     def listed() -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ from openbai.errors import (
     StorageError,
 )
 from openbai.storage.atomic import atomic_target
-from openbai.storage.base import FileInfo, StorageBackend, VolumeInfo, VolumeKind, clean_path
+from openbai.storage.base import FileInfo, StorageBackend, VolumeInfo, VolumeKind, blob_path
 from openbai.storage.names import check_volume_name
 
 #: HTTP status -> the error the server raised (the inverse of http/errors.py's table)
@@ -118,24 +118,24 @@ class RemoteStorage(StorageBackend):
 
     # -- files ---------------------------------------------------------------------------------
     def stat(self, volume: str, path: str) -> FileInfo:
-        params = {"path": clean_path(path)}
+        params = {"path": blob_path(path)}
         return _file_info(self._call("GET", self._url(volume, "stat"), params=params).json())
 
     def list_dir(
         self, volume: str, path: str = "", *, recursive: bool = False
     ) -> Iterator[FileInfo]:
-        params = {"path": clean_path(path), "recursive": str(recursive).lower()}
+        params = {"path": blob_path(path), "recursive": str(recursive).lower()}
         rows = self._call("GET", self._url(volume, "list"), params=params).json()["value"]
         return iter([_file_info(r) for r in rows])
 
     def read(self, volume: str, path: str, offset: int = 0, length: int | None = None) -> bytes:
-        params: dict[str, Any] = {"path": clean_path(path), "offset": offset}
+        params: dict[str, Any] = {"path": blob_path(path), "offset": offset}
         if length is not None:
             params["length"] = length
         return self._call("GET", self._url(volume, "content"), params=params).content
 
     def upload(self, volume: str, path: str, source: Path) -> FileInfo:
-        clean = clean_path(path, allow_root=False)
+        clean = blob_path(path, allow_root=False)
         try:
             mtime_ns = source.stat().st_mtime_ns
             stream = open(source, "rb")
@@ -154,7 +154,7 @@ class RemoteStorage(StorageBackend):
         return _file_info(response.json())
 
     def download(self, volume: str, path: str, target: Path) -> None:
-        params = {"path": clean_path(path, allow_root=False)}
+        params = {"path": blob_path(path, allow_root=False)}
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             with self._http.stream("GET", self._url(volume, "content"), params=params) as response:
@@ -168,7 +168,7 @@ class RemoteStorage(StorageBackend):
             raise StorageError(f"download of {path} failed: {exc}", target=path) from exc
 
     def delete(self, volume: str, path: str) -> None:
-        self._call("DELETE", self._url(volume, "content"), params={"path": clean_path(path)})
+        self._call("DELETE", self._url(volume, "content"), params={"path": blob_path(path)})
 
     def make_dir(self, volume: str, path: str) -> None:
-        self._call("PUT", self._url(volume, "directory"), params={"path": clean_path(path)})
+        self._call("PUT", self._url(volume, "directory"), params={"path": blob_path(path)})

@@ -15,8 +15,8 @@ import click
 
 from openbai.cli.common import client, confirm, group_option, handle_errors, yes_option
 from openbai.cli.output import emit, output_options, silent_output_options
-from openbai.errors import NotFoundError
-from openbai.storage.base import VolumeKind, clean_path
+from openbai.errors import NotFoundError, SpecError
+from openbai.storage.base import VolumeKind, blob_path
 
 if TYPE_CHECKING:  # the transfer code and rich load only for upload-batch/download-batch
     from openbai.storage.transfer import TransferReport
@@ -283,7 +283,7 @@ def _files_group(
                 backend,
                 destination,
                 Path(source),
-                clean_path(destination_path, field="--destination-path"),
+                blob_path(destination_path, field="--destination-path"),
                 pattern=pattern,
                 workers=max_connections,
                 on_progress=on_event,
@@ -336,13 +336,39 @@ def _files_group(
             report = download_tree(
                 backend,
                 source,
-                clean_path(source_path, field="--source-path"),
+                blob_path(source_path, field="--source-path"),
                 Path(destination),
                 pattern=pattern,
                 workers=max_connections,
                 on_progress=on_event,
             )
         _finish(report, output, query)
+
+    @group.command("download", help=f"Download one file of a {noun} to a local file.")
+    @account_option
+    @click.option(*volume_flags, "volume", required=True, help=f"The {noun}.")
+    @click.option("-n", "--name", "-p", "--path", "name", required=True, help="The file in it.")
+    @click.option(
+        "-f", "--file", "--dest", "target", required=True, type=click.Path(dir_okay=False),
+        help="Local file to write (replaced whole, never left half-written).",
+    )  # fmt: skip
+    @output_options
+    @handle_errors
+    def download(
+        account: str, volume: str, name: str, target: str, output: str, query: str | None
+    ) -> None:
+        backend = client().storage(account, kind)
+        path = blob_path(name, field="--name", allow_root=False)
+        info = backend.stat(volume, path)
+        if info.is_dir:
+            raise SpecError(f"--name: {name!r} is a directory (download-batch takes those)",
+                            target="--name")  # fmt: skip
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        backend.download(volume, path, Path(target))
+        from openbai.spec.times import iso
+
+        row = {"name": info.path, "contentLength": info.size, "lastModified": iso(info.modified)}
+        emit(row, output=output, query=query)
 
     @group.command("list", help=f"List files of a {noun}.")
     @account_option
@@ -357,7 +383,7 @@ def _files_group(
         backend = client().storage(account, kind)
         if not backend.volume_exists(volume):
             raise NotFoundError(f"{noun} {volume!r} does not exist in account {account!r}")
-        entries = backend.list_dir(volume, clean_path(path, field="--path"), recursive=recursive)
+        entries = backend.list_dir(volume, blob_path(path, field="--path"), recursive=recursive)
         from openbai.spec.times import iso  # the store's models: only when needed
 
         rows = [

@@ -200,7 +200,10 @@ class DirectoryCache:
     def _entries(self, key: str, *, limited: bool) -> _Listing:
         entries: dict[str, FileInfo] = {}
         try:
-            for info in self._backend.list_dir(self._volume, self._path(key)):
+            folder = self._path(key)
+            for info in self._backend.list_dir(self._volume, folder):
+                if folder and info.path.startswith(folder + "//"):
+                    continue  # a blob in a folder with an empty name (x//y): no file reaches it
                 entries[info.name] = info
                 if limited and len(entries) > LOOKUP_LISTING_MAX:
                     return None

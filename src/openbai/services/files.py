@@ -11,21 +11,31 @@ from openbai.errors import NotFoundError, SpecError
 from openbai.installation import App
 from openbai.services import accounts
 from openbai.services.jobs import get_job, location_of
-from openbai.storage.base import FileInfo, clean_path
+from openbai.storage.base import FileInfo, blob_path
 from openbai.storage.follow import follow
 from openbai.vocabulary import FINAL_STATES
 
 
 def _file_path(directory: str, name: str) -> str:
-    """``directory/name`` inside an output directory; neither part may climb out of it."""
-    return "/".join(
-        p
-        for p in (
-            clean_path(directory, field="directory"),
-            clean_path(name, field="file", allow_root=False),
-        )
-        if p
-    )
+    """``directory/name`` inside an output directory; neither part may climb out of it.
+
+    A name may start with ``/`` inside a directory: it was listed in a folder with an empty
+    name (``/y.txt`` in ``x`` is the blob ``x//y.txt``)."""
+    folder = blob_path(directory, field="directory")
+    rest = name.lstrip("/")
+    if not folder or rest == name:
+        return "/".join(p for p in (folder, blob_path(name, field="file", allow_root=False)) if p)
+    empties = "/" * (len(name) - len(rest))
+    return f"{folder}/{empties}{blob_path(rest, field='file', allow_root=False)}"
+
+
+def _name_in(folder: str, entry: FileInfo) -> str:
+    """An entry's name relative to the folder listed: its base name, or, for a blob in a
+    folder with an empty name (``x//y.txt`` listed in ``x``), ``/y.txt``."""
+    prefix = f"{folder}/" if folder else ""
+    if prefix and entry.path.startswith(prefix + "/"):
+        return entry.path[len(prefix) :]
+    return entry.name
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,7 @@ def list_output_files(
 ) -> list[OutputFile]:
     """One level of the output directory (files and folders), like listOutputFiles."""
     location, _ = location_of(app, rg, ws, exp, job, directory_id)
-    sub = clean_path(path, field="directory")
+    sub = blob_path(path, field="directory")
     backend = accounts.backend(app, location.account, location.volume_kind)
     base = location.join(sub)
     try:
@@ -67,7 +77,7 @@ def list_output_files(
         local = None if entry.is_dir else backend.local_path(base.volume, entry.path)
         files.append(
             OutputFile(
-                name=entry.name,
+                name=_name_in(base.path, entry),
                 is_directory=entry.is_dir,
                 size=None if entry.is_dir else entry.size,
                 modified=None if entry.is_dir else entry.modified,

@@ -81,7 +81,7 @@ from openbai.storage.base import (
     StorageBackend,
     VolumeInfo,
     VolumeKind,
-    clean_path,
+    blob_path,
 )
 from openbai.storage.blob_rest import BlobRestClient
 from openbai.storage.block_writer import ID_LENGTH, BlockFileWriter, BlockTarget
@@ -328,7 +328,7 @@ class AzureBlobStorage(StorageBackend):
 
     # -- files ---------------------------------------------------------------------------
     def stat(self, volume: str, path: str) -> FileInfo:
-        cleaned = clean_path(path)
+        cleaned = blob_path(path)
         container = self._container(volume)
         with _translate(f"{volume}/{cleaned}"):
             if not cleaned:
@@ -348,7 +348,7 @@ class AzureBlobStorage(StorageBackend):
     def list_dir(
         self, volume: str, path: str = "", *, recursive: bool = False
     ) -> Iterator[FileInfo]:
-        cleaned = clean_path(path)
+        cleaned = blob_path(path)
         container = self._container(volume)
         prefix = f"{cleaned}/" if cleaned else ""
         found = False
@@ -357,11 +357,11 @@ class AzureBlobStorage(StorageBackend):
             if recursive:
                 entries = container.list_blobs(name_starts_with=prefix)
             else:
-                entries = container.walk_blobs(name_starts_with=prefix, delimiter="/")
+                entries = self._walk(container, prefix)
             for entry in entries:
                 found = True
                 if isinstance(entry, BlobPrefix):
-                    yield FileInfo(path=str(entry.name).rstrip("/"), is_dir=True)
+                    yield FileInfo(path=str(entry.name)[:-1], is_dir=True)
                 elif not str(entry.name).endswith("/"):  # skip directory-marker blobs
                     yield _blob_info(entry)
             if not found:
@@ -370,8 +370,20 @@ class AzureBlobStorage(StorageBackend):
                     where = f"{volume}/{cleaned}"
                     raise NotFoundError(f"{where}: no such directory", target=where)
 
+    @staticmethod
+    def _walk(container: ContainerClient, prefix: str) -> Iterator[BlobProperties | BlobPrefix]:
+        """One level under ``prefix``; a folder with an empty name (``x//`` in ``x/``) is
+        walked in place: its entries (``x//y.txt``) are listed with their whole names, since
+        no path names that folder on its own (``x/`` is ``x``)."""
+        for entry in container.walk_blobs(name_starts_with=prefix, delimiter="/"):
+            if isinstance(entry, BlobPrefix) and str(entry.name) == prefix + "/":
+                if prefix:  # at the root it would be "/": a name no path may start with
+                    yield from AzureBlobStorage._walk(container, str(entry.name))
+                continue
+            yield entry
+
     def read(self, volume: str, path: str, offset: int = 0, length: int | None = None) -> bytes:
-        cleaned = clean_path(path, allow_root=False)
+        cleaned = blob_path(path, allow_root=False)
         if length == 0:
             return b""
         if length is not None and length <= _RANGE_GET_MAX:
@@ -394,7 +406,7 @@ class AzureBlobStorage(StorageBackend):
                 raise
 
     def upload(self, volume: str, path: str, source: Path) -> FileInfo:
-        cleaned = clean_path(path, allow_root=False)
+        cleaned = blob_path(path, allow_root=False)
         check_volume_name(volume)
         content_type = mimetypes.guess_type(cleaned)[0] or "application/octet-stream"
         rest = self._rest()
@@ -451,7 +463,7 @@ class AzureBlobStorage(StorageBackend):
         return FileInfo(name, False, size, put, md5.hex())
 
     def download(self, volume: str, path: str, target: Path) -> None:
-        cleaned = clean_path(path, allow_root=False)
+        cleaned = blob_path(path, allow_root=False)
         check_volume_name(volume)
         with _translate(f"{volume}/{cleaned}"), atomic_target(target) as tmp:
             # most files of a tree are small: one lean GET; a bigger blob is fetched again
@@ -465,7 +477,7 @@ class AzureBlobStorage(StorageBackend):
                 blob.download_blob(max_concurrency=self.max_concurrency).readinto(f)
 
     def delete(self, volume: str, path: str) -> None:
-        cleaned = clean_path(path, allow_root=False)
+        cleaned = blob_path(path, allow_root=False)
         container = self._container(volume)
         where = f"{volume}/{cleaned}"
         with _translate(where):
@@ -492,7 +504,7 @@ class AzureBlobStorage(StorageBackend):
             )
 
     def make_dir(self, volume: str, path: str) -> None:
-        clean_path(path)
+        blob_path(path)
         container = self._container(volume)
         with _translate(volume):
             container.get_container_properties()
@@ -501,15 +513,15 @@ class AzureBlobStorage(StorageBackend):
     supports_writer: ClassVar[bool] = True
 
     def open_writer(self, volume: str, path: str, *, truncate: bool = False) -> FileWriter:
-        cleaned = clean_path(path, allow_root=False)
+        cleaned = blob_path(path, allow_root=False)
         blob = self._container(volume).get_blob_client(cleaned)
         target = _BlobTarget(blob, f"{volume}/{cleaned}")
         spill = self._cache_dir / f"{uuid.uuid4().hex}.spill"
         return BlockFileWriter(target, self._block_pool(), spill, truncate=truncate)
 
     def rename(self, volume: str, source: str, target: str) -> None:
-        src = clean_path(source, allow_root=False)
-        dst = clean_path(target, allow_root=False)
+        src = blob_path(source, allow_root=False)
+        dst = blob_path(target, allow_root=False)
         container = self._container(volume)
         source_blob = container.get_blob_client(src)
         where = f"{volume}/{src}"

@@ -8,7 +8,8 @@ top of them (``transfer.py``, ``follow.py``).
 
 Paths inside a volume are ``/``-separated and relative (``data/train/0.png``); ``""`` is the
 root. They are checked by :func:`clean_path` before any backend sees them, so a user path can
-never leave its volume.
+never leave its volume. Layers above the backends check with :func:`blob_path`, which keeps
+empty segments (a blob may be named ``x//y.txt``); file-system backends then drop them.
 """
 
 from __future__ import annotations
@@ -51,21 +52,38 @@ class FileInfo:
         return posixpath.basename(self.path)
 
 
-def clean_path(path: str, *, field: str = "path", allow_root: bool = True) -> str:
-    """Normalise a user-given path inside a volume; refuse anything that could escape it."""
+def clean_path(
+    path: str, *, field: str = "path", allow_root: bool = True, keep_empty: bool = False
+) -> str:
+    """Normalise a user-given path inside a volume; refuse anything that could escape it.
+
+    ``keep_empty`` keeps empty segments inside the path (``x//y.txt``): a blob's name is a
+    string, not a file-system path, and ``x//y.txt`` is another blob than ``x/y.txt``.
+    Trailing slashes go either way (``logs/`` is the directory ``logs``).
+    """
     if "\\" in path or "\x00" in path:
         raise SpecError(
             f"{field} must not contain backslashes or NUL bytes: {path!r}", target=field
         )
     if path.startswith("/"):
         raise SpecError(f"{field} must be relative, not absolute: {path!r}", target=field)
-    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if keep_empty:
+        parts = [p for p in path.rstrip("/").split("/") if p != "."]
+    else:
+        parts = [p for p in path.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
         raise SpecError(f"{field} must not contain '..': {path!r}", target=field)
     cleaned = "/".join(parts)
+    if cleaned.startswith("/"):  # "./" dropped before an empty segment: "/x" would remain
+        raise SpecError(f"{field} must be relative, not absolute: {path!r}", target=field)
     if not cleaned and not allow_root:
         raise SpecError(f"{field} must not be empty", target=field)
     return cleaned
+
+
+def blob_path(path: str, *, field: str = "path", allow_root: bool = True) -> str:
+    """:func:`clean_path` for a path that may name a blob: empty segments are kept."""
+    return clean_path(path, field=field, allow_root=allow_root, keep_empty=True)
 
 
 class FileWriter(ABC):

@@ -38,7 +38,7 @@ from typing import Literal
 
 from openbai.errors import NotFoundError, OpenBaiError, SpecError, StorageError
 from openbai.storage.atomic import deferred_sync, is_partial_name
-from openbai.storage.base import FileInfo, StorageBackend, clean_path
+from openbai.storage.base import FileInfo, StorageBackend, blob_path
 from openbai.storage.local import LocalStorage, stat_info
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -119,7 +119,7 @@ def upload_tree(
     ``pattern`` is an ``fnmatch`` pattern matched against each path relative to
     ``source_dir`` (``*`` also matches ``/``: ``*.png`` selects PNGs at any depth).
     """
-    dest = clean_path(destination_path, field="destination_path")
+    dest = blob_path(destination_path, field="destination_path")
     backend.stat(volume, "")  # the volume must exist: fail once, not once per file
     existing = _remote_index(backend, volume, dest) if skip_unchanged else {}
     items = [
@@ -157,14 +157,14 @@ def download_tree(
     ``pattern`` is matched against each path relative to ``source_path``, as in
     :func:`upload_tree`.
     """
-    src = clean_path(source_path, field="source_path")
+    src = blob_path(source_path, field="source_path")
     items = [
         _Item(rel, target_dir / rel, info.path, info)
         for rel, info in _remote_files(backend, volume, src, pattern)
     ]
 
     def transfer(item: _Item) -> bool:
-        rel = clean_path(item.rel, field="path", allow_root=False)  # names from the backend
+        rel = blob_path(item.rel, field="path", allow_root=False)  # names from the backend
         if skip_unchanged and item.local.is_file():
             if _is_same(item.source, stat_info(rel, item.local.stat()), item.local):
                 return False
@@ -232,7 +232,7 @@ def _remote_files(
     top = backend.stat(volume, src)
     if not top.is_dir:
         return [(top.name, top)] if _matches(top.name, pattern) else []
-    cut = len(src) + 1 if src else 0
+    cut = len(top.path) + 1 if top.path else 0  # as the backend spells it (x//y or x/y)
     entries = ((info.path[cut:], info) for info in backend.list_dir(volume, src, recursive=True))
     return sorted((rel, info) for rel, info in entries if _matches(rel, pattern))
 
