@@ -75,7 +75,9 @@ def test_a_download_is_the_files_bytes_as_an_attachment(outputs: TestClient) -> 
 def test_a_file_view_follows_the_file_and_offers_the_download(outputs: TestClient) -> None:
     page = outputs.get(J + "/files/stdouterr/view?path=stdout.txt")
     assert page.status_code == 200
-    assert f'data-src="{J}/files/stdouterr/stream?path=stdout.txt&amp;tail=1"' in page.text
+    # the view comes through the browser's shared stream (/ui/live), opened at its end
+    assert 'data-live="/ui/live"' in page.text
+    assert 'data-directory="stdouterr" data-path="stdout.txt"' in page.text
     assert f'data-earlier="{J}/files/stdouterr/earlier?path=stdout.txt"' in page.text
     assert f'href="{J}/files/stdouterr/download?path=stdout.txt" download' in page.text
     folder = outputs.get(J + "/files/MODEL/view?path=sub", follow_redirects=False)
@@ -241,10 +243,10 @@ def test_a_binary_file_is_offered_for_download_not_streamed_as_text(
     page = web.get(J + "/files/MODEL/view?path=weights.bin")
     assert page.status_code == 200
     assert "This is a binary file" in page.text
-    assert "/stream?" not in page.text
+    assert "data-log-view" not in page.text
     assert f'href="{J}/files/MODEL/download?path=weights.bin" download' in page.text
     assert web.get(J + "/files/MODEL/download?path=weights.bin").content == b"ab\0cd"
 
     text = web.get(J + "/files/MODEL/view?path=notes.bin")  # the name does not decide
     assert "This is a binary file" not in text.text
-    assert f'data-src="{J}/files/MODEL/stream?path=notes.bin&amp;tail=1"' in text.text
+    assert 'data-directory="MODEL" data-path="notes.bin"' in text.text

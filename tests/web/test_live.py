@@ -184,10 +184,14 @@ def test_a_job_page_has_one_stream_for_its_log_and_metrics(
 ) -> None:
     run_job("j", "echo 'metric: loss=0.9 step=1'; echo hello; echo oops >&2")
     page = web.get(J)
-    sources = re.findall(r'data-src="([^"]*)"', page.text)
-    assert len(sources) == 3 and all("/live?file=" in src for src in sources)  # one per tab
-    assert f'data-src="{J}/live?file=stdout.txt"' in page.text
-    assert f'data-src="{J}/live?file=stderr.txt"' in page.text
+    # the page's views go through the stream its browser's tabs share (test_shared_stream);
+    # each tab of the log is one view of a file, with the job's metrics
+    assert (
+        'data-live="/ui/live"' in page.text
+        and """data-job='["rg", "ws", "exp", "j"]'""" in page.text
+    )
+    tabs = re.findall(r'data-directory="stdouterr" data-path="([^"]*)" data-with-metrics', page.text)
+    assert tabs == ["stdout.txt", "stderr.txt", "execution.log"]
     assert "/metrics" not in page.text
 
     events = parse_events(web.get(J + "/live?file=stdout.txt").text)

@@ -158,7 +158,9 @@ def test_a_queued_job_has_no_environment_yet(web: TestClient, run_job: Callable[
     fragment = web.get(JOB_URL + "/waiting/environment", headers={"HX-Request": "true"})
     assert "has not started" in fragment.text and 'hx-trigger="load delay:2s"' in fragment.text
     summary = web.get(JOB_URL + "/waiting/summary", headers={"HX-Request": "true"})
-    assert 'hx-trigger="every 2s"' in summary.text and "/terminate" in summary.text
+    assert "waiting for nodes" in summary.text and "/terminate" in summary.text
+    # fetched again when the page's live view says the state changed (no polling)
+    assert 'data-state="queued"' in summary.text and "hx-trigger" not in summary.text
 
 
 def test_unknown_things_are_404_pages(web: TestClient, installation: App) -> None:

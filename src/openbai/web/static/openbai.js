@@ -17,6 +17,74 @@
     true,
   );
 
+  // -- live views -----------------------------------------------------------------------------
+  // A page's views come through the SharedWorker that all the explorer's pages share (one
+  // event stream for the whole browser: see openbai-live.js), or through a Hub of the
+  // page's own where there is no SharedWorker.
+  const live = (() => {
+    const script = document.querySelector("script[data-live-hub]");
+    const handlers = new Map();
+    let next = 1;
+    let port = null;
+    if (script && typeof SharedWorker !== "undefined") {
+      try {
+        port = new SharedWorker(script.src, { name: "openbai-live" }).port;
+      } catch {
+        port = null; // refused (a sandboxed frame): the page's own hub
+      }
+    }
+    if (port) {
+      port.onmessage = ({ data }) => handlers.get(data.view)?.(data);
+      port.start();
+      window.addEventListener("pagehide", () => port.postMessage({ op: "bye" }));
+      if (navigator.locks) {
+        const lock = `openbai-page-${Date.now()}-${Math.random()}`;
+        navigator.locks.request(lock, () => {
+          port.postMessage({ op: "alive", lock });
+          return new Promise(() => {}); // held as long as the page lives
+        });
+      }
+    }
+    // a page shown again from the back-forward cache said bye: its views start afresh
+    window.addEventListener("pageshow", (e) => {
+      if (e.persisted && handlers.size) window.location.reload();
+    });
+    const hub = port ? null : new window.OpenbaiHub();
+    return {
+      open(url, sub, handler) {
+        const view = next++;
+        handlers.set(view, handler);
+        let id = null;
+        if (port) port.postMessage({ op: "open", view, url, sub });
+        else id = hub.open(url, sub, handler);
+        return {
+          close() {
+            handlers.delete(view);
+            if (port) port.postMessage({ op: "close", view });
+            else hub.close(id);
+          },
+        };
+      },
+    };
+  })();
+
+  // a job's state changed: its summary (times, exit code, buttons) is fetched again; a job
+  // being deleted has no summary for long, so only its state is shown
+  document.addEventListener("openbai:job-state", (e) => {
+    const summary = document.getElementById("summary");
+    const state = e.detail.state;
+    if (!summary || !summary.dataset.src || summary.dataset.state === state) return;
+    summary.dataset.state = state;
+    if (state === "deleting") {
+      const pill = summary.querySelector(".state");
+      pill.textContent = state;
+      pill.className = `state state-${state}`;
+      summary.querySelector(".waiting")?.remove();
+    } else if (typeof htmx !== "undefined") {
+      htmx.ajax("GET", summary.dataset.src, { target: "#summary", swap: "outerHTML" });
+    }
+  });
+
   // -- live log -------------------------------------------------------------------------------
   // Text arrives as server-sent events of JSON strings; lines are what a terminal shows:
   // "\n" ends a line, "\r" makes the next text rewrite the current line (progress bars).
@@ -28,17 +96,22 @@
       this.chart = chart; // fed by the same stream's "metrics" events (one stream per page)
       this.box = root.querySelector(".log");
       this.status = root.querySelector(".log-status");
-      this.tabs = Array.from(root.querySelectorAll("[data-src][role=tab]"));
-      this.source = null;
+      this.tabs = Array.from(root.querySelectorAll("[data-path][role=tab]"));
+      this.view = null;
       for (const tab of this.tabs) tab.addEventListener("click", () => this.select(tab));
       const first = this.tabs.find((t) => t.getAttribute("aria-selected") === "true") || this.tabs[0];
       if (first) this.select(first);
-      else this.open(root.dataset.src, root.dataset.earlier);
+      else this.open(this.subOf(root), root.dataset.earlier);
     }
 
     select(tab) {
       for (const t of this.tabs) t.setAttribute("aria-selected", t === tab ? "true" : "false");
-      this.open(tab.dataset.src, tab.dataset.earlier);
+      this.open(this.subOf(tab), tab.dataset.earlier);
+    }
+
+    subOf(el) {
+      const [rg, ws, exp, job] = JSON.parse(this.root.dataset.job);
+      return { rg, ws, exp, job, directory: el.dataset.directory, path: el.dataset.path, metrics: "withMetrics" in el.dataset };
     }
 
     // A view opens at the last lines of a large file ("skipped" says how many bytes come
@@ -104,33 +177,46 @@
       return text;
     }
 
-    open(src, earlier) {
-      if (this.source) this.source.close();
+    // sub: the view's job, directory, path and whether the job's metrics come with it
+    open(sub, earlier) {
+      if (this.view) this.view.close();
       this.reset();
       this.earlierUrl = earlier;
       this.setSkipped(0);
       this.setStatus("connecting…", "connecting");
-      const source = new EventSource(src);
-      this.source = source;
-      source.onopen = () => this.setStatus("following", "live");
-      source.onmessage = (e) => this.write(JSON.parse(e.data));
-      source.addEventListener("skipped", (e) => this.setSkipped(JSON.parse(e.data).bytes));
-      source.addEventListener("metrics", (e) => {
-        if (this.chart) this.chart.add(JSON.parse(e.data));
-      });
-      source.addEventListener("end", (e) => {
-        source.close();
-        const size = JSON.parse(e.data).bytes;
-        this.setStatus(`complete: the job has ended (${size} bytes)`, "ended");
-      });
-      source.addEventListener("failure", (e) => {
-        source.close();
-        this.setStatus(`cannot read the file: ${JSON.parse(e.data).message}`, "failed");
-      });
-      source.onerror = () => {
-        if (source.readyState === EventSource.CLOSED) this.setStatus("cannot follow this file (log in again?)", "failed");
-        else this.setStatus("reconnecting…", "connecting");
-      };
+      this.view = live.open(this.root.dataset.live, sub, (m) => this.receive(m));
+    }
+
+    receive(m) {
+      switch (m.kind) {
+        case "open":
+          this.setStatus(this.state === "queued" ? `queued: ${this.note}` : "following", "live");
+          break;
+        case "reconnecting":
+          this.setStatus("reconnecting…", "connecting");
+          break;
+        case "text":
+          this.write(m.data);
+          break;
+        case "skipped":
+          this.setSkipped(m.data.bytes);
+          break;
+        case "metrics":
+          if (this.chart) this.chart.add(m.data);
+          break;
+        case "state":
+          this.state = m.data.state;
+          this.note = m.data.note;
+          if (!m.data.ended) this.setStatus(m.data.note ? `${m.data.state}: ${m.data.note}` : "following", "live");
+          document.dispatchEvent(new CustomEvent("openbai:job-state", { detail: m.data }));
+          break;
+        case "end":
+          this.setStatus(`complete: the job has ended (${m.data.bytes} bytes)`, "ended");
+          break;
+        case "failure":
+          this.setStatus(`cannot read the file: ${m.data.message}`, "failed");
+          break;
+      }
     }
 
     setStatus(text, state) {
@@ -202,18 +288,6 @@
       new ResizeObserver(() => {
         if (this.plot) this.plot.setSize({ width: this.width(), height: HEIGHT });
       }).observe(this.chartBox);
-      // on a job's page the log's stream brings the points; a page with a URL here has its own
-      if (!root.dataset.metrics) return;
-      const source = new EventSource(root.dataset.metrics);
-      source.onopen = () => this.clear();
-      source.onmessage = (e) => this.add(JSON.parse(e.data));
-      source.addEventListener("end", () => source.close());
-      source.addEventListener("failure", () => source.close());
-    }
-
-    clear() {
-      this.points.clear();
-      this.last.clear();
     }
 
     add(batch) {
