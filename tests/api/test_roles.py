@@ -33,6 +33,7 @@ SAMPLE = {
     "account": "acct",
     "kind": "file",
     "volume": "logs",
+    "nodeId": "c1-0",
 }
 
 

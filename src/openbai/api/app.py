@@ -41,6 +41,7 @@ from openbai.api import (
     files,
     jobs,
     lro,
+    node_exec,
     operations,
     responses,
     storage,
@@ -108,6 +109,7 @@ def create_api(
         api.include_router(module.router, dependencies=AUTHENTICATED)
     api.include_router(files.router)
     api.include_router(files.public)
+    api.include_router(node_exec.router)
     api.include_router(storage.router)
     api.include_router(audit.router)
 

@@ -205,6 +205,15 @@ class EmbeddedClient:
 
         return [n.to_wire() for n in nodes.cluster_nodes(self.app, rg, ws, name)]
 
+    def exec_on_cluster_node(
+        self, rg: str, ws: str, name: str, node_id: str, command: str, *, timeout: int
+    ) -> dict[str, Any]:
+        from openbai.services import nodes
+
+        command, timeout = nodes.check_exec_request(command, timeout)
+        found = nodes.cluster_node_command(self.app, rg, ws, name, node_id, command)
+        return nodes.run_captured(found, timeout=timeout).to_wire()
+
     def list_cluster_files(
         self, rg: str, ws: str, name: str, *, path: str, expiry: int
     ) -> list[dict[str, Any]]:
@@ -308,6 +317,15 @@ class EmbeddedClient:
         from openbai.services import nodes
 
         return [n.to_wire() for n in nodes.job_nodes(self.app, rg, ws, exp, name)]
+
+    def exec_on_job_node(
+        self, rg: str, ws: str, exp: str, name: str, node_id: str, command: str, *, timeout: int
+    ) -> dict[str, Any]:
+        from openbai.services import nodes
+
+        command, timeout = nodes.check_exec_request(command, timeout)
+        found = nodes.job_node_command(self.app, rg, ws, exp, name, node_id, command)
+        return nodes.run_captured(found, timeout=timeout).to_wire()
 
     def list_job_files(
         self, rg: str, ws: str, exp: str, job: str, *, directory_id: str, path: str, expiry: int

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -27,7 +27,7 @@ from openbai.cli.common import (
 )
 from openbai.cli.ids import IdsCommand
 from openbai.cli.nfs_option import add_nfs_mount, nfs_options
-from openbai.cli.node_exec import exec_options, run_on_node
+from openbai.cli.node_exec import exec_options, first_node, run_on_node
 from openbai.cli.output import (
     Columns,
     emit,
@@ -54,6 +54,9 @@ IMAGE_ALIASES = {
         "version": "latest",
     },
 }
+
+if TYPE_CHECKING:
+    from openbai.cli.protocol import Client
 
 
 def _workspace(row: Any) -> str:
@@ -199,7 +202,7 @@ def cluster_group() -> None:
 )
 @click.option(
     "--container-runtime",
-    type=click.Choice(["podman", "docker"]),
+    type=click.Choice(["podman", "docker", "apptainer"]),
     default=None,
     help="Runtime for jobs' images (default: podman, else docker, whichever is installed).",
 )
@@ -619,6 +622,7 @@ def cluster_node_exec(
     resource_group_name: str | None,
     node_id: str | None,
     command: str | None,
+    timeout: int,
     address: tuple[str, ...],
     password: str | None,
     ssh_private_key: str | None,
@@ -628,9 +632,17 @@ def cluster_node_exec(
     from openbai.services import nodes
 
     rg = resource_group(resource_group_name)
+
+    def remote(c: Client, line: str) -> dict[str, Any]:
+        node = first_node(c.list_cluster_nodes(rg, workspace, cluster), node_id, cluster)
+        return c.exec_on_cluster_node(rg, workspace, cluster, node, line, timeout=timeout)
+
     run_on_node(
         lambda app: nodes.cluster_node_command(app, rg, workspace, cluster, node_id, command),
         address,
+        remote=remote,
+        command_line=command,
+        timeout=timeout,
     )
 
 

@@ -7,7 +7,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -41,6 +41,9 @@ from openbai.cli.output import (
 from openbai.errors import SpecError
 from openbai.storage.base import blob_path
 from openbai.vocabulary import FINAL_STATES, ExecutionState, ProvisioningState
+
+if TYPE_CHECKING:
+    from openbai.cli.protocol import Client
 
 
 def _cluster_part(index: int) -> Any:
@@ -522,6 +525,7 @@ def job_node_exec(
     resource_group_name: str | None,
     node_id: str | None,
     command: str | None,
+    timeout: int,
     address: tuple[str, ...],
     password: str | None,
     ssh_private_key: str | None,
@@ -531,9 +535,21 @@ def job_node_exec(
     from openbai.services import nodes
 
     rg = resource_group(resource_group_name)
+
+    def remote(c: Client, line: str) -> dict[str, Any]:
+        if node_id is None:  # the server names a job on no node, as the local path does
+            listed = c.list_job_nodes(rg, workspace, experiment, job)
+            node = str(listed[0]["nodeId"]) if listed else "-"
+        else:
+            node = node_id
+        return c.exec_on_job_node(rg, workspace, experiment, job, node, line, timeout=timeout)
+
     run_on_node(
         lambda app: nodes.job_node_command(app, rg, workspace, experiment, job, node_id, command),
         address,
+        remote=remote,
+        command_line=command,
+        timeout=timeout,
     )
 
 

@@ -58,6 +58,13 @@ class Client(Protocol):
         """The setup task's output files; links are local file URLs, which do not expire."""
         ...
 
+    def exec_on_cluster_node(
+        self, rg: str, ws: str, name: str, node_id: str, command: str, *, timeout: int
+    ) -> dict[str, Any]:
+        """Run ``command`` on the node with no terminal: exitCode, stdout, stderr, their
+        ``...Truncated`` flags and timedOut (services/nodes.py NodeOutput)."""
+        ...
+
     def create_file_server(
         self, rg: str, ws: str, name: str, body: Mapping[str, Any]
     ) -> dict[str, Any]: ...
@@ -90,6 +97,12 @@ class Client(Protocol):
     def delete_job(self, rg: str, ws: str, exp: str, name: str, *, wait: bool = True) -> None: ...
 
     def list_job_nodes(self, rg: str, ws: str, exp: str, name: str) -> list[dict[str, Any]]: ...
+
+    def exec_on_job_node(
+        self, rg: str, ws: str, exp: str, name: str, node_id: str, command: str, *, timeout: int
+    ) -> dict[str, Any]:
+        """As :meth:`exec_on_cluster_node`, on a node of a running job."""
+        ...
 
     def list_job_files(
         self, rg: str, ws: str, exp: str, job: str, *, directory_id: str, path: str, expiry: int

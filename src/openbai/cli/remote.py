@@ -163,6 +163,17 @@ class RemoteClient:
         url = self._ws(rg, ws, "clusters", name, "listRemoteLoginInformation")
         return self._list(url, method="POST")
 
+    def exec_on_cluster_node(
+        self, rg: str, ws: str, name: str, node_id: str, command: str, *, timeout: int
+    ) -> dict[str, Any]:
+        url = self._ws(rg, ws, "clusters", name, "nodes", node_id, "exec")
+        return self._exec(url, command, timeout)
+
+    def _exec(self, url: str, command: str, timeout: int) -> dict[str, Any]:
+        body = {"command": command, "timeoutSeconds": timeout}
+        # the server answers when the command has ended: wait as long as it may run
+        return dict(self._arm("POST", url, json=body, timeout=timeout + 60.0))
+
     def list_cluster_files(
         self, rg: str, ws: str, name: str, *, path: str, expiry: int
     ) -> list[dict[str, Any]]:
@@ -235,6 +246,12 @@ class RemoteClient:
 
     def list_job_nodes(self, rg: str, ws: str, exp: str, name: str) -> list[dict[str, Any]]:
         return self._list(f"{self._job(rg, ws, exp, name)}/listRemoteLoginInformation", "POST")
+
+    def exec_on_job_node(
+        self, rg: str, ws: str, exp: str, name: str, node_id: str, command: str, *, timeout: int
+    ) -> dict[str, Any]:
+        url = f"{self._job(rg, ws, exp, name)}/nodes/{_q(node_id)}/exec"
+        return self._exec(url, command, timeout)
 
     def list_job_files(
         self, rg: str, ws: str, exp: str, job: str, *, directory_id: str, path: str, expiry: int

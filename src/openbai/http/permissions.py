@@ -1,8 +1,8 @@
 """Who may call which route: one rule for every route of the REST API and of the web page.
 
 Roles are Batch AI's RBAC roles: a **reader** reads (gets, lists, lists and streams files), a
-**contributor** also creates, updates, deletes and terminates, an **owner** also creates and
-deletes storage accounts and reads the audit log. A token limited to workspaces reaches only
+**contributor** also creates, updates, deletes, terminates and runs commands on nodes, an
+**owner** also creates and deletes storage accounts and reads the audit log. A token limited to workspaces reaches only
 routes inside them (and the lists of workspaces, which show it only its own); routes outside
 every workspace (the installation's info, the operations, usages, storage volumes and files)
 are open to it by its role, except the installation-wide ones (storage accounts' create and
@@ -97,6 +97,7 @@ API_RULES: Mapping[tuple[str, str], Rule] = {
     ("POST", _CLUSTER + "/listRemoteLoginInformation"): read("cluster.nodes"),
     ("GET", _CLUSTER + "/listOutputFiles"): read("cluster.files"),
     ("POST", _CLUSTER + "/listOutputFiles"): read("cluster.files"),
+    ("POST", _CLUSTER + "/nodes/{nodeId}/exec"): write("cluster.node.exec"),
     ("GET", _WS + "/fileServers"): read("fileserver.list"),
     ("PUT", _FS): write("fileserver.create"),
     ("GET", _FS): read("fileserver.show"),
@@ -111,6 +112,7 @@ API_RULES: Mapping[tuple[str, str], Rule] = {
     ("GET", _JOB + "/listOutputFiles"): read("job.files"),
     ("POST", _JOB + "/listOutputFiles"): read("job.files"),
     ("GET", _JOB + "/streamOutputFile"): read("job.stream"),
+    ("POST", _JOB + "/nodes/{nodeId}/exec"): write("job.node.exec"),
     ("GET", "/openbai/storage/accounts"): read("storage.account.list", Reach.SHARED),
     ("PUT", _ACCOUNT): write("storage.account.create", Role.OWNER, Reach.INSTALLATION),
     ("GET", _ACCOUNT): read("storage.account.show", Reach.SHARED),

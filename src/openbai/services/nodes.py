@@ -11,11 +11,16 @@ Slurm host through ``srun`` (a step of the job with ``--overlap``).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from openbai.errors import NotFoundError
+from openbai.errors import NotFoundError, SpecError
 from openbai.executors.local import LocalExecutor
 from openbai.installation import App
 from openbai.runtime.sandbox import Identity, Sandbox, find_bwrap, gpu_devices, probe, tool_paths
@@ -204,3 +209,116 @@ def job_node_command(
             return _slurm_command(cluster, logins[index] if node_id else None, slurm_id, command)
         slots = list(job.nodes or range(job.node_count))
         return _local_command(app, cluster, slots[index], logins[index], command)
+
+
+#: the most of each of stdout and stderr a captured node command returns
+OUTPUT_LIMIT = 1024 * 1024
+#: seconds a captured node command may run: by default, and at most
+DEFAULT_TIMEOUT = 300
+MAX_TIMEOUT = 3600
+#: the longest command line: one argument of the kernel's (MAX_ARG_STRLEN)
+MAX_COMMAND = 128 * 1024
+
+
+@dataclass(frozen=True)
+class NodeOutput:
+    """What a command run on a node without a terminal did (through ``bai serve``)."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    stdout_truncated: bool
+    stderr_truncated: bool
+    timed_out: bool
+
+    def to_wire(self) -> dict[str, object]:
+        return {
+            "exitCode": self.exit_code,
+            "stdout": self.stdout.decode("utf-8", "replace"),
+            "stderr": self.stderr.decode("utf-8", "replace"),
+            "stdoutTruncated": self.stdout_truncated,
+            "stderrTruncated": self.stderr_truncated,
+            "timedOut": self.timed_out,
+        }
+
+
+def check_exec_request(command: object, timeout: object) -> tuple[str, int]:
+    """The command and timeout of a node exec request, or ``SpecError`` naming the field."""
+    if not isinstance(command, str) or not command.strip():
+        raise SpecError("command: a non-empty command line is required", target="command")
+    if "\x00" in command:
+        raise SpecError("command must not contain NUL bytes", target="command")
+    if len(command.encode("utf-8", "surrogatepass")) >= MAX_COMMAND:
+        raise SpecError(f"command is longer than {MAX_COMMAND} bytes", target="command")
+    try:
+        command.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SpecError(
+            "command must be valid Unicode (a lone surrogate)", target="command"
+        ) from None
+    if timeout is None:
+        return command, DEFAULT_TIMEOUT
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= MAX_TIMEOUT:
+        raise SpecError(
+            f"timeoutSeconds must be a whole number of seconds from 1 to {MAX_TIMEOUT}",
+            target="timeoutSeconds",
+        )
+    return command, timeout
+
+
+class _Kept:
+    """The first ``limit`` bytes of a pipe, read on a thread of its own to its end."""
+
+    def __init__(self, stream: IO[bytes], limit: int):
+        self.data = bytearray()
+        self.truncated = False
+        self._stream, self._limit = stream, limit
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
+
+    def _drain(self) -> None:
+        with self._stream:
+            while chunk := self._stream.read1(65536):  # type: ignore[attr-defined]
+                room = self._limit - len(self.data)
+                self.data += chunk[: max(room, 0)]
+                self.truncated = self.truncated or len(chunk) > room
+
+
+def run_captured(found: NodeCommand, *, timeout: float, limit: int = OUTPUT_LIMIT) -> NodeOutput:
+    """Run a node command with no terminal, keeping the first ``limit`` bytes of its stdout and
+    stderr (the rest is read and dropped, so the command never blocks on a full pipe); after
+    ``timeout`` seconds its whole process group is killed (a sandbox, or srun and its step)."""
+    try:
+        process = subprocess.Popen(
+            found.argv,
+            env=found.env,
+            cwd=found.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        raise SpecError(f"{found.argv[0]} is not installed here", target="command") from exc
+    assert process.stdout is not None and process.stderr is not None
+    out, err = _Kept(process.stdout, limit), _Kept(process.stderr, limit)
+    timed_out = False
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    for kept in (out, err):
+        # a process the command left behind may hold the pipe open: stop waiting for it
+        kept.reader.join(timeout=5)
+    code = process.returncode
+    return NodeOutput(
+        code if code >= 0 else 128 - code,
+        bytes(out.data),
+        bytes(err.data),
+        out.truncated,
+        err.truncated,
+        timed_out,
+    )
