@@ -6,7 +6,9 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import insert, select
 
 from openbai.installation import App
@@ -98,12 +100,18 @@ def test_jobs_are_filtered_by_state_and_paged(web: TestClient, installation: App
     page = web.get("/ui/workspaces/rg/ws/experiments/exp")
     assert "jobs 1–50 of 127" in page.text
     assert "succeeded (120)" in page.text and "failed (7)" in page.text
-    assert job_names(page.text)[:2] == ["succeeded-00000", "succeeded-00001"]
+    assert job_names(page.text)[:2] == ["failed-00006", "failed-00005"]  # newest first
     assert 'rel="next"' in page.text and "page 1 of 3" in page.text
 
     last = web.get("/ui/workspaces/rg/ws/experiments/exp?page=3")
     assert "jobs 101–127 of 127" in last.text and 'rel="next"' not in last.text
-    assert job_names(last.text)[-1] == "failed-00006"
+    assert job_names(last.text)[-1] == "succeeded-00000"
+    # pages of another order keep it
+    by_state = web.get("/ui/workspaces/rg/ws/experiments/exp?sort=-state&page=2").text
+    assert (
+        'href="/ui/workspaces/rg/ws/experiments/exp?sort=-state&amp;page=3" rel="next"' in by_state
+    )
+    assert set(cells(by_state, "state")) == {"succeeded"}  # the 7 failed came first
 
     failed = web.get("/ui/workspaces/rg/ws/experiments/exp?state=failed")
     assert set(cells(failed.text, "state")) == {"failed"}
@@ -112,6 +120,75 @@ def test_jobs_are_filtered_by_state_and_paged(web: TestClient, installation: App
     fragment = web.get("/ui/workspaces/rg/ws/experiments/exp", headers={"HX-Request": "true"})
     assert fragment.text.lstrip().startswith("{#") is False
     assert "<html" not in fragment.text and 'id="jobs"' in fragment.text
+
+
+def add_timed_jobs(app: App, jobs: list[tuple[str, str, float | None, float | None]]) -> None:
+    """Jobs (name, state, start and end in seconds after 2024-01-01 or None), in this order."""
+    base = datetime(2024, 1, 1, tzinfo=UTC)
+    with app.db.session() as s:
+        experiment = s.scalar(select(Experiment).where(Experiment.name == "exp"))
+        cluster = s.scalar(select(Cluster).where(Cluster.name == "c1"))
+        assert experiment is not None and cluster is not None
+        for name, state, start, end in jobs:
+            s.add(
+                Job(
+                    experiment_id=experiment.id, name=name, uid=str(uuid.uuid4()),
+                    spec={"nodeCount": 1}, cluster_ref=f"/clusters/{cluster.name}",
+                    cluster_id=cluster.id, tool_type="custom", output_segment="x",
+                    execution_state=state, node_count=3 if state == "queued" else 1,
+                    start_time=None if start is None else base + timedelta(seconds=start),
+                    end_time=None if end is None else base + timedelta(seconds=end),
+                )
+            )  # fmt: skip
+            s.flush()  # ids in this order
+
+
+@pytest.mark.parametrize(
+    ("sort", "order"),
+    [
+        (None, ["d", "c", "b", "a"]),  # newest first
+        ("created", ["a", "b", "c", "d"]),
+        ("state", ["d", "c", "a", "b"]),  # queued, succeeded, failed; then newest first
+        ("-state", ["b", "c", "a", "d"]),
+        ("start", ["a", "b", "c", "d"]),  # not started: last either way
+        ("-start", ["c", "b", "a", "d"]),
+        ("duration", ["b", "a", "c", "d"]),
+        ("-duration", ["c", "a", "b", "d"]),
+    ],
+)
+def test_jobs_are_sorted_by_the_store_and_the_links_keep_the_order(
+    web: TestClient, installation: App, sort: str | None, order: list[str]
+) -> None:
+    # no job the dispatcher would start or look after: d needs 3 nodes of a 2-node cluster
+    add_timed_jobs(
+        installation,
+        [("a", "succeeded", 0, 100), ("b", "failed", 50, 60), ("c", "succeeded", 200, 5000),
+         ("d", "queued", None, None)],
+    )  # fmt: skip
+    url = "/ui/workspaces/rg/ws/experiments/exp"
+    page = web.get(url, params={"sort": sort} if sort else {}).text
+    assert job_names(page) == order
+    assert re.search(r'<td class="num">1m 40s</td>', page)  # a's duration
+    kept = f"sort={sort}" if sort else None
+    filters = re.findall(r'<nav class="filter".*?</nav>', page, re.S)[0]
+    assert all(
+        (kept in link) if kept else ("sort=" not in link)
+        for link in re.findall(r'href="([^"]*)"', filters)
+    )
+    column = (sort or "-created").removeprefix("-")
+    (header,) = re.findall(
+        rf'<th[^>]*aria-sort="(\w+)"[^>]*><a href="([^"]*)" class="sort" data-column="{column}"',
+        page,
+    )
+    assert header[0] == ("descending" if (sort or "-created").startswith("-") else "ascending")
+    again = web.get(header[1].replace("&amp;", "&")).text  # the header reverses the order
+    reversed_aria = "ascending" if header[0] == "descending" else "descending"
+    assert f'aria-sort="{reversed_aria}"><a href' in again
+
+
+def test_an_unknown_order_is_refused_naming_the_field(web: TestClient, installation: App) -> None:
+    response = web.get("/ui/workspaces/rg/ws/experiments/exp?sort=size")
+    assert response.status_code == 400 and "sort" in response.text
 
 
 def test_ten_thousand_jobs_are_paged(web: TestClient, installation: App) -> None:

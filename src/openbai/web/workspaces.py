@@ -27,6 +27,13 @@ router = APIRouter()
 #: execution states a job list can be filtered by, in the order a job goes through them
 STATES: tuple[str, ...] = tuple(ExecutionState)
 State = Literal["queued", "running", "terminating", "succeeded", "failed"]
+#: the orders of a job list (``-``: reversed); newest first unless the user chose another
+Sort = Literal[
+    "created", "-created", "state", "-state", "start", "-start", "duration", "-duration"
+]  # fmt: skip
+DEFAULT_SORT: Sort = "-created"
+#: the columns a user sorts by, and their first order when clicked (latest, longest first)
+SORTABLE = {"created": "-created", "state": "state", "start": "-start", "duration": "-duration"}
 
 
 @router.get("/")
@@ -84,14 +91,16 @@ def experiment_page(
     ws: WorkspaceName,
     exp: ExperimentName,
     state: Annotated[State | None, Query()] = None,
+    sort: Annotated[Sort, Query()] = DEFAULT_SORT,
     page: PageNumber = 1,
 ) -> Response:
-    """The jobs of an experiment, newest last (the API's order), a page at a time."""
+    """The jobs of an experiment, newest first (or in the order ``sort`` names: sorted by
+    the store, so every page is a slice of one order), a page at a time."""
     pager = Pager(page)
     rows = [
         job_view(app.settings, r)
         for r in jobs.list_jobs(
-            app, rg, ws, exp, offset=pager.offset, limit=pager.limit, state=state
+            app, rg, ws, exp, offset=pager.offset, limit=pager.limit, state=state, order=sort
         )
     ]
     counts = {s: jobs.count_jobs(app, rg, ws, exp, state=s) for s in STATES}
@@ -103,6 +112,9 @@ def experiment_page(
         exp=exp,
         state=state,
         states=STATES,
+        # the list's links keep its order (the default is left out of them)
+        sort=None if sort == DEFAULT_SORT else sort,
+        sorting=sort_links(Links.of(request), rg, ws, exp, state, sort),
         counts=counts,
         page=listed,
         active=any(
@@ -115,3 +127,18 @@ def experiment_page(
         return render(request, "_jobs.html", **context)
     experiment = experiment_view(app.settings, workspaces.get_experiment(app, rg, ws, exp))
     return render(request, "experiment.html", experiment=experiment, **context)
+
+
+def sort_links(
+    links: Links, rg: str, ws: str, exp: str, state: str | None, sort: str
+) -> dict[str, tuple[str, str | None]]:
+    """Each sortable column's link (its first order, or the current one reversed) and its
+    ``aria-sort`` (None when the list is not sorted by it)."""
+    found: dict[str, tuple[str, str | None]] = {}
+    for column, first in SORTABLE.items():
+        current = sort.removeprefix("-") == column
+        target = (sort[1:] if sort.startswith("-") else "-" + sort) if current else first
+        shown = None if target == DEFAULT_SORT else target
+        aria = ("descending" if sort.startswith("-") else "ascending") if current else None
+        found[column] = (links.experiment(rg, ws, exp, state=state, sort=shown), aria)
+    return found
