@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from openbai.errors import MountError
-from openbai.storage.nfs_command import parse_mount_command, redact
+from openbai.storage.nfs_command import (
+    parse_mount_command,
+    redact,
+    seal_passwords,
+    unseal_passwords,
+)
 
 
 def test_nfs_command_names_the_export_and_its_ports() -> None:
@@ -78,3 +83,13 @@ def test_the_password_is_left_out_of_what_is_shown() -> None:
     with pytest.raises(MountError) as info:
         parse_mount_command("mount -t cifs h/s -o username=u,password=s3cret")
     assert "s3cret" not in info.value.message
+
+
+def test_passwords_are_sealed_for_storing_and_opened_for_mounting() -> None:
+    command = "mount -t cifs //h/s -o username=u,password=s3cret,port=445"
+    sealed = seal_passwords(command, lambda p: p[::-1].upper())
+    assert sealed == "mount -t cifs //h/s -o username=u,password=sealed:TERC3S,port=445"
+    assert seal_passwords(sealed, lambda p: "again") == sealed  # sealed once only
+    assert unseal_passwords(sealed, lambda t: t.lower()[::-1]) == command
+    assert parse_mount_command(sealed).options["account_key"] == "sealed:TERC3S"
+    assert unseal_passwords(command, lambda t: "unused") == command

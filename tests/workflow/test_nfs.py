@@ -298,6 +298,12 @@ def test_unmanaged_cifs_mount_command_reads_and_writes_the_samba_share(
     # the password in the mount command is nowhere in what the job logged
     log = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "cifs", "-f", "execution.log")
     assert samba.password not in log.stdout
+    # nor in what the job shows (a token only the installation can open stands for it), nor
+    # in its files' download links
+    shown = bai("job", "show", "-w", "ws", "-e", "exp", "-n", "cifs").stdout
+    assert samba.password not in shown and "password=sealed:" in shown
+    assert samba.password not in json.dumps(listed)
+    assert samba.password not in (bai.home / "openbai.db").read_bytes().decode(errors="replace")
 
 
 def _ganesha_pid(bai: Bai, name: str = "nfs") -> int:
@@ -345,3 +351,47 @@ def test_a_bad_file_server_address_is_refused_naming_the_variable(workspace: Bai
     bai.env["OPENBAI_FILE_SERVER_ADDRESS"] = "head-node"
     result = bai("file-server", "list", "-w", "ws", expect=2)
     assert "OPENBAI_FILE_SERVER_ADDRESS: 'head-node' is not an IP address" in result.stderr
+
+
+def test_a_clusters_cifs_mount_command_keeps_its_password_hidden_and_works(
+    workspace: Bai, samba: Samba, samba_share: str, tmp_path: Path
+) -> None:
+    bai = workspace
+    command = (
+        f"mount -t cifs //{samba.host}/{samba_share}"
+        f" -o username={samba.user},password={samba.password},port={samba.port}"
+    )
+    cluster = tmp_path / "cluster.json"
+    cluster.write_text(
+        json.dumps(
+            {
+                "properties": {
+                    "vmSize": "STANDARD_D1",
+                    "scaleSettings": {"manual": {"targetNodeCount": 1}},
+                    "nodeSetup": {
+                        "mountVolumes": {
+                            "unmanagedFileSystems": [
+                                {"mountCommand": command, "relativeMountPath": "smb"}
+                            ]
+                        }
+                    },
+                }
+            }
+        )
+    )
+    bai("cluster", "create", "-w", "ws", "-n", "withsmb", "-f", str(cluster))
+    shown = bai("cluster", "show", "-w", "ws", "-n", "withsmb").stdout
+    assert samba.password not in shown and "password=sealed:" in shown
+    job = write_job(
+        tmp_path,
+        {
+            "nodeCount": 1,
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/smb",
+            "customToolkitSettings": {"commandLine": "cat $AZ_BATCHAI_MOUNT_ROOT/smb/input.txt"},
+        },
+        "onsmb.json",
+    )
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "withsmb", "-n", "onsmb", "-f", job)
+    assert bai.wait("onsmb", timeout=120)["executionState"] == "succeeded"
+    out = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "onsmb", "-f", "stdout.txt")
+    assert out.stdout == "from the share\n"

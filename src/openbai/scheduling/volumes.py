@@ -133,7 +133,10 @@ def account_options(app: App, name: str) -> tuple[str, dict[str, Any]]:
     if name.startswith(FILE_SERVER_PREFIX):
         return "nfs", file_server_options(app, name[len(FILE_SERVER_PREFIX) :])
     if name.startswith(nfs_command.PREFIX):
-        source = nfs_command.parse_mount_command(name[len(nfs_command.PREFIX) :])
+        command = nfs_command.unseal_passwords(
+            name[len(nfs_command.PREFIX) :], lambda token: str(app.sealer.unseal(token)["password"])
+        )
+        source = nfs_command.parse_mount_command(command)
         return source.kind, source.options
     with app.db.reading() as s:
         row = s.scalar(select(StorageAccount).where(StorageAccount.name == name))

@@ -13,12 +13,22 @@ from openbai.spec import (
     MountVolumes,
     UnmanagedFileSystemReference,
 )
+from openbai.storage import nfs_command
 
 
 def resolve_mounts(
     app: App, volumes: MountVolumes | None, *, root: str, field: str
 ) -> list[MountedVolume]:
-    """The volumes ``volumes`` names; a SpecError naming the field unless each exists."""
+    """The volumes ``volumes`` names; a SpecError naming the field unless each exists.
+
+    The passwords of ``unmanagedFileSystems`` mount commands are sealed in ``volumes`` first
+    (``-o password=sealed:TOKEN``), so that the spec stored and shown, and the volumes' names
+    in download links, hold none; the nodes get them back when they mount."""
+    if volumes is not None:
+        for unmanaged in volumes.unmanaged_file_systems:
+            unmanaged.mount_command = nfs_command.seal_passwords(
+                unmanaged.mount_command, lambda password: app.sealer.seal({"password": password})
+            )
     mounted = mounted_volumes(volumes, root=root, field=field)
     if volumes is None:
         return mounted

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,12 +41,40 @@ class MountSource:
     volume: str
 
 
-_SECRET = re.compile(r"((?:password|pass)=)[^,\s'\"]*")
+_SECRET = re.compile(r"((?:password|pass)=)([^,\s'\"]*)")
+#: a password sealed with the installation's key (``seal_passwords``)
+SEALED = "sealed:"
 
 
 def redact(command: str) -> str:
     """The command with its password left out, for logs and error messages."""
     return _SECRET.sub(r"\1***", command)
+
+
+def seal_passwords(command: str, seal: Callable[[str], str]) -> str:
+    """The command with each password replaced by ``sealed:TOKEN`` (``seal(password)``), as it
+    is stored and shown: a job's spec, its volumes' names and download links then hold no
+    password, only a token the installation alone can open."""
+
+    def sealed(match: re.Match[str]) -> str:
+        value = match[2]
+        if not value or value.startswith(SEALED):
+            return match[0]
+        return match[1] + SEALED + seal(value)
+
+    return _SECRET.sub(sealed, command)
+
+
+def unseal_passwords(command: str, unseal: Callable[[str], str]) -> str:
+    """The command as the user wrote it (``unseal(token)`` gives a password back)."""
+
+    def opened(match: re.Match[str]) -> str:
+        value = match[2]
+        if not value.startswith(SEALED):
+            return match[0]
+        return match[1] + unseal(value[len(SEALED) :])
+
+    return _SECRET.sub(opened, command)
 
 
 def _options(text: str) -> dict[str, str]:
