@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from conftest import Bai
-from polling import wait_for_nodes
+from polling import wait_for_nodes, wait_until
 from workflow.conftest import custom_job, storage_dir
 
 from executors.test_slurm_jobs import NODES, run
@@ -77,3 +77,41 @@ def test_hosts_whose_setup_task_failed_are_unusable_and_get_no_job(
         stdout = storage_dir(bai, "acct", "file", "logs") / job["jobOutputDirectoryPathSegment"]
         assert (stdout / "stdouterr" / "stdout.txt").read_text() == "node1\n"
     assert (out / "stdout-node2.txt").read_text() == "on node2\n"
+
+
+def _queued_setup_runs(slurm_env: SlurmCluster, bai: Bai) -> dict[str, str]:
+    """This installation's setup runs in Slurm's queue: job id -> state."""
+    listed = slurm_env.run(["squeue", "--noheader", "--format=%i|%j|%T|%k"], check=False).stdout
+    found = {}
+    for line in listed.splitlines():
+        job_id, name, state, comment = line.split("|", 3)
+        if "/.setup/" in name and comment.startswith(f"openbai {bai.home}/"):
+            found[job_id] = state
+    return found
+
+
+def test_setup_runs_still_queued_are_cancelled_when_their_cluster_is_deleted(
+    on_slurm: Bai, slurm_env: SlurmCluster
+) -> None:
+    bai = on_slurm
+    # both hosts taken whole: the setup runs wait in Slurm's queue
+    blocker = slurm_env.run(
+        ["sbatch", "--parsable", "-N2", "--exclusive", "-p", "debug", "-o", "/dev/null",
+         "--wrap", "sleep 300"]
+    ).stdout.strip()  # fmt: skip
+    try:
+        slurm_env.wait_job(blocker, {"RUNNING"}, timeout=30)
+        _create(bai, "doomed", "echo set up")
+
+        def both_queued() -> dict[str, str]:
+            runs = _queued_setup_runs(slurm_env, bai)
+            return runs if len(runs) == 2 else {}
+
+        queued = wait_until(both_queued, "two setup runs in Slurm's queue", timeout=60)
+        assert set(queued.values()) == {"PENDING"}, queued
+        bai("cluster", "delete", "-w", "ws", "-n", "doomed", "-y")
+        assert _queued_setup_runs(slurm_env, bai) == {}
+        for job_id in queued:
+            assert slurm_env.job_state(job_id) in (None, "CANCELLED"), job_id
+    finally:
+        slurm_env.run(["scancel", blocker], check=False)

@@ -45,6 +45,7 @@ from openbai.scheduling.planning import ClusterPlanning, cluster_key, with_slot_
 from openbai.spec.cluster import OpenBaiClusterSettings
 from openbai.store.models import Cluster
 from openbai.store.specs import cluster_properties
+from openbai.vocabulary import ProvisioningState
 
 log = logging.getLogger("openbai.dispatcher")
 
@@ -183,8 +184,8 @@ class NodeSetups:
         """The cluster has ``size`` nodes (``before`` last round): start the setup task on
         those that have not run it, forget it on those given back; the slots not ready."""
         cluster = s.get(Cluster, cluster_id)
-        if cluster is None:
-            return SlotSetup()
+        if cluster is None or cluster.provisioning_state == ProvisioningState.DELETING:
+            return SlotSetup()  # a cluster being deleted starts no setup run
         executor = self.app.executor(cluster.executor)
         if not isinstance(executor, LocalExecutor) or not has_setup_task(cluster.spec):
             return SlotSetup()
@@ -231,8 +232,8 @@ class NodeSetups:
         """A Slurm cluster's hosts: start the setup task on the usable ones that have not
         run it, reap the runs that ended; None when Slurm cannot tell now."""
         cluster = s.get(Cluster, cluster_id)
-        if cluster is None:
-            return None
+        if cluster is None or cluster.provisioning_state == ProvisioningState.DELETING:
+            return None  # a cluster being deleted starts no setup run
         found = host_setup(self.app, cluster)
         executor = self.app.executor(cluster.executor)
         if found is None or not has_setup_task(cluster.spec):
@@ -301,6 +302,30 @@ class NodeSetups:
         marker = setup_marker(_setup_dir(executor, cluster, node), cluster.uid, SETUP_FAILED)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(why + "\n")
+
+
+def cancel_setup_runs(app: App, cluster_uid: str, executor_name: str) -> None:
+    """Stop the setup runs of a cluster that was deleted: one still queued (a Slurm job
+    waiting for its host) is cancelled and its run directory removed; one running is asked
+    to stop (its runner ends the task), as a job is. A dispatcher that would have reaped
+    them finds no cluster for them any more."""
+    try:
+        executor = app.executor(executor_name)
+    except OpenBaiError as exc:  # an executor no longer configured: nothing of it to stop
+        log.warning("setup runs of cluster %s: %s", cluster_uid, exc.message)
+        return
+    for run_dir in sorted(app.settings.runs_root.glob(f"setup-{cluster_uid}-*")):
+        ref = executor.recover(run_dir)
+        if ref is None:
+            continue
+        try:
+            queued = executor.status(ref).state is RunState.PENDING
+            executor.cancel(ref)
+        except OpenBaiError as exc:
+            log.warning("setup run %s of a deleted cluster: %s", run_dir.name, exc.message)
+            continue
+        if queued:
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _plan(

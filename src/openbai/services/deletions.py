@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError, OpenBaiError
 from openbai.installation import App
+from openbai.scheduling.node_setup import cancel_setup_runs
 from openbai.services.clusters import cluster_row
 from openbai.services.file_servers import stop_workspace_file_servers
 from openbai.services.jobs import job_row, request_termination, stop_jobs
@@ -74,6 +75,15 @@ def _job_ids(s: Session, row: _Row) -> list[int]:
     else:
         return []  # a cluster with jobs that still run is not deleted at all
     return list(s.scalars(query))
+
+
+def _clusters(row: _Row) -> list[Cluster]:
+    """The clusters that go with the resource."""
+    if isinstance(row, Cluster):
+        return [row]
+    if isinstance(row, Workspace):
+        return list(row.clusters)
+    return []
 
 
 def begin(app: App, kind: Kind, rg: str, ws: str, name: str, *, experiment: str = "") -> Deletion:
@@ -131,7 +141,11 @@ def finish(app: App, deletion: Deletion) -> None:
         if not is_same(row, deletion):
             return
         uids = list(s.scalars(select(Job.uid).where(Job.id.in_(_job_ids(s, row)))))
+        clusters = [(c.uid, c.executor) for c in _clusters(row)]
         s.delete(row)
+    # setup runs of its clusters still queued (a Slurm host's) would run for no cluster
+    for cluster_uid, executor in clusters:
+        cancel_setup_runs(app, cluster_uid, executor)
     # what the jobs' nodes exchanged (their plans held secrets) goes with them
     for uid in uids:
         shutil.rmtree(app.settings.runs_root / uid, ignore_errors=True)
