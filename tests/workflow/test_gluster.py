@@ -100,3 +100,28 @@ def test_a_glusterfs_volume_that_does_not_exist_fails_the_job_at_start(
     error = job["executionInfo"]["errors"][0]
     assert error["code"] == "AZFMountError"
     assert "glusterfs 127.0.0.1:/novolume" in error["message"]
+
+
+def test_output_on_a_glusterfs_volume_is_refused_naming_the_field(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    bai = recipes
+    job = write_job(
+        tmp_path,
+        {
+            "nodeCount": 1,
+            "customToolkitSettings": {"commandLine": "echo never"},
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/gfs",
+            "mountVolumes": {
+                "unmanagedFileSystems": [
+                    {"mountCommand": "mount -t glusterfs h:/gv0", "relativeMountPath": "gfs"}
+                ]
+            },
+        },
+    )
+    result = bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "j", "-f", job,
+                 expect=2)  # fmt: skip
+    assert "properties.stdOutErrPathPrefix: $AZ_BATCHAI_JOB_MOUNT_ROOT/gfs is on a GlusterFS" in (
+        result.stderr
+    )
+    assert bai.json("job", "list", "-w", "ws", "-e", "exp") == []

@@ -26,7 +26,7 @@ from openbai.services import accounts
 from openbai.services.containers import check_runtime_installed
 from openbai.services.gpus import gpu_count, with_gpus
 from openbai.services.records import ClusterRecord, NodeStateCounts
-from openbai.services.volumes import resolve_mounts
+from openbai.services.volumes import check_listable, resolve_mounts
 from openbai.services.workspaces import check_not_deleting, workspace_row
 from openbai.spec import (
     ClusterBaseProperties,
@@ -168,9 +168,11 @@ def _check_on_volume(prefix: str, mounted: list[MountedVolume]) -> None:
     """The setup task's output must be on a volume of the cluster, as a job's must be on a
     volume of the job: elsewhere it would land on the node's disk, where it can neither be
     listed (``cluster file list``) nor outlive the node."""
-    if locate(prefix, mounted) is not None:
-        return
     field = "properties.nodeSetup.setupTask.stdOutErrPathPrefix"
+    location = locate(prefix, mounted)
+    check_listable(location, prefix, field)
+    if location is not None:
+        return
     roots = [f"${m.root}/{m.relative_path.strip('/')}" for m in mounted]
     where = (
         "one of " + ", ".join(roots)

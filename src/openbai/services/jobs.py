@@ -24,7 +24,7 @@ from openbai.services import ids
 from openbai.services.clusters import cluster_row
 from openbai.services.containers import image_job_warnings
 from openbai.services.records import JobRecord
-from openbai.services.volumes import resolve_mounts
+from openbai.services.volumes import check_listable, resolve_mounts
 from openbai.services.workspaces import check_not_deleting, experiment_id, experiment_row
 from openbai.spec import JobCreateParameters, check_name, parse
 from openbai.spec.placeholders import check_no_placeholders
@@ -177,6 +177,7 @@ def _on_volume(prefix: str, mounted: list[MountedVolume], field: str) -> VolumeL
     """Where ``prefix`` lies in storage; a path on no mounted volume is refused, for the job's
     files would land where they cannot be listed or streamed, nor outlive the node."""
     location = locate(prefix, mounted)
+    check_listable(location, prefix, field)
     if location is None:
         roots = [f"${m.root}/{m.relative_path.strip('/')}" for m in mounted]
         where = (

@@ -3,8 +3,9 @@ when the cluster or job is created (the dispatcher trusts what was checked)."""
 
 from __future__ import annotations
 
+from openbai.errors import MountError, SpecError
 from openbai.installation import App
-from openbai.scheduling.locations import MountedVolume
+from openbai.scheduling.locations import MountedVolume, VolumeLocation
 from openbai.scheduling.volumes import mounted_volumes
 from openbai.services.accounts import require_volume
 from openbai.spec import (
@@ -46,3 +47,21 @@ def resolve_mounts(
             app, volume.account, volume.volume_kind, volume.volume, field=f"{where}.{at}"
         )
     return mounted
+
+
+def check_listable(location: VolumeLocation | None, prefix: str, field: str) -> None:
+    """A SpecError naming ``field`` when ``prefix`` lies on a volume whose files openbai cannot
+    list or stream (a GlusterFS volume, mounted with GlusterFS's own client only)."""
+    if location is None or not location.account.startswith(nfs_command.PREFIX):
+        return
+    try:
+        kind = nfs_command.parse_mount_command(location.account[len(nfs_command.PREFIX) :]).kind
+    except MountError:
+        return  # the job fails when it starts (AZFMountError)
+    if kind == "gluster":
+        raise SpecError(
+            f"{field}: {prefix} is on a GlusterFS volume, whose files openbai cannot list or"
+            " stream; put it on another volume (an Azure file share, a blob container or a"
+            " file server)",
+            target=field,
+        )
