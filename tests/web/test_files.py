@@ -44,12 +44,23 @@ def test_an_output_directory_lists_folders_first_with_sizes_and_times(outputs: T
 
 
 def test_folders_open_inside_the_page_or_as_a_page(outputs: TestClient) -> None:
-    fragment = outputs.get(J + "/files/MODEL?path=sub%2Fdeep", headers={"HX-Request": "true"})
+    fragment = outputs.get(
+        J + "/files/MODEL?path=sub%2Fdeep&embedded=1", headers={"HX-Request": "true"}
+    )
     assert "<html" not in fragment.text
     assert entries(fragment.text) == ["c.txt"]
-    assert f'hx-get="{J}/files/MODEL?path=sub"' in fragment.text  # the breadcrumb back up
+    # the breadcrumb back up: inside the job's page, whose URL names the open folder
+    assert f'hx-get="{J}/files/MODEL?path=sub&amp;embedded=1"' in fragment.text
+    assert f'hx-push-url="{J}?dir=MODEL&amp;path=sub"' in fragment.text
+    assert f'href="{J}?dir=MODEL&amp;path=sub"' in fragment.text
     page = outputs.get(J + "/files/MODEL?path=sub/deep")
     assert "<html" in page.text and entries(page.text) == ["c.txt"]
+    assert f'<a href="{J}/files/MODEL?path=sub">sub</a>' in page.text  # on its own: a link
+    assert "hx-push-url" not in page.text
+
+    job = outputs.get(J + "?dir=MODEL&path=sub%2Fdeep")  # a bookmark of the job's page
+    assert f'id="explorer" hx-get="{J}/files/MODEL?path=sub%2Fdeep&amp;embedded=1"' in job.text
+    assert outputs.get(J + "?dir=" + "x" * 65).status_code == 400
 
 
 def test_stdouterr_is_an_output_directory_too(outputs: TestClient) -> None:

@@ -190,7 +190,9 @@ def test_a_job_page_has_one_stream_for_its_log_and_metrics(
         'data-live="/ui/live"' in page.text
         and """data-job='["rg", "ws", "exp", "j"]'""" in page.text
     )
-    tabs = re.findall(r'data-directory="stdouterr" data-path="([^"]*)" data-with-metrics', page.text)
+    tabs = re.findall(
+        r'data-directory="stdouterr" data-path="([^"]*)" data-with-metrics', page.text
+    )
     assert tabs == ["stdout.txt", "stderr.txt", "execution.log"]
     assert "/metrics" not in page.text
 

@@ -55,8 +55,12 @@ def explorer(
     directory: DirectoryId,
     path: InnerPath = "",
     page: PageNumber = 1,
+    embedded: bool = False,
 ) -> Response:
-    """One folder of an output directory: sub-folders, then files with size and time."""
+    """One folder of an output directory: sub-folders, then files with size and time.
+    ``embedded``: the folder is shown in the job's page, whose address its links change
+    (the open folder is in the URL: Back and bookmarks work); on its own page a folder's
+    links are plain links."""
     folder = clean_path(path, field="path")
     entries = files.list_output_files(
         app, key.rg, key.ws, key.exp, key.job, directory_id=directory, path=folder
@@ -72,6 +76,7 @@ def explorer(
         page=pager.cut(entries[pager.offset : pager.offset + pager.limit], total=len(entries)),
         # a running job's folder is fetched again every few seconds: its files grow and appear
         refresh=job["properties"]["executionState"] not in FINAL_STATES,
+        embedded=embedded,
     )
     if is_fragment(request):
         return render(request, "_explorer.html", **context)

@@ -3,9 +3,9 @@ and the terminate and delete buttons (POST forms with a CSRF token, confirmed fi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from openbai.errors import NotFoundError
@@ -17,7 +17,7 @@ from openbai.services.deletions import BackgroundDeletes
 from openbai.vocabulary import STDOUTERR
 from openbai.web.environment import execution_log_name, parse_environment
 from openbai.web.links import JobKey, Links
-from openbai.web.params import JOB_PATH, Job
+from openbai.web.params import JOB_PATH, InnerPath, Job
 from openbai.web.session import Browser, CheckedForm
 from openbai.web.templating import render
 
@@ -39,7 +39,16 @@ def output_directories(job: dict[str, Any]) -> list[str]:
 
 
 @router.get(JOB_PATH)
-def job_page(request: Request, app: Service, session: Browser, key: Job) -> Response:
+def job_page(
+    request: Request,
+    app: Service,
+    session: Browser,
+    key: Job,
+    directory: Annotated[str, Query(alias="dir", max_length=64)] = STDOUTERR,
+    path: InnerPath = "",
+) -> Response:
+    """The job; ``dir`` and ``path`` name the folder of its outputs open in its explorer
+    (checked when the explorer loads it)."""
     job = _job(app, key)
     secrets = [s["name"] for s in job["properties"].get("secrets") or []]
     return render(
@@ -51,6 +60,8 @@ def job_page(request: Request, app: Service, session: Browser, key: Job) -> Resp
         directories=output_directories(job),
         secrets=secrets,
         log_files=LOG_FILES,
+        open_directory=directory,
+        open_path=path,
     )
 
 

@@ -60,9 +60,24 @@ class Links:
         )
 
     def files(
-        self, key: JobKey, directory: str, *rest: str, path: str = "", page: int | None = None
+        self,
+        key: JobKey,
+        directory: str,
+        *rest: str,
+        path: str = "",
+        page: int | None = None,
+        embedded: bool = False,
     ) -> str:
-        return self.job(key, "files", directory, *rest, path=path, page=page)
+        """``embedded``: the folder as a part of the job's page (see :meth:`job_folder`)."""
+        return self.job(
+            key, "files", directory, *rest, path=path, page=page, embedded=1 if embedded else None
+        )
+
+    def job_folder(self, key: JobKey, directory: str, path: str = "") -> str:
+        """The job's page with a folder of its outputs open (bookmarks, Back)."""
+        return self.job(
+            key, dir=None if directory == "stdouterr" and not path else directory, path=path
+        )
 
 
 def public_url(request: Request) -> str | None:
