@@ -16,9 +16,8 @@ it to mounts, which link it into jobs.
   one descriptor it opened. A symlink is refused (``PermissionDeniedError``) and left out of
   listings, as are FIFOs, sockets and devices: Azure storage has none of them either.
 - Writes (upload, make_dir) resolve the path and refuse one that leads out of the volume.
-  Tree uploads go through :class:`TreeWriter`, which opens (or makes) each folder once, from
-  the volume's directory down through ``O_NOFOLLOW`` descriptors like the reads, and writes
-  each file into a temporary name in its folder then renames it: 10,000 small files cost
+  Tree transfers (upload-batch, download-batch) go through ``local_tree.py``, which opens
+  each folder once through the same ``O_NOFOLLOW`` descriptors: 10,000 small files cost
   about what ``cp -r`` costs, not one path resolution and two fsyncs each.
 """
 
@@ -29,7 +28,6 @@ import errno
 import os
 import shutil
 import stat as stat_mode
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,7 +40,7 @@ from openbai.errors import (
     SpecError,
     StorageError,
 )
-from openbai.storage.atomic import atomic_target, is_partial_name, partial_name, sync_later
+from openbai.storage.atomic import atomic_target, is_partial_name
 from openbai.storage.base import (
     FileInfo,
     FileReader,
@@ -292,105 +290,6 @@ class LocalStorage(StorageBackend):
 
     def local_path(self, volume: str, path: str = "") -> Path | None:
         return self._resolve(volume, path)[1]
-
-    def tree_writer(self, volume: str) -> TreeWriter:
-        """A writer of many files into ``volume`` (close it: it holds folder descriptors)."""
-        return TreeWriter(self, volume)
-
-
-class TreeWriter:
-    """Writes many files into one volume, from any number of threads.
-
-    What :meth:`LocalStorage.upload` does for one file (atomic, source mtime and mode kept,
-    never through a symlink, a folder in the way is a conflict), with each folder opened or
-    made once and the file copied in the kernel (``copy_file_range``). Nothing is fsynced: the
-    volume's file system is synced once when the writer closes (or at the end of the
-    surrounding ``deferred_sync``).
-    """
-
-    def __init__(self, backend: LocalStorage, volume: str):
-        self._volume = volume
-        self._root_path = backend.base / check_volume_name(volume)
-        self._dirs = {"": backend._open_volume(volume)}
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> TreeWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with self._lock:
-            dirs, self._dirs = self._dirs, {}
-        for fd in dirs.values():
-            os.close(fd)
-        if dirs:
-            sync_later(self._root_path)
-
-    def _folder(self, rel: str) -> int:
-        """The descriptor of folder ``rel`` of the volume, made if missing."""
-        fd = self._dirs.get(rel)
-        if fd is not None:
-            return fd
-        above, _, name = rel.rpartition("/")
-        parent = self._folder(above)
-        with self._lock:
-            fd = self._dirs.get(rel)
-            if fd is None:
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(name, dir_fd=parent)
-                fd = self._dirs[rel] = _open_at(parent, name, _DIR_FLAGS, self._volume, rel)
-            return fd
-
-    def write(self, path: str, source: Path) -> None:
-        """Copy the local file ``source`` to ``path`` of the volume, replacing what is there."""
-        cleaned = clean_path(path, allow_root=False)
-        folder, _, name = cleaned.rpartition("/")
-        with _translate(str(source)):
-            src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            with _translate(str(source)):
-                st = os.fstat(src)
-                if not stat_mode.S_ISREG(st.st_mode):
-                    raise IsADirectoryError(str(source))
-            with _translate(self._volume, cleaned):
-                parent = self._folder(folder)
-                tmp = partial_name(name)
-                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-                out = os.open(tmp, flags, 0o600, dir_fd=parent)
-                try:
-                    try:
-                        _copy_fd(src, out)
-                        os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
-                        os.chmod(out, stat_mode.S_IMODE(st.st_mode))
-                    finally:
-                        os.close(out)
-                    try:
-                        os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
-                    except IsADirectoryError:
-                        raise FileExistsError(cleaned) from None
-                except BaseException:
-                    with contextlib.suppress(OSError):
-                        os.unlink(tmp, dir_fd=parent)
-                    raise
-        finally:
-            os.close(src)
-
-
-def _copy_fd(src: int, dst: int) -> None:
-    """All of ``src`` from its offset into ``dst``: in the kernel where it can."""
-    try:
-        while os.copy_file_range(src, dst, 1 << 30):
-            pass
-        return
-    except OSError as e:  # another file system, an old kernel: copy through memory
-        if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-            raise
-    while block := os.read(src, _COPY_CHUNK):
-        view = memoryview(block)
-        while view:
-            view = view[os.write(dst, view) :]
 
 
 class _OpenFile(FileReader):

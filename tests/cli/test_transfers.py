@@ -1,0 +1,108 @@
+"""``bai storage blob|file upload-batch/download-batch`` with an embedded account, as a user
+sees them: the report, skip-unchanged, a download into a tree that has other files, and the
+progress bar on a terminal."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Bai
+
+from openbai.storage.atomic import is_partial_name
+
+
+def make_tree(root: Path, count: int = 30) -> dict[str, bytes]:
+    files = {f"class{i % 3}/img{i}.bin": os.urandom(100 + i) for i in range(count)}
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return files
+
+
+def on_disk(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(("kind", "noun"), [("blob", "container"), ("file", "share")])
+def test_download_batch_into_an_existing_tree_then_again(
+    bai: Bai, tmp_path: Path, kind: str, noun: str
+) -> None:
+    bai("storage", "account", "create", "-n", "acct")
+    bai("storage", noun, "create", "--account", "acct", "-n", "data")
+    files = make_tree(tmp_path / "src")
+    up = bai.json("storage", kind, "upload-batch", "--account", "acct", "-d", "data",
+                  "-s", str(tmp_path / "src"))  # fmt: skip
+    assert (up["filesTransferred"], up["filesSkipped"], up["filesFailed"]) == (30, 0, 0)
+
+    target = tmp_path / "dst"
+    (target / "class0").mkdir(parents=True)
+    (target / "class0" / "img0.bin").write_bytes(b"stale")
+    (target / "class0" / "mine.txt").write_bytes(b"kept")
+    download = ("storage", kind, "download-batch", "--account", "acct", "-s", "data",
+                "-d", str(target))  # fmt: skip
+    first = bai.json(*download)
+    assert (first["filesTotal"], first["filesTransferred"], first["filesSkipped"]) == (30, 30, 0)
+    assert on_disk(target) == {**files, "class0/mine.txt": b"kept"}
+    assert not [p for p in target.rglob("*") if is_partial_name(p.name)]
+    for rel in files:  # dated as in the volume: what lets the next run skip them
+        assert (target / rel).stat().st_mtime_ns // 1000 == (
+            tmp_path / "src" / rel
+        ).stat().st_mtime_ns // 1000
+
+    again = bai.json(*download)
+    assert (again["filesTransferred"], again["filesSkipped"]) == (0, 30)
+    assert again["bytesTransferred"] == 0 and again["bytesTotal"] == sum(map(len, files.values()))
+
+
+def run_on_a_terminal(bai: Bai, *args: str) -> str:
+    """What ``bai ARGS`` writes to stderr when stderr is a terminal (stdout is a pipe)."""
+    exe = str(Path(sys.executable).parent / "bai")
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [exe, *args], env={**bai.env, "COLUMNS": "160"}, stdout=subprocess.PIPE,
+        stderr=follower, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 1.0)
+        if ready:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the command is done
+                break
+            if not chunk:
+                break
+            seen += chunk
+        elif process.poll() is not None:
+            break
+    os.close(leader)
+    assert process.wait(timeout=30) == 0, seen.decode(errors="replace")
+    assert process.stdout is not None
+    process.stdout.close()
+    return seen.decode(errors="replace")
+
+
+def test_progress_is_shown_on_a_terminal(bai: Bai, tmp_path: Path) -> None:
+    bai("storage", "account", "create", "-n", "acct")
+    bai("storage", "container", "create", "--account", "acct", "-n", "data")
+    make_tree(tmp_path / "src")
+    upload = ("storage", "blob", "upload-batch", "--account", "acct", "-d", "data",
+              "-s", str(tmp_path / "src"))  # fmt: skip
+    assert "upload to data" in run_on_a_terminal(bai, *upload)
+    assert "30/30 files (30 unchanged)" in run_on_a_terminal(bai, *upload)
+    download = ("storage", "blob", "download-batch", "--account", "acct", "-s", "data",
+                "-d", str(tmp_path / "dst"))  # fmt: skip
+    shown = run_on_a_terminal(bai, *download)
+    assert "download from data" in shown and "30/30 files" in shown
+    assert "unchanged" not in shown
+    assert "(30 unchanged)" in run_on_a_terminal(bai, *download)
+    assert "30/30 files" not in run_on_a_terminal(bai, *download, "--no-progress")
