@@ -198,3 +198,26 @@ def test_uploads_ride_out_a_short_outage(tmp_path: Path) -> None:
     finally:
         backend.close()
         process.stop()
+
+
+def test_validate_content_sends_each_blocks_md5_for_the_store_to_check(
+    bai: Bai, azurite: Azurite, container: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As az: without --validate-content a block goes without an MD5 (the file's own MD5 is
+    stored either way); with it the store checks each block against its MD5, shown here by
+    a digest that does not match the bytes, which the store refuses."""
+    source = tmp_path / "data"
+    big = write(source / "big.bin", os.urandom(17 * MiB + 1))  # three blocks
+    report = upload(bai, container, source, "--validate-content")
+    assert (report["filesTransferred"], report["filesFailed"]) == (1, 0)
+    assert stored_md5s(azurite, container) == {"big.bin": file_md5(big)}
+
+    monkeypatch.setattr("openbai.storage.blob_rest._md5", lambda data: b"\0" * 16)
+    other = write(tmp_path / "other" / "big.bin", os.urandom(9 * MiB))
+    unchecked = upload(bai, container, other.parent, "--destination-path", "plain")
+    assert (unchecked["filesTransferred"], unchecked["filesFailed"]) == (1, 0)
+    checked = bai("storage", "blob", "upload-batch", "--account", "acct", "-d", container,
+                  "-s", str(other.parent), "--destination-path", "checked",
+                  "--validate-content", "-o", "json", expect=1)  # fmt: skip
+    assert "checked/big.bin: HTTP 400" in checked.stdout, checked.stdout  # Azure: Md5Mismatch
+    assert sorted(stored_md5s(azurite, container)) == ["big.bin", "plain/big.bin"]

@@ -258,6 +258,12 @@ def _files_group(
         type=click.IntRange(1, 64),
         help="Files in flight at once (each on its own connection).",
     )
+    @click.option(
+        "--validate-content",
+        is_flag=True,
+        help="Send an MD5 of each block for the store to check, as az does (each file's MD5 "
+        "is stored either way).",
+    )
     @click.option("--no-progress", is_flag=True)
     @output_options
     @handle_errors
@@ -268,6 +274,7 @@ def _files_group(
         destination_path: str,
         pattern: str | None,
         max_connections: int,
+        validate_content: bool,
         no_progress: bool,
         output: str,
         query: str | None,
@@ -276,6 +283,7 @@ def _files_group(
         from openbai.storage.transfer import upload_tree
 
         backend = client().storage(account, kind)
+        backend.validate_content = validate_content
         with transfer_progress(
             f"upload to {destination}", enabled=not no_progress and sys.stderr.isatty()
         ) as on_event:

@@ -12,7 +12,8 @@ system's temporary directory).
   blob under its prefix.
 - ``upload`` writes a block blob and stores its content MD5, so tree transfers can skip
   unchanged files: one Put Blob up to 8 MiB, above that 8 MiB blocks staged in parallel
-  while the file is read and hashed. ``download`` fetches a small blob in one GET, a big one
+  while the file is read and hashed (each block with its own MD5 for the store to check
+  only with ``validate_content``, az's ``--validate-content``). ``download`` fetches a small blob in one GET, a big one
   in parallel ranges. Both go through the lean HTTP client of ``blob_rest.py`` (authorised
   by an account SAS made from the key): the SDK's per-request CPU would cap a tree of small
   files below what the store can take. Everything else uses the SDK.
@@ -435,7 +436,7 @@ class AzureBlobStorage(StorageBackend):
 
         def stage(block_id: str, block: bytes) -> None:
             try:
-                rest.put_block(volume, name, block_id, block)
+                rest.put_block(volume, name, block_id, block, validate=self.validate_content)
             finally:
                 self._blocks_in_memory.release()
 

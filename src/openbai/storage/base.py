@@ -178,6 +178,9 @@ class StorageBackend(ABC):
     name: ClassVar[str]
     #: data appended to an open file is visible to readers before it is closed
     shows_appends_live: ClassVar[bool] = True
+    #: send a checksum of each piece uploaded for the store to check (az's
+    #: ``--validate-content``); backends that hash for the wire honour it, the others need not
+    validate_content: bool = False
 
     @classmethod
     @abstractmethod
