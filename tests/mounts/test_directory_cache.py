@@ -90,3 +90,22 @@ def test_a_change_made_through_the_mount_is_never_hidden_by_an_older_listing(
     backend.release.set()
     first.join()
     assert "made.bin" in names.listing("")
+
+
+def test_files_written_through_the_mount_join_the_cached_listing(tmp_path: Path) -> None:
+    backend = CountingStorage(tmp_path)
+    backend.release.set()
+    backend.create_volume("data")
+    names = DirectoryCache(backend, "data", lambda key: key, ttl=60.0)
+    assert names.listing("") == {} and backend.listings == 1
+    for i in range(100):  # as a job creating many files: each new name is looked up first
+        assert names.lookup(f"{i:03d}.bin") is None
+        (tmp_path / "data" / f"{i:03d}.bin").write_bytes(b"x" * i)
+        names.stored(f"{i:03d}.bin", i, 1_700_000_000 * 10**9)
+    assert backend.listings == 1  # no listing again per new file
+    assert sorted(names.listing("")) == [f"{i:03d}.bin" for i in range(100)]
+    info = names.lookup("042.bin")
+    assert info is not None and info.size == 42 and not info.is_dir
+    assert info.modified is not None and info.modified.timestamp() == 1_700_000_000
+    names.forget("042.bin")  # any other change drops the listing, as before
+    assert names.lookup("042.bin") is not None and backend.listings == 2

@@ -12,7 +12,8 @@
   is fetched in the background: listing 2,000 blobs takes 1-4 s on a busy store, so with a
   3 s ``ttl`` a reader of many files would otherwise wait for a listing at every expiry. A
   name from another client thus shows within 2 x ``ttl`` plus one listing; anything changed
-  through this mount shows at once.
+  through this mount shows at once (a file written here is added to its directory's cached
+  listing; anything else changed drops the listing).
 - Directories made in this mount are remembered (a blob store has none without blobs under
   them), and anything the mount changes drops the cached entries it touches at once.
 """
@@ -25,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from datetime import UTC, datetime
 
 from openbai.errors import NotFoundError, OpenBaiError
 from openbai.storage.base import FileInfo, StorageBackend
@@ -95,6 +97,22 @@ class DirectoryCache:
                 self._infos.pop(key, None)
                 self._listings.pop(key, None)
                 self._listings.pop(posixpath.dirname(key), None)
+
+    def stored(self, key: str, size: int, mtime_ns: int) -> None:
+        """A file made or written through this mount: its attributes are known, and its
+        directory's cached listing gains it rather than being dropped (creating 2,000 files
+        in a directory listed it 2,000 times, once per new name's lookup)."""
+        parent = posixpath.dirname(key)
+        modified = datetime.fromtimestamp(mtime_ns / 1e9, UTC)
+        info = FileInfo(self._path(key), False, size, modified)
+        with self._lock:
+            for spoiled in self._running.get(parent, ()):
+                spoiled[0] = True  # a listing on its way may miss the file
+            self._infos[key] = (time.monotonic() + self._ttl, info)
+            self._listings.pop(key, None)
+            cached = self._listings.get(parent)
+            if cached is not None:  # a new dict: readers may be iterating the old one
+                self._listings[parent] = (cached[0], {**cached[1], info.name: info})
 
     def lookup(self, key: str) -> FileInfo | None:
         now = time.monotonic()

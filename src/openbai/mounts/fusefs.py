@@ -277,7 +277,7 @@ class VolumeFS(mfusepy.Operations):  # type: ignore[misc]
     def create(self, path: str, mode: int, flags: int = 0) -> int:
         key = path.strip("/")
         file = self._files.open(key, truncate=True)
-        self._names.forget(key)
+        self._names.stored(key, 0, file.mtime_ns)
         return self._new_handle(Handle(key, file))
 
     @_fuse_errors

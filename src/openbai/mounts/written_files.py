@@ -144,7 +144,7 @@ class WrittenFiles:
             log.warning("storing %s failed (will retry): %s", file.key, e.message)
             raise
         file.error = None
-        self._names.forget(file.key)
+        self._names.stored(file.key, file.size, file.mtime_ns)
 
     def release(self, file: WrittenFile, *, extra: int) -> None:
         """Drop ``extra`` references; the last one closes the writer (kept on failure)."""
@@ -168,7 +168,7 @@ class WrittenFiles:
             writer, file.writer = file.writer, None
         if writer is not None:
             writer.close()  # nothing left to flush: releases the writer's resources
-        self._names.forget(file.key)
+        self._names.stored(file.key, file.size, file.mtime_ns)
 
     def commit_all(self) -> None:
         """Flush every file written since its last flush; retry closed ones that failed."""
