@@ -139,3 +139,42 @@ def test_a_live_log_comes_through_the_proxy_as_the_job_writes_it(
                 if line == "event: end":
                     break
         assert seen.startswith("one\ntwo\n")
+        assert (gates / "go").exists()  # 'one' came alone, while the job ran: not buffered
+
+
+def test_the_stream_the_pages_share_comes_through_the_proxy_too(
+    proxied: Proxied, gates: Path
+) -> None:
+    """The pages' views come through ``/ui/live?view=...`` (one stream per browser)."""
+    from api.support import Arm
+
+    from .conftest import job_body
+
+    script = gates / "shared.sh"
+    script.write_text(
+        "echo one\n"
+        f'for i in $(seq 3000); do [ -e "{gates / "go"}" ] && break; sleep 0.02; done\n'
+        "echo two\n"
+    )
+    url = Arm(proxied.server.subscription).rg("workspaces", "ws", "experiments", "exp", "jobs", "j")
+    with proxied.server.client() as api:
+        assert api.put(url, json=job_body(f"bash {script}")).status_code == 200
+    with proxied.client() as client:
+        assert _log_in(proxied, client).status_code == 303
+        view = "7,,0,rg,ws,exp,j,stdouterr,stdout.txt"
+        seen = ""
+        kinds = []
+        with client.stream("GET", f"{proxied.url}/ui/live", params={"view": view}) as response:
+            assert response.status_code == 200
+            for line in response.iter_lines():
+                if not line.startswith("data: "):
+                    continue
+                message = json.loads(line[len("data: ") :])
+                assert message["view"] == 7
+                kinds.append(message["kind"])
+                if message["kind"] == "text":
+                    seen += message["data"]
+                if seen == "one\n":
+                    (gates / "go").touch()  # only now may the job go on
+        assert seen == "one\ntwo\n" and kinds[-1] == "end"
+        assert (gates / "go").exists()  # 'one' came alone, while the job ran: not buffered
