@@ -385,6 +385,12 @@ class EmbeddedClient:
 
     def storage(self, account: str, kind: VolumeKind) -> StorageBackend:
         """The backend itself: volume and file commands run on it directly."""
+        reader = self._reader()
+        options = reader.local_account_options(account) if reader else None
+        if options is not None:  # an embedded account: its root is all it takes, no ORM
+            from openbai.storage.registry import backend_for
+
+            return backend_for(account, "local", kind, options)
         from openbai.services import accounts
 
         return accounts.backend(self.app, account, kind)

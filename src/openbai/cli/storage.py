@@ -7,6 +7,7 @@ Names follow ``az storage`` with ``--account NAME`` for the account:
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from openbai.errors import NotFoundError, SpecError
 from openbai.storage.base import VolumeKind, blob_path
 
 if TYPE_CHECKING:  # the transfer code and rich load only for upload-batch/download-batch
-    from openbai.storage.transfer import TransferReport
+    from openbai.storage.transfer import ProgressCallback, TransferReport
 
 ACCOUNT_COLUMNS = [
     ("Name", "name"),
@@ -279,14 +280,11 @@ def _files_group(
         output: str,
         query: str | None,
     ) -> None:
-        from openbai.cli.progress import transfer_progress
         from openbai.storage.transfer import upload_tree
 
         backend = client().storage(account, kind)
         backend.validate_content = validate_content
-        with transfer_progress(
-            f"upload to {destination}", enabled=not no_progress and sys.stderr.isatty()
-        ) as on_event:
+        with _progress(f"upload to {destination}", no_progress) as on_event:
             report = upload_tree(
                 backend,
                 destination,
@@ -333,14 +331,11 @@ def _files_group(
         output: str,
         query: str | None,
     ) -> None:
-        from openbai.cli.progress import transfer_progress
         from openbai.storage.transfer import download_tree
 
         backend = client().storage(account, kind)
         Path(destination).mkdir(parents=True, exist_ok=True)
-        with transfer_progress(
-            f"download from {source}", enabled=not no_progress and sys.stderr.isatty()
-        ) as on_event:
+        with _progress(f"download from {source}", no_progress) as on_event:
             report = download_tree(
                 backend,
                 source,
@@ -406,6 +401,17 @@ def _files_group(
         emit(rows, output=output, query=query, columns=ENTRY_COLUMNS)
 
     return group
+
+
+def _progress(
+    description: str, no_progress: bool
+) -> contextlib.AbstractContextManager[ProgressCallback | None]:
+    """The progress bar's callback on a terminal; else None, and rich is not even imported."""
+    if no_progress or not sys.stderr.isatty():
+        return contextlib.nullcontext(None)
+    from openbai.cli.progress import transfer_progress
+
+    return transfer_progress(description, enabled=True)
 
 
 def _finish(report: TransferReport, output: str, query: str | None) -> None:

@@ -156,6 +156,24 @@ class QuickReader:
         result: JobRecord | None = self._answer(query)
         return result
 
+    # storage accounts
+    def local_account_options(self, name: str) -> dict[str, Any] | None:
+        """An embedded account's options (it has no secrets: its tree's root); None for any
+        other account, or none of that name (the services answer, unsealing or refusing)."""
+
+        def query(db: sqlite3.Connection) -> dict[str, Any] | None:
+            row = db.execute(
+                "SELECT kind, options, sealed_secrets FROM storage_accounts WHERE name = ?",
+                (name,),
+            ).fetchone()
+            if row is None or row[0] != "local" or row[2]:
+                return None
+            options = _json(row[1])
+            return options if isinstance(options, dict) else None
+
+        answer: dict[str, Any] | None = self._answer(query)
+        return answer
+
     def has_active_jobs(self) -> bool | None:
         """Whether any job is queued or running (None: ask the services)."""
 
