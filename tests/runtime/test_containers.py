@@ -119,14 +119,18 @@ def test_a_sealed_container_runs_as_the_job_user_within_the_slots_limits() -> No
     spec = ContainerSpec(image="ubuntu")
     argv = run_argv("podman", spec, "c", [Path("/n")], seal=Seal(USER, LIMITS))
     options = " ".join(argv[: argv.index("--entrypoint")])
-    assert "--security-opt no-new-privileges --cap-drop all --user 995:993" in options
-    assert "--passwd-entry openbai-job:*:995:993:openbai-job:/n/0/jobs/ws/e/j:/bin/sh" in options
+    # podman: the container's root is the job user on the host, and no other host id
+    assert "--security-opt no-new-privileges --cap-drop all" in options
+    assert "--uidmap 0:995:1 --gidmap 0:993:1" in options
+    assert "--user" not in argv and "--userns" not in options
+    assert "APT::Sandbox::User" in argv[-1]  # apt cannot switch to its _apt user there
     assert "--cpus 1.5" in options
     assert f"--memory {200 * 2**20} --memory-swap {200 * 2**20}" in options  # no swap past it
     assert "--pids-limit 64" in options
     assert "--pid" not in argv and "--privileged" not in argv  # its own PID namespace
     docker = run_argv("docker", spec, "c", [Path("/n")], seal=Seal(USER, LIMITS))
-    assert "--user" in docker and "--passwd-entry" not in docker  # podman's own option
+    assert "--user" in docker and "--uidmap" not in docker  # no per-container map in docker
+    assert "APT::Sandbox::User" not in docker[-1]
     # --no-sandbox: the image's user, still the limits
     open_ = run_argv("podman", spec, "c", [Path("/n")], seal=Seal(None, LIMITS, confined=False))
     assert "--user" not in open_ and "no-new-privileges" not in open_
@@ -134,6 +138,7 @@ def test_a_sealed_container_runs_as_the_job_user_within_the_slots_limits() -> No
     # a runner that is not root: its rootless container's root keeps its (namespaced) caps
     rootless = run_argv("podman", spec, "c", [Path("/n")], seal=Seal(None, LIMITS))
     assert "no-new-privileges" in rootless and "--cap-drop" not in rootless
+    assert "--uidmap" not in rootless
     unsealed = run_argv("podman", spec, "c", [Path("/n")])
     assert "--user" not in unsealed and "--memory" not in unsealed
 

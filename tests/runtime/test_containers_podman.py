@@ -82,8 +82,8 @@ def storage(workspace: Bai, tmp_path: Path) -> Bai:
     return bai
 
 
-#: job preparation that writes outside the job tree, in the container's own /tmp (the job
-#: user's to write; a host task's /tmp is its own too): the job finds it in the same container
+#: job preparation that writes outside the job tree, in the container's own /tmp (its root's
+#: to write; a host task's /tmp is its own too): the job finds it in the same container
 PREPARE = "test -f /run/.containerenv && echo ok > /tmp/prepared"
 
 

@@ -1,7 +1,8 @@
 """Hostile image jobs (``containerSettings``, run by podman): each tries what a job must not do,
 as tests/runtime/test_sandbox.py's host jobs do, and ends as issue 11 says: the container's
-processes run as the job user with no privileges, see nothing of the installation but their
-volumes, stay within the node slot's limits, and nothing they start outlives the job."""
+processes are root inside (as on Batch AI) but the job user on the host, with no privileges
+there, see nothing of the installation but their volumes, stay within the node slot's limits,
+and nothing they start outlives the job."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ pytestmark = [
 ]
 
 LEAK = "LEAKED"
+SEG = "jobOutputDirectoryPathSegment"
 
 
 @pytest.fixture
@@ -85,7 +87,9 @@ def test_an_image_job_reads_nothing_of_the_installation_and_is_never_root(
         other_run / "plan.json",
         ws.home / "storage" / "other",
         "$AZ_BATCHAI_MOUNT_ROOT/../private.txt",  # its node root: only its volumes and job tree
-        "/etc/shadow",  # the image's: root's only
+        # the image's (the host's is not there): root's, but of group shadow, which the user
+        # namespace does not have, so even the container's root cannot read it
+        "/etc/shadow",
         "$AZ_BATCHAI_SHARED_JOB_TEMP/../plan.json",
     ]
     me = os.getpid()
@@ -93,7 +97,6 @@ def test_an_image_job_reads_nothing_of_the_installation_and_is_never_root(
         *[probe(str(t)) for t in targets],
         f"if kill -0 {me} 2>/dev/null; then echo {LEAK} kill; else echo sealed kill; fi",
         "ls -d /proc/[0-9]* | wc -l",
-        "whoami",
         "id -u",
     ]
     shown = run(ws, tmp_path, podman, "nosy", "; ".join(checks), cluster="one")
@@ -102,16 +105,58 @@ def test_an_image_job_reads_nothing_of_the_installation_and_is_never_root(
     assert LEAK not in "\n".join(lines)
     sealed = [line.split()[0] for line in lines[: len(targets) + 1]]
     assert sealed == ["sealed"] * (len(targets) + 1), lines
-    processes, whoami, uid = lines[len(targets) + 1 :]
+    processes, uid = lines[len(targets) + 1 :]
     assert int(processes) < 10  # its own: the container's first process, bash, ls, wc
-    assert whoami == job_user()
-    assert uid == str(pwd.getpwnam(job_user()).pw_uid) != "0"
+    assert uid == "0"  # root inside, as Batch AI's image jobs were
     log = output(ws, "nosy", "execution.log")
     assert (
-        f"container sealed by podman (own PID namespace, no capabilities, no new privileges) as user {whoami}"
+        "container sealed by podman (own PID namespace, no capabilities, no new privileges) "
+        f"as root inside, user {job_user()} (uid {pwd.getpwnam(job_user()).pw_uid}) on the host"
         in log
     )
     assert "limits " in log and " MiB memory" in log
+
+
+def test_job_preparation_is_root_in_the_image_and_the_job_user_on_the_host(
+    ws: Bai, podman: Podman, tmp_path: Path
+) -> None:
+    ws("cluster", "create", "-w", "ws", "-n", "one", "--nodes", "1")
+    share = ws.home / "storage" / "acct" / "file" / "logs"
+    first = run(ws, tmp_path, podman, "first", "echo first", cluster="one")
+    assert first["executionState"] == "succeeded"
+    # a host directory on its volume that is root's: the job's root is not the host's
+    (share / "roots").mkdir(mode=0o755)
+    (share / "roots" / "file.txt").write_text("root's")
+    outputs = [{"id": "OUT", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"}]
+    command = (
+        "cat /opt/prepared; echo mine > $AZ_BATCHAI_OUTPUT_OUT/result.txt; "
+        f"if echo x >> {{v}}/roots/file.txt 2>/dev/null; then echo {LEAK} write; else echo sealed write; fi; "
+        f"if touch {{v}}/roots/new 2>/dev/null; then echo {LEAK} create; else echo sealed create; fi; "
+        f"if chmod 777 {{v}}/roots 2>/dev/null; then echo {LEAK} chmod; else echo sealed chmod; fi"
+    ).format(v="$AZ_BATCHAI_JOB_MOUNT_ROOT/logs")
+    shown = run(
+        ws, tmp_path, podman, "prep", command, cluster="one", outputDirectories=outputs,
+        jobPreparation={"commandLine": "touch /opt/prepared && id -u > /opt/prepared"},
+    )  # fmt: skip
+    assert shown["executionState"] == "succeeded", shown
+    lines = output(ws, "prep").splitlines()
+    assert lines == ["0", "sealed write", "sealed create", "sealed chmod"]
+    assert (share / "roots" / "file.txt").read_text() == "root's"
+    assert not (share / "roots" / "new").exists()
+    # what it wrote is the job user's on the host: the installation reads it, a later host
+    # job (the same user) deletes it
+    result = share / shown[SEG] / "outputs" / "result.txt"
+    assert result.stat().st_uid == pwd.getpwnam(job_user()).pw_uid
+    streamed = ws("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "prep",
+                  "-d", "OUT", "-f", "result.txt")  # fmt: skip
+    assert streamed.stdout == "mine\n"
+    path = write_job(
+        tmp_path / "cleaner.json",
+        f"rm $AZ_BATCHAI_JOB_MOUNT_ROOT/logs/{shown[SEG]}/outputs/result.txt",
+    )
+    ws("job", "create", "-w", "ws", "-e", "exp", "-c", "one", "-n", "cleaner", "-f", path)
+    assert ws.wait("cleaner")["executionState"] == "succeeded"
+    assert not result.exists()
 
 
 @pytest.fixture

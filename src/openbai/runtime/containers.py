@@ -10,10 +10,13 @@ apptainer has no attached container to ``exec`` into, so its container is an *in
 and its GPUs ``--nv``.
 
 A container is sealed off as a host task's sandbox is (runtime/sandbox.py), by the runtime's
-own means: under root its processes run as the job user (``--user``), with no capabilities
-and no new privileges, in their own PID namespace, within the node slot's CPU, memory and
-process limits (``--cpus``, ``--memory``, ``--pids-limit``), seeing of the host only the
-directories bound in.
+own means: under root its processes are the job user on the host, with no capabilities and no
+new privileges, in their own PID namespace, within the node slot's CPU, memory and process
+limits (``--cpus``, ``--memory``, ``--pids-limit``), seeing of the host only the directories
+bound in. podman makes the container's root that user (a user namespace mapping only it:
+``--uidmap 0:UID:1``), so job preparation may ``apt-get install`` as Batch AI's root could,
+while on the host it owns no more than a host task does; docker and apptainer run the
+processes as the job user itself.
 
 Everything in this module is a pure function of its arguments, so the command lines can be
 checked without a runtime. No secret is ever put on a command line: variables are passed as
@@ -48,6 +51,12 @@ KEEPER = (
     f'found=; for c in {" ".join(PROBED)}; do command -v $c >/dev/null && found="$found $c"; done; '
     f'echo "{READY}$found"; read -r _; exit 0'
 )
+#: run first by the keeper of a container whose root is the job user: apt drops privileges
+#: to its ``_apt`` user for downloads, which the user namespace (root alone) cannot switch to
+APT_AS_ROOT = (
+    "[ -d /etc/apt/apt.conf.d ] && echo 'APT::Sandbox::User \"root\";' "
+    ">/etc/apt/apt.conf.d/00openbai-sandbox 2>/dev/null; "
+)
 #: host directories that are never bound into a container themselves (the image has its own)
 SYSTEM_DIRS = frozenset(
     ["/", "/bin", "/boot", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media"]
@@ -62,12 +71,12 @@ DOCKER_HUB = "docker.io"
 
 @dataclass(frozen=True)
 class JobUser:
-    """The unprivileged user a sealed container's processes run as (the host sandbox's)."""
+    """The unprivileged host user a sealed container's processes are (the host sandbox's)."""
 
     uid: int
     gid: int
     name: str
-    #: its home inside (the job's temp directory: ``~/.bashrc`` edits of job preparation
+    #: ``$HOME`` inside (the job's temp directory: ``~/.bashrc`` edits of job preparation
     #: reach the job, as in Batch AI's containers)
     home: Path
 
@@ -192,12 +201,20 @@ def seal_options(runtime: str, seal: Seal | None) -> list[str]:
         u = seal.user
         if runtime == APPTAINER:
             args += ["--security", f"uid:{u.uid},gid:{u.gid}"]
+        elif runtime == "podman":
+            # the container's root is the job user, and no other host id is in its user
+            # namespace: it owns the image's files (apt-get, pip install to /usr work), the
+            # host's are nobody's to it. A single id keeps the map contiguous: podman 4.3
+            # fails to mount an image under a split map (0:UID:1 plus a subordinate range).
+            # Its sysfs cannot be mounted for the host's network namespace: the host's is
+            # bound read-only (a host task sees it too). Capabilities would only reach its
+            # own namespace's objects; none are kept anyway.
+            args += ["--cap-drop", "all", "--uidmap", f"0:{u.uid}:1", "--gidmap", f"0:{u.gid}:1"]
+            args += ["-v", "/sys:/sys:ro"]
         else:
             # not for a runner that is not root: its (rootless) container's root is that
             # user, whose capabilities in the container job preparations need (apt-get)
             args += ["--cap-drop", "all", "--user", f"{u.uid}:{u.gid}"]
-        if runtime == "podman":  # named, with its home (whoami, ~ and $HOME work)
-            args += ["--passwd-entry", f"{u.name}:*:{u.uid}:{u.gid}:{u.name}:{u.home}:/bin/sh"]
     lim = seal.limits
     if lim.cpus:
         args += ["--cpus", f"{lim.cpus:g}"]
@@ -238,7 +255,16 @@ def run_argv(
     argv += gpu_options(runtime, gpus)
     for path in bind_paths(binds):
         argv += ["-v", f"{path}:{path}:rslave"]
-    return [*argv, "--entrypoint", "sh", image_name(spec), "-c", KEEPER]
+    return [*argv, "--entrypoint", "sh", image_name(spec), "-c", keeper(runtime, seal)]
+
+
+def root_is_job_user(runtime: str, seal: Seal | None) -> bool:
+    """Whether the container's root is the job user on the host (podman under root)."""
+    return runtime == "podman" and seal is not None and seal.user is not None
+
+
+def keeper(runtime: str, seal: Seal | None) -> str:
+    return (APT_AS_ROOT if root_is_job_user(runtime, seal) else "") + KEEPER
 
 
 def apptainer_image(spec: ContainerSpec) -> str:

@@ -119,7 +119,9 @@ def _describe(runtime: str, seal: containers.Seal, binds: list[Path]) -> str:
             f"{lim.processes} processes" if lim.processes else "processes unbounded",
         ]
     )
-    if seal.user is not None:
+    if seal.user is not None and containers.root_is_job_user(runtime, seal):
+        who = f"as root inside, user {seal.user.name} (uid {seal.user.uid}) on the host"
+    elif seal.user is not None:
         who = f"as user {seal.user.name} (uid {seal.user.uid})"
     else:
         who = "as the image's user" + ("" if seal.confined else " (--no-sandbox)")
