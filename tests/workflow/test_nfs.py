@@ -55,7 +55,8 @@ def file_server(workspace: Bai, nfs_ready: None) -> Any:
         "Standard_LRS",
     )
     yield shown
-    bai("file-server", "delete", "-w", "ws", "-n", "nfs", "-y")
+    # (a test may have deleted it already)
+    bai("file-server", "delete", "-w", "ws", "-n", "nfs", "-y", expect=None)
     server = NfsServer(bai.home / "file-servers" / "default" / "ws" / "nfs")
     assert not server.is_running()
     shutil.rmtree(server.directory, ignore_errors=True)
@@ -395,3 +396,31 @@ def test_a_clusters_cifs_mount_command_keeps_its_password_hidden_and_works(
     assert bai.wait("onsmb", timeout=120)["executionState"] == "succeeded"
     out = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "onsmb", "-f", "stdout.txt")
     assert out.stdout == "from the share\n"
+
+
+def test_a_deleted_file_server_is_not_started_again_by_a_cluster_that_mounted_it(
+    workspace: Bai, file_server: dict[str, Any], tmp_path: Path
+) -> None:
+    bai = workspace
+    bai("cluster", "create", "-w", "ws", "-n", "withnfs", "--nodes", "1", "--nfs", "nfs",
+        "--nfs-mount-path", "data")  # fmt: skip
+    pid = _ganesha_pid(bai)
+    bai("file-server", "delete", "-w", "ws", "-n", "nfs", "-y")
+    assert _ended(pid)
+    job = write_job(
+        tmp_path,
+        {
+            "nodeCount": 1,
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/data",
+            "customToolkitSettings": {"commandLine": "echo never"},
+        },
+    )
+    # accepted (the cluster's volumes were checked when it was created), then failed when
+    # planned, naming the file server
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "withnfs", "-n", "late", "-f", job)
+    failed = bai.wait("late", timeout=60)
+    assert failed["executionState"] == "failed"
+    message = failed["executionInfo"]["errors"][0]["message"]
+    assert message == "file server default/ws/nfs of the volume at 'data' was deleted"
+    server = NfsServer(bai.home / "file-servers" / "default" / "ws" / "nfs")
+    assert not server.is_running()

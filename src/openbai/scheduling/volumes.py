@@ -30,7 +30,7 @@ from openbai.spec import (
 )
 from openbai.storage import nfs_command
 from openbai.storage.base import VolumeKind
-from openbai.storage.nfs_server import EXPORT_PATH, NfsServer, file_server_dir
+from openbai.storage.nfs_server import EXPORT_PATH, NfsServer, ServerState, file_server_dir
 from openbai.storage.registry import ACCOUNT_KINDS
 from openbai.store.models import StorageAccount
 
@@ -154,25 +154,40 @@ def source_host(options: dict[str, Any]) -> str:
     return re.sub(r"[^\w.:-]", "_", host)
 
 
-def file_server_options(app: App, path: str) -> dict[str, Any]:
-    """The NFS options of the file server ``RG/WS/NAME``, its server started if it was not
-    (after a restart of the machine)."""
+def file_server_exists(app: App, rg: str, ws: str, name: str) -> bool:
     from openbai.store.models import FileServer, Workspace
 
-    rg, ws, name = path.split("/", 2)
     with app.db.reading() as s:
         found = s.scalar(
             select(FileServer.id)
             .join(Workspace, FileServer.workspace_id == Workspace.id)
             .where(Workspace.resource_group == rg, Workspace.name == ws, FileServer.name == name)
         )
-    if found is None:
-        raise NotFoundError(
-            f"The specified file server {name} is not found",
-            code="FileServerNotFound",
-            target=name,
-        )
-    state = NfsServer(file_server_dir(app.settings.home, rg, ws, name)).ensure_running()
+    return found is not None
+
+
+def running_file_server(app: App, rg: str, ws: str, name: str) -> ServerState:
+    """The state of the file server's NFS server, started again if it went away (a restart
+    of the machine); NotFoundError once the file server is deleted, and then no server is
+    left running (a delete that came between the check and the start stopped nothing)."""
+    gone = NotFoundError(
+        f"The specified file server {name} is not found", code="FileServerNotFound", target=name
+    )
+    if not file_server_exists(app, rg, ws, name):
+        raise gone
+    server = NfsServer(file_server_dir(app.settings.home, rg, ws, name))
+    state = server.ensure_running()
+    if not file_server_exists(app, rg, ws, name):
+        server.stop()
+        raise gone
+    return state
+
+
+def file_server_options(app: App, path: str) -> dict[str, Any]:
+    """The NFS options of the file server ``RG/WS/NAME``, its server started if it was not
+    (after a restart of the machine)."""
+    rg, ws, name = path.split("/", 2)
+    state = running_file_server(app, rg, ws, name)
     return {
         "host": state.host,
         "export": EXPORT_PATH,
@@ -216,9 +231,11 @@ def mount_specs(app: App, mounted: list[MountedVolume]) -> list[MountSpec]:
         try:
             kind, options = account_options(app, m.account)
         except NotFoundError as exc:
-            raise NotFoundError(
-                f"storage account {m.account!r} of the volume at {m.relative_path!r} was deleted"
-            ) from exc
+            if m.account.startswith(FILE_SERVER_PREFIX):
+                what = f"file server {m.account[len(FILE_SERVER_PREFIX) :]}"
+            else:
+                what = f"storage account {m.account!r}"
+            raise NotFoundError(f"{what} of the volume at {m.relative_path!r} was deleted") from exc
         specs.append(
             MountSpec(
                 relative_path=m.relative_path,

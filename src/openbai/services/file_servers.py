@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError
 from openbai.installation import App
+from openbai.scheduling.volumes import running_file_server
 from openbai.services.records import FileServerRecord
 from openbai.services.workspaces import check_not_deleting, workspace_row
 from openbai.spec import FileServerCreateParameters, check_name, parse
@@ -47,7 +48,7 @@ def nfs_server(app: App, rg: str, ws: str, name: str) -> NfsServer:
 
 def _with_mount_settings(app: App, record: FileServerRecord) -> FileServerRecord:
     """The record with where clients mount it, the server started if it went away."""
-    state = nfs_server(app, record.resource_group, record.workspace, record.name).ensure_running()
+    state = running_file_server(app, record.resource_group, record.workspace, record.name)
     settings = {
         "mountPoint": EXPORT_PATH,
         "fileServerPublicIP": state.host,
@@ -108,7 +109,13 @@ def list_file_servers(
             .limit(limit)
         )
         records = [FileServerRecord.of(f) for f in s.scalars(query)]
-    return [_with_mount_settings(app, r) for r in records]
+    listed = []
+    for record in records:
+        try:
+            listed.append(_with_mount_settings(app, record))
+        except NotFoundError:  # deleted since the page was read
+            continue
+    return listed
 
 
 def stop_workspace_file_servers(app: App, rg: str, ws: str) -> None:
