@@ -109,9 +109,8 @@ def test_progress_is_shown_on_a_terminal(bai: Bai, tmp_path: Path) -> None:
 
 
 def test_an_embedded_transfer_loads_neither_the_orm_nor_rich(bai: Bai, tmp_path: Path) -> None:
-    """Imports were most of a 10,000-file upload's CPU: an embedded account's backend needs
-    only its root (read with sqlite3), and the bar's rich only loads on a terminal. An Azure
-    account still goes through the services (its key is sealed)."""
+    """Imports were most of a 10,000-file upload's CPU: an account's backend needs only its
+    row (read with sqlite3), and the bar's rich only loads on a terminal."""
     from cli.test_quick_reads import HEAVY, imported
 
     bai("storage", "account", "create", "-n", "acct")

@@ -28,7 +28,7 @@ from azure.storage.blob import (
 from azurite_fixture import Azurite, AzuriteProcess, require_node
 from conftest import Bai
 
-from openbai.errors import PermissionDeniedError
+from openbai.errors import PermissionDeniedError, StorageError
 from openbai.storage.azure_blob import AzureBlobStorage
 from openbai.storage.base import VolumeKind
 from openbai.storage.transfer import file_md5
@@ -221,3 +221,39 @@ def test_validate_content_sends_each_blocks_md5_for_the_store_to_check(
                   "--validate-content", "-o", "json", expect=1)  # fmt: skip
     assert "checked/big.bin: HTTP 400" in checked.stdout, checked.stdout  # Azure: Md5Mismatch
     assert sorted(stored_md5s(azurite, container)) == ["big.bin", "plain/big.bin"]
+
+
+def test_a_big_blob_downloads_whole_in_ranges_all_of_one_version(
+    azurite: Azurite, tmp_path: Path
+) -> None:
+    """A big blob comes in parallel 8 MiB ranges, each written at its place; every range
+    after the first asks for the version the first came from, so a blob replaced meanwhile
+    fails the file (a re-run fetches it again) instead of mixing two versions."""
+    backend = AzureBlobStorage("devstoreaccount1", connection_string=azurite.connection_string)
+    volume = f"big-{uuid.uuid4().hex[:12]}"
+    backend.create_volume(volume)
+    data = os.urandom(3 * 8 * MiB + 7)
+    backend.upload(volume, "model.bin", write(tmp_path / "model.bin", data))
+    backend.download(volume, "model.bin", tmp_path / "back.bin")
+    assert (tmp_path / "back.bin").read_bytes() == data
+
+    rest = backend._rest()
+    _, size, etag = rest.get_range(volume, "model.bin", length=MiB)
+    assert size == len(data) and etag
+    backend.upload(volume, "model.bin", write(tmp_path / "v2.bin", os.urandom(len(data))))
+    with pytest.raises(StorageError, match="HTTP 412"):
+        rest.get_range(volume, "model.bin", offset=8 * MiB, length=MiB, etag=etag)
+    backend.close()
+
+
+def test_an_azure_transfer_does_not_load_the_orm(
+    bai: Bai, azurite: Azurite, container: str, tmp_path: Path
+) -> None:
+    """The account's row is read with sqlite3 and its key unsealed without the services."""
+    from cli.test_quick_reads import imported
+
+    write(tmp_path / "data" / "a.txt", "a")
+    loaded = imported(bai, "storage", "blob", "upload-batch", "--account", "acct",
+                      "-d", container, "-s", str(tmp_path / "data"))  # fmt: skip
+    assert "sqlalchemy" not in loaded and "azure" in loaded
+    assert stored_md5s(azurite, container) == {"a.txt": file_md5(tmp_path / "data" / "a.txt")}

@@ -386,11 +386,14 @@ class EmbeddedClient:
     def storage(self, account: str, kind: VolumeKind) -> StorageBackend:
         """The backend itself: volume and file commands run on it directly."""
         reader = self._reader()
-        options = reader.local_account_options(account) if reader else None
-        if options is not None:  # an embedded account: its root is all it takes, no ORM
+        found = reader.account_options(account) if reader else None
+        if found is not None:  # what accounts.backend does, without the ORM (~0.4 s to load)
             from openbai.storage.registry import backend_for
+            from openbai.store.secrets import Sealer
 
-            return backend_for(account, "local", kind, options)
+            account_kind, options, sealed = found
+            secrets = Sealer(self.settings.home / "secret.key").unseal(sealed)
+            return backend_for(account, account_kind, kind, {**options, **secrets})
         from openbai.services import accounts
 
         return accounts.backend(self.app, account, kind)

@@ -157,21 +157,22 @@ class QuickReader:
         return result
 
     # storage accounts
-    def local_account_options(self, name: str) -> dict[str, Any] | None:
-        """An embedded account's options (it has no secrets: its tree's root); None for any
-        other account, or none of that name (the services answer, unsealing or refusing)."""
+    def account_options(self, name: str) -> tuple[str, dict[str, Any], str | None] | None:
+        """A storage account's kind, options and sealed secrets (still sealed), as stored;
+        None for a name not in the table (file servers and mount commands are named by
+        prefixes the services resolve, a missing account gets their error)."""
 
-        def query(db: sqlite3.Connection) -> dict[str, Any] | None:
+        def query(db: sqlite3.Connection) -> tuple[str, dict[str, Any], str | None] | None:
             row = db.execute(
                 "SELECT kind, options, sealed_secrets FROM storage_accounts WHERE name = ?",
                 (name,),
             ).fetchone()
-            if row is None or row[0] != "local" or row[2]:
+            options = None if row is None else _json(row[1])
+            if not isinstance(options, dict):
                 return None
-            options = _json(row[1])
-            return options if isinstance(options, dict) else None
+            return str(row[0]), options, row[2]
 
-        answer: dict[str, Any] | None = self._answer(query)
+        answer: tuple[str, dict[str, Any], str | None] | None = self._answer(query)
         return answer
 
     def has_active_jobs(self) -> bool | None:

@@ -14,7 +14,7 @@ system's temporary directory).
   unchanged files: one Put Blob up to 8 MiB, above that 8 MiB blocks staged in parallel
   while the file is read and hashed (each block with its own MD5 for the store to check
   only with ``validate_content``, az's ``--validate-content``). ``download`` fetches a small blob in one GET, a big one
-  in parallel ranges. Both go through the lean HTTP client of ``blob_rest.py`` (authorised
+  in parallel 8 MiB ranges (the same version of it: If-Match its ETag). Both go through the lean HTTP client of ``blob_rest.py`` (authorised
   by an account SAS made from the key): the SDK's per-request CPU would cap a tree of small
   files below what the store can take. Everything else uses the SDK.
 - ``open_writer`` writes a blob in place as a block blob (``block_writer.py``): full blocks
@@ -466,16 +466,35 @@ class AzureBlobStorage(StorageBackend):
     def download(self, volume: str, path: str, target: Path) -> None:
         cleaned = blob_path(path, allow_root=False)
         check_volume_name(volume)
+        rest = self._rest()
         with _translate(f"{volume}/{cleaned}"), atomic_target(target) as tmp:
-            # most files of a tree are small: one lean GET; a bigger blob is fetched again
-            # by the SDK in parallel ranges (wasting at most one block's worth)
-            data, size = self._rest().get_blob(volume, cleaned, length=_BLOCK_SIZE)
+            # most files of a tree are small: one lean GET; the rest of a bigger blob comes
+            # in ranges of that size on the block pool, each written at its place, all from
+            # the version of the blob the first range came from
+            data, size, etag = rest.get_range(volume, cleaned, length=_BLOCK_SIZE)
             with open(tmp, "wb") as f:
+                f.write(data)
                 if size <= len(data):
-                    f.write(data)
                     return
-                blob = self._container(volume).get_blob_client(cleaned)
-                blob.download_blob(max_concurrency=self.max_concurrency).readinto(f)
+                f.flush()
+
+                def fetch(offset: int) -> None:
+                    chunk, _, _ = rest.get_range(
+                        volume, cleaned, offset=offset, length=_BLOCK_SIZE, etag=etag
+                    )
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.pwrite(f.fileno(), view, offset + len(chunk) - len(view)) :]
+
+                pool = self._block_pool()
+                ranges = [pool.submit(fetch, at) for at in range(len(data), size, _BLOCK_SIZE)]
+                try:
+                    for done in ranges:
+                        done.result()
+                finally:
+                    for pending in ranges:
+                        pending.cancel()
+                    wait(ranges)
 
     def delete(self, volume: str, path: str) -> None:
         cleaned = blob_path(path, allow_root=False)

@@ -6,7 +6,7 @@ take them on a small machine. These calls spend ~0.3 ms each: one ``http.client`
 connection per thread, authorised by a SAS in the query string (no per-request signing).
 
 - ``put_blob`` stores a whole block blob in one request, ``put_block`` / ``put_block_list``
-  stage and commit blocks, ``get_blob`` fetches (the start of) a blob. ``put_blob`` sends
+  stage and commit blocks, ``get_blob`` / ``get_range`` fetch (a range of) a blob. ``put_blob`` sends
   ``Content-MD5`` so the service checks the bytes it got (the hash is made anyway: it is
   stored as the blob's content MD5, as the SDK's ``content_settings`` would); a block sends
   one only when asked (az's ``--validate-content``, which is off by default too): hashing
@@ -126,14 +126,25 @@ class BlobRestClient:
         self, container: str, name: str, *, length: int, offset: int = 0
     ) -> tuple[bytes, int]:
         """``length`` bytes of a blob from ``offset`` (fewer at its end), and its size."""
+        data, size, _ = self.get_range(container, name, length=length, offset=offset)
+        return data, size
+
+    def get_range(
+        self, container: str, name: str, *, length: int, offset: int = 0, etag: str | None = None
+    ) -> tuple[bytes, int, str | None]:
+        """As :meth:`get_blob`, and the blob's ETag; with ``etag``, only from that version of
+        the blob (another raises ``StorageError``: HTTP 412), so that the ranges of one
+        download are all of the same blob."""
         headers = {"x-ms-range": f"bytes={offset}-{offset + length - 1}"}
+        if etag is not None:
+            headers["If-Match"] = etag
         try:
             response, data = self._request_body("GET", container, name, "", b"", headers)
         except _RangeNotSatisfiable:
-            return b"", 0  # only an empty blob has no byte 0
+            return b"", 0, None  # only an empty blob has no byte 0
         content_range = response.getheader("Content-Range")  # bytes 0-99/1234
         size = int(content_range.rsplit("/", 1)[1]) if content_range else len(data)
-        return data, size
+        return data, size, response.getheader("ETag")
 
     # -- requests --------------------------------------------------------------------------
     def _request(
