@@ -57,11 +57,15 @@ def upload(bai: Bai, container: str, source: Path, *extra: str) -> dict[str, int
 
 
 def stored_md5s(azurite: Azurite, container: str) -> dict[str, str]:
+    """The content MD5 of each blob; a big one sent without (no --validate-content) has its
+    source's mtime in its metadata instead, given here as ``mtime:NS``."""
     client = BlobServiceClient.from_connection_string(azurite.connection_string)
     md5s = {}
-    for blob in client.get_container_client(container).list_blobs():
-        assert blob.content_settings.content_md5 is not None, blob.name
-        md5s[str(blob.name)] = bytes(blob.content_settings.content_md5).hex()
+    for blob in client.get_container_client(container).list_blobs(include=["metadata"]):
+        if blob.content_settings.content_md5 is None:
+            md5s[str(blob.name)] = f"mtime:{blob.metadata['openbai_mtime_ns']}"
+        else:
+            md5s[str(blob.name)] = bytes(blob.content_settings.content_md5).hex()
     return md5s
 
 
@@ -76,7 +80,11 @@ def test_rerun_skips_unchanged_and_resends_a_changed_file_of_equal_size(
     first = upload(bai, container, source)
     assert (first["filesTransferred"], first["filesSkipped"], first["filesFailed"]) == (31, 0, 0)
     md5s = stored_md5s(azurite, container)
-    assert md5s == {p.relative_to(source).as_posix(): file_md5(p) for p in source.rglob("*.bin")}
+    big_mtime = f"mtime:{(source / 'big.bin').stat().st_mtime_ns}"
+    assert md5s == {
+        **{p.relative_to(source).as_posix(): file_md5(p) for p in source.rglob("*.bin")},
+        "big.bin": big_mtime,
+    }
 
     again = upload(bai, container, source)
     assert (again["filesTransferred"], again["filesSkipped"]) == (0, 31)
@@ -86,6 +94,11 @@ def test_rerun_skips_unchanged_and_resends_a_changed_file_of_equal_size(
     third = upload(bai, container, source)
     assert (third["filesTransferred"], third["filesSkipped"]) == (1, 30)
     assert stored_md5s(azurite, container)["d1/4.bin"] == file_md5(changed)
+    big = source / "big.bin"
+    big.write_bytes(os.urandom(big.stat().st_size))  # same size, new bytes (and a new mtime)
+    fourth = upload(bai, container, source)
+    assert (fourth["filesTransferred"], fourth["filesSkipped"]) == (1, 30)
+    assert stored_md5s(azurite, container)["big.bin"] == f"mtime:{big.stat().st_mtime_ns}"
 
     back = tmp_path / "back"
     bai("storage", "blob", "download-batch", "--account", "acct", "-s", container,
@@ -203,9 +216,9 @@ def test_uploads_ride_out_a_short_outage(tmp_path: Path) -> None:
 def test_validate_content_sends_each_blocks_md5_for_the_store_to_check(
     bai: Bai, azurite: Azurite, container: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """As az: without --validate-content a block goes without an MD5 (the file's own MD5 is
-    stored either way); with it the store checks each block against its MD5, shown here by
-    a digest that does not match the bytes, which the store refuses."""
+    """As az: without --validate-content a big file is not hashed; with it its MD5 is stored
+    and the store checks each block against its own MD5, shown here by a digest that does
+    not match the bytes, which the store refuses."""
     source = tmp_path / "data"
     big = write(source / "big.bin", os.urandom(17 * MiB + 1))  # three blocks
     report = upload(bai, container, source, "--validate-content")
@@ -220,7 +233,9 @@ def test_validate_content_sends_each_blocks_md5_for_the_store_to_check(
                   "-s", str(other.parent), "--destination-path", "checked",
                   "--validate-content", "-o", "json", expect=1)  # fmt: skip
     assert "checked/big.bin: HTTP 400" in checked.stdout, checked.stdout  # Azure: Md5Mismatch
-    assert sorted(stored_md5s(azurite, container)) == ["big.bin", "plain/big.bin"]
+    stored = stored_md5s(azurite, container)
+    assert sorted(stored) == ["big.bin", "plain/big.bin"]
+    assert stored["plain/big.bin"].startswith("mtime:")  # without the flag: not hashed
 
 
 def test_a_big_blob_downloads_whole_in_ranges_all_of_one_version(

@@ -106,9 +106,17 @@ class BlobRestClient:
         self._request("PUT", container, name, f"comp=block&blockid={encoded}", data, headers)
 
     def put_block_list(
-        self, container: str, name: str, block_ids: list[str], *, md5: bytes, content_type: str
+        self,
+        container: str,
+        name: str,
+        block_ids: list[str],
+        *,
+        md5: bytes | None,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
     ) -> datetime | None:
-        """Commit the staged blocks as the blob's content; its Last-Modified time."""
+        """Commit the staged blocks as the blob's content (its content MD5 stored when given,
+        and ``metadata``); its Last-Modified time."""
         latest = "".join(
             f"<Latest>{base64.b64encode(block_id.encode()).decode()}</Latest>"
             for block_id in block_ids
@@ -116,9 +124,11 @@ class BlobRestClient:
         body = f'<?xml version="1.0" encoding="utf-8"?><BlockList>{latest}</BlockList>'.encode()
         headers = {
             "Content-Type": "application/xml",
-            "x-ms-blob-content-md5": base64.b64encode(md5).decode(),
             "x-ms-blob-content-type": content_type,
+            **{f"x-ms-meta-{key}": value for key, value in (metadata or {}).items()},
         }
+        if md5 is not None:
+            headers["x-ms-blob-content-md5"] = base64.b64encode(md5).decode()
         response = self._request("PUT", container, name, "comp=blocklist", body, headers)
         return _last_modified(response)
 
