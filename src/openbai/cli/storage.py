@@ -262,8 +262,9 @@ def _files_group(
     @click.option(
         "--validate-content",
         is_flag=True,
-        help="Send an MD5 of each block for the store to check, as az does (each file's MD5 "
-        "is stored either way).",
+        help="Hash big files too, as az's --validate-content: each block goes with its MD5 "
+        "for the store to check and the file's MD5 is stored (else a re-run compares their "
+        "size and mtime).",
     )
     @click.option("--no-progress", is_flag=True)
     @output_options
