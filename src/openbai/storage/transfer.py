@@ -5,14 +5,18 @@ has the same content is skipped, which makes transfers resumable: after a crash 
 a re-run skips what was finished, and partial files never become visible (targets are
 replaced atomically). "Same content" means same size and then:
 
-- if either side has a stored MD5 (Azure blobs we uploaded), the local file's MD5 matches;
+- if either side has a stored MD5 (small Azure blobs we uploaded, big ones sent with
+  ``validate_content``), the local file's MD5 matches;
 - otherwise the modification times are equal (to the microsecond). Both directions keep
-  mtimes for this: the local backend's ``upload`` copies the source mtime, and
-  ``download_tree`` sets each downloaded file's mtime to the source's. No hashing is done
-  then, so re-running a local->local transfer of 10,000 files costs 10,000 ``stat`` calls.
+  mtimes for this: the local backend's ``upload`` copies the source mtime (Azure's keeps
+  it in a big blob's metadata), and ``download_tree`` sets each downloaded file's mtime to
+  the source's. No hashing is done then, so re-running a local->local transfer of 10,000
+  files costs 10,000 ``stat`` calls.
 
 Local files are written atomically, and made durable once at the end of the transfer
-rather than one fsync per file (``atomic.deferred_sync``).
+rather than one fsync per file (``atomic.deferred_sync``). Between an embedded volume and
+a local directory both ways go through ``local_tree.py`` (each folder opened once, the
+copy in the kernel), on at most ``_LOCAL_WORKERS`` threads.
 
 Progress is reported through ``on_progress`` (called on the calling thread only) with
 :class:`TransferEvent`: one ``planned`` first, then per file a ``bytes`` event followed by
