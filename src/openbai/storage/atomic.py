@@ -19,7 +19,6 @@ import contextlib
 import contextvars
 import ctypes
 import os
-import secrets
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -72,11 +71,6 @@ def sync_later(directory: Path) -> None:
         _syncfs(directory)
     else:
         deferred.add(directory)
-
-
-def partial_name(name: str) -> str:
-    """A fresh temporary name for a file about to replace ``name`` in the same folder."""
-    return f".{name[:100]}.{secrets.token_hex(6)}{PARTIAL_SUFFIX}"
 
 
 def is_partial_name(name: str) -> bool:
