@@ -247,18 +247,21 @@ def test_a_big_blob_downloads_whole_in_ranges_all_of_one_version(
     backend = AzureBlobStorage("devstoreaccount1", connection_string=azurite.connection_string)
     volume = f"big-{uuid.uuid4().hex[:12]}"
     backend.create_volume(volume)
-    data = os.urandom(3 * 8 * MiB + 7)
-    backend.upload(volume, "model.bin", write(tmp_path / "model.bin", data))
-    backend.download(volume, "model.bin", tmp_path / "back.bin")
-    assert (tmp_path / "back.bin").read_bytes() == data
+    try:
+        data = os.urandom(3 * 8 * MiB + 7)
+        backend.upload(volume, "model.bin", write(tmp_path / "model.bin", data))
+        backend.download(volume, "model.bin", tmp_path / "back.bin")
+        assert (tmp_path / "back.bin").read_bytes() == data
 
-    rest = backend._rest()
-    _, size, etag = rest.get_range(volume, "model.bin", length=MiB)
-    assert size == len(data) and etag
-    backend.upload(volume, "model.bin", write(tmp_path / "v2.bin", os.urandom(len(data))))
-    with pytest.raises(StorageError, match="HTTP 412"):
-        rest.get_range(volume, "model.bin", offset=8 * MiB, length=MiB, etag=etag)
-    backend.close()
+        rest = backend._rest()
+        _, size, etag = rest.get_range(volume, "model.bin", length=MiB)
+        assert size == len(data) and etag
+        backend.upload(volume, "model.bin", write(tmp_path / "v2.bin", os.urandom(len(data))))
+        with pytest.raises(StorageError, match="HTTP 412"):
+            rest.get_range(volume, "model.bin", offset=8 * MiB, length=MiB, etag=etag)
+    finally:
+        backend.delete_volume(volume)
+        backend.close()
 
 
 def test_an_azure_transfer_does_not_load_the_orm(
