@@ -1,13 +1,16 @@
 """The embedded default, measured: how fast jobs start, how many finish per second, and how
 fast a line a job prints reaches ``bai job file stream``.
 
-``python -m bench local [--jobs 1000] [--latency-jobs 50] [--lines 300]``
+``python -m bench local [--jobs 1000] [--rounds 3] [--latency-jobs 50] [--lines 300]``
 
 * submit → running latency (p50/p99), from the times the store records;
 * N trivial jobs submitted → all finished on a 4-node local cluster (jobs/s); the comparison
   with Slurm's own throughput on the same machine is ``python -m bench slurm``;
 * both again on a cluster created with ``--no-sandbox``, in the same run: what sealing every
-  task off (bubblewrap, the job user, runtime/sandbox.py) costs, as ratios (goal ≤ 1.1×);
+  task off (bubblewrap, the job user, runtime/sandbox.py) costs, as ratios (goal ≤ 1.1×).
+  The two clusters take turns (latency jobs alternate one by one; throughput runs in
+  ``--rounds`` rounds, each cluster first in every other one), so that a change in the
+  machine's load lands on both sides; each round's ratio is printed with the load average;
 * line written by a job → line shown by the stream (p50/p99), against reading the same file
   directly in a tight loop (the floor), and a check that no byte was lost.
 """
@@ -99,29 +102,40 @@ def wait_all(app: App, names: list[str], exp: str = "exp") -> None:
         time.sleep(0.02)
 
 
-def bench_latency(app: App, count: int, cluster: str = "c4") -> float:
-    """Submit -> running, one job at a time; the p50 in seconds."""
+def bench_latency(app: App, count: int, clusters: tuple[str, ...]) -> dict[str, float]:
+    """Submit -> running, one job at a time, the clusters taking turns; each one's p50 (s)."""
     from sqlalchemy import select
 
-    names = []
+    names: dict[str, list[str]] = {c: [] for c in clusters}
     for i in range(count):
-        name = f"lat-{cluster}-{i}"
-        jobs.create_job(app, "default", "ws", "exp", name, TRIVIAL, cluster=cluster)
-        names.append(name)
-        wait_all(app, [name])
-    with app.db.reading() as s:
-        rows = s.execute(select(Job.created_at, Job.start_time).where(Job.name.in_(names))).all()
-    # a job that failed before it ran has no start: it has no submit -> running delay
-    delays = [(start - created).total_seconds() for created, start in rows if start is not None]
-    print(
-        f"submit -> running on {cluster}: p50 {percentile(delays, 50) * 1000:.1f} ms, p99 {percentile(delays, 99) * 1000:.1f} ms ({count} jobs, one at a time)"
-    )
-    return percentile(delays, 50)
+        for cluster in clusters if i % 2 == 0 else reversed(clusters):
+            name = f"lat-{cluster}-{i}"
+            jobs.create_job(app, "default", "ws", "exp", name, TRIVIAL, cluster=cluster)
+            names[cluster].append(name)
+            wait_all(app, [name])
+    p50s = {}
+    for cluster in clusters:
+        with app.db.reading() as s:
+            rows = s.execute(
+                select(Job.created_at, Job.start_time, Job.end_time).where(
+                    Job.name.in_(names[cluster])
+                )
+            ).all()
+        # a job that failed before it ran has no start: it has no submit -> running delay
+        delays = [(start - created).total_seconds() for created, start, _ in rows if start]
+        runs = [(end - start).total_seconds() for _, start, end in rows if start and end]
+        print(
+            f"submit -> running on {cluster}: p50 {percentile(delays, 50) * 1000:.1f} ms, "
+            f"p99 {percentile(delays, 99) * 1000:.1f} ms; running -> ended p50 "
+            f"{percentile(runs, 50) * 1000:.1f} ms ({count} jobs, one at a time)"
+        )
+        p50s[cluster] = percentile(delays, 50)
+    return p50s
 
 
-def bench_throughput(app: App, count: int, cluster: str = "c4") -> float:
+def bench_throughput(app: App, count: int, cluster: str, round_: int) -> float:
     """N trivial jobs submitted -> all finished; the seconds that took."""
-    names = [f"tp-{cluster}-{i}" for i in range(count)]
+    names = [f"tp-{cluster}-{round_}-{i}" for i in range(count)]
     started = time.monotonic()
     for name in names:
         jobs.create_job(app, "default", "ws", "exp", name, TRIVIAL, cluster=cluster)
@@ -202,6 +216,7 @@ def follow_directly(path: Path, delays: list[float]) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench local")
     parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency-jobs", type=int, default=50)
     parser.add_argument("--lines", type=int, default=300)
     args = parser.parse_args(argv)
@@ -209,14 +224,23 @@ def main(argv: list[str]) -> int:
         home = Path(tmp)
         app, dispatcher, stop = setup(home)
         try:
-            sealed_latency = bench_latency(app, args.latency_jobs)
-            open_latency = bench_latency(app, args.latency_jobs, "open4")
+            latency = bench_latency(app, args.latency_jobs, ("c4", "open4"))
             bench_stream(app, home, args.lines)
-            sealed_total = bench_throughput(app, args.jobs)
-            open_total = bench_throughput(app, args.jobs, "open4")
+            ratios = []
+            for round_ in range(args.rounds):
+                load = os.getloadavg()[0]
+                order = ("c4", "open4") if round_ % 2 == 0 else ("open4", "c4")
+                took = {c: bench_throughput(app, args.jobs, c, round_) for c in order}
+                ratios.append(took["c4"] / took["open4"])
+                print(
+                    f"round {round_ + 1} ({order[0]} first): {ratios[-1]:.2f}x the time, "
+                    f"load average {load:.2f} -> {os.getloadavg()[0]:.2f}"
+                )
             print(
-                f"sandboxed / unsandboxed: submit -> running p50 {sealed_latency / open_latency:.2f}x, "
-                f"{args.jobs} trivial jobs {sealed_total / open_total:.2f}x the time (goal <= 1.1x)"
+                f"sandboxed / unsandboxed: submit -> running p50 "
+                f"{latency['c4'] / latency['open4']:.2f}x, {args.jobs} trivial jobs "
+                f"{', '.join(f'{r:.2f}x' for r in ratios)} the time in {args.rounds} rounds "
+                f"(goal <= 1.1x)"
             )
         finally:
             stop.set()
