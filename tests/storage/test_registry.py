@@ -79,3 +79,13 @@ def test_entry_point_must_be_a_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "entry_points", lambda group: found)
     with pytest.raises(StorageError, match="not a StorageBackend"):
         registry.backend_class("bad")
+
+
+def test_mount_only_kinds_are_mounted_by_a_known_mounter_and_are_no_accounts() -> None:
+    from openbai.mounts import registry as mounts
+
+    for kind, key in registry.MOUNT_ONLY_KINDS.items():
+        assert kind not in registry.ACCOUNT_KINDS  # nothing would list or stream its files
+        assert key in mounts.MOUNTERS
+        assert registry.mounter_key(kind, VolumeKind.FILE) == key
+    assert registry.mounter_key("azure", VolumeKind.FILE) == "smb"

@@ -31,7 +31,7 @@ from openbai.spec import (
 from openbai.storage import nfs_command
 from openbai.storage.base import VolumeKind
 from openbai.storage.nfs_server import EXPORT_PATH, NfsServer, ServerState, file_server_dir
-from openbai.storage.registry import ACCOUNT_KINDS
+from openbai.storage.registry import mounter_key
 from openbai.store.models import StorageAccount
 
 
@@ -218,7 +218,7 @@ def mount_specs(app: App, mounted: list[MountedVolume]) -> list[MountSpec]:
             specs.append(
                 MountSpec(
                     m.relative_path,
-                    ACCOUNT_KINDS[kind][m.volume_kind],
+                    mounter_key(kind, m.volume_kind),
                     # a FUSE fsname: no blanks or commas, no password
                     f"{kind}-{source_host(options)}",
                     m.volume_kind.value,
@@ -239,7 +239,7 @@ def mount_specs(app: App, mounted: list[MountedVolume]) -> list[MountSpec]:
         specs.append(
             MountSpec(
                 relative_path=m.relative_path,
-                backend=ACCOUNT_KINDS[kind][m.volume_kind],
+                backend=mounter_key(kind, m.volume_kind),
                 account=m.account,
                 volume_kind=m.volume_kind.value,
                 volume=m.volume,

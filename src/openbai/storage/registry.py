@@ -33,12 +33,23 @@ BACKENDS: Mapping[str, str] = {
 #: account kind -> the backend key serving each kind of volume (keep sorted)
 ACCOUNT_KINDS: Mapping[str, Mapping[VolumeKind, str]] = {
     "azure": {VolumeKind.BLOB: "azure_blob", VolumeKind.FILE: "smb"},
-    # a GlusterFS volume a job's mount command names: mounted with GlusterFS's own client
-    "gluster": {VolumeKind.BLOB: "gluster", VolumeKind.FILE: "gluster"},
     "local": {VolumeKind.BLOB: "local", VolumeKind.FILE: "local"},
     # a file server's export, or one a job's mount command names (no blob containers)
     "nfs": {VolumeKind.BLOB: "nfs", VolumeKind.FILE: "nfs"},
 }
+
+#: account kinds openbai mounts with the file system's own client but never reads itself (no
+#: backend: their files cannot be listed or streamed) -> the mounter's key
+MOUNT_ONLY_KINDS: Mapping[str, str] = {
+    # a GlusterFS volume a job's mount command names
+    "gluster": "gluster",
+}
+
+
+def mounter_key(account_kind: str, volume_kind: VolumeKind) -> str:
+    """The key of what mounts an account kind's volumes of ``volume_kind`` on a node."""
+    return MOUNT_ONLY_KINDS.get(account_kind) or ACCOUNT_KINDS[account_kind][volume_kind]
+
 
 #: top-level module of an optional dependency -> the extra that installs it
 _EXTRAS: Mapping[str, str] = {
