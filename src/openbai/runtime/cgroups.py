@@ -168,6 +168,10 @@ class Cgroup:
     def kill_all(self, *, timeout: float = 2.0) -> bool:
         """SIGKILL every process in the group until it is empty; whether it emptied in time."""
         deadline = time.monotonic() + timeout
+        # what is left after a sandboxed task is usually its PID namespace's init, still
+        # tearing the namespace down (a few ms after bwrap itself exited): looked at again
+        # soon, then less often
+        pause = 0.0005
         while True:
             pids = self.pids()
             if not pids:
@@ -179,7 +183,8 @@ class Cgroup:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            time.sleep(0.01)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.01)
 
     def remove(self) -> None:
         for d in self.dirs.values():

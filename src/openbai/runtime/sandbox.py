@@ -121,8 +121,8 @@ def _try(bwrap: str) -> str | None:
     return None
 
 
-def _traversable(path: Path, who: Identity) -> bool:
-    st = path.stat()
+def _traversable(path: str, who: Identity) -> bool:
+    st = os.stat(path)
     if who.uid == 0:
         return True
     if st.st_uid == who.uid:
@@ -132,8 +132,19 @@ def _traversable(path: Path, who: Identity) -> bool:
     return bool(st.st_mode & stat.S_IXOTH)
 
 
-def _under(path: Path, roots: Iterable[Path]) -> Path | None:
-    return next((r for r in roots if path == r or r in path.parents), None)
+# paths as strings: the sandbox's arguments are made for every task, and pathlib's
+# parents and comparisons cost more there than bwrap's own start (~4 ms a job)
+
+
+def _under(path: str, roots: Iterable[str]) -> str | None:
+    """The root of ``roots`` that is ``path`` or one of its parents."""
+    return next((r for r in roots if path == r or path.startswith(r.rstrip("/") + "/")), None)
+
+
+def _parents(path: str) -> list[str]:
+    """``path``'s parents below ``/``, outermost first (``/a/b/c``: ``/a``, ``/a/b``)."""
+    parts = path.split("/")[1:-1]
+    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 @dataclass
@@ -180,12 +191,11 @@ class Sandbox:
         the runner made for the job's outputs)."""
         if not self.identity.switches:
             return
-        for p in [path, *path.parents]:
-            if p == root or root not in p.parents:
-                break
-            st = p.lstat()
-            if st.st_uid != self.identity.uid:
+        top, p = str(root).rstrip("/") + "/", str(path)
+        while p.startswith(top) and p != top:
+            if os.lstat(p).st_uid != self.identity.uid:
                 os.lchown(p, self.identity.uid, self.identity.gid)
+            p = os.path.dirname(p)
 
     def prefix(self) -> list[str]:
         """bwrap's arguments up to the command: the sandbox's file system."""
@@ -193,38 +203,36 @@ class Sandbox:
         args += ["--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "1777", "--tmpfs", "/tmp"]
         for device in self.devices:
             args += ["--dev-bind", str(device), str(device)]
-        binds = [(p.resolve(), "--bind") for p in self.writable if p.exists()]
-        binds += [(p.resolve(), "--ro-bind") for p in self.readable if p.exists()]
+        binds = [(p, "--bind") for p in _existing(self.writable)]
+        binds += [(p, "--ro-bind") for p in _existing(self.readable)]
         # what is hidden, and every directory on the way to a bind that the job user could
         # not pass through, becomes an empty tmpfs
-        empty = {Path("/tmp")}
-        for path in [p.resolve() for p in self.hidden if p.exists()]:
-            empty.add(path)
+        empty = {"/tmp", *_existing(self.hidden)}
         for path, _ in binds:
-            for parent in reversed(path.parents):
-                if parent == Path("/") or _under(parent, empty):
+            for parent in _parents(path):
+                if _under(parent, empty):
                     continue
                 if not _traversable(parent, self.identity):
                     empty.add(parent)
                     break
         tops = sorted(p for p in empty if not _under(p, empty - {p}))
         for path in tops:
-            if path != Path("/tmp"):
-                args += ["--perms", "0755", "--tmpfs", str(path)]
-        made: set[Path] = set(tops)
-        bound: set[Path] = set()
-        for path, how in sorted(binds, key=lambda b: len(b[0].parts)):
+            if path != "/tmp":
+                args += ["--perms", "0755", "--tmpfs", path]
+        made: set[str] = set(tops)
+        bound: list[str] = []
+        for path, how in sorted(binds, key=lambda b: b[0].count("/")):
             top = _under(path, tops)
             if how == "--ro-bind" and (top is None or _under(path, bound)):
                 continue  # the host's own, read-only already, or bound with its parent
             if top is not None:
-                missing = [p for p in reversed(path.parents) if top in p.parents and p not in made]
-                for p in missing:
-                    args += ["--perms", "0755", "--dir", str(p)]
-                    made.add(p)
-            args += [how, str(path), str(path)]
+                for p in _parents(path):
+                    if p not in made and p.startswith(top + "/"):
+                        args += ["--perms", "0755", "--dir", p]
+                        made.add(p)
+            args += [how, path, path]
             made.add(path)
-            bound.add(path)
+            bound.append(path)
         args += ["--unshare-pid", "--die-with-parent", "--new-session"]
         if not self.identity.switches:
             args += ["--cap-drop", "ALL"]
@@ -266,24 +274,38 @@ class Sandbox:
         )
 
 
+def _existing(paths: Iterable[Path]) -> list[str]:
+    """The real paths of those of ``paths`` that exist."""
+    return [os.path.realpath(p) for p in paths if os.path.exists(p)]
+
+
 def tool_paths(env: dict[str, str]) -> list[Path]:
     """What the job's commands run from, bound back read-only where they lie in a directory
     the job user could not pass through (a Python installed under /root): every ``PATH``
     entry, the runner's Python and its environment, openbai's own code (where an editable
     install keeps it outside the environment: the MPI ranks' relay imports it), and pyenv's
     root for its shims."""
-    paths = [Path(p) for p in env.get("PATH", "").split(":") if p.startswith("/")]
-    paths += [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent]
-    paths.append(Path(__file__).resolve().parents[2])  # the directory holding package openbai
+    paths = [p for p in env.get("PATH", "").split(":") if p.startswith("/")]
+    paths += [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))]
+    paths.append(_CODE_ROOT)
     if env.get("PYENV_ROOT"):
-        paths.append(Path(env["PYENV_ROOT"]))
-    unique: list[Path] = []
-    for p in paths:
-        if p.is_dir() and p not in unique:
-            unique.append(p)
-    return unique
+        paths.append(env["PYENV_ROOT"])
+    unique = dict.fromkeys(os.path.normpath(p) for p in paths)
+    return [Path(p) for p in unique if os.path.isdir(p)]
+
+
+#: the directory holding package openbai
+_CODE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def gpu_devices() -> list[Path]:
-    dev = Path("/dev")
-    return sorted([*dev.glob("nvidia*"), *(dev / "dri").glob("*")]) if dev.is_dir() else []
+    found = [f"/dev/{name}" for name in _listdir("/dev") if name.startswith("nvidia")]
+    found += [f"/dev/dri/{name}" for name in _listdir("/dev/dri")]
+    return [Path(p) for p in sorted(found)]
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []

@@ -133,11 +133,12 @@ def open_volumes(
             sandbox.writable.append(mount.source)
     for path in sandbox.writable:
         sandbox.grant(path)
+    roots = [os.path.realpath(w) for w in sandbox.writable]
     for folder in made or []:
-        real = Path(folder).resolve()
-        root = next((w.resolve() for w in sandbox.writable if w.resolve() in real.parents), None)
+        real = os.path.realpath(folder)
+        root = next((r for r in roots if real.startswith(r.rstrip("/") + "/")), None)
         if root is not None:
-            sandbox.grant_path(real, root)
+            sandbox.grant_path(Path(real), Path(root))
 
 
 def describe(ctx: NodeContext, sandbox: Sandbox | None, cgroup: Cgroup | None) -> None:
