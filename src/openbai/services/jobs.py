@@ -206,21 +206,11 @@ def get_job(app: App, rg: str, ws: str, exp: str, name: str) -> JobRecord:
     """The job's record, in one query of the columns it shows (the most frequent request of
     a busy server: loading the workspace, experiment and job as ORM objects cost 3× more);
     a job that is not there is looked up step by step, to say what is missing."""
-    with app.db.reading() as s:
-        row = s.execute(
-            select(*_LISTED)
-            .join(Experiment, Job.experiment_id == Experiment.id)
-            .join(Workspace, Experiment.workspace_id == Workspace.id)
-            .where(
-                Workspace.resource_group == rg,
-                Workspace.name == ws,
-                Experiment.name == exp,
-                Job.name == name,
-            )
-        ).first()
-        if row is None:
+    row = app.db.first(_JOB_BY_NAMES, {"rg": rg, "ws": ws, "exp": exp, "name": name})
+    if row is None:
+        with app.db.reading() as s:
             job_row(s, rg, ws, exp, name)  # raises the NotFoundError naming what is missing
-        return JobRecord.of_columns((rg, ws, exp), row)
+    return JobRecord.of_columns((rg, ws, exp), row)
 
 
 def list_jobs(
@@ -296,6 +286,19 @@ _LISTED = (
     Job.provisioning_state, Job.provisioning_changed_at, Job.execution_state,
     Job.execution_changed_at, Job.start_time, Job.end_time, Job.exit_code, Job.errors,
 )  # fmt: skip
+
+
+_JOB_BY_NAMES = (
+    select(*_LISTED)
+    .join(Experiment, Job.experiment_id == Experiment.id)
+    .join(Workspace, Experiment.workspace_id == Workspace.id)
+    .where(
+        Workspace.resource_group == bindparam("rg"),
+        Workspace.name == bindparam("ws"),
+        Experiment.name == bindparam("exp"),
+        Job.name == bindparam("name"),
+    )
+)
 
 
 def count_jobs(app: App, rg: str, ws: str, exp: str, *, state: str | None = None) -> int:

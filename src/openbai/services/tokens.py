@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from openbai.errors import AuthError, ConflictError, NotFoundError, SpecError
 from openbai.installation import App
@@ -75,6 +75,9 @@ _SHOWN = (
     ApiToken.expires_at,
     ApiToken.workspaces,
 )
+
+
+_BY_HASH = select(*_SHOWN).where(ApiToken.token_hash == bindparam("token_hash"))
 
 
 def hash_secret(secret: str) -> str:
@@ -180,11 +183,10 @@ def verify_token(app: App, token: str | None) -> TokenInfo:
             " (create one with 'bai token create')",
             code="AuthenticationFailed",
         )
-    with app.db.reading() as s:
-        # the columns only, not an ORM object: every request of the server comes here
-        row = s.execute(select(*_SHOWN).where(ApiToken.token_hash == hash_secret(token))).first()
-        if row is None:
-            raise AuthError("the bearer token is not valid", code="InvalidAuthenticationToken")
-        info = TokenInfo.of(row)
+    # every request of the server comes here: one prepared query of the columns
+    row = app.db.first(_BY_HASH, {"token_hash": hash_secret(token)})
+    if row is None:
+        raise AuthError("the bearer token is not valid", code="InvalidAuthenticationToken")
+    info = TokenInfo.of(row)
     check_expiry(info)
     return info

@@ -8,14 +8,15 @@ server can use one file at once. A shared server may keep its state in PostgreSQ
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, Row
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import Executable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: the newest migration, read off the file names (``000N_topic.py`` holds revision ``000N``):
@@ -28,9 +29,8 @@ class Database:
         self.url = url
         self.engine = _make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._readers = sessionmaker(
-            self.engine.execution_options(openbai_read=True), expire_on_commit=False
-        )
+        self._reader_engine = self.engine.execution_options(openbai_read=True)
+        self._readers = sessionmaker(self._reader_engine, expire_on_commit=False)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (cheap when it already is)."""
@@ -67,6 +67,13 @@ class Database:
         """A read-only session: never blocks writers, may be opened inside a writing one."""
         with self._readers() as session, session.begin():
             yield session
+
+    def first(self, statement: Executable, params: Mapping[str, Any]) -> Row[Any] | None:
+        """The first row of a read-only ``statement``, on a connection without an ORM
+        session: for the reads every request makes (a token, a job), where the session's
+        bookkeeping cost more than the query."""
+        with self._reader_engine.connect() as connection:
+            return connection.execute(statement, dict(params)).first()
 
     def dispose(self) -> None:
         self.engine.dispose()
