@@ -57,6 +57,7 @@ def serve(events_fd: int) -> None:
     import psutil
 
     import openbai.runtime.runner  # noqa: F401  (the point: imported once, before any fork)
+    import openbai.storage.local  # noqa: F401  (embedded volumes' backend: ~2 ms a runner)
     from openbai.runtime import sandbox
 
     sandbox.warm()  # runners inherit the probe's result instead of each making a sandbox more
