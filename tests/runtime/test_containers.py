@@ -21,7 +21,9 @@ from openbai.runtime.containers import (
     remove_argv,
     run_argv,
     signal_argv,
+    task_request,
     task_script,
+    wait_task_argv,
 )
 
 
@@ -54,6 +56,17 @@ def test_tasks_run_inside_with_bash_their_output_straight_to_the_files() -> None
     assert script.splitlines()[0] == "exec >>/logs/stdout.txt 2>>'/logs/std err.txt'"
     assert "~/.bashrc" in script.splitlines()[1]
     assert script.endswith("\necho $A")
+
+
+def test_a_task_request_is_one_line_and_its_host_process_carries_no_value() -> None:
+    fifo, out, err = Path("/runs/u/node-0.exit-codes/task-0-ab"), Path("/o"), Path("/e")
+    line = task_request(fifo, Path("/t"), {"SECRET": "pw-1\nit's"}, "echo\nhi", out, err)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1  # newlines travel as $nl
+    assert b"'SECRET=pw-1'\"$nl\"'it'\\''s'" in line
+    assert wait_task_argv(fifo)[-1] == str(fifo)
+    assert all("pw-1" not in arg for arg in wait_task_argv(fifo))
+    with pytest.raises(ValueError, match="'A-B'"):
+        task_request(fifo, Path("/t"), {"A-B": "1"}, "true", out, err)
 
 
 def test_no_value_is_ever_on_a_command_line() -> None:

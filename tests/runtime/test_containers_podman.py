@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -249,7 +251,7 @@ def test_a_lost_runner_takes_its_container_and_processes_with_it(
         time.sleep(0.1)
     shown = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", "orphan")
     name = _container_name((_stdouterr(bai, shown) / "execution.log").read_text())
-    (client,) = [p for p in _processes_with(name) if p.info["cmdline"][:2] == ["podman", "exec"]]
+    (client,) = [p for p in _processes_with(name) if p.info["cmdline"][:2] == ["podman", "run"]]
     runner = client.parent()
     assert runner is not None
     runner.kill()
@@ -259,6 +261,68 @@ def test_a_lost_runner_takes_its_container_and_processes_with_it(
     while _processes("sleep 4244") or name in podman.containers():
         assert time.monotonic() < deadline, "the lost job's container still runs"
         time.sleep(0.1)
+
+
+#: run by a task the container's keeper started: its variables and signal dispositions
+SIGNALS = """
+import json, os, signal
+ignored = int([l for l in open("/proc/self/status") if l.startswith("SigIgn:")][0].split()[1], 16)
+print(json.dumps({
+    "value": os.environ["TRICKY"],
+    "ignored": [s.name for s in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM) if ignored >> (s - 1) & 1],
+}))
+"""
+
+
+@podman_test
+def test_a_task_gets_its_variables_whole_and_default_signals_without_an_exec(
+    storage: Bai, podman: Podman, tmp_path: Path
+) -> None:
+    """The keeper starts the task: a value with quotes, a newline and substitutions arrives
+    as it was, on no command line of the host; SIGINT/SIGQUIT are not ignored (as under ``exec``),
+    and no ``podman exec`` ran."""
+    bai = storage
+    _cluster(bai, "pc", 1, "--container-runtime", "podman")
+    script = tmp_path / "signals.py"
+    script.write_text(SIGNALS)
+    tricky = 'it\'s "q" `id` \'"; exit 1\nline two\\n'  # ($NAME is expanded on the host)
+    command = "python3 $AZ_BATCHAI_JOB_MOUNT_ROOT/logs/signals.py"
+    shutil.copy(script, bai.home / "storage" / "acct" / "file" / "logs" / "signals.py")
+    env = [{"name": "TRICKY", "value": tricky}]
+    _create(bai, tmp_path, "vars", _job(podman.image, command, environmentVariables=env), "pc")
+    job = bai.wait("vars")
+    out = _stdouterr(bai, job)
+    assert job["executionState"] == "succeeded", (out / "stderr.txt").read_text()
+    seen = json.loads((out / "stdout.txt").read_text())
+    assert seen == {"value": tricky, "ignored": []}
+    name = _container_name((out / "execution.log").read_text())
+    events = subprocess.run(
+        ["podman", "events", "--stream=false", "--since", "10m", "--filter", f"container={name}"]
+        + ["--format", "{{.Status}}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert "start" in events and "exec" not in events, events
+
+
+@podman_test
+def test_a_container_that_ends_under_its_task_ends_the_job(
+    storage: Bai, podman: Podman, tmp_path: Path
+) -> None:
+    """The task's host process ends with the container (exit 137), not at the wall clock."""
+    bai = storage
+    _cluster(bai, "pc", 1, "--container-runtime", "podman")
+    _create(bai, tmp_path, "killed", _job(podman.image, "sleep 4246"), "pc")
+    deadline = time.monotonic() + 60
+    while not _processes("sleep 4246"):
+        assert time.monotonic() < deadline, "the job's process never started"
+        time.sleep(0.1)
+    shown = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", "killed")
+    name = _container_name((_stdouterr(bai, shown) / "execution.log").read_text())
+    subprocess.run(["podman", "kill", name], check=True, capture_output=True)
+    job = bai.wait("killed")
+    assert job["executionState"] == "failed"
+    assert job["executionInfo"]["exitCode"] == 137
+    assert name not in podman.containers()
 
 
 @podman_test

@@ -26,9 +26,10 @@ written to ``login --password-stdin``. ``job_container.py`` runs these commands.
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -44,12 +45,26 @@ READY = "openbai-container-ready"
 #: commands whose presence the keeper reports with its first line (the toolkits' ``python``,
 #: ``mpirun``): no ``exec`` round trip to ask for them
 PROBED = ("python", "mpirun")
-#: the container's first process: say it runs (and which of PROBED the image has), then live
-#: until the node runner closes its stdin (it ends the job, or dies): then the container
-#: stops, and is removed (``--rm``)
+#: the container's first process, its *keeper*: it says it runs (and which of PROBED the
+#: image has), then starts each task the node runner writes to its standard input (one line:
+#: see :func:`task_request`) and lives until the runner closes that input (it ends the job, or
+#: dies): then it kills every process of the container, which stops and is removed (``--rm``).
+#: A task so started costs no ``exec`` of the runtime (most of what an image job cost over a
+#: bare ``run``). It is started by a pipeline stage, not ``&`` (which would start it with
+#: SIGINT and SIGQUIT ignored); the shells around it outlive SIGTERM (``trap :``, which the
+#: task does not inherit), so that a stop's grace lasts while the task does. Its exit code is
+#: written to the FIFO the request names, which :func:`wait_task_argv` reads on the host.
+#: ``kill -KILL -1`` only where it is the PID namespace's first process (``$$`` is 1: a
+#: container's), never where it would reach every process of a host.
 KEEPER = (
     f'found=; for c in {" ".join(PROBED)}; do command -v $c >/dev/null && found="$found $c"; done; '
-    f'echo "{READY}$found"; read -r _; exit 0'
+    "bash=$(command -v bash || echo bash); nl='\n'; exec 4<&0; "
+    'run() { trap : TERM; exec 3>"$1" || exit 0; script=$2 out=$4 err=$5; cd "$3" 2>>"$err" && '
+    'shift 5 && for kv; do export "$kv"; done && '
+    '"$bash" -c "$script" >>"$out" 2>>"$err" 3>&-; echo $? >&3; }; '
+    "serve() { trap : TERM; IFS= read -r line <&4 || { [ $$ = 1 ] && kill -KILL -1 2>/dev/null; exit 0; }; "
+    'eval "set -- $line"; run "$@" </dev/null >/dev/null 4<&- | serve; }; '
+    f'echo "{READY}$found"; serve; exit 0'
 )
 #: run first by the keeper of a container whose root is the job user: apt drops privileges
 #: to its ``_apt`` user for downloads, which the user namespace (root alone) cannot switch to
@@ -301,18 +316,57 @@ def _apptainer_exec(seal: Seal | None) -> list[str]:
     return argv
 
 
+#: a task's first line in a container: job preparation's edits to ``~/.bashrc`` reach the
+#: job (the recipes rely on this), as in a login through SSH into a Batch AI container
+READ_BASHRC = "if [ -f ~/.bashrc ]; then . ~/.bashrc; fi\n"
+
+
 def task_script(command: str, stdout: Path, stderr: Path) -> str:
-    """What bash runs inside the container for one task of the job.
+    """What bash runs for one task of the job in an apptainer instance (``exec``).
 
     Its output goes straight to the stdouterr files (bound at the same paths), not through
-    the runtime's client. ``~/.bashrc`` is read first: job preparation's edits to it reach the
-    job (the recipes rely on this), as in a login through SSH into a Batch AI container.
-    """
+    the runtime's client; ``~/.bashrc`` is read first."""
     return (
-        f"exec >>{shlex.quote(str(stdout))} 2>>{shlex.quote(str(stderr))}\n"
-        "if [ -f ~/.bashrc ]; then . ~/.bashrc; fi\n"
-        f"{command}"
+        f"exec >>{shlex.quote(str(stdout))} 2>>{shlex.quote(str(stderr))}\n{READ_BASHRC}{command}"
     )
+
+
+#: a task's exit code when its container ended before it did (as if killed by SIGKILL)
+LOST_TASK_EXIT = 137
+#: what a name must look like to be passed to a task by the keeper (``export``); job and
+#: toolkit variable names are checked to be so at submit
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _sh_word(value: str) -> str:
+    """``value`` as one shell word on one line: the keeper ``eval``s each request, read with
+    ``read -r``, where ``$nl`` is a newline."""
+    return "'" + value.replace("'", "'\\''").replace("\n", "'\"$nl\"'") + "'"
+
+
+def task_request(
+    fifo: Path, cwd: Path, env: Mapping[str, str], command: str, stdout: Path, stderr: Path
+) -> bytes:
+    """The line that asks the keeper to start a task: bash runs ``command`` in ``cwd`` with
+    ``env`` added, its output appended to the stdouterr files, its exit code written to
+    ``fifo``. The values travel on the keeper's standard input, never on a command line."""
+    bad = [name for name in env if not _ENV_NAME.fullmatch(name)]
+    if bad:
+        raise ValueError(f"not a variable name a task can be given: {bad[0]!r}")
+    words = [str(fifo), READ_BASHRC + command, str(cwd), str(stdout), str(stderr)]
+    words += [f"{name}={value}" for name, value in sorted(env.items())]
+    return (" ".join(_sh_word(w) for w in words) + "\n").encode()
+
+
+def wait_task_argv(fifo: Path) -> list[str]:
+    """The host's process for a task the keeper started: it ends when the task does, with
+    its exit code (:data:`LOST_TASK_EXIT` if the container ended first: the keeper's side of
+    the FIFO closes then). At most 4 bytes are read: the job cannot make it hold more."""
+    script = (
+        'exec 3<"$1" || exit 1; code=$(head -c 4 <&3); '
+        f'case $code in ""|*[!0-9]*) exit {LOST_TASK_EXIT};; esac; exit "$code"'
+    )
+    return ["/bin/sh", "-c", script, "sh", str(fifo)]
 
 
 def exec_argv(

@@ -10,18 +10,21 @@ ends; its processes are the slot's to kill if the runner is lost.
 
 A job costs as few runtime calls as can be: the container is started without looking for its
 image first (``--pull never``; only when that fails for want of the image is it pulled and
-started again), its first line says which of the toolkits' commands the image has, and its
-``--rm`` removes it (no ``rm`` after a clean end).
+started again), its first line says which of the toolkits' commands the image has, its first
+process starts the tasks (no ``exec`` per task: a line on its standard input, the exit code
+back through a FIFO to a host process that stands for the task), and its ``--rm`` removes it
+(no ``rm`` after a clean end).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import select
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import PIPE, Popen
@@ -57,20 +60,57 @@ class JobContainer:
     #: the container's control groups (its runtime's), where they were found
     groups: list[Path] = field(default_factory=list)
 
-    def exec_argv(
-        self, cwd: Path, env_names: Sequence[str], command: str, stdout: Path, stderr: Path
+    #: where the FIFOs that carry the exit codes of the tasks the keeper starts live (bound
+    #: in; None: each task is an ``exec``, as in an apptainer instance)
+    control: Path | None = None
+    #: the FIFOs of tasks started, until the container is removed
+    fifos: list[Path] = field(default_factory=list)
+
+    def task_argv(
+        self, cwd: Path, env: Mapping[str, str], command: str, stdout: Path, stderr: Path
     ) -> list[str]:
-        """A task's command line; its output files are made the job user's first (the task
-        opens them itself, inside, as that user)."""
+        """Start a task in the container with ``env`` added to the container's variables;
+        the command line of the host process that stands for it (it ends when the task does,
+        with its exit code). Its output files are made the job user's first (the task opens
+        them itself, inside, as that user)."""
         user = self.seal.user if self.seal is not None else None
         if user is not None:
             for path in (stdout, stderr):
                 path.touch(mode=0o644)
                 if path.stat().st_uid != user.uid:
                     os.chown(path, user.uid, user.gid)
-        return containers.exec_argv(
-            self.runtime, self.name, cwd, env_names, command, stdout, stderr, seal=self.seal
-        )
+        if self.control is None or self.client is None or self.client.stdin is None:
+            return containers.exec_argv(
+                self.runtime, self.name, cwd, list(env), command, stdout, stderr, seal=self.seal
+            )
+        # an unguessable name in a directory no one but the runner lists: no other user
+        # of the host can write a task's exit code
+        fifo = self.control / f"task-{len(self.fifos)}-{secrets.token_hex(8)}"
+        os.mkfifo(fifo, 0o600)
+        if user is not None:
+            os.chown(fifo, user.uid, user.gid)
+        else:  # the image's user, whoever it is, writes it
+            fifo.chmod(0o666)
+        self.fifos.append(fifo)
+        request = containers.task_request(fifo, cwd, env, command, stdout, stderr)
+        try:
+            self.client.stdin.write(request)
+            self.client.stdin.flush()
+        except OSError:
+            pass  # the container is gone: check() ends the task's host process
+        return containers.wait_task_argv(fifo)
+
+    def check(self) -> None:
+        """Once the container has ended, end the host processes of the tasks it ran: each
+        reads its FIFO, whose other side no one holds any more (an end of file: the task's
+        exit code is ``containers.LOST_TASK_EXIT``)."""
+        if self.client is None or self.client.poll() is None:
+            return
+        for fifo in self.fifos:
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # no reader (any more, or yet: the next check) or removed
+                pass
 
     def has_command(self, command: str) -> bool:
         if command in self.found:  # job preparation may install it; it does not remove it
@@ -117,6 +157,9 @@ class JobContainer:
             subprocess.run(argv, capture_output=True, timeout=60)
         if client.stdout is not None:
             client.stdout.close()
+        for fifo in self.fifos:
+            fifo.unlink(missing_ok=True)
+        self.fifos.clear()
 
 
 def prepare_image(
@@ -175,9 +218,12 @@ def start(
     gpus: Sequence[int] = (),
     seal: containers.Seal | None = None,
     cidfile: Path | None = None,
+    control: Path | None = None,
 ) -> JobContainer:
     """Start the job's container with the node's ``gpus``, sealed by ``seal``; its runtime's
-    messages go to ``log``. The image must be on the node (:func:`prepare_image`)."""
+    messages go to ``log``. The image must be on the node (:func:`prepare_image`). Its keeper
+    starts the tasks, with their exit codes through FIFOs in ``control`` (one of ``binds``;
+    None: each task is an ``exec``)."""
     image = containers.image_name(spec)
     if runtime == containers.APPTAINER:
         return _start_instance(spec, name, binds, log, gpus=gpus, seal=seal)
@@ -186,7 +232,7 @@ def start(
     argv = containers.run_argv(runtime, spec, name, binds, gpus, seal=seal, cidfile=cidfile)
     with open(log, "ab") as err:
         client = Popen(argv, stdin=PIPE, stdout=PIPE, stderr=err, start_new_session=True)
-    container = JobContainer(runtime, name, image, client, seal)
+    container = JobContainer(runtime, name, image, client, seal, control=control)
     ready = _wait_ready(client, START_TIMEOUT_SECONDS)
     if ready is None:
         container.remove()

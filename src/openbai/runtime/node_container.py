@@ -39,7 +39,13 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
     if seal.user is not None:
         env.variables["HOME"] = str(seal.user.home)  # the job user's, as on the host
     log = ctx.layout.run_dir / f"node-{ctx.node.index}.container.log"
-    binds = _binds(tasks, env)
+    control = None
+    if runtime != containers.APPTAINER:
+        # the FIFOs of the tasks' exit codes: bound in, listed by no one but the runner
+        control = ctx.layout.run_dir / f"node-{ctx.node.index}.exit-codes"
+        control.mkdir(mode=0o711, exist_ok=True)
+        control.chmod(0o711)
+    binds = _binds(tasks, env) + ([control] if control is not None else [])
 
     def start() -> job_container.JobContainer:
         ctx.log(f"starting container {name} from image {image} with {runtime}")
@@ -52,6 +58,7 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
             gpus=ctx.node.gpus or (),
             seal=seal,
             cidfile=ctx.layout.run_dir / f"node-{ctx.node.index}.cid",
+            control=control,
         )
 
     try:

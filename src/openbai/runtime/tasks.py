@@ -65,8 +65,8 @@ class NodeTasks:
         if self.container is not None:
             # the job's variables and the task's own, not the host's (PATH, HOME, ...)
             names = self.container_env | (env.keys() - self.ctx.host_env().keys())
-            argv = self.container.exec_argv(
-                self.ctx.layout.job_temp, sorted(names), task.command, stdout, stderr
+            argv = self.container.task_argv(
+                self.ctx.layout.job_temp, {n: env[n] for n in names}, task.command, stdout, stderr
             )
         elif task.mpi:
             # the ranks' output is merged by whole lines before it reaches the files
@@ -107,6 +107,8 @@ class NodeTasks:
         """Run a step before the toolkit (setup task, job preparation); its exit code."""
         proc = self.start(Task("prep", self.ctx.node.index, command), env, stdout, stderr).process
         while proc.poll() is None:
+            if self.container is not None:
+                self.container.check()
             if self.should_stop():
                 raise self.stopping.reason()
             processes.wait_any([proc], timeout=0.05)
@@ -116,6 +118,8 @@ class NodeTasks:
     def wait(self) -> None:
         """Sleep until a running task ends (50 ms at most); with none left, 20 ms (the other
         nodes are being waited for)."""
+        if self.container is not None:
+            self.container.check()  # a container that ended ends its tasks' host processes
         alive = [r.process for r in self.running if r.process.returncode is None]
         if alive:
             processes.wait_any(alive, timeout=0.05)
