@@ -27,7 +27,7 @@ from openbai.storage.base import StorageBackend, VolumeKind
 if TYPE_CHECKING:  # the services (SQLAlchemy, pydantic) load in the methods that use them
     from openbai.installation import App
     from openbai.services.deletions import Deletion
-    from openbai.services.files import OutputFile
+    from openbai.services.output_listing import OutputFile
 
 
 class EmbeddedClient:
@@ -331,6 +331,13 @@ class EmbeddedClient:
         self, rg: str, ws: str, exp: str, job: str, *, directory_id: str, path: str, expiry: int
     ) -> list[dict[str, Any]]:
         """A job's output files; links are local file URLs, which do not expire."""
+        reader = self._reader()
+        location = reader.output_location(rg, ws, exp, job, directory_id) if reader else None
+        if location is not None:
+            from openbai.services.output_listing import list_folder
+
+            backend = self.storage(location.account, location.volume_kind)
+            return [_file_row(f) for f in list_folder(backend, location, path, directory_id)]
         from openbai.services import files
 
         return [
@@ -389,10 +396,13 @@ class EmbeddedClient:
         found = reader.account_options(account) if reader else None
         if found is not None:  # what accounts.backend does, without the ORM (~0.4 s to load)
             from openbai.storage.registry import backend_for
-            from openbai.store.secrets import Sealer
 
             account_kind, options, sealed = found
-            secrets = Sealer(self.settings.home / "secret.key").unseal(sealed)
+            secrets: dict[str, Any] = {}
+            if sealed:  # an embedded account has none: cryptography stays unloaded (~10 ms)
+                from openbai.store.secrets import Sealer
+
+                secrets = Sealer(self.settings.home / "secret.key").unseal(sealed)
             return backend_for(account, account_kind, kind, {**options, **secrets})
         from openbai.services import accounts
 

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from openbai.cli import ids
-from openbai.cli.cluster import NODE_COLUMNS
 from openbai.cli.common import (
     client,
     confirm,
@@ -508,6 +507,8 @@ def job_node_list(
 ) -> None:
     """List the nodes the job runs on now (none before it starts or after it ends)."""
     nodes = client().list_job_nodes(resource_group(resource_group_name), workspace, experiment, job)
+    from openbai.cli.cluster import NODE_COLUMNS  # not imported by the other job commands
+
     emit(nodes, output=output, query=query, columns=NODE_COLUMNS)
 
 

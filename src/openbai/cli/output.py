@@ -7,6 +7,7 @@ Resources are printed flattened, as az printed the SDK's models: the ARM envelop
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -85,9 +86,7 @@ def _cell(value: Any) -> str:
 
 
 def _table(data: Any, columns: Columns | None) -> None:
-    import jmespath
-    from rich.console import Console
-    from rich.table import Table
+    from openbai.cli.table import plain_table
 
     rows = _rows(data)
     if columns is None:
@@ -98,17 +97,40 @@ def _table(data: Any, columns: Columns | None) -> None:
                     k for k, v in row.items() if k not in keys and not isinstance(v, (dict, list))
                 ]
         columns = [(k[:1].upper() + k[1:], k) for k in keys] or [("Result", "@")]
+    titles = [title for title, _ in columns]
+    cells = [
+        [_cell(path(row) if callable(path) else _search(path, row)) for _, path in columns]
+        for row in rows
+    ]
+    plain = plain_table(titles, cells)
+    if plain is not None:
+        sys.stdout.write(plain)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for title, _ in columns:
+    for title in titles:
         table.add_column(title)
-    for row in rows:
-        table.add_row(
-            *(
-                _cell(path(row) if callable(path) else jmespath.search(path, row))
-                for _, path in columns
-            )
-        )
+    for row_cells in cells:
+        table.add_row(*row_cells)
     Console(width=max(100, Console().width), soft_wrap=True).print(table)
+
+
+#: a column path that is only field names (``nodeStateCounts.idleNodeCount``): JMESPath's
+#: answer, without loading jmespath
+_FIELDS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _search(path: str, row: Any) -> Any:
+    if not _FIELDS.fullmatch(path):
+        import jmespath
+
+        return jmespath.search(path, row)
+    value = row
+    for name in path.split("."):
+        value = value.get(name) if isinstance(value, dict) else None
+    return value
 
 
 def output_options(f: Callable[..., Any]) -> Callable[..., Any]:

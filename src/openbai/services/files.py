@@ -4,13 +4,13 @@ and followed while the job runs and long after its nodes are gone."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
 
 from openbai.errors import NotFoundError, SpecError
 from openbai.installation import App
 from openbai.services import accounts
 from openbai.services.jobs import get_job, location_of
+from openbai.services.output_listing import OutputFile as OutputFile
+from openbai.services.output_listing import list_folder
 from openbai.storage.base import FileInfo, blob_path
 from openbai.storage.follow import follow
 from openbai.vocabulary import FINAL_STATES
@@ -29,25 +29,6 @@ def _file_path(directory: str, name: str) -> str:
     return f"{folder}/{empties}{blob_path(rest, field='file', allow_root=False)}"
 
 
-def _name_in(folder: str, entry: FileInfo) -> str:
-    """An entry's name relative to the folder listed: its base name, or, for a blob in a
-    folder with an empty name (``x//y.txt`` listed in ``x``), ``/y.txt``."""
-    prefix = f"{folder}/" if folder else ""
-    if prefix and entry.path.startswith(prefix + "/"):
-        return entry.path[len(prefix) :]
-    return entry.name
-
-
-@dataclass(frozen=True)
-class OutputFile:
-    name: str
-    is_directory: bool
-    size: int | None
-    modified: datetime | None
-    #: where the bytes can be fetched directly, when the storage has such an address
-    url: str | None = None
-
-
 def list_output_files(
     app: App,
     rg: str,
@@ -60,31 +41,8 @@ def list_output_files(
 ) -> list[OutputFile]:
     """One level of the output directory (files and folders), like listOutputFiles."""
     location, _ = location_of(app, rg, ws, exp, job, directory_id)
-    sub = blob_path(path, field="directory")
     backend = accounts.backend(app, location.account, location.volume_kind)
-    base = location.join(sub)
-    try:
-        entries = list(backend.list_dir(base.volume, base.path))
-    except NotFoundError:
-        if sub:
-            raise NotFoundError(
-                f"directory {sub!r} does not exist in output directory {directory_id}",
-                target="directory",
-            ) from None
-        return []  # the job has not written anything yet
-    files = []
-    for entry in sorted(entries, key=lambda e: (not e.is_dir, e.name)):
-        local = None if entry.is_dir else backend.local_path(base.volume, entry.path)
-        files.append(
-            OutputFile(
-                name=_name_in(base.path, entry),
-                is_directory=entry.is_dir,
-                size=None if entry.is_dir else entry.size,
-                modified=None if entry.is_dir else entry.modified,
-                url=local.as_uri() if local is not None else None,
-            )
-        )
-    return files
+    return list_folder(backend, location, path, directory_id)
 
 
 def output_file_location(

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from openbai.scheduling.locations import VolumeLocation
 from openbai.services.records import ExperimentRecord, JobRecord, Provisioning, WorkspaceRecord
 from openbai.settings import Settings
 from openbai.vocabulary import ACTIVE_STATES
@@ -154,6 +155,30 @@ class QuickReader:
             return None if row is None else _job(rg, ws, exp, row)
 
         result: JobRecord | None = self._answer(query)
+        return result
+
+    def output_location(
+        self, rg: str, ws: str, exp: str, job: str, directory_id: str
+    ) -> VolumeLocation | None:
+        """Where a job's output directory ``directory_id`` (or ``stdouterr``) is in storage, as
+        the services' ``location_of`` finds it; None for a job or a directory id that is not
+        there, or a directory on no volume (the services give their error)."""
+
+        def query(db: sqlite3.Connection) -> VolumeLocation | None:
+            experiment = _experiment_id(db, rg, ws, exp)
+            if experiment is None:
+                return None
+            row = db.execute(
+                "SELECT locations FROM jobs WHERE experiment_id = ? AND name = ?",
+                (experiment, job),
+            ).fetchone()
+            data = None if row is None else (_json(row[0]) or {}).get(directory_id)
+            return VolumeLocation.from_json(data) if isinstance(data, dict) else None
+
+        try:
+            result: VolumeLocation | None = self._answer(query)
+        except (KeyError, ValueError, AttributeError):  # a shape it does not know
+            return None
         return result
 
     # storage accounts
