@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import ctypes
 import os
 import tempfile
 import threading
@@ -125,6 +124,8 @@ def _syncfs(directory: Path) -> None:
         os.sync()
         return
     try:
+        import ctypes  # here: only a sync of a whole file system needs it
+
         syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
         if syncfs is None or syncfs(fd) != 0:
             os.sync()
