@@ -22,9 +22,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -38,7 +36,8 @@ import psutil
 
 from openbai.errors import StorageError
 from openbai.files import write_private
-from openbai.storage.nfs_server import _alive, answers
+from openbai.storage import daemons
+from openbai.storage.nfs_server import answers
 
 GLUSTERD = "glusterd"
 #: glusterd's port: its bricks always ask for their volume file there (only clients can be
@@ -111,7 +110,7 @@ class GlusterServer:
 
     def is_running(self) -> bool:
         state = self.state()
-        return state is not None and _alive(state.pid, state.started_at)
+        return state is not None and daemons.alive(state.pid, state.started_at)
 
     def start(self, volume: str = "gv0", host: str = "127.0.0.1") -> GlusterState:
         """Start glusterd on port 24007 and the volume's brick; create the volume the first
@@ -122,7 +121,7 @@ class GlusterServer:
                 target="glusterd",
             )
         previous = self.state()
-        if previous is not None and _alive(previous.pid, previous.started_at):
+        if previous is not None and daemons.alive(previous.pid, previous.started_at):
             return previous
         if previous is not None:
             host, volume = previous.host, previous.volume
@@ -242,17 +241,8 @@ class GlusterServer:
         for proc in bricks:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
-        if state is not None and _alive(state.pid, state.started_at):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(state.pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while _alive(state.pid, state.started_at):
-                if time.monotonic() > deadline:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(state.pid, signal.SIGKILL)
-                time.sleep(0.05)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(state.pid, os.WNOHANG)
+        if state is not None:
+            daemons.stop(state.pid, state.started_at)
 
     def remove(self) -> None:
         """Stop it and delete its state and the brick."""

@@ -18,11 +18,8 @@ here never need it: they are given the ports.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +31,7 @@ import psutil
 
 from openbai.errors import StorageError
 from openbai.files import write_private
+from openbai.storage import daemons
 
 #: where clients mount the export, as on Batch AI's file server VMs
 EXPORT_PATH = "/mnt/data"
@@ -66,19 +64,6 @@ def answers(host: str, port: int, timeout: float = 0.5) -> bool:
         with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
-        return False
-
-
-def _alive(pid: int, started_at: float) -> bool:
-    """Whether ``pid`` is still the server started then (pids are reused)."""
-    try:
-        proc = psutil.Process(pid)
-        return (
-            pid > 0
-            and proc.status() != psutil.STATUS_ZOMBIE
-            and abs(proc.create_time() - started_at) < 1.0
-        )
-    except psutil.NoSuchProcess:
         return False
 
 
@@ -160,7 +145,7 @@ class NfsServer:
 
     def is_running(self) -> bool:
         state = self.state()
-        return state is not None and _alive(state.pid, state.started_at)
+        return state is not None and daemons.alive(state.pid, state.started_at)
 
     def start(self, host: str = "127.0.0.1", port: int = 0, mount_port: int = 0) -> ServerState:
         """Start the server (ports: the recorded ones, else those given, else free ones)."""
@@ -170,7 +155,7 @@ class NfsServer:
                 target="nfs-ganesha",
             )
         previous = self.state()
-        if previous is not None and _alive(previous.pid, previous.started_at):
+        if previous is not None and daemons.alive(previous.pid, previous.started_at):
             return previous
         if previous is not None:
             host, port, mount_port = previous.host, previous.port, previous.mount_port
@@ -210,7 +195,7 @@ class NfsServer:
         deadline = time.monotonic() + _START_TIMEOUT
         while not (answers(host, state.port) and answers(host, state.mount_port)):
             if proc.poll() is not None or time.monotonic() > deadline:
-                self._kill(proc.pid, state.started_at)
+                daemons.stop(proc.pid, state.started_at)
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
                 raise StorageError(
                     f"nfs-ganesha did not start on {host}:{state.port}: {tail.strip()}",
@@ -226,22 +211,7 @@ class NfsServer:
     def stop(self) -> None:
         state = self.state()
         if state is not None:
-            self._kill(state.pid, state.started_at)
-
-    @staticmethod
-    def _kill(pid: int, started_at: float) -> None:
-        if not _alive(pid, started_at):
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while _alive(pid, started_at):
-            if time.monotonic() > deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.05)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+            daemons.stop(state.pid, state.started_at)
 
     def remove(self) -> None:
         """Stop it and delete its state and data."""
