@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -17,6 +18,7 @@ import psutil
 import pytest
 from conftest import Bai
 from nfs_fixture import missing
+from polling import wait_until
 from samba_fixture import Samba
 
 from openbai.mounts.registry import fuse_available
@@ -424,3 +426,71 @@ def test_a_deleted_file_server_is_not_started_again_by_a_cluster_that_mounted_it
     assert message == "file server default/ws/nfs of the volume at 'data' was deleted"
     server = NfsServer(bai.home / "file-servers" / "default" / "ws" / "nfs")
     assert not server.is_running()
+
+
+def _fuse_daemons(log: str) -> dict[int, str]:
+    """The FUSE daemons a job's execution log says it mounted its volumes with: pid -> path."""
+    found = re.findall(r"mounted .* at (\S+) with FUSE \(openbai, pid (\d+)\)", log)
+    return {int(pid): path for path, pid in found}
+
+
+@pytest.mark.timeout(600)  # the mount retries the server before it gives up
+def test_a_file_server_that_goes_away_mid_job_fails_it_naming_the_file(
+    workspace: Bai, file_server: dict[str, Any], tmp_path: Path, gates: Path
+) -> None:
+    bai = workspace
+    # stdout goes to a share of its own, which stays up while the file server goes away
+    bai("storage", "account", "create", "-n", "local")
+    bai("storage", "share", "create", "--account", "local", "-n", "logs")
+    opened = bai.home / "storage" / "local" / "file" / "logs" / "opened"
+    go = gates / "go"
+    script = gates / "write.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "root = os.environ['AZ_BATCHAI_JOB_MOUNT_ROOT']\n"
+        "fd = os.open(os.path.join(root, 'nfs', 'progress.txt'), os.O_WRONLY | os.O_CREAT)\n"
+        "os.write(fd, b'epoch 0\\n')\n"
+        "os.fsync(fd)\n"
+        "open(os.path.join(root, 'logs', 'opened'), 'w').close()\n"  # tell the test
+        "while not os.path.exists(sys.argv[1]): time.sleep(0.05)\n"
+        "for epoch in range(1, 4):\n"
+        "    try:\n        os.write(fd, b'epoch %d\\n' % epoch)\n        os.fsync(fd)\n"
+        "    except OSError as e:\n        print('write failed:', e)\n"
+        "try:\n    os.close(fd)\nexcept OSError as e:\n    print('close failed:', e)\n"
+    )  # fmt: skip
+    properties = _nfs_job(file_server, f"python3 {script} {go}")
+    properties["stdOutErrPathPrefix"] = "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"
+    properties["mountVolumes"]["azureFileShares"] = [
+        {"azureFileUrl": "https://local.file.core.windows.net/logs", "relativeMountPath": "logs"}
+    ]
+    job = write_job(tmp_path, properties, "gone.json")
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "gone", "-f", job)
+    wait_until(opened.exists, "file the job opened on the file server", timeout=120)
+    # the running job's execution log, on the logs share's disk
+    (running_log,) = opened.parent.glob(
+        "*/*/workspaces/ws/experiments/exp/jobs/gone/*/stdouterr/execution.log"
+    )
+    daemons = _fuse_daemons(running_log.read_text())
+    assert [path.rpartition("/")[2] for path in daemons.values()] == ["nfs"], daemons
+    assert all("openbai.mounts.fuse_daemon" in psutil.Process(pid).cmdline() for pid in daemons)
+    # stopped, not deleted: nothing plans a job meanwhile, so nothing starts it again
+    server = NfsServer(bai.home / "file-servers" / "default" / "ws" / "nfs")
+    server.stop()
+    assert not server.is_running()
+    go.touch()
+
+    failed = bai.wait("gone", timeout=300)
+    assert failed["executionState"] == "failed", failed
+    errors = failed["executionInfo"]["errors"]
+    assert errors[0]["code"] == "OutputUploadFailed", errors
+    assert "progress.txt" in errors[0]["message"], errors
+    log = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "gone", "-f", "execution.log")
+    assert re.search(r"nfs: at \d{4}/\d\d/\d\d \d\d:\d\d:\d\d the job got \w+ on .*progress\.txt",
+                     log.stdout), log.stdout  # fmt: skip
+    # what the job wrote before the server went away is on the server
+    data = bai.home / "file-servers" / "default" / "ws" / "nfs" / "data" / "shared"
+    assert (data / "progress.txt").read_bytes().startswith(b"epoch 0\n")
+    # no daemon nor mount of that volume is left behind
+    assert all(_ended(pid) for pid in daemons)
+    mounted = Path("/proc/mounts").read_text()
+    assert not [point for point in daemons.values() if f" {point} " in mounted]
