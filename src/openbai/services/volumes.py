@@ -15,6 +15,7 @@ from openbai.spec import (
     UnmanagedFileSystemReference,
 )
 from openbai.storage import nfs_command
+from openbai.storage.registry import MOUNT_ONLY_KINDS
 
 
 def resolve_mounts(
@@ -58,7 +59,7 @@ def check_listable(location: VolumeLocation | None, prefix: str, field: str) -> 
         kind = nfs_command.parse_mount_command(location.account[len(nfs_command.PREFIX) :]).kind
     except MountError:
         return  # the job fails when it starts (AZFMountError)
-    if kind == "gluster":
+    if kind in MOUNT_ONLY_KINDS:
         raise SpecError(
             f"{field}: {prefix} is on a GlusterFS volume, whose files openbai cannot list or"
             " stream; put it on another volume (an Azure file share, a blob container or a"
