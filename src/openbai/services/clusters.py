@@ -20,13 +20,13 @@ from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError, SpecError
 from openbai.installation import App
-from openbai.scheduling.locations import MountedVolume, locate
+from openbai.scheduling.locations import MountedVolume
 from openbai.scheduling.node_setup import has_setup_task, host_setup, slot_setup
 from openbai.services import accounts
 from openbai.services.containers import check_runtime_installed
 from openbai.services.gpus import gpu_count, with_gpus
 from openbai.services.records import ClusterRecord, NodeStateCounts
-from openbai.services.volumes import check_listable, resolve_mounts
+from openbai.services.volumes import require_on_volume, resolve_mounts
 from openbai.services.workspaces import check_not_deleting, workspace_row
 from openbai.spec import (
     ClusterBaseProperties,
@@ -166,22 +166,13 @@ def create_cluster(
 
 def _check_on_volume(prefix: str, mounted: list[MountedVolume]) -> None:
     """The setup task's output must be on a volume of the cluster, as a job's must be on a
-    volume of the job: elsewhere it would land on the node's disk, where it can neither be
-    listed (``cluster file list``) nor outlive the node."""
-    field = "properties.nodeSetup.setupTask.stdOutErrPathPrefix"
-    location = locate(prefix, mounted)
-    check_listable(location, prefix, field)
-    if location is not None:
-        return
-    roots = [f"${m.root}/{m.relative_path.strip('/')}" for m in mounted]
-    where = (
-        "one of " + ", ".join(roots)
-        if roots
-        else "a volume, but the cluster mounts none (nodeSetup.mountVolumes)"
-    )
-    raise SpecError(
-        f"{field}: {prefix} is on no volume mounted on the cluster's nodes; it must be inside {where}",
-        target=field,
+    volume of the job (``cluster file list`` lists it there)."""
+    require_on_volume(
+        prefix,
+        mounted,
+        "properties.nodeSetup.setupTask.stdOutErrPathPrefix",
+        mounted_on="on the cluster's nodes",
+        none_mounted="the cluster mounts none (nodeSetup.mountVolumes)",
     )
 
 

@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError, SpecError
 from openbai.installation import App
-from openbai.scheduling.locations import MountedVolume, VolumeLocation, locate
+from openbai.scheduling.locations import MountedVolume, VolumeLocation
 from openbai.scheduling.volumes import mounted_volumes
 from openbai.services import ids
 from openbai.services.clusters import cluster_row
 from openbai.services.containers import image_job_warnings
 from openbai.services.records import JobRecord
-from openbai.services.volumes import check_listable, resolve_mounts
+from openbai.services.volumes import require_on_volume, resolve_mounts
 from openbai.services.workspaces import check_not_deleting, experiment_id, experiment_row
 from openbai.spec import JobCreateParameters, check_name, parse
 from openbai.spec.placeholders import check_no_placeholders
@@ -174,22 +174,13 @@ def create_job(
 
 
 def _on_volume(prefix: str, mounted: list[MountedVolume], field: str) -> VolumeLocation:
-    """Where ``prefix`` lies in storage; a path on no mounted volume is refused, for the job's
-    files would land where they cannot be listed or streamed, nor outlive the node."""
-    location = locate(prefix, mounted)
-    check_listable(location, prefix, field)
-    if location is None:
-        roots = [f"${m.root}/{m.relative_path.strip('/')}" for m in mounted]
-        where = (
-            "one of " + ", ".join(roots)
-            if roots
-            else "a volume, but neither the job nor the cluster mounts one (mountVolumes)"
-        )
-        raise SpecError(
-            f"{field}: {prefix} is on no volume mounted for the job; it must be inside {where}",
-            target=field,
-        )
-    return location
+    return require_on_volume(
+        prefix,
+        mounted,
+        field,
+        mounted_on="for the job",
+        none_mounted="neither the job nor the cluster mounts one (mountVolumes)",
+    )
 
 
 def _secrets(props: Any) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from openbai.errors import MountError, SpecError
 from openbai.installation import App
-from openbai.scheduling.locations import MountedVolume, VolumeLocation
+from openbai.scheduling.locations import MountedVolume, VolumeLocation, locate
 from openbai.scheduling.volumes import mounted_volumes
 from openbai.services.accounts import require_volume
 from openbai.spec import (
@@ -66,3 +66,22 @@ def check_listable(location: VolumeLocation | None, prefix: str, field: str) -> 
             " file server)",
             target=field,
         )
+
+
+def require_on_volume(
+    prefix: str, mounted: list[MountedVolume], field: str, *, mounted_on: str, none_mounted: str
+) -> VolumeLocation:
+    """Where ``prefix`` lies in storage; a SpecError naming ``field`` when it is on no volume
+    in ``mounted`` (``mounted_on`` says whose volumes, ``none_mounted`` what to do when there
+    are none): files written there would land on the node's disk, where they could neither be
+    listed nor streamed, nor outlive the node."""
+    location = locate(prefix, mounted)
+    check_listable(location, prefix, field)
+    if location is not None:
+        return location
+    roots = [f"${m.root}/{m.relative_path.strip('/')}" for m in mounted]
+    where = "one of " + ", ".join(roots) if roots else f"a volume, but {none_mounted}"
+    raise SpecError(
+        f"{field}: {prefix} is on no volume mounted {mounted_on}; it must be inside {where}",
+        target=field,
+    )
