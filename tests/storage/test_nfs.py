@@ -21,7 +21,7 @@ from openbai.errors import (
 )
 from openbai.storage.base import StorageBackend, VolumeKind
 from openbai.storage.nfs import NfsStorage
-from openbai.storage.nfs_server import free_port
+from openbai.storage.nfs_server import EXPORT_PATH, NfsServer, free_port
 from openbai.storage.registry import backend_class
 
 from .conformance import StorageConformance, new_volume_name, write
@@ -147,3 +147,56 @@ def test_paths_stay_inside_the_export(backend: NfsStorage) -> None:
         with pytest.raises(SpecError):
             backend.stat(backend.export, bad)
     assert os.path.isdir("/etc")
+
+
+def test_a_mounts_writer_gathers_writes_behind_and_keeps_their_order(
+    nfs_server: Nfs, backend: NfsStorage
+) -> None:
+    """Runs of 1 MiB writes are written behind in large calls; a write that goes back
+    (overwrites a run still in flight) or jumps ahead still lands in the order written."""
+    _empty(backend)
+    mib = 1024 * 1024
+    expected = bytearray()
+    writer = backend.open_writer(backend.export, "out/big.bin", truncate=True)
+    try:
+        for i in range(20):  # 20 MiB: two full runs written behind, the rest at flush
+            block = bytes([i]) * mib
+            writer.write(i * mib, block)
+            expected[i * mib :] = block
+        writer.write(3 * mib + 5, b"rewritten")  # inside a run that may still be in flight
+        expected[3 * mib + 5 : 3 * mib + 14] = b"rewritten"
+        writer.write(22 * mib, b"after a hole")
+        expected += bytes(2 * mib) + b"after a hole"
+        assert writer.read(3 * mib, 16) == bytes(expected[3 * mib : 3 * mib + 16])
+        writer.flush()
+        assert (nfs_server.data / "out" / "big.bin").read_bytes() == bytes(expected)
+        writer.write(len(expected), b"!")
+    finally:
+        writer.close()
+    assert (nfs_server.data / "out" / "big.bin").read_bytes() == bytes(expected) + b"!"
+
+
+def test_writes_behind_to_a_server_gone_fail_loudly_and_are_sent_once_it_is_back(
+    tmp_path: Path, nfs_server: Nfs
+) -> None:
+    """Nothing written behind is dropped: the flush after the server went away raises, and
+    the bytes are sent by the flush after it came back (the server's ports are kept)."""
+    server = NfsServer(tmp_path / "server")
+    state = server.start()
+    options = {"host": state.host, "export": EXPORT_PATH, "port": state.port}
+    backend = NfsStorage.from_options("fs", VolumeKind.FILE, {**options, "timeout": 2})
+    data = os.urandom(8 * 1024 * 1024 + 3)  # one full run, sent behind, then 3 bytes more
+    try:
+        writer = backend.open_writer(EXPORT_PATH, "kept.bin", truncate=True)
+        server.stop()
+        writer.write(0, data[:-3])  # accepted, written behind: fails there
+        with pytest.raises(BackendUnavailableError) as info:
+            writer.flush()
+        assert "kept.bin" in info.value.message
+        server.start()
+        writer.write(len(data) - 3, data[-3:])
+        writer.close()
+        assert (server.data / "kept.bin").read_bytes() == data
+    finally:
+        backend.close()
+        server.remove()

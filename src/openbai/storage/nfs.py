@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import posixpath
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -55,11 +57,17 @@ from openbai.storage.base import (
 )
 from openbai.storage.nfs_client import NfsContext, NfsFile, Server
 
+log = logging.getLogger("openbai.storage")
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: bytes moved per call by uploads and downloads (libnfs pipelines the RPCs of one call)
 _CHUNK = 8 * 1024 * 1024
 #: sessions one backend opens at most (one per thread in flight)
 _MAX_SESSIONS = 8
+#: bytes a mount's writer gathers into one call written behind (as uploads' calls)
+_RUN = _CHUNK
+#: a write smaller than this is sent at once when nothing is in flight (a line of stdout)
+_SMALL_WRITE = 64 * 1024
 
 #: what a read of a file replaced meanwhile fails with (libnfs reports some as EFAULT)
 _REPLACED = {errno.ESTALE, errno.EFAULT}
@@ -67,7 +75,15 @@ _REPLACED_RETRIES = 5
 _NOT_FOUND = {errno.ENOENT, errno.ENOTDIR, errno.ESTALE}
 _CONFLICT = {errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR}
 _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
-_UNAVAILABLE = {errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EIO, errno.ECONNRESET, errno.EPIPE}
+#: (libnfs reports a connection the server closed, "Socket failed with POLLHUP", as EINTR)
+_UNAVAILABLE = {
+    errno.ECONNREFUSED,
+    errno.ETIMEDOUT,
+    errno.EIO,
+    errno.ECONNRESET,
+    errno.EPIPE,
+    errno.EINTR,
+}
 
 
 @contextlib.contextmanager
@@ -123,6 +139,8 @@ class NfsStorage(StorageBackend):
         self._sessions: list[NfsContext] = []
         self._lock = threading.Lock()
         self._next = 0
+        #: runs of mounts' writers written behind (one in flight per file)
+        self._behind = ThreadPoolExecutor(_MAX_SESSIONS, thread_name_prefix="openbai-nfs-write")
 
     @classmethod
     def from_options(cls, account: str, kind: VolumeKind, options: dict[str, Any]) -> NfsStorage:
@@ -151,6 +169,7 @@ class NfsStorage(StorageBackend):
     def close(self) -> None:
         with self._lock:
             sessions, self._sessions = self._sessions, []
+        self._behind.shutdown(wait=True)
         for session in sessions:
             session.close()
 
@@ -348,12 +367,17 @@ class NfsStorage(StorageBackend):
         cleaned = clean_path(path, allow_root=False)
         where = f"{volume}/{cleaned}"
         parent = cleaned.rpartition("/")[0]
-        if parent:
-            self.make_dir(volume, parent)
         flags = os.O_RDWR | os.O_CREAT | (os.O_TRUNC if truncate else 0)
         with translate(where):
-            handle = self._open(volume, cleaned, flags)
-        return NfsFileWriter(handle, where)
+            try:
+                handle = self._open(volume, cleaned, flags)
+            except FileNotFoundError:
+                if not parent:
+                    raise
+                # its folder is missing: made only then (three more round trips per file)
+                self.make_dir(volume, parent)
+                handle = self._open(volume, cleaned, flags)
+        return NfsFileWriter(handle, where, self._behind)
 
     def rename(self, volume: str, source: str, target: str) -> None:
         src = clean_path(source, field="source", allow_root=False)
@@ -366,28 +390,62 @@ class NfsStorage(StorageBackend):
 
 
 class NfsFileWriter(FileWriter):
-    """A file open on the server: each write is sent at once, ``flush`` commits it."""
+    """A file open on the server, written behind: contiguous writes are gathered into runs of
+    up to ``_RUN`` bytes, each sent by one background call (libnfs pipelines its RPCs) while
+    the next run fills, so a copy through a mount waits for the network once per run, not
+    once per FUSE request. A small write arriving while nothing is in flight (a log line) is
+    sent before ``write`` returns, so a job's stdout is followed live. ``flush`` sends what is
+    left and COMMITs, only if anything was written since the last one.
+
+    Nothing is lost silently: a run whose background write failed is kept and sent again by
+    the next ``write``, ``read``, ``truncate`` or ``flush``, which raise while it still fails.
+    """
 
     can_read: ClassVar[bool] = True
 
-    def __init__(self, handle: NfsFile, where: str):
+    def __init__(self, handle: NfsFile, where: str, behind: Executor):
         self._handle = handle
         self._where = where
+        self._behind = behind
+        self._lock = threading.Lock()  # writes come from FUSE threads, flushes from another
+        self._start = 0  # the file offset of the run
+        self._run = bytearray()
+        self._sending: Future[None] | None = None
+        #: runs written behind that failed (sent again first), and why
+        self._failed: list[tuple[int, bytearray]] = []
+        self._error: OSError | None = None
+        self._unsynced = False  # written since the last COMMIT
 
     def write(self, offset: int, data: bytes) -> None:
-        with translate(self._where):
-            self._handle.pwrite(offset, data)
+        with self._lock, translate(self._where):
+            self._resend_failed()
+            if self._run and (
+                offset != self._start + len(self._run) or len(self._run) + len(data) > _RUN
+            ):
+                self._send_behind()
+            if not self._run:
+                self._start = offset
+            self._run += data
+            if len(self._run) >= _RUN:
+                self._send_behind()
+            elif len(data) < _SMALL_WRITE and self._sending is None:
+                self._send_now()
 
     def truncate(self, size: int) -> None:
-        with translate(self._where):
+        with self._lock, translate(self._where):
+            self._drain()
             self._handle.truncate(size)
 
     def flush(self) -> None:
-        with translate(self._where):
-            self._handle.fsync()
+        with self._lock, translate(self._where):
+            self._drain()
+            if self._unsynced:
+                self._handle.fsync()
+                self._unsynced = False
 
     def read(self, offset: int, length: int) -> bytes:
-        with translate(self._where):
+        with self._lock, translate(self._where):
+            self._drain()
             return self._handle.pread(offset, length)
 
     def close(self) -> None:
@@ -396,6 +454,64 @@ class NfsFileWriter(FileWriter):
         finally:
             with translate(self._where), contextlib.suppress(OSError):
                 self._handle.close()
+
+    def discard(self) -> None:
+        with self._lock:
+            self._wait()
+            self._run, self._failed, self._error = bytearray(), [], None
+        with contextlib.suppress(OSError):
+            self._handle.close()
+
+    # -- called with the lock held ---------------------------------------------------------
+    def _wait(self) -> None:
+        """Wait for the run in flight (its failure is kept in ``_failed``, not raised)."""
+        sending, self._sending = self._sending, None
+        if sending is not None:
+            sending.result()
+
+    def _send_behind(self) -> None:
+        self._wait()
+        start, run = self._start, self._run
+        self._run = bytearray()
+        self._sending = self._behind.submit(self._write_run, start, run)
+
+    def _write_run(self, start: int, run: bytearray) -> None:
+        """A background write: a failure is kept for the next call to send again and raise."""
+        try:
+            self._handle.pwrite(start, run)
+        except OSError as e:
+            log.warning("writing %s behind failed (kept, sent again): %s", self._where, e)
+            self._failed.append((start, run))
+            self._error = e
+        else:
+            self._unsynced = True
+
+    def _send_now(self) -> None:
+        """Send the run before returning; a failure keeps it for the next call."""
+        self._wait()
+        start, run = self._start, self._run
+        self._run = bytearray()
+        try:
+            self._handle.pwrite(start, run)
+        except OSError:
+            self._failed.append((start, run))
+            raise
+        self._unsynced = True
+
+    def _resend_failed(self) -> None:
+        self._wait()
+        while self._failed:
+            start, run = self._failed[0]
+            self._handle.pwrite(start, run)  # still failing: raised, kept
+            self._failed.pop(0)
+            self._unsynced = True
+        self._error = None
+
+    def _drain(self) -> None:
+        """Everything written so far is on the server (not yet committed)."""
+        self._resend_failed()
+        if self._run:
+            self._send_now()
 
 
 class _NfsReader(FileReader):

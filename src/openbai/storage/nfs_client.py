@@ -332,14 +332,21 @@ class NfsFile:
                 done += got
         return buffer.raw[:done]
 
-    def pwrite(self, offset: int, data: bytes) -> None:
+    def pwrite(self, offset: int, data: bytes | bytearray) -> None:
+        """All of ``data`` at ``offset``, sent from where it lies (no copy)."""
+        if not data:
+            return
         c = self.context
-        buffer = ctypes.create_string_buffer(data, len(data))
+        if isinstance(data, bytearray):  # exported (not resizable) while ``shared`` lives
+            shared = (ctypes.c_char * len(data)).from_buffer(data)
+            base = ctypes.addressof(shared)
+        else:  # libnfs only reads it: the bytes object's own buffer, kept alive by ``data``
+            base = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
         done = 0
         step = c.write_max if c.server.version == 4 else _V3_CALL
         with c.lock:
             while done < len(data):
-                view = ctypes.cast(ctypes.byref(buffer, done), ctypes.c_void_p)
+                view = ctypes.c_void_p(base + done)
                 count = min(step, len(data) - done)
                 wrote = c._check(
                     c.lib.nfs_pwrite(c.ctx, self._h(), offset + done, count, view),
