@@ -200,3 +200,15 @@ def test_writes_behind_to_a_server_gone_fail_loudly_and_are_sent_once_it_is_back
     finally:
         backend.close()
         server.remove()
+
+
+def test_a_ranged_read_lands_in_the_callers_buffer(backend: NfsStorage, tmp_path: Path) -> None:
+    _empty(backend)
+    backend.upload(backend.export, "r.bin", write(tmp_path / "r", b"0123456789"))
+    buffer = bytearray(8)
+    assert backend.read_into(backend.export, "r.bin", 2, memoryview(buffer)[:6]) == 6
+    assert bytes(buffer) == b"234567\0\0"
+    assert backend.read_into(backend.export, "r.bin", 7, memoryview(buffer)) == 3  # the end
+    assert bytes(buffer[:3]) == b"789"
+    with pytest.raises(NotFoundError):
+        backend.read_into(backend.export, "missing.bin", 0, memoryview(buffer))

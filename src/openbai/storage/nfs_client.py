@@ -314,13 +314,25 @@ class NfsFile:
 
     def pread(self, offset: int, length: int) -> bytes:
         """Up to ``length`` bytes at ``offset``, fewer only at the end of the file."""
-        c = self.context
         buffer = ctypes.create_string_buffer(length)
+        done = self._pread(offset, length, ctypes.addressof(buffer))
+        return buffer.raw[:done]
+
+    def pread_into(self, offset: int, into: memoryview) -> int:
+        """Up to ``len(into)`` bytes at ``offset`` received straight into ``into`` (writable);
+        how many: fewer only at the end of the file."""
+        if not len(into):
+            return 0
+        shared = (ctypes.c_char * len(into)).from_buffer(into)
+        return self._pread(offset, len(into), ctypes.addressof(shared))
+
+    def _pread(self, offset: int, length: int, base: int) -> int:
+        c = self.context
         done = 0
         step = c.read_max if c.server.version == 4 else _V3_CALL
         with c.lock:
             while done < length:
-                view = ctypes.cast(ctypes.byref(buffer, done), ctypes.c_void_p)
+                view = ctypes.c_void_p(base + done)
                 count = min(step, length - done)
                 got = c._check(
                     c.lib.nfs_pread(c.ctx, self._h(), offset + done, count, view),
@@ -330,7 +342,7 @@ class NfsFile:
                 if got == 0:
                     break
                 done += got
-        return buffer.raw[:done]
+        return done
 
     def pwrite(self, offset: int, data: bytes | bytearray) -> None:
         """All of ``data`` at ``offset``, sent from where it lies (no copy)."""
