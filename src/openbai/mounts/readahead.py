@@ -93,7 +93,9 @@ class ReadAhead:
 
     def _pinned(self, index: int) -> tuple[_Chunk, bool]:
         """The chunk ``index``, pinned; True if it is this read's own (fetched here)."""
-        future = self._chunk_at(index)
+        future, mine = self._chunk_at(index)
+        if mine:  # nobody fetches it yet: here, not through the pool (two thread hops less)
+            self._run(future, index)
         try:
             chunk: _Chunk | None = future.result()
         except CancelledError:  # dropped by a reader further on
@@ -111,7 +113,8 @@ class ReadAhead:
             if private or chunk.retired and not chunk.pins:
                 self._give(chunk)
 
-    def _chunk_at(self, index: int) -> Future[_Chunk]:
+    def _chunk_at(self, index: int) -> tuple[Future[_Chunk], bool]:
+        """The chunk's future, and whether the caller is to fetch it (nobody else does)."""
         dropped = []
         with self._lock:
             # The kernel reads ahead with several requests at once, so they may come a little
@@ -123,6 +126,10 @@ class ReadAhead:
             else:
                 self._ahead, self._last = 1, index
             last_chunk = max(self.size - 1, 0) // self._chunk
+            mine = index not in self._chunks
+            if mine:  # the window starts at it (``_last``): nothing drops it from here on
+                self._chunks[index] = Future()
+                self._chunks[index].set_running_or_notify_cancel()
             for wanted in range(self._last, min(self._last + self._ahead - 1, last_chunk) + 1):
                 if wanted not in self._chunks:
                     self._chunks[wanted] = self._pool.submit(self._load, wanted)
@@ -135,7 +142,13 @@ class ReadAhead:
         for old_future in dropped:
             if not old_future.cancel():  # being fetched, or fetched: retire it when done
                 old_future.add_done_callback(self._retire)
-        return future
+        return future, mine
+
+    def _run(self, future: Future[_Chunk], index: int) -> None:
+        try:
+            future.set_result(self._load(index))
+        except BaseException as e:
+            future.set_exception(e)
 
     def _retire(self, future: Future[_Chunk]) -> None:
         if future.cancelled() or future.exception() is not None:
