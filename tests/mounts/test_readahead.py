@@ -15,12 +15,16 @@ class Store:
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.requests: list[tuple[int, int]] = []
+        self.buffers: list[object] = []  # what each range was received into
         self._lock = threading.Lock()
 
-    def fetch(self, offset: int, length: int) -> bytes:
+    def fetch(self, offset: int, into: memoryview) -> int:
         with self._lock:
-            self.requests.append((offset, length))
-        return self.data[offset : offset + length]
+            self.requests.append((offset, len(into)))
+            self.buffers.append(into.obj)
+        data = self.data[offset : offset + len(into)]
+        into[: len(data)] = data
+        return len(data)
 
 
 def test_first_byte_needs_one_small_range_not_the_file() -> None:
@@ -74,3 +78,15 @@ def test_concurrent_out_of_order_readers_always_get_their_bytes() -> None:
 
         with ThreadPoolExecutor(8) as readers:
             assert all(readers.map(read, order))
+
+
+def test_a_long_read_reuses_a_window_of_buffers() -> None:
+    """Memory stays at the window however long the file: buffers of chunks the reader has
+    passed are received into again (fresh memory costs the kernel a zeroed page per 4 KiB)."""
+    store = Store(os.urandom(64 * 64 * KiB))
+    with ThreadPoolExecutor(4) as pool:
+        reader = ReadAhead(store.fetch, len(store.data), pool, chunk_size=64 * KiB, max_ahead=4)
+        got = b"".join(reader.read(o, 32 * KiB) for o in range(0, len(store.data), 32 * KiB))
+        assert got == store.data
+    assert len(store.requests) == 64
+    assert len({id(b) for b in store.buffers}) <= 4 + 4

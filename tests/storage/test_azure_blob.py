@@ -101,6 +101,24 @@ def test_large_file_goes_in_parallel_blocks(backend: AzureBlobStorage, tmp_path:
         backend.delete_volume(volume)
 
 
+def test_read_into_fills_the_callers_buffer(backend: AzureBlobStorage, tmp_path: Path) -> None:
+    """A mount's read-ahead receives ranges into buffers it reuses: every byte lands at its
+    place, a range over the end fills only what the blob has, an empty blob gives 0."""
+    data = bytes(range(256)) * 4000
+    volume = backend.create_volume(new_volume_name()).name
+    try:
+        backend.upload(volume, "f", write(tmp_path / "f", data))
+        backend.upload(volume, "empty", write(tmp_path / "empty", b""))
+        buffer = bytearray(b"x" * 5000)
+        assert backend.read_into(volume, "f", 1000, memoryview(buffer)[:4000]) == 4000
+        assert buffer[:4000] == data[1000:5000] and buffer[4000:] == b"x" * 1000
+        assert backend.read_into(volume, "f", len(data) - 10, memoryview(buffer)) == 10
+        assert buffer[:10] == data[-10:]
+        assert backend.read_into(volume, "empty", 0, memoryview(buffer)) == 0
+    finally:
+        backend.delete_volume(volume)
+
+
 def test_wrong_key_is_permission_denied(azurite: Azurite) -> None:
     wrong = Azurite(azurite.blob_endpoint, account_key="d3Jvbmcga2V5")
     backend = AzureBlobStorage.from_options(

@@ -108,9 +108,7 @@ def self_unmount(mountpoint: str) -> None:
 
 def serve(config: DaemonConfig) -> int:
     os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
-    import mfusepy
-
-    from openbai.mounts.fusefs import VolumeFS
+    from openbai.mounts.fusefs import VolumeFS, VolumeFUSE
 
     spec, settings, state_dir = config.spec, config.settings, Path(config.state_dir)
     cache_dir = state_dir / "cache"
@@ -179,7 +177,7 @@ def serve(config: DaemonConfig) -> int:
     thread = threading.Thread(target=committer, name="openbai-commit", daemon=True)
     thread.start()
     try:
-        mfusepy.FUSE(fs, config.mountpoint, **fuse_options(spec))
+        VolumeFUSE(fs, config.mountpoint, **fuse_options(spec))
     except RuntimeError as e:
         log.error("FUSE ended with %s", e)
     stop.set()

@@ -421,6 +421,14 @@ class AzureBlobStorage(StorageBackend):
                     return b""
                 raise
 
+    def read_into(self, volume: str, path: str, offset: int, into: memoryview) -> int:
+        if len(into) > _RANGE_GET_MAX:
+            return super().read_into(volume, path, offset, into)
+        cleaned = blob_path(path, allow_root=False)
+        check_volume_name(volume)
+        # a mount's read-ahead chunk, into a buffer it reuses (see blob_rest.get_range_into)
+        return self._rest().get_range_into(volume, cleaned, into, offset=offset)[0]
+
     def upload(self, volume: str, path: str, source: Path) -> FileInfo:
         cleaned = blob_path(path, allow_root=False)
         check_volume_name(volume)

@@ -229,6 +229,13 @@ class StorageBackend(ABC):
     def read(self, volume: str, path: str, offset: int = 0, length: int | None = None) -> bytes:
         """Bytes ``[offset, offset+length)`` of a file (to its end when length is None)."""
 
+    def read_into(self, volume: str, path: str, offset: int, into: memoryview) -> int:
+        """Read up to ``len(into)`` bytes from ``offset`` into ``into``; how many (fewer at
+        the end). A backend that can receive straight into the buffer overrides this copy."""
+        data = self.read(volume, path, offset, len(into))
+        into[: len(data)] = data
+        return len(data)
+
     def open_file(self, volume: str, path: str) -> FileReader:
         """Open the entry at ``path`` for reading; ``info.is_dir`` tells a directory (which
         cannot be read). Backends with file handles read every byte from the file opened here.

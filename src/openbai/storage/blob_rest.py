@@ -6,7 +6,9 @@ take them on a small machine. These calls spend ~0.3 ms each: one ``http.client`
 connection per thread, authorised by a SAS in the query string (no per-request signing).
 
 - ``put_blob`` stores a whole block blob in one request, ``put_block`` / ``put_block_list``
-  stage and commit blocks, ``get_blob`` / ``get_range`` fetch (a range of) a blob. ``put_blob`` sends
+  stage and commit blocks, ``get_blob`` / ``get_range`` fetch (a range of) a blob,
+  ``get_range_into`` receives a range straight into the caller's buffer (a reused buffer is
+  not new memory the kernel has to fault in and zero: ~10% of a mount's CPU). ``put_blob`` sends
   ``Content-MD5`` so the service checks the bytes it got (the hash is made anyway: it is
   stored as the blob's content MD5, as the SDK's ``content_settings`` would); a block sends
   one only when asked (az's ``--validate-content``, which is off by default too): hashing
@@ -149,12 +151,35 @@ class BlobRestClient:
         if etag is not None:
             headers["If-Match"] = etag
         try:
-            response, data = self._request_body("GET", container, name, "", b"", headers)
+            response, body = self._request_body("GET", container, name, "", b"", headers)
         except _RangeNotSatisfiable:
             return b"", 0, None  # only an empty blob has no byte 0
+        data = bytes(body)  # already bytes: no copy
         content_range = response.getheader("Content-Range")  # bytes 0-99/1234
         size = int(content_range.rsplit("/", 1)[1]) if content_range else len(data)
         return data, size, response.getheader("ETag")
+
+    def get_range_into(
+        self,
+        container: str,
+        name: str,
+        into: memoryview,
+        *,
+        offset: int = 0,
+        etag: str | None = None,
+    ) -> tuple[int, int, str | None]:
+        """As :meth:`get_range` of ``len(into)`` bytes, received into ``into``: how many bytes
+        came (fewer at the blob's end), the blob's size and its ETag."""
+        headers = {"x-ms-range": f"bytes={offset}-{offset + len(into) - 1}"}
+        if etag is not None:
+            headers["If-Match"] = etag
+        try:
+            response, got = self._request_body("GET", container, name, "", b"", headers, into)
+        except _RangeNotSatisfiable:
+            return 0, 0, None
+        content_range = response.getheader("Content-Range")
+        size = int(content_range.rsplit("/", 1)[1]) if content_range else len(got)
+        return len(got), size, response.getheader("ETag")
 
     # -- requests --------------------------------------------------------------------------
     def _request(
@@ -176,14 +201,16 @@ class BlobRestClient:
         query: str,
         body: bytes,
         headers: dict[str, str],
-    ) -> tuple[http.client.HTTPResponse, bytes]:
-        """The response and its body; retried as the module docstring says."""
+        into: memoryview | None = None,
+    ) -> tuple[http.client.HTTPResponse, bytes | memoryview]:
+        """The response and its body (with ``into``: the part of ``into`` it filled);
+        retried as the module docstring says."""
         headers = {**headers, "x-ms-version": API_VERSION, "Content-Length": str(len(body))}
         tries = itertools.count()
 
-        def exchange() -> tuple[http.client.HTTPResponse, bytes]:
+        def exchange() -> tuple[http.client.HTTPResponse, bytes | memoryview]:
             first = next(tries) == 0
-            return self._exchange(method, container, name, query, body, headers, first=first)
+            return self._exchange(method, container, name, query, body, headers, into, first=first)
 
         # 1, 2, 4, 8 ... s, +-0.5 s: the SDK's ExponentialRetry(initial_backoff=1)
         policy = retrying(
@@ -202,9 +229,10 @@ class BlobRestClient:
         query: str,
         body: bytes,
         headers: dict[str, str],
+        into: memoryview | None,
         *,
         first: bool,
-    ) -> tuple[http.client.HTTPResponse, bytes]:
+    ) -> tuple[http.client.HTTPResponse, bytes | memoryview]:
         """One try of a request; :class:`_Transient` for a failure worth another."""
         where = f"{container}/{name}"
         while True:
@@ -214,7 +242,11 @@ class BlobRestClient:
             try:
                 connection.request(method, path, body, headers)
                 response = connection.getresponse()
-                data = response.read()
+                data = (
+                    _read_into(response, into)
+                    if into is not None and response.status < 300
+                    else response.read()
+                )
             except (OSError, http.client.HTTPException) as e:
                 self._drop(connection)
                 if reused and first:
@@ -264,6 +296,20 @@ class _Transient(Exception):
     def __init__(self, error: OpenBaiError):
         super().__init__(error.message)
         self.error = error
+
+
+def _read_into(response: http.client.HTTPResponse, into: memoryview) -> memoryview:
+    """Receive a response body into ``into``; the part of it filled. A body longer than
+    ``into`` is an answer to another question: an error, not bytes dropped."""
+    got = 0
+    while got < len(into):
+        n = response.readinto(into[got:])
+        if not n:
+            break
+        got += n
+    if response.length:  # more than asked for (http.client knows the body's length)
+        raise http.client.HTTPException(f"{response.length} bytes more than the range asked")
+    return into[:got]
 
 
 def _md5(data: bytes) -> bytes:
