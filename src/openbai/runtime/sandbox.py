@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from openbai.errors import ExecutorError
+from openbai.files import write_private
 
 DEFAULT_JOB_USERS = ("openbai-job", "nobody")
 
@@ -90,16 +91,44 @@ def find_bwrap() -> str:
 _probed: dict[str, str | None] = {}
 
 
-def probe(bwrap: str) -> None:
-    """Fail clearly when bwrap cannot make namespaces here (no user namespaces, say)."""
+def probe(bwrap: str, remember_in: Path | None = None) -> None:
+    """Fail clearly when bwrap cannot make namespaces here (no user namespaces, say).
+
+    A node runner that lives for one job only (Slurm's) remembers a success in the node's
+    state directory ``remember_in``, for this boot of the machine and this bwrap binary:
+    probing costs a process and a sandbox's start, a good part of a trivial job's time. A
+    failure is never remembered, so that a node whose administrator enables user namespaces
+    works at once."""
     if bwrap not in _probed:
-        _probed[bwrap] = _try(bwrap)
+        proof = _proof_file(bwrap, remember_in)
+        if proof is not None and proof[0].is_file() and proof[0].read_text() == proof[1]:
+            _probed[bwrap] = None
+        else:
+            _probed[bwrap] = _try(bwrap)
+            if _probed[bwrap] is None and proof is not None:
+                try:
+                    write_private(proof[0], proof[1], durable=False)
+                except OSError:
+                    pass  # a read-only node state: probe again next time
     reason = _probed[bwrap]
     if reason is not None:
         raise SandboxUnavailable(
             f"no sandbox can be made on this node ({reason}): enable user namespaces, or "
             "create the cluster with --no-sandbox"
         )
+
+
+def _proof_file(bwrap: str, directory: Path | None) -> tuple[Path, str] | None:
+    """Where a successful probe is remembered, and what it must say to hold: the boot, the
+    bwrap binary and the user it ran as."""
+    if directory is None or not directory.is_dir():
+        return None
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        st = os.stat(bwrap)
+    except OSError:
+        return None
+    return directory / "sandbox-probe", f"{boot} {st.st_ino} {st.st_mtime_ns} {os.getuid()}\n"
 
 
 def warm() -> None:

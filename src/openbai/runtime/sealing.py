@@ -96,7 +96,7 @@ def seal(ctx: NodeContext) -> tuple[Sandbox | None, Cgroup | None]:
             bwrap = find_bwrap()
             if identity.switches and shutil.which("setpriv") is None:
                 raise SandboxUnavailable("setpriv (util-linux) is not installed on this node")
-            probe(bwrap)
+            probe(bwrap, ctx.layout.node_state)
         except SandboxUnavailable as exc:
             raise JobFailure("SandboxUnavailable", exc.message) from exc
         layout = ctx.layout
