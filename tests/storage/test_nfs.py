@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from nfs_fixture import Nfs, nfs_server
+from polling import wait_until
 
 from openbai.errors import (
     BackendUnavailableError,
@@ -19,7 +20,7 @@ from openbai.errors import (
     SpecError,
     StorageError,
 )
-from openbai.storage.base import StorageBackend, VolumeKind
+from openbai.storage.base import FileWriter, StorageBackend, VolumeKind
 from openbai.storage.nfs import NfsStorage
 from openbai.storage.nfs_server import EXPORT_PATH, NfsServer, free_port
 from openbai.storage.registry import backend_class
@@ -194,6 +195,7 @@ def test_writes_behind_to_a_server_gone_fail_loudly_and_are_sent_once_it_is_back
             writer.flush()
         assert "kept.bin" in info.value.message
         server.start()
+        wait_until(lambda: _flushed(writer), "a flush once the server is back", timeout=60)
         writer.write(len(data) - 3, data[-3:])
         writer.close()
         assert (server.data / "kept.bin").read_bytes() == data
@@ -212,3 +214,11 @@ def test_a_ranged_read_lands_in_the_callers_buffer(backend: NfsStorage, tmp_path
     assert bytes(buffer[:3]) == b"789"
     with pytest.raises(NotFoundError):
         backend.read_into(backend.export, "missing.bin", 0, memoryview(buffer))
+
+
+def _flushed(writer: FileWriter) -> bool:
+    try:
+        writer.flush()
+    except BackendUnavailableError:  # fails at once for a few seconds after a failure
+        return False
+    return True

@@ -30,6 +30,7 @@ import logging
 import os
 import posixpath
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -68,6 +69,8 @@ _MAX_SESSIONS = 8
 _RUN = _CHUNK
 #: a write smaller than this is sent at once when nothing is in flight (a line of stdout)
 _SMALL_WRITE = 64 * 1024
+#: seconds a mount's writer fails at once after a call failed, before asking the server again
+_QUIET = 5.0
 
 #: what a read of a file replaced meanwhile fails with (libnfs reports some as EFAULT)
 _REPLACED = {errno.ESTALE, errno.EFAULT}
@@ -416,6 +419,9 @@ class NfsFileWriter(FileWriter):
 
     Nothing is lost silently: a run whose background write failed is kept and sent again by
     the next ``write``, ``read``, ``truncate`` or ``flush``, which raise while it still fails.
+    For ``_QUIET`` seconds after a failure every call fails at once with it, rather than each
+    waiting out the server's timeout again: a job writing line by line to a server that went
+    away got EIO after half a minute per line.
     """
 
     can_read: ClassVar[bool] = True
@@ -431,10 +437,24 @@ class NfsFileWriter(FileWriter):
         #: runs written behind that failed (sent again first), and why
         self._failed: list[tuple[int, bytearray]] = []
         self._error: OSError | None = None
+        self._quiet_until = 0.0  # (monotonic) until then, calls fail at once with _error
         self._unsynced = False  # written since the last COMMIT
 
-    def write(self, offset: int, data: bytes) -> None:
+    @contextlib.contextmanager
+    def _call(self) -> Iterator[None]:
+        """One call, holding the lock, its errors translated and remembered."""
         with self._lock, translate(self._where):
+            self._wait()
+            if self._error is not None and time.monotonic() < self._quiet_until:
+                raise self._error
+            try:
+                yield
+            except OSError as e:
+                self._error, self._quiet_until = e, time.monotonic() + _QUIET
+                raise
+
+    def write(self, offset: int, data: bytes) -> None:
+        with self._call():
             self._resend_failed()
             if self._run and (
                 offset != self._start + len(self._run) or len(self._run) + len(data) > _RUN
@@ -449,19 +469,19 @@ class NfsFileWriter(FileWriter):
                 self._send_now()
 
     def truncate(self, size: int) -> None:
-        with self._lock, translate(self._where):
+        with self._call():
             self._drain()
             self._handle.truncate(size)
 
     def flush(self) -> None:
-        with self._lock, translate(self._where):
+        with self._call():
             self._drain()
             if self._unsynced:
                 self._handle.fsync()
                 self._unsynced = False
 
     def read(self, offset: int, length: int) -> bytes:
-        with self._lock, translate(self._where):
+        with self._call():
             self._drain()
             return self._handle.pread(offset, length)
 
@@ -499,7 +519,7 @@ class NfsFileWriter(FileWriter):
         except OSError as e:
             log.warning("writing %s behind failed (kept, sent again): %s", self._where, e)
             self._failed.append((start, run))
-            self._error = e
+            self._error, self._quiet_until = e, time.monotonic() + _QUIET
         else:
             self._unsynced = True
 
