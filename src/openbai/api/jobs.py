@@ -9,7 +9,6 @@ for a delete, is gone).
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from openbai.api import lro
 from openbai.api.paging import Page, page_of, slice_of
@@ -24,6 +23,7 @@ from openbai.api.params import (
     WorkspaceName,
     body_schema,
 )
+from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
 from openbai.http.views import job_view
 from openbai.services import jobs, nodes
@@ -62,7 +62,7 @@ def create_job(
 
 
 @router.get(JOB, operation_id="Jobs_Get")
-def get_job(
+async def get_job(
     app: Service, rg: ResourceGroup, ws: WorkspaceName, exp: ExperimentName, name: JobName
 ) -> JSONResponse:
     return JSONResponse(job_view(app.settings, jobs.get_job(app, rg, ws, exp, name)))

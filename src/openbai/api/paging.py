@@ -32,7 +32,7 @@ class Paging:
         return lister(*args, offset=self.offset, limit=self.limit + 1)
 
 
-def paging(
+async def paging(
     maxresults: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = MAX_RESULTS,
     skiptoken: Annotated[
         int, Query(alias="$skiptoken", ge=0, le=MAX_OFFSET, include_in_schema=False)

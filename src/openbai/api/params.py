@@ -23,14 +23,17 @@ EXP = WS + "/experiments/{experimentName}"
 JOB = EXP + "/jobs/{jobName}"
 
 
-def api_version(
+async def api_version(
     version: Annotated[Literal["2018-05-01"], Query(alias="api-version")],
 ) -> str:
-    """``api-version=2018-05-01`` is required on every ARM route (400 when absent or other)."""
+    """``api-version=2018-05-01`` is required on every ARM route (400 when absent or other).
+
+    Cheap dependencies are coroutines: FastAPI hands each plain function to a worker thread,
+    a hand-off that costs more than the check."""
     return version
 
 
-def subscription(
+async def subscription(
     app: Service, subscription_id: Annotated[str, Path(alias="subscriptionId")]
 ) -> str:
     """An installation has one subscription id; any other is not found."""

@@ -36,7 +36,7 @@ def admit(
     return token
 
 
-def caller(request: Request) -> TokenInfo:
+async def caller(request: Request) -> TokenInfo:
     """The token admitted to this request (a route's own dependency runs after admission)."""
     token: TokenInfo | None = getattr(request.state, _CALLER, None)
     if token is None:
