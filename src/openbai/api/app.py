@@ -53,6 +53,7 @@ from openbai.api.signing import UrlSigner
 from openbai.api.urls import check_public_url
 from openbai.http.audit_trail import AuditTrail
 from openbai.http.errors import install_error_handlers
+from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
 from openbai.installation import App
 from openbai.services.deletions import BackgroundDeletes
@@ -98,6 +99,7 @@ def create_api(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,  # served below, behind the token like everything else
+        default_response_class=JSONResponse,
     )
     api.state.openbai = app
     api.state.signer = UrlSigner(app.settings.home)

@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 
 from openbai.api.auth import AUTHENTICATED
 from openbai.api.paging import Page, page_of
 from openbai.errors import SpecError
+from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
 from openbai.http.views import audit_entry_view
 from openbai.services import audit

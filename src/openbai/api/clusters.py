@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from openbai.api import lro
 from openbai.api.files import file_entry
@@ -20,6 +19,7 @@ from openbai.api.params import (
     WorkspaceName,
     body_schema,
 )
+from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
 from openbai.http.views import cluster_view
 from openbai.services import clusters, nodes, setup_files

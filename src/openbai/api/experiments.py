@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from openbai.api import lro
 from openbai.api.paging import Page, page_of
 from openbai.api.params import ARM_ROUTE, EXP, WS, ExperimentName, ResourceGroup, WorkspaceName
+from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
 from openbai.http.views import experiment_view
 from openbai.services import workspaces

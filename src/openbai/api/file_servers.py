@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from openbai.api.paging import Page, page_of
 from openbai.api.params import (
@@ -16,6 +15,7 @@ from openbai.api.params import (
     body_schema,
 )
 from openbai.errors import NotFoundError
+from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
 from openbai.http.views import file_server_view
 from openbai.services import file_servers

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.convertors import Convertor, register_url_convertor
 
 from openbai.api.auth import AUTHENTICATED
@@ -22,6 +22,7 @@ from openbai.api.signing import SignedFile, UrlSigner
 from openbai.api.urls import base_url
 from openbai.errors import SpecError
 from openbai.http.downloads import download_headers
+from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
 from openbai.scheduling.locations import VolumeLocation
 from openbai.services import accounts, files, jobs

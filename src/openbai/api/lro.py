@@ -25,11 +25,12 @@ import logging
 from typing import Annotated, get_args
 
 from fastapi import APIRouter, Path, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from openbai.api.params import API_VERSION, ARM_ROUTE, SUB, Location
 from openbai.api.urls import base_url
 from openbai.errors import NotFoundError
+from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
 from openbai.installation import App
 from openbai.services import deletions, jobs

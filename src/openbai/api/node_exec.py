@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from fastapi.responses import JSONResponse
 
 from openbai.api.auth import AUTHENTICATED
 from openbai.api.params import (
@@ -28,6 +27,7 @@ from openbai.api.params import (
     ResourceGroup,
     WorkspaceName,
 )
+from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
 from openbai.services import nodes
 

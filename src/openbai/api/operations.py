@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 
 from openbai.api.paging import Page, slice_of
 from openbai.api.params import ARM_ROUTE, PROVIDER, SUB, Location, api_version
+from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
 from openbai.services import usages
 

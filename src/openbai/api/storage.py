@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from openbai.api.auth import AUTHENTICATED
 from openbai.api.files import read_chunks
 from openbai.api.params import JsonBody
 from openbai.errors import SpecError
+from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
 from openbai.services import accounts
 from openbai.spec.times import iso

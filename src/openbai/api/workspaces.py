@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from openbai.api import lro
 from openbai.api.paging import Page, Paging, page_of, slice_of
@@ -17,6 +16,7 @@ from openbai.api.params import (
     body_schema,
 )
 from openbai.http.caller import Caller
+from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
 from openbai.http.views import workspace_view
 from openbai.installation import App

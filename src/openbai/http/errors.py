@@ -13,7 +13,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from openbai.errors import (
@@ -30,6 +29,7 @@ from openbai.errors import (
     StorageError,
     TooLargeError,
 )
+from openbai.http.json_response import JSONResponse
 
 log = logging.getLogger("openbai.api")
 
