@@ -7,12 +7,14 @@ server can use one file at once. A shared server may keep its state in PostgreSQ
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +33,9 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._reader_engine = self.engine.execution_options(openbai_read=True)
         self._readers = sessionmaker(self._reader_engine, expire_on_commit=False)
+        # one SELECT is consistent by itself: on SQLite no BEGIN is sent before it (a third
+        # of the SQL a request's token check ran)
+        self._single_reads = self.engine.execution_options(openbai_read="single")
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (cheap when it already is)."""
@@ -72,8 +77,13 @@ class Database:
         """The first row of a read-only ``statement``, on a connection without an ORM
         session: for the reads every request makes (a token, a job), where the session's
         bookkeeping cost more than the query."""
-        with self._reader_engine.connect() as connection:
+        with self._single_reads.connect() as connection:
             return connection.execute(statement, dict(params)).first()
+
+    def all(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row[Any]]:
+        """Every row of a read-only ``statement``, like :meth:`first` (a page of a list)."""
+        with self._single_reads.connect() as connection:
+            return connection.execute(statement, dict(params)).all()
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -103,11 +113,21 @@ def _create_private(url: str) -> None:
 WRITER_LOCK = 0x0BA1
 
 
+def json_loads(text: str | bytes) -> Any:
+    """A JSON column's value: orjson reads a job's spec in a fifth of ``json.loads``' time (a
+    page of 1,000 jobs decodes 2,000 documents); what it refuses (integers beyond 64 bits,
+    ``NaN``) is read by ``json.loads``, as before."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def _make_engine(url: str) -> Engine:
     if url.startswith("postgresql"):
         return _postgres_engine(url)
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, json_deserializer=json_loads)
     _create_private(url)
     # as many kept connections as the server has request threads (see _postgres_engine)
     engine = create_engine(
@@ -115,6 +135,7 @@ def _make_engine(url: str) -> Engine:
         connect_args={"timeout": 30, "check_same_thread": False},
         pool_size=40,
         max_overflow=10,
+        json_deserializer=json_loads,
     )
 
     @event.listens_for(engine, "connect")
@@ -133,8 +154,10 @@ def _make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        read = connection.get_execution_options().get("openbai_read")
-        connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+        options = connection.get_execution_options()
+        read = options.get("openbai_read")
+        if read != "single":  # Database.first: one SELECT, consistent by itself
+            connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -144,7 +167,14 @@ def _postgres_engine(url: str) -> Engine:
     # past the kept ones is closed after each use, and a new one costs a backend process and a
     # SCRAM exchange, which under load took more than the request itself. Opened lazily: a
     # CLI command holds one or two. PostgreSQL's default max_connections is 100.
-    engine = create_engine(url, pool_pre_ping=True, pool_size=40, max_overflow=10, pool_timeout=30)
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=40,
+        max_overflow=10,
+        pool_timeout=30,
+        json_deserializer=json_loads,
+    )
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
