@@ -5,7 +5,6 @@ what the limits did to the job, told in the execution log and the job's errors."
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from openbai.mounts.base import Mount
@@ -19,8 +18,10 @@ from openbai.runtime.sandbox import (
     Sandbox,
     SandboxUnavailable,
     find_bwrap,
+    find_setpriv,
     gpu_devices,
     probe,
+    real_path,
     tool_paths,
 )
 from openbai.runtime.stopping import JobFailure
@@ -94,7 +95,7 @@ def seal(ctx: NodeContext) -> tuple[Sandbox | None, Cgroup | None]:
                 else Identity.for_jobs(os.environ.get("OPENBAI_JOB_USER"))
             )
             bwrap = find_bwrap()
-            if identity.switches and shutil.which("setpriv") is None:
+            if identity.switches and find_setpriv() is None:
                 raise SandboxUnavailable("setpriv (util-linux) is not installed on this node")
             probe(bwrap, ctx.layout.node_state)
         except SandboxUnavailable as exc:
@@ -133,11 +134,11 @@ def open_volumes(
             sandbox.writable.append(mount.source)
     for path in sandbox.writable:
         sandbox.grant(path)
-    roots = [os.path.realpath(w) for w in sandbox.writable]
+    roots = [r for r in map(real_path, map(str, sandbox.writable)) if r is not None]
     for folder in made or []:
-        real = os.path.realpath(folder)
-        root = next((r for r in roots if real.startswith(r.rstrip("/") + "/")), None)
-        if root is not None:
+        real = real_path(folder)
+        root = real and next((r for r in roots if real.startswith(r.rstrip("/") + "/")), None)
+        if real and root:
             sandbox.grant_path(Path(real), Path(root))
 
 
