@@ -50,6 +50,8 @@ from openbai.retry import retrying
 API_VERSION = "2021-08-06"
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _Connection = http.client.HTTPConnection
+#: a request body: sent as it is (a block read into a reused buffer is a memoryview)
+Body = bytes | bytearray | memoryview
 
 
 class BlobRestClient:
@@ -99,7 +101,7 @@ class BlobRestClient:
         return _last_modified(response)
 
     def put_block(
-        self, container: str, name: str, block_id: str, data: bytes, *, validate: bool = False
+        self, container: str, name: str, block_id: str, data: Body, *, validate: bool = False
     ) -> None:
         """Stage one block (``block_id`` as the SDK takes it: encoded here); with ``validate``
         its MD5 goes along for the store to check."""
@@ -188,7 +190,7 @@ class BlobRestClient:
         container: str,
         name: str,
         query: str,
-        body: bytes,
+        body: Body,
         headers: dict[str, str],
     ) -> http.client.HTTPResponse:
         return self._request_body(method, container, name, query, body, headers)[0]
@@ -199,7 +201,7 @@ class BlobRestClient:
         container: str,
         name: str,
         query: str,
-        body: bytes,
+        body: Body,
         headers: dict[str, str],
         into: memoryview | None = None,
     ) -> tuple[http.client.HTTPResponse, bytes | memoryview]:
@@ -227,7 +229,7 @@ class BlobRestClient:
         container: str,
         name: str,
         query: str,
-        body: bytes,
+        body: Body,
         headers: dict[str, str],
         into: memoryview | None,
         *,
@@ -312,7 +314,7 @@ def _read_into(response: http.client.HTTPResponse, into: memoryview) -> memoryvi
     return into[:got]
 
 
-def _md5(data: bytes) -> bytes:
+def _md5(data: Body) -> bytes:
     return hashlib.md5(data, usedforsecurity=False).digest()
 
 
