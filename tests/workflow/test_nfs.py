@@ -440,7 +440,7 @@ def short_flush(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENBAI_MOUNT_FLUSH_TIMEOUT", "2")
 
 
-@pytest.mark.timeout(600)  # each write waits for libnfs's 30 s timeout before it fails
+@pytest.mark.timeout(600)  # the first write waits out libnfs's 30 s timeout, the next fail at once
 def test_a_file_server_that_goes_away_mid_job_fails_it_naming_the_file(
     short_flush: None, workspace: Bai, file_server: dict[str, Any], tmp_path: Path, gates: Path
 ) -> None:
