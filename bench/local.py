@@ -10,7 +10,11 @@ fast a line a job prints reaches ``bai job file stream``.
   task off (bubblewrap, the job user, runtime/sandbox.py) costs, as ratios (goal ≤ 1.1×).
   The two clusters take turns (latency jobs alternate one by one; throughput runs in
   ``--rounds`` rounds, each cluster first in every other one), so that a change in the
-  machine's load lands on both sides; each round's ratio is printed with the load average;
+  machine's load lands on both sides; each round's ratio is printed with the load average,
+  and the CPU time a job cost (this process, the runners, their tasks and bubblewrap's
+  namespace init, which no parent's rusage counts), measured by a cgroup v1 ``cpuacct``
+  group of the benchmark's own (as root; where none can be made it is not printed): the
+  time ratio swings with other work on the machine, the CPU per job much less;
 * line written by a job → line shown by the stream (p50/p99), against reading the same file
   directly in a tight loop (the floor), and a check that no byte was lost.
 """
@@ -46,6 +50,47 @@ TRIVIAL = {
         "mountVolumes": LOGS,
     }
 }
+
+
+class CpuMeter:
+    """The CPU time of this process and of everything it starts, from a cgroup v1 cpuacct
+    group it moves into (the runners' groups are made below it, and cpuacct.usage counts
+    them too); None from :meth:`open` where none can be made (not root, cgroup v2)."""
+
+    ROOT = Path("/sys/fs/cgroup/cpuacct")
+
+    def __init__(self, group: Path, home: Path):
+        self.group, self.home = group, home
+
+    @classmethod
+    def open(cls) -> CpuMeter | None:
+        try:
+            lines = Path("/proc/self/cgroup").read_text().splitlines()
+            own = next(
+                path
+                for _, controllers, path in (line.split(":", 2) for line in lines)
+                if "cpuacct" in controllers.split(",")
+            )
+            home = cls.ROOT / own.lstrip("/")
+            group = home / f"openbai-bench-{os.getpid()}"
+            group.mkdir()
+            (group / "cgroup.procs").write_text(str(os.getpid()))
+        except (OSError, StopIteration):
+            return None
+        return cls(group, home)
+
+    def seconds(self) -> float:
+        return int((self.group / "cpuacct.usage").read_text()) / 1e9
+
+    def close(self) -> None:
+        """Move this process and what is left of its children (the fork server, which ends
+        with this process) back, and remove the group."""
+        try:
+            for pid in (self.group / "cgroup.procs").read_text().split():
+                (self.home / "cgroup.procs").write_text(pid)
+            self.group.rmdir()
+        except OSError:
+            pass  # a process ended meanwhile, or a runner's group is still below it
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -133,19 +178,25 @@ def bench_latency(app: App, count: int, clusters: tuple[str, ...]) -> dict[str, 
     return p50s
 
 
-def bench_throughput(app: App, count: int, cluster: str, round_: int) -> float:
-    """N trivial jobs submitted -> all finished; the seconds that took."""
+def bench_throughput(
+    app: App, count: int, cluster: str, round_: int, cpu: CpuMeter | None
+) -> tuple[float, float | None]:
+    """N trivial jobs submitted -> all finished; the seconds that took, and the CPU seconds
+    a job cost (None without a meter)."""
     names = [f"tp-{cluster}-{round_}-{i}" for i in range(count)]
+    cpu_before = cpu.seconds() if cpu else 0.0
     started = time.monotonic()
     for name in names:
         jobs.create_job(app, "default", "ws", "exp", name, TRIVIAL, cluster=cluster)
     submitted = time.monotonic() - started
     wait_all(app, names)
     total = time.monotonic() - started
+    per_job = (cpu.seconds() - cpu_before) / count if cpu else None
+    used = f", CPU {per_job * 1000:.1f} ms a job" if per_job is not None else ""
     print(
-        f"{count} trivial jobs on a 4-node local cluster ({cluster}): submitted in {submitted:.1f} s, all finished after {total:.1f} s ({count / total:.1f} jobs/s)"
+        f"{count} trivial jobs on a 4-node local cluster ({cluster}): submitted in {submitted:.1f} s, all finished after {total:.1f} s ({count / total:.1f} jobs/s{used})"
     )
-    return total
+    return total, per_job
 
 
 STREAMER = (
@@ -222,30 +273,46 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="openbai-bench-") as tmp:
         home = Path(tmp)
+        cpu = CpuMeter.open()
         app, dispatcher, stop = setup(home)
         try:
             latency = bench_latency(app, args.latency_jobs, ("c4", "open4"))
             bench_stream(app, home, args.lines)
-            ratios = []
+            ratios, extra = [], []
             for round_ in range(args.rounds):
                 load = os.getloadavg()[0]
                 order = ("c4", "open4") if round_ % 2 == 0 else ("open4", "c4")
-                took = {c: bench_throughput(app, args.jobs, c, round_) for c in order}
-                ratios.append(took["c4"] / took["open4"])
+                took = {c: bench_throughput(app, args.jobs, c, round_, cpu) for c in order}
+                ratios.append(took["c4"][0] / took["open4"][0])
+                sealed_cpu, open_cpu = took["c4"][1], took["open4"][1]
+                costs = ""
+                if sealed_cpu is not None and open_cpu is not None:
+                    extra.append(sealed_cpu - open_cpu)
+                    costs = (
+                        f"; CPU a job {sealed_cpu * 1000:.1f} vs {open_cpu * 1000:.1f} ms "
+                        f"({sealed_cpu / open_cpu:.2f}x)"
+                    )
                 print(
-                    f"round {round_ + 1} ({order[0]} first): {ratios[-1]:.2f}x the time, "
+                    f"round {round_ + 1} ({order[0]} first): {ratios[-1]:.2f}x the time{costs}, "
                     f"load average {load:.2f} -> {os.getloadavg()[0]:.2f}"
                 )
+            sandbox_cpu = (
+                f"; the sandbox's CPU a job: {', '.join(f'+{e * 1000:.1f} ms' for e in extra)}"
+                if extra
+                else ""
+            )
             print(
                 f"sandboxed / unsandboxed: submit -> running p50 "
                 f"{latency['c4'] / latency['open4']:.2f}x, {args.jobs} trivial jobs "
                 f"{', '.join(f'{r:.2f}x' for r in ratios)} the time in {args.rounds} rounds "
-                f"(goal <= 1.1x)"
+                f"(goal <= 1.1x){sandbox_cpu}"
             )
         finally:
             stop.set()
             dispatcher.wake()
             dispatcher.close()
             app.close()
+            if cpu is not None:
+                cpu.close()
     print(json.dumps({"note": "compare jobs/s with Slurm's own: python -m bench slurm"}))
     return 0
