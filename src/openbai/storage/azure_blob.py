@@ -32,43 +32,18 @@ import contextlib
 import hashlib
 import mimetypes
 import os
+import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from io import BufferedReader
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
-
-from azure.core.exceptions import (
-    AzureError,
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceExistsError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
-from azure.core.pipeline.transport import RequestsTransport
-from azure.storage.blob import (
-    AccountSasPermissions,
-    BlobBlock,
-    BlobClient,
-    BlobPrefix,
-    BlobProperties,
-    BlobServiceClient,
-    ContainerClient,
-    ContentSettings,
-    ExponentialRetry,
-    ResourceTypes,
-    generate_account_sas,
-)
-from requests import Session
-from requests.adapters import HTTPAdapter
 
 from openbai.errors import (
     BackendUnavailableError,
@@ -87,9 +62,21 @@ from openbai.storage.base import (
     VolumeKind,
     blob_path,
 )
-from openbai.storage.blob_rest import BlobRestClient
+from openbai.storage.blob_rest import BlobRestClient, ListedBlob, account_sas
 from openbai.storage.block_writer import ID_LENGTH, BlockFileWriter, BlockTarget
 from openbai.storage.names import check_volume_name
+
+if TYPE_CHECKING:
+    # azure-storage-blob is imported where it is used: a tree transfer (blob_rest.py only)
+    # never imports it, which was a fifth of a second of the command's start
+    from azure.core.exceptions import HttpResponseError
+    from azure.storage.blob import (
+        BlobClient,
+        BlobPrefix,
+        BlobProperties,
+        BlobServiceClient,
+        ContainerClient,
+    )
 
 _MiB = 1024 * 1024
 _CLIENT_SIZES = {
@@ -114,28 +101,50 @@ def _translate(where: str) -> Iterator[None]:
     """Turn Azure SDK (and local file) exceptions into openbai storage errors."""
     try:
         yield
-    except ResourceNotFoundError as e:
-        raise NotFoundError(f"{where}: not found ({_code(e)})", target=where) from e
-    except ResourceExistsError as e:
-        raise ConflictError(f"{where}: already exists ({_code(e)})", target=where) from e
-    except ClientAuthenticationError as e:
-        raise PermissionDeniedError(f"{where}: authentication failed", target=where) from e
-    except HttpResponseError as e:
+    except FileNotFoundError as e:
+        raise NotFoundError(f"{e.filename}: no such file", target=where) from e
+    except OSError as e:
+        raise StorageError(f"{e.filename or where}: {e.strerror or e}", target=where) from e
+    except Exception as e:
+        if "azure.core.exceptions" not in sys.modules:  # then no SDK call raised it
+            raise
+        error = _sdk_error(e, where)
+        if error is e:
+            raise
+        raise error from e
+
+
+def _sdk_error(e: Exception, where: str) -> Exception:
+    """The openbai error for an Azure SDK exception (others: ``e`` itself)."""
+    from azure.core.exceptions import (
+        AzureError,
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceExistsError,
+        ResourceNotFoundError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    if isinstance(e, ResourceNotFoundError):
+        return NotFoundError(f"{where}: not found ({_code(e)})", target=where)
+    if isinstance(e, ResourceExistsError):
+        return ConflictError(f"{where}: already exists ({_code(e)})", target=where)
+    if isinstance(e, ClientAuthenticationError):
+        return PermissionDeniedError(f"{where}: authentication failed", target=where)
+    if isinstance(e, HttpResponseError):
         status = e.status_code or 0
         kind: type[StorageError] = StorageError
         if status == 403:
             kind = PermissionDeniedError
         elif status >= 500:
             kind = BackendUnavailableError
-        raise kind(f"{where}: HTTP {status} {_code(e) or e.reason}", target=where) from e
-    except (ServiceRequestError, ServiceResponseError) as e:
-        raise BackendUnavailableError(f"{where}: blob service unreachable", target=where) from e
-    except AzureError as e:
-        raise StorageError(f"{where}: {e.message}", target=where) from e
-    except FileNotFoundError as e:
-        raise NotFoundError(f"{e.filename}: no such file", target=where) from e
-    except OSError as e:
-        raise StorageError(f"{e.filename or where}: {e.strerror or e}", target=where) from e
+        return kind(f"{where}: HTTP {status} {_code(e) or e.reason}", target=where)
+    if isinstance(e, (ServiceRequestError, ServiceResponseError)):
+        return BackendUnavailableError(f"{where}: blob service unreachable", target=where)
+    if isinstance(e, AzureError):
+        return StorageError(f"{where}: {e.message}", target=where)
+    return e
 
 
 def _code(error: HttpResponseError) -> str | None:
@@ -158,6 +167,17 @@ def _blob_info(props: BlobProperties) -> FileInfo:
         size=int(props.size),
         modified=_source_mtime(props.metadata) or props.last_modified,
         md5=bytes(md5).hex() if md5 else None,
+    )
+
+
+def _listed_info(listed: ListedBlob) -> FileInfo:
+    """As :func:`_blob_info`, of a blob named by blob_rest's listing."""
+    return FileInfo(
+        path=listed.name,
+        is_dir=False,
+        size=listed.size,
+        modified=_source_mtime(listed.metadata) or listed.last_modified,
+        md5=listed.content_md5.hex() if listed.content_md5 else None,
     )
 
 
@@ -232,6 +252,11 @@ class AzureBlobStorage(StorageBackend):
             return self._client
 
     def _connect(self) -> BlobServiceClient:
+        from azure.core.pipeline.transport import RequestsTransport
+        from azure.storage.blob import BlobServiceClient, ExponentialRetry
+        from requests import Session
+        from requests.adapters import HTTPAdapter
+
         retries = self._retry_total
         session = Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
@@ -279,17 +304,33 @@ class AzureBlobStorage(StorageBackend):
             self._block_buffers.clear()
 
     def _rest(self) -> BlobRestClient:
-        """The lean client for tree transfers (see blob_rest.py), on the SDK client's endpoint."""
-        service = self._service()
+        """The lean client for tree transfers (see blob_rest.py), on the account's endpoint."""
+        endpoint = self._endpoint_without_sdk()
+        if endpoint is None:  # a connection string spelt otherwise: as the SDK reads it
+            url = urlsplit(self._service().url)
+            endpoint = f"{url.scheme}://{url.netloc}{url.path}"
         with self._lock:
             if self._rest_client is None:
-                url = urlsplit(service.url)
                 self._rest_client = BlobRestClient(
-                    f"{url.scheme}://{url.netloc}{url.path}",
+                    endpoint,
                     self._sas,
                     retry_total=self._retry_total,
                 )
             return self._rest_client
+
+    def _endpoint_without_sdk(self) -> str | None:
+        """The blob endpoint, read without the SDK from the options or a connection string
+        naming its ``BlobEndpoint`` or its account (``None``: ask the SDK)."""
+        if not self._connection_string:
+            return self.blob_endpoint.rstrip("/")
+        settings = _connection_settings(self._connection_string)
+        if settings.get("blobendpoint"):
+            return settings["blobendpoint"].rstrip("/")
+        name, protocol = settings.get("accountname"), settings.get("defaultendpointsprotocol")
+        if name and protocol in ("http", "https") and "usedevelopmentstorage" not in settings:
+            suffix = settings.get("endpointsuffix") or "core.windows.net"
+            return f"{protocol}://{name}.blob.{suffix}"
+        return None
 
     def _sas(self) -> str:
         """The query string that authorises the lean client's requests.
@@ -305,14 +346,9 @@ class AzureBlobStorage(StorageBackend):
             now = datetime.now(UTC)
             if self._sas_token is None or self._sas_token[1] - now < timedelta(hours=1):
                 expiry = now + _SAS_LIFETIME
-                token = generate_account_sas(
-                    settings.get("accountname") or self.account,
-                    key,
-                    resource_types=ResourceTypes(object=True),
-                    permission=AccountSasPermissions(read=True, write=True, create=True),
-                    expiry=expiry,
-                    start=now - timedelta(minutes=15),  # clock skew
-                )
+                # listing and a container's properties too: a tree transfer needs no SDK
+                start = now - timedelta(minutes=15)  # clock skew
+                token = account_sas(settings.get("accountname") or self.account, key, start, expiry)
                 self._sas_token = (token, expiry)
             return self._sas_token[0]
 
@@ -347,11 +383,14 @@ class AzureBlobStorage(StorageBackend):
     # -- files ---------------------------------------------------------------------------
     def stat(self, volume: str, path: str) -> FileInfo:
         cleaned = blob_path(path)
+        if not cleaned:  # the volume (a tree transfer's first question): no SDK
+            check_volume_name(volume)
+            modified = self._rest().container_modified(volume)
+            return FileInfo(path="", is_dir=True, modified=modified)
+        from azure.core.exceptions import ResourceNotFoundError
+
         container = self._container(volume)
         with _translate(f"{volume}/{cleaned}"):
-            if not cleaned:
-                props = container.get_container_properties()
-                return FileInfo(path="", is_dir=True, modified=props.last_modified)
             with contextlib.suppress(ResourceNotFoundError):
                 return _blob_info(container.get_blob_client(cleaned).get_blob_properties())
             if not self._has_blobs_under(container, cleaned):
@@ -367,16 +406,25 @@ class AzureBlobStorage(StorageBackend):
         self, volume: str, path: str = "", *, recursive: bool = False
     ) -> Iterator[FileInfo]:
         cleaned = blob_path(path)
-        container = self._container(volume)
         prefix = f"{cleaned}/" if cleaned else ""
         found = False
-        entries: Iterable[BlobProperties | BlobPrefix]
+        if recursive:  # a tree transfer's listing: lean REST, no SDK
+            check_volume_name(volume)
+            for listed in self._rest().list_blobs(volume, prefix):
+                found = True
+                if not listed.name.endswith("/"):  # skip directory-marker blobs
+                    yield _listed_info(listed)
+            if not found:
+                self._rest().container_modified(volume)  # NotFoundError for a missing volume
+                if cleaned:
+                    where = f"{volume}/{cleaned}"
+                    raise NotFoundError(f"{where}: no such directory", target=where)
+            return
+        from azure.storage.blob import BlobPrefix
+
+        container = self._container(volume)
         with _translate(f"{volume}/{cleaned}"):
-            if recursive:
-                entries = container.list_blobs(name_starts_with=prefix, include=["metadata"])
-            else:
-                entries = self._walk(container, prefix)
-            for entry in entries:
+            for entry in self._walk(container, prefix):
                 found = True
                 if isinstance(entry, BlobPrefix):
                     yield FileInfo(path=str(entry.name)[:-1], is_dir=True)
@@ -393,6 +441,8 @@ class AzureBlobStorage(StorageBackend):
         """One level under ``prefix``; a folder with an empty name (``x//`` in ``x/``) is
         walked in place: its entries (``x//y.txt``) are listed with their whole names, since
         no path names that folder on its own (``x/`` is ``x``)."""
+        from azure.storage.blob import BlobPrefix
+
         for entry in container.walk_blobs(
             name_starts_with=prefix, delimiter="/", include=["metadata"]
         ):
@@ -411,6 +461,8 @@ class AzureBlobStorage(StorageBackend):
             # SDK's ~2.5 ms of CPU per request
             check_volume_name(volume)
             return self._rest().get_blob(volume, cleaned, offset=offset, length=length)[0]
+        from azure.core.exceptions import HttpResponseError
+
         blob = self._container(volume).get_blob_client(cleaned)
         with _translate(f"{volume}/{cleaned}"):
             try:
@@ -550,6 +602,8 @@ class AzureBlobStorage(StorageBackend):
                     wait(ranges)
 
     def delete(self, volume: str, path: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
         cleaned = blob_path(path, allow_root=False)
         container = self._container(volume)
         where = f"{volume}/{cleaned}"
@@ -617,10 +671,11 @@ class _BlobTarget(BlockTarget):
     def __init__(self, blob: BlobClient, where: str):
         self._blob = blob
         self._where = where
-        content_type = mimetypes.guess_type(where)[0] or "application/octet-stream"
-        self._settings = ContentSettings(content_type=content_type)
+        self._content_type = mimetypes.guess_type(where)[0] or "application/octet-stream"
 
     def committed(self) -> tuple[int, list[tuple[str, int]]]:
+        from azure.core.exceptions import ResourceNotFoundError
+
         with _translate(self._where):
             try:
                 size = int(self._blob.get_blob_properties().size)
@@ -638,8 +693,10 @@ class _BlobTarget(BlockTarget):
             self._blob.stage_block(block_id, data, length=len(data))
 
     def commit(self, block_ids: list[str], *, md5: bytes | None = None) -> None:
+        from azure.storage.blob import BlobBlock, ContentSettings
+
         settings = ContentSettings(
-            content_type=self._settings.content_type,
+            content_type=self._content_type,
             content_md5=bytearray(md5) if md5 is not None else None,
         )
         with _translate(self._where):
