@@ -1,9 +1,12 @@
 """A job's NFS mount (openbai's FUSE filesystem on libnfs) against direct libnfs and against a
 plain local directory, on a fresh nfs-ganesha (the file servers' server) on this machine.
 
-``python -m bench nfs [--size-mib 1024] [--files 2000] [--file-kib 512]``
+``python -m bench nfs [--size-mib 1024] [--files 2000] [--file-kib 512] [--rounds 3]``
 
-Printed, side by side in the same run:
+Printed, side by side in the same run (the mount and direct libnfs in ``--rounds`` rounds,
+which of them goes first changing every round, each step started after ``sync``: on a shared
+machine a load change, or the disk still writing the step before, then lands on both sides;
+each line's rate is over all rounds, with each round's ratio below it):
 
 * write one 1 GiB file: through the mount (1 MiB ``write`` calls, as ``cp``/``dd`` do, timed
   to ``close``) vs a direct libnfs upload of the same bytes (``NfsStorage.upload``: 8 MiB
@@ -23,10 +26,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench._azurite import ratio_line, timed
@@ -84,18 +89,110 @@ def read_direct(direct: NfsStorage, path: str, size: int) -> int:
         reader.close()
 
 
-def three_lines(
-    name: str, mb: float, mount: float, direct: float, local: float, goal: str
-) -> list[str]:
-    return [
-        ratio_line(f"{name}: mount vs libnfs", mb / mount, mb / direct, "MB/s", goal),
-        ratio_line(f"{name}: mount vs local directory", mb / mount, mb / local, "MB/s", "n/a"),
-    ]
-
-
 def in_threads(names: list[str], action: Callable[[str], int]) -> tuple[float, int]:
     with ThreadPoolExecutor(THREADS) as pool:
         return timed(lambda: sum(pool.map(action, names)))
+
+
+def settled(action: Callable[[], float]) -> float:
+    """``action``'s time, started with no dirty pages left by the step before (a write
+    still going to disk slowed whatever came next)."""
+    os.sync()
+    return action()
+
+
+class Comparison:
+    """One line of the report: the mount's and direct libnfs's times over the rounds."""
+
+    def __init__(self, name: str, mb: float):
+        self.name, self.mb = name, mb
+        self.mount: list[float] = []
+        self.direct: list[float] = []
+        self.local = 0.0
+
+    def lines(self) -> list[str]:
+        ratios = ", ".join(f"{d / m:.2f}x" for m, d in zip(self.mount, self.direct, strict=True))
+        rounds = len(self.mount)
+        mount, direct = self.mb * rounds / sum(self.mount), self.mb * rounds / sum(self.direct)
+        return [
+            ratio_line(f"{self.name}: mount vs libnfs", mount, direct, "MB/s", ">= 0.8x"),
+            f"    rounds: {ratios}",
+            ratio_line(
+                f"{self.name}: mount vs local directory", mount, self.mb / self.local, "MB/s", "n/a"
+            ),
+        ]
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The timed steps of one round: direct libnfs in folder ``d``, the mount in ``m``."""
+
+    state: ServerState
+    server: NfsServer
+    direct: NfsStorage
+    work: Path
+    d: str
+    m: str
+    source: Path
+    small_source: Path
+    names: list[str]
+
+    def direct_write(self) -> float:
+        return timed(lambda: self.direct.upload(EXPORT_PATH, f"{self.d}/big.bin", self.source))[0]
+
+    def mount_write(self) -> float:
+        data = self.source.read_bytes()
+        mount = mounted(self.state, self.work)
+        took, _ = timed(lambda: write_file(mount.path / self.m / "big.bin", data))
+        mount.unmount()
+        assert (self.server.data / self.m / "big.bin").stat().st_size == len(data)
+        return took
+
+    def direct_read(self) -> float:
+        size = self.source.stat().st_size
+        took, got = timed(lambda: read_direct(self.direct, f"{self.d}/big.bin", size))
+        assert got == size
+        return took
+
+    def mount_read(self) -> float:
+        mount = mounted(self.state, self.work)
+        took, got = timed(lambda: read_file(mount.path / self.d / "big.bin"))
+        mount.unmount()
+        assert got == self.source.stat().st_size
+        return took
+
+    def direct_writes(self) -> float:
+        def put(name: str) -> int:
+            return self.direct.upload(EXPORT_PATH, f"{self.d}/{name}", self.small_source).size
+
+        return in_threads(self.names, put)[0]
+
+    def mount_writes(self) -> float:
+        small = self.small_source.read_bytes()
+        mount = mounted(self.state, self.work)
+
+        def put(name: str) -> int:
+            write_file(mount.path / self.m / name, small)
+            return len(small)
+
+        took, _ = in_threads(self.names, put)
+        mount.unmount()
+        return took
+
+    def direct_reads(self) -> float:
+        def get(name: str) -> int:
+            return len(self.direct.read(EXPORT_PATH, f"{self.d}/{name}"))
+
+        took, got = in_threads(self.names, get)
+        assert got == self.small_source.stat().st_size * len(self.names)
+        return took
+
+    def mount_reads(self) -> float:
+        mount = mounted(self.state, self.work)
+        took, got = in_threads(self.names, lambda n: read_file(mount.path / self.d / n))
+        mount.unmount()
+        assert got == self.small_source.stat().st_size * len(self.names)
+        return took
 
 
 def run(args: argparse.Namespace, work: Path) -> list[str]:
@@ -109,73 +206,63 @@ def run(args: argparse.Namespace, work: Path) -> list[str]:
     data = (block * (size // len(block) + 1))[:size]
     source = work / "source.bin"
     source.write_bytes(data)
-    mb = size / 1e6
-    lines = [
-        f"NFS mount (FUSE on libnfs) vs direct libnfs vs a local directory, {args.size_mib} MiB:"
-    ]
+    small = data[: args.file_kib * 1024]
+    small_source = work / "small.bin"
+    small_source.write_bytes(small)
+    names = [f"{i:05d}.bin" for i in range(args.files)]
+    many = f"{args.files} x {args.file_kib} KiB, {THREADS} threads"
+    mb, mb_m = size / 1e6, len(small) * args.files / 1e6
+    write1, read1 = Comparison("write 1 file", mb), Comparison("read 1 file", mb)
+    write_m, read_m = Comparison(f"write {many}", mb_m), Comparison(f"read {many}", mb_m)
+    loads = []
     try:
-        # -- one big file ---------------------------------------------------------------
-        direct_w, _ = timed(lambda: direct.upload(EXPORT_PATH, "direct.bin", source))
-        local_w, _ = timed(lambda: write_file(local / "local.bin", data, sync=True))
-        mount = mounted(state, work)
-        mount_w, _ = timed(lambda: write_file(mount.path / "mounted.bin", data))
-        mount.unmount()
-        assert (server.data / "mounted.bin").stat().st_size == size
-        lines += three_lines("write 1 file", mb, mount_w, direct_w, local_w, ">= 0.8x")
-
-        direct_r, got = timed(lambda: read_direct(direct, "direct.bin", size))
+        # the local directory: once (the ceiling, not the goal)
+        write1.local = settled(
+            lambda: timed(lambda: write_file(local / "l.bin", data, sync=True))[0]
+        )
+        read1.local, got = timed(lambda: read_file(local / "l.bin"))
         assert got == size
-        local_r, got = timed(lambda: read_file(local / "local.bin"))
-        assert got == size
-        mount = mounted(state, work)
-        mount_r, got = timed(lambda: read_file(mount.path / "direct.bin"))
-        mount.unmount()
-        assert got == size
-        lines += three_lines("read 1 file", mb, mount_r, direct_r, local_r, ">= 0.8x")
-
-        # -- many small files -----------------------------------------------------------
-        small = data[: args.file_kib * 1024]
-        mb_m = len(small) * args.files / 1e6
-        names = [f"{i:05d}.bin" for i in range(args.files)]
-        small_source = work / "small.bin"
-        small_source.write_bytes(small)
-        for where in ("direct", "mounted"):
-            direct.make_dir(EXPORT_PATH, where)
         (local / "many").mkdir()
-
-        def direct_put(name: str) -> int:
-            return direct.upload(EXPORT_PATH, f"direct/{name}", small_source).size
 
         def local_put(name: str) -> int:
             write_file(local / "many" / name, small, sync=True)
             return len(small)
 
-        direct_mw, _ = in_threads(names, direct_put)
-        local_mw, _ = in_threads(names, local_put)
-        mount = mounted(state, work)
+        write_m.local = settled(lambda: in_threads(names, local_put)[0])
+        read_m.local = in_threads(names, lambda n: read_file(local / "many" / n))[0]
 
-        def mount_put(name: str) -> int:
-            write_file(mount.path / "mounted" / name, small)
-            return len(small)
+        for round_ in range(args.rounds):
+            # which side goes first changes every round: a load change lands on both
+            mount_first = round_ % 2 == 1
+            loads.append(os.getloadavg()[0])
+            d, m = f"direct{round_}", f"mounted{round_}"
+            for where in (d, m):
+                direct.make_dir(EXPORT_PATH, where)
 
-        mount_mw, _ = in_threads(names, mount_put)
-        mount.unmount()
-        name = f"write {args.files} x {args.file_kib} KiB, {THREADS} threads"
-        lines += three_lines(name, mb_m, mount_mw, direct_mw, local_mw, ">= 0.8x")
-
-        direct_mr, got = in_threads(names, lambda n: len(direct.read(EXPORT_PATH, f"direct/{n}")))
-        assert got == len(small) * len(names)
-        local_mr, _ = in_threads(names, lambda n: read_file(local / "many" / n))
-        mount = mounted(state, work)
-        mount_mr, got = in_threads(names, lambda n: read_file(mount.path / "direct" / n))
-        mount.unmount()
-        assert got == len(small) * len(names)
-        name = f"read {args.files} x {args.file_kib} KiB, {THREADS} threads"
-        lines += three_lines(name, mb_m, mount_mr, direct_mr, local_mr, ">= 0.8x")
+            steps = Steps(state, server, direct, work, d, m, source, small_source, names)
+            for line, ours, theirs in (
+                (write1, steps.mount_write, steps.direct_write),
+                (read1, steps.mount_read, steps.direct_read),
+                (write_m, steps.mount_writes, steps.direct_writes),
+                (read_m, steps.mount_reads, steps.direct_reads),
+            ):
+                if mount_first:
+                    line.mount.append(settled(ours))
+                    line.direct.append(settled(theirs))
+                else:
+                    line.direct.append(settled(theirs))
+                    line.mount.append(settled(ours))
+            for where in (d, m):
+                shutil.rmtree(server.data / where)
     finally:
         direct.close()
         server.remove()
-    return lines
+    title = (
+        f"NFS mount (FUSE on libnfs) vs direct libnfs vs a local directory, {args.size_mib} MiB,"
+        f" {args.rounds} alternating rounds (1-min load at each round's start:"
+        f" {', '.join(f'{load:.1f}' for load in loads)}):"
+    )
+    return [title, *write1.lines(), *read1.lines(), *write_m.lines(), *read_m.lines()]
 
 
 def main(argv: list[str]) -> int:
@@ -183,6 +270,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--file-kib", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-nfs-", dir=os.environ.get("TMPDIR")) as work:
         lines = run(args, Path(work))
