@@ -85,6 +85,38 @@ def test_list_pages_follow_next_link(
     assert len(client.get(jobs_url(ws)).json()["value"]) == 5
 
 
+def test_a_list_holds_its_own_experiments_jobs_and_names_what_is_missing(
+    client: TestClient, ws: Arm, logs_share: str, service: App
+) -> None:
+    from openbai.services import jobs
+
+    service.on_change = lambda: None  # nothing needs to run here
+    for i in range(3):
+        jobs.create_job(service, "rg", "ws", "exp", f"j{i}", job_body("true"))
+    # a workspace and an experiment of the same names elsewhere hold none of them
+    assert client.put(ws.rg("workspaces", "ws2"), json={"location": "local"}).status_code == 200
+    for workspace, experiment in (("ws", "other"), ("ws2", "exp")):
+        url = ws.rg("workspaces", workspace, "experiments", experiment)
+        assert client.put(url).status_code == 200
+        listed = client.get(ws.rg("workspaces", workspace, "experiments", experiment, "jobs"))
+        assert listed.status_code == 200 and listed.json() == {"value": []}
+
+    past_the_end = client.get(jobs_url(ws, query="maxresults=2&$skiptoken=3")).json()
+    assert past_the_end == {"value": []}
+    first_page = client.get(jobs_url(ws, query="maxresults=2")).json()
+    assert [j["name"] for j in first_page["value"]] == ["j0", "j1"]
+    assert first_page["value"][1] == client.get(jobs_url(ws, "j1")).json()
+
+    for (workspace, experiment), code in (
+        (("ws", "nope"), "ExperimentNotFound"),
+        (("nope", "exp"), "WorkspaceNotFound"),
+    ):
+        missing = client.get(ws.rg("workspaces", workspace, "experiments", experiment, "jobs"))
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == code
+        assert missing.json()["error"]["target"] == "nope"
+
+
 def test_terminate_is_long_running(client: TestClient, ws: Arm, logs_share: str) -> None:
     assert client.put(jobs_url(ws, "sleeper"), json=job_body("sleep 60")).status_code == 200
     deadline = time.monotonic() + 30

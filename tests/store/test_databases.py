@@ -5,12 +5,13 @@ use them, writers that do not lose each other's updates, and the setting itself.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from pathlib import Path
 
 import pytest
 from conftest import Bai
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, update
 from sqlalchemy.engine import make_url
 
 from openbai.installation import App
@@ -47,6 +48,28 @@ def test_json_and_longest_names_round_trip(app: App, bai: Bai) -> None:
     shown = bai.json("workspace", "show", "-g", "rg", "-n", name)
     assert shown["name"] == name
     assert shown["tags"] == tags
+
+
+def test_json_columns_read_back_numbers_exactly(app: App) -> None:
+    # orjson reads these two differently (a float, an error): the store must not
+    tags = {
+        "big": 2**70 + 1,
+        "small": -(2**63) - 1,
+        "float": 0.1,
+        "digits": "1" * 40,
+        "✓": [1.5e300],
+    }
+    workspaces.create_workspace(app, "rg", "ws", {"location": "local"})
+    with app.db.session() as s:
+        s.execute(update(Workspace).where(Workspace.name == "ws").values(tags=tags))
+    where = select(Workspace.tags).where(Workspace.name == "ws")
+    assert app.db.first(where, {}) == (tags,)
+    if app.db.engine.dialect.name != "sqlite":
+        return  # PostgreSQL's json type refuses NaN itself
+    with app.db.session() as s:
+        s.execute(update(Workspace).where(Workspace.name == "ws").values(tags={"n": math.nan}))
+    read = app.db.first(where, {})
+    assert read is not None and math.isnan(read[0]["n"])
 
 
 def test_concurrent_writers_lose_no_update(app: App) -> None:

@@ -23,7 +23,7 @@ from openbai.scheduling.volumes import mounted_volumes
 from openbai.services import ids
 from openbai.services.clusters import cluster_row
 from openbai.services.containers import image_job_warnings
-from openbai.services.records import JobRecord
+from openbai.services.records import JobRecord, Provisioning
 from openbai.services.volumes import require_on_volume, resolve_mounts
 from openbai.services.workspaces import check_not_deleting, experiment_id, experiment_row
 from openbai.spec import JobCreateParameters, check_name, parse
@@ -201,7 +201,7 @@ def get_job(app: App, rg: str, ws: str, exp: str, name: str) -> JobRecord:
     if row is None:
         with app.db.reading() as s:
             job_row(s, rg, ws, exp, name)  # raises the NotFoundError naming what is missing
-    return JobRecord.of_columns((rg, ws, exp), row)
+    return _record((rg, ws, exp), row)
 
 
 def list_jobs(
@@ -238,7 +238,8 @@ def list_jobs(
     if not rows:
         with app.db.reading() as s:
             experiment_id(s, rg, ws, exp)  # raises the NotFoundError naming what is missing
-    return [JobRecord.of_columns((rg, ws, exp), row) for row in rows]
+    names = (rg, ws, exp)
+    return [_record(names, row) for row in rows]
 
 
 #: (order, dialect, filtered by state, limited) -> the page's statement, built once
@@ -249,15 +250,19 @@ def _page_statement(order: str, dialect: str, by_state: bool, limited: bool) -> 
     key = (order, dialect, by_state, limited)
     statement = _PAGES.get(key)
     if statement is None:
-        statement = (
-            select(*_LISTED)
-            .join(Experiment, Job.experiment_id == Experiment.id)
+        experiment = (
+            select(Experiment.id)
             .join(Workspace, Experiment.workspace_id == Workspace.id)
             .where(
                 Workspace.resource_group == bindparam("rg"),
                 Workspace.name == bindparam("ws"),
                 Experiment.name == bindparam("exp"),
             )
+            .scalar_subquery()
+        )
+        statement = (
+            select(*_LISTED)
+            .where(Job.experiment_id == experiment)
             .order_by(*_order_by(order, dialect))
             .offset(bindparam("offset", type_=Integer()))
         )
@@ -311,6 +316,29 @@ _LISTED = (
     Job.provisioning_state, Job.provisioning_changed_at, Job.execution_state,
     Job.execution_changed_at, Job.start_time, Job.end_time, Job.exit_code, Job.errors,
 )  # fmt: skip
+
+
+def _record(names: tuple[str, str, str], row: Any) -> JobRecord:
+    """The record of a row of :data:`_LISTED`, unpacked in that order: a row's attributes by
+    name cost ~0.4 us each, two thirds of a listed job's record."""
+    (name, spec, cluster_ref, tool_type, output_segment, created_at, provisioning_state,
+     provisioning_changed_at, execution_state, execution_changed_at, start_time, end_time,
+     exit_code, errors) = row  # fmt: skip
+    return JobRecord(
+        *names,
+        name,
+        dict(spec),
+        cluster_ref,
+        tool_type,
+        output_segment,
+        Provisioning(created_at, provisioning_state, provisioning_changed_at),
+        execution_state,
+        execution_changed_at,
+        start_time,
+        end_time,
+        exit_code,
+        list(errors or []),
+    )
 
 
 _JOB_BY_NAMES = (
