@@ -560,13 +560,20 @@ class AzureBlobStorage(StorageBackend):
     def _take_block_buffer(self) -> bytearray:
         """A buffer for one block, once fewer than the bound are read and not yet sent."""
         self._blocks_in_memory.acquire()
+        return self._spare_buffer()
+
+    def _give_block_buffer(self, buffer: bytearray) -> None:
+        self._keep_buffer(buffer)
+        self._blocks_in_memory.release()
+
+    def _spare_buffer(self) -> bytearray:
         with self._lock:
             return self._block_buffers.pop() if self._block_buffers else bytearray(_BLOCK_SIZE)
 
-    def _give_block_buffer(self, buffer: bytearray) -> None:
+    def _keep_buffer(self, buffer: bytearray) -> None:
         with self._lock:
-            self._block_buffers.append(buffer)
-        self._blocks_in_memory.release()
+            if len(self._block_buffers) < 2 * self.max_concurrency:
+                self._block_buffers.append(buffer)
 
     def download(self, volume: str, path: str, target: Path) -> None:
         cleaned = blob_path(path, allow_root=False)
@@ -584,12 +591,18 @@ class AzureBlobStorage(StorageBackend):
                 f.flush()
 
                 def fetch(offset: int) -> None:
-                    chunk, _, _ = rest.get_range(
-                        volume, cleaned, offset=offset, length=_BLOCK_SIZE, etag=etag
-                    )
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.pwrite(f.fileno(), view, offset + len(chunk) - len(view)) :]
+                    # received into a reused buffer (not one the kernel faults in afresh)
+                    buffer = self._spare_buffer()
+                    try:
+                        got, _, _ = rest.get_range_into(
+                            volume, cleaned, memoryview(buffer), offset=offset, etag=etag
+                        )
+                        view, at = memoryview(buffer)[:got], offset
+                        while view:
+                            written = os.pwrite(f.fileno(), view, at)
+                            view, at = view[written:], at + written
+                    finally:
+                        self._keep_buffer(buffer)
 
                 pool = self._block_pool()
                 ranges = [pool.submit(fetch, at) for at in range(len(data), size, _BLOCK_SIZE)]
