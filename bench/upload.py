@@ -14,7 +14,7 @@ use. Printed, side by side in the same run:
 * 4 files of 256 MiB, in rounds: bai's upload vs az's and vs the store's raw Put Block rate
   (the same bytes staged in 8 MiB blocks over 8 connections: what the store can take at
   best), bai's download-batch vs the store's raw ranged-GET rate (8 MiB ranges, 8
-  connections);
+  connections), the raw rates measured right before and right after bai's and averaged;
 * the same small tree to and from an embedded (local) account's containers and shares vs
   ``cp -r && sync``, and a second upload of it (every file unchanged, skipped), in rounds
   (``--rounds 3``), each round's cp measured before and after it.
@@ -299,8 +299,9 @@ def embedded_lines(bai: Bai, small: Path, work: Path, count: int, rounds: int) -
 
 def large_lines(args: argparse.Namespace, bai: Bai, az: Path | None, work: Path) -> list[str]:
     """Big files up and down, ``args.rounds`` rounds of: the store's raw Put Block rate and
-    raw ranged-GET rate (of those same blobs), bai's upload and download, az's upload, each
-    on a fresh Azurite, one right after the other."""
+    raw ranged-GET rate (of those same blobs), bai's upload and download, the raw rates
+    again (the machine's load drifts: bai is set against the mean of the two), az's upload,
+    each on a fresh Azurite, one right after the other."""
     large = large_tree(work / "large", args.large, args.large_mib * MiB)
     size = args.large_mib * MiB
     mb = args.large * size / 1e6
@@ -309,21 +310,30 @@ def large_lines(args: argparse.Namespace, bai: Bai, az: Path | None, work: Path)
     lines = []
     for i in range(args.rounds):
         load = os.getloadavg()[0]
-        with store() as azurite:
-            raw_put = raw_block_rate(azurite, "data", args.large, size)
-            raw_get = raw_range_rate(azurite, "data", names, size)
-            (work / "raw-down").mkdir()
-            raw_disk = raw_range_rate(azurite, "data", names, size, into=work / "raw-down")
-            shutil.rmtree(work / "raw-down")
+
+        def raw_rates() -> tuple[float, float, float]:
+            with store() as azurite:
+                put = raw_block_rate(azurite, "data", args.large, size)
+                get = raw_range_rate(azurite, "data", names, size)
+                (work / "raw-down").mkdir()
+                disk = raw_range_rate(azurite, "data", names, size, into=work / "raw-down")
+                shutil.rmtree(work / "raw-down")
+            return put, get, disk
+
+        before = raw_rates()
         with store() as azurite:
             up = mb / bai.upload(azurite, large)
             down = mb / bai.download(azurite, work / "large-down")
         shutil.rmtree(work / "large-down")
+        after = raw_rates()
+        raw_put, raw_get, raw_disk = ((b + a) / 2 for b, a in zip(before, after, strict=True))
         results.setdefault("upload: bai vs the raw Put Block rate", []).append((up, raw_put))
         results.setdefault("download: bai vs raw ranged GETs", []).append((down, raw_get))
         results.setdefault("download: bai vs raw GETs to disk + sync", []).append((down, raw_disk))
-        round_line = (f"  round {i + 1}: load average {load:.2f}; raw Put Block {raw_put:.1f} MB/s,"
-                      f" raw ranged GET {raw_get:.1f} ({raw_disk:.1f} to disk), bai up {up:.1f}, down {down:.1f}")  # fmt: skip
+        round_line = (f"  round {i + 1}: load average {load:.2f} -> {os.getloadavg()[0]:.2f};"
+                      f" raw Put Block {before[0]:.1f} / {after[0]:.1f} MB/s (before / after bai),"
+                      f" raw ranged GET {before[1]:.1f} / {after[1]:.1f} ({before[2]:.1f} / {after[2]:.1f}"
+                      f" to disk), bai up {up:.1f}, down {down:.1f}")  # fmt: skip
         if az is not None:
             with store() as azurite:
                 az_up = mb / az_upload(az, azurite, "data", large)
