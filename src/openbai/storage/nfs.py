@@ -14,8 +14,10 @@ libnfs (``nfs_client.py``): these nodes have no NFS client in their kernel. Each
 one TCP connection used by one thread at a time, so a small pool of sessions serves the
 threads of a FUSE mount; an open file stays on the session that opened it.
 
-- ``open_writer`` writes straight to the server (``shows_appends_live``): a running job's
-  stdout is followed through another session while it grows; ``flush`` is an NFS COMMIT.
+- ``open_writer`` (a mount's writes) writes behind in runs of 8 MiB, but sends a small write
+  at once when nothing is in flight (``shows_appends_live``: a running job's stdout is
+  followed through another session while it grows); ``flush`` sends the rest and COMMITs.
+  A failed write is kept and raised by the next call (see :class:`NfsFileWriter`).
 - Uploads go to a hidden temporary name renamed over the target, so readers never see half
   a file.
 - Paths are checked by ``clean_path`` (no ``..``, nothing absolute), so they stay inside the
