@@ -303,3 +303,21 @@ def test_srun_in_the_sandbox_reaches_a_slurm_configuration_kept_under_tmp(tmp_pa
     assert "ClusterName=t" in result.stdout
     assert "socket" in result.stdout
     assert "secret" not in result.stdout  # the socket's directory is not bound whole
+
+
+def test_paths_are_bound_by_their_real_path(tmp_path: Path) -> None:
+    """A volume reached through links is bound where it really is (the kernel resolves it,
+    as os.path.realpath would), and a path that does not exist is left out."""
+    from openbai.runtime.sandbox import Identity, Sandbox, find_bwrap, real_path
+
+    (tmp_path / "real" / "data").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    linked = tmp_path / "link" / "data"
+    assert real_path(str(linked)) == os.path.realpath(linked) == str(tmp_path / "real" / "data")
+    assert real_path(str(tmp_path / "missing")) is None
+
+    sandbox = Sandbox(find_bwrap(), Identity.current(), writable=[linked, tmp_path / "missing"])
+    args = sandbox.prefix()
+    where = args.index("--bind")
+    assert args[where + 1 : where + 3] == [str(tmp_path / "real" / "data")] * 2
+    assert str(tmp_path / "missing") not in args

@@ -171,11 +171,11 @@ def warm(env: dict[str, str] | None = None) -> None:
         bwrap = find_bwrap()
         probe(bwrap)
         identity = Identity.for_jobs(os.environ.get("OPENBAI_JOB_USER"))
-    except SandboxUnavailable:
-        return
-    find_setpriv()
-    tools = tool_paths(env if env is not None else dict(os.environ))
-    Sandbox(bwrap, identity, readable=tools).prefix()
+        find_setpriv()
+        tools = tool_paths(env if env is not None else dict(os.environ))
+        Sandbox(bwrap, identity, readable=tools).prefix()
+    except (SandboxUnavailable, OSError):
+        pass  # each runner finds out for itself, and fails its job clearly where it must
 
 
 def _try(bwrap: str) -> str | None:
