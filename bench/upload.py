@@ -30,11 +30,13 @@ import base64
 import http.client
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -217,11 +219,15 @@ class Bai:
     def __init__(self, home: Path):
         self.env = {**os.environ, "OPENBAI_HOME": str(home), "BAI_SERVER": ""}
         self.exe = str(Path(sys.executable).parent / "bai")
+        self.cpu = 0.0  # CPU seconds (user + system) of the last command
 
     def __call__(self, *args: str) -> float:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         seconds, result = timed(
             lambda: subprocess.run([self.exe, *args], env=self.env, capture_output=True, text=True)
         )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
         if result.returncode != 0:
             raise RuntimeError(f"bai {' '.join(args)} failed: {result.stderr[-2000:]}")
         return seconds
@@ -311,29 +317,36 @@ def large_lines(args: argparse.Namespace, bai: Bai, az: Path | None, work: Path)
     for i in range(args.rounds):
         load = os.getloadavg()[0]
 
-        def raw_rates() -> tuple[float, float, float]:
+        def raw_rates() -> tuple[float, float, float, float]:
+            """Raw Put Block, GET and GET-to-disk MB/s, and the Put Blocks' client CPU."""
             with store() as azurite:
+                cpu = time.process_time()
                 put = raw_block_rate(azurite, "data", args.large, size)
+                cpu = time.process_time() - cpu
                 get = raw_range_rate(azurite, "data", names, size)
                 (work / "raw-down").mkdir()
                 disk = raw_range_rate(azurite, "data", names, size, into=work / "raw-down")
                 shutil.rmtree(work / "raw-down")
-            return put, get, disk
+            return put, get, disk, cpu
 
         before = raw_rates()
         with store() as azurite:
             up = mb / bai.upload(azurite, large)
+            up_cpu = bai.cpu
             down = mb / bai.download(azurite, work / "large-down")
         shutil.rmtree(work / "large-down")
         after = raw_rates()
-        raw_put, raw_get, raw_disk = ((b + a) / 2 for b, a in zip(before, after, strict=True))
+        raw_put, raw_get, raw_disk, raw_cpu = (
+            (b + a) / 2 for b, a in zip(before, after, strict=True)
+        )
         results.setdefault("upload: bai vs the raw Put Block rate", []).append((up, raw_put))
         results.setdefault("download: bai vs raw ranged GETs", []).append((down, raw_get))
         results.setdefault("download: bai vs raw GETs to disk + sync", []).append((down, raw_disk))
         round_line = (f"  round {i + 1}: load average {load:.2f} -> {os.getloadavg()[0]:.2f};"
                       f" raw Put Block {before[0]:.1f} / {after[0]:.1f} MB/s (before / after bai),"
                       f" raw ranged GET {before[1]:.1f} / {after[1]:.1f} ({before[2]:.1f} / {after[2]:.1f}"
-                      f" to disk), bai up {up:.1f}, down {down:.1f}")  # fmt: skip
+                      f" to disk), bai up {up:.1f}, down {down:.1f}; CPU of the upload: bai"
+                      f" {up_cpu:.2f} s, raw Put Blocks' client {raw_cpu:.2f} s")  # fmt: skip
         if az is not None:
             with store() as azurite:
                 az_up = mb / az_upload(az, azurite, "data", large)
