@@ -36,6 +36,8 @@ class Database:
         # one SELECT is consistent by itself: on SQLite no BEGIN is sent before it (a third
         # of the SQL a request's token check ran)
         self._single_reads = self.engine.execution_options(openbai_read="single")
+        if self.engine.dialect.name == "postgresql":  # nor BEGIN and ROLLBACK round trips
+            self._single_reads = self._single_reads.execution_options(isolation_level="AUTOCOMMIT")
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (cheap when it already is)."""
