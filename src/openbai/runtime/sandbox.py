@@ -375,19 +375,20 @@ def tool_paths(env: dict[str, str]) -> list[Path]:
     the job user could not pass through (a Python installed under /root): every ``PATH``
     entry, the runner's Python and its environment, openbai's own code (where an editable
     install keeps it outside the environment: the MPI ranks' relay imports it), and pyenv's
-    root for its shims. Found once per ``PATH`` (a fork server's runners inherit them)."""
-    return [Path(p) for p in _tool_paths(env.get("PATH", ""), env.get("PYENV_ROOT", ""))]
+    root for its shims. The candidates are made once per ``PATH`` (a fork server's runners
+    inherit them); which of them are directories is looked at every time."""
+    candidates = _tool_candidates(env.get("PATH", ""), env.get("PYENV_ROOT", ""))
+    return [Path(p) for p in candidates if os.path.isdir(p)]
 
 
 @functools.lru_cache(maxsize=8)
-def _tool_paths(path_var: str, pyenv_root: str) -> tuple[str, ...]:
+def _tool_candidates(path_var: str, pyenv_root: str) -> tuple[str, ...]:
     paths = [p for p in path_var.split(":") if p.startswith("/")]
     paths += [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))]
     paths.append(_CODE_ROOT)
     if pyenv_root:
         paths.append(pyenv_root)
-    unique = dict.fromkeys(os.path.normpath(p) for p in paths)
-    return tuple(p for p in unique if os.path.isdir(p))
+    return tuple(dict.fromkeys(os.path.normpath(p) for p in paths))
 
 
 #: the directory holding package openbai
