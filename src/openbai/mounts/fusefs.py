@@ -303,6 +303,8 @@ class VolumeFS(mfusepy.Operations):  # type: ignore[misc]
             chunk_size=self.settings.read_chunk,
             max_ahead=self.settings.read_ahead,
         )
+        if info.size <= self.settings.read_chunk:  # read whole, nearly always: start it now
+            reader.start()
         return self._new_handle(Handle(key, reader=reader))
 
     @_fuse_errors

@@ -185,6 +185,14 @@ class ReadAhead:
             if len(self._free) < self._max_ahead + 4:
                 self._free.append((chunk.buffer, chunk.view))
 
+    def start(self) -> None:
+        """Fetch the first chunk now, before the first read asks (on open): the request runs
+        while the kernel's open reply and first read go back and forth."""
+        with self._lock:
+            if self.size and 0 not in self._chunks and not self._closed:
+                self._chunks[0] = self._pool.submit(self._load, 0)
+                self._last = 0
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
