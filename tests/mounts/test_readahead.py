@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from openbai.mounts.readahead import ReadAhead
@@ -90,3 +92,20 @@ def test_a_long_read_reuses_a_window_of_buffers() -> None:
         assert got == store.data
     assert len(store.requests) == 64
     assert len({id(b) for b in store.buffers}) <= 4 + 4
+
+
+def test_a_started_reader_has_its_first_chunk_on_the_way_before_any_read() -> None:
+    store = Store(os.urandom(40 * KiB))
+    with ThreadPoolExecutor(2) as pool:
+        reader = ReadAhead(store.fetch, len(store.data), pool, chunk_size=64 * KiB, max_ahead=4)
+        reader.start()
+        wait_until(lambda: store.requests == [(0, 40 * KiB)])
+        assert reader.read(0, 64 * KiB) == store.data
+    assert store.requests == [(0, 40 * KiB)]  # fetched once, by start
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not before the deadline"
+        time.sleep(0.01)
