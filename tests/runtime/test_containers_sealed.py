@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import os
 import pwd
-import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 from conftest import Bai
 from job_files import with_logs_share, write_job
 from podman_fixture import Podman, podman_fixture  # noqa: F401  (the fixture "podman")
+
+from .hostile import FORK_BOMB, LEAK, assert_gone_within, daemons
 
 pytestmark = [
     pytest.mark.podman,
@@ -24,7 +24,6 @@ pytestmark = [
     pytest.mark.skipif(os.getuid() != 0, reason="the job user is only switched under root"),
 ]
 
-LEAK = "LEAKED"
 SEG = "jobOutputDirectoryPathSegment"
 
 
@@ -185,37 +184,12 @@ def test_an_image_job_past_its_memory_limit_fails_as_a_host_job_does(
 def test_an_image_job_fork_bomb_hits_its_process_limit(
     small: Bai, podman: Podman, tmp_path: Path
 ) -> None:
-    bomb = (
-        "python3 -c 'import os, time\nn = 0\ntry:\n while True:\n  if os.fork() == 0:\n"
-        '   time.sleep(60); os._exit(0)\n  n += 1\nexcept OSError as e:\n print("stopped at", n)\''
-    )
-    shown = run(small, tmp_path, podman, "bomb", bomb, cluster="small")
+    shown = run(small, tmp_path, podman, "bomb", FORK_BOMB, cluster="small")
     assert shown["executionState"] == "succeeded", shown
     stopped = int(output(small, "bomb").split()[-1])
     assert 0 < stopped < 64
     assert "reached the limit of 64 processes" in output(small, "bomb", "execution.log")
     assert_gone_within("time.sleep(60)", 2)
-
-
-def leftovers(tag: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if tag in " ".join(proc.info["cmdline"] or []):
-            found.append(proc)
-    return found
-
-
-def assert_gone_within(tag: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while leftovers(tag):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still running {seconds} s after the job ended: {leftovers(tag)}")
-        time.sleep(0.05)
-
-
-def daemons(tag: int) -> str:
-    """A background sleep, a setsid one and a double-forked one, all tagged."""
-    return f"sleep {tag}1 & setsid sleep {tag}2 & (sleep {tag}3 &); (setsid bash -c 'sleep {tag}4 &' &); "
 
 
 def test_nothing_an_image_job_started_outlives_its_main_command(

@@ -17,13 +17,12 @@ import pytest
 from conftest import Bai
 from job_files import with_logs_share, write_job
 
+from .hostile import FORK_BOMB, LEAK, assert_gone_within, daemons, leftovers
+
 pytestmark = [
     pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
     pytest.mark.skipif(os.getuid() != 0, reason="the job user is only switched under root"),
 ]
-
-#: what each probe prints when it could do what it must not: the tests look for it
-LEAK = "LEAKED"
 
 
 def job_json(tmp_path: Path, name: str, command: str, **extra: Any) -> str:
@@ -135,27 +134,6 @@ def test_a_host_file_cannot_be_hard_linked_into_outputs(ws: Bai, tmp_path: Path)
     assert output(ws, "cleaner").strip() == "removed"
 
 
-def leftovers(tag: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if tag in " ".join(proc.info["cmdline"] or []):
-            found.append(proc)
-    return found
-
-
-def assert_gone_within(tag: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while leftovers(tag):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still running {seconds} s after the job ended: {leftovers(tag)}")
-        time.sleep(0.05)
-
-
-def daemons(tag: int) -> str:
-    """A background sleep, a setsid one and a double-forked one, all tagged."""
-    return f"sleep {tag}1 & setsid sleep {tag}2 & (sleep {tag}3 &); (setsid bash -c 'sleep {tag}4 &' &); "
-
-
 def test_nothing_a_job_started_outlives_its_main_command(ws: Bai, tmp_path: Path) -> None:
     shown = run(ws, tmp_path, "ok", daemons(4711) + "sleep 0.2; echo main done")
     assert shown["executionState"] == "succeeded"
@@ -218,11 +196,7 @@ def test_a_job_past_its_memory_limit_fails_alone(small: Bai, tmp_path: Path) -> 
 
 
 def test_a_fork_bomb_hits_its_process_limit(small: Bai, tmp_path: Path) -> None:
-    bomb = (
-        "python3 -c 'import os, time\nn = 0\ntry:\n while True:\n  if os.fork() == 0:\n"
-        '   time.sleep(60); os._exit(0)\n  n += 1\nexcept OSError as e:\n print("stopped at", n)\''
-    )
-    shown = run(small, tmp_path, "bomb", bomb, cluster="small")
+    shown = run(small, tmp_path, "bomb", FORK_BOMB, cluster="small")
     assert shown["executionState"] == "succeeded"
     stopped = int(output(small, "bomb").split()[-1])
     assert 0 < stopped < 64

@@ -1,0 +1,40 @@
+"""What the hostile-job tests of host jobs (test_sandbox.py) and image jobs
+(test_containers_sealed.py) share: the probes' commands and the check that nothing a probe
+started is left running."""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+
+#: what each probe prints when it could do what it must not: the tests look for it
+LEAK = "LEAKED"
+
+#: forks until the node slot's process limit stops it, then prints "stopped at N"; each child
+#: sleeps a minute, so a child still there after the job is one the limit did not clean up
+FORK_BOMB = (
+    "python3 -c 'import os, time\nn = 0\ntry:\n while True:\n  if os.fork() == 0:\n"
+    '   time.sleep(60); os._exit(0)\n  n += 1\nexcept OSError as e:\n print("stopped at", n)\''
+)
+
+
+def daemons(tag: int) -> str:
+    """A background sleep, a setsid one and a double-forked one, all tagged."""
+    return f"sleep {tag}1 & setsid sleep {tag}2 & (sleep {tag}3 &); (setsid bash -c 'sleep {tag}4 &' &); "
+
+
+def leftovers(tag: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if tag in " ".join(proc.info["cmdline"] or []):
+            found.append(proc)
+    return found
+
+
+def assert_gone_within(tag: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while leftovers(tag):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still running {seconds} s after the job ended: {leftovers(tag)}")
+        time.sleep(0.05)
