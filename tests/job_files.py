@@ -1,12 +1,15 @@
 """The job most tests submit: one command on one node, its stdout/stderr in share ``logs`` of
-account ``acct`` (a job's output must be on a volume it mounts), and the installation it runs in."""
+account ``acct`` (a job's output must be on a volume it mounts), and the installation it runs in:
+its volumes, and its inputs uploaded to them."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from click.testing import Result
 from conftest import Bai
 
 #: share ``logs`` of account ``acct``, mounted at ``$AZ_BATCHAI_JOB_MOUNT_ROOT/logs``
@@ -41,3 +44,11 @@ def with_logs_share(bai: Bai) -> Bai:
     bai("storage", "account", "create", "-n", "acct")
     bai("storage", "share", "create", "--account", "acct", "-n", "logs")
     return bai
+
+
+def upload_batch(bai: Callable[..., Result], source: Path, *options: str) -> Any:
+    """``bai storage blob upload-batch --account acct -d data -s SOURCE OPTIONS...``: a local
+    folder into container ``data`` of account ``acct``, as a user puts a job's inputs there; the
+    transfer report it prints. ``bai`` is any runner of ``bai`` (in process or through a server)."""
+    argv = ("storage", "blob", "upload-batch", "--account", "acct", "-d", "data", "-s", str(source))
+    return json.loads(bai(*argv, *options).stdout)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from conftest import Bai
+from job_files import upload_batch
 
 from openbai.cli.main import cli
 
@@ -55,30 +56,9 @@ def test_same_output_embedded_and_through_the_server(clis: tuple[Cli, Cli], tmp_
     remote("storage", "container", "create", "--account", "acct", "-n", "data")
     (tmp_path / "src" / "in").mkdir(parents=True)
     (tmp_path / "src" / "in" / "a.txt").write_text("hello from storage\n")
-    uploaded = remote(
-        "storage",
-        "blob",
-        "upload-batch",
-        "--account",
-        "acct",
-        "-d",
-        "data",
-        "-s",
-        str(tmp_path / "src"),
-    )
-    assert json.loads(uploaded.stdout)["filesTransferred"] == 1
-    again = remote(
-        "storage",
-        "blob",
-        "upload-batch",
-        "--account",
-        "acct",
-        "-d",
-        "data",
-        "-s",
-        str(tmp_path / "src"),
-    )
-    assert json.loads(again.stdout)["filesSkipped"] == 1  # mtimes are kept through the server
+    assert upload_batch(remote, tmp_path / "src")["filesTransferred"] == 1
+    # mtimes are kept through the server
+    assert upload_batch(remote, tmp_path / "src")["filesSkipped"] == 1
     (tmp_path / "job.json").write_text(json.dumps(JOB))
     remote(
         "job",

@@ -21,6 +21,7 @@ from azure.core.pipeline.transport import HttpRequest, HttpResponse
 from azure.mgmt.batchai import BatchAI
 from azure.mgmt.batchai import models as m
 from conftest import Bai
+from job_files import upload_batch
 
 from .support import Server
 
@@ -67,17 +68,7 @@ def storage(bai: Bai, tmp_path: Path) -> str:
     (tmp_path / "up" / "scripts" / "train.py").write_bytes(TRAIN)
     (tmp_path / "up" / "input").mkdir()
     (tmp_path / "up" / "input" / "numbers.txt").write_text("1 2 3 4\n")
-    bai(
-        "storage",
-        "blob",
-        "upload-batch",
-        "--account",
-        "acct",
-        "-d",
-        "data",
-        "-s",
-        str(tmp_path / "up"),
-    )
+    upload_batch(bai, tmp_path / "up")
     return "acct"
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Bai
+from job_files import upload_batch
 from polling import after_dispatcher_rounds, wait_until
 
 from .conftest import custom_job, storage_dir, write_job
@@ -45,19 +46,7 @@ def test_job_reads_inputs_writes_outputs_and_stdout_on_the_volumes(
     dataset.mkdir()
     for i in range(3):
         (dataset / f"{i}.txt").write_text(f"sample {i}\n")
-    bai(
-        "storage",
-        "blob",
-        "upload-batch",
-        "--account",
-        "acct",
-        "-d",
-        "data",
-        "-s",
-        str(dataset),
-        "--destination-path",
-        "mnist",
-    )
+    upload_batch(bai, dataset, "--destination-path", "mnist")
     script = tmp_path / "scripts"
     script.mkdir()
     (script / "train.py").write_text(

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from conftest import Bai
+from job_files import upload_batch
 
 from .conftest import storage_dir
 
@@ -67,48 +68,12 @@ def test_upload_batch_download_batch_and_skip_unchanged(bai: Bai, tmp_path: Path
     bai("storage", "account", "create", "-n", "acct")
     bai("storage", "container", "create", "--account", "acct", "-n", "data")
     source = make_tree(tmp_path / "mnist")
-    first = bai.json(
-        "storage",
-        "blob",
-        "upload-batch",
-        "--account",
-        "acct",
-        "-d",
-        "data",
-        "-s",
-        str(source),
-        "--destination-path",
-        "mnist",
-    )
+    first = upload_batch(bai, source, "--destination-path", "mnist")
     assert (first["filesTransferred"], first["filesSkipped"]) == (20, 0)
-    again = bai.json(
-        "storage",
-        "blob",
-        "upload-batch",
-        "--account",
-        "acct",
-        "-d",
-        "data",
-        "-s",
-        str(source),
-        "--destination-path",
-        "mnist",
-    )
+    again = upload_batch(bai, source, "--destination-path", "mnist")
     assert (again["filesTransferred"], again["filesSkipped"]) == (0, 20)
     (source / "class0" / "img0.bin").write_bytes(b"changed content")
-    third = bai.json(
-        "storage",
-        "blob",
-        "upload-batch",
-        "--account",
-        "acct",
-        "-d",
-        "data",
-        "-s",
-        str(source),
-        "--destination-path",
-        "mnist",
-    )
+    third = upload_batch(bai, source, "--destination-path", "mnist")
     assert (third["filesTransferred"], third["filesSkipped"]) == (1, 19)
 
     listed = bai.json(
