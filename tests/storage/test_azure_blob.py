@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from azurite_fixture import Azurite, AzuriteProcess, require_node
 
-from openbai.errors import BackendUnavailableError, PermissionDeniedError, SpecError
+from openbai.errors import BackendUnavailableError, PermissionDeniedError, SpecError, StorageError
 from openbai.storage.azure_blob import AzureBlobStorage
 from openbai.storage.base import VolumeKind
+from openbai.storage.blob_rest import FileRange
 from openbai.storage.registry import backend_for
 from openbai.storage.transfer import file_md5
 
@@ -136,6 +137,26 @@ def test_lean_listing_follows_pages_and_reads_what_the_sdk_reads(
         assert set(listed) == set(names)
         for name in names:
             assert listed[name] == backend.stat(volume, name)
+    finally:
+        backend.delete_volume(volume)
+
+
+def test_a_block_sent_from_a_file_that_got_shorter_fails_clearly(
+    backend: AzureBlobStorage, tmp_path: Path
+) -> None:
+    """Blocks of a big unhashed upload are sent by the kernel from the file (sendfile): a
+    file cut short under it is an error naming the blob, not a hung request, and the
+    connection is not reused half-sent."""
+    volume = backend.create_volume(new_volume_name()).name
+    source = write(tmp_path / "f", b"x" * 1000)
+    try:
+        rest = backend._rest()
+        with open(source, "rb") as f:
+            rest.put_block(volume, "b", "block-1", FileRange(f.fileno(), 0, 1000))
+            with pytest.raises(StorageError, match="got shorter"):
+                rest.put_block(volume, "b", "block-2", FileRange(f.fileno(), 500, 1000))
+        rest.put_block_list(volume, "b", ["block-1"], md5=None, content_type="text/plain")
+        assert backend.read(volume, "b") == b"x" * 1000
     finally:
         backend.delete_volume(volume)
 

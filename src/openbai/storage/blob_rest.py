@@ -30,6 +30,8 @@ import hashlib
 import hmac
 import http.client
 import itertools
+import os
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -52,8 +54,24 @@ from openbai.retry import retrying
 API_VERSION = "2021-08-06"
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _Connection = http.client.HTTPConnection
+
+
+@dataclass(frozen=True)
+class FileRange:
+    """``length`` bytes of the open file ``fd`` from ``offset``, as a request body: the kernel
+    sends them from the page cache (``sendfile``), no copy through Python. Reading a big
+    file into buffers was half of a big upload's CPU (perf: ``_copy_to_iter``)."""
+
+    fd: int
+    offset: int
+    length: int
+
+    def __len__(self) -> int:
+        return self.length
+
+
 #: a request body: sent as it is (a block read into a reused buffer is a memoryview)
-Body = bytes | bytearray | memoryview
+Body = bytes | bytearray | memoryview | FileRange
 
 
 @dataclass(frozen=True)
@@ -133,7 +151,11 @@ class BlobRestClient:
         """Stage one block (``block_id`` as the SDK takes it: encoded here); with ``validate``
         its MD5 goes along for the store to check."""
         encoded = quote(base64.b64encode(block_id.encode()).decode(), safe="")
-        headers = {"Content-MD5": base64.b64encode(_md5(data)).decode()} if validate else {}
+        headers = {}
+        if validate:
+            if isinstance(data, FileRange):
+                raise ValueError("a block to validate is sent from memory: its MD5 is made of it")
+            headers["Content-MD5"] = base64.b64encode(_md5(data)).decode()
         self._request("PUT", container, name, f"comp=block&blockid={encoded}", data, headers)
 
     def put_block_list(
@@ -307,7 +329,15 @@ class BlobRestClient:
             path += "&".join(q for q in (query, self._sas()) if q)
             connection, reused = self._connection()
             try:
-                connection.request(method, path, body, headers)
+                if isinstance(body, FileRange):
+                    connection.request(method, path, None, headers)  # headers only
+                    if _send_range(connection, body) < body.length:
+                        self._drop(connection)
+                        raise StorageError(
+                            f"{where}: the file got shorter while sent", target=where
+                        )
+                else:
+                    connection.request(method, path, body, headers)
                 response = connection.getresponse()
                 data = (
                     _read_into(response, into)
@@ -365,6 +395,44 @@ class _Transient(Exception):
         self.error = error
 
 
+def _send_range(connection: _Connection, body: FileRange) -> int:
+    """Send ``body`` on the connection whose request headers went out; the bytes sent (fewer
+    when the file ended first)."""
+    sock = connection.sock
+    if isinstance(sock, ssl.SSLSocket):  # TLS encrypts in user space: the bytes pass anyway
+        sent = 0
+        while sent < body.length:
+            chunk = os.pread(body.fd, min(body.length - sent, 1 << 20), body.offset + sent)
+            if not chunk:
+                break
+            sock.sendall(chunk)
+            sent += len(chunk)
+        return sent
+    return int(sock.sendfile(_PositionedFile(body.fd), body.offset, body.length))
+
+
+class _PositionedFile:
+    """An open file as ``socket.sendfile`` takes it, with a position of its own: blocks of one
+    file are sent by several threads at once (read and seek are its fallback where the
+    kernel's sendfile refuses the file)."""
+
+    def __init__(self, fd: int):
+        self._fd = fd
+        self._position = 0
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def seek(self, position: int) -> int:
+        self._position = position
+        return position
+
+    def read(self, size: int) -> bytes:
+        data = os.pread(self._fd, size, self._position)
+        self._position += len(data)
+        return data
+
+
 def _read_into(response: http.client.HTTPResponse, into: memoryview) -> memoryview:
     """Receive a response body into ``into``; the part of it filled. A body longer than
     ``into`` is an answer to another question: an error, not bytes dropped."""
@@ -379,7 +447,7 @@ def _read_into(response: http.client.HTTPResponse, into: memoryview) -> memoryvi
     return into[:got]
 
 
-def _md5(data: Body) -> bytes:
+def _md5(data: bytes | bytearray | memoryview) -> bytes:
     return hashlib.md5(data, usedforsecurity=False).digest()
 
 
