@@ -20,12 +20,14 @@ from typing import Any, TypeVar
 import psutil
 import pytest
 from conftest import Bai
+from job_files import upload_batch
 from podman_fixture import (  # noqa: F401  (the fixtures "podman" and "registry")
     Podman,
     Registry,
     podman_fixture,
     registry_fixture,
 )
+from polling import wait_until
 
 SEG = "jobOutputDirectoryPathSegment"
 F = TypeVar("F", bound=Callable[..., None])
@@ -80,7 +82,7 @@ def storage(workspace: Bai, tmp_path: Path) -> Bai:
     (src / "in").mkdir(parents=True)
     (src / "in" / "sample.txt").write_text("x")
     (src / "probe.py").write_text(PROBE)
-    bai("storage", "blob", "upload-batch", "--account", "acct", "-d", "data", "-s", str(src))
+    upload_batch(bai, src)
     return bai
 
 
@@ -125,6 +127,18 @@ def _container_name(execution_log: str) -> str:
 
 def _cluster(bai: Bai, name: str, nodes: int = 1, *extra: str) -> None:
     bai("cluster", "create", "-w", "ws", "-n", name, "--nodes", str(nodes), *extra)
+
+
+def _running_in_a_container(
+    bai: Bai, podman: Podman, tmp_path: Path, job: str, command: str
+) -> str:
+    """Job ``job`` running ``command`` (one process) in the test image on a new podman cluster
+    ``pc``, once that process runs: the name of the job's container."""
+    _cluster(bai, "pc", 1, "--container-runtime", "podman")
+    _create(bai, tmp_path, job, _job(podman.image, command), "pc")
+    wait_until(lambda: _processes(command), f"process {command!r} of job {job}", timeout=60)
+    shown = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", job)
+    return _container_name((_stdouterr(bai, shown) / "execution.log").read_text())
 
 
 @podman_test
@@ -243,14 +257,7 @@ def test_a_lost_runner_takes_its_container_and_processes_with_it(
     storage: Bai, podman: Podman, tmp_path: Path
 ) -> None:
     bai = storage
-    _cluster(bai, "pc", 1, "--container-runtime", "podman")
-    _create(bai, tmp_path, "orphan", _job(podman.image, "sleep 4244"), "pc")
-    deadline = time.monotonic() + 60
-    while not _processes("sleep 4244"):
-        assert time.monotonic() < deadline, "the job's process never started"
-        time.sleep(0.1)
-    shown = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", "orphan")
-    name = _container_name((_stdouterr(bai, shown) / "execution.log").read_text())
+    name = _running_in_a_container(bai, podman, tmp_path, "orphan", "sleep 4244")
     (client,) = [p for p in _processes_with(name) if p.info["cmdline"][:2] == ["podman", "run"]]
     runner = client.parent()
     assert runner is not None
@@ -310,14 +317,7 @@ def test_a_container_that_ends_under_its_task_ends_the_job(
 ) -> None:
     """The task's host process ends with the container (exit 137), not at the wall clock."""
     bai = storage
-    _cluster(bai, "pc", 1, "--container-runtime", "podman")
-    _create(bai, tmp_path, "killed", _job(podman.image, "sleep 4246"), "pc")
-    deadline = time.monotonic() + 60
-    while not _processes("sleep 4246"):
-        assert time.monotonic() < deadline, "the job's process never started"
-        time.sleep(0.1)
-    shown = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", "killed")
-    name = _container_name((_stdouterr(bai, shown) / "execution.log").read_text())
+    name = _running_in_a_container(bai, podman, tmp_path, "killed", "sleep 4246")
     subprocess.run(["podman", "kill", name], check=True, capture_output=True)
     job = bai.wait("killed")
     assert job["executionState"] == "failed"
