@@ -19,21 +19,8 @@ def jobs(bai: Bai) -> list[str]:
 def create(
     bai: Bai, tmp_path: Path, properties: dict[str, Any], *, expect: int = 2, cluster: str = "c1"
 ) -> str:
-    out = bai(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        cluster,
-        "-n",
-        "bad",
-        "-f",
-        write_job(tmp_path, properties),
-        expect=expect,
-    )
+    out = bai("job", "create", "-w", "ws", "-e", "exp", "-c", cluster, "-n", "bad",
+              "-f", write_job(tmp_path, properties), expect=expect)  # fmt: skip
     assert jobs(bai) == [], "a refused job must not be stored"
     return str(out.stderr)
 
@@ -195,56 +182,18 @@ def test_unknown_fields_are_ignored_as_arm_did(recipes: Bai, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("name", ["has.dot", "x" * 65, "sp ace", "ünï"])
 def test_names_that_break_batch_ai_rules(recipes: Bai, tmp_path: Path, name: str) -> None:
-    out = recipes(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        "c1",
-        "-n",
-        name,
-        "-f",
-        write_job(tmp_path, custom_job("true")),
-        expect=2,
-    )
+    out = recipes("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", name,
+                  "-f", write_job(tmp_path, custom_job("true")), expect=2)  # fmt: skip
     assert "jobName" in out.stderr
     out = recipes("workspace", "create", "-n", name, expect=2)
     assert "workspaceName" in out.stderr
 
 
 def test_duplicate_job_is_a_conflict(recipes: Bai, tmp_path: Path) -> None:
-    recipes(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        "c1",
-        "-n",
-        "once",
-        "-f",
-        write_job(tmp_path, custom_job("true")),
-    )
-    out = recipes(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        "c1",
-        "-n",
-        "once",
-        "-f",
-        write_job(tmp_path, custom_job("true")),
-        expect=4,
-    )
+    job = write_job(tmp_path, custom_job("true"))
+    create_once = ("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "once", "-f", job)
+    recipes(*create_once)
+    out = recipes(*create_once, expect=4)
     assert "already exists" in out.stderr
 
 
@@ -252,39 +201,15 @@ def test_duplicate_job_is_a_conflict(recipes: Bai, tmp_path: Path) -> None:
 def test_file_list_path_cannot_escape_the_output_directory(
     recipes: Bai, tmp_path: Path, path: str
 ) -> None:
-    recipes(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        "c1",
-        "-n",
-        "j",
-        "-f",
-        write_job(tmp_path, custom_job("echo hi")),
-    )
+    job = write_job(tmp_path, custom_job("echo hi"))
+    recipes("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "j", "-f", job)
     recipes.wait("j")
     out = recipes(
         "job", "file", "list", "-w", "ws", "-e", "exp", "-j", "j", "--path", path, expect=2
     )
     assert "directory" in out.stderr
-    out = recipes(
-        "job",
-        "file",
-        "stream",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-j",
-        "j",
-        "-f",
-        f"{path}/stdout.txt",
-        expect=2,
-    )
+    out = recipes("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "j",
+                  "-f", f"{path}/stdout.txt", expect=2)  # fmt: skip
     assert "file" in out.stderr
 
 

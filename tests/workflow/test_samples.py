@@ -210,56 +210,31 @@ def test_cntk_brainscript_2017_recipe_with_a_cluster_level_mount(
     assert (external / "outputs" / "Models").is_dir()
 
 
-def test_doc_snippet_with_a_key_vault_secret_is_refused_clearly(recipe_storage: Bai) -> None:
-    out = recipe_storage(
-        "job",
-        "create",
-        "-w",
-        "ws",
-        "-e",
-        "exp",
-        "-c",
-        "c1",
-        "-n",
-        "kv",
-        "-f",
-        str(SNIPPETS / "job__cntk_reference_full.json"),
-        expect=2,
-    )
-    assert "properties.secrets[1].valueSecretReference" in out.stderr
-
-
-def test_doc_snippet_cluster_with_setup_task_secret_reference_is_refused(
-    recipe_storage: Bai,
+@pytest.mark.parametrize(
+    ("command", "snippet", "field"),
+    [
+        pytest.param(
+            ("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "kv"),
+            "job__cntk_reference_full.json",
+            "properties.secrets[1].valueSecretReference",
+            id="job-with-a-key-vault-secret",
+        ),
+        pytest.param(
+            ("cluster", "create", "-w", "ws", "-n", "kv"),
+            "cluster__setup_task_env_secrets.json",
+            "properties.nodeSetup.setupTask.secrets[1].valueSecretReference",
+            id="cluster-with-a-setup-task-secret-reference",
+        ),
+        pytest.param(
+            ("cluster", "create", "-w", "ws", "-n", "multi", "--storage-account-name", "acct"),
+            "cluster__multiple_mount_volumes.json",
+            "properties.nodeSetup.mountVolumes",
+            id="cluster-with-several-mount-kinds",
+        ),
+    ],
+)
+def test_doc_snippet_openbai_cannot_run_is_refused_naming_the_field(
+    recipe_storage: Bai, command: tuple[str, ...], snippet: str, field: str
 ) -> None:
-    out = recipe_storage(
-        "cluster",
-        "create",
-        "-w",
-        "ws",
-        "-n",
-        "kv",
-        "-f",
-        str(SNIPPETS / "cluster__setup_task_env_secrets.json"),
-        expect=2,
-    )
-    assert "properties.nodeSetup.setupTask.secrets[1].valueSecretReference" in out.stderr
-
-
-def test_doc_snippet_cluster_with_several_mount_kinds_names_what_is_unsupported(
-    recipe_storage: Bai,
-) -> None:
-    out = recipe_storage(
-        "cluster",
-        "create",
-        "-w",
-        "ws",
-        "-n",
-        "multi",
-        "-f",
-        str(SNIPPETS / "cluster__multiple_mount_volumes.json"),
-        "--storage-account-name",
-        "acct",
-        expect=2,
-    )
-    assert "properties.nodeSetup.mountVolumes" in out.stderr
+    out = recipe_storage(*command, "-f", str(SNIPPETS / snippet), expect=2)
+    assert field in out.stderr
