@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from conftest import Bai
 from polling import after_dispatcher_rounds
-from workflow.conftest import custom_job, storage_dir, write_job
+from workflow.conftest import custom_job, storage_dir, toolkit_job, write_job
 
 if TYPE_CHECKING:
     from slurm_fixture import SlurmCluster
@@ -48,6 +48,16 @@ def upload_script(bai: Bai, tmp_path: Path, name: str, text: str) -> None:
     folder.mkdir()
     (folder / name).write_text(text)
     bai("storage", "file", "upload-batch", "--account", "acct", "-d", "scripts", "-s", str(folder))
+
+
+def run_script(
+    bai: Bai, tmp_path: Path, toolkit: str, name: str, text: str, **settings: Any
+) -> dict[str, Any]:
+    """Upload ``text`` as ``name`` to share ``scripts`` and run it on both nodes of cluster
+    ``gpu`` with ``toolkit`` (``pyTorchSettings`` ...) and its other ``settings``; the ended job."""
+    upload_script(bai, tmp_path, name, text)
+    script = {"pythonScriptFilePath": f"$AZ_BATCHAI_JOB_MOUNT_ROOT/scripts/{name}", **settings}
+    return run(bai, tmp_path, toolkit_job(nodeCount=2, **{toolkit: script}))
 
 
 def env_file(path: Path) -> dict[str, str]:
@@ -155,18 +165,18 @@ def test_tensorflow_parameter_server_and_workers_are_laid_out_across_the_nodes(
     on_slurm: Bai, tmp_path: Path
 ) -> None:
     bai = on_slurm
-    upload_script(bai, tmp_path, "tf.py", TF_SCRIPT)
-    props = custom_job("", nodeCount=2)
-    del props["customToolkitSettings"]
-    props["tensorFlowSettings"] = {
-        "pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/scripts/tf.py",
-        "masterCommandLineArgs": "master",
-        "workerCommandLineArgs": "worker",
-        "parameterServerCommandLineArgs": "ps",
-        "workerCount": 2,
-        "parameterServerCount": 1,
-    }
-    job = run(bai, tmp_path, props)
+    job = run_script(
+        bai,
+        tmp_path,
+        "tensorFlowSettings",
+        "tf.py",
+        TF_SCRIPT,
+        masterCommandLineArgs="master",
+        workerCommandLineArgs="worker",
+        parameterServerCommandLineArgs="ps",
+        workerCount=2,
+        parameterServerCount=1,
+    )
     assert job["executionState"] == "succeeded", job
     out = stdouterr(bai, job)
     seen = {
@@ -212,14 +222,9 @@ def test_pytorch_runs_one_process_per_node_and_they_meet_over_the_network(
     on_slurm: Bai, tmp_path: Path
 ) -> None:
     bai = on_slurm
-    upload_script(bai, tmp_path, "torch.py", TORCH_SCRIPT)
-    props = custom_job("", nodeCount=2)
-    del props["customToolkitSettings"]
-    props["pyTorchSettings"] = {
-        "pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/scripts/torch.py",
-        "communicationBackend": "gloo",
-    }
-    job = run(bai, tmp_path, props)
+    job = run_script(
+        bai, tmp_path, "pyTorchSettings", "torch.py", TORCH_SCRIPT, communicationBackend="gloo"
+    )
     assert job["executionState"] == "succeeded", job
     out = stdouterr(bai, job)
     assert (out / "stdout-0.txt").read_text() == (
@@ -246,12 +251,13 @@ def test_jobs_on_fixed_ports_never_share_a_node(on_slurm: Bai, tmp_path: Path, g
     bai = on_slurm
     upload_script(bai, tmp_path, "hold.py", PORT_HOLDER)
     go = gates / "go"  # where a sandboxed job sees it appear
-    props = custom_job("", nodeCount=1)
-    del props["customToolkitSettings"]
-    props["pyTorchSettings"] = {
-        "pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/scripts/hold.py",
-        "commandLineArgs": str(go),
-    }
+    props = toolkit_job(
+        nodeCount=1,
+        pyTorchSettings={
+            "pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/scripts/hold.py",
+            "commandLineArgs": str(go),
+        },
+    )
     for name in ("t1", "t2"):
         create(bai, tmp_path, props, name, "gpu")
     hosts: dict[str, str] = {}
@@ -282,12 +288,13 @@ def test_custom_mpi_ranks_span_both_nodes_with_the_job_environment(
     on_slurm: Bai, tmp_path: Path
 ) -> None:
     bai = on_slurm
-    props = custom_job("", nodeCount=2)
-    del props["customToolkitSettings"]
-    props["customMpiSettings"] = {
-        "commandLine": "echo rank $OMPI_COMM_WORLD_RANK on $(hostname) in $AZ_BATCHAI_JOB_TEMP",
-        "processCount": 3,
-    }
+    props = toolkit_job(
+        nodeCount=2,
+        customMpiSettings={
+            "commandLine": "echo rank $OMPI_COMM_WORLD_RANK on $(hostname) in $AZ_BATCHAI_JOB_TEMP",
+            "processCount": 3,
+        },
+    )
     job = run(bai, tmp_path, props)
     assert job["executionState"] == "succeeded", job
     lines = sorted((stdouterr(bai, job) / "stdout.txt").read_text().splitlines())
@@ -311,14 +318,9 @@ def test_horovod_launches_python_ranks_through_mpirun_on_both_nodes(
     on_slurm: Bai, tmp_path: Path
 ) -> None:
     bai = on_slurm
-    upload_script(bai, tmp_path, "hvd.py", HOROVOD_SCRIPT)
-    props = custom_job("", nodeCount=2)
-    del props["customToolkitSettings"]
-    props["horovodSettings"] = {
-        "pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/scripts/hvd.py",
-        "pythonInterpreterPath": "python3",
-    }
-    job = run(bai, tmp_path, props)
+    job = run_script(
+        bai, tmp_path, "horovodSettings", "hvd.py", HOROVOD_SCRIPT, pythonInterpreterPath="python3"
+    )
     assert job["executionState"] == "succeeded", job
     # each rank's line whole (mpirun alone forwarded chunks: 'rankrank 1 of 2 on node2')
     lines = sorted((stdouterr(bai, job) / "stdout.txt").read_text().splitlines())

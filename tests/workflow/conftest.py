@@ -55,3 +55,11 @@ def custom_job(command: str, **extra: Any) -> dict[str, Any]:
         "mountVolumes": LOGS_AND_SCRIPTS,
         **extra,
     }
+
+
+def toolkit_job(**properties: Any) -> dict[str, Any]:
+    """A job of another toolkit than the custom one, named in ``properties`` (for example
+    ``pyTorchSettings={...}``), on :func:`custom_job`'s volumes and with its logs."""
+    job = custom_job("", **properties)
+    del job["customToolkitSettings"]
+    return job
