@@ -70,6 +70,16 @@ def _run(bai: Bai, tmp_path: Path, name: str, properties: dict[str, Any]) -> dic
     return bai.wait(name, timeout=120)
 
 
+def _job_without_volumes(prefix: str, command: str) -> dict[str, Any]:
+    """A job that mounts no volume of its own: its stdout goes to ``prefix``, on a volume its
+    cluster or the flags of ``job create`` mount."""
+    return {
+        "nodeCount": 1,
+        "stdOutErrPathPrefix": prefix,
+        "customToolkitSettings": {"commandLine": command},
+    }
+
+
 def _nfs_job(file_server: dict[str, Any], command: str, **extra: Any) -> dict[str, Any]:
     return {
         "nodeCount": 1,
@@ -224,25 +234,22 @@ def test_the_nfs_flags_mount_a_file_server_on_a_cluster_and_a_job(
     ]
     writer = write_job(
         tmp_path,
-        {
-            "nodeCount": 1,
-            "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/data",
-            "customToolkitSettings": {"commandLine": "echo from-the-cluster > $AZ_BATCHAI_MOUNT_ROOT/data/hello.txt"},
-        },
+        _job_without_volumes(
+            "$AZ_BATCHAI_MOUNT_ROOT/data",
+            "echo from-the-cluster > $AZ_BATCHAI_MOUNT_ROOT/data/hello.txt",
+        ),
         "writer.json",
-    )  # fmt: skip
+    )
     bai("job", "create", "-w", "ws", "-e", "exp", "-c", "withnfs", "-n", "writer", "-f", writer)
     assert bai.wait("writer", timeout=120)["executionState"] == "succeeded"
     # az batchai job create --nfs NAME: the job alone mounts it, at its own mount root
     reader = write_job(
         tmp_path,
-        {
-            "nodeCount": 1,
-            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/srv",
-            "customToolkitSettings": {"commandLine": "cat $AZ_BATCHAI_JOB_MOUNT_ROOT/srv/hello.txt"},
-        },
+        _job_without_volumes(
+            "$AZ_BATCHAI_JOB_MOUNT_ROOT/srv", "cat $AZ_BATCHAI_JOB_MOUNT_ROOT/srv/hello.txt"
+        ),
         "reader.json",
-    )  # fmt: skip
+    )
     bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "reader", "-f", reader,
         "--nfs", file_server["id"], "--nfs-mount-path", "srv")  # fmt: skip
     assert bai.wait("reader", timeout=120)["executionState"] == "succeeded"
@@ -387,11 +394,9 @@ def test_a_clusters_cifs_mount_command_keeps_its_password_hidden_and_works(
     assert samba.password not in shown and "password=sealed:" in shown
     job = write_job(
         tmp_path,
-        {
-            "nodeCount": 1,
-            "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/smb",
-            "customToolkitSettings": {"commandLine": "cat $AZ_BATCHAI_MOUNT_ROOT/smb/input.txt"},
-        },
+        _job_without_volumes(
+            "$AZ_BATCHAI_MOUNT_ROOT/smb", "cat $AZ_BATCHAI_MOUNT_ROOT/smb/input.txt"
+        ),
         "onsmb.json",
     )
     bai("job", "create", "-w", "ws", "-e", "exp", "-c", "withsmb", "-n", "onsmb", "-f", job)
@@ -409,14 +414,7 @@ def test_a_deleted_file_server_is_not_started_again_by_a_cluster_that_mounted_it
     pid = _ganesha_pid(bai)
     bai("file-server", "delete", "-w", "ws", "-n", "nfs", "-y")
     assert _ended(pid)
-    job = write_job(
-        tmp_path,
-        {
-            "nodeCount": 1,
-            "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/data",
-            "customToolkitSettings": {"commandLine": "echo never"},
-        },
-    )
+    job = write_job(tmp_path, _job_without_volumes("$AZ_BATCHAI_MOUNT_ROOT/data", "echo never"))
     # accepted (the cluster's volumes were checked when it was created), then failed when
     # planned, naming the file server
     bai("job", "create", "-w", "ws", "-e", "exp", "-c", "withnfs", "-n", "late", "-f", job)
