@@ -77,15 +77,7 @@ def test_upload_batch_download_batch_and_skip_unchanged(bai: Bai, tmp_path: Path
     assert (third["filesTransferred"], third["filesSkipped"]) == (1, 19)
 
     listed = bai.json(
-        "storage",
-        "blob",
-        "list",
-        "--account",
-        "acct",
-        "--container-name",
-        "data",
-        "--path",
-        "mnist",
+        *"storage blob list --account acct --container-name data --path mnist".split()
     )
     assert sorted(e["name"] for e in listed) == ["mnist/class0", "mnist/class1", "mnist/class2"]
     everything = bai.json(
@@ -184,18 +176,7 @@ def test_paths_cannot_escape_the_volume(bai: Bai, tmp_path: Path) -> None:
     )
     assert "--destination-path" in out.stderr
     assert not (bai.home / "storage" / "escape").exists()
-    out = bai(
-        "storage",
-        "blob",
-        "list",
-        "--account",
-        "acct",
-        "--container-name",
-        "data",
-        "--path",
-        "../..",
-        expect=2,
-    )
+    out = bai("storage blob list --account acct --container-name data --path ../..", expect=2)
     assert "--path" in out.stderr
 
 
