@@ -4,6 +4,7 @@ another."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -49,7 +50,19 @@ def worker_app() -> FastAPI:
         poke_dispatcher(settings)
 
     service.on_change = wake
-    return create_app(settings, service=service, public_url=os.environ.get(PUBLIC_URL) or None)
+    app = create_app(settings, service=service, public_url=os.environ.get(PUBLIC_URL) or None)
+    freeze_what_lives_on()
+    return app
+
+
+def freeze_what_lives_on() -> None:
+    """Keep the objects made so far (imported modules, the app, its routes and models: what
+    lives as long as the server) out of the cyclic garbage collector's passes.
+
+    A full pass walked them all, hundreds of thousands, whenever requests had made enough
+    objects: a page of 1,000 jobs cost ~60 ms of CPU with them, ~25 ms without."""
+    gc.collect()
+    gc.freeze()
 
 
 #: how the serving process tells its workers the ``--public-url``
@@ -104,6 +117,7 @@ def serve(
         else:
             app = create_app(settings, service=service, public_url=public_url)
             server = uvicorn.Server(uvicorn.Config(app, **options))
+            freeze_what_lives_on()
             if on_ready is not None:
                 on_ready()
             server.run(sockets=[listener])  # returns on SIGINT/SIGTERM, after open requests end
