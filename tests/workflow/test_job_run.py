@@ -345,6 +345,10 @@ def test_a_job_keeps_running_when_the_dispatcher_dies(
     _wait_state(bai, "survivor", "running")
     shown = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", "survivor")
     stdout = storage_dir(bai, "acct", "file", "logs") / shown[SEG] / "stdouterr" / "stdout.txt"
+    # "running" is recorded when the dispatcher claims the nodes, just before it starts the
+    # runner (killed in between, the next dispatcher finds no runner and, after a minute,
+    # fails the job with NodeLost): this test is about a job whose process runs
+    wait_until(lambda: stdout.exists() and stdout.read_text() == "before\n", "job's first line")
     pid = int((bai.home / "dispatcher.lock").read_text())
     os.kill(pid, 9)
     gate.touch()
