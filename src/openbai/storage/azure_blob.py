@@ -46,14 +46,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from openbai.errors import (
-    BackendUnavailableError,
-    ConflictError,
     NotFoundError,
-    PermissionDeniedError,
     SpecError,
     StorageError,
 )
 from openbai.storage.atomic import atomic_target
+from openbai.storage.azure_errors import sdk_error
 from openbai.storage.base import (
     FileInfo,
     FileWriter,
@@ -69,7 +67,6 @@ from openbai.storage.names import check_volume_name
 if TYPE_CHECKING:
     # azure-storage-blob is imported where it is used: a tree transfer (blob_rest.py only)
     # never imports it, which was a fifth of a second of the command's start
-    from azure.core.exceptions import HttpResponseError
     from azure.storage.blob import (
         BlobClient,
         BlobPrefix,
@@ -108,49 +105,10 @@ def _translate(where: str) -> Iterator[None]:
     except Exception as e:
         if "azure.core.exceptions" not in sys.modules:  # then no SDK call raised it
             raise
-        error = _sdk_error(e, where)
+        error = sdk_error(e, where, service="blob")
         if error is e:
             raise
         raise error from e
-
-
-def _sdk_error(e: Exception, where: str) -> Exception:
-    """The openbai error for an Azure SDK exception (others: ``e`` itself)."""
-    from azure.core.exceptions import (
-        AzureError,
-        ClientAuthenticationError,
-        HttpResponseError,
-        ResourceExistsError,
-        ResourceNotFoundError,
-        ServiceRequestError,
-        ServiceResponseError,
-    )
-
-    if isinstance(e, ResourceNotFoundError):
-        return NotFoundError(f"{where}: not found ({_code(e)})", target=where)
-    if isinstance(e, ResourceExistsError):
-        return ConflictError(f"{where}: already exists ({_code(e)})", target=where)
-    if isinstance(e, ClientAuthenticationError):
-        return PermissionDeniedError(f"{where}: authentication failed", target=where)
-    if isinstance(e, HttpResponseError):
-        status = e.status_code or 0
-        kind: type[StorageError] = StorageError
-        if status == 403:
-            kind = PermissionDeniedError
-        elif status >= 500:
-            kind = BackendUnavailableError
-        return kind(f"{where}: HTTP {status} {_code(e) or e.reason}", target=where)
-    if isinstance(e, (ServiceRequestError, ServiceResponseError)):
-        return BackendUnavailableError(f"{where}: blob service unreachable", target=where)
-    if isinstance(e, AzureError):
-        return StorageError(f"{where}: {e.message}", target=where)
-    return e
-
-
-def _code(error: HttpResponseError) -> str | None:
-    """The storage error code (``ContainerNotFound``) the SDK attaches to its errors."""
-    code = getattr(error, "error_code", None)
-    return str(code) if code else None
 
 
 def _connection_settings(connection_string: str) -> dict[str, str]:

@@ -11,24 +11,9 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
-from azure.core.exceptions import (
-    AzureError,
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceExistsError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
 from azure.storage.fileshare import ExponentialRetry, ShareServiceClient
 
-from openbai.errors import (
-    BackendUnavailableError,
-    ConflictError,
-    NotFoundError,
-    PermissionDeniedError,
-    StorageError,
-)
+from openbai.storage.azure_errors import sdk_error
 from openbai.storage.names import check_volume_name
 
 
@@ -37,24 +22,11 @@ def _translate(where: str) -> Iterator[None]:
     """Turn Azure SDK exceptions into openbai storage errors."""
     try:
         yield
-    except ResourceNotFoundError as e:
-        raise NotFoundError(f"{where}: not found", target=where) from e
-    except ResourceExistsError as e:
-        raise ConflictError(f"{where}: already exists", target=where) from e
-    except ClientAuthenticationError as e:
-        raise PermissionDeniedError(f"{where}: authentication failed", target=where) from e
-    except HttpResponseError as e:
-        status = e.status_code or 0
-        kind: type[StorageError] = StorageError
-        if status == 403:
-            kind = PermissionDeniedError
-        elif status >= 500:
-            kind = BackendUnavailableError
-        raise kind(f"{where}: HTTP {status} {e.reason}", target=where) from e
-    except (ServiceRequestError, ServiceResponseError) as e:
-        raise BackendUnavailableError(f"{where}: file service unreachable", target=where) from e
-    except AzureError as e:
-        raise StorageError(f"{where}: {e.message}", target=where) from e
+    except Exception as e:
+        error = sdk_error(e, where, service="file")
+        if error is e:
+            raise
+        raise error from e
 
 
 class AzureShares:
