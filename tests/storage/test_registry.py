@@ -59,10 +59,21 @@ def test_unknown_backend() -> None:
 
 
 def test_missing_sdk_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delitem(sys.modules, "openbai.storage.azure_blob", raising=False)
+    """azure_blob imports its SDK when it first calls it (a tree transfer never does): that
+    call, not the backend's choice, tells what to install."""
     monkeypatch.setitem(sys.modules, "azure.storage.blob", None)
+    backend = registry.backend_for(
+        "acct", "azure", VolumeKind.BLOB, {"account_key": "a2V5", "blob_endpoint": "127.0.0.1:9"}
+    )
     with pytest.raises(StorageError, match=r"pip install 'openbai\[azure\]'"):
-        registry.backend_class("azure_blob")
+        backend.list_volumes()
+
+
+def test_missing_backend_package_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "openbai.storage.smb", raising=False)
+    monkeypatch.setitem(sys.modules, "smbclient", None)
+    with pytest.raises(StorageError, match=r"'smbclient': pip install 'openbai\[azure\]'"):
+        registry.backend_class("smb")
 
 
 def test_entry_point_backends(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -210,8 +210,16 @@ class AzureBlobStorage(StorageBackend):
             return self._client
 
     def _connect(self) -> BlobServiceClient:
-        from azure.core.pipeline.transport import RequestsTransport
-        from azure.storage.blob import BlobServiceClient, ExponentialRetry
+        try:
+            from azure.core.pipeline.transport import RequestsTransport
+            from azure.storage.blob import BlobServiceClient, ExponentialRetry
+        except ModuleNotFoundError as e:
+            from openbai.storage.registry import missing_package
+
+            hint = missing_package("azure_blob", e)
+            if hint is e:
+                raise
+            raise hint from e
         from requests import Session
         from requests.adapters import HTTPAdapter
 

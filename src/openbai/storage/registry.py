@@ -77,6 +77,19 @@ def backend_names() -> list[str]:
     return sorted({*BACKENDS, *_entry_point_targets()})
 
 
+def missing_package(name: str, error: ModuleNotFoundError) -> Exception:
+    """What to raise when backend ``name`` lacks a package: the install hint where the package
+    comes with one of openbai's extras, ``error`` itself otherwise. Backends that import their
+    SDK when they first need it (azure_blob: a tree transfer never does) call it there."""
+    extra = _EXTRAS.get((error.name or "").partition(".")[0])
+    if extra is None:
+        return error
+    return StorageError(
+        f"storage backend {name!r} needs the package {error.name!r}: pip install 'openbai[{extra}]'",
+        target=name,
+    )
+
+
 @functools.cache
 def backend_class(name: str) -> type[StorageBackend]:
     """The backend class registered under ``name``, imported now if it was not yet."""
@@ -90,15 +103,10 @@ def backend_class(name: str) -> type[StorageBackend]:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
-        missing = (e.name or "").partition(".")[0]
-        extra = _EXTRAS.get(missing)
-        if extra is None:
+        hint = missing_package(name, e)
+        if hint is e:
             raise
-        raise StorageError(
-            f"storage backend {name!r} needs the package {e.name!r}:"
-            f" pip install 'openbai[{extra}]'",
-            target=name,
-        ) from e
+        raise hint from e
     cls = getattr(module, class_name)
     if not (isinstance(cls, type) and issubclass(cls, StorageBackend)):
         raise StorageError(f"{target} is not a StorageBackend", target=name)
