@@ -180,7 +180,8 @@ def test_setup_task_runs_once_per_node_before_its_first_job(workspace: Bai, tmp_
             "-f",
             write_job(tmp_path, props, f"{name}.json"),
         )
-        assert bai.wait(name)["executionState"] == "succeeded"
+        job = bai.wait(name)
+        assert job["executionState"] == "succeeded", job.get("executionInfo")
     logs = storage_dir(bai, "acct", "file", "logs")
     assert (
         logs / "setup-count.txt"
