@@ -128,6 +128,18 @@ def _blob_info(props: BlobProperties) -> FileInfo:
     )
 
 
+def _all_done(futures: list[Future[Any]]) -> None:
+    """Wait for every one of ``futures``; the first error is raised once none runs any more
+    (the ones not started are cancelled), so no task touches a file or buffer after this."""
+    try:
+        for future in futures:
+            future.result()
+    finally:
+        for future in futures:
+            future.cancel()
+        wait(futures)
+
+
 def _listed_info(listed: ListedBlob) -> FileInfo:
     """As :func:`_blob_info`, of a blob named by blob_rest's listing."""
     return FileInfo(
@@ -539,13 +551,7 @@ class AzureBlobStorage(StorageBackend):
             ids.append(f"{prefix}{len(ids):0{ID_LENGTH - len(prefix)}x}")
             body = FileRange(fd, offset, min(_BLOCK_SIZE, size - offset))
             blocks.append(pool.submit(rest.put_block, volume, name, ids[-1], body))
-        try:
-            for block in blocks:
-                block.result()
-        finally:
-            for block in blocks:
-                block.cancel()
-            wait(blocks)  # none still reads the file once it is closed
+        _all_done(blocks)  # none still reads the file once it is closed
         return ids
 
     def _take_block_buffer(self) -> bytearray:
@@ -597,13 +603,7 @@ class AzureBlobStorage(StorageBackend):
 
                 pool = self._block_pool()
                 ranges = [pool.submit(fetch, at) for at in range(len(data), size, _BLOCK_SIZE)]
-                try:
-                    for done in ranges:
-                        done.result()
-                finally:
-                    for pending in ranges:
-                        pending.cancel()
-                    wait(ranges)
+                _all_done(ranges)
 
     def delete(self, volume: str, path: str) -> None:
         from azure.core.exceptions import ResourceNotFoundError
