@@ -7,6 +7,7 @@ then stores the job ``queued`` and wakes the dispatcher, which runs it when node
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Mapping
@@ -242,35 +243,28 @@ def list_jobs(
     return [_record(names, row) for row in rows]
 
 
-#: (order, dialect, filtered by state, limited) -> the page's statement, built once
-_PAGES: dict[tuple[str, str, bool, bool], Select[Any]] = {}
-
-
+@functools.cache  # built once per order, dialect and filter
 def _page_statement(order: str, dialect: str, by_state: bool, limited: bool) -> Select[Any]:
-    key = (order, dialect, by_state, limited)
-    statement = _PAGES.get(key)
-    if statement is None:
-        experiment = (
-            select(Experiment.id)
-            .join(Workspace, Experiment.workspace_id == Workspace.id)
-            .where(
-                Workspace.resource_group == bindparam("rg"),
-                Workspace.name == bindparam("ws"),
-                Experiment.name == bindparam("exp"),
-            )
-            .scalar_subquery()
+    experiment = (
+        select(Experiment.id)
+        .join(Workspace, Experiment.workspace_id == Workspace.id)
+        .where(
+            Workspace.resource_group == bindparam("rg"),
+            Workspace.name == bindparam("ws"),
+            Experiment.name == bindparam("exp"),
         )
-        statement = (
-            select(*_LISTED)
-            .where(Job.experiment_id == experiment)
-            .order_by(*_order_by(order, dialect))
-            .offset(bindparam("offset", type_=Integer()))
-        )
-        if limited:
-            statement = statement.limit(bindparam("limit", type_=Integer()))
-        if by_state:
-            statement = statement.where(Job.execution_state == bindparam("state"))
-        _PAGES[key] = statement
+        .scalar_subquery()
+    )
+    statement = (
+        select(*_LISTED)
+        .where(Job.experiment_id == experiment)
+        .order_by(*_order_by(order, dialect))
+        .offset(bindparam("offset", type_=Integer()))
+    )
+    if limited:
+        statement = statement.limit(bindparam("limit", type_=Integer()))
+    if by_state:
+        statement = statement.where(Job.execution_state == bindparam("state"))
     return statement
 
 
