@@ -95,6 +95,21 @@ class Bai:
                 raise AssertionError(f"job {job} still {shown['executionState']} after {timeout}s")
             time.sleep(0.1)
 
+    def why(self, job: dict[str, Any], *, workspace: str = "ws", experiment: str = "exp") -> str:
+        """What a test says when ``job`` did not end as it expected: its state, its errors, and
+        the last lines of each file in its stdouterr folder (execution log included)."""
+        where = ("-w", workspace, "-e", experiment, "-n", str(job["name"]))
+        told = [f"{job['executionState']}: {json.dumps(job.get('executionInfo'), indent=1)}"]
+        listed = self("job", "file", "list", *where, "-o", "json", expect=None)
+        files = json.loads(listed.stdout) if listed.exit_code == 0 else []
+        for entry in files:
+            if entry.get("fileType") == "directory":
+                continue
+            shown = self("job", "file", "stream", *where, "-f", entry["name"], expect=None)
+            tail = "\n".join(shown.stdout.splitlines()[-30:])
+            told.append(f"--- {entry['name']} (last lines)\n{tail}")
+        return "\n".join(told)
+
 
 def _stop_dispatcher(home: Path) -> None:
     lock = home / "dispatcher.lock"

@@ -181,7 +181,7 @@ def test_setup_task_runs_once_per_node_before_its_first_job(workspace: Bai, tmp_
             write_job(tmp_path, props, f"{name}.json"),
         )
         job = bai.wait(name)
-        assert job["executionState"] == "succeeded", job.get("executionInfo")
+        assert job["executionState"] == "succeeded", bai.why(job)
     logs = storage_dir(bai, "acct", "file", "logs")
     assert (
         logs / "setup-count.txt"
