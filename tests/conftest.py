@@ -186,13 +186,13 @@ def postgres_template() -> Iterator[str]:
 
     name = f"openbai_template_{os.getpid()}"
     administer(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
-    template = _database_url(url, name)
+    template = database_url_named(url, name)
     open_database(template).dispose()
     yield template
     administer(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _database_url(url: str, name: str) -> str:
+def database_url_named(url: str, name: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).set(database=name).render_as_string(hide_password=False)
@@ -209,12 +209,12 @@ def database(request: pytest.FixtureRequest) -> Iterator[str]:
     import uuid
 
     name = f"openbai_test_{uuid.uuid4().hex[:16]}"
-    administer(template, f'CREATE DATABASE "{name}" TEMPLATE "{_name_of(template)}"')
-    yield _database_url(template, name)
+    administer(template, f'CREATE DATABASE "{name}" TEMPLATE "{database_name(template)}"')
+    yield database_url_named(template, name)
     administer(template, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _name_of(url: str) -> str:
+def database_name(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return str(make_url(url).database)

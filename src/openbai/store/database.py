@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, Row
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import Executable
 
@@ -181,12 +183,12 @@ def _postgres_engine(url: str) -> Engine:
     # CLI command holds one or two. PostgreSQL's default max_connections is 100.
     engine = create_engine(
         url,
-        pool_pre_ping=True,
         pool_size=40,
         max_overflow=10,
         pool_timeout=30,
         json_deserializer=json_loads,
     )
+    _ping_when_idle(engine)
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
@@ -197,6 +199,35 @@ def _postgres_engine(url: str) -> Engine:
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITER_LOCK})")
 
     return engine
+
+
+#: a kept connection unused this long is pinged before it is handed out again
+IDLE_BEFORE_PING_SECONDS = 5.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a kept connection before use only when it has been idle a while. A ping on every
+    checkout (``pool_pre_ping``) is a round trip as long as a GET's own query; a connection
+    in steady use that the server dropped (a restart) fails its request, and SQLAlchemy then
+    invalidates every connection opened before it, so the next requests get fresh ones."""
+
+    @event.listens_for(engine.pool, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["openbai_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("openbai_idle_since")
+        if since is None or time.monotonic() - since < IDLE_BEFORE_PING_SECONDS:
+            return
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            if not dbapi_connection.autocommit:
+                dbapi_connection.rollback()
+        except Exception as exc:  # the pool replaces the connection and tries again
+            raise DisconnectionError(str(exc)) from exc
 
 
 def administer(url: str, *statements: str) -> None:
