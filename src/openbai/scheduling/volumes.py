@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from openbai.errors import MountError, NotFoundError, SpecError
 from openbai.installation import App
@@ -138,15 +138,20 @@ def account_options(app: App, name: str) -> tuple[str, dict[str, Any]]:
         )
         source = nfs_command.parse_mount_command(command)
         return source.kind, source.options
-    with app.db.reading() as s:
-        row = s.scalar(select(StorageAccount).where(StorageAccount.name == name))
-        if row is None:
-            raise NotFoundError(
-                f"storage account {name!r} does not exist",
-                code="StorageAccountNotFound",
-                target=name,
-            )
-        return row.kind, {**row.options, **app.sealer.unseal(row.sealed_secrets)}
+    row = app.db.first(_ACCOUNT, {"name": name})
+    if row is None:
+        raise NotFoundError(
+            f"storage account {name!r} does not exist",
+            code="StorageAccountNotFound",
+            target=name,
+        )
+    return row.kind, {**row.options, **app.sealer.unseal(row.sealed_secrets)}
+
+
+#: one query, no session: every job create and node plan looks its accounts up
+_ACCOUNT = select(StorageAccount.kind, StorageAccount.options, StorageAccount.sealed_secrets).where(
+    StorageAccount.name == bindparam("name")
+)
 
 
 def source_host(options: dict[str, Any]) -> str:

@@ -144,10 +144,7 @@ def create_job(
     with app.db.session() as s:
         experiment = experiment_row(s, rg, ws, exp)
         check_not_deleting(experiment, "experiment")
-        if (
-            s.scalar(select(Job.id).where(Job.experiment_id == experiment.id, Job.name == name))
-            is not None
-        ):
+        if s.scalar(_JOB_ID, {"experiment": experiment.id, "name": name}) is not None:
             raise ConflictError(
                 f"job {name} already exists in experiment {exp}",
                 code="JobAlreadyExists",
@@ -172,6 +169,11 @@ def create_job(
         result = replace(JobRecord.of(row), warnings=warnings)
     app.changed()
     return result
+
+
+_JOB_ID = select(Job.id).where(
+    Job.experiment_id == bindparam("experiment"), Job.name == bindparam("name")
+)
 
 
 def _on_volume(prefix: str, mounted: list[MountedVolume], field: str) -> VolumeLocation:

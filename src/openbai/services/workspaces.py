@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session, contains_eager
 
 from openbai.errors import ConflictError, NotFoundError
 from openbai.installation import App
@@ -25,8 +25,25 @@ def check_not_deleting(row: Workspace | Experiment | Cluster | Job | FileServer,
         )
 
 
+#: statements built once: building one cost more than running it (a create looks up its
+#: experiment twice and its cluster once)
+_WORKSPACE = select(Workspace).where(
+    Workspace.resource_group == bindparam("rg"), Workspace.name == bindparam("ws")
+)
+_EXPERIMENT = (
+    select(Experiment)
+    .join(Experiment.workspace)
+    .options(contains_eager(Experiment.workspace))
+    .where(
+        Workspace.resource_group == bindparam("rg"),
+        Workspace.name == bindparam("ws"),
+        Experiment.name == bindparam("name"),
+    )
+)
+
+
 def workspace_row(s: Session, rg: str, name: str) -> Workspace:
-    row = s.scalar(select(Workspace).where(Workspace.resource_group == rg, Workspace.name == name))
+    row = s.scalar(_WORKSPACE, {"rg": rg, "ws": name})
     if row is None:
         raise NotFoundError(
             f"The specified workspace {name} is not found in resource group {rg}",
@@ -37,11 +54,10 @@ def workspace_row(s: Session, rg: str, name: str) -> Workspace:
 
 
 def experiment_row(s: Session, rg: str, ws: str, name: str) -> Experiment:
-    workspace = workspace_row(s, rg, ws)
-    row = s.scalar(
-        select(Experiment).where(Experiment.workspace_id == workspace.id, Experiment.name == name)
-    )
+    """The experiment with its workspace, in one query (a create looks them up twice)."""
+    row = s.scalar(_EXPERIMENT, {"rg": rg, "ws": ws, "name": name})
     if row is None:
+        workspace_row(s, rg, ws)  # says so when it is the workspace that is missing
         raise NotFoundError(
             f"The specified experiment {name} is not found in workspace {ws}",
             code="ExperimentNotFound",
