@@ -163,6 +163,7 @@ ON_BOTH_DATABASES = (
     "tests/api/test_workspaces.py",
     "tests/api/test_jobs.py",
     "tests/api/test_clusters.py",
+    "tests/cli/test_audit.py",
 )
 
 

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from openbai.installation import App
 from openbai.spec.times import iso
@@ -44,6 +44,9 @@ class AuditFilter:
     since: datetime | None = None
 
 
+_INSERT = insert(AuditRow)
+
+
 def result_of(status: int) -> str:
     if status in (401, 403):
         return "denied"
@@ -51,17 +54,17 @@ def result_of(status: int) -> str:
 
 
 def record(app: App, entry: AuditEntry) -> None:
-    with app.db.session() as s:
-        s.add(
-            AuditRow(
-                time=entry.time,
-                token_name=entry.token,
-                action=entry.action,
-                resource=entry.resource,
-                result=entry.result,
-                status=entry.status,
-            )
-        )
+    app.db.append(
+        _INSERT,
+        {
+            "time": entry.time,
+            "token_name": entry.token,
+            "action": entry.action,
+            "resource": entry.resource,
+            "result": entry.result,
+            "status": entry.status,
+        },
+    )
     log.info(
         json.dumps(
             {
