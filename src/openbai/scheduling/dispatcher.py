@@ -109,9 +109,24 @@ class _Round:
     sizes: dict[int, int] = field(default_factory=dict)
     #: whether jobs are queued or running (the dispatcher keeps going)
     has_work: bool = False
+    #: jobs handed to executors (running, or queued in Slurm): their ends wake the dispatcher
+    watched: int = 0
 
     def end(self, job_id: int, outcome: Outcome, error: JobError | None = None) -> None:
         self.ended.append((job_id, outcome, error))
+
+    @property
+    def may_wait(self) -> bool:
+        """Nothing changed and nothing runs that could end: the next round may wait."""
+        return not (
+            self.watched
+            or self.ended
+            or self.running
+            or self.adopted
+            or self.starts
+            or self.handed
+            or self.resized
+        )
 
 
 def _sealed(plan: JobPlan, settings: OpenBaiClusterSettings) -> JobPlan:
@@ -126,10 +141,19 @@ def _sealed(plan: JobPlan, settings: OpenBaiClusterSettings) -> JobPlan:
     return replace(plan, sandbox=settings.sandbox, limits=limits)
 
 
+#: after a round that changed nothing while no job ran, the least time before the next one
+#: starts (seconds): the wake-ups of a burst of creates that cannot start (no node) are served
+#: by one round, and a busy server spends its CPU on requests, not on rounds that each cost a
+#: few queries. A round that has running jobs to watch never waits: their ends are served at once.
+IDLE_ROUND_GAP = 0.05
+
+
 class Dispatcher:
     def __init__(self, app: App):
         self.app = app
         self._wake = threading.Event()
+        #: the last round changed nothing and watched no job (see IDLE_ROUND_GAP)
+        self._may_wait = False
         self._lock_file: IO[str] | None = None
         self._socket: socket.socket | None = None
         #: claimed jobs handed out whose handles are stored in the next round's transaction
@@ -187,6 +211,7 @@ class Dispatcher:
         idle_since = time.monotonic()
         full = False  # the last round failed on a full disk (said once, not every second)
         while not stop.is_set():
+            started = time.monotonic()
             self._wake.clear()
             if not self.app.settings.home.is_dir():
                 return  # the installation was removed (its log with it): nothing to serve
@@ -212,6 +237,8 @@ class Dispatcher:
             elif idle_exit is not None and now - idle_since > idle_exit:
                 return
             self._wake.wait(interval)
+            if self._may_wait:
+                stop.wait(max(0.0, started + IDLE_ROUND_GAP - time.monotonic()))
 
     def close(self) -> None:
         self._store(list(self._handed.values()))
@@ -227,6 +254,7 @@ class Dispatcher:
         """Record ended jobs, then start what can start. True while jobs are queued or running."""
         found = _Round(handed=self._handed)
         self._handed = {}
+        self._may_wait = False
         try:
             with self.app.db.reading() as s:
                 busy = self._reconcile(s, found)
@@ -238,6 +266,7 @@ class Dispatcher:
         finally:
             self._record(found)
         self._submit(found.starts)
+        self._may_wait = found.may_wait
         return found.has_work
 
     def has_work(self) -> bool:
@@ -268,6 +297,7 @@ class Dispatcher:
         ).all()
         busy: dict[int, set[int]] = {}
         unreachable: set[str] = set()
+        found.watched = len(rows)
         for job_id, uid, ref_data, terminate, changed_at, state, cluster_id, nodes, kind in rows:
             found.has_work = True
             handed = found.handed.get(job_id)
