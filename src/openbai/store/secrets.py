@@ -61,6 +61,11 @@ def seal_rows_at_rest(url: str, sealer: Sealer) -> None:
     _listen_once()
 
 
+def sealed(sealer: Sealer, clear: dict[str, Any]) -> dict[str, Any]:
+    """What a secrets column holds for ``clear`` (for writes that bypass the ORM's events)."""
+    return {SEALED_KEY: sealer.seal(clear)}
+
+
 def _sealer_of(bind: Any) -> Sealer | None:
     url = getattr(bind, "url", None)
     return _SEALERS.get(url.render_as_string(hide_password=False)) if url is not None else None
@@ -75,7 +80,7 @@ def _seal(mapper: Any, connection: Any, target: Any) -> None:
         return
     if inspect(target).persistent and not inspect(target).attrs.secrets.history.has_changes():
         return
-    target.secrets = {SEALED_KEY: sealer.seal(clear)}
+    target.secrets = sealed(sealer, clear)
     target.__dict__["_openbai_clear_secrets"] = clear
 
 
