@@ -145,3 +145,55 @@ def test_jobs_of_a_dispatcher_that_died_before_storing_their_handles_are_adopted
     gate.touch()
     run_until_ended(successor, local4)
     assert {state for state, _ in states(local4).values()} == {"succeeded"}
+
+
+def test_a_node_is_given_to_a_job_only_once_its_setup_run_has_ended(
+    local4: App, gates: Path
+) -> None:
+    """The setup run writes its marker when the task ends, then unmounts and clears the
+    slot's folders: a job started between the two would lose its own."""
+    gate = gates / "gate"
+    logs = {
+        "azureFileShares": [
+            {"azureFileUrl": "https://acct.file.core.windows.net/logs", "relativeMountPath": "logs"}
+        ]
+    }
+    clusters.create_cluster(
+        local4,
+        "default",
+        "ws",
+        "prepared",
+        {
+            "properties": {
+                "scaleSettings": {"manual": {"targetNodeCount": 1}},
+                "nodeSetup": {
+                    "setupTask": {
+                        "commandLine": f"while [ ! -e {gate} ]; do sleep 0.05; done",
+                        "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/logs",
+                    },
+                    "mountVolumes": logs,
+                },
+            }
+        },
+    )
+    body = {
+        "properties": {
+            "nodeCount": 1,
+            "customToolkitSettings": {"commandLine": "true"},
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/logs",
+        }
+    }
+    jobs.create_job(local4, "default", "ws", "exp", "after-setup", body, cluster="prepared")
+    dispatcher = Dispatcher(local4)
+    deadline = time.monotonic() + 30
+    while not (locks := list(local4.settings.nodes_root.rglob("setup/*.lock"))):
+        assert time.monotonic() < deadline, "the setup run should have started"
+        dispatcher.tick()
+        time.sleep(0.02)
+    # the moment between the marker and the run's end, held open: the task still runs
+    locks[0].with_suffix(".done").touch()
+    dispatcher.tick()
+    assert states(local4)["after-setup"] == ("queued", [])
+    gate.touch()
+    run_until_ended(dispatcher, local4)
+    assert states(local4)["after-setup"] == ("succeeded", [0])

@@ -203,8 +203,13 @@ class NodeSetups:
             self._running[key] = ref
             if executor.status(ref).state is RunState.FINISHED:
                 self._ended(executor, cluster, slot)
-        in_flight = any(uid == cluster.uid for uid, _ in self._running)
-        return replace(slot_setup(self.app, cluster, size), in_flight=in_flight)
+        # the runner writes the marker when the task ends, then unmounts and clears the
+        # slot's folders: a job given the slot before that run has ended loses its own
+        running = frozenset(
+            slot for uid, slot in self._running if uid == cluster.uid and isinstance(slot, int)
+        )
+        now = slot_setup(self.app, cluster, size)
+        return replace(now, preparing=now.preparing | running, in_flight=bool(running))
 
     def _start(
         self, executor: LocalExecutor, cluster: Cluster, slot: int, size: int
