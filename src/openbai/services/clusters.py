@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from openbai.errors import ConflictError, NotFoundError, SpecError
 from openbai.installation import App
@@ -27,7 +27,7 @@ from openbai.services.containers import check_runtime_installed
 from openbai.services.gpus import gpu_count, with_gpus
 from openbai.services.records import ClusterRecord, NodeStateCounts
 from openbai.services.volumes import require_on_volume, resolve_mounts
-from openbai.services.workspaces import check_not_deleting, workspace_row
+from openbai.services.workspaces import check_not_deleting, named_in_workspace, workspace_row
 from openbai.spec import (
     ClusterBaseProperties,
     ClusterCreateParameters,
@@ -36,7 +36,7 @@ from openbai.spec import (
     parse,
 )
 from openbai.storage.base import VolumeKind
-from openbai.store.models import Cluster, Job, Workspace, utcnow
+from openbai.store.models import Cluster, Job, utcnow
 from openbai.store.specs import cluster_properties
 from openbai.vocabulary import ON_NODES
 
@@ -48,21 +48,12 @@ AUTO_STORAGE_SHARE_PATH = "autoafs"
 AUTO_STORAGE_CONTAINER_PATH = "autobfs"
 
 
-_CLUSTER = (
-    select(Cluster)
-    .join(Cluster.workspace)
-    .options(contains_eager(Cluster.workspace))
-    .where(
-        Workspace.resource_group == bindparam("rg"),
-        Workspace.name == bindparam("ws"),
-        Cluster.name == bindparam("name"),
-    )
-)
+_CLUSTER = named_in_workspace(Cluster)
 
 
 def cluster_row(s: Session, rg: str, ws: str, name: str) -> Cluster:
     """The cluster with its workspace, in one query built once."""
-    row = s.scalar(_CLUSTER, {"rg": rg, "ws": ws, "name": name})
+    row: Cluster | None = s.scalar(_CLUSTER, {"rg": rg, "ws": ws, "name": name})
     if row is None:
         workspace_row(s, rg, ws)  # says so when it is the workspace that is missing
         raise NotFoundError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session, contains_eager
 
 from openbai.errors import ConflictError, NotFoundError
@@ -30,16 +30,24 @@ def check_not_deleting(row: Workspace | Experiment | Cluster | Job | FileServer,
 _WORKSPACE = select(Workspace).where(
     Workspace.resource_group == bindparam("rg"), Workspace.name == bindparam("ws")
 )
-_EXPERIMENT = (
-    select(Experiment)
-    .join(Experiment.workspace)
-    .options(contains_eager(Experiment.workspace))
-    .where(
-        Workspace.resource_group == bindparam("rg"),
-        Workspace.name == bindparam("ws"),
-        Experiment.name == bindparam("name"),
+
+
+def named_in_workspace(model: type[Experiment] | type[Cluster]) -> Select[Any]:
+    """The query of the ``model`` named ``:name`` in workspace ``:rg``/``:ws``, its workspace
+    loaded with it."""
+    return (
+        select(model)
+        .join(model.workspace)
+        .options(contains_eager(model.workspace))
+        .where(
+            Workspace.resource_group == bindparam("rg"),
+            Workspace.name == bindparam("ws"),
+            model.name == bindparam("name"),
+        )
     )
-)
+
+
+_EXPERIMENT = named_in_workspace(Experiment)
 
 
 def workspace_row(s: Session, rg: str, name: str) -> Workspace:
@@ -55,7 +63,7 @@ def workspace_row(s: Session, rg: str, name: str) -> Workspace:
 
 def experiment_row(s: Session, rg: str, ws: str, name: str) -> Experiment:
     """The experiment with its workspace, in one query (a create looks them up twice)."""
-    row = s.scalar(_EXPERIMENT, {"rg": rg, "ws": ws, "name": name})
+    row: Experiment | None = s.scalar(_EXPERIMENT, {"rg": rg, "ws": ws, "name": name})
     if row is None:
         workspace_row(s, rg, ws)  # says so when it is the workspace that is missing
         raise NotFoundError(
