@@ -3,11 +3,14 @@ runs, the stream ends with the job, and a broken stream resumes."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Generator
+from pathlib import Path
 
 from conftest import Bai
 
 from openbai.cli.remote import RemoteClient
+from openbai.http.threads import REQUEST_THREADS
 
 from .support import API, Server, job_body
 
@@ -68,4 +71,41 @@ def test_a_broken_stream_resumes_from_its_offset(server: Server, bai: Bai) -> No
         client.stream_job_file(*args, directory_id="stdouterr", path=".", offset=len(first))
     )
     assert first + rest == b"".join(f"line {i}\n".encode() for i in range(1, 31))
+    client.close()
+
+
+def test_followers_waiting_for_output_hold_none_of_the_threads_requests_run_on(
+    server: Server, bai: Bai, gates: Path
+) -> None:
+    """More clients follow a quiet job's output than a server process has threads for its
+    requests' blocking work (openbai.http.threads): their waits are on threads of their own,
+    so a request that needs one (a create) is answered meanwhile."""
+    gate = gates / "gate"
+    client = setup_job(server, bai, f"echo started; while [ ! -e {gate} ]; do sleep 0.05; done")
+    followers = REQUEST_THREADS * 2 + 1
+    received: list[bytes] = [b""] * followers
+    started = threading.Barrier(followers + 1)
+
+    def follow(index: int) -> None:
+        own = RemoteClient(server.url, server.token)
+        args = ("rg", "ws", "exp", "j", "stdout.txt")
+        for chunk in own.stream_job_file(*args, directory_id="stdouterr", path="."):
+            received[index] += chunk
+            if received[index] == b"started\n":
+                started.wait(timeout=60)
+        own.close()
+
+    threads = [threading.Thread(target=follow, args=(i,)) for i in range(followers)]
+    for thread in threads:
+        thread.start()
+    started.wait(timeout=60)  # every follower now waits for the job's next line
+    base = f"/subscriptions/{server.subscription}/resourceGroups/rg/providers/Microsoft.BatchAI"
+    with server.client(timeout=20) as http:
+        answer = http.put(f"{base}/workspaces/ws/experiments/meanwhile?{API}")
+    assert answer.status_code == 200, answer.text
+    gate.touch()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert received == [b"started\n"] * followers
+    assert client.get_job("rg", "ws", "exp", "j")["properties"]["executionState"] == "succeeded"
     client.close()

@@ -55,6 +55,7 @@ from openbai.http.audit_trail import AuditTrail
 from openbai.http.errors import install_error_handlers
 from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
+from openbai.http.threads import limit_request_threads
 from openbai.installation import App
 from openbai.services.deletions import BackgroundDeletes
 from openbai.spec import (
@@ -86,6 +87,7 @@ def create_api(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         background.finish_pending()  # deletes a previous server left half done
+        limit_request_threads()
         try:
             yield
         finally:

@@ -24,6 +24,7 @@ from openbai.errors import SpecError
 from openbai.http.downloads import download_headers
 from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
+from openbai.http.threads import iterate_transfer
 from openbai.scheduling.locations import VolumeLocation
 from openbai.services import accounts, files, jobs
 from openbai.spec.times import iso
@@ -130,7 +131,7 @@ def stream_output_file(
         app, rg, ws, exp, name, file, directory_id=outputdirectoryid, path=directory, offset=offset
     )
     return StreamingResponse(
-        chunks,
+        iterate_transfer(chunks),
         media_type="application/octet-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -194,4 +195,6 @@ def download(
         status = 206
         headers["Content-Range"] = f"bytes {start}-{max(start, end - 1)}/{info.size}"
     headers["Content-Length"] = str(max(0, end - start))
-    return StreamingResponse(reader.stream(start, end, CHUNK), status, headers, media_type=media)
+    return StreamingResponse(
+        iterate_transfer(reader.stream(start, end, CHUNK)), status, headers, media_type=media
+    )

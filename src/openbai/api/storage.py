@@ -22,6 +22,7 @@ from openbai.api.params import JsonBody
 from openbai.errors import SpecError
 from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
+from openbai.http.threads import iterate_transfer, run_transfer
 from openbai.services import accounts
 from openbai.spec.times import iso
 from openbai.storage.base import FileInfo, StorageBackend, VolumeKind, blob_path
@@ -147,7 +148,8 @@ def read(
         raise SpecError(f"{path} is a directory, not a file", target="path")
     end = info.size if length is None else min(info.size, offset + length)
     return StreamingResponse(
-        read_chunks(backend, volume, clean, offset, end), media_type="application/octet-stream"
+        iterate_transfer(read_chunks(backend, volume, clean, offset, end)),
+        media_type="application/octet-stream",
     )
 
 
@@ -162,8 +164,6 @@ async def upload(
     mtime_ns: Annotated[int | None, Header(alias=MTIME_HEADER)] = None,
 ) -> JSONResponse:
     """Store the request body at ``path`` (replacing it); the body is spooled to a temp file."""
-    from starlette.concurrency import run_in_threadpool
-
     clean = blob_path(path, allow_root=False)
     backend = _backend(app, account, kind, volume)
     fd, name = tempfile.mkstemp(prefix=".upload-", dir=app.settings.home)
@@ -174,7 +174,7 @@ async def upload(
                 f.write(chunk)
         if mtime_ns is not None:
             os.utime(spool, ns=(mtime_ns, mtime_ns))
-        info = await run_in_threadpool(backend.upload, volume, clean, spool)
+        info = await run_transfer(backend.upload, volume, clean, spool)
     finally:
         spool.unlink(missing_ok=True)
     return JSONResponse(file_info_json(info))

@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from openbai.errors import NotFoundError, SpecError
 from openbai.http.downloads import SANDBOX, content_disposition, media_type
 from openbai.http.service import Service
+from openbai.http.threads import iterate_transfer
 from openbai.http.views import job_view
 from openbai.services import files, jobs
 from openbai.storage.base import clean_path
@@ -149,7 +150,9 @@ def download(
         "Content-Security-Policy": SANDBOX,
         "Cache-Control": "no-store",
     }
-    return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
+    return StreamingResponse(
+        iterate_transfer(chunks), media_type="application/octet-stream", headers=headers
+    )
 
 
 @router.get(JOB_PATH + "/files/{directory}/picture")
@@ -171,4 +174,4 @@ def picture(
         "Content-Security-Policy": SANDBOX,
         "Cache-Control": "no-store",
     }
-    return StreamingResponse(chunks, media_type=media, headers=headers)
+    return StreamingResponse(iterate_transfer(chunks), media_type=media, headers=headers)
