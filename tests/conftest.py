@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -112,26 +111,32 @@ class Bai:
 
 
 def _stop_dispatcher(home: Path) -> None:
-    lock = home / "dispatcher.lock"
-    try:
-        pid = int(lock.read_text().strip() or 0)
-    except (FileNotFoundError, ValueError):
-        return
-    if not pid:
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    # wait until it is gone, so that it cannot start another runner after the sweep below
+    """Stop the installation's background dispatchers: the one holding the lock, and one still
+    starting (a test that ends right after queueing a job is gone before its dispatcher has
+    taken the lock; with a job that can never run, it would stay for good)."""
     import psutil
 
-    try:
-        psutil.Process(pid).wait(timeout=10)
-    except psutil.NoSuchProcess:
-        pass
-    except psutil.TimeoutExpired:
-        os.kill(pid, signal.SIGKILL)
+    daemons = []
+    for process in psutil.process_iter(["cmdline"]):
+        if "openbai.scheduling.daemon" not in (process.info["cmdline"] or []):
+            continue
+        try:
+            if process.environ().get("OPENBAI_HOME") == str(home):
+                daemons.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    for process in daemons:
+        try:
+            process.terminate()
+        except psutil.NoSuchProcess:
+            continue
+    # wait until they are gone, so that none can start another runner after the sweep below
+    _, alive = psutil.wait_procs(daemons, timeout=10)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
 
 
 def _kill_leftover_runners(home: Path) -> None:
