@@ -22,6 +22,7 @@ from azure.mgmt.batchai import BatchAI
 from azure.mgmt.batchai import models as m
 from conftest import Bai
 from job_files import upload_batch
+from polling import wait_until
 
 from .support import Server
 
@@ -224,11 +225,11 @@ def test_sdk_typed_errors_lists_and_deletes(server: Server) -> None:
         ),
     )
     assert resized.scale_settings.manual.target_node_count == 3
-    assert [n.node_id for n in client.clusters.list_remote_login_information("rg", "ws1", "c")] == [
-        "c-0",
-        "c-1",
-        "c-2",
-    ]
+
+    def nodes() -> list[str]:  # a resize is allocated by the dispatcher's next round
+        return [n.node_id for n in client.clusters.list_remote_login_information("rg", "ws1", "c")]
+
+    assert wait_until(lambda: nodes() == ["c-0", "c-1", "c-2"], "the 3 nodes of the resize")
     assert [c.name for c in client.clusters.list_by_workspace("rg", "ws1")] == ["c"]
 
     nfs = client.file_servers.begin_create(
