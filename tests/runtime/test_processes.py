@@ -1,4 +1,5 @@
-"""Waiting for a job's processes: the wait ends when one of them does, not at its timeout."""
+"""Waiting for a job's processes: the wait ends when one of them does, not at its timeout;
+the start time recorded with a pid is the one a liveness check compares it with."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import subprocess
 import threading
 from collections.abc import Callable
 
+import psutil
+
+from openbai.plan.pids import pid_is_alive
 from openbai.runtime import processes
 
 
@@ -43,3 +47,17 @@ def test_waiting_for_running_processes_ends_at_the_timeout() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_recorded_start_time_is_psutils_and_tells_a_reused_pid() -> None:
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        started = processes.process_start_time(proc.pid)
+        assert started == psutil.Process(proc.pid).create_time()
+        assert pid_is_alive(proc.pid, started)
+        # the same pid with another start is another process (a pid the system reused)
+        assert not pid_is_alive(proc.pid, started - 5.0)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not pid_is_alive(proc.pid, started)

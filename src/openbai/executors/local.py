@@ -24,7 +24,7 @@ from openbai.plan.job_plan import NodeLimits, NodeSpec
 from openbai.plan.pids import pid_is_alive
 from openbai.plan.results import JobError, Outcome, RunDir
 from openbai.plan.runner_command import RunnerArgs
-from openbai.runtime import containers, processes
+from openbai.runtime import containers, process_trees
 from openbai.runtime.cgroups import remove_groups
 from openbai.runtime.sealing import group_prefix
 
@@ -183,7 +183,7 @@ class LocalExecutor(Executor):
             return RunStatus(RunState.FINISHED, outcome)
         for pid, started in run.tasks():  # the runner is gone: stop what it left running
             if pid_is_alive(pid, started):
-                processes.kill_tree(pid, grace=1.0)
+                process_trees.kill_tree(pid, grace=1.0)
         remove_groups(group_prefix(run.path.name))  # the runner could not remove them
         lost = JobError(
             "NodeLost", "the job's runner on this machine ended without reporting (killed?)"
@@ -193,7 +193,7 @@ class LocalExecutor(Executor):
     def cancel(self, ref: JobRef, *, force: bool = False) -> None:
         for pid in self._alive(ref):
             if force:
-                processes.kill_tree(pid, grace=1.0)
+                process_trees.kill_tree(pid, grace=1.0)
             else:
                 try:
                     os.kill(pid, signal.SIGTERM)

@@ -16,11 +16,10 @@ from openbai.runtime.tasks import NodeTasks
 
 
 def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
-    """Start the job's container, if it has one, for ``tasks`` to run in."""
+    """Start the job's container (the job has one) for ``tasks`` to run in."""
     ctx = tasks.ctx
     spec = ctx.plan.container
-    if spec is None:
-        return
+    assert spec is not None
     runtime = containers.find_runtime(ctx.plan.container_runtime)
     if runtime is None:
         looked = ctx.plan.container_runtime or ", ".join(containers.RUNTIMES)
@@ -163,10 +162,3 @@ def _binds(tasks: NodeTasks, env: JobEnvironment) -> list[Path]:
         Path(env.stdouterr_dir),
         *[Path(p) for p in env.output_dirs.values()],
     ]
-
-
-def remove_container(tasks: NodeTasks) -> None:
-    if tasks.container is not None:
-        tasks.container.remove()
-        tasks.ctx.log(f"removed container {tasks.container.name}")
-        tasks.container = None

@@ -8,18 +8,16 @@ runner or the server afterwards.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import select
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import psutil
-
-#: seconds between SIGTERM and SIGKILL when a job is stopped
+#: seconds between SIGTERM and SIGKILL when a job is stopped (process_trees.py)
 GRACE_SECONDS = 5.0
 
 
@@ -61,62 +59,24 @@ def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def kill_tree(pid: int, *, grace: float = GRACE_SECONDS) -> None:
-    """Stop a process, its process group and every descendant: SIGTERM, then SIGKILL."""
-    procs = _tree(pid)
-    _signal_all(pid, procs, signal.SIGTERM)
-    _, alive = psutil.wait_procs(procs, timeout=grace)
-    if alive:
-        _signal_all(pid, alive, signal.SIGKILL)
-        psutil.wait_procs(alive, timeout=grace)
-
-
-def stop_sandbox(pid: int, *, grace: float = GRACE_SECONDS) -> None:
-    """Stop a sandboxed task (``pid`` is bwrap): SIGTERM to the processes inside, then
-    SIGKILL to bwrap, whose PID namespace takes every process in it along."""
-    procs = _tree(pid)
-    inside = []
-    for proc in procs[1:]:
-        try:
-            if proc.ppid() != pid:  # the namespace's init (bwrap) gets no SIGTERM: it would end all
-                inside.append(proc)
-        except psutil.NoSuchProcess:
-            pass
-    for proc in inside:
-        try:
-            proc.send_signal(signal.SIGTERM)
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(inside, timeout=grace)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    psutil.wait_procs(procs, timeout=grace)
-
-
-def _tree(pid: int) -> list[psutil.Process]:
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _signal_all(pid: int, procs: list[psutil.Process], sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)  # the group catches children that were just forked
-    except (ProcessLookupError, PermissionError):
-        pass
-    for proc in procs:
-        try:
-            proc.send_signal(sig)
-        except psutil.NoSuchProcess:
-            pass
-
-
 def process_start_time(pid: int) -> float:
-    return float(psutil.Process(pid).create_time())
+    """When ``pid`` started, in seconds since the epoch: psutil's ``create_time()`` (what
+    :func:`openbai.plan.pids.pid_is_alive` compares a recorded start with), by psutil's own
+    rule: the start in clock ticks after boot (``/proc/<pid>/stat``) plus the boot time
+    (``/proc/stat``). Read here, not through psutil: its import is ~11 ms of every Slurm
+    job's runner, which records its own start and its tasks'."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rpartition(b")")[2].split()
+    return int(fields[19]) / os.sysconf("SC_CLK_TCK") + _boot_time()
+
+
+@functools.cache
+def _boot_time() -> float:
+    with open("/proc/stat", "rb") as f:
+        for line in f:
+            if line.startswith(b"btime"):
+                return float(line.split()[1])
+    raise OSError("no btime in /proc/stat")
 
 
 def wait_any(procs: Sequence[subprocess.Popen[bytes]], *, timeout: float) -> None:

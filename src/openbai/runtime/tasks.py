@@ -10,14 +10,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen
+from typing import TYPE_CHECKING
 
-from openbai.runtime import job_container, processes, rank_output
+from openbai.runtime import processes
 from openbai.runtime.cgroups import Cgroup
 from openbai.runtime.environment import JobEnvironment
 from openbai.runtime.node import NodeContext
 from openbai.runtime.sandbox import Sandbox
 from openbai.runtime.stopping import JobFailure, Stopping
 from openbai.runtime.toolkits import Task
+
+if TYPE_CHECKING:  # the container modules are loaded only for a job that has a container
+    from openbai.runtime.job_container import JobContainer
 
 
 @dataclass
@@ -35,7 +39,7 @@ class NodeTasks:
     ctx: NodeContext
     stopping: Stopping
     #: the job's container on this node, once started (node_container.py)
-    container: job_container.JobContainer | None = None
+    container: JobContainer | None = None
     #: the job's own variables, which are passed into its container
     container_env: set[str] = field(default_factory=set)
     running: list[Running] = field(default_factory=list)
@@ -69,8 +73,11 @@ class NodeTasks:
                 self.ctx.layout.job_temp, {n: env[n] for n in names}, task.command, stdout, stderr
             )
         elif task.mpi:
-            # the ranks' output is merged by whole lines before it reaches the files
-            argv = rank_output.collector_argv(self.ctx.plan.nodes[0].host, argv)
+            # the ranks' output is merged by whole lines before it reaches the files (the
+            # collector's module, with its sockets and hmac, is loaded by MPI jobs only)
+            from openbai.runtime.rank_output import collector_argv
+
+            argv = collector_argv(self.ctx.plan.nodes[0].host, argv)
         if self.container is None and self.sandbox is not None:
             argv = self.sandbox.argv(argv, self.ctx.layout.job_temp)
         join = self.cgroup.joiner() if self.cgroup and self.container is None else None
@@ -133,11 +140,19 @@ class NodeTasks:
             self.container.stop_processes(clients, processes.GRACE_SECONDS)
         for r in self.running:
             if r.process.poll() is None:
+                from openbai.runtime import process_trees  # psutil: for early ends only
+
                 if self.sandbox is not None and self.container is None:
-                    processes.stop_sandbox(r.process.pid)
+                    process_trees.stop_sandbox(r.process.pid)
                 else:
-                    processes.kill_tree(r.process.pid)
+                    process_trees.kill_tree(r.process.pid)
                 r.process.wait()
         self.running.clear()
         if self.cgroup is not None:
             self.cgroup.kill_all()  # whatever slipped out of the tasks' process trees
+
+    def remove_container(self) -> None:
+        if self.container is not None:
+            self.container.remove()
+            self.ctx.log(f"removed container {self.container.name}")
+            self.container = None
