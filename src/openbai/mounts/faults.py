@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import os
 import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-log = logging.getLogger("openbai.mount")
 
 FILE_NAME = "faults.jsonl"
 #: operations that only read: their failure loses no output (a failed lookup may be the
@@ -55,12 +52,17 @@ class FaultLog:
     """The daemon's side: append each fault as one JSON line, as it happens."""
 
     def __init__(self, state_dir: Path):
+        # logging is loaded by the daemon only: the node runners that read the faults start
+        # a Python for every Slurm job, where its import is ~4 ms
+        import logging
+
+        self._log = logging.getLogger("openbai.mount")
         self.path = state_dir / FILE_NAME
         self._lock = threading.Lock()
         self._unwritten: list[Fault] = []
 
     def record(self, fault: Fault) -> None:
-        log.error("%s", fault.describe())
+        self._log.error("%s", fault.describe())
         with self._lock:
             pending = [*self._unwritten, fault]
             try:
