@@ -60,4 +60,8 @@ async def iterate_transfer(chunks: Iterator[T]) -> AsyncIterator[T]:
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:
-            await run_transfer(close)
+            # a client that went away cancels the response's task: shielded, the source is
+            # still closed here, on a transfer thread, and not later by the garbage
+            # collector on the event loop's (a remote reader's connection, say)
+            with anyio.CancelScope(shield=True):
+                await run_transfer(close)
