@@ -151,8 +151,11 @@ def create_job(
                 code="JobAlreadyExists",
                 target=name,
             )
-        # one INSERT of the columns (the unit of work cost more than the rest of the create)
+        # one INSERT of the columns (the unit of work cost more than the rest of the create);
+        # a new job's states are set here, and its record is made of the same values
         now = utcnow()
+        provisioning = Provisioning(now, ProvisioningState.SUCCEEDED.value, now)
+        state = ExecutionState.QUEUED.value
         s.connection().execute(
             _INSERT_JOB,
             {
@@ -168,8 +171,10 @@ def create_job(
                 "priority": Priority(props.scheduling_priority).rank,
                 "output_segment": segment,
                 "locations": locations,
-                "created_at": now,
-                "provisioning_changed_at": now,
+                "created_at": provisioning.created_at,
+                "provisioning_state": provisioning.state,
+                "provisioning_changed_at": provisioning.changed_at,
+                "execution_state": state,
                 "execution_changed_at": now,
             },
         )
@@ -182,8 +187,8 @@ def create_job(
         cluster_ref,
         props.tool_type,
         segment,
-        Provisioning(now, ProvisioningState.SUCCEEDED.value, now),
-        ExecutionState.QUEUED.value,
+        provisioning,
+        state,
         now,
         warnings=warnings,
     )
