@@ -152,7 +152,8 @@ class Dispatcher:
     def __init__(self, app: App):
         self.app = app
         self._wake = threading.Event()
-        #: the last round changed nothing and watched no job (see IDLE_ROUND_GAP)
+        #: the last round that ended changed nothing and watched no job (see IDLE_ROUND_GAP;
+        #: after a round that failed, the next one may wait those 50 ms too)
         self._may_wait = False
         self._lock_file: IO[str] | None = None
         self._socket: socket.socket | None = None
@@ -254,7 +255,6 @@ class Dispatcher:
         """Record ended jobs, then start what can start. True while jobs are queued or running."""
         found = _Round(handed=self._handed)
         self._handed = {}
-        self._may_wait = False
         try:
             with self.app.db.reading() as s:
                 busy = self._reconcile(s, found)
