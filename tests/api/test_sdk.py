@@ -229,7 +229,8 @@ def test_sdk_typed_errors_lists_and_deletes(server: Server) -> None:
     def nodes() -> list[str]:  # a resize is allocated by the dispatcher's next round
         return [n.node_id for n in client.clusters.list_remote_login_information("rg", "ws1", "c")]
 
-    assert wait_until(lambda: nodes() == ["c-0", "c-1", "c-2"], "the 3 nodes of the resize")
+    wait_until(lambda: len(nodes()) == 3, "the 3 nodes of the resize")
+    assert nodes() == ["c-0", "c-1", "c-2"]
     assert [c.name for c in client.clusters.list_by_workspace("rg", "ws1")] == ["c"]
 
     nfs = client.file_servers.begin_create(
