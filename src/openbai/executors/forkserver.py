@@ -56,7 +56,12 @@ def _child(argv: list[str], output: str) -> None:
 def serve(events_fd: int) -> None:
     import psutil
 
-    import openbai.runtime.runner  # noqa: F401  (the point: imported once, before any fork)
+    # imported once, before any fork (the point); some a runner loads only for the jobs that
+    # use them, as a Slurm runner, a new Python for every job, does
+    import openbai.runtime.node_container  # noqa: F401  (containers)
+    import openbai.runtime.process_trees  # noqa: F401  (stopping a task early)
+    import openbai.runtime.rank_output  # noqa: F401  (MPI's output collector)
+    import openbai.runtime.runner  # noqa: F401
     import openbai.storage.local  # noqa: F401  (embedded volumes' backend: ~2 ms a runner)
     from openbai.runtime import sandbox
 
