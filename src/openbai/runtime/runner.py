@@ -14,7 +14,8 @@ job's work is over and writes the job's outcome last, after every node reported,
 job is never reported finished before its outputs are durable.
 
 The steps live in their own modules: preparation.py (before the toolkit), tasks.py (the
-job's processes), node_container.py (its container), volumes.py, reporting.py, stopping.py (early ends).
+job's processes), node_container.py (its container), volumes.py, reporting.py, stopping.py
+(early ends).
 """
 
 from __future__ import annotations
