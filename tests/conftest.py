@@ -116,27 +116,20 @@ def _stop_dispatcher(home: Path) -> None:
     taken the lock; with a job that can never run, it would stay for good)."""
     import psutil
 
+    from openbai.runtime.process_trees import kill_tree
+
     daemons = []
     for process in psutil.process_iter(["cmdline"]):
         if "openbai.scheduling.daemon" not in (process.info["cmdline"] or []):
             continue
         try:
             if process.environ().get("OPENBAI_HOME") == str(home):
-                daemons.append(process)
+                daemons.append(process.pid)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-    for process in daemons:
-        try:
-            process.terminate()
-        except psutil.NoSuchProcess:
-            continue
-    # wait until they are gone, so that none can start another runner after the sweep below
-    _, alive = psutil.wait_procs(daemons, timeout=10)
-    for process in alive:
-        try:
-            process.kill()
-        except psutil.NoSuchProcess:
-            pass
+    # each waited for until it is gone, so that none can start another runner after the sweep
+    for pid in daemons:
+        kill_tree(pid, grace=10)
 
 
 def _kill_leftover_runners(home: Path) -> None:
