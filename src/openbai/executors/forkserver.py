@@ -60,7 +60,6 @@ def serve(events_fd: int) -> None:
     # use them, as a Slurm runner, a new Python for every job, does
     import openbai.runtime.node_container  # noqa: F401  (containers)
     import openbai.runtime.process_trees  # noqa: F401  (stopping a task early)
-    import openbai.runtime.rank_output  # noqa: F401  (MPI's output collector)
     import openbai.runtime.runner  # noqa: F401
     import openbai.storage.local  # noqa: F401  (embedded volumes' backend: ~2 ms a runner)
     from openbai.runtime import sandbox

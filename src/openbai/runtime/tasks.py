@@ -12,7 +12,7 @@ from pathlib import Path
 from subprocess import Popen
 from typing import TYPE_CHECKING
 
-from openbai.runtime import processes
+from openbai.runtime import processes, rank_output
 from openbai.runtime.cgroups import Cgroup
 from openbai.runtime.environment import JobEnvironment
 from openbai.runtime.node import NodeContext
@@ -73,11 +73,8 @@ class NodeTasks:
                 self.ctx.layout.job_temp, {n: env[n] for n in names}, task.command, stdout, stderr
             )
         elif task.mpi:
-            # the ranks' output is merged by whole lines before it reaches the files (the
-            # collector's module, with its sockets and hmac, is loaded by MPI jobs only)
-            from openbai.runtime.rank_output import collector_argv
-
-            argv = collector_argv(self.ctx.plan.nodes[0].host, argv)
+            # the ranks' output is merged by whole lines before it reaches the files
+            argv = rank_output.collector_argv(self.ctx.plan.nodes[0].host, argv)
         if self.container is None and self.sandbox is not None:
             argv = self.sandbox.argv(argv, self.ctx.layout.job_temp)
         join = self.cgroup.joiner() if self.cgroup and self.container is None else None

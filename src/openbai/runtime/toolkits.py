@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openbai.plan.job_plan import JobPlan, NodeSpec
+from openbai.runtime import rank_output
 from openbai.runtime.expand import expand_known
 
 
@@ -86,8 +87,6 @@ def mpirun(ctx: ToolkitContext, process_count: int, command: str) -> str:
     job's stderr.txt about each ``-x`` of an unset variable. Each rank starts through the
     relay of rank_output.py when the task runs under its collector (on the host).
     """
-    from openbai.runtime.rank_output import RELAY_WORDS  # its sockets and hmac: MPI jobs only
-
     exported = sorted({*ctx.variables, "PATH"})
     optional = [n for n in ("PYTHONPATH", "LD_LIBRARY_PATH") if n not in exported]
     return _join(
@@ -95,7 +94,7 @@ def mpirun(ctx: ToolkitContext, process_count: int, command: str) -> str:
         f"-np {process_count} --hostfile {shlex.quote(ctx.host_file)}",
         " ".join(f"-x {name}" for name in exported),
         " ".join(f"${{{name}+-x {name}}}" for name in optional),
-        RELAY_WORDS,
+        rank_output.RELAY_WORDS,
         "bash -c",
         shlex.quote(command),
     )
