@@ -24,6 +24,10 @@ class LinkMount(Mount):
 
     def unmount(self) -> None:
         self.flush()
+        self.unlink()
+
+    def unlink(self) -> None:
+        """Remove the link, leaving the flush to the caller (who syncs each filesystem once)."""
         if self.path.is_symlink():
             self.path.unlink()
 

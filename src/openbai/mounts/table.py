@@ -10,6 +10,7 @@ import ctypes
 import os
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
 from openbai.errors import MountError
@@ -55,11 +56,24 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def sync_filesystem(path: Path) -> None:
     """Flush the filesystem holding ``path`` to disk (syncfs(2))."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        _libc.syncfs(fd)
-    finally:
-        os.close(fd)
+    sync_filesystems([path])
+
+
+def sync_filesystems(paths: Iterable[Path]) -> set[int]:
+    """Flush each filesystem holding one of ``paths`` to disk, once: syncfs(2) writes a whole
+    filesystem, and a node's temp directory and the embedded volumes it links usually lie on
+    one. The devices synced are returned; a path that does not exist is left out."""
+    synced: set[int] = set()
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            device = os.fstat(fd).st_dev
+            if device not in synced:
+                _libc.syncfs(fd)
+                synced.add(device)
+        finally:
+            os.close(fd)
+    return synced

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from openbai.errors import OpenBaiError
 from openbai.mounts.base import Mount
+from openbai.mounts.link import LinkMount
 from openbai.mounts.registry import mounter_for
-from openbai.mounts.table import remove_tree, sync_filesystem
+from openbai.mounts.table import remove_tree, sync_filesystems
 from openbai.plan.job_plan import MountSpec
 from openbai.plan.results import JobError
 from openbai.runtime.execution_log import ExecutionLog
@@ -44,10 +45,16 @@ def unmount_all(mounts: list[Mount], layout: NodeLayout, log: ExecutionLog) -> l
     saved, and what the mounts failed to write while the job ran (even if the job ignored
     it), as the job's errors."""
     errors = []
-    sync_filesystem(layout.job_temp)
+    # the job's processes are gone: one syncfs per filesystem makes what they wrote to the
+    # node's temp directory and to embedded volumes durable (both usually on one)
+    links = [m for m in mounts if isinstance(m, LinkMount)]
+    sync_filesystems([layout.job_temp, *(m.source for m in links)])
     for mount in reversed(mounts):
         try:
-            mount.unmount()
+            if isinstance(mount, LinkMount):
+                mount.unlink()
+            else:
+                mount.unmount()
         except OpenBaiError as exc:
             log(f"flushing {mount.path} failed: {exc.message}")
             errors.append(
