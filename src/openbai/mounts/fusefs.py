@@ -331,7 +331,7 @@ class VolumeFS(mfusepy.Operations):  # type: ignore[misc]
         return len(data)
 
     @_fuse_errors
-    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+    def write(self, path: str | None, data: bytes | memoryview, offset: int, fh: int) -> int:
         file = self._handles[fh].file
         if file is None:
             raise mfusepy.FuseOSError(errno.EBADF)
@@ -396,10 +396,33 @@ class VolumeFS(mfusepy.Operations):  # type: ignore[misc]
 
 
 class VolumeFUSE(mfusepy.FUSE):  # type: ignore[misc]
-    """mfusepy's FUSE, but a read of a file copies its bytes straight into the kernel's buffer
-    (:meth:`VolumeFS.read_into`): mfusepy's own ``read`` copies the bytes ``read`` returned,
-    which had been copied out of the fetched chunk first (an extra copy of every byte)."""
+    """mfusepy's FUSE, without a copy of every byte read or written: a read copies the bytes
+    straight into the kernel's buffer (:meth:`VolumeFS.read_into`; mfusepy's own ``read``
+    copies the bytes ``read`` returned, themselves copied out of the fetched chunk), and a
+    write hands the writer a view of the kernel's buffer (mfusepy copies it into ``bytes``
+    first), valid during the call only: the writers copy what they keep, and the view is
+    released when the call returns, so a writer that kept it fails loudly instead of reading
+    freed memory."""
 
     def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
         dest = ctypes.cast(buf, ctypes.c_void_p).value or 0
         return int(self.operations.read_into(fip.contents.fh, size, offset, dest))
+
+    def write(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+        source = ctypes.cast(buf, ctypes.c_void_p).value or 0
+        view = _memory_view(source, size)
+        try:
+            return int(self.operations.write(None, view, offset, fip.contents.fh))
+        finally:
+            view.release()
+
+
+_from_memory = ctypes.pythonapi.PyMemoryView_FromMemory
+_from_memory.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int)
+_from_memory.restype = ctypes.py_object
+_PYBUF_READ = 0x100
+
+
+def _memory_view(address: int, size: int) -> memoryview:
+    """A read-only view of the ``size`` bytes at ``address`` (no copy)."""
+    return _from_memory(address, size, _PYBUF_READ)  # type: ignore[no-any-return]

@@ -117,7 +117,7 @@ class WrittenFiles:
             file.writer = self._backend.open_writer(self._volume, self._path(file.key))
         return file.writer
 
-    def write(self, file: WrittenFile, offset: int, data: bytes) -> None:
+    def write(self, file: WrittenFile, offset: int, data: bytes | memoryview) -> None:
         with file.lock:
             self.writer(file).write(offset, data)
             file.size = max(file.size, offset + len(data))

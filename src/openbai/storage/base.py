@@ -95,7 +95,9 @@ class FileWriter(ABC):
     """
 
     @abstractmethod
-    def write(self, offset: int, data: bytes) -> None: ...
+    def write(self, offset: int, data: bytes | memoryview) -> None:
+        """Write ``data`` at ``offset``. A mount passes a view of the kernel's buffer, valid
+        during the call only: bytes kept for later are copied."""
 
     @abstractmethod
     def truncate(self, size: int) -> None: ...

@@ -153,7 +153,7 @@ class BlockFileWriter(FileWriter):
         return self._size
 
     # -- writing ---------------------------------------------------------------------------
-    def write(self, offset: int, data: bytes) -> None:
+    def write(self, offset: int, data: bytes | memoryview) -> None:
         if not data:
             return
         end = offset + len(data)
@@ -164,7 +164,7 @@ class BlockFileWriter(FileWriter):
             extent = self._mark_dirty(offset, end)
             self._stage_full(extent)
 
-    def _hash(self, offset: int, data: bytes) -> None:
+    def _hash(self, offset: int, data: bytes | memoryview) -> None:
         if self._md5 is None:
             return
         if offset == self._hashed == self._size:

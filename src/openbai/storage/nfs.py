@@ -455,7 +455,7 @@ class NfsFileWriter(FileWriter):
                 self._error, self._quiet_until = e, time.monotonic() + _QUIET
                 raise
 
-    def write(self, offset: int, data: bytes) -> None:
+    def write(self, offset: int, data: bytes | memoryview) -> None:
         with self._call():
             self._resend_failed()
             if self._run and (

@@ -170,7 +170,7 @@ class SmbFileWriter(FileWriter):
         self._where = where
         self._lock = threading.Lock()
 
-    def write(self, offset: int, data: bytes) -> None:
+    def write(self, offset: int, data: bytes | memoryview) -> None:
         with self._lock, translate(self._where):
             write_blocks(self._handle, memory_blocks(data, self._handle), offset)
 
