@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from openbai.mounts.buffers import BufferPool
 from openbai.mounts.readahead import ReadAhead
 
 KiB = 1024
@@ -109,3 +110,42 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "not before the deadline"
         time.sleep(0.01)
+
+
+def test_files_read_one_after_another_are_received_into_the_same_buffer() -> None:
+    """A mount reading many small files takes each one's buffer from those the files before
+    it gave back when they were closed, instead of fresh memory for every file."""
+    pool_of_buffers = BufferPool(keep_bytes=1024 * KiB)
+    files = [Store(os.urandom(300 * KiB + n)) for n in range(5)]
+    with ThreadPoolExecutor(2) as pool:
+        for store in files:
+            reader = ReadAhead(
+                store.fetch, len(store.data), pool, chunk_size=1024 * KiB, buffers=pool_of_buffers
+            )
+            reader.start()
+            assert reader.read(0, 1024 * KiB) == store.data
+            reader.close()
+    received_into = {id(b) for store in files for b in store.buffers}
+    assert len(received_into) == 1
+    assert pool_of_buffers.idle_bytes == 512 * KiB  # the one buffer, back in the pool
+
+
+def test_a_file_closed_while_its_chunk_is_fetched_gives_the_buffer_back_once_it_is() -> None:
+    entered, release = threading.Event(), threading.Event()
+    store = Store(os.urandom(256 * KiB))
+
+    def fetch(offset: int, into: memoryview) -> int:
+        entered.set()
+        release.wait(10)
+        return store.fetch(offset, into)
+
+    buffers = BufferPool(keep_bytes=4096 * KiB)
+    with ThreadPoolExecutor(4) as pool:
+        reader = ReadAhead(fetch, len(store.data), pool, chunk_size=64 * KiB, buffers=buffers)
+        reader.start()
+        assert entered.wait(10)
+        reader.close()  # chunk 0 is on its way: its buffer cannot go back yet
+        assert buffers.idle_bytes == 0
+        release.set()
+    assert buffers.idle_bytes == 64 * KiB
+    assert buffers.take(64 * KiB).data is store.buffers[0]

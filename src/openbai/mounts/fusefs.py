@@ -35,6 +35,7 @@ from openbai.errors import (
     PermissionDeniedError,
     SpecError,
 )
+from openbai.mounts.buffers import BufferPool
 from openbai.mounts.directory_cache import DirectoryCache
 from openbai.mounts.faults import Fault
 from openbai.mounts.handles import Handle, HandleTable, caller_pid
@@ -103,6 +104,10 @@ class VolumeFS(mfusepy.Operations):  # type: ignore[misc]
         self._files = WrittenFiles(backend, volume, self._path, self._names)
         self._handles = HandleTable()
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="openbai-read")
+        #: what files' chunks are received into, shared by the files read
+        self._buffers = BufferPool(
+            keep_bytes=(self.settings.read_ahead + 4) * self.settings.read_chunk
+        )
         self._uid, self._gid = os.getuid(), os.getgid()
 
     def _path(self, key: str) -> str:
@@ -302,6 +307,7 @@ class VolumeFS(mfusepy.Operations):  # type: ignore[misc]
             self._pool,
             chunk_size=self.settings.read_chunk,
             max_ahead=self.settings.read_ahead,
+            buffers=self._buffers,
         )
         if info.size <= self.settings.read_chunk:  # read whole, nearly always: start it now
             reader.start()

@@ -11,9 +11,10 @@ and a reader whose chunk was dropped meanwhile fetches it itself instead of fail
 
 The bytes are copied once on their way through: received into a chunk's buffer, then copied
 from there straight into the kernel's buffer (:meth:`ReadAhead.read_into`). A chunk's buffer
-is reused for a later chunk once the window has moved past it and no read is copying from it
-(``pins``): fresh memory for every 8 MiB costs the kernel a page fault and a zeroed page per
-4 KiB, about a tenth of a big read's CPU.
+goes back to the mount's :class:`~openbai.mounts.buffers.BufferPool` once the window has moved
+past it, or the file is closed, and no read is copying from it (``pins``), for a later chunk of
+this file or another: fresh memory costs the kernel a page fault and a zeroed page per 4 KiB
+(about a tenth of a big read's CPU, a sixth of reading many small files).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, Executor, Future
 from dataclasses import dataclass
 
+from openbai.mounts.buffers import Buffer, BufferPool
+
 _MiB = 1024 * 1024
 
 #: fetch_into(offset, into) -> bytes received: a ranged read of the file into ``into``
@@ -32,15 +35,13 @@ FetchInto = Callable[[int, memoryview], int]
 
 @dataclass(eq=False)
 class _Chunk:
-    buffer: bytearray
-    view: ctypes.Array[ctypes.c_char]  # holds the buffer's address still for memmove
+    buffer: Buffer
     length: int  # bytes received (fewer than the buffer at the file's end)
     pins: int = 0  # reads copying from it now
-    retired: bool = False  # out of the window: its buffer goes back once unpinned
-
-    @property
-    def address(self) -> int:
-        return ctypes.addressof(self.view)
+    retired: bool = (
+        False  # out of the window (or the file closed): its buffer goes back once unpinned
+    )
+    returned: bool = False  # its buffer went back to the pool
 
 
 class ReadAhead:
@@ -52,6 +53,7 @@ class ReadAhead:
         *,
         chunk_size: int = 8 * _MiB,
         max_ahead: int = 8,
+        buffers: BufferPool | None = None,
     ):
         self._fetch = fetch_into
         self.size = size
@@ -59,7 +61,7 @@ class ReadAhead:
         self._chunk = chunk_size
         self._max_ahead = max_ahead
         self._chunks: dict[int, Future[_Chunk]] = {}
-        self._free: list[tuple[bytearray, ctypes.Array[ctypes.c_char]]] = []
+        self._buffers = buffers or BufferPool(keep_bytes=(max_ahead + 4) * chunk_size)
         self._ahead = 1
         self._last = -2
         self._closed = False
@@ -84,7 +86,7 @@ class ReadAhead:
                 count = min(end - offset, chunk.length - start)
                 if count <= 0:  # the file is shorter than it was when opened
                     break
-                ctypes.memmove(dest + done, chunk.address + start, count)
+                ctypes.memmove(dest + done, chunk.buffer.address + start, count)
             finally:
                 self._unpin(chunk, private)
             done += count
@@ -111,7 +113,7 @@ class ReadAhead:
         with self._lock:
             chunk.pins -= 0 if private else 1
             if private or chunk.retired and not chunk.pins:
-                self._give(chunk)
+                self._give_back(chunk)
 
     def _chunk_at(self, index: int) -> tuple[Future[_Chunk], bool]:
         """The chunk's future, and whether the caller is to fetch it (nobody else does)."""
@@ -157,33 +159,24 @@ class ReadAhead:
         with self._lock:
             chunk.retired = True
             if not chunk.pins:
-                self._give(chunk)
+                self._give_back(chunk)
 
     def _load(self, index: int) -> _Chunk:
         start = index * self._chunk
         length = max(min(self._chunk, self.size - start), 0)
-        buffer, view = self._take(length)
+        buffer = self._buffers.take(length)
         try:
-            got = self._fetch(start, memoryview(buffer)[:length])
+            got = self._fetch(start, memoryview(buffer.data)[:length])
         except BaseException:
-            with self._lock:
-                self._give(_Chunk(buffer, view, 0))
+            self._buffers.give(buffer)
             raise
-        return _Chunk(buffer, view, got)
+        return _Chunk(buffer, got)
 
-    def _take(self, length: int) -> tuple[bytearray, ctypes.Array[ctypes.c_char]]:
-        if length == self._chunk:
-            with self._lock:
-                if self._free:
-                    return self._free.pop()
-        buffer = bytearray(max(length, 1))
-        return buffer, (ctypes.c_char * len(buffer)).from_buffer(buffer)
-
-    def _give(self, chunk: _Chunk) -> None:
-        """Keep a retired chunk's buffer for a later chunk (called holding the lock)."""
-        if not self._closed and len(chunk.buffer) == self._chunk:
-            if len(self._free) < self._max_ahead + 4:
-                self._free.append((chunk.buffer, chunk.view))
+    def _give_back(self, chunk: _Chunk) -> None:
+        """Return a chunk's buffer to the pool, once (called holding the lock)."""
+        if not chunk.returned:
+            chunk.returned = True
+            self._buffers.give(chunk.buffer)
 
     def start(self) -> None:
         """Fetch the first chunk now, before the first read asks (on open): the request runs
@@ -194,10 +187,12 @@ class ReadAhead:
                 self._last = 0
 
     def close(self) -> None:
+        """Drop every chunk: those fetched give their buffers back (those still being
+        fetched, once they are)."""
         with self._lock:
             self._closed = True
             futures = list(self._chunks.values())
             self._chunks.clear()
-            self._free.clear()
         for future in futures:
-            future.cancel()
+            if not future.cancel():
+                future.add_done_callback(self._retire)
