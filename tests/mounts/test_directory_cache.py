@@ -109,3 +109,26 @@ def test_files_written_through_the_mount_join_the_cached_listing(tmp_path: Path)
     assert info.modified is not None and info.modified.timestamp() == 1_700_000_000
     names.forget("042.bin")  # any other change drops the listing, as before
     assert names.lookup("042.bin") is not None and backend.listings == 2
+
+
+def test_files_written_while_a_listing_is_on_its_way_join_it_and_it_is_kept(
+    tmp_path: Path,
+) -> None:
+    """Threads creating files while the directory is being listed: the listing gains the
+    files when it arrives and is kept (dropping it, every lookup listed the directory again,
+    each listing spoiled by the files made while it ran)."""
+    backend = CountingStorage(tmp_path)
+    backend.create_volume("data")
+    (tmp_path / "data" / "old.bin").write_bytes(b"old")
+    names = DirectoryCache(backend, "data", lambda key: key, ttl=60.0)
+    first = threading.Thread(target=names.listing, args=("",))
+    first.start()  # a listing on its way (held back) ...
+    wait_until(lambda: backend.listings == 1, "listing on its way")
+    for i in range(5):  # ... while the mount writes files
+        (tmp_path / "data" / f"{i}.bin").write_bytes(b"x" * i)
+        names.stored(f"{i}.bin", i, 1_700_000_000 * 10**9)
+    backend.release.set()
+    first.join()
+    assert sorted(names.listing("")) == ["0.bin", "1.bin", "2.bin", "3.bin", "4.bin", "old.bin"]
+    assert names.lookup("new.bin") is None
+    assert backend.listings == 1

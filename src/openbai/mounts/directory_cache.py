@@ -13,7 +13,8 @@
   3 s ``ttl`` a reader of many files would otherwise wait for a listing at every expiry. A
   name from another client thus shows within 2 x ``ttl`` plus one listing; anything changed
   through this mount shows at once (a file written here is added to its directory's cached
-  listing; anything else changed drops the listing).
+  listing, and a listing on its way when a file is written here gains it when it arrives;
+  anything else changed drops the listing, and a listing on its way is not kept).
 - Directories made in this mount are remembered (a blob store has none without blobs under
   them), and anything the mount changes drops the cached entries it touches at once.
 """
@@ -40,6 +41,16 @@ LOOKUP_LISTING_MAX = 10_000
 _Listing = dict[str, FileInfo] | None
 
 
+class _Run:
+    """A listing on its way, and what changed in its directory meanwhile."""
+
+    def __init__(self) -> None:
+        #: a name was removed or changed here: the listing may show it as it was
+        self.spoiled = False
+        #: files written here meanwhile, which the listing may miss or show as they were
+        self.stored: dict[str, FileInfo] = {}
+
+
 class DirectoryCache:
     def __init__(
         self,
@@ -55,9 +66,9 @@ class DirectoryCache:
         self._lock = threading.Lock()
         self._infos: dict[str, tuple[float, FileInfo | None]] = {}
         self._listings: dict[str, tuple[float, dict[str, FileInfo]]] = {}
-        #: per directory, a flag for each listing on its way, set when the directory changes
-        #: meanwhile (such a listing may miss the change: it is returned but not kept)
-        self._running: dict[str, list[list[bool]]] = {}
+        #: per directory, the listings on its way (a listing spoiled meanwhile is returned
+        #: but not kept)
+        self._running: dict[str, list[_Run]] = {}
         self._too_large: dict[str, float] = {}
         self._pending: dict[tuple[str, bool], Future[_Listing]] = {}
         self._made: set[str] = set()
@@ -92,8 +103,8 @@ class DirectoryCache:
         with self._lock:
             for key in keys:
                 for changed in (key, posixpath.dirname(key)):
-                    for spoiled in self._running.get(changed, ()):
-                        spoiled[0] = True
+                    for run in self._running.get(changed, ()):
+                        run.spoiled = True
                 self._infos.pop(key, None)
                 self._listings.pop(key, None)
                 self._listings.pop(posixpath.dirname(key), None)
@@ -101,13 +112,15 @@ class DirectoryCache:
     def stored(self, key: str, size: int, mtime_ns: int) -> None:
         """A file made or written through this mount: its attributes are known, and its
         directory's cached listing gains it rather than being dropped (creating 2,000 files
-        in a directory listed it 2,000 times, once per new name's lookup)."""
+        in a directory listed it 2,000 times, once per new name's lookup), and so does a
+        listing on its way (dropping it, 16 threads creating files listed the directory again
+        and again, each listing spoiled by the files made while it ran)."""
         parent = posixpath.dirname(key)
         modified = datetime.fromtimestamp(mtime_ns / 1e9, UTC)
         info = FileInfo(self._path(key), False, size, modified)
         with self._lock:
-            for spoiled in self._running.get(parent, ()):
-                spoiled[0] = True  # a listing on its way may miss the file
+            for run in self._running.get(parent, ()):
+                run.stored[info.name] = info
             self._infos[key] = (time.monotonic() + self._ttl, info)
             self._listings.pop(key, None)
             cached = self._listings.get(parent)
@@ -194,14 +207,14 @@ class DirectoryCache:
 
     def _list(self, key: str, *, limited: bool) -> _Listing:
         now = time.monotonic()
-        spoiled = [False]
+        run = _Run()
         with self._lock:
-            self._running.setdefault(key, []).append(spoiled)
+            self._running.setdefault(key, []).append(run)
         try:
             entries = self._entries(key, limited=limited)
         finally:
             with self._lock:
-                running = [flag for flag in self._running[key] if flag is not spoiled]
+                running = [r for r in self._running[key] if r is not run]
                 if running:
                     self._running[key] = running
                 else:
@@ -211,7 +224,8 @@ class DirectoryCache:
                 self._too_large[key] = now + self._ttl
             return None
         with self._lock:
-            if not spoiled[0]:
+            entries.update(run.stored)
+            if not run.spoiled:
                 self._listings[key] = (now + self._ttl, entries)
         return entries
 
