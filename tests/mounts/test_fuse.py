@@ -88,14 +88,29 @@ def test_big_write_with_commits_while_it_is_written(
     mount_blob: MountIt, blob: AzureBlobStorage, container: str
 ) -> None:
     """Periodic commits while parallel blocks are staged: close succeeds (no EIO), every byte
-    lands, and the blob carries the MD5 of its bytes (written sequentially)."""
+    lands, and the blob carries the MD5 of its bytes (written sequentially; hashed at any
+    size when the mount is asked to)."""
     data = os.urandom(96 * 1024 * 1024 + 1234)
-    root = mount_blob(replace(FAST, commit_interval=0.05)).path
+    root = mount_blob(replace(FAST, commit_interval=0.05, md5_up_to=2**40)).path
     with open(root / "big.bin", "wb", buffering=0) as f:
         for offset in range(0, len(data), 1024 * 1024):
             f.write(data[offset : offset + 1024 * 1024])
     assert blob.read(container, "big.bin") == data
     assert blob.stat(container, "big.bin").md5 == hashlib.md5(data).hexdigest()
+
+
+def test_files_up_to_the_md5_size_get_their_md5_bigger_ones_are_not_hashed(
+    mount_blob: MountIt, blob: AzureBlobStorage, container: str
+) -> None:
+    small, big = os.urandom(3 * 1024 * 1024), os.urandom(12 * 1024 * 1024)
+    root = mount_blob(FAST).path  # by default, up to 8 MiB
+    for name, data in (("small.bin", small), ("big.bin", big)):
+        with open(root / name, "wb", buffering=0) as f:
+            for offset in range(0, len(data), 1024 * 1024):
+                f.write(data[offset : offset + 1024 * 1024])
+    assert blob.stat(container, "small.bin").md5 == hashlib.md5(small).hexdigest()
+    assert blob.read(container, "big.bin") == big
+    assert blob.stat(container, "big.bin").md5 is None
 
 
 def _content(blob: AzureBlobStorage, container: str, path: str) -> bytes | None:

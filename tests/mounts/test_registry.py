@@ -35,9 +35,14 @@ def test_without_fuse_volumes_are_copied_and_the_reason_is_given() -> None:
 
 def test_settings_come_from_the_environment() -> None:
     settings = MountSettings.from_env(
-        {"OPENBAI_MOUNT_COMMIT_INTERVAL": "0.5", "OPENBAI_MOUNT_FLUSH_TIMEOUT": "7"}
+        {
+            "OPENBAI_MOUNT_COMMIT_INTERVAL": "0.5",
+            "OPENBAI_MOUNT_FLUSH_TIMEOUT": "7",
+            "OPENBAI_MOUNT_MD5_UP_TO": "1e12",
+        }
     )
     assert settings.commit_interval == 0.5 and settings.flush_timeout == 7
+    assert settings.md5_up_to == 10**12
     assert not settings.disable_fuse
 
 

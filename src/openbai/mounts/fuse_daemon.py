@@ -112,7 +112,7 @@ def serve(config: DaemonConfig) -> int:
 
     spec, settings, state_dir = config.spec, config.settings, Path(config.state_dir)
     cache_dir = state_dir / "cache"
-    options = {**spec.options, "cache_dir": str(cache_dir)}
+    options = {**spec.options, "cache_dir": str(cache_dir), "md5_up_to": settings.md5_up_to}
     backend = backend_class(spec.backend).from_options(
         spec.account, VolumeKind(spec.volume_kind), options
     )

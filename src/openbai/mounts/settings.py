@@ -22,6 +22,10 @@ class MountSettings:
     read_ahead: int = 8
     #: bytes the kernel reads ahead of a reader of a FUSE mount (0: the kernel's 128 KiB)
     kernel_read_ahead: int = 16 * 1024 * 1024
+    #: files written through a blob mount get their Content-MD5 up to this size (bytes); the
+    #: hashing was half of the mount's CPU writing a big file (blobfuse2's ``update-md5``
+    #: is off by default, azcopy's ``--put-md5`` opt-in)
+    md5_up_to: int = 8 * 1024 * 1024
     #: forced copy mode (``OPENBAI_DISABLE_FUSE=1``), as on a node without FUSE
     disable_fuse: bool = False
 
@@ -42,5 +46,6 @@ class MountSettings:
             read_chunk=int(number("READ_CHUNK", default.read_chunk)),
             read_ahead=int(number("READ_AHEAD", default.read_ahead)),
             kernel_read_ahead=int(number("KERNEL_READ_AHEAD", default.kernel_read_ahead)),
+            md5_up_to=int(number("MD5_UP_TO", default.md5_up_to)),
             disable_fuse=env.get("OPENBAI_DISABLE_FUSE", "") not in ("", "0"),
         )

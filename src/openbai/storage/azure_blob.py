@@ -5,7 +5,8 @@ Options: ``{"connection_string": ...}``, or ``{"account_key": ..., "blob_endpoin
 Optional: ``max_concurrency`` (parallel blocks/ranges of one file, default 8),
 ``retry_total`` (default 4: with exponential backoff a call rides out ~15 s of outage) and
 ``cache_dir`` (where files written in place keep their bytes until stored; default: the
-system's temporary directory).
+system's temporary directory) and ``md5_up_to`` (files written in place get their Content-MD5
+while they are written sequentially and no bigger than this many bytes; default: any size).
 
 - Containers are volumes. Directories are virtual: a prefix that has blobs under it is a
   directory, ``make_dir`` only checks the container, deleting a directory deletes every
@@ -176,6 +177,7 @@ class AzureBlobStorage(StorageBackend):
         max_concurrency: int = 8,
         retry_total: int = 4,
         cache_dir: Path | None = None,
+        md5_up_to: int | None = None,
     ):
         if not connection_string and not account_key:
             raise SpecError(
@@ -191,6 +193,7 @@ class AzureBlobStorage(StorageBackend):
         self._client: BlobServiceClient | None = None
         self._lock = threading.Lock()
         self._cache_dir = cache_dir or Path(tempfile.gettempdir()) / "openbai-blob-writes"
+        self._md5_up_to = md5_up_to
         self._pool: ThreadPoolExecutor | None = None
         self._rest_client: BlobRestClient | None = None
         self._sas_token: tuple[str, datetime] | None = None
@@ -212,6 +215,7 @@ class AzureBlobStorage(StorageBackend):
             max_concurrency=int(options.get("max_concurrency", 8)),
             retry_total=int(options.get("retry_total", 4)),
             cache_dir=Path(options["cache_dir"]) if options.get("cache_dir") else None,
+            md5_up_to=int(options["md5_up_to"]) if options.get("md5_up_to") is not None else None,
         )
 
     # -- client --------------------------------------------------------------------------
@@ -648,7 +652,9 @@ class AzureBlobStorage(StorageBackend):
         blob = self._container(volume).get_blob_client(cleaned)
         target = _BlobTarget(blob, f"{volume}/{cleaned}")
         spill = self._cache_dir / f"{uuid.uuid4().hex}.spill"
-        return BlockFileWriter(target, self._block_pool(), spill, truncate=truncate)
+        return BlockFileWriter(
+            target, self._block_pool(), spill, truncate=truncate, md5_up_to=self._md5_up_to
+        )
 
     def rename(self, volume: str, source: str, target: str) -> None:
         src = blob_path(source, allow_root=False)

@@ -18,7 +18,9 @@ already committed. :class:`BlockFileWriter` turns ``write(offset, data)`` into t
   by the store while this writer counts it as stored, and the next commit would fail.
 - While a new (or emptied) file is written from its start without gaps, the MD5 of its bytes
   is kept up to date and stored with each commit (``Content-MD5``), so tools that skip
-  unchanged files by MD5 see it; any other write drops it.
+  unchanged files by MD5 see it; any other write drops it, and so does growing past
+  ``md5_up_to`` bytes (hashing is most of a mount's CPU writing a big file; the vendor's own
+  tools, blobfuse2 and azcopy, store no MD5 unless asked).
 - Rewriting part of an existing object first fetches the blocks it touches (extents with no
   local bytes), so the untouched bytes of those blocks survive.
 
@@ -104,8 +106,10 @@ class BlockFileWriter(FileWriter):
         truncate: bool = False,
         block_size: int = 8 * _MiB,
         merge_size: int = 1 * _MiB,
+        md5_up_to: int | None = None,
     ):
         self._target = target
+        self._md5_up_to = md5_up_to
         self._pool = pool
         self._block_size = block_size
         self._merge_size = merge_size
@@ -167,10 +171,13 @@ class BlockFileWriter(FileWriter):
     def _hash(self, offset: int, data: bytes | memoryview) -> None:
         if self._md5 is None:
             return
-        if offset == self._hashed == self._size:
+        end = offset + len(data)
+        if offset == self._hashed == self._size and (
+            self._md5_up_to is None or end <= self._md5_up_to
+        ):
             self._md5.update(data)
-            self._hashed += len(data)
-        else:  # a rewrite or a gap: the MD5 would need the whole file again
+            self._hashed = end
+        else:  # a rewrite or a gap (the MD5 would need the whole file again), or too big
             self._md5 = None
 
     def truncate(self, size: int) -> None:
