@@ -406,9 +406,8 @@ class VolumeFUSE(mfusepy.FUSE):  # type: ignore[misc]
     straight into the kernel's buffer (:meth:`VolumeFS.read_into`; mfusepy's own ``read``
     copies the bytes ``read`` returned, themselves copied out of the fetched chunk), and a
     write hands the writer a view of the kernel's buffer (mfusepy copies it into ``bytes``
-    first), valid during the call only: the writers copy what they keep, and the view is
-    released when the call returns, so a writer that kept it fails loudly instead of reading
-    freed memory."""
+    first), valid during the call only: the writers copy what they keep (the view is released
+    when the call returns, so one kept by mistake fails when used; a slice of it would not)."""
 
     def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
         dest = ctypes.cast(buf, ctypes.c_void_p).value or 0
