@@ -27,6 +27,7 @@ from openbai.storage.smb import SmbStorage, parse_file_endpoint
 from openbai.storage.transfer import upload_tree
 
 from .conformance import StorageConformance, new_volume_name, write
+from .writer_conformance import WriterConformance
 
 pytestmark = pytest.mark.samba
 
@@ -56,7 +57,7 @@ def reader_of(samba: Samba) -> SmbStorage:
     return SmbStorage.from_options("devstoreaccount1", VolumeKind.FILE, samba.options())
 
 
-class TestSmbStorage(StorageConformance):
+class TestSmbStorage(StorageConformance, WriterConformance):
     pass
 
 

@@ -49,6 +49,24 @@ class WriterConformance:
         assert backend.stat(volume, "big.bin").size == len(data)
         assert backend.read(volume, "big.bin") == data
 
+    def test_written_bytes_are_the_writers_once_write_returns(
+        self, backend: StorageBackend, volume: str
+    ) -> None:
+        """A mount passes a view of the kernel's buffer, which is reused as soon as ``write``
+        returns: what the writer keeps for later (runs written behind, blocks to stage) must
+        be its own copy."""
+        first, second = os.urandom(300_000), os.urandom(300_000)
+        buffer = bytearray(first)
+        writer = backend.open_writer(volume, "reused.bin", truncate=True)
+        with memoryview(buffer) as view:
+            writer.write(0, view)
+        buffer[:] = second  # the kernel's next request lands in the same buffer
+        with memoryview(buffer) as view:
+            writer.write(len(first), view)
+        buffer[:] = bytes(len(buffer))
+        writer.close()
+        assert backend.read(volume, "reused.bin") == first + second
+
     def test_append_to_existing_file_keeps_its_bytes(
         self, backend: StorageBackend, volume: str, tmp_path: Path
     ) -> None:
