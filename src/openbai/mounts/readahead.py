@@ -38,9 +38,7 @@ class _Chunk:
     buffer: Buffer
     length: int  # bytes received (fewer than the buffer at the file's end)
     pins: int = 0  # reads copying from it now
-    retired: bool = (
-        False  # out of the window (or the file closed): its buffer goes back once unpinned
-    )
+    retired: bool = False  # out of the window, or closed: its buffer goes back once unpinned
     returned: bool = False  # its buffer went back to the pool
 
 
