@@ -152,6 +152,10 @@ class NodeRunner:
             if ctx.run.is_finished():
                 break
             if tasks.should_stop():
+                if ctx.run.is_finished():
+                    # the first node finished the job since the look above (which a node with
+                    # nothing left to run stops for): the job's end, not this node's failure
+                    break
                 raise self.stopping.reason()
             tasks.wait()
         for r in tasks.running:
