@@ -8,8 +8,8 @@ from pathlib import Path
 
 from openbai.errors import MountError
 from openbai.mounts.base import Log, Mount, Mounter
-from openbai.mounts.table import sync_filesystem
 from openbai.plan.job_plan import MountSpec
+from openbai.storage.atomic import sync_filesystems
 from openbai.storage.base import VolumeKind
 from openbai.storage.registry import backend_class
 
@@ -20,7 +20,7 @@ class LinkMount(Mount):
         self.source = source
 
     def flush(self) -> None:
-        sync_filesystem(self.source)
+        sync_filesystems([self.source])
 
     def unmount(self) -> None:
         self.flush()

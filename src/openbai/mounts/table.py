@@ -6,11 +6,8 @@ everything mounted under it is unmounted, so that wiping can never delete data i
 
 from __future__ import annotations
 
-import ctypes
-import os
 import shutil
 import subprocess
-from collections.abc import Iterable
 from pathlib import Path
 
 from openbai.errors import MountError
@@ -49,31 +46,3 @@ def remove_tree(root: Path) -> None:
     if mounts_under(root):
         raise MountError(f"refusing to delete {root}: something is still mounted under it")
     shutil.rmtree(root)
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def sync_filesystem(path: Path) -> None:
-    """Flush the filesystem holding ``path`` to disk (syncfs(2))."""
-    sync_filesystems([path])
-
-
-def sync_filesystems(paths: Iterable[Path]) -> set[int]:
-    """Flush each filesystem holding one of ``paths`` to disk, once: syncfs(2) writes a whole
-    filesystem, and a node's temp directory and the embedded volumes it links usually lie on
-    one. The devices synced are returned; a path that does not exist is left out."""
-    synced: set[int] = set()
-    for path in paths:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            device = os.fstat(fd).st_dev
-            if device not in synced:
-                _libc.syncfs(fd)
-                synced.add(device)
-        finally:
-            os.close(fd)
-    return synced

@@ -9,12 +9,13 @@ from openbai.errors import OpenBaiError
 from openbai.mounts.base import Mount
 from openbai.mounts.link import LinkMount
 from openbai.mounts.registry import mounter_for
-from openbai.mounts.table import remove_tree, sync_filesystems
+from openbai.mounts.table import remove_tree
 from openbai.plan.job_plan import MountSpec
 from openbai.plan.results import JobError
 from openbai.runtime.execution_log import ExecutionLog
 from openbai.runtime.layout import NodeLayout
 from openbai.runtime.stopping import JobFailure
+from openbai.storage.atomic import sync_filesystems
 
 
 def mount_all(specs: list[MountSpec], root: Path, log: ExecutionLog) -> list[Mount]:

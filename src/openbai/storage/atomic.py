@@ -20,7 +20,7 @@ import contextvars
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 PARTIAL_SUFFIX = ".openbai-part"
@@ -70,6 +70,22 @@ def sync_later(directory: Path) -> None:
         _syncfs(directory)
     else:
         deferred.add(directory)
+
+
+def sync_filesystems(paths: Iterable[Path]) -> set[int]:
+    """Flush each file system holding one of ``paths`` to disk, once (``syncfs`` writes a
+    whole file system: a node's temp directory and the embedded volumes it links usually lie
+    on one). The devices synced are returned; a path that does not exist is left out."""
+    synced: set[int] = set()
+    for path in paths:
+        try:
+            device = os.stat(path).st_dev
+        except OSError:
+            continue
+        if device not in synced:
+            _syncfs(path)
+            synced.add(device)
+    return synced
 
 
 def is_partial_name(name: str) -> bool:

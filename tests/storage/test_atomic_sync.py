@@ -1,11 +1,11 @@
-"""The node's mount table: flushing the filesystems a job wrote to."""
+"""Syncing the file systems a job or a transfer wrote to, each once."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from openbai.mounts.table import sync_filesystems
+from openbai.storage.atomic import sync_filesystems
 
 
 def test_each_filesystem_is_synced_once_and_missing_paths_are_left_out(tmp_path: Path) -> None:
