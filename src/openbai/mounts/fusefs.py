@@ -311,7 +311,13 @@ class VolumeFS(mfusepy.Operations):  # type: ignore[misc]
         )
         if info.size <= self.settings.read_chunk:  # read whole, nearly always: start it now
             reader.start()
-        return self._new_handle(Handle(key, reader=reader))
+        return self._new_handle(Handle(key, reader=reader, pid=0))
+
+    def flushes(self, fh: int) -> bool:
+        """Whether closing handle ``fh`` has anything to do: only a file written here has
+        (a reader's close would cost a FUSE request that does nothing)."""
+        handle = self._handles.get(fh)
+        return handle is None or handle.file is not None
 
     @_fuse_errors
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
@@ -409,6 +415,13 @@ class VolumeFUSE(mfusepy.FUSE):  # type: ignore[misc]
     first), valid during the call only: the writers copy what they keep (the view is released
     when the call returns, so one kept by mistake fails when used; a slice of it would not)."""
 
+    def open(self, path: bytes, fip: Any) -> int:
+        fi = fip.contents
+        fi.fh = self.operations.open(path.decode(self.encoding, self.errors), fi.flags)
+        if _NOFLUSH and not self.operations.flushes(fi.fh):
+            fi.noflush = 1  # the kernel's close sends no FLUSH (libfuse >= 3.11)
+        return 0
+
     def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
         dest = ctypes.cast(buf, ctypes.c_void_p).value or 0
         return int(self.operations.read_into(fip.contents.fh, size, offset, dest))
@@ -421,6 +434,8 @@ class VolumeFUSE(mfusepy.FUSE):  # type: ignore[misc]
         finally:
             view.release()
 
+
+_NOFLUSH = hasattr(mfusepy.fuse_file_info, "noflush")
 
 _from_memory = ctypes.pythonapi.PyMemoryView_FromMemory
 _from_memory.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int)

@@ -29,7 +29,8 @@ class Handle:
     key: str
     file: WrittenFile | None = None
     reader: ReadAhead | None = None
-    #: the process that opened it: only its close publishes the file at once
+    #: the process that opened a file written here: only its close publishes the file at
+    #: once (0 for a reader, whose close does nothing)
     pid: int = field(default_factory=caller_pid)
 
 
