@@ -6,8 +6,11 @@ directory the server exports."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nfs_fixture import Nfs, nfs_server
@@ -175,6 +178,55 @@ def test_a_mounts_writer_gathers_writes_behind_and_keeps_their_order(
     finally:
         writer.close()
     assert (nfs_server.data / "out" / "big.bin").read_bytes() == bytes(expected) + b"!"
+
+
+class SlowNetwork(ThreadPoolExecutor):
+    """The writer's background calls, held until ``go`` is set (a network slower than the
+    job's writes)."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.go = threading.Event()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        def held() -> Any:
+            self.go.wait(30)
+            return fn(*args, **kwargs)
+
+        return super().submit(held)
+
+
+def test_the_next_run_fills_while_one_is_written_behind(
+    nfs_server: Nfs, shared_backend: NfsStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy through a mount waits for the network once per run at most: writes after a
+    full run go on while it is sent, and everything lands in order once it is."""
+    _empty(shared_backend)
+    network = SlowNetwork()
+    monkeypatch.setattr(shared_backend, "_behind", network)
+    mib = 1024 * 1024
+    data = os.urandom(12 * mib)
+    writer = shared_backend.open_writer(shared_backend.export, "copy.bin", truncate=True)
+    try:
+        for offset in range(0, 8 * mib, mib):  # one full run: sent behind, held
+            writer.write(offset, data[offset : offset + mib])
+        more = threading.Thread(
+            target=lambda: [
+                writer.write(o, data[o : o + mib]) for o in range(8 * mib, 12 * mib, mib)
+            ]
+        )
+        more.start()
+        more.join(10)
+        finished_while_held = not more.is_alive()
+        network.go.set()
+        more.join()
+        assert finished_while_held, "the writes after a full run waited for it to be sent"
+        writer.flush()
+        assert (nfs_server.data / "copy.bin").read_bytes() == data
+    finally:
+        network.go.set()
+        writer.close()
+        network.shutdown()
 
 
 def test_writes_behind_to_a_server_gone_fail_loudly_and_are_sent_once_it_is_back(

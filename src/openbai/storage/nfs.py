@@ -443,10 +443,12 @@ class NfsFileWriter(FileWriter):
         self._unsynced = False  # written since the last COMMIT
 
     @contextlib.contextmanager
-    def _call(self) -> Iterator[None]:
-        """One call, holding the lock, its errors translated and remembered."""
+    def _call(self, *, wait: bool = True) -> Iterator[None]:
+        """One call, holding the lock, its errors translated and remembered; after the run
+        in flight unless ``wait`` is false (a write: the next run fills meanwhile)."""
         with self._lock, translate(self._where):
-            self._wait()
+            if wait or (self._sending is not None and self._sending.done()):
+                self._wait()
             if self._error is not None and time.monotonic() < self._quiet_until:
                 raise self._error
             try:
@@ -456,8 +458,9 @@ class NfsFileWriter(FileWriter):
                 raise
 
     def write(self, offset: int, data: bytes | memoryview) -> None:
-        with self._call():
-            self._resend_failed()
+        with self._call(wait=False):
+            if self._sending is None:
+                self._resend_failed()
             if self._run and (
                 offset != self._start + len(self._run) or len(self._run) + len(data) > _RUN
             ):
@@ -509,7 +512,7 @@ class NfsFileWriter(FileWriter):
             sending.result()
 
     def _send_behind(self) -> None:
-        self._wait()
+        self._resend_failed()  # the runs before go first: this one may write over them
         start, run = self._start, self._run
         self._run = bytearray()
         self._sending = self._behind.submit(self._write_run, start, run)
