@@ -204,6 +204,23 @@ def test_a_fork_bomb_hits_its_process_limit(small: Bai, tmp_path: Path) -> None:
     assert_gone_within("time.sleep(60)", 2)
 
 
+def test_every_task_runs_in_its_slots_groups(small: Bai, tmp_path: Path) -> None:
+    """The job's processes are in the slot's group of each controller it is limited by
+    (memory, process count, CPU): the limits above hold for all of them."""
+    shown = run(small, tmp_path, "groups", "cat /proc/self/cgroup", cluster="small")
+    assert shown["executionState"] == "succeeded"
+    groups = {}
+    for line in output(small, "groups").splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") if controllers else [""]:
+            groups[controller] = path.rsplit("/", 1)[-1]
+    v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    wanted = [""] if v2 else ["memory", "pids", "cpu"]
+    slot = {c: groups.get(c, "") for c in wanted}
+    assert all(name.startswith("openbai-") for name in slot.values()), slot
+    assert len(set(slot.values())) == 1, slot
+
+
 def test_cluster_show_says_whether_jobs_are_sandboxed(ws: Bai, tmp_path: Path) -> None:
     ws("cluster", "create", "-w", "ws", "-n", "open", "--nodes", "1", "--no-sandbox")
     assert ws.json("cluster", "show", "-w", "ws", "-n", "open")["openbai"]["sandbox"] is False
