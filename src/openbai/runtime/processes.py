@@ -14,7 +14,7 @@ import select
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 #: seconds between SIGTERM and SIGKILL when a job is stopped (process_trees.py)
@@ -28,10 +28,8 @@ def start(
     cwd: Path,
     stdout: Path,
     stderr: Path,
-    preexec: Callable[[], None] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in its own session with stdout/stderr appended to the given files
-    (``preexec`` runs in the child before ``argv``: joining the slot's control group)."""
+    """Start ``argv`` in its own session with stdout/stderr appended to the given files."""
     with open(stdout, "ab") as out, open(stderr, "ab") as err:
         return subprocess.Popen(
             list(argv),
@@ -41,7 +39,6 @@ def start(
             stdout=out,
             stderr=err,
             start_new_session=True,
-            preexec_fn=preexec,
         )
 
 

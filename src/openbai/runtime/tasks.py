@@ -77,9 +77,10 @@ class NodeTasks:
             argv = rank_output.collector_argv(self.ctx.plan.nodes[0].host, argv)
         if self.container is None and self.sandbox is not None:
             argv = self.sandbox.argv(argv, self.ctx.layout.job_temp)
-        join = self.cgroup.joiner() if self.cgroup and self.container is None else None
+        if self.cgroup is not None and self.container is None:
+            argv = self.cgroup.entered_by(argv)
         proc = processes.start(
-            argv, env=env, cwd=self.ctx.layout.job_temp, stdout=stdout, stderr=stderr, preexec=join
+            argv, env=env, cwd=self.ctx.layout.job_temp, stdout=stdout, stderr=stderr
         )
         self.ctx.run.record_task(
             self.ctx.node.index, proc.pid, processes.process_start_time(proc.pid)
