@@ -21,6 +21,10 @@ Log = Callable[[str], None]
 
 
 class Mount(ABC):
+    #: the node's own directory the mount stands for, where what the job writes lands
+    #: directly (an embedded volume, linked); None where writes go through it to storage
+    local_source: Path | None = None
+
     def __init__(self, spec: MountSpec, path: Path):
         self.spec = spec
         self.path = path
@@ -32,8 +36,9 @@ class Mount(ABC):
         """Make what was written so far durable in storage."""
 
     @abstractmethod
-    def unmount(self) -> None:
-        """Flush, then remove the mount point; idempotent."""
+    def unmount(self, *, synced: bool = False) -> None:
+        """Flush, then remove the mount point; idempotent. ``synced``: the caller has just
+        synced the file system of ``local_source`` (once for all of a job's mounts)."""
 
 
 class Mounter(ABC):

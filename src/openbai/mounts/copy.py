@@ -115,7 +115,7 @@ class CopyMount(Mount):
             rel, why = next(iter(self._errors.items()))
             raise MountError(f"{_describe(self.spec)}: {rel} not stored: {why}")
 
-    def unmount(self) -> None:
+    def unmount(self, *, synced: bool = False) -> None:
         if self._done:
             return
         self._done = True

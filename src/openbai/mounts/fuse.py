@@ -119,7 +119,7 @@ class FuseMount(Mount):
             time.sleep(0.05)
         raise MountError(f"{describe(self.spec)}: the mount daemon did not confirm a flush")
 
-    def unmount(self) -> None:
+    def unmount(self, *, synced: bool = False) -> None:
         if self._done:
             return
         self._done = True

@@ -94,7 +94,7 @@ class GlusterMount(Mount):
     def flush(self) -> None:
         """Nothing to do: the client has no write-back cache of openbai's (see the module)."""
 
-    def unmount(self) -> None:
+    def unmount(self, *, synced: bool = False) -> None:
         if self._done:
             return
         self._done = True

@@ -17,17 +17,14 @@ from openbai.storage.registry import backend_class
 class LinkMount(Mount):
     def __init__(self, spec: MountSpec, path: Path, source: Path):
         super().__init__(spec, path)
-        self.source = source
+        self.local_source: Path = source
 
     def flush(self) -> None:
-        sync_filesystems([self.source])
+        sync_filesystems([self.local_source])
 
-    def unmount(self) -> None:
-        self.flush()
-        self.unlink()
-
-    def unlink(self) -> None:
-        """Remove the link, leaving the flush to the caller (who syncs each filesystem once)."""
+    def unmount(self, *, synced: bool = False) -> None:
+        if not synced:
+            self.flush()
         if self.path.is_symlink():
             self.path.unlink()
 

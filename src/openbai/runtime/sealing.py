@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 from openbai.mounts.base import Mount
-from openbai.mounts.link import LinkMount
 from openbai.plan.job_plan import NodeLimits
 from openbai.plan.results import JobError
 from openbai.runtime.cgroups import Cgroup
@@ -130,8 +129,8 @@ def open_volumes(
     if sandbox is None:
         return
     for mount in mounts:
-        if isinstance(mount, LinkMount) and mount.source not in sandbox.writable:
-            sandbox.writable.append(mount.source)
+        if mount.local_source is not None and mount.local_source not in sandbox.writable:
+            sandbox.writable.append(mount.local_source)
     for path in sandbox.writable:
         sandbox.grant(path)
     roots = [r for r in map(real_path, map(str, sandbox.writable)) if r is not None]

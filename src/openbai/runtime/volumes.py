@@ -7,7 +7,6 @@ from pathlib import Path
 
 from openbai.errors import OpenBaiError
 from openbai.mounts.base import Mount
-from openbai.mounts.link import LinkMount
 from openbai.mounts.registry import mounter_for
 from openbai.mounts.table import remove_tree
 from openbai.plan.job_plan import MountSpec
@@ -48,14 +47,11 @@ def unmount_all(mounts: list[Mount], layout: NodeLayout, log: ExecutionLog) -> l
     errors = []
     # the job's processes are gone: one syncfs per filesystem makes what they wrote to the
     # node's temp directory and to embedded volumes durable (both usually on one)
-    links = [m for m in mounts if isinstance(m, LinkMount)]
-    sync_filesystems([layout.job_temp, *(m.source for m in links)])
+    local = [m.local_source for m in mounts if m.local_source is not None]
+    sync_filesystems([layout.job_temp, *local])
     for mount in reversed(mounts):
         try:
-            if isinstance(mount, LinkMount):
-                mount.unlink()
-            else:
-                mount.unmount()
+            mount.unmount(synced=True)
         except OpenBaiError as exc:
             log(f"flushing {mount.path} failed: {exc.message}")
             errors.append(
