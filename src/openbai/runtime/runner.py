@@ -151,11 +151,9 @@ class NodeRunner:
                 self._decide_finished()
             if ctx.run.is_finished():
                 break
-            if tasks.should_stop():
-                if ctx.run.is_finished():
-                    # the first node finished the job since the look above (which a node with
-                    # nothing left to run stops for): the job's end, not this node's failure
-                    break
+            # the job having ended is looked at once, above: a node with nothing left to run
+            # that the first node's finish reached meanwhile ends normally next round
+            if self.stopping.interrupted():
                 raise self.stopping.reason()
             tasks.wait()
         for r in tasks.running:

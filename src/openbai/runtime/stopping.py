@@ -24,13 +24,16 @@ class Stopping:
         self.requested = threading.Event()
         self.deadline = started + ctx.plan.max_wall_clock_seconds
 
-    def should_stop(self, *, tasks_running: bool) -> bool:
+    def interrupted(self) -> bool:
+        """A terminate request, or the wall clock ran out."""
         if self.ctx.run.stop_requested():
             self.requested.set()
-        return (
-            self.requested.is_set()
-            or time.time() > self.deadline
-            or (not self.ctx.is_master and self.ctx.run.is_finished() and not tasks_running)
+        return self.requested.is_set() or time.time() > self.deadline
+
+    def should_stop(self, *, tasks_running: bool) -> bool:
+        """Interrupted, or the job ended on another node while this one has nothing to run."""
+        return self.interrupted() or (
+            not self.ctx.is_master and self.ctx.run.is_finished() and not tasks_running
         )
 
     def reason(self) -> JobFailure:
