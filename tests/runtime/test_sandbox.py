@@ -204,6 +204,26 @@ def test_a_fork_bomb_hits_its_process_limit(small: Bai, tmp_path: Path) -> None:
     assert_gone_within("time.sleep(60)", 2)
 
 
+def test_the_jobs_loader_variables_reach_no_program_run_as_root(ws: Bai, tmp_path: Path) -> None:
+    """A job's LD_* variables would make the dynamic loader of the programs that start its
+    task as root (the shell that enters its groups, bubblewrap, setpriv) load its code, or
+    write where it says: here the loader's debug output names a file of the host's /tmp,
+    which the sandbox hides from the job. They reach the job's own command, and nothing
+    written before the job user's took over."""
+    out = tmp_path / "loader" / "debug"
+    out.parent.mkdir()
+    out.parent.chmod(0o1777)
+    variables = [
+        {"name": "LD_DEBUG", "value": "files"},
+        {"name": "LD_DEBUG_OUTPUT", "value": str(out)},
+    ]
+    command = 'echo "$LD_DEBUG $LD_DEBUG_OUTPUT"'
+    shown = run(ws, tmp_path, "loader", command, environmentVariables=variables)
+    assert shown["executionState"] == "succeeded"
+    assert output(ws, "loader").split() == ["files", str(out)]
+    assert list(out.parent.iterdir()) == []
+
+
 def test_every_task_runs_in_its_slots_groups(small: Bai, tmp_path: Path) -> None:
     """The job's processes are in the slot's group of each controller it is limited by
     (memory, process count, CPU): the limits above hold for all of them."""

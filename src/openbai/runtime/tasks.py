@@ -12,7 +12,7 @@ from pathlib import Path
 from subprocess import Popen
 from typing import TYPE_CHECKING
 
-from openbai.runtime import processes, rank_output
+from openbai.runtime import processes, rank_output, unsafe_env
 from openbai.runtime.cgroups import Cgroup
 from openbai.runtime.environment import JobEnvironment
 from openbai.runtime.node import NodeContext
@@ -65,12 +65,19 @@ class NodeTasks:
     def start(self, task: Task, env: dict[str, str], stdout: Path, stderr: Path) -> Running:
         if task.mpi:
             self._require_mpirun(env)
-        argv = processes.bash(task.command)
+        # the job's loader variables are held on the way through the node's root programs
+        command, held = unsafe_env.restoring(env, task.command), unsafe_env.hold(env)
+        argv = processes.bash(command)
         if self.container is not None:
             # the job's variables and the task's own, not the host's (PATH, HOME, ...)
             names = self.container_env | (env.keys() - self.ctx.host_env().keys())
+            names = {unsafe_env.HELD + n if unsafe_env.unsafe(n) else n for n in names}
             argv = self.container.task_argv(
-                self.ctx.layout.job_temp, {n: env[n] for n in names}, task.command, stdout, stderr
+                self.ctx.layout.job_temp,
+                {n: held[n] for n in names if n in held},
+                command,
+                stdout,
+                stderr,
             )
         elif task.mpi:
             # the ranks' output is merged by whole lines before it reaches the files
@@ -80,7 +87,7 @@ class NodeTasks:
         if self.cgroup is not None and self.container is None:
             argv = self.cgroup.entered_by(argv)
         proc = processes.start(
-            argv, env=env, cwd=self.ctx.layout.job_temp, stdout=stdout, stderr=stderr
+            argv, env=held, cwd=self.ctx.layout.job_temp, stdout=stdout, stderr=stderr
         )
         self.ctx.run.record_task(
             self.ctx.node.index, proc.pid, processes.process_start_time(proc.pid)
