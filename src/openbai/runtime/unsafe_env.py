@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-#: glibc's list of variables it drops for setuid programs, less those of the resolver and
-#: the time zone, which these programs do not use; and every ``LD_`` variable
+#: glibc's list of variables it drops for setuid programs, less ``TMPDIR`` and those of the
+#: resolver and the time zone, which these programs do not use; and every ``LD_`` variable
 _UNSAFE = frozenset({"GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "LOCPATH", "MALLOC_TRACE",
                      "NLSPATH"})  # fmt: skip
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
