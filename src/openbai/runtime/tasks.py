@@ -71,7 +71,7 @@ class NodeTasks:
         if self.container is not None:
             # the job's variables and the task's own, not the host's (PATH, HOME, ...)
             names = self.container_env | (env.keys() - self.ctx.host_env().keys())
-            names = {unsafe_env.HELD + n if unsafe_env.unsafe(n) else n for n in names}
+            names = set(map(unsafe_env.held_name, names))
             argv = self.container.task_argv(
                 self.ctx.layout.job_temp,
                 {n: held[n] for n in names if n in held},

@@ -26,9 +26,14 @@ def unsafe(name: str) -> bool:
     return (name.startswith("LD_") or name in _UNSAFE) and bool(_NAME.match(name))
 
 
+def held_name(name: str) -> str:
+    """The name ``name`` goes by past the node's root programs."""
+    return HELD + name if unsafe(name) else name
+
+
 def hold(env: Mapping[str, str]) -> dict[str, str]:
     """``env`` with every unsafe variable renamed, for a program the node runs as root."""
-    return {(HELD + k if unsafe(k) else k): v for k, v in env.items() if not k.startswith(HELD)}
+    return {held_name(k): v for k, v in env.items() if not k.startswith(HELD)}
 
 
 def restoring(env: Mapping[str, str], command: str) -> str:
@@ -36,6 +41,6 @@ def restoring(env: Mapping[str, str], command: str) -> str:
     names = sorted(k for k in env if unsafe(k))
     if not names:
         return command
-    back = " ".join(f'{k}="${HELD}{k}"' for k in names)
-    held = " ".join(HELD + k for k in names)
+    back = " ".join(f'{k}="${held_name(k)}"' for k in names)
+    held = " ".join(map(held_name, names))
     return f"export {back}; unset {held}\n{command}"
