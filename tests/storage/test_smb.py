@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -336,8 +338,9 @@ def test_azure_share_admin_unreachable_is_backend_unavailable() -> None:
         backend.list_volumes()
 
 
-def test_reconnects_after_a_server_restart() -> None:
-    """Calls fail as unavailable while smbd is down, and work again once it is back."""
+@contextlib.contextmanager
+def private_samba() -> Iterator[tuple[Path, str, SmbStorage]]:
+    """A Samba of the test's own (its directory, port and a client), for tests that stop it."""
     require_samba()
     state, port = tempfile.mkdtemp(prefix="openbai-samba-"), str(free_port())
     samba_sh("start", state, port)
@@ -345,17 +348,80 @@ def test_reconnects_after_a_server_restart() -> None:
         backend = SmbStorage.from_options(
             "devstoreaccount1", VolumeKind.FILE, read_env(Path(state)).options()
         )
-        backend.create_volume("keep")
-        writer = backend.open_writer("keep", "log")
-        writer.write(0, b"a")
-        samba_sh("stop", state)
-        with pytest.raises(BackendUnavailableError):
-            backend.stat("keep", "log")
-        with pytest.raises(BackendUnavailableError):
-            writer.write(1, b"b")  # an open file does not survive: the mount must fail loudly
-        samba_sh("start", state, port)
-        assert backend.read("keep", "log") == b"a"
+        yield Path(state), port, backend
         backend.close()
     finally:
         samba_sh("stop", state)
         shutil.rmtree(state)
+
+
+def test_reconnects_after_a_server_restart() -> None:
+    """Calls fail as unavailable while smbd is down, and work again once it is back."""
+    with private_samba() as (state, port, backend):
+        backend.create_volume("keep")
+        writer = backend.open_writer("keep", "log")
+        writer.write(0, b"a")
+        samba_sh("stop", str(state))
+        with pytest.raises(BackendUnavailableError):
+            backend.stat("keep", "log")
+        with pytest.raises(BackendUnavailableError):
+            writer.write(1, b"b")  # an open file does not survive: the mount must fail loudly
+        samba_sh("start", str(state), port)
+        assert backend.read("keep", "log") == b"a"
+
+
+def _smbd_processes(state: Path) -> list[int]:
+    """Every process of the smbd started in ``state`` (samba.sh starts it in a session)."""
+    main = int((state / "smbd.pid").read_text())
+    found = []
+    for name in os.listdir("/proc"):
+        with contextlib.suppress(ValueError, OSError):
+            if os.getsid(int(name)) == main:
+                found.append(int(name))
+    return found
+
+
+def test_writes_go_on_while_the_server_has_yet_to_answer() -> None:
+    """A copy through a mount (128 KiB FUSE writes) waits for the server only when a window
+    of requests is in flight, not at every write: with smbd stopped, 2 MiB of writes still
+    return; everything lands, in order, once it answers again."""
+    with private_samba() as (state, _, backend):
+        backend.create_volume("copies")
+        writer = backend.open_writer("copies", "copy.bin", truncate=True)
+        data, size = os.urandom(2 * 1024 * 1024), 128 * 1024
+        stopped = _smbd_processes(state)
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            copy = threading.Thread(
+                target=lambda: [
+                    writer.write(o, data[o : o + size]) for o in range(0, len(data), size)
+                ]
+            )
+            copy.start()
+            copy.join(10)
+            finished_while_stopped = not copy.is_alive()
+        finally:
+            for pid in stopped:
+                os.kill(pid, signal.SIGCONT)
+        copy.join()
+        assert finished_while_stopped, "a write waited for the server's answer"
+        writer.close()
+        assert (state / "shares" / "copies" / "copy.bin").read_bytes() == data
+
+
+def test_writes_in_flight_when_the_server_dies_fail_the_flush_loudly() -> None:
+    with private_samba() as (state, _, backend):
+        backend.create_volume("lost")
+        writer = backend.open_writer("lost", "out/model.bin", truncate=True)
+        stopped = _smbd_processes(state)
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        writer.write(0, os.urandom(1024 * 1024))  # sent, not answered
+        for pid in stopped:
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(BackendUnavailableError) as info:
+            writer.flush()
+        assert info.value.target == "lost/out/model.bin"
+        with pytest.raises(BackendUnavailableError):
+            writer.flush()  # still not stored: kept, and the next flush says so again

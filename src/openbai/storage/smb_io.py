@@ -13,6 +13,7 @@ writer mounts use, translates its own.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +27,10 @@ from openbai.storage.smb_errors import translate
 CHUNK = 1024 * 1024
 DEPTH = 16
 _CREDIT_SIZE = 64 * 1024
+#: a write smaller than this, with nothing in flight, is answered before it returns
+_SMALL_WRITE = 64 * 1024
+
+log = logging.getLogger("openbai.storage")
 
 
 class _Pipeline:
@@ -35,7 +40,7 @@ class _Pipeline:
         self._writes = writes
         self._open = handle.fd
         self._connection = handle.fd.connection
-        self._pending: deque[tuple[Any, Callable[[Any], Any], int]] = deque()
+        self._pending: deque[tuple[Any, Callable[[Any], Any], int, Any]] = deque()
 
     @property
     def is_full(self) -> bool:
@@ -45,12 +50,14 @@ class _Pipeline:
     def is_empty(self) -> bool:
         return not self._pending
 
-    def send(self, message: Any, receive: Callable[[Any], Any], size: int) -> list[Any]:
-        """Send one request of ``size`` bytes; returns the answers awaited to make room for it."""
+    def must_wait(self, size: int) -> bool:
+        """Whether an answer must come back before a request of ``size`` bytes can go."""
         charge = max(0, size - 1) // _CREDIT_SIZE + 1
-        answers = []
-        while self._pending and (self.is_full or self._credits() < charge):
-            answers.append(self.next_answer())
+        return bool(self._pending) and (self.is_full or self._credits() < charge)
+
+    def post(self, message: Any, receive: Callable[[Any], Any], size: int, tag: Any = None) -> None:
+        """Send one request now (see :meth:`must_wait`); ``tag`` comes back with its answer."""
+        charge = max(0, size - 1) // _CREDIT_SIZE + 1
         tree = self._open.tree_connect
         request = self._connection.send(
             message,
@@ -58,16 +65,32 @@ class _Pipeline:
             tid=tree.tree_connect_id,
             credit_request=charge + 1,
         )
-        self._pending.append((request, receive, size))
+        self._pending.append((request, receive, size, tag))
+
+    def send(self, message: Any, receive: Callable[[Any], Any], size: int) -> list[Any]:
+        """Send one request of ``size`` bytes; returns the answers awaited to make room for it."""
+        answers = []
+        while self.must_wait(size):
+            answers.append(self.next_answer())
+        self.post(message, receive, size)
         return answers
 
     def next_answer(self) -> Any:
         """The oldest answer: a READ's bytes, or a WRITE's count (which must be complete)."""
-        request, receive, size = self._pending.popleft()
+        request, receive, size, _ = self._pending.popleft()
         answer = receive(request)
         if self._writes and int(answer) != size:
             raise OSError(f"short SMB write: {answer} of {size} bytes")
         return answer
+
+    def settle(self) -> tuple[Any, Exception | None]:
+        """The oldest request's tag, and why it failed (None: answered in full)."""
+        tag = self._pending[0][3]
+        try:
+            self.next_answer()
+        except Exception as e:  # noqa: BLE001 - the caller keeps it with its tag
+            return tag, e
+        return tag, None
 
     def drain(self) -> None:
         """Collect every answer still owed, ignoring errors (after a failure)."""
@@ -163,29 +186,133 @@ def write_blocks(handle: Any, blocks: Iterable[bytes], offset: int = 0) -> int:
 
 
 class SmbFileWriter(FileWriter):
-    """An open SMB file written at offsets; each write reaches the server before it returns."""
+    """An open SMB file written at offsets, behind: contiguous writes are gathered into runs
+    of one ``CHUNK`` (a FUSE write is as large as the job's, up to 1 MiB, and each SMB request
+    costs the client ~0.3 ms of packing here), and each run is sent at once with its answer
+    collected later, up to ``DEPTH`` in flight, so a copy through a mount waits for the server
+    when the window is full, not once per write (at 2 ms of round trip, 1 MiB writes went from
+    ~80 to ~135 MiB/s; at 10 ms, 41 to 125). A small write with nothing in flight (a log line) is
+    sent and answered before ``write`` returns, so a job's stdout is followed live. ``flush``
+    sends what is gathered and collects every answer owed, then flushes the file on the server.
+
+    Nothing is lost silently: once a block fails, it and every block sent after it are kept
+    and sent again, in their order, by the next call, which raises while that still fails.
+    """
 
     def __init__(self, handle: Any, where: str):
         self._handle = handle
         self._where = where
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # writes come from FUSE threads, flushes from another
+        self._pipe = _Pipeline(handle, writes=True)
+        self._chunk = _chunk(handle, "write")
+        self._start = 0  # the file offset of the run
+        self._run = bytearray()
+        #: (offset, block) to send again, oldest first, and the first failure
+        self._failed: list[tuple[int, bytes]] = []
+        self._error: Exception | None = None
 
     def write(self, offset: int, data: bytes | memoryview) -> None:
         with self._lock, translate(self._where):
-            write_blocks(self._handle, memory_blocks(data, self._handle), offset)
+            self._resend_failed()
+            if self._run and (
+                offset != self._start + len(self._run) or len(self._run) + len(data) > self._chunk
+            ):
+                self._send_run()
+            if not self._run:
+                self._start = offset
+            self._run += data
+            if len(self._run) >= self._chunk:
+                self._send_run()
+            elif len(data) < _SMALL_WRITE and self._pipe.is_empty:
+                self._send_run()
+                self._settle_all()
+            self._raise_failed()
 
     def truncate(self, size: int) -> None:
         with self._lock, translate(self._where):
+            self._drain()
             self._handle.truncate(size)
 
     def flush(self) -> None:
         with self._lock, translate(self._where):
+            self._drain()
             self._handle.fd.flush()
 
     def close(self) -> None:
         with self._lock, translate(self._where):
             if not self._handle.closed:
                 try:
+                    self._drain()
                     self._handle.fd.flush()
                 finally:
                     self._handle.close()
+
+    def discard(self) -> None:
+        with self._lock, translate(self._where):
+            self._pipe.drain()
+            self._run, self._failed, self._error = bytearray(), [], None
+            if not self._handle.closed:
+                self._handle.close()
+
+    # -- called with the lock held ---------------------------------------------------------
+    def _send_run(self) -> None:
+        view, end = memoryview(self._run), self._start
+        for start in range(0, len(view), self._chunk):
+            block = bytes(view[start : start + self._chunk])
+            self._send(self._start + start, block)
+            end = self._start + start + len(block)
+        view.release()
+        self._run = bytearray()
+        self._handle.fd.end_of_file = max(int(self._handle.fd.end_of_file), end)
+
+    def _send(self, offset: int, block: bytes) -> None:
+        """Send a block, or keep it behind the failed ones (it may write over them)."""
+        while not self._failed and self._pipe.must_wait(len(block)):
+            self._settle_one()
+        if self._failed:
+            self._failed.append((offset, block))
+            return
+        try:
+            message, receive = self._handle.fd.write(block, offset=offset, send=False)
+            self._pipe.post(message, receive, len(block), (offset, block))
+        except Exception as e:  # noqa: BLE001 - kept and raised by the caller
+            self._fail(e)
+            self._failed.append((offset, block))
+
+    def _settle_one(self) -> None:
+        tag, error = self._pipe.settle()
+        if error is not None:
+            self._fail(error)
+            self._failed.append(tag)
+            while not self._pipe.is_empty:  # the later ones, in order, succeeded or not
+                self._failed.append(self._pipe.settle()[0])
+
+    def _settle_all(self) -> None:
+        while not self._pipe.is_empty:
+            self._settle_one()
+
+    def _fail(self, error: Exception) -> None:
+        if self._error is None:
+            log.warning("writing %s failed (kept, sent again): %s", self._where, error)
+            self._error = error
+
+    def _raise_failed(self) -> None:
+        if self._failed and self._error is not None:
+            raise self._error
+
+    def _resend_failed(self) -> None:
+        if not self._failed:
+            return
+        self._settle_all()
+        blocks, self._failed, self._error = self._failed, [], None
+        for offset, block in blocks:
+            self._send(offset, block)
+        self._settle_all()
+        self._raise_failed()
+
+    def _drain(self) -> None:
+        """Every byte written so far is answered by the server; raises where one is not."""
+        if self._run:
+            self._send_run()
+        self._settle_all()
+        self._resend_failed()
