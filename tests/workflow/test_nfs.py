@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import uuid
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -286,7 +287,11 @@ def test_unmanaged_cifs_mount_command_reads_and_writes_the_samba_share(
             "customToolkitSettings": {
                 "commandLine": "cat $AZ_BATCHAI_JOB_MOUNT_ROOT/smb/input.txt;"
                 " mkdir -p $AZ_BATCHAI_JOB_MOUNT_ROOT/smb/out;"
-                " echo written by the job > $AZ_BATCHAI_JOB_MOUNT_ROOT/smb/out/result.txt"
+                " echo written by the job > $AZ_BATCHAI_JOB_MOUNT_ROOT/smb/out/result.txt;"
+                # 1 MiB writes: written behind, several in flight
+                " dd if=/dev/urandom of=$AZ_BATCHAI_JOB_MOUNT_ROOT/smb/out/big.bin bs=1M count=6"
+                " status=none; cd $AZ_BATCHAI_JOB_MOUNT_ROOT/smb/out;"
+                " sha256sum big.bin > big.sha256"
             },
             "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/smb",
             "mountVolumes": {
@@ -302,6 +307,9 @@ def test_unmanaged_cifs_mount_command_reads_and_writes_the_samba_share(
     # what the job wrote is on the server, where another client of the share finds it
     on_server = samba.share_root / samba_share
     assert (on_server / "out" / "result.txt").read_text() == "written by the job\n"
+    big = (on_server / "out" / "big.bin").read_bytes()
+    assert len(big) == 6 * 1024 * 1024
+    assert (on_server / "out" / "big.sha256").read_text().split()[0] == sha256(big).hexdigest()
     assert list(
         on_server.glob("*/*/workspaces/ws/experiments/exp/jobs/cifs/*/stdouterr/stdout.txt")
     )
