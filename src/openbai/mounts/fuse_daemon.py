@@ -154,7 +154,7 @@ def serve(config: DaemonConfig) -> int:
             requested = flush_requested.wait(settings.commit_interval)
             if stop.is_set():
                 return
-            fs.commit_all()
+            fs.commit_all(durable=requested)
             if requested:
                 flush_requested.clear()
                 flushes += 1

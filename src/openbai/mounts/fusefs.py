@@ -392,9 +392,9 @@ class VolumeFS(mfusepy.Operations):  # type: ignore[misc]
         return 0
 
     # -- making writes durable (called by the daemon) ------------------------------------
-    def commit_all(self) -> None:
-        """Flush every file written since its last flush; retry closed ones that failed."""
-        self._files.commit_all()
+    def commit_all(self, *, durable: bool = False) -> None:
+        """Publish what is being written, flush the rest (see ``WrittenFiles.commit_all``)."""
+        self._files.commit_all(durable=durable)
 
     def errors(self) -> list[str]:
         """The files whose last flush failed, with why."""

@@ -1,8 +1,11 @@
 """Files written through a mount, from their first write until every byte is stored.
 
-- Writes go to the backend's :class:`FileWriter`. A file is flushed (made visible in storage)
-  when closed, on fsync, and every ``commit_interval`` seconds while open (:meth:`commit_all`,
-  called by the daemon).
+- Writes go to the backend's :class:`FileWriter`. A file is flushed (made visible and durable
+  in storage) when closed and on fsync. Every ``commit_interval`` seconds (:meth:`commit_all`,
+  called by the daemon) a file still being written is published (made visible: a flush would
+  have the server write it to disk meanwhile, and the writer wait; 4 GiB through an NFS mount
+  went at 529-577 MB/s so, 700-729 without), and one left quiet since the round before is
+  flushed.
 - A file whose bytes could not be stored stays listed and is retried; :meth:`finish` makes a
   last attempt for everything and returns what could not be saved.
 """
@@ -34,6 +37,8 @@ class WrittenFile:
     dirty: bool = False
     unlinked: bool = False
     error: str | None = None
+    #: (monotonic) when it was last written or truncated
+    written_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -51,6 +56,7 @@ class WrittenFiles:
         self._names = names
         self._lock = threading.RLock()
         self._files: dict[str, WrittenFile] = {}
+        self._last_round = 0.0  # (monotonic) when commit_all last began
 
     # -- the table -------------------------------------------------------------------------
     def get(self, key: str) -> WrittenFile | None:
@@ -122,12 +128,13 @@ class WrittenFiles:
             self.writer(file).write(offset, data)
             file.size = max(file.size, offset + len(data))
             file.mtime_ns = time.time_ns()
-            file.dirty = True
+            file.dirty, file.written_at = True, time.monotonic()
 
     def truncate(self, file: WrittenFile, length: int) -> None:
         with file.lock:
             self.writer(file).truncate(length)
             file.size, file.dirty, file.mtime_ns = length, True, time.time_ns()
+            file.written_at = time.monotonic()
 
     # -- making writes durable -------------------------------------------------------------
     def flush(self, file: WrittenFile) -> None:
@@ -145,6 +152,19 @@ class WrittenFiles:
             raise
         file.error = None
         self._names.stored(file.key, file.size, file.mtime_ns)
+
+    def publish(self, file: WrittenFile) -> None:
+        """Make what was written to ``file`` visible in storage; it stays dirty, for a flush."""
+        writer = file.writer
+        if writer is None or file.unlinked:
+            return
+        try:
+            writer.publish()
+        except OpenBaiError as e:
+            file.error = e.message
+            log.warning("storing %s failed (will retry): %s", file.key, e.message)
+            raise
+        file.error = None
 
     def release(self, file: WrittenFile, *, extra: int) -> None:
         """Drop ``extra`` references; the last one closes the writer (kept on failure)."""
@@ -170,13 +190,18 @@ class WrittenFiles:
             writer.close()  # nothing left to flush: releases the writer's resources
         self._names.stored(file.key, file.size, file.mtime_ns)
 
-    def commit_all(self) -> None:
-        """Flush every file written since its last flush; retry closed ones that failed."""
+    def commit_all(self, *, durable: bool = False) -> None:
+        """Flush every file written since its last flush, but publish only those open and
+        written since the round before (all are flushed when ``durable``); retry closed ones
+        that failed."""
         with self._lock:
             files = list(self._files.values())
+            since, self._last_round = self._last_round, time.monotonic()
         for file in files:
             try:
-                if file.dirty or file.error is not None:
+                if not durable and file.refs > 0 and file.written_at >= since:
+                    self.publish(file)
+                elif file.dirty or file.error is not None:
                     self.flush(file)
                 if file.refs <= 0:
                     self.release(file, extra=0)
@@ -211,7 +236,7 @@ class WrittenFiles:
 
     def _finish(self, deadline: float) -> list[str]:
         while True:
-            self.commit_all()
+            self.commit_all(durable=True)
             with self._lock:
                 failed = [f for f in self._files.values() if f.error is not None or f.dirty]
                 for file in [f for f in self._files.values() if f not in failed]:

@@ -105,6 +105,14 @@ class FileWriter(ABC):
     @abstractmethod
     def flush(self) -> None: ...
 
+    def publish(self) -> None:
+        """Make what was written visible to readers of the volume, not waiting for it to be
+        durable: what a mount does every few seconds while a file is being written. Where
+        ``flush`` makes the server write the file to its disk (NFS COMMIT, SMB FLUSH), the
+        writer and every write after it would wait for that; here it is left to the next
+        ``flush``. Backends that show nothing before a flush: ``flush``."""
+        self.flush()
+
     @abstractmethod
     def close(self) -> None:
         """Flush, then release the file."""

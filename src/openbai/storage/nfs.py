@@ -485,6 +485,10 @@ class NfsFileWriter(FileWriter):
                 self._handle.fsync()
                 self._unsynced = False
 
+    def publish(self) -> None:
+        with self._call():
+            self._drain()  # written is seen by every client; COMMIT is for the next flush
+
     def read(self, offset: int, length: int) -> bytes:
         with self._call():
             self._drain()

@@ -238,6 +238,10 @@ class SmbFileWriter(FileWriter):
             self._drain()
             self._handle.fd.flush()
 
+    def publish(self) -> None:
+        with self._lock, translate(self._where):
+            self._drain()  # answered writes are seen by every client; FLUSH is for flush
+
     def close(self) -> None:
         with self._lock, translate(self._where):
             if not self._handle.closed:
