@@ -143,14 +143,7 @@ class WrittenFiles:
             writer = file.writer
         if writer is None or file.unlinked:
             return
-        try:
-            writer.flush()
-        except OpenBaiError as e:
-            file.dirty = file.dirty or was_dirty
-            file.error = e.message
-            log.warning("storing %s failed (will retry): %s", file.key, e.message)
-            raise
-        file.error = None
+        self._store(file, writer.flush, was_dirty=was_dirty)
         self._names.stored(file.key, file.size, file.mtime_ns)
 
     def publish(self, file: WrittenFile) -> None:
@@ -158,9 +151,15 @@ class WrittenFiles:
         writer = file.writer
         if writer is None or file.unlinked:
             return
+        self._store(file, writer.publish)
+
+    @staticmethod
+    def _store(file: WrittenFile, call: Callable[[], None], *, was_dirty: bool = False) -> None:
+        """One call storing ``file``; its failure is kept on the file (retried, reported)."""
         try:
-            writer.publish()
+            call()
         except OpenBaiError as e:
+            file.dirty = file.dirty or was_dirty
             file.error = e.message
             log.warning("storing %s failed (will retry): %s", file.key, e.message)
             raise
