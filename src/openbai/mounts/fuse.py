@@ -252,7 +252,8 @@ class FuseMounter(Mounter):
         log(
             f"mounted {describe(spec)} at {target} with FUSE (openbai, pid {process.pid}):"
             f" reads stream in {self.settings.read_chunk // 2**20} MiB ranges, files being"
-            f" written are committed every {self.settings.commit_interval:g} s"
+            f" written show in storage every {self.settings.commit_interval:g} s (durable"
+            " once quiet, synced or closed)"
         )
         return mount
 
