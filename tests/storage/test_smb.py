@@ -139,6 +139,36 @@ def test_large_write_through_the_writer(backend: SmbStorage, share: str) -> None
     assert backend.read(share, "big") == data
 
 
+def test_many_files_written_at_once_share_the_connection(samba: Samba, share: str) -> None:
+    """Files written at the same time through one mount share one SMB connection and its
+    credits; a file whose requests find them spent waits for the others' answers instead
+    of failing (16 files: most failed, 'Request requires 16 credits but only 4')."""
+    backend = reader_of(samba)  # a fresh connection: its window as small as it starts
+    data = os.urandom(2 * 1024 * 1024)
+    failures: list[str] = []
+
+    def write(name: str) -> None:
+        try:
+            writer = backend.open_writer(share, name, truncate=True)
+            for offset in range(0, len(data), 1024 * 1024):
+                writer.write(offset, data[offset : offset + 1024 * 1024])
+            writer.close()
+        except StorageError as e:
+            failures.append(e.message)
+
+    threads = [threading.Thread(target=write, args=(f"out/{i}.bin",)) for i in range(16)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        backend.close()
+    assert failures == []
+    for i in range(16):
+        assert (samba.share_root / share / "out" / f"{i}.bin").read_bytes() == data
+
+
 def test_rename_replaces_the_target(backend: SmbStorage, share: str, tmp_path: Path) -> None:
     backend.upload(share, "ckpt/final", write(tmp_path / "old", "old"))
     writer = backend.open_writer(share, "ckpt/.tmp")

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
-from smbprotocol.exceptions import EndOfFile  # type: ignore[import-untyped]
+from smbprotocol.exceptions import EndOfFile, SMBException  # type: ignore[import-untyped]
 
 from openbai.storage.base import FileWriter
 from openbai.storage.smb_errors import translate
@@ -27,6 +28,13 @@ from openbai.storage.smb_errors import translate
 CHUNK = 1024 * 1024
 DEPTH = 16
 _CREDIT_SIZE = 64 * 1024
+#: credits asked for beyond each request's charge: the window grows to what the server allows
+#: (Samba: 8,192) within a few requests, where +1 a request left it near empty for long
+_CREDITS_AHEAD = 64
+#: credits a pipeline leaves to the connection's other calls (smbclient's opens and closes)
+_RESERVE = 8
+#: seconds a request waits for credits that other files' requests hold
+_CREDIT_PATIENCE = 30.0
 #: a write smaller than this, with nothing in flight, is answered before it returns
 _SMALL_WRITE = 64 * 1024
 
@@ -52,19 +60,33 @@ class _Pipeline:
 
     def must_wait(self, size: int) -> bool:
         """Whether an answer must come back before a request of ``size`` bytes can go."""
-        charge = max(0, size - 1) // _CREDIT_SIZE + 1
-        return bool(self._pending) and (self.is_full or self._credits() < charge)
+        return bool(self._pending) and (self.is_full or self._credits() < _charge(size) + _RESERVE)
 
     def post(self, message: Any, receive: Callable[[Any], Any], size: int, tag: Any = None) -> None:
-        """Send one request now (see :meth:`must_wait`); ``tag`` comes back with its answer."""
-        charge = max(0, size - 1) // _CREDIT_SIZE + 1
+        """Send one request now (see :meth:`must_wait`); ``tag`` comes back with its answer.
+
+        The connection's credits are shared by every file open on it: with those of this
+        pipeline answered, a request waits while other files' requests hold the rest (each
+        answer returns its credits), rather than fail; smbprotocol refuses a request the
+        window cannot pay for."""
+        charge = _charge(size)
+        deadline = time.monotonic() + _CREDIT_PATIENCE
         tree = self._open.tree_connect
-        request = self._connection.send(
-            message,
-            sid=tree.session.session_id,
-            tid=tree.tree_connect_id,
-            credit_request=charge + 1,
-        )
+        while True:
+            if self._credits() >= charge + _RESERVE or time.monotonic() > deadline:
+                try:
+                    request = self._connection.send(
+                        message,
+                        sid=tree.session.session_id,
+                        tid=tree.tree_connect_id,
+                        credit_request=charge + _CREDITS_AHEAD,
+                    )
+                    break
+                except SMBException as e:
+                    # another thread spent the credits between our look and the send
+                    if "credits" not in str(e) or time.monotonic() > deadline:
+                        raise
+            time.sleep(0.0005)
         self._pending.append((request, receive, size, tag))
 
     def send(self, message: Any, receive: Callable[[Any], Any], size: int) -> list[Any]:
@@ -103,6 +125,11 @@ class _Pipeline:
     def _credits(self) -> int:
         window = self._connection.sequence_window
         return int(window["high"] - window["low"])
+
+
+def _charge(size: int) -> int:
+    """The credits a request of ``size`` bytes costs (one per 64 KiB)."""
+    return max(0, size - 1) // _CREDIT_SIZE + 1
 
 
 def _chunk(handle: Any, kind: str) -> int:
