@@ -3,9 +3,8 @@
 - Writes go to the backend's :class:`FileWriter`. A file is flushed (made visible and durable
   in storage) when closed and on fsync. Every ``commit_interval`` seconds (:meth:`commit_all`,
   called by the daemon) a file still being written is published (made visible: a flush would
-  have the server write it to disk meanwhile, and the writer wait; 4 GiB through an NFS mount
-  went at 529-577 MB/s so, 700-729 without), and one left quiet since the round before is
-  flushed.
+  have the server write it to its disk meanwhile, and the job's writes wait; README, NFS), and
+  one left quiet since the round before is flushed.
 - A file whose bytes could not be stored stays listed and is retried; :meth:`finish` makes a
   last attempt for everything and returns what could not be saved.
 """

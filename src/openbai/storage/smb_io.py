@@ -188,7 +188,7 @@ def file_blocks(source: BinaryIO, handle: Any) -> Iterator[bytes]:
         yield block
 
 
-def memory_blocks(data: bytes | memoryview, handle: Any) -> Iterator[bytes]:
+def memory_blocks(data: bytes | bytearray | memoryview, handle: Any) -> Iterator[bytes]:
     """``data`` in blocks of the size writes to ``handle`` go in."""
     view, chunk = memoryview(data), _chunk(handle, "write")
     for start in range(0, len(view), chunk):
@@ -287,14 +287,12 @@ class SmbFileWriter(FileWriter):
 
     # -- called with the lock held ---------------------------------------------------------
     def _send_run(self) -> None:
-        view, end = memoryview(self._run), self._start
-        for start in range(0, len(view), self._chunk):
-            block = bytes(view[start : start + self._chunk])
-            self._send(self._start + start, block)
-            end = self._start + start + len(block)
-        view.release()
+        offset = self._start
+        for block in memory_blocks(self._run, self._handle):
+            self._send(offset, block)
+            offset += len(block)
         self._run = bytearray()
-        self._handle.fd.end_of_file = max(int(self._handle.fd.end_of_file), end)
+        self._handle.fd.end_of_file = max(int(self._handle.fd.end_of_file), offset)
 
     def _send(self, offset: int, block: bytes) -> None:
         """Send a block, or keep it behind the failed ones (it may write over them)."""
