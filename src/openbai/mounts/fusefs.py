@@ -21,6 +21,7 @@ import logging
 import os
 import posixpath
 import stat
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -415,6 +416,10 @@ class VolumeFUSE(mfusepy.FUSE):  # type: ignore[misc]
     first), valid during the call only: the writers copy what they keep (the view is released
     when the call returns, so one kept by mistake fails when used; a slice of it would not)."""
 
+    def _wrapper(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        _keep_thread_state()
+        return super()._wrapper(func, *args, **kwargs)
+
     def open(self, path: bytes, fip: Any) -> int:
         fi = fip.contents
         fi.fh = self.operations.open(path.decode(self.encoding, self.errors), fi.flags)
@@ -436,6 +441,25 @@ class VolumeFUSE(mfusepy.FUSE):  # type: ignore[misc]
 
 
 _NOFLUSH = hasattr(mfusepy.fuse_file_info, "noflush")
+
+_kept = threading.local()
+_gil_ensure = ctypes.pythonapi.PyGILState_Ensure
+_gil_ensure.restype = ctypes.c_int
+
+
+def _keep_thread_state() -> None:
+    """Keep the calling libfuse thread's Python thread state from one request to the next.
+
+    A ctypes callback on a thread that Python did not start gets a fresh thread state, deleted
+    when it returns: each FUSE request mapped and unmapped a frame stack (an ``mmap``, a
+    ``munmap`` and a TLB flush on every CPU) and built a new state, ~4 times for each small
+    file read. One more ``PyGILState_Ensure``, never released, keeps the state; ctypes' own
+    release still gives the GIL back after each request. libfuse keeps its threads for the
+    mount's life (idle ones are not destroyed by default), so the states kept are bounded."""
+    if not getattr(_kept, "state", False):
+        _gil_ensure()
+        _kept.state = True
+
 
 _from_memory = ctypes.pythonapi.PyMemoryView_FromMemory
 _from_memory.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int)
