@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
 import time
@@ -95,14 +96,28 @@ def test_a_long_read_reuses_a_window_of_buffers() -> None:
     assert len({id(b) for b in store.buffers}) <= 4 + 4
 
 
-def test_a_started_reader_has_its_first_chunk_on_the_way_before_any_read() -> None:
+def test_a_small_file_read_whole_is_received_straight_into_the_readers_memory() -> None:
+    """One request for the whole of a one-chunk file (how the kernel reads a small file) is
+    fetched into the request's own memory: no chunk buffer, no copy."""
     store = Store(os.urandom(40 * KiB))
+    received_at: list[int] = []
+
+    def fetch(offset: int, into: memoryview) -> int:
+        received_at.append(ctypes.addressof(ctypes.c_char.from_buffer(into)))
+        return store.fetch(offset, into)
+
+    buffers = BufferPool(keep_bytes=1024 * KiB)
+    dest = ctypes.create_string_buffer(64 * KiB)
     with ThreadPoolExecutor(2) as pool:
-        reader = ReadAhead(store.fetch, len(store.data), pool, chunk_size=64 * KiB, max_ahead=4)
-        reader.start()
-        wait_until(lambda: store.requests == [(0, 40 * KiB)])
-        assert reader.read(0, 64 * KiB) == store.data
-    assert store.requests == [(0, 40 * KiB)]  # fetched once, by start
+        reader = ReadAhead(fetch, len(store.data), pool, chunk_size=64 * KiB, buffers=buffers)
+        assert reader.read_into(0, 64 * KiB, ctypes.addressof(dest)) == 40 * KiB
+        assert dest.raw[: 40 * KiB] == store.data
+        assert received_at == [ctypes.addressof(dest)]
+        # a part of it goes through a chunk, as before
+        assert reader.read(1000, 100) == store.data[1000:1100]
+        reader.close()
+    assert store.requests == [(0, 40 * KiB), (0, 40 * KiB)]
+    assert buffers.idle_bytes == 64 * KiB  # only the chunk's buffer was the pool's
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -122,8 +137,8 @@ def test_files_read_one_after_another_are_received_into_the_same_buffer() -> Non
             reader = ReadAhead(
                 store.fetch, len(store.data), pool, chunk_size=1024 * KiB, buffers=pool_of_buffers
             )
-            reader.start()
-            assert reader.read(0, 1024 * KiB) == store.data
+            head = reader.read(0, 100 * KiB)  # in two reads: through a chunk
+            assert head + reader.read(100 * KiB, 1024 * KiB) == store.data
             reader.close()
     received_into = {id(b) for store in files for b in store.buffers}
     assert len(received_into) == 1
@@ -142,10 +157,11 @@ def test_a_file_closed_while_its_chunk_is_fetched_gives_the_buffer_back_once_it_
     buffers = BufferPool(keep_bytes=4096 * KiB)
     with ThreadPoolExecutor(4) as pool:
         reader = ReadAhead(fetch, len(store.data), pool, chunk_size=64 * KiB, buffers=buffers)
-        reader.start()
+        first = pool.submit(reader.read, 0, 4 * KiB)
         assert entered.wait(10)
         reader.close()  # chunk 0 is on its way: its buffer cannot go back yet
         assert buffers.idle_bytes == 0
         release.set()
+        assert first.result(10) == store.data[: 4 * KiB]
     assert buffers.idle_bytes == 64 * KiB
     assert buffers.take(64 * KiB).data is store.buffers[0]

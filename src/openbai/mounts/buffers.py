@@ -66,3 +66,15 @@ class BufferPool:
 
     def _size_for(self, length: int) -> int:
         return max(self._smallest, 1 << max(length - 1, 0).bit_length())
+
+
+_from_memory = ctypes.pythonapi.PyMemoryView_FromMemory
+_from_memory.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int)
+_from_memory.restype = ctypes.py_object
+_PYBUF_READ, _PYBUF_WRITE = 0x100, 0x200
+
+
+def memory_view(address: int, size: int, *, writable: bool = False) -> memoryview:
+    """A view of the ``size`` bytes at ``address`` (no copy): memory the kernel lent a FUSE
+    request, valid during that request only (release the view before it returns)."""
+    return _from_memory(address, size, _PYBUF_WRITE if writable else _PYBUF_READ)  # type: ignore[no-any-return]

@@ -36,7 +36,7 @@ from openbai.errors import (
     PermissionDeniedError,
     SpecError,
 )
-from openbai.mounts.buffers import BufferPool
+from openbai.mounts.buffers import BufferPool, memory_view
 from openbai.mounts.directory_cache import DirectoryCache
 from openbai.mounts.faults import Fault
 from openbai.mounts.handles import Handle, HandleTable, caller_pid
@@ -310,8 +310,6 @@ class VolumeFS(mfusepy.Operations):  # type: ignore[misc]
             max_ahead=self.settings.read_ahead,
             buffers=self._buffers,
         )
-        if info.size <= self.settings.read_chunk:  # read whole, nearly always: start it now
-            reader.start()
         return self._new_handle(Handle(key, reader=reader, pid=0))
 
     def flushes(self, fh: int) -> bool:
@@ -433,7 +431,7 @@ class VolumeFUSE(mfusepy.FUSE):  # type: ignore[misc]
 
     def write(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
         source = ctypes.cast(buf, ctypes.c_void_p).value or 0
-        view = _memory_view(source, size)
+        view = memory_view(source, size)
         try:
             return int(self.operations.write(None, view, offset, fip.contents.fh))
         finally:
@@ -459,14 +457,3 @@ def _keep_thread_state() -> None:
     if not getattr(_kept, "state", False):
         _gil_ensure()
         _kept.state = True
-
-
-_from_memory = ctypes.pythonapi.PyMemoryView_FromMemory
-_from_memory.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int)
-_from_memory.restype = ctypes.py_object
-_PYBUF_READ = 0x100
-
-
-def _memory_view(address: int, size: int) -> memoryview:
-    """A read-only view of the ``size`` bytes at ``address`` (no copy)."""
-    return _from_memory(address, size, _PYBUF_READ)  # type: ignore[no-any-return]

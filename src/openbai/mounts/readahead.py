@@ -10,7 +10,9 @@ requests, slightly out of order): a chunk already fetched or on its way counts a
 and a reader whose chunk was dropped meanwhile fetches it itself instead of failing.
 
 The bytes are copied once on their way through: received into a chunk's buffer, then copied
-from there straight into the kernel's buffer (:meth:`ReadAhead.read_into`). A chunk's buffer
+from there straight into the kernel's buffer (:meth:`ReadAhead.read_into`); a file of one
+chunk read whole by one request (a small file, nearly always) is received straight into the
+kernel's buffer, with no chunk at all. A chunk's buffer
 goes back to the mount's :class:`~openbai.mounts.buffers.BufferPool` once the window has moved
 past it, or the file is closed, and no read is copying from it (``pins``), for a later chunk of
 this file or another: fresh memory costs the kernel a page fault and a zeroed page per 4 KiB
@@ -19,13 +21,14 @@ this file or another: fresh memory costs the kernel a page fault and a zeroed pa
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import threading
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Executor, Future
 from dataclasses import dataclass
 
-from openbai.mounts.buffers import Buffer, BufferPool
+from openbai.mounts.buffers import Buffer, BufferPool, memory_view
 
 _MiB = 1024 * 1024
 
@@ -75,6 +78,15 @@ class ReadAhead:
         """Copy up to ``length`` bytes from ``offset`` to the memory at address ``dest``;
         how many (fewer at the end)."""
         end = min(offset + length, self.size)
+        if offset == 0 and 0 < end == self.size <= self._chunk and self._untouched():
+            # a small file read whole by one request, as nearly always: received straight
+            # into the kernel's buffer, with no chunk between (a copy less, no thread hop)
+            view = memory_view(dest, end, writable=True)
+            try:
+                return self._fetch(0, view)
+            finally:
+                with contextlib.suppress(BufferError):  # still exported by a traceback's frame
+                    view.release()
         done = 0
         while offset < end:
             index = offset // self._chunk
@@ -90,6 +102,10 @@ class ReadAhead:
             done += count
             offset += count
         return done
+
+    def _untouched(self) -> bool:
+        with self._lock:
+            return not self._chunks
 
     def _pinned(self, index: int) -> tuple[_Chunk, bool]:
         """The chunk ``index``, pinned; True if it is this read's own (fetched here)."""
@@ -175,14 +191,6 @@ class ReadAhead:
         if not chunk.returned:
             chunk.returned = True
             self._buffers.give(chunk.buffer)
-
-    def start(self) -> None:
-        """Fetch the first chunk now, before the first read asks (on open): the request runs
-        while the kernel's open reply and first read go back and forth."""
-        with self._lock:
-            if self.size and 0 not in self._chunks and not self._closed:
-                self._chunks[0] = self._pool.submit(self._load, 0)
-                self._last = 0
 
     def close(self) -> None:
         """Drop every chunk: those fetched give their buffers back (those still being
