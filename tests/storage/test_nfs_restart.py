@@ -1,0 +1,174 @@
+"""A real NFS server that restarts (a crash) while files are written: the writes it had
+acknowledged but not yet committed to its disk may be gone, and are sent again.
+
+The crash is played on a real nfs-ganesha: stopped, the bytes not yet committed taken out of
+the file it stores (what a machine crash loses from its page cache), started again on the same
+ports. ganesha's write verifier changes with every start (a new second)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from nfs_fixture import Nfs, nfs_server
+from polling import wait_until
+
+from openbai.errors import BackendUnavailableError
+from openbai.storage import nfs
+from openbai.storage.base import FileWriter, VolumeKind
+from openbai.storage.nfs import NfsStorage, WriteVerifier
+from openbai.storage.nfs_client import NfsFile
+from openbai.storage.nfs_server import EXPORT_PATH, NfsServer
+
+__all__ = ["nfs_server"]
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def server(tmp_path: Path, nfs_server: Nfs) -> Iterator[NfsServer]:
+    """A server of the test's own, to crash (``nfs_server``: skipped without ganesha)."""
+    own = NfsServer(tmp_path / "server")
+    own.start()
+    yield own
+    own.remove()
+
+
+@pytest.fixture
+def backend(server: NfsServer) -> Iterator[NfsStorage]:
+    state = server.state()
+    assert state is not None
+    options = {"host": state.host, "export": EXPORT_PATH, "port": state.port, "timeout": 5}
+    storage = NfsStorage.from_options("fs", VolumeKind.FILE, options)
+    yield storage
+    storage.close()
+
+
+def crash(server: NfsServer, losing: Path, keep: int = 0) -> None:
+    """Stop the server, losing what ``losing`` got past its first ``keep`` bytes, and start
+    it again, in a new second (its verifier is its start time)."""
+    server.stop()
+    with open(losing, "r+b") as f:
+        f.truncate(keep)
+    time.sleep(1.1)
+    server.start()
+
+
+def _flushed(writer: FileWriter) -> bool:
+    try:
+        writer.flush()
+    except BackendUnavailableError:  # the connection is made again; meanwhile it fails
+        return False
+    return True
+
+
+def test_writes_a_restarted_server_had_not_committed_are_sent_again(
+    server: NfsServer, backend: NfsStorage
+) -> None:
+    data = os.urandom(2 * 8 * MiB + 12345)  # two runs written behind, and a tail
+    writer = backend.open_writer(EXPORT_PATH, "crash.bin", truncate=True)
+    for offset in range(0, len(data), MiB):
+        writer.write(offset, data[offset : offset + MiB])
+    writer.publish()  # on the server, not on its disk
+    assert (server.data / "crash.bin").read_bytes() == data
+
+    crash(server, server.data / "crash.bin")
+
+    wait_until(lambda: _flushed(writer), "a flush once the server is back", timeout=60)
+    writer.close()
+    assert (server.data / "crash.bin").read_bytes() == data
+
+
+def test_what_was_committed_before_the_crash_is_not_sent_again(
+    server: NfsServer, backend: NfsStorage
+) -> None:
+    """Only what was written since the last COMMIT is kept: the rest is on the server's disk."""
+    first, second = os.urandom(3 * MiB), os.urandom(2 * MiB)
+    writer = backend.open_writer(EXPORT_PATH, "log.bin", truncate=True)
+    writer.write(0, first)
+    writer.flush()  # committed: survives the crash
+    writer.write(len(first), second)
+    writer.publish()
+
+    crash(server, server.data / "log.bin", keep=len(first))
+
+    sent: list[int] = []
+    handle_pwrite = NfsFile.pwrite
+
+    def counted(self: NfsFile, offset: int, data: bytes | bytearray) -> None:
+        sent.append(offset)
+        handle_pwrite(self, offset, data)
+
+    NfsFile.pwrite = counted  # type: ignore[method-assign]
+    try:
+        wait_until(lambda: _flushed(writer), "a flush once the server is back", timeout=60)
+    finally:
+        NfsFile.pwrite = handle_pwrite  # type: ignore[method-assign]
+    writer.close()
+    assert (server.data / "log.bin").read_bytes() == first + second
+    assert sent and min(sent) == len(first)  # the second part only
+
+
+def test_a_writer_commits_before_keeping_more_than_its_bound(
+    server: NfsServer, backend: NfsStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file written without a pause keeps at most the bound (and a run) to send again: past
+    it, a COMMIT; a crash after it loses nothing, as the kept rest is sent again."""
+    monkeypatch.setattr(nfs, "_KEEP_UNCOMMITTED", 2 * MiB)
+    monkeypatch.setattr(nfs, "_RUN", MiB)
+    on_disk: list[int] = []  # the file's size at each COMMIT: what a crash keeps
+    committed = WriteVerifier.committed
+
+    def counted(self: WriteVerifier, handle: NfsFile, epoch: bytes) -> bool:
+        done = committed(self, handle, epoch)
+        on_disk.append((server.data / "long.bin").stat().st_size)
+        return done
+
+    monkeypatch.setattr(WriteVerifier, "committed", counted)
+    data = os.urandom(9 * MiB + 7)
+    writer = backend.open_writer(EXPORT_PATH, "long.bin", truncate=True)
+    for offset in range(0, len(data), 256 * 1024):
+        writer.write(offset, data[offset : offset + 256 * 1024])
+    writer.publish()
+    assert len(on_disk) >= 3  # every ~2 MiB, not only at the end
+    assert len(data) - on_disk[-1] <= 2 * MiB + MiB  # the bound and a run, kept
+
+    crash(server, server.data / "long.bin", keep=on_disk[-1])
+
+    wait_until(lambda: _flushed(writer), "a flush once the server is back", timeout=60)
+    writer.close()
+    assert (server.data / "long.bin").read_bytes() == data
+
+
+def test_an_upload_the_server_lost_in_a_crash_is_sent_again(
+    server: NfsServer, backend: NfsStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The crash comes after the upload's writes and before its COMMIT."""
+    source = tmp_path / "dataset.bin"
+    source.write_bytes(os.urandom(5 * MiB + 3))
+    crashed: list[str] = []
+    committed = WriteVerifier.committed
+
+    def crash_first(self: WriteVerifier, handle: NfsFile, epoch: bytes) -> bool:
+        if not crashed:
+            partial = next(server.data.glob(".dataset.bin.*"))
+            crashed.append(partial.name)
+            crash(server, partial, keep=MiB)
+            wait_until(lambda: _answers(handle), "the server back", timeout=60)
+        return committed(self, handle, epoch)
+
+    monkeypatch.setattr(WriteVerifier, "committed", crash_first)
+    backend.upload(EXPORT_PATH, "dataset.bin", source)
+    assert crashed
+    assert (server.data / "dataset.bin").read_bytes() == source.read_bytes()
+
+
+def _answers(handle: NfsFile) -> bool:
+    try:
+        handle.stat()
+    except OSError:
+        return False
+    return True
