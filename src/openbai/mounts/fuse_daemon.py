@@ -18,6 +18,7 @@ back through ``status.json`` in its state directory (:class:`Status`):
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -106,8 +107,29 @@ def self_unmount(mountpoint: str) -> None:
             return
 
 
+def keep_freed_memory() -> None:
+    """Have glibc keep the memory the daemon frees for its next buffers, in one arena.
+
+    A mount's writers hold runs of 8 MiB until their server has them on disk, then free them
+    by the dozen; by default glibc gave such memory back to the kernel (trim, unmap) and the
+    next runs were faulted in again, a zeroed page per 4 KiB: writing 1 GiB through an NFS
+    mount, ~15% of the daemon's CPU. What stays mapped is the daemon's peak, not more."""
+    try:
+        libc = ctypes.CDLL(None)
+    except OSError:
+        return
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:  # not glibc
+        return
+    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
+    mallopt(m_trim_threshold, 1 << 30)
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest: 8 MiB runs come from the heap
+    mallopt(m_arena_max, 1)  # Python's GIL serializes the daemon's threads anyway
+
+
 def serve(config: DaemonConfig) -> int:
     os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
+    keep_freed_memory()
     from openbai.mounts.fusefs import VolumeFS, VolumeFUSE
 
     spec, settings, state_dir = config.spec, config.settings, Path(config.state_dir)
