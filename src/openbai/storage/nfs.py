@@ -628,9 +628,10 @@ class NfsFileWriter(FileWriter):
                 self._where,
                 self._kept_bytes,
             )
-            self._epoch = self._verifier.known(self._handle)
+            restarted = self._verifier.known(self._handle)
             for start, run in self._kept:
-                self._handle.pwrite(start, run)
+                self._handle.pwrite(start, run)  # failing: raised, all kept for the next try
+            self._epoch = restarted
         else:
             raise OSError(errno.EIO, f"{self._where}: the NFS server kept restarting")
         self._forget_kept()
