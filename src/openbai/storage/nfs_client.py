@@ -15,15 +15,14 @@ import ctypes.util
 import errno
 import functools
 import os
-import select
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from openbai.errors import StorageError
+from openbai.storage.nfs_raw import SIGNATURES as raw_signatures
+from openbai.storage.nfs_raw import RawNfs, handle_bytes
 
 LIBRARY = "libnfs.so.13"
 
@@ -70,54 +69,6 @@ _Dirent._fields_ = [
 ]
 
 
-class _NfsTime3(ctypes.Structure):
-    _fields_ = [("seconds", ctypes.c_uint32), ("nseconds", ctypes.c_uint32)]
-
-
-class _WccAttr(ctypes.Structure):
-    _fields_ = [("size", ctypes.c_uint64), ("mtime", _NfsTime3), ("ctime", _NfsTime3)]
-
-
-class _Fattr3(ctypes.Structure):
-    _fields_ = [
-        *((name, ctypes.c_uint32) for name in ("type", "mode", "nlink", "uid", "gid")),
-        *((name, ctypes.c_uint64) for name in ("size", "used")),
-        ("rdev", ctypes.c_uint32 * 2),
-        *((name, ctypes.c_uint64) for name in ("fsid", "fileid")),
-        ("times", _NfsTime3 * 3),
-    ]
-
-
-class _PreOpAttr(ctypes.Structure):
-    _fields_ = [("follow", ctypes.c_uint32), ("attributes", _WccAttr)]
-
-
-class _PostOpAttr(ctypes.Structure):
-    _fields_ = [("follow", ctypes.c_uint32), ("attributes", _Fattr3)]
-
-
-class _Commit3Res(ctypes.Structure):  # COMMIT3res, as libnfs decodes it
-    _fields_ = [
-        ("status", ctypes.c_int),
-        ("before", _PreOpAttr),
-        ("after", _PostOpAttr),
-        ("verf", ctypes.c_uint8 * 8),
-    ]
-
-
-class _NfsFh3(ctypes.Structure):  # nfs_fh3, and libnfs's nfs_fh (same layout)
-    _fields_ = [("len", ctypes.c_uint32), ("val", ctypes.c_void_p)]
-
-
-class _Commit3Args(ctypes.Structure):
-    _fields_ = [("file", _NfsFh3), ("offset", ctypes.c_uint64), ("count", ctypes.c_uint32)]
-
-
-_RPC_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
-_RPC_STATUS_SUCCESS, _RPC_STATUS_ERROR = 0, 1
-_NFS3ERR_STALE = 70
-
-
 class _Url(ctypes.Structure):
     _fields_ = [("server", ctypes.c_char_p), ("path", ctypes.c_char_p), ("file", ctypes.c_char_p)]
 
@@ -151,13 +102,6 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "nfs_unlink": (_I, [_P, _S]),
     "nfs_rename": (_I, [_P, _S, _S]),
     "nfs_utimes": (_I, [_P, _S, ctypes.POINTER(_Timeval * 2)]),
-    "nfs_get_rpc_context": (_P, [_P]),
-    "nfs_get_fh": (ctypes.POINTER(_NfsFh3), [_P]),
-    "rpc_nfs3_commit_async": (_I, [_P, _RPC_CB, ctypes.POINTER(_Commit3Args), _P]),
-    "rpc_get_fd": (_I, [_P]),
-    "rpc_which_events": (_I, [_P]),
-    "rpc_service": (_I, [_P, _I]),
-    "rpc_get_error": (_S, [_P]),
     "nfs_opendir": (_I, [_P, _S, ctypes.POINTER(_P)]),
     "nfs_readdir": (ctypes.POINTER(_Dirent), [_P, _P]),
     "nfs_closedir": (None, [_P, _P]),
@@ -173,7 +117,7 @@ def library() -> ctypes.CDLL:
         raise StorageError(
             f"NFS needs libnfs ({LIBRARY}): apt-get install libnfs13", target="nfs"
         ) from e
-    for name, (restype, argtypes) in _SIGNATURES.items():
+    for name, (restype, argtypes) in {**_SIGNATURES, **raw_signatures}.items():
         function = getattr(lib, name)
         function.restype = restype
         function.argtypes = argtypes
@@ -255,6 +199,7 @@ class NfsContext:
                 self.lib.nfs_destroy_url(url)
             if rc < 0:
                 raise OSError(-rc, f"cannot mount {server}: {self._error()}")
+            self.raw = RawNfs(self.lib, ctx, timeout_ms, str(server))
         except BaseException:
             self.close()
             raise
@@ -267,25 +212,6 @@ class NfsContext:
         if rc < 0:
             raise OSError(-rc, f"{what} {path}: {self._error()}", path)
         return rc
-
-    def rpc_error(self, rpc: int) -> str:
-        message = self.lib.rpc_get_error(rpc)
-        return message.decode(errors="replace") if message else "unknown error"
-
-    def serve_until(self, rpc: int, answered: Callable[[], bool], what: str) -> None:
-        """Serve a raw call's connection until ``answered()`` (its callback ran), within the
-        context's timeout (called holding the lock)."""
-        deadline = time.monotonic() + self.timeout_ms / 1000
-        poller = select.poll()
-        while not answered():
-            fd = self.lib.rpc_get_fd(rpc)  # (a reconnect may change it)
-            poller.register(fd, self.lib.rpc_which_events(rpc))
-            ready = poller.poll(100)
-            poller.unregister(fd)
-            if self.lib.rpc_service(rpc, ready[0][1] if ready else 0) < 0:
-                raise OSError(errno.EIO, f"{what}: {self.rpc_error(rpc)}")
-            if not answered() and time.monotonic() > deadline:
-                raise OSError(errno.ETIMEDOUT, f"{what}: no answer from {self.server}")
 
     def close(self) -> None:
         with self.lock:
@@ -456,35 +382,11 @@ class NfsFile:
     def commit(self) -> bytes:
         """COMMIT what was written (the server writes it to its disk); the server's write
         verifier, which changes when it restarts: writes it had acknowledged but not
-        committed before a restart may be gone, and must be sent again (RFC 1813, 3.3.21).
-
-        libnfs's ``nfs_fsync`` does not show the verifier, so the COMMIT is libnfs's raw
-        call on this file's handle, served on this context until its answer comes."""
+        committed before a restart may be gone, and must be sent again (RFC 1813, 3.3.21)."""
         c = self.context
-        answer: dict[str, Any] = {}
-
-        def done(rpc: int, status: int, data: int, private: int) -> None:
-            if status == _RPC_STATUS_SUCCESS and data:
-                res = ctypes.cast(data, ctypes.POINTER(_Commit3Res)).contents
-                answer["status"], answer["verf"] = res.status, bytes(res.verf)
-            else:
-                why = ctypes.string_at(data) if status == _RPC_STATUS_ERROR and data else b""
-                answer["error"] = why.decode(errors="replace") or "the connection was lost"
-
         with c.lock:
-            rpc = c.lib.nfs_get_rpc_context(c.ctx)
-            fh = c.lib.nfs_get_fh(self._h()).contents
-            args = _Commit3Args(_NfsFh3(fh.len, fh.val), 0, 0)
-            callback = _RPC_CB(done)
-            if c.lib.rpc_nfs3_commit_async(rpc, callback, ctypes.byref(args), None) < 0:
-                raise OSError(errno.EIO, f"commit {self.path}: {c.rpc_error(rpc)}", self.path)
-            c.serve_until(rpc, lambda: bool(answer), f"commit {self.path}")
-        if "error" in answer:
-            raise OSError(errno.EIO, f"commit {self.path}: {answer['error']}", self.path)
-        if answer["status"]:
-            code = errno.ESTALE if answer["status"] == _NFS3ERR_STALE else answer["status"]
-            raise OSError(code, f"commit {self.path}: NFS error {answer['status']}", self.path)
-        return bytes(answer["verf"])
+            fh = handle_bytes(c.lib.nfs_get_fh(self._h()).contents)
+            return c.raw.commit(fh, self.path)
 
     def truncate(self, size: int) -> None:
         c = self.context
