@@ -172,3 +172,28 @@ def _answers(handle: NfsFile) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_the_files_of_a_mount_share_one_bound_on_what_they_keep(
+    server: NfsServer, backend: NfsStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each file alone is under its own bound; together they are over the mount's: the file
+    that goes over commits, and what all keep stays near the shared bound."""
+    monkeypatch.setattr(nfs, "_KEEP_ALL", 2 * MiB)
+    monkeypatch.setattr(nfs, "_RUN", MiB)
+    data = os.urandom(3 * MiB)
+    writers = [backend.open_writer(EXPORT_PATH, f"part{i}.bin", truncate=True) for i in range(3)]
+    most = 0
+    for offset in range(0, len(data), 256 * 1024):
+        for writer in writers:
+            writer.write(offset, data[offset : offset + 256 * 1024])
+            most = max(most, backend.verifier.kept)
+    for writer in writers:
+        writer.publish()
+        most = max(most, backend.verifier.kept)
+    assert most <= 2 * MiB + 3 * MiB  # the bound, and a run of each file on its way
+    for writer in writers:
+        writer.close()
+    assert backend.verifier.kept == 0
+    for i in range(3):
+        assert (server.data / f"part{i}.bin").read_bytes() == data
