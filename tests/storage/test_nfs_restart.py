@@ -197,3 +197,25 @@ def test_the_files_of_a_mount_share_one_bound_on_what_they_keep(
     assert backend.verifier.kept == 0
     for i in range(3):
         assert (server.data / f"part{i}.bin").read_bytes() == data
+
+
+def test_a_logs_lines_kept_for_a_restart_are_sent_again_in_order(
+    server: NfsServer, backend: NfsStorage
+) -> None:
+    """A job's log: hundreds of small writes, kept joined (not one object a line), and with a
+    rewritten line among them; after the crash the file is what was written, line for line."""
+    writer = backend.open_writer(EXPORT_PATH, "stdout.txt", truncate=True)
+    expected = bytearray()
+    for n in range(300):
+        line = f"step {n}: loss {1 / (n + 1):.6f}\n".encode()
+        writer.write(len(expected), line)
+        expected += line
+    writer.write(0, b"STEP")  # over the first line's start
+    expected[:4] = b"STEP"
+    writer.publish()
+
+    crash(server, server.data / "stdout.txt")
+
+    wait_until(lambda: _flushed(writer), "a flush once the server is back", timeout=60)
+    writer.close()
+    assert (server.data / "stdout.txt").read_bytes() == bytes(expected)
