@@ -426,11 +426,11 @@ class VolumeFUSE(mfusepy.FUSE):  # type: ignore[misc]
         return 0
 
     def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
-        dest = ctypes.cast(buf, ctypes.c_void_p).value or 0
+        dest = _address(buf)
         return int(self.operations.read_into(fip.contents.fh, size, offset, dest))
 
     def write(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
-        source = ctypes.cast(buf, ctypes.c_void_p).value or 0
+        source = _address(buf)
         view = memory_view(source, size)
         try:
             return int(self.operations.write(None, view, offset, fip.contents.fh))
@@ -439,6 +439,13 @@ class VolumeFUSE(mfusepy.FUSE):  # type: ignore[misc]
 
 
 _NOFLUSH = hasattr(mfusepy.fuse_file_info, "noflush")
+
+
+def _address(pointer: Any) -> int:
+    """The address a ctypes pointer holds (its own 8 bytes read, where ``ctypes.cast`` is a
+    foreign call: a microsecond more a request)."""
+    return ctypes.c_void_p.from_buffer(pointer).value or 0
+
 
 _kept = threading.local()
 _gil_ensure = ctypes.pythonapi.PyGILState_Ensure
