@@ -219,3 +219,36 @@ def test_a_logs_lines_kept_for_a_restart_are_sent_again_in_order(
     wait_until(lambda: _flushed(writer), "a flush once the server is back", timeout=60)
     writer.close()
     assert (server.data / "stdout.txt").read_bytes() == bytes(expected)
+
+
+def test_a_commit_sent_behind_lets_go_of_what_it_covers_and_a_crash_loses_nothing(
+    server: NfsServer, backend: NfsStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past a few MiB kept, a COMMIT goes on another connection while the writes go on: what
+    it covers is let go once it is back; the rest is still sent again after a crash."""
+    monkeypatch.setattr(nfs, "_COMMIT_BEHIND", MiB)
+    monkeypatch.setattr(nfs, "_RUN", 256 * 1024)
+    # the file's size as each COMMIT behind is sent: what it covers, and a crash keeps (the
+    # last one may still be on its way when the crash comes)
+    on_disk: list[int] = []
+    commit_elsewhere = NfsStorage._commit_elsewhere
+
+    def counted(self: NfsStorage, handle: NfsFile) -> bytes:
+        on_disk.append((server.data / "behind.bin").stat().st_size)
+        return commit_elsewhere(self, handle)
+
+    monkeypatch.setattr(NfsStorage, "_commit_elsewhere", counted)
+    data = os.urandom(6 * MiB + 5)
+    writer = backend.open_writer(EXPORT_PATH, "behind.bin", truncate=True)
+    for offset in range(0, len(data), 64 * 1024):
+        writer.write(offset, data[offset : offset + 64 * 1024])
+    writer.publish()
+    assert len(on_disk) >= 3  # about one a MiB
+    assert backend.verifier.kept < 3 * MiB  # not all of the 6 MiB
+
+    crash(server, server.data / "behind.bin", keep=on_disk[-1])
+
+    wait_until(lambda: _flushed(writer), "a flush once the server is back", timeout=60)
+    writer.close()
+    assert (server.data / "behind.bin").read_bytes() == data
+    assert backend.verifier.kept == 0

@@ -35,7 +35,7 @@ import os
 import posixpath
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,6 +81,9 @@ _QUIET = 5.0
 _KEEP_UNCOMMITTED = 256 * 1024 * 1024
 #: the same for all the files of a backend (a mount) at once
 _KEEP_ALL = 1024 * 1024 * 1024
+#: bytes kept after which a COMMIT is sent behind, on another connection, while the writes go
+#: on: what it covers is let go when it comes back, and its memory serves the next runs
+_COMMIT_BEHIND = 32 * 1024 * 1024
 #: small runs a writer keeps before joining them (see ``NfsFileWriter._join_small_kept``)
 _SMALL_KEPT = 64
 #: times a COMMIT's verifier may show a restart before the flush or upload gives up
@@ -169,11 +172,12 @@ class NfsStorage(StorageBackend):
         return self.server.export
 
     # -- sessions ----------------------------------------------------------------------
-    def _session(self) -> NfsContext:
-        """An idle session, a new one while there are fewer than the cap, else a busy one."""
+    def _session(self, avoid: NfsContext | None = None) -> NfsContext:
+        """An idle session, a new one while there are fewer than the cap, else a busy one;
+        not ``avoid`` while there is another."""
         with self._lock:
             for session in self._sessions:
-                if session.lock.acquire(blocking=False):
+                if session is not avoid and session.lock.acquire(blocking=False):
                     session.lock.release()
                     return session
             if len(self._sessions) < _MAX_SESSIONS:
@@ -181,8 +185,9 @@ class NfsStorage(StorageBackend):
                     session = NfsContext(self.server, timeout_ms=int(self.timeout * 1000))
                 self._sessions.append(session)
                 return session
-            self._next = (self._next + 1) % len(self._sessions)
-            return self._sessions[self._next]
+            others = [s for s in self._sessions if s is not avoid] or self._sessions
+            self._next = (self._next + 1) % len(others)
+            return others[self._next]
 
     def close(self) -> None:
         with self._lock:
@@ -424,7 +429,13 @@ class NfsStorage(StorageBackend):
                 with contextlib.suppress(OSError):
                     handle.close()
                 raise
-        return NfsFileWriter(handle, where, self._behind, self.verifier)
+        return NfsFileWriter(handle, where, self._behind, self.verifier, self._commit_elsewhere)
+
+    def _commit_elsewhere(self, handle: NfsFile) -> bytes:
+        """COMMIT ``handle``'s file on another session than its own (its writes go on
+        meanwhile); the verifier."""
+        fh = handle.fh()
+        return self._session(avoid=handle.context).commit(fh, handle.path)
 
     def rename(self, volume: str, source: str, target: str) -> None:
         src = clean_path(source, field="source", allow_root=False)
@@ -466,7 +477,10 @@ class WriteVerifier:
 
     def committed(self, handle: NfsFile, epoch: bytes) -> bool:
         """COMMIT ``handle``; True if the server did not restart since ``epoch``."""
-        value = handle.commit()
+        return self.seen(handle.commit(), epoch)
+
+    def seen(self, value: bytes, epoch: bytes) -> bool:
+        """A COMMIT answered ``value``: True if the server did not restart since ``epoch``."""
         with self._lock:
             self._value = value
         return value == epoch
@@ -518,11 +532,22 @@ class NfsFileWriter(FileWriter):
 
     can_read: ClassVar[bool] = True
 
-    def __init__(self, handle: NfsFile, where: str, behind: Executor, verifier: WriteVerifier):
+    def __init__(
+        self,
+        handle: NfsFile,
+        where: str,
+        behind: Executor,
+        verifier: WriteVerifier,
+        commit_elsewhere: Callable[[NfsFile], bytes],
+    ):
         self._handle = handle
         self._where = where
         self._behind = behind
         self._verifier = verifier
+        self._commit_elsewhere = commit_elsewhere
+        #: (``_kept`` and its sizes change in background writes and COMMITs too)
+        self._kept_lock = threading.Lock()
+        self._committing: Future[None] | None = None  # a COMMIT sent behind
         #: the verifier before the first write since the last COMMIT (None: nothing sent)
         self._epoch: bytes | None = None
         #: what was sent since the last COMMIT, in order: sent again if the server restarted
@@ -570,6 +595,8 @@ class NfsFileWriter(FileWriter):
             ):
                 self._resend_failed()
                 self._commit()  # what is kept to send again stays bounded
+            elif self._kept_bytes >= _COMMIT_BEHIND:
+                self._commit_behind()
             if len(self._run) >= _RUN:
                 self._send_behind()
             elif len(data) < _SMALL_WRITE and self._sending is None:
@@ -603,11 +630,13 @@ class NfsFileWriter(FileWriter):
                 self._handle.close()
             with self._lock:
                 self._wait()
+                self._committed_behind()
                 self._forget_kept()
 
     def discard(self) -> None:
         with self._lock:
             self._wait()
+            self._committed_behind()
             self._run, self._failed, self._error = bytearray(), [], None
             self._forget_kept()
         with contextlib.suppress(OSError):
@@ -626,28 +655,61 @@ class NfsFileWriter(FileWriter):
             self._epoch = self._verifier.known(self._handle)
 
     def _kept_for_restart(self, start: int, run: bytearray) -> None:
-        self._kept.append((start, run))
-        self._kept_bytes += len(run)
         self._verifier.count(len(run))
-        self._unsynced = True
-        if len(run) < _SMALL_WRITE:
-            self._small_kept += 1
-            if self._small_kept >= _SMALL_KEPT:
-                self._join_small_kept()
-
-    def _join_small_kept(self) -> None:
-        """Join the small runs kept one after another (a log's lines) into one buffer each:
-        a few objects, not one a line. (Growing one buffer line by line cost a copy of it at
-        every reallocation: most of the CPU of a job writing 8 KiB at a time.)"""
-        self._kept, self._small_kept = joined_runs(self._kept), 0
+        with self._kept_lock:
+            self._kept.append((start, run))
+            self._kept_bytes += len(run)
+            self._unsynced = True
+            if len(run) < _SMALL_WRITE:
+                self._small_kept += 1
+                if self._small_kept >= _SMALL_KEPT:
+                    # a log's lines joined into a few buffers, not one object a line
+                    # (growing one buffer line by line cost a copy of it at every reallocation)
+                    self._kept, self._small_kept = joined_runs(self._kept), 0
 
     def _forget_kept(self) -> None:
-        self._verifier.count(-self._kept_bytes)
-        self._kept, self._kept_bytes, self._small_kept = [], 0, 0
+        with self._kept_lock:
+            self._verifier.count(-self._kept_bytes)
+            self._kept, self._kept_bytes, self._small_kept = [], 0, 0
+
+    def _commit_behind(self) -> None:
+        """Send a COMMIT of what is kept now on another connection, one at a time; the writes
+        go on meanwhile (see ``_COMMIT_BEHIND``)."""
+        if self._committing is not None and not self._committing.done():
+            return
+        self._committed_behind()
+        with self._kept_lock:
+            batch, size = self._kept, self._kept_bytes
+            self._kept, self._kept_bytes, self._small_kept = [], 0, 0
+        assert self._epoch is not None  # something was sent
+        self._committing = self._behind.submit(self._commit_batch, batch, size, self._epoch)
+
+    def _commit_batch(self, batch: list[tuple[int, bytearray]], size: int, epoch: bytes) -> None:
+        """(In the background.) Let ``batch`` go if its COMMIT shows no restart since it was
+        sent; else, or if it failed, it goes back in front of what is kept (sent before it),
+        for the next COMMIT to send again."""
+        try:
+            durable = self._verifier.seen(self._commit_elsewhere(self._handle), epoch)
+        except Exception as e:  # (an OSError, or no session could be made): all kept
+            log.warning("committing %s behind failed (kept): %s", self._where, e)
+            durable = False
+        if durable:
+            self._verifier.count(-size)
+            return
+        with self._kept_lock:
+            self._kept[:0] = batch
+            self._kept_bytes += size
+
+    def _committed_behind(self) -> None:
+        """Wait for the COMMIT sent behind, if any."""
+        committing, self._committing = self._committing, None
+        if committing is not None:
+            committing.result()
 
     def _commit(self) -> None:
         """COMMIT what was sent since the last one; if the server restarted meanwhile, send
         it again first (it may be gone) and COMMIT again."""
+        self._committed_behind()
         if not self._unsynced or self._epoch is None:
             return
         for _ in range(_RESTARTS):

@@ -288,6 +288,11 @@ class NfsContext:
         with self.lock:
             self._check(self.lib.nfs_utimes(self.ctx, path.encode(), times), "utimes", path)
 
+    def commit(self, fh: bytes, path: str) -> bytes:
+        """COMMIT the file of handle ``fh`` (see :meth:`NfsFile.commit`)."""
+        with self.lock:
+            return self.raw.commit(fh, path)
+
     # -- files -------------------------------------------------------------------------
     def open(self, path: str, flags: int, mode: int = 0o644) -> NfsFile:
         handle = ctypes.c_void_p()
@@ -383,10 +388,13 @@ class NfsFile:
         """COMMIT what was written (the server writes it to its disk); the server's write
         verifier, which changes when it restarts: writes it had acknowledged but not
         committed before a restart may be gone, and must be sent again (RFC 1813, 3.3.21)."""
+        return self.context.commit(self.fh(), self.path)
+
+    def fh(self) -> bytes:
+        """The file's NFS handle (any session may use it)."""
         c = self.context
         with c.lock:
-            fh = handle_bytes(c.lib.nfs_get_fh(self._h()).contents)
-            return c.raw.commit(fh, self.path)
+            return handle_bytes(c.lib.nfs_get_fh(self._h()).contents)
 
     def truncate(self, size: int) -> None:
         c = self.context
