@@ -76,8 +76,8 @@ _SMALL_WRITE = 64 * 1024
 #: seconds a mount's writer fails at once after a call failed, before asking the server again
 _QUIET = 5.0
 #: bytes of a file a mount's writer keeps after sending them, until a COMMIT whose verifier
-#: says the server did not restart meanwhile; past it, a COMMIT is made (it stalls the writes:
-#: every 64 MiB cost a 1 GiB write ~15% of its speed, every 256 MiB hardly any)
+#: says the server did not restart meanwhile; past it, the writer waits for a COMMIT (which
+#: stalls its writes); the COMMITs sent behind (``_COMMIT_BEHIND``) keep it from getting there
 _KEEP_UNCOMMITTED = 256 * 1024 * 1024
 #: the same for all the files of a backend (a mount) at once
 _KEEP_ALL = 1024 * 1024 * 1024
@@ -523,8 +523,9 @@ class NfsFileWriter(FileWriter):
     Nothing is lost silently: a run whose background write failed is kept and sent again by
     the next ``write``, ``read``, ``truncate`` or ``flush``, which raise while it still fails.
     The server acknowledges writes before they are on its disk: everything sent since the last
-    COMMIT is kept (up to ``_KEEP_UNCOMMITTED``, then a COMMIT is made) and sent again when the
-    COMMIT's verifier shows that the server restarted in between (:class:`WriteVerifier`).
+    COMMIT is kept and sent again when the COMMIT's verifier shows that the server restarted in
+    between (:class:`WriteVerifier`); past ``_COMMIT_BEHIND`` a COMMIT goes on another
+    connection while the writes go on, past ``_KEEP_UNCOMMITTED`` the writes wait for one.
     For ``_QUIET`` seconds after a failure every call fails at once with it, rather than each
     waiting out the server's timeout again: a job writing line by line to a server that went
     away got EIO after half a minute per line.
