@@ -549,6 +549,7 @@ class NfsFileWriter(FileWriter):
         #: (``_kept`` and its sizes change in background writes and COMMITs too)
         self._kept_lock = threading.Lock()
         self._committing: Future[None] | None = None  # a COMMIT sent behind
+        self._restart_seen = False  # by a COMMIT sent behind: the next write sends all again
         #: the verifier before the first write since the last COMMIT (None: nothing sent)
         self._epoch: bytes | None = None
         #: what was sent since the last COMMIT, in order: sent again if the server restarted
@@ -591,8 +592,10 @@ class NfsFileWriter(FileWriter):
             if not self._run:
                 self._start = offset
             self._run += data
-            if self._kept_bytes >= _KEEP_UNCOMMITTED or (
-                self._kept_bytes and self._verifier.kept >= _KEEP_ALL
+            if (
+                self._kept_bytes >= _KEEP_UNCOMMITTED
+                or self._restart_seen
+                or (self._kept_bytes and self._verifier.kept >= _KEEP_ALL)
             ):
                 self._resend_failed()
                 self._commit()  # what is kept to send again stays bounded
@@ -689,17 +692,21 @@ class NfsFileWriter(FileWriter):
         """(In the background.) Let ``batch`` go if its COMMIT shows no restart since it was
         sent; else, or if it failed, it goes back in front of what is kept (sent before it),
         for the next COMMIT to send again."""
+        failure: Exception | None = None
         try:
             durable = self._verifier.seen(self._commit_elsewhere(self._handle), epoch)
         except Exception as e:  # (an OSError, or no session could be made): all kept
             log.warning("committing %s behind failed (kept): %s", self._where, e)
-            durable = False
+            durable, failure = False, e
         if durable:
             self._verifier.count(-size)
             return
         with self._kept_lock:
             self._kept[:0] = batch
             self._kept_bytes += size
+            # a restart: the next write sends everything kept again (more COMMITs behind
+            # would only show it again); a failure: the next COMMIT behind tries again
+            self._restart_seen = self._restart_seen or failure is None
 
     def _committed_behind(self) -> None:
         """Wait for the COMMIT sent behind, if any."""
@@ -728,7 +735,7 @@ class NfsFileWriter(FileWriter):
         else:
             raise OSError(errno.EIO, f"{self._where}: the NFS server kept restarting")
         self._forget_kept()
-        self._epoch, self._unsynced = None, False
+        self._epoch, self._unsynced, self._restart_seen = None, False, False
 
     def _send_behind(self) -> None:
         self._resend_failed()  # the runs before go first: this one may write over them
