@@ -227,23 +227,29 @@ def test_a_logs_lines_kept_for_a_restart_are_sent_again_in_order(
     assert (server.data / "stdout.txt").read_bytes() == bytes(expected)
 
 
+def commits_behind_every_mib(monkeypatch: pytest.MonkeyPatch, stored: Path) -> list[int]:
+    """COMMITs sent behind every MiB kept; the list of the size of the server's file
+    ``stored`` as each is sent: what it covers, and what a crash keeps (the last one may
+    still be on its way when the crash comes)."""
+    monkeypatch.setattr(nfs, "_COMMIT_BEHIND", MiB)
+    monkeypatch.setattr(nfs, "_RUN", 256 * 1024)
+    sizes: list[int] = []
+    commit_elsewhere = NfsStorage._commit_elsewhere
+
+    def counted(self: NfsStorage, handle: NfsFile) -> bytes:
+        sizes.append(stored.stat().st_size)
+        return commit_elsewhere(self, handle)
+
+    monkeypatch.setattr(NfsStorage, "_commit_elsewhere", counted)
+    return sizes
+
+
 def test_a_commit_sent_behind_lets_go_of_what_it_covers_and_a_crash_loses_nothing(
     server: NfsServer, backend: NfsStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past a few MiB kept, a COMMIT goes on another connection while the writes go on: what
     it covers is let go once it is back; the rest is still sent again after a crash."""
-    monkeypatch.setattr(nfs, "_COMMIT_BEHIND", MiB)
-    monkeypatch.setattr(nfs, "_RUN", 256 * 1024)
-    # the file's size as each COMMIT behind is sent: what it covers, and a crash keeps (the
-    # last one may still be on its way when the crash comes)
-    on_disk: list[int] = []
-    commit_elsewhere = NfsStorage._commit_elsewhere
-
-    def counted(self: NfsStorage, handle: NfsFile) -> bytes:
-        on_disk.append((server.data / "behind.bin").stat().st_size)
-        return commit_elsewhere(self, handle)
-
-    monkeypatch.setattr(NfsStorage, "_commit_elsewhere", counted)
+    on_disk = commits_behind_every_mib(monkeypatch, server.data / "behind.bin")
     data = os.urandom(6 * MiB + 5)
     writer = backend.open_writer(EXPORT_PATH, "behind.bin", truncate=True)
     for offset in range(0, len(data), 64 * 1024):
@@ -266,16 +272,7 @@ def test_writes_going_on_through_a_crash_with_commits_behind_lose_nothing(
 ) -> None:
     """COMMITs sent behind go on through the crash (the first after it shows the restart);
     nothing kept is let go that the server lost, and the file ends as written."""
-    monkeypatch.setattr(nfs, "_COMMIT_BEHIND", MiB)
-    monkeypatch.setattr(nfs, "_RUN", 256 * 1024)
-    sizes: list[int] = []
-    commit_elsewhere = NfsStorage._commit_elsewhere
-
-    def counted(self: NfsStorage, handle: NfsFile) -> bytes:
-        sizes.append((server.data / "through.bin").stat().st_size)
-        return commit_elsewhere(self, handle)
-
-    monkeypatch.setattr(NfsStorage, "_commit_elsewhere", counted)
+    sizes = commits_behind_every_mib(monkeypatch, server.data / "through.bin")
     data = os.urandom(8 * MiB)
     half = len(data) // 2
     writer = backend.open_writer(EXPORT_PATH, "through.bin", truncate=True)
