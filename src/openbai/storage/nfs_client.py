@@ -176,7 +176,6 @@ class NfsContext:
 
     def __init__(self, server: Server, *, timeout_ms: int = 30_000):
         self.server = server
-        self.timeout_ms = timeout_ms
         self.lib = library()
         self.lock = threading.RLock()
         ctx = self.lib.nfs_init_context()

@@ -18,12 +18,12 @@ from collections.abc import Callable
 from typing import Any
 
 
-class NfsTime3(ctypes.Structure):
+class _NfsTime3(ctypes.Structure):
     _fields_ = [("seconds", ctypes.c_uint32), ("nseconds", ctypes.c_uint32)]
 
 
 class _WccAttr(ctypes.Structure):
-    _fields_ = [("size", ctypes.c_uint64), ("mtime", NfsTime3), ("ctime", NfsTime3)]
+    _fields_ = [("size", ctypes.c_uint64), ("mtime", _NfsTime3), ("ctime", _NfsTime3)]
 
 
 class _Fattr3(ctypes.Structure):
@@ -32,7 +32,7 @@ class _Fattr3(ctypes.Structure):
         *((name, ctypes.c_uint64) for name in ("size", "used")),
         ("rdev", ctypes.c_uint32 * 2),
         *((name, ctypes.c_uint64) for name in ("fsid", "fileid")),
-        ("times", NfsTime3 * 3),
+        ("times", _NfsTime3 * 3),
     ]
 
 
