@@ -54,8 +54,13 @@ class Jobs:
         self.tmp = tmp_path
         self.created: list[str] = []
 
-    def url(self, name: str) -> str:
-        return self.arm.rg("workspaces", "ws", "experiments", "exp", "jobs", name)
+    def url(self, name: str, *action: str) -> str:
+        return self.arm.rg("workspaces", "ws", "experiments", "exp", "jobs", name, *action)
+
+    def terminate(self, name: str) -> None:
+        with self.server.client() as client:
+            response = client.post(self.url(name, "terminate"))
+            assert response.status_code in (200, 202), response.text
 
     def create(self, name: str, script: str) -> None:
         path = self.tmp / f"{name}.sh"
@@ -67,11 +72,9 @@ class Jobs:
 
     def stop_all(self) -> None:
         """Terminate the jobs still running (a failed test leaves none behind)."""
-        with self.server.client() as client:
-            for name in self.created:
-                client.post(self.url(name) + "/terminate")
         for name in self.created:
             if self.get(name).status_code == 200:
+                self.terminate(name)
                 self.wait(name, ("succeeded", "failed"), timeout=30)
 
     def get(self, name: str) -> Any:
@@ -361,10 +364,46 @@ def test_terminate_a_job_after_confirming(
 
     page.once("dialog", answer(True))
     page.get_by_role("button", name="Terminate").click()
-    expect(page.locator("#summary .state")).to_have_text("failed", timeout=30_000)
+    # the job's end first, then the page's: a slow end and a page that missed it differ
+    assert jobs.wait("sleeper", ("succeeded", "failed"), timeout=60) == "failed"
+    expect(page.locator("#summary .state")).to_have_text("failed")
     errors = jobs.get("sleeper").json()["properties"]["executionInfo"]["errors"]
     assert [e["code"] for e in errors] == ["JobTerminated"]
     expect(page.locator(".log-status")).to_have_text(re.compile(r"^complete"))
+    assert problems == []
+
+
+def test_the_summary_shows_an_end_that_came_while_it_was_loading(
+    context: BrowserContext, server: Server, jobs: Jobs
+) -> None:
+    """Terminated from elsewhere, a job the page shows running becomes terminating, then
+    failed: the second change arrives while the summary of the first is still loading."""
+    from playwright.sync_api import Route, expect
+
+    # a job that takes its time to stop (within the grace before SIGKILL), so that the page
+    # sees it terminating
+    jobs.create("sleeper", "trap 'sleep 4; exit 1' TERM\necho sleeping\nsleep 600 &\nwait\n")
+    jobs.wait("sleeper", ("running",))
+    page = context.new_page()
+    problems = watch(page)
+    log_in(page, server.token)
+    open_job(page, "sleeper")
+    summary = page.locator("#summary")
+    expect(summary.locator(".state")).to_have_text("running")
+
+    held: list[Route] = []
+    page.route("**/summary", lambda route: route.continue_() if held else held.append(route))
+    jobs.terminate("sleeper")
+    stale = page.request.get(str(summary.get_attribute("data-src")))
+    assert 'data-state="terminating"' in stale.text()
+    expect(summary).to_have_attribute("data-state", "terminating")
+    while not held:  # the page asked for the terminating job's summary; it gets it late
+        page.wait_for_timeout(20)
+    assert jobs.wait("sleeper", ("succeeded", "failed"), timeout=60) == "failed"
+    expect(summary).to_have_attribute("data-state", "failed")
+    held[0].fulfill(response=stale)
+    expect(summary.locator(".state")).to_have_text("failed")
+    expect(summary.locator(".exit-code")).to_have_text("143")
     assert problems == []
 
 

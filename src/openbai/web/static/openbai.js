@@ -69,20 +69,43 @@
   })();
 
   // a job's state changed: its summary (times, exit code, buttons) is fetched again; a job
-  // being deleted has no summary for long, so only its state is shown
+  // being deleted has no summary for long, so only its state is shown. A change that comes
+  // while a summary is loading fetches it once more when that one is in: htmx would queue
+  // the request on the element the first one replaces, and so lose it.
+  const summaries = { loading: false, again: false };
+  const showSummary = () => {
+    const summary = document.getElementById("summary");
+    if (!summary || !summary.dataset.src) return;
+    const state = summaries.latest;
+    if (state === "deleting") {
+      const pill = summary.querySelector(".state");
+      pill.textContent = state;
+      pill.className = `state state-${state}`;
+      summary.dataset.state = state;
+      summary.querySelector(".waiting")?.remove();
+      return;
+    }
+    if (typeof htmx === "undefined") return;
+    if (summaries.loading) {
+      summaries.again = true;
+      return;
+    }
+    summaries.loading = true;
+    htmx.ajax("GET", summary.dataset.src, { target: "#summary", swap: "outerHTML" }).finally(() => {
+      summaries.loading = false;
+      if (summaries.again || summaries.latest === "deleting") {
+        summaries.again = false;
+        showSummary();
+      }
+    });
+  };
   document.addEventListener("openbai:job-state", (e) => {
     const summary = document.getElementById("summary");
     const state = e.detail.state;
     if (!summary || !summary.dataset.src || summary.dataset.state === state) return;
     summary.dataset.state = state;
-    if (state === "deleting") {
-      const pill = summary.querySelector(".state");
-      pill.textContent = state;
-      pill.className = `state state-${state}`;
-      summary.querySelector(".waiting")?.remove();
-    } else if (typeof htmx !== "undefined") {
-      htmx.ajax("GET", summary.dataset.src, { target: "#summary", swap: "outerHTML" });
-    }
+    summaries.latest = state;
+    showSummary();
   });
 
   // -- live log -------------------------------------------------------------------------------
