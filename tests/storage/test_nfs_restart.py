@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nfs_fixture import Nfs, nfs_server
@@ -297,3 +298,50 @@ def _answers_at(backend: NfsStorage) -> bool:
     except BackendUnavailableError:
         return False
     return True
+
+
+def test_a_commit_behind_that_shows_a_restart_has_the_next_write_send_all_again(
+    server: NfsServer, backend: NfsStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first COMMIT sent behind after a crash shows the restart: the next write sends
+    everything kept again and commits it, there and then (not at the file's next flush, with
+    COMMITs behind meanwhile that would only show the restart again)."""
+    path = server.data / "again.bin"
+    sent = commits_behind_every_mib(monkeypatch, path)
+    back: list[int] = []
+    commit_batch = nfs.NfsFileWriter._commit_batch
+
+    def noted(self: nfs.NfsFileWriter, batch: list[tuple[int, bytearray]], *args: Any) -> None:
+        commit_batch(self, batch, *args)
+        back.append(len(batch))
+
+    monkeypatch.setattr(nfs.NfsFileWriter, "_commit_batch", noted)
+    step = 64 * 1024
+    data = os.urandom(6 * MiB)
+    writer = backend.open_writer(EXPORT_PATH, "again.bin", truncate=True)
+    written = 0
+    while written < 2 * MiB:
+        writer.write(written, data[written : written + step])
+        written += step
+    wait_until(lambda: back and len(back) == len(sent), "the COMMITs behind back")
+
+    received = path.stat().st_size
+    crash(server, path, keep=sent[-1])
+    wait_until(lambda: _answers_at(backend), "the server back", timeout=60)
+    before = len(sent)
+    while len(sent) == before:  # on until a COMMIT goes behind: it shows the restart
+        assert written < len(data)
+        writer.write(written, data[written : written + step])
+        written += step
+        time.sleep(0.02)
+    wait_until(lambda: len(back) == len(sent), "the COMMIT behind back")
+    assert path.read_bytes()[:received] != data[:received]  # lost in the crash
+
+    writer.write(written, data[written : written + step])
+    written += step
+    assert path.read_bytes()[:received] == data[:received]
+
+    writer.write(written, data[written:])
+    writer.flush()
+    writer.close()
+    assert path.read_bytes() == data
