@@ -194,14 +194,14 @@ def test_the_files_of_a_mount_share_one_bound_on_what_they_keep(
     for offset in range(0, len(data), 256 * 1024):
         for writer in writers:
             writer.write(offset, data[offset : offset + 256 * 1024])
-            most = max(most, backend.verifier.kept)
+            most = max(most, backend.kept.total)
     for writer in writers:
         writer.publish()
-        most = max(most, backend.verifier.kept)
+        most = max(most, backend.kept.total)
     assert most <= 2 * MiB + 3 * MiB  # the bound, and a run of each file on its way
     for writer in writers:
         writer.close()
-    assert backend.verifier.kept == 0
+    assert backend.kept.total == 0
     for i in range(3):
         assert (server.data / f"part{i}.bin").read_bytes() == data
 
@@ -257,7 +257,7 @@ def test_a_commit_sent_behind_lets_go_of_what_it_covers_and_a_crash_loses_nothin
         writer.write(offset, data[offset : offset + 64 * 1024])
     writer.publish()
     # one at a time, each let go when it is back: not all of the 6 MiB stays kept
-    wait_until(lambda: backend.verifier.kept < len(data), "a COMMIT behind back")
+    wait_until(lambda: backend.kept.total < len(data), "a COMMIT behind back")
     assert on_disk
 
     crash(server, server.data / "behind.bin", keep=on_disk[-1])
@@ -265,7 +265,7 @@ def test_a_commit_sent_behind_lets_go_of_what_it_covers_and_a_crash_loses_nothin
     wait_until(lambda: _flushed(writer), "a flush once the server is back", timeout=60)
     writer.close()
     assert (server.data / "behind.bin").read_bytes() == data
-    assert backend.verifier.kept == 0
+    assert backend.kept.total == 0
 
 
 def test_writes_going_on_through_a_crash_with_commits_behind_lose_nothing(
@@ -280,7 +280,7 @@ def test_writes_going_on_through_a_crash_with_commits_behind_lose_nothing(
     for offset in range(0, half, 64 * 1024):
         writer.write(offset, data[offset : offset + 64 * 1024])
     writer.publish()
-    wait_until(lambda: backend.verifier.kept < half, "a COMMIT behind back")
+    wait_until(lambda: backend.kept.total < half, "a COMMIT behind back")
 
     crash(server, server.data / "through.bin", keep=sizes[-1])
     wait_until(lambda: _answers_at(backend), "the server back", timeout=60)

@@ -162,6 +162,7 @@ class NfsStorage(StorageBackend):
         #: runs of mounts' writers written behind (one in flight per file)
         self._behind = ThreadPoolExecutor(_MAX_SESSIONS, thread_name_prefix="openbai-nfs-write")
         self.verifier = WriteVerifier()
+        self.kept = KeptBytes()
 
     @classmethod
     def from_options(cls, account: str, kind: VolumeKind, options: dict[str, Any]) -> NfsStorage:
@@ -429,7 +430,9 @@ class NfsStorage(StorageBackend):
                 with contextlib.suppress(OSError):
                     handle.close()
                 raise
-        return NfsFileWriter(handle, where, self._behind, self.verifier, self._commit_elsewhere)
+        return NfsFileWriter(
+            handle, where, self._behind, self.verifier, self.kept, self._commit_elsewhere
+        )
 
     def _commit_elsewhere(self, handle: NfsFile) -> bytes:
         """COMMIT ``handle``'s file on another session than its own (its writes go on
@@ -460,12 +463,6 @@ class WriteVerifier:
     def __init__(self) -> None:
         self._value: bytes | None = None
         self._lock = threading.Lock()
-        #: bytes the backend's writers keep to send again (bounded by ``_KEEP_ALL``)
-        self.kept = 0
-
-    def count(self, change: int) -> None:
-        with self._lock:
-            self.kept += change
 
     def known(self, handle: NfsFile) -> bytes:
         """The verifier now, asked of the server (a COMMIT of ``handle``) the first time."""
@@ -484,6 +481,19 @@ class WriteVerifier:
         with self._lock:
             self._value = value
         return value == epoch
+
+
+class KeptBytes:
+    """The bytes all of a backend's writers keep to send again after a restart: one bound
+    (``_KEEP_ALL``) for a whole mount, beside each file's own (``_KEEP_UNCOMMITTED``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.total = 0
+
+    def count(self, change: int) -> None:
+        with self._lock:
+            self.total += change
 
 
 def joined_runs(runs: list[tuple[int, bytearray]]) -> list[tuple[int, bytearray]]:
@@ -539,12 +549,14 @@ class NfsFileWriter(FileWriter):
         where: str,
         behind: Executor,
         verifier: WriteVerifier,
+        all_kept: KeptBytes,
         commit_elsewhere: Callable[[NfsFile], bytes],
     ):
         self._handle = handle
         self._where = where
         self._behind = behind
         self._verifier = verifier
+        self._all_kept = all_kept
         self._commit_elsewhere = commit_elsewhere
         #: (``_kept`` and its sizes change in background writes and COMMITs too)
         self._kept_lock = threading.Lock()
@@ -595,7 +607,7 @@ class NfsFileWriter(FileWriter):
             if (
                 self._kept_bytes >= _KEEP_UNCOMMITTED
                 or self._restart_seen
-                or (self._kept_bytes and self._verifier.kept >= _KEEP_ALL)
+                or (self._kept_bytes and self._all_kept.total >= _KEEP_ALL)
             ):
                 self._resend_failed()
                 self._commit()  # what is kept to send again stays bounded
@@ -659,7 +671,7 @@ class NfsFileWriter(FileWriter):
             self._epoch = self._verifier.known(self._handle)
 
     def _kept_for_restart(self, start: int, run: bytearray) -> None:
-        self._verifier.count(len(run))
+        self._all_kept.count(len(run))
         with self._kept_lock:
             self._kept.append((start, run))
             self._kept_bytes += len(run)
@@ -673,7 +685,7 @@ class NfsFileWriter(FileWriter):
 
     def _forget_kept(self) -> None:
         with self._kept_lock:
-            self._verifier.count(-self._kept_bytes)
+            self._all_kept.count(-self._kept_bytes)
             self._kept, self._kept_bytes, self._small_kept = [], 0, 0
 
     def _commit_behind(self) -> None:
@@ -699,7 +711,7 @@ class NfsFileWriter(FileWriter):
             log.warning("committing %s behind failed (kept): %s", self._where, e)
             durable, failure = False, e
         if durable:
-            self._verifier.count(-size)
+            self._all_kept.count(-size)
             return
         with self._kept_lock:
             self._kept[:0] = batch
