@@ -18,11 +18,12 @@ from nfs_fixture import Nfs, nfs_server
 from polling import wait_until
 
 from openbai.errors import BackendUnavailableError
-from openbai.storage import nfs
+from openbai.storage import nfs_writer
 from openbai.storage.base import FileWriter, VolumeKind
-from openbai.storage.nfs import NfsStorage, WriteVerifier
+from openbai.storage.nfs import NfsStorage
 from openbai.storage.nfs_client import NfsFile
 from openbai.storage.nfs_server import EXPORT_PATH, NfsServer
+from openbai.storage.nfs_writer import NfsFileWriter, WriteVerifier
 
 __all__ = ["nfs_server"]
 
@@ -124,8 +125,8 @@ def test_a_writer_commits_before_keeping_more_than_its_bound(
 ) -> None:
     """A file written without a pause keeps at most the bound (and a run) to send again: past
     it, a COMMIT; a crash after it loses nothing, as the kept rest is sent again."""
-    monkeypatch.setattr(nfs, "_KEEP_UNCOMMITTED", 2 * MiB)
-    monkeypatch.setattr(nfs, "_RUN", MiB)
+    monkeypatch.setattr(nfs_writer, "_KEEP_UNCOMMITTED", 2 * MiB)
+    monkeypatch.setattr(nfs_writer, "_RUN", MiB)
     on_disk: list[int] = []  # the file's size at each COMMIT: what a crash keeps
     committed = WriteVerifier.committed
 
@@ -186,8 +187,8 @@ def test_the_files_of_a_mount_share_one_bound_on_what_they_keep(
 ) -> None:
     """Each file alone is under its own bound; together they are over the mount's: the file
     that goes over commits, and what all keep stays near the shared bound."""
-    monkeypatch.setattr(nfs, "_KEEP_ALL", 2 * MiB)
-    monkeypatch.setattr(nfs, "_RUN", MiB)
+    monkeypatch.setattr(nfs_writer, "_KEEP_ALL", 2 * MiB)
+    monkeypatch.setattr(nfs_writer, "_RUN", MiB)
     data = os.urandom(3 * MiB)
     writers = [backend.open_writer(EXPORT_PATH, f"part{i}.bin", truncate=True) for i in range(3)]
     most = 0
@@ -232,8 +233,8 @@ def commits_behind_every_mib(monkeypatch: pytest.MonkeyPatch, stored: Path) -> l
     """COMMITs sent behind every MiB kept; the list of the size of the server's file
     ``stored`` as each is sent: what it covers, and what a crash keeps (the last one may
     still be on its way when the crash comes)."""
-    monkeypatch.setattr(nfs, "_COMMIT_BEHIND", MiB)
-    monkeypatch.setattr(nfs, "_RUN", 256 * 1024)
+    monkeypatch.setattr(nfs_writer, "_COMMIT_BEHIND", MiB)
+    monkeypatch.setattr(nfs_writer, "_RUN", 256 * 1024)
     sizes: list[int] = []
     commit_elsewhere = NfsStorage._commit_elsewhere
 
@@ -309,13 +310,13 @@ def test_a_commit_behind_that_shows_a_restart_has_the_next_write_send_all_again(
     path = server.data / "again.bin"
     sent = commits_behind_every_mib(monkeypatch, path)
     back: list[int] = []
-    commit_batch = nfs.NfsFileWriter._commit_batch
+    commit_batch = NfsFileWriter._commit_batch
 
-    def noted(self: nfs.NfsFileWriter, batch: list[tuple[int, bytearray]], *args: Any) -> None:
+    def noted(self: NfsFileWriter, batch: list[tuple[int, bytearray]], *args: Any) -> None:
         commit_batch(self, batch, *args)
         back.append(len(batch))
 
-    monkeypatch.setattr(nfs.NfsFileWriter, "_commit_batch", noted)
+    monkeypatch.setattr(NfsFileWriter, "_commit_batch", noted)
     step = 64 * 1024
     data = os.urandom(6 * MiB)
     writer = backend.open_writer(EXPORT_PATH, "again.bin", truncate=True)

@@ -1,5 +1,5 @@
 """libnfs's raw NFSv3 COMMIT, which shows what its high-level ``nfs_fsync`` drops: the
-server's write verifier (see ``WriteVerifier`` in ``nfs.py``).
+server's write verifier (see ``WriteVerifier`` in ``nfs_writer.py``).
 
 A call is queued on the context's RPC connection, which is then served until the call's
 callback ran (the caller holds the context's lock: libnfs contexts are not thread-safe).
