@@ -16,6 +16,10 @@ each line's rate is over all rounds, with each round's ratio below it):
 * write and read 2,000 files of 512 KiB with 16 threads: through the mount vs direct libnfs
   (the backend's session pool) vs a local directory.
 
+Under each line, where the CPU went (the rounds' mean): the mount's daemon, this process (the
+reader or writer through the mount; the direct libnfs client) and ganesha, for the whole step
+(one file) or a file (many): on these 2-core machines the ratios follow it.
+
 The goal (issue 15) is the mount at >= 0.8x of direct libnfs. The local directory is the
 ceiling: the same disk without the network stack, ganesha and FUSE between; its reads are from
 the page cache. Run it by hand: it needs ganesha and libnfs (``scripts/services/nfs.sh
@@ -33,10 +37,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+import psutil
 
 from bench._azurite import ratio_line, timed
 from openbai.mounts.base import Mount
-from openbai.mounts.fuse import FuseMounter
+from openbai.mounts.fuse import FuseMount, FuseMounter
 from openbai.mounts.settings import MountSettings
 from openbai.plan.job_plan import MountSpec
 from openbai.storage.base import VolumeKind
@@ -45,6 +52,7 @@ from openbai.storage.nfs_server import EXPORT_PATH, NfsServer, ServerState
 
 MiB = 1024 * 1024
 THREADS = 16
+T = TypeVar("T")
 
 
 def options(state: ServerState) -> dict[str, object]:
@@ -94,7 +102,34 @@ def in_threads(names: list[str], action: Callable[[str], int]) -> tuple[float, i
         return timed(lambda: sum(pool.map(action, names)))
 
 
-def settled(action: Callable[[], float]) -> float:
+def cpu_of(pid: int) -> float:
+    """CPU seconds process ``pid`` used so far (0 once it is gone)."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return float(times.user + times.system)
+
+
+def own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+@dataclass
+class Cpu:
+    """CPU seconds of one step: a mount's daemon, this process, the NFS server."""
+
+    daemon: float = 0.0
+    client: float = 0.0
+    server: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.daemon + self.client + self.server
+
+
+def settled(action: Callable[[], T]) -> T:
     """``action``'s time, started with no dirty pages left by the step before (a write
     still going to disk slowed whatever came next)."""
     os.sync()
@@ -104,11 +139,28 @@ def settled(action: Callable[[], float]) -> float:
 class Comparison:
     """One line of the report: the mount's and direct libnfs's times over the rounds."""
 
-    def __init__(self, name: str, mb: float):
-        self.name, self.mb = name, mb
+    def __init__(self, name: str, mb: float, files: int = 1):
+        self.name, self.mb, self.files = name, mb, files
         self.mount: list[float] = []
         self.direct: list[float] = []
         self.local = 0.0
+        self.mount_cpu: list[Cpu] = []
+        self.direct_cpu: list[Cpu] = []
+
+    def cpu_line(self) -> str:
+        # a step's seconds for one file; a file's milliseconds for many
+        scale, unit = (1.0, "s a step") if self.files == 1 else (1000 / self.files, "ms a file")
+
+        def mean(cpus: list[Cpu], part: str) -> float:
+            return scale * float(sum(getattr(c, part) for c in cpus)) / max(1, len(cpus))
+
+        m, d = self.mount_cpu, self.direct_cpu
+        return (
+            f"    CPU, {unit}: mount {mean(m, 'total'):.2f} (daemon {mean(m, 'daemon'):.2f},"
+            f" this process {mean(m, 'client'):.2f}, ganesha {mean(m, 'server'):.2f}) vs direct"
+            f" {mean(d, 'total'):.2f} (client {mean(d, 'client'):.2f},"
+            f" ganesha {mean(d, 'server'):.2f})"
+        )
 
     def lines(self) -> list[str]:
         ratios = ", ".join(f"{d / m:.2f}x" for m, d in zip(self.mount, self.direct, strict=True))
@@ -117,6 +169,7 @@ class Comparison:
         return [
             ratio_line(f"{self.name}: mount vs libnfs", mount, direct, "MB/s", ">= 0.8x"),
             f"    rounds: {ratios}",
+            self.cpu_line(),
             ratio_line(
                 f"{self.name}: mount vs local directory", mount, self.mb / self.local, "MB/s", "n/a"
             ),
@@ -125,7 +178,8 @@ class Comparison:
 
 @dataclass(frozen=True)
 class Steps:
-    """The timed steps of one round: direct libnfs in folder ``d``, the mount in ``m``."""
+    """The timed steps of one round: direct libnfs in folder ``d``, the mount in ``m``; each
+    gives its time and where the CPU went."""
 
     state: ServerState
     server: NfsServer
@@ -137,37 +191,58 @@ class Steps:
     small_source: Path
     names: list[str]
 
-    def direct_write(self) -> float:
-        return timed(lambda: self.direct.upload(EXPORT_PATH, f"{self.d}/big.bin", self.source))[0]
+    def measured(self, action: Callable[[], T], mount: Mount | None = None) -> tuple[T, Cpu]:
+        """``action``'s result, and the CPU it took: ``mount``'s daemon, this process and
+        ganesha."""
+        daemon = mount.process.pid if isinstance(mount, FuseMount) else None
+        before = Cpu(cpu_of(daemon) if daemon else 0.0, own_cpu(), cpu_of(self.state.pid))
+        result = action()
+        after = Cpu(cpu_of(daemon) if daemon else 0.0, own_cpu(), cpu_of(self.state.pid))
+        return result, Cpu(
+            after.daemon - before.daemon, after.client - before.client, after.server - before.server
+        )
 
-    def mount_write(self) -> float:
+    def direct_write(self) -> tuple[float, Cpu]:
+        (took, _), cpu = self.measured(
+            lambda: timed(lambda: self.direct.upload(EXPORT_PATH, f"{self.d}/big.bin", self.source))
+        )
+        return took, cpu
+
+    def mount_write(self) -> tuple[float, Cpu]:
         data = self.source.read_bytes()
         mount = mounted(self.state, self.work)
-        took, _ = timed(lambda: write_file(mount.path / self.m / "big.bin", data))
+        (took, _), cpu = self.measured(
+            lambda: timed(lambda: write_file(mount.path / self.m / "big.bin", data)), mount
+        )
         mount.unmount()
         assert (self.server.data / self.m / "big.bin").stat().st_size == len(data)
-        return took
+        return took, cpu
 
-    def direct_read(self) -> float:
+    def direct_read(self) -> tuple[float, Cpu]:
         size = self.source.stat().st_size
-        took, got = timed(lambda: read_direct(self.direct, f"{self.d}/big.bin", size))
+        (took, got), cpu = self.measured(
+            lambda: timed(lambda: read_direct(self.direct, f"{self.d}/big.bin", size))
+        )
         assert got == size
-        return took
+        return took, cpu
 
-    def mount_read(self) -> float:
+    def mount_read(self) -> tuple[float, Cpu]:
         mount = mounted(self.state, self.work)
-        took, got = timed(lambda: read_file(mount.path / self.d / "big.bin"))
+        (took, got), cpu = self.measured(
+            lambda: timed(lambda: read_file(mount.path / self.d / "big.bin")), mount
+        )
         mount.unmount()
         assert got == self.source.stat().st_size
-        return took
+        return took, cpu
 
-    def direct_writes(self) -> float:
+    def direct_writes(self) -> tuple[float, Cpu]:
         def put(name: str) -> int:
             return self.direct.upload(EXPORT_PATH, f"{self.d}/{name}", self.small_source).size
 
-        return in_threads(self.names, put)[0]
+        (took, _), cpu = self.measured(lambda: in_threads(self.names, put))
+        return took, cpu
 
-    def mount_writes(self) -> float:
+    def mount_writes(self) -> tuple[float, Cpu]:
         small = self.small_source.read_bytes()
         mount = mounted(self.state, self.work)
 
@@ -175,24 +250,26 @@ class Steps:
             write_file(mount.path / self.m / name, small)
             return len(small)
 
-        took, _ = in_threads(self.names, put)
+        (took, _), cpu = self.measured(lambda: in_threads(self.names, put), mount)
         mount.unmount()
-        return took
+        return took, cpu
 
-    def direct_reads(self) -> float:
+    def direct_reads(self) -> tuple[float, Cpu]:
         def get(name: str) -> int:
             return len(self.direct.read(EXPORT_PATH, f"{self.d}/{name}"))
 
-        took, got = in_threads(self.names, get)
+        (took, got), cpu = self.measured(lambda: in_threads(self.names, get))
         assert got == self.small_source.stat().st_size * len(self.names)
-        return took
+        return took, cpu
 
-    def mount_reads(self) -> float:
+    def mount_reads(self) -> tuple[float, Cpu]:
         mount = mounted(self.state, self.work)
-        took, got = in_threads(self.names, lambda n: read_file(mount.path / self.d / n))
+        (took, got), cpu = self.measured(
+            lambda: in_threads(self.names, lambda n: read_file(mount.path / self.d / n)), mount
+        )
         mount.unmount()
         assert got == self.small_source.stat().st_size * len(self.names)
-        return took
+        return took, cpu
 
 
 def run(args: argparse.Namespace, work: Path) -> list[str]:
@@ -213,7 +290,8 @@ def run(args: argparse.Namespace, work: Path) -> list[str]:
     many = f"{args.files} x {args.file_kib} KiB, {THREADS} threads"
     mb, mb_m = size / 1e6, len(small) * args.files / 1e6
     write1, read1 = Comparison("write 1 file", mb), Comparison("read 1 file", mb)
-    write_m, read_m = Comparison(f"write {many}", mb_m), Comparison(f"read {many}", mb_m)
+    write_m = Comparison(f"write {many}", mb_m, args.files)
+    read_m = Comparison(f"read {many}", mb_m, args.files)
     loads = []
     try:
         # the local directory: once (the ceiling, not the goal)
@@ -246,12 +324,10 @@ def run(args: argparse.Namespace, work: Path) -> list[str]:
                 (write_m, steps.mount_writes, steps.direct_writes),
                 (read_m, steps.mount_reads, steps.direct_reads),
             ):
-                if mount_first:
-                    line.mount.append(settled(ours))
-                    line.direct.append(settled(theirs))
-                else:
-                    line.direct.append(settled(theirs))
-                    line.mount.append(settled(ours))
+                for side in ("mount", "direct") if mount_first else ("direct", "mount"):
+                    took, cpu = settled(ours if side == "mount" else theirs)
+                    getattr(line, side).append(took)
+                    getattr(line, f"{side}_cpu").append(cpu)
             for where in (d, m):
                 shutil.rmtree(server.data / where)
     finally:
