@@ -72,7 +72,7 @@
   // being deleted has no summary for long, so only its state is shown. A change that comes
   // while a summary is loading fetches it once more when that one is in: htmx would queue
   // the request on the element the first one replaces, and so lose it.
-  const summaries = { loading: false, again: false };
+  const summaries = { latest: null, loading: false, again: false };
   const showSummary = () => {
     const summary = document.getElementById("summary");
     if (!summary || !summary.dataset.src) return;
