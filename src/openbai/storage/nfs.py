@@ -53,13 +53,17 @@ from openbai.storage.base import (
 )
 from openbai.storage.nfs_client import NfsContext, NfsFile, Server
 from openbai.storage.nfs_errors import translate
-from openbai.storage.nfs_writer import RESTARTS, KeptBytes, NfsFileWriter, WriteVerifier
+from openbai.storage.nfs_writer import (
+    CALL_BYTES,
+    RESTARTS,
+    KeptBytes,
+    NfsFileWriter,
+    WriteVerifier,
+)
 
 log = logging.getLogger("openbai.storage")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: bytes moved per call by uploads and downloads (libnfs pipelines the RPCs of one call)
-_CHUNK = 8 * 1024 * 1024
 #: sessions one backend opens at most (one per thread in flight)
 _MAX_SESSIONS = 8
 #: what a read of a file replaced meanwhile fails with (libnfs reports some as EFAULT)
@@ -273,7 +277,7 @@ class NfsStorage(StorageBackend):
                     epoch = self.verifier.known(target)
                     with open(source, "rb") as src:
                         offset = 0
-                        while chunk := src.read(_CHUNK):
+                        while chunk := src.read(CALL_BYTES):
                             target.pwrite(offset, chunk)
                             offset += len(chunk)
                     if self.verifier.committed(target, epoch):
@@ -299,7 +303,7 @@ class NfsStorage(StorageBackend):
             try:
                 with atomic_target(target) as tmp, open(tmp, "wb") as out:
                     offset = 0
-                    while data := f.pread(offset, _CHUNK):
+                    while data := f.pread(offset, CALL_BYTES):
                         out.write(data)
                         offset += len(data)
             finally:

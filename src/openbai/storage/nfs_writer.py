@@ -19,8 +19,11 @@ from openbai.storage.nfs_errors import translate
 
 log = logging.getLogger("openbai.storage")
 
-#: bytes a mount's writer gathers into one call written behind (as uploads' calls)
-_RUN = 8 * 1024 * 1024
+#: bytes one call moves, in uploads and downloads as in a mount's writer (libnfs pipelines
+#: the RPCs of one call)
+CALL_BYTES = 8 * 1024 * 1024
+#: bytes a mount's writer gathers into one call written behind
+_RUN = CALL_BYTES
 #: a write smaller than this is sent at once when nothing is in flight (a line of stdout)
 _SMALL_WRITE = 64 * 1024
 #: seconds a mount's writer fails at once after a call failed, before asking the server again
