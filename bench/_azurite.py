@@ -3,6 +3,7 @@ shared by the storage benchmarks."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import tempfile
@@ -59,3 +60,18 @@ def timed(action: Callable[[], T]) -> tuple[float, T]:
 
 def ratio_line(name: str, ours: float, theirs: float, unit: str, goal: str) -> str:
     return f"  {name:<52} {ours:9.1f} vs {theirs:9.1f} {unit:<6} = {ours / theirs:5.2f}x  (goal {goal})"
+
+
+def process_cpu(pid: int) -> float:
+    """Seconds of CPU (user + system) the process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def read_file(path: Path) -> int:
+    """Read ``path`` in 1 MiB calls, as ``cat`` or a data loader would; the bytes read."""
+    total = 0
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(1024 * 1024):
+            total += len(chunk)
+    return total

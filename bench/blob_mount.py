@@ -40,7 +40,16 @@ from pathlib import Path
 
 from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
 
-from bench._azurite import ACCOUNT, KEY, Azurite, fresh_azurite, ratio_line, timed
+from bench._azurite import (
+    ACCOUNT,
+    KEY,
+    Azurite,
+    fresh_azurite,
+    process_cpu,
+    ratio_line,
+    read_file,
+    timed,
+)
 from openbai.mounts.fuse import FuseMounter
 from openbai.mounts.settings import MountSettings
 from openbai.plan.job_plan import MountSpec
@@ -87,20 +96,6 @@ def raw_read(azurite: Azurite, container: str, name: str, size: int) -> float:
     client.close()
     assert got == size
     return seconds
-
-
-def process_cpu(pid: int) -> float:
-    """Seconds of CPU (user + system) the process ``pid`` has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def read_file(path: Path) -> int:
-    total = 0
-    with open(path, "rb", buffering=0) as f:
-        while chunk := f.read(MiB):
-            total += len(chunk)
-    return total
 
 
 def mounted(azurite: Azurite, container: str, root: Path):  # type: ignore[no-untyped-def]

@@ -33,15 +33,14 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import psutil
-
-from bench._azurite import ratio_line, timed
+from bench._azurite import process_cpu, ratio_line, read_file, timed
 from openbai.mounts.base import Mount
 from openbai.mounts.fuse import FuseMount, FuseMounter
 from openbai.mounts.settings import MountSettings
@@ -80,14 +79,6 @@ def write_file(path: Path, data: bytes, *, sync: bool = False) -> None:
             os.fsync(f.fileno())
 
 
-def read_file(path: Path) -> int:
-    total = 0
-    with open(path, "rb", buffering=0) as f:
-        while chunk := f.read(MiB):
-            total += len(chunk)
-    return total
-
-
 def read_direct(direct: NfsStorage, path: str, size: int) -> int:
     """The file read into memory in 8 MiB calls (libnfs pipelines each call's RPCs)."""
     reader = direct.open_file(EXPORT_PATH, path)
@@ -97,23 +88,9 @@ def read_direct(direct: NfsStorage, path: str, size: int) -> int:
         reader.close()
 
 
-def in_threads(names: list[str], action: Callable[[str], int]) -> tuple[float, int]:
+def in_threads(names: list[str], action: Callable[[str], int]) -> int:
     with ThreadPoolExecutor(THREADS) as pool:
-        return timed(lambda: sum(pool.map(action, names)))
-
-
-def cpu_of(pid: int) -> float:
-    """CPU seconds process ``pid`` used so far (0 once it is gone)."""
-    try:
-        times = psutil.Process(pid).cpu_times()
-    except psutil.NoSuchProcess:
-        return 0.0
-    return float(times.user + times.system)
-
-
-def own_cpu() -> float:
-    times = os.times()
-    return times.user + times.system
+        return sum(pool.map(action, names))
 
 
 @dataclass
@@ -127,6 +104,11 @@ class Cpu:
     @property
     def total(self) -> float:
         return self.daemon + self.client + self.server
+
+    def __sub__(self, other: Cpu) -> Cpu:
+        return Cpu(
+            self.daemon - other.daemon, self.client - other.client, self.server - other.server
+        )
 
 
 def settled(action: Callable[[], T]) -> T:
@@ -191,28 +173,28 @@ class Steps:
     small_source: Path
     names: list[str]
 
-    def measured(self, action: Callable[[], T], mount: Mount | None = None) -> tuple[T, Cpu]:
-        """``action``'s result, and the CPU it took: ``mount``'s daemon, this process and
-        ganesha."""
-        daemon = mount.process.pid if isinstance(mount, FuseMount) else None
-        before = Cpu(cpu_of(daemon) if daemon else 0.0, own_cpu(), cpu_of(self.state.pid))
-        result = action()
-        after = Cpu(cpu_of(daemon) if daemon else 0.0, own_cpu(), cpu_of(self.state.pid))
-        return result, Cpu(
-            after.daemon - before.daemon, after.client - before.client, after.server - before.server
-        )
+    def cpu(self, mount: Mount | None) -> Cpu:
+        """The CPU used so far by ``mount``'s daemon, this process and ganesha."""
+        daemon = process_cpu(mount.process.pid) if isinstance(mount, FuseMount) else 0.0
+        return Cpu(daemon, time.process_time(), process_cpu(self.state.pid))
+
+    def measured(self, action: Callable[[], T], mount: Mount | None = None) -> tuple[float, T, Cpu]:
+        """``action``'s time, result and CPU (of ``mount``'s daemon, this process, ganesha)."""
+        before = self.cpu(mount)
+        took, result = timed(action)
+        return took, result, self.cpu(mount) - before
 
     def direct_write(self) -> tuple[float, Cpu]:
-        (took, _), cpu = self.measured(
-            lambda: timed(lambda: self.direct.upload(EXPORT_PATH, f"{self.d}/big.bin", self.source))
+        took, _, cpu = self.measured(
+            lambda: self.direct.upload(EXPORT_PATH, f"{self.d}/big.bin", self.source)
         )
         return took, cpu
 
     def mount_write(self) -> tuple[float, Cpu]:
         data = self.source.read_bytes()
         mount = mounted(self.state, self.work)
-        (took, _), cpu = self.measured(
-            lambda: timed(lambda: write_file(mount.path / self.m / "big.bin", data)), mount
+        took, _, cpu = self.measured(
+            lambda: write_file(mount.path / self.m / "big.bin", data), mount
         )
         mount.unmount()
         assert (self.server.data / self.m / "big.bin").stat().st_size == len(data)
@@ -220,17 +202,13 @@ class Steps:
 
     def direct_read(self) -> tuple[float, Cpu]:
         size = self.source.stat().st_size
-        (took, got), cpu = self.measured(
-            lambda: timed(lambda: read_direct(self.direct, f"{self.d}/big.bin", size))
-        )
+        took, got, cpu = self.measured(lambda: read_direct(self.direct, f"{self.d}/big.bin", size))
         assert got == size
         return took, cpu
 
     def mount_read(self) -> tuple[float, Cpu]:
         mount = mounted(self.state, self.work)
-        (took, got), cpu = self.measured(
-            lambda: timed(lambda: read_file(mount.path / self.d / "big.bin")), mount
-        )
+        took, got, cpu = self.measured(lambda: read_file(mount.path / self.d / "big.bin"), mount)
         mount.unmount()
         assert got == self.source.stat().st_size
         return took, cpu
@@ -239,7 +217,7 @@ class Steps:
         def put(name: str) -> int:
             return self.direct.upload(EXPORT_PATH, f"{self.d}/{name}", self.small_source).size
 
-        (took, _), cpu = self.measured(lambda: in_threads(self.names, put))
+        took, _, cpu = self.measured(lambda: in_threads(self.names, put))
         return took, cpu
 
     def mount_writes(self) -> tuple[float, Cpu]:
@@ -250,7 +228,7 @@ class Steps:
             write_file(mount.path / self.m / name, small)
             return len(small)
 
-        (took, _), cpu = self.measured(lambda: in_threads(self.names, put), mount)
+        took, _, cpu = self.measured(lambda: in_threads(self.names, put), mount)
         mount.unmount()
         return took, cpu
 
@@ -258,13 +236,13 @@ class Steps:
         def get(name: str) -> int:
             return len(self.direct.read(EXPORT_PATH, f"{self.d}/{name}"))
 
-        (took, got), cpu = self.measured(lambda: in_threads(self.names, get))
+        took, got, cpu = self.measured(lambda: in_threads(self.names, get))
         assert got == self.small_source.stat().st_size * len(self.names)
         return took, cpu
 
     def mount_reads(self) -> tuple[float, Cpu]:
         mount = mounted(self.state, self.work)
-        (took, got), cpu = self.measured(
+        took, got, cpu = self.measured(
             lambda: in_threads(self.names, lambda n: read_file(mount.path / self.d / n)), mount
         )
         mount.unmount()
@@ -306,8 +284,8 @@ def run(args: argparse.Namespace, work: Path) -> list[str]:
             write_file(local / "many" / name, small, sync=True)
             return len(small)
 
-        write_m.local = settled(lambda: in_threads(names, local_put)[0])
-        read_m.local = in_threads(names, lambda n: read_file(local / "many" / n))[0]
+        write_m.local = settled(lambda: timed(lambda: in_threads(names, local_put))[0])
+        read_m.local = timed(lambda: in_threads(names, lambda n: read_file(local / "many" / n)))[0]
 
         for round_ in range(args.rounds):
             # which side goes first changes every round: a load change lands on both
