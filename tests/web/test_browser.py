@@ -147,6 +147,15 @@ def open_job(page: Any, name: str) -> None:
     expect(page.locator("h1")).to_have_text(f"Job {name}")
 
 
+def job_page(context: BrowserContext, server: Server, name: str) -> tuple[Any, Problems]:
+    """A new page, logged in, on job ``name``; what goes wrong in it is in the problems."""
+    page = context.new_page()
+    problems = watch(page)
+    log_in(page, server.token)
+    open_job(page, name)
+    return page, problems
+
+
 def lines(page: Any) -> list[str]:
     return [str(t) for t in page.locator(".log .line").all_inner_texts()]
 
@@ -203,10 +212,7 @@ def test_a_line_the_job_prints_shows_within_a_second(
         + wait_for_trigger(gates, "go3")
         + "echo done\n",
     )
-    page = context.new_page()
-    problems = watch(page)
-    log_in(page, server.token)
-    open_job(page, "live")
+    page, problems = job_page(context, server, "live")
     log = page.locator(".live .log")
     expect(log.locator(".line", has_text="started")).to_have_count(1, timeout=30_000)
     expect(page.locator(".log-status")).to_have_text("following")
@@ -250,10 +256,7 @@ def test_open_an_output_file_and_download_it(
         'printf "result 42\\n" > "$AZ_BATCHAI_OUTPUT_MODEL/sub/result.txt"\n',
     )
     jobs.wait("files", ("succeeded",))
-    page = context.new_page()
-    problems = watch(page)
-    log_in(page, server.token)
-    open_job(page, "files")
+    page, problems = job_page(context, server, "files")
     explorer = page.locator("#explorer")
     expect(explorer.get_by_role("link", name="stdout.txt")).to_be_visible()
     page.locator(".outputs nav.tabs").get_by_role("link", name="MODEL").click()
@@ -285,10 +288,7 @@ def test_the_explorer_of_a_running_job_shows_new_files_without_a_reload(
         + wait_for_trigger(gates, "end"),
     )
     jobs.wait("writer", ("running",))
-    page = context.new_page()
-    problems = watch(page)
-    log_in(page, server.token)
-    open_job(page, "writer")
+    page, problems = job_page(context, server, "writer")
     explorer = page.locator("#explorer")
     page.locator(".outputs nav.tabs").get_by_role("link", name="MODEL").click()
     explorer.get_by_role("link", name="ckpt/").click()
@@ -342,10 +342,7 @@ def test_terminate_a_job_after_confirming(
 
     jobs.create("sleeper", "echo sleeping\nsleep 600\n")
     jobs.wait("sleeper", ("running",))
-    page = context.new_page()
-    problems = watch(page)
-    log_in(page, server.token)
-    open_job(page, "sleeper")
+    page, problems = job_page(context, server, "sleeper")
     expect(page.locator("#summary .state")).to_have_text("running")
 
     asked: list[str] = []
@@ -384,10 +381,7 @@ def test_the_summary_shows_an_end_that_came_while_it_was_loading(
     # sees it terminating
     jobs.create("sleeper", "trap 'sleep 4; exit 1' TERM\necho sleeping\nsleep 600 &\nwait\n")
     jobs.wait("sleeper", ("running",))
-    page = context.new_page()
-    problems = watch(page)
-    log_in(page, server.token)
-    open_job(page, "sleeper")
+    page, problems = job_page(context, server, "sleeper")
     summary = page.locator("#summary")
     expect(summary.locator(".state")).to_have_text("running")
 
@@ -397,7 +391,9 @@ def test_the_summary_shows_an_end_that_came_while_it_was_loading(
     stale = page.request.get(str(summary.get_attribute("data-src")))
     assert 'data-state="terminating"' in stale.text()
     expect(summary).to_have_attribute("data-state", "terminating")
+    deadline = time.monotonic() + 30
     while not held:  # the page asked for the terminating job's summary; it gets it late
+        assert time.monotonic() < deadline, "the page never asked for the summary"
         page.wait_for_timeout(20)
     assert jobs.wait("sleeper", ("succeeded", "failed"), timeout=60) == "failed"
     expect(summary).to_have_attribute("data-state", "failed")
@@ -412,10 +408,7 @@ def test_delete_a_job_after_confirming(context: BrowserContext, server: Server, 
 
     jobs.create("old", "echo old\n")
     jobs.wait("old", ("succeeded",))
-    page = context.new_page()
-    problems = watch(page)
-    log_in(page, server.token)
-    open_job(page, "old")
+    page, problems = job_page(context, server, "old")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete").click()
     expect(page.locator("h1")).to_have_text("Experiment exp")
@@ -436,10 +429,7 @@ def test_deleting_a_running_job_answers_at_once_and_shows_it_deleting(
 
     jobs.create("busy", "echo busy\nsleep 600\n")
     jobs.wait("busy", ("running",))
-    page = context.new_page()
-    problems = watch(page)
-    log_in(page, server.token)
-    open_job(page, "busy")
+    page, problems = job_page(context, server, "busy")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete").click()
     expect(page.locator("h1")).to_have_text("Experiment exp")

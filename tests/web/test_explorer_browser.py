@@ -11,7 +11,7 @@ from api.support import Server
 from playwright.sync_api import BrowserContext
 
 from . import test_browser
-from .test_browser import Jobs, log_in, open_job, watch
+from .test_browser import Jobs, job_page, log_in, watch
 
 # the browser tests' fixtures: Chromium, a real ``bai serve``, a context, jobs through the API
 chromium, server, context, jobs = (
@@ -41,10 +41,7 @@ def test_the_open_folder_is_in_the_url_for_back_and_bookmarks(
         'echo c > "$AZ_BATCHAI_OUTPUT_MODEL/sub/deep/c.txt"\n',
     )
     jobs.wait("tree", ("succeeded",))
-    page = context.new_page()
-    problems = watch(page)
-    log_in(page, server.token)
-    open_job(page, "tree")
+    page, problems = job_page(context, server, "tree")
     explorer = page.locator("#explorer")
     expect(explorer.get_by_role("link", name="stdout.txt")).to_be_visible()
     page.locator(".outputs nav.tabs").get_by_role("link", name="MODEL").click()
@@ -91,10 +88,7 @@ def test_each_metric_can_be_charted_on_its_own_axis(
         "echo 'metric: loss=0.02 acc=91 step=1'\necho 'metric: loss=0.01 acc=95 step=2'\n",
     )
     jobs.wait("scales", ("succeeded",))
-    page = context.new_page()
-    problems = watch(page)
-    log_in(page, server.token)
-    open_job(page, "scales")
+    page, problems = job_page(context, server, "scales")
     axes = page.locator(".metrics .chart .u-axis")
     expect(axes).to_have_count(2)  # step, and the one y axis both share
     own = page.get_by_role("checkbox", name="chart acc on its own axis")
