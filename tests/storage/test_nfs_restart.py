@@ -229,6 +229,18 @@ def test_a_logs_lines_kept_for_a_restart_are_sent_again_in_order(
     assert (server.data / "stdout.txt").read_bytes() == bytes(expected)
 
 
+#: what a copy through a mount hands the writer at a time
+STEP = 64 * 1024
+
+
+def write_steps(writer: FileWriter, data: bytes, start: int = 0, end: int | None = None) -> int:
+    """Write ``data[start:end]`` in ``STEP``s, as a copy through a mount does; where it ended."""
+    end = len(data) if end is None else end
+    for offset in range(start, end, STEP):
+        writer.write(offset, data[offset : min(offset + STEP, end)])
+    return end
+
+
 def commits_behind_every_mib(monkeypatch: pytest.MonkeyPatch, stored: Path) -> list[int]:
     """COMMITs sent behind every MiB kept; the list of the size of the server's file
     ``stored`` as each is sent: what it covers, and what a crash keeps (the last one may
@@ -254,8 +266,7 @@ def test_a_commit_sent_behind_lets_go_of_what_it_covers_and_a_crash_loses_nothin
     on_disk = commits_behind_every_mib(monkeypatch, server.data / "behind.bin")
     data = os.urandom(6 * MiB + 5)
     writer = backend.open_writer(EXPORT_PATH, "behind.bin", truncate=True)
-    for offset in range(0, len(data), 64 * 1024):
-        writer.write(offset, data[offset : offset + 64 * 1024])
+    write_steps(writer, data)
     writer.publish()
     # one at a time, each let go when it is back: not all of the 6 MiB stays kept
     wait_until(lambda: backend.kept.total < len(data), "a COMMIT behind back")
@@ -278,15 +289,13 @@ def test_writes_going_on_through_a_crash_with_commits_behind_lose_nothing(
     data = os.urandom(8 * MiB)
     half = len(data) // 2
     writer = backend.open_writer(EXPORT_PATH, "through.bin", truncate=True)
-    for offset in range(0, half, 64 * 1024):
-        writer.write(offset, data[offset : offset + 64 * 1024])
+    write_steps(writer, data, 0, half)
     writer.publish()
     wait_until(lambda: backend.kept.total < half, "a COMMIT behind back")
 
     crash(server, server.data / "through.bin", keep=sizes[-1])
     wait_until(lambda: _answers_at(backend), "the server back", timeout=60)
-    for offset in range(half, len(data), 64 * 1024):
-        writer.write(offset, data[offset : offset + 64 * 1024])
+    write_steps(writer, data, half)
 
     wait_until(lambda: _flushed(writer), "a flush once the server is back", timeout=60)
     writer.close()
@@ -309,21 +318,17 @@ def test_a_commit_behind_that_shows_a_restart_has_the_next_write_send_all_again(
     COMMITs behind meanwhile that would only show the restart again)."""
     path = server.data / "again.bin"
     sent = commits_behind_every_mib(monkeypatch, path)
-    back: list[int] = []
+    back: list[NfsFileWriter] = []  # a COMMIT sent behind came back (and was dealt with)
     commit_batch = NfsFileWriter._commit_batch
 
-    def noted(self: NfsFileWriter, batch: list[tuple[int, bytearray]], *args: Any) -> None:
-        commit_batch(self, batch, *args)
-        back.append(len(batch))
+    def noted(self: NfsFileWriter, *args: Any) -> None:
+        commit_batch(self, *args)
+        back.append(self)
 
     monkeypatch.setattr(NfsFileWriter, "_commit_batch", noted)
-    step = 64 * 1024
     data = os.urandom(6 * MiB)
     writer = backend.open_writer(EXPORT_PATH, "again.bin", truncate=True)
-    written = 0
-    while written < 2 * MiB:
-        writer.write(written, data[written : written + step])
-        written += step
+    written = write_steps(writer, data, 0, 2 * MiB)
     wait_until(lambda: back and len(back) == len(sent), "the COMMITs behind back")
 
     received = path.stat().st_size
@@ -332,17 +337,15 @@ def test_a_commit_behind_that_shows_a_restart_has_the_next_write_send_all_again(
     before = len(sent)
     while len(sent) == before:  # on until a COMMIT goes behind: it shows the restart
         assert written < len(data)
-        writer.write(written, data[written : written + step])
-        written += step
+        written = write_steps(writer, data, written, written + STEP)
         time.sleep(0.02)
     wait_until(lambda: len(back) == len(sent), "the COMMIT behind back")
     assert path.read_bytes()[:received] != data[:received]  # lost in the crash
 
-    writer.write(written, data[written : written + step])
-    written += step
+    written = write_steps(writer, data, written, written + STEP)
     assert path.read_bytes()[:received] == data[:received]
 
-    writer.write(written, data[written:])
+    write_steps(writer, data, written)
     writer.flush()
     writer.close()
     assert path.read_bytes() == data
