@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -65,7 +64,7 @@ def test_copy_mode_fails_loudly_when_outputs_cannot_be_stored(tmp_path: Path) ->
         )
         backend.create_volume("out")
         backend.close()
-        settings = replace(FAST, flush_timeout=2.0, copy_interval=60.0)
+        settings = FAST._replace(flush_timeout=2.0, copy_interval=60.0)
         target = tmp_path / "mnt" / "out"
         mount = CopyMounter(settings, reason="test").mount(
             blob_spec(azurite, "out", retry_total=0), target, print

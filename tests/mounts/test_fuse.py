@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -91,7 +90,7 @@ def test_big_write_with_commits_while_it_is_written(
     lands, and the blob carries the MD5 of its bytes (written sequentially; hashed at any
     size when the mount is asked to)."""
     data = os.urandom(96 * 1024 * 1024 + 1234)
-    root = mount_blob(replace(FAST, commit_interval=0.05, md5_up_to=2**40)).path
+    root = mount_blob(FAST._replace(commit_interval=0.05, md5_up_to=2**40)).path
     with open(root / "big.bin", "wb", buffering=0) as f:
         for offset in range(0, len(data), 1024 * 1024):
             f.write(data[offset : offset + 1024 * 1024])
@@ -241,7 +240,7 @@ def test_storage_gone_for_good_fails_the_unmount_loudly(
     )
     backend.create_volume("out")
     backend.close()
-    settings = replace(FAST, flush_timeout=3.0)
+    settings = FAST._replace(flush_timeout=3.0)
     spec = blob_spec(azurite, "out", retry_total=1)
     mount = FuseMounter(settings).mount(spec, tmp_path / "m" / "out", print)
     result = open(mount.path / "result.txt", "wb")
@@ -264,7 +263,7 @@ def test_the_mount_goes_away_with_the_process_that_made_it(
         "from openbai.mounts.fuse import FuseMounter\n"
         "from openbai.plan.job_plan import MountSpec\n"
         "from openbai.mounts.settings import MountSettings\n"
-        f"spec = MountSpec(**{blob_spec(azurite, container).__dict__!r})\n"
+        f"spec = MountSpec(**{blob_spec(azurite, container)._asdict()!r})\n"
         f"FuseMounter(MountSettings(commit_interval=0.5)).mount(spec, Path({str(target)!r}), print)\n"
         f"open({str(target / 'left.txt')!r}, 'w').write('written before the crash')\n"
         "os._exit(9)\n"

@@ -12,7 +12,7 @@ whole CLI client.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -84,7 +84,9 @@ class RemoteStorage(StorageBackend):
         self.kind = kind
 
     @classmethod
-    def from_options(cls, account: str, kind: VolumeKind, options: dict[str, Any]) -> RemoteStorage:
+    def from_options(
+        cls, account: str, kind: VolumeKind, options: Mapping[str, Any]
+    ) -> RemoteStorage:
         """Options: ``server`` (URL) and ``token``."""
         token = options.get("token")
         headers = {"Authorization": f"Bearer {token}"} if token else {}

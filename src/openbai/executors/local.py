@@ -9,7 +9,6 @@ a restarted dispatcher adopts them.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import threading
@@ -95,7 +94,7 @@ class LocalExecutor(Executor):
 
     def submit(self, request: SubmitRequest) -> JobRef:
         slots = int(request.cluster_options.get("slots") or len(request.slots))
-        plan = dataclasses.replace(request.plan, limits=slot_limits(request.plan.limits, slots))
+        plan = request.plan._replace(limits=slot_limits(request.plan.limits, slots))
         # read by the runners at once; a crash of this machine ends them too, so the plan
         # need not outlive one (the job's outcome is what is written durably)
         plan.write(request.run_dir / "plan.json", durable=False)

@@ -14,8 +14,8 @@ import json
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 FILE_NAME = "faults.jsonl"
 #: operations that only read: their failure loses no output (a failed lookup may be the
@@ -25,8 +25,7 @@ READING = frozenset({"read", "readdir", "read-only open"})
 _MEMORY_LIMIT = 1000
 
 
-@dataclass(frozen=True)
-class Fault:
+class Fault(NamedTuple):
     at: float  # seconds since the epoch
     operation: str
     path: str  # in the volume
@@ -68,7 +67,7 @@ class FaultLog:
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
                 try:
-                    os.write(fd, "".join(json.dumps(asdict(f)) + "\n" for f in pending).encode())
+                    os.write(fd, "".join(json.dumps(f._asdict()) + "\n" for f in pending).encode())
                 finally:
                     os.close(fd)
                 self._unwritten = []

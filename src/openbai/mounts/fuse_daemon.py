@@ -38,7 +38,7 @@ from openbai.files import write_private
 from openbai.mounts.bdi import set_read_ahead
 from openbai.mounts.faults import FaultLog
 from openbai.mounts.settings import MountSettings
-from openbai.plan.job_plan import MountSpec
+from openbai.plan.job_plan import MountSpec, plain
 from openbai.storage.base import VolumeKind
 from openbai.storage.registry import backend_class
 
@@ -54,7 +54,7 @@ class DaemonConfig:
     parent_pid: int
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return json.dumps(plain(vars(self)))
 
     @classmethod
     def from_json(cls, text: str) -> DaemonConfig:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class MountSettings:
+class MountSettings(NamedTuple):
     #: seconds between commits of files still being written (they become visible in storage)
     commit_interval: float = 3.0
     #: seconds a directory listing or a file's attributes are reused before asking again

@@ -17,30 +17,44 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from openbai.files import write_private
+from openbai.plan.job_plan import plain
 
 
-@dataclass
-class JobError:
+class JobError(NamedTuple):
     code: str
     message: str
-    details: list[dict[str, str]] = field(default_factory=list)
+    details: Sequence[dict[str, str]] = ()
 
 
-@dataclass
 class Outcome:
-    exit_code: int | None
-    errors: list[JobError] = field(default_factory=list)
-    start_time: float | None = None
-    end_time: float | None = None
+    """A node's or a job's end, filled in by the runner as it goes (a plain class, as the
+    plan's records are named tuples: see job_plan.py)."""
+
+    def __init__(
+        self,
+        exit_code: int | None,
+        errors: list[JobError] | None = None,
+        start_time: float | None = None,
+        end_time: float | None = None,
+    ):
+        self.exit_code = exit_code
+        self.errors: list[JobError] = [] if errors is None else errors
+        self.start_time = start_time
+        self.end_time = end_time
+
+    def __repr__(self) -> str:
+        return (
+            f"Outcome(exit_code={self.exit_code!r}, errors={self.errors!r}, "
+            f"start_time={self.start_time!r}, end_time={self.end_time!r})"
+        )
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return json.dumps(plain(vars(self)))
 
     @classmethod
     def from_json(cls, text: str) -> Outcome:

@@ -5,14 +5,13 @@ shell words) and read by the runner itself, from the one list of options here.""
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 RUNNER_MODULE = "openbai.runtime.runner"
 
 
-@dataclass(frozen=True)
-class RunnerArgs:
+class RunnerArgs(NamedTuple):
     """One runner's options; see :func:`parser` for what each means."""
 
     run_dir: str

@@ -15,7 +15,6 @@ import shutil
 import signal
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from openbai.plan.job_plan import NodeLimits
@@ -41,18 +40,18 @@ def _write(path: Path, value: str) -> None:
     path.write_text(value)
 
 
-@dataclass
 class Cgroup:
     """The groups of one node slot (one per v1 controller, or one v2 group)."""
 
-    name: str
-    limits: NodeLimits
-    #: controller -> the group's directory ("" for v2)
-    dirs: dict[str, Path] = field(default_factory=dict)
-    #: groups made by someone else for the slot's processes (a container runtime's, with the
-    #: same limits): their OOM kills and process-limit hits count as the slot's; their
-    #: processes are their maker's to end (the container's end takes them all)
-    watched: list[Path] = field(default_factory=list)
+    def __init__(self, name: str, limits: NodeLimits, dirs: dict[str, Path] | None = None):
+        self.name = name
+        self.limits = limits
+        #: controller -> the group's directory ("" for v2)
+        self.dirs: dict[str, Path] = {} if dirs is None else dirs
+        #: groups made by someone else for the slot's processes (a container runtime's, with
+        #: the same limits): their OOM kills and process-limit hits count as the slot's; their
+        #: processes are their maker's to end (the container's end takes them all)
+        self.watched: list[Path] = []
 
     @classmethod
     def create(cls, name: str, limits: NodeLimits) -> Cgroup | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from openbai.plan.job_plan import JobPlan, NodeSpec
 from openbai.runtime.expand import expand_path
@@ -17,8 +17,7 @@ from openbai.runtime.layout import NodeLayout
 from openbai.vocabulary import output_path, stdouterr_path
 
 
-@dataclass(frozen=True)
-class JobEnvironment:
+class JobEnvironment(NamedTuple):
     """The variables every process of the job gets on this node, and the paths they name."""
 
     variables: dict[str, str]

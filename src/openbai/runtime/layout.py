@@ -17,14 +17,13 @@ slot, a per-host directory on Slurm nodes, where each job gets a node root of it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from openbai.plan.job_plan import JobPlan
 
 
-@dataclass(frozen=True)
-class NodeLayout:
+class NodeLayout(NamedTuple):
     node_root: Path
     run_dir: Path
     workspace: str

@@ -4,8 +4,8 @@ directory shared with the job's other nodes, and the execution log."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from openbai.plan.job_plan import JobPlan, NodeSpec
 from openbai.plan.results import RunDir
@@ -16,8 +16,7 @@ from openbai.runtime.layout import NodeLayout
 _PRIVATE_ENV = ("OPENBAI_", "SLURM_")
 
 
-@dataclass
-class NodeContext:
+class NodeContext(NamedTuple):
     plan: JobPlan
     node: NodeSpec
     layout: NodeLayout

@@ -20,7 +20,6 @@ job's processes), node_container.py (its container), volumes.py, reporting.py, s
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import sys
@@ -173,7 +172,7 @@ def with_hosts(plan: JobPlan, hosts: list[str]) -> JobPlan:
         NodeSpec(n.index, host, host, n.port_base)
         for n, host in zip(plan.nodes, hosts, strict=True)
     ]
-    return dataclasses.replace(plan, nodes=nodes)
+    return plan._replace(nodes=nodes)
 
 
 def main(argv: list[str] | None = None) -> int:

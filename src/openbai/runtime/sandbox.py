@@ -24,8 +24,8 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from openbai.errors import ExecutorError
 from openbai.files import write_private
@@ -39,8 +39,7 @@ class SandboxUnavailable(ExecutorError):
     code = "SandboxUnavailable"
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     """The user a job's tasks run as."""
 
     uid: int
@@ -221,17 +220,26 @@ def _parents(path: str) -> list[str]:
     return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-@dataclass
 class Sandbox:
-    bwrap: str
-    identity: Identity
-    #: trees the job must not see (emptied in the sandbox)
-    hidden: list[Path] = field(default_factory=list)
-    #: what is bound back read-write (its node root, volumes) and read-only (tools)
-    writable: list[Path] = field(default_factory=list)
-    readable: list[Path] = field(default_factory=list)
-    #: host devices the job uses (GPUs)
-    devices: list[Path] = field(default_factory=list)
+    def __init__(
+        self,
+        bwrap: str,
+        identity: Identity,
+        *,
+        hidden: Iterable[Path] = (),
+        writable: Iterable[Path] = (),
+        readable: Iterable[Path] = (),
+        devices: Iterable[Path] = (),
+    ):
+        self.bwrap = bwrap
+        self.identity = identity
+        #: trees the job must not see (emptied in the sandbox)
+        self.hidden = list(hidden)
+        #: what is bound back read-write (its node root, volumes) and read-only (tools)
+        self.writable = list(writable)
+        self.readable = list(readable)
+        #: host devices the job uses (GPUs)
+        self.devices = list(devices)
 
     def grant(self, path: Path) -> None:
         """Make ``path`` and what is below it the job user's, so that the job can write

@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from subprocess import Popen
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from openbai.runtime import processes, rank_output, unsafe_env
 from openbai.runtime.cgroups import Cgroup
@@ -24,8 +24,7 @@ if TYPE_CHECKING:  # the container modules are loaded only for a job that has a 
     from openbai.runtime.job_container import JobContainer
 
 
-@dataclass
-class Running:
+class Running(NamedTuple):
     task: Task
     process: Popen[bytes]
 
@@ -34,23 +33,23 @@ class Running:
         return processes.exit_code(code) if code is not None else -1
 
 
-@dataclass
 class NodeTasks:
-    ctx: NodeContext
-    stopping: Stopping
-    #: the job's container on this node, once started (node_container.py)
-    container: JobContainer | None = None
-    #: the job's own variables, which are passed into its container
-    container_env: set[str] = field(default_factory=set)
-    running: list[Running] = field(default_factory=list)
-    #: where tasks on the host run (None: the cluster's --no-sandbox) and their limits
-    sandbox: Sandbox | None = None
-    cgroup: Cgroup | None = None
+    def __init__(self, ctx: NodeContext, stopping: Stopping):
+        self.ctx = ctx
+        self.stopping = stopping
+        #: the job's container on this node, once started (node_container.py)
+        self.container: JobContainer | None = None
+        #: the job's own variables, which are passed into its container
+        self.container_env: set[str] = set()
+        self.running: list[Running] = []
+        #: where tasks on the host run (None: the cluster's --no-sandbox) and their limits
+        self.sandbox: Sandbox | None = None
+        self.cgroup: Cgroup | None = None
 
     def should_stop(self) -> bool:
         return self.stopping.should_stop(tasks_running=bool(self.running))
 
-    def env(self, env: JobEnvironment, extra: dict[str, str]) -> dict[str, str]:
+    def env(self, env: JobEnvironment, extra: Mapping[str, str]) -> dict[str, str]:
         """A task's environment: the host's, the job user's, the job's variables, the task's own."""
         user = self.sandbox.user_env(self.ctx.layout.job_temp) if self.sandbox else {}
         return {**self.ctx.host_env(), **user, **env.variables, **extra}

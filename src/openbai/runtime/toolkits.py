@@ -17,22 +17,20 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
-from openbai.plan.job_plan import JobPlan, NodeSpec
+from openbai.plan.job_plan import NOTHING, JobPlan, NodeSpec
 from openbai.runtime import rank_output
 from openbai.runtime.expand import expand_known
 
 
-@dataclass(frozen=True)
-class Task:
+class Task(NamedTuple):
     #: file-name suffix: "" gives stdout.txt, "wk-0" gives stdout-wk-0.txt
     name: str
     node_index: int
     command: str
-    env: dict[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = NOTHING
     #: the job ends when its primary tasks end; the others (parameter servers) are stopped then
     primary: bool = True
     #: the command is an mpirun line: it needs OpenMPI, and its ranks' output is merged by line
@@ -47,8 +45,7 @@ class Task:
         return f"stderr-{self.name}.txt" if self.name else "stderr.txt"
 
 
-@dataclass(frozen=True)
-class ToolkitContext:
+class ToolkitContext(NamedTuple):
     plan: JobPlan
     variables: Mapping[str, str]
     host_file: str
@@ -71,7 +68,7 @@ def plan_tasks(ctx: ToolkitContext) -> list[Task]:
     return _BUILDERS[ctx.plan.tool_type](ctx)
 
 
-def host_file_lines(nodes: list[NodeSpec], process_count: int) -> list[str]:
+def host_file_lines(nodes: Sequence[NodeSpec], process_count: int) -> list[str]:
     """OpenMPI host file: one line per distinct host, slots spread evenly over the nodes."""
     per_node = -(-process_count // max(1, len(nodes)))
     slots: dict[str, int] = {}

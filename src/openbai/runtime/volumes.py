@@ -3,6 +3,7 @@ unmounted after it, so that the job is not reported ended before its outputs are
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from openbai.errors import OpenBaiError
@@ -17,7 +18,7 @@ from openbai.runtime.stopping import JobFailure
 from openbai.storage.atomic import sync_filesystems
 
 
-def mount_all(specs: list[MountSpec], root: Path, log: ExecutionLog) -> list[Mount]:
+def mount_all(specs: Sequence[MountSpec], root: Path, log: ExecutionLog) -> list[Mount]:
     """Mount every volume under ``root``; on a failure, unmount those done and fail the job."""
     done = []
     for spec in specs:

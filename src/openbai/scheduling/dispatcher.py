@@ -27,7 +27,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import IO, Any
 
@@ -138,7 +138,7 @@ def _sealed(plan: JobPlan, settings: OpenBaiClusterSettings) -> JobPlan:
         memory_bytes=memory_bytes(memory) if memory else None,
         processes=settings.processes_per_node,
     )
-    return replace(plan, sandbox=settings.sandbox, limits=limits)
+    return plan._replace(sandbox=settings.sandbox, limits=limits)
 
 
 #: after a round that changed nothing while no job ran, the least time before the next one

@@ -7,7 +7,7 @@ in the same dispatcher round: resolving a volume may ask a storage service wheth
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from openbai.errors import OpenBaiError
 from openbai.installation import App
@@ -142,6 +142,6 @@ def with_slot_gpus(
     if not slots:
         return nodes
     return [
-        replace(n, gpus=slot_gpus(props.openbai, slot))
+        n._replace(gpus=slot_gpus(props.openbai, slot))
         for n, slot in zip(nodes, slots, strict=True)
     ]

@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from io import BufferedReader
@@ -203,7 +203,7 @@ class AzureBlobStorage(StorageBackend):
 
     @classmethod
     def from_options(
-        cls, account: str, kind: VolumeKind, options: dict[str, Any]
+        cls, account: str, kind: VolumeKind, options: Mapping[str, Any]
     ) -> AzureBlobStorage:
         if kind is not VolumeKind.BLOB:
             raise SpecError(f"azure_blob serves blob containers, not {kind} volumes", target="kind")

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import posixpath
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from openbai.errors import SpecError
 
@@ -31,14 +30,12 @@ class VolumeKind(StrEnum):
     FILE = "file"
 
 
-@dataclass(frozen=True)
-class VolumeInfo:
+class VolumeInfo(NamedTuple):
     name: str
     kind: VolumeKind
 
 
-@dataclass(frozen=True)
-class FileInfo:
+class FileInfo(NamedTuple):
     """One entry of a volume. ``md5`` is the content MD5 (hex) when the backend knows it."""
 
     path: str
@@ -195,7 +192,7 @@ class StorageBackend(ABC):
     @classmethod
     @abstractmethod
     def from_options(
-        cls, account: str, kind: VolumeKind, options: dict[str, Any]
+        cls, account: str, kind: VolumeKind, options: Mapping[str, Any]
     ) -> StorageBackend:
         """Build the backend from an account's stored options (endpoints, keys, root dir)."""
 

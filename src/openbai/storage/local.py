@@ -28,7 +28,7 @@ import errno
 import os
 import shutil
 import stat as stat_mode
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -99,7 +99,9 @@ class LocalStorage(StorageBackend):
         self.kind = kind
 
     @classmethod
-    def from_options(cls, account: str, kind: VolumeKind, options: dict[str, Any]) -> LocalStorage:
+    def from_options(
+        cls, account: str, kind: VolumeKind, options: Mapping[str, Any]
+    ) -> LocalStorage:
         root = options.get("root")
         if not root:
             raise SpecError("a local storage account needs the option 'root'", target="root")

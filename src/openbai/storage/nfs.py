@@ -34,7 +34,7 @@ import logging
 import os
 import posixpath
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,7 +71,7 @@ _REPLACED = {errno.ESTALE, errno.EFAULT}
 _REPLACED_RETRIES = 5
 
 
-def server_of(options: dict[str, Any]) -> Server:
+def server_of(options: Mapping[str, Any]) -> Server:
     """The export an account's (or a mount command's) options name."""
     host = str(options.get("host") or "")
     export = str(options.get("export") or "")
@@ -110,7 +110,7 @@ class NfsStorage(StorageBackend):
         self.kept = KeptBytes()
 
     @classmethod
-    def from_options(cls, account: str, kind: VolumeKind, options: dict[str, Any]) -> NfsStorage:
+    def from_options(cls, account: str, kind: VolumeKind, options: Mapping[str, Any]) -> NfsStorage:
         return cls(server_of(options), timeout=float(options.get("timeout", 30)))
 
     @property

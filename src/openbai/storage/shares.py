@@ -7,6 +7,7 @@ API (``azure_shares.py``); on a local Samba stand-in, registry shares made with 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,7 +23,7 @@ class ShareAdmin(Protocol):
 
 
 def share_admin_for(
-    options: dict[str, Any], rest_endpoint: str | None, account_name: str, account_key: str
+    options: Mapping[str, Any], rest_endpoint: str | None, account_name: str, account_key: str
 ) -> ShareAdmin | None:
     """The share admin an account's options call for (built without I/O)."""
     if rest_endpoint is not None:

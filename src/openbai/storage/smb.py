@@ -35,7 +35,7 @@ import errno
 import os
 import stat as stat_mode
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -125,7 +125,7 @@ class SmbStorage(StorageBackend):
         self._connected = False
 
     @classmethod
-    def from_options(cls, account: str, kind: VolumeKind, options: dict[str, Any]) -> SmbStorage:
+    def from_options(cls, account: str, kind: VolumeKind, options: Mapping[str, Any]) -> SmbStorage:
         if kind is not VolumeKind.FILE:
             raise SpecError(f"smb serves file shares, not {kind} volumes", target="kind")
         conn = parse_connection_string(str(options.get("connection_string") or ""))
