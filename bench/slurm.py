@@ -1,11 +1,15 @@
 """openbai on Slurm against Slurm itself, and the local executor against Slurm.
 
-``python -m bench slurm [--jobs 1000] [--rounds 3] [--partition debug] [--slurm-state DIR]``
+``python -m bench slurm [--jobs 1000] [--rounds 3] [--partition debug] [--slurm-state DIR]
+[--program-floor]``
     N trivial jobs through openbai on a Slurm-backed cluster, and the same N as plain
     ``sbatch --wrap true``, in alternating rounds (which goes first changes every round, so a
     change in the machine's load lands on both): time from the first submission until every
     job has ended, and the ratio openbai / Slurm of each round (goal: at most 1.1 in every
-    round).
+    round). ``--program-floor`` adds, each round, the same N as plain jobs that run a Python
+    doing nothing (``sbatch --wrap "python -c pass"``, this interpreter): on the test cluster
+    any job that runs a program goes slower than ``true`` (see the README), and its ratio is
+    the least a node runner, itself a program, can reach.
 
 ``python -m bench slurm --local [--jobs 1000] ...``
     N trivial jobs on a 4-node local openbai cluster, and the same N as plain
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -65,14 +70,15 @@ def precompile() -> None:
     subprocess.run([sys.executable, "-m", "compileall", "-q", package], env=env, check=True)
 
 
-def plain_sbatch(count: int, partition: str) -> tuple[float, float]:
-    """Submit ``count`` × ``sbatch --wrap true``; (seconds to submit, seconds until all ended)."""
+def plain_sbatch(count: int, partition: str, command: str = "true") -> tuple[float, float]:
+    """Submit ``count`` × ``sbatch --wrap COMMAND``; (seconds to submit, seconds until all
+    ended)."""
     name = f"bench-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
     for _ in range(count):
         subprocess.run(
             ["sbatch", "--parsable", f"--job-name={name}", f"--partition={partition}",
-             "--output=/dev/null", "--wrap", "true"],
+             "--output=/dev/null", "--wrap", command],
             check=True, capture_output=True,
         )  # fmt: skip
     submitted = time.monotonic() - started
@@ -111,12 +117,14 @@ def count_jobs(app: App, prefix: str, condition: Any) -> int:
 
 def line(what: str, count: int, submitted: float, total: float) -> str:
     return (
-        f"  {what:<28} submitted in {submitted:6.1f} s, all ended after {total:7.1f} s"
+        f"  {what:<30} submitted in {submitted:6.1f} s, all ended after {total:7.1f} s"
         f" ({count / total:6.1f} jobs/s)"
     )
 
 
-def compare_with_slurm(app: App, count: int, partition: str, rounds: int) -> None:
+def compare_with_slurm(
+    app: App, count: int, partition: str, rounds: int, *, program_floor: bool = False
+) -> None:
     clusters.create_cluster(
         app,
         "default",
@@ -129,23 +137,33 @@ def compare_with_slurm(app: App, count: int, partition: str, rounds: int) -> Non
             }
         },
     )
-    ratios = []
+    ratios, floors = [], []
+    contestants = ["sbatch", "openbai", *(["program"] if program_floor else [])]
+    program = f"{shlex.quote(sys.executable)} -c pass"
     for round_ in range(1, rounds + 1):
         print(f"round {round_}: {count} trivial jobs on Slurm partition {partition}", end="")
         print(f" (load average {os.getloadavg()[0]:.1f}):", flush=True)
-        first, second = ("sbatch", "openbai") if round_ % 2 else ("openbai", "sbatch")
+        shift = (round_ - 1) % len(contestants)  # who goes first changes every round
         times = {}
-        for who in (first, second):
+        for who in contestants[shift:] + contestants[:shift]:
             if who == "sbatch":
                 times[who] = plain_sbatch(count, partition)
                 print(line("sbatch --wrap true", count, *times[who]), flush=True)
+            elif who == "program":
+                times[who] = plain_sbatch(count, partition, program)
+                print(line("sbatch --wrap 'python -c pass'", count, *times[who]), flush=True)
             else:
                 times[who] = through_openbai(app, "onslurm", count, f"r{round_}s")
                 print(line("openbai on Slurm", count, *times[who]), flush=True)
         ratios.append(times["openbai"][1] / times["sbatch"][1])
         print(f"  ratio openbai / Slurm: {ratios[-1]:.2f}x", flush=True)
+        if program_floor:
+            floors.append(times["program"][1] / times["sbatch"][1])
+            print(f"  ratio python -c pass / Slurm (the floor): {floors[-1]:.2f}x", flush=True)
     shown = ", ".join(f"{r:.2f}x" for r in ratios)
     print(f"openbai / Slurm over {count} jobs: {shown} (goal: at most 1.1x in every round)")
+    if program_floor:
+        print(f"python -c pass / Slurm: {', '.join(f'{r:.2f}x' for r in floors)}")
 
 
 def compare_local_with_slurm(app: App, count: int, partition: str) -> None:
@@ -167,6 +185,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--partition", default="debug")
     parser.add_argument("--slurm-state", default=os.environ.get("OPENBAI_SLURM_STATE"))
     parser.add_argument("--local", action="store_true", help="a 4-node local cluster against Slurm")
+    parser.add_argument(
+        "--program-floor",
+        action="store_true",
+        help="also plain jobs running 'python -c pass' each round: what any program reaches",
+    )
     args = parser.parse_args(argv)
     slurm_env(args.slurm_state)
     precompile()
@@ -176,7 +199,9 @@ def main(argv: list[str]) -> int:
             if args.local:
                 compare_local_with_slurm(app, args.jobs, args.partition)
             else:
-                compare_with_slurm(app, args.jobs, args.partition, args.rounds)
+                compare_with_slurm(
+                    app, args.jobs, args.partition, args.rounds, program_floor=args.program_floor
+                )
         finally:
             stop.set()
             dispatcher.close()
