@@ -132,6 +132,9 @@ def compare_with_slurm(
         "onslurm",
         {
             "properties": {
+                # no GPU, as the plain jobs ask none (the default STANDARD_NC6 would make
+                # every job ask Slurm for one: --gres=gpu:1)
+                "vmSize": "STANDARD_D1_V2",
                 "scaleSettings": {"manual": {"targetNodeCount": 1}},
                 "openbai": {"executor": "slurm", "partition": partition},
             }
