@@ -12,7 +12,8 @@ from openbai.plan.job_plan import JobPlan, MountSpec, NodeSpec
 
 #: each costs a runner start-up time it does not need: ``dataclasses`` loads ``inspect``
 #: (``ast``, ``dis``, ``tokenize``) and generated a class's methods at import: a third of a
-#: runner's imports (~30 ms of CPU); the rest are a server's
+#: runner's imports (~30 ms of CPU); ``logging`` is the mount daemon's (~4 ms); the rest
+#: are the server's
 NOT_IN_A_RUNNER = {"dataclasses", "inspect", "ast", "logging", "sqlalchemy", "pydantic", "httpx"}
 
 _RUN_AND_LIST_MODULES = """
