@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import pytest
 from conftest import REPO, Bai
+from plans import job_plan
 from polling import after_dispatcher_rounds, wait_until
 from workflow.conftest import custom_job
 
@@ -245,24 +246,8 @@ def test_a_job_slurm_does_not_know_is_lost_not_running_forever(
 def test_sbatch_refusing_a_job_raises_submit_error_with_its_output(
     slurm_env: SlurmCluster, tmp_path: Path
 ) -> None:
-    from openbai.plan.job_plan import NodeSpec
-
     executor = SlurmExecutor(tmp_path)
-    plan = JobPlan(
-        job_uid="u",
-        subscription_id="s",
-        resource_group="rg",
-        workspace="ws",
-        experiment="exp",
-        job_name="j",
-        cluster_name="c",
-        cluster_uid="cu",
-        output_segment="seg",
-        tool_type="custom",
-        toolkit={"commandLine": "true"},
-        std_out_err_path_prefix="/tmp",
-        nodes=[NodeSpec(0, "c-0", "", 2222)],
-    )
+    plan = job_plan(std_out_err_path_prefix="/tmp")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     with pytest.raises(SubmitError) as caught:

@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from openbai.plan.job_plan import JobPlan, MountSpec, NodeSpec
+from plans import job_plan
+
+from openbai.plan.job_plan import MountSpec
 
 #: each costs a runner start-up time it does not need: ``dataclasses`` loads ``inspect``
 #: (``ast``, ``dis``, ``tokenize``) and generated a class's methods at import: a third of a
@@ -32,20 +34,10 @@ def test_a_runner_runs_a_job_on_an_embedded_volume_without_loading_what_it_does_
     (storage / "acct" / "file" / "logs").mkdir(parents=True)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    JobPlan(
-        job_uid="0f6d1f3e-0000-4000-8000-000000000001",
-        subscription_id="sub",
-        resource_group="rg",
-        workspace="ws",
-        experiment="exp",
+    job_plan(
+        "echo hello",
         job_name="lean",
-        cluster_name="c",
-        cluster_uid="cu",
         output_segment="sub/rg/workspaces/ws/experiments/exp/jobs/lean/u",
-        tool_type="custom",
-        toolkit={"commandLine": "echo hello"},
-        std_out_err_path_prefix="$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
-        nodes=[NodeSpec(0, "c-0", "")],
         job_mounts=[
             MountSpec("logs", "local", "acct", "file", "logs", options={"root": str(storage)})
         ],

@@ -8,26 +8,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from plans import job_plan
+
 from openbai.plan.job_plan import JobPlan, NodeSpec
 from openbai.runtime.toolkits import ToolkitContext, host_file_lines, plan_tasks
 
 
 def plan(tool_type: str, toolkit: dict[str, Any], nodes: int = 2) -> JobPlan:
-    return JobPlan(
-        job_uid="u",
-        subscription_id="s",
-        resource_group="rg",
-        workspace="ws",
-        experiment="e",
-        job_name="j",
-        cluster_name="c",
-        cluster_uid="cu",
-        output_segment="seg",
-        tool_type=tool_type,
-        toolkit=toolkit,
-        std_out_err_path_prefix="$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
-        nodes=[NodeSpec(i, f"n{i}", f"10.0.0.{4 + i}") for i in range(nodes)],
-    )
+    return job_plan(nodes=nodes, tool_type=tool_type, toolkit=toolkit)
 
 
 VARS = {"AZ_BATCHAI_INPUT_SCRIPT": "/mnt/s", "AZ_BATCHAI_SHARED_JOB_TEMP": "/shared"}
