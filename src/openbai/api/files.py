@@ -18,7 +18,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from openbai.api.auth import AUTHENTICATED
 from openbai.api.paging import Page, page_of
 from openbai.api.params import ARM_ROUTE, JOB, ExperimentName, JobName, ResourceGroup, WorkspaceName
-from openbai.api.signing import SignedFile, UrlSigner
+from openbai.api.signing import SignedFile, UrlSigner, from_segment
 from openbai.api.urls import base_url
 from openbai.errors import SpecError
 from openbai.http.downloads import download_headers
@@ -26,6 +26,7 @@ from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
 from openbai.http.threads import iterate_transfer
 from openbai.scheduling.locations import VolumeLocation
+from openbai.scheduling.volumes import names_no_account
 from openbai.services import accounts, files, jobs
 from openbai.spec.times import iso
 from openbai.storage.base import StorageBackend, VolumeKind, blob_path
@@ -173,8 +174,10 @@ def download(
 ) -> Response:
     """A file behind a link from listOutputFiles: a plain GET (``Range`` supported), sent as
     a download that runs nothing (``http.downloads``), from the one file opened here."""
+    account, volume = from_segment(account), from_segment(volume)
     signer(request).check(SignedFile(account, kind.value, volume, path), se, sig)
-    check_volume_name(volume)
+    if not names_no_account(account):
+        check_volume_name(volume)
     clean = blob_path(path, field="path", allow_root=False)
     reader = accounts.backend(app, account, kind).open_file(volume, clean)
     info = reader.info

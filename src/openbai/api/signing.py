@@ -4,13 +4,21 @@ A link names one file of one volume and an expiry time, and carries an HMAC-SHA2
 under the server's key (``$OPENBAI_HOME/api.key``, 32 random bytes, mode 0600, made on
 first use). Anyone holding the link can fetch the file with a plain GET until it expires;
 a link whose file, volume or expiry was changed fails the check.
+
+The account and the volume are one path segment each. A storage account's name and its
+containers' and shares' are (letters, digits, ``-``), but a file server's account and
+volume (``fileserver:RG/WS/NAME``, ``/mnt/data``) and an unmanaged file system's (its mount
+command, its export) hold slashes, which no percent-encoding keeps out of the router's way
+(it matches the decoded path): those travel as ``~`` and their base64url.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -38,8 +46,33 @@ class SignedFile:
         ).encode()
 
     def url_path(self) -> str:
-        parts = (self.account, self.volume_kind, self.volume, self.path)
-        return "/openbai/download/" + "/".join(quote(p, safe="/") for p in parts)
+        parts = (segment(self.account), self.volume_kind, segment(self.volume))
+        return "/openbai/download/" + "/".join((*parts, quote(self.path, safe="/")))
+
+
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_ENCODED = "~"
+
+
+def segment(value: str) -> str:
+    """``value`` as one path segment of a link: itself where it is a plain name."""
+    if _PLAIN_SEGMENT.fullmatch(value):
+        return value
+    return _ENCODED + base64.urlsafe_b64encode(value.encode()).rstrip(b"=").decode()
+
+
+def from_segment(text: str) -> str:
+    """What :func:`segment` made ``text`` of; PermissionDeniedError for an encoding no link
+    has (the link was changed)."""
+    if not text.startswith(_ENCODED):
+        return text
+    encoded = text[len(_ENCODED) :]
+    try:
+        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise PermissionDeniedError(
+            "the download link was changed", code="AuthenticationFailed"
+        ) from None
 
 
 class UrlSigner:

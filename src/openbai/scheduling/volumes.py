@@ -106,6 +106,12 @@ _FILE_SERVER_ID = re.compile(
 )
 
 
+def names_no_account(account: str) -> bool:
+    """Whether ``account`` names a file server or an unmanaged file system, not a storage
+    account (its volume is then an export path, not a container or share name)."""
+    return account.startswith((FILE_SERVER_PREFIX, nfs_command.PREFIX))
+
+
 def parse_file_server_id(value: str, *, field: str) -> tuple[str, str, str]:
     """(resource group, workspace, name) of a file server's ARM id."""
     match = _FILE_SERVER_ID.fullmatch(value.strip())
