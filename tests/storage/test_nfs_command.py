@@ -25,6 +25,8 @@ def test_nfs_command_names_the_export_and_its_ports() -> None:
         "mount_port": 20048,
     }
     assert parse_mount_command("mount -t nfs4 h:/data").options["version"] == 4
+    assert parse_mount_command("mount -t nfs -o vers=4.1 h:/data").options["version"] == 4
+    assert parse_mount_command("mount -t nfs -o nfsvers=3 h:/data").options["version"] == 3
 
 
 def test_cifs_command_names_the_share_and_its_credentials() -> None:
@@ -65,7 +67,13 @@ def test_glusterfs_command_names_the_volume_its_directory_and_servers() -> None:
         ("mount -t sshfs u@h:/data", "no sshfs file system"),
         ("./my-mount.sh h:/data", "runs only 'mount -t TYPE SOURCE'"),
         ("mount -t glusterfs h", "a glusterfs source is HOST:/VOLUME"),
-        ("mount -t glusterfs h:/gv0 -o server-port=x", "server-port is not a number"),
+        ("mount -t glusterfs h:/gv0 -o server-port=x", "server-port=x is not a number"),
+        ("mount -t nfs -o port=x h:/data", "port=x is not a number"),
+        ("mount -t nfs -o mountport=-1 h:/data", "mountport=-1 is not a number"),
+        ("mount -t nfs -o vers=2 h:/data", "vers=2: openbai's NFS client speaks versions 3 and 4"),
+        ("mount -t nfs -o nfsvers=4.x h:/data", "nfsvers=4.x: openbai's NFS client speaks"),
+        ("mount -t cifs //h:44x/share", "the port of '//h:44x/share' is not a number"),
+        ("mount -t cifs //h/share -o port=4o", "port=4o is not a number"),
         ("mount -t nfs h/data", "an NFS source is HOST:/export"),
         ("mount -t cifs h/share", "a cifs source is //HOST/SHARE"),
     ],

@@ -86,6 +86,28 @@ def _options(text: str) -> dict[str, str]:
     return found
 
 
+def _number(command: str, opts: dict[str, str], name: str) -> int:
+    """Option ``name`` of the command as a number (0 where it is not given)."""
+    value = opts.get(name) or "0"
+    if not value.isdigit():
+        raise MountError(f"{redact(command)!r}: {name}={value} is not a number")
+    return int(value)
+
+
+def _nfs_version(command: str, opts: dict[str, str], default: int) -> int:
+    """The NFS version asked for: ``vers=3``, ``nfsvers=4``, ``vers=4.1`` (its major)."""
+    name = "vers" if opts.get("vers") else "nfsvers"
+    value = opts.get(name)
+    if not value:
+        return default
+    major, _, minor = value.partition(".")
+    if major not in ("3", "4") or not (minor == "" or minor.isdigit()):
+        raise MountError(
+            f"{redact(command)!r}: {name}={value}: openbai's NFS client speaks versions 3 and 4"
+        )
+    return int(major)
+
+
 def parse_mount_command(command: str) -> MountSource:
     """The source of ``mount -t TYPE SOURCE [-o OPTIONS]``; MountError naming the command."""
     try:
@@ -121,15 +143,14 @@ def parse_mount_command(command: str) -> MountSource:
         host, sep, export = source.partition(":")
         if not sep or not host or not export.startswith("/"):
             raise MountError(f"{redact(command)!r}: an NFS source is HOST:/export, not {source!r}")
-        version = int(opts.get("vers") or opts.get("nfsvers") or _NFS_TYPES[fs_type])
         return MountSource(
             "nfs",
             {
                 "host": host.strip("[]"),
                 "export": export,
-                "version": version,
-                "port": int(opts.get("port") or 0),
-                "mount_port": int(opts.get("mountport") or 0),
+                "version": _nfs_version(command, opts, _NFS_TYPES[fs_type]),
+                "port": _number(command, opts, "port"),
+                "mount_port": _number(command, opts, "mountport"),
             },
             export,
         )
@@ -140,7 +161,9 @@ def parse_mount_command(command: str) -> MountSource:
         share, _, sub = share.partition("/")
         host, _, port = hostport.partition(":")
         user = opts.get("username") or opts.get("user") or ""
-        port = opts.get("port") or port or "445"
+        if port and not port.isdigit():
+            raise MountError(f"{redact(command)!r}: the port of {source!r} is not a number")
+        port = str(_number(command, opts, "port") or port or "445")
         return MountSource(
             "azure",
             {
@@ -165,10 +188,7 @@ def _gluster(command: str, source: str, opts: dict[str, str]) -> MountSource:
     volume, _, subdir = path.strip("/").partition("/")
     if not sep or not host or not volume:
         raise MountError(f"{redact(command)!r}: a glusterfs source is HOST:/VOLUME, not {source!r}")
-    try:
-        port = int(opts.get("server-port") or 0)
-    except ValueError:
-        raise MountError(f"{redact(command)!r}: server-port is not a number") from None
+    port = _number(command, opts, "server-port")
     backups = [b for b in re.split(r"[:,]", opts.get("backup-volfile-servers") or "") if b]
     return MountSource(
         "gluster",
