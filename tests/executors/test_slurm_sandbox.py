@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import psutil
 import pytest
 from conftest import Bai
 from job_files import write_job
+from runtime.hostile import outside_tmp
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
@@ -20,6 +22,11 @@ pytestmark = [
 ]
 
 LEAK = "LEAKED"
+
+
+@pytest.fixture
+def bai_env(bai_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    yield from outside_tmp(bai_env)
 
 
 def job_json(tmp_path: Path, name: str, command: str, **extra: Any) -> str:
@@ -55,6 +62,23 @@ def test_a_slurm_job_reads_nothing_of_the_installation(on_slurm: Bai, tmp_path: 
     assert out.count("sealed") == len(targets)
     assert out.splitlines()[-1] != "0"
     assert "sandboxed (bubblewrap" in output(bai, "nosy", "execution.log")
+
+
+def test_an_installation_left_readable_is_still_hidden_from_slurm_jobs(
+    on_slurm: Bai, tmp_path: Path
+) -> None:
+    bai = on_slurm
+    assert not str(bai.home).startswith("/tmp/")
+    assert run(bai, tmp_path, "first", "echo first")["executionState"] == "succeeded"
+    (bai.home / "api.key").write_bytes(os.urandom(32))
+    for path in [bai.home, *bai.home.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    (other_run,) = (bai.home / "runs").iterdir()
+    targets = [bai.home / "api.key", bai.home / "config.json", other_run]
+    shown = run(bai, tmp_path, "open", "; ".join(probe(str(t)) for t in targets))
+    assert shown["executionState"] == "succeeded"
+    out = output(bai, "open")
+    assert LEAK not in out and out.count("sealed") == len(targets)
 
 
 def test_a_slurm_job_sees_only_its_own_processes(on_slurm: Bai, tmp_path: Path) -> None:

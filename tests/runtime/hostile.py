@@ -4,7 +4,11 @@ started is left running."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 
@@ -17,6 +21,15 @@ FORK_BOMB = (
     "python3 -c 'import os, time\nn = 0\ntry:\n while True:\n  if os.fork() == 0:\n"
     '   time.sleep(60); os._exit(0)\n  n += 1\nexcept OSError as e:\n print("stopped at", n)\''
 )
+
+
+def outside_tmp(bai_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """``bai_env`` with the installation outside /tmp (for a ``bai_env`` fixture): every task
+    gets a fresh /tmp of its own, which would hide an installation there whether or not the
+    sandbox hides it."""
+    outside = Path(tempfile.mkdtemp(prefix="openbai-sandbox-", dir="/var/tmp"))
+    yield {**bai_env, "OPENBAI_HOME": str(outside / "openbai")}
+    shutil.rmtree(outside, ignore_errors=True)
 
 
 def daemons(tag: int) -> str:

@@ -8,7 +8,10 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +19,11 @@ import psutil
 import pytest
 from conftest import Bai
 from job_files import with_logs_share, write_job
+from plans import job_plan
 
-from .hostile import FORK_BOMB, LEAK, assert_gone_within, daemons, leftovers
+from openbai.plan.job_plan import MountSpec
+
+from .hostile import FORK_BOMB, LEAK, assert_gone_within, daemons, leftovers, outside_tmp
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
@@ -30,7 +36,13 @@ def job_json(tmp_path: Path, name: str, command: str, **extra: Any) -> str:
 
 
 @pytest.fixture
+def bai_env(bai_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    yield from outside_tmp(bai_env)
+
+
+@pytest.fixture
 def ws(bai: Bai) -> Bai:
+    assert not str(bai.home).startswith("/tmp/")
     return with_logs_share(bai)
 
 
@@ -80,6 +92,67 @@ def test_a_job_reads_nothing_of_the_installation_or_root_only_files(
     assert out.splitlines()[-1] != "0"  # never root
     log = output(ws, "nosy", "execution.log")
     assert "sandboxed (bubblewrap" in log and "as user " in log and "limits " in log
+
+
+def test_an_installation_left_readable_is_still_hidden_from_jobs(ws: Bai, tmp_path: Path) -> None:
+    """Its modes keep the job user out of the installation; were they opened by mistake, the
+    sandbox still shows a job nothing of it."""
+    assert run(ws, tmp_path, "first", "echo first")["executionState"] == "succeeded"
+    (ws.home / "api.key").write_bytes(os.urandom(32))
+    for path in [ws.home, *ws.home.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    other_run = next((ws.home / "runs").iterdir())
+    targets = [ws.home / "api.key", ws.home / "config.json", other_run]
+    shown = run(ws, tmp_path, "open", "; ".join(probe(str(t)) for t in targets))
+    assert shown["executionState"] == "succeeded"
+    out = output(ws, "open")
+    assert LEAK not in out and out.count("sealed") == len(targets)
+
+
+def test_a_runner_hides_the_installation_its_plan_names_whatever_its_environment(
+    tmp_path: Path,
+) -> None:
+    """The plan names the installation to hide: a runner started without ``OPENBAI_HOME`` (a
+    server on the default ``~/.openbai``, a Slurm node) hides it all the same."""
+    installation = Path(tempfile.mkdtemp(prefix="openbai-home-", dir="/var/tmp"))
+    try:
+        installation.chmod(0o755)
+        (installation / "api.key").write_text("the server's key")
+        (installation / "api.key").chmod(0o644)
+        storage = installation / "storage"
+        (storage / "acct" / "file" / "logs").mkdir(parents=True)
+
+        def run_with(private: list[str]) -> str:
+            run_dir = installation / "runs" / f"r{len(private)}"
+            run_dir.mkdir(parents=True)
+            job_plan(
+                f"cat {installation}/api.key || echo sealed",
+                private=private,
+                job_mounts=[
+                    MountSpec(
+                        "logs", "local", "acct", "file", "logs", options={"root": str(storage)}
+                    )
+                ],
+            ).write(run_dir / "plan.json")
+            env = {k: v for k, v in os.environ.items() if k != "OPENBAI_HOME"}
+            done = subprocess.run(
+                [sys.executable, "-m", "openbai.runtime.runner", "--run-dir", str(run_dir)]
+                + ["--node", "0", "--node-root", str(installation / "nodes" / run_dir.name)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stderr
+            (out,) = storage.glob("acct/file/logs/**/stdouterr/stdout.txt")
+            text = out.read_text()
+            shutil.rmtree(storage / "acct" / "file" / "logs" / "sub")
+            return text
+
+        assert run_with([]) == "the server's key"  # what the plan alone keeps out
+        assert run_with([str(installation)]) == "sealed\n"
+    finally:
+        shutil.rmtree(installation, ignore_errors=True)
 
 
 def test_a_job_sees_and_signals_only_its_own_processes(ws: Bai, tmp_path: Path) -> None:

@@ -113,6 +113,9 @@ class JobPlan(NamedTuple):
     #: run every task in a sandbox (runtime/sandbox.py); False: the cluster's --no-sandbox
     sandbox: bool = True
     limits: NodeLimits = NodeLimits()
+    #: the installation's trees no task may see (its home, with its keys and database),
+    #: emptied in the sandbox whatever the environment the runner was started in
+    private: Sequence[str] = ()
     #: no job: the node runs the cluster's setup task (mounting the cluster's volumes) and
     #: ends, as Batch AI did when it allocated a node
     setup_only: bool = False

@@ -100,7 +100,7 @@ def seal(ctx: NodeContext) -> tuple[Sandbox | None, Cgroup | None]:
         except SandboxUnavailable as exc:
             raise JobFailure("SandboxUnavailable", exc.message) from exc
         layout = ctx.layout
-        private = [layout.run_dir.parent, layout.node_root.parent]
+        private = [layout.run_dir.parent, layout.node_root.parent, *map(Path, ctx.plan.private)]
         if os.environ.get("OPENBAI_HOME"):
             private.append(Path(os.environ["OPENBAI_HOME"]))
         sandbox = Sandbox(

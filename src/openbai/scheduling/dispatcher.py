@@ -29,6 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import func, or_, select, update
@@ -129,16 +130,16 @@ class _Round:
         )
 
 
-def _sealed(plan: JobPlan, settings: OpenBaiClusterSettings) -> JobPlan:
+def _sealed(plan: JobPlan, settings: OpenBaiClusterSettings, home: Path) -> JobPlan:
     """The plan with the cluster's sandbox setting and node limits (the executor fills in
-    what the cluster leaves open)."""
+    what the cluster leaves open), and the installation's ``home`` for its sandbox to hide."""
     memory = settings.memory_per_node
     limits = NodeLimits(
         cpus=settings.cpus_per_node,
         memory_bytes=memory_bytes(memory) if memory else None,
         processes=settings.processes_per_node,
     )
-    return plan._replace(sandbox=settings.sandbox, limits=limits)
+    return plan._replace(sandbox=settings.sandbox, limits=limits, private=[str(home)])
 
 
 #: after a round that changed nothing while no job ran, the least time before the next one
@@ -163,7 +164,7 @@ class Dispatcher:
         self._sizes: dict[int, tuple[dict[str, Any], int]] = {}
         #: cluster id -> (spec, scale settings), see _scale
         self._scales: dict[int, tuple[dict[str, Any], ScaleSettings | None]] = {}
-        self._setups = node_setup.NodeSetups(app, _sealed)
+        self._setups = node_setup.NodeSetups(app, self._seal)
         #: cluster id -> when its Slurm hosts were last looked at (see _allocate_hosts)
         self._hosts_seen: dict[int, float] = {}
 
@@ -550,6 +551,9 @@ class Dispatcher:
             self._sizes[cluster.id] = known
         return known[1]
 
+    def _seal(self, plan: JobPlan, settings: OpenBaiClusterSettings) -> JobPlan:
+        return _sealed(plan, settings, self.app.settings.home)
+
     def _plan(
         self,
         s: Session,
@@ -585,7 +589,9 @@ class Dispatcher:
                     shared.key,
                 )
                 nodes = with_slot_gpus(shared.properties, nodes, slots)
-                plan = _sealed(build_plan(self.app, job, shared, nodes), shared.properties.openbai)
+                plan = self._seal(
+                    build_plan(self.app, job, shared, nodes), shared.properties.openbai
+                )
             except OpenBaiError as exc:
                 found.end(job_id, Outcome(-1, []), _failure(exc))
                 continue
