@@ -8,6 +8,12 @@ time), ``ganesha.log``. The process runs in its own session, so it outlives the 
 started it; :meth:`NfsServer.ensure_running` starts it again (same ports) after it went away,
 for example after the machine restarted.
 
+Starts and stops hold an exclusive ``flock`` on ``<dir>/lock``: API threads, the dispatcher
+and several ``bai`` processes may all find a server gone at once, and two ganeshas started on
+the same ports would leave one of them untracked (the loser's dead pid recorded, the winner
+out of reach of ``stop``). The lock file is opened anew by every call, so threads of one
+process exclude each other as processes do (a ``flock`` belongs to the open file).
+
 ganesha registers its programs with rpcbind and will not start without one; rpcbind is
 machine-wide (port 111), so it is started (``rpcbind -w``) only when none answers. Clients
 here never need it: they are given the ports.
@@ -18,12 +24,16 @@ here never need it: they are given the ports.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -65,6 +75,15 @@ def answers(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def _listens(pid: int, ports: set[int]) -> bool:
+    """Whether process ``pid`` itself listens on every port of ``ports``."""
+    try:
+        conns = psutil.Process(pid).net_connections("tcp")
+    except psutil.Error:
+        return False
+    return ports <= {c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN}
 
 
 def _config(data: Path, state: ServerState, recovery: Path) -> str:
@@ -147,13 +166,34 @@ class NfsServer:
         state = self.state()
         return state is not None and daemons.alive(state.pid, state.started_at)
 
+    @contextlib.contextmanager
+    def _locked(self, *, create: bool = True) -> Iterator[bool]:
+        """Hold the server's lock (see the module's docstring); yields False, holding nothing,
+        when ``create`` is off and the server has no directory (nothing to stop)."""
+        if create:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            # O_CLOEXEC: ganesha, started under the lock, must not inherit (and keep) it
+            fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            if create:
+                raise
+            yield False
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield True
+        finally:
+            os.close(fd)  # lets go of the lock
+
     def start(self, host: str = "127.0.0.1", port: int = 0, mount_port: int = 0) -> ServerState:
-        """Start the server (ports: the recorded ones, else those given, else free ones)."""
-        if shutil.which(GANESHA) is None:
-            raise StorageError(
-                "file servers need nfs-ganesha: apt-get install nfs-ganesha nfs-ganesha-vfs",
-                target="nfs-ganesha",
-            )
+        """Start the server unless it runs (ports: the recorded ones, else those given, else
+        free ones); its state once it listens on both."""
+        _check_installed()
+        with self._locked():
+            return self._start(host, port, mount_port)
+
+    def _start(self, host: str, port: int, mount_port: int) -> ServerState:
         previous = self.state()
         if previous is not None and daemons.alive(previous.pid, previous.started_at):
             return previous
@@ -193,7 +233,8 @@ class NfsServer:
         )
         write_private(self._state_file, json.dumps(asdict(state)))
         deadline = time.monotonic() + _START_TIMEOUT
-        while not (answers(host, state.port) and answers(host, state.mount_port)):
+        # ganesha itself must listen: another program answering on a port proves nothing
+        while not _listens(proc.pid, {state.port, state.mount_port}):
             if proc.poll() is not None or time.monotonic() > deadline:
                 daemons.stop(proc.pid, state.started_at)
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
@@ -209,14 +250,30 @@ class NfsServer:
         return self.start()
 
     def stop(self) -> None:
+        with self._locked(create=False) as held:
+            if held:
+                self._stop()
+
+    def _stop(self) -> None:
         state = self.state()
         if state is not None:
             daemons.stop(state.pid, state.started_at)
 
     def remove(self) -> None:
-        """Stop it and delete its state and data."""
-        self.stop()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        """Stop it and delete its state and data. The lock goes too: a caller waiting on it
+        then finds no state and, if it starts the server, a new one on free ports."""
+        with self._locked(create=False) as held:
+            if held:
+                self._stop()
+                shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _check_installed() -> None:
+    if shutil.which(GANESHA) is None:
+        raise StorageError(
+            "file servers need nfs-ganesha: apt-get install nfs-ganesha nfs-ganesha-vfs",
+            target="nfs-ganesha",
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
