@@ -42,7 +42,14 @@ def test_file_server_lifecycle(ws: Bai) -> None:
     assert "file server nfs already exists" in duplicate.stderr
     ws("file-server", "delete", "-w", "ws", "-n", "nfs", input="n\n", expect=1)  # not confirmed
     ws("file-server", "show", "-w", "ws", "-n", "nfs")
+    # the files of its export outlive it, where delete's help says
+    data = ws.home / "file-servers" / "default" / "ws" / "nfs" / "data"
+    (data / "kept.txt").write_text("still here")
+    told = " ".join(ws("file-server", "delete", "--help").stdout.split())
+    assert "The files of its export are kept" in told
+    assert "$OPENBAI_HOME/file-servers/RG/WS/NAME/data" in told
     ws("file-server", "delete", "-w", "ws", "-n", "nfs", "-y")
+    assert (data / "kept.txt").read_text() == "still here"
     assert (
         "file server nfs is not found"
         in ws("file-server", "show", "-w", "ws", "-n", "nfs", expect=3).stderr

@@ -1,5 +1,7 @@
 """A file server's life with real nfs-ganesha: several callers finding it gone start one NFS
-server, not one each, and the one that runs is the one delete stops."""
+server, not one each; ``delete`` keeps its files (a server created again under the name
+serves them, on the address configured then) unless the REST API is asked
+``openbai-delete-data=true``."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import os
 import subprocess
 import sys
 import threading
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +19,20 @@ import psutil
 import pytest
 from conftest import Bai
 from nfs_fixture import missing
+from starlette.exceptions import StarletteDeprecationWarning
 
+from openbai.installation import App
+from openbai.mounts.registry import fuse_available
+from openbai.server import create_app
+from openbai.services import tokens
+from openbai.settings import Settings
 from openbai.storage.nfs_server import NfsServer
+
+from .conftest import write_job
+
+with warnings.catch_warnings():  # starlette asks for httpx2; openbai pins httpx
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from fastapi.testclient import TestClient
 
 BAI = str(Path(sys.executable).with_name("bai"))
 CREATE = ("--disk-count", "1", "--disk-size", "10", "-s", "STANDARD_D14",
@@ -86,3 +102,107 @@ def test_callers_finding_a_file_server_gone_at_once_start_one_nfs_server(workspa
     bai("file-server", "delete", "-w", "ws", "-n", "nfs", "-y")
     assert _ganeshas(server) == []
     assert not server.is_running()
+
+
+def _nfs_job(file_server_id: str, command: str) -> dict[str, Any]:
+    return {
+        "nodeCount": 1,
+        "customToolkitSettings": {"commandLine": command},
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/nfs",
+        "mountVolumes": {
+            "fileServers": [
+                {
+                    "fileServer": {"id": file_server_id},
+                    "relativeMountPath": "nfs",
+                    "sourceDirectory": "/mnt/data/shared",
+                    "mountOptions": "rw",
+                }
+            ]
+        },
+    }
+
+
+def _run(bai: Bai, tmp_path: Path, name: str, properties: dict[str, Any]) -> dict[str, Any]:
+    job = write_job(tmp_path, properties, f"{name}.json")
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", name, "-f", job)
+    done = bai.wait(name, timeout=120)
+    assert done["executionState"] == "succeeded", bai.why(done)
+    return done
+
+
+def _stdout(bai: Bai, job: str) -> str:
+    where = ("-w", "ws", "-e", "exp", "-j", job)
+    return str(bai("job", "file", "stream", *where, "-f", "stdout.txt").stdout)
+
+
+@pytest.mark.skipif(not fuse_available(), reason="no FUSE")
+@pytest.mark.timeout(600)
+def test_delete_keeps_the_files_and_a_new_server_of_the_name_serves_them_where_configured(
+    workspace: Bai, tmp_path: Path
+) -> None:
+    bai = workspace
+    created = bai.json("file-server", "create", "-w", "ws", "-n", "nfs", *CREATE)
+    assert created["mountSettings"]["fileServerInternalIP"] == "127.0.0.1"
+    write = "echo kept > $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs/model.txt"
+    _run(bai, tmp_path, "writer", _nfs_job(created["id"], write))
+
+    bai("file-server", "delete", "-w", "ws", "-n", "nfs", "-y")
+    data = _server(bai, "nfs").data
+    assert (data / "shared" / "model.txt").read_text() == "kept\n"
+
+    # the installation now serves its file servers on another address: the new server listens
+    # there, not on the deleted one's address and ports
+    bai.env["OPENBAI_FILE_SERVER_ADDRESS"] = "127.0.0.2"
+    again = bai.json("file-server", "create", "-w", "ws", "-n", "nfs", *CREATE)
+    assert again["mountSettings"]["fileServerInternalIP"] == "127.0.0.2"
+    state = _server(bai, "nfs").state()
+    assert state is not None and state.host == "127.0.0.2"
+    read = "cat $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs/model.txt"
+    _run(bai, tmp_path, "reader", _nfs_job(again["id"], read))
+    assert _stdout(bai, "reader") == "kept\n"
+
+
+@pytest.fixture
+def rest(bai: Bai) -> Iterator[tuple[TestClient, str]]:
+    """The REST API of ``bai``'s installation (in-process) and the URL of its workspace ``ws``."""
+    app = App.open(Settings.load(bai.env))
+    token = tokens.create_token(app, "tests")[1]
+    sub = app.settings.subscription_id
+    url = f"/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.BatchAI/workspaces/ws"
+    api = create_app(app.settings, service=app)
+    with TestClient(api, headers={"Authorization": f"Bearer {token}"}) as client:
+        yield client, url
+    app.close()
+
+
+def test_the_rest_api_keeps_a_deleted_file_servers_data_unless_asked_to_delete_it(
+    bai: Bai, rest: tuple[TestClient, str]
+) -> None:
+    client, ws = rest
+    query = "api-version=2018-05-01"
+    assert client.put(f"{ws}?{query}", json={"location": "local"}).status_code == 200
+    body = {
+        "properties": {
+            "vmSize": "STANDARD_D14",
+            "sshConfiguration": {"userAccountSettings": {"adminUserName": "me"}},
+            "dataDisks": {"diskSizeInGB": 10, "diskCount": 1, "storageAccountType": "Standard_LRS"},
+        }
+    }
+    for name in ("kept", "dropped"):
+        created = client.put(f"{ws}/fileServers/{name}?{query}", json=body)
+        assert created.status_code == 200, created.text
+    servers = bai.home / "file-servers" / "rg" / "ws"
+    data = {name: servers / name / "data" for name in ("kept", "dropped")}
+    for name, path in data.items():
+        (path / "result.txt").write_text(f"written on {name}")
+
+    # as Batch AI's clients send it (the vendor SDK never sends openbai's parameter)
+    assert client.delete(f"{ws}/fileServers/kept?{query}").status_code == 200
+    assert (data["kept"] / "result.txt").read_text() == "written on kept"
+
+    deleted = client.delete(f"{ws}/fileServers/dropped?{query}&openbai-delete-data=true")
+    assert deleted.status_code == 200
+    assert not data["dropped"].exists()
+    assert not NfsServer(data["dropped"].parent).is_running()
+    listed = client.get(f"{ws}/fileServers?{query}").json()["value"]
+    assert listed == []

@@ -1,8 +1,11 @@
-"""``/workspaces/{ws}/fileServers``: create, show, list, delete (the resource only)."""
+"""``/workspaces/{ws}/fileServers``: create, show, list, delete (the data kept unless the
+request asks otherwise with openbai's ``openbai-delete-data=true``)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 
 from openbai.api.paging import Page, page_of
 from openbai.api.params import (
@@ -62,10 +65,24 @@ def get_file_server(
 
 @router.delete(ONE, operation_id="FileServers_Delete")
 def delete_file_server(
-    app: Service, rg: ResourceGroup, ws: WorkspaceName, name: FileServerName
+    app: Service,
+    rg: ResourceGroup,
+    ws: WorkspaceName,
+    name: FileServerName,
+    delete_data: Annotated[
+        bool,
+        Query(
+            alias="openbai-delete-data",
+            description="openbai: delete the files of its export too (by default they are kept"
+            " under the installation, in file-servers/RG/WS/NAME/data).",
+        ),
+    ] = False,
 ) -> Response:
+    """Stop the file server's NFS server and delete the resource. Its files are kept unless
+    ``openbai-delete-data=true`` (an openbai extension, as ``openbai-use-auto-storage`` on a
+    cluster's create; Batch AI's clients never send it)."""
     try:
-        file_servers.delete_file_server(app, rg, ws, name)
+        file_servers.delete_file_server(app, rg, ws, name, delete_data=delete_data)
     except NotFoundError as exc:
         if exc.code == "FileServerNotFound":
             return Response(status_code=204)  # as ARM: it is gone either way

@@ -1,8 +1,8 @@
 """``bai file-server``: create (from an nfs.json and/or flags), show, list, delete.
 
 Flags follow ``az batchai file-server create``; flags given on the command line override the
-config file. openbai keeps the resource (so scripts and nfs.json files work) but provisions
-no VM for it.
+config file. Each file server is an NFS server (nfs-ganesha) on the installation's machine,
+exporting ``$OPENBAI_HOME/file-servers/RG/WS/NAME/data``; no VM is provisioned.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ FILE_SERVER_COLUMNS: Columns = [
 
 @click.group("file-server")
 def file_server_group() -> None:
-    """File servers (NFS): kept as resources for Batch AI clients; no VM is provisioned."""
+    """File servers: an NFS server (nfs-ganesha) each, on this machine; no VM is provisioned."""
 
 
 def _name_option(f: Any) -> Any:
@@ -192,6 +192,7 @@ def file_server_list(
 def file_server_delete(
     name: str, workspace: str, resource_group_name: str | None, yes: bool, no_wait: bool
 ) -> None:
-    """Delete a file server (at once: there is nothing to wait for)."""
+    """Delete a file server: its NFS server stops at once. The files of its export are kept,
+    under the installation: $OPENBAI_HOME/file-servers/RG/WS/NAME/data."""
     confirm(yes, f"Delete file server {name}?")
     client().delete_file_server(resource_group(resource_group_name), workspace, name)

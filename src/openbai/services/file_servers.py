@@ -5,13 +5,13 @@ of the installation at ``/mnt/data``, as Batch AI's file server VM exported its 
 (``fileServers``) mount it through openbai's FUSE filesystem on libnfs. The server runs on
 its own; whoever needs it (a job's plan, a file listing, ``show``) starts it again when it is
 gone (a restart of the machine). ``delete`` stops it, and so does deleting its workspace;
-its data is kept unless asked otherwise (``delete_data``).
+its data is kept unless asked otherwise (``delete_data``), but not its address and ports: a
+server created again under the same name starts afresh (on the address configured then).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,7 +78,9 @@ def create_file_server(
             )
         # started before the row is committed: a server that cannot start leaves no record
         server = nfs_server(app, rg, ws, name)
-        server.start(host=app.settings.file_server_address)
+        # not the ports and address a deleted server of this name used: they may be taken, or
+        # OPENBAI_FILE_SERVER_ADDRESS may have changed since
+        server.create(host=app.settings.file_server_address)
         try:
             row = FileServer(workspace=workspace, name=name, spec=props.to_public_wire())
             s.add(row)
@@ -119,16 +121,18 @@ def list_file_servers(
 
 
 def stop_workspace_file_servers(app: App, rg: str, ws: str) -> None:
-    """Stop the NFS servers of a deleted workspace's file servers (their data is kept, as a
-    file server's own ``delete`` keeps it): no daemon outlives its workspace."""
+    """Stop the NFS servers of a deleted workspace's file servers and drop their state (their
+    data is kept, as a file server's own ``delete`` keeps it): no daemon outlives its
+    workspace."""
     for state in sorted(file_server_dir(app.settings.home, rg, ws, "").glob("*/server.json")):
-        NfsServer(state.parent).stop()
+        NfsServer(state.parent).forget()
 
 
 def delete_file_server(app: App, rg: str, ws: str, name: str, *, delete_data: bool = False) -> None:
     with app.db.session() as s:
         s.delete(file_server_row(s, rg, ws, name))
     server = nfs_server(app, rg, ws, name)
-    server.stop()
     if delete_data:
-        shutil.rmtree(server.directory, ignore_errors=True)
+        server.remove()
+    else:
+        server.forget()

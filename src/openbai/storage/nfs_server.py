@@ -47,6 +47,8 @@ from openbai.storage import daemons
 EXPORT_PATH = "/mnt/data"
 GANESHA = "ganesha.nfsd"
 _START_TIMEOUT = 30.0
+#: what a new server of a deleted one's name must not inherit (``data/`` and the logs stay)
+_STATE = ("server.json", "ganesha.conf", "recovery", "run")
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,14 @@ class NfsServer:
         with self._locked():
             return self._start(host, port, mount_port)
 
+    def create(self, host: str) -> ServerState:
+        """Start a new server on ``host`` and free ports: whatever a deleted server of the same
+        directory recorded (address, ports) is dropped, its ``data/`` kept."""
+        _check_installed()
+        with self._locked():
+            self._forget()
+            return self._start(host, 0, 0)
+
     def _start(self, host: str, port: int, mount_port: int) -> ServerState:
         previous = self.state()
         if previous is not None and daemons.alive(previous.pid, previous.started_at):
@@ -259,9 +269,25 @@ class NfsServer:
         if state is not None:
             daemons.stop(state.pid, state.started_at)
 
+    def forget(self) -> None:
+        """Stop it and drop its state (address, ports, configuration), keeping ``data/``: a
+        server created later in this directory starts afresh on the address then configured."""
+        with self._locked(create=False) as held:
+            if held:
+                self._forget()
+
+    def _forget(self) -> None:
+        self._stop()
+        for name in _STATE:
+            path = self.directory / name
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
     def remove(self) -> None:
         """Stop it and delete its state and data. The lock goes too: a caller waiting on it
-        then finds no state and, if it starts the server, a new one on free ports."""
+        then finds no state and, if it starts the server, a new one (as after ``create``)."""
         with self._locked(create=False) as held:
             if held:
                 self._stop()
