@@ -1,12 +1,14 @@
 """A file server's life with real nfs-ganesha: several callers finding it gone start one NFS
 server, not one each; ``delete`` keeps its files (a server created again under the name
 serves them, on the address configured then) unless the REST API is asked
-``openbai-delete-data=true``."""
+``openbai-delete-data=true``; and one server that cannot start again (its port taken) is
+listed as failed instead of failing the list of the whole workspace."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -206,3 +208,83 @@ def test_the_rest_api_keeps_a_deleted_file_servers_data_unless_asked_to_delete_i
     assert not NfsServer(data["dropped"].parent).is_running()
     listed = client.get(f"{ws}/fileServers?{query}").json()["value"]
     assert listed == []
+
+
+@pytest.fixture
+def taken_port() -> Iterator[list[socket.socket]]:
+    """Listening sockets a test opens on ports it takes from a file server (closed after)."""
+    sockets: list[socket.socket] = []
+    yield sockets
+    for s in sockets:
+        s.close()
+
+
+def _take(sockets: list[socket.socket], host: str, port: int) -> None:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port))
+    s.listen()
+    sockets.append(s)
+
+
+def test_a_file_server_whose_port_was_taken_is_listed_as_failed_and_show_says_why(
+    workspace: Bai, taken_port: list[socket.socket]
+) -> None:
+    bai = workspace
+    for name in ("broken", "fine"):
+        bai("file-server", "create", "-w", "ws", "-n", name, *CREATE)
+    # the machine restarted, and another program took the NFS port of one before it started
+    broken = _server(bai, "broken")
+    state = broken.state()
+    assert state is not None
+    broken.stop()
+    _take(taken_port, state.host, state.port)
+
+    listed = bai("file-server", "list", "-w", "ws", "-o", "json")
+    by_name = {f["name"]: f for f in json.loads(listed.stdout)}
+    assert by_name["broken"]["provisioningState"] == "failed"
+    assert by_name["broken"]["mountSettings"] is None
+    assert by_name["fine"]["provisioningState"] == "succeeded"
+    assert by_name["fine"]["mountSettings"]["mountPoint"] == "/mnt/data"
+    assert (
+        "WARNING: file server broken cannot be started"
+        " ('bai file-server show -w ws -n broken' says why)"
+    ) in listed.stderr
+    table = bai("file-server", "list", "-w", "ws", "-o", "table").stdout.splitlines()
+    assert [line.split()[0] for line in table[1:]] == ["broken", "fine"]
+    assert _ganeshas(broken) == []  # ganesha was not started onto the taken port
+
+    shown = bai("file-server", "show", "-w", "ws", "-n", "broken", expect=1)
+    assert (
+        f"file server broken cannot be started: the NFS port {state.host}:{state.port} is taken"
+        f" by pid {os.getpid()}, "
+    ) in shown.stderr
+    assert "delete the file server and create it again" in shown.stderr
+
+    # as the error advises: a server created again under the name takes free ports
+    bai("file-server", "delete", "-w", "ws", "-n", "broken", "-y")
+    again = bai.json("file-server", "create", "-w", "ws", "-n", "broken", *CREATE)
+    assert again["provisioningState"] == "succeeded"
+    renewed = broken.state()
+    assert renewed is not None and renewed.port != state.port
+    listed_again = bai.json("file-server", "list", "-w", "ws")
+    assert [f["provisioningState"] for f in listed_again] == ["succeeded", "succeeded"]
+
+    # a state computed on each read, never stored: once its port is free again, a server
+    # listed as failed starts on its own ports and is listed as succeeded
+    fine = _server(bai, "fine")
+    fine_state = fine.state()
+    assert fine_state is not None
+    fine.stop()
+    _take(taken_port, fine_state.host, fine_state.port)
+    states = {
+        f["name"]: f["provisioningState"] for f in bai.json("file-server", "list", "-w", "ws")
+    }
+    assert states == {"broken": "succeeded", "fine": "failed"}
+    taken_port.pop().close()
+    shown = bai.json("file-server", "show", "-w", "ws", "-n", "fine")
+    assert shown["provisioningState"] == "succeeded"
+    assert shown["mountSettings"]["fileServerInternalIP"] == fine_state.host
+    restarted = fine.state()
+    assert restarted is not None and restarted.pid != fine_state.pid
+    assert (restarted.port, restarted.mount_port) == (fine_state.port, fine_state.mount_port)

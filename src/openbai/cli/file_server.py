@@ -25,7 +25,7 @@ from openbai.cli.common import (
     yes_option,
 )
 from openbai.cli.ids import IdsCommand
-from openbai.cli.output import Columns, emit, flatten, output_options, silent_output_options
+from openbai.cli.output import Columns, emit, err, flatten, output_options, silent_output_options
 from openbai.errors import SpecError
 
 
@@ -163,7 +163,8 @@ def file_server_create(
 def file_server_show(
     name: str, workspace: str, resource_group_name: str | None, output: str, query: str | None
 ) -> None:
-    """Show a file server (its password is never shown)."""
+    """Show a file server (its password is never shown); fails naming why when its NFS server
+    cannot be started (its port taken by another program, say)."""
     found = client().get_file_server(resource_group(resource_group_name), workspace, name)
     emit(flatten(found), output=output, query=query, columns=FILE_SERVER_COLUMNS)
 
@@ -176,9 +177,19 @@ def file_server_show(
 def file_server_list(
     workspace: str, resource_group_name: str | None, output: str, query: str | None
 ) -> None:
-    """List the file servers of a workspace."""
-    found = client().list_file_servers(resource_group(resource_group_name), workspace)
-    emit([flatten(f) for f in found], output=output, query=query, columns=FILE_SERVER_COLUMNS)
+    """List the file servers of a workspace (one that cannot be started is listed as failed)."""
+    found = [
+        flatten(f)
+        for f in client().list_file_servers(resource_group(resource_group_name), workspace)
+    ]
+    for f in found:
+        # az's table has no state column: say it, without spoiling stdout for scripts
+        if f.get("provisioningState") == "failed":
+            err(
+                f"WARNING: file server {f['name']} cannot be started"
+                f" ('bai file-server show -w {workspace} -n {f['name']}' says why)"
+            )
+    emit(found, output=output, query=query, columns=FILE_SERVER_COLUMNS)
 
 
 @file_server_group.command("delete", cls=IdsCommand, flags=ids.FILE_SERVER)

@@ -7,6 +7,12 @@ its own; whoever needs it (a job's plan, a file listing, ``show``) starts it aga
 gone (a restart of the machine). ``delete`` stops it, and so does deleting its workspace;
 its data is kept unless asked otherwise (``delete_data``), but not its address and ports: a
 server created again under the same name starts afresh (on the address configured then).
+
+A server that cannot be started again (its port taken by another program after a reboot,
+say) is listed with ``provisioningState`` ``failed`` and no ``mountSettings``, so that one
+broken server does not hide the others; ``show`` of it fails naming why. Batch AI's file
+server has no field for a reason, and a state computed on each read is not stored: once the
+port is free, the next read starts the server and shows it ``succeeded`` again.
 """
 
 from __future__ import annotations
@@ -18,14 +24,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openbai.errors import ConflictError, NotFoundError
+from openbai.errors import ConflictError, NotFoundError, StorageError
 from openbai.installation import App
 from openbai.scheduling.volumes import running_file_server
-from openbai.services.records import FileServerRecord
+from openbai.services.records import FileServerRecord, Provisioning
 from openbai.services.workspaces import check_not_deleting, workspace_row
 from openbai.spec import FileServerCreateParameters, check_name, parse
 from openbai.storage.nfs_server import EXPORT_PATH, NfsServer, file_server_dir
-from openbai.store.models import FileServer
+from openbai.store.models import FileServer, utcnow
 
 
 def file_server_row(s: Session, rg: str, ws: str, name: str) -> FileServer:
@@ -47,8 +53,14 @@ def nfs_server(app: App, rg: str, ws: str, name: str) -> NfsServer:
 
 
 def _with_mount_settings(app: App, record: FileServerRecord) -> FileServerRecord:
-    """The record with where clients mount it, the server started if it went away."""
-    state = running_file_server(app, record.resource_group, record.workspace, record.name)
+    """The record with where clients mount it, the server started if it went away; a
+    StorageError naming the file server when it cannot be started."""
+    try:
+        state = running_file_server(app, record.resource_group, record.workspace, record.name)
+    except StorageError as exc:
+        raise type(exc)(
+            f"file server {record.name} cannot be started: {exc}", code=exc.code, target=record.name
+        ) from exc
     settings = {
         "mountPoint": EXPORT_PATH,
         "fileServerPublicIP": state.host,
@@ -117,7 +129,17 @@ def list_file_servers(
             listed.append(_with_mount_settings(app, record))
         except NotFoundError:  # deleted since the page was read
             continue
+        except StorageError:  # one that cannot start does not hide the others (show says why)
+            listed.append(_failed(record))
     return listed
+
+
+def _failed(record: FileServerRecord) -> FileServerRecord:
+    """The record of a file server whose NFS server cannot be started: failed, as of now,
+    with nowhere to mount it."""
+    # Batch AI's "failed"; not a ProvisioningState of openbai's stored ones (never stored)
+    provisioning = Provisioning(record.provisioning.created_at, "failed", utcnow())
+    return dataclasses.replace(record, provisioning=provisioning, mount_settings=None)
 
 
 def stop_workspace_file_servers(app: App, rg: str, ws: str) -> None:

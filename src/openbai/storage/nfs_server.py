@@ -39,7 +39,7 @@ from pathlib import Path
 
 import psutil
 
-from openbai.errors import StorageError
+from openbai.errors import BackendUnavailableError, StorageError
 from openbai.files import write_private
 from openbai.storage import daemons
 
@@ -77,6 +77,25 @@ def answers(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def _taken_by(host: str, port: int) -> str | None:
+    """Who holds ``host:port`` (``"pid N, NAME"``, or ``"another program"`` when it cannot be
+    told), or None when the port is free to bind. Checked before ganesha starts: ganesha
+    would die on it, and a port that answers is no proof that ganesha is the one answering."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+            return None
+        except OSError:
+            pass
+    with contextlib.suppress(psutil.Error):
+        for conn in psutil.net_connections("tcp"):
+            address = conn.laddr  # () for a socket bound to nothing
+            if conn.status == psutil.CONN_LISTEN and address and address[1] == port and conn.pid:
+                return f"pid {conn.pid}, {psutil.Process(conn.pid).name()}"
+    return "another program"
 
 
 def _listens(pid: int, ports: set[int]) -> bool:
@@ -210,6 +229,16 @@ class NfsServer:
         if previous is not None:
             host, port, mount_port = previous.host, previous.port, previous.mount_port
         state = ServerState(host, port or free_port(host), mount_port or free_port(host))
+        for what, number in (("NFS", state.port), ("mount", state.mount_port)):
+            holder = _taken_by(host, number)
+            if holder is not None:
+                raise BackendUnavailableError(
+                    f"the {what} port {host}:{number} is taken by {holder}; free it, or delete"
+                    " the file server and create it again (a new one takes free ports, and the"
+                    " data is kept)",
+                    code="PortInUse",
+                    target=f"{host}:{number}",
+                )
         for sub in ("data", "recovery", "run"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
         conf = self.directory / "ganesha.conf"
