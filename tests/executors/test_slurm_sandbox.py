@@ -14,7 +14,7 @@ import psutil
 import pytest
 from conftest import Bai
 from job_files import write_job
-from runtime.hostile import outside_tmp
+from runtime.hostile import FORK_BOMB, assert_gone_within, outside_tmp
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
@@ -136,3 +136,21 @@ def test_nothing_outlives_a_slurm_job(on_slurm: Bai, tmp_path: Path) -> None:
         on_slurm.wait("held", timeout=120)["executionInfo"]["errors"][0]["code"] == "JobTerminated"
     )
     gone_within("sleep 4716", 2)
+
+
+def test_a_slurm_job_has_a_process_limit_even_where_slurm_sets_none(
+    on_slurm: Bai, tmp_path: Path
+) -> None:
+    shown = run(on_slurm, tmp_path, "plain", "echo plain")
+    assert shown["executionState"] == "succeeded"
+    assert "4096 processes" in output(on_slurm, "plain", "execution.log")
+
+    on_slurm("cluster", "create", "-w", "ws", "-n", "few", "--executor", "slurm",
+             "--partition", "debug", "--processes-per-node", "64")  # fmt: skip
+    on_slurm("job", "create", "-w", "ws", "-e", "exp", "-c", "few", "-n", "bomb",
+             "-f", job_json(tmp_path, "bomb", FORK_BOMB))  # fmt: skip
+    assert on_slurm.wait("bomb", timeout=120)["executionState"] == "succeeded"
+    stopped = int(output(on_slurm, "bomb").split()[-1])
+    assert 0 < stopped < 64
+    assert "reached the limit of 64 processes" in output(on_slurm, "bomb", "execution.log")
+    assert_gone_within("time.sleep(60)", 2)

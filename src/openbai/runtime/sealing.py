@@ -31,8 +31,14 @@ def group_prefix(job_uid: str) -> str:
     return f"openbai-{job_uid[:13]}-"
 
 
+#: processes a slot may have when neither its cluster nor its scheduler sets a limit (Slurm
+#: counts none by default): a fork bomb stops there instead of taking the machine
+DEFAULT_PROCESSES = 4096
+
+
 def node_limits(ctx: NodeContext) -> NodeLimits:
-    """The plan's limits; on a Slurm node, what Slurm gave the job where the plan sets none."""
+    """The plan's limits; on a Slurm node, what Slurm gave the job where the plan sets none,
+    and at most :data:`DEFAULT_PROCESSES` processes where nothing does."""
     lim = ctx.plan.limits
     cpus = os.environ.get("SLURM_CPUS_ON_NODE")
     memory_mb = os.environ.get("SLURM_MEM_PER_NODE")
@@ -40,7 +46,7 @@ def node_limits(ctx: NodeContext) -> NodeLimits:
         cpus=lim.cpus or (float(cpus) if cpus and cpus.isdigit() else None),
         memory_bytes=lim.memory_bytes
         or (int(memory_mb) * 2**20 if memory_mb and memory_mb.isdigit() else None),
-        processes=lim.processes,
+        processes=lim.processes or DEFAULT_PROCESSES,
     )
 
 
