@@ -405,3 +405,29 @@ def test_paths_are_bound_by_their_real_path(tmp_path: Path) -> None:
     where = args.index("--bind")
     assert args[where + 1 : where + 3] == [str(tmp_path / "real" / "data")] * 2
     assert str(tmp_path / "missing") not in args
+
+
+def test_a_read_only_path_inside_a_writable_one_stays_read_only(tmp_path: Path) -> None:
+    """A volume mounted read-only under the job's writable mount root (a copy-mode volume)
+    is bound read-only over it; the rest of the root stays writable."""
+    from openbai.runtime.sandbox import Identity, Sandbox, find_bwrap
+
+    root = tmp_path / "private" / "mounts"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "in.txt").write_text("dataset\n")
+    sandbox = Sandbox(
+        find_bwrap(),
+        Identity.current(),
+        hidden=[tmp_path / "private"],
+        writable=[root],
+        readable=[root / "data"],
+    )
+    tries = (
+        f"cat {root}/data/in.txt; echo out > {root}/out.txt && echo wrote out; "
+        f"echo x > {root}/data/new.txt 2>/dev/null || echo refused new"
+    )
+    done = subprocess.run(
+        sandbox.argv(["sh", "-c", tries], Path("/")), capture_output=True, text=True
+    )
+    assert done.stdout == "dataset\nwrote out\nrefused new\n", done.stderr
+    assert sorted(p.name for p in (root / "data").iterdir()) == ["in.txt"]

@@ -192,6 +192,63 @@ def test_unmanaged_nfs_mount_command_reaches_the_export(
     )
 
 
+def test_a_file_server_mounted_ro_is_read_and_left_as_it_was(
+    workspace: Bai, file_server: dict[str, Any], tmp_path: Path
+) -> None:
+    """mountOptions ro, on fileServers and in an unmanaged mount command's -o: the FUSE
+    mount is read-only in the kernel, whose refusal the job sees (EROFS)."""
+    bai = workspace
+    bai("storage", "account", "create", "-n", "acct")
+    bai("storage", "share", "create", "--account", "acct", "-n", "logs")
+    data = bai.home / "file-servers" / "default" / "ws" / "nfs" / "data"
+    (data / "in.txt").write_text("dataset\n")
+    state = json.loads((data.parent / "server.json").read_text())
+    command = (
+        f"mount -t nfs -o ro,vers=3,port={state['port']},mountport={state['mount_port']}"
+        " 127.0.0.1:/mnt/data"
+    )
+    tries = " ".join(
+        f"cat $AZ_BATCHAI_JOB_MOUNT_ROOT/{m}/in.txt;"
+        f" (echo x > $AZ_BATCHAI_JOB_MOUNT_ROOT/{m}/new.txt) 2>&1 | grep -o 'Read-only file system';"
+        f" (rm $AZ_BATCHAI_JOB_MOUNT_ROOT/{m}/in.txt) 2>&1 | grep -o 'Read-only file system';"
+        for m in ("nfs", "un")
+    )
+    job = _run(
+        bai,
+        tmp_path,
+        "ro",
+        {
+            "nodeCount": 1,
+            "customToolkitSettings": {"commandLine": tries},
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+            "mountVolumes": {
+                "azureFileShares": [
+                    {
+                        "azureFileUrl": "https://acct.file.core.windows.net/logs",
+                        "relativeMountPath": "logs",
+                    }
+                ],
+                "fileServers": [
+                    {
+                        "fileServer": {"id": file_server["id"]},
+                        "relativeMountPath": "nfs",
+                        "mountOptions": "ro,hard",
+                    }
+                ],
+                "unmanagedFileSystems": [{"mountCommand": command, "relativeMountPath": "un"}],
+            },
+        },
+    )
+    assert job["executionState"] == "succeeded", job
+    out = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "ro", "-f", "stdout.txt")
+    assert out.stdout == "dataset\nRead-only file system\nRead-only file system\n" * 2
+    assert sorted(p.name for p in data.iterdir()) == ["in.txt"]
+    log = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "ro", "-f", "execution.log")
+    assert "nfs is read-only (mountOptions 'ro,hard')" in log.stdout
+    assert "un is read-only (mountOptions 'ro')" in log.stdout
+    assert "not applied by openbai's own clients: hard" in log.stdout
+
+
 def test_a_type_openbai_cannot_mount_fails_the_job_naming_the_command(
     recipes: Bai, tmp_path: Path
 ) -> None:

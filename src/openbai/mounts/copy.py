@@ -80,7 +80,10 @@ class CopyMount(Mount):
 
     def _sync(self, *, settle: float) -> None:
         """Upload new and changed files (not those modified in the last ``settle`` s) and
-        delete what the job deleted; failures are kept for the next round."""
+        delete what the job deleted; failures are kept for the next round. A read-only
+        volume's copy is never stored back (the sandbox binds it read-only, too)."""
+        if self.spec.read_only:
+            return
         with self._lock:
             now_ns = time.time_ns()
             current = local_files(self.path)

@@ -98,6 +98,8 @@ def fuse_options(spec: MountSpec) -> dict[str, Any]:
         "entry_timeout": 1,
         "negative_timeout": 1,
         **({"allow_other": True} if os.geteuid() == 0 else {}),
+        # mountOptions "ro": the kernel refuses every change (EROFS) before it reaches us
+        **({"ro": True} if spec.read_only else {}),
     }
 
 

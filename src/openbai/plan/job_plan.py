@@ -38,7 +38,27 @@ class MountSpec(NamedTuple):
     volume: str
     subpath: str = ""
     options: Mapping[str, Any] = NOTHING
+    #: the volume's ``mountOptions`` as the job or cluster gave them (``rw``, ``-o ro``...)
     mount_options: str = ""
+
+    @property
+    def read_only(self) -> bool:
+        """Whether its mount options ask for a read-only mount (the last of ro and rw wins)."""
+        modes = [w for w in mount_option_words(self.mount_options) if w in ("ro", "rw")]
+        return bool(modes) and modes[-1] == "ro"
+
+    @property
+    def unapplied_options(self) -> list[str]:
+        """Its mount options other than ro and rw: a kernel client's tuning (``hard``,
+        ``attr_timeout=240``...), which openbai's own clients do not take."""
+        return [w for w in mount_option_words(self.mount_options) if w not in ("ro", "rw")]
+
+
+def mount_option_words(text: str) -> list[str]:
+    """The options of a ``mountOptions`` string, as mount(8) and blobfuse write them:
+    ``ro,hard``, ``-o ro -o attr_timeout=240``."""
+    words = text.replace(",", " ").split()
+    return [w for w in words if w not in ("-o", "--options")]
 
 
 class NodeSpec(NamedTuple):

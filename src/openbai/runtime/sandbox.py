@@ -302,11 +302,14 @@ class Sandbox:
             if path != "/tmp":
                 args += ["--perms", "0755", "--tmpfs", path]
         made: set[str] = set(tops)
-        bound: list[str] = []
+        bound: dict[str, str] = {}
         for path, how in sorted(binds, key=lambda b: b[0].count("/")):
             top = _under(path, tops)
-            if how == "--ro-bind" and (top is None or _under(path, bound)):
-                continue  # the host's own, read-only already, or bound with its parent
+            inside = max((b for b in bound if _under(path, [b])), key=len, default=None)
+            if how == "--ro-bind" and (
+                (inside is None and top is None) or (inside and bound[inside] == how)
+            ):
+                continue  # the host's own, read-only already, or bound read-only with its parent
             if top is not None:
                 for p in _parents(path):
                     if p not in made and p.startswith(top + "/"):
@@ -314,7 +317,7 @@ class Sandbox:
                         made.add(p)
             args += [how, path, path]
             made.add(path)
-            bound.append(path)
+            bound[path] = how
         args += ["--unshare-pid", "--die-with-parent", "--new-session"]
         if not self.identity.switches:
             args += ["--cap-drop", "ALL"]

@@ -135,7 +135,13 @@ def open_volumes(
     if sandbox is None:
         return
     for mount in mounts:
-        if mount.local_source is not None and mount.local_source not in sandbox.writable:
+        if mount.spec.read_only:
+            # bound read-only over whatever bound it writable (a link's directory, a copy);
+            # a FUSE mount is read-only in the kernel already
+            shown = mount.local_source or mount.path
+            if shown not in sandbox.readable:
+                sandbox.readable.append(shown)
+        elif mount.local_source is not None and mount.local_source not in sandbox.writable:
             sandbox.writable.append(mount.local_source)
     for path in sandbox.writable:
         sandbox.grant(path)

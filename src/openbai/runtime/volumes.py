@@ -33,6 +33,13 @@ def mount_all(specs: Sequence[MountSpec], root: Path, log: ExecutionLog) -> list
                 code,
                 f"Unable to mount {spec.volume_kind} volume {spec.account}/{spec.volume} at {target}: {exc.message}",
             ) from exc
+        if spec.read_only:
+            log(f"{spec.relative_path} is read-only (mountOptions {spec.mount_options!r})")
+        if spec.unapplied_options:
+            log(
+                f"{spec.relative_path}: mount options not applied by openbai's own clients:"
+                f" {','.join(spec.unapplied_options)}"
+            )
     return done
 
 

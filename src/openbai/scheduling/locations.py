@@ -49,6 +49,8 @@ class MountedVolume:
     volume_kind: VolumeKind
     volume: str
     subpath: str = ""
+    #: ``mountOptions`` (``ro`` makes it read-only)
+    mount_options: str = ""
 
 
 _ROOT_REF = re.compile(r"^\$(?:\{(\w+)\}|(\w+))(/.*)?$")

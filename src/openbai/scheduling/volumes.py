@@ -64,6 +64,7 @@ def mounted_volumes(volumes: MountVolumes | None, *, root: str, field: str) -> l
                     ref.account_name,
                     VolumeKind.BLOB,
                     ref.container_name,
+                    mount_options=ref.mount_options or "",
                 )
             )
         elif isinstance(ref, FileServerReference):
@@ -76,6 +77,7 @@ def mounted_volumes(volumes: MountVolumes | None, *, root: str, field: str) -> l
                     VolumeKind.FILE,
                     EXPORT_PATH,
                     source_subpath(ref.source_directory, field=f"{where}.sourceDirectory"),
+                    ref.mount_options or "",
                 )
             )
         elif isinstance(ref, UnmanagedFileSystemReference):
@@ -83,8 +85,9 @@ def mounted_volumes(volumes: MountVolumes | None, *, root: str, field: str) -> l
             try:
                 source = nfs_command.parse_mount_command(ref.mount_command)
                 volume, subpath = source.volume, str(source.options.get("subpath") or "")
+                options = "ro" if source.read_only else ""
             except MountError:
-                volume, subpath = "", ""
+                volume, subpath, options = "", "", ""
             mounted.append(
                 MountedVolume(
                     root,
@@ -93,6 +96,7 @@ def mounted_volumes(volumes: MountVolumes | None, *, root: str, field: str) -> l
                     VolumeKind.FILE,
                     volume,
                     subpath,
+                    options,
                 )
             )
     return mounted
@@ -236,6 +240,7 @@ def mount_specs(app: App, mounted: list[MountedVolume]) -> list[MountSpec]:
                     m.volume,
                     m.subpath,
                     options,
+                    m.mount_options,
                 )
             )
             continue
@@ -256,6 +261,7 @@ def mount_specs(app: App, mounted: list[MountedVolume]) -> list[MountSpec]:
                 volume=m.volume,
                 subpath=m.subpath,
                 options=options,
+                mount_options=m.mount_options,
             )
         )
     return specs
@@ -270,6 +276,7 @@ def to_json(mounted: list[MountedVolume]) -> list[dict[str, str]]:
             "volume_kind": m.volume_kind.value,
             "volume": m.volume,
             "subpath": m.subpath,
+            "mount_options": m.mount_options,
         }
         for m in mounted
     ]
@@ -284,6 +291,7 @@ def from_json(data: list[dict[str, str]]) -> list[MountedVolume]:
             VolumeKind(d["volume_kind"]),
             d["volume"],
             d["subpath"],
+            d.get("mount_options", ""),  # kept since mountOptions are applied
         )
         for d in data
     ]

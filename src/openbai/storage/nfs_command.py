@@ -39,6 +39,8 @@ class MountSource:
     kind: str
     options: dict[str, Any]
     volume: str
+    #: ``-o ro``: mounted read-only
+    read_only: bool = False
 
 
 _SECRET = re.compile(r"((?:password|pass)=)([^,\s'\"]*)")
@@ -153,6 +155,7 @@ def parse_mount_command(command: str) -> MountSource:
                 "mount_port": _number(command, opts, "mountport"),
             },
             export,
+            "ro" in opts,
         )
     if fs_type in ("cifs", "smb3"):
         if not source.startswith("//"):
@@ -173,6 +176,7 @@ def parse_mount_command(command: str) -> MountSource:
                 "subpath": sub,
             },
             share,
+            "ro" in opts,
         )
     if fs_type == "glusterfs":
         return _gluster(command, source, opts)
@@ -200,4 +204,5 @@ def _gluster(command: str, source: str, opts: dict[str, str]) -> MountSource:
             "subpath": subdir.strip("/"),
         },
         volume,
+        "ro" in opts,
     )
