@@ -70,6 +70,8 @@ class ProvisioningState(StrEnum):
     SUCCEEDED = "succeeded"
     #: its delete has begun (see services/deletions.py)
     DELETING = "deleting"
+    #: a file server whose NFS server cannot be started (worked out on each read, never stored)
+    FAILED = "failed"
 
 
 class Priority(StrEnum):

@@ -92,3 +92,17 @@ def test_file_server_from_a_config_file_and_bad_input(ws: Bai, tmp_path: Path) -
     bad_sku = ws("file-server", "create", "-w", "ws", "-n", "c", "-f", str(config),
                  "--storage-sku", "Fast", expect=2)  # fmt: skip
     assert "--storage-sku" in bad_sku.stderr
+
+
+def test_file_server_delete_data_removes_its_files(ws: Bai) -> None:
+    ws("file-server", "create", "-w", "ws", "-n", "nfs", "-s", "STANDARD_D14",
+       "--disk-count", "1", "--disk-size", "10", "--storage-sku", "Standard_LRS")  # fmt: skip
+    data = ws.home / "file-servers" / "default" / "ws" / "nfs" / "data"
+    (data / "result.txt").write_text("written by a job")
+    asked = ws("file-server", "delete", "-w", "ws", "-n", "nfs", "--delete-data", input="n\n",
+               expect=1)  # fmt: skip
+    assert "Delete file server nfs and its files?" in asked.stderr
+    assert (data / "result.txt").is_file()
+    ws("file-server", "delete", "-w", "ws", "-n", "nfs", "--delete-data", "-y")
+    assert not data.exists()
+    assert ws.json("file-server", "list", "-w", "ws") == []

@@ -256,10 +256,10 @@ class EmbeddedClient:
             for r in file_servers.list_file_servers(self.app, rg, ws)
         ]
 
-    def delete_file_server(self, rg: str, ws: str, name: str) -> None:
+    def delete_file_server(self, rg: str, ws: str, name: str, *, delete_data: bool = False) -> None:
         from openbai.services import file_servers
 
-        file_servers.delete_file_server(self.app, rg, ws, name)
+        file_servers.delete_file_server(self.app, rg, ws, name, delete_data=delete_data)
 
     # usages
     def list_usages(self, location: str) -> list[dict[str, Any]]:

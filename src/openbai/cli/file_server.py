@@ -196,14 +196,27 @@ def file_server_list(
 @_name_option
 @workspace_option
 @group_option
+@click.option(
+    "--delete-data",
+    is_flag=True,
+    help="Delete the files of its export too (openbai's; by default they are kept).",
+)
 @yes_option
 @no_wait_option
 @silent_output_options
 @handle_errors
 def file_server_delete(
-    name: str, workspace: str, resource_group_name: str | None, yes: bool, no_wait: bool
+    name: str,
+    workspace: str,
+    resource_group_name: str | None,
+    delete_data: bool,
+    yes: bool,
+    no_wait: bool,
 ) -> None:
     """Delete a file server: its NFS server stops at once. The files of its export are kept,
-    under the installation: $OPENBAI_HOME/file-servers/RG/WS/NAME/data."""
-    confirm(yes, f"Delete file server {name}?")
-    client().delete_file_server(resource_group(resource_group_name), workspace, name)
+    under the installation: $OPENBAI_HOME/file-servers/RG/WS/NAME/data, unless --delete-data."""
+    what = "and its files" if delete_data else "(its files are kept)"
+    confirm(yes, f"Delete file server {name} {what}?")
+    client().delete_file_server(
+        resource_group(resource_group_name), workspace, name, delete_data=delete_data
+    )

@@ -205,8 +205,10 @@ class RemoteClient:
     def list_file_servers(self, rg: str, ws: str) -> list[dict[str, Any]]:
         return self._list(self._ws(rg, ws, "fileServers"))
 
-    def delete_file_server(self, rg: str, ws: str, name: str) -> None:
-        self._arm("DELETE", self._ws(rg, ws, "fileServers", name))
+    def delete_file_server(self, rg: str, ws: str, name: str, *, delete_data: bool = False) -> None:
+        # openbai's own query parameter; without it the server keeps the files, as for az
+        params = {"openbai-delete-data": "true"} if delete_data else {}
+        self._arm("DELETE", self._ws(rg, ws, "fileServers", name), params=params)
 
     # -- usages -----------------------------------------------------------------------------
     def list_usages(self, location: str) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ from openbai.services.workspaces import check_not_deleting, workspace_row
 from openbai.spec import FileServerCreateParameters, check_name, parse
 from openbai.storage.nfs_server import EXPORT_PATH, NfsServer, file_server_dir
 from openbai.store.models import FileServer, utcnow
+from openbai.vocabulary import ProvisioningState
 
 
 def file_server_row(s: Session, rg: str, ws: str, name: str) -> FileServer:
@@ -137,8 +138,9 @@ def list_file_servers(
 def _failed(record: FileServerRecord) -> FileServerRecord:
     """The record of a file server whose NFS server cannot be started: failed, as of now,
     with nowhere to mount it."""
-    # Batch AI's "failed"; not a ProvisioningState of openbai's stored ones (never stored)
-    provisioning = Provisioning(record.provisioning.created_at, "failed", utcnow())
+    provisioning = Provisioning(
+        record.provisioning.created_at, ProvisioningState.FAILED.value, utcnow()
+    )
     return dataclasses.replace(record, provisioning=provisioning, mount_settings=None)
 
 
