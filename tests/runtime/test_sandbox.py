@@ -155,6 +155,43 @@ def test_a_runner_hides_the_installation_its_plan_names_whatever_its_environment
         shutil.rmtree(installation, ignore_errors=True)
 
 
+def test_a_job_inherits_none_of_the_credentials_its_runner_was_started_with(
+    tmp_path: Path,
+) -> None:
+    """A dispatcher started by ``bai`` from a user's shell has that shell's variables: the
+    token of ``bai``, the storage key of ``az batchai``, libpq's password stay with it."""
+    storage = tmp_path / "storage"
+    (storage / "acct" / "file" / "logs").mkdir(parents=True)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    job_plan(
+        "env",
+        job_mounts=[
+            MountSpec("logs", "local", "acct", "file", "logs", options={"root": str(storage)})
+        ],
+    ).write(run_dir / "plan.json")
+    secrets = {
+        "BAI_TOKEN": "bai-token-1",
+        "AZURE_BATCHAI_STORAGE_KEY": "storage-key-2",
+        "PGPASSWORD": "pg-password-3",
+        "OPENBAI_DATABASE_URL": "postgresql://u:db-password-4@h/db",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "openbai.runtime.runner", "--run-dir", str(run_dir)]
+        + ["--node", "0", "--node-root", str(tmp_path / "node")],
+        env={**os.environ, **secrets, "LANG": "C.UTF-8"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    (out,) = storage.glob("acct/file/logs/**/stdouterr/stdout.txt")
+    shown = out.read_text()
+    assert "LANG=C.UTF-8" in shown  # the rest of it is the job's
+    for name, value in secrets.items():
+        assert value not in shown, name
+
+
 def test_a_job_sees_and_signals_only_its_own_processes(ws: Bai, tmp_path: Path) -> None:
     me = os.getpid()
     command = (

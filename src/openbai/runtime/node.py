@@ -12,8 +12,11 @@ from openbai.plan.results import RunDir
 from openbai.runtime.execution_log import ExecutionLog
 from openbai.runtime.layout import NodeLayout
 
-#: variables of the runner's own environment that a job must not inherit
-_PRIVATE_ENV = ("OPENBAI_", "SLURM_")
+#: variables of the runner's own environment that a job must not inherit: openbai's own, the
+#: scheduler's (a node runner's, not its tasks'), and the credentials of openbai's clients
+#: that reach a dispatcher started from a user's shell (``bai`` and ``az batchai``'s token
+#: and storage key, libpq's password)
+_PRIVATE_ENV = ("OPENBAI_", "SLURM_", "BAI_", "AZURE_BATCHAI_", "PGPASSWORD")
 
 
 class NodeContext(NamedTuple):
