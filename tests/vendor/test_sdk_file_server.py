@@ -4,6 +4,7 @@ in a container) writing there and a job on the second reading what they wrote.""
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -19,8 +20,10 @@ from openbai.mounts.registry import fuse_available
 from .conftest import RG, WS, poll
 from .flows import create_cluster, create_custom_job, job_files, wait_for_job, wait_for_nodes
 
+#: what keeps the flow from running here; CI installs everything it needs, so there it fails
+_MISSING = missing() or (None if fuse_available() else "no FUSE")
 pytestmark = pytest.mark.skipif(
-    missing() is not None or not fuse_available(), reason=missing() or "no FUSE"
+    _MISSING is not None and not os.environ.get("CI"), reason=str(_MISSING)
 )
 
 SERVER = "fileserver"
@@ -70,6 +73,7 @@ def _nfs(server: Any) -> list[Any]:
 
 
 def test_file_server(client: Any, podman: Podman) -> None:
+    assert _MISSING is None, f"CI runs the vendor's file server flow: {_MISSING}"
     server = _create_file_server(client)
     cluster1 = create_cluster(client, "cluster1", 1, file_servers=_nfs(server))
     cluster2 = create_cluster(client, "cluster2", 1, file_servers=_nfs(server))
