@@ -192,6 +192,25 @@ def test_a_job_inherits_none_of_the_credentials_its_runner_was_started_with(
         assert value not in shown, name
 
 
+def test_a_job_has_no_capabilities_and_cannot_gain_any(ws: Bai, tmp_path: Path) -> None:
+    """No new privileges: a setuid program (``su``) runs as the job user, and the job holds
+    no capability, not even in its bounding set."""
+    command = (
+        "grep -E '^(NoNewPrivs|CapEff|CapPrm|CapBnd|CapAmb):' /proc/self/status | tr -d '\\t';"
+        " su -c 'echo became root' root </dev/null 2>/dev/null || echo su refused"
+    )
+    shown = run(ws, tmp_path, "caps", command)
+    assert shown["executionState"] == "succeeded"
+    assert output(ws, "caps").splitlines() == [
+        "CapPrm:0000000000000000",
+        "CapEff:0000000000000000",
+        "CapBnd:0000000000000000",
+        "CapAmb:0000000000000000",
+        "NoNewPrivs:1",
+        "su refused",
+    ]
+
+
 def test_a_job_sees_and_signals_only_its_own_processes(ws: Bai, tmp_path: Path) -> None:
     me = os.getpid()
     command = (
