@@ -138,6 +138,16 @@ def test_nothing_outlives_a_slurm_job(on_slurm: Bai, tmp_path: Path) -> None:
     gone_within("sleep 4716", 2)
 
 
+def test_nothing_outlives_a_slurm_jobs_wall_clock(on_slurm: Bai, tmp_path: Path) -> None:
+    daemons = "sleep 47171 & setsid sleep 47172 & (sleep 47173 &); sleep 0.2; "
+    started = "echo started $(ps -e -o args= | grep -c '^sleep 4717'); "
+    shown = run(on_slurm, tmp_path, "slow", daemons + started + "sleep 300",
+                constraints={"maxWallClockTime": "PT5S"})  # fmt: skip
+    assert shown["executionInfo"]["errors"][0]["code"] == "JobWallClockTimeExceeded", shown
+    assert output(on_slurm, "slow") == "started 3\n"
+    gone_within("sleep 4717", 2)
+
+
 def test_a_slurm_job_has_a_process_limit_even_where_slurm_sets_none(
     on_slurm: Bai, tmp_path: Path
 ) -> None:

@@ -264,10 +264,16 @@ def test_a_host_file_cannot_be_hard_linked_into_outputs(ws: Bai, tmp_path: Path)
 
 
 def test_nothing_a_job_started_outlives_its_main_command(ws: Bai, tmp_path: Path) -> None:
-    shown = run(ws, tmp_path, "ok", daemons(4711) + "sleep 0.2; echo main done")
+    shown = run(ws, tmp_path, "ok", daemons(4711) + "sleep 0.2; " + counted("4711"))
     assert shown["executionState"] == "succeeded"
     assert shown["executionInfo"]["exitCode"] == 0
+    assert output(ws, "ok") == "started 4\n"  # they ran, and are gone with the job
     assert_gone_within("sleep 4711", 2)
+
+
+def counted(tag: str) -> str:
+    """A shell line printing how many of the job's processes run ``sleep <tag>N``."""
+    return f"echo started $(ps -e -o args= | grep -c '^sleep {tag}')"
 
 
 def wait_running(bai: Bai, job: str, tag: str) -> None:
@@ -288,9 +294,10 @@ def test_nothing_outlives_a_terminated_job(ws: Bai, tmp_path: Path) -> None:
 
 
 def test_nothing_outlives_the_wall_clock(ws: Bai, tmp_path: Path) -> None:
-    shown = run(ws, tmp_path, "slow", daemons(4713) + "sleep 300",
+    shown = run(ws, tmp_path, "slow", daemons(4713) + "sleep 0.2; " + counted("4713") + "; sleep 300",
                 constraints={"maxWallClockTime": "PT3S"})  # fmt: skip
     assert shown["executionInfo"]["errors"][0]["code"] == "JobWallClockTimeExceeded"
+    assert output(ws, "slow") == "started 4\n"
     assert_gone_within("sleep 4713", 2)
 
 
