@@ -27,6 +27,12 @@ def _temporary(path: Path, data: bytes, *, durable: bool) -> str:
     return tmp
 
 
+def private_opener(path: str, flags: int) -> int:
+    """An ``opener`` for :func:`open`: a file it creates is readable only by its owner from
+    its first byte, whatever the umask (for files appended to, which cannot be replaced)."""
+    return os.open(path, flags, 0o600)
+
+
 def write_private(path: Path, text: str | bytes, *, durable: bool = True) -> None:
     """Replace ``path`` atomically with a file readable only by its owner (synced if durable)."""
     data = text.encode() if isinstance(text, str) else text

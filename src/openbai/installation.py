@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from openbai.files import private_opener
 from openbai.settings import Settings
 from openbai.vocabulary import ACTIVE_STATES
 
@@ -143,7 +144,8 @@ def ensure_dispatcher(settings: Settings) -> None:
     """
     if poke_dispatcher(settings) or not _claim_start(settings.home / "dispatcher.starting"):
         return
-    with open(settings.home / "dispatcher.log", "ab") as log:
+    # the installation's own log: private from its creation, whatever the umask
+    with open(settings.home / "dispatcher.log", "ab", opener=private_opener) as log:
         subprocess.Popen(
             [sys.executable, "-m", "openbai.scheduling.daemon"],
             env={**os.environ, "OPENBAI_HOME": str(settings.home)},

@@ -150,7 +150,8 @@ class SlurmExecutor(Executor):
         )
         # no fsync: the plan matters only until the job has run, and a lost one fails the job
         write_private(request.run_dir / "plan.json", plan.to_json(), durable=False)
-        job.script_path.write_text(batch_script(job))
+        # the script and the handle below are the installation's own: private, as the plan
+        write_private(job.script_path, batch_script(job), durable=False)
         argv = sbatch_argv(job)
         proc = self._run(argv)
         if proc.returncode != 0:
@@ -167,7 +168,7 @@ class SlurmExecutor(Executor):
             "nodes": plan.node_count,
             "submitted": time.time(),
         }
-        (request.run_dir / SUBMITTED).write_text(json.dumps(data))
+        write_private(request.run_dir / SUBMITTED, json.dumps(data), durable=False)
         return JobRef(self.name, data)
 
     def recover(self, run_dir: Path) -> JobRef | None:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from openbai.files import write_private
+from openbai.files import private_opener, write_private
 from openbai.plan.job_plan import plain
 
 
@@ -97,7 +97,7 @@ class RunDir:
 
     def record_task(self, node: int, pid: int, started: float) -> None:
         """Remember a task process, so that it can be stopped even if its runner dies."""
-        with open(self.path / f"node-{node}.tasks", "a") as f:
+        with open(self.path / f"node-{node}.tasks", "a", opener=private_opener) as f:
             f.write(f"{pid} {started}\n")
 
     def record_runner(self, node: int, pid: int, started: float) -> None:

@@ -12,11 +12,15 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from openbai.files import private_opener
+
 
 class ExecutionLog:
     def __init__(self, node_log: Path):
         self._lines: list[str] = []
-        self._files: list[TextIO] = [open(node_log, "a", buffering=1)]
+        # the run directory's copy is the installation's own (private); the stdouterr
+        # folder's is the job's output in its volume, as stdout.txt is (see attach)
+        self._files: list[TextIO] = [open(node_log, "a", buffering=1, opener=private_opener)]
         #: the first write that failed (ENOSPC...), with the file's name
         self.failure: OSError | None = None
 

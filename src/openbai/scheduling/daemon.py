@@ -7,6 +7,7 @@ been queued or running for a while. Its output goes to ``$OPENBAI_HOME/dispatche
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import logging.handlers
 import os
@@ -15,6 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
+from openbai.files import private_opener
 from openbai.installation import App, ensure_dispatcher
 from openbai.scheduling.dispatcher import Dispatcher
 from openbai.settings import Settings
@@ -33,6 +35,16 @@ class _FullDiskProofHandler(logging.FileHandler):
         if Path("/dev/log").exists():
             self._syslog = logging.handlers.SysLogHandler("/dev/log")
             self._syslog.ident = "openbai-dispatcher: "
+
+    def _open(self) -> io.TextIOWrapper:
+        # the installation's own log: private from its creation, whatever the umask
+        return open(  # appended to, as FileHandler's default mode (the one used here)
+            self.baseFilename,
+            "a",
+            encoding=self.encoding,
+            errors=self.errors,
+            opener=private_opener,
+        )
 
     def setFormatter(self, fmt: logging.Formatter | None) -> None:
         super().setFormatter(fmt)

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from openbai.errors import ExecutorUnavailableError, OpenBaiError
 from openbai.executors.base import Executor, JobRef, RunState, SubmitRequest
+from openbai.files import private_opener
 from openbai.installation import PING, App
 from openbai.plan.job_plan import JobPlan, NodeLimits
 from openbai.plan.results import JobError, Outcome
@@ -171,7 +172,7 @@ class Dispatcher:
     # -- running --------------------------------------------------------------------------------
     def try_acquire(self) -> bool:
         """Become the installation's dispatcher; False if another one is running."""
-        f = open(self.app.settings.home / "dispatcher.lock", "a+")
+        f = open(self.app.settings.home / "dispatcher.lock", "a+", opener=private_opener)
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
