@@ -10,12 +10,19 @@ directory (which every node of the job sees).
     node-<k>.result.json    node k is through, mounts flushed ({"exitCode", "errors"})
     job.result.json         the job's outcome, written last by the first node
 
+and, while the job runs, what holds secrets in clear (see RunDir.discard_secrets):
+
+    plan.json               the job's plan: its secrets, its volumes' storage keys
+    registry-auth-<k>/      node k's registry login while it pulls the job's image
+
 Files are written atomically, so a reader sees a whole file or none.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -118,6 +125,19 @@ class RunDir:
                 pid, started = line.split()
                 found.append((int(pid), float(started)))
         return found
+
+    def discard_secrets(self) -> None:
+        """Remove what of the run holds secrets in clear, once no runner of the job needs it:
+        the first node does at the job's end, the dispatcher whenever it records one (a
+        runner lost or killed, a job Slurm ended or cancelled before it ran, a failed submit)."""
+        (self.path / "plan.json").unlink(missing_ok=True)
+        try:
+            entries = list(os.scandir(self.path))
+        except FileNotFoundError:  # never made, or deleted with the job
+            return
+        for entry in entries:
+            if entry.name.startswith("registry-auth-"):
+                shutil.rmtree(entry.path, ignore_errors=True)
 
     def request_stop(self) -> None:
         """Ask the job's runners to stop, as SIGTERM does (for runners no signal reaches)."""

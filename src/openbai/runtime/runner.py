@@ -120,8 +120,9 @@ class NodeRunner:
         if ctx.is_master:
             outcome = job_outcome(ctx, outcome, self.stopping.requested)
             ctx.run.write_job_result(outcome)
-            # the plan holds the job's secrets and storage keys: not kept past the job
-            (ctx.run.path / "plan.json").unlink(missing_ok=True)
+            # every node has reported (or is given up): the plan, with the job's secrets and
+            # storage keys, is not kept past the job
+            ctx.run.discard_secrets()
         ctx.log.close()
         return outcome
 

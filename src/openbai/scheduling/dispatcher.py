@@ -40,7 +40,7 @@ from openbai.executors.base import Executor, JobRef, RunState, SubmitRequest
 from openbai.files import private_opener
 from openbai.installation import PING, App
 from openbai.plan.job_plan import JobPlan, NodeLimits
-from openbai.plan.results import JobError, Outcome
+from openbai.plan.results import JobError, Outcome, RunDir
 from openbai.scheduling import allocation, node_setup, transitions
 from openbai.scheduling.planning import ClusterPlanning, build_plan, with_slot_gpus
 from openbai.spec import parse
@@ -98,6 +98,8 @@ class _Round:
 
     #: jobs that ended: outcome and an error of openbai's own
     ended: list[tuple[int, Outcome, JobError | None]] = field(default_factory=list)
+    #: the run directories of the handed-out jobs that ended (their secrets go, see _record)
+    ended_runs: list[Path] = field(default_factory=list)
     #: jobs that a queueing executor (Slurm) reports running
     running: list[int] = field(default_factory=list)
     #: handles recovered for jobs claimed by a dispatcher that died before storing them
@@ -311,7 +313,9 @@ class Dispatcher:
                 ended = self._check(
                     found, job_id, ref_data, terminate, changed_at, state, unreachable
                 )
-            if state in ON_NODES and not ended and cluster_id is not None:
+            if ended:
+                found.ended_runs.append(self.app.settings.runs_root / uid)
+            elif state in ON_NODES and cluster_id is not None:
                 busy.setdefault(cluster_id, set()).update(nodes or [])
         for message in sorted(unreachable):
             log.warning("%s", message)
@@ -371,6 +375,13 @@ class Dispatcher:
     def _record(self, found: _Round) -> None:
         """Write what a round decided, in one transaction: the handles of the round before,
         ends, then claims."""
+        # no runner of an ended job is left to read its plan: the secrets in it (and a
+        # registry login a lost runner left) go now, before anyone sees the job ended. The
+        # first node removes them at a normal end; this covers the ends it never reached
+        # (its runner lost or killed, a Slurm job that never reported or was cancelled
+        # before it ran), until then kept until the job was deleted.
+        for run_dir in found.ended_runs:
+            RunDir(run_dir).discard_secrets()
         if not (
             found.ended
             or found.running
@@ -627,10 +638,14 @@ class Dispatcher:
         except ExecutorUnavailableError as exc:
             if isinstance(st.placement, QueuedByExecutor):
                 log.warning("job %s waits: %s", st.job_id, exc.message)
+                # the plan the executor may have written goes: the next submit writes it again
+                RunDir(st.request.run_dir).discard_secrets()
                 return False
             st.error = _failure(exc)
         except OpenBaiError as exc:
             st.error = _failure(exc)
+        if st.error is not None:  # no runner will read the plan the executor may have written
+            RunDir(st.request.run_dir).discard_secrets()
         return True
 
     def _store(self, handed: list[_Start]) -> None:
