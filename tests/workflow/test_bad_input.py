@@ -9,7 +9,16 @@ from typing import Any
 import pytest
 from conftest import Bai
 
-from .conftest import custom_job, write_job
+from .conftest import LOGS_AND_SCRIPTS, custom_job, write_job
+
+#: the recipes' volumes with the data container read-only
+READ_ONLY_DATA = {
+    **LOGS_AND_SCRIPTS,
+    "azureBlobFileSystems": [
+        {"accountName": "acct", "containerName": "data", "relativeMountPath": "data",
+         "mountOptions": "-o ro"}
+    ],
+}  # fmt: skip
 
 
 def jobs(bai: Bai) -> list[str]:
@@ -120,6 +129,23 @@ def create(
             "properties.constraints.maxWallClockTime",
         ),
         ({"nodeCount": -1}, "properties.nodeCount"),  # 3 on 2 nodes waits, as on Batch AI
+        (
+            {
+                "mountVolumes": READ_ONLY_DATA,
+                "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data",
+            },
+            "properties.stdOutErrPathPrefix: $AZ_BATCHAI_JOB_MOUNT_ROOT/data is on 'data', mounted"
+            " read-only (mountOptions '-o ro')",
+        ),
+        (
+            {
+                "mountVolumes": READ_ONLY_DATA,
+                "outputDirectories": [
+                    {"id": "OUT", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data/x"}
+                ],
+            },
+            "properties.outputDirectories[0].pathPrefix: $AZ_BATCHAI_JOB_MOUNT_ROOT/data/x is on",
+        ),
     ],
 )
 def test_bad_job_field_is_named_and_nothing_is_stored(

@@ -43,15 +43,19 @@ class MountSpec(NamedTuple):
 
     @property
     def read_only(self) -> bool:
-        """Whether its mount options ask for a read-only mount (the last of ro and rw wins)."""
-        modes = [w for w in mount_option_words(self.mount_options) if w in ("ro", "rw")]
-        return bool(modes) and modes[-1] == "ro"
+        return asks_read_only(self.mount_options)
 
     @property
     def unapplied_options(self) -> list[str]:
         """Its mount options other than ro and rw: a kernel client's tuning (``hard``,
         ``attr_timeout=240``...), which openbai's own clients do not take."""
         return [w for w in mount_option_words(self.mount_options) if w not in ("ro", "rw")]
+
+
+def asks_read_only(mount_options: str) -> bool:
+    """Whether ``mountOptions`` ask for a read-only mount (the last of ro and rw wins)."""
+    modes = [w for w in mount_option_words(mount_options) if w in ("ro", "rw")]
+    return bool(modes) and modes[-1] == "ro"
 
 
 def mount_option_words(text: str) -> list[str]:

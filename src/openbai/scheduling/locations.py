@@ -14,6 +14,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from openbai.plan.job_plan import asks_read_only
 from openbai.storage.base import VolumeKind
 
 JOB_MOUNT_ROOT = "AZ_BATCHAI_JOB_MOUNT_ROOT"
@@ -52,12 +53,28 @@ class MountedVolume:
     #: ``mountOptions`` (``ro`` makes it read-only)
     mount_options: str = ""
 
+    @property
+    def read_only(self) -> bool:
+        return asks_read_only(self.mount_options)
+
 
 _ROOT_REF = re.compile(r"^\$(?:\{(\w+)\}|(\w+))(/.*)?$")
 
 
 def locate(template: str, mounts: list[MountedVolume]) -> VolumeLocation | None:
     """The storage location of ``template``, or None if it is not on a mounted volume."""
+    found = mounted_at(template, mounts)
+    if found is None:
+        return None
+    volume, inside = found
+    return VolumeLocation(volume.account, volume.volume_kind, volume.volume, volume.subpath).join(
+        inside
+    )
+
+
+def mounted_at(template: str, mounts: list[MountedVolume]) -> tuple[MountedVolume, str] | None:
+    """The volume of ``mounts`` that ``template`` lies on (the deepest), and the path inside
+    it; None if it lies on none."""
     match = _ROOT_REF.match(template.strip())
     if match is None:
         return None
@@ -74,8 +91,7 @@ def locate(template: str, mounts: list[MountedVolume]) -> VolumeLocation | None:
             best = m
     if best is None:
         return None
-    inside = rest[len(best.relative_path.strip("/")) :].strip("/")
-    return VolumeLocation(best.account, best.volume_kind, best.volume, best.subpath).join(inside)
+    return best, rest[len(best.relative_path.strip("/")) :].strip("/")
 
 
 def setup_task_suffix(subscription_id: str, rg: str, ws: str, cluster: str, uid: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from openbai.errors import MountError, SpecError
 from openbai.installation import App
-from openbai.scheduling.locations import MountedVolume, VolumeLocation, locate
+from openbai.scheduling.locations import MountedVolume, VolumeLocation, locate, mounted_at
 from openbai.scheduling.volumes import mounted_volumes
 from openbai.services.accounts import require_volume
 from openbai.spec import (
@@ -77,6 +77,13 @@ def require_on_volume(
     listed nor streamed, nor outlive the node."""
     location = locate(prefix, mounted)
     check_listable(location, prefix, field)
+    found = mounted_at(prefix, mounted)
+    if found is not None and found[0].read_only:
+        raise SpecError(
+            f"{field}: {prefix} is on {found[0].relative_path!r}, mounted read-only"
+            f" (mountOptions {found[0].mount_options!r}): the job could write nothing there",
+            target=field,
+        )
     if location is not None:
         return location
     roots = [f"${m.root}/{m.relative_path.strip('/')}" for m in mounted]
