@@ -16,6 +16,7 @@ The session-scoped fixture ``slurm_cluster`` yields a :class:`SlurmCluster`:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
@@ -110,6 +111,20 @@ class SlurmCluster:
             state = self.job_state(job_id)
         return state
 
+    @contextlib.contextmanager
+    def nodes_taken(self, seconds: int) -> Iterator[str]:
+        """Every node taken whole by a plain job (its id), running when this yields and
+        cancelled on leaving: what openbai submits meanwhile waits in Slurm's queue."""
+        blocker = self.run(
+            ["sbatch", "--parsable", f"-N{len(self.nodes)}", "--exclusive", "-p", self.partition,
+             "-o", "/dev/null", "--wrap", f"sleep {seconds}"]
+        ).stdout.strip()  # fmt: skip
+        try:
+            self.wait_job(blocker, {"RUNNING"}, timeout=30)
+            yield blocker
+        finally:
+            self.run(["scancel", blocker], check=False)
+
     def forward_port(self, port: int) -> None:
         """Let jobs on the nodes reach the host's ``127.0.0.1:port`` at their own ``127.0.0.1:port``."""
         _script("forward", str(port), "--state-dir", str(self.state_dir))
@@ -191,3 +206,11 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
         yield _cluster(state_dir, started_here=True)
     finally:
         _script("stop", str(state_dir), check=False)
+
+
+@pytest.fixture
+def slurm_env(slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch) -> SlurmCluster:
+    """The Slurm client environment, for this process and the dispatcher it starts."""
+    for key, value in slurm_cluster.slurm_env.items():
+        monkeypatch.setenv(key, value)
+    return slurm_cluster

@@ -19,14 +19,6 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def slurm_env(slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch) -> SlurmCluster:
-    """The Slurm client environment, for this process and the dispatcher it starts."""
-    for key, value in slurm_cluster.slurm_env.items():
-        monkeypatch.setenv(key, value)
-    return slurm_cluster
-
-
-@pytest.fixture
 def on_slurm(slurm_env: SlurmCluster, workspace: Bai) -> Iterator[Bai]:
     # slurm_env first: the dispatcher that the first command starts inherits SLURM_CONF
     bai = workspace

@@ -415,22 +415,7 @@ def test_jobs_stay_queued_while_slurm_has_no_room_and_keep_their_priority(
     on_slurm: Bai, slurm_env: SlurmCluster, tmp_path: Path
 ) -> None:
     bai = on_slurm
-    blocker = slurm_env.run(
-        [
-            "sbatch",
-            "--parsable",
-            "-N2",
-            "--exclusive",
-            "-p",
-            "debug",
-            "-o",
-            "/dev/null",
-            "--wrap",
-            "sleep 60",
-        ]
-    ).stdout.strip()
-    try:
-        slurm_env.wait_job(blocker, {"RUNNING"}, timeout=30)
+    with slurm_env.nodes_taken(60):
         for name, priority in (("low1", "low"), ("normal1", "normal"), ("high1", "high")):
             create(
                 bai, tmp_path, custom_job(f"echo {name}", schedulingPriority=priority), name, "gpu"
@@ -457,8 +442,6 @@ def test_jobs_stay_queued_while_slurm_has_no_room_and_keep_their_priority(
             j["name"]: j["executionState"] for j in bai.json("job", "list", "-w", "ws", "-e", "exp")
         }
         assert states == {"low1": "queued", "normal1": "queued", "high1": "queued"}
-    finally:
-        slurm_env.run(["scancel", blocker], check=False)
     for name in ("low1", "normal1", "high1"):
         job = bai.wait(name, timeout=40)
         assert job["executionState"] == "succeeded", bai.why(job)

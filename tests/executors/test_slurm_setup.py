@@ -95,12 +95,7 @@ def test_setup_runs_still_queued_are_cancelled_when_their_cluster_is_deleted(
 ) -> None:
     bai = on_slurm
     # both hosts taken whole: the setup runs wait in Slurm's queue
-    blocker = slurm_env.run(
-        ["sbatch", "--parsable", "-N2", "--exclusive", "-p", "debug", "-o", "/dev/null",
-         "--wrap", "sleep 300"]
-    ).stdout.strip()  # fmt: skip
-    try:
-        slurm_env.wait_job(blocker, {"RUNNING"}, timeout=30)
+    with slurm_env.nodes_taken(300):
         _create(bai, "doomed", "echo set up")
 
         def both_queued() -> dict[str, str]:
@@ -113,5 +108,3 @@ def test_setup_runs_still_queued_are_cancelled_when_their_cluster_is_deleted(
         assert _queued_setup_runs(slurm_env, bai) == {}
         for job_id in queued:
             assert slurm_env.job_state(job_id) in (None, "CANCELLED"), job_id
-    finally:
-        slurm_env.run(["scancel", blocker], check=False)

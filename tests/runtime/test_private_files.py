@@ -72,14 +72,6 @@ def test_a_lost_runner_leaves_no_secret_of_its_job_on_disk(ws: Bai, tmp_path: Pa
 
 
 @pytest.fixture
-def slurm_env(slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch) -> SlurmCluster:
-    """The Slurm client environment, for this process and the dispatcher it starts."""
-    for key, value in slurm_cluster.slurm_env.items():
-        monkeypatch.setenv(key, value)
-    return slurm_cluster
-
-
-@pytest.fixture
 def on_slurm(slurm_env: SlurmCluster, ws: Bai) -> Bai:
     """``ws`` with the Slurm cluster ``slurm`` (partition ``debug``, nodes node1 and node2);
     ``slurm_env`` first: the dispatcher that the first command starts inherits it."""
@@ -95,22 +87,7 @@ def test_a_slurm_job_terminated_while_pending_leaves_no_secret_on_disk(
     """Slurm never ran it, so no runner removed its plan: it goes when the job's end is
     recorded, not when the job is deleted."""
     secret = "hunter2-" + os.urandom(8).hex()
-    blocker = slurm_env.run(
-        [
-            "sbatch",
-            "--parsable",
-            "-N2",
-            "--exclusive",
-            "-p",
-            "debug",
-            "-o",
-            "/dev/null",
-            "--wrap",
-            "sleep 120",
-        ]  # fmt: skip
-    ).stdout.strip()
-    try:
-        slurm_env.wait_job(blocker, {"RUNNING"}, timeout=30)
+    with slurm_env.nodes_taken(120):
         on_slurm("job", "create", "-w", "ws", "-e", "exp", "-c", "slurm", "-n", "pending",
                  "-f", job_json(tmp_path, "pending", "echo ran",
                                 secrets=[{"name": "MYSECRET", "value": secret}]))  # fmt: skip
@@ -123,8 +100,6 @@ def test_a_slurm_job_terminated_while_pending_leaves_no_secret_on_disk(
         assert holding(plan.parent, secret) == [plan]
         on_slurm("job", "terminate", "-w", "ws", "-e", "exp", "-n", "pending", "-y")
         shown = on_slurm.wait("pending", timeout=60)
-    finally:
-        slurm_env.run(["scancel", blocker], check=False)
     assert shown["executionState"] == "failed"
     assert shown["executionInfo"]["errors"][0]["code"] == "JobTerminated"
     assert not plan.exists()
