@@ -494,3 +494,59 @@ def test_a_read_only_path_inside_a_writable_one_stays_read_only(tmp_path: Path) 
     )
     assert done.stdout == "dataset\nwrote out\nrefused new\n", done.stderr
     assert sorted(p.name for p in (root / "data").iterdir()) == ["in.txt"]
+
+
+@pytest.fixture
+def victim() -> Iterator[Path]:
+    """A root-owned host file and folder outside every volume, which no job may write."""
+    place = Path(tempfile.mkdtemp(prefix="openbai-victim-", dir="/var/tmp"))
+    (place / "file").write_text("untouched\n")
+    (place / "folder").mkdir()
+    yield place
+    shutil.rmtree(place, ignore_errors=True)
+
+
+def test_the_runner_writes_through_no_link_a_job_prepared(
+    ws: Bai, tmp_path: Path, victim: Path
+) -> None:
+    """Job preparation runs before the main command, as the job user, where the runner then
+    opens the main command's stdout.txt as root: a link left there leads nowhere."""
+    plant = f"ln -s {victim}/file $AZ_BATCHAI_STDOUTERR_DIR/stdout.txt"
+    shown = run(ws, tmp_path, "planted", "echo written by the job",
+                jobPreparation={"commandLine": plant})  # fmt: skip
+    assert shown["executionState"] == "failed"
+    error = shown["executionInfo"]["errors"][0]
+    assert error["code"] == "OutputDirectoryError"
+    assert "stdout.txt" in error["message"] and "symbolic link" in error["message"]
+    assert (victim / "file").read_text() == "untouched\n"
+
+
+def test_a_link_an_earlier_job_left_on_the_way_leads_nowhere(
+    ws: Bai, tmp_path: Path, victim: Path
+) -> None:
+    """The folders of a job's outputs are made on its volume by the runner: a link an earlier
+    job left where the next job's folders go is not followed."""
+    jobs = "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs/*/*/workspaces/ws/experiments/exp/jobs"
+    plant = f"cd {jobs} && ln -s {victim}/folder next && echo planted"
+    assert run(ws, tmp_path, "first", plant)["executionState"] == "succeeded"
+    assert output(ws, "first") == "planted\n"
+    shown = run(ws, tmp_path, "next", "echo written by next")
+    assert shown["executionState"] == "failed"
+    assert shown["executionInfo"]["errors"][0]["code"] == "OutputDirectoryError"
+    assert list((victim / "folder").iterdir()) == []
+
+
+def test_an_output_folder_named_through_variables_stays_on_its_volume(
+    ws: Bai, tmp_path: Path, victim: Path
+) -> None:
+    climb = "/.." * 20 + str(victim / "folder")
+    shown = run(ws, tmp_path, "climber", "echo out > $AZ_BATCHAI_OUTPUT_OUT/x",
+                inputDirectories=[{"id": "X", "path": climb}],
+                outputDirectories=[{"id": "OUT",
+                                    "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs/$AZ_BATCHAI_INPUT_X"}])  # fmt: skip
+    assert shown["executionState"] == "failed"
+    error = shown["executionInfo"]["errors"][0]
+    assert (
+        error["code"] == "OutputDirectoryError" and "none of the job's volumes" in error["message"]
+    )
+    assert list((victim / "folder").iterdir()) == []

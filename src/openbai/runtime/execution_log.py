@@ -38,9 +38,10 @@ class ExecutionLog:
                 exc.filename = exc.filename or f.name
                 self.failure = exc
 
-    def attach(self, path: Path) -> None:
-        """Also write to ``path`` from now on, starting with everything logged so far."""
-        f = open(path, "a", buffering=1)
+    def attach(self, path: Path, fd: int | None = None) -> None:
+        """Also write to ``path`` from now on (``fd``: the file opened for appending, which
+        the log then owns), starting with everything logged so far."""
+        f = open(path, "a", buffering=1) if fd is None else open(fd, "a", buffering=1)
         self._write(f, self._lines)
         self._files.append(f)
 

@@ -71,14 +71,9 @@ class JobContainer:
     ) -> list[str]:
         """Start a task in the container with ``env`` added to the container's variables;
         the command line of the host process that stands for it (it ends when the task does,
-        with its exit code). Its output files are made the job user's first (the task opens
-        them itself, inside, as that user)."""
+        with its exit code). Its output files exist and are the job user's already (the task
+        opens them itself, inside, as that user: tasks.py makes them, following no link)."""
         user = self.seal.user if self.seal is not None else None
-        if user is not None:
-            for path in (stdout, stderr):
-                path.touch(mode=0o644)
-                if path.stat().st_uid != user.uid:
-                    os.chown(path, user.uid, user.gid)
         if self.control is None or self.client is None or self.client.stdin is None:
             return containers.exec_argv(
                 self.runtime, self.name, cwd, list(env), command, stdout, stderr, seal=self.seal

@@ -18,6 +18,7 @@ from openbai.mounts.table import remove_tree
 from openbai.plan.results import wait_until
 from openbai.runtime.environment import JobEnvironment, build_environment
 from openbai.runtime.expand import expand_path
+from openbai.runtime.output_files import Volumes
 from openbai.runtime.sealing import describe, open_volumes, seal
 from openbai.runtime.stopping import JobFailure
 from openbai.runtime.tasks import NodeTasks
@@ -56,6 +57,7 @@ def prepare_setup_only(tasks: NodeTasks, mounts: list[Mount]) -> None:
         ctx.layout.job_temp.mkdir(parents=True)
         ctx.layout.mount_root.mkdir(parents=True, exist_ok=True)
         tasks.sandbox, tasks.cgroup = seal(ctx)
+        tasks.volumes = Volumes(mounts)
         mounts.extend(mount_all(ctx.plan.cluster_mounts, ctx.layout.mount_root, ctx.log))
         open_volumes(tasks.sandbox, mounts)
         env = build_environment(ctx.plan, ctx.node, ctx.layout, ctx.host_env())
@@ -80,16 +82,19 @@ def prepare_node(tasks: NodeTasks, mounts: list[Mount]) -> JobEnvironment:
     layout.mount_root.mkdir(parents=True, exist_ok=True)
     layout.shared_job_temp.mkdir(parents=True, exist_ok=True)
     tasks.sandbox, tasks.cgroup = seal(ctx)
+    volumes = tasks.volumes = Volumes(mounts)
     mounts.extend(mount_all(plan.cluster_mounts, layout.mount_root, ctx.log))
     open_volumes(tasks.sandbox, mounts)
     env = build_environment(plan, node, layout, ctx.host_env())
     _run_setup_task(tasks, env)
     mounts.extend(mount_all(plan.job_mounts, layout.job_mount_root, ctx.log))
-    _make_output_dirs(env)
+    for folder in [env.stdouterr_dir, *env.output_dirs.values()]:
+        volumes.make_dirs(folder)
     open_volumes(tasks.sandbox, mounts, [env.stdouterr_dir, *env.output_dirs.values()])
     describe(ctx, tasks.sandbox, tasks.cgroup)
     name = f"execution-{node.node_id}.log" if ctx.multi else "execution.log"
-    ctx.log.attach(Path(env.stdouterr_dir) / name)
+    log_file = Path(env.stdouterr_dir) / name
+    ctx.log.attach(log_file, volumes.open_append(str(log_file)))
     for key in sorted(k for k in env.variables if k.startswith("AZ_BATCHAI_")):
         ctx.log(f"{key}={env.variables[key]}")
     process_count = int(plan.toolkit.get("processCount") or plan.node_count)
@@ -102,16 +107,6 @@ def prepare_node(tasks: NodeTasks, mounts: list[Mount]) -> JobEnvironment:
         start_container(tasks, env)
     _job_preparation(tasks, env)
     return env
-
-
-def _make_output_dirs(env: JobEnvironment) -> None:
-    for path in [env.stdouterr_dir, *env.output_dirs.values()]:
-        try:
-            Path(path).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise JobFailure(
-                "OutputDirectoryError", f"cannot create {path}: {exc.strerror}"
-            ) from exc
 
 
 def _run_setup_task(tasks: NodeTasks, env: JobEnvironment) -> None:
@@ -136,7 +131,8 @@ def _run_setup_command(tasks: NodeTasks, env: JobEnvironment) -> None:
     node_id = ctx.node.node_id
     values = {**ctx.host_env(), **env.variables, **setup.environment, **setup.secrets}
     out_dir = Path(expand_path(setup.std_out_err_path_prefix, values)) / setup.output_suffix
-    out_dir.mkdir(parents=True, exist_ok=True)
+    assert tasks.volumes is not None  # the cluster's volumes are mounted
+    tasks.volumes.make_dirs(str(out_dir))
     ctx.log(f"running the cluster's setup task on {node_id}")
     code = tasks.run_to_end(
         setup.command_line,

@@ -7,6 +7,7 @@ runner or the server afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
@@ -26,11 +27,14 @@ def start(
     *,
     env: Mapping[str, str],
     cwd: Path,
-    stdout: Path,
-    stderr: Path,
+    stdout: Path | int,
+    stderr: Path | int,
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in its own session with stdout/stderr appended to the given files."""
-    with open(stdout, "ab") as out, open(stderr, "ab") as err:
+    """Start ``argv`` in its own session with stdout/stderr appended to the given files (or
+    descriptors of files opened for appending, which stay the caller's to close)."""
+    with contextlib.ExitStack() as files:
+        out = stdout if isinstance(stdout, int) else files.enter_context(open(stdout, "ab"))
+        err = stderr if isinstance(stderr, int) else files.enter_context(open(stderr, "ab"))
         return subprocess.Popen(
             list(argv),
             env=dict(env),

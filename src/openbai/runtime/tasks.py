@@ -16,6 +16,7 @@ from openbai.runtime import processes, rank_output, unsafe_env
 from openbai.runtime.cgroups import Cgroup
 from openbai.runtime.environment import JobEnvironment
 from openbai.runtime.node import NodeContext
+from openbai.runtime.output_files import Volumes
 from openbai.runtime.sandbox import Sandbox
 from openbai.runtime.stopping import JobFailure, Stopping
 from openbai.runtime.toolkits import Task
@@ -45,6 +46,8 @@ class NodeTasks:
         #: where tasks on the host run (None: the cluster's --no-sandbox) and their limits
         self.sandbox: Sandbox | None = None
         self.cgroup: Cgroup | None = None
+        #: the job's volumes, where tasks' output files are opened (never through a link)
+        self.volumes: Volumes | None = None
 
     def should_stop(self) -> bool:
         return self.stopping.should_stop(tasks_running=bool(self.running))
@@ -64,6 +67,35 @@ class NodeTasks:
     def start(self, task: Task, env: dict[str, str], stdout: Path, stderr: Path) -> Running:
         if task.mpi:
             self._require_mpirun(env)
+        out, err = self._open_output(stdout), self._open_output(stderr)
+        try:
+            return self._start(task, env, stdout, stderr, out, err)
+        finally:
+            for fd in (out, err):
+                if isinstance(fd, int):
+                    os.close(fd)
+
+    def _open_output(self, path: Path) -> Path | int:
+        """An output file of a task, opened on its volume (a descriptor), or its path where
+        the node has no volumes yet (a node's own command)."""
+        if self.volumes is None:
+            return path
+        fd = self.volumes.open_append(str(path))
+        user = self.container.seal.user if self.container and self.container.seal else None
+        if user is not None and os.fstat(fd).st_uid != user.uid:
+            # the task opens it itself, inside its container, as the job user
+            os.fchown(fd, user.uid, user.gid)
+        return fd
+
+    def _start(
+        self,
+        task: Task,
+        env: dict[str, str],
+        stdout: Path,
+        stderr: Path,
+        out: Path | int,
+        err: Path | int,
+    ) -> Running:
         # the job's loader variables are held on the way through the node's root programs
         command, held = unsafe_env.restoring(env, task.command), unsafe_env.hold(env)
         argv = processes.bash(command)
@@ -85,9 +117,7 @@ class NodeTasks:
             argv = self.sandbox.argv(argv, self.ctx.layout.job_temp)
         if self.cgroup is not None and self.container is None:
             argv = self.cgroup.entered_by(argv)
-        proc = processes.start(
-            argv, env=held, cwd=self.ctx.layout.job_temp, stdout=stdout, stderr=stderr
-        )
+        proc = processes.start(argv, env=held, cwd=self.ctx.layout.job_temp, stdout=out, stderr=err)
         self.ctx.run.record_task(
             self.ctx.node.index, proc.pid, processes.process_start_time(proc.pid)
         )
