@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 from conftest import Bai
-from job_files import with_logs_share, write_job
+from job_files import logged_job, with_logs_share, write_job
 from plans import job_plan
 
 from openbai.plan.job_plan import MountSpec
@@ -418,6 +418,34 @@ def test_secrets_stay_sealed_at_rest_and_go_with_the_job(ws: Bai, tmp_path: Path
     while run_dir.exists():
         assert time.monotonic() < deadline, "the deleted job's run directory is still there"
         time.sleep(0.1)
+
+
+def test_no_secret_value_reaches_the_execution_log(ws: Bai, tmp_path: Path) -> None:
+    """The log names every AZ_BATCHAI_* variable and each task's command line, expanded (a
+    Python toolkit's commandLineArgs): a secret among them shows as ***."""
+    token, key = "tok-" + os.urandom(8).hex(), "key-" + os.urandom(8).hex()
+    logs = ws.home / "storage" / "acct" / "file" / "logs"
+    (logs / "args.py").write_text("import sys\nprint('got', len(sys.argv[2]), 'chars')\n")
+    props = logged_job("")
+    del props["customToolkitSettings"]
+    props["pyTorchSettings"] = {
+        "pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs/args.py",
+        "commandLineArgs": "--key $DB_KEY",
+    }
+    props["secrets"] = [
+        {"name": "AZ_BATCHAI_MY_TOKEN", "value": token},
+        {"name": "DB_KEY", "value": key},
+    ]
+    (tmp_path / "torch.json").write_text(json.dumps({"properties": props}))
+    ws("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "torch",
+       "-f", str(tmp_path / "torch.json"))  # fmt: skip
+    assert ws.wait("torch")["executionState"] == "succeeded"
+    assert output(ws, "torch", "stdout-0.txt") == f"got {len(key)} chars\n"  # it reached the job
+    log = output(ws, "torch", "execution.log")
+    assert "AZ_BATCHAI_MY_TOKEN=***" in log and "--key ***" in log
+    assert token not in log and key not in log
+    (node_log,) = (ws.home / "runs").glob("*/node-0.log")
+    assert token not in node_log.read_text() and key not in node_log.read_text()
 
 
 def test_srun_in_the_sandbox_reaches_a_slurm_configuration_kept_under_tmp(tmp_path: Path) -> None:

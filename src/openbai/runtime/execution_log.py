@@ -9,6 +9,7 @@ kept in :attr:`ExecutionLog.failure` for the job's outcome, and the line stays i
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
@@ -16,7 +17,10 @@ from openbai.files import private_opener
 
 
 class ExecutionLog:
-    def __init__(self, node_log: Path):
+    def __init__(self, node_log: Path, secrets: Iterable[str] = ()):
+        #: the job's secret values, never written: a command line, a variable or an error
+        #: that holds one shows ``***`` in its place (the longest first)
+        self._secrets = sorted({v for v in secrets if v}, key=len, reverse=True)
         self._lines: list[str] = []
         # the run directory's copy is the installation's own (private); the stdouterr
         # folder's is the job's output in its volume, as stdout.txt is (see attach)
@@ -25,6 +29,8 @@ class ExecutionLog:
         self.failure: OSError | None = None
 
     def __call__(self, message: str) -> None:
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
         line = f"{time.strftime('%Y/%m/%d %H:%M:%S', time.gmtime())} {message}\n"
         self._lines.append(line)
         for f in self._files:

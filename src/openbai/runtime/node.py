@@ -44,7 +44,7 @@ class NodeContext(NamedTuple):
             plan.nodes[node_index],
             NodeLayout.for_plan(plan, node_root, run_dir, node_state),
             RunDir(run_dir),
-            ExecutionLog(run_dir / f"node-{node_index}.log"),
+            ExecutionLog(run_dir / f"node-{node_index}.log", _secret_values(plan)),
             keep_env,
         )
 
@@ -64,3 +64,9 @@ class NodeContext(NamedTuple):
             for k, v in os.environ.items()
             if not k.startswith(_PRIVATE_ENV) or k.startswith(self.keep_env)
         }
+
+
+def _secret_values(plan: JobPlan) -> list[str]:
+    """The values the execution log leaves out: the job's secrets and its setup task's."""
+    setup = plan.setup_task.secrets.values() if plan.setup_task is not None else ()
+    return [*plan.secrets.values(), *setup]
