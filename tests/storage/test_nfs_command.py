@@ -101,3 +101,19 @@ def test_passwords_are_sealed_for_storing_and_opened_for_mounting() -> None:
     assert unseal_passwords(sealed, lambda t: t.lower()[::-1]) == command
     assert parse_mount_command(sealed).options["account_key"] == "sealed:TERC3S"
     assert unseal_passwords(command, lambda t: "unused") == command
+
+
+@pytest.mark.parametrize(
+    "options",
+    ['-o username=u,password="s3cret Q"', "-o username=u,password='s3cret Q'",
+     "-o 'username=u,password=s3cret Q,port=445'", '-o "username=u,password=s3cret Q"'],
+)  # fmt: skip
+def test_a_quoted_password_is_sealed_and_left_out_whole(options: str) -> None:
+    command = f"mount -t cifs //h/s {options}"
+    sealed = seal_passwords(command, lambda p: "TOKEN")
+    assert "s3cret" not in sealed and "Q" not in sealed.replace("TOKEN", "")
+    assert parse_mount_command(sealed).options["account_key"] == "sealed:TOKEN"
+    opened = unseal_passwords(sealed, lambda t: "s3cret Q")
+    assert parse_mount_command(opened).options["account_key"] == "s3cret Q"
+    assert "s3cret" not in redact(command) and "Q" not in redact(command)
+    assert "bypass=x" in redact("mount -t cifs //h/s -o bypass=x,password=y")

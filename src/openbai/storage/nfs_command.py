@@ -43,14 +43,29 @@ class MountSource:
     read_only: bool = False
 
 
-_SECRET = re.compile(r"((?:password|pass)=)([^,\s'\"]*)")
+#: a password in one shell word of the command (an ``-o`` list: it ends at a comma)
+_SECRET = re.compile(r"(?<![\w-])((?:password|pass)=)([^,]*)")
+#: the same in a command that does not read as shell words (unbalanced quotes)
+_SECRET_RAW = re.compile(r"(?<![\w-])((?:password|pass)=)([^,\s]*)")
 #: a password sealed with the installation's key (``seal_passwords``)
 SEALED = "sealed:"
 
 
+def _in_words(command: str, change: Callable[[re.Match[str]], str]) -> str:
+    """``command`` with each password ``change``d, as the shell reads its words (a quoted
+    password, one with blanks or quotes in it, is one value): the words written again
+    quoted as needed where one changed, the command as it was where none did."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return _SECRET_RAW.sub(change, command)
+    changed = [_SECRET.sub(change, word) for word in words]
+    return command if changed == words else shlex.join(changed)
+
+
 def redact(command: str) -> str:
     """The command with its password left out, for logs and error messages."""
-    return _SECRET.sub(r"\1***", command)
+    return _in_words(command, lambda match: match[1] + "***")
 
 
 def seal_passwords(command: str, seal: Callable[[str], str]) -> str:
@@ -64,11 +79,11 @@ def seal_passwords(command: str, seal: Callable[[str], str]) -> str:
             return match[0]
         return match[1] + SEALED + seal(value)
 
-    return _SECRET.sub(sealed, command)
+    return _in_words(command, sealed)
 
 
 def unseal_passwords(command: str, unseal: Callable[[str], str]) -> str:
-    """The command as the user wrote it (``unseal(token)`` gives a password back)."""
+    """The command as the user meant it (``unseal(token)`` gives a password back)."""
 
     def opened(match: re.Match[str]) -> str:
         value = match[2]
@@ -76,7 +91,7 @@ def unseal_passwords(command: str, unseal: Callable[[str], str]) -> str:
             return match[0]
         return match[1] + unseal(value[len(SEALED) :])
 
-    return _SECRET.sub(opened, command)
+    return _in_words(command, opened)
 
 
 def _options(text: str) -> dict[str, str]:
