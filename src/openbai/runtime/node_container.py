@@ -144,16 +144,11 @@ def _binds(tasks: NodeTasks, env: JobEnvironment) -> list[Path]:
     """What the container sees at the host's paths, as the host sandbox binds it: the
     node's volumes and job folders (not the rest of the node root), the shared job temp,
     the directories embedded volumes link to, the output folders."""
-    layout, plan = tasks.ctx.layout, tasks.ctx.plan
-    links = [
-        root / m.relative_path
-        for root, specs in (
-            (layout.mount_root, plan.cluster_mounts),
-            (layout.job_mount_root, plan.job_mounts),
-        )
-        for m in specs
-    ]
-    targets = [link.parent / os.readlink(link) for link in links if link.is_symlink()]
+    layout = tasks.ctx.layout
+    # where each embedded volume's link points, as recorded when it was mounted: the links
+    # themselves lie in the mount root, which the job (its setup task) can write
+    mounts = tasks.volumes.mounts if tasks.volumes is not None else []
+    targets = [m.local_source for m in mounts if m.local_source is not None]
     return [
         layout.mount_root,
         layout.job_temp_dir,
