@@ -79,3 +79,15 @@ def test_the_cli_refuses_a_job_file_past_4_mib_without_reading_it_all(bai: Bai) 
         "job", "create", "-w", "ws", "-e", "exp", "-c", "c", "-n", "j", "-f", "/dev/zero", expect=2
     )
     assert "/dev/zero is larger than 4 MiB" in refused.stderr
+
+
+def test_an_upload_with_a_modification_time_out_of_range_is_400_naming_it(
+    client: TestClient, logs_share: str
+) -> None:
+    url = f"/openbai/storage/accounts/{logs_share}/file/logs/content?path=f.txt"
+    for value in ("9" * 30, "-1"):
+        refused = client.put(url, content=b"data", headers={"x-openbai-mtime-ns": value})
+        assert refused.status_code == 400, refused.text
+        assert "x-openbai-mtime-ns" in refused.json()["error"]["target"]
+    stored = client.put(url, content=b"data", headers={"x-openbai-mtime-ns": str(10**18)})
+    assert stored.status_code == 200, stored.text

@@ -158,3 +158,17 @@ def test_file_shares_of_an_embedded_account_take_the_same_path(tmp_path: Path) -
     assert everything(tmp_path / "dst") == {
         rel.removeprefix("data/"): data for rel, data in files.items() if rel.startswith("data/")
     }
+
+
+def test_names_a_volume_refuses_fail_their_file_alone(
+    backend: LocalStorage, tmp_path: Path
+) -> None:
+    """A tree's file names are checked as a single upload's are: a backslash in one fails that
+    file (it could be neither listed nor downloaded), and the others land where asked."""
+    source = tmp_path / "src"
+    write(source / "ok.txt", b"fine")
+    write(source / "a\\b.txt", b"refused")
+    report = upload_tree(backend, "data", source, destination_path="x//y")
+    assert (report.files_done, report.files_failed) == (1, 1)
+    assert "backslash" in report.failures[0].error.message
+    assert everything(volume_dir(backend)) == {"x/y/ok.txt": b"fine"}

@@ -161,7 +161,7 @@ async def upload(
     kind: VolumeKind,
     volume: str,
     path: FilePath,
-    mtime_ns: Annotated[int | None, Header(alias=MTIME_HEADER)] = None,
+    mtime_ns: Annotated[int | None, Header(alias=MTIME_HEADER, ge=0, le=2**63 - 1)] = None,
 ) -> JSONResponse:
     """Store the request body at ``path`` (replacing it); the body is spooled to a temp file."""
     clean = blob_path(path, allow_root=False)

@@ -134,7 +134,12 @@ def upload_tree(
     ]
     # an embedded volume: each folder opened once and no per-file resolution or fsync
     writer = TreeWriter(backend, volume) if isinstance(backend, LocalStorage) else None
-    write = writer.write if writer is not None else partial(backend.upload, volume)
+    write = (
+        # names checked as the backend's own upload checks them (no backslash, no NUL...)
+        (lambda remote, local: writer.write(clean_path(remote, allow_root=False), local))
+        if writer is not None
+        else partial(backend.upload, volume)
+    )
 
     def transfer(item: _Item) -> bool:
         target = existing.get(item.remote)
