@@ -137,3 +137,26 @@ def test_fifos_and_sockets_are_neither_listed_nor_opened(backend: LocalStorage) 
                 backend.read("data", name)
             with pytest.raises(NotFoundError):
                 backend.stat("data", name)
+
+
+def test_writes_never_go_through_a_symlink_of_the_volume(
+    backend: LocalStorage, tmp_path: Path
+) -> None:
+    """Uploads, folders and deletes walk the volume by descriptor from its top: a folder a
+    job replaced by a link to elsewhere is refused, whenever the swap happened."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim.txt").write_text("SECRET")
+    (volume_dir(backend) / "d").symlink_to(outside)
+    source = tmp_path / "planted.txt"
+    source.write_text("planted")
+    for write in (
+        lambda: backend.upload("data", "d/planted.txt", source),
+        lambda: backend.make_dir("data", "d/made"),
+        lambda: backend.delete("data", "d/victim.txt"),
+    ):
+        assert attempt(write) == "refused"
+    assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
+    backend.delete("data", "d")  # the link itself goes, not what it points to
+    assert (outside / "victim.txt").read_text() == "SECRET"
+    assert not (volume_dir(backend) / "d").exists()

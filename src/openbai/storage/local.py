@@ -249,19 +249,11 @@ class LocalStorage(StorageBackend):
             return reader.read(offset, length)
 
     def upload(self, volume: str, path: str, source: Path) -> FileInfo:
+        from openbai.storage.local_tree import put_file  # it builds on this module
+
         cleaned = clean_path(path, allow_root=False)
-        _, real = self._resolve(volume, cleaned)
-        with _translate(str(source)):
-            src = source.stat()
-            if not stat_mode.S_ISREG(src.st_mode):
-                raise IsADirectoryError(str(source))
-        with _translate(volume, cleaned):
-            if real.is_dir():
-                raise FileExistsError(cleaned)
-            with atomic_target(real, mode=stat_mode.S_IMODE(src.st_mode)) as tmp:
-                shutil.copyfile(source, tmp)
-                os.utime(tmp, ns=(src.st_atime_ns, src.st_mtime_ns))
-            return stat_info(cleaned, real.stat())
+        put_file(self, volume, cleaned, source)
+        return self.stat(volume, cleaned)
 
     def download(self, volume: str, path: str, target: Path) -> None:
         cleaned = clean_path(path)
@@ -273,22 +265,28 @@ class LocalStorage(StorageBackend):
                 shutil.copyfileobj(source, copy, _COPY_CHUNK)
 
     def delete(self, volume: str, path: str) -> None:
+        # by descriptor from the volume's top, following no symlink on the way: a job may
+        # swap a folder for one between a check of the path and its use
         cleaned = clean_path(path, allow_root=False)
-        root = self._volume_dir(volume)
-        entry = root / cleaned
-        self._inside(volume, cleaned, entry.parent)
-        with _translate(volume, cleaned):
-            if entry.is_symlink() or not entry.is_dir():
-                entry.unlink()
-            else:
-                shutil.rmtree(entry)
+        parent, name = self._parent(volume, cleaned)
+        try:
+            with _translate(volume, cleaned):
+                st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+                if stat_mode.S_ISDIR(st.st_mode):
+                    shutil.rmtree(name, dir_fd=parent)  # descriptors all the way down
+                else:
+                    os.unlink(name, dir_fd=parent)  # a symlink itself, not what it points to
+        finally:
+            os.close(parent)
 
     def make_dir(self, volume: str, path: str) -> None:
-        cleaned, real = self._resolve(volume, path)
-        with _translate(volume, cleaned):
-            if real.exists() and not real.is_dir():
-                raise FileExistsError(cleaned)
-            real.mkdir(parents=True, exist_ok=True)
+        from openbai.storage.local_tree import make_folder  # it builds on this module
+
+        cleaned = clean_path(path)
+        if cleaned:
+            make_folder(self, volume, cleaned)
+        else:
+            self._volume_dir(volume)
 
     def local_path(self, volume: str, path: str = "") -> Path | None:
         return self._resolve(volume, path)[1]
