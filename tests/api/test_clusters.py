@@ -78,6 +78,31 @@ def test_cluster_secrets_are_never_returned(client: TestClient, ws: Arm) -> None
     assert created.json()["properties"]["nodeSetup"]["setupTask"]["secrets"] == [{"name": "TOKEN"}]
 
 
+def test_a_cluster_with_an_app_insights_key_is_created_and_runs_jobs(
+    client: TestClient, ws: Arm, logs_share: str
+) -> None:
+    """Batch AI's performance counters: the instrumentation key is a secret, kept out of the
+    stored spec; the spec read back without it is the cluster's still (it was refused)."""
+    url = ws.rg("workspaces", "ws", "clusters", "perf")
+    component = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Insights/components/c"
+    insights = {"component": {"id": component}, "instrumentationKey": "ikey-secret"}
+    body = {
+        "properties": {
+            "scaleSettings": {"manual": {"targetNodeCount": 1}},
+            "nodeSetup": {"performanceCountersSettings": {"appInsightsReference": insights}},
+        }
+    }
+    created = client.put(url, json=body)
+    assert created.status_code == 200, created.text
+    shown = client.get(url)
+    assert shown.status_code == 200 and "ikey-secret" not in shown.text
+    reference = shown.json()["properties"]["nodeSetup"]["performanceCountersSettings"]
+    assert reference["appInsightsReference"]["component"]["id"] == component
+    job = ws.rg("workspaces", "ws", "experiments", "exp", "jobs", "onperf")
+    answered = client.put(job, json=job_body("echo ran", cluster={"id": "perf"}))
+    assert answered.status_code == 200, answered.text
+
+
 def test_auto_storage_extension(client: TestClient, ws: Arm) -> None:
     url = ws.rg("workspaces", "ws", "clusters", "auto", query="openbai-use-auto-storage=true")
     created = client.put(url, json={"properties": {}})

@@ -143,16 +143,22 @@ def format_location(loc: Location, *, root: str = "") -> str:
     return text
 
 
-def parse(model_cls: type[M], data: Any, *, root: str = "") -> M:
+#: the validation context of a spec read back from the store, whose secret fields were left
+#: out (``to_public_wire``): a check that one of a secret and its reference is given skips
+STORED = {"stored": True}
+
+
+def parse(model_cls: type[M], data: Any, *, root: str = "", stored: bool = False) -> M:
     """Validate ``data`` as ``model_cls``; any failure becomes a :class:`SpecError`.
 
     ``root`` prefixes the error target, for documents that are a part of a bigger one (the
     CLI validating ``mountVolumes`` given on its own, say). Only the first error is reported,
     as ARM did: fixing one field at a time with an exact pointer beats a wall of errors.
+    ``stored``: ``data`` is a spec as stored, without its secret values (see :data:`STORED`).
     """
     _check_text(data, root)
     try:
-        return model_cls.model_validate(data)
+        return model_cls.model_validate(data, context=STORED if stored else None)
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         loc: list[str | int] = list(first["loc"])

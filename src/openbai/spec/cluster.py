@@ -33,9 +33,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
-from openbai.spec.base import FieldError, WireModel, secret_field
+from openbai.spec.base import STORED, FieldError, WireModel, secret_field
 from openbai.spec.common import (
     EnvironmentVariable,
     EnvironmentVariableWithSecretValue,
@@ -224,8 +224,10 @@ class AppInsightsReference(WireModel):
     instrumentation_key_secret_reference: KeyVaultSecretReference | None = None
 
     @model_validator(mode="after")
-    def _one_key(self) -> AppInsightsReference:
+    def _one_key(self, info: ValidationInfo) -> AppInsightsReference:
         has_reference = self.instrumentation_key_secret_reference is not None
+        if self.instrumentation_key is None and info.context == STORED:
+            return self  # read back from the store, which keeps no secret value
         if (self.instrumentation_key is not None) == has_reference:
             raise FieldError(
                 "give exactly one of instrumentationKey or instrumentationKeySecretReference"

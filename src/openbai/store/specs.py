@@ -19,7 +19,7 @@ def cluster_properties(row: Cluster) -> ClusterBaseProperties:
             "secrets": [{"name": k, "value": v} for k, v in (row.secrets or {}).items()],
         }
         spec["nodeSetup"] = {**spec["nodeSetup"], "setupTask": task}
-    return parse(ClusterBaseProperties, spec)
+    return parse(ClusterBaseProperties, spec, stored=True)
 
 
 def job_properties(job: Job) -> JobBaseProperties:
@@ -29,4 +29,4 @@ def job_properties(job: Job) -> JobBaseProperties:
     password = job.secrets.get("registryPassword")
     if password is not None:
         spec["containerSettings"]["imageSourceRegistry"]["credentials"]["password"] = password
-    return parse(JobBaseProperties, spec)
+    return parse(JobBaseProperties, spec, stored=True)
