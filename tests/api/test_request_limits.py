@@ -91,3 +91,26 @@ def test_an_upload_with_a_modification_time_out_of_range_is_400_naming_it(
         assert "x-openbai-mtime-ns" in refused.json()["error"]["target"]
     stored = client.put(url, content=b"data", headers={"x-openbai-mtime-ns": str(10**18)})
     assert stored.status_code == 200, stored.text
+
+
+def test_an_account_whose_options_no_backend_could_use_is_400_naming_the_option(
+    client: TestClient,
+) -> None:
+    for options, field in (
+        ({"account_key": "a", "max_concurrency": "x"}, "options.max_concurrency"),
+        ({"account_key": "a", "retry_total": -1}, "options.retry_total"),
+        ({"account_key": "a", "timeout": "soon"}, "options.timeout"),
+    ):
+        refused = client.put(
+            "/openbai/storage/accounts/azz", json={"kind": "azure", "options": options}
+        )
+        assert refused.status_code == 400, refused.text
+        assert error(refused)["target"] == field
+        assert client.get("/openbai/storage/accounts/azz").status_code == 404  # nothing stored
+    fine = {"account_key": "a", "max_concurrency": "4", "timeout": 2.5}
+    assert (
+        client.put(
+            "/openbai/storage/accounts/azz", json={"kind": "azure", "options": fine}
+        ).status_code
+        == 200
+    )

@@ -71,6 +71,7 @@ def create_account(
             f"kind must be one of {', '.join(sorted(ACCOUNT_KINDS))}, got {kind!r}", target="kind"
         )
     options = dict(options or {})
+    _check_numbers(options)
     for backend_cls in account_backends(kind):
         options |= backend_cls.provision_account(name, app.settings.storage_root)
     public = {k: v for k, v in options.items() if k not in SECRET_OPTIONS}
@@ -91,6 +92,33 @@ def create_account(
         s.flush()
         account = _account(row)
     return account
+
+
+#: the options the backends read as whole numbers, and as seconds: an account with "x" there
+#: would be stored and then fail every use
+_WHOLE_OPTIONS = ("max_concurrency", "retry_total", "md5_up_to", "port", "mount_port", "version")
+_SECONDS_OPTIONS = ("timeout",)
+
+
+def _check_numbers(options: dict[str, Any]) -> None:
+    for name in (*_WHOLE_OPTIONS, *_SECONDS_OPTIONS):
+        value = options.get(name)
+        if value is None:
+            continue
+        if name in _WHOLE_OPTIONS:
+            good = (isinstance(value, int) and not isinstance(value, bool) and value >= 0) or (
+                isinstance(value, str) and value.isdigit()
+            )
+        else:
+            try:
+                good = not isinstance(value, bool) and 0 < float(value) < float("inf")
+            except (TypeError, ValueError):
+                good = False
+        if not good:
+            what = "a whole number of 0 or more" if name in _WHOLE_OPTIONS else "seconds, above 0"
+            raise SpecError(
+                f"options.{name} must be {what}, got {value!r}", target=f"options.{name}"
+            )
 
 
 def _account(row: StorageAccount) -> Account:
