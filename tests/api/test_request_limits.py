@@ -114,3 +114,12 @@ def test_an_account_whose_options_no_backend_could_use_is_400_naming_the_option(
         ).status_code
         == 200
     )
+
+
+def test_a_file_name_longer_than_a_file_system_keeps_is_400(
+    client: TestClient, logs_share: str
+) -> None:
+    url = f"/openbai/storage/accounts/{logs_share}/file/logs/content?path={'n' * 300}.txt"
+    refused = client.put(url, content=b"data")
+    assert refused.status_code == 400, refused.text
+    assert "too long" in error(refused)["message"]

@@ -11,6 +11,8 @@ from conftest import Bai
 
 from .conftest import LOGS_AND_SCRIPTS, custom_job, write_job
 
+LOGS_SHARE = LOGS_AND_SCRIPTS["azureFileShares"][0]
+
 #: the recipes' volumes with the data container read-only
 READ_ONLY_DATA = {
     **LOGS_AND_SCRIPTS,
@@ -129,6 +131,14 @@ def create(
             "properties.constraints.maxWallClockTime",
         ),
         ({"nodeCount": -1}, "properties.nodeCount"),  # 3 on 2 nodes waits, as on Batch AI
+        (
+            {"mountVolumes": {"azureFileShares": [{**LOGS_SHARE, "relativeMountPath": "lo\ngs"}]}},
+            "properties.mountVolumes.azureFileShares[0].relativeMountPath",
+        ),
+        (
+            {"mountVolumes": {"azureFileShares": [{**LOGS_SHARE, "relativeMountPath": "l" * 256}]}},
+            "properties.mountVolumes.azureFileShares[0].relativeMountPath",
+        ),
         (
             {
                 "mountVolumes": READ_ONLY_DATA,

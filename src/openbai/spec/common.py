@@ -341,11 +341,16 @@ def _relative_path(value: str) -> str:
         raise ValueError(f"{value!r} must not contain '..'")
     if not parts:
         raise ValueError(f"{value!r} must name a directory")
+    if any(ord(c) < 32 or c == "\x7f" for c in value):
+        raise ValueError(f"{value!r} must not contain control characters (a newline, a tab)")
+    if any(len(part.encode()) > 255 for part in parts):
+        raise ValueError(f"{value!r} has a name longer than 255 bytes, which no file system keeps")
     return value
 
 
 RelativePath = Annotated[str, AfterValidator(_relative_path)]
-"""A path below some root: non-empty, no leading '/', no '..', no backslash."""
+"""A path below some root: non-empty, no leading '/', no '..', no backslash, no control
+character, no name longer than a file system keeps."""
 
 
 def _path_prefix(value: str) -> str:

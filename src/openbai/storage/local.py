@@ -67,6 +67,10 @@ def _translate(volume: str, path: str = "") -> Iterator[None]:
     except PermissionError as e:
         raise PermissionDeniedError(f"{where}: permission denied", target=where) from e
     except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:  # the name asked for, not the store, is at fault
+            raise SpecError(
+                f"{where}: a name in it is too long (255 bytes at most)", target="path"
+            ) from e
         raise StorageError(f"{where}: {e.strerror or e}", target=where) from e
 
 
