@@ -109,6 +109,30 @@ def test_an_installation_left_readable_is_still_hidden_from_jobs(ws: Bai, tmp_pa
     assert LEAK not in out and out.count("sealed") == len(targets)
 
 
+def stdout_of_a_runner(command: str, place: Path, env: dict[str, str], **plan_fields: Any) -> str:
+    """The stdout of ``command`` run by a node runner (a real process, in ``env``) from a plan
+    of its own, its logs on an embedded share under ``place``."""
+    storage = place / "storage"
+    (storage / "acct" / "file" / "logs").mkdir(parents=True, exist_ok=True)
+    (place / "runs").mkdir(exist_ok=True)  # the runner hides its run directory's parent
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=place / "runs"))
+    logs = MountSpec("logs", "local", "acct", "file", "logs", options={"root": str(storage)})
+    job_plan(command, job_mounts=[logs], **plan_fields).write(run_dir / "plan.json")
+    done = subprocess.run(
+        [sys.executable, "-m", "openbai.runtime.runner", "--run-dir", str(run_dir)]
+        + ["--node", "0", "--node-root", str(place / "nodes" / run_dir.name)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    (out,) = storage.glob("acct/file/logs/**/stdouterr/stdout.txt")
+    text = out.read_text()
+    shutil.rmtree(storage / "acct" / "file" / "logs" / "sub")
+    return text
+
+
 def test_a_runner_hides_the_installation_its_plan_names_whatever_its_environment(
     tmp_path: Path,
 ) -> None:
@@ -119,38 +143,12 @@ def test_a_runner_hides_the_installation_its_plan_names_whatever_its_environment
         installation.chmod(0o755)
         (installation / "api.key").write_text("the server's key")
         (installation / "api.key").chmod(0o644)
-        storage = installation / "storage"
-        (storage / "acct" / "file" / "logs").mkdir(parents=True)
-
-        def run_with(private: list[str]) -> str:
-            run_dir = installation / "runs" / f"r{len(private)}"
-            run_dir.mkdir(parents=True)
-            job_plan(
-                f"cat {installation}/api.key || echo sealed",
-                private=private,
-                job_mounts=[
-                    MountSpec(
-                        "logs", "local", "acct", "file", "logs", options={"root": str(storage)}
-                    )
-                ],
-            ).write(run_dir / "plan.json")
-            env = {k: v for k, v in os.environ.items() if k != "OPENBAI_HOME"}
-            done = subprocess.run(
-                [sys.executable, "-m", "openbai.runtime.runner", "--run-dir", str(run_dir)]
-                + ["--node", "0", "--node-root", str(installation / "nodes" / run_dir.name)],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            assert done.returncode == 0, done.stderr
-            (out,) = storage.glob("acct/file/logs/**/stdouterr/stdout.txt")
-            text = out.read_text()
-            shutil.rmtree(storage / "acct" / "file" / "logs" / "sub")
-            return text
-
-        assert run_with([]) == "the server's key"  # what the plan alone keeps out
-        assert run_with([str(installation)]) == "sealed\n"
+        env = {k: v for k, v in os.environ.items() if k != "OPENBAI_HOME"}
+        command = f"cat {installation}/api.key || echo sealed"
+        # what the plan alone keeps out
+        assert stdout_of_a_runner(command, installation, env) == "the server's key"
+        hidden = stdout_of_a_runner(command, installation, env, private=[str(installation)])
+        assert hidden == "sealed\n"
     finally:
         shutil.rmtree(installation, ignore_errors=True)
 
@@ -160,33 +158,13 @@ def test_a_job_inherits_none_of_the_credentials_its_runner_was_started_with(
 ) -> None:
     """A dispatcher started by ``bai`` from a user's shell has that shell's variables: the
     token of ``bai``, the storage key of ``az batchai``, libpq's password stay with it."""
-    storage = tmp_path / "storage"
-    (storage / "acct" / "file" / "logs").mkdir(parents=True)
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    job_plan(
-        "env",
-        job_mounts=[
-            MountSpec("logs", "local", "acct", "file", "logs", options={"root": str(storage)})
-        ],
-    ).write(run_dir / "plan.json")
     secrets = {
         "BAI_TOKEN": "bai-token-1",
         "AZURE_BATCHAI_STORAGE_KEY": "storage-key-2",
         "PGPASSWORD": "pg-password-3",
         "OPENBAI_DATABASE_URL": "postgresql://u:db-password-4@h/db",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "openbai.runtime.runner", "--run-dir", str(run_dir)]
-        + ["--node", "0", "--node-root", str(tmp_path / "node")],
-        env={**os.environ, **secrets, "LANG": "C.UTF-8"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    (out,) = storage.glob("acct/file/logs/**/stdouterr/stdout.txt")
-    shown = out.read_text()
+    shown = stdout_of_a_runner("env", tmp_path, {**os.environ, **secrets, "LANG": "C.UTF-8"})
     assert "LANG=C.UTF-8" in shown  # the rest of it is the job's
     for name, value in secrets.items():
         assert value not in shown, name

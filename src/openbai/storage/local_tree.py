@@ -152,26 +152,22 @@ class TreeWriter:
 
     def write(self, path: str, source: Path) -> None:
         """Copy the local file ``source`` to ``path`` (already clean) of the volume."""
-        with _translate(str(source)):
-            src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            with _translate(str(source)):
-                st = os.fstat(src)
-                if not stat_mode.S_ISREG(st.st_mode):
-                    raise IsADirectoryError(str(source))
-            with _translate(self._volume, path):
-                try:
-                    self._target.put(path, src, st, stat_mode.S_IMODE(st.st_mode))
-                except IsADirectoryError:
-                    raise FileExistsError(path) from None
-        finally:
-            os.close(src)
+        _copy_in(self._target, self._volume, path, source, durable=False)
 
 
 def put_file(backend: LocalStorage, volume: str, path: str, source: Path) -> None:
     """:meth:`LocalStorage.upload` of one file: ``source`` to ``path`` (clean) of the volume,
     atomically and durably, its folders made, walked by descriptor from the volume's top and
     never through a symlink (a job may swap a folder for one while the upload runs)."""
+    target = _Target(backend._open_volume(volume), volume)
+    try:
+        _copy_in(target, volume, path, source, durable=True)
+    finally:
+        target.folders.close()
+
+
+def _copy_in(target: _Target, volume: str, path: str, source: Path, *, durable: bool) -> None:
+    """The local file ``source`` to ``path`` of the volume; a folder in the way conflicts."""
     with _translate(str(source)):
         src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -179,15 +175,11 @@ def put_file(backend: LocalStorage, volume: str, path: str, source: Path) -> Non
             st = os.fstat(src)
             if not stat_mode.S_ISREG(st.st_mode):
                 raise IsADirectoryError(str(source))
-        target = _Target(backend._open_volume(volume), volume)
-        try:
-            with _translate(volume, path):
-                try:
-                    target.put(path, src, st, stat_mode.S_IMODE(st.st_mode), durable=True)
-                except IsADirectoryError:
-                    raise FileExistsError(path) from None
-        finally:
-            target.folders.close()
+        with _translate(volume, path):
+            try:
+                target.put(path, src, st, stat_mode.S_IMODE(st.st_mode), durable=durable)
+            except IsADirectoryError:
+                raise FileExistsError(path) from None
     finally:
         os.close(src)
 
