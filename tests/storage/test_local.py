@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -155,11 +156,11 @@ def test_failed_upload_leaves_old_file(
     backend.create_volume("data")
     backend.upload("data", "f", write(tmp_path / "v1", "old"))
 
-    def broken_copy(source: int, out: int, size: int) -> None:
-        os.write(out, b"partial")
+    def broken_copy(source: IO[bytes], out: IO[bytes], length: int = 0) -> None:
+        out.write(b"partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("openbai.storage.local_tree._copy", broken_copy)
+    monkeypatch.setattr("openbai.storage.local.shutil.copyfileobj", broken_copy)
     with pytest.raises(Exception) as info:
         backend.upload("data", "f", write(tmp_path / "v2", "new content"))
     assert "No space left" in str(info.value)

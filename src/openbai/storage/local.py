@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import shutil
 import stat as stat_mode
 from collections.abc import Iterator, Mapping
@@ -40,7 +41,7 @@ from openbai.errors import (
     SpecError,
     StorageError,
 )
-from openbai.storage.atomic import atomic_target, is_partial_name
+from openbai.storage.atomic import PARTIAL_SUFFIX, atomic_target, is_partial_name
 from openbai.storage.base import (
     FileInfo,
     FileReader,
@@ -253,10 +254,25 @@ class LocalStorage(StorageBackend):
             return reader.read(offset, length)
 
     def upload(self, volume: str, path: str, source: Path) -> FileInfo:
-        from openbai.storage.local_tree import put_file  # it builds on this module
-
+        # by descriptor from the volume's top, following no symlink on the way (a job may
+        # swap a folder for one while the upload runs), atomic and durable
         cleaned = clean_path(path, allow_root=False)
-        put_file(self, volume, cleaned, source)
+        folder, _, name = cleaned.rpartition("/")
+        with _translate(str(source)):
+            src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            with _translate(str(source)):
+                st = os.fstat(src)
+                if not stat_mode.S_ISREG(st.st_mode):
+                    raise IsADirectoryError(str(source))
+            parent = self._folder(volume, folder, make=True)
+            try:
+                with _translate(volume, cleaned):
+                    _put_at(parent, name, src, st)
+            finally:
+                os.close(parent)
+        finally:
+            os.close(src)
         return self.stat(volume, cleaned)
 
     def download(self, volume: str, path: str, target: Path) -> None:
@@ -284,16 +300,62 @@ class LocalStorage(StorageBackend):
             os.close(parent)
 
     def make_dir(self, volume: str, path: str) -> None:
-        from openbai.storage.local_tree import make_folder  # it builds on this module
+        os.close(self._folder(volume, clean_path(path), make=True))
 
-        cleaned = clean_path(path)
-        if cleaned:
-            make_folder(self, volume, cleaned)
-        else:
-            self._volume_dir(volume)
+    def _folder(self, volume: str, path: str, *, make: bool) -> int:
+        """A descriptor of the folder ``path`` (clean) of the volume, walked from its top
+        following no symlink; missing folders made where ``make``, a file in the way a
+        conflict."""
+        fd = self._open_volume(volume)
+        try:
+            parts = path.split("/") if path else []
+            for i, part in enumerate(parts):
+                where = "/".join(parts[: i + 1])
+                if make:
+                    with _translate(volume, where):
+                        try:
+                            os.mkdir(part, dir_fd=fd)
+                        except FileExistsError:
+                            kind = os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode
+                            if stat_mode.S_ISREG(kind):
+                                raise
+                step = _open_at(fd, part, _DIR_FLAGS, volume, where)
+                os.close(fd)
+                fd = step
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def local_path(self, volume: str, path: str = "") -> Path | None:
         return self._resolve(volume, path)[1]
+
+
+def _put_at(parent: int, name: str, source: int, st: os.stat_result) -> None:
+    """The open file ``source`` (its stat ``st``) as ``name`` in the folder ``parent``: under
+    a temporary name, its mode and times set and synced, renamed over ``name``, the folder
+    synced; a folder in the way is a conflict, and a failure leaves ``name`` as it was."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat_mode.S_ISDIR(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+            raise FileExistsError(name)
+    tmp = f".{name[:100]}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    out = os.open(tmp, flags, 0o600, dir_fd=parent)
+    try:
+        try:
+            with open(source, "rb", closefd=False) as r, open(out, "wb", closefd=False) as w:
+                shutil.copyfileobj(r, w, _COPY_CHUNK)
+            os.fchmod(out, stat_mode.S_IMODE(st.st_mode))
+            os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
+            os.fsync(out)
+        finally:
+            os.close(out)
+        os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
+        os.fsync(parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=parent)
+        raise
 
 
 class _OpenFile(FileReader):

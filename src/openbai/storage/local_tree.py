@@ -99,12 +99,9 @@ class _Target:
         self._count = itertools.count()
         self._umask = _umask()
 
-    def put(
-        self, path: str, source: int, st: os.stat_result, mode: int, *, durable: bool = False
-    ) -> None:
+    def put(self, path: str, source: int, st: os.stat_result, mode: int) -> None:
         """Copy the open file ``source`` (its stat ``st``) to ``path``, mode ``mode`` and the
-        source's times; a folder in the way raises ``IsADirectoryError``. ``durable``: on
-        disk, file and name, before this returns (one file; a tree syncs once at its end)."""
+        source's times; a folder in the way raises ``IsADirectoryError``."""
         folder, _, name = path.rpartition("/")
         parent = self.folders.get(folder, make=True)
         assert parent is not None
@@ -116,13 +113,9 @@ class _Target:
                 os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
                 if mode & ~0o777 or mode & self._umask:  # bits the umask took, or special ones
                     os.fchmod(out, mode)
-                if durable:
-                    os.fsync(out)
             finally:
                 os.close(out)
             os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
-            if durable:
-                os.fsync(parent)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=parent)
@@ -152,51 +145,20 @@ class TreeWriter:
 
     def write(self, path: str, source: Path) -> None:
         """Copy the local file ``source`` to ``path`` (already clean) of the volume."""
-        _copy_in(self._target, self._volume, path, source, durable=False)
-
-
-def put_file(backend: LocalStorage, volume: str, path: str, source: Path) -> None:
-    """:meth:`LocalStorage.upload` of one file: ``source`` to ``path`` (clean) of the volume,
-    atomically and durably, its folders made, walked by descriptor from the volume's top and
-    never through a symlink (a job may swap a folder for one while the upload runs)."""
-    target = _Target(backend._open_volume(volume), volume)
-    try:
-        _copy_in(target, volume, path, source, durable=True)
-    finally:
-        target.folders.close()
-
-
-def _copy_in(target: _Target, volume: str, path: str, source: Path, *, durable: bool) -> None:
-    """The local file ``source`` to ``path`` of the volume; a folder in the way conflicts."""
-    with _translate(str(source)):
-        src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
-    try:
         with _translate(str(source)):
-            st = os.fstat(src)
-            if not stat_mode.S_ISREG(st.st_mode):
-                raise IsADirectoryError(str(source))
-        with _translate(volume, path):
-            try:
-                target.put(path, src, st, stat_mode.S_IMODE(st.st_mode), durable=durable)
-            except IsADirectoryError:
-                raise FileExistsError(path) from None
-    finally:
-        os.close(src)
-
-
-def make_folder(backend: LocalStorage, volume: str, path: str) -> None:
-    """:meth:`LocalStorage.make_dir`: the folder ``path`` (clean) and those on its way, made
-    by descriptor from the volume's top, never through a symlink; a file in the way is a
-    conflict."""
-    folders = _Folders(backend._open_volume(volume), volume)
-    try:
-        with _translate(volume, path):
-            try:
-                folders.get(path, make=True)
-            except NotADirectoryError:
-                raise FileExistsError(path) from None
-    finally:
-        folders.close()
+            src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            with _translate(str(source)):
+                st = os.fstat(src)
+                if not stat_mode.S_ISREG(st.st_mode):
+                    raise IsADirectoryError(str(source))
+            with _translate(self._volume, path):
+                try:
+                    self._target.put(path, src, st, stat_mode.S_IMODE(st.st_mode))
+                except IsADirectoryError:
+                    raise FileExistsError(path) from None
+        finally:
+            os.close(src)
 
 
 class TreeReader:
