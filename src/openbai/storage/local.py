@@ -258,13 +258,8 @@ class LocalStorage(StorageBackend):
         # swap a folder for one while the upload runs), atomic and durable
         cleaned = clean_path(path, allow_root=False)
         folder, _, name = cleaned.rpartition("/")
-        with _translate(str(source)):
-            src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+        src, st = open_source(source)
         try:
-            with _translate(str(source)):
-                st = os.fstat(src)
-                if not stat_mode.S_ISREG(st.st_mode):
-                    raise IsADirectoryError(str(source))
             parent = self._folder(volume, folder, make=True)
             try:
                 with _translate(volume, cleaned):
@@ -329,6 +324,21 @@ class LocalStorage(StorageBackend):
 
     def local_path(self, volume: str, path: str = "") -> Path | None:
         return self._resolve(volume, path)[1]
+
+
+def open_source(source: Path) -> tuple[int, os.stat_result]:
+    """The user's local file ``source`` opened for an upload, and its stat; only a regular
+    file (``IsADirectoryError`` else, as openbai's errors)."""
+    with _translate(str(source)):
+        src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            st = os.fstat(src)
+            if not stat_mode.S_ISREG(st.st_mode):
+                raise IsADirectoryError(str(source))
+        except BaseException:
+            os.close(src)
+            raise
+    return src, st
 
 
 def _put_at(parent: int, name: str, source: int, st: os.stat_result) -> None:

@@ -35,6 +35,7 @@ from openbai.storage.local import (  # the backend's own descriptor walk, reused
     _check_kind,
     _open_at,
     _translate,
+    open_source,
 )
 from openbai.storage.names import check_volume_name
 
@@ -145,13 +146,8 @@ class TreeWriter:
 
     def write(self, path: str, source: Path) -> None:
         """Copy the local file ``source`` to ``path`` (already clean) of the volume."""
-        with _translate(str(source)):
-            src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+        src, st = open_source(source)
         try:
-            with _translate(str(source)):
-                st = os.fstat(src)
-                if not stat_mode.S_ISREG(st.st_mode):
-                    raise IsADirectoryError(str(source))
             with _translate(self._volume, path):
                 try:
                     self._target.put(path, src, st, stat_mode.S_IMODE(st.st_mode))
