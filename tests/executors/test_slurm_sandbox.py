@@ -3,6 +3,7 @@ local executor (tests/runtime/test_sandbox.py has the whole suite)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -13,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 from conftest import Bai
-from job_files import write_job
+from job_files import logged_job, write_job
 from runtime.hostile import FORK_BOMB, assert_gone_within, outside_tmp
 
 pytestmark = [
@@ -79,6 +80,38 @@ def test_an_installation_left_readable_is_still_hidden_from_slurm_jobs(
     assert shown["executionState"] == "succeeded"
     out = output(bai, "open")
     assert LEAK not in out and out.count("sealed") == len(targets)
+
+
+def test_mpi_ranks_on_every_node_are_sealed_off_and_cannot_reach_slurm(
+    on_slurm: Bai, tmp_path: Path
+) -> None:
+    """mpirun's ranks on the other node were started by Slurm's launcher as the Slurm job's
+    owner (root) outside any sandbox, and the first node's with root's uid: able to read root's
+    files and to ``srun`` anything anywhere as root."""
+    bai = on_slurm
+    (bai.home / "api.key").write_bytes(os.urandom(32))
+    targets = [bai.home / "api.key", "/etc/shadow"]
+    rank = "; ".join(
+        [
+            *(probe(str(t)) for t in targets),
+            'echo "rank $OMPI_COMM_WORLD_RANK on $(hostname) as $(id -u)"',
+            f"srun -N1 -n1 --overlap echo {LEAK} srun 2>/dev/null || echo sealed srun",
+        ]
+    )
+    props = logged_job("", nodeCount=2, customMpiSettings={"commandLine": rank, "processCount": 2})
+    del props["customToolkitSettings"]
+    (tmp_path / "mpi.json").write_text(json.dumps({"properties": props}))
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "gpu", "-n", "mpi",
+        "-f", str(tmp_path / "mpi.json"))  # fmt: skip
+    shown = bai.wait("mpi", timeout=120)
+    assert shown["executionState"] == "succeeded", bai.why(shown)
+    out = output(bai, "mpi")
+    assert LEAK not in out
+    assert out.count("sealed") == 2 * (len(targets) + 1), out
+    ranks = sorted(line for line in out.splitlines() if line.startswith("rank"))
+    assert [r.rsplit(" as ", 1)[0] for r in ranks] == ["rank 0 on node1", "rank 1 on node2"]
+    assert all(not r.endswith(" as 0") for r in ranks), ranks
+    assert "starting MPI daemon" in output(bai, "mpi", "execution-node2.log")
 
 
 def test_a_slurm_job_sees_only_its_own_processes(on_slurm: Bai, tmp_path: Path) -> None:

@@ -83,13 +83,12 @@ def test_one_node_job_becomes_the_runner_itself() -> None:
     script = batch_script(job())
     assert script.startswith("#!/bin/bash\n")
     assert "srun" not in script
-    assert "export SLURM_OVERLAP=1\n" in script
     assert script.rstrip().endswith(
         "exec /opt/bai/bin/python -m openbai.runtime.runner --run-dir /srv/bai/runs/u1"
         ' --node 0 --hosts "$SLURMD_NODENAME"'
         ' --node-root /srv/bai/slurm-nodes/"$SLURMD_NODENAME"/"$SLURM_JOB_ID"'
         ' --node-state /srv/bai/slurm-nodes/"$SLURMD_NODENAME"'
-        " --keep-env SLURM_ --remove-node-root"
+        " --remove-node-root"
     )
 
 

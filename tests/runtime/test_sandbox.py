@@ -426,36 +426,29 @@ def test_no_secret_value_reaches_the_execution_log(ws: Bai, tmp_path: Path) -> N
     assert token not in node_log.read_text() and key not in node_log.read_text()
 
 
-def test_srun_in_the_sandbox_reaches_a_slurm_configuration_kept_under_tmp(tmp_path: Path) -> None:
-    """mpirun across Slurm nodes starts its daemons with srun from inside the sandbox: the
-    configuration and munge socket of a cluster started under /tmp (as CI's is) must stay
-    reachable through the sandbox's own empty /tmp."""
+def test_a_job_cannot_reach_slurm_through_munge(tmp_path: Path) -> None:
+    """munged's socket vouches for whoever connects: a job that reached it could submit work
+    of its own to Slurm as the job user, outside openbai. The one Slurm's configuration names
+    (here outside /tmp, which every sandbox replaces) is out of the job's sight."""
     import socket
 
-    from openbai.runtime.sandbox import Identity, Sandbox, find_bwrap
-    from openbai.runtime.sealing import slurm_client_paths
-
-    assert str(tmp_path).startswith("/tmp/")
-    (tmp_path / "munge").mkdir()
-    sock_path = tmp_path / "munge" / "munge.socket"
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(str(sock_path))
-    (tmp_path / "etc").mkdir()
-    conf = tmp_path / "etc" / "slurm.conf"
-    conf.write_text(f"ClusterName=t\nAuthType=auth/munge\nAuthInfo=socket={sock_path}\n")
-    (tmp_path / "munge" / "munge.key").write_text("secret")
-
-    paths = slurm_client_paths({"SLURM_CONF": str(conf)})
-    assert paths == [conf.parent, sock_path]
-    sandbox = Sandbox(find_bwrap(), Identity.current(), readable=paths)
-    check = f"cat {conf} && test -S {sock_path} && echo socket; cat {tmp_path}/munge/munge.key"
-    result = subprocess.run(
-        sandbox.argv(["sh", "-c", check], Path("/")), capture_output=True, text=True
-    )
-    server.close()
-    assert "ClusterName=t" in result.stdout
-    assert "socket" in result.stdout
-    assert "secret" not in result.stdout  # the socket's directory is not bound whole
+    place = Path(tempfile.mkdtemp(prefix="openbai-munge-", dir="/var/tmp"))
+    try:
+        place.chmod(0o755)  # as /run is: the socket's own modes decide who may connect
+        (place / "munge").mkdir()
+        sock_path = place / "munge" / "munge.socket"
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(sock_path))
+        sock_path.chmod(0o777)
+        conf = place / "slurm.conf"
+        conf.write_text(f"ClusterName=t\nAuthType=auth/munge\nAuthInfo=socket={sock_path}\n")
+        command = f"test -S {sock_path} && echo reachable || echo hidden"
+        env = {**os.environ, "SLURM_CONF": str(conf)}
+        assert stdout_of_a_runner(command, place, env, sandbox=False) == "reachable\n"
+        assert stdout_of_a_runner(command, place, env) == "hidden\n"
+        server.close()
+    finally:
+        shutil.rmtree(place)
 
 
 def test_paths_are_bound_by_their_real_path(tmp_path: Path) -> None:

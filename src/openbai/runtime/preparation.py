@@ -1,7 +1,8 @@
 """Everything a node does before the toolkit runs, in Batch AI's order: fresh job
 directories, cluster volumes, the cluster's setup task (once per node), the job's volumes,
-output folders, the host file, the job's container, job preparation, and waiting until every
-node of the job is prepared.
+output folders, the host file, the job's container (or, on the other nodes of an MPI job,
+taking mpirun's daemons), job preparation, and waiting until every node of the job is
+prepared.
 
 A node of a local cluster runs the setup task when it is allocated, in a run of its own
 (a plan with ``setup_only``, see :func:`prepare_setup_only`); its marker then tells the
@@ -19,7 +20,7 @@ from openbai.plan.results import wait_until
 from openbai.runtime.environment import JobEnvironment, build_environment
 from openbai.runtime.expand import expand_path
 from openbai.runtime.output_files import Volumes
-from openbai.runtime.sealing import describe, open_volumes, seal
+from openbai.runtime.sealing import MPI_TOOLS, describe, open_volumes, seal
 from openbai.runtime.stopping import JobFailure
 from openbai.runtime.tasks import NodeTasks
 from openbai.runtime.toolkits import host_file_lines
@@ -105,8 +106,20 @@ def prepare_node(tasks: NodeTasks, mounts: list[Mount]) -> JobEnvironment:
         from openbai.runtime.node_container import start_container
 
         start_container(tasks, env)
+    elif ctx.multi and plan.tool_type in MPI_TOOLS:
+        _listen_for_mpi_daemons(tasks, env)
     _job_preparation(tasks, env)
     return env
+
+
+def _listen_for_mpi_daemons(tasks: NodeTasks, env: JobEnvironment) -> None:
+    """On a node other than the first one's host, take mpirun's daemons from now on: the
+    first node starts mpirun once every node is prepared."""
+    from openbai.runtime import mpi_daemons  # sockets and threads: for MPI jobs only
+
+    if tasks.ctx.node.index in mpi_daemons.remote_nodes(tasks.ctx):
+        listener = mpi_daemons.DaemonListener(tasks, tasks.env(env, {}))
+        tasks.before_stop.append(listener.close)
 
 
 def _run_setup_task(tasks: NodeTasks, env: JobEnvironment) -> None:

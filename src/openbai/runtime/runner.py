@@ -3,9 +3,8 @@
 ``python -m openbai.runtime.runner --run-dir DIR --node K --node-root DIR``
 
 Executors whose scheduler picks the nodes (Slurm) add ``--hosts H0,H1,...`` (the allocated
-hosts, in node order), ``--node-state DIR`` (node state that outlives the job),
-``--keep-env PREFIX`` (scheduler variables the job's processes keep, so that ``mpirun``
-finds its allocation) and ``--remove-node-root`` (the node root was made for this job).
+hosts, in node order), ``--node-state DIR`` (node state that outlives the job) and
+``--remove-node-root`` (the node root was made for this job).
 
 Order on every node, as on Batch AI: cluster setup task (once per node) → mount cluster and
 job volumes → create output folders → job preparation → wait until every node is prepared →
@@ -53,12 +52,9 @@ class NodeRunner:
         run_dir: Path,
         *,
         node_state: Path | None = None,
-        keep_env: tuple[str, ...] = (),
         remove_node_root: bool = False,
     ):
-        self.ctx = NodeContext.open(
-            plan, node_index, node_root, run_dir, node_state=node_state, keep_env=keep_env
-        )
+        self.ctx = NodeContext.open(plan, node_index, node_root, run_dir, node_state=node_state)
         self.remove_node_root = remove_node_root
         self.reserve = SpaceReserve(run_dir / f"node-{node_index}.reserve")
         self.started = time.time()
@@ -137,9 +133,12 @@ class NodeRunner:
             if task.node_index != ctx.node.index:
                 continue
             ctx.log(f"starting task {task.name or 'main'}: {task.command}")
-            tasks.start(
-                task, tasks.env(env, task.env), out / task.stdout_name, out / task.stderr_name
-            )
+            extra = task.env
+            if task.mpi and ctx.multi and tasks.container is None:
+                from openbai.runtime.mpi_daemons import agent_env
+
+                extra = {**extra, **agent_env(ctx, sys.executable)}
+            tasks.start(task, tasks.env(env, extra), out / task.stdout_name, out / task.stderr_name)
         primaries = [r for r in tasks.running if r.task.primary]
         reported = False
         while True:
@@ -191,7 +190,6 @@ def main(argv: list[str] | None = None) -> int:
         args.node_root,
         args.run_dir,
         node_state=args.node_state,
-        keep_env=tuple(args.keep_env),
         remove_node_root=args.remove_node_root,
     )
     runner.ctx.run.record_runner(args.node, os.getpid(), processes.process_start_time(os.getpid()))

@@ -50,30 +50,20 @@ def node_limits(ctx: NodeContext) -> NodeLimits:
     )
 
 
-#: the toolkits whose ranks mpirun starts; across nodes on Slurm it starts them with srun
+#: the toolkits whose ranks mpirun starts; on other hosts it starts its daemons through
+#: their node runners (mpi_agent.py)
 MPI_TOOLS = frozenset({"mpi", "horovod", "chainer", "cntk", "caffe"})
 
-
-def launches_slurm_steps(ctx: NodeContext) -> bool:
-    """Whether the task's mpirun starts its daemons on the other nodes through ``srun``,
-    which Slurm allows only the job's owner: such a task keeps the runner's user (in the
-    sandbox, without capabilities); every other task runs as the job user."""
-    return (
-        bool(os.environ.get("SLURM_JOB_ID"))
-        and ctx.plan.node_count > 1
-        and ctx.plan.tool_type in MPI_TOOLS
-    )
+#: where munged's socket is unless Slurm's configuration says otherwise
+_MUNGE_DIRS = ("/run/munge", "/var/run/munge")
 
 
-def slurm_client_paths(env: dict[str, str]) -> list[Path]:
-    """What ``srun`` reads to reach Slurm: the directory of ``SLURM_CONF`` and the munge
-    socket it names. The host is bound read-only in the sandbox, but a configuration under
-    ``/tmp`` (a cluster started from a clone there, as CI does) would be hidden by the
-    sandbox's own ``/tmp``, and mpirun's ``srun`` of its daemons would fail."""
-    conf = env.get("SLURM_CONF")
-    if not conf:
-        return []
-    paths = [Path(conf).parent]
+def scheduler_sockets(env: dict[str, str]) -> list[Path]:
+    """What lets a program reach Slurm as the user it runs as: the folders of munge's socket
+    (the default ones, and the one Slurm's configuration names). A job sees none: as the job
+    user it could submit work of its own outside openbai."""
+    paths = [Path(d) for d in _MUNGE_DIRS]
+    conf = env.get("SLURM_CONF") or "/etc/slurm/slurm.conf"
     try:
         text = Path(conf).read_text()
     except OSError:
@@ -83,8 +73,10 @@ def slurm_client_paths(env: dict[str, str]) -> list[Path]:
         if key.strip().lower() == "authinfo":
             for option in value.split(","):
                 name, _, socket = option.partition("=")
-                if name.strip().lower() == "socket" and socket.strip():
-                    paths.append(Path(socket.strip()))
+                folder = Path(socket.strip()).parent
+                # a folder of munge's own, not one such as /run that holds much else
+                if name.strip().lower() == "socket" and "munge" in folder.name:
+                    paths.append(folder)
     return paths
 
 
@@ -94,11 +86,7 @@ def seal(ctx: NodeContext) -> tuple[Sandbox | None, Cgroup | None]:
     sandbox = None
     if ctx.plan.sandbox:
         try:
-            identity = (
-                Identity.current()
-                if launches_slurm_steps(ctx)
-                else Identity.for_jobs(os.environ.get("OPENBAI_JOB_USER"))
-            )
+            identity = Identity.for_jobs(os.environ.get("OPENBAI_JOB_USER"))
             bwrap = find_bwrap()
             if identity.switches and find_setpriv() is None:
                 raise SandboxUnavailable("setpriv (util-linux) is not installed on this node")
@@ -107,6 +95,7 @@ def seal(ctx: NodeContext) -> tuple[Sandbox | None, Cgroup | None]:
             raise JobFailure("SandboxUnavailable", exc.message) from exc
         layout = ctx.layout
         private = [layout.run_dir.parent, layout.node_root.parent, *map(Path, ctx.plan.private)]
+        private += scheduler_sockets(dict(os.environ))
         if os.environ.get("OPENBAI_HOME"):
             private.append(Path(os.environ["OPENBAI_HOME"]))
         sandbox = Sandbox(
@@ -114,10 +103,7 @@ def seal(ctx: NodeContext) -> tuple[Sandbox | None, Cgroup | None]:
             identity,
             hidden=private,
             writable=[layout.mount_root, layout.job_temp_dir, layout.shared_job_temp],
-            readable=[
-                *tool_paths(ctx.host_env()),
-                *(slurm_client_paths(dict(os.environ)) if launches_slurm_steps(ctx) else []),
-            ],
+            readable=tool_paths(ctx.host_env()),
             devices=gpu_devices(),
         )
         for path in sandbox.writable:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from subprocess import Popen
 from typing import TYPE_CHECKING, NamedTuple
@@ -48,6 +48,8 @@ class NodeTasks:
         self.cgroup: Cgroup | None = None
         #: the job's volumes, where tasks' output files are opened (never through a link)
         self.volumes: Volumes | None = None
+        #: what must end before the tasks are stopped (what starts tasks: mpi_daemons.py)
+        self.before_stop: list[Callable[[], None]] = []
 
     def should_stop(self) -> bool:
         return self.stopping.should_stop(tasks_running=bool(self.running))
@@ -74,6 +76,11 @@ class NodeTasks:
             for fd in (out, err):
                 if isinstance(fd, int):
                     os.close(fd)
+
+    def start_to(self, task: Task, env: dict[str, str], out: int, err: int) -> Running:
+        """Start a task on the host whose stdout and stderr are the descriptors given."""
+        assert self.container is None
+        return self._start(task, env, Path(os.devnull), Path(os.devnull), out, err)
 
     def _open_output(self, path: Path) -> Path | int:
         """An output file of a task, opened on its volume (a descriptor), or its path where
@@ -167,20 +174,26 @@ class NodeTasks:
         else:
             time.sleep(0.02)
 
+    def stop(self, running: Running) -> None:
+        """Stop a task's process with everything it started."""
+        if running.process.poll() is None:
+            from openbai.runtime import process_trees  # psutil: for early ends only
+
+            if self.sandbox is not None and self.container is None:
+                process_trees.stop_sandbox(running.process.pid)
+            else:
+                process_trees.kill_tree(running.process.pid)
+            running.process.wait()
+
     def stop_all(self) -> None:
+        while self.before_stop:
+            self.before_stop.pop()()
         if self.container is not None and any(r.process.poll() is None for r in self.running):
             # the exec clients are not the parents of what runs inside: signal it there
             clients = [r.process for r in self.running]
             self.container.stop_processes(clients, processes.GRACE_SECONDS)
-        for r in self.running:
-            if r.process.poll() is None:
-                from openbai.runtime import process_trees  # psutil: for early ends only
-
-                if self.sandbox is not None and self.container is None:
-                    process_trees.stop_sandbox(r.process.pid)
-                else:
-                    process_trees.kill_tree(r.process.pid)
-                r.process.wait()
+        for r in list(self.running):
+            self.stop(r)
         self.running.clear()
         if self.cgroup is not None:
             self.cgroup.kill_all()  # whatever slipped out of the tasks' process trees

@@ -1,0 +1,174 @@
+"""The node runners' side of mpi_agent.py: MPI's daemons started as tasks of the job.
+
+A multi-node MPI job on hosts of their own (Slurm) gets, on every node but the first, a
+:class:`DaemonListener` from before the node reports itself prepared: it listens on a port the
+system picks and writes the port and a token (``node-K.mpi``, 0600) in the run directory. The
+first node, once every node is prepared, hands them to mpirun (:func:`agent_env`). Each
+request with the node's token starts its words with bash, as a non-primary task of the job on
+this node (sandbox, job user, control group, the node's job variables), and relays the task's
+output back until it ends; a request whose agent went away stops its task. The listener closes
+before the node's tasks are stopped, so that nothing starts after.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import secrets
+import selectors
+import socket
+import threading
+from pathlib import Path
+
+from openbai.files import write_private
+from openbai.runtime import mpi_agent
+from openbai.runtime.node import NodeContext
+from openbai.runtime.sealing import MPI_TOOLS
+from openbai.runtime.tasks import NodeTasks, Running
+from openbai.runtime.toolkits import Task
+
+_CHUNK = 1 << 16
+
+
+def remote_nodes(ctx: NodeContext) -> list[int]:
+    """The nodes whose MPI daemons mpirun starts through the agent: those on another host
+    than the first node's, in a job whose ranks mpirun starts on the host (no container)."""
+    plan = ctx.plan
+    if plan.tool_type not in MPI_TOOLS or plan.container is not None or plan.node_count < 2:
+        return []
+    first = plan.nodes[0].host
+    return [n.index for n in plan.nodes if n.host != first]
+
+
+def _address_file(ctx: NodeContext, node: int) -> Path:
+    return ctx.run.path / f"node-{node}.mpi"
+
+
+def agent_env(ctx: NodeContext, python: str) -> dict[str, str]:
+    """mpirun's variables on the first node: the agent and where the other nodes listen."""
+    nodes = {}
+    for index in remote_nodes(ctx):
+        port, token = (_address_file(ctx, index).read_text().split() + ["", ""])[:2]
+        nodes[ctx.plan.nodes[index].host] = f"{port}:{token}"
+    return mpi_agent.agent_env(python, nodes) if nodes else {}
+
+
+class DaemonListener:
+    def __init__(self, tasks: NodeTasks, env: dict[str, str]):
+        self.tasks = tasks
+        self.env = env
+        self.token = secrets.token_hex(16)
+        self.server = socket.create_server(("", 0), family=socket.AF_INET, backlog=16)
+        self.server.settimeout(0.2)
+        self.closed = False
+        #: taken to start a task, and to close: nothing starts once :meth:`close` returned
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._accept, name="mpi-daemons", daemon=True)
+        self.thread.start()
+        ctx = tasks.ctx
+        port = self.server.getsockname()[1]
+        write_private(_address_file(ctx, ctx.node.index), f"{port} {self.token}\n", durable=False)
+        ctx.log(f"MPI daemons of this job start here through port {port}")
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+        self.thread.join()
+        self.server.close()
+        _address_file(self.tasks.ctx, self.tasks.ctx.node.index).unlink(missing_ok=True)
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                conn, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(10)
+            try:
+                request = _read_request(conn)
+            except (OSError, ValueError):
+                return
+            if request is None or not hmac.compare_digest(
+                str(request.get("token", "")), self.token
+            ):
+                return
+            words = request.get("words")
+            if not isinstance(words, list):
+                return
+            conn.settimeout(None)
+            self._run(conn, " ".join(map(str, words)).strip())
+
+    def _run(self, conn: socket.socket, command: str) -> None:
+        ctx = self.tasks.ctx
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            with self.lock:
+                if self.closed:
+                    return
+                ctx.log(f"starting MPI daemon: {command}")
+                task = Task("mpi-daemon", ctx.node.index, command, primary=False)
+                running = self.tasks.start_to(task, self.env, out_w, err_w)
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        try:
+            _relay(conn, running, {out_r: b"1", err_r: b"2"}, self.tasks)
+        finally:
+            os.close(out_r)
+            os.close(err_r)
+
+
+def _read_request(conn: socket.socket) -> dict[str, object] | None:
+    data = bytearray()
+    while b"\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk or len(data) > mpi_agent.MAX_REQUEST:
+            return None
+        data += chunk
+    request = json.loads(data.partition(b"\n")[0])
+    return request if isinstance(request, dict) else None
+
+
+def _relay(
+    conn: socket.socket, running: Running, pipes: dict[int, bytes], tasks: NodeTasks
+) -> None:
+    """The task's output to the agent until both pipes end, then its exit code; the agent
+    gone (its end of the connection closed) stops the task."""
+    with selectors.DefaultSelector() as sel:
+        for fd in pipes:
+            sel.register(fd, selectors.EVENT_READ)
+        sel.register(conn, selectors.EVENT_READ)
+        open_pipes, agent_there = set(pipes), True
+        while open_pipes:
+            for key, _ in sel.select():
+                if key.fileobj is conn:
+                    sel.unregister(conn)
+                    agent_there = False
+                    tasks.stop(running)
+                    continue
+                fd = int(key.fd)
+                data = os.read(fd, _CHUNK)
+                if not data:
+                    sel.unregister(fd)
+                    open_pipes.discard(fd)
+                elif agent_there:
+                    agent_there = _send(conn, mpi_agent.frame(pipes[fd], data))
+    code = running.process.wait()
+    if agent_there:
+        _send(conn, mpi_agent.exit_frame(running.exit_code() if code is not None else 255))
+
+
+def _send(conn: socket.socket, data: bytes) -> bool:
+    try:
+        conn.sendall(data)
+        return True
+    except OSError:
+        return False

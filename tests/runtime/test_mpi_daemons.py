@@ -1,0 +1,108 @@
+"""mpirun's daemons on a job's other nodes are tasks of the job there: started by that node's
+runner, in its sandbox, as the job user; never by a launcher with the runners' identity.
+
+Two node runners of one job run here side by side, as a Slurm allocation of two hosts would
+start them: the second node's host is 127.0.0.2, which OpenMPI takes for another host (it
+starts a daemon there through its remote-shell agent), while the connection still reaches
+this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from plans import job_plan
+
+from openbai.plan.job_plan import MountSpec, NodeSpec
+
+pytestmark = pytest.mark.skipif(shutil.which("mpirun") is None, reason="needs OpenMPI")
+
+HOSTS = ["127.0.0.1", "127.0.0.2"]
+
+
+@pytest.fixture
+def place() -> Iterator[Path]:
+    # outside /tmp, which every sandbox replaces with its own
+    path = Path(tempfile.mkdtemp(prefix="openbai-mpi-", dir="/var/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def run_on_two_nodes(place: Path, rank_command: str, *, sandbox: bool = True) -> dict[str, str]:
+    """Run a two-rank custom MPI job with one runner per node; its stdout and stderr."""
+    storage = place / "storage"
+    (storage / "acct" / "file" / "logs").mkdir(parents=True)
+    run_dir = place / "runs" / "r1"
+    run_dir.mkdir(parents=True)
+    logs = MountSpec("logs", "local", "acct", "file", "logs", options={"root": str(storage)})
+    job_plan(
+        tool_type="mpi",
+        toolkit={"commandLine": rank_command, "processCount": 2},
+        job_mounts=[logs],
+        sandbox=sandbox,
+    )._replace(nodes=[NodeSpec(i, f"n{i}", host) for i, host in enumerate(HOSTS)]).write(
+        run_dir / "plan.json"
+    )
+    runners = [
+        subprocess.Popen(
+            [sys.executable, "-m", "openbai.runtime.runner", "--run-dir", str(run_dir)]
+            + ["--node", str(i), "--node-root", str(place / "nodes" / f"n{i}")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    for runner in runners:
+        out, _ = runner.communicate(timeout=120)
+        assert runner.returncode == 0, out
+    result = json.loads((run_dir / "job.result.json").read_text())
+    (folder,) = storage.glob("acct/file/logs/**/stdouterr")
+    printed = {name: (folder / name).read_text() for name in ("stdout.txt", "stderr.txt")}
+    assert result["exit_code"] == 0, (result, printed)
+    return printed
+
+
+def test_the_ranks_on_another_node_run_in_its_sandbox_as_the_job_user(place: Path) -> None:
+    # a rank prints its node's host file entry, its user, and how many processes it sees
+    # (its sandbox's only: bwrap's, orted and its ranks, the shells)
+    secret = place / "runs" / "r1" / "plan.json"
+    rank = (
+        "echo rank $OMPI_COMM_WORLD_RANK uid $(id -u) sees $(ls /proc | grep -c '^[0-9]')"
+        f" processes; cat {secret} 2>/dev/null | head -c 20"
+    )
+    printed = run_on_two_nodes(place, rank)
+    lines = sorted(printed["stdout.txt"].splitlines())
+    assert [line.split(" uid ")[0] for line in lines] == ["rank 0", "rank 1"], printed
+    uids = {int(line.split(" uid ")[1].split()[0]) for line in lines}
+    if os.getuid() == 0:
+        assert len(uids) == 1 and 0 not in uids  # the job user's, on both nodes
+    else:
+        assert uids == {os.getuid()}
+    seen = [int(line.split(" sees ")[1].split()[0]) for line in lines]
+    assert max(seen) < 12, lines  # not the machine's hundreds
+    assert "{" not in printed["stdout.txt"]  # the run directory (the plan) is out of sight
+
+
+def test_a_daemon_started_without_the_nodes_token_is_refused(place: Path) -> None:
+    """What reaches a node runner's port without its token starts nothing there."""
+    marker = place / "started"
+    rank = (
+        "if [ $OMPI_COMM_WORLD_RANK = 0 ]; then"
+        ' export OPENBAI_MPI_NODES="${OPENBAI_MPI_NODES%:*}:not-the-token";'
+        f" {sys.executable} -m openbai.runtime.mpi_agent 127.0.0.2 touch {marker};"
+        " echo agent exited $?; fi"
+    )
+    printed = run_on_two_nodes(place, rank, sandbox=False)
+    assert "agent exited 255" in printed["stdout.txt"], printed
+    assert "closed the connection" in printed["stderr.txt"]
+    assert not marker.exists()
