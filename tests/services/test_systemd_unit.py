@@ -56,6 +56,8 @@ def test_the_unit_restarts_the_server_and_stops_only_the_server() -> None:
     assert shipped["Restart"] == "always"
     assert shipped["KillMode"] == "process"  # a restart must not kill the jobs' runners
     assert shipped["WantedBy"] == "multi-user.target"
+    # jobs run as the job user only under root, and their slots' groups need the service's
+    assert shipped["User"] == "root" and shipped["Delegate"] == "yes"
     assert shlex.split(shipped["ExecStart"])[1:2] == ["serve"]
 
 

@@ -10,6 +10,7 @@ execution log says so.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -22,6 +23,12 @@ from openbai.plan.job_plan import NodeLimits
 ROOT = Path("/sys/fs/cgroup")
 #: the v1 controllers a slot uses, by the file each sets
 _V1_CONTROLLERS = ("memory", "pids", "cpu")
+#: the v2 controllers a slot's group is given where its parent has them
+V2_CONTROLLERS = ("memory", "pids", "cpu")
+#: on v2, the leaf that the processes of the runner's own group move into: a group that hands
+#: controllers to its children may hold no process itself (the server's, under systemd, are
+#: there with the runner's), so they go one level down, and the slots' groups beside them
+LEAF = "openbai-processes"
 CPU_PERIOD_US = 100_000
 _SH = shutil.which("sh") or "/bin/sh"
 
@@ -90,19 +97,9 @@ class Cgroup:
             _write(self.dirs["cpu"] / "cpu.cfs_quota_us", str(int(lim.cpus * CPU_PERIOD_US)))
 
     def _create_v2(self, own: str) -> None:
-        # a v2 group with processes may not hand controllers to children: the runner moves
-        # into a leaf of its own group first, and the slot's group is made beside it
-        parent = ROOT / own.lstrip("/")
-        if own.rstrip("/").endswith("/openbai-runner"):
-            parent = parent.parent
-        else:
-            leaf = parent / "openbai-runner"
-            leaf.mkdir(exist_ok=True)
-            _write(leaf / "cgroup.procs", str(os.getpid()))
-        wanted = {"memory", "pids", "cpu"} & set(
-            (parent / "cgroup.controllers").read_text().split()
-        )
-        _write(parent / "cgroup.subtree_control", " ".join(f"+{c}" for c in sorted(wanted)))
+        parent = _slots_parent(own)
+        wanted = set(V2_CONTROLLERS) & set((parent / "cgroup.controllers").read_text().split())
+        _hand_down(parent, wanted)
         path = parent / self.name
         path.mkdir(exist_ok=True)
         self.dirs[""] = path
@@ -212,6 +209,37 @@ class Cgroup:
         return f"limits {', '.join(parts)} (cgroup {version} {self.name})"
 
 
+def _slots_parent(own: str) -> Path:
+    """The v2 group the slots' groups are made in: the runner's own, or the one above the leaf
+    its processes moved into (a runner started by a process there)."""
+    group = ROOT / own.lstrip("/")
+    return group.parent if group.name == LEAF else group
+
+
+def _hand_down(parent: Path, controllers: set[str]) -> None:
+    """Enable ``controllers`` for the children of ``parent``, first moving the processes in it
+    (the runner, and those it shares the group with) into its leaf when the kernel refuses
+    while they are there (EBUSY; the hierarchy's root takes it with them)."""
+    if not controllers:
+        return
+    line = " ".join(f"+{c}" for c in sorted(controllers))
+    for _ in range(5):
+        try:
+            _write(parent / "cgroup.subtree_control", line)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+        leaf = parent / LEAF
+        leaf.mkdir(exist_ok=True)
+        for pid in (parent / "cgroup.procs").read_text().split():
+            try:
+                _write(leaf / "cgroup.procs", pid)
+            except ProcessLookupError:
+                pass  # it ended meanwhile; one forked meanwhile is moved on the next round
+    _write(parent / "cgroup.subtree_control", line)
+
+
 def groups_of(pid: int) -> list[Path]:
     """The directories of the groups process ``pid`` is in, of the controllers a slot uses
     (for :meth:`Cgroup.watch`); empty once it is gone."""
@@ -242,7 +270,7 @@ def remove_groups(prefix: str) -> None:
         return
     parents = [ROOT / c / own[c].lstrip("/") for c in _V1_CONTROLLERS if c in own]
     if "" in own:
-        parents.append(ROOT / own[""].lstrip("/"))
+        parents.append(_slots_parent(own[""]))
     for parent in parents:
         for group in parent.glob(f"{prefix}*") if parent.is_dir() else []:
             Cgroup(group.name, NodeLimits(), {"": group}).kill_all()  # and its last reaped
