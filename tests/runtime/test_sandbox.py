@@ -318,6 +318,75 @@ def test_a_fork_bomb_hits_its_process_limit(small: Bai, tmp_path: Path) -> None:
     assert_gone_within("time.sleep(60)", 2)
 
 
+def test_a_slot_gets_no_more_cpu_than_its_share(ws: Bai, tmp_path: Path) -> None:
+    """A quarter of a CPU: a job that spins for a second of wall time gets a quarter second."""
+    ws("cluster", "create", "-w", "ws", "-n", "quarter", "--nodes", "1",
+       "--cpus-per-node", "0.25")  # fmt: skip
+    spin = (
+        "python3 -c 'import os, time\nend = time.monotonic() + 1\n"
+        "while time.monotonic() < end: pass\nt = os.times()\nprint(t.user + t.system)'"
+    )
+    shown = run(ws, tmp_path, "spin", spin, cluster="quarter")
+    assert shown["executionState"] == "succeeded", ws.why(shown)
+    assert 0 < float(output(ws, "spin")) < 0.4
+    assert "limits 0.25 CPUs" in output(ws, "spin", "execution.log")
+
+
+def test_the_job_user_is_the_one_configured(tmp_path: Path) -> None:
+    place = Path(tempfile.mkdtemp(prefix="openbai-user-", dir="/var/tmp"))
+    try:
+        place.chmod(0o755)
+        assert stdout_of_a_runner("id -un", place, dict(os.environ)) == "openbai-job\n"
+        configured = {**os.environ, "OPENBAI_JOB_USER": "nobody"}
+        assert stdout_of_a_runner("id -un", place, configured) == "nobody\n"
+    finally:
+        shutil.rmtree(place)
+
+
+def test_the_clusters_setup_task_is_sealed_off_and_its_secrets_rest_sealed(
+    ws: Bai, tmp_path: Path
+) -> None:
+    """The setup task runs when a node is allocated, before any job: as a job's tasks do."""
+    (ws.home / "api.key").write_bytes(os.urandom(32))
+    secret = "setup-" + os.urandom(8).hex()
+    targets = [ws.home / "api.key", ws.home / "openbai.db", "/etc/shadow"]
+    command = "; ".join([*(probe(str(t)) for t in targets), 'echo "$(id -u) ${#TOKEN}"'])
+    cluster = {
+        "properties": {
+            "scaleSettings": {"manual": {"targetNodeCount": 1}},
+            "nodeSetup": {
+                "setupTask": {
+                    "commandLine": command,
+                    "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/logs",
+                    "secrets": [{"name": "TOKEN", "value": secret}],
+                },
+                "mountVolumes": {
+                    "azureFileShares": [
+                        {
+                            "azureFileUrl": "https://acct.file.core.windows.net/logs",
+                            "relativeMountPath": "logs",
+                        }
+                    ]
+                },
+            },
+        }
+    }
+    (tmp_path / "cluster.json").write_text(json.dumps(cluster))
+    ws("cluster", "create", "-w", "ws", "-n", "prepared", "-f", str(tmp_path / "cluster.json"))
+    assert (
+        run(ws, tmp_path, "after", "echo ok", cluster="prepared")["executionState"] == "succeeded"
+    )
+    logs = ws.home / "storage" / "acct" / "file" / "logs"
+    (printed,) = logs.rglob("stdout-prepared-0.txt")
+    lines = printed.read_text().splitlines()
+    assert lines[:-1] == [f"sealed {t}" for t in targets]
+    uid, length = lines[-1].split()
+    assert uid != "0" and length == str(len(secret))  # the job user's, with its secret
+    for path in [*ws.home.glob("openbai.db*"), *ws.home.glob("runs/*/*")]:
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+
+
 def test_the_jobs_loader_variables_reach_no_program_run_as_root(ws: Bai, tmp_path: Path) -> None:
     """A job's LD_* variables would make the dynamic loader of the programs that start its
     task as root (the shell that enters its groups, bubblewrap, setpriv) load its code, or
