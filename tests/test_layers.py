@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: lowest first; a name is a top-level module or package of openbai
 LAYERS: list[set[str]] = [
-    {"openbai", "errors", "settings", "files", "vocabulary", "retry"},
+    {"openbai", "errors", "settings", "files", "folders", "vocabulary", "retry"},
     {"spec"},
     {"store", "storage"},
     {"plan"},

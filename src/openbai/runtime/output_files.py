@@ -17,10 +17,10 @@ import os
 import posixpath
 from collections.abc import Sequence
 
+from openbai.folders import FOLDER_FLAGS, descend
 from openbai.mounts.base import Mount
 from openbai.runtime.stopping import JobFailure
 
-_FOLDER = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -73,29 +73,19 @@ class Volumes:
 def _walk(root: str, parts: Sequence[str], path: str) -> int:
     """A descriptor of the folder ``root/parts...``, each made where missing; none a link."""
     try:
-        fd = os.open(root, _FOLDER)
+        top = os.open(root, FOLDER_FLAGS)
     except OSError as exc:
         raise _refused(path, exc) from exc
     try:
-        for name in parts:
-            try:
-                inner = os.open(name, _FOLDER, dir_fd=fd)
-            except FileNotFoundError:
-                try:
-                    os.mkdir(name, 0o755, dir_fd=fd)
-                except FileExistsError:
-                    pass  # made meanwhile: opened below, as any other
-                inner = os.open(name, _FOLDER, dir_fd=fd)
-            os.close(fd)
-            fd = inner
+        return descend(top, parts, make=True, mode=0o755)
     except OSError as exc:
-        os.close(fd)
         raise _refused(path, exc) from exc
-    return fd
+    finally:
+        os.close(top)
 
 
 def _refused(path: str, exc: OSError) -> JobFailure:
     why = exc.strerror or str(exc)
-    if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+    if exc.errno in (errno.ENOTDIR, errno.ELOOP, errno.EEXIST):
         why = "a symbolic link or a file is on its way (the runner follows no link on a volume)"
     return JobFailure("OutputDirectoryError", f"cannot write {path}: {why}")

@@ -32,7 +32,7 @@ import stat as stat_mode
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from openbai.errors import (
     ConflictError,
@@ -41,6 +41,7 @@ from openbai.errors import (
     SpecError,
     StorageError,
 )
+from openbai.folders import FOLDER_FLAGS, descend
 from openbai.storage.atomic import PARTIAL_SUFFIX, atomic_target, is_partial_name
 from openbai.storage.base import (
     FileInfo,
@@ -76,8 +77,6 @@ def _translate(volume: str, path: str = "") -> Iterator[None]:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: a folder on the way: never through a symlink
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 #: the entry itself (a file or a folder); O_NONBLOCK so that a job's FIFO cannot hang a reader
 _ENTRY_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 
@@ -155,18 +154,23 @@ class LocalStorage(StorageBackend):
     def _parent(self, volume: str, path: str) -> tuple[int, str]:
         """A descriptor of the folder holding ``path``'s last segment, and that segment
         (``""`` for the volume itself), reached without following any symlink."""
-        cleaned = clean_path(path)
-        parts = cleaned.split("/") if cleaned else []
-        fd = self._open_volume(volume)
+        parts = clean_path(path).split("/")
+        return self._descend(volume, parts[:-1], make=False), parts[-1]
+
+    def _folder(self, volume: str, path: str, *, make: bool) -> int:
+        """A descriptor of the folder ``path`` (clean) of the volume, walked from its top
+        following no symlink; missing folders made where ``make``, a file in the way a
+        conflict."""
+        return self._descend(volume, path.split("/") if path else [], make=make)
+
+    def _descend(self, volume: str, names: list[str], *, make: bool) -> int:
+        top = self._open_volume(volume)
         try:
-            for i, part in enumerate(parts[:-1]):
-                step = _open_at(fd, part, _DIR_FLAGS, volume, "/".join(parts[: i + 1]))
-                os.close(fd)
-                fd = step
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd, parts[-1] if parts else ""
+            return descend(top, names, make=make)
+        except OSError as e:
+            _explain(e, top, str(e.filename), volume, str(e.filename))
+        finally:
+            os.close(top)
 
     def _open(
         self, volume: str, path: str, *, directory: bool = False
@@ -178,7 +182,7 @@ class LocalStorage(StorageBackend):
         if not name:
             return parent, os.fstat(parent)
         try:
-            fd = _open_at(parent, name, _DIR_FLAGS if directory else _ENTRY_FLAGS, volume, where)
+            fd = _open_at(parent, name, FOLDER_FLAGS if directory else _ENTRY_FLAGS, volume, where)
         finally:
             os.close(parent)
         try:
@@ -297,31 +301,6 @@ class LocalStorage(StorageBackend):
     def make_dir(self, volume: str, path: str) -> None:
         os.close(self._folder(volume, clean_path(path), make=True))
 
-    def _folder(self, volume: str, path: str, *, make: bool) -> int:
-        """A descriptor of the folder ``path`` (clean) of the volume, walked from its top
-        following no symlink; missing folders made where ``make``, a file in the way a
-        conflict."""
-        fd = self._open_volume(volume)
-        try:
-            parts = path.split("/") if path else []
-            for i, part in enumerate(parts):
-                where = "/".join(parts[: i + 1])
-                if make:
-                    with _translate(volume, where):
-                        try:
-                            os.mkdir(part, dir_fd=fd)
-                        except FileExistsError:
-                            kind = os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode
-                            if stat_mode.S_ISREG(kind):
-                                raise
-                step = _open_at(fd, part, _DIR_FLAGS, volume, where)
-                os.close(fd)
-                fd = step
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
-
     def local_path(self, volume: str, path: str = "") -> Path | None:
         return self._resolve(volume, path)[1]
 
@@ -400,13 +379,18 @@ def _open_at(dir_fd: int, name: str, flags: int, volume: str, where: str) -> int
     try:
         return os.open(name, flags, dir_fd=dir_fd)
     except OSError as e:
-        if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENXIO):
-            with contextlib.suppress(OSError):
-                _check_kind(
-                    os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode, volume, where
-                )
-        with _translate(volume, where):
-            raise
+        _explain(e, dir_fd, name, volume, where)
+
+
+def _explain(e: OSError, dir_fd: int, name: str, volume: str, where: str) -> NoReturn:
+    """``e``, met opening ``name`` below ``dir_fd``, as openbai's error: a symlink or
+    something else than a file or a folder is named as such."""
+    if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENXIO):
+        with contextlib.suppress(OSError):
+            _check_kind(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode, volume, where)
+    with _translate(volume, where):
+        raise e
+    raise AssertionError("unreachable: _translate raises")
 
 
 def _check_kind(mode: int, volume: str, where: str) -> None:
@@ -448,7 +432,7 @@ def _walk(fd: int, prefix: str) -> Iterator[FileInfo]:
     for name, st in entries:
         if stat_mode.S_ISDIR(st.st_mode):
             try:
-                sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                sub = os.open(name, FOLDER_FLAGS, dir_fd=fd)
             except (FileNotFoundError, NotADirectoryError):
                 continue
             except OSError as e:

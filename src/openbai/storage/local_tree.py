@@ -27,9 +27,9 @@ import threading
 from pathlib import Path
 
 from openbai.errors import NotFoundError
+from openbai.folders import FOLDER_FLAGS
 from openbai.storage.atomic import PARTIAL_SUFFIX, sync_later
 from openbai.storage.local import (  # the backend's own descriptor walk, reused
-    _DIR_FLAGS,
     _ENTRY_FLAGS,
     LocalStorage,
     _check_kind,
@@ -75,7 +75,7 @@ class _Folders:
                     if self._volume is None:
                         fd = os.open(name, _LOCAL_DIR_FLAGS, dir_fd=parent)
                     else:
-                        fd = _open_at(parent, name, _DIR_FLAGS, self._volume, rel)
+                        fd = _open_at(parent, name, FOLDER_FLAGS, self._volume, rel)
                 except (FileNotFoundError, NotFoundError):
                     if make:
                         raise
