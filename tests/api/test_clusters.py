@@ -78,6 +78,20 @@ def test_cluster_secrets_are_never_returned(client: TestClient, ws: Arm) -> None
     assert created.json()["properties"]["nodeSetup"]["setupTask"]["secrets"] == [{"name": "TOKEN"}]
 
 
+def test_a_setup_task_listing_names_the_directory_it_refuses(
+    client: TestClient, ws: Arm, logs_share: str
+) -> None:
+    url = ws.rg("workspaces", "ws", "clusters", "prepared")
+    share = {"azureFileUrl": "https://acct.file.core.windows.net/logs", "relativeMountPath": "logs"}
+    task = {"commandLine": "true", "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/logs"}
+    setup = {"setupTask": task, "mountVolumes": {"azureFileShares": [share]}}
+    assert client.put(url, json={"properties": {"nodeSetup": setup}}).status_code == 200
+    listing = ws.rg("workspaces", "ws", "clusters", "prepared", "listOutputFiles")
+    listed = client.post(listing + "&directory=../..")
+    assert listed.status_code == 400
+    assert listed.json()["error"]["target"] == "directory"
+
+
 def test_a_cluster_with_an_app_insights_key_is_created_and_runs_jobs(
     client: TestClient, ws: Arm, logs_share: str
 ) -> None:

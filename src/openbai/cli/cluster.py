@@ -39,6 +39,7 @@ from openbai.cli.output import (
 )
 from openbai.errors import SpecError
 from openbai.spec.placeholders import fill_storage_placeholders
+from openbai.storage.base import clean_path
 
 IMAGE_ALIASES = {
     "UbuntuLTS": {
@@ -604,6 +605,7 @@ def cluster_file_list(
     query: str | None,
 ) -> None:
     """List the setup task's output files (stdout-<node>.txt, stderr-<node>.txt), one level."""
+    clean_path(path, field="--path")
     files = client().list_cluster_files(
         resource_group(resource_group_name), workspace, cluster, path=path, expiry=expiry
     )

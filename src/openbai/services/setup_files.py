@@ -56,11 +56,12 @@ def setup_task_location(app: App, rg: str, ws: str, name: str) -> VolumeLocation
 def list_setup_task_files(
     app: App, rg: str, ws: str, name: str, *, path: str = ""
 ) -> tuple[VolumeLocation | None, list[OutputFile]]:
-    """One level of the setup task's output folder (``path`` below it), and where it is."""
+    """One level of the setup task's output folder (``path`` below it), and where it is; a
+    bad ``path`` is an error naming ``directory``, as listing a job's is."""
     location = setup_task_location(app, rg, ws, name)
     if location is None:
         return None, []
-    sub = clean_path(path, field="path")
+    sub = clean_path(path, field="directory")
     base = location.join(sub)
     backend = accounts.backend(app, location.account, location.volume_kind)
     try:
