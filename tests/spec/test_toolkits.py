@@ -33,6 +33,7 @@ def test_cntk_language_is_matched_ignoring_case() -> None:
         ({"languageType": "Lua", "pythonScriptFilePath": "a.py"}, "languageType"),
         ({}, None),
         ({"pythonScriptFilePath": "a.py", "processCount": 0}, "processCount"),
+        ({"pythonScriptFilePath": "a.py", "processCount": 10**9}, "processCount"),
     ],
 )
 def test_cntk_paths_must_match_the_language(data: dict[str, Any], target: str) -> None:

@@ -34,7 +34,10 @@ __all__ = [
     "ToolkitSettings",
 ]
 
-ProcessCount = Annotated[StrictInt, Field(ge=1)]
+#: more ranks than any node could hold: a count past it is a mistake (a slot runs 4,096
+#: processes by default), refused at create rather than failing the job at mpirun
+MAX_PROCESSES = 65_536
+ProcessCount = Annotated[StrictInt, Field(ge=1, le=MAX_PROCESSES)]
 """How many processes to start; Batch AI's default (when absent) is the job's nodeCount."""
 
 TaskCount = Annotated[StrictInt, Field(ge=0)]
