@@ -63,3 +63,23 @@ def toolkit_job(**properties: Any) -> dict[str, Any]:
     job = custom_job("", **properties)
     del job["customToolkitSettings"]
     return job
+
+
+def nfs_job(file_server_id: str, command: str, **extra: Any) -> dict[str, Any]:
+    """A job mounting the file server ``file_server_id``'s ``/mnt/data/shared`` at
+    ``$AZ_BATCHAI_JOB_MOUNT_ROOT/nfs``, read-write, its stdout and stderr there."""
+    return custom_job(
+        command,
+        stdOutErrPathPrefix="$AZ_BATCHAI_JOB_MOUNT_ROOT/nfs",
+        mountVolumes={
+            "fileServers": [
+                {
+                    "fileServer": {"id": file_server_id},
+                    "relativeMountPath": "nfs",
+                    "sourceDirectory": "/mnt/data/shared",
+                    "mountOptions": "rw",
+                }
+            ]
+        },
+        **extra,
+    )

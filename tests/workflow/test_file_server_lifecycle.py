@@ -30,7 +30,7 @@ from openbai.services import tokens
 from openbai.settings import Settings
 from openbai.storage.nfs_server import NfsServer
 
-from .conftest import write_job
+from .conftest import nfs_job, write_job
 
 with warnings.catch_warnings():  # starlette asks for httpx2; openbai pins httpx
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -106,24 +106,6 @@ def test_callers_finding_a_file_server_gone_at_once_start_one_nfs_server(workspa
     assert not server.is_running()
 
 
-def _nfs_job(file_server_id: str, command: str) -> dict[str, Any]:
-    return {
-        "nodeCount": 1,
-        "customToolkitSettings": {"commandLine": command},
-        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/nfs",
-        "mountVolumes": {
-            "fileServers": [
-                {
-                    "fileServer": {"id": file_server_id},
-                    "relativeMountPath": "nfs",
-                    "sourceDirectory": "/mnt/data/shared",
-                    "mountOptions": "rw",
-                }
-            ]
-        },
-    }
-
-
 def _run(bai: Bai, tmp_path: Path, name: str, properties: dict[str, Any]) -> dict[str, Any]:
     job = write_job(tmp_path, properties, f"{name}.json")
     bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", name, "-f", job)
@@ -146,7 +128,7 @@ def test_delete_keeps_the_files_and_a_new_server_of_the_name_serves_them_where_c
     created = bai.json("file-server", "create", "-w", "ws", "-n", "nfs", *CREATE)
     assert created["mountSettings"]["fileServerInternalIP"] == "127.0.0.1"
     write = "echo kept > $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs/model.txt"
-    _run(bai, tmp_path, "writer", _nfs_job(created["id"], write))
+    _run(bai, tmp_path, "writer", nfs_job(created["id"], write))
 
     bai("file-server", "delete", "-w", "ws", "-n", "nfs", "-y")
     data = _server(bai, "nfs").data
@@ -160,7 +142,7 @@ def test_delete_keeps_the_files_and_a_new_server_of_the_name_serves_them_where_c
     state = _server(bai, "nfs").state()
     assert state is not None and state.host == "127.0.0.2"
     read = "cat $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs/model.txt"
-    _run(bai, tmp_path, "reader", _nfs_job(again["id"], read))
+    _run(bai, tmp_path, "reader", nfs_job(again["id"], read))
     assert _stdout(bai, "reader") == "kept\n"
 
 

@@ -26,7 +26,7 @@ from openbai.mounts.registry import fuse_available
 from openbai.storage.nfs_server import NfsServer
 from openbai.storage.samba_shares import SambaShares
 
-from .conftest import write_job
+from .conftest import nfs_job, write_job
 
 pytestmark = pytest.mark.skipif(not fuse_available(), reason="no FUSE")
 
@@ -81,25 +81,6 @@ def _job_without_volumes(prefix: str, command: str) -> dict[str, Any]:
     }
 
 
-def _nfs_job(file_server: dict[str, Any], command: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "nodeCount": 1,
-        "customToolkitSettings": {"commandLine": command},
-        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/nfs",
-        "mountVolumes": {
-            "fileServers": [
-                {
-                    "fileServer": {"id": file_server["id"]},
-                    "relativeMountPath": "nfs",
-                    "sourceDirectory": "/mnt/data/shared",
-                    "mountOptions": "rw",
-                }
-            ]
-        },
-        **extra,
-    }
-
-
 def test_file_server_is_a_real_nfs_server_jobs_share(
     workspace: Bai, file_server: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -114,8 +95,8 @@ def test_file_server_is_a_real_nfs_server_jobs_share(
         bai,
         tmp_path,
         "writer",
-        _nfs_job(
-            file_server,
+        nfs_job(
+            file_server["id"],
             "echo hello from nfs; head -c 3000000 /dev/urandom > $AZ_BATCHAI_OUTPUT_MODEL/w.bin;"
             " sha256sum $AZ_BATCHAI_OUTPUT_MODEL/w.bin | cut -d' ' -f1 > $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs/sum",
             outputDirectories=[{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/nfs"}],
@@ -131,8 +112,8 @@ def test_file_server_is_a_real_nfs_server_jobs_share(
         bai,
         tmp_path,
         "reader",
-        _nfs_job(
-            file_server,
+        nfs_job(
+            file_server["id"],
             'cd $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs && test "$(sha256sum */*/workspaces/ws/experiments/exp/jobs/writer/*/outputs/w.bin | cut -d\' \' -f1)" = "$(cat sum)" && echo same',
         ),
     )
@@ -150,7 +131,7 @@ def test_file_server_is_started_again_after_it_went_away(
     server = NfsServer(bai.home / "file-servers" / "default" / "ws" / "nfs")
     server.stop()
     assert not server.is_running()
-    job = _run(bai, tmp_path, "after", _nfs_job(file_server, "echo still here"))
+    job = _run(bai, tmp_path, "after", nfs_job(file_server["id"], "echo still here"))
     assert job["executionState"] == "succeeded", job
     assert server.is_running()
 
@@ -527,7 +508,7 @@ def test_a_file_server_that_goes_away_mid_job_fails_it_naming_the_file(
         "    except OSError as e:\n        print('write failed:', e)\n"
         "try:\n    os.close(fd)\nexcept OSError as e:\n    print('close failed:', e)\n"
     )  # fmt: skip
-    properties = _nfs_job(file_server, f"python3 {script} {go}")
+    properties = nfs_job(file_server["id"], f"python3 {script} {go}")
     properties["stdOutErrPathPrefix"] = "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"
     properties["mountVolumes"]["azureFileShares"] = [
         {"azureFileUrl": "https://local.file.core.windows.net/logs", "relativeMountPath": "logs"}
