@@ -292,13 +292,16 @@ def test_custom_mpi_ranks_span_both_nodes_with_the_job_environment(
     job = run(bai, tmp_path, props)
     assert job["executionState"] == "succeeded", bai.why(job)
     lines = sorted((stdouterr(bai, job) / "stdout.txt").read_text().splitlines())
-    temp = [line.split(" in ")[1] for line in lines]
     assert [line.split(" in ")[0] for line in lines] == [
         "rank 0 on node1",
         "rank 1 on node1",
         "rank 2 on node2",
     ]
-    assert len(set(temp)) == 1 and temp[0].endswith("/jobs/ws/exp/j1")
+    # each rank has its own node's variables: the job's paths there, not the first node's
+    temp = [line.split(" in ")[1] for line in lines]
+    assert all(t.endswith("/jobs/ws/exp/j1") for t in temp)
+    hosts = ["node1", "node1", "node2"]
+    assert all(f"/slurm-nodes/{h}/" in t for t, h in zip(temp, hosts, strict=True)), temp
 
 
 HOROVOD_SCRIPT = """\

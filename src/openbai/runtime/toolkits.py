@@ -78,19 +78,17 @@ def host_file_lines(nodes: Sequence[NodeSpec], process_count: int) -> list[str]:
 
 
 def mpirun(ctx: ToolkitContext, process_count: int, command: str) -> str:
-    """Launch ``command`` as ``process_count`` ranks, every job variable passed to each rank.
-
-    The runtime's search paths go to the ranks only where they are set: mpirun warns in the
-    job's stderr.txt about each ``-x`` of an unset variable. Each rank starts through the
-    relay of rank_output.py when the task runs under its collector (on the host).
+    """Launch ``command`` as ``process_count`` ranks, each with the job's variables of its
+    own node: the ranks mpirun starts itself inherit its environment (the first node's), and
+    those on another host inherit their daemon's, which that node's runner started with the
+    job's variables there (mpi_daemons.py). Passing them with ``-x`` would give every rank
+    the first node's values, whose paths (``$AZ_BATCHAI_JOB_MOUNT_ROOT``...) are not another
+    node's. Each rank starts through the relay of rank_output.py when the task runs under its
+    collector (on the host).
     """
-    exported = sorted({*ctx.variables, "PATH"})
-    optional = [n for n in ("PYTHONPATH", "LD_LIBRARY_PATH") if n not in exported]
     return _join(
         "mpirun --allow-run-as-root --oversubscribe --bind-to none",
         f"-np {process_count} --hostfile {shlex.quote(ctx.host_file)}",
-        " ".join(f"-x {name}" for name in exported),
-        " ".join(f"${{{name}+-x {name}}}" for name in optional),
         rank_output.RELAY_WORDS,
         "bash -c",
         shlex.quote(command),
@@ -101,11 +99,15 @@ def _process_count(ctx: ToolkitContext) -> int:
     return int(ctx.plan.toolkit.get("processCount") or ctx.plan.node_count)
 
 
-def _on_master(ctx: ToolkitContext, command: str) -> list[Task]:
+def _on_master(ctx: ToolkitContext, command_for: Callable[[ToolkitContext], str]) -> list[Task]:
+    """One process, or ranks through mpirun. A rank's command line is left with the job's
+    variables for its own bash to expand (``$AZ_BATCHAI_JOB_MOUNT_ROOT/train.py``): with its
+    own node's values, where this node's would name paths of this node."""
     count = _process_count(ctx)
     if count > 1 or ctx.plan.node_count > 1:
-        return [Task("", 0, mpirun(ctx, count, command), mpi=True)]
-    return [Task("", 0, command)]
+        rank_command = command_for(ctx._replace(variables={}))
+        return [Task("", 0, mpirun(ctx, count, rank_command), mpi=True)]
+    return [Task("", 0, command_for(ctx))]
 
 
 def _custom(ctx: ToolkitContext) -> list[Task]:
@@ -119,28 +121,32 @@ def _custom_mpi(ctx: ToolkitContext) -> list[Task]:
 
 def _python_mpi(ctx: ToolkitContext) -> list[Task]:
     s = ctx.plan.toolkit
-    return _on_master(ctx, ctx.python_command(s, s.get("commandLineArgs")))
+    return _on_master(ctx, lambda c: c.python_command(s, s.get("commandLineArgs")))
 
 
 def _cntk(ctx: ToolkitContext) -> list[Task]:
     s = ctx.plan.toolkit
     if s.get("configFilePath") and not s.get("pythonScriptFilePath"):
-        command = _join(
-            "cntk", f"configFile={ctx.arg(s['configFilePath'])}", ctx.arg(s.get("commandLineArgs"))
+        return _on_master(
+            ctx,
+            lambda c: _join(
+                "cntk", f"configFile={c.arg(s['configFilePath'])}", c.arg(s.get("commandLineArgs"))
+            ),
         )
-        return _on_master(ctx, command)
     return _python_mpi(ctx)
 
 
 def _caffe(ctx: ToolkitContext) -> list[Task]:
     s = ctx.plan.toolkit
     if s.get("configFilePath"):
-        command = _join(
-            "caffe train",
-            f"--solver={ctx.arg(s['configFilePath'])}",
-            ctx.arg(s.get("commandLineArgs")),
+        return _on_master(
+            ctx,
+            lambda c: _join(
+                "caffe train",
+                f"--solver={c.arg(s['configFilePath'])}",
+                c.arg(s.get("commandLineArgs")),
+            ),
         )
-        return _on_master(ctx, command)
     return _python_mpi(ctx)
 
 
