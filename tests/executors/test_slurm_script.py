@@ -88,7 +88,7 @@ def test_one_node_job_becomes_the_runner_itself() -> None:
         ' --node 0 --hosts "$SLURMD_NODENAME"'
         ' --node-root /srv/bai/slurm-nodes/"$SLURMD_NODENAME"/"$SLURM_JOB_ID"'
         ' --node-state /srv/bai/slurm-nodes/"$SLURMD_NODENAME"'
-        " --remove-node-root"
+        " --keep-env SLURM_ --remove-node-root"
     )
 
 

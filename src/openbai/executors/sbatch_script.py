@@ -8,9 +8,10 @@ string. The batch script starts one node runner per allocated node::
 
 Each runner gets the allocated hosts in node order (``scontrol show hostnames``), a node
 root of its own (``<node roots>/<host>/<Slurm job id>``, so jobs sharing a node never share
-mount points) and the per-host node state (the setup task's marker survives across jobs).
-The job's processes get none of Slurm's variables: ``mpirun`` starts its daemons on the other
-nodes through their runners (runtime/mpi_agent.py), not ``srun``. A GPU cluster asks ``--gres=gpu:N`` (N per node): the runners
+mount points), the per-host node state (the setup task's marker survives across jobs) and
+keeps the ``SLURM_*`` variables, which the job may read (its job id, its GPUs). ``mpirun``
+starts its daemons on the other nodes through their runners (runtime/mpi_agent.py), not
+with ``srun``, which only the Slurm job's owner may use. A GPU cluster asks ``--gres=gpu:N`` (N per node): the runners
 learn the GPUs Slurm assigned from ``SLURM_JOB_GPUS`` / ``SLURM_STEP_GPUS``.
 """
 
@@ -106,6 +107,7 @@ def _runner_command(job: BatchJob, node: str, hosts: str) -> str:
         hosts=hosts,
         node_root=f'{node_dir}/"$SLURM_JOB_ID"',
         node_state=node_dir,
+        keep_env=("SLURM_",),
         remove_node_root=True,
     )
     return " ".join(["exec", q(job.python), "-m", RUNNER_MODULE, *args.argv()])

@@ -19,6 +19,7 @@ class RunnerArgs(NamedTuple):
     node_root: str
     hosts: str | None = None
     node_state: str | None = None
+    keep_env: tuple[str, ...] = ()
     remove_node_root: bool = False
 
     def argv(self) -> list[str]:
@@ -29,6 +30,8 @@ class RunnerArgs(NamedTuple):
         args += ["--node-root", self.node_root]
         if self.node_state is not None:
             args += ["--node-state", self.node_state]
+        for prefix in self.keep_env:
+            args += ["--keep-env", prefix]
         if self.remove_node_root:
             args.append("--remove-node-root")
         return args
@@ -42,5 +45,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--node-root", type=Path, required=True, help="this node's root (mounts, temp)")
     p.add_argument("--node-state", type=Path, default=None, help="state that outlives the job")
     p.add_argument("--hosts", default=None, help="the allocated hosts, in node order (a,b,...)")
+    p.add_argument(
+        "--keep-env",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="scheduler variables the job's processes keep",
+    )
     p.add_argument("--remove-node-root", action="store_true", help="remove the root at the end")
     return p

@@ -25,6 +25,8 @@ class NodeContext(NamedTuple):
     layout: NodeLayout
     run: RunDir
     log: ExecutionLog
+    #: prefixes of private variables the job keeps (a Slurm job's, which it may log)
+    keep_env: tuple[str, ...] = ()
 
     @classmethod
     def open(
@@ -35,6 +37,7 @@ class NodeContext(NamedTuple):
         run_dir: Path,
         *,
         node_state: Path | None = None,
+        keep_env: tuple[str, ...] = (),
     ) -> NodeContext:
         return cls(
             plan,
@@ -42,6 +45,7 @@ class NodeContext(NamedTuple):
             NodeLayout.for_plan(plan, node_root, run_dir, node_state),
             RunDir(run_dir),
             ExecutionLog(run_dir / f"node-{node_index}.log", _secret_values(plan)),
+            keep_env,
         )
 
     @property
@@ -55,7 +59,11 @@ class NodeContext(NamedTuple):
 
     def host_env(self) -> dict[str, str]:
         """The runner's environment without its private variables."""
-        return {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV)}
+        return {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(_PRIVATE_ENV) or k.startswith(self.keep_env)
+        }
 
 
 def _secret_values(plan: JobPlan) -> list[str]:

@@ -3,8 +3,9 @@
 ``python -m openbai.runtime.runner --run-dir DIR --node K --node-root DIR``
 
 Executors whose scheduler picks the nodes (Slurm) add ``--hosts H0,H1,...`` (the allocated
-hosts, in node order), ``--node-state DIR`` (node state that outlives the job) and
-``--remove-node-root`` (the node root was made for this job).
+hosts, in node order), ``--node-state DIR`` (node state that outlives the job),
+``--keep-env PREFIX`` (scheduler variables the job's processes keep: a Slurm job's own,
+``SLURM_JOB_ID``...) and ``--remove-node-root`` (the node root was made for this job).
 
 Order on every node, as on Batch AI: cluster setup task (once per node) → mount cluster and
 job volumes → create output folders → job preparation → wait until every node is prepared →
@@ -52,9 +53,12 @@ class NodeRunner:
         run_dir: Path,
         *,
         node_state: Path | None = None,
+        keep_env: tuple[str, ...] = (),
         remove_node_root: bool = False,
     ):
-        self.ctx = NodeContext.open(plan, node_index, node_root, run_dir, node_state=node_state)
+        self.ctx = NodeContext.open(
+            plan, node_index, node_root, run_dir, node_state=node_state, keep_env=keep_env
+        )
         self.remove_node_root = remove_node_root
         self.reserve = SpaceReserve(run_dir / f"node-{node_index}.reserve")
         self.started = time.time()
@@ -190,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         args.node_root,
         args.run_dir,
         node_state=args.node_state,
+        keep_env=tuple(args.keep_env),
         remove_node_root=args.remove_node_root,
     )
     runner.ctx.run.record_runner(args.node, os.getpid(), processes.process_start_time(os.getpid()))
