@@ -170,8 +170,11 @@ def test_an_image_job_past_its_memory_limit_fails_as_a_host_job_does(
     small: Bai, podman: Podman, tmp_path: Path
 ) -> None:
     hog = "python3 -c 'b = bytearray(600 * 2**20); print(len(b))'"
+    where_started = set(os.listdir())  # the dispatcher's working directory, and the runner's
     shown = run(small, tmp_path, podman, "hog", hog, cluster="small")
     assert shown["executionState"] == "failed"
+    # podman's monitor notes the kill in a file `oom` where it runs: with the job, not here
+    assert set(os.listdir()) == where_started
     error = shown["executionInfo"]["errors"][0]
     assert error["code"] == "JobMemoryLimitExceeded"
     assert "200 MiB" in error["message"]

@@ -182,6 +182,13 @@ def with_hosts(plan: JobPlan, hosts: list[str]) -> JobPlan:
 def main(argv: list[str] | None = None) -> int:
     parser = runner_parser()
     args = parser.parse_args(argv)
+    for name in ("run_dir", "node_root", "node_state"):
+        if getattr(args, name) is not None:
+            setattr(args, name, getattr(args, name).absolute())
+    # what the runner starts works from the run directory, not from wherever the dispatcher
+    # was started: a program that leaves files where it runs (podman's conmon writes `oom`
+    # when the kernel kills a container's process) leaves them with the job
+    os.chdir(args.run_dir)
     plan = JobPlan.read(args.run_dir / "plan.json")
     if args.hosts:
         hosts = args.hosts.split(",")
