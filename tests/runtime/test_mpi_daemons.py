@@ -15,11 +15,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from plans import job_plan
+from polling import wait_until
 
 from openbai.plan.job_plan import MountSpec, NodeSpec
 
@@ -37,8 +40,10 @@ def place() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def run_on_two_nodes(place: Path, rank_command: str, *, sandbox: bool = True) -> dict[str, str]:
-    """Run a two-rank custom MPI job with one runner per node; its stdout and stderr."""
+def start_on_two_nodes(
+    place: Path, rank_command: str, *, sandbox: bool = True
+) -> list[subprocess.Popen[str]]:
+    """Start a two-rank custom MPI job with one runner per node; the runners."""
     storage = place / "storage"
     (storage / "acct" / "file" / "logs").mkdir(parents=True)
     run_dir = place / "runs" / "r1"
@@ -52,7 +57,7 @@ def run_on_two_nodes(place: Path, rank_command: str, *, sandbox: bool = True) ->
     )._replace(nodes=[NodeSpec(i, f"n{i}", host) for i, host in enumerate(HOSTS)]).write(
         run_dir / "plan.json"
     )
-    runners = [
+    return [
         subprocess.Popen(
             [sys.executable, "-m", "openbai.runtime.runner", "--run-dir", str(run_dir)]
             + ["--node", str(i), "--node-root", str(place / "nodes" / f"n{i}")],
@@ -62,11 +67,16 @@ def run_on_two_nodes(place: Path, rank_command: str, *, sandbox: bool = True) ->
         )
         for i in range(2)
     ]
+
+
+def run_on_two_nodes(place: Path, rank_command: str, *, sandbox: bool = True) -> dict[str, str]:
+    """Run a two-rank custom MPI job with one runner per node; its stdout and stderr."""
+    runners = start_on_two_nodes(place, rank_command, sandbox=sandbox)
     for runner in runners:
         out, _ = runner.communicate(timeout=120)
         assert runner.returncode == 0, out
-    result = json.loads((run_dir / "job.result.json").read_text())
-    (folder,) = storage.glob("acct/file/logs/**/stdouterr")
+    result = json.loads((place / "runs" / "r1" / "job.result.json").read_text())
+    (folder,) = (place / "storage").glob("acct/file/logs/**/stdouterr")
     printed = {name: (folder / name).read_text() for name in ("stdout.txt", "stderr.txt")}
     assert result["exit_code"] == 0, (result, printed)
     return printed
@@ -106,3 +116,27 @@ def test_a_daemon_started_without_the_nodes_token_is_refused(place: Path) -> Non
     assert "agent exited 255" in printed["stdout.txt"], printed
     assert "closed the connection" in printed["stderr.txt"]
     assert not marker.exists()
+
+
+def test_a_daemon_whose_agent_went_away_is_stopped_at_once(place: Path) -> None:
+    """mpirun gone (its agent killed) while the job runs on: what it started elsewhere ends."""
+    gone = place / "agent-gone"
+    rank = (
+        "if [ $OMPI_COMM_WORLD_RANK = 0 ]; then"
+        f" {sys.executable} -m openbai.runtime.mpi_agent 127.0.0.2 sleep 47461 & agent=$!;"
+        f" sleep 1; kill $agent; touch {gone}; sleep 6; fi"
+    )
+    runners = start_on_two_nodes(place, rank, sandbox=False)
+    try:
+        wait_until(gone.exists, "the agent killed", timeout=60)
+        deadline = time.monotonic() + 2
+        while any(p.info["cmdline"] == ["sleep", "47461"] for p in _processes()):
+            assert time.monotonic() < deadline, "the daemon outlived its agent"
+            time.sleep(0.05)
+    finally:
+        for runner in runners:
+            runner.communicate(timeout=120)
+
+
+def _processes() -> list[psutil.Process]:
+    return list(psutil.process_iter(["cmdline"]))
