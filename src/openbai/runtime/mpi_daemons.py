@@ -149,7 +149,7 @@ def _relay(
         open_pipes, agent_there = set(pipes), True
         while open_pipes:
             for key, _ in sel.select():
-                if key.fileobj is conn:
+                if key.fileobj is conn:  # the agent sends nothing more: this is its end
                     sel.unregister(conn)
                     agent_there = False
                     tasks.stop(running)
@@ -159,11 +159,13 @@ def _relay(
                 if not data:
                     sel.unregister(fd)
                     open_pipes.discard(fd)
-                elif agent_there:
-                    agent_there = _send(conn, mpi_agent.frame(pipes[fd], data))
-    code = running.process.wait()
+                elif agent_there and not _send(conn, mpi_agent.frame(pipes[fd], data)):
+                    sel.unregister(conn)
+                    agent_there = False
+                    tasks.stop(running)
+    running.process.wait()
     if agent_there:
-        _send(conn, mpi_agent.exit_frame(running.exit_code() if code is not None else 255))
+        _send(conn, mpi_agent.exit_frame(running.exit_code()))
 
 
 def _send(conn: socket.socket, data: bytes) -> bool:
