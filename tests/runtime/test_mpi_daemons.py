@@ -18,13 +18,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 from plans import job_plan
 from polling import wait_until
 
-from openbai.plan.job_plan import MountSpec, NodeSpec
+from openbai.plan.job_plan import ContainerSpec, MountSpec, NodeSpec
 
 pytestmark = pytest.mark.skipif(shutil.which("mpirun") is None, reason="needs OpenMPI")
 
@@ -41,7 +42,7 @@ def place() -> Iterator[Path]:
 
 
 def start_on_two_nodes(
-    place: Path, rank_command: str, *, sandbox: bool = True
+    place: Path, rank_command: str, *, sandbox: bool = True, **plan_fields: Any
 ) -> list[subprocess.Popen[str]]:
     """Start a two-rank custom MPI job with one runner per node; the runners."""
     storage = place / "storage"
@@ -54,6 +55,7 @@ def start_on_two_nodes(
         toolkit={"commandLine": rank_command, "processCount": 2},
         job_mounts=[logs],
         sandbox=sandbox,
+        **plan_fields,
     )._replace(nodes=[NodeSpec(i, f"n{i}", host) for i, host in enumerate(HOSTS)]).write(
         run_dir / "plan.json"
     )
@@ -140,3 +142,15 @@ def test_a_daemon_whose_agent_went_away_is_stopped_at_once(place: Path) -> None:
 
 def _processes() -> list[psutil.Process]:
     return list(psutil.process_iter(["cmdline"]))
+
+
+def test_ranks_of_a_job_in_a_container_across_hosts_fail_it_saying_why(place: Path) -> None:
+    """mpirun in an image has no way to the other hosts (it would look for ssh): the job
+    fails before its container starts, naming what to do."""
+    runners = start_on_two_nodes(place, "true", container=ContainerSpec("ubuntu:22.04"))
+    for runner in runners:
+        runner.communicate(timeout=120)
+    result = json.loads((place / "runs" / "r1" / "job.result.json").read_text())
+    (error, *_) = result["errors"]
+    assert error["code"] == "MpiAcrossHostsInContainer"
+    assert "127.0.0.2" in error["message"] and "without containerSettings" in error["message"]

@@ -31,11 +31,11 @@ from openbai.runtime.toolkits import Task
 _CHUNK = 1 << 16
 
 
-def remote_nodes(ctx: NodeContext) -> list[int]:
+def other_hosts(ctx: NodeContext) -> list[int]:
     """The nodes whose MPI daemons mpirun starts through the agent: those on another host
-    than the first node's, in a job whose ranks mpirun starts on the host (no container)."""
+    than the first node's, in an MPI job."""
     plan = ctx.plan
-    if plan.tool_type not in MPI_TOOLS or plan.container is not None or plan.node_count < 2:
+    if plan.tool_type not in MPI_TOOLS or plan.node_count < 2:
         return []
     first = plan.nodes[0].host
     return [n.index for n in plan.nodes if n.host != first]
@@ -48,7 +48,7 @@ def _address_file(ctx: NodeContext, node: int) -> Path:
 def agent_env(ctx: NodeContext, python: str) -> dict[str, str]:
     """mpirun's variables on the first node: the agent and where the other nodes listen."""
     nodes = {}
-    for index in remote_nodes(ctx):
+    for index in other_hosts(ctx):
         port, token = (_address_file(ctx, index).read_text().split() + ["", ""])[:2]
         nodes[ctx.plan.nodes[index].host] = f"{port}:{token}"
     return mpi_agent.agent_env(python, nodes) if nodes else {}

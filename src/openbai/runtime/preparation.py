@@ -100,24 +100,34 @@ def prepare_node(tasks: NodeTasks, mounts: list[Mount]) -> JobEnvironment:
         ctx.log(f"{key}={env.variables[key]}")
     process_count = int(plan.toolkit.get("processCount") or plan.node_count)
     layout.host_file.write_text("\n".join(host_file_lines(plan.nodes, process_count)) + "\n")
+    if ctx.multi and plan.tool_type in MPI_TOOLS:
+        _take_mpi_daemons(tasks, env)
     if plan.container is not None:
         # loaded only here: a Slurm node runner is a new Python for every job, and the
         # container modules would add ~6 ms to each job that has no container
         from openbai.runtime.node_container import start_container
 
         start_container(tasks, env)
-    elif ctx.multi and plan.tool_type in MPI_TOOLS:
-        _listen_for_mpi_daemons(tasks, env)
     _job_preparation(tasks, env)
     return env
 
 
-def _listen_for_mpi_daemons(tasks: NodeTasks, env: JobEnvironment) -> None:
+def _take_mpi_daemons(tasks: NodeTasks, env: JobEnvironment) -> None:
     """On a node other than the first one's host, take mpirun's daemons from now on: the
-    first node starts mpirun once every node is prepared."""
+    first node starts mpirun once every node is prepared. A job in a container has no way
+    to them: its mpirun (in its image) would look for ssh, and fail the job obscurely."""
     from openbai.runtime import mpi_daemons  # sockets and threads: for MPI jobs only
 
-    if tasks.ctx.node.index in mpi_daemons.remote_nodes(tasks.ctx):
+    ctx = tasks.ctx
+    others = mpi_daemons.other_hosts(ctx)
+    if others and ctx.plan.container is not None:
+        raise JobFailure(
+            "MpiAcrossHostsInContainer",
+            f"the job's ranks would span hosts {ctx.plan.nodes[0].host} and "
+            f"{ctx.plan.nodes[others[0]].host}, which mpirun in a container cannot reach: "
+            "run it without containerSettings, or on one node",
+        )
+    if ctx.node.index in others:
         listener = mpi_daemons.DaemonListener(tasks, tasks.env(env, {}))
         tasks.before_stop.append(listener.close)
 
