@@ -49,7 +49,7 @@ def agent_env(ctx: NodeContext, python: str) -> dict[str, str]:
     """mpirun's variables on the first node: the agent and where the other nodes listen."""
     nodes = {}
     for index in other_hosts(ctx):
-        port, token = (_address_file(ctx, index).read_text().split() + ["", ""])[:2]
+        port, token = _address_file(ctx, index).read_text().split()
         nodes[ctx.plan.nodes[index].host] = f"{port}:{token}"
     return mpi_agent.agent_env(python, nodes) if nodes else {}
 
