@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import IO
 
 import pytest
 
@@ -156,11 +155,11 @@ def test_failed_upload_leaves_old_file(
     backend.create_volume("data")
     backend.upload("data", "f", write(tmp_path / "v1", "old"))
 
-    def broken_copy(source: IO[bytes], out: IO[bytes], length: int = 0) -> None:
-        out.write(b"partial")
+    def broken_copy(source: int, out: int, size: int) -> None:
+        os.write(out, b"partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("openbai.storage.local.shutil.copyfileobj", broken_copy)
+    monkeypatch.setattr("openbai.storage.local.copy_all", broken_copy)
     with pytest.raises(Exception) as info:
         backend.upload("data", "f", write(tmp_path / "v2", "new content"))
     assert "No space left" in str(info.value)
@@ -176,6 +175,27 @@ def test_upload_keeps_mode_bits(backend: LocalStorage, tmp_path: Path) -> None:
     backend.upload("data", "run.sh", script)
     volume_dir = backend.local_path("data")
     assert volume_dir is not None and os.access(volume_dir / "run.sh", os.X_OK)
+
+
+def test_an_upload_onto_a_folder_is_a_conflict_and_keeps_the_folder(
+    backend: LocalStorage, tmp_path: Path
+) -> None:
+    backend.create_volume("data")
+    backend.upload("data", "logs/a.txt", write(tmp_path / "a", "a"))
+    with pytest.raises(ConflictError):
+        backend.upload("data", "logs", write(tmp_path / "b", "b"))
+    assert [i.path for i in backend.list_dir("data", recursive=True)] == ["logs/a.txt"]
+    assert backend.stat("data", "logs").is_dir
+
+
+def test_upload_keeps_the_modification_time(backend: LocalStorage, tmp_path: Path) -> None:
+    backend.create_volume("data")
+    source = write(tmp_path / "model.bin", "weights")
+    os.utime(source, ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
+    backend.upload("data", "model.bin", source)
+    volume_dir = backend.local_path("data")
+    assert volume_dir is not None
+    assert (volume_dir / "model.bin").stat().st_mtime_ns == 1_600_000_000_123_456_789
 
 
 def test_rerun_of_a_local_upload_does_not_hash(

@@ -100,7 +100,7 @@ def test_a_failed_copy_leaves_the_old_file_and_no_partial(
         os.write(dst, os.read(src, size // 2))
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("openbai.storage.local_tree._copy", half_then_fail)
+    monkeypatch.setattr("openbai.storage.local.copy_all", half_then_fail)
     report = download_tree(backend, "data", "", target)
     monkeypatch.undo()
     assert [(f.path, "No space left on device" in f.error.message) for f in report.failures] == [

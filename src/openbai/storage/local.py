@@ -266,8 +266,13 @@ class LocalStorage(StorageBackend):
         try:
             parent = self._folder(volume, folder, make=True)
             try:
+                tmp = f".{name[:100]}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
+                mode = stat_mode.S_IMODE(st.st_mode)
                 with _translate(volume, cleaned):
-                    _put_at(parent, name, src, st)
+                    try:
+                        put_file(parent, name, tmp, src, st, mode, durable=True)
+                    except IsADirectoryError:
+                        raise FileExistsError(cleaned) from None
             finally:
                 os.close(parent)
         finally:
@@ -320,31 +325,61 @@ def open_source(source: Path) -> tuple[int, os.stat_result]:
     return src, st
 
 
-def _put_at(parent: int, name: str, source: int, st: os.stat_result) -> None:
-    """The open file ``source`` (its stat ``st``) as ``name`` in the folder ``parent``: under
-    a temporary name, its mode and times set and synced, renamed over ``name``, the folder
-    synced; a folder in the way is a conflict, and a failure leaves ``name`` as it was."""
-    with contextlib.suppress(FileNotFoundError):
-        if stat_mode.S_ISDIR(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
-            raise FileExistsError(name)
-    tmp = f".{name[:100]}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
+def put_file(
+    parent: int,
+    name: str,
+    tmp: str,
+    source: int,
+    st: os.stat_result,
+    mode: int,
+    *,
+    durable: bool,
+    umask: int = 0o777,
+) -> None:
+    """The open file ``source`` (its stat ``st``), from its offset, as ``name`` in the folder
+    ``parent``: written under the temporary name ``tmp`` beside it, given mode ``mode`` and
+    the source's times, renamed over ``name``. ``durable``: the file is synced before the
+    rename and the folder after it (a tree transfer syncs its file system once at its end
+    instead). ``umask`` spares the chmod when creating the file gave it ``mode`` already.
+    A folder in the way is ``IsADirectoryError``; a failure leaves ``name`` as it was."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    out = os.open(tmp, flags, 0o600, dir_fd=parent)
+    out = os.open(tmp, flags, mode & 0o777, dir_fd=parent)
     try:
         try:
-            with open(source, "rb", closefd=False) as r, open(out, "wb", closefd=False) as w:
-                shutil.copyfileobj(r, w, _COPY_CHUNK)
-            os.fchmod(out, stat_mode.S_IMODE(st.st_mode))
+            copy_all(source, out, st.st_size)
             os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
-            os.fsync(out)
+            if mode & ~0o777 or mode & umask:  # bits the umask took, or special ones
+                os.fchmod(out, mode)
+            if durable:
+                os.fsync(out)
         finally:
             os.close(out)
         os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
-        os.fsync(parent)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp, dir_fd=parent)
         raise
+    if durable:
+        os.fsync(parent)
+
+
+def copy_all(src: int, dst: int, size: int) -> None:
+    """All of ``src`` from its offset into ``dst``, in the kernel where it can; ``size`` (its
+    fstat) spares the call that would find the end."""
+    copied = 0
+    try:
+        while n := os.copy_file_range(src, dst, 1 << 30):
+            copied += n
+            if copied == size:
+                return
+        return
+    except OSError as e:  # another file system, an old kernel: copy through memory
+        if copied or e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+    while block := os.read(src, _COPY_CHUNK):
+        view = memoryview(block)
+        while view:
+            view = view[os.write(dst, view) :]
 
 
 class _OpenFile(FileReader):

@@ -18,7 +18,6 @@ download's target) links are followed, as ``cp -r`` follows the paths it is give
 from __future__ import annotations
 
 import contextlib
-import errno
 import itertools
 import os
 import secrets
@@ -36,13 +35,12 @@ from openbai.storage.local import (  # the backend's own descriptor walk, reused
     _open_at,
     _translate,
     open_source,
+    put_file,
 )
 from openbai.storage.names import check_volume_name
 
-_COPY_CHUNK = 1024 * 1024
 #: a folder of the user's directory: links followed
 _LOCAL_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 #: downloaded files get this mode, as LocalStorage.download gives them
 DOWNLOAD_MODE = 0o644
 
@@ -107,20 +105,7 @@ class _Target:
         parent = self.folders.get(folder, make=True)
         assert parent is not None
         tmp = f".{name[:100]}{self._tag}{next(self._count):x}{PARTIAL_SUFFIX}"
-        out = os.open(tmp, _CREATE_FLAGS, mode & 0o777, dir_fd=parent)
-        try:
-            try:
-                _copy(source, out, st.st_size)
-                os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
-                if mode & ~0o777 or mode & self._umask:  # bits the umask took, or special ones
-                    os.fchmod(out, mode)
-            finally:
-                os.close(out)
-            os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=parent)
-            raise
+        put_file(parent, name, tmp, source, st, mode, durable=False, umask=self._umask)
 
 
 class TreeWriter:
@@ -215,25 +200,6 @@ class TreeReader:
             self._target.put(rel, src, st, DOWNLOAD_MODE)
         finally:
             os.close(src)
-
-
-def _copy(src: int, dst: int, size: int) -> None:
-    """All of ``src`` from its offset into ``dst``, in the kernel where it can; ``size`` (its
-    fstat) spares the call that would find the end."""
-    copied = 0
-    try:
-        while n := os.copy_file_range(src, dst, 1 << 30):
-            copied += n
-            if copied == size:
-                return
-        return
-    except OSError as e:  # another file system, an old kernel: copy through memory
-        if copied or e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-            raise
-    while block := os.read(src, _COPY_CHUNK):
-        view = memoryview(block)
-        while view:
-            view = view[os.write(dst, view) :]
 
 
 def _umask() -> int:
