@@ -85,12 +85,13 @@ def run_on_two_nodes(place: Path, rank_command: str, *, sandbox: bool = True) ->
 
 
 def test_the_ranks_on_another_node_run_in_its_sandbox_as_the_job_user(place: Path) -> None:
-    # a rank prints its node's host file entry, its user, and how many processes it sees
-    # (its sandbox's only: bwrap's, orted and its ranks, the shells)
-    secret = place / "runs" / "r1" / "plan.json"
+    # a rank prints its user, how many processes it sees (its sandbox's only: bwrap's, orted
+    # and its ranks, the shells) and how many entries of the run directory (the plan, the
+    # nodes' MPI addresses with their tokens) it can list
+    run_dir = place / "runs" / "r1"
     rank = (
         "echo rank $OMPI_COMM_WORLD_RANK uid $(id -u) sees $(ls /proc | grep -c '^[0-9]')"
-        f" processes; cat {secret} 2>/dev/null | head -c 20"
+        f" processes and run files: $(ls -A {run_dir} 2>/dev/null | xargs)"
     )
     printed = run_on_two_nodes(place, rank)
     lines = sorted(printed["stdout.txt"].splitlines())
@@ -102,7 +103,9 @@ def test_the_ranks_on_another_node_run_in_its_sandbox_as_the_job_user(place: Pat
         assert uids == {os.getuid()}
     seen = [int(line.split(" sees ")[1].split()[0]) for line in lines]
     assert max(seen) < 12, lines  # not the machine's hundreds
-    assert "{" not in printed["stdout.txt"]  # the run directory (the plan) is out of sight
+    # of the run directory only the folder the job shares between its nodes is in sight
+    assert [line.split(" and ")[1] for line in lines] == ["run files: shared"] * 2, lines
+    assert {"job.result.json", "shared"} < {p.name for p in run_dir.iterdir()}
 
 
 def test_a_daemon_started_without_the_nodes_token_is_refused(place: Path) -> None:
