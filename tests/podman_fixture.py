@@ -4,8 +4,8 @@ Import the fixture into a test module (``from podman_fixture import podman_fixtu
 then take ``podman: Podman``.
 
 - podman and the image come from ``scripts/services/podman.sh``: ``install`` (apt-get install
-  podman runc, the containers.conf settings) and ``image`` (a Debian minbase image with bash
-  and python3, built once with debootstrap and kept in podman's store).
+  podman runc, the containers.conf settings) and ``image`` (a Debian minbase image with bash,
+  python3 and OpenMPI, built once with debootstrap and kept in podman's store).
 - Without podman the tests are skipped, except in CI (``CI`` set), where podman is installed
   (as root) or the tests fail.
 - ``registry`` (import ``registry_fixture``): a private registry (Debian's docker-registry,
@@ -33,7 +33,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "services" / "podman.
 
 @dataclass(frozen=True)
 class Podman:
-    #: the local test image: Debian bookworm with bash and python3, and /etc/openbai-test-image
+    #: the local test image: Debian bookworm with bash, python3 and OpenMPI, and /etc/openbai-test-image
     image: str
 
     def containers(self, prefix: str = "openbai-") -> list[str]:

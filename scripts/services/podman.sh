@@ -4,8 +4,8 @@
 #   podman.sh install    apt-get install podman runc (and debootstrap for `image`, and for the
 #                        tests' private registry docker-registry and htpasswd), and write the
 #                        containers.conf settings podman needs on these machines; idempotent
-#   podman.sh image      build the local test image once (a Debian minbase rootfs with bash and
-#                        python3, imported with `podman import`) and print its name
+#   podman.sh image      build the local test image once (a Debian minbase rootfs with bash,
+#                        python3 and OpenMPI, imported with `podman import`) and print its name
 #   podman.sh image-name print the test image's name (whether or not it is built)
 #
 # The settings (reference: platform-notes.md) go to a drop-in, containers.conf.d/50-openbai.conf:
@@ -19,7 +19,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cache="$root/.services/podman"
 # bump the tag when the image's contents change
-image=${OPENBAI_TEST_IMAGE:-localhost/openbai/test-bookworm:1}
+image=${OPENBAI_TEST_IMAGE:-localhost/openbai/test-bookworm:2}
 conf_dir=/etc/containers/containers.conf.d
 conf=$conf_dir/50-openbai.conf
 
@@ -76,7 +76,7 @@ build_rootfs() {
     local tarball=$1
     work=$(mktemp -d "$cache/rootfs.XXXXXX")
     echo "podman.sh: debootstrap bookworm into $work/rootfs (once)" >&2
-    debootstrap --variant=minbase --include=python3 bookworm "$work/rootfs" \
+    debootstrap --variant=minbase --include=python3,openmpi-bin bookworm "$work/rootfs" \
         "${OPENBAI_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$work/debootstrap.log" 2>&1 \
         || { tail -20 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
     ln -sf python3 "$work/rootfs/usr/bin/python"

@@ -23,6 +23,7 @@ from typing import Any
 import psutil
 import pytest
 from plans import job_plan
+from podman_fixture import Podman, podman_fixture  # noqa: F401
 from polling import wait_until
 
 from openbai.plan.job_plan import ContainerSpec, MountSpec, NodeSpec
@@ -71,9 +72,11 @@ def start_on_two_nodes(
     ]
 
 
-def run_on_two_nodes(place: Path, rank_command: str, *, sandbox: bool = True) -> dict[str, str]:
+def run_on_two_nodes(
+    place: Path, rank_command: str, *, sandbox: bool = True, **plan_fields: Any
+) -> dict[str, str]:
     """Run a two-rank custom MPI job with one runner per node; its stdout and stderr."""
-    runners = start_on_two_nodes(place, rank_command, sandbox=sandbox)
+    runners = start_on_two_nodes(place, rank_command, sandbox=sandbox, **plan_fields)
     for runner in runners:
         out, _ = runner.communicate(timeout=120)
         assert runner.returncode == 0, out
@@ -147,13 +150,52 @@ def _processes() -> list[psutil.Process]:
     return list(psutil.process_iter(["cmdline"]))
 
 
-def test_ranks_of_a_job_in_a_container_across_hosts_fail_it_saying_why(place: Path) -> None:
-    """mpirun in an image has no way to the other hosts (it would look for ssh): the job
-    fails before its container starts, naming what to do."""
-    runners = start_on_two_nodes(place, "true", container=ContainerSpec("ubuntu:22.04"))
-    for runner in runners:
-        runner.communicate(timeout=120)
-    result = json.loads((place / "runs" / "r1" / "job.result.json").read_text())
-    (error, *_) = result["errors"]
-    assert error["code"] == "MpiAcrossHostsInContainer"
-    assert "127.0.0.2" in error["message"] and "without containerSettings" in error["message"]
+@pytest.mark.parametrize("sandbox", [True, False], ids=["sealed", "no-sandbox"])
+def test_the_ranks_of_a_job_in_a_container_run_in_the_container_of_their_node(
+    place: Path, podman: Podman, sandbox: bool
+) -> None:
+    """mpirun in the image, in the first node's container, starts its daemon on the other
+    host through that node's runner, in that node's container: each rank runs in the
+    container its own node prepared, with its node's variables (the job user's container,
+    or with --no-sandbox the image's user's)."""
+    # job preparation leaves, in each node's own container, which node prepared it
+    prepare = "echo $AZ_BATCHAI_JOB_TEMP > /tmp/prepared-by"
+    rank = (
+        "echo rank $OMPI_COMM_WORLD_RANK image $(cat /etc/openbai-test-image)"
+        " prepared-by $(cat /tmp/prepared-by) temp $AZ_BATCHAI_JOB_TEMP"
+    )
+    printed = run_on_two_nodes(
+        place,
+        rank,
+        sandbox=sandbox,
+        container=ContainerSpec(podman.image),
+        container_runtime="podman",
+        job_preparation=prepare,
+    )
+    lines = sorted(printed["stdout.txt"].splitlines())
+    assert [line.split(" image ")[0] for line in lines] == ["rank 0", "rank 1"], printed
+    fields = [line.split() for line in lines]
+    assert all(f[3] == podman.image for f in fields), lines
+    # each rank's container was prepared by the rank's own node, and the nodes differ
+    assert [f[5] for f in fields] == [f[7] for f in fields], lines
+    assert fields[0][7] != fields[1][7], lines
+
+
+def test_what_a_daemon_in_a_container_prints_and_its_exit_code_reach_its_agent(
+    place: Path, podman: Podman
+) -> None:
+    """The agent, as mpirun in the image runs it, gets back what the command printed in the
+    other node's container, on the stream it was printed on, and ends with its exit code."""
+    agent = "python3 -c \"exec(__import__('os').environ['OPENBAI_MPI_AGENT'])\""
+    remote = "'echo out-of $(cat /tmp/prepared-by); echo err-of-it >&2; exit 3'"
+    rank = f"if [ $OMPI_COMM_WORLD_RANK = 0 ]; then {agent} 127.0.0.2 {remote}; echo agent exited $?; fi"
+    printed = run_on_two_nodes(
+        place,
+        rank,
+        container=ContainerSpec(podman.image),
+        container_runtime="podman",
+        job_preparation="echo $AZ_BATCHAI_JOB_TEMP > /tmp/prepared-by",
+    )
+    second = place / "nodes" / "n1" / "jobs" / "ws" / "exp" / "job"
+    assert printed["stdout.txt"].splitlines() == [f"out-of {second}", "agent exited 3"], printed
+    assert printed["stderr.txt"].splitlines() == ["err-of-it"], printed

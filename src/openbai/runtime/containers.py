@@ -44,7 +44,7 @@ NO_RUNTIME = "none"
 READY = "openbai-container-ready"
 #: commands whose presence the keeper reports with its first line (the toolkits' ``python``,
 #: ``mpirun``): no ``exec`` round trip to ask for them
-PROBED = ("python", "mpirun")
+PROBED = ("python", "python3", "mpirun")
 #: the container's first process, its *keeper*: it says it runs (and which of PROBED the
 #: image has), then starts each task the node runner writes to its standard input (one line:
 #: see :func:`task_request`) and lives until the runner closes that input (it ends the job, or

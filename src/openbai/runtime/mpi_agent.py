@@ -18,7 +18,9 @@ first node's runner sets for mpirun alone. A request is one JSON line, ``{"token
 "words": [...]}``; the answer is frames, a stream byte (``1``/``2``) and a 4-byte length
 before each piece of output, and ``x`` with the exit code last.
 
-Only the standard library: the agent is started once per other node of every MPI job.
+Only the standard library, and a file of its own: the agent is started once per other node of
+every MPI job, and in a job's container it is a copy of this file, run by the image's Python
+(mpirun there is the image's, on the host network).
 """
 
 from __future__ import annotations
@@ -51,11 +53,12 @@ MAX_REQUEST = 1 << 16
 UNREACHABLE = 255
 
 
-def agent_env(python: str, nodes: dict[str, str]) -> dict[str, str]:
-    """mpirun's variables that make it start its daemons on ``nodes`` (host → port:token)."""
+def agent_env(agent: str, nodes: dict[str, str]) -> dict[str, str]:
+    """mpirun's variables that make it start its daemons on ``nodes`` (host → port:token)
+    through ``agent`` (this module's command line where mpirun runs)."""
     return {
         **AGENT_PARAMETERS,
-        AGENT_PARAMETER: f"{python} -m {MODULE}",
+        AGENT_PARAMETER: agent,
         NODES_ENV: " ".join(f"{host}={where}" for host, where in sorted(nodes.items())),
     }
 

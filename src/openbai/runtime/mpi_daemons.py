@@ -18,17 +18,22 @@ import os
 import secrets
 import selectors
 import socket
+import sys
 import threading
 from pathlib import Path
 
 from openbai.files import write_private
 from openbai.runtime import mpi_agent
+from openbai.runtime.environment import JobEnvironment
 from openbai.runtime.node import NodeContext
 from openbai.runtime.sealing import MPI_TOOLS
-from openbai.runtime.tasks import NodeTasks, Running
+from openbai.runtime.stopping import JobFailure
+from openbai.runtime.tasks import NodeTasks, Piped
 from openbai.runtime.toolkits import Task
 
 _CHUNK = 1 << 16
+#: the agent's source, for mpirun in a job's container
+AGENT_SOURCE = "OPENBAI_MPI_AGENT"
 
 
 def other_hosts(ctx: NodeContext) -> list[int]:
@@ -45,18 +50,37 @@ def _address_file(ctx: NodeContext, node: int) -> Path:
     return ctx.run.path / f"node-{node}.mpi"
 
 
-def agent_env(ctx: NodeContext, python: str) -> dict[str, str]:
+def agent_env(tasks: NodeTasks, env: JobEnvironment) -> dict[str, str]:
     """mpirun's variables on the first node: the agent and where the other nodes listen."""
+    ctx = tasks.ctx
     nodes = {}
     for index in other_hosts(ctx):
         port, token = _address_file(ctx, index).read_text().split()
         nodes[ctx.plan.nodes[index].host] = f"{port}:{token}"
-    return mpi_agent.agent_env(python, nodes) if nodes else {}
+    if not nodes:
+        return {}
+    if tasks.container is None:
+        return mpi_agent.agent_env(f"{sys.executable} -m {mpi_agent.MODULE}", nodes)
+    # mpirun in the container runs the agent with the image's Python, from a variable: no
+    # file of it to place where the job could change it (OpenMPI splits the agent's command
+    # line at spaces, and quotes nothing)
+    if not tasks.container.has_command("python3"):
+        raise JobFailure(
+            "MpiAgentNeedsPython",
+            f"mpirun in the job's container image {tasks.container.image} starts the ranks "
+            "on the other hosts through openbai's agent, which runs with the image's python3 "
+            "(3.7 or later), and the image has none: install python3 in the image",
+            127,
+        )
+    source = Path(mpi_agent.__file__).read_text()
+    agent = f"python3 -c exec(__import__('os').environ['{AGENT_SOURCE}'])"
+    return {**mpi_agent.agent_env(agent, nodes), AGENT_SOURCE: source}
 
 
 class DaemonListener:
-    def __init__(self, tasks: NodeTasks, env: dict[str, str]):
+    def __init__(self, tasks: NodeTasks, env: JobEnvironment):
         self.tasks = tasks
+        #: the node's job variables, read at each start: the container's are set after this
         self.env = env
         self.token = secrets.token_hex(16)
         self.server = socket.create_server(("", 0), family=socket.AF_INET, backlog=16)
@@ -107,23 +131,16 @@ class DaemonListener:
 
     def _run(self, conn: socket.socket, command: str) -> None:
         ctx = self.tasks.ctx
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
+        with self.lock:
+            if self.closed:
+                return
+            ctx.log(f"starting MPI daemon: {command}")
+            task = Task("mpi-daemon", ctx.node.index, command, primary=False)
+            piped = self.tasks.start_piped(task, self.tasks.env(self.env, {}))
         try:
-            with self.lock:
-                if self.closed:
-                    return
-                ctx.log(f"starting MPI daemon: {command}")
-                task = Task("mpi-daemon", ctx.node.index, command, primary=False)
-                running = self.tasks.start_to(task, self.env, out_w, err_w)
+            _relay(conn, piped, self.tasks)
         finally:
-            os.close(out_w)
-            os.close(err_w)
-        try:
-            _relay(conn, running, {out_r: b"1", err_r: b"2"}, self.tasks)
-        finally:
-            os.close(out_r)
-            os.close(err_r)
+            piped.close()
 
 
 def _read_request(conn: socket.socket) -> dict[str, object] | None:
@@ -137,29 +154,36 @@ def _read_request(conn: socket.socket) -> dict[str, object] | None:
     return request if isinstance(request, dict) else None
 
 
-def _relay(
-    conn: socket.socket, running: Running, pipes: dict[int, bytes], tasks: NodeTasks
-) -> None:
-    """The task's output to the agent until both pipes end, then its exit code; the agent
-    gone (its end of the connection closed) stops the task."""
+def _relay(conn: socket.socket, piped: Piped, tasks: NodeTasks) -> None:
+    """The task's output to the agent until the task has ended and its output is read, then
+    its exit code; the agent gone (its end of the connection closed) stops the task."""
+    running = piped.running
+    streams = {piped.stdout: b"1", piped.stderr: b"2"}
+    agent_there = True
     with selectors.DefaultSelector() as sel:
-        for fd in pipes:
+        for fd in streams:
             sel.register(fd, selectors.EVENT_READ)
         sel.register(conn, selectors.EVENT_READ)
-        open_pipes, agent_there = set(pipes), True
-        while open_pipes:
-            for key, _ in sel.select():
+        while streams:
+            ended = running.process.poll() is not None
+            ready = sel.select(timeout=0 if ended else 0.2)
+            if ended and not ready:
+                break  # what the streams held when the task ended is read
+            for key, _ in ready:
                 if key.fileobj is conn:  # the agent sends nothing more: this is its end
                     sel.unregister(conn)
                     agent_there = False
                     tasks.stop(running)
                     continue
                 fd = int(key.fd)
-                data = os.read(fd, _CHUNK)
+                try:
+                    data = os.read(fd, _CHUNK)
+                except BlockingIOError:
+                    continue
                 if not data:
                     sel.unregister(fd)
-                    open_pipes.discard(fd)
-                elif agent_there and not _send(conn, mpi_agent.frame(pipes[fd], data)):
+                    del streams[fd]
+                elif agent_there and not _send(conn, mpi_agent.frame(streams[fd], data)):
                     sel.unregister(conn)
                     agent_there = False
                     tasks.stop(running)

@@ -114,21 +114,11 @@ def prepare_node(tasks: NodeTasks, mounts: list[Mount]) -> JobEnvironment:
 
 def _take_mpi_daemons(tasks: NodeTasks, env: JobEnvironment) -> None:
     """On a node other than the first one's host, take mpirun's daemons from now on: the
-    first node starts mpirun once every node is prepared. A job in a container has no way
-    to them: its mpirun (in its image) would look for ssh, and fail the job obscurely."""
+    first node starts mpirun once every node is prepared."""
     from openbai.runtime import mpi_daemons  # sockets and threads: for MPI jobs only
 
-    ctx = tasks.ctx
-    others = mpi_daemons.other_hosts(ctx)
-    if others and ctx.plan.container is not None:
-        raise JobFailure(
-            "MpiAcrossHostsInContainer",
-            f"the job's ranks would span hosts {ctx.plan.nodes[0].host} and "
-            f"{ctx.plan.nodes[others[0]].host}, which mpirun in a container cannot reach: "
-            "run it without containerSettings, or on one node",
-        )
-    if ctx.node.index in others:
-        listener = mpi_daemons.DaemonListener(tasks, tasks.env(env, {}))
+    if tasks.ctx.node.index in mpi_daemons.other_hosts(tasks.ctx):
+        listener = mpi_daemons.DaemonListener(tasks, env)
         tasks.before_stop.append(listener.close)
 
 

@@ -138,10 +138,10 @@ class NodeRunner:
                 continue
             ctx.log(f"starting task {task.name or 'main'}: {task.command}")
             extra = task.env
-            if task.mpi and ctx.multi and tasks.container is None:
+            if task.mpi and ctx.multi:
                 from openbai.runtime.mpi_daemons import agent_env
 
-                extra = {**extra, **agent_env(ctx, sys.executable)}
+                extra = {**extra, **agent_env(tasks, env)}
             tasks.start(task, tasks.env(env, extra), out / task.stdout_name, out / task.stderr_name)
         primaries = [r for r in tasks.running if r.task.primary]
         reported = False

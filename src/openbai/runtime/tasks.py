@@ -4,7 +4,9 @@ watched until they end, and stopped with their whole process tree."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -32,6 +34,24 @@ class Running(NamedTuple):
     def exit_code(self) -> int:
         code = self.process.returncode
         return processes.exit_code(code) if code is not None else -1
+
+
+class Piped(NamedTuple):
+    """A task whose stdout and stderr are read by the runner (an MPI daemon's, relayed to
+    mpirun): their read ends, non-blocking. They may stay open past the task's end (FIFOs of
+    a task in the container): read what they hold once its process ended, then :meth:`close`."""
+
+    running: Running
+    stdout: int
+    stderr: int
+    fifos: list[Path]
+
+    def close(self) -> None:
+        for fd in (self.stdout, self.stderr):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        for fifo in self.fifos:
+            fifo.unlink(missing_ok=True)
 
 
 class NodeTasks:
@@ -77,10 +97,46 @@ class NodeTasks:
                 if isinstance(fd, int):
                     os.close(fd)
 
-    def start_to(self, task: Task, env: dict[str, str], out: int, err: int) -> Running:
-        """Start a task on the host whose stdout and stderr are the descriptors given."""
-        assert self.container is None
-        return self._start(task, env, Path(os.devnull), Path(os.devnull), out, err)
+    def start_piped(self, task: Task, env: dict[str, str]) -> Piped:
+        """Start a task whose stdout and stderr the caller reads (:class:`Piped`)."""
+        if self.container is None:
+            (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe()
+            try:
+                devnull = Path(os.devnull)
+                running = self._start(task, env, devnull, devnull, out_w, err_w)
+            except BaseException:
+                os.close(out_r)
+                os.close(err_r)
+                raise
+            finally:
+                os.close(out_w)
+                os.close(err_w)
+            for fd in (out_r, err_r):
+                os.set_blocking(fd, False)
+            return Piped(running, out_r, err_r, [])
+        # in the container the task opens its output by path: FIFOs in its working folder,
+        # which the runner also holds open for writing (no end of file before the task's end)
+        user = self.container.seal.user if self.container.seal else None
+        tag = secrets.token_hex(8)
+        fifos = [self.ctx.layout.job_temp / f".openbai-{tag}.{name}" for name in ("out", "err")]
+        fds: list[int] = []
+        try:
+            for fifo in fifos:
+                os.mkfifo(fifo, 0o600)
+                if user is not None:
+                    os.chown(fifo, user.uid, user.gid, follow_symlinks=False)
+                else:  # the image's user, whoever it is, writes it
+                    os.chmod(fifo, 0o666, follow_symlinks=False)
+                fds.append(os.open(fifo, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW))
+            devnull = Path(os.devnull)
+            running = self._start(task, env, fifos[0], fifos[1], devnull, devnull)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            for fifo in fifos:
+                fifo.unlink(missing_ok=True)
+            raise
+        return Piped(running, fds[0], fds[1], fifos)
 
     def _open_output(self, path: Path) -> Path | int:
         """An output file of a task, opened on its volume (a descriptor), or its path where

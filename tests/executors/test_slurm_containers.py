@@ -1,0 +1,63 @@
+"""Jobs with ``containerSettings`` on the two-node Slurm cluster: each node runs the job in its
+own container of the image (podman, in the node's network namespace)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Bai
+from job_files import logged_job
+from podman_fixture import Podman, podman_fixture  # noqa: F401  (the fixture "podman")
+from runtime.hostile import outside_tmp
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
+    pytest.mark.skipif(os.getuid() != 0, reason="the job user is only switched under root"),
+]
+
+
+@pytest.fixture
+def bai_env(bai_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    yield from outside_tmp(bai_env)
+
+
+def output(bai: Bai, job: str, name: str = "stdout.txt") -> str:
+    return str(bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", job, "-f", name).stdout)
+
+
+def test_an_mpi_job_in_a_container_runs_its_ranks_in_the_container_of_each_node(
+    on_slurm: Bai, podman: Podman, tmp_path: Path
+) -> None:
+    """As Batch AI's two-node Horovod and ChainerMN recipes run: mpirun in the image, on the
+    first node, starts the ranks of the second node in that node's container."""
+    bai = on_slurm
+    rank = (
+        "echo rank $OMPI_COMM_WORLD_RANK on $(hostname) image $(cat /etc/openbai-test-image)"
+        " prepared on $(cat /tmp/prepared-on)"
+    )
+    props = logged_job(
+        "",
+        nodeCount=2,
+        customMpiSettings={"commandLine": rank, "processCount": 2},
+        # each node's own container remembers which node prepared it
+        jobPreparation={"commandLine": "hostname > /tmp/prepared-on"},
+        containerSettings={"imageSourceRegistry": {"image": podman.image}},
+    )
+    del props["customToolkitSettings"]
+    (tmp_path / "mpi.json").write_text(json.dumps({"properties": props}))
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "gpu", "-n", "mpi",
+        "-f", str(tmp_path / "mpi.json"))  # fmt: skip
+    shown = bai.wait("mpi", timeout=180)
+    assert shown["executionState"] == "succeeded", bai.why(shown)
+    ranks = sorted(line for line in output(bai, "mpi").splitlines() if line.startswith("rank"))
+    assert ranks == [
+        f"rank 0 on node1 image {podman.image} prepared on node1",
+        f"rank 1 on node2 image {podman.image} prepared on node2",
+    ]
+    second = output(bai, "mpi", "execution-node2.log")
+    assert "starting MPI daemon" in second and "in container" in second
