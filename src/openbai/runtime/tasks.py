@@ -5,9 +5,11 @@ watched until they end, and stopped with their whole process tree."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -123,11 +125,15 @@ class NodeTasks:
         try:
             for fifo in fifos:
                 os.mkfifo(fifo, 0o600)
+                # by descriptor: the folder is the job's, which may swap what lies in it
+                fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+                fds.append(fd)
+                if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+                    raise OSError(errno.EEXIST, "not the FIFO made", str(fifo))
                 if user is not None:
-                    os.chown(fifo, user.uid, user.gid, follow_symlinks=False)
+                    os.fchown(fd, user.uid, user.gid)
                 else:  # the image's user, whoever it is, writes it
-                    os.chmod(fifo, 0o666, follow_symlinks=False)
-                fds.append(os.open(fifo, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW))
+                    os.fchmod(fd, 0o666)
             devnull = Path(os.devnull)
             running = self._start(task, env, fifos[0], fifos[1], devnull, devnull)
         except BaseException:
