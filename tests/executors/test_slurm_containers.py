@@ -4,8 +4,6 @@ own container of the image (podman, in the node's network namespace)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,12 +11,9 @@ import pytest
 from conftest import Bai
 from job_files import logged_job
 from podman_fixture import Podman, podman_fixture  # noqa: F401  (the fixture "podman")
-from runtime.hostile import outside_tmp
+from runtime.hostile import SEALED, outside_tmp
 
-pytestmark = [
-    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
-    pytest.mark.skipif(os.getuid() != 0, reason="the job user is only switched under root"),
-]
+pytestmark = SEALED
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,12 +14,9 @@ import psutil
 import pytest
 from conftest import Bai
 from job_files import logged_job, write_job
-from runtime.hostile import FORK_BOMB, assert_gone_within, outside_tmp
+from runtime.hostile import FORK_BOMB, SEALED, assert_gone_within, outside_tmp
 
-pytestmark = [
-    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
-    pytest.mark.skipif(os.getuid() != 0, reason="the job user is only switched under root"),
-]
+pytestmark = SEALED
 
 LEAK = "LEAKED"
 

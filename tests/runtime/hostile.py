@@ -4,6 +4,7 @@ started is left running."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -11,9 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+import pytest
 
 #: what each probe prints when it could do what it must not: the tests look for it
 LEAK = "LEAKED"
+
+#: the marks of a module whose jobs are sealed off as a root installation seals them
+SEALED = [
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
+    pytest.mark.skipif(os.getuid() != 0, reason="the job user is only switched under root"),
+]
 
 #: forks until the node slot's process limit stops it, then prints "stopped at N"; each child
 #: sleeps a minute, so a child still there after the job is one the limit did not clean up

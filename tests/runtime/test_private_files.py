@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import time
 from collections.abc import Iterator
@@ -19,16 +18,13 @@ from conftest import Bai
 from job_files import with_logs_share
 from polling import after_dispatcher_rounds, wait_until
 
-from .hostile import leftovers, outside_tmp
+from .hostile import SEALED, leftovers, outside_tmp
 from .test_sandbox import job_json, run
 
 if TYPE_CHECKING:
     from slurm_fixture import SlurmCluster
 
-pytestmark = [
-    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
-    pytest.mark.skipif(os.getuid() != 0, reason="the job user is only switched under root"),
-]
+pytestmark = SEALED
 
 
 @pytest.fixture

@@ -23,12 +23,17 @@ from plans import job_plan
 
 from openbai.plan.job_plan import MountSpec
 
-from .hostile import FORK_BOMB, LEAK, assert_gone_within, daemons, leftovers, outside_tmp
+from .hostile import (
+    FORK_BOMB,
+    LEAK,
+    SEALED,
+    assert_gone_within,
+    daemons,
+    leftovers,
+    outside_tmp,
+)
 
-pytestmark = [
-    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
-    pytest.mark.skipif(os.getuid() != 0, reason="the job user is only switched under root"),
-]
+pytestmark = SEALED
 
 
 def job_json(tmp_path: Path, name: str, command: str, **extra: Any) -> str:
