@@ -46,6 +46,26 @@ class Podman:
         )
         return [n for n in done.stdout.split() if n.startswith(prefix)]
 
+    def derived(self, name: str, script: str) -> str:
+        """The test image changed by ``script`` (run in it with sh), as image ``name`` of
+        this tag, made once (``podman commit``)."""
+        image = f"{self.image.rpartition(':')[0]}-{name}:{self.image.rpartition(':')[2]}"
+        if subprocess.run(["podman", "image", "exists", image], check=False).returncode == 0:
+            return image
+        builder = f"openbai-test-derive-{os.getpid()}"
+        try:
+            subprocess.run(
+                ["podman", "run", "--name", builder, self.image, "sh", "-c", script],
+                capture_output=True,
+                check=True,
+            )
+            subprocess.run(
+                ["podman", "commit", "-q", builder, image], capture_output=True, check=True
+            )
+        finally:
+            subprocess.run(["podman", "rm", "-f", builder], capture_output=True, check=False)
+        return image
+
 
 def _script(*args: str) -> str:
     result = subprocess.run(

@@ -199,3 +199,21 @@ def test_what_a_daemon_in_a_container_prints_and_its_exit_code_reach_its_agent(
     second = place / "nodes" / "n1" / "jobs" / "ws" / "exp" / "job"
     assert printed["stdout.txt"].splitlines() == [f"out-of {second}", "agent exited 3"], printed
     assert printed["stderr.txt"].splitlines() == ["err-of-it"], printed
+
+
+def test_a_job_in_an_image_without_python3_fails_at_start_saying_so(
+    place: Path, podman: Podman
+) -> None:
+    """The agent mpirun calls in the image runs with the image's python3: without one the
+    job fails before mpirun starts, naming what to install (mpirun would only have said that
+    its remote-shell agent was not found)."""
+    image = podman.derived("no-python", "rm -f /usr/bin/python3* /usr/bin/python")
+    runners = start_on_two_nodes(
+        place, "true", container=ContainerSpec(image), container_runtime="podman"
+    )
+    for runner in runners:
+        runner.communicate(timeout=120)
+    result = json.loads((place / "runs" / "r1" / "job.result.json").read_text())
+    (error, *_) = result["errors"]
+    assert error["code"] == "MpiAgentNeedsPython", result
+    assert "install python3 in the image" in error["message"]
