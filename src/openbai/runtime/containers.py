@@ -43,7 +43,7 @@ NO_RUNTIME = "none"
 #: the first line the container's first process prints once it runs
 READY = "openbai-container-ready"
 #: commands whose presence the keeper reports with its first line (the toolkits' ``python``,
-#: ``mpirun``): no ``exec`` round trip to ask for them
+#: ``mpirun``, the MPI agent's ``python3``): no ``exec`` round trip to ask for them
 PROBED = ("python", "python3", "mpirun")
 #: the container's first process, its *keeper*: it says it runs (and which of PROBED the
 #: image has), then starts each task the node runner writes to its standard input (one line:

@@ -18,9 +18,9 @@ first node's runner sets for mpirun alone. A request is one JSON line, ``{"token
 "words": [...]}``; the answer is frames, a stream byte (``1``/``2``) and a 4-byte length
 before each piece of output, and ``x`` with the exit code last.
 
-Only the standard library, and a file of its own: the agent is started once per other node of
-every MPI job, and in a job's container it is a copy of this file, run by the image's Python
-(mpirun there is the image's, on the host network).
+Only the standard library, and nothing but this module: the agent is started once per other
+node of every MPI job, and in a job's container it is this module's source, handed to the
+image's python3 in a variable (mpirun there is the image's, on the host network).
 """
 
 from __future__ import annotations
