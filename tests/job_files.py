@@ -36,6 +36,16 @@ def write_job(path: Path, command: str, **properties: Any) -> str:
     return str(path)
 
 
+def write_mpi_job(path: Path, rank_command: str, *, nodes: int = 2, **properties: Any) -> str:
+    """A job.json of :func:`logged_job` whose ranks, one per node, run ``rank_command``
+    (``customMpiSettings``); its path as a string, for ``-f``."""
+    mpi = {"commandLine": rank_command, "processCount": nodes}
+    job = logged_job("", nodeCount=nodes, customMpiSettings=mpi, **properties)
+    del job["customToolkitSettings"]
+    path.write_text(json.dumps({"properties": job}))
+    return str(path)
+
+
 def with_logs_share(bai: Bai) -> Bai:
     """Workspace ``ws``, experiment ``exp``, a 2-node cluster ``c1`` and share acct/logs."""
     bai("workspace", "create", "-n", "ws")

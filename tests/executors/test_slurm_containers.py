@@ -3,13 +3,12 @@ own container of the image (podman, in the node's network namespace)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import Bai
-from job_files import logged_job
+from job_files import write_mpi_job
 from podman_fixture import Podman, podman_fixture  # noqa: F401  (the fixture "podman")
 from runtime.hostile import SEALED, outside_tmp
 
@@ -35,18 +34,14 @@ def test_an_mpi_job_in_a_container_runs_its_ranks_in_the_container_of_each_node(
         "echo rank $OMPI_COMM_WORLD_RANK on $(hostname) image $(cat /etc/openbai-test-image)"
         " prepared on $(cat /tmp/prepared-on)"
     )
-    props = logged_job(
-        "",
-        nodeCount=2,
-        customMpiSettings={"commandLine": rank, "processCount": 2},
+    job = write_mpi_job(
+        tmp_path / "mpi.json",
+        rank,
         # each node's own container remembers which node prepared it
         jobPreparation={"commandLine": "hostname > /tmp/prepared-on"},
         containerSettings={"imageSourceRegistry": {"image": podman.image}},
     )
-    del props["customToolkitSettings"]
-    (tmp_path / "mpi.json").write_text(json.dumps({"properties": props}))
-    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "gpu", "-n", "mpi",
-        "-f", str(tmp_path / "mpi.json"))  # fmt: skip
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "gpu", "-n", "mpi", "-f", job)
     shown = bai.wait("mpi", timeout=180)
     assert shown["executionState"] == "succeeded", bai.why(shown)
     ranks = sorted(line for line in output(bai, "mpi").splitlines() if line.startswith("rank"))

@@ -3,7 +3,6 @@ local executor (tests/runtime/test_sandbox.py has the whole suite)."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from typing import Any
 import psutil
 import pytest
 from conftest import Bai
-from job_files import logged_job, write_job
+from job_files import write_job, write_mpi_job
 from runtime.hostile import FORK_BOMB, SEALED, assert_gone_within, outside_tmp
 
 pytestmark = SEALED
@@ -94,11 +93,8 @@ def test_mpi_ranks_on_every_node_are_sealed_off_and_cannot_reach_slurm(
             f"srun -N1 -n1 --overlap echo {LEAK} srun 2>/dev/null || echo sealed srun",
         ]
     )
-    props = logged_job("", nodeCount=2, customMpiSettings={"commandLine": rank, "processCount": 2})
-    del props["customToolkitSettings"]
-    (tmp_path / "mpi.json").write_text(json.dumps({"properties": props}))
-    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "gpu", "-n", "mpi",
-        "-f", str(tmp_path / "mpi.json"))  # fmt: skip
+    job = write_mpi_job(tmp_path / "mpi.json", rank)
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "gpu", "-n", "mpi", "-f", job)
     shown = bai.wait("mpi", timeout=120)
     assert shown["executionState"] == "succeeded", bai.why(shown)
     out = output(bai, "mpi")
