@@ -365,7 +365,7 @@ def test_terminate_a_job_after_confirming(
     assert jobs.wait("sleeper", ("succeeded", "failed"), timeout=60) == "failed"
     expect(page.locator("#summary .state")).to_have_text("failed")
     errors = jobs.get("sleeper").json()["properties"]["executionInfo"]["errors"]
-    assert [e["code"] for e in errors] == ["JobTerminated"]
+    assert [e["code"] for e in errors] == ["JobTerminated"], errors  # the message says which end
     expect(page.locator(".log-status")).to_have_text(re.compile(r"^complete"))
     assert problems == []
 
