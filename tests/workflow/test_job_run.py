@@ -242,13 +242,27 @@ def test_terminate_kills_the_whole_process_tree_and_keeps_output(
     assert out.stdout == "started\n"
 
 
-def _wait_state(bai: Bai, job: str, state: str) -> None:
+def test_a_job_terminated_as_it_starts_ends_terminated_not_lost(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    """The runner is asked to stop the moment the job shows running, before it has set up
+    anything: it must still write the job's end (a runner killed by the signal left none,
+    and the job ended ``NodeLost``)."""
+    bai = recipes
+    create(bai, tmp_path, custom_job("echo hi; sleep 300"), "quick")
+    _wait_state(bai, "quick", "running", poll=0)
+    bai("job", "terminate", "-w", "ws", "-e", "exp", "-n", "quick", "-y")
+    job = bai.wait("quick")
+    assert [e["code"] for e in job["executionInfo"]["errors"]] == ["JobTerminated"], bai.why(job)
+
+
+def _wait_state(bai: Bai, job: str, state: str, *, poll: float = 0.05) -> None:
     def shown() -> bool:
         return bool(
             bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", job)["executionState"] == state
         )
 
-    wait_until(shown, f"{job} {state}")
+    wait_until(shown, f"{job} {state}", interval=poll)
 
 
 def _alive(pid: int) -> bool:

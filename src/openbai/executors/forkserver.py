@@ -25,6 +25,9 @@ import threading
 from collections.abc import Callable
 from typing import IO
 
+#: blocked in a runner from its fork until it has its handlers (runner.main unblocks them)
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
 
 def _child(argv: list[str], output: str) -> None:
     """In the forked child: become a session leader with clean fds, then run the runner."""
@@ -100,9 +103,14 @@ def serve(events_fd: int) -> None:
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
                 request = json.loads(line)
+                # a runner is asked to stop with SIGTERM as soon as its pid is known: held
+                # back until it can answer (its handler writes the job's end; the default
+                # action would end it without one, and the job would be lost)
+                signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
                 pid = os.fork()
                 if pid == 0:
                     _child(request["argv"], request["output"])
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
                 started = psutil.Process(pid).create_time()
                 replies.write(json.dumps({"pid": pid, "started": started}) + "\n")
             replies.flush()
