@@ -7,6 +7,7 @@ NVML finds, and what openbai hands out (the node's ``CUDA_VISIBLE_DEVICES``) is 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from conftest import Bai
 from polling import wait_until
 
-from .conftest import custom_job, storage_dir, write_job
+from .conftest import LOGS_AND_SCRIPTS, custom_job, storage_dir, write_job
 
 PROBE = 'echo "{\\"node\\": \\"$AZ_BATCH_NODE_ID\\", \\"gpus\\": \\"$AZ_BATCHAI_NUM_GPUS\\", \\"cuda\\": \\"$CUDA_VISIBLE_DEVICES\\"}"'
 
@@ -95,6 +96,43 @@ def test_a_cluster_asking_for_more_gpus_than_the_machine_has_is_refused(
     bai("cluster", "create", "-w", "ws", "-n", "one", "--gpus-per-node", "1")
     assert _node_gpus(bai, "one", 1) == [[5]]
     assert bai.json("cluster", "show", "-w", "ws", "-n", "one")["gpuCount"] == 1
+
+
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="OpenMPI (mpirun) is not installed")
+def test_the_ranks_of_a_local_two_node_mpi_job_have_both_nodes_gpus_and_limits(
+    six_gpus: None, recipes: Bai, tmp_path: Path
+) -> None:
+    """On a local cluster every node is this machine: the first node's mpirun starts every
+    rank itself, in its sandbox, which then has the GPUs and limits of both nodes (with its
+    own alone, 4 ranks shared the first node's 2 GPUs and its slot's limits)."""
+    bai = recipes
+    bai("cluster", "create", "-w", "ws", "-n", "nc12", "-s", "STANDARD_NC12", "--nodes", "2",
+        "--cpus-per-node", "0.5", "--memory-per-node", "300M", "--processes-per-node", "100")  # fmt: skip
+    probe = PROBE.replace("$AZ_BATCH_NODE_ID", "$OMPI_COMM_WORLD_RANK")  # the rank, as "node"
+    job = {
+        "nodeCount": 2,
+        "customMpiSettings": {"commandLine": probe, "processCount": 4},
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs",
+        "mountVolumes": LOGS_AND_SCRIPTS,
+    }
+    path = write_job(tmp_path, job, "mpi.json")
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "nc12", "-n", "mpi", "-f", path)
+    finished = bai.wait("mpi")
+    assert finished["executionState"] == "succeeded", bai.why(finished)
+    seen = sorted((v["node"], v["gpus"], v["cuda"]) for v in _lines(bai, finished))
+    # each rank picks its GPU by its local rank (0-3): all four are visible; the variable
+    # keeps the node's own count, as the cluster's VM size says
+    assert seen == [(str(r), "2", "2,3,4,5") for r in range(4)]
+    folder = (
+        storage_dir(bai, "acct", "file", "logs")
+        / str(finished["jobOutputDirectoryPathSegment"])
+        / "stdouterr"
+    )
+    first = (folder / "execution-nc12-0.log").read_text()
+    assert "limits 1 CPUs, 600 MiB memory, 200 processes" in first
+    assert "mpirun starts the ranks of node(s) nc12-1 here" in first
+    second = (folder / "execution-nc12-1.log").read_text()
+    assert "limits 0.5 CPUs, 300 MiB memory, 100 processes" in second
 
 
 @pytest.fixture

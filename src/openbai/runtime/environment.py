@@ -8,7 +8,7 @@ order, each against what was defined before it.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from openbai.plan.job_plan import JobPlan, NodeSpec
@@ -40,19 +40,30 @@ def node_gpus(node: NodeSpec, host_env: Mapping[str, str]) -> list[str]:
     return []
 
 
-def gpu_variables(node: NodeSpec, host_env: Mapping[str, str]) -> dict[str, str]:
-    """``AZ_BATCHAI_NUM_GPUS`` and what makes CUDA see the node's GPUs and no other: NVML's
-    indices (PCI bus order) in ``CUDA_VISIBLE_DEVICES``, or Slurm's value as Slurm set it."""
+def gpu_variables(
+    node: NodeSpec, host_env: Mapping[str, str], visible: Sequence[int] | None = None
+) -> dict[str, str]:
+    """``AZ_BATCHAI_NUM_GPUS`` (the node's) and what makes CUDA see the node's GPUs and no
+    other: NVML's indices (PCI bus order) in ``CUDA_VISIBLE_DEVICES``, or Slurm's value as
+    Slurm set it. ``visible``: the GPUs the node's tasks see where that is more than its own
+    (the first node's mpirun starting the ranks of other nodes of its host too)."""
     gpus = node_gpus(node, host_env)
     v = {"AZ_BATCHAI_NUM_GPUS": str(len(gpus)), "AZ_BATCHAI_NUM_GPUS_PER_NODE": str(len(gpus))}
-    if node.gpus is not None or "CUDA_VISIBLE_DEVICES" not in host_env:
+    if visible is not None:
+        v["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in visible)
+    elif node.gpus is not None or "CUDA_VISIBLE_DEVICES" not in host_env:
         v["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     v["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
     return v
 
 
 def build_environment(
-    plan: JobPlan, node: NodeSpec, layout: NodeLayout, host_env: Mapping[str, str]
+    plan: JobPlan,
+    node: NodeSpec,
+    layout: NodeLayout,
+    host_env: Mapping[str, str],
+    *,
+    visible_gpus: Sequence[int] | None = None,
 ) -> JobEnvironment:
     v: dict[str, str] = {
         "AZ_BATCHAI_MOUNT_ROOT": str(layout.mount_root),
@@ -64,7 +75,7 @@ def build_environment(
         "AZ_BATCH_HOST_LIST": ",".join(n.host for n in plan.nodes),
         "AZ_BATCH_NODE_ID": node.node_id,
     }
-    v.update(gpu_variables(node, host_env))
+    v.update(gpu_variables(node, host_env, visible_gpus))
 
     def expand(text: str) -> str:
         return expand_path(text, {**host_env, **v})

@@ -25,8 +25,7 @@ from pathlib import Path
 from openbai.files import write_private
 from openbai.runtime import mpi_agent
 from openbai.runtime.environment import JobEnvironment
-from openbai.runtime.node import NodeContext
-from openbai.runtime.sealing import MPI_TOOLS
+from openbai.runtime.node import MPI_TOOLS, NodeContext
 from openbai.runtime.stopping import JobFailure
 from openbai.runtime.tasks import NodeTasks, Piped
 from openbai.runtime.toolkits import Task

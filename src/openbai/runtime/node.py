@@ -18,6 +18,10 @@ from openbai.runtime.layout import NodeLayout
 #: and storage key, libpq's password)
 _PRIVATE_ENV = ("OPENBAI_", "SLURM_", "BAI_", "AZURE_BATCHAI_", "PGPASSWORD")
 
+#: the toolkits whose ranks mpirun starts; on other hosts it starts its daemons through
+#: their node runners (mpi_agent.py)
+MPI_TOOLS = frozenset({"mpi", "horovod", "chainer", "cntk", "caffe"})
+
 
 class NodeContext(NamedTuple):
     plan: JobPlan
@@ -56,6 +60,25 @@ class NodeContext(NamedTuple):
     @property
     def multi(self) -> bool:
         return self.plan.node_count > 1
+
+    @property
+    def hosted(self) -> list[NodeSpec]:
+        """The nodes whose work this node's tasks do: this one, and on the first node of a
+        multi-node MPI job the job's other nodes on its host (a local cluster's slots), whose
+        ranks its mpirun starts itself, beside its own: they get those nodes' GPUs and limits
+        too (the other nodes' runners prepare them and wait)."""
+        if not (self.is_master and self.multi and self.plan.tool_type in MPI_TOOLS):
+            return [self.node]
+        return [n for n in self.plan.nodes if n.host == self.node.host]
+
+    @property
+    def gpus(self) -> list[int] | None:
+        """The GPUs this node's tasks see: those of the nodes it hosts; None where the
+        scheduler assigns them."""
+        hosted = self.hosted
+        if any(n.gpus is None for n in hosted):
+            return self.node.gpus
+        return sorted({g for n in hosted for g in n.gpus or ()})
 
     def host_env(self) -> dict[str, str]:
         """The runner's environment without its private variables."""

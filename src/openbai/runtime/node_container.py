@@ -54,7 +54,7 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
             name,
             binds,
             log,
-            gpus=ctx.node.gpus or (),
+            gpus=ctx.gpus or (),
             seal=seal,
             cidfile=ctx.layout.run_dir / f"node-{ctx.node.index}.cid",
             control=control,
@@ -85,14 +85,12 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
         # the runtime's group holds the container's processes: the slot counts its OOM
         # kills and process-limit hits, and empties it at the end, as its own
         tasks.cgroup.watch(tasks.container.groups)
-    if ctx.node.gpus is not None and runtime != containers.APPTAINER:
+    gpus = ctx.gpus
+    if gpus is not None and runtime != containers.APPTAINER:
         # the container sees only the node's GPUs, numbered from 0; NVIDIA's runtime hooks
         # read the host's indices (apptainer's --nv shows them all: the host's indices stay)
-        count = len(ctx.node.gpus)
-        env.variables["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(count))
-        env.variables["NVIDIA_VISIBLE_DEVICES"] = (
-            ",".join(str(g) for g in ctx.node.gpus) if count else "void"
-        )
+        env.variables["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(gpus)))
+        env.variables["NVIDIA_VISIBLE_DEVICES"] = ",".join(map(str, gpus)) if gpus else "void"
     tasks.container_env = set(env.variables)
     ctx.log(f"job preparation and the job run in container {name} (image {image}, {runtime})")
     ctx.log(_describe(runtime, seal, binds))

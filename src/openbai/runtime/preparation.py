@@ -19,8 +19,9 @@ from openbai.mounts.table import remove_tree
 from openbai.plan.results import wait_until
 from openbai.runtime.environment import JobEnvironment, build_environment
 from openbai.runtime.expand import expand_path
+from openbai.runtime.node import MPI_TOOLS
 from openbai.runtime.output_files import Volumes
-from openbai.runtime.sealing import MPI_TOOLS, describe, open_volumes, seal
+from openbai.runtime.sealing import describe, open_volumes, seal
 from openbai.runtime.stopping import JobFailure
 from openbai.runtime.tasks import NodeTasks
 from openbai.runtime.toolkits import host_file_lines
@@ -86,13 +87,19 @@ def prepare_node(tasks: NodeTasks, mounts: list[Mount]) -> JobEnvironment:
     volumes = tasks.volumes = Volumes(mounts)
     mounts.extend(mount_all(plan.cluster_mounts, layout.mount_root, ctx.log))
     open_volumes(tasks.sandbox, mounts)
-    env = build_environment(plan, node, layout, ctx.host_env())
+    env = build_environment(plan, node, layout, ctx.host_env(), visible_gpus=ctx.gpus)
     _run_setup_task(tasks, env)
     mounts.extend(mount_all(plan.job_mounts, layout.job_mount_root, ctx.log))
     for folder in [env.stdouterr_dir, *env.output_dirs.values()]:
         volumes.make_dirs(folder)
     open_volumes(tasks.sandbox, mounts, [env.stdouterr_dir, *env.output_dirs.values()])
     describe(ctx, tasks.sandbox, tasks.cgroup)
+    if len(ctx.hosted) > 1:
+        others = ", ".join(n.node_id for n in ctx.hosted if n is not node)
+        ctx.log(
+            f"mpirun starts the ranks of node(s) {others} here, on the same host, beside this"
+            " node's: the limits above and the GPUs are theirs and this node's together"
+        )
     name = f"execution-{node.node_id}.log" if ctx.multi else "execution.log"
     log_file = Path(env.stdouterr_dir) / name
     ctx.log.attach(log_file, volumes.open_append(str(log_file)))

@@ -38,21 +38,23 @@ DEFAULT_PROCESSES = 4096
 
 def node_limits(ctx: NodeContext) -> NodeLimits:
     """The plan's limits; on a Slurm node, what Slurm gave the job where the plan sets none,
-    and at most :data:`DEFAULT_PROCESSES` processes where nothing does."""
+    and at most :data:`DEFAULT_PROCESSES` processes where nothing does. A node whose tasks do
+    the work of other nodes of its host too (:attr:`NodeContext.hosted`) has their limits
+    added to its own."""
     lim = ctx.plan.limits
     cpus = os.environ.get("SLURM_CPUS_ON_NODE")
     memory_mb = os.environ.get("SLURM_MEM_PER_NODE")
+    share = len(ctx.hosted)
+    cpu_count = lim.cpus or (float(cpus) if cpus and cpus.isdigit() else None)
+    memory = lim.memory_bytes or (
+        int(memory_mb) * 2**20 if memory_mb and memory_mb.isdigit() else None
+    )
     return NodeLimits(
-        cpus=lim.cpus or (float(cpus) if cpus and cpus.isdigit() else None),
-        memory_bytes=lim.memory_bytes
-        or (int(memory_mb) * 2**20 if memory_mb and memory_mb.isdigit() else None),
-        processes=lim.processes or DEFAULT_PROCESSES,
+        cpus=None if cpu_count is None else cpu_count * share,
+        memory_bytes=None if memory is None else memory * share,
+        processes=(lim.processes or DEFAULT_PROCESSES) * share,
     )
 
-
-#: the toolkits whose ranks mpirun starts; on other hosts it starts its daemons through
-#: their node runners (mpi_agent.py)
-MPI_TOOLS = frozenset({"mpi", "horovod", "chainer", "cntk", "caffe"})
 
 #: where munged's socket is unless Slurm's configuration says otherwise
 _MUNGE_DIRS = ("/run/munge", "/var/run/munge")
