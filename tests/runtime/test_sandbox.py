@@ -295,6 +295,23 @@ def test_nothing_outlives_a_lost_node(ws: Bai, tmp_path: Path) -> None:
     assert_gone_within("sleep 4714", 2)
 
 
+def test_a_terminate_its_runner_never_answered_ends_terminated(ws: Bai, tmp_path: Path) -> None:
+    """A runner that does not answer a terminate (stuck: here stopped) is killed by the force
+    that follows: the job ends terminated, as the user asked, not lost, and nothing it started
+    outlives it."""
+    ws("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "stuck",
+       "-f", job_json(tmp_path, "stuck", daemons(4715) + "sleep 300"))  # fmt: skip
+    wait_running(ws, "stuck", "sleep 4715")
+    (runner_file,) = (ws.home / "runs").glob("*/node-0.runner")
+    runner = psutil.Process(json.loads(runner_file.read_text())[0])
+    runner.suspend()
+    ws("job", "terminate", "-w", "ws", "-e", "exp", "-n", "stuck", "-y", "--no-wait")
+    runner.kill()  # what the dispatcher does when its grace is over
+    shown = ws.wait("stuck")
+    assert [e["code"] for e in shown["executionInfo"]["errors"]] == ["JobTerminated"], shown
+    assert_gone_within("sleep 4715", 2)
+
+
 @pytest.fixture
 def small(ws: Bai, tmp_path: Path) -> Bai:
     """Cluster ``small``: one node of 1 CPU, 200 MiB and 64 processes."""

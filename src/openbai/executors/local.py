@@ -184,12 +184,24 @@ class LocalExecutor(Executor):
             if pid_is_alive(pid, started):
                 process_trees.kill_tree(pid, grace=1.0)
         remove_groups(group_prefix(run.path.name))  # the runner could not remove them
-        lost = JobError(
-            "NodeLost", "the job's runner on this machine ended without reporting (killed?)"
-        )
-        return RunStatus(RunState.FINISHED, Outcome(exit_code=-1, errors=[lost]))
+        if run.stop_requested():  # killed by the force of a terminate it did not answer
+            why = JobError(
+                "JobTerminated",
+                "the job was terminated by the user; its runner did not report its end (it did"
+                " not stop in time and was killed)",
+            )
+        else:
+            why = JobError(
+                "NodeLost", "the job's runner on this machine ended without reporting (killed?)"
+            )
+        return RunStatus(RunState.FINISHED, Outcome(exit_code=-1, errors=[why]))
 
     def cancel(self, ref: JobRef, *, force: bool = False) -> None:
+        run = RunDir(Path(ref.data["run_dir"]))
+        if not run.stop_requested():
+            # what the job's end says if its runners are killed before they report it; they
+            # also look for it, should a signal not reach them
+            run.request_stop()
         for pid in self._alive(ref):
             if force:
                 process_trees.kill_tree(pid, grace=1.0)
