@@ -162,7 +162,8 @@ def test_the_ranks_of_a_job_in_a_container_run_in_the_container_of_their_node(
     prepare = "echo $AZ_BATCHAI_JOB_TEMP > /tmp/prepared-by"
     rank = (
         "echo rank $OMPI_COMM_WORLD_RANK image $(cat /etc/openbai-test-image)"
-        " prepared-by $(cat /tmp/prepared-by) temp $AZ_BATCHAI_JOB_TEMP"
+        " prepared-by $(cat /tmp/prepared-by) temp $AZ_BATCHAI_JOB_TEMP;"
+        " touch $AZ_BATCHAI_JOB_TEMP/rank-$OMPI_COMM_WORLD_RANK"
     )
     printed = run_on_two_nodes(
         place,
@@ -179,6 +180,13 @@ def test_the_ranks_of_a_job_in_a_container_run_in_the_container_of_their_node(
     # each rank's container was prepared by the rank's own node, and the nodes differ
     assert [f[5] for f in fields] == [f[7] for f in fields], lines
     assert fields[0][7] != fields[1][7], lines
+    # who each rank is on its node's host: the owner of what it wrote there (root inside a
+    # sealed container is the job user outside)
+    owners = {(Path(f[7]) / f"rank-{f[1]}").stat().st_uid for f in fields}
+    if sandbox and os.getuid() == 0:
+        assert len(owners) == 1 and 0 not in owners, owners  # the job user, on both nodes
+    else:
+        assert owners == {os.getuid()}, owners
 
 
 def test_what_a_daemon_in_a_container_prints_and_its_exit_code_reach_its_agent(
