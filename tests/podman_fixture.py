@@ -47,9 +47,16 @@ class Podman:
         return [n for n in done.stdout.split() if n.startswith(prefix)]
 
     def derived(self, name: str, script: str) -> str:
-        """The test image changed by ``script`` (run in it with sh), as image ``name`` of
-        this tag, made once (``podman commit``)."""
-        image = f"{self.image.rpartition(':')[0]}-{name}:{self.image.rpartition(':')[2]}"
+        """The test image changed by ``script`` (run in it with sh), made once for each build
+        of the test image (``podman commit``): tagged with the test image's id, whatever its
+        own name."""
+        base_id = subprocess.run(
+            ["podman", "image", "inspect", "--format", "{{.Id}}", self.image],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        image = f"localhost/openbai/test-derived-{name}:{base_id[:12]}"
         if subprocess.run(["podman", "image", "exists", image], check=False).returncode == 0:
             return image
         builder = f"openbai-test-derive-{os.getpid()}"
