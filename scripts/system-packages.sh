@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Debian packages the test suite needs (FUSE, OpenMPI, bubblewrap for job sandboxes, nginx for
-# the reverse-proxy tests, Chromium for the web tests), installed once; the service scripts
-# (scripts/services/*.sh install) add their own.
+# Debian packages the test suite needs (FUSE, OpenMPI and mpi4py for the jobs' real MPI
+# programs, bubblewrap for job sandboxes, nginx for the reverse-proxy tests, Chromium for the
+# web tests), installed once; the service scripts (scripts/services/*.sh install) add their own.
 set -euo pipefail
-pkgs=(fuse3 openmpi-bin iproute2 socat procps util-linux bubblewrap nginx nodejs npm)
+pkgs=(fuse3 openmpi-bin python3-mpi4py iproute2 socat procps util-linux bubblewrap nginx nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
     if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" != installed ]; then

@@ -36,6 +36,15 @@ def write_job(path: Path, command: str, **properties: Any) -> str:
     return str(path)
 
 
+#: a real MPI program, with Debian's python3 and mpi4py (the host's, or the test image's):
+#: each rank joins an allreduce of rank + 1 over all ranks (MPI_Init's wire-up between them
+#: included) and prints ``allreduce RANK SUM``
+ALLREDUCE = (
+    "/usr/bin/python3 -c 'from mpi4py import MPI; c = MPI.COMM_WORLD; "
+    'print("allreduce", c.rank, c.allreduce(c.rank + 1), flush=True)\''
+)
+
+
 def write_mpi_job(path: Path, rank_command: str, *, nodes: int = 2, **properties: Any) -> str:
     """A job.json of :func:`logged_job` whose ranks, one per node, run ``rank_command``
     (``customMpiSettings``); its path as a string, for ``-f``."""

@@ -33,7 +33,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "services" / "podman.
 
 @dataclass(frozen=True)
 class Podman:
-    #: the local test image: Debian bookworm with bash, python3 and OpenMPI, and /etc/openbai-test-image
+    #: the local test image: Debian bookworm with bash, python3, OpenMPI and mpi4py, and
+    #: /etc/openbai-test-image
     image: str
 
     def containers(self, prefix: str = "openbai-") -> list[str]:

@@ -19,7 +19,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cache="$root/.services/podman"
 # bump the tag when the image's contents change
-image=${OPENBAI_TEST_IMAGE:-localhost/openbai/test-bookworm:2}
+image=${OPENBAI_TEST_IMAGE:-localhost/openbai/test-bookworm:3}
 conf_dir=/etc/containers/containers.conf.d
 conf=$conf_dir/50-openbai.conf
 
@@ -76,7 +76,7 @@ build_rootfs() {
     local tarball=$1
     work=$(mktemp -d "$cache/rootfs.XXXXXX")
     echo "podman.sh: debootstrap bookworm into $work/rootfs (once)" >&2
-    debootstrap --variant=minbase --include=python3,openmpi-bin bookworm "$work/rootfs" \
+    debootstrap --variant=minbase --include=python3,openmpi-bin,python3-mpi4py bookworm "$work/rootfs" \
         "${OPENBAI_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$work/debootstrap.log" 2>&1 \
         || { tail -20 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
     ln -sf python3 "$work/rootfs/usr/bin/python"

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import psutil
 import pytest
 from conftest import Bai
-from job_files import upload_batch
+from job_files import ALLREDUCE, upload_batch
 from podman_fixture import (  # noqa: F401  (the fixtures "podman" and "registry")
     Podman,
     Registry,
@@ -228,6 +228,31 @@ def test_runtime_from_the_environment_and_one_container_per_node(
     names = {_container_name(text) for text in logs}
     assert len(names) == 2  # each node its own container
     assert not names & set(podman.containers())
+
+
+@podman_test
+def test_a_real_mpi_program_of_two_local_nodes_runs_in_the_first_nodes_container(
+    storage: Bai, podman: Podman, tmp_path: Path
+) -> None:
+    """On a local cluster mpirun (the image's) starts every rank in the first node's
+    container, which has the limits of both nodes: the four ranks wire up and allreduce."""
+    bai = storage
+    _cluster(bai, "pc", 2, "--container-runtime", "podman", "--cpus-per-node", "0.5",
+             "--memory-per-node", "300M", "--processes-per-node", "100")  # fmt: skip
+    props = {
+        **_job(podman.image, ""),
+        "nodeCount": 2,
+        "customMpiSettings": {"commandLine": ALLREDUCE, "processCount": 4},
+    }
+    del props["customToolkitSettings"]
+    _create(bai, tmp_path, "allreduce", props, "pc")
+    job = bai.wait("allreduce", timeout=120)
+    assert job["executionState"] == "succeeded", bai.why(job)
+    out = _stdouterr(bai, job)
+    lines = sorted((out / "stdout.txt").read_text().splitlines())
+    assert lines == [f"allreduce {rank} 10" for rank in range(4)]
+    first = (out / "execution-pc-0.log").read_text()
+    assert "limits 1 CPUs, 600 MiB memory, 200 processes; host paths bound" in first
 
 
 @podman_test

@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import Bai
+from job_files import ALLREDUCE
 
 from .conftest import LOGS_AND_SCRIPTS, storage_dir, write_job
 from .test_toolkits import run_toolkit
@@ -74,6 +75,19 @@ def test_rank_output_keeps_stderr_and_partial_last_lines(recipes: Bai, tmp_path:
     assert sorted(re.findall(r"out \d\n", stdout)) == ["out 0\n", "out 1\n"]
     assert stdout.count("no newline") == 2 and len(stdout) == 2 * len("out 0\nno newline")
     assert sorted((out / "stderr.txt").read_text().splitlines()) == ["err 0", "err 1"]
+
+
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="OpenMPI (mpirun) is not installed")
+def test_a_real_mpi_program_runs_its_ranks_of_both_nodes_together(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    """Two nodes of a local cluster, two ranks each, in one allreduce: every rank gets the sum
+    over the four (the ranks start, wire up and talk inside the job's sandbox)."""
+    settings = {"customMpiSettings": {"commandLine": ALLREDUCE, "processCount": 4}}
+    job, out = run_toolkit(recipes, tmp_path, "allreduce", settings)
+    assert job["executionState"] == "succeeded", recipes.why(job)
+    lines = sorted((out / "stdout.txt").read_text().splitlines())
+    assert lines == [f"allreduce {rank} 10" for rank in range(4)]
 
 
 def test_mpi_job_on_a_node_without_mpirun_fails_saying_what_to_install(
