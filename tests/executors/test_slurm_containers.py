@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Bai
-from job_files import write_mpi_job
+from job_files import ALLREDUCE, write_mpi_job
 from podman_fixture import Podman, podman_fixture  # noqa: F401  (the fixture "podman")
 from runtime.hostile import SEALED, outside_tmp
 
@@ -32,7 +32,7 @@ def test_an_mpi_job_in_a_container_runs_its_ranks_in_the_container_of_each_node(
     bai = on_slurm
     rank = (
         "echo rank $OMPI_COMM_WORLD_RANK on $(hostname) image $(cat /etc/openbai-test-image)"
-        " prepared on $(cat /tmp/prepared-on)"
+        f" prepared on $(cat /tmp/prepared-on); {ALLREDUCE}"
     )
     job = write_mpi_job(
         tmp_path / "mpi.json",
@@ -49,5 +49,8 @@ def test_an_mpi_job_in_a_container_runs_its_ranks_in_the_container_of_each_node(
         f"rank 0 on node1 image {podman.image} prepared on node1",
         f"rank 1 on node2 image {podman.image} prepared on node2",
     ]
+    # and the ranks, each in its own node's container, talk to each other across the hosts
+    allreduced = sorted(line for line in output(bai, "mpi").splitlines() if "allreduce" in line)
+    assert allreduced == ["allreduce 0 3", "allreduce 1 3"]
     second = output(bai, "mpi", "execution-node2.log")
     assert "starting MPI daemon" in second and "in container" in second

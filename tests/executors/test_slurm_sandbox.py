@@ -12,7 +12,7 @@ from typing import Any
 import psutil
 import pytest
 from conftest import Bai
-from job_files import write_job, write_mpi_job
+from job_files import ALLREDUCE, write_job, write_mpi_job
 from runtime.hostile import FORK_BOMB, SEALED, assert_gone_within, outside_tmp
 
 pytestmark = SEALED
@@ -91,6 +91,7 @@ def test_mpi_ranks_on_every_node_are_sealed_off_and_cannot_reach_slurm(
             *(probe(str(t)) for t in targets),
             'echo "rank $OMPI_COMM_WORLD_RANK on $(hostname) as $(id -u)"',
             f"srun -N1 -n1 --overlap echo {LEAK} srun 2>/dev/null || echo sealed srun",
+            ALLREDUCE,  # and they still talk to each other, across the hosts
         ]
     )
     job = write_mpi_job(tmp_path / "mpi.json", rank)
@@ -104,6 +105,10 @@ def test_mpi_ranks_on_every_node_are_sealed_off_and_cannot_reach_slurm(
     assert [r.rsplit(" as ", 1)[0] for r in ranks] == ["rank 0 on node1", "rank 1 on node2"]
     assert all(not r.endswith(" as 0") for r in ranks), ranks
     assert "starting MPI daemon" in output(bai, "mpi", "execution-node2.log")
+    assert sorted(line for line in out.splitlines() if line.startswith("allreduce")) == [
+        "allreduce 0 3",
+        "allreduce 1 3",
+    ]
 
 
 def test_a_slurm_job_sees_only_its_own_processes(on_slurm: Bai, tmp_path: Path) -> None:

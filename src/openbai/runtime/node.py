@@ -78,7 +78,7 @@ class NodeContext(NamedTuple):
         hosted = self.hosted
         if any(n.gpus is None for n in hosted):
             return self.node.gpus
-        return sorted({g for n in hosted for g in n.gpus or ()})
+        return list(dict.fromkeys(g for n in hosted for g in n.gpus or ()))
 
     def host_env(self) -> dict[str, str]:
         """The runner's environment without its private variables."""
