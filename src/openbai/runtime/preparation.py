@@ -95,7 +95,7 @@ def prepare_node(tasks: NodeTasks, mounts: list[Mount]) -> JobEnvironment:
     open_volumes(tasks.sandbox, mounts, [env.stdouterr_dir, *env.output_dirs.values()])
     describe(ctx, tasks.sandbox, tasks.cgroup)
     if len(ctx.hosted) > 1:
-        others = ", ".join(n.node_id for n in ctx.hosted if n is not node)
+        others = ", ".join(n.node_id for n in ctx.hosted if n.index != node.index)
         ctx.log(
             f"mpirun starts the ranks of node(s) {others} here, on the same host, beside this"
             " node's: the limits above and the GPUs are theirs and this node's together"
