@@ -7,7 +7,10 @@ NVML finds, and what openbai hands out (the node's ``CUDA_VISIBLE_DEVICES``) is 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +78,45 @@ def test_each_node_of_a_vm_size_gets_its_own_gpus(
         "nc12-0": ("2", "2,3"),
         "nc12-1": ("2", "4,5"),
     }
+
+
+@pytest.fixture
+def gpu_files(six_gpus: None) -> Iterator[None]:
+    """The device files of six GPUs and the driver's control device in /dev, as the NVIDIA
+    driver makes them (character devices 195:N): this machine has none."""
+    if any(name.startswith("nvidia") for name in os.listdir("/dev")):
+        pytest.skip("this machine has NVIDIA device files: they are not replaced")
+    if os.getuid() != 0:
+        pytest.skip("device files are made by root")
+    made = []
+    try:
+        for minor, name in [*((i, f"nvidia{i}") for i in range(6)), (255, "nvidiactl")]:
+            os.mknod(f"/dev/{name}", 0o666 | stat.S_IFCHR, os.makedev(195, minor))
+            made.append(f"/dev/{name}")
+        yield
+    finally:
+        for path in made:
+            os.unlink(path)
+
+
+def test_a_sandboxed_job_finds_the_device_files_of_its_nodes_gpus_only(
+    gpu_files: None, recipes: Bai, tmp_path: Path
+) -> None:
+    """Without ``CUDA_VISIBLE_DEVICES`` a job would still find no other slot's GPU: its
+    sandbox binds only its own GPUs' device files (and the driver's shared ones)."""
+    bai = recipes
+    bai("cluster", "create", "-w", "ws", "-n", "nc12", "-s", "STANDARD_NC12", "--nodes", "2")
+    probe = 'echo "{\\"node\\": \\"$AZ_BATCH_NODE_ID\\", \\"devices\\": \\"$(ls /dev | grep nvidia | xargs)\\"}"; sleep 2'
+    for name in ("a", "b"):
+        path = write_job(tmp_path, custom_job(probe), f"{name}.json")
+        bai("job", "create", "-w", "ws", "-e", "exp", "-c", "nc12", "-n", name, "-f", path)
+    seen = {}
+    for name in ("a", "b"):
+        finished = bai.wait(name)
+        assert finished["executionState"] == "succeeded", bai.why(finished)
+        (line,) = _lines(bai, finished)
+        seen[line["node"]] = line["devices"]
+    assert seen == {"nc12-0": "nvidia2 nvidia3 nvidiactl", "nc12-1": "nvidia4 nvidia5 nvidiactl"}
 
 
 def test_a_cluster_asking_for_more_gpus_than_the_machine_has_is_refused(

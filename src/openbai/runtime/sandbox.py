@@ -404,16 +404,3 @@ def _tool_candidates(path_var: str, pyenv_root: str) -> tuple[str, ...]:
 
 #: the directory holding package openbai
 _CODE_ROOT = str(Path(__file__).resolve().parents[2])
-
-
-def gpu_devices() -> list[Path]:
-    found = [f"/dev/{name}" for name in _listdir("/dev") if name.startswith("nvidia")]
-    found += [f"/dev/dri/{name}" for name in _listdir("/dev/dri")]
-    return [Path(p) for p in sorted(found)]
-
-
-def _listdir(path: str) -> list[str]:
-    try:
-        return os.listdir(path)
-    except OSError:
-        return []

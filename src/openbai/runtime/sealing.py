@@ -11,6 +11,7 @@ from openbai.mounts.base import Mount
 from openbai.plan.job_plan import NodeLimits
 from openbai.plan.results import JobError
 from openbai.runtime.cgroups import Cgroup
+from openbai.runtime.gpu_devices import gpu_devices
 from openbai.runtime.node import NodeContext
 from openbai.runtime.sandbox import (
     Identity,
@@ -18,7 +19,6 @@ from openbai.runtime.sandbox import (
     SandboxUnavailable,
     find_bwrap,
     find_setpriv,
-    gpu_devices,
     probe,
     real_path,
     tool_paths,
@@ -106,7 +106,7 @@ def seal(ctx: NodeContext) -> tuple[Sandbox | None, Cgroup | None]:
             hidden=private,
             writable=[layout.mount_root, layout.job_temp_dir, layout.shared_job_temp],
             readable=tool_paths(ctx.host_env()),
-            devices=gpu_devices(),
+            devices=gpu_devices(ctx.gpus),
         )
         for path in sandbox.writable:
             sandbox.grant(path)

@@ -23,7 +23,8 @@ from typing import IO
 from openbai.errors import NotFoundError, SpecError
 from openbai.executors.local import LocalExecutor
 from openbai.installation import App
-from openbai.runtime.sandbox import Identity, Sandbox, find_bwrap, gpu_devices, probe, tool_paths
+from openbai.runtime.gpu_devices import gpu_devices
+from openbai.runtime.sandbox import Identity, Sandbox, find_bwrap, probe, tool_paths
 from openbai.scheduling.planning import cluster_key
 from openbai.services.clusters import cluster_row
 from openbai.services.gpus import node_gpus
@@ -149,7 +150,7 @@ def _local_command(
         hidden=[settings.runs_root, settings.nodes_root, settings.home],
         writable=[mounts, temp, *(p.resolve() for p in links)],
         readable=tool_paths(env),
-        devices=gpu_devices(),
+        devices=gpu_devices(login.gpus),
     )
     env.update(sandbox.user_env(temp))
     return NodeCommand(sandbox.argv(argv, temp), env, str(temp))

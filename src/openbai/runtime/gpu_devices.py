@@ -1,0 +1,90 @@
+"""The device files a sandboxed task gets for its node's GPUs, and no other GPU's.
+
+A task sees the host's ``/dev`` only through what its sandbox binds: NVIDIA's shared control
+devices (``nvidiactl``, ``nvidia-uvm``, ``nvidia-modeset``, ``nvidia-caps``) and, of the GPUs,
+only its node's: each one's ``/dev/nvidiaN`` and its DRI nodes (``/dev/dri/renderD*``), so a
+job that clears ``CUDA_VISIBLE_DEVICES`` still finds no GPU of another slot.
+
+openbai numbers GPUs as NVML does, in PCI bus order; the driver numbers its device files by
+minor number, which the driver's ``/proc/driver/nvidia/gpus/<PCI address>/information`` gives
+for each board. Without that file (no NVIDIA driver: GPUs named by ``OPENBAI_GPUS`` over
+device files made by hand) the index is taken for the minor number.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+DEV = Path("/dev")
+#: one folder per board, named by its PCI address
+DRIVER_GPUS = Path("/proc/driver/nvidia/gpus")
+SYS_DRM = Path("/sys/class/drm")
+
+_MINOR = re.compile(r"^Device Minor:\s*(\d+)", re.MULTILINE)
+
+
+def gpu_devices(
+    gpus: Sequence[int] | None,
+    *,
+    dev: Path = DEV,
+    driver: Path = DRIVER_GPUS,
+    sys_drm: Path = SYS_DRM,
+) -> list[Path]:
+    """The device files for ``gpus`` (NVML indices) with the shared ones; every GPU's where
+    ``gpus`` is None (a scheduler assigned them, and fences them itself)."""
+    names = _listdir(dev)
+    shared = [dev / n for n in names if n.startswith("nvidia") and not n[6:].isdigit()]
+    if gpus is None:
+        own = [dev / n for n in names if n.startswith("nvidia") and n[6:].isdigit()]
+        own += [dev / "dri" / n for n in _listdir(dev / "dri")]
+    else:
+        boards = nvidia_boards(driver)
+        own = []
+        for index in gpus:
+            if boards:
+                if index >= len(boards):
+                    continue  # not a GPU of this machine: nothing to bind
+                address, minor = boards[index]
+                own += [dev / "dri" / n for n in dri_nodes(address, dev / "dri", sys_drm)]
+            else:
+                minor = index
+            own.append(dev / f"nvidia{minor}")
+    return sorted({p for p in [*shared, *own] if os.path.lexists(p)})
+
+
+def nvidia_boards(driver: Path = DRIVER_GPUS) -> list[tuple[str, int]]:
+    """Each board the NVIDIA driver has, as (PCI address, minor number), in PCI bus order
+    (NVML's indices)."""
+    boards = []
+    for address in sorted(_listdir(driver)):
+        try:
+            text = (driver / address / "information").read_text()
+        except OSError:
+            continue
+        found = _MINOR.search(text)
+        if found:
+            boards.append((address.lower(), int(found.group(1))))
+    return boards
+
+
+def dri_nodes(address: str, dri: Path = DEV / "dri", sys_drm: Path = SYS_DRM) -> list[str]:
+    """The names in ``/dev/dri`` of the board at PCI ``address``."""
+    found = []
+    for name in _listdir(dri):
+        try:
+            device = os.path.realpath(sys_drm / name / "device")
+        except OSError:
+            continue
+        if os.path.basename(device).lower() == address:
+            found.append(name)
+    return found
+
+
+def _listdir(path: Path) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
