@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from conftest import Bai
+from gpu_files import nvidia_device_files
 from workflow.conftest import custom_job, storage_dir, write_job
 
 if TYPE_CHECKING:
@@ -85,6 +86,33 @@ def test_a_job_gets_the_gpus_slurm_assigned(
     assert env["SLURM_JOB_GPUS"] == "1"
     assert env["CUDA_VISIBLE_DEVICES"] == "1"
     assert env["AZ_BATCHAI_NUM_GPUS"] == "1"
+
+
+@pytest.fixture
+def gpu_files(gpu_nodes: SlurmCluster) -> Iterator[None]:
+    """The GPUs' device files where a real node has them, /dev (the test nodes share the host's
+    mounts): the GPUs Slurm hands out are those of the cluster's gres.conf, elsewhere."""
+    with nvidia_device_files(2):
+        yield
+
+
+def test_a_sandboxed_job_finds_the_device_files_of_the_gpus_slurm_assigned_only(
+    on_slurm: Bai, gpu_zero_held: None, gpu_files: None, tmp_path: Path
+) -> None:
+    bai = on_slurm
+    listing = "ls /dev | grep nvidia | xargs > $AZ_BATCHAI_OUTPUT_OUT/devices.txt"
+    bai("cluster", "create", "-w", "ws", "-n", "cpu", "--executor", "slurm",
+        "--partition", "debug", "--gpus-per-node", "0")  # fmt: skip
+    found = {}
+    for cluster in ("gpu", "cpu"):
+        path = write_job(tmp_path, custom_job(listing, outputDirectories=OUT), f"{cluster}.json")
+        bai("job", "create", "-w", "ws", "-e", "exp", "-c", cluster, "-n", cluster, "-f", path)
+        job: dict[str, Any] = bai.wait(cluster, timeout=60)
+        assert job["executionState"] == "succeeded", bai.why(job)
+        outputs = storage_dir(bai, "acct", "file", "logs") / job["jobOutputDirectoryPathSegment"]
+        found[cluster] = (outputs / "outputs" / "devices.txt").read_text().strip()
+    # GPU 1, the only one Slurm could give; a job given none gets only the driver's own file
+    assert found == {"gpu": "nvidia1 nvidiactl", "cpu": "nvidiactl"}
 
 
 def test_two_gpus_per_node(on_slurm: Bai, gpu_nodes: SlurmCluster, tmp_path: Path) -> None:

@@ -7,15 +7,14 @@ NVML finds, and what openbai hands out (the node's ``CUDA_VISIBLE_DEVICES``) is 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Bai
+from gpu_files import nvidia_device_files
 from polling import wait_until
 
 from .conftest import LOGS_AND_SCRIPTS, custom_job, storage_dir, write_job
@@ -82,21 +81,8 @@ def test_each_node_of_a_vm_size_gets_its_own_gpus(
 
 @pytest.fixture
 def gpu_files(six_gpus: None) -> Iterator[None]:
-    """The device files of six GPUs and the driver's control device in /dev, as the NVIDIA
-    driver makes them (character devices 195:N): this machine has none."""
-    if any(name.startswith("nvidia") for name in os.listdir("/dev")):
-        pytest.skip("this machine has NVIDIA device files: they are not replaced")
-    if os.getuid() != 0:
-        pytest.skip("device files are made by root")
-    made = []
-    try:
-        for minor, name in [*((i, f"nvidia{i}") for i in range(6)), (255, "nvidiactl")]:
-            os.mknod(f"/dev/{name}", 0o666 | stat.S_IFCHR, os.makedev(195, minor))
-            made.append(f"/dev/{name}")
+    with nvidia_device_files(6):
         yield
-    finally:
-        for path in made:
-            os.unlink(path)
 
 
 def test_a_sandboxed_job_finds_the_device_files_of_its_nodes_gpus_only(

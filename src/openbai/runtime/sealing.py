@@ -11,6 +11,7 @@ from openbai.mounts.base import Mount
 from openbai.plan.job_plan import NodeLimits
 from openbai.plan.results import JobError
 from openbai.runtime.cgroups import Cgroup
+from openbai.runtime.environment import node_gpus
 from openbai.runtime.gpu_devices import gpu_devices
 from openbai.runtime.node import NodeContext
 from openbai.runtime.sandbox import (
@@ -106,12 +107,22 @@ def seal(ctx: NodeContext) -> tuple[Sandbox | None, Cgroup | None]:
             hidden=private,
             writable=[layout.mount_root, layout.job_temp_dir, layout.shared_job_temp],
             readable=tool_paths(ctx.host_env()),
-            devices=gpu_devices(ctx.gpus),
+            devices=gpu_devices(sandbox_gpus(ctx)),
         )
         for path in sandbox.writable:
             sandbox.grant(path)
     name = f"{group_prefix(ctx.plan.job_uid)}{ctx.node.index}"
     return sandbox, Cgroup.create(name, node_limits(ctx))
+
+
+def sandbox_gpus(ctx: NodeContext) -> list[int] | None:
+    """The GPUs whose device files the node's sandbox binds: those openbai gave the node, or
+    those its scheduler assigned (none when it assigned none); None (every GPU's) only where
+    the scheduler names them otherwise than by index."""
+    if ctx.gpus is not None:
+        return ctx.gpus
+    assigned = node_gpus(ctx.node, ctx.host_env())
+    return [int(g) for g in assigned] if all(g.isdigit() for g in assigned) else None
 
 
 def open_volumes(
