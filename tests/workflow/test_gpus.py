@@ -19,7 +19,10 @@ from polling import wait_until
 
 from .conftest import LOGS_AND_SCRIPTS, custom_job, storage_dir, write_job
 
-PROBE = 'echo "{\\"node\\": \\"$AZ_BATCH_NODE_ID\\", \\"gpus\\": \\"$AZ_BATCHAI_NUM_GPUS\\", \\"cuda\\": \\"$CUDA_VISIBLE_DEVICES\\"}"'
+PROBE = (
+    'echo "{\\"node\\": \\"$AZ_BATCH_NODE_ID\\", \\"gpus\\": \\"$AZ_BATCHAI_NUM_GPUS\\",'
+    ' \\"cuda\\": \\"$CUDA_VISIBLE_DEVICES\\", \\"devices\\": \\"$(ls /dev | grep nvidia | xargs)\\"}"'
+)
 
 
 @pytest.fixture
@@ -73,10 +76,25 @@ def test_each_node_of_a_vm_size_gets_its_own_gpus(
         assert finished["executionState"] == "succeeded", finished["executionInfo"]
         (line,) = _lines(bai, finished)
         seen[line["node"]] = line
+    # each sees its two GPUs alone (tests below: their device files), as CUDA numbers them
     assert {n: (v["gpus"], v["cuda"]) for n, v in seen.items()} == {
-        "nc12-0": ("2", "2,3"),
-        "nc12-1": ("2", "4,5"),
+        "nc12-0": ("2", "0,1"),
+        "nc12-1": ("2", "0,1"),
     }
+
+
+def test_without_a_sandbox_a_job_sees_the_machines_gpus_by_their_indices(
+    six_gpus: None, recipes: Bai, tmp_path: Path
+) -> None:
+    """Every GPU's device file is in sight then: CUDA_VISIBLE_DEVICES picks the node's."""
+    bai = recipes
+    bai("cluster", "create", "-w", "ws", "-n", "open", "-s", "STANDARD_NC12", "--nodes", "1",
+        "--no-sandbox")  # fmt: skip
+    path = write_job(tmp_path, custom_job(PROBE), "open.json")
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "open", "-n", "open", "-f", path)
+    finished = bai.wait("open")
+    assert finished["executionState"] == "succeeded", bai.why(finished)
+    assert [(v["gpus"], v["cuda"]) for v in _lines(bai, finished)] == [("2", "2,3")]
 
 
 @pytest.fixture
@@ -92,17 +110,19 @@ def test_a_sandboxed_job_finds_the_device_files_of_its_nodes_gpus_only(
     sandbox binds only its own GPUs' device files (and the driver's shared ones)."""
     bai = recipes
     bai("cluster", "create", "-w", "ws", "-n", "nc12", "-s", "STANDARD_NC12", "--nodes", "2")
-    probe = 'echo "{\\"node\\": \\"$AZ_BATCH_NODE_ID\\", \\"devices\\": \\"$(ls /dev | grep nvidia | xargs)\\"}"; sleep 2'
     for name in ("a", "b"):
-        path = write_job(tmp_path, custom_job(probe), f"{name}.json")
+        path = write_job(tmp_path, custom_job(f"{PROBE}; sleep 2"), f"{name}.json")
         bai("job", "create", "-w", "ws", "-e", "exp", "-c", "nc12", "-n", name, "-f", path)
     seen = {}
     for name in ("a", "b"):
         finished = bai.wait(name)
         assert finished["executionState"] == "succeeded", bai.why(finished)
         (line,) = _lines(bai, finished)
-        seen[line["node"]] = line["devices"]
-    assert seen == {"nc12-0": "nvidia2 nvidia3 nvidiactl", "nc12-1": "nvidia4 nvidia5 nvidiactl"}
+        seen[line["node"]] = (line["devices"], line["cuda"])
+    assert seen == {
+        "nc12-0": ("nvidia2 nvidia3 nvidiactl", "0,1"),
+        "nc12-1": ("nvidia4 nvidia5 nvidiactl", "0,1"),
+    }
 
 
 def test_a_cluster_asking_for_more_gpus_than_the_machine_has_is_refused(
@@ -128,7 +148,7 @@ def test_a_cluster_asking_for_more_gpus_than_the_machine_has_is_refused(
 
 @pytest.mark.skipif(shutil.which("mpirun") is None, reason="OpenMPI (mpirun) is not installed")
 def test_the_ranks_of_a_local_two_node_mpi_job_have_both_nodes_gpus_and_limits(
-    six_gpus: None, recipes: Bai, tmp_path: Path
+    gpu_files: None, recipes: Bai, tmp_path: Path
 ) -> None:
     """On a local cluster every node is this machine: the first node's mpirun starts every
     rank itself, in its sandbox, which then has the GPUs and limits of both nodes (with its
@@ -147,10 +167,11 @@ def test_the_ranks_of_a_local_two_node_mpi_job_have_both_nodes_gpus_and_limits(
     bai("job", "create", "-w", "ws", "-e", "exp", "-c", "nc12", "-n", "mpi", "-f", path)
     finished = bai.wait("mpi")
     assert finished["executionState"] == "succeeded", bai.why(finished)
-    seen = sorted((v["node"], v["gpus"], v["cuda"]) for v in _lines(bai, finished))
+    seen = sorted((v["node"], v["gpus"], v["cuda"], v["devices"]) for v in _lines(bai, finished))
     # each rank picks its GPU by its local rank (0-3): all four are visible; the variable
     # keeps the node's own count, as the cluster's VM size says
-    assert seen == [(str(r), "2", "2,3,4,5") for r in range(4)]
+    both = "nvidia2 nvidia3 nvidia4 nvidia5 nvidiactl"
+    assert seen == [(str(r), "2", "0,1,2,3", both) for r in range(4)]
     folder = (
         storage_dir(bai, "acct", "file", "logs")
         / str(finished["jobOutputDirectoryPathSegment"])

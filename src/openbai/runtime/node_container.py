@@ -10,7 +10,7 @@ from pathlib import Path
 
 from openbai.runtime import containers, job_container
 from openbai.runtime.environment import JobEnvironment
-from openbai.runtime.sealing import node_limits
+from openbai.runtime.sealing import host_gpus, node_limits
 from openbai.runtime.stopping import JobFailure
 from openbai.runtime.tasks import NodeTasks
 
@@ -20,6 +20,7 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
     ctx = tasks.ctx
     spec = ctx.plan.container
     assert spec is not None
+    gpus = host_gpus(ctx)  # on Slurm, those it assigned: a container gets no GPU not named
     runtime = containers.find_runtime(ctx.plan.container_runtime)
     if runtime is None:
         looked = ctx.plan.container_runtime or ", ".join(containers.RUNTIMES)
@@ -54,7 +55,7 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
             name,
             binds,
             log,
-            gpus=ctx.gpus or (),
+            gpus=gpus or (),
             seal=seal,
             cidfile=ctx.layout.run_dir / f"node-{ctx.node.index}.cid",
             control=control,
@@ -85,10 +86,12 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
         # the runtime's group holds the container's processes: the slot counts its OOM
         # kills and process-limit hits, and empties it at the end, as its own
         tasks.cgroup.watch(tasks.container.groups)
-    gpus = ctx.gpus
-    if gpus is not None and runtime != containers.APPTAINER:
+    if gpus is not None and runtime == containers.APPTAINER:
+        # --nv shows every GPU of the machine: the host's indices pick the node's
+        env.variables["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
+    elif gpus is not None:
         # the container sees only the node's GPUs, numbered from 0; NVIDIA's runtime hooks
-        # read the host's indices (apptainer's --nv shows them all: the host's indices stay)
+        # read the host's indices
         env.variables["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(gpus)))
         env.variables["NVIDIA_VISIBLE_DEVICES"] = ",".join(map(str, gpus)) if gpus else "void"
     tasks.container_env = set(env.variables)

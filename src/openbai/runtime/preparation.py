@@ -21,7 +21,7 @@ from openbai.runtime.environment import JobEnvironment, build_environment
 from openbai.runtime.expand import expand_path
 from openbai.runtime.node import MPI_TOOLS
 from openbai.runtime.output_files import Volumes
-from openbai.runtime.sealing import describe, open_volumes, seal
+from openbai.runtime.sealing import cuda_devices, describe, open_volumes, seal
 from openbai.runtime.stopping import JobFailure
 from openbai.runtime.tasks import NodeTasks
 from openbai.runtime.toolkits import host_file_lines
@@ -87,7 +87,7 @@ def prepare_node(tasks: NodeTasks, mounts: list[Mount]) -> JobEnvironment:
     volumes = tasks.volumes = Volumes(mounts)
     mounts.extend(mount_all(plan.cluster_mounts, layout.mount_root, ctx.log))
     open_volumes(tasks.sandbox, mounts)
-    env = build_environment(plan, node, layout, ctx.host_env(), visible_gpus=ctx.gpus)
+    env = build_environment(plan, node, layout, ctx.host_env(), visible_gpus=cuda_devices(ctx))
     _run_setup_task(tasks, env)
     mounts.extend(mount_all(plan.job_mounts, layout.job_mount_root, ctx.log))
     for folder in [env.stdouterr_dir, *env.output_dirs.values()]:

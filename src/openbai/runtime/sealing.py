@@ -107,7 +107,7 @@ def seal(ctx: NodeContext) -> tuple[Sandbox | None, Cgroup | None]:
             hidden=private,
             writable=[layout.mount_root, layout.job_temp_dir, layout.shared_job_temp],
             readable=tool_paths(ctx.host_env()),
-            devices=gpu_devices(sandbox_gpus(ctx)),
+            devices=gpu_devices(host_gpus(ctx)),
         )
         for path in sandbox.writable:
             sandbox.grant(path)
@@ -115,14 +115,26 @@ def seal(ctx: NodeContext) -> tuple[Sandbox | None, Cgroup | None]:
     return sandbox, Cgroup.create(name, node_limits(ctx))
 
 
-def sandbox_gpus(ctx: NodeContext) -> list[int] | None:
-    """The GPUs whose device files the node's sandbox binds: those openbai gave the node, or
-    those its scheduler assigned (none when it assigned none); None (every GPU's) only where
-    the scheduler names them otherwise than by index."""
+def host_gpus(ctx: NodeContext) -> list[int] | None:
+    """The machine's GPUs the node's tasks use, by index, whose device files its sandbox
+    binds and its container gets: those openbai gave the node (and the nodes it hosts), or
+    those its scheduler assigned (none when it assigned none); None (every GPU's files) only
+    where the scheduler names them otherwise than by index."""
     if ctx.gpus is not None:
         return ctx.gpus
     assigned = node_gpus(ctx.node, ctx.host_env())
     return [int(g) for g in assigned] if all(g.isdigit() for g in assigned) else None
+
+
+def cuda_devices(ctx: NodeContext) -> list[int] | None:
+    """What ``CUDA_VISIBLE_DEVICES`` lists for the node's tasks. A sandbox shows them only
+    their GPUs' device files, and CUDA numbers the GPUs it can open from 0 (as in a container,
+    or under Slurm's device constraint): 0 to n-1. Without a sandbox, the machine's indices;
+    None: the scheduler's own value stands."""
+    gpus = host_gpus(ctx)
+    if ctx.plan.sandbox and gpus is not None:
+        return list(range(len(gpus)))
+    return ctx.gpus
 
 
 def open_volumes(

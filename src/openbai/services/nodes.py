@@ -153,6 +153,8 @@ def _local_command(
         devices=gpu_devices(login.gpus),
     )
     env.update(sandbox.user_env(temp))
+    # the sandbox shows the node's GPUs only, which CUDA numbers from 0 (as a job's tasks)
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(login.gpus or [])))
     return NodeCommand(sandbox.argv(argv, temp), env, str(temp))
 
 
