@@ -34,7 +34,7 @@ def gpu_devices(
     sys_drm: Path = SYS_DRM,
 ) -> list[Path]:
     """The device files for ``gpus`` (NVML indices) with the shared ones; every GPU's where
-    ``gpus`` is None (a scheduler assigned them, and fences them itself)."""
+    ``gpus`` is None (a scheduler named them otherwise than by index)."""
     names = _listdir(dev)
     shared = [dev / n for n in names if n.startswith("nvidia") and not n[6:].isdigit()]
     if gpus is None:
