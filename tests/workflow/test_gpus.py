@@ -57,6 +57,21 @@ def _lines(bai: Bai, job: dict[str, object]) -> list[dict[str, str]]:
     ]
 
 
+def _on_both_slots(bai: Bai, tmp_path: Path, cluster: str) -> dict[str, dict[str, str]]:
+    """What PROBE printed in two one-node jobs run at once on the two-node ``cluster``, one on
+    each slot, by node."""
+    for name in ("a", "b"):
+        path = write_job(tmp_path, custom_job(f"{PROBE}; sleep 2"), f"{name}.json")
+        bai("job", "create", "-w", "ws", "-e", "exp", "-c", cluster, "-n", name, "-f", path)
+    seen = {}
+    for name in ("a", "b"):
+        finished = bai.wait(name)
+        assert finished["executionState"] == "succeeded", bai.why(finished)
+        (line,) = _lines(bai, finished)
+        seen[line["node"]] = line
+    return seen
+
+
 def test_each_node_of_a_vm_size_gets_its_own_gpus(
     six_gpus: None, recipes: Bai, tmp_path: Path
 ) -> None:
@@ -66,16 +81,7 @@ def test_each_node_of_a_vm_size_gets_its_own_gpus(
     )
     assert created["openbai"]["gpusPerNode"] == 2 and created["gpuCount"] == 4
     assert _node_gpus(bai, "nc12", 2) == [[2, 3], [4, 5]]
-    # two one-node jobs run at once, one on each slot: never the same GPUs
-    for name in ("a", "b"):
-        path = write_job(tmp_path, custom_job(f"{PROBE}; sleep 2"), f"{name}.json")
-        bai("job", "create", "-w", "ws", "-e", "exp", "-c", "nc12", "-n", name, "-f", path)
-    seen = {}
-    for name in ("a", "b"):
-        finished = bai.wait(name)
-        assert finished["executionState"] == "succeeded", finished["executionInfo"]
-        (line,) = _lines(bai, finished)
-        seen[line["node"]] = line
+    seen = _on_both_slots(bai, tmp_path, "nc12")
     # each sees its two GPUs alone (tests below: their device files), as CUDA numbers them
     assert {n: (v["gpus"], v["cuda"]) for n, v in seen.items()} == {
         "nc12-0": ("2", "0,1"),
@@ -110,15 +116,7 @@ def test_a_sandboxed_job_finds_the_device_files_of_its_nodes_gpus_only(
     sandbox binds only its own GPUs' device files (and the driver's shared ones)."""
     bai = recipes
     bai("cluster", "create", "-w", "ws", "-n", "nc12", "-s", "STANDARD_NC12", "--nodes", "2")
-    for name in ("a", "b"):
-        path = write_job(tmp_path, custom_job(f"{PROBE}; sleep 2"), f"{name}.json")
-        bai("job", "create", "-w", "ws", "-e", "exp", "-c", "nc12", "-n", name, "-f", path)
-    seen = {}
-    for name in ("a", "b"):
-        finished = bai.wait(name)
-        assert finished["executionState"] == "succeeded", bai.why(finished)
-        (line,) = _lines(bai, finished)
-        seen[line["node"]] = (line["devices"], line["cuda"])
+    seen = {n: (v["devices"], v["cuda"]) for n, v in _on_both_slots(bai, tmp_path, "nc12").items()}
     assert seen == {
         "nc12-0": ("nvidia2 nvidia3 nvidiactl", "0,1"),
         "nc12-1": ("nvidia4 nvidia5 nvidiactl", "0,1"),
