@@ -103,6 +103,36 @@ def test_without_a_sandbox_a_job_sees_the_machines_gpus_by_their_indices(
     assert [(v["gpus"], v["cuda"]) for v in _lines(bai, finished)] == [("2", "2,3")]
 
 
+def test_the_clusters_setup_task_sees_its_nodes_gpus_as_its_jobs_do(
+    six_gpus: None, recipes: Bai, tmp_path: Path
+) -> None:
+    """The setup task runs in the node's sandbox too, which shows it the node's GPUs alone."""
+    bai = recipes
+    cluster = {
+        "properties": {
+            "vmSize": "STANDARD_NC12",
+            "scaleSettings": {"manual": {"targetNodeCount": 1}},
+            "nodeSetup": {
+                "setupTask": {
+                    "commandLine": 'echo "cuda $CUDA_VISIBLE_DEVICES"',
+                    "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/logs",
+                },
+                "mountVolumes": LOGS_AND_SCRIPTS,
+            },
+        }
+    }
+    (tmp_path / "cluster.json").write_text(json.dumps(cluster))
+    bai("cluster", "create", "-w", "ws", "-n", "setup", "-f", str(tmp_path / "cluster.json"))
+    assert _node_gpus(bai, "setup", 1) == [[2, 3]]
+    path = write_job(tmp_path, custom_job(PROBE), "after.json")
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "setup", "-n", "after", "-f", path)
+    finished = bai.wait("after")
+    assert finished["executionState"] == "succeeded", bai.why(finished)
+    assert [v["cuda"] for v in _lines(bai, finished)] == ["0,1"]
+    (printed,) = storage_dir(bai, "acct", "file", "logs").rglob("stdout-setup-0.txt")
+    assert printed.read_text() == "cuda 0,1\n"
+
+
 @pytest.fixture
 def gpu_files(six_gpus: None) -> Iterator[None]:
     with nvidia_device_files(6):

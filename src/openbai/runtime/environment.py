@@ -41,17 +41,16 @@ def node_gpus(node: NodeSpec, host_env: Mapping[str, str]) -> list[str]:
 
 
 def gpu_variables(
-    node: NodeSpec, host_env: Mapping[str, str], visible: Sequence[int] | None = None
+    node: NodeSpec, host_env: Mapping[str, str], visible: Sequence[int] | None
 ) -> dict[str, str]:
-    """``AZ_BATCHAI_NUM_GPUS`` (the node's) and what makes CUDA see the node's GPUs and no
-    other: NVML's indices (PCI bus order) in ``CUDA_VISIBLE_DEVICES``, or Slurm's value as
-    Slurm set it. ``visible``: the GPUs the node's tasks see where that is more than its own
-    (the first node's mpirun starting the ranks of other nodes of its host too)."""
+    """``AZ_BATCHAI_NUM_GPUS`` (the node's) and ``CUDA_VISIBLE_DEVICES``: ``visible``, the
+    CUDA devices the node's tasks see (``sealing.cuda_devices``), in PCI bus order; where that
+    is None (a scheduler named the GPUs), its value as it set it, or the GPUs it assigned."""
     gpus = node_gpus(node, host_env)
     v = {"AZ_BATCHAI_NUM_GPUS": str(len(gpus)), "AZ_BATCHAI_NUM_GPUS_PER_NODE": str(len(gpus))}
     if visible is not None:
         v["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in visible)
-    elif node.gpus is not None or "CUDA_VISIBLE_DEVICES" not in host_env:
+    elif "CUDA_VISIBLE_DEVICES" not in host_env:
         v["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     v["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
     return v
@@ -63,7 +62,7 @@ def build_environment(
     layout: NodeLayout,
     host_env: Mapping[str, str],
     *,
-    visible_gpus: Sequence[int] | None = None,
+    visible_gpus: Sequence[int] | None,
 ) -> JobEnvironment:
     v: dict[str, str] = {
         "AZ_BATCHAI_MOUNT_ROOT": str(layout.mount_root),

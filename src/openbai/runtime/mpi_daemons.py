@@ -6,8 +6,9 @@ system picks and writes the port and a token (``node-K.mpi``, 0600) in the run d
 first node, once every node is prepared, hands them to mpirun (:func:`agent_env`). Each
 request with the node's token starts its words with bash, as a non-primary task of the job on
 this node (sandbox, job user, control group, the node's job variables; in the node's container
-for a job that has one), and relays the task's output back until it ends; a request whose agent went away stops its task. The listener closes
-before the node's tasks are stopped, so that nothing starts after.
+for a job that has one), and relays the task's output back until it ends; a request whose
+agent went away stops its task. The listener closes before the node's tasks are stopped, so
+that nothing starts after.
 """
 
 from __future__ import annotations
