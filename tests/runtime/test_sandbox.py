@@ -20,6 +20,7 @@ import pytest
 from conftest import Bai
 from job_files import logged_job, with_logs_share, write_job
 from plans import job_plan
+from polling import wait_until
 
 from openbai.plan.job_plan import MountSpec
 
@@ -306,9 +307,13 @@ def test_a_terminate_its_runner_never_answered_ends_terminated(ws: Bai, tmp_path
     runner = psutil.Process(json.loads(runner_file.read_text())[0])
     runner.suspend()
     ws("job", "terminate", "-w", "ws", "-e", "exp", "-n", "stuck", "-y", "--no-wait")
+    # the force comes after the stop request (from the terminate, or from the dispatcher
+    # once it has stored the runner's handle: a job may show running a round before)
+    stop = runner_file.parent / "stop.requested"
+    wait_until(stop.exists, "the stop request")
     runner.kill()  # what the dispatcher does when its grace is over
     shown = ws.wait("stuck")
-    assert [e["code"] for e in shown["executionInfo"]["errors"]] == ["JobTerminated"], shown
+    assert [e["code"] for e in shown["executionInfo"]["errors"]] == ["JobTerminated"], ws.why(shown)
     assert_gone_within("sleep 4715", 2)
 
 
