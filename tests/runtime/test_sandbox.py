@@ -307,8 +307,8 @@ def test_a_terminate_its_runner_never_answered_ends_terminated(ws: Bai, tmp_path
     runner = psutil.Process(json.loads(runner_file.read_text())[0])
     runner.suspend()
     ws("job", "terminate", "-w", "ws", "-e", "exp", "-n", "stuck", "-y", "--no-wait")
-    # the force comes after the stop request (from the terminate, or from the dispatcher
-    # once it has stored the runner's handle: a job may show running a round before)
+    # the dispatcher's force comes after its stop request (a runner dead before that is
+    # tests/services/test_dispatcher.py's case)
     stop = runner_file.parent / "stop.requested"
     wait_until(stop.exists, "the stop request")
     runner.kill()  # what the dispatcher does when its grace is over

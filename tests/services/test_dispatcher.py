@@ -4,12 +4,15 @@ a local 4-node cluster (node runners forked by the fork server)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
+from polling import wait_until
 from sqlalchemy import null, select, update
 
 from openbai.installation import App
@@ -197,3 +200,26 @@ def test_a_node_is_given_to_a_job_only_once_its_setup_run_has_ended(
     gate.touch()
     run_until_ended(dispatcher, local4)
     assert states(local4)["after-setup"] == ("succeeded", [0])
+
+
+def test_a_job_terminated_before_its_handle_is_stored_ends_terminated(local4: App) -> None:
+    """A job shows running a round before the dispatcher stores its runner's handle, so a
+    terminate in that round cannot reach the runner itself: the next round asks it to stop.
+    A runner that died meanwhile ends the job terminated, as the user asked, not lost."""
+    queue(local4, "short-lived", "sleep 300")
+    dispatcher = Dispatcher(local4)
+    dispatcher.tick()
+    with local4.db.reading() as s:
+        job_id, uid, ref = s.execute(select(Job.id, Job.uid, Job.executor_ref)).one()
+    assert states(local4)["short-lived"][0] == "running"
+    assert ref is None  # stored with the next round
+    jobs.request_termination(local4, job_id)
+    runner_file = local4.settings.runs_root / uid / "node-0.runner"
+    wait_until(runner_file.exists, "the runner")
+    runner = psutil.Process(json.loads(runner_file.read_text())[0])
+    runner.kill()
+    runner.wait(10)
+    run_until_ended(dispatcher, local4)
+    with local4.db.reading() as s:
+        errors = s.scalar(select(Job.errors))
+    assert [e["code"] for e in errors] == ["JobTerminated"], errors

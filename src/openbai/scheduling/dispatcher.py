@@ -334,6 +334,14 @@ class Dispatcher:
         """Look at one handed-out job; True if it ended."""
         ref = JobRef(ref_data["executor"], ref_data["data"])
         executor = self.app.executor(ref.executor)
+        if terminate:
+            # before its status: a terminate made before the handle was stored reached no
+            # runner, and one that died since then ends terminated, as asked, not lost
+            force = state == ExecutionState.TERMINATING and utcnow() - changed_at > _TERMINATE_GRACE
+            try:
+                executor.cancel(ref, force=force)
+            except OpenBaiError as exc:
+                log.warning("stopping job %s: %s", job_id, exc.message)
         try:
             status = executor.status(ref)
         except ExecutorUnavailableError as exc:
@@ -348,12 +356,6 @@ class Dispatcher:
             return True
         if status.state is RunState.RUNNING and state == _QUEUED:
             found.running.append(job_id)
-        elif terminate:
-            force = state == ExecutionState.TERMINATING and utcnow() - changed_at > _TERMINATE_GRACE
-            try:
-                executor.cancel(ref, force=force)
-            except OpenBaiError as exc:
-                log.warning("stopping job %s: %s", job_id, exc.message)
         return False
 
     def _adopt(
