@@ -55,6 +55,12 @@ def gpu_devices(
     return sorted({p for p in [*shared, *own] if os.path.lexists(p)})
 
 
+def sandboxed_indices(gpus: Sequence[int]) -> list[int]:
+    """How a task shown only ``gpus``' device files numbers them: CUDA counts the GPUs it can
+    open from 0 (as in a container, or under Slurm's device constraint)."""
+    return list(range(len(gpus)))
+
+
 def nvidia_boards(driver: Path = DRIVER_GPUS) -> list[tuple[str, int]]:
     """Each board the NVIDIA driver has, as (PCI address, minor number), in PCI bus order
     (NVML's indices)."""

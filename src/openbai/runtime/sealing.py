@@ -12,7 +12,7 @@ from openbai.plan.job_plan import NodeLimits
 from openbai.plan.results import JobError
 from openbai.runtime.cgroups import Cgroup
 from openbai.runtime.environment import node_gpus
-from openbai.runtime.gpu_devices import gpu_devices
+from openbai.runtime.gpu_devices import gpu_devices, sandboxed_indices
 from openbai.runtime.node import NodeContext
 from openbai.runtime.sandbox import (
     Identity,
@@ -127,13 +127,12 @@ def host_gpus(ctx: NodeContext) -> list[int] | None:
 
 
 def cuda_devices(ctx: NodeContext) -> list[int] | None:
-    """What ``CUDA_VISIBLE_DEVICES`` lists for the node's tasks. A sandbox shows them only
-    their GPUs' device files, and CUDA numbers the GPUs it can open from 0 (as in a container,
-    or under Slurm's device constraint): 0 to n-1. Without a sandbox, the machine's indices;
-    None: the scheduler's own value stands."""
+    """What ``CUDA_VISIBLE_DEVICES`` lists for the node's tasks: in a sandbox, which shows
+    them only their GPUs' device files, 0 to n-1; without one, the machine's indices; None:
+    the scheduler's own value stands."""
     gpus = host_gpus(ctx)
     if ctx.plan.sandbox and gpus is not None:
-        return list(range(len(gpus)))
+        return sandboxed_indices(gpus)
     return ctx.gpus
 
 

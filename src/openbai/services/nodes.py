@@ -23,7 +23,7 @@ from typing import IO
 from openbai.errors import NotFoundError, SpecError
 from openbai.executors.local import LocalExecutor
 from openbai.installation import App
-from openbai.runtime.gpu_devices import gpu_devices
+from openbai.runtime.gpu_devices import gpu_devices, sandboxed_indices
 from openbai.runtime.sandbox import Identity, Sandbox, find_bwrap, probe, tool_paths
 from openbai.scheduling.planning import cluster_key
 from openbai.services.clusters import cluster_row
@@ -153,8 +153,8 @@ def _local_command(
         devices=gpu_devices(login.gpus),
     )
     env.update(sandbox.user_env(temp))
-    # the sandbox shows the node's GPUs only, which CUDA numbers from 0 (as a job's tasks)
-    env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(login.gpus or [])))
+    shown = sandboxed_indices(login.gpus or [])
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in shown)
     return NodeCommand(sandbox.argv(argv, temp), env, str(temp))
 
 
