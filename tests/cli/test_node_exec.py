@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from api.support import BAI
 from conftest import Bai
+from gpu_files import nvidia_device_files
 from polling import wait_until
 
 from .conftest import submit
@@ -61,6 +63,22 @@ def test_cluster_node_exec_is_sealed_off_like_a_job(ws: Bai) -> None:
     assert seen.returncode == 0, seen.stderr
     assert not set(seen.stdout.split()) & set(private), seen.stdout
     assert "OPENBAI_" not in cluster_exec(ws, "--exec", "env").stdout
+
+
+@pytest.fixture
+def two_gpus(bai_env: dict[str, str]) -> Iterator[None]:
+    """GPUs 0 and 1 for c1's two nodes (one each: the default size has one), with their
+    device files (this machine has no GPU)."""
+    bai_env["OPENBAI_GPUS"] = "0,1"
+    with nvidia_device_files(2):
+        yield
+
+
+def test_cluster_node_exec_sees_its_nodes_gpu_alone_as_a_job_does(two_gpus: None, ws: Bai) -> None:
+    probe = 'echo "$CUDA_VISIBLE_DEVICES"; ls /dev | grep nvidia | xargs'
+    seen = cluster_exec(ws, "-n", "c1-1", "--exec", probe)
+    assert seen.returncode == 0, seen.stderr
+    assert seen.stdout.splitlines() == ["0", "nvidia1 nvidiactl"]
 
 
 def test_bad_node_exec_requests_name_what_is_wrong(ws: Bai) -> None:
