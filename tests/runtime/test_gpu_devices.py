@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from openbai.runtime.gpu_devices import gpu_devices
+from openbai.runtime.gpu_devices import driver_view, gpu_devices
 
 #: PCI address -> the driver's minor number: not in the same order (the driver numbers boards
 #: as it probes them), so NVML index 0 (the lowest address) is /dev/nvidia1
@@ -83,3 +83,18 @@ def test_without_the_drivers_information_the_index_is_the_minor(
 
 def test_an_index_past_the_machines_boards_binds_nothing_more(machine: dict[str, Path]) -> None:
     assert names(gpu_devices([7], **machine), machine["dev"]) == SHARED
+
+
+def test_the_drivers_board_list_shows_the_nodes_boards_alone(machine: dict[str, Path]) -> None:
+    driver = machine["driver"]
+    assert driver_view([1, 2], driver) == {
+        driver: [driver / "0000:3b:00.0", driver / "0000:88:00.0"]
+    }
+    assert driver_view([], driver) == {driver: []}
+
+
+def test_the_drivers_board_list_is_left_whole_where_nothing_narrows_it(
+    machine: dict[str, Path], tmp_path: Path
+) -> None:
+    assert driver_view(None, machine["driver"]) == {}  # the scheduler's GPUs: all are bound
+    assert driver_view([0], tmp_path / "no-driver") == {}

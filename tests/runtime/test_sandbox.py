@@ -591,6 +591,26 @@ def test_a_read_only_path_inside_a_writable_one_stays_read_only(tmp_path: Path) 
     assert sorted(p.name for p in (root / "data").iterdir()) == ["in.txt"]
 
 
+def test_a_narrowed_folder_shows_the_entries_kept_alone(tmp_path: Path) -> None:
+    """How a task sees the GPU driver's list of boards: only its node's (the driver's own
+    folder, under /proc, is not on this machine: the same on a folder of the host)."""
+    from openbai.runtime.sandbox import Identity, Sandbox, find_bwrap
+
+    boards = tmp_path / "gpus"
+    for address in ("0000:1a:00.0", "0000:3b:00.0", "0000:88:00.0"):
+        (boards / address).mkdir(parents=True)
+        (boards / address / "information").write_text(f"Bus Location: {address}\n")
+    sandbox = Sandbox(
+        find_bwrap(), Identity.current(), narrowed={boards: [boards / "0000:3b:00.0"]}
+    )
+    look = f"ls {boards}; cat {boards}/*/information; touch {boards}/new 2>/dev/null || echo no"
+    done = subprocess.run(
+        sandbox.argv(["sh", "-c", look], Path("/")), capture_output=True, text=True
+    )
+    assert done.stdout == "0000:3b:00.0\nBus Location: 0000:3b:00.0\nno\n", done.stderr
+    assert len(list(boards.iterdir())) == 3
+
+
 @pytest.fixture
 def victim() -> Iterator[Path]:
     """A root-owned host file and folder outside every volume, which no job may write."""

@@ -3,7 +3,9 @@
 A task sees the host's ``/dev`` only through what its sandbox binds: NVIDIA's shared control
 devices (``nvidiactl``, ``nvidia-uvm``, ``nvidia-modeset``, ``nvidia-caps``) and, of the GPUs,
 only its node's: each one's ``/dev/nvidiaN`` and its DRI nodes (``/dev/dri/renderD*``), so a
-job that clears ``CUDA_VISIBLE_DEVICES`` still finds no GPU of another slot.
+job that clears ``CUDA_VISIBLE_DEVICES`` still finds no GPU of another slot. The driver's list
+of boards (``/proc/driver/nvidia/gpus``, where NVML looks for them) shows the node's boards
+alone, as libnvidia-container shows a container's.
 
 openbai numbers GPUs as NVML does, in PCI bus order; the driver numbers its device files by
 minor number, which the driver's ``/proc/driver/nvidia/gpus/<PCI address>/information`` gives
@@ -55,6 +57,16 @@ def gpu_devices(
     return sorted({p for p in [*shared, *own] if os.path.lexists(p)})
 
 
+def driver_view(gpus: Sequence[int] | None, driver: Path = DRIVER_GPUS) -> dict[Path, list[Path]]:
+    """The driver's board list as the node's tasks see it: ``{folder: the boards kept}``, the
+    node's boards of ``gpus`` (NVML indices); nothing to narrow where ``gpus`` is None (every
+    GPU's files are bound) or the machine has no NVIDIA driver."""
+    boards = nvidia_boards(driver)
+    if gpus is None or not boards:
+        return {}
+    return {driver: [driver / boards[i][0] for i in gpus if i < len(boards)]}
+
+
 def sandboxed_indices(gpus: Sequence[int]) -> list[int]:
     """How a task shown only ``gpus``' device files numbers them: CUDA counts the GPUs it can
     open from 0 (as in a container, or under Slurm's device constraint)."""
@@ -63,16 +75,16 @@ def sandboxed_indices(gpus: Sequence[int]) -> list[int]:
 
 def nvidia_boards(driver: Path = DRIVER_GPUS) -> list[tuple[str, int]]:
     """Each board the NVIDIA driver has, as (PCI address, minor number), in PCI bus order
-    (NVML's indices)."""
+    (NVML's indices); the address as the driver names its folder."""
     boards = []
-    for address in sorted(_listdir(driver)):
+    for address in sorted(_listdir(driver), key=str.lower):
         try:
             text = (driver / address / "information").read_text()
         except OSError:
             continue
         found = _MINOR.search(text)
         if found:
-            boards.append((address.lower(), int(found.group(1))))
+            boards.append((address, int(found.group(1))))
     return boards
 
 
@@ -84,7 +96,7 @@ def dri_nodes(address: str, dri: Path = DEV / "dri", sys_drm: Path = SYS_DRM) ->
             device = os.path.realpath(sys_drm / name / "device")
         except OSError:
             continue
-        if os.path.basename(device).lower() == address:
+        if os.path.basename(device).lower() == address.lower():
             found.append(name)
     return found
 

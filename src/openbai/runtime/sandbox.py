@@ -23,7 +23,7 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -230,6 +230,7 @@ class Sandbox:
         writable: Iterable[Path] = (),
         readable: Iterable[Path] = (),
         devices: Iterable[Path] = (),
+        narrowed: Mapping[Path, Iterable[Path]] | None = None,
     ):
         self.bwrap = bwrap
         self.identity = identity
@@ -240,6 +241,8 @@ class Sandbox:
         self.readable = list(readable)
         #: host devices the job uses (GPUs)
         self.devices = list(devices)
+        #: folders shown with only some of their entries (the GPU driver's list of boards)
+        self.narrowed = {folder: list(kept) for folder, kept in (narrowed or {}).items()}
 
     def grant(self, path: Path) -> None:
         """Make ``path`` and what is below it the job user's, so that the job can write
@@ -285,6 +288,11 @@ class Sandbox:
         args += ["--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "1777", "--tmpfs", "/tmp"]
         for device in self.devices:
             args += ["--dev-bind", str(device), str(device)]
+        for folder, kept in self.narrowed.items():
+            for top in _existing([folder]):
+                args += ["--perms", "0555", "--tmpfs", top]
+                for entry in _existing(kept):
+                    args += ["--ro-bind", entry, entry]
         binds = [(p, "--bind") for p in _existing(self.writable)]
         binds += [(p, "--ro-bind") for p in _existing(self.readable)]
         # what is hidden, and every directory on the way to a bind that the job user could
