@@ -2,8 +2,8 @@
 
 ``on_slurm``: an installation (the root ``workspace`` fixture: workspace ``ws``, experiment
 ``exp``, local 2-node cluster ``c1``) plus the Slurm cluster ``gpu`` on partition ``debug``
-and the embedded account ``acct`` (shares ``logs`` and ``scripts``, container ``data``).
-Slurm jobs the test leaves behind are cancelled afterwards.
+and the embedded account ``acct`` (shares ``logs`` and ``scripts``, container ``data``);
+``with_cpu_cluster`` adds the Slurm cluster ``cpu`` on ``debug``, without GPUs. Slurm jobs the test leaves behind are cancelled afterwards.
 """
 
 from __future__ import annotations
@@ -29,6 +29,13 @@ def on_slurm(slurm_env: SlurmCluster, workspace: Bai) -> Iterator[Bai]:
     bai("storage", "container", "create", "--account", "acct", "-n", "data")
     yield bai
     cancel_jobs_of(slurm_env, bai)
+
+
+@pytest.fixture
+def with_cpu_cluster(on_slurm: Bai) -> Bai:
+    on_slurm("cluster", "create", "-w", "ws", "-n", "cpu", "--executor", "slurm",
+             "--partition", "debug", "--gpus-per-node", "0")  # fmt: skip
+    return on_slurm
 
 
 def cancel_jobs_of(cluster: SlurmCluster, bai: Bai) -> None:

@@ -27,14 +27,12 @@ def output(bai: Bai, job: str, name: str = "stdout.txt") -> str:
 
 
 def test_an_mpi_job_in_a_container_runs_its_ranks_in_the_container_of_each_node(
-    on_slurm: Bai, podman: Podman, tmp_path: Path
+    with_cpu_cluster: Bai, podman: Podman, tmp_path: Path
 ) -> None:
     """As Batch AI's two-node Horovod and ChainerMN recipes run: mpirun in the image, on the
     first node, starts the ranks of the second node in that node's container."""
-    bai = on_slurm
     # no GPUs: the test nodes' are device files without a driver, which no container can get
-    bai("cluster", "create", "-w", "ws", "-n", "cpu", "--executor", "slurm",
-        "--partition", "debug", "--gpus-per-node", "0")  # fmt: skip
+    bai = with_cpu_cluster
     rank = (
         "echo rank $OMPI_COMM_WORLD_RANK on $(hostname) image $(cat /etc/openbai-test-image)"
         f" prepared on $(cat /tmp/prepared-on); {ALLREDUCE}"

@@ -98,12 +98,10 @@ def gpu_files(gpu_nodes: SlurmCluster) -> Iterator[None]:
 
 
 def test_a_sandboxed_job_finds_the_device_files_of_the_gpus_slurm_assigned_only(
-    on_slurm: Bai, gpu_zero_held: None, gpu_files: None, tmp_path: Path
+    with_cpu_cluster: Bai, gpu_zero_held: None, gpu_files: None, tmp_path: Path
 ) -> None:
-    bai = on_slurm
+    bai = with_cpu_cluster
     listing = "ls /dev | grep nvidia | xargs > $AZ_BATCHAI_OUTPUT_OUT/devices.txt"
-    bai("cluster", "create", "-w", "ws", "-n", "cpu", "--executor", "slurm",
-        "--partition", "debug", "--gpus-per-node", "0")  # fmt: skip
     found = {}
     for cluster in ("gpu", "cpu"):
         path = write_job(tmp_path, custom_job(listing, outputDirectories=OUT), f"{cluster}.json")
@@ -129,13 +127,9 @@ def test_two_gpus_per_node(on_slurm: Bai, gpu_nodes: SlurmCluster, tmp_path: Pat
 
 
 def test_a_cluster_without_gpus_asks_slurm_for_none(
-    on_slurm: Bai, gpu_nodes: SlurmCluster, tmp_path: Path
+    gpu_nodes: SlurmCluster, with_cpu_cluster: Bai, tmp_path: Path
 ) -> None:
-    bai = on_slurm
-    bai(
-        "cluster", "create", "-w", "ws", "-n", "cpu", "--executor", "slurm",
-        "--partition", "debug", "--gpus-per-node", "0",
-    )  # fmt: skip
+    bai = with_cpu_cluster
     env = _job_env(bai, tmp_path, "cpu", "j3")
     assert "SLURM_JOB_GPUS" not in env
     assert env["AZ_BATCHAI_NUM_GPUS"] == "0"
