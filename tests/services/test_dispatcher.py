@@ -221,5 +221,5 @@ def test_a_job_terminated_before_its_handle_is_stored_ends_terminated(local4: Ap
     runner.wait(10)
     run_until_ended(dispatcher, local4)
     with local4.db.reading() as s:
-        errors = s.scalar(select(Job.errors))
+        errors = s.scalar(select(Job.errors)) or []
     assert [e["code"] for e in errors] == ["JobTerminated"], errors

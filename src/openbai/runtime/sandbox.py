@@ -289,8 +289,8 @@ class Sandbox:
         for device in self.devices:
             args += ["--dev-bind", str(device), str(device)]
         for folder, kept in self.narrowed.items():
-            for top in _existing([folder]):
-                args += ["--perms", "0555", "--tmpfs", top]
+            for shown in _existing([folder]):
+                args += ["--perms", "0555", "--tmpfs", shown]
                 for entry in _existing(kept):
                     args += ["--ro-bind", entry, entry]
         binds = [(p, "--bind") for p in _existing(self.writable)]
