@@ -2,8 +2,10 @@
 
 For a machine with an NVIDIA GPU and PyTorch (CUDA build) installed beside openbai:
 ``python -m bench gpu_job``. The job trains a small model for a few steps on generated data
-and prints what it got: ``AZ_BATCHAI_NUM_GPUS``, ``torch.cuda.is_available()``, the device's
-name. The script prints the job's ``stdout.txt`` and exits with the job's exit code.
+and prints what it got: ``AZ_BATCHAI_NUM_GPUS``, ``CUDA_VISIBLE_DEVICES`` (0: the sandbox
+shows the node's GPU alone), the GPU device files and driver's boards it finds (its own only),
+``nvidia-smi -L``, ``torch.cuda.is_available()``, the device's name. The script prints the
+job's ``stdout.txt`` and exits with the job's exit code.
 """
 
 from __future__ import annotations
@@ -16,9 +18,16 @@ import tempfile
 from pathlib import Path
 
 TRAIN = """
-import os, torch
+import os, shutil, subprocess, torch
 print("AZ_BATCHAI_NUM_GPUS", os.environ["AZ_BATCHAI_NUM_GPUS"])
 print("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"))
+# what the sandbox shows of the machine's GPUs: the node's device files and boards alone
+print("device files", sorted(n for n in os.listdir("/dev") if n.startswith("nvidia")))
+boards = "/proc/driver/nvidia/gpus"
+print("driver's boards", sorted(os.listdir(boards)) if os.path.isdir(boards) else None)
+if shutil.which("nvidia-smi"):
+    smi = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+    print("nvidia-smi -L:", smi.stdout.strip(), smi.stderr.strip())
 print("cuda available", torch.cuda.is_available())
 device = torch.device("cuda")
 print("device", torch.cuda.get_device_name(0))
