@@ -340,6 +340,8 @@ class Dispatcher:
             force = state == ExecutionState.TERMINATING and utcnow() - changed_at > _TERMINATE_GRACE
             try:
                 executor.cancel(ref, force=force)
+            except ExecutorUnavailableError as exc:
+                unreachable.add(f"{ref.executor}: {exc.message}")
             except OpenBaiError as exc:
                 log.warning("stopping job %s: %s", job_id, exc.message)
         try:
