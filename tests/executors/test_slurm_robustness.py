@@ -136,6 +136,21 @@ def test_jobs_survive_a_restart_of_the_slurm_controller(
         assert job["executionInfo"]["errors"] is None or job["executionInfo"]["errors"] == []
 
 
+def test_a_job_terminated_while_the_slurm_controller_is_down_stops(
+    on_slurm: Bai, controller: Controller, tmp_path: Path
+) -> None:
+    """A terminate while slurmctld is away is taken, not refused: the runners find the stop
+    request in the run directory, and the job ends terminated before Slurm is back."""
+    bai = on_slurm
+    create(bai, tmp_path, custom_job("echo started; sleep 300"), "stopped", "gpu")
+    wait_running(bai, "stopped")
+    controller.stop()
+    bai("job", "terminate", "-w", "ws", "-e", "exp", "-n", "stopped", "-y", "--no-wait")
+    job = bai.wait("stopped", timeout=60)
+    assert [e["code"] for e in job["executionInfo"]["errors"]] == ["JobTerminated"], job
+    assert not controller.is_up()
+
+
 def _same_netns(pid: int) -> list[int]:
     """Processes in the network namespace of ``pid`` (one Slurm node of the test cluster)."""
     target = os.readlink(f"/proc/{pid}/ns/net")

@@ -16,7 +16,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Integer, Select, Table, bindparam, case, func, insert, select
 from sqlalchemy.orm import Session
 
-from openbai.errors import ConflictError, NotFoundError, SpecError
+from openbai.errors import ConflictError, ExecutorUnavailableError, NotFoundError, SpecError
 from openbai.installation import App
 from openbai.scheduling.locations import MountedVolume, VolumeLocation
 from openbai.scheduling.volumes import mounted_volumes
@@ -421,7 +421,10 @@ def request_termination(app: App, job_id: int) -> None:
             job.execution_changed_at = now
             ref = job.executor_ref
     if ref is not None:
-        app.executor(ref["executor"]).cancel(JobRef(ref["executor"], ref["data"]))
+        try:
+            app.executor(ref["executor"]).cancel(JobRef(ref["executor"], ref["data"]))
+        except ExecutorUnavailableError:
+            pass  # taken all the same: the dispatcher passes it on each round until it is heard
     app.changed()
 
 
