@@ -3,7 +3,8 @@
 ``on_slurm``: an installation (the root ``workspace`` fixture: workspace ``ws``, experiment
 ``exp``, local 2-node cluster ``c1``) plus the Slurm cluster ``gpu`` on partition ``debug``
 and the embedded account ``acct`` (shares ``logs`` and ``scripts``, container ``data``);
-``with_cpu_cluster`` adds the Slurm cluster ``cpu`` on ``debug``, without GPUs. Slurm jobs the test leaves behind are cancelled afterwards.
+``with_cpu_cluster`` adds the Slurm cluster ``cpu`` on ``debug``, without GPUs. Slurm jobs
+the test leaves behind are cancelled afterwards.
 """
 
 from __future__ import annotations
