@@ -595,12 +595,13 @@ def test_a_narrowed_folder_of_proc_shows_the_entries_kept_alone() -> None:
     """How a task sees the GPU driver's list of boards (``/proc/driver/nvidia/gpus``): only
     its node's. That folder is not on this machine: the same on another folder of ``/proc``,
     over the sandbox's own procfs."""
+    from openbai.runtime.gpu_devices import GpuView
     from openbai.runtime.sandbox import Identity, Sandbox, find_bwrap
 
     folder = Path("/proc/tty")
     assert len(list(folder.iterdir())) > 1
     sandbox = Sandbox(
-        find_bwrap(), Identity.for_jobs(None), narrowed={folder: [folder / "drivers"]}
+        find_bwrap(), Identity.for_jobs(None), gpus=GpuView([], {folder: [folder / "drivers"]})
     )
     look = f"ls {folder}; head -1 {folder}/drivers; touch {folder}/new 2>/dev/null || echo no"
     done = subprocess.run(

@@ -19,6 +19,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 DEV = Path("/dev")
 #: one folder per board, named by its PCI address
@@ -55,6 +56,19 @@ def gpu_devices(
                 minor = index
             own.append(dev / f"nvidia{minor}")
     return sorted({p for p in [*shared, *own] if os.path.lexists(p)})
+
+
+class GpuView(NamedTuple):
+    """What a sandbox shows of the machine's GPUs: device files to bind, and folders shown
+    with only some of their entries (the driver's list of boards)."""
+
+    devices: list[Path]
+    narrowed: dict[Path, list[Path]]
+
+
+def gpu_view(gpus: Sequence[int] | None) -> GpuView:
+    """The node's GPUs (NVML indices; None: every GPU) as its sandbox shows them."""
+    return GpuView(gpu_devices(gpus), driver_view(gpus))
 
 
 def driver_view(gpus: Sequence[int] | None, driver: Path = DRIVER_GPUS) -> dict[Path, list[Path]]:

@@ -23,12 +23,13 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from openbai.errors import ExecutorError
 from openbai.files import write_private
+from openbai.runtime.gpu_devices import GpuView
 
 DEFAULT_JOB_USERS = ("openbai-job", "nobody")
 
@@ -229,8 +230,7 @@ class Sandbox:
         hidden: Iterable[Path] = (),
         writable: Iterable[Path] = (),
         readable: Iterable[Path] = (),
-        devices: Iterable[Path] = (),
-        narrowed: Mapping[Path, Iterable[Path]] | None = None,
+        gpus: GpuView | None = None,
     ):
         self.bwrap = bwrap
         self.identity = identity
@@ -239,10 +239,8 @@ class Sandbox:
         #: what is bound back read-write (its node root, volumes) and read-only (tools)
         self.writable = list(writable)
         self.readable = list(readable)
-        #: host devices the job uses (GPUs)
-        self.devices = list(devices)
-        #: folders shown with only some of their entries (the GPU driver's list of boards)
-        self.narrowed = {folder: list(kept) for folder, kept in (narrowed or {}).items()}
+        #: the host's GPU device files the job uses, and the driver's list of their boards
+        self.gpus = gpus or GpuView([], {})
 
     def grant(self, path: Path) -> None:
         """Make ``path`` and what is below it the job user's, so that the job can write
@@ -286,9 +284,9 @@ class Sandbox:
         """bwrap's arguments up to the command: the sandbox's file system."""
         args = [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         args += ["--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "1777", "--tmpfs", "/tmp"]
-        for device in self.devices:
+        for device in self.gpus.devices:
             args += ["--dev-bind", str(device), str(device)]
-        for folder, kept in self.narrowed.items():
+        for folder, kept in self.gpus.narrowed.items():
             for shown in _existing([folder]):
                 args += ["--perms", "0555", "--tmpfs", shown]
                 for entry in _existing(kept):

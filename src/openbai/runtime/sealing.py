@@ -12,7 +12,7 @@ from openbai.plan.job_plan import NodeLimits
 from openbai.plan.results import JobError
 from openbai.runtime.cgroups import Cgroup
 from openbai.runtime.environment import node_gpus
-from openbai.runtime.gpu_devices import driver_view, gpu_devices, sandboxed_indices
+from openbai.runtime.gpu_devices import gpu_view, sandboxed_indices
 from openbai.runtime.node import NodeContext
 from openbai.runtime.sandbox import (
     Identity,
@@ -101,15 +101,13 @@ def seal(ctx: NodeContext) -> tuple[Sandbox | None, Cgroup | None]:
         private += scheduler_sockets(dict(os.environ))
         if os.environ.get("OPENBAI_HOME"):
             private.append(Path(os.environ["OPENBAI_HOME"]))
-        gpus = host_gpus(ctx)
         sandbox = Sandbox(
             bwrap,
             identity,
             hidden=private,
             writable=[layout.mount_root, layout.job_temp_dir, layout.shared_job_temp],
             readable=tool_paths(ctx.host_env()),
-            devices=gpu_devices(gpus),
-            narrowed=driver_view(gpus),
+            gpus=gpu_view(host_gpus(ctx)),
         )
         for path in sandbox.writable:
             sandbox.grant(path)

@@ -23,7 +23,7 @@ from typing import IO
 from openbai.errors import NotFoundError, SpecError
 from openbai.executors.local import LocalExecutor
 from openbai.installation import App
-from openbai.runtime.gpu_devices import driver_view, gpu_devices, sandboxed_indices
+from openbai.runtime.gpu_devices import gpu_view, sandboxed_indices
 from openbai.runtime.sandbox import Identity, Sandbox, find_bwrap, probe, tool_paths
 from openbai.scheduling.planning import cluster_key
 from openbai.services.clusters import cluster_row
@@ -150,8 +150,7 @@ def _local_command(
         hidden=[settings.runs_root, settings.nodes_root, settings.home],
         writable=[mounts, temp, *(p.resolve() for p in links)],
         readable=tool_paths(env),
-        devices=gpu_devices(login.gpus),
-        narrowed=driver_view(login.gpus),
+        gpus=gpu_view(login.gpus),
     )
     env.update(sandbox.user_env(temp))
     shown = sandboxed_indices(login.gpus or [])
