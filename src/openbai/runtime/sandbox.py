@@ -287,10 +287,12 @@ class Sandbox:
         for device in self.gpus.devices:
             args += ["--dev-bind", str(device), str(device)]
         for folder, kept in self.gpus.narrowed.items():
-            for shown in _existing([folder]):
-                args += ["--perms", "0555", "--tmpfs", shown]
-                for entry in _existing(kept):
-                    args += ["--ro-bind", entry, entry]
+            shown = real_path(str(folder))
+            if shown is None:
+                continue
+            args += ["--perms", "0555", "--tmpfs", shown]
+            for entry in _existing(kept):
+                args += ["--ro-bind", entry, entry]
         binds = [(p, "--bind") for p in _existing(self.writable)]
         binds += [(p, "--ro-bind") for p in _existing(self.readable)]
         # what is hidden, and every directory on the way to a bind that the job user could
