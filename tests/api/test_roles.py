@@ -19,7 +19,7 @@ from openbai.services import tokens
 from openbai.services.tokens import Role
 
 from .conftest import TestClient
-from .support import Arm
+from .support import Arm, job_body
 
 SAMPLE = {
     "resourceGroupName": "rg",
@@ -202,3 +202,69 @@ def test_a_wrong_lifetime_names_the_field(value: str) -> None:
 )
 def test_lifetimes(value: str, expected: timedelta) -> None:
     assert tokens.parse_lifetime(value) == expected
+
+
+def test_a_cluster_without_a_sandbox_is_for_the_installations_owner_only(
+    client: TestClient, service: App, ws: Arm
+) -> None:
+    # its jobs run with the server's identity: as root, the server's keys are theirs
+    body = {"properties": {"openbai": {"sandbox": False}}}
+    url = ws.rg("workspaces", "ws", "clusters", "bare")
+    for token in (
+        make(service, "contributor", Role.CONTRIBUTOR),
+        make(service, "ws-owner", Role.OWNER, "rg/ws"),
+    ):
+        refused = client.put(url, headers=token, json=body)
+        assert refused.status_code == 403, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "AuthorizationFailed"
+        assert error["target"] == "properties.openbai.sandbox"
+        assert client.get(url).status_code == 404  # nothing made
+    made = client.put(url, json=body)
+    assert made.status_code == 200, made.text
+    assert made.json()["properties"]["openbai"]["sandbox"] is False
+
+
+def test_a_limited_token_reaches_no_other_workspace_through_what_a_job_names(
+    client: TestClient, service: App, ws: Arm, logs_share: str
+) -> None:
+    other = ws.rg("workspaces", "other")
+    assert client.put(other, json={"location": "local"}).status_code == 200
+    body = {"properties": {"scaleSettings": {"manual": {"targetNodeCount": 1}}}}
+    assert client.put(ws.rg("workspaces", "other", "clusters", "c2"), json=body).status_code == 200
+    foreign = f"/subscriptions/{ws.subscription}/resourceGroups/rg/providers/Microsoft.BatchAI/workspaces/other"
+    mine = make(service, "mine", Role.CONTRIBUTOR, "rg/ws")
+
+    def job_url(name: str) -> str:
+        return ws.rg("workspaces", "ws", "experiments", "exp", "jobs", name)
+
+    on_foreign_cluster = job_body("true", cluster={"id": f"{foreign}/clusters/c2"})
+    file_servers = {
+        "fileServers": [
+            {"fileServer": {"id": f"{foreign}/fileServers/fs"}, "relativeMountPath": "nfs"}
+        ],
+        "azureFileShares": on_foreign_cluster["properties"]["mountVolumes"]["azureFileShares"],
+    }
+    with_foreign_server = job_body("true", mountVolumes=file_servers)
+    for name, job, field in [
+        ("j1", on_foreign_cluster, "properties.cluster.id"),
+        ("j2", with_foreign_server, "properties.mountVolumes.fileServers[0].fileServer.id"),
+    ]:
+        refused = client.put(job_url(name), headers=mine, json=job)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["target"] == field
+        assert client.get(job_url(name)).status_code == 404
+    # a cluster's mounts likewise
+    cluster = {
+        "properties": {
+            "scaleSettings": {"manual": {"targetNodeCount": 1}},
+            "nodeSetup": {"mountVolumes": {"fileServers": file_servers["fileServers"]}},
+        }
+    }
+    refused = client.put(ws.rg("workspaces", "ws", "clusters", "c3"), headers=mine, json=cluster)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["target"] == (
+        "properties.nodeSetup.mountVolumes.fileServers[0].fileServer.id"
+    )
+    # the same job by a token for every workspace: the foreign cluster is Batch AI's own usage
+    assert client.put(job_url("j1"), json=on_foreign_cluster).status_code == 200

@@ -19,6 +19,7 @@ from openbai.api.params import (
     WorkspaceName,
     body_schema,
 )
+from openbai.http.caller import Caller
 from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
 from openbai.http.views import cluster_view
@@ -53,6 +54,7 @@ def create_cluster(
     ws: WorkspaceName,
     name: ClusterName,
     body: JsonBody,
+    caller: Caller,
     use_auto_storage: Annotated[
         bool,
         Query(
@@ -65,7 +67,9 @@ def create_cluster(
     return JSONResponse(
         cluster_view(
             app.settings,
-            clusters.create_cluster(app, rg, ws, name, body, use_auto_storage=use_auto_storage),
+            clusters.create_cluster(
+                app, rg, ws, name, body, use_auto_storage=use_auto_storage, caller=caller
+            ),
         )
     )
 

@@ -23,6 +23,7 @@ from openbai.api.params import (
     WorkspaceName,
     body_schema,
 )
+from openbai.http.caller import Caller
 from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
 from openbai.http.views import job_view
@@ -57,8 +58,10 @@ def create_job(
     exp: ExperimentName,
     name: JobName,
     body: JsonBody,
+    caller: Caller,
 ) -> JSONResponse:
-    return JSONResponse(job_view(app.settings, jobs.create_job(app, rg, ws, exp, name, body)))
+    record = jobs.create_job(app, rg, ws, exp, name, body, caller=caller)
+    return JSONResponse(job_view(app.settings, record))
 
 
 @router.get(JOB, operation_id="Jobs_Get")

@@ -25,7 +25,9 @@ from openbai.scheduling.node_setup import has_setup_task, host_setup, slot_setup
 from openbai.services import accounts
 from openbai.services.containers import check_runtime_installed
 from openbai.services.gpus import gpu_count, with_gpus
+from openbai.services.reach import require_installation_owner
 from openbai.services.records import ClusterRecord, NodeStateCounts
+from openbai.services.tokens import TokenInfo
 from openbai.services.volumes import require_on_volume, resolve_mounts
 from openbai.services.workspaces import check_not_deleting, named_in_workspace, workspace_row
 from openbai.spec import (
@@ -108,15 +110,28 @@ def create_cluster(
     body: Mapping[str, Any],
     *,
     use_auto_storage: bool = False,
+    caller: TokenInfo | None = None,
 ) -> ClusterRecord:
+    """A new cluster of ``body``; the file servers it mounts and a sandbox turned off are
+    checked against ``caller``'s token (None: the local CLI)."""
     check_name(name, field="clusterName")
     params = parse(ClusterCreateParameters, dict(body))
     props = params.properties
+    if not props.openbai.sandbox:
+        require_installation_owner(
+            caller,
+            "a cluster without a sandbox (its jobs run with the server's identity)",
+            field="properties.openbai.sandbox",
+        )
     if use_auto_storage:
         props = _with_auto_storage(app, props)
     setup_mounts = props.node_setup.mount_volumes if props.node_setup else None
     mounted = resolve_mounts(
-        app, setup_mounts, root="AZ_BATCHAI_MOUNT_ROOT", field="properties.nodeSetup.mountVolumes"
+        app,
+        setup_mounts,
+        root="AZ_BATCHAI_MOUNT_ROOT",
+        field="properties.nodeSetup.mountVolumes",
+        caller=caller,
     )
     wire = props.to_wire()
     secrets = {}

@@ -23,7 +23,9 @@ from openbai.scheduling.volumes import mounted_volumes
 from openbai.services import ids
 from openbai.services.clusters import cluster_row
 from openbai.services.containers import image_job_warnings
+from openbai.services.reach import require_workspace
 from openbai.services.records import JobRecord, Provisioning
+from openbai.services.tokens import TokenInfo
 from openbai.services.volumes import require_on_volume, resolve_mounts
 from openbai.services.workspaces import check_not_deleting, experiment_id, experiment_row
 from openbai.spec import JobCreateParameters, check_name, parse
@@ -63,7 +65,10 @@ def create_job(
     body: Mapping[str, Any],
     *,
     cluster: str | None = None,
+    caller: TokenInfo | None = None,
 ) -> JobRecord:
+    """A new job of ``body``; what it names in other workspaces (its cluster, file servers) is
+    checked against ``caller``'s token (None: the local CLI)."""
     check_name(name, field="jobName")
     data = dict(body)  # the CLI filled its placeholders; one left over names no account
     check_no_placeholders(data, what="job file", target="properties.mountVolumes")
@@ -77,6 +82,7 @@ def create_job(
     ref = ids.parse_cluster_ref(
         cluster_given, resource_group=rg, workspace=ws, field="properties.cluster.id"
     )
+    require_workspace(caller, ref.resource_group, ref.workspace, field="properties.cluster.id")
     for secret_index, secret in enumerate(props.secrets):
         if secret.value is None:
             raise SpecError(
@@ -126,6 +132,7 @@ def create_job(
             props.mount_volumes,
             root="AZ_BATCHAI_JOB_MOUNT_ROOT",
             field="properties.mountVolumes",
+            caller=caller,
         ),
     ]
     uid = str(uuid.uuid4())

@@ -6,8 +6,10 @@ from __future__ import annotations
 from openbai.errors import MountError, SpecError
 from openbai.installation import App
 from openbai.scheduling.locations import MountedVolume, VolumeLocation, locate, mounted_at
-from openbai.scheduling.volumes import mounted_volumes
+from openbai.scheduling.volumes import mounted_volumes, parse_file_server_id
 from openbai.services.accounts import require_volume
+from openbai.services.reach import require_workspace
+from openbai.services.tokens import TokenInfo
 from openbai.spec import (
     AzureFileShareReference,
     FileServerReference,
@@ -19,9 +21,15 @@ from openbai.storage.registry import MOUNT_ONLY_KINDS
 
 
 def resolve_mounts(
-    app: App, volumes: MountVolumes | None, *, root: str, field: str
+    app: App,
+    volumes: MountVolumes | None,
+    *,
+    root: str,
+    field: str,
+    caller: TokenInfo | None = None,
 ) -> list[MountedVolume]:
-    """The volumes ``volumes`` names; a SpecError naming the field unless each exists.
+    """The volumes ``volumes`` names; a SpecError naming the field unless each exists, an
+    AuthorizationError for a file server in a workspace ``caller``'s token does not reach.
 
     The passwords of ``unmanagedFileSystems`` mount commands are sealed in ``volumes`` first
     (``-o password=sealed:TOKEN``), so that the spec stored and shown, and the volumes' names
@@ -40,6 +48,8 @@ def resolve_mounts(
             continue  # the node runs (or refuses) the command when the job starts
         if isinstance(ref, FileServerReference):
             at = "fileServer.id"
+            rg, ws, _ = parse_file_server_id(ref.file_server.id, field=f"{where}.{at}")
+            require_workspace(caller, rg, ws, field=f"{where}.{at}")
         elif isinstance(ref, AzureFileShareReference):
             at = "azureFileUrl"
         else:
