@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -19,9 +20,11 @@ import psutil
 import pytest
 from conftest import Bai
 from job_files import logged_job, with_logs_share, write_job
+from nfs_fixture import Nfs, nfs_server
 from plans import job_plan
 from polling import wait_until
 
+import openbai
 from openbai.plan.job_plan import MountSpec
 
 from .hostile import (
@@ -35,6 +38,8 @@ from .hostile import (
 )
 
 pytestmark = SEALED
+
+__all__ = ["nfs_server"]  # the fixture
 
 
 def job_json(tmp_path: Path, name: str, command: str, **extra: Any) -> str:
@@ -665,3 +670,35 @@ def test_an_output_folder_named_through_variables_stays_on_its_volume(
         error["code"] == "OutputDirectoryError" and "none of the job's volumes" in error["message"]
     )
     assert list((victim / "folder").iterdir()) == []
+
+
+def test_a_job_cannot_speak_nfs_to_a_file_server_it_did_not_mount(
+    ws: Bai, tmp_path: Path, nfs_server: Nfs
+) -> None:
+    """The job shares the host's network, and NFS's AUTH_SYS believes any uid a client claims:
+    the server takes only clients on a reserved port (root's, as openbai's mounts are)."""
+    (nfs_server.data / "confidential.txt").write_text("payroll\n")
+    code_root = Path(openbai.__file__).parents[1]
+    lister = (
+        f"import sys; sys.path.insert(0, {str(code_root)!r})\n"
+        "from openbai.storage.nfs_client import NfsContext, Server\n"
+        "for version in (3, 4):\n"
+        f"    server = Server({nfs_server.host!r}, {nfs_server.export!r}, version,"
+        f" {nfs_server.port}, {nfs_server.mount_port})\n"
+        "    try:\n"
+        "        names = [e.name for e in NfsContext(server, timeout_ms=5000).listdir('/')]\n"
+        f"        print('{LEAK}' if 'confidential.txt' in names else 'empty', version)\n"
+        "    except OSError as e:\n"
+        "        print('sealed', version, e)\n"
+    )
+    (tmp_path / "lister.py").write_text(lister)
+    # the same program as root, as a mount is made: the server answers
+    shown = subprocess.run(
+        [sys.executable, str(tmp_path / "lister.py")], capture_output=True, text=True, check=True
+    )
+    assert shown.stdout.count(LEAK) == 2, shown
+    job = run(ws, tmp_path, "nfsprobe", f"{sys.executable} -c {shlex.quote(lister)}")
+    assert job["executionState"] == "succeeded"
+    out = output(ws, "nfsprobe")
+    assert LEAK not in out
+    assert out.count("sealed") == 2, out

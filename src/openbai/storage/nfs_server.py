@@ -138,6 +138,10 @@ EXPORT {{
     Protocols = 3, 4;
     Transports = TCP;
     SecType = sys;
+    # AUTH_SYS takes the uid a client claims: only clients on a reserved port, which only
+    # root binds, are believed (the mounts openbai makes as root); a job, which shares the
+    # host's network as the job user, is refused
+    PrivilegedPort = {str(os.geteuid() == 0).lower()};
     FSAL {{ Name = VFS; }}
 }}
 LOG {{
