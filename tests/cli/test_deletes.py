@@ -96,3 +96,37 @@ def test_delete_waits_for_a_running_job_to_stop(ws: Bai, tmp_path: Path) -> None
     ws("experiment", "show", "-w", "ws", "-n", "exp", expect=3)
     ws("cluster", "delete", "-w", "ws", "-n", "c1", "-y")  # its job has stopped
     assert ws.json("cluster", "list", "-w", "ws") == []
+
+
+def test_a_workspace_whose_cluster_runs_another_workspaces_job_is_not_deleted(
+    ws: Bai, tmp_path: Path
+) -> None:
+    ws("workspace", "create", "-n", "w3")
+    ws("cluster", "create", "-w", "w3", "-n", "c3", "--nodes", "1")
+    c3 = ws.json("cluster", "show", "-w", "w3", "-n", "c3")["id"]
+    submit(ws, tmp_path, "j", "sleep 60", cluster=c3)  # ws's job on w3's cluster, as Batch AI let
+    busy = ws("workspace", "delete", "-n", "w3", "-y", expect=4)
+    assert "cluster c3 of workspace w3 has 1 queued or running job(s) of other workspaces" in (
+        busy.stderr
+    )
+    assert ws.json("workspace", "show", "-n", "w3")["provisioningState"] == "succeeded"
+    assert ws.json("job", "show", "-w", "ws", "-e", "exp", "-n", "j")["executionState"] in (
+        "queued",
+        "running",
+    )
+    ws("job", "terminate", "-w", "ws", "-e", "exp", "-n", "j", "-y")
+    ws("job", "wait", "-w", "ws", "-e", "exp", "-n", "j", expect=None)
+    ws("workspace", "delete", "-n", "w3", "-y")  # nothing of another workspace's runs there now
+    ws("workspace", "show", "-n", "w3", expect=3)
+
+
+def test_a_workspace_being_deleted_takes_no_job_on_its_clusters(
+    ws: Bai, service: App, tmp_path: Path
+) -> None:
+    ws("workspace", "create", "-n", "w3")
+    ws("cluster", "create", "-w", "w3", "-n", "c3", "--nodes", "1")
+    c3 = ws.json("cluster", "show", "-w", "w3", "-n", "c3")["id"]
+    deletions.begin(service, "workspace", "default", "", "w3")  # begun, not finished
+    refused = ws("job", "create", "-w", "ws", "-e", "exp", "-c", c3, "-n", "k",
+                 "-f", job_file(tmp_path, "true"), expect=4)  # fmt: skip
+    assert "workspace w3 is being deleted" in refused.stderr

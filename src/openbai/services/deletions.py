@@ -97,6 +97,8 @@ def begin(app: App, kind: Kind, rg: str, ws: str, name: str, *, experiment: str 
         row = _row(s, probe)
         if isinstance(row, Cluster) and row.provisioning_state != ProvisioningState.DELETING:
             _check_idle(s, row)
+        if isinstance(row, Workspace) and row.provisioning_state != ProvisioningState.DELETING:
+            _check_no_other_jobs(s, row)
         deletion = Deletion(kind, rg, ws, experiment, name, _created(row))
         if row.provisioning_state != ProvisioningState.DELETING:
             row.provisioning_state = ProvisioningState.DELETING
@@ -119,6 +121,32 @@ def _check_idle(s: Session, cluster: Cluster) -> None:
             " them first",
             code="ClusterInUse",
             target=cluster.name,
+        )
+
+
+def _check_no_other_jobs(s: Session, workspace: Workspace) -> None:
+    """A workspace's own jobs are stopped with it; a job of another workspace that runs on
+    one of its clusters (named by ARM id) is not its to stop: the delete is refused, as the
+    cluster's own would be."""
+    busy = s.execute(
+        select(Cluster.name, func.count())
+        .join(Job, Job.cluster_id == Cluster.id)
+        .join(Experiment, Job.experiment_id == Experiment.id)
+        .where(
+            Cluster.workspace_id == workspace.id,
+            Experiment.workspace_id != workspace.id,
+            Job.execution_state.in_(ACTIVE_STATES),
+        )
+        .group_by(Cluster.name)
+        .order_by(Cluster.name)
+    ).first()
+    if busy is not None:
+        cluster, count = busy
+        raise ConflictError(
+            f"cluster {cluster} of workspace {workspace.name} has {count} queued or running"
+            " job(s) of other workspaces; terminate or delete them first",
+            code="ClusterInUse",
+            target=cluster,
         )
 
 

@@ -103,6 +103,8 @@ def create_job(
                 code="ClusterNotFound",
             ) from None
         check_not_deleting(cl, "cluster")
+        if cl.workspace_id != experiment.workspace_id:  # a cluster of another workspace
+            check_not_deleting(cl.workspace, "workspace")
         cluster_props = cluster_properties(cl)
         cluster_id, cluster_ref = (
             cl.id,
