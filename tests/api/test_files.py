@@ -87,6 +87,9 @@ def test_output_directory_paging_and_directories(
     assert ranged.headers["Content-Range"] == "bytes 2-5/10"
     assert anonymous.get(model, headers={"Range": "bytes=7-"}).content == b"hij"
     assert anonymous.get(model, headers={"Range": "bytes=20-"}).status_code == 416
+    reversed_range = anonymous.get(model, headers={"Range": "bytes=5-2"})  # invalid: ignored
+    assert reversed_range.status_code == 200 and "Content-Range" not in reversed_range.headers
+    assert reversed_range.content == b"abcdefghij"
     empty = list_files(client, finished, "outputdirectoryid=MODEL&directory=sub").json()
     assert empty == {"value": []}
 

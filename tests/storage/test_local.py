@@ -265,3 +265,25 @@ def test_follow_restarts_after_truncation(backend: LocalStorage, tmp_path: Path)
 def test_missing_volume_in_local_path(backend: LocalStorage) -> None:
     with pytest.raises(NotFoundError):
         backend.local_path("nothere")
+
+
+def test_follow_from_past_the_end_waits_for_the_file_to_reach_it(backend: LocalStorage) -> None:
+    """A stream resumed from an offset its client got is never sent from the start again."""
+    backend.create_volume("logs")
+    volume_dir = backend.local_path("logs")
+    assert volume_dir is not None
+    log = write(volume_dir / "log", "0123456789")
+    assert list(follow(backend, "logs", "log", offset=11, is_finished=lambda: True)) == []
+    asked: list[int] = []
+
+    def grows_on_the_second_look() -> bool:
+        asked.append(1)
+        if len(asked) == 2:  # the first read found the file short of the offset
+            with log.open("a") as f:
+                f.write("abcdef")
+        return len(asked) > 3
+
+    chunks = follow(
+        backend, "logs", "log", offset=12, is_finished=grows_on_the_second_look, poll_interval=0
+    )
+    assert list(chunks) == [b"cdef"]

@@ -143,9 +143,12 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """``Range: bytes=a-b`` → (start, end exclusive); None for the whole file."""
+    """``Range: bytes=a-b`` → (start, end exclusive); None for the whole file (also for an
+    invalid range, ``b`` before ``a``, which RFC 9110 lets a server ignore)."""
     match = _RANGE.match(header.strip()) if header else None
     if match is None or not (match[1] or match[2]):
+        return None
+    if match[1] and match[2] and int(match[2]) < int(match[1]):
         return None
     if not match[1]:  # the last N bytes
         return max(0, size - int(match[2])), size

@@ -26,16 +26,20 @@ def follow(
     Waits for the file to appear. Stops only once ``is_finished()`` returned True *and* a
     read made after that call found no new bytes, so the tail written just before the writer
     finished is never lost. When the file shrinks below the position already read (it was
-    truncated or replaced), following starts again from its beginning. Polls every
+    truncated or replaced), following starts again from its beginning; an ``offset`` past
+    the file's end waits for the file to reach it (a resumed stream is never sent from its
+    start again). Polls every
     ``poll_interval`` seconds while nothing is new; reads without pausing while data flows.
     """
     position = offset
+    reached = False  # the file was once as long as ``position``
     while True:
         finished = is_finished()
         data = _read_new(backend, volume, path, position)
-        if data is None:  # truncated: start over
+        if data is None and reached:  # truncated: start over
             position = 0
             continue
+        reached = reached or data is not None
         if data:
             position += len(data)
             yield data
