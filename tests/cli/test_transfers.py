@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def test_download_batch_into_an_existing_tree_then_again(
     assert again["bytesTransferred"] == 0 and again["bytesTotal"] == sum(map(len, files.values()))
 
 
-def run_on_a_terminal(bai: Bai, *args: str) -> str:
+def run_on_a_terminal(bai: Bai, *args: str, expect: int = 0) -> str:
     """What ``bai ARGS`` writes to stderr when stderr is a terminal (stdout is a pipe)."""
     exe = str(Path(sys.executable).parent / "bai")
     leader, follower = pty.openpty()
@@ -85,7 +86,7 @@ def run_on_a_terminal(bai: Bai, *args: str) -> str:
         elif process.poll() is not None:
             break
     os.close(leader)
-    assert process.wait(timeout=30) == 0, seen.decode(errors="replace")
+    assert process.wait(timeout=30) == expect, seen.decode(errors="replace")
     assert process.stdout is not None
     process.stdout.close()
     return seen.decode(errors="replace")
@@ -106,6 +107,31 @@ def test_progress_is_shown_on_a_terminal(bai: Bai, tmp_path: Path) -> None:
     assert "unchanged" not in shown
     assert "(30 unchanged)" in run_on_a_terminal(bai, *download)
     assert "30/30 files" not in run_on_a_terminal(bai, *download, "--no-progress")
+
+
+def test_a_failed_file_named_like_markup_is_reported_and_the_rest_goes_on(
+    bai: Bai, tmp_path: Path
+) -> None:
+    bai("storage", "account", "create", "-n", "acct")
+    bai("storage", "container", "create", "--account", "acct", "-n", "data")
+    first = tmp_path / "first" / "a[" / "red]"
+    first.mkdir(parents=True)
+    (first / "f").write_text("x")  # the container gets a folder "a[/red]"
+    bai("storage", "blob", "upload-batch", "--account", "acct", "-d", "data",
+        "-s", str(tmp_path / "first"), "--no-progress")  # fmt: skip
+    second = tmp_path / "second"
+    (second / "a[").mkdir(parents=True)
+    (second / "a[" / "red]").write_text("a file where the container has a folder")
+    for i in range(20):
+        (second / f"z{i}").write_text(str(i))
+    shown = run_on_a_terminal(
+        bai, "storage", "blob", "upload-batch", "--account", "acct", "-d", "data",
+        "-s", str(second), "--max-connections", "1", expect=1,
+    )  # fmt: skip
+    assert "Traceback" not in shown
+    assert "failed a[/red]: " in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)
+    stored = bai.json("storage", "blob", "list", "--account", "acct", "-c", "data")
+    assert sum(1 for b in stored if b["name"].startswith("z")) == 20
 
 
 def test_an_embedded_transfer_loads_neither_the_orm_nor_rich(bai: Bai, tmp_path: Path) -> None:

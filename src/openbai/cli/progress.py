@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.text import Text
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -27,7 +28,7 @@ def transfer_progress(
 ) -> Iterator[Callable[[TransferEvent], None]]:
     console = Console(stderr=True)
     progress = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # it may name the user's folders
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
@@ -62,7 +63,8 @@ def transfer_progress(
             counts["skipped"] += 1
         elif event.kind == "file_failed":
             counts["failed"] += 1
-            console.print(f"[red]failed[/red] {event.path}: {event.error}")
+            # a name is the user's, never markup or emoji codes ("[/red]", ":x:")
+            console.print(Text.assemble(("failed", "red"), f" {event.path}: {event.error}"))
         if event.kind != "bytes" and time.monotonic() - shown[0] >= _SHOW_INTERVAL:
             show()
 
