@@ -8,6 +8,7 @@ the credential, and the store's hiccups are ridden out.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -188,6 +189,25 @@ def test_a_wrong_key_is_permission_denied_on_upload(azurite: Azurite, tmp_path: 
     )
     with pytest.raises(PermissionDeniedError):
         backend.upload("whatever", "f", write(tmp_path / "f", b"x"))
+
+
+def test_a_name_in_no_encoding_is_one_failed_file(
+    bai: Bai, container: str, azurite: Azurite, tmp_path: Path
+) -> None:
+    """A local name that is not UTF-8 (a blob name must be) fails alone; the rest goes up."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(3):
+        write(source / f"ok{i}.txt", b"fine")
+    with open(os.path.join(os.fsencode(source), b"bad\xff.txt"), "wb") as f:
+        f.write(b"latin-1 name")
+    done = bai("storage", "blob", "upload-batch", "--account", "acct", "-d", container,
+               "-s", str(source), "-o", "json", expect=1)  # fmt: skip
+    report = json.loads(done.stdout)
+    assert (report["filesTransferred"], report["filesFailed"]) == (3, 1)
+    (failure,) = report["failures"]
+    assert "not valid UTF-8" in failure["error"]
+    assert sorted(stored_md5s(azurite, container)) == ["ok0.txt", "ok1.txt", "ok2.txt"]
 
 
 def test_uploads_ride_out_a_short_outage(tmp_path: Path) -> None:

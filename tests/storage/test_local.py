@@ -287,3 +287,21 @@ def test_follow_from_past_the_end_waits_for_the_file_to_reach_it(backend: LocalS
         backend, "logs", "log", offset=12, is_finished=grows_on_the_second_look, poll_interval=0
     )
     assert list(chunks) == [b"cdef"]
+
+
+def test_a_link_in_a_loop_is_one_failed_file_of_an_upload(
+    backend: LocalStorage, tmp_path: Path
+) -> None:
+    backend.create_volume("data")
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(5):
+        write(source / f"f{i}.txt", str(i))
+    (source / "self").symlink_to(source / "self")
+    events: list[TransferEvent] = []
+    report = upload_tree(backend, "data", source, on_progress=events.append)
+    assert (report.files_total, report.files_done, report.files_failed) == (6, 5, 1)
+    (failure,) = report.failures
+    assert failure.path == "self" and "symbolic links" in failure.error.message
+    assert [e.path for e in events if e.kind == "file_failed"] == ["self"]
+    assert sorted(i.name for i in backend.list_dir("data", "")) == [f"f{i}.txt" for i in range(5)]

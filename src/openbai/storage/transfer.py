@@ -32,12 +32,12 @@ import hashlib
 import os
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from openbai.errors import NotFoundError, OpenBaiError, SpecError, StorageError
 from openbai.storage.atomic import deferred_sync, is_partial_name
@@ -109,6 +109,12 @@ class _Item:
     source: FileInfo  # the side being copied from
 
 
+class _Unreadable(NamedTuple):
+    rel: str
+    local: Path
+    error: OSError
+
+
 def upload_tree(
     backend: StorageBackend,
     volume: str,
@@ -128,10 +134,8 @@ def upload_tree(
     dest = blob_path(destination_path, field="destination_path")
     backend.stat(volume, "")  # the volume must exist: fail once, not once per file
     existing = _remote_index(backend, volume, dest) if skip_unchanged else {}
-    items = [
-        _Item(rel, local, _join(dest, rel), stat_info(rel, st))
-        for rel, local, st in _local_files(source_dir, pattern)
-    ]
+    found, unreadable = _local_files(source_dir, pattern)
+    items = [_Item(rel, local, _join(dest, rel), stat_info(rel, st)) for rel, local, st in found]
     # an embedded volume: each folder opened once and no per-file resolution or fsync
     writer = TreeWriter(backend, volume) if isinstance(backend, LocalStorage) else None
     write = (
@@ -149,9 +153,9 @@ def upload_tree(
         return True
 
     if writer is None:
-        return _run(items, transfer, workers, on_progress)
+        return _run(items, transfer, workers, on_progress, unreadable)
     with writer:
-        return _run(items, transfer, _local_workers(workers), on_progress)
+        return _run(items, transfer, _local_workers(workers), on_progress, unreadable)
 
 
 def download_tree(
@@ -236,8 +240,12 @@ def _matches(rel: str, pattern: str | None) -> bool:
     return pattern is None or fnmatch.fnmatchcase(rel, pattern)
 
 
-def _local_files(source: Path, pattern: str | None) -> list[tuple[str, Path, os.stat_result]]:
-    """(relative path, file, its stat) under a local directory, or the file itself; sorted.
+def _local_files(
+    source: Path, pattern: str | None
+) -> tuple[list[tuple[str, Path, os.stat_result]], list[_Unreadable]]:
+    """(relative path, file, its stat) under a local directory, or the file itself, sorted;
+    and what could not be read there (a link in a loop, a folder it may not list), each a
+    failure of its own, not the whole transfer's.
 
     One ``scandir`` per folder and one ``stat`` per file (symlinks followed, as ``cp -r``
     of a tree given by the user would read them)."""
@@ -246,14 +254,20 @@ def _local_files(source: Path, pattern: str | None) -> list[tuple[str, Path, os.
     except (FileNotFoundError, NotADirectoryError):
         raise NotFoundError(f"{source}: no such file or directory", target="source_dir") from None
     if stat.S_ISREG(top.st_mode):
-        return [(source.name, source, top)] if _matches(source.name, pattern) else []
+        return ([(source.name, source, top)] if _matches(source.name, pattern) else []), []
     if not stat.S_ISDIR(top.st_mode):
         raise NotFoundError(f"{source}: no such file or directory", target="source_dir")
     found = []
+    unreadable: list[_Unreadable] = []
     folders = [("", str(source))]
     while folders:
         prefix, directory = folders.pop()
-        with os.scandir(directory) as entries:
+        try:
+            listing = os.scandir(directory)
+        except OSError as e:
+            unreadable.append(_Unreadable(prefix.rstrip("/"), Path(directory), e))
+            continue
+        with listing as entries:
             for entry in entries:
                 rel = prefix + entry.name
                 try:
@@ -267,10 +281,13 @@ def _local_files(source: Path, pattern: str | None) -> list[tuple[str, Path, os.
                     st = entry.stat()
                 except FileNotFoundError:  # vanished, or a dangling link
                     continue
+                except OSError as e:  # a link in a loop
+                    unreadable.append(_Unreadable(rel, Path(entry.path), e))
+                    continue
                 if stat.S_ISREG(st.st_mode):
                     found.append((rel, Path(entry.path), st))
     found.sort(key=lambda f: f[0])
-    return found
+    return found, sorted(unreadable)
 
 
 def _remote_files(
@@ -394,14 +411,19 @@ def _run(
     transfer: Callable[[_Item], bool],
     workers: int,
     on_progress: ProgressCallback | None,
+    unreadable: Sequence[_Unreadable] = (),
 ) -> TransferReport:
     if workers < 1:
         raise SpecError(f"workers must be at least 1, got {workers}", target="workers")
     emit = on_progress or (lambda event: None)
     total = sum(item.source.size for item in items)
-    emit(TransferEvent("planned", files_total=len(items), bytes_total=total))
+    emit(TransferEvent("planned", files_total=len(items) + len(unreadable), bytes_total=total))
     done = skipped = bytes_done = bytes_skipped = 0
     failures: list[TransferFailure] = []
+    for rel, local, os_error in unreadable:
+        unread = StorageError(f"{local}: {os_error.strerror or os_error}", target=rel)
+        failures.append(TransferFailure(rel, unread))
+        emit(TransferEvent("file_failed", rel, 0, error=unread))
     with deferred_sync(), _Workers(items, transfer, workers) as pool:
         for batch in pool.outcomes():
             for item, outcome in batch:
@@ -420,7 +442,7 @@ def _run(
                     emit(TransferEvent("file_skipped", item.rel, size))
     failures.sort(key=lambda f: f.path)
     return TransferReport(
-        len(items), done, skipped, len(failures), total, bytes_done, bytes_skipped,
+        len(items) + len(unreadable), done, skipped, len(failures), total, bytes_done, bytes_skipped,
         tuple(failures),
     )  # fmt: skip
 
@@ -437,4 +459,11 @@ def _error_of(error: BaseException, item: _Item) -> OpenBaiError:
         translated = kind(f"{item.local}: {error.strerror or error}", target=item.rel)
         translated.__cause__ = error
         return translated
+    if isinstance(error, UnicodeEncodeError):  # a local name in no encoding: not a store's
+        named = SpecError(
+            f"{item.local!s}: the name is not valid UTF-8, which this store's names must be",
+            target=item.rel,
+        )
+        named.__cause__ = error
+        return named
     raise error
