@@ -275,3 +275,42 @@ def test_a_cluster_file_with_placeholders_is_filled_from_storage_account_flags(
     mounted = cluster["nodeSetup"]["mountVolumes"]["azureFileShares"][0]
     assert mounted["azureFileUrl"] == "https://acct.file.core.windows.net/dataset1"
     assert "k3y" not in json.dumps(cluster)
+
+
+def test_a_file_whose_objects_flags_add_to_are_null_or_of_another_kind(
+    workspace: Bai, tmp_path: Path
+) -> None:
+    """The CLI adds its flags' mounts, users and settings to the file's objects: a null one is
+    taken as absent (as the schema takes it); an array or a string where an object belongs is
+    an error naming it, never a traceback."""
+    workspace("storage", "account", "create", "-n", "acct")
+    workspace("storage", "share", "create", "--account", "acct", "-n", "data")
+    config = tmp_path / "cluster.json"
+    afs = ("--storage-account-name", "acct", "--afs-name", "data")
+
+    def create(name: str, properties: object, *flags: str, expect: int = 0) -> str:
+        config.write_text(json.dumps({"properties": properties}))
+        done = workspace(
+            "cluster", "create", "-w", "ws", "-n", name, "-f", str(config), *flags, expect=expect
+        )
+        return str(done.stderr)
+
+    create("n1", None)
+    create("n2", {"nodeSetup": None}, *afs)
+    create("n3", {"nodeSetup": {"mountVolumes": None}}, *afs)
+    mounted = workspace.json("cluster", "show", "-w", "ws", "-n", "n3")["nodeSetup"]
+    assert [m["relativeMountPath"] for m in mounted["mountVolumes"]["azureFileShares"]] == ["afs"]
+    for properties, error in [
+        ([], "properties must be a JSON object, got an array"),
+        ({"nodeSetup": "x"}, "properties.nodeSetup must be a JSON object, got a string"),
+        ({"userAccountSettings": [1]}, "properties.userAccountSettings must be a JSON object"),
+        ({"openbai": 1}, "properties.openbai must be a JSON object, got a number"),
+        (
+            {"nodeSetup": {"mountVolumes": {"azureFileShares": {}}}},
+            "properties.nodeSetup.mountVolumes.azureFileShares must be a JSON array, got an object",
+        ),
+    ]:
+        shown = create("bad", properties, *afs, expect=2)
+        assert "Traceback" not in shown and error in shown
+    names = {c["name"] for c in workspace.json("cluster", "list", "-w", "ws")}
+    assert {"n1", "n2", "n3"} <= names and "bad" not in names

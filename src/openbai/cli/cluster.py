@@ -20,6 +20,8 @@ from openbai.cli.common import (
     group_option,
     handle_errors,
     hidden_alias,
+    json_array,
+    json_object,
     no_wait_option,
     resource_group,
     workspace_option,
@@ -287,7 +289,7 @@ def cluster_create(
         else {}
     )
     warn_unknown_keys(ClusterCreateParameters, body, "a Batch AI cluster property")
-    props = body.setdefault("properties", {})
+    props = json_object(body, "properties", field="properties")
     if nodes is not None and target is not None and nodes != target:
         raise SpecError("give --nodes or -t, not both with different values", target="--nodes")
     scale = scale_settings(nodes if nodes is not None else target, minimum, maximum)
@@ -312,7 +314,9 @@ def cluster_create(
         reference["virtualMachineImageId"] = custom_image
     if subnet:
         props["subnet"] = {"id": subnet}
-    account = props.setdefault("userAccountSettings", {"adminUserName": getpass.getuser()})
+    if props.get("userAccountSettings") is None:
+        props["userAccountSettings"] = {"adminUserName": getpass.getuser()}
+    account = json_object(props, "userAccountSettings", field="properties.userAccountSettings")
     if user_name:
         account["adminUserName"] = user_name
     if password:
@@ -322,8 +326,9 @@ def cluster_create(
         account["adminUserSshPublicKey"] = (
             key_path.read_text().strip() if key_path.is_file() else ssh_key
         )
+    node_setup = json_object(props, "nodeSetup", field="properties.nodeSetup")
     _add_mounts(
-        props.setdefault("nodeSetup", {}),
+        node_setup,
         storage_account_name,
         afs_name,
         afs_mount_path,
@@ -334,21 +339,22 @@ def cluster_create(
     if nfs:
         rg = resource_group(resource_group_name)
         add_nfs_mount(
-            props["nodeSetup"].setdefault("mountVolumes", {}),
+            json_object(node_setup, "mountVolumes", field="properties.nodeSetup.mountVolumes"),
             nfs,
             nfs_mount_path,
             subscription_id=client().subscription_id,
             resource_group=rg,
             workspace=workspace,
+            field="properties.nodeSetup.mountVolumes",
         )
     if setup_task:
         if not setup_task_output:
             raise SpecError("--setup-task needs --setup-task-output", target="--setup-task-output")
-        props["nodeSetup"]["setupTask"] = {
+        node_setup["setupTask"] = {
             "commandLine": setup_task,
             "stdOutErrPathPrefix": setup_task_output,
         }
-    extension = props.setdefault("openbai", {})
+    extension = json_object(props, "openbai", field="properties.openbai")
     for key, value in (
         ("executor", executor),
         ("partition", partition),
@@ -408,9 +414,12 @@ def _add_mounts(
         raise SpecError(
             "--afs-name/--bfs-name need --storage-account-name", target="--storage-account-name"
         )
-    volumes = node_setup.setdefault("mountVolumes", {})
+    if not (afs or bfs):
+        return
+    field = "properties.nodeSetup.mountVolumes"
+    volumes = json_object(node_setup, "mountVolumes", field=field)
     if afs:
-        volumes.setdefault("azureFileShares", []).append(
+        json_array(volumes, "azureFileShares", field=f"{field}.azureFileShares").append(
             {
                 "accountName": account,
                 "azureFileUrl": f"https://{account}.file.core.windows.net/{afs}",
@@ -419,7 +428,7 @@ def _add_mounts(
             }
         )
     if bfs:
-        volumes.setdefault("azureBlobFileSystems", []).append(
+        json_array(volumes, "azureBlobFileSystems", field=f"{field}.azureBlobFileSystems").append(
             {
                 "accountName": account,
                 "containerName": bfs,

@@ -164,3 +164,31 @@ def handle_errors(f: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+_JSON_TYPES = {type(None): "null", bool: "a boolean", int: "a number", float: "a number",
+               str: "a string", list: "an array", dict: "an object"}  # fmt: skip
+
+
+def json_object(parent: dict[str, Any], key: str, *, field: str) -> dict[str, Any]:
+    """``parent[key]``, an object of a job/cluster file that flags add to (made when absent or
+    null, which the file's schema takes as absent); a SpecError naming ``field`` where the
+    file has something else there (an array, a string)."""
+    if parent.get(key) is None:
+        parent[key] = {}
+    value = parent[key]
+    if not isinstance(value, dict):
+        kind = _JSON_TYPES.get(type(value), type(value).__name__)
+        raise SpecError(f"{field} must be a JSON object, got {kind}", target=field)
+    return value
+
+
+def json_array(parent: dict[str, Any], key: str, *, field: str) -> list[Any]:
+    """``parent[key]``, an array that flags append to, as :func:`json_object`."""
+    if parent.get(key) is None:
+        parent[key] = []
+    value = parent[key]
+    if not isinstance(value, list):
+        kind = _JSON_TYPES.get(type(value), type(value).__name__)
+        raise SpecError(f"{field} must be a JSON array, got {kind}", target=field)
+    return value

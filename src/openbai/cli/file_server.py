@@ -19,6 +19,7 @@ from openbai.cli.common import (
     confirm,
     group_option,
     handle_errors,
+    json_object,
     no_wait_option,
     resource_group,
     workspace_option,
@@ -107,10 +108,8 @@ def file_server_create(
     body: dict[str, Any] = (
         load_json_file(Path(config_file), field="--config-file") if config_file else {}
     )
-    props = body.setdefault("properties", {})
-    if not isinstance(props, dict):
-        raise SpecError("--config-file: properties must be an object", target="properties")
-    disks = props.setdefault("dataDisks", {})
+    props = json_object(body, "properties", field="properties")
+    disks = json_object(props, "dataDisks", field="properties.dataDisks")
     for key, value in (
         ("diskCount", disk_count),
         ("diskSizeInGB", disk_size),
@@ -136,8 +135,12 @@ def file_server_create(
         )
     if subnet:
         props["subnet"] = {"id": subnet}
-    ssh = props.setdefault("sshConfiguration", {})
-    account = ssh.setdefault("userAccountSettings", {"adminUserName": getpass.getuser()})
+    ssh = json_object(props, "sshConfiguration", field="properties.sshConfiguration")
+    if ssh.get("userAccountSettings") is None:
+        ssh["userAccountSettings"] = {"adminUserName": getpass.getuser()}
+    account = json_object(
+        ssh, "userAccountSettings", field="properties.sshConfiguration.userAccountSettings"
+    )
     if user_name:
         account["adminUserName"] = user_name
     if password:

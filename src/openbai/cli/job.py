@@ -19,6 +19,8 @@ from openbai.cli.common import (
     group_option,
     handle_errors,
     hidden_alias,
+    json_array,
+    json_object,
     no_wait_option,
     resource_group,
     workspace_option,
@@ -159,26 +161,25 @@ def job_create(
 
     body = load_json_file(Path(config_file), field="--config-file")
     warn_unknown_keys(JobCreateParameters, body, "a Batch AI job property")
-    props = (
-        body.setdefault("properties", {})
-        if isinstance(body.get("properties", {}), dict)
-        else body["properties"]
-    )
     if (afs_name or bfs_name) and not storage_account_name:
         raise SpecError(
             "--afs-name/--bfs-name need --storage-account-name", target="--storage-account-name"
         )
+    field = "properties.mountVolumes"
     if afs_name or bfs_name:
-        volumes = props.setdefault("mountVolumes", {})
+        props = json_object(body, "properties", field="properties")
+        volumes = json_object(props, "mountVolumes", field=field)
         if afs_name:
-            volumes.setdefault("azureFileShares", []).append(
+            json_array(volumes, "azureFileShares", field=f"{field}.azureFileShares").append(
                 {
                     "azureFileUrl": f"https://{storage_account_name}.file.core.windows.net/{afs_name}",
                     "relativeMountPath": afs_mount_path,
                 }
             )
         if bfs_name:
-            volumes.setdefault("azureBlobFileSystems", []).append(
+            json_array(
+                volumes, "azureBlobFileSystems", field=f"{field}.azureBlobFileSystems"
+            ).append(
                 {
                     "accountName": storage_account_name,
                     "containerName": bfs_name,
@@ -187,12 +188,15 @@ def job_create(
             )
     if nfs:
         add_nfs_mount(
-            props.setdefault("mountVolumes", {}),
+            json_object(
+                json_object(body, "properties", field="properties"), "mountVolumes", field=field
+            ),
             nfs,
             nfs_mount_path,
             subscription_id=client().subscription_id,
             resource_group=resource_group(resource_group_name),
             workspace=workspace,
+            field=field,
         )
     from openbai.spec.placeholders import fill_storage_placeholders
 

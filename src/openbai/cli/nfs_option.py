@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 import click
 
+from openbai.cli.common import json_array
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -29,6 +31,7 @@ def add_nfs_mount(
     subscription_id: str,
     resource_group: str,
     workspace: str,
+    field: str,
 ) -> None:
     """Append the file server ``nfs`` to ``mountVolumes.fileServers`` (nothing without one)."""
     if not nfs:
@@ -39,6 +42,6 @@ def add_nfs_mount(
         else f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
         f"/providers/Microsoft.BatchAI/workspaces/{workspace}/fileServers/{nfs}"
     )
-    mount_volumes.setdefault("fileServers", []).append(
+    json_array(mount_volumes, "fileServers", field=f"{field}.fileServers").append(
         {"fileServer": {"id": server_id}, "relativeMountPath": mount_path}
     )
