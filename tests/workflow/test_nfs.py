@@ -260,6 +260,32 @@ def test_a_type_openbai_cannot_mount_fails_the_job_naming_the_command(
     assert command in errors[0]["message"]
 
 
+def test_a_command_that_is_no_mount_command_is_refused_when_the_job_is_created(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    """What a node would refuse whatever it has (not a mount, a source of the wrong form) is
+    refused at once, naming the field, not by every job that starts on the cluster."""
+    bai = recipes
+    field = "unmanagedFileSystems[0].mountCommand"
+    for command, said in [
+        ("rm -rf /", "openbai runs only 'mount -t TYPE SOURCE' commands"),
+        ("mount -t nfs 10.0.0.4", "an NFS source is HOST:/export"),
+        ("mount -t cifs 10.0.0.4/share", "a cifs source is //HOST/SHARE"),
+    ]:
+        mounts = {"unmanagedFileSystems": [{"mountCommand": command, "relativeMountPath": "u"}]}
+        job = write_job(tmp_path, {**_job_without_volumes("$AZ_BATCHAI_JOB_MOUNT_ROOT/u", "true"),
+                                   "mountVolumes": mounts}, "bad.json")  # fmt: skip
+        refused = bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "bad",
+                      "-f", job, expect=2)  # fmt: skip
+        assert f"properties.mountVolumes.{field}" in refused.stderr and said in refused.stderr
+        cluster = tmp_path / "cluster.json"
+        cluster.write_text(json.dumps({"properties": {"nodeSetup": {"mountVolumes": mounts}}}))
+        refused = bai("cluster", "create", "-w", "ws", "-n", "bad", "-f", str(cluster), expect=2)
+        assert f"properties.nodeSetup.mountVolumes.{field}" in refused.stderr
+    assert bai.json("job", "list", "-w", "ws", "-e", "exp") == []
+    assert "bad" not in [c["name"] for c in bai.json("cluster", "list", "-w", "ws")]
+
+
 def test_the_nfs_flags_mount_a_file_server_on_a_cluster_and_a_job(
     workspace: Bai, file_server: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -45,7 +45,13 @@ def resolve_mounts(
     for (collection, index, ref), volume in zip(volumes.iter_references(), mounted, strict=True):
         where = f"{field}.{collection}[{index}]"
         if isinstance(ref, UnmanagedFileSystemReference):
-            continue  # the node runs (or refuses) the command when the job starts
+            try:  # a type no node here can mount fails the job when it starts
+                nfs_command.check_mount_command(ref.mount_command)
+            except MountError as e:
+                raise SpecError(
+                    f"{where}.mountCommand: {e}", target=f"{where}.mountCommand"
+                ) from None
+            continue
         if isinstance(ref, FileServerReference):
             at = "fileServer.id"
             rg, ws, _ = parse_file_server_id(ref.file_server.id, field=f"{where}.{at}")

@@ -30,6 +30,8 @@ from openbai.errors import MountError
 PREFIX = "mount:"
 
 _NFS_TYPES = {"nfs": 3, "nfs3": 3, "nfs4": 4}
+#: the other types openbai mounts, through its own clients
+_KNOWN_TYPES = frozenset({"cifs", "smb3", "glusterfs"})
 
 
 @dataclass(frozen=True)
@@ -125,8 +127,19 @@ def _nfs_version(command: str, opts: dict[str, str], default: int) -> int:
     return int(major)
 
 
-def parse_mount_command(command: str) -> MountSource:
-    """The source of ``mount -t TYPE SOURCE [-o OPTIONS]``; MountError naming the command."""
+def check_mount_command(command: str) -> None:
+    """What can be told of a mount command before a node runs it: a MountError unless it is
+    ``mount -t TYPE SOURCE [-o OPTIONS]`` with a source of its type's form. A type openbai
+    has no client for is left to fail the job at its start (``AZFMountError``), as a node
+    without that file system failed it on Batch AI."""
+    fs_type, _, _ = _split(command)
+    if fs_type in _NFS_TYPES or fs_type in _KNOWN_TYPES:
+        parse_mount_command(command)
+
+
+def _split(command: str) -> tuple[str, str, str]:
+    """(type, source, options) of ``mount -t TYPE SOURCE [-o OPTIONS]``; MountError naming
+    the command when it is not one."""
     try:
         words = shlex.split(command)
     except ValueError as e:
@@ -155,7 +168,13 @@ def parse_mount_command(command: str) -> MountSource:
         raise MountError(
             f"{redact(command)!r}: expected one source after the options (the mount point is appended)"
         )
-    source, opts = rest[0], _options(options)
+    return fs_type, rest[0], options
+
+
+def parse_mount_command(command: str) -> MountSource:
+    """The source of ``mount -t TYPE SOURCE [-o OPTIONS]``; MountError naming the command."""
+    fs_type, source, options = _split(command)
+    opts = _options(options)
     if fs_type in _NFS_TYPES:
         host, sep, export = source.partition(":")
         if not sep or not host or not export.startswith("/"):
