@@ -154,6 +154,10 @@ def test_storage_account_commands_take_az_resource_group(bai: Bai) -> None:
     bai("storage", "account", "delete", "-n", "acct", "-g", "default", "-y", expect=3)
     bai("storage", "account", "delete", "-n", "acct", "-g", "data-rg", "-y")
     assert [a["name"] for a in bai.json("storage", "account", "list")] == ["other"]
+    # a resource group's name as a workspace's (it is one of the account's ARM ids)
+    bad = bai("storage", "account", "create", "-n", "acct2", "-g", "../../x y/z", expect=2)
+    assert "resourceGroup" in bad.stderr
+    assert [a["name"] for a in bai.json("storage", "account", "list")] == ["other"]
 
 
 def test_paths_cannot_escape_the_volume(bai: Bai, tmp_path: Path) -> None:

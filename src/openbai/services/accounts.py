@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from openbai.errors import ConflictError, NotFoundError, SpecError
 from openbai.installation import App
 from openbai.scheduling.volumes import account_options
+from openbai.spec.common import check_resource_group
 from openbai.storage.base import StorageBackend, VolumeInfo, VolumeKind
 from openbai.storage.names import check_volume_name
 from openbai.storage.registry import ACCOUNT_KINDS, account_backends, backend_for
@@ -66,6 +67,8 @@ def create_account(
     options: dict[str, Any] | None = None,
 ) -> Account:
     check_account_name(name)
+    if resource_group is not None:
+        check_resource_group(resource_group, field="resourceGroup")
     if kind not in ACCOUNT_KINDS:
         raise SpecError(
             f"kind must be one of {', '.join(sorted(ACCOUNT_KINDS))}, got {kind!r}", target="kind"
