@@ -87,7 +87,7 @@ class Server:
         return self.process.wait()
 
 
-def start_server(home: Path, env: dict[str, str] | None = None) -> Server:
+def start_server(home: Path, env: dict[str, str] | None = None, *, port: int = 0) -> Server:
     environ = {**os.environ, **(env or {}), "OPENBAI_HOME": str(home), "BAI_SERVER": ""}
     settings = Settings.load(environ)
     app = App.open(settings)
@@ -95,7 +95,7 @@ def start_server(home: Path, env: dict[str, str] | None = None) -> Server:
         token = tokens.create_token(app, f"server-{time.monotonic_ns()}")[1]
     finally:
         app.close()
-    port = free_port()
+    port = port or free_port()
     log = open(home / "serve.log", "ab")
     process = subprocess.Popen(
         [BAI, "serve", "--host", "127.0.0.1", "--port", str(port)],

@@ -3,16 +3,20 @@ runs, the stream ends with the job, and a broken stream resumes."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
+import time
 from collections.abc import Generator
 from pathlib import Path
 
 from conftest import Bai
+from polling import wait_until
 
 from openbai.cli.remote import RemoteClient
 from openbai.http.threads import REQUEST_THREADS
 
-from .support import API, Server, job_body
+from .support import API, BAI, Server, job_body, start_server
 
 WRITER = (
     "python3 -u -c 'import time\n"
@@ -108,4 +112,44 @@ def test_followers_waiting_for_output_hold_none_of_the_threads_requests_run_on(
         thread.join(timeout=60)
     assert received == [b"started\n"] * followers
     assert client.get_job("rg", "ws", "exp", "j")["properties"]["executionState"] == "succeeded"
+    client.close()
+
+
+def test_followers_ride_out_a_restart_of_the_server(server: Server, bai: Bai, gates: Path) -> None:
+    """``job file stream`` and ``job wait`` through ``--server`` keep reaching for a server that
+    went away (a restart under systemd), and go on where they were once it is back."""
+    gate = gates / "gate"
+    client = setup_job(
+        server, bai, f"echo before; while [ ! -e {gate} ]; do sleep 0.05; done; echo after"
+    )
+    received: list[bytes] = []
+    broken: list[BaseException] = []
+
+    def follow() -> None:
+        try:
+            args = ("rg", "ws", "exp", "j", "stdout.txt")
+            received.extend(client.stream_job_file(*args, directory_id="stdouterr", path="."))
+        except BaseException as e:
+            broken.append(e)
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    wait_until(lambda: b"".join(received) == b"before\n", "the first line", timeout=60)
+    remote = {**bai.env, "BAI_SERVER": server.url, "BAI_TOKEN": server.token}
+    waiter = subprocess.Popen(
+        [BAI, "job", "wait", "-g", "rg", "-w", "ws", "-e", "exp", "-n", "j", "--interval", "0.2"],
+        env={**os.environ, **remote},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    server.process.kill()
+    server.process.wait()
+    time.sleep(4)  # longer than the few quick retries a follower used to give up after
+    gate.touch()
+    port = int(server.url.rsplit(":", 1)[1])
+    server.process = start_server(server.home, bai.env, port=port).process
+    follower.join(timeout=60)
+    assert broken == [] and b"".join(received) == b"before\nafter\n"
+    _, said = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0, said
     client.close()

@@ -29,6 +29,7 @@ from openbai.cli.common import (
 from openbai.cli.ids import IdsCommand
 from openbai.cli.nfs_option import add_nfs_mount, nfs_options
 from openbai.cli.node_exec import exec_options, run_on_node
+from openbai.cli.outage import Outage
 from openbai.cli.output import (
     Columns,
     emit,
@@ -39,7 +40,7 @@ from openbai.cli.output import (
     stdout_bytes,
     warn_unknown_keys,
 )
-from openbai.errors import SpecError
+from openbai.errors import OpenBaiError, SpecError
 from openbai.storage.base import blob_path
 from openbai.vocabulary import FINAL_STATES, ExecutionState, ProvisioningState
 
@@ -322,8 +323,17 @@ def job_wait(
     """Wait for a job to end; exit with its exit code."""
     rg = resource_group(resource_group_name)
     last = None
+    jobs = client()
+    outage = Outage(str(getattr(jobs, "server", "")))  # a remote one may restart meanwhile
     while True:
-        props = client().get_job(rg, workspace, experiment, name)["properties"]
+        try:
+            props = jobs.get_job(rg, workspace, experiment, name)["properties"]
+        except OpenBaiError as e:
+            if e.code != "ServerUnreachable":
+                raise
+            outage.failed(e)
+            continue
+        outage.passed()
         state = props["executionState"]
         info = props.get("executionInfo") or {}
         if last is None:

@@ -14,13 +14,12 @@ from urllib.parse import quote
 
 import httpx
 
+from openbai.cli.outage import Outage
 from openbai.cli.remote_storage import RemoteStorage, raise_for_error
 from openbai.errors import NotFoundError, OpenBaiError
 from openbai.storage.base import StorageBackend, VolumeKind
 
 API_VERSION = "2018-05-01"
-#: reconnections of a file stream that broke before the job ended
-STREAM_RETRIES = 5
 #: seconds between polls of a long-running operation (the server asks for 1; a person waits)
 POLL_INTERVAL = 0.2
 
@@ -291,7 +290,7 @@ class RemoteClient:
         """The file as the job writes it; a broken connection is resumed where it stopped."""
         url = f"{self._job(rg, ws, exp, job)}/streamOutputFile"
         params = {"api-version": API_VERSION, "outputdirectoryid": directory_id, "directory": path}
-        position, failures = offset, 0
+        position, outage = offset, Outage(self.server)
         while True:
             try:
                 with self._http.stream(
@@ -303,19 +302,13 @@ class RemoteClient:
                     if response.is_error:
                         response.read()
                         raise_for_error(response)
+                    outage.passed()
                     for chunk in response.iter_raw():
                         position += len(chunk)
-                        failures = 0
                         yield chunk
                 return
             except (httpx.TransportError, httpx.RemoteProtocolError) as exc:
-                failures += 1
-                if failures > STREAM_RETRIES:
-                    raise OpenBaiError(
-                        f"the stream from {self.server} broke {failures} times: {exc}",
-                        code="ServerUnreachable",
-                    ) from exc
-                time.sleep(0.2 * failures)
+                outage.failed(exc)  # a restart of the server: resumed where it stopped
 
     # -- storage ----------------------------------------------------------------------------
     def create_account(
