@@ -168,17 +168,27 @@ def test_a_job_inherits_none_of_the_credentials_its_runner_was_started_with(
     tmp_path: Path,
 ) -> None:
     """A dispatcher started by ``bai`` from a user's shell has that shell's variables: the
-    token of ``bai``, the storage key of ``az batchai``, libpq's password stay with it."""
+    token of ``bai``, cloud keys, a database's address with its password stay with it; the
+    job keeps where programs are, the locale, and what the installation names."""
     secrets = {
         "BAI_TOKEN": "bai-token-1",
         "AZURE_BATCHAI_STORAGE_KEY": "storage-key-2",
         "PGPASSWORD": "pg-password-3",
         "OPENBAI_DATABASE_URL": "postgresql://u:db-password-4@h/db",
+        "AZURE_STORAGE_CONNECTION_STRING": "AccountName=a;AccountKey=account-key-5",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret-6",
+        "GITHUB_TOKEN": "github-token-7",
+        "DATABASE_URL": "postgresql://app:app-password-8@db/app",
     }
-    shown = stdout_of_a_runner("env", tmp_path, {**os.environ, **secrets, "LANG": "C.UTF-8"})
-    assert "LANG=C.UTF-8" in shown  # the rest of it is the job's
+    named = {"OPENBAI_JOB_ENV": "HF_HOME, CONDA_*", "HF_HOME": "/data/hf", "CONDA_PREFIX": "/c"}
+    env = {**os.environ, **secrets, **named, "LANG": "C.UTF-8", "LC_TIME": "C"}
+    shown = stdout_of_a_runner("env", tmp_path, env).splitlines()
+    for kept in ("LANG=C.UTF-8", "LC_TIME=C", f"PATH={os.environ['PATH']}", "HF_HOME=/data/hf"):
+        assert kept in shown
+    assert "CONDA_PREFIX=/c" in shown
     for name, value in secrets.items():
-        assert value not in shown, name
+        assert not any(value in line for line in shown), name
+    assert not any(line.startswith("OPENBAI_JOB_ENV=") for line in shown)
 
 
 def test_a_job_has_no_capabilities_and_cannot_gain_any(ws: Bai, tmp_path: Path) -> None:
@@ -702,3 +712,18 @@ def test_a_job_cannot_speak_nfs_to_a_file_server_it_did_not_mount(
     out = output(ws, "nfsprobe")
     assert LEAK not in out
     assert out.count("sealed") == 2, out
+
+
+def test_a_jobs_shared_memory_segments_end_with_it(ws: Bai, tmp_path: Path) -> None:
+    """A System V segment outlives the process that made it, and every job runs as the one
+    job user: each job has IPC of its own, gone with it."""
+    key = 0x0BA1_5E55
+    make = (
+        "python3 -c 'import ctypes; libc = ctypes.CDLL(None, use_errno=True)\n"
+        f"shm = libc.shmget({key}, 1 << 20, 0o1000 | 0o666)\n"
+        'print("made" if shm >= 0 else "refused")\''
+    )
+    assert run(ws, tmp_path, "shm", make)["executionState"] == "succeeded"
+    assert output(ws, "shm").strip() == "made"
+    keys = [line.split()[0] for line in Path("/proc/sysvipc/shm").read_text().splitlines()[1:]]
+    assert str(key) not in keys

@@ -10,13 +10,8 @@ from typing import NamedTuple
 from openbai.plan.job_plan import JobPlan, NodeSpec
 from openbai.plan.results import RunDir
 from openbai.runtime.execution_log import ExecutionLog
+from openbai.runtime.inherited_env import inherited_env
 from openbai.runtime.layout import NodeLayout
-
-#: variables of the runner's own environment that a job must not inherit: openbai's own, the
-#: scheduler's (a node runner's, not its tasks'), and the credentials of openbai's clients
-#: that reach a dispatcher started from a user's shell (``bai`` and ``az batchai``'s token
-#: and storage key, libpq's password)
-_PRIVATE_ENV = ("OPENBAI_", "SLURM_", "BAI_", "AZURE_BATCHAI_", "PGPASSWORD")
 
 #: the toolkits whose ranks mpirun starts; on other hosts it starts its daemons through
 #: their node runners (mpi_agent.py)
@@ -29,7 +24,7 @@ class NodeContext(NamedTuple):
     layout: NodeLayout
     run: RunDir
     log: ExecutionLog
-    #: prefixes of private variables the job keeps (a Slurm job's, which it may log)
+    #: prefixes of the runner's variables the job keeps besides the usual (a Slurm job's)
     keep_env: tuple[str, ...] = ()
 
     @classmethod
@@ -81,12 +76,8 @@ class NodeContext(NamedTuple):
         return list(dict.fromkeys(g for n in hosted for g in n.gpus or ()))
 
     def host_env(self) -> dict[str, str]:
-        """The runner's environment without its private variables."""
-        return {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(_PRIVATE_ENV) or k.startswith(self.keep_env)
-        }
+        """What the job keeps of the runner's environment (:mod:`.inherited_env`)."""
+        return inherited_env(os.environ, self.keep_env)
 
 
 def _secret_values(plan: JobPlan) -> list[str]:

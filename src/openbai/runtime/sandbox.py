@@ -326,7 +326,9 @@ class Sandbox:
             args += [how, path, path]
             made.add(path)
             bound[path] = how
-        args += ["--unshare-pid", "--die-with-parent", "--new-session"]
+        # its own System V IPC too: a shared memory segment outlives its process, and every
+        # job runs as the one job user
+        args += ["--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session"]
         if not self.identity.switches:
             args += ["--cap-drop", "ALL"]
         return args
@@ -361,7 +363,7 @@ class Sandbox:
     def describe(self) -> str:
         mounted = ", ".join(str(p) for p in self.writable if p.exists())
         return (
-            f"sandboxed (bubblewrap: own mount and PID namespaces, host read-only, no new "
+            f"sandboxed (bubblewrap: own mount, PID and IPC namespaces, host read-only, no new "
             f"privileges) as user {self.identity.name} (uid {self.identity.uid}); "
             f"read-write: {mounted}"
         )

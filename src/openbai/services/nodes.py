@@ -24,6 +24,7 @@ from openbai.errors import NotFoundError, SpecError
 from openbai.executors.local import LocalExecutor
 from openbai.installation import App
 from openbai.runtime.gpu_devices import gpu_view, sandboxed_indices
+from openbai.runtime.inherited_env import inherited_env
 from openbai.runtime.sandbox import Identity, Sandbox, find_bwrap, probe, tool_paths
 from openbai.scheduling.planning import cluster_key
 from openbai.services.clusters import cluster_row
@@ -32,9 +33,6 @@ from openbai.services.jobs import job_row
 from openbai.store.models import Cluster
 from openbai.store.specs import cluster_properties
 from openbai.vocabulary import ON_NODES
-
-#: variables of the caller's environment a node command must not see (as a job's tasks)
-_PRIVATE_ENV = ("OPENBAI_", "SLURM_")
 
 SSH_PORT = 22
 
@@ -128,7 +126,7 @@ def _local_command(
     mounts, temp = root / "mounts", root / "jobs"
     for folder in (mounts, temp):
         folder.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV)}
+    env = inherited_env(os.environ)
     env.update(
         AZ_BATCHAI_MOUNT_ROOT=str(mounts),
         AZ_BATCHAI_JOB_TEMP_DIR=str(temp),
