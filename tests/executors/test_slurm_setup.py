@@ -68,6 +68,9 @@ def test_hosts_whose_setup_task_failed_are_unusable_and_get_no_job(
     shown = wait_for_nodes(bai, "half")
     counts = shown["nodeStateCounts"]
     assert (counts["unusableNodeCount"], counts["preparingNodeCount"]) == (1, 0), counts
+    (error,) = shown["errors"]  # the node's, as Batch AI's errors of node setup
+    assert error["code"] == "SetupTaskFailed" and "node2" in error["message"]
+    assert error["details"] == [{"name": "nodeId", "value": "node2"}]
     out = _setup_outputs(bai, "half")
     assert (out / "stdout-node2.txt").read_text() == "on node2\n"
     # jobs run on the host that is set up, never on the unusable one

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from conftest import Bai
 from polling import wait_until
@@ -314,3 +315,23 @@ def test_a_file_whose_objects_flags_add_to_are_null_or_of_another_kind(
         assert "Traceback" not in shown and error in shown
     names = {c["name"] for c in workspace.json("cluster", "list", "-w", "ws")}
     assert {"n1", "n2", "n3"} <= names and "bad" not in names
+
+
+def test_a_node_whose_setup_task_failed_is_unusable_and_says_why(workspace: Bai) -> None:
+    bai = workspace
+    bai("cluster", "create", "-w", "ws", "-n", "broken", "--nodes", "1", "--use-auto-storage",
+        "--setup-task", "echo setting up; exit 7",
+        "--setup-task-output", "$AZ_BATCHAI_MOUNT_ROOT/autoafs")  # fmt: skip
+
+    def unusable() -> dict[str, Any] | None:
+        shown = bai.json("cluster", "show", "-w", "ws", "-n", "broken")
+        return shown if shown["nodeStateCounts"]["unusableNodeCount"] == 1 else None
+
+    cluster = wait_until(unusable, "the node unusable", timeout=60)
+    assert cluster["errors"] == [
+        {
+            "code": "SetupTaskFailed",
+            "message": "the cluster's setup task failed on node broken-0 with exit code 7",
+            "details": [{"name": "nodeId", "value": "broken-0"}],
+        }
+    ]

@@ -151,6 +151,29 @@ def failed_hosts(app: App, cluster: Cluster) -> list[str]:
     return sorted(path.parent.parent.name for path in failed)
 
 
+def setup_failures(app: App, cluster: Cluster, size: int) -> list[tuple[str, str]]:
+    """(node, why) for each node of the cluster whose setup task failed (it is unusable): of
+    a local cluster's first ``size`` slots by node id, of a Slurm cluster's hosts by name."""
+    if not has_setup_task(cluster.spec):
+        return []
+    executor = app.executor(cluster.executor)
+    if isinstance(executor, SlurmExecutor):
+        nodes = [(host, _host_dir(executor, host)) for host in failed_hosts(app, cluster)]
+    elif isinstance(executor, LocalExecutor):
+        slots = range(size)
+        nodes = [(f"{cluster.name}-{slot}", _slot_dir(executor, cluster, slot)) for slot in slots]
+    else:
+        return []
+    found = []
+    for node, directory in nodes:
+        try:
+            why = setup_marker(directory, cluster.uid, SETUP_FAILED).read_text().strip()
+        except FileNotFoundError:
+            continue
+        found.append((node, why or f"the cluster's setup task failed on node {node}"))
+    return found
+
+
 def slot_setup(app: App, cluster: Cluster, size: int) -> SlotSetup:
     """Which of the cluster's first ``size`` slots are preparing or unusable now."""
     executor = app.executor(cluster.executor)

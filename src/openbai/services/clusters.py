@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from openbai.errors import ConflictError, NotFoundError, SpecError
 from openbai.installation import App
 from openbai.scheduling.locations import MountedVolume
-from openbai.scheduling.node_setup import has_setup_task, host_setup, slot_setup
+from openbai.scheduling.node_setup import has_setup_task, host_setup, setup_failures, slot_setup
 from openbai.services import accounts
 from openbai.services.containers import check_runtime_installed
 from openbai.services.gpus import gpu_count, with_gpus
@@ -99,7 +99,15 @@ def node_counts(app: App, s: Session, cluster: Cluster) -> NodeStateCounts:
 
 def record(app: App, s: Session, row: Cluster) -> ClusterRecord:
     found = ClusterRecord.of(row, app.settings.subscription_id, node_counts(app, s, row))
-    return replace(found, gpu_count=gpu_count(app, cluster_properties(row)))
+    # as Batch AI's errors "encountered by various compute nodes during node setup": one a
+    # node its setup task left unusable
+    setup = [
+        {"code": "SetupTaskFailed", "message": why, "details": [{"name": "nodeId", "value": node}]}
+        for node, why in setup_failures(app, row, row.current_node_count)
+    ]
+    return replace(
+        found, gpu_count=gpu_count(app, cluster_properties(row)), errors=[*found.errors, *setup]
+    )
 
 
 def create_cluster(
