@@ -107,7 +107,31 @@ def test_an_account_whose_options_no_backend_could_use_is_400_naming_the_option(
         assert refused.status_code == 400, refused.text
         assert error(refused)["target"] == field
         assert client.get("/openbai/storage/accounts/azz").status_code == 404  # nothing stored
-    fine = {"account_key": "a", "max_concurrency": "4", "timeout": 2.5}
+    for kind, options, field in (
+        ("azure", {}, "connection_string"),
+        ("azure", {"account_key": "not base64!"}, "options.account_key"),
+        ("azure", {"connection_string": "garbage"}, "options.connection_string"),
+        ("azure", {"account_key": "a2V5", "blob_endpoint": "http://h:99999/x"}, "options.blob_endpoint"),
+        ("azure", {"account_key": "a2V5", "blob_endpoint": "127.0.0.1:9"}, "options.blob_endpoint"),
+        ("local", {"connection_string": "AccountName=a;AccountKey=a2V5"}, "options.connection_string"),
+    ):  # fmt: skip
+        refused = client.put(
+            "/openbai/storage/accounts/azz", json={"kind": kind, "options": options}
+        )
+        assert refused.status_code == 400, refused.text
+        assert error(refused)["target"] == field
+        assert client.get("/openbai/storage/accounts/azz").status_code == 404
+    # a SAS given as the endpoint's query: refused, and never shown back
+    with_sas = {
+        "account_key": "a2V5",
+        "blob_endpoint": "https://a.blob.core.windows.net/?sv=1&sig=S3CR3T",
+    }
+    refused = client.put(
+        "/openbai/storage/accounts/azz", json={"kind": "azure", "options": with_sas}
+    )
+    assert refused.status_code == 400 and "S3CR3T" not in refused.text
+    assert error(refused)["target"] == "options.blob_endpoint"
+    fine = {"account_key": "a2V5", "max_concurrency": "4", "timeout": 2.5}
     assert (
         client.put(
             "/openbai/storage/accounts/azz", json={"kind": "azure", "options": fine}

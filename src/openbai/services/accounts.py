@@ -76,6 +76,8 @@ def create_account(
     options = dict(options or {})
     _check_numbers(options)
     for backend_cls in account_backends(kind):
+        backend_cls.check_options(name, options)
+    for backend_cls in account_backends(kind):
         options |= backend_cls.provision_account(name, app.settings.storage_root)
     public = {k: v for k, v in options.items() if k not in SECRET_OPTIONS}
     secret = {k: v for k, v in options.items() if k in SECRET_OPTIONS}

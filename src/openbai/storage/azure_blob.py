@@ -29,6 +29,7 @@ while they are written sequentially and no bigger than this many bytes; default:
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import mimetypes
@@ -110,6 +111,30 @@ def _translate(where: str) -> Iterator[None]:
         if error is e:
             raise
         raise error from e
+
+
+def _check_endpoint(endpoint: str, field: str) -> None:
+    """A blob endpoint: an http(s) URL with a host and a valid port, and no query (a SAS in
+    it would be shown back with the account)."""
+    try:
+        url = urlsplit(endpoint)
+        url.port  # noqa: B018 (it raises for a port out of range)
+    except ValueError:
+        raise SpecError(
+            f"{field}: the blob endpoint is not a URL with a valid port", target=field
+        ) from None
+    if url.query or url.fragment:
+        raise SpecError(
+            f"{field}: the blob endpoint takes no query; a SAS goes in the connection string"
+            " (SharedAccessSignature=...)",
+            target=field,
+        )
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise SpecError(
+            f"{field}: the blob endpoint is an http(s) URL such as"
+            " https://ACCOUNT.blob.core.windows.net",
+            target=field,
+        )
 
 
 def _connection_settings(connection_string: str) -> dict[str, str]:
@@ -217,6 +242,33 @@ class AzureBlobStorage(StorageBackend):
             cache_dir=Path(options["cache_dir"]) if options.get("cache_dir") else None,
             md5_up_to=int(options["md5_up_to"]) if options.get("md5_up_to") is not None else None,
         )
+
+    @classmethod
+    def check_options(cls, account: str, options: Mapping[str, Any]) -> None:
+        connection = str(options.get("connection_string") or "")
+        settings = _connection_settings(connection)
+        key = options.get("account_key") or settings.get("accountkey")
+        if connection and not (settings.get("accountkey") or settings.get("sharedaccesssignature")):
+            raise SpecError(
+                "options.connection_string holds neither AccountKey nor SharedAccessSignature",
+                target="options.connection_string",
+            )
+        if key:
+            try:
+                base64.b64decode(str(key), validate=True)
+            except ValueError:
+                raise SpecError(
+                    "the account key is not base64 (as Azure gives it)",
+                    target="options.account_key",
+                ) from None
+        for field, endpoint in (
+            ("options.blob_endpoint", options.get("blob_endpoint")),
+            ("options.connection_string", settings.get("blobendpoint")),
+        ):
+            if endpoint:
+                _check_endpoint(str(endpoint), field)
+        if not connection and not key:
+            cls(account)  # says what is missing
 
     # -- client --------------------------------------------------------------------------
     def _service(self) -> BlobServiceClient:

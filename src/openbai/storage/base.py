@@ -197,6 +197,12 @@ class StorageBackend(ABC):
         """Build the backend from an account's stored options (endpoints, keys, root dir)."""
 
     @classmethod
+    def check_options(cls, account: str, options: Mapping[str, Any]) -> None:
+        """Refuse, when the account is made, options no use of it could work with: a
+        SpecError naming the option (never its value, which may be a secret). No I/O."""
+        return None
+
+    @classmethod
     def provision_account(cls, account: str, storage_root: Path) -> dict[str, Any]:
         """Make what a new account needs on this machine; the options it adds (an embedded
         account: where its tree lives). A remote store needs nothing."""

@@ -115,6 +115,18 @@ class LocalStorage(StorageBackend):
         return cls(Path(root) / account / kind.value, kind)
 
     @classmethod
+    def check_options(cls, account: str, options: Mapping[str, Any]) -> None:
+        given = sorted(
+            k for k in ("connection_string", "account_key", "sas_token") if options.get(k)
+        )
+        if given:
+            raise SpecError(
+                f"an embedded account takes no credentials, not options.{given[0]};"
+                " an Azure account is --kind azure",
+                target=f"options.{given[0]}",
+            )
+
+    @classmethod
     def provision_account(cls, account: str, storage_root: Path) -> dict[str, Any]:
         for kind in VolumeKind:
             (storage_root / account / kind.value).mkdir(parents=True, exist_ok=True)
