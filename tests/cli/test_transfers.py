@@ -8,6 +8,7 @@ import os
 import pty
 import re
 import select
+import stat
 import subprocess
 import sys
 import time
@@ -90,6 +91,22 @@ def run_on_a_terminal(bai: Bai, *args: str, expect: int = 0) -> str:
     assert process.stdout is not None
     process.stdout.close()
     return seen.decode(errors="replace")
+
+
+def test_an_uploaded_file_keeps_a_files_usual_mode_through_the_server_too(
+    any_bai: Bai, tmp_path: Path
+) -> None:
+    """A dataset uploaded through ``--server`` is readable by jobs (their own user) as one
+    uploaded in process: not the 0600 of the server's spool file."""
+    any_bai("storage", "account", "create", "-n", "acct")
+    any_bai("storage", "container", "create", "--account", "acct", "-n", "data")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f.csv").write_text("1,2\n")
+    (tmp_path / "src" / "f.csv").chmod(0o644)
+    any_bai("storage", "blob", "upload-batch", "--account", "acct", "-d", "data",
+            "-s", str(tmp_path / "src"))  # fmt: skip
+    stored = any_bai.home / "storage" / "acct" / "blob" / "data" / "f.csv"
+    assert stored.read_text() == "1,2\n" and stat.S_IMODE(stored.stat().st_mode) == 0o644
 
 
 def test_progress_is_shown_on_a_terminal(bai: Bai, tmp_path: Path) -> None:

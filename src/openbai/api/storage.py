@@ -168,6 +168,9 @@ async def upload(
     backend = _backend(app, account, kind, volume)
     fd, name = tempfile.mkstemp(prefix=".upload-", dir=app.settings.home)
     spool = Path(name)
+    # an embedded volume keeps the spool's mode: a file's usual one (mkstemp's 0600 would let
+    # no job user read a dataset uploaded through the server), in a home only its owner enters
+    os.fchmod(fd, 0o644)
     try:
         with os.fdopen(fd, "wb") as f:
             async for chunk in request.stream():
