@@ -49,3 +49,24 @@ def test_ids_that_do_not_fit(ws: Bai) -> None:
         "give one id" in ws("cluster", "show", "--ids", cluster, "--ids", cluster, expect=2).stderr
     )
     ws("cluster", "show", "--ids", cluster.replace("/clusters/c1", "/clusters/nope"), expect=3)
+
+
+def test_ids_compare_without_case_and_name_this_installations_subscription(
+    ws: Bai, tmp_path: Path
+) -> None:
+    experiment = ws.json("experiment", "show", "-w", "ws", "-n", "exp")["id"]
+    lower = experiment.replace("resourceGroups", "resourcegroups").replace(
+        "Microsoft.BatchAI", "microsoft.batchai"
+    )
+    assert ws.json("experiment", "show", "--ids", lower)["name"] == "exp"
+    subscription = experiment.split("/")[2]
+    other = experiment.replace(subscription, "00000000-0000-0000-0000-000000000000")
+    refused = ws("experiment", "delete", "--ids", other, "-y", expect=3)
+    assert "is not this installation's" in refused.stderr
+    assert ws.json("experiment", "show", "-w", "ws", "-n", "exp")["name"] == "exp"  # still there
+    # a job's cluster by an id of another subscription names no cluster here
+    cluster = ws.json("cluster", "show", "-w", "ws", "-n", "c1")["id"]
+    elsewhere = cluster.replace(subscription, "00000000-0000-0000-0000-000000000000")
+    refused = ws("job", "create", "-w", "ws", "-e", "exp", "-c", elsewhere, "-n", "j",
+                 "-f", job_file(tmp_path, "true"), expect=2)  # fmt: skip
+    assert "not this installation's" in refused.stderr

@@ -47,6 +47,7 @@ class IdsCommand(click.Command):
             if given:
                 raise click.UsageError(f"give --ids or {given[0]}, not both", ctx=ctx)
             rest = [*flags_of(resource_id, self.flags), *rest]
+            _require_this_subscription(ctx, resource_id.strip("/").split("/")[1])
         return super().parse_args(ctx, rest)
 
     def _flag_names(self) -> set[str]:
@@ -56,6 +57,18 @@ class IdsCommand(click.Command):
             if isinstance(param, click.Option) and set(param.opts) & set(self.flags.values()):
                 names.update(param.opts)
         return names
+
+
+def _require_this_subscription(ctx: click.Context, subscription: str) -> None:
+    """An id of another subscription names nothing here: not found (exit 3), as ARM says."""
+    from openbai.cli.common import client
+
+    ours = client().subscription_id
+    if subscription.lower() != ours.lower():
+        click.echo(
+            f"ERROR: the subscription {subscription} is not this installation's ({ours})", err=True
+        )
+        ctx.exit(3)
 
 
 def _take_ids(args: list[str]) -> tuple[list[str], str | None]:
@@ -80,12 +93,19 @@ def flags_of(resource_id: str, flags: Mapping[str, str]) -> list[str]:
     parts = resource_id.strip("/").split("/")
     kind = next(reversed(list(flags)))
     shape = f"/subscriptions/S/resourceGroups/G/providers/Microsoft.BatchAI/{SHAPES[kind]}"
-    pairs = list(zip(parts[::2], parts[1::2], strict=False))
+    # ARM ids compare without case: the segments' names are matched as the flags spell them
+    spelled = {key.lower(): key for key in (*flags, "subscriptions", "providers")}
+    pairs = [
+        (spelled.get(key.lower(), key), value)
+        for key, value in zip(parts[::2], parts[1::2], strict=False)
+    ]
     values = {key: value for key, value in pairs if key not in ("subscriptions", "providers")}
+    provider = [value.lower() for key, value in pairs if key == "providers"]
     valid = (
         len(parts) % 2 == 0
-        and parts[:1] == ["subscriptions"]
-        and PROVIDER in pairs
+        and pairs[:1] != []
+        and pairs[0][0] == "subscriptions"
+        and provider == [PROVIDER[1].lower()]
         and list(values) == list(flags)
         and all(values.values())
     )

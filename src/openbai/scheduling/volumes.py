@@ -104,7 +104,7 @@ def mounted_volumes(volumes: MountVolumes | None, *, root: str, field: str) -> l
 
 FILE_SERVER_PREFIX = "fileserver:"
 _FILE_SERVER_ID = re.compile(
-    r"/subscriptions/[^/]+/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.BatchAI"
+    r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.BatchAI"
     r"/workspaces/(?P<ws>[^/]+)/fileServers/(?P<name>[^/]+)/?",
     re.IGNORECASE,
 )
@@ -114,6 +114,12 @@ def names_no_account(account: str) -> bool:
     """Whether ``account`` names a file server or an unmanaged file system, not a storage
     account (its volume is then an export path, not a container or share name)."""
     return account.startswith((FILE_SERVER_PREFIX, nfs_command.PREFIX))
+
+
+def file_server_subscription(value: str) -> str | None:
+    """The subscription a file server's ARM id names (None: not such an id)."""
+    match = _FILE_SERVER_ID.fullmatch(value.strip())
+    return None if match is None else match["sub"]
 
 
 def parse_file_server_id(value: str, *, field: str) -> tuple[str, str, str]:

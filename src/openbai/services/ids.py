@@ -39,10 +39,12 @@ class ClusterRef:
     resource_group: str
     workspace: str
     name: str
+    #: the subscription an ARM id named (None: by name, in the job's own)
+    subscription: str | None = None
 
 
 _CLUSTER_ID = re.compile(
-    r"^/subscriptions/[^/]+/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.BatchAI"
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.BatchAI"
     r"/workspaces/(?P<ws>[^/]+)/clusters/(?P<name>[^/]+)/?$",
     re.IGNORECASE,
 )
@@ -59,4 +61,4 @@ def parse_cluster_ref(value: str, *, resource_group: str, workspace: str, field:
             f"/providers/Microsoft.BatchAI/workspaces/<ws>/clusters/<name>, got {value!r}",
             target=field,
         )
-    return ClusterRef(match["rg"], match["ws"], match["name"])
+    return ClusterRef(match["rg"], match["ws"], match["name"], match["sub"])
