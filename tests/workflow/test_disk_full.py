@@ -87,3 +87,26 @@ def test_a_job_that_fills_the_disk_fails_with_disk_full(recipes: Bai, tmp_path: 
     assert details["path"].startswith(str(bai.home)), details
     assert details["volume"].startswith("the node's disk"), details
     assert details["path"] in errors[0]["message"]
+
+
+def test_a_job_its_node_has_no_room_to_start_fails_with_disk_full(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    """The run directories' disk is full when the job is picked: it ends ``DiskFull`` naming
+    what could not be written, not ``running`` with no runner and then ``NodeLost``."""
+    bai = recipes
+    runs = bai.home / "runs"
+    runs.mkdir(exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(runs)], check=True)
+    try:
+        fill(runs / "filler")
+        job = write_job(tmp_path, custom_job("echo never"), "late.json")
+        bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "late", "-f", job)
+        ended = bai.wait("late", timeout=30)
+        assert ended["executionState"] == "failed"
+        (error,) = ended["executionInfo"]["errors"]
+        assert error["code"] == "DiskFull", error
+        assert "no space left to start the job" in error["message"]
+        assert str(runs) in error["message"]
+    finally:
+        subprocess.run(["umount", "-l", str(runs)], check=False)

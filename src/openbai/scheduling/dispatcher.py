@@ -648,6 +648,16 @@ class Dispatcher:
             st.error = _failure(exc)
         except OpenBaiError as exc:
             st.error = _failure(exc)
+        except OSError as exc:
+            if not _disk_full(exc):
+                raise
+            # the job's error, not a round's: it would be left claimed with no runner
+            where = exc.filename or st.request.run_dir
+            st.error = JobError(
+                "DiskFull",
+                f"no space left to start the job: writing {where} failed ({exc.strerror or exc})",
+                [{"name": "path", "value": str(where)}],
+            )
         if st.error is not None:  # no runner will read the plan the executor may have written
             RunDir(st.request.run_dir).discard_secrets()
         return True
