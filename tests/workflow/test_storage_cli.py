@@ -160,6 +160,18 @@ def test_storage_account_commands_take_az_resource_group(bai: Bai) -> None:
     assert [a["name"] for a in bai.json("storage", "account", "list")] == ["other"]
 
 
+def test_a_bad_container_name_in_a_transfer_names_its_flag(bai: Bai, tmp_path: Path) -> None:
+    bai("storage", "account", "create", "-n", "acct")
+    source = make_tree(tmp_path / "t", 2)
+    up = bai("storage", "blob", "upload-batch", "--account", "acct", "-d", "Bad_Name",
+             "-s", str(source), expect=2)  # fmt: skip
+    assert up.stderr.startswith("ERROR: --destination may hold only lowercase letters")
+    down = bai("storage", "file", "download-batch", "--account", "acct", "-s", "ab",
+               "-d", str(tmp_path / "out"), expect=2)  # fmt: skip
+    assert down.stderr.startswith("ERROR: --source must be 3 to 63 characters long")
+    assert not (tmp_path / "out").exists()
+
+
 def test_paths_cannot_escape_the_volume(bai: Bai, tmp_path: Path) -> None:
     bai("storage", "account", "create", "-n", "acct")
     bai("storage", "container", "create", "--account", "acct", "-n", "data")

@@ -18,6 +18,7 @@ from openbai.cli.common import client, confirm, group_option, handle_errors, yes
 from openbai.cli.output import emit, output_options, silent_output_options
 from openbai.errors import NotFoundError, SpecError
 from openbai.storage.base import VolumeKind, blob_path
+from openbai.storage.names import check_volume_name
 
 if TYPE_CHECKING:  # the transfer code and rich load only for upload-batch/download-batch
     from openbai.storage.transfer import ProgressCallback, TransferReport
@@ -283,6 +284,7 @@ def _files_group(
     ) -> None:
         from openbai.storage.transfer import upload_tree
 
+        check_volume_name(destination, field="--destination")
         backend = client().storage(account, kind)
         backend.validate_content = validate_content
         with _progress(f"upload to {destination}", no_progress) as on_event:
@@ -334,6 +336,7 @@ def _files_group(
     ) -> None:
         from openbai.storage.transfer import download_tree
 
+        check_volume_name(source, field="--source")
         backend = client().storage(account, kind)
         Path(destination).mkdir(parents=True, exist_ok=True)
         with _progress(f"download from {source}", no_progress) as on_event:
