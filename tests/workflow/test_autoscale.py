@@ -3,6 +3,7 @@ clusters grow for them and shrink after an idle time, resizes show ``resizing``.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -139,3 +140,70 @@ def test_job_larger_than_a_manual_cluster_waits_for_a_resize(recipes: Bai, tmp_p
     )
     assert steady["currentNodeCount"] == 2
     assert steady["nodeStateCounts"]["idleNodeCount"] == 2
+
+
+def _shrunk_under_two_jobs(bai: Bai, tmp_path: Path, gates: Path, option: str) -> str:
+    """A 2-node cluster with ``option`` running a job on each node, resized to 1 node: the
+    name of the job whose node goes (the one on the second node)."""
+    gate = gates / option
+    config = tmp_path / "cluster.json"
+    manual = {"targetNodeCount": 2, "nodeDeallocationOption": option}
+    config.write_text(json.dumps({"properties": {"scaleSettings": {"manual": manual}}}))
+    bai("cluster", "create", "-w", "ws", "-n", option, "-f", str(config))
+    command = f"echo run; while [ ! -e {gate} ]; do sleep 0.05; done; echo done"
+    for name in ("first", "second"):
+        job = write_job(tmp_path, custom_job(command), f"{name}.json")
+        bai("job", "create", "-w", "ws", "-e", "exp", "-c", option, "-n", f"{option}-{name}",
+            "-f", job)  # fmt: skip
+    jobs = [f"{option}-first", f"{option}-second"]
+
+    def nodes_of() -> dict[str, list[str]] | None:
+        shown = {j: bai.json("job", "node", "list", "-w", "ws", "-e", "exp", "-j", j) for j in jobs}
+        found = {j: [n["nodeId"] for n in nodes] for j, nodes in shown.items()}
+        return found if all(found.values()) else None
+
+    held = wait_until(nodes_of, "both jobs running", timeout=60)
+    assert held is not None
+    bai("cluster", "resize", "-w", "ws", "-n", option, "-t", "1")
+    (taken,) = [j for j, nodes in held.items() if nodes == [f"{option}-1"]]
+    return taken
+
+
+def test_a_resize_under_a_running_job_requeues_it_by_default(
+    recipes: Bai, tmp_path: Path, gates: Path
+) -> None:
+    """Batch AI's default ``nodeDeallocationOption``: the job on a node taken away is stopped
+    and queued again; it runs again once a node is free, and the cluster shrinks meanwhile."""
+    bai = recipes
+    taken = _shrunk_under_two_jobs(bai, tmp_path, gates, "requeue")
+
+    def state(job: str) -> str:
+        return str(bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", job)["executionState"])
+
+    wait_until(lambda: state(taken) == "queued", "the job queued again", 60)
+    wait_until(
+        lambda: bai.json("cluster", "show", "-w", "ws", "-n", "requeue")["currentNodeCount"] == 1,
+        "the cluster shrunk to 1 node",
+        timeout=60,
+    )
+    (gates / "requeue").touch()
+    for job in ("requeue-first", "requeue-second"):
+        assert bai.wait(job)["executionState"] == "succeeded"
+    assert bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", taken,
+               "-f", "stdout.txt").stdout.endswith("run\ndone\n")  # fmt: skip
+
+
+def test_a_resize_under_a_running_job_of_a_terminate_cluster_ends_it(
+    recipes: Bai, tmp_path: Path, gates: Path
+) -> None:
+    bai = recipes
+    taken = _shrunk_under_two_jobs(bai, tmp_path, gates, "terminate")
+    shown = bai.json("cluster", "show", "-w", "ws", "-n", "terminate")["scaleSettings"]
+    assert shown["manual"] == {"targetNodeCount": 1, "nodeDeallocationOption": "terminate"}
+    ended = bai.wait(taken)
+    assert ended["executionState"] == "failed"
+    (error,) = ended["executionInfo"]["errors"]
+    assert error["code"] == "JobTerminated" and "taken away by a resize" in error["message"]
+    (gates / "terminate").touch()
+    (other,) = {"terminate-first", "terminate-second"} - {taken}
+    assert bai.wait(other)["executionState"] == "succeeded"

@@ -24,6 +24,7 @@ import fcntl
 import logging
 import math
 import os
+import shutil
 import socket
 import threading
 import time
@@ -111,6 +112,10 @@ class _Round:
     resized: list[tuple[int, int, str]] = field(default_factory=list)
     #: every slot-handing cluster's node count after this round
     sizes: dict[int, int] = field(default_factory=dict)
+    #: running jobs not asked to stop, by cluster: (job id, the slots it holds)
+    holding: dict[int, list[tuple[int, list[int]]]] = field(default_factory=dict)
+    #: jobs a resize takes a node from: (job id, the cluster's nodeDeallocationOption)
+    deallocated: list[tuple[int, str]] = field(default_factory=list)
     #: whether jobs are queued or running (the dispatcher keeps going)
     has_work: bool = False
     #: jobs handed to executors (running, or queued in Slurm): their ends wake the dispatcher
@@ -130,6 +135,7 @@ class _Round:
             or self.starts
             or self.handed
             or self.resized
+            or self.deallocated
         )
 
 
@@ -317,6 +323,8 @@ class Dispatcher:
                 found.ended_runs.append(self.app.settings.runs_root / uid)
             elif state in ON_NODES and cluster_id is not None:
                 busy.setdefault(cluster_id, set()).update(nodes or [])
+                if state == ExecutionState.RUNNING and not terminate:
+                    found.holding.setdefault(cluster_id, []).append((job_id, list(nodes or [])))
         for message in sorted(unreachable):
             log.warning("%s", message)
         return busy
@@ -393,9 +401,11 @@ class Dispatcher:
             or found.starts
             or found.handed
             or found.resized
+            or found.deallocated
         ):
             return
         now = utcnow()
+        requeued: list[str] = []
         with self.app.db.session() as s:
             for cluster_id, count, state in found.resized:
                 s.execute(
@@ -410,8 +420,11 @@ class Dispatcher:
             if found.running:
                 transitions.mark_running(s, found.running, now)
             cancels = self._store_in(s, list(found.handed.values()), now)
+            for job_id, option in found.deallocated:
+                transitions.deallocate(s, job_id, option, now)
             for job_id, outcome, error in found.ended:
-                transitions.finish(s, job_id, outcome, error, now)
+                if transitions.finish(s, job_id, outcome, error, now):
+                    requeued.append(s.scalar(select(Job.uid).where(Job.id == job_id)) or "")
             # jobs of a queueing executor stay queued until the executor says they run
             found.starts = [
                 st
@@ -420,6 +433,10 @@ class Dispatcher:
                 or transitions.claim(s, st.job_id, st.placement.slots, now)
             ]
         _cancel(cancels)
+        # a job queued again starts from a fresh run directory: its last run's results would
+        # read as the new run's end
+        for uid in filter(None, requeued):
+            shutil.rmtree(self.app.settings.runs_root / uid, ignore_errors=True)
 
     # -- allocating nodes -----------------------------------------------------------------------
     def _allocate(self, s: Session, found: _Round, busy: dict[int, set[int]]) -> None:
@@ -465,6 +482,7 @@ class Dispatcher:
                 found.resized.append((cluster_id, *change))
                 current, state = change
             found.sizes[cluster_id] = current
+            self._take_nodes_away(found, cluster_id, scale)
             if node_setup.has_setup_task(spec):
                 setup = self._setups.allocated(s, cluster_id, current, before)
                 # no job is given a node before its setup task succeeded
@@ -472,6 +490,18 @@ class Dispatcher:
                 found.has_work = found.has_work or bool(setup.preparing) or setup.in_flight
             if allocation.keeps_dispatcher_busy(scale, current, state):
                 found.has_work = True
+
+    @staticmethod
+    def _take_nodes_away(found: _Round, cluster_id: int, scale: ScaleSettings | None) -> None:
+        """A manual target lowered under running jobs' slots: as the cluster's
+        ``nodeDeallocationOption`` says, they are stopped and queued again (``requeue``, the
+        default) or ended (``terminate``); ``waitforjobcompletion`` lets them finish."""
+        manual = scale.manual if scale is not None else None
+        if manual is None or manual.node_deallocation_option == "waitforjobcompletion":
+            return
+        for job_id, slots in found.holding.get(cluster_id, []):
+            if any(slot >= manual.target_node_count for slot in slots):
+                found.deallocated.append((job_id, manual.node_deallocation_option))
 
     def _allocate_hosts(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, literal, select, update
+from sqlalchemy import Select, func, literal, null, select, update
 from sqlalchemy.orm import Session
 
 from openbai.executors.base import JobRef
@@ -76,14 +76,67 @@ def terminate_requested(s: Session, job_ids: list[int]) -> set[int]:
     return set(s.scalars(select(Job.id).where(Job.id.in_(job_ids), Job.terminate_requested)))
 
 
+def deallocate(s: Session, job_id: int, option: str, now: datetime) -> None:
+    """Stop a running job whose node a resize takes away; ``option`` (``requeue`` or
+    ``terminate``) says what its end becomes (:func:`finish`). A terminate asked before wins."""
+    s.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.execution_state == ExecutionState.RUNNING,
+            Job.terminate_requested.is_(False),
+        )
+        .values(
+            execution_state=ExecutionState.TERMINATING,
+            execution_changed_at=now,
+            terminate_requested=True,
+            deallocation=option,
+        )
+    )
+
+
 def finish(
     s: Session, job_id: int, outcome: Outcome, error: JobError | None, now: datetime
-) -> None:
-    """Record how a job ended (unless it already has); ``error`` is one of openbai's own."""
+) -> bool:
+    """Record how a job ended (unless it already has); ``error`` is one of openbai's own.
+    True when the job was queued again instead (its node was taken away, ``requeue``): its
+    run directory is then the caller's to clear."""
+    requeued = s.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.deallocation == "requeue",
+            Job.execution_state == ExecutionState.TERMINATING,
+        )
+        .values(
+            execution_state=ExecutionState.QUEUED,
+            execution_changed_at=now,
+            start_time=None,
+            nodes=[],
+            executor_ref=null(),  # SQL NULL, which the queue looks for (None is JSON's null)
+            terminate_requested=False,
+            deallocation=None,
+        )
+    )
+    if requeued.rowcount:  # type: ignore[attr-defined]
+        return True
+    taken = s.scalar(select(Job.deallocation).where(Job.id == job_id)) == "terminate"
     errors: list[dict[str, Any]] = [
         {"code": e.code, "message": e.message, "details": e.details or None}
         for e in [*outcome.errors, *([error] if error is not None else [])]
+        # not the user's terminate: the resize's
+        if not (taken and e.code == "JobTerminated")
     ]
+    if taken:
+        errors.insert(
+            0,
+            {
+                "code": "JobTerminated",
+                "message": "the job's node was taken away by a resize of its cluster"
+                " (nodeDeallocationOption terminate)",
+                "details": None,
+            },
+        )
     succeeded = outcome.exit_code == 0 and not errors
     end = datetime.fromtimestamp(outcome.end_time, UTC) if outcome.end_time else now
     s.execute(
@@ -99,3 +152,4 @@ def finish(
             start_time=func.coalesce(Job.start_time, literal(end, Job.start_time.type)),
         )
     )
+    return False

@@ -282,7 +282,19 @@ def update_cluster(app: App, rg: str, ws: str, name: str, body: Mapping[str, Any
         row = cluster_row(s, rg, ws, name)
         if update.properties.scale_settings is not None:
             spec = cluster_properties(row).to_wire()
+            before = (spec.get("scaleSettings") or {}).get("manual")
             spec["scaleSettings"] = update.properties.scale_settings.to_wire()
+            given = update.properties.scale_settings.manual
+            if (
+                given is not None
+                and before
+                and "node_deallocation_option" not in given.model_fields_set
+            ):
+                # a resize (az's sends only the count) keeps what the cluster does with the
+                # jobs on the nodes it gives back
+                spec["scaleSettings"]["manual"]["nodeDeallocationOption"] = before.get(
+                    "nodeDeallocationOption", "requeue"
+                )
             resized = with_gpus(app, s, parse(ClusterBaseProperties, spec), cluster_id=row.id)
             row.spec = _public(resized.to_wire())
             manual = update.properties.scale_settings.manual

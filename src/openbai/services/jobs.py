@@ -428,6 +428,7 @@ def request_termination(app: App, job_id: int) -> None:
             return
         now = utcnow()
         job.terminate_requested = True
+        job.deallocation = None  # the user's terminate, not a resize's stop or requeue
         if job.execution_state == ExecutionState.QUEUED and job.executor_ref is None:
             job.execution_state = ExecutionState.FAILED
             job.execution_changed_at = now

@@ -156,6 +156,9 @@ class Job(Base):
     #: the executor's handle on the running job (pids, Slurm job id)
     executor_ref: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     terminate_requested: Mapped[bool] = mapped_column(default=False)
+    #: stopped because a resize took its node away: its cluster's ``nodeDeallocationOption``
+    #: (``requeue``: queued again once its runners have stopped; ``terminate``: ended)
+    deallocation: Mapped[str | None] = mapped_column(String(16), default=None)
 
     experiment: Mapped[Experiment] = relationship(back_populates="jobs")
 
