@@ -116,6 +116,12 @@ def atomic_target(target: Path, *, mode: int = 0o644) -> Iterator[Path]:
             deferred.add(target.parent)
         os.chmod(tmp, mode)
         os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.filename != str(tmp):
+            raise
+        # said of the file the user named, not of the hidden one it was written as
+        raise type(e)(e.errno, e.strerror, str(target)) from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
