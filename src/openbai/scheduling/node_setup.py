@@ -160,8 +160,10 @@ def setup_failures(app: App, cluster: Cluster, size: int) -> list[tuple[str, str
     if isinstance(executor, SlurmExecutor):
         nodes = [(host, _host_dir(executor, host)) for host in failed_hosts(app, cluster)]
     elif isinstance(executor, LocalExecutor):
-        slots = range(size)
-        nodes = [(f"{cluster.name}-{slot}", _slot_dir(executor, cluster, slot)) for slot in slots]
+        specs = executor.node_specs(list(range(size)), cluster_key(cluster))  # their node ids
+        nodes = [
+            (spec.node_id, _slot_dir(executor, cluster, slot)) for slot, spec in enumerate(specs)
+        ]
     else:
         return []
     found = []
