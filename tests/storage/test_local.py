@@ -305,3 +305,22 @@ def test_a_link_in_a_loop_is_one_failed_file_of_an_upload(
     assert failure.path == "self" and "symbolic links" in failure.error.message
     assert [e.path for e in events if e.kind == "file_failed"] == ["self"]
     assert sorted(i.name for i in backend.list_dir("data", "")) == [f"f{i}.txt" for i in range(5)]
+
+
+def test_a_destination_with_an_empty_segment_skips_what_is_there(
+    backend: LocalStorage, tmp_path: Path
+) -> None:
+    """On folders ``a//b`` is ``a/b``: a second upload there finds every file in place."""
+    backend.create_volume("data")
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(3):
+        write(source / f"f{i}.txt", str(i))
+    first = upload_tree(backend, "data", source, "a//b")
+    again = upload_tree(backend, "data", source, "a//b")
+    assert (first.files_done, again.files_done, again.files_skipped) == (3, 0, 3)
+    assert sorted(i.path for i in backend.list_dir("data", "a/b")) == [
+        "a/b/f0.txt",
+        "a/b/f1.txt",
+        "a/b/f2.txt",
+    ]

@@ -132,6 +132,8 @@ def upload_tree(
     ``source_dir`` (``*`` also matches ``/``: ``*.png`` selects PNGs at any depth).
     """
     dest = blob_path(destination_path, field="destination_path")
+    if isinstance(backend, LocalStorage):  # folders: a//b is a/b, as its listing spells it
+        dest = clean_path(dest, field="destination_path")
     backend.stat(volume, "")  # the volume must exist: fail once, not once per file
     existing = _remote_index(backend, volume, dest) if skip_unchanged else {}
     found, unreadable = _local_files(source_dir, pattern)
