@@ -328,7 +328,7 @@ def test_a_node_whose_setup_task_failed_is_unusable_and_says_why(workspace: Bai)
         return shown if shown["nodeStateCounts"]["unusableNodeCount"] == 1 else None
 
     cluster = wait_until(unusable, "the node unusable", timeout=60)
-    assert cluster["errors"] == [
+    assert cluster is not None and cluster["errors"] == [
         {
             "code": "SetupTaskFailed",
             "message": "the cluster's setup task failed on node broken-0 with exit code 7",
