@@ -62,3 +62,16 @@ def parse_cluster_ref(value: str, *, resource_group: str, workspace: str, field:
             target=field,
         )
     return ClusterRef(match["rg"], match["ws"], match["name"], match["sub"])
+
+
+def require_this_subscription(
+    given: str | None, ours: str, *, what: str, field: str, code: str
+) -> None:
+    """Refuse an ARM id of another subscription than the installation's (ids compare without
+    case): it names nothing here. ``given`` None: named without an id, so here."""
+    if given is not None and given.lower() != ours.lower():
+        raise SpecError(
+            f"{field}: the {what} is in subscription {given}, not this installation's ({ours})",
+            target=field,
+            code=code,
+        )

@@ -44,11 +44,6 @@ from openbai.vocabulary import (
 )
 
 
-def _same_id(a: str, b: str) -> bool:
-    """ARM ids compare without case."""
-    return a.lower() == b.lower()
-
-
 def job_row(s: Session, rg: str, ws: str, exp: str, name: str) -> Job:
     experiment = experiment_row(s, rg, ws, exp)
     row = s.scalar(select(Job).where(Job.experiment_id == experiment.id, Job.name == name))
@@ -88,15 +83,13 @@ def create_job(
         cluster_given, resource_group=rg, workspace=ws, field="properties.cluster.id"
     )
     require_workspace(caller, ref.resource_group, ref.workspace, field="properties.cluster.id")
-    if ref.subscription is not None and not _same_id(
-        ref.subscription, app.settings.subscription_id
-    ):
-        raise SpecError(
-            f"properties.cluster.id: the cluster is in subscription {ref.subscription}, not this"
-            f" installation's ({app.settings.subscription_id})",
-            target="properties.cluster.id",
-            code="ClusterNotFound",
-        )
+    ids.require_this_subscription(
+        ref.subscription,
+        app.settings.subscription_id,
+        what="cluster",
+        field="properties.cluster.id",
+        code="ClusterNotFound",
+    )
     for secret_index, secret in enumerate(props.secrets):
         if secret.value is None:
             raise SpecError(

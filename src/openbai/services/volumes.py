@@ -11,6 +11,7 @@ from openbai.scheduling.volumes import (
     mounted_volumes,
     parse_file_server_id,
 )
+from openbai.services import ids
 from openbai.services.accounts import require_volume
 from openbai.services.reach import require_workspace
 from openbai.services.tokens import TokenInfo
@@ -60,14 +61,13 @@ def resolve_mounts(
             at = "fileServer.id"
             rg, ws, _ = parse_file_server_id(ref.file_server.id, field=f"{where}.{at}")
             require_workspace(caller, rg, ws, field=f"{where}.{at}")
-            subscription = file_server_subscription(ref.file_server.id)
-            if (subscription or "").lower() != app.settings.subscription_id.lower():
-                raise SpecError(
-                    f"{where}.{at}: the file server is in subscription {subscription}, not this"
-                    f" installation's ({app.settings.subscription_id})",
-                    target=f"{where}.{at}",
-                    code="FileServerNotFound",
-                )
+            ids.require_this_subscription(
+                file_server_subscription(ref.file_server.id),
+                app.settings.subscription_id,
+                what="file server",
+                field=f"{where}.{at}",
+                code="FileServerNotFound",
+            )
         elif isinstance(ref, AzureFileShareReference):
             at = "azureFileUrl"
         else:
