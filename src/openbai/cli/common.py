@@ -174,21 +174,22 @@ def json_object(parent: dict[str, Any], key: str, *, field: str) -> dict[str, An
     """``parent[key]``, an object of a job/cluster file that flags add to (made when absent or
     null, which the file's schema takes as absent); a SpecError naming ``field`` where the
     file has something else there (an array, a string)."""
-    if parent.get(key) is None:
-        parent[key] = {}
-    value = parent[key]
-    if not isinstance(value, dict):
-        kind = _JSON_TYPES.get(type(value), type(value).__name__)
-        raise SpecError(f"{field} must be a JSON object, got {kind}", target=field)
-    return value
+    found: dict[str, Any] = _json_part(parent, key, dict, field)
+    return found
 
 
 def json_array(parent: dict[str, Any], key: str, *, field: str) -> list[Any]:
     """``parent[key]``, an array that flags append to, as :func:`json_object`."""
+    found: list[Any] = _json_part(parent, key, list, field)
+    return found
+
+
+def _json_part(parent: dict[str, Any], key: str, kind: type, field: str) -> Any:
     if parent.get(key) is None:
-        parent[key] = []
+        parent[key] = kind()
     value = parent[key]
-    if not isinstance(value, list):
-        kind = _JSON_TYPES.get(type(value), type(value).__name__)
-        raise SpecError(f"{field} must be a JSON array, got {kind}", target=field)
+    if not isinstance(value, kind):
+        got = _JSON_TYPES.get(type(value), type(value).__name__)
+        wanted = "object" if kind is dict else "array"
+        raise SpecError(f"{field} must be a JSON {wanted}, got {got}", target=field)
     return value
