@@ -108,8 +108,14 @@ def test_every_batch_ai_variable_is_set(recipes: Bai, tmp_path: Path) -> None:
             "env > $AZ_BATCHAI_OUTPUT_ENV/env.txt; pwd > $AZ_BATCHAI_OUTPUT_ENV/pwd.txt",
             inputDirectories=[{"id": "DATA", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data/x"}],
             outputDirectories=[{"id": "ENV", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"}],
-            environmentVariables=[{"name": "MY_DIR", "value": "$AZ_BATCHAI_JOB_TEMP/mine"}],
-            secrets=[{"name": "MY_SECRET", "value": "s3cr3t-value"}],
+            environmentVariables=[
+                {"name": "MY_DIR", "value": "$AZ_BATCHAI_JOB_TEMP/mine"},
+                {"name": "MY_CACHE", "value": "$HOME/.cache"},
+            ],
+            # a secret is given as it is: no "$" in it is expanded
+            secrets=[{"name": "MY_SECRET", "value": "s3cr3t-$HOME-$$-${X}"}],
+            # job preparation's ~/.bashrc edits reach the job, as the recipes rely on
+            jobPreparation={"commandLine": "echo 'export FROM_BASHRC=yes' >> ~/.bashrc"},
         ),
     )
     assert job["executionState"] == "succeeded", job
@@ -130,7 +136,9 @@ def test_every_batch_ai_variable_is_set(recipes: Bai, tmp_path: Path) -> None:
     assert Path(env["AZ_BATCHAI_SHARED_JOB_TEMP"]).is_dir()
     assert env["AZ_BATCHAI_NUM_GPUS"] == "0"
     assert env["MY_DIR"] == f"{job_temp}/mine"
-    assert env["MY_SECRET"] == "s3cr3t-value"
+    assert env["MY_CACHE"] == f"{env['HOME']}/.cache"  # the job's HOME, not the runner's
+    assert env["MY_SECRET"] == "s3cr3t-$HOME-$$-${X}"
+    assert env["FROM_BASHRC"] == "yes"
     assert (out / "pwd.txt").read_text().strip() == str(job_temp)
     assert "127.0.0.1 slots=1" in Path(env["AZ_BATCHAI_MPI_HOST_FILE"]).read_text()
 
@@ -140,7 +148,14 @@ def test_secrets_are_never_shown(recipes: Bai, tmp_path: Path) -> None:
     run(
         bai,
         tmp_path,
-        custom_job("echo ok", secrets=[{"name": "TOKEN", "value": "hunter2-very-secret"}]),
+        custom_job(
+            "echo ok",
+            secrets=[
+                {"name": "TOKEN", "value": "hunter2-very-secret"},
+                # the execution log lists AZ_BATCHAI_* variables: this one is left out whole
+                {"name": "AZ_BATCHAI_STORAGE_KEY", "value": "hunter2$HOME+abc=="},
+            ],
+        ),
     )
     for command in (
         ("job", "show", "-w", "ws", "-e", "exp", "-n", "j1"),
@@ -150,7 +165,7 @@ def test_secrets_are_never_shown(recipes: Bai, tmp_path: Path) -> None:
             out = bai(*command, "-o", fmt)
             assert "hunter2-very-secret" not in out.stdout + out.stderr
     shown = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", "j1")
-    assert shown["secrets"] == [{"name": "TOKEN"}]
+    assert shown["secrets"] == [{"name": "TOKEN"}, {"name": "AZ_BATCHAI_STORAGE_KEY"}]
     logs = storage_dir(bai, "acct", "file", "logs")
     for path in logs.rglob("execution.log"):
         assert "hunter2" not in path.read_text()

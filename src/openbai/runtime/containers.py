@@ -316,19 +316,12 @@ def _apptainer_exec(seal: Seal | None) -> list[str]:
     return argv
 
 
-#: a task's first line in a container: job preparation's edits to ``~/.bashrc`` reach the
-#: job (the recipes rely on this), as in a login through SSH into a Batch AI container
-READ_BASHRC = "if [ -f ~/.bashrc ]; then . ~/.bashrc; fi\n"
-
-
 def task_script(command: str, stdout: Path, stderr: Path) -> str:
     """What bash runs for one task of the job in an apptainer instance (``exec``).
 
     Its output goes straight to the stdouterr files (bound at the same paths), not through
-    the runtime's client; ``~/.bashrc`` is read first."""
-    return (
-        f"exec >>{shlex.quote(str(stdout))} 2>>{shlex.quote(str(stderr))}\n{READ_BASHRC}{command}"
-    )
+    the runtime's client."""
+    return f"exec >>{shlex.quote(str(stdout))} 2>>{shlex.quote(str(stderr))}\n{command}"
 
 
 #: a task's exit code when its container ended before it did (as if killed by SIGKILL)
@@ -353,7 +346,7 @@ def task_request(
     bad = [name for name in env if not _ENV_NAME.fullmatch(name)]
     if bad:
         raise ValueError(f"not a variable name a task can be given: {bad[0]!r}")
-    words = [str(fifo), READ_BASHRC + command, str(cwd), str(stdout), str(stderr)]
+    words = [str(fifo), command, str(cwd), str(stdout), str(stderr)]
     words += [f"{name}={value}" for name, value in sorted(env.items())]
     return (" ".join(_sh_word(w) for w in words) + "\n").encode()
 

@@ -2,7 +2,8 @@
 
 Values are computed from the plan and the node's layout. Input and output paths, the stdout
 prefix and user variables may themselves use ``$AZ_BATCHAI_*``: they are expanded in that
-order, each against what was defined before it.
+order, each against what was defined before it. Secrets are given as they are: a key with
+a ``$`` in it must reach the job unchanged (and stay what the logs mask).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def build_environment(
             expand(out.path_prefix), output_path(plan.output_segment, out.path_suffix)
         )
         v[f"AZ_BATCHAI_OUTPUT_{out.id}"] = outputs[out.id]
-    for name, value in [*plan.environment.items(), *plan.secrets.items()]:
+    for name, value in plan.environment.items():
         v[name] = expand(value)
+    v.update(plan.secrets)
     return JobEnvironment(variables=v, stdouterr_dir=stdouterr, output_dirs=outputs)

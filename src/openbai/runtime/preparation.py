@@ -19,7 +19,7 @@ from openbai.mounts.table import remove_tree
 from openbai.plan.results import wait_until
 from openbai.runtime.environment import JobEnvironment, build_environment
 from openbai.runtime.expand import expand_path
-from openbai.runtime.node import MPI_TOOLS, NodeContext
+from openbai.runtime.node import MPI_TOOLS
 from openbai.runtime.output_files import Volumes
 from openbai.runtime.sealing import cuda_devices, describe, open_volumes, seal
 from openbai.runtime.stopping import JobFailure
@@ -62,7 +62,7 @@ def prepare_setup_only(tasks: NodeTasks, mounts: list[Mount]) -> None:
         tasks.volumes = Volumes(mounts)
         mounts.extend(mount_all(ctx.plan.cluster_mounts, ctx.layout.mount_root, ctx.log))
         open_volumes(tasks.sandbox, mounts)
-        env = _environment(ctx)
+        env = _environment(tasks)
         _run_setup_task(tasks, env)
     except BaseException as exc:
         failed = setup_marker(ctx.layout.setup_marker_dir, ctx.plan.cluster_uid, SETUP_FAILED)
@@ -87,7 +87,7 @@ def prepare_node(tasks: NodeTasks, mounts: list[Mount]) -> JobEnvironment:
     volumes = tasks.volumes = Volumes(mounts)
     mounts.extend(mount_all(plan.cluster_mounts, layout.mount_root, ctx.log))
     open_volumes(tasks.sandbox, mounts)
-    env = _environment(ctx)
+    env = _environment(tasks)
     _run_setup_task(tasks, env)
     mounts.extend(mount_all(plan.job_mounts, layout.job_mount_root, ctx.log))
     for folder in [env.stdouterr_dir, *env.output_dirs.values()]:
@@ -119,11 +119,12 @@ def prepare_node(tasks: NodeTasks, mounts: list[Mount]) -> JobEnvironment:
     return env
 
 
-def _environment(ctx: NodeContext) -> JobEnvironment:
-    """The job's variables on this node, its GPUs as its sandbox shows them included."""
-    return build_environment(
-        ctx.plan, ctx.node, ctx.layout, ctx.host_env(), visible_gpus=cuda_devices(ctx)
-    )
+def _environment(tasks: NodeTasks) -> JobEnvironment:
+    """The job's variables on this node, its GPUs as its sandbox shows them included; a
+    ``$HOME`` in them is the job user's, as the tasks will see it."""
+    ctx = tasks.ctx
+    start = tasks.env(JobEnvironment({}, "", {}), {})
+    return build_environment(ctx.plan, ctx.node, ctx.layout, start, visible_gpus=cuda_devices(ctx))
 
 
 def _take_mpi_daemons(tasks: NodeTasks, env: JobEnvironment) -> None:

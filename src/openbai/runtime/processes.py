@@ -46,6 +46,11 @@ def start(
         )
 
 
+#: a job task's first line: job preparation's edits to ``~/.bashrc`` reach the job (the
+#: recipes append ``source .../mpivars.sh`` to it), as Batch AI's launcher shell read it
+READ_BASHRC = "if [ -f ~/.bashrc ]; then . ~/.bashrc; fi\n"
+
+
 def bash(command: str) -> list[str]:
     """``bash -c command`` with bash found through the runner's own PATH: ``Popen`` would look
     it up through the job's, which the job may set (to a directory without bash)."""

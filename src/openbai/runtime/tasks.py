@@ -166,7 +166,9 @@ class NodeTasks:
         err: Path | int,
     ) -> Running:
         # the job's loader variables are held on the way through the node's root programs
-        command, held = unsafe_env.restoring(env, task.command), unsafe_env.hold(env)
+        # ~/.bashrc read after the held variables are back: what it sets wins, as on Batch AI
+        command = unsafe_env.restoring(env, processes.READ_BASHRC + task.command)
+        held = unsafe_env.hold(env)
         argv = processes.bash(command)
         if self.container is not None:
             # the job's variables and the task's own, not the host's (PATH, HOME, ...)
