@@ -236,6 +236,21 @@ def test_registry_credentials_need_a_password_or_a_reference() -> None:
     assert error.target == "properties.containerSettings.imageSourceRegistry.credentials"
 
 
+def test_an_image_is_a_reference_never_a_runtime_option() -> None:
+    for image in ("ubuntu", "tensorflow/tensorflow:1.8.0-gpu-py3", "reg.io:5000/team/img:1"):
+        job = custom_job(containerSettings={"imageSourceRegistry": {"image": image}})
+        assert parse(JobCreateParameters, job).properties.container_settings is not None
+    for image in ("--help", "--privileged", "ubuntu --rm", "Ubuntu", "ubuntu:", "a\nb"):
+        bad = custom_job(containerSettings={"imageSourceRegistry": {"image": image}})
+        error = refusal(bad)
+        assert error.target == "properties.containerSettings.imageSourceRegistry.image", image
+        assert "not an image reference" in str(error)
+    bad = custom_job(
+        containerSettings={"imageSourceRegistry": {"image": "i", "serverUrl": "--tls-verify=false"}}
+    )
+    assert refusal(bad).target == "properties.containerSettings.imageSourceRegistry.serverUrl"
+
+
 def test_shm_size_uses_docker_format() -> None:
     ok = custom_job(containerSettings={"imageSourceRegistry": {"image": "i"}, "shmSize": "16gb"})
     assert parse(JobCreateParameters, ok).properties.container_settings is not None

@@ -75,6 +75,37 @@ _DIRECTORY_ID = re.compile(r"[A-Za-z0-9_]+")
 _SHM_SIZE = re.compile(r"\d+([kmgt]b?|b)?", re.IGNORECASE)
 
 
+#: a registry image (distribution's reference grammar): [host[:port]/]path[:tag][@digest]
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_HOST_PART = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST = rf"{_HOST_PART}(?:\.{_HOST_PART})*(?::[0-9]{{1,5}})?"
+_REGISTRY_IMAGE = re.compile(
+    rf"(?:{_HOST}/)?{_PATH_PART}(?:/{_PATH_PART})*"
+    r"(?::\w[\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
+#: what apptainer also runs (openbai's extension): an image file, or a URI it pulls from
+_APPTAINER_IMAGE = re.compile(r"(?:/|(?:docker|oras|library)://)[^\s\x00-\x1f\x7f]+")
+_SERVER_URL = re.compile(rf"(?:https?://)?{_HOST}(?:/[\w.~-]+)*/?")
+
+
+def _image(value: str) -> str:
+    # it goes into the container runtime's command line: never an option
+    if not (_REGISTRY_IMAGE.fullmatch(value) or _APPTAINER_IMAGE.fullmatch(value)):
+        raise ValueError(
+            f"{value!r} is not an image reference such as tensorflow/tensorflow:1.8.0-gpu or "
+            "myregistry.azurecr.io/team/image:1"
+        )
+    return value
+
+
+def _server_url(value: str) -> str:
+    if not _SERVER_URL.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a registry address such as https://myregistry.azurecr.io"
+        )
+    return value
+
+
 def _directory_id(value: str) -> str:
     if not _DIRECTORY_ID.fullmatch(value):
         raise ValueError(
@@ -110,8 +141,8 @@ class PrivateRegistryCredentials(WireModel):
 class ImageSourceRegistry(WireModel):
     """The container image; with a custom ``serverUrl`` the image name is fully qualified."""
 
-    server_url: str | None = None
-    image: NonEmptyStr
+    server_url: Annotated[str, AfterValidator(_server_url)] | None = None
+    image: Annotated[str, AfterValidator(_image)]
     credentials: PrivateRegistryCredentials | None = None
 
 
