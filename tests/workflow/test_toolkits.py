@@ -27,6 +27,13 @@ def report_script(recipes: Bai, tmp_path: Path) -> Bai:
     scripts = tmp_path / "scripts-src"
     scripts.mkdir()
     (scripts / "report.py").write_text(REPORT)
+    # the second rank fails while the first still works
+    (scripts / "fail_second.py").write_text(
+        "import os, sys, time\n"
+        "if os.environ['AZ_BATCHAI_TASK_INDEX'] == '1':\n"
+        "    sys.exit(7)\n"
+        "time.sleep(60)\n"
+    )
     recipes(
         "storage", "file", "upload-batch", "--account", "acct", "-d", "scripts", "-s", str(scripts)
     )
@@ -239,3 +246,39 @@ def test_custom_toolkit_on_two_nodes_runs_once_on_the_first(
     ]
     assert (out / "stdout-job_prep-c1-1.txt").read_text() == "prep on c1-1\n"
     assert len(reports(out, "stdout.txt")) == 1
+
+
+def test_the_job_ends_with_the_exit_code_a_node_failed_with(
+    report_script: Bai, tmp_path: Path
+) -> None:
+    job, _ = run_toolkit(
+        report_script,
+        tmp_path,
+        "pt-fails",
+        {
+            "pyTorchSettings": {
+                "pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/scripts/fail_second.py"
+            }
+        },
+    )
+    assert job["executionState"] == "failed", job
+    # not the -1 of the first node, whose process was stopped because the second failed
+    assert job["executionInfo"]["exitCode"] == 7
+    assert [e["code"] for e in job["executionInfo"]["errors"]] == ["JobFailed"]
+
+
+def test_job_preparation_failing_on_one_node_is_one_error_with_its_exit_code(
+    report_script: Bai, tmp_path: Path
+) -> None:
+    job, _ = run_toolkit(
+        report_script,
+        tmp_path,
+        "prep-fails",
+        {"customToolkitSettings": {"commandLine": "echo never"}},
+        jobPreparation={"commandLine": 'if [ "$AZ_BATCH_NODE_ID" = c1-1 ]; then exit 5; fi'},
+    )
+    assert job["executionState"] == "failed", job
+    assert job["executionInfo"]["exitCode"] == 5
+    (error,) = job["executionInfo"]["errors"]
+    assert error["code"] == "JobPreparationFailed"
+    assert "on node c1-1 with exit code 5" in error["message"]

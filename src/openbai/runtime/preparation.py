@@ -205,8 +205,7 @@ def _job_preparation(tasks: NodeTasks, env: JobEnvironment) -> None:
     ):
         raise tasks.stopping.reason()
     failed = [k for k in others if ctx.run.prepared(k) is False]
-    if failed:
+    if failed:  # that node reports the failure, with its exit code: this one just ends
         raise JobFailure(
-            "JobPreparationFailed",
-            f"job preparation failed on node {ctx.plan.nodes[failed[0]].node_id}",
+            "JobEnded", f"job preparation failed on node {ctx.plan.nodes[failed[0]].node_id}"
         )

@@ -57,6 +57,13 @@ def give_up(ctx: NodeContext) -> None:
         ctx.run.mark_done(ctx.node.index, -1)
 
 
+def job_exit_code(codes: list[int | None]) -> int | None:
+    """The job's exit code from its nodes' (the first node's first): the first a node's
+    tasks failed with; -1 (a node stopped short, or lost) only where no task failed."""
+    failed = [c for c in codes if c not in (0, None)]
+    return next((c for c in failed if c != -1), failed[0] if failed else codes[0])
+
+
 def job_outcome(ctx: NodeContext, mine: Outcome, stop_requested: threading.Event) -> Outcome:
     """The job's outcome (on the first node): its own, with every other node's errors and
     first failing exit code; a node that does not report is lost."""
@@ -75,17 +82,18 @@ def job_outcome(ctx: NodeContext, mine: Outcome, stop_requested: threading.Event
     wait_until(
         lambda: all(ctx.run.node_result(k) is not None for k in others), stop=give_up_waiting
     )
-    outcome = Outcome(mine.exit_code, list(mine.errors), mine.start_time, time.time())
+    results = [mine]
     for k in others:
         result = ctx.run.node_result(k)
         if result is None:
             lost = JobError("NodeLost", f"node {ctx.plan.nodes[k].node_id} did not report its end")
             result = Outcome(-1, [lost])
-        outcome.errors.extend(
-            e for e in result.errors if e.code != "JobEnded" and e not in outcome.errors
-        )
-        if outcome.exit_code == 0 and result.exit_code not in (0, None):
-            outcome.exit_code = result.exit_code
+        results.append(result)
+    errors: list[JobError] = []
+    for result in results:  # a node stopped because another ended says nothing of its own
+        errors.extend(e for e in result.errors if e.code != "JobEnded" and e not in errors)
+    codes = [r.exit_code for r in results]
+    outcome = Outcome(job_exit_code(codes), errors, mine.start_time, time.time())
     if outcome.exit_code not in (0, None) and not outcome.errors:
         outcome.errors.append(JobError("JobFailed", "Job failed with non-zero exit code"))
     return outcome
