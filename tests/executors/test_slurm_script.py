@@ -89,6 +89,7 @@ def test_one_node_job_becomes_the_runner_itself() -> None:
         ' --node-root /srv/bai/slurm-nodes/"$SLURMD_NODENAME"/"$SLURM_JOB_ID"'
         ' --node-state /srv/bai/slurm-nodes/"$SLURMD_NODENAME"'
         " --keep-env SLURM_ --remove-node-root"
+        ' --ports-dir /srv/bai/slurm-nodes/"$SLURMD_NODENAME"/ports'
     )
 
 

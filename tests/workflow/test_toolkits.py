@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import Bai
+from polling import wait_until
 
 from .conftest import LOGS_AND_SCRIPTS, storage_dir, write_job
 
@@ -27,6 +28,14 @@ def report_script(recipes: Bai, tmp_path: Path) -> Bai:
     scripts = tmp_path / "scripts-src"
     scripts.mkdir()
     (scripts / "report.py").write_text(REPORT)
+    # listens on the job's rendezvous port until the gate named by its argument opens
+    (scripts / "listen.py").write_text(
+        "import os, pathlib, socket, sys, time\n"
+        "server = socket.create_server(('127.0.0.1', int(os.environ['MASTER_PORT'])))\n"
+        "print(os.environ['MASTER_PORT'], flush=True)\n"
+        "while not pathlib.Path(sys.argv[1]).exists():\n"
+        "    time.sleep(0.05)\n"
+    )
     # the second rank fails while the first still works
     (scripts / "fail_second.py").write_text(
         "import os, sys, time\n"
@@ -41,7 +50,15 @@ def report_script(recipes: Bai, tmp_path: Path) -> Bai:
 
 
 def run_toolkit(
-    bai: Bai, tmp_path: Path, name: str, settings: dict[str, Any], nodes: int = 2, **extra: object
+    bai: Bai,
+    tmp_path: Path,
+    name: str,
+    settings: dict[str, Any],
+    nodes: int = 2,
+    *,
+    cluster: str = "c1",
+    wait: bool = True,
+    **extra: object,
 ) -> tuple[dict[str, Any], Path]:
     props = {
         "nodeCount": nodes,
@@ -59,13 +76,13 @@ def run_toolkit(
         "-e",
         "exp",
         "-c",
-        "c1",
+        cluster,
         "-n",
         name,
         "-f",
         write_job(tmp_path, props, f"{name}.json"),
     )
-    job = bai.wait(name)
+    job = bai.wait(name) if wait else bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", name)
     return job, storage_dir(bai, "acct", "file", "logs") / job[
         "jobOutputDirectoryPathSegment"
     ] / "stdouterr"
@@ -282,3 +299,37 @@ def test_job_preparation_failing_on_one_node_is_one_error_with_its_exit_code(
     (error,) = job["executionInfo"]["errors"]
     assert error["code"] == "JobPreparationFailed"
     assert "on node c1-1 with exit code 5" in error["message"]
+
+
+def test_jobs_on_two_clusters_at_once_listen_on_ports_of_their_own(
+    report_script: Bai, tmp_path: Path, gates: Path
+) -> None:
+    bai = report_script
+    bai("cluster", "create", "-w", "ws", "-n", "c2", "--nodes", "1")
+    gate = gates / "gate"
+    listen = {
+        "pyTorchSettings": {
+            "pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/scripts/listen.py",
+            "commandLineArgs": str(gate),
+        }
+    }
+
+    def listening(name: str, stdout: Path) -> bool:
+        """It printed its port (it listens), or it ended (it could not)."""
+        if stdout.exists() and stdout.read_text().strip():
+            return True
+        shown = bai.json("job", "show", "-w", "ws", "-e", "exp", "-n", name)
+        return shown["executionState"] in ("succeeded", "failed")
+
+    ports = {}
+    for name, cluster in (("on-c1", "c1"), ("on-c2", "c2")):
+        # both on their cluster's first node: the same slot number, on the same host
+        _, out = run_toolkit(bai, tmp_path, name, listen, 1, cluster=cluster, wait=False)
+        stdout = out / "stdout-0.txt"
+        wait_until(lambda: listening(name, stdout), f"{name} listening")  # noqa: B023
+        ports[name] = stdout.read_text().strip()
+    gate.touch()
+    for name in ports:
+        job = bai.wait(name)
+        assert job["executionState"] == "succeeded", job
+    assert ports["on-c1"] != ports["on-c2"], ports

@@ -23,13 +23,10 @@ from openbai.plan.job_plan import NodeLimits, NodeSpec
 from openbai.plan.pids import pid_is_alive
 from openbai.plan.results import JobError, Outcome, RunDir
 from openbai.plan.runner_command import RunnerArgs
-from openbai.runtime import containers, process_trees
+from openbai.runtime import containers, ports, process_trees
 from openbai.runtime.cgroups import remove_groups
 from openbai.runtime.sealing import group_prefix
 
-#: ports given to each slot for the job's services (TensorFlow servers, PyTorch rendezvous)
-PORTS_PER_SLOT = 16
-FIRST_PORT = 23000
 #: processes a slot may have when the cluster sets no limit (a fork bomb stops there)
 DEFAULT_PROCESSES = 4096
 
@@ -84,7 +81,9 @@ class LocalExecutor(Executor):
                 index=i,
                 node_id=f"{cluster_key.rsplit('/', 1)[-1]}-{slot}",
                 host="127.0.0.1",
-                port_base=FIRST_PORT + slot * PORTS_PER_SLOT,
+                # the slot's own block where it is free; a job of another cluster on the
+                # same slot number holds it otherwise, and the runner takes the next free
+                port_base=ports.FIRST_PORT + slot * ports.PORTS_PER_BLOCK,
             )
             for i, slot in enumerate(request_slots)
         ]
@@ -103,7 +102,10 @@ class LocalExecutor(Executor):
         for index, slot in enumerate(request.slots):
             root = self.node_root(cluster_key, slot)
             root.mkdir(parents=True, exist_ok=True)
-            argv = RunnerArgs(str(request.run_dir), str(index), str(root)).argv()
+            ports_dir = str(self.nodes_root / "ports")
+            argv = RunnerArgs(
+                str(request.run_dir), str(index), str(root), ports_dir=ports_dir
+            ).argv()
             runners.append((argv, str(request.run_dir / f"node-{index}.out")))
         started = self._fork_server().spawn(runners)
         with self._lock:

@@ -109,6 +109,7 @@ def _runner_command(job: BatchJob, node: str, hosts: str) -> str:
         node_state=node_dir,
         keep_env=("SLURM_",),
         remove_node_root=True,
+        ports_dir=f"{node_dir}/ports",
     )
     return " ".join(["exec", q(job.python), "-m", RUNNER_MODULE, *args.argv()])
 

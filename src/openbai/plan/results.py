@@ -95,6 +95,14 @@ class RunDir:
         data = self._read(f"node-{node}.prepared")
         return None if data is None else bool(data["ok"])
 
+    def set_port_base(self, node: int, base: int) -> None:
+        """The first of the ports ``node``'s runner holds for the job's tasks (runtime/ports.py)."""
+        self._write(f"node-{node}.ports", {"base": base})
+
+    def port_base(self, node: int) -> int | None:
+        data = self._read(f"node-{node}.ports")
+        return None if data is None else int(data["base"])
+
     def mark_done(self, node: int, exit_code: int) -> None:
         self._write(f"node-{node}.done", {"exitCode": exit_code})
 

@@ -21,6 +21,7 @@ class RunnerArgs(NamedTuple):
     node_state: str | None = None
     keep_env: tuple[str, ...] = ()
     remove_node_root: bool = False
+    ports_dir: str | None = None
 
     def argv(self) -> list[str]:
         """The arguments after ``-m openbai.runtime.runner``."""
@@ -34,6 +35,8 @@ class RunnerArgs(NamedTuple):
             args += ["--keep-env", prefix]
         if self.remove_node_root:
             args.append("--remove-node-root")
+        if self.ports_dir is not None:
+            args += ["--ports-dir", self.ports_dir]
         return args
 
 
@@ -53,4 +56,10 @@ def parser() -> argparse.ArgumentParser:
         help="scheduler variables the job's processes keep",
     )
     p.add_argument("--remove-node-root", action="store_true", help="remove the root at the end")
+    p.add_argument(
+        "--ports-dir",
+        type=Path,
+        default=None,
+        help="where the host's runners hold their blocks of ports (one for all its jobs)",
+    )
     return p

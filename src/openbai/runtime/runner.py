@@ -30,11 +30,12 @@ from types import FrameType
 
 from openbai.mounts.base import Mount
 from openbai.plan.job_plan import JobPlan, NodeSpec
-from openbai.plan.results import JobError, Outcome
+from openbai.plan.results import JobError, Outcome, RunDir
 from openbai.plan.runner_command import parser as runner_parser
 from openbai.runtime import processes
 from openbai.runtime.environment import JobEnvironment
 from openbai.runtime.node import NodeContext
+from openbai.runtime.ports import PortBlock
 from openbai.runtime.preparation import prepare_node, prepare_setup_only
 from openbai.runtime.reporting import SpaceReserve, disk_full, give_up, job_outcome
 from openbai.runtime.sealing import limit_errors
@@ -55,7 +56,9 @@ class NodeRunner:
         node_state: Path | None = None,
         keep_env: tuple[str, ...] = (),
         remove_node_root: bool = False,
+        ports_dir: Path | None = None,
     ):
+        self.ports_dir = ports_dir
         self.ctx = NodeContext.open(
             plan, node_index, node_root, run_dir, node_state=node_state, keep_env=keep_env
         )
@@ -76,6 +79,7 @@ class NodeRunner:
                     prepare_setup_only(self.tasks, mounts)
                     outcome.exit_code = 0
                 else:
+                    self._hold_ports(cleanup)
                     env = prepare_node(self.tasks, mounts)
                     outcome.exit_code = self._run_job(env)
             except JobFailure as failure:
@@ -130,7 +134,10 @@ class NodeRunner:
         """Run the toolkit's tasks of this node until the job's work is over; its exit code."""
         ctx, tasks = self.ctx, self.tasks
         toolkit = ToolkitContext(
-            ctx.plan, env.variables, str(ctx.layout.host_file), tasks.python(env)
+            with_ports(ctx.plan, ctx.run),
+            env.variables,
+            str(ctx.layout.host_file),
+            tasks.python(env),
         )
         out = Path(env.stdouterr_dir)
         for task in plan_tasks(toolkit):
@@ -164,10 +171,26 @@ class NodeRunner:
                 ctx.log(f"task {r.task.name or 'main'} exited with code {r.exit_code()}")
         return ctx.run.done(ctx.node.index) if reported else -1  # type: ignore[return-value]
 
+    def _hold_ports(self, cleanup: ExitStack) -> None:
+        """Take a block of ports of this host for the node's tasks, and say which to the
+        other nodes (they read it once every node is prepared: :func:`with_ports`)."""
+        if self.ports_dir is None:
+            return
+        ctx = self.ctx
+        block = PortBlock.hold(self.ports_dir, ctx.node.port_base)
+        cleanup.callback(block.close)
+        ctx.run.set_port_base(ctx.node.index, block.base)
+
     def _decide_finished(self) -> None:
         codes = [self.ctx.run.done(n.index) for n in self.ctx.plan.nodes]
         if all(c is not None for c in codes) or any(c not in (None, 0) for c in codes):
             self.ctx.run.mark_finished()
+
+
+def with_ports(plan: JobPlan, run: RunDir) -> JobPlan:
+    """The plan with the ports its nodes' runners hold (those that hold none keep the plan's)."""
+    nodes = [n._replace(port_base=run.port_base(n.index) or n.port_base) for n in plan.nodes]
+    return plan._replace(nodes=nodes)
 
 
 def with_hosts(plan: JobPlan, hosts: list[str]) -> JobPlan:
@@ -203,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         node_state=args.node_state,
         keep_env=tuple(args.keep_env),
         remove_node_root=args.remove_node_root,
+        ports_dir=args.ports_dir,
     )
     runner.ctx.run.record_runner(args.node, os.getpid(), processes.process_start_time(os.getpid()))
 
