@@ -53,6 +53,14 @@ def test_admin_password_is_not_public() -> None:
             {"diskSizeInGB": 1, "diskCount": 1, "storageAccountType": "Ultra"},
             "properties.dataDisks.storageAccountType",
         ),
+        (  # the REST document's int32
+            {"diskSizeInGB": 1, "diskCount": 10**20, "storageAccountType": "Standard_LRS"},
+            "properties.dataDisks.diskCount",
+        ),
+        (
+            {"diskSizeInGB": 2**31, "diskCount": 1, "storageAccountType": "Standard_LRS"},
+            "properties.dataDisks.diskSizeInGB",
+        ),
     ],
 )
 def test_bad_data_disks(disks: dict[str, Any], target: str) -> None:

@@ -38,13 +38,17 @@ class SshConfiguration(WireModel):
     user_account_settings: UserAccountSettings
 
 
+#: the REST document's int32
+INT32_MAX = 2**31 - 1
+
+
 class DataDisks(WireModel):
     """The disks to create; several disks form one RAID-0 volume."""
 
-    disk_size_in_gb: Annotated[StrictInt, Field(ge=1)] = Field(
+    disk_size_in_gb: Annotated[StrictInt, Field(ge=1, le=INT32_MAX)] = Field(
         validation_alias="diskSizeInGB", serialization_alias="diskSizeInGB"
     )
-    disk_count: Annotated[StrictInt, Field(ge=1)]
+    disk_count: Annotated[StrictInt, Field(ge=1, le=INT32_MAX)]
     storage_account_type: Annotated[
         Literal["Standard_LRS", "Premium_LRS"], choice("Standard_LRS", "Premium_LRS")
     ]

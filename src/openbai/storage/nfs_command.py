@@ -106,10 +106,10 @@ def _options(text: str) -> dict[str, str]:
 
 
 def _number(command: str, opts: dict[str, str], name: str) -> int:
-    """Option ``name`` of the command as a number (0 where it is not given)."""
+    """Port option ``name`` of the command (0 where it is not given)."""
     value = opts.get(name) or "0"
-    if not value.isdigit():
-        raise MountError(f"{redact(command)!r}: {name}={value} is not a number")
+    if not value.isdigit() or int(value) > 65535:
+        raise MountError(f"{redact(command)!r}: {name}={value} is not a port (0-65535)")
     return int(value)
 
 
@@ -198,8 +198,8 @@ def parse_mount_command(command: str) -> MountSource:
         share, _, sub = share.partition("/")
         host, _, port = hostport.partition(":")
         user = opts.get("username") or opts.get("user") or ""
-        if port and not port.isdigit():
-            raise MountError(f"{redact(command)!r}: the port of {source!r} is not a number")
+        if port and not (port.isdigit() and int(port) <= 65535):
+            raise MountError(f"{redact(command)!r}: the port of {source!r} is not a port (0-65535)")
         port = str(_number(command, opts, "port") or port or "445")
         return MountSource(
             "azure",
