@@ -146,6 +146,40 @@ def test_delete_keeps_the_files_and_a_new_server_of_the_name_serves_them_where_c
     assert _stdout(bai, "reader") == "kept\n"
 
 
+@pytest.mark.skipif(not fuse_available(), reason="no FUSE")
+@pytest.mark.timeout(600)
+def test_a_file_server_a_cluster_or_a_job_mounts_is_not_deleted_from_under_it(
+    workspace: Bai, tmp_path: Path, gates: Path
+) -> None:
+    bai = workspace
+    created = bai.json("file-server", "create", "-w", "ws", "-n", "nfs", *CREATE)
+    bai("cluster", "create", "-w", "ws", "-n", "withnfs", "--nodes", "1", "--nfs", "nfs")
+    refused = bai("file-server", "delete", "-w", "ws", "-n", "nfs", "-y", expect=4)
+    assert "file server nfs is mounted by cluster withnfs of workspace ws" in refused.stderr
+    bai("cluster", "delete", "-w", "ws", "-n", "withnfs", "-y")
+
+    gate = gates / "gate"
+    waits = f"echo started; while [ ! -e {gate} ]; do sleep 0.05; done"
+    job = write_job(tmp_path, nfs_job(created["id"], waits), "user.json")
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "user", "-f", job)
+    refused = bai("file-server", "delete", "-w", "ws", "-n", "nfs", "-y", expect=4)
+    assert "mounted by job user of experiment exp" in refused.stderr
+    assert _ganeshas(_server(bai, "nfs")), "the refused delete stopped the server"
+    gate.touch()
+    assert bai.wait("user", timeout=120)["executionState"] == "succeeded"
+    assert _stdout(bai, "user") == "started\n"
+    bai("file-server", "delete", "-w", "ws", "-n", "nfs", "-y")
+    bai("file-server", "show", "-w", "ws", "-n", "nfs", expect=3)
+
+
+def test_a_missing_file_server_is_said_to_be_missing(workspace: Bai) -> None:
+    bai = workspace
+    refused = bai("cluster", "create", "-w", "ws", "-n", "c2", "--nodes", "1", "--nfs", "nope",
+                  expect=2)  # fmt: skip
+    assert "The specified file server nope is not found in workspace ws" in refused.stderr
+    assert "storage account" not in refused.stderr
+
+
 @pytest.fixture
 def rest(bai: Bai) -> Iterator[tuple[TestClient, str]]:
     """The REST API of ``bai``'s installation (in-process) and the URL of its workspace ``ws``."""

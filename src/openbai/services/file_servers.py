@@ -22,17 +22,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
-from openbai.errors import ConflictError, NotFoundError, StorageError
+from openbai.errors import ConflictError, NotFoundError, SpecError, StorageError
 from openbai.installation import App
-from openbai.scheduling.volumes import running_file_server
+from openbai.scheduling.volumes import parse_file_server_id, running_file_server
 from openbai.services.records import FileServerRecord, Provisioning
 from openbai.services.workspaces import check_not_deleting, workspace_row
 from openbai.spec import FileServerCreateParameters, check_name, parse
 from openbai.storage.nfs_server import EXPORT_PATH, NfsServer, file_server_dir
-from openbai.store.models import FileServer, utcnow
-from openbai.vocabulary import ProvisioningState
+from openbai.store.models import Cluster, FileServer, Job, utcnow
+from openbai.vocabulary import ACTIVE_STATES, ProvisioningState
 
 
 def file_server_row(s: Session, rg: str, ws: str, name: str) -> FileServer:
@@ -153,10 +153,43 @@ def stop_workspace_file_servers(app: App, rg: str, ws: str) -> None:
 
 
 def delete_file_server(app: App, rg: str, ws: str, name: str, *, delete_data: bool = False) -> None:
+    """Stop and forget the file server; refused (``FileServerInUse``) while a cluster or a
+    queued or running job mounts it: its jobs would hang on a server gone from under them."""
     with app.db.session() as s:
-        s.delete(file_server_row(s, rg, ws, name))
+        row = file_server_row(s, rg, ws, name)
+        user = _mounted_by(s, (rg, ws, name))
+        if user is not None:
+            raise ConflictError(
+                f"file server {name} is mounted by {user}; delete or change that first",
+                code="FileServerInUse",
+                target=name,
+            )
+        s.delete(row)
     server = nfs_server(app, rg, ws, name)
     if delete_data:
         server.remove()
     else:
         server.forget()
+
+
+def _mounted_by(s: Session, server: tuple[str, str, str]) -> str | None:
+    """What mounts the file server (resource group, workspace, name): a cluster, whose nodes
+    mount it for every job, or a queued or running job; None when nothing does."""
+
+    def names_it(volumes: Mapping[str, Any] | None) -> bool:
+        for ref in (volumes or {}).get("fileServers") or ():
+            try:
+                if parse_file_server_id(ref["fileServer"]["id"], field="") == server:
+                    return True
+            except (SpecError, KeyError, TypeError):
+                continue
+        return False
+
+    for cluster in s.scalars(select(Cluster).options(joinedload(Cluster.workspace))):
+        if names_it((cluster.spec.get("nodeSetup") or {}).get("mountVolumes")):
+            return f"cluster {cluster.name} of workspace {cluster.workspace.name}"
+    active = select(Job).where(Job.execution_state.in_(ACTIVE_STATES))
+    for job in s.scalars(active.options(joinedload(Job.experiment))):
+        if names_it(job.spec.get("mountVolumes")):
+            return f"job {job.name} of experiment {job.experiment.name} ({job.execution_state})"
+    return None

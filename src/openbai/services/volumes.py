@@ -3,7 +3,7 @@ when the cluster or job is created (the dispatcher trusts what was checked)."""
 
 from __future__ import annotations
 
-from openbai.errors import MountError, SpecError
+from openbai.errors import MountError, NotFoundError, SpecError
 from openbai.installation import App
 from openbai.scheduling.locations import MountedVolume, VolumeLocation, locate, mounted_at
 from openbai.scheduling.volumes import (
@@ -13,6 +13,7 @@ from openbai.scheduling.volumes import (
 )
 from openbai.services import ids
 from openbai.services.accounts import require_volume
+from openbai.services.file_servers import file_server_row
 from openbai.services.reach import require_workspace
 from openbai.services.tokens import TokenInfo
 from openbai.spec import (
@@ -59,7 +60,7 @@ def resolve_mounts(
             continue
         if isinstance(ref, FileServerReference):
             at = "fileServer.id"
-            rg, ws, _ = parse_file_server_id(ref.file_server.id, field=f"{where}.{at}")
+            rg, ws, name = parse_file_server_id(ref.file_server.id, field=f"{where}.{at}")
             require_workspace(caller, rg, ws, field=f"{where}.{at}")
             ids.require_this_subscription(
                 file_server_subscription(ref.file_server.id),
@@ -68,6 +69,7 @@ def resolve_mounts(
                 field=f"{where}.{at}",
                 code="FileServerNotFound",
             )
+            _require_file_server(app, rg, ws, name, field=f"{where}.{at}")
         elif isinstance(ref, AzureFileShareReference):
             at = "azureFileUrl"
         else:
@@ -76,6 +78,18 @@ def resolve_mounts(
             app, volume.account, volume.volume_kind, volume.volume, field=f"{where}.{at}"
         )
     return mounted
+
+
+def _require_file_server(app: App, rg: str, ws: str, name: str, *, field: str) -> None:
+    with app.db.reading() as s:
+        try:
+            file_server_row(s, rg, ws, name)
+        except NotFoundError:
+            raise SpecError(
+                f"{field}: The specified file server {name} is not found in workspace {ws}",
+                target=field,
+                code="FileServerNotFound",
+            ) from None
 
 
 def check_listable(location: VolumeLocation | None, prefix: str, field: str) -> None:
