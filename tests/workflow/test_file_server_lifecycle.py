@@ -30,7 +30,7 @@ from openbai.services import tokens
 from openbai.settings import Settings
 from openbai.storage.nfs_server import NfsServer
 
-from .conftest import nfs_job, write_job
+from .conftest import custom_job, nfs_job, write_job
 
 with warnings.catch_warnings():  # starlette asks for httpx2; openbai pins httpx
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -148,28 +148,71 @@ def test_delete_keeps_the_files_and_a_new_server_of_the_name_serves_them_where_c
 
 @pytest.mark.skipif(not fuse_available(), reason="no FUSE")
 @pytest.mark.timeout(600)
-def test_a_file_server_a_cluster_or_a_job_mounts_is_not_deleted_from_under_it(
+def test_a_file_server_a_queued_or_running_job_mounts_is_not_deleted_from_under_it(
     workspace: Bai, tmp_path: Path, gates: Path
 ) -> None:
     bai = workspace
     created = bai.json("file-server", "create", "-w", "ws", "-n", "nfs", *CREATE)
     bai("cluster", "create", "-w", "ws", "-n", "withnfs", "--nodes", "1", "--nfs", "nfs")
-    refused = bai("file-server", "delete", "-w", "ws", "-n", "nfs", "-y", expect=4)
-    assert "file server nfs is mounted by cluster withnfs of workspace ws" in refused.stderr
-    bai("cluster", "delete", "-w", "ws", "-n", "withnfs", "-y")
-
     gate = gates / "gate"
     waits = f"echo started; while [ ! -e {gate} ]; do sleep 0.05; done"
-    job = write_job(tmp_path, nfs_job(created["id"], waits), "user.json")
-    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "user", "-f", job)
+    # one job mounts it through its cluster's nodes, the other itself
+    via_cluster = custom_job(waits, stdOutErrPathPrefix="$AZ_BATCHAI_MOUNT_ROOT/nfs")
+    del via_cluster["mountVolumes"]
+    on_cluster = write_job(tmp_path, via_cluster, "c.json")
+    create = ("job", "create", "-w", "ws", "-e", "exp")
+    bai(*create, "-c", "withnfs", "-n", "viacluster", "-f", on_cluster)
     refused = bai("file-server", "delete", "-w", "ws", "-n", "nfs", "-y", expect=4)
-    assert "mounted by job user of experiment exp" in refused.stderr
+    assert "mounted by job viacluster of experiment exp" in refused.stderr
+    assert "through cluster withnfs" in refused.stderr
+    gate.touch()
+    assert bai.wait("viacluster", timeout=120)["executionState"] == "succeeded"
+
+    gate.unlink()
+    direct = write_job(tmp_path, nfs_job(created["id"], waits), "d.json")
+    bai(*create, "-c", "c1", "-n", "direct", "-f", direct)
+    refused = bai("file-server", "delete", "-w", "ws", "-n", "nfs", "-y", expect=4)
+    assert "mounted by job direct of experiment exp" in refused.stderr
     assert _ganeshas(_server(bai, "nfs")), "the refused delete stopped the server"
     gate.touch()
-    assert bai.wait("user", timeout=120)["executionState"] == "succeeded"
-    assert _stdout(bai, "user") == "started\n"
+    assert bai.wait("direct", timeout=120)["executionState"] == "succeeded"
+    assert _stdout(bai, "direct") == "started\n"
+    # the cluster's jobs have ended: it may lose it (its next job fails, naming the server)
     bai("file-server", "delete", "-w", "ws", "-n", "nfs", "-y")
     bai("file-server", "show", "-w", "ws", "-n", "nfs", expect=3)
+
+
+def test_an_unmanaged_mount_cannot_reach_a_file_server_past_its_workspace_check(
+    workspace: Bai, tmp_path: Path
+) -> None:
+    """openbai mounts an unmanaged NFS volume itself, as root: naming a file server's address
+    and ports there would skip the check a fileServers mount gets (a token limited to
+    another workspace, say)."""
+    bai = workspace
+    bai.json("file-server", "create", "-w", "ws", "-n", "nfs", *CREATE)
+    state = _server(bai, "nfs").state()
+    assert state is not None
+    ports = f"port={state.port},mountport={state.mount_port}"
+    for source, options in [
+        ("127.0.0.1:/mnt/data", ports),
+        ("0.0.0.0:/mnt/data/shared", ports),  # connects to the loopback
+        ("127.1:/mnt/data", ports),  # 127.0.0.1, as inet_aton reads it
+        ("localhost:/mnt/data", "vers=3"),  # its ports left to rpcbind
+        ("127.0.0.1:/", f"vers=4,port={state.port}"),
+    ]:
+        command = f"mount -t nfs {source} -o {options}"
+        props = custom_job(
+            "ls $AZ_BATCHAI_JOB_MOUNT_ROOT/theirs",
+            stdOutErrPathPrefix="$AZ_BATCHAI_JOB_MOUNT_ROOT/theirs",
+            mountVolumes={
+                "unmanagedFileSystems": [{"mountCommand": command, "relativeMountPath": "theirs"}]
+            },
+        )
+        job = write_job(tmp_path, props, "theirs.json")
+        refused = bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "theirs",
+                      "-f", job, expect=2)  # fmt: skip
+        assert "unmanagedFileSystems[0].mountCommand" in refused.stderr, command
+        assert "is the address of file server default/ws/nfs" in refused.stderr, command
 
 
 def test_a_missing_file_server_is_said_to_be_missing(workspace: Bai) -> None:

@@ -153,8 +153,8 @@ def stop_workspace_file_servers(app: App, rg: str, ws: str) -> None:
 
 
 def delete_file_server(app: App, rg: str, ws: str, name: str, *, delete_data: bool = False) -> None:
-    """Stop and forget the file server; refused (``FileServerInUse``) while a cluster or a
-    queued or running job mounts it: its jobs would hang on a server gone from under them."""
+    """Stop and forget the file server; refused (``FileServerInUse``) while a queued or
+    running job mounts it: it would hang on a server gone from under it."""
     with app.db.session() as s:
         row = file_server_row(s, rg, ws, name)
         user = _mounted_by(s, (rg, ws, name))
@@ -173,8 +173,9 @@ def delete_file_server(app: App, rg: str, ws: str, name: str, *, delete_data: bo
 
 
 def _mounted_by(s: Session, server: tuple[str, str, str]) -> str | None:
-    """What mounts the file server (resource group, workspace, name): a cluster, whose nodes
-    mount it for every job, or a queued or running job; None when nothing does."""
+    """The queued or running job that mounts the file server (resource group, workspace,
+    name), itself or through its cluster's nodes; None when none does. A cluster whose jobs
+    have ended may lose it: its next job fails when planned, naming the server."""
 
     def names_it(volumes: Mapping[str, Any] | None) -> bool:
         for ref in (volumes or {}).get("fileServers") or ():
@@ -185,11 +186,17 @@ def _mounted_by(s: Session, server: tuple[str, str, str]) -> str | None:
                 continue
         return False
 
-    for cluster in s.scalars(select(Cluster).options(joinedload(Cluster.workspace))):
-        if names_it((cluster.spec.get("nodeSetup") or {}).get("mountVolumes")):
-            return f"cluster {cluster.name} of workspace {cluster.workspace.name}"
     active = select(Job).where(Job.execution_state.in_(ACTIVE_STATES))
     for job in s.scalars(active.options(joinedload(Job.experiment))):
-        if names_it(job.spec.get("mountVolumes")):
-            return f"job {job.name} of experiment {job.experiment.name} ({job.execution_state})"
+        cluster = s.get(Cluster, job.cluster_id) if job.cluster_id is not None else None
+        cluster_volumes = ((cluster.spec if cluster else {}).get("nodeSetup") or {}).get(
+            "mountVolumes"
+        )
+        if names_it(job.spec.get("mountVolumes")) or names_it(cluster_volumes):
+            how = (
+                f", through cluster {cluster.name}" if cluster and names_it(cluster_volumes) else ""
+            )
+            return (
+                f"job {job.name} of experiment {job.experiment.name} ({job.execution_state}{how})"
+            )
     return None

@@ -22,7 +22,7 @@ from openbai.spec import (
     MountVolumes,
     UnmanagedFileSystemReference,
 )
-from openbai.storage import nfs_command
+from openbai.storage import nfs_command, nfs_endpoints
 from openbai.storage.registry import MOUNT_ONLY_KINDS
 
 
@@ -57,6 +57,7 @@ def resolve_mounts(
                 raise SpecError(
                     f"{where}.mountCommand: {e}", target=f"{where}.mountCommand"
                 ) from None
+            check_not_a_file_server(app, ref.mount_command, field=f"{where}.mountCommand")
             continue
         if isinstance(ref, FileServerReference):
             at = "fileServer.id"
@@ -78,6 +79,28 @@ def resolve_mounts(
             app, volume.account, volume.volume_kind, volume.volume, field=f"{where}.{at}"
         )
     return mounted
+
+
+def check_not_a_file_server(app: App, command: str, *, field: str) -> None:
+    """A SpecError naming ``field`` when an unmanaged NFS mount would reach one of the
+    installation's file servers (storage/nfs_endpoints.py): those are mounted through
+    ``fileServers``, which checks the workspace."""
+    try:
+        source = nfs_command.parse_mount_command(command)
+    except MountError:
+        return  # not one openbai mounts: it fails the job when it starts
+    if source.kind != "nfs":
+        return
+    opts = source.options
+    ports = {opts["port"]} if opts["version"] == 4 else {opts["port"], opts["mount_port"]}
+    server = nfs_endpoints.file_server_named(app.settings.home, opts["host"], ports)
+    if server is not None:
+        raise SpecError(
+            f"{field}: {opts['host']} is the address of file server {server} of this"
+            " installation, whose ports it names or leaves to rpcbind; mount a file server"
+            " through fileServers (or --nfs), or name your own NFS server's port",
+            target=field,
+        )
 
 
 def _require_file_server(app: App, rg: str, ws: str, name: str, *, field: str) -> None:
