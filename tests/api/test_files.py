@@ -7,6 +7,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -94,6 +95,40 @@ def test_output_directory_paging_and_directories(
     assert empty == {"value": []}
 
 
+def test_a_range_under_an_if_range_of_another_version_gets_the_whole_file(
+    client: TestClient, anonymous: TestClient, finished: Arm
+) -> None:
+    listed = list_files(client, finished, "outputdirectoryid=MODEL").json()["value"]
+    (model,) = [f["downloadUrl"] for f in listed if f["name"] == "model.bin"]
+    modified = anonymous.get(model).headers["Last-Modified"]
+    for other in ("Mon, 01 Jan 2001 00:00:00 GMT", '"an-entity-tag"', "not a date"):
+        whole = anonymous.get(model, headers={"Range": "bytes=2-5", "If-Range": other})
+        assert whole.status_code == 200 and whole.content == b"abcdefghij", other
+        assert "Content-Range" not in whole.headers
+    # a date validates once it is strong: the file unchanged for a second (RFC 9110 8.8.2.2)
+    time.sleep(max(0.0, parsedate_to_datetime(modified).timestamp() + 2 - time.time()))
+    part = anonymous.get(model, headers={"Range": "bytes=2-5", "If-Range": modified})
+    assert part.status_code == 206 and part.content == b"cdef"
+
+
+def test_a_range_of_an_empty_file_is_not_satisfiable(
+    client: TestClient, anonymous: TestClient, ws: Arm, logs_share: str
+) -> None:
+    body = job_body(
+        ': > "$AZ_BATCHAI_OUTPUT_MODEL/empty.txt"',
+        outputDirectories=[{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/logs"}],
+    )
+    assert client.put(job_url(ws), json=body).status_code == 200
+    assert wait_for_job(client, job_url(ws))["properties"]["executionState"] == "succeeded"
+    (empty,) = list_files(client, ws, "outputdirectoryid=MODEL").json()["value"]
+    whole = anonymous.get(empty["downloadUrl"])
+    assert whole.status_code == 200 and whole.content == b""
+    for given in ("bytes=0-0", "bytes=0-", "bytes=5-", "bytes=-5"):
+        response = anonymous.get(empty["downloadUrl"], headers={"Range": given})
+        assert response.status_code == 416, given
+        assert response.headers["Content-Range"] == "bytes */0", given
+
+
 def test_tampered_and_expired_links_are_refused(
     client: TestClient, anonymous: TestClient, finished: Arm
 ) -> None:
@@ -170,8 +205,8 @@ def test_stream_follows_a_growing_file_until_the_job_ends(
 # -- user content: what a download link answers with ------------------------------------------
 @pytest.fixture
 def user_content(client: TestClient, ws: Arm, logs_share: str) -> dict[str, str]:
-    """Job ``j``: MODEL holds an HTML report and an SVG with scripts, a PNG, a text file, and
-    a file whose name holds a newline."""
+    """Job ``j``: MODEL holds what ``web.user_content`` writes (an HTML report and an SVG
+    with scripts, a PNG, a text file, names with a newline or not UTF-8); links by name."""
     from web.user_content import write_outputs
 
     body = job_body(
@@ -181,7 +216,7 @@ def user_content(client: TestClient, ws: Arm, logs_share: str) -> dict[str, str]
     assert client.put(job_url(ws), json=body).status_code == 200
     assert wait_for_job(client, job_url(ws))["properties"]["executionState"] == "succeeded"
     listed = list_files(client, ws, "outputdirectoryid=MODEL").json()["value"]
-    return {f["name"]: f["downloadUrl"] for f in listed}
+    return {f["name"]: f["downloadUrl"] for f in listed if f["fileType"] == "file"}
 
 
 def test_download_links_never_let_a_browser_run_the_file(
@@ -220,6 +255,21 @@ def test_a_file_named_with_a_newline_is_served(
     query = "outputdirectoryid=MODEL&file=new%0Aline.txt"
     streamed = client.get(job_url(ws, "streamOutputFile", query=query))
     assert streamed.status_code == 200 and streamed.content == b"two\nlines\n"
+
+
+def test_a_name_not_utf8_is_listed_without_a_link_and_hides_no_other_file(
+    client: TestClient, anonymous: TestClient, ws: Arm, user_content: dict[str, str]
+) -> None:
+    from web.user_content import NEWLINE_NAME, UNDECODABLE_FILE, UNDECODABLE_FOLDER
+
+    listed = list_files(client, ws, "outputdirectoryid=MODEL")
+    assert listed.status_code == 200
+    entries = {f["name"]: f for f in listed.json()["value"]}
+    assert entries[UNDECODABLE_FOLDER] == {"name": UNDECODABLE_FOLDER, "fileType": "directory"}
+    bad = entries[UNDECODABLE_FILE]
+    assert bad["downloadUrl"] is None and bad["properties"]["contentLength"] == len("hidden\n")
+    assert anonymous.get(user_content[NEWLINE_NAME]).content == b"two\nlines\n"
+    assert anonymous.get(user_content["notes.txt"]).status_code == 200
 
 
 def test_stream_of_a_missing_file_of_an_ended_job_is_404(client: TestClient, finished: Arm) -> None:
@@ -329,3 +379,20 @@ def test_a_file_replaced_or_deleted_mid_download_arrives_whole(served: Served) -
             got.extend(chunks)
         assert b"".join(got) == b"n" * BIG
         assert http.get(links["big.bin"]).status_code == 404
+
+
+def test_head_answers_as_get_without_the_body(served: Served) -> None:
+    server, _, links = served
+    with httpx.Client(timeout=30) as http:
+        got = http.get(links["big.bin"])
+        head = http.head(links["big.bin"])
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["Content-Length"] == str(BIG)
+        for name in ("Content-Type", "Content-Disposition", "Last-Modified", "Accept-Ranges"):
+            assert head.headers[name] == got.headers[name], name
+        assert head.headers["Content-Security-Policy"] == "sandbox"
+        part = http.head(links["big.bin"], headers={"Range": "bytes=2-5"})
+        assert part.status_code == 206 and part.content == b""
+        assert part.headers["Content-Range"] == f"bytes 2-5/{BIG}"
+        assert part.headers["Content-Length"] == "4"
+        assert http.head(f"{server.url}/healthz").status_code == 200

@@ -8,13 +8,19 @@ import subprocess
 import threading
 import time
 from collections.abc import Generator
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from conftest import Bai
 from polling import wait_until
 
 from openbai.cli.remote import RemoteClient
+from openbai.errors import AuthError
 from openbai.http.threads import REQUEST_THREADS
+from openbai.installation import App
+from openbai.services import tokens
+from openbai.settings import Settings
 
 from .support import API, BAI, Server, job_body, start_server
 
@@ -153,3 +159,32 @@ def test_followers_ride_out_a_restart_of_the_server(server: Server, bai: Bai, ga
     _, said = waiter.communicate(timeout=60)
     assert waiter.returncode == 0, said
     client.close()
+
+
+@pytest.mark.parametrize("token_end", ["deleted", "expired"])
+def test_a_stream_breaks_within_seconds_once_its_token_is_deleted_or_expired(
+    server: Server, bai: Bai, gates: Path, token_end: str
+) -> None:
+    """Its token is checked while a stream runs, not only when it began: the follower's
+    connection breaks, and its reconnection is refused."""
+    gate = gates / "gate"
+    setup_job(server, bai, f"while [ ! -e {gate} ]; do echo tick; sleep 0.2; done").close()
+    app = App.open(Settings.load(bai.env))
+    lifetime = timedelta(seconds=3) if token_end == "expired" else None
+    _, secret = tokens.create_token(app, "follower", lifetime=lifetime)
+    app.close()
+    follower = RemoteClient(server.url, secret)
+    args = ("rg", "ws", "exp", "j", "stdout.txt")
+    stream = follower.stream_job_file(*args, directory_id="stdouterr", path=".")
+    try:
+        assert next(stream).startswith(b"tick\n")
+        if token_end == "deleted":
+            bai("token", "delete", "-n", "follower")
+        ended = time.monotonic()  # expired: within 3 s of this
+        with pytest.raises(AuthError):
+            for _ in stream:
+                assert time.monotonic() - ended < 30, "the stream goes on"
+        assert time.monotonic() - ended < 10
+    finally:
+        gate.touch()
+        follower.close()

@@ -243,6 +243,20 @@ def test_a_file_named_with_a_newline_is_listed_viewed_and_downloaded(
     assert user_content.get(f"{U}/files/MODEL/view?path={path}").status_code == 200
 
 
+def test_a_name_not_utf8_is_shown_without_links_and_hides_no_other_file(
+    user_content: TestClient,
+) -> None:
+    from .user_content import UNDECODABLE_FILE, UNDECODABLE_FOLDER
+
+    for headers in ({}, {"HX-Request": "true"}):  # the page, and the fragment the job page loads
+        listed = user_content.get(f"{U}/files/MODEL?embedded=1", headers=headers)
+        assert listed.status_code == 200
+        assert f"<td>{UNDECODABLE_FILE}</td>" in listed.text  # shown, linked to nothing
+        assert f"<td>{UNDECODABLE_FOLDER}/</td>" in listed.text
+        assert listed.text.count("download</a>") == 5  # the other files' downloads
+        assert f'href="{U}/files/MODEL/download?path=notes.txt"' in listed.text
+
+
 def test_a_binary_file_is_offered_for_download_not_streamed_as_text(
     web: TestClient, run_job: Callable[..., str]
 ) -> None:

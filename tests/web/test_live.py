@@ -11,12 +11,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import Bai
 
 from openbai.installation import App
+from openbai.services import sessions, tokens
+from openbai.web import live
 from openbai.web.events import in_thread
 
 from .conftest import JOB_URL, TestClient, wait_for
+from .test_sessions_server_side import log_in, session_cookie
 
 J = JOB_URL + "/j"
 
@@ -92,6 +96,36 @@ def test_metric_lines_become_points(web: TestClient, run_job: Callable[..., str]
         {"x": 4, "line": 4, "values": {"lr": 0.001}},
     ]
     assert events[-1][0] == "end"
+
+
+@pytest.mark.parametrize("ending", ["logout", "token deleted"])
+def test_the_metrics_stream_ends_with_its_session(
+    service: App,
+    token: str,
+    run_job: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    ending: str,
+) -> None:
+    monkeypatch.setattr(live, "SESSION_CHECK", 0.0)
+    run_job("j", "while true; do echo 'metric: loss=1'; sleep 0.1; done", wait=False)
+    wait_for(service, "j", ("running",))
+    web = log_in(service, token)
+    ended, last, deadline = False, "", time.monotonic() + 20
+    with web.stream("GET", J + "/metrics") as stream:
+        for line in stream.iter_lines():
+            assert time.monotonic() < deadline, "the stream goes on"
+            if line.startswith("data: [") and not ended:  # the first points
+                if ending == "logout":
+                    sessions.end_session(service, session_cookie(web))
+                else:
+                    tokens.delete_token(service, "browser")
+                ended = True
+            if last == "event: failure":
+                assert "the session has ended" in line
+                break
+            last = line
+        else:
+            pytest.fail("the stream ended without saying why")
 
 
 def test_a_folder_cannot_be_streamed(web: TestClient, run_job: Callable[..., str]) -> None:

@@ -33,7 +33,9 @@ def links(server: Any, tmp_path: Path) -> Iterator[dict[str, str]]:  # noqa: F81
         assert api.put(job, json=body).status_code == 200, body
         assert wait_for_job(api, job)["properties"]["executionState"] == "succeeded"
         listed = api.post(job.replace("?", "/listOutputFiles?") + "&outputdirectoryid=MODEL")
-        yield {f["name"]: f["downloadUrl"] for f in listed.json()["value"]}
+        yield {
+            f["name"]: f["downloadUrl"] for f in listed.json()["value"] if f["fileType"] == "file"
+        }
 
 
 def saved(page: Any, url: str) -> None:

@@ -1,6 +1,7 @@
 """Outputs a hostile job writes: an HTML report and an SVG whose scripts, were they run on
 openbai's origin, would announce it (a request to ``/script-ran``, a changed title); a
-picture, a text file, and a file whose name holds a newline."""
+picture, a text file, a file whose name holds a newline, and a file and a folder whose names
+are not UTF-8 (byte 0xff, 0xfe)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ PNG = base64.b64decode(
 )
 TEXT = "<b>just text</b>\n"
 NEWLINE_NAME = "new\nline.txt"
+#: the names not UTF-8 as they are shown, each such byte as U+FFFD: a file and a folder
+UNDECODABLE_FILE = "bad\ufffd.txt"
+UNDECODABLE_FOLDER = "dir\ufffd"
 
 
 def write_outputs() -> str:
@@ -40,4 +44,6 @@ def write_outputs() -> str:
         for name, data in files.items()
     ]
     steps.append(f"printf 'two\\nlines\\n' > {out}/\"$(printf 'new\\nline.txt')\"")
+    steps.append(f"echo hidden > {out}/\"bad$(printf '\\377').txt\"")
+    steps.append(f"mkdir {out}/\"dir$(printf '\\376')\"")
     return " && ".join(steps)

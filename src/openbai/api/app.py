@@ -118,6 +118,7 @@ def create_api(
     api.include_router(audit.router)
 
     @api.get("/healthz", tags=["openbai"])
+    @api.head("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         """Liveness: no token needed, nothing revealed."""
         return {"status": "ok"}

@@ -4,14 +4,17 @@ create``, whose role and workspaces allow the route (``openbai.http.permissions`
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from openbai.errors import AuthError
 from openbai.http.caller import admit
 from openbai.http.permissions import API_RULES
 from openbai.http.service import Service
+from openbai.installation import App
 from openbai.services import tokens
 
 _bearer = HTTPBearer(auto_error=False, description="A token made by `bai token create`.")
@@ -32,3 +35,46 @@ async def require_token(
 
 
 AUTHENTICATED = [Depends(require_token)]
+
+
+#: seconds between two looks at the token of an open stream (deleting it ends the stream)
+TOKEN_CHECK = 2.0
+
+
+class TokenWatch:
+    """A request's token, looked at again while its response streams, so that a stream does
+    not outlive its token: :meth:`check` raises the token's ``AuthError`` once it has been
+    deleted or has expired (a blocking look at most every :data:`TOKEN_CHECK` seconds, made
+    on the stream's thread; a refusal is final)."""
+
+    def __init__(self, app: App, secret: str) -> None:
+        self._app, self._secret = app, secret
+        self._looked = time.monotonic()
+        self._refused: AuthError | None = None
+
+    def check(self) -> None:
+        if self._refused is None and time.monotonic() - self._looked >= TOKEN_CHECK:
+            self._looked = time.monotonic()
+            try:
+                tokens.verify_token(self._app, self._secret)
+            except AuthError as exc:
+                self._refused = exc
+        if self._refused is not None:
+            raise self._refused
+
+    def refused(self) -> bool:
+        try:
+            self.check()
+        except AuthError:
+            return True
+        return False
+
+
+async def token_watch(
+    app: Service,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> TokenWatch:
+    return TokenWatch(app, credentials.credentials if credentials else "")
+
+
+WatchedToken = Annotated[TokenWatch, Depends(token_watch)]

@@ -7,21 +7,26 @@ listed and fetched while the job runs and long after its nodes are gone.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.convertors import Convertor, register_url_convertor
+from starlette.types import Receive, Scope, Send
 
-from openbai.api.auth import AUTHENTICATED
+from openbai.api.auth import AUTHENTICATED, TokenWatch, WatchedToken
 from openbai.api.paging import Page, page_of
 from openbai.api.params import ARM_ROUTE, JOB, ExperimentName, JobName, ResourceGroup, WorkspaceName
 from openbai.api.signing import SignedFile, UrlSigner, from_segment
 from openbai.api.urls import base_url
-from openbai.errors import SpecError
+from openbai.errors import AuthError, SpecError
 from openbai.http.downloads import download_headers
+from openbai.http.file_names import is_text, shown_name
 from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
 from openbai.http.threads import iterate_transfer
@@ -48,6 +53,7 @@ class AnyPath(Convertor[str]):
 
 register_url_convertor("anypath", AnyPath())
 
+log = logging.getLogger("openbai.api")
 router = APIRouter(dependencies=[*AUTHENTICATED, *ARM_ROUTE], tags=["Jobs"])
 #: signed links carry their own proof: no token, no api-version
 public = APIRouter(tags=["Downloads"])
@@ -92,17 +98,21 @@ def list_output_files(
 def file_entry(
     request: Request, folder: VolumeLocation, f: files.OutputFile, *, minutes: int
 ) -> dict[str, Any]:
-    """A File of listOutputFiles: a file in ``folder`` gets a link valid for ``minutes``."""
+    """A File of listOutputFiles: a file in ``folder`` gets a link valid for ``minutes``
+    (``downloadUrl`` null for a name that is not UTF-8: no link can name it)."""
+    name = shown_name(f.name)
     if f.is_directory:
-        return {"name": f.name, "fileType": "directory"}
-    # joined as is: a name may start with "/" (a blob in a folder with an empty name)
-    path = f"{folder.path}/{f.name}" if folder.path else f.name
-    target = VolumeLocation(folder.account, folder.volume_kind, folder.volume, path)
-    signed = SignedFile(target.account, target.volume_kind.value, target.volume, target.path)
+        return {"name": name, "fileType": "directory"}
+    link = None
+    if is_text(f.name):
+        # joined as is: a name may start with "/" (a blob in a folder with an empty name)
+        path = f"{folder.path}/{f.name}" if folder.path else f.name
+        signed = SignedFile(folder.account, folder.volume_kind.value, folder.volume, path)
+        link = signer(request).link(base_url(request), signed, minutes=minutes)
     return {
-        "name": f.name,
+        "name": name,
         "fileType": "file",
-        "downloadUrl": signer(request).link(base_url(request), signed, minutes=minutes),
+        "downloadUrl": link,
         "properties": {"lastModified": iso(f.modified), "contentLength": f.size},
     }
 
@@ -116,6 +126,7 @@ def stream_output_file(
     name: JobName,
     outputdirectoryid: OutputDirectoryId,
     file: FileName,
+    token: WatchedToken,
     directory: Directory = ".",
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> StreamingResponse:
@@ -123,19 +134,46 @@ def stream_output_file(
 
     The response ends once the job has ended and every byte was sent; a client that lost
     the connection asks again with ``offset`` = the bytes it already has. A file missing
-    once the job has ended is a 404.
+    once the job has ended is a 404. A token deleted or expired meanwhile breaks the
+    connection within seconds (a client asking again is refused).
     """
     files.check_output_file(
         app, rg, ws, exp, name, file, directory_id=outputdirectoryid, path=directory
     )
     chunks = files.follow_output_file(
-        app, rg, ws, exp, name, file, directory_id=outputdirectoryid, path=directory, offset=offset
-    )
-    return StreamingResponse(
-        iterate_transfer(chunks),
+        app, rg, ws, exp, name, file,
+        directory_id=outputdirectoryid, path=directory, offset=offset, stop=token.refused,
+    )  # fmt: skip
+    return _Followed(
+        iterate_transfer(while_admitted(chunks, token)),
         media_type="application/octet-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+def while_admitted(chunks: Iterator[bytes], token: TokenWatch) -> Iterator[bytes]:
+    """``chunks`` until ``token`` is refused: then its ``AuthError`` (see :class:`_Followed`)."""
+    try:
+        for chunk in chunks:
+            token.check()
+            yield chunk
+        token.check()  # follow_output_file also ends, early, for a refused token
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+class _Followed(StreamingResponse):
+    """A followed file whose token was refused mid-stream is left unfinished: the client sees
+    a broken connection, not the end of the file, and asking again it learns why (401).
+    Caught here, the refusal costs the log one line of uvicorn's, not a traceback."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except AuthError as exc:
+            log.info("%s: the stream was cut: %s", scope.get("path"), exc.message)
 
 
 # -- signed download links ----------------------------------------------------------------------
@@ -164,7 +202,11 @@ def read_chunks(
     return backend.open_file(volume, path).stream(start, end, CHUNK)
 
 
-@public.get("/openbai/download/{account}/{kind}/{volume}/{path:anypath}", operation_id="Download")
+DOWNLOAD = "/openbai/download/{account}/{kind}/{volume}/{path:anypath}"
+
+
+@public.get(DOWNLOAD, operation_id="Download")
+@public.head(DOWNLOAD, include_in_schema=False)
 def download(
     request: Request,
     app: Service,
@@ -175,8 +217,9 @@ def download(
     se: Annotated[int, Query(description="Expiry (Unix time)")],
     sig: Annotated[str, Query(max_length=200, description="HMAC-SHA256 of the link")],
 ) -> Response:
-    """A file behind a link from listOutputFiles: a plain GET (``Range`` supported), sent as
-    a download that runs nothing (``http.downloads``), from the one file opened here."""
+    """A file behind a link from listOutputFiles: a plain GET or HEAD (``Range`` and
+    ``If-Range`` supported), sent as a download that runs nothing (``http.downloads``), from
+    the one file opened here."""
     account, volume = from_segment(account), from_segment(volume)
     signer(request).check(SignedFile(account, kind.value, volume, path), se, sig)
     if not names_no_account(account):
@@ -190,17 +233,38 @@ def download(
     media, headers = download_headers(info.name)
     headers["Accept-Ranges"] = "bytes"
     if info.modified is not None:
-        headers["Last-Modified"] = info.modified.strftime("%a, %d %b %Y %H:%M:%S GMT")
+        headers["Last-Modified"] = _http_date(info.modified)
     wanted = _byte_range(request.headers.get("range"), info.size)
-    if wanted is not None and wanted[0] >= info.size and info.size > 0:
+    if not _same_version(request.headers.get("if-range"), info.modified):
+        wanted = None  # the part the client has is of another version: all of this one
+    if wanted is not None and wanted[0] >= info.size:  # an empty file has no byte to send
         reader.close()
         return Response(status_code=416, headers={"Content-Range": f"bytes */{info.size}"})
     start, end = wanted or (0, info.size)
     status = 200
     if wanted is not None:
         status = 206
-        headers["Content-Range"] = f"bytes {start}-{max(start, end - 1)}/{info.size}"
-    headers["Content-Length"] = str(max(0, end - start))
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size}"
+    headers["Content-Length"] = str(end - start)
+    if request.method == "HEAD":
+        reader.close()
+        return Response(status_code=status, headers=headers, media_type=media)
     return StreamingResponse(
         iterate_transfer(reader.stream(start, end, CHUNK)), status, headers, media_type=media
     )
+
+
+def _http_date(moment: datetime) -> str:
+    return moment.strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+def _same_version(if_range: str | None, modified: datetime | None) -> bool:
+    """Whether a ``Range`` is to be served under ``If-Range`` (RFC 9110 §13.1.5): always
+    without one; with one, only when it is the file's ``Last-Modified`` and that is a strong
+    validator (the file was not changed within the second before, §8.8.2.2). An entity tag
+    never matches: links send none."""
+    if if_range is None:
+        return True
+    if modified is None or time.time() - modified.timestamp() < 1:
+        return False
+    return if_range.strip() == _http_date(modified)

@@ -69,7 +69,9 @@ _VOLUME = _ACCOUNT + "/{kind}/{volume}"
 #: (method, path of the route as the API declares it) -> rule
 API_RULES: Mapping[tuple[str, str], Rule] = {
     ("GET", "/healthz"): PUBLIC,
+    ("HEAD", "/healthz"): PUBLIC,
     ("GET", "/openbai/download/{account}/{kind}/{volume}/{path:anypath}"): PUBLIC,
+    ("HEAD", "/openbai/download/{account}/{kind}/{volume}/{path:anypath}"): PUBLIC,
     ("GET", "/openbai/info"): read("installation.show", Reach.SHARED),
     ("GET", "/openapi.json"): read("installation.openapi", Reach.SHARED),
     ("GET", "/openbai/audit"): Rule("audit.list", Role.OWNER, Reach.INSTALLATION),

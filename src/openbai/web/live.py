@@ -367,8 +367,12 @@ async def metric_events(source: Source) -> AsyncIterator[bytes]:
 
 
 @router.get(JOB_PATH + "/metrics")
-async def follow_metrics(app: Service, session: Browser, key: Job) -> StreamingResponse:
-    """Metric points of the job's stdout, from its first line until the job has ended."""
+async def follow_metrics(
+    request: Request, app: Service, session: Browser, key: Job
+) -> StreamingResponse:
+    """Metric points of the job's stdout, from its first line until the job has ended (or
+    its session has: then a ``failure``)."""
     await _check(app, key, "stdouterr", "", METRICS_FILE)
     source = follower(app, key, "stdouterr", "", METRICS_FILE, 0)
-    return event_stream(metric_events(source))
+    alive = session_check(request, app)
+    return event_stream(until(metric_events(source), alive, SESSION_CHECK, plain(LOGGED_OUT)))

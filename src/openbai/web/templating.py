@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from openbai import __version__
+from openbai.http.file_names import is_text, shown_name
 from openbai.vocabulary import FINAL_STATES
 from openbai.web.links import Links
 
@@ -91,7 +92,9 @@ def _environment() -> Environment:
         last_segment=last_segment,
         resource_group=resource_group,
         pretty_json=pretty_json,
+        shown_name=shown_name,
     )
+    env.tests.update(text=is_text)
     env.globals.update(version=__version__, FINAL_STATES=FINAL_STATES)
     return env
 
