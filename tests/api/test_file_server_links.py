@@ -4,20 +4,20 @@ and the export ``/mnt/data``; the mount command and its export), slashes include
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from nfs_fixture import missing
+from nfs_fixture import Nfs, missing, nfs_server
 
-from openbai.installation import App
 from openbai.mounts.registry import fuse_available
 
 from .conftest import TestClient
 from .support import Arm, wait_for_job
 from .test_workspaces import FILE_SERVER
+
+__all__ = ["nfs_server"]  # a fixture
 
 pytestmark = pytest.mark.skipif(not fuse_available(), reason="no FUSE")
 
@@ -62,7 +62,7 @@ def _model_links(client: TestClient, ws: Arm, job: str, volumes: dict[str, Any])
 
 
 def test_download_links_fetch_files_on_a_file_server_and_an_unmanaged_nfs(
-    client: TestClient, anonymous: TestClient, ws: Arm, service: App, file_server: Any
+    client: TestClient, anonymous: TestClient, ws: Arm, file_server: Any, nfs_server: Nfs
 ) -> None:
     on_server = _model_links(
         client,
@@ -84,11 +84,10 @@ def test_download_links_fetch_files_on_a_file_server_and_an_unmanaged_nfs(
     ranged = anonymous.get(on_server["model.txt"], headers={"Range": "bytes=11-"})
     assert ranged.status_code == 206 and ranged.content == b"onserver"
 
-    (state_file,) = service.settings.home.glob("file-servers/*/ws/nfs/server.json")
-    state = json.loads(state_file.read_text())
+    # your own NFS server (the installation's file servers are mounted through fileServers)
     command = (
-        f"mount -t nfs -o vers=3,port={state['port']},mountport={state['mount_port']}"
-        " 127.0.0.1:/mnt/data"
+        f"mount -t nfs -o vers=3,port={nfs_server.port},mountport={nfs_server.mount_port}"
+        f" {nfs_server.host}:{nfs_server.export}"
     )
     unmanaged = _model_links(
         client,

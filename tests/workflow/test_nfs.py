@@ -6,11 +6,14 @@ filesystem); a type openbai cannot mount fails the job."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import shutil
+import socket
 import uuid
+from collections.abc import Iterator
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
@@ -18,15 +21,20 @@ from typing import Any
 import psutil
 import pytest
 from conftest import Bai
-from nfs_fixture import missing
+from nfs_fixture import Nfs, missing, nfs_server
 from polling import wait_until
 from samba_fixture import Samba
 
 from openbai.mounts.registry import fuse_available
+from openbai.storage.base import VolumeKind
+from openbai.storage.daemons import stop as stop_daemon
+from openbai.storage.nfs import NfsStorage
 from openbai.storage.nfs_server import NfsServer
 from openbai.storage.samba_shares import SambaShares
 
 from .conftest import nfs_job, write_job
+
+__all__ = ["nfs_server"]  # a fixture
 
 pytestmark = pytest.mark.skipif(not fuse_available(), reason="no FUSE")
 
@@ -132,20 +140,19 @@ def test_file_server_is_started_again_after_it_went_away(
     server.stop()
     assert not server.is_running()
     job = _run(bai, tmp_path, "after", nfs_job(file_server["id"], "echo still here"))
-    assert job["executionState"] == "succeeded", job
+    assert job["executionState"] == "succeeded", job.get("executionInfo")
     assert server.is_running()
 
 
 def test_unmanaged_nfs_mount_command_reaches_the_export(
-    workspace: Bai, file_server: dict[str, Any], tmp_path: Path
+    workspace: Bai, nfs_server: Nfs, tmp_path: Path
 ) -> None:
+    """Your own NFS server (not one of the installation's file servers: those are mounted
+    through fileServers), named by address and ports in a mount command."""
     bai = workspace
-    state = json.loads(
-        (bai.home / "file-servers" / "default" / "ws" / "nfs" / "server.json").read_text()
-    )
     command = (
-        f"mount -t nfs -o vers=3,port={state['port']},mountport={state['mount_port']}"
-        " 127.0.0.1:/mnt/data"
+        f"mount -t nfs -o vers=3,port={nfs_server.port},mountport={nfs_server.mount_port}"
+        f" {nfs_server.host}:{nfs_server.export}"
     )
     job = _run(
         bai,
@@ -167,32 +174,38 @@ def test_unmanaged_nfs_mount_command_reaches_the_export(
         "job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "unmanaged", "-f", "stdout.txt"
     )
     assert out.stdout.startswith("via mount command\n")
-    data = bai.home / "file-servers" / "default" / "ws" / "nfs" / "data"
-    assert list(
-        data.glob("*/*/workspaces/ws/experiments/exp/jobs/unmanaged/*/stdouterr/stdout.txt")
-    )
+    segment = job["jobOutputDirectoryPathSegment"]
+    assert (nfs_server.data / segment / "stdouterr" / "stdout.txt").is_file()
 
 
 def test_a_file_server_mounted_ro_is_read_and_left_as_it_was(
-    workspace: Bai, file_server: dict[str, Any], tmp_path: Path
+    workspace: Bai, file_server: dict[str, Any], nfs_server: Nfs, tmp_path: Path
 ) -> None:
-    """mountOptions ro, on fileServers and in an unmanaged mount command's -o: the FUSE
-    mount is read-only in the kernel, whose refusal the job sees (EROFS)."""
+    """mountOptions ro, on fileServers and in an unmanaged mount command's -o (of your own
+    NFS server): the FUSE mount is read-only in the kernel, whose refusal the job sees
+    (EROFS)."""
     bai = workspace
     bai("storage", "account", "create", "-n", "acct")
     bai("storage", "share", "create", "--account", "acct", "-n", "logs")
     data = bai.home / "file-servers" / "default" / "ws" / "nfs" / "data"
     (data / "in.txt").write_text("dataset\n")
-    state = json.loads((data.parent / "server.json").read_text())
+    own = f"in-{uuid.uuid4().hex}.txt"  # the session's server serves other tests too
+    # through NFS: ganesha does not see what is written beside it into a folder it has cached
+    (tmp_path / own).write_text("dataset\n")
+    client = NfsStorage.from_options("own", VolumeKind.FILE, nfs_server.options())
+    try:
+        client.upload(nfs_server.export, own, tmp_path / own)
+    finally:
+        client.close()
     command = (
-        f"mount -t nfs -o ro,vers=3,port={state['port']},mountport={state['mount_port']}"
-        " 127.0.0.1:/mnt/data"
+        f"mount -t nfs -o ro,vers=3,port={nfs_server.port},mountport={nfs_server.mount_port}"
+        f" {nfs_server.host}:{nfs_server.export}"
     )
     tries = " ".join(
-        f"cat $AZ_BATCHAI_JOB_MOUNT_ROOT/{m}/in.txt;"
-        f" (echo x > $AZ_BATCHAI_JOB_MOUNT_ROOT/{m}/new.txt) 2>&1 | grep -o 'Read-only file system';"
-        f" (rm $AZ_BATCHAI_JOB_MOUNT_ROOT/{m}/in.txt) 2>&1 | grep -o 'Read-only file system';"
-        for m in ("nfs", "un")
+        f"cat $AZ_BATCHAI_JOB_MOUNT_ROOT/{m}/{name};"
+        f" (echo x > $AZ_BATCHAI_JOB_MOUNT_ROOT/{m}/new-{name}) 2>&1 | grep -o 'Read-only file system';"
+        f" (rm $AZ_BATCHAI_JOB_MOUNT_ROOT/{m}/{name}) 2>&1 | grep -o 'Read-only file system';"
+        for m, name in (("nfs", "in.txt"), ("un", own))
     )
     job = _run(
         bai,
@@ -220,10 +233,12 @@ def test_a_file_server_mounted_ro_is_read_and_left_as_it_was(
             },
         },
     )
-    assert job["executionState"] == "succeeded", job
+    assert job["executionState"] == "succeeded", job.get("executionInfo")
     out = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "ro", "-f", "stdout.txt")
     assert out.stdout == "dataset\nRead-only file system\nRead-only file system\n" * 2
     assert sorted(p.name for p in data.iterdir()) == ["in.txt"]
+    assert (nfs_server.data / own).read_text() == "dataset\n"
+    assert not (nfs_server.data / f"new-{own}").exists()
     log = bai("job", "file", "stream", "-w", "ws", "-e", "exp", "-j", "ro", "-f", "execution.log")
     assert "nfs is read-only (mountOptions 'ro,hard')" in log.stdout
     assert "un is read-only (mountOptions 'ro')" in log.stdout
@@ -505,6 +520,15 @@ def _fuse_daemons(log: str) -> dict[int, str]:
 
 
 @pytest.fixture
+def taken_port() -> Iterator[list[socket.socket]]:
+    """Listening sockets a test opens on ports it takes from a file server (closed after)."""
+    sockets: list[socket.socket] = []
+    yield sockets
+    for s in sockets:
+        s.close()
+
+
+@pytest.fixture
 def short_flush(monkeypatch: pytest.MonkeyPatch) -> None:
     """Unmounting gives up on a server that is gone after 2 s, not the default 120 s."""
     monkeypatch.setenv("OPENBAI_MOUNT_FLUSH_TIMEOUT", "2")
@@ -512,7 +536,12 @@ def short_flush(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.timeout(600)  # the first write waits out libnfs's 30 s timeout, the next fail at once
 def test_a_file_server_that_goes_away_mid_job_fails_it_naming_the_file(
-    short_flush: None, workspace: Bai, file_server: dict[str, Any], tmp_path: Path, gates: Path
+    short_flush: None,
+    workspace: Bai,
+    file_server: dict[str, Any],
+    tmp_path: Path,
+    gates: Path,
+    taken_port: list[socket.socket],
 ) -> None:
     bai = workspace
     # stdout goes to a share of its own, which stays up while the file server goes away
@@ -549,9 +578,18 @@ def test_a_file_server_that_goes_away_mid_job_fails_it_naming_the_file(
     daemons = _fuse_daemons(running_log.read_text())
     assert [path.rpartition("/")[2] for path in daemons.values()] == ["nfs"], daemons
     assert all("openbai.mounts.fuse_daemon" in psutil.Process(pid).cmdline() for pid in daemons)
-    # stopped, not deleted: nothing plans a job meanwhile, so nothing starts it again
+    # gone for good: the dispatcher starts a dead server of a running job again, so its port
+    # is taken by another program before anything can (under the lock every start takes)
     server = NfsServer(bai.home / "file-servers" / "default" / "ws" / "nfs")
-    server.stop()
+    state = server.state()
+    assert state is not None
+    lock = os.open(server.directory / "lock", os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stop_daemon(state.pid, state.started_at)
+        taken_port.append(socket.create_server((state.host, state.port)))
+    finally:
+        os.close(lock)
     assert not server.is_running()
     go.touch()
 

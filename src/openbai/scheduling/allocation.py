@@ -3,8 +3,10 @@
 Batch AI allocated a cluster's nodes in the background: a new or resized cluster showed
 ``allocationState: resizing`` until its nodes were there, then ``steady``. An auto-scale
 cluster grew towards ``maximumNodeCount`` while jobs waited for nodes and shrank to
-``minimumNodeCount`` once its nodes had been idle for a while. The dispatcher does the same
-with slots each round: :func:`next_allocation` says what the cluster has after the round.
+``minimumNodeCount`` once its nodes had been idle for a while; a maximum lowered under it
+gives back the nodes above it as their jobs end, ``resizing`` until then. The dispatcher does
+the same with slots each round: :func:`next_allocation` says what the cluster has after the
+round.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def target(scale: ScaleSettings | None, current: int, demand: Demand, idle_secon
     if wanted >= current:
         return wanted
     if demand.idle_for < idle_seconds:
-        return current
+        # nodes above a lowered maximum wait for no idle time, only for their jobs to end
+        return min(current, max(auto.maximum_node_count, demand.highest_busy))
     return max(wanted, demand.highest_busy)
 
 
@@ -57,13 +60,21 @@ def next_allocation(
 
     A change of size shows ``resizing`` for the round it happens in; the round after (the
     new nodes are in use by then) it is ``steady`` again, unless slots above a lowered
-    manual target are still busy."""
+    manual target or auto-scale maximum are still busy."""
     new = target(scale, current, demand, idle_seconds)
-    manual = scale.manual.target_node_count if scale is not None and scale.manual else None
-    new_state = RESIZING if new != current or (manual is not None and new > manual) else STEADY
+    new_state = RESIZING if new != current or new > _ceiling(scale, new) else STEADY
     if (new, new_state) == (current, state):
         return None
     return new, new_state
+
+
+def _ceiling(scale: ScaleSettings | None, current: int) -> int:
+    """The most nodes the cluster's settings let it keep (``current`` when they say none)."""
+    if scale is not None and scale.manual is not None:
+        return scale.manual.target_node_count
+    if scale is not None and scale.auto_scale is not None:
+        return scale.auto_scale.maximum_node_count
+    return current
 
 
 def keeps_dispatcher_busy(scale: ScaleSettings | None, current: int, state: str) -> bool:

@@ -10,7 +10,8 @@ Scheduling: queued jobs of a local cluster run in order of priority (high, norma
 then of submission; a job that needs more nodes than are free waits, and smaller jobs
 behind it may use the free nodes meanwhile (backfill). Before that, each round moves the
 cluster's allocated node count towards its scale settings (allocation.py): a resize, or an
-auto-scale cluster growing for its waiting jobs and shrinking after an idle time.
+auto-scale cluster growing for its waiting jobs and shrinking after an idle time. A file server
+that its running jobs mount and that went away is started again (file_server_revival.py).
 
 Each round works in batches, so that its cost grows with the jobs that change, not with the
 queue: the jobs that can start are claimed in one write transaction, their executors' handles
@@ -43,6 +44,7 @@ from openbai.installation import PING, App
 from openbai.plan.job_plan import JobPlan, NodeLimits
 from openbai.plan.results import JobError, Outcome, RunDir
 from openbai.scheduling import allocation, node_setup, transitions
+from openbai.scheduling.file_server_revival import FileServerRevival
 from openbai.scheduling.planning import ClusterPlanning, build_plan, with_slot_gpus
 from openbai.spec import parse
 from openbai.spec.cluster import OpenBaiClusterSettings, ScaleSettings, memory_bytes
@@ -176,6 +178,7 @@ class Dispatcher:
         self._setups = node_setup.NodeSetups(app, self._seal)
         #: cluster id -> when its Slurm hosts were last looked at (see _allocate_hosts)
         self._hosts_seen: dict[int, float] = {}
+        self._file_servers = FileServerRevival(app)
 
     # -- running --------------------------------------------------------------------------------
     def try_acquire(self) -> bool:
@@ -263,6 +266,7 @@ class Dispatcher:
     # -- one round ------------------------------------------------------------------------------
     def tick(self) -> bool:
         """Record ended jobs, then start what can start. True while jobs are queued or running."""
+        self._file_servers.revive()
         found = _Round(handed=self._handed)
         self._handed = {}
         try:

@@ -13,6 +13,7 @@ account name no storage account can have (``fileserver:RG/WS/NAME``, ``mount:COM
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -132,6 +133,18 @@ def parse_file_server_id(value: str, *, field: str) -> tuple[str, str, str]:
             target=field,
         )
     return match["rg"], match["ws"], match["name"]
+
+
+#: a file server by (resource group, workspace, name)
+FileServerKey = tuple[str, str, str]
+
+
+def file_servers_of(volumes: Mapping[str, Any] | None) -> frozenset[FileServerKey]:
+    """The file servers a stored spec's ``mountVolumes`` mount (checked when it was created)."""
+    found = set()
+    for ref in (volumes or {}).get("fileServers") or []:
+        found.add(parse_file_server_id(ref["fileServer"]["id"], field="fileServer.id"))
+    return frozenset(found)
 
 
 def source_subpath(source: str | None, *, field: str) -> str:

@@ -24,9 +24,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
-from openbai.errors import ConflictError, NotFoundError, SpecError, StorageError
+from openbai.errors import ConflictError, NotFoundError, StorageError
 from openbai.installation import App
-from openbai.scheduling.volumes import parse_file_server_id, running_file_server
+from openbai.scheduling.volumes import FileServerKey, file_servers_of, running_file_server
 from openbai.services.records import FileServerRecord, Provisioning
 from openbai.services.workspaces import check_not_deleting, workspace_row
 from openbai.spec import FileServerCreateParameters, check_name, parse
@@ -172,31 +172,17 @@ def delete_file_server(app: App, rg: str, ws: str, name: str, *, delete_data: bo
         server.forget()
 
 
-def _mounted_by(s: Session, server: tuple[str, str, str]) -> str | None:
-    """The queued or running job that mounts the file server (resource group, workspace,
-    name), itself or through its cluster's nodes; None when none does. A cluster whose jobs
-    have ended may lose it: its next job fails when planned, naming the server."""
-
-    def names_it(volumes: Mapping[str, Any] | None) -> bool:
-        for ref in (volumes or {}).get("fileServers") or ():
-            try:
-                if parse_file_server_id(ref["fileServer"]["id"], field="") == server:
-                    return True
-            except (SpecError, KeyError, TypeError):
-                continue
-        return False
-
+def _mounted_by(s: Session, server: FileServerKey) -> str | None:
+    """The queued or running job that mounts the file server, itself or through its
+    cluster's nodes; None when none does. A cluster whose jobs have ended may lose it: its
+    next job fails when planned, naming the server."""
     active = select(Job).where(Job.execution_state.in_(ACTIVE_STATES))
     for job in s.scalars(active.options(joinedload(Job.experiment))):
         cluster = s.get(Cluster, job.cluster_id) if job.cluster_id is not None else None
-        cluster_volumes = ((cluster.spec if cluster else {}).get("nodeSetup") or {}).get(
-            "mountVolumes"
-        )
-        if names_it(job.spec.get("mountVolumes")) or names_it(cluster_volumes):
-            how = (
-                f", through cluster {cluster.name}" if cluster and names_it(cluster_volumes) else ""
-            )
-            return (
-                f"job {job.name} of experiment {job.experiment.name} ({job.execution_state}{how})"
-            )
+        setup = (cluster.spec if cluster else {}).get("nodeSetup") or {}
+        by_cluster = server in file_servers_of(setup.get("mountVolumes"))
+        if by_cluster or server in file_servers_of(job.spec.get("mountVolumes")):
+            how = f", through cluster {cluster.name}" if cluster and by_cluster else ""
+            state = f"{job.execution_state}{how}"
+            return f"job {job.name} of experiment {job.experiment.name} ({state})"
     return None
