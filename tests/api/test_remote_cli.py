@@ -4,6 +4,7 @@ process, against a real ``bai serve`` over the same installation."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from pathlib import Path
 
@@ -201,3 +202,26 @@ def test_new_commands_print_the_same_both_ways(clis: tuple[Cli, Cli]) -> None:
     remote("cluster", "delete", "-w", "ws", "-n", "c1", "-y")
     remote("workspace", "delete", "-n", "ws", "-y")
     assert embedded("workspace", "list").stdout.strip() == "[]"
+
+
+def test_a_file_name_that_is_not_utf8_fails_alone_through_the_server(
+    clis: tuple[Cli, Cli], bai: Bai, tmp_path: Path
+) -> None:
+    """A job on an embedded account can write a name that is no text: listed through the
+    server with U+FFFD for its odd bytes, it is the one file a download fails."""
+    embedded, remote = clis
+    remote("storage", "account", "create", "-n", "acct")
+    remote("storage", "container", "create", "--account", "acct", "-n", "data")
+    stored = bai.home / "storage" / "acct" / "blob" / "data"
+    (stored / "good.txt").write_text("good\n")
+    with open(os.fsencode(stored) + b"/bad\xff.txt", "wb") as f:
+        f.write(b"bad\n")
+    listed = remote("storage", "blob", "list", "--account", "acct", "--container-name", "data")
+    assert sorted(b["name"] for b in json.loads(listed.stdout)) == ["bad\ufffd.txt", "good.txt"]
+    back = tmp_path / "back"
+    failed = remote("storage", "blob", "download-batch", "--account", "acct", "-s", "data",
+                    "-d", str(back), "--no-progress", expect=1)  # fmt: skip
+    assert (back / "good.txt").read_text() == "good\n"
+    report = json.loads(failed.stdout)
+    assert (report["filesTransferred"], report["filesFailed"]) == (1, 1)
+    assert [f["path"] for f in report["failures"]] == ["bad\ufffd.txt"]

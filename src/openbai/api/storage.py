@@ -20,6 +20,7 @@ from openbai.api.auth import AUTHENTICATED
 from openbai.api.files import read_chunks
 from openbai.api.params import JsonBody
 from openbai.errors import SpecError
+from openbai.http.file_names import shown_name
 from openbai.http.json_response import JSONResponse
 from openbai.http.service import Service
 from openbai.http.threads import iterate_transfer, run_transfer
@@ -36,8 +37,10 @@ MTIME_HEADER = "x-openbai-mtime-ns"
 
 
 def file_info_json(info: FileInfo) -> dict[str, Any]:
+    # a name a job wrote that is no text is listed as the web page shows it: asked for, it is
+    # not found, one failed file of a transfer instead of a listing that fails whole
     return {
-        "path": info.path,
+        "path": shown_name(info.path),
         "isDir": info.is_dir,
         "size": info.size,
         "modified": iso(info.modified),
