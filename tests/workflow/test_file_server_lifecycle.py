@@ -215,6 +215,53 @@ def test_an_unmanaged_mount_cannot_reach_a_file_server_past_its_workspace_check(
         assert "is the address of file server default/ws/nfs" in refused.stderr, command
 
 
+def test_an_unmanaged_mount_of_a_file_server_made_since_its_job_was_accepted_fails_it(
+    workspace: Bai, tmp_path: Path, gates: Path
+) -> None:
+    """The check is made again when the job is planned: a file server created while the job
+    waited may listen where its mount command points."""
+    bai = workspace
+    gate = gates / "gate"
+    bai("storage", "account", "create", "-n", "acct")
+    bai("storage", "share", "create", "--account", "acct", "-n", "logs")
+    logs = {"azureFileUrl": "https://acct.file.core.windows.net/logs", "relativeMountPath": "logs"}
+    busy = custom_job(
+        f"while [ ! -e {gate} ]; do sleep 0.05; done",
+        nodeCount=2,  # both nodes of c1: the next job waits, queued
+        mountVolumes={"azureFileShares": [logs]},
+    )
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "busy",
+        "-f", write_job(tmp_path, busy, "busy.json"))  # fmt: skip
+    port, mount_port = _free_port(), _free_port()
+    command = f"mount -t nfs 127.0.0.1:/mnt/data -o port={port},mountport={mount_port}"
+    props = custom_job(
+        "ls $AZ_BATCHAI_JOB_MOUNT_ROOT/theirs",
+        stdOutErrPathPrefix="$AZ_BATCHAI_JOB_MOUNT_ROOT/theirs",
+        mountVolumes={
+            "unmanagedFileSystems": [{"mountCommand": command, "relativeMountPath": "theirs"}]
+        },
+    )
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "theirs",
+        "-f", write_job(tmp_path, props, "theirs.json"))  # fmt: skip
+    # meanwhile a file server comes to listen there (as one created now could)
+    server = bai.home / "file-servers" / "default" / "ws" / "later"
+    server.mkdir(parents=True)
+    state = {"host": "127.0.0.1", "port": port, "mount_port": mount_port}
+    (server / "server.json").write_text(json.dumps(state))
+    gate.touch()
+    failed = bai.wait("theirs", timeout=120)
+    assert failed["executionState"] == "failed"
+    (error,) = failed["executionInfo"]["errors"]
+    assert error["code"] == "AZFMountError", error
+    assert "is the address of file server default/ws/later" in error["message"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def test_a_missing_file_server_is_said_to_be_missing(workspace: Bai) -> None:
     bai = workspace
     refused = bai("cluster", "create", "-w", "ws", "-n", "c2", "--nodes", "1", "--nfs", "nope",

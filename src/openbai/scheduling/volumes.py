@@ -29,7 +29,7 @@ from openbai.spec import (
     MountVolumes,
     UnmanagedFileSystemReference,
 )
-from openbai.storage import nfs_command
+from openbai.storage import nfs_command, nfs_endpoints
 from openbai.storage.base import VolumeKind
 from openbai.storage.nfs_server import EXPORT_PATH, NfsServer, ServerState, file_server_dir
 from openbai.storage.registry import mounter_key
@@ -237,6 +237,11 @@ def mount_specs(app: App, mounted: list[MountedVolume]) -> list[MountSpec]:
         if m.account.startswith(nfs_command.PREFIX):
             try:
                 kind, options = account_options(app, m.account)
+                # checked at create too: a file server created since may have its address
+                if kind == "nfs":
+                    server = nfs_endpoints.file_server_reached(app.settings.home, options)
+                    if server is not None:
+                        raise MountError(nfs_endpoints.refusal(options, server))
             except MountError as e:  # fails the job when a node mounts it
                 specs.append(
                     MountSpec(

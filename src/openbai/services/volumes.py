@@ -91,16 +91,9 @@ def check_not_a_file_server(app: App, command: str, *, field: str) -> None:
         return  # not one openbai mounts: it fails the job when it starts
     if source.kind != "nfs":
         return
-    opts = source.options
-    ports = {opts["port"]} if opts["version"] == 4 else {opts["port"], opts["mount_port"]}
-    server = nfs_endpoints.file_server_named(app.settings.home, opts["host"], ports)
+    server = nfs_endpoints.file_server_reached(app.settings.home, source.options)
     if server is not None:
-        raise SpecError(
-            f"{field}: {opts['host']} is the address of file server {server} of this"
-            " installation, whose ports it names or leaves to rpcbind; mount a file server"
-            " through fileServers (or --nfs), or name your own NFS server's port",
-            target=field,
-        )
+        raise SpecError(f"{field}: {nfs_endpoints.refusal(source.options, server)}", target=field)
 
 
 def _require_file_server(app: App, rg: str, ws: str, name: str, *, field: str) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from openbai.storage.nfs_server import NfsServer
 
@@ -46,3 +48,20 @@ def file_server_named(home: Path, host: str, ports: set[int]) -> str | None:
         if ports & {0, state.port, state.mount_port}:
             return "/".join(state_file.parent.parts[-3:])
     return None
+
+
+def file_server_reached(home: Path, options: Mapping[str, Any]) -> str | None:
+    """:func:`file_server_named` for an NFS mount's options (host, version, port,
+    mount_port): NFSv4 speaks to its one port, NFSv3 to its MOUNT port too."""
+    ports = {options["port"]}
+    if options["version"] != 4:
+        ports.add(options["mount_port"])
+    return file_server_named(home, options["host"], ports)
+
+
+def refusal(options: Mapping[str, Any], server: str) -> str:
+    return (
+        f"{options['host']} is the address of file server {server} of this installation, whose"
+        " ports it names or leaves to rpcbind; mount a file server through fileServers (or"
+        " --nfs), or name your own NFS server's port"
+    )
