@@ -298,7 +298,11 @@ def update_cluster(app: App, rg: str, ws: str, name: str, body: Mapping[str, Any
             resized = with_gpus(app, s, parse(ClusterBaseProperties, spec), cluster_id=row.id)
             row.spec = _public(resized.to_wire())
             manual = update.properties.scale_settings.manual
-            if manual is not None and manual.target_node_count != row.current_node_count:
+            auto = update.properties.scale_settings.auto_scale
+            if (manual is not None and manual.target_node_count != row.current_node_count) or (
+                # a maximum lowered below the nodes it has: it gives them back as they idle
+                auto is not None and auto.maximum_node_count < row.current_node_count
+            ):
                 row.allocation_state = "resizing"
             row.allocation_changed_at = utcnow()
         result = record(app, s, row)
