@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Bai
+from nfs_fixture import missing
 
 
 @pytest.fixture
@@ -83,3 +87,25 @@ def nfs_job(file_server_id: str, command: str, **extra: Any) -> dict[str, Any]:
         },
         **extra,
     )
+
+
+#: ``bai file-server create`` flags of a small file server, after ``-w WS -n NAME``
+FILE_SERVER = ("--disk-count", "1", "--disk-size", "10", "-s", "STANDARD_D14",
+               "--storage-sku", "Standard_LRS")  # fmt: skip
+
+
+@pytest.fixture
+def nfs_ready() -> None:
+    """ganesha and libnfs are installed (in CI they must be; elsewhere the test is skipped)."""
+    reason = missing()
+    if reason is not None:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(reason)
+
+
+@pytest.fixture
+def taken_port() -> Iterator[list[socket.socket]]:
+    """Listening sockets a test opens on ports it takes from a file server (closed after)."""
+    sockets: list[socket.socket] = []
+    yield sockets
+    for s in sockets:
+        s.close()

@@ -20,7 +20,6 @@ from typing import Any
 import psutil
 import pytest
 from conftest import Bai
-from nfs_fixture import missing
 from starlette.exceptions import StarletteDeprecationWarning
 
 from openbai.installation import App
@@ -30,22 +29,14 @@ from openbai.services import tokens
 from openbai.settings import Settings
 from openbai.storage.nfs_server import NfsServer
 
-from .conftest import custom_job, nfs_job, write_job
+from .conftest import FILE_SERVER, custom_job, nfs_job, write_job
 
 with warnings.catch_warnings():  # starlette asks for httpx2; openbai pins httpx
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from fastapi.testclient import TestClient
 
 BAI = str(Path(sys.executable).with_name("bai"))
-CREATE = ("--disk-count", "1", "--disk-size", "10", "-s", "STANDARD_D14",
-          "--storage-sku", "Standard_LRS")  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def nfs_ready() -> None:
-    reason = missing()
-    if reason is not None:
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(reason)
+pytestmark = pytest.mark.usefixtures("nfs_ready")
 
 
 def _server(bai: Bai, name: str) -> NfsServer:
@@ -60,7 +51,7 @@ def _ganeshas(server: NfsServer) -> list[int]:
 
 def test_callers_finding_a_file_server_gone_at_once_start_one_nfs_server(workspace: Bai) -> None:
     bai = workspace
-    bai("file-server", "create", "-w", "ws", "-n", "nfs", *CREATE)
+    bai("file-server", "create", "-w", "ws", "-n", "nfs", *FILE_SERVER)
     server = _server(bai, "nfs")
     assert len(_ganeshas(server)) == 1
 
@@ -125,7 +116,7 @@ def test_delete_keeps_the_files_and_a_new_server_of_the_name_serves_them_where_c
     workspace: Bai, tmp_path: Path
 ) -> None:
     bai = workspace
-    created = bai.json("file-server", "create", "-w", "ws", "-n", "nfs", *CREATE)
+    created = bai.json("file-server", "create", "-w", "ws", "-n", "nfs", *FILE_SERVER)
     assert created["mountSettings"]["fileServerInternalIP"] == "127.0.0.1"
     write = "echo kept > $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs/model.txt"
     _run(bai, tmp_path, "writer", nfs_job(created["id"], write))
@@ -137,7 +128,7 @@ def test_delete_keeps_the_files_and_a_new_server_of_the_name_serves_them_where_c
     # the installation now serves its file servers on another address: the new server listens
     # there, not on the deleted one's address and ports
     bai.env["OPENBAI_FILE_SERVER_ADDRESS"] = "127.0.0.2"
-    again = bai.json("file-server", "create", "-w", "ws", "-n", "nfs", *CREATE)
+    again = bai.json("file-server", "create", "-w", "ws", "-n", "nfs", *FILE_SERVER)
     assert again["mountSettings"]["fileServerInternalIP"] == "127.0.0.2"
     state = _server(bai, "nfs").state()
     assert state is not None and state.host == "127.0.0.2"
@@ -152,7 +143,7 @@ def test_a_file_server_a_queued_or_running_job_mounts_is_not_deleted_from_under_
     workspace: Bai, tmp_path: Path, gates: Path
 ) -> None:
     bai = workspace
-    created = bai.json("file-server", "create", "-w", "ws", "-n", "nfs", *CREATE)
+    created = bai.json("file-server", "create", "-w", "ws", "-n", "nfs", *FILE_SERVER)
     bai("cluster", "create", "-w", "ws", "-n", "withnfs", "--nodes", "1", "--nfs", "nfs")
     gate = gates / "gate"
     waits = f"echo started; while [ ! -e {gate} ]; do sleep 0.05; done"
@@ -189,7 +180,7 @@ def test_an_unmanaged_mount_cannot_reach_a_file_server_past_its_workspace_check(
     and ports there would skip the check a fileServers mount gets (a token limited to
     another workspace, say)."""
     bai = workspace
-    bai.json("file-server", "create", "-w", "ws", "-n", "nfs", *CREATE)
+    bai.json("file-server", "create", "-w", "ws", "-n", "nfs", *FILE_SERVER)
     state = _server(bai, "nfs").state()
     assert state is not None
     ports = f"port={state.port},mountport={state.mount_port}"
@@ -201,14 +192,7 @@ def test_an_unmanaged_mount_cannot_reach_a_file_server_past_its_workspace_check(
         ("127.0.0.1:/", f"vers=4,port={state.port}"),
     ]:
         command = f"mount -t nfs {source} -o {options}"
-        props = custom_job(
-            "ls $AZ_BATCHAI_JOB_MOUNT_ROOT/theirs",
-            stdOutErrPathPrefix="$AZ_BATCHAI_JOB_MOUNT_ROOT/theirs",
-            mountVolumes={
-                "unmanagedFileSystems": [{"mountCommand": command, "relativeMountPath": "theirs"}]
-            },
-        )
-        job = write_job(tmp_path, props, "theirs.json")
+        job = write_job(tmp_path, _unmanaged_job(command), "theirs.json")
         refused = bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "theirs",
                       "-f", job, expect=2)  # fmt: skip
         assert "unmanagedFileSystems[0].mountCommand" in refused.stderr, command
@@ -234,13 +218,7 @@ def test_an_unmanaged_mount_of_a_file_server_made_since_its_job_was_accepted_fai
         "-f", write_job(tmp_path, busy, "busy.json"))  # fmt: skip
     port, mount_port = _free_port(), _free_port()
     command = f"mount -t nfs 127.0.0.1:/mnt/data -o port={port},mountport={mount_port}"
-    props = custom_job(
-        "ls $AZ_BATCHAI_JOB_MOUNT_ROOT/theirs",
-        stdOutErrPathPrefix="$AZ_BATCHAI_JOB_MOUNT_ROOT/theirs",
-        mountVolumes={
-            "unmanagedFileSystems": [{"mountCommand": command, "relativeMountPath": "theirs"}]
-        },
-    )
+    props = _unmanaged_job(command)
     bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "theirs",
         "-f", write_job(tmp_path, props, "theirs.json"))  # fmt: skip
     # meanwhile a file server comes to listen there (as one created now could)
@@ -254,6 +232,17 @@ def test_an_unmanaged_mount_of_a_file_server_made_since_its_job_was_accepted_fai
     (error,) = failed["executionInfo"]["errors"]
     assert error["code"] == "AZFMountError", error
     assert "is the address of file server default/ws/later" in error["message"]
+
+
+def _unmanaged_job(command: str) -> dict[str, Any]:
+    """A job listing what ``command`` mounts at ``$AZ_BATCHAI_JOB_MOUNT_ROOT/theirs``."""
+    return custom_job(
+        "ls $AZ_BATCHAI_JOB_MOUNT_ROOT/theirs",
+        stdOutErrPathPrefix="$AZ_BATCHAI_JOB_MOUNT_ROOT/theirs",
+        mountVolumes={
+            "unmanagedFileSystems": [{"mountCommand": command, "relativeMountPath": "theirs"}]
+        },
+    )
 
 
 def _free_port() -> int:
@@ -316,15 +305,6 @@ def test_the_rest_api_keeps_a_deleted_file_servers_data_unless_asked_to_delete_i
     assert listed == []
 
 
-@pytest.fixture
-def taken_port() -> Iterator[list[socket.socket]]:
-    """Listening sockets a test opens on ports it takes from a file server (closed after)."""
-    sockets: list[socket.socket] = []
-    yield sockets
-    for s in sockets:
-        s.close()
-
-
 def _take(sockets: list[socket.socket], host: str, port: int) -> None:
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -338,7 +318,7 @@ def test_a_file_server_whose_port_was_taken_is_listed_as_failed_and_show_says_wh
 ) -> None:
     bai = workspace
     for name in ("broken", "fine"):
-        bai("file-server", "create", "-w", "ws", "-n", name, *CREATE)
+        bai("file-server", "create", "-w", "ws", "-n", name, *FILE_SERVER)
     # the machine restarted, and another program took the NFS port of one before it started
     broken = _server(bai, "broken")
     state = broken.state()
@@ -369,7 +349,7 @@ def test_a_file_server_whose_port_was_taken_is_listed_as_failed_and_show_says_wh
 
     # as the error advises: a server created again under the name takes free ports
     bai("file-server", "delete", "-w", "ws", "-n", "broken", "-y")
-    again = bai.json("file-server", "create", "-w", "ws", "-n", "broken", *CREATE)
+    again = bai.json("file-server", "create", "-w", "ws", "-n", "broken", *FILE_SERVER)
     assert again["provisioningState"] == "succeeded"
     renewed = broken.state()
     assert renewed is not None and renewed.port != state.port

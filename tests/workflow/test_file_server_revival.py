@@ -10,25 +10,17 @@ from pathlib import Path
 
 import pytest
 from conftest import Bai
-from nfs_fixture import missing
 from polling import wait_until
 
 from openbai.mounts.registry import fuse_available
 from openbai.storage.nfs_server import NfsServer
 
-from .conftest import nfs_job, write_job
+from .conftest import FILE_SERVER, nfs_job, write_job
 
-pytestmark = pytest.mark.skipif(not fuse_available(), reason="no FUSE")
-
-CREATE = ("--disk-count", "1", "--disk-size", "10", "-s", "STANDARD_D14",
-          "--storage-sku", "Standard_LRS")  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def nfs_ready() -> None:
-    reason = missing()
-    if reason is not None:
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(reason)
+pytestmark = [
+    pytest.mark.skipif(not fuse_available(), reason="no FUSE"),
+    pytest.mark.usefixtures("nfs_ready"),
+]
 
 
 def _lines(data: Path) -> list[str]:
@@ -41,7 +33,7 @@ def test_a_file_server_that_dies_mid_job_is_started_again_and_the_job_loses_no_l
     workspace: Bai, tmp_path: Path, gates: Path
 ) -> None:
     bai = workspace
-    created = bai.json("file-server", "create", "-w", "ws", "-n", "nfs", *CREATE)
+    created = bai.json("file-server", "create", "-w", "ws", "-n", "nfs", *FILE_SERVER)
     server = NfsServer(bai.home / "file-servers" / "default" / "ws" / "nfs")
     go = gates / "go"
     command = (

@@ -13,7 +13,6 @@ import re
 import shutil
 import socket
 import uuid
-from collections.abc import Iterator
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import psutil
 import pytest
 from conftest import Bai
-from nfs_fixture import Nfs, missing, nfs_server
+from nfs_fixture import Nfs, nfs_server
 from polling import wait_until
 from samba_fixture import Samba
 
@@ -37,13 +36,6 @@ from .conftest import nfs_job, write_job
 __all__ = ["nfs_server"]  # a fixture
 
 pytestmark = pytest.mark.skipif(not fuse_available(), reason="no FUSE")
-
-
-@pytest.fixture
-def nfs_ready() -> None:
-    reason = missing()
-    if reason is not None:
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(reason)
 
 
 @pytest.fixture
@@ -517,15 +509,6 @@ def _fuse_daemons(log: str) -> dict[int, str]:
     """The FUSE daemons a job's execution log says it mounted its volumes with: pid -> path."""
     found = re.findall(r"mounted .* at (\S+) with FUSE \(openbai, pid (\d+)\)", log)
     return {int(pid): path for path, pid in found}
-
-
-@pytest.fixture
-def taken_port() -> Iterator[list[socket.socket]]:
-    """Listening sockets a test opens on ports it takes from a file server (closed after)."""
-    sockets: list[socket.socket] = []
-    yield sockets
-    for s in sockets:
-        s.close()
 
 
 @pytest.fixture
