@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from job_files import logged_job
 
-from openbai.errors import ConflictError
+from openbai.errors import ConflictError, NotFoundError, OpenBaiError
 from openbai.installation import App
-from openbai.services import accounts, clusters, deletions, jobs, workspaces
+from openbai.services import accounts, clusters, deletions, jobs, volumes, workspaces
 from openbai.storage.base import VolumeKind
 
 JOB = {"properties": logged_job("sleep 60")}
@@ -59,3 +61,28 @@ def test_pending_deletes_are_finished_children_first(installation: App) -> None:
     deletions.finish_pending(app)
     assert deletions.pending(app) == []
     assert workspaces.list_workspaces(app) == []
+
+
+@pytest.mark.parametrize("deleted", ["begun", "finished"])
+def test_a_cluster_deleted_while_a_job_is_created_takes_no_job(
+    installation: App, monkeypatch: pytest.MonkeyPatch, deleted: str
+) -> None:
+    """A create checks its cluster, resolves its volumes, then inserts the job: a delete of
+    the cluster in between (another client's) leaves no job running on a deleted cluster."""
+    app = installation
+    resolve = volumes.resolve_mounts
+
+    def resolved_while_the_cluster_is_deleted(*args: Any, **kwargs: Any) -> Any:
+        found = resolve(*args, **kwargs)
+        begun = deletions.begin(app, "cluster", "rg", "ws", "c")
+        if deleted == "finished":
+            deletions.finish(app, begun)
+        return found
+
+    monkeypatch.setattr(jobs, "resolve_mounts", resolved_while_the_cluster_is_deleted)
+    with pytest.raises(OpenBaiError) as refused:
+        jobs.create_job(app, "rg", "ws", "exp", "j", JOB, cluster="c")
+    expected = "ResourceBeingDeleted" if deleted == "begun" else "ClusterNotFound"
+    assert refused.value.code == expected
+    with pytest.raises(NotFoundError):
+        jobs.get_job(app, "rg", "ws", "exp", "j")

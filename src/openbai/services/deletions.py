@@ -96,6 +96,8 @@ def begin(app: App, kind: Kind, rg: str, ws: str, name: str, *, experiment: str 
         probe = Deletion(kind, rg, ws, experiment, name, "")
         row = _row(s, probe)
         if isinstance(row, Cluster) and row.provisioning_state != ProvisioningState.DELETING:
+            # a job create holds the row while it inserts (PostgreSQL): its job is counted
+            s.refresh(row, with_for_update=True)
             _check_idle(s, row)
         if isinstance(row, Workspace) and row.provisioning_state != ProvisioningState.DELETING:
             _check_no_other_jobs(s, row)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Integer, Select, Table, bindparam, case, func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from openbai.errors import ConflictError, ExecutorUnavailableError, NotFoundError, SpecError
 from openbai.installation import App
@@ -30,7 +30,7 @@ from openbai.services.volumes import require_on_volume, resolve_mounts
 from openbai.services.workspaces import check_not_deleting, experiment_id, experiment_row
 from openbai.spec import JobCreateParameters, check_name, parse
 from openbai.spec.placeholders import check_no_placeholders
-from openbai.store.models import Experiment, Job, UTCDateTime, Workspace, utcnow
+from openbai.store.models import Cluster, Experiment, Job, UTCDateTime, Workspace, utcnow
 from openbai.store.secrets import sealed
 from openbai.store.specs import cluster_properties
 from openbai.vocabulary import (
@@ -161,6 +161,7 @@ def create_job(
     with app.db.session() as s:
         experiment = experiment_row(s, rg, ws, exp)
         check_not_deleting(experiment, "experiment")
+        _check_cluster_still_takes_jobs(s, cluster_id, ref.name)
         if s.scalar(_JOB_ID, {"experiment": experiment.id, "name": name}) is not None:
             raise ConflictError(
                 f"job {name} already exists in experiment {exp}",
@@ -212,6 +213,27 @@ def create_job(
     return result
 
 
+def _check_cluster_still_takes_jobs(s: Session, cluster_id: int, name: str) -> None:
+    """In the session that inserts the job: the cluster checked before may have been deleted,
+    or its delete begun, since. Its row is locked (PostgreSQL; SQLite's write lock is the
+    whole database), so a delete that counts its jobs does so after this one is in."""
+    cluster = s.scalar(_CLUSTER_FOR_JOB, {"id": cluster_id})
+    if cluster is None:
+        raise SpecError(
+            f"properties.cluster.id: The specified cluster {name} is not found",
+            target="properties.cluster.id",
+            code="ClusterNotFound",
+        )
+    check_not_deleting(cluster, "cluster")
+    check_not_deleting(cluster.workspace, "workspace")
+
+
+_CLUSTER_FOR_JOB = (
+    select(Cluster)
+    .where(Cluster.id == bindparam("id"))
+    .options(joinedload(Cluster.workspace))
+    .with_for_update(of=Cluster)
+)
 _INSERT_JOB = insert(cast(Table, Job.__table__))  # Core: the ORM-enabled statement cost more
 _JOB_ID = select(Job.id).where(
     Job.experiment_id == bindparam("experiment"), Job.name == bindparam("name")
