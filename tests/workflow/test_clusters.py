@@ -252,6 +252,28 @@ def test_cluster_with_active_jobs_cannot_be_deleted(recipes: Bai, tmp_path: Path
     assert workspace.json("workspace", "list") == []
 
 
+def test_a_deleted_cluster_leaves_none_of_its_nodes_files_behind(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    """On Batch AI a cluster's nodes' disks went with it: what its jobs left in their temp
+    folders goes with a local cluster (and with its workspace's)."""
+    bai = recipes
+    bai("cluster", "create", "-w", "ws", "-n", "c2", "--nodes", "1")
+    leaves = custom_job("head -c 4096 /dev/zero > $AZ_BATCHAI_JOB_TEMP/scratch.bin")
+    for cluster, name in (("c1", "on-c1"), ("c2", "on-c2")):
+        bai("job", "create", "-w", "ws", "-e", "exp", "-c", cluster, "-n", name,
+            "-f", write_job(tmp_path, leaves, f"{name}.json"))  # fmt: skip
+        assert bai.wait(name)["executionState"] == "succeeded"
+    nodes = bai.home / "nodes" / "default" / "ws"
+    assert list(nodes.glob("c2/0/jobs/ws/exp/on-c2/scratch.bin"))  # what the job left
+
+    bai("cluster", "delete", "-w", "ws", "-n", "c2", "-y")
+    assert not (nodes / "c2").exists()
+    assert list(nodes.glob("c1/*/jobs/ws/exp/on-c1/scratch.bin"))  # another cluster's: kept
+    bai("workspace", "delete", "-n", "ws", "-y")
+    assert not (bai.home / "nodes" / "default").exists()
+
+
 def test_a_cluster_file_with_placeholders_is_filled_from_storage_account_flags(
     workspace: Bai, tmp_path: Path
 ) -> None:

@@ -78,6 +78,11 @@ class Executor(ABC):
     def cancel(self, ref: JobRef, *, force: bool = False) -> None:
         """Ask the job to stop (its runners flush outputs); ``force`` kills without waiting."""
 
+    def remove_cluster_files(self, cluster_key: str) -> None:
+        """Remove what a deleted cluster's nodes kept on this machine (on Batch AI its nodes'
+        disks went with it); nothing where each job's node root goes with the job (Slurm)."""
+        return None
+
     def recover(self, run_dir: Path) -> JobRef | None:
         """The handle of a job submitted by a caller that died before it stored the handle."""
         return None

@@ -19,6 +19,7 @@ from typing import Any
 from openbai.executors.base import Executor, JobRef, RunState, RunStatus, SubmitRequest
 from openbai.executors.forkserver import ForkServer
 from openbai.executors.gpus import MachineGpus, machine_gpus
+from openbai.mounts.table import remove_tree
 from openbai.plan.job_plan import NodeLimits, NodeSpec
 from openbai.plan.pids import pid_is_alive
 from openbai.plan.results import JobError, Outcome, RunDir
@@ -90,6 +91,19 @@ class LocalExecutor(Executor):
 
     def node_root(self, cluster_key: str, slot: int) -> Path:
         return self.nodes_root / cluster_key / str(slot)
+
+    def remove_cluster_files(self, cluster_key: str) -> None:
+        """The cluster's slots' roots (job temp folders, a job's files left there, stale
+        mount points), then the folders above them that are left empty."""
+        root = self.nodes_root / cluster_key
+        remove_tree(root)
+        for folder in root.parents:
+            if folder == self.nodes_root or self.nodes_root not in folder.parents:
+                break
+            try:
+                folder.rmdir()
+            except OSError:  # another cluster's
+                break
 
     def submit(self, request: SubmitRequest) -> JobRef:
         slots = int(request.cluster_options.get("slots") or len(request.slots))

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from openbai.errors import ConflictError, NotFoundError, OpenBaiError
 from openbai.installation import App
 from openbai.scheduling.node_setup import cancel_setup_runs
+from openbai.scheduling.planning import cluster_key
 from openbai.services.clusters import cluster_row
 from openbai.services.file_servers import stop_workspace_file_servers
 from openbai.services.jobs import job_row, request_termination, stop_jobs
@@ -163,6 +164,7 @@ def finish(app: App, deletion: Deletion) -> None:
     except NotFoundError:
         return
     stop_jobs(app, job_ids)
+    _remove_cluster_files(app, deletion)
     with app.db.session() as s:
         try:
             row = _row(s, deletion)
@@ -181,6 +183,23 @@ def finish(app: App, deletion: Deletion) -> None:
         shutil.rmtree(app.settings.runs_root / uid, ignore_errors=True)
     if deletion.kind == "workspace":  # its file servers went with it (their jobs have ended)
         stop_workspace_file_servers(app, deletion.resource_group, deletion.name)
+
+
+def _remove_cluster_files(app: App, deletion: Deletion) -> None:
+    """What the nodes of the clusters going with the resource kept on disk. Done while their
+    rows are still marked deleting: no job starts on them, and no cluster of the same name
+    (the same node roots) is made meanwhile."""
+    with app.db.reading() as s:
+        try:
+            row = _row(s, deletion)
+        except NotFoundError:
+            return
+        clusters = [(cluster_key(c), c.executor) for c in _clusters(row)]
+    for key, executor in clusters:
+        try:
+            app.executor(executor).remove_cluster_files(key)
+        except (OSError, OpenBaiError) as exc:  # the rows go anyway; the files stay, said
+            log.warning("could not remove the node files of cluster %s: %s", key, exc)
 
 
 def is_same(row: _Row, deletion: Deletion) -> bool:
