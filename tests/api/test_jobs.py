@@ -153,3 +153,30 @@ def test_delete_job(client: TestClient, ws: Arm, logs_share: str) -> None:
     assert client.get(jobs_url(ws, "j")).json()["error"]["code"] == "JobNotFound"
     assert client.delete(jobs_url(ws, "j")).status_code == 204  # gone already: as ARM answers
     assert client.post(jobs_url(ws, "j", "terminate")).status_code == 404
+
+
+def test_deleting_each_job_while_paging_through_them_misses_none(
+    client: TestClient, ws: Arm, logs_share: str, service: App
+) -> None:
+    """What a script does with the SDK's pager (it fetches ``nextLink`` as the caller
+    iterates): delete each job it sees. A page goes on after the last job sent, so the
+    deletes do not shift the jobs after it past the next page."""
+    from openbai.services import jobs
+
+    service.on_change = lambda: None  # nothing needs to run here
+    names = [f"j{i}" for i in range(7)]
+    for name in names:
+        jobs.create_job(service, "rg", "ws", "exp", name, job_body("true"))
+    seen: list[str] = []
+    url: str | None = jobs_url(ws, query="maxresults=2")
+    while url is not None:
+        page = client.get(url).json()
+        for job in page["value"]:
+            seen.append(job["name"])
+            delete_and_wait(client, jobs_url(ws, job["name"]))
+        url = page.get("nextLink")
+    assert seen == names
+    assert client.get(jobs_url(ws)).json() == {"value": []}
+
+    for bad in ("k", "kx", "-1", "k-1", "1.5"):
+        assert client.get(jobs_url(ws, query=f"$skiptoken={bad}")).status_code == 400, bad

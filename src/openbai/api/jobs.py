@@ -41,13 +41,10 @@ def list_jobs(
     exp: ExperimentName,
     page: Page,
 ) -> JSONResponse:
-    return JSONResponse(
-        page_of(
-            request,
-            page,
-            [job_view(app.settings, r) for r in page.fetch(jobs.list_jobs, app, rg, ws, exp)],
-        )
-    )
+    records = page.fetch_after(jobs.list_jobs, app, rg, ws, exp)
+    last = records[page.limit - 1].key if len(records) > page.limit else None
+    views = [job_view(app.settings, r) for r in records]
+    return JSONResponse(page_of(request, page, views, last_key=last))
 
 
 @router.put(JOB, operation_id="Jobs_Create", openapi_extra=body_schema("JobCreateParameters"))

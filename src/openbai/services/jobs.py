@@ -281,9 +281,11 @@ def list_jobs(
     limit: int | None = None,
     state: str | None = None,
     order: str = "created",
+    after: int | None = None,
 ) -> list[JobRecord]:
     """A page of the experiment's jobs, by creation (the API's order) or by ``order``, one
-    of :data:`JOB_ORDERS`.
+    of :data:`JOB_ORDERS`; ``after`` (in creation order): those after the job of that
+    :attr:`JobRecord.key`, whatever was deleted or added before it since.
 
     Only the columns a record shows are selected, as plain rows: loading ORM objects (and
     the secrets, locations and node lists that a listing never shows) took most of the time
@@ -293,8 +295,13 @@ def list_jobs(
     100 itself); an empty page is looked at again, to say what is missing if anything.
     """
     dialect = app.db.engine.dialect.name
-    statement = _page_statement(order, dialect, state is not None, limit is not None)
+    keyed = after is not None
+    if keyed and order != "created":
+        raise SpecError("a page goes on after a job only in creation order", target="order")
+    statement = _page_statement(order, dialect, state is not None, limit is not None, keyed)
     params: dict[str, Any] = {"rg": rg, "ws": ws, "exp": exp, "offset": offset}
+    if keyed:
+        params["after"] = after
     if limit is not None:
         params["limit"] = limit
     if state is not None:
@@ -310,7 +317,9 @@ def list_jobs(
 
 
 @functools.cache  # built once per order, dialect and filter
-def _page_statement(order: str, dialect: str, by_state: bool, limited: bool) -> Select[Any]:
+def _page_statement(
+    order: str, dialect: str, by_state: bool, limited: bool, keyed: bool = False
+) -> Select[Any]:
     experiment = (
         select(Experiment.id)
         .join(Workspace, Experiment.workspace_id == Workspace.id)
@@ -331,6 +340,8 @@ def _page_statement(order: str, dialect: str, by_state: bool, limited: bool) -> 
         statement = statement.limit(bindparam("limit", type_=Integer()))
     if by_state:
         statement = statement.where(Job.execution_state == bindparam("state"))
+    if keyed:
+        statement = statement.where(Job.id > bindparam("after", type_=Integer()))
     return statement
 
 
@@ -374,7 +385,7 @@ def _order_by(order: str, dialect: str) -> list[ColumnElement[Any]]:
 _LISTED = (
     Job.name, Job.spec, Job.cluster_ref, Job.tool_type, Job.output_segment, Job.created_at,
     Job.provisioning_state, Job.provisioning_changed_at, Job.execution_state,
-    Job.execution_changed_at, Job.start_time, Job.end_time, Job.exit_code, Job.errors,
+    Job.execution_changed_at, Job.start_time, Job.end_time, Job.exit_code, Job.errors, Job.id,
 )  # fmt: skip
 
 
@@ -383,7 +394,7 @@ def _record(names: tuple[str, str, str], row: Any) -> JobRecord:
     name cost ~0.4 us each, two thirds of a listed job's record."""
     (name, spec, cluster_ref, tool_type, output_segment, created_at, provisioning_state,
      provisioning_changed_at, execution_state, execution_changed_at, start_time, end_time,
-     exit_code, errors) = row  # fmt: skip
+     exit_code, errors, key) = row  # fmt: skip
     return JobRecord(
         *names,
         name,
@@ -398,6 +409,7 @@ def _record(names: tuple[str, str, str], row: Any) -> JobRecord:
         end_time,
         exit_code,
         list(errors or []),
+        key=key,
     )
 
 

@@ -134,6 +134,8 @@ class JobRecord:
     errors: list[Any] = field(default_factory=list)
     #: what the submitter should know (set by create only): the job runs on the host, say
     warnings: list[str] = field(default_factory=list)
+    #: its place in creation order (set by listings): where the next page goes on
+    key: int | None = None
 
     @classmethod
     def of(cls, row: Job) -> JobRecord:
