@@ -727,3 +727,40 @@ def test_a_jobs_shared_memory_segments_end_with_it(ws: Bai, tmp_path: Path) -> N
     assert output(ws, "shm").strip() == "made"
     keys = [line.split()[0] for line in Path("/proc/sysvipc/shm").read_text().splitlines()[1:]]
     assert str(key) not in keys
+
+
+def test_a_folder_swapped_for_a_link_is_made_no_job_users_through_it(
+    tmp_path: Path, victim: Path
+) -> None:
+    """Embedded volumes are shared: a job may swap a folder of one for a link to a host
+    folder between another job's mount and the moment root makes that folder the job
+    user's (to let it write). Root then follows no link: not the folder's, not one on the
+    way to it below the volume's own folder."""
+    from openbai.errors import MountError
+    from openbai.runtime.sandbox import Identity, Sandbox, find_bwrap
+
+    volume = tmp_path / "volume"
+    (volume / "a").mkdir(parents=True)
+    (volume / "sub").symlink_to(victim, target_is_directory=True)
+    (volume / "a" / "b").symlink_to(victim, target_is_directory=True)
+    sandbox = Sandbox(find_bwrap(), Identity.for_jobs(), writable=[])
+    assert sandbox.identity.switches
+    with pytest.raises(OSError):
+        sandbox.grant(volume / "sub")
+    with pytest.raises(MountError) as swapped:
+        sandbox.grant(volume / "a" / "b" / "folder", (volume, ("a", "b", "folder")))
+    assert "a/b: not a folder (a link, or a file, was put there)" in swapped.value.message
+    for path in (victim, victim / "file", victim / "folder"):
+        assert path.stat().st_uid == 0, path  # still root's
+
+
+def test_a_job_that_moves_its_mount_root_makes_root_remove_no_link_of_the_host(
+    ws: Bai, tmp_path: Path, victim: Path
+) -> None:
+    """A job owns its temp folder: it may put a link to a host folder where its mount root
+    was. Its volumes' links are removed where they were made, not through that path."""
+    (victim / "logs").symlink_to("/etc/hostname")
+    swap = f"cd $AZ_BATCHAI_JOB_TEMP && mv mounts mounts.moved && ln -s {victim} mounts"
+    job = run(ws, tmp_path, "mover", swap, stdOutErrPathPrefix="$AZ_BATCHAI_JOB_MOUNT_ROOT/logs")
+    assert job["executionState"] == "succeeded", job["executionInfo"]
+    assert (victim / "logs").is_symlink()  # the host's link is there still

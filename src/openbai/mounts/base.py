@@ -24,6 +24,9 @@ class Mount(ABC):
     #: the node's own directory the mount stands for, where what the job writes lands
     #: directly (an embedded volume, linked); None where writes go through it to storage
     local_source: Path | None = None
+    #: ``local_source`` as a folder openbai made and the names below it, which jobs write
+    #: (so that it is reached following no link they put on the way: mounts/link.py)
+    anchor: tuple[Path, tuple[str, ...]] | None = None
 
     def __init__(self, spec: MountSpec, path: Path):
         self.spec = spec

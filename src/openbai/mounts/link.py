@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from openbai.errors import MountError
+from openbai.folders import FOLDER_FLAGS, descend
 from openbai.mounts.base import Log, Mount, Mounter
 from openbai.plan.job_plan import MountSpec
 from openbai.storage.atomic import sync_filesystems
@@ -15,9 +16,13 @@ from openbai.storage.registry import backend_class
 
 
 class LinkMount(Mount):
-    def __init__(self, spec: MountSpec, path: Path, source: Path):
+    def __init__(self, spec: MountSpec, path: Path, source: Path, anchor: Anchor, parent: int):
         super().__init__(spec, path)
         self.local_source: Path = source
+        self.anchor: Anchor = anchor
+        #: the folder holding the link, opened before the job ran: the job may move the
+        #: folders on the way to it since, and the link is removed from there, not by path
+        self._parent = parent
 
     def flush(self) -> None:
         sync_filesystems([self.local_source])
@@ -25,8 +30,17 @@ class LinkMount(Mount):
     def unmount(self, *, synced: bool = False) -> None:
         if not synced:
             self.flush()
-        if self.path.is_symlink():
-            self.path.unlink()
+        if self._parent < 0:
+            return
+        try:
+            name = self.path.name
+            if os.readlink(name, dir_fd=self._parent) == str(self.local_source):
+                os.unlink(name, dir_fd=self._parent)
+        except OSError:
+            pass  # not our link any longer (the job's own doing): left as it is
+        finally:
+            os.close(self._parent)
+            self._parent = -1
 
 
 class LinkMounter(Mounter):
@@ -36,17 +50,44 @@ class LinkMounter(Mounter):
         backend = backend_class(spec.backend).from_options(
             spec.account, VolumeKind(spec.volume_kind), spec.options
         )
-        source = backend.local_path(spec.volume, spec.subpath)
-        if source is None:
+        root = backend.local_path(spec.volume, "")
+        if root is None:
             raise MountError(f"volume {spec.volume!r} of {spec.account!r} has no local directory")
-        if not backend.local_path(spec.volume, "") or not source.parent.exists():
+        if not root.is_dir():
             raise MountError(
                 f"{spec.volume_kind} volume {spec.volume!r} of account {spec.account!r} does not exist"
             )
-        source.mkdir(parents=True, exist_ok=True)
+        # the volume's folder is openbai's; below it, jobs write (another job may have put a
+        # link where a folder of the sub-path was): reached without following one
+        anchor = (Path(os.path.realpath(root)), tuple(p for p in spec.subpath.split("/") if p))
+        os.close(open_anchor(anchor, make=True))
+        source = anchor[0].joinpath(*anchor[1])
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(source, target, target_is_directory=True)
+        parent = os.open(target.parent, FOLDER_FLAGS)
+        try:
+            os.symlink(source, target.name, target_is_directory=True, dir_fd=parent)
+        except BaseException:
+            os.close(parent)
+            raise
         log(
             f"linked {spec.volume_kind} volume {spec.account}/{spec.volume}/{spec.subpath} at {target}"
         )
-        return LinkMount(spec, target, source)
+        return LinkMount(spec, target, source, anchor, parent)
+
+
+#: a folder as a trusted folder (openbai's own) and the names below it, which jobs write
+Anchor = tuple[Path, tuple[str, ...]]
+
+
+def open_anchor(anchor: Anchor, *, make: bool = False) -> int:
+    """A descriptor of the folder ``anchor`` names, reached following no link below its
+    trusted folder; MountError when one is on the way."""
+    top = os.open(anchor[0], FOLDER_FLAGS)
+    try:
+        return descend(top, anchor[1], make=make)
+    except OSError as exc:
+        raise MountError(
+            f"{anchor[0]}/{exc.filename}: not a folder (a link, or a file, was put there)"
+        ) from None
+    finally:
+        os.close(top)

@@ -29,6 +29,8 @@ from typing import NamedTuple
 
 from openbai.errors import ExecutorError
 from openbai.files import write_private
+from openbai.folders import FOLDER_FLAGS
+from openbai.mounts.link import Anchor, open_anchor
 from openbai.runtime.gpu_devices import GpuView
 
 DEFAULT_JOB_USERS = ("openbai-job", "nobody")
@@ -242,43 +244,60 @@ class Sandbox:
         #: the host's GPU device files the job uses, and the driver's list of their boards
         self.gpus = gpus or GpuView([], {})
 
-    def grant(self, path: Path) -> None:
+    def grant(self, path: Path, anchor: Anchor | None = None) -> None:
         """Make ``path`` and what is below it the job user's, so that the job can write
         there. Mount points and other file systems below it are left alone, and so are
         directories that are the job user's already (what earlier jobs made: a volume is
-        not walked whole for every job)."""
-        if not self.identity.switches or not path.exists():
+        not walked whole for every job). Nothing is reached through a link: ``path`` is
+        opened from its ``anchor`` where it has one (a volume's folder below which jobs
+        write), and the walk goes through descriptors."""
+        if not self.identity.switches:
             return
+        try:
+            fd = open_anchor(anchor) if anchor is not None else os.open(path, FOLDER_FLAGS)
+        except FileNotFoundError:
+            return
+        try:
+            self._grant_below(fd)
+        finally:
+            os.close(fd)
+
+    def _grant_below(self, fd: int) -> None:
         uid, gid = self.identity.uid, self.identity.gid
-        top = path.lstat()
+        top = os.fstat(fd)
         if top.st_uid != uid:
-            os.lchown(path, uid, gid)
-        elif stat.S_ISDIR(top.st_mode):
+            os.fchown(fd, uid, gid)
+        else:
             return
-        for root, dirs, files in os.walk(path):
+        for _, dirs, files, folder in os.fwalk(".", dir_fd=fd):  # into no link
             keep = []
             for name in dirs:
-                st = os.lstat(os.path.join(root, name))
+                st = os.stat(name, dir_fd=folder, follow_symlinks=False)
                 if st.st_dev == top.st_dev and st.st_uid != uid:
-                    os.lchown(os.path.join(root, name), uid, gid)
+                    os.chown(name, uid, gid, dir_fd=folder, follow_symlinks=False)
                     keep.append(name)
             for name in files:
-                entry = os.path.join(root, name)
-                st = os.lstat(entry)
+                st = os.stat(name, dir_fd=folder, follow_symlinks=False)
                 if st.st_dev == top.st_dev and st.st_uid != uid:
-                    os.lchown(entry, uid, gid)
+                    os.chown(name, uid, gid, dir_fd=folder, follow_symlinks=False)
             dirs[:] = keep
 
     def grant_path(self, path: Path, root: Path) -> None:
         """Make ``path`` and each directory between ``root`` and it the job user's (folders
-        the runner made for the job's outputs)."""
+        the runner made for the job's outputs), going down from ``root`` through no link."""
         if not self.identity.switches:
             return
-        top, p = str(root).rstrip("/") + "/", str(path)
-        while p.startswith(top) and p != top:
-            if os.lstat(p).st_uid != self.identity.uid:
-                os.lchown(p, self.identity.uid, self.identity.gid)
-            p = os.path.dirname(p)
+        uid, gid = self.identity.uid, self.identity.gid
+        fd = os.open(root, FOLDER_FLAGS)
+        try:
+            for name in path.relative_to(root).parts:
+                inner = os.open(name, FOLDER_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+                if os.fstat(fd).st_uid != uid:
+                    os.fchown(fd, uid, gid)
+        finally:
+            os.close(fd)
 
     def prefix(self) -> list[str]:
         """bwrap's arguments up to the command: the sandbox's file system."""
