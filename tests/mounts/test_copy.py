@@ -83,3 +83,27 @@ def test_missing_container_is_a_mount_error(azurite: Azurite, tmp_path: Path) ->
         CopyMounter(FAST, reason="test").mount(
             blob_spec(azurite, "no-such-container"), tmp_path / "data", print
         )
+
+
+def test_a_copy_whose_folders_the_job_moved_stores_back_and_removes_only_itself(
+    azurite: Azurite, blob: AzureBlobStorage, container: str, tmp_path: Path
+) -> None:
+    """The job owns the folders on the way to its copy: it may move them and put a link to
+    a host folder in their place. What is stored back and removed is the copy itself, not
+    what the path leads to then."""
+    mounts = tmp_path / "job" / "mounts"
+    target = mounts / "data"
+    mount = CopyMounter(FAST, reason="no FUSE here").mount(
+        blob_spec(azurite, container), target, lambda _: None
+    )
+    (target / "result.txt").write_text("the job's\n")
+    victim = tmp_path / "host"
+    (victim / "data").mkdir(parents=True)
+    (victim / "data" / "secret.txt").write_text("root's\n")
+    mounts.rename(tmp_path / "job" / "moved")
+    mounts.symlink_to(victim, target_is_directory=True)
+    mount.unmount()
+    assert blob.read(container, "result.txt") == b"the job's\n"
+    assert stored(blob, container, "secret.txt") is None
+    assert (victim / "data" / "secret.txt").read_text() == "root's\n"
+    assert not (tmp_path / "job" / "moved" / "data").exists()  # the copy, removed

@@ -14,12 +14,14 @@ import contextlib
 import functools
 import os
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from openbai.errors import MountError, NotFoundError, OpenBaiError
+from openbai.errors import MountError, NotFoundError, OpenBaiError, StorageError
+from openbai.folders import FOLDER_FLAGS, descend
 from openbai.mounts.base import Log, Mount, Mounter
 from openbai.mounts.settings import MountSettings
 from openbai.plan.job_plan import MountSpec
@@ -30,6 +32,8 @@ from openbai.storage.transfer import download_tree
 
 #: (size, mtime in ns) of a local file, as last stored
 Stamp = tuple[int, int]
+#: a file of the copy, to store back: never through a link, never a FIFO's wait
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def _describe(spec: MountSpec) -> str:
@@ -37,17 +41,19 @@ def _describe(spec: MountSpec) -> str:
     return f"{noun} {'/'.join(p for p in (spec.account, spec.volume, spec.subpath) if p)}"
 
 
-def local_files(root: Path) -> dict[str, Stamp]:
-    """Every regular file under ``root`` by relative path, with its size and mtime."""
+def local_files(root: int) -> dict[str, Stamp]:
+    """Every regular file below the folder ``root`` (a descriptor: the job may have moved
+    the path to it since, and put a link there), by relative path, with its size and
+    mtime; no link is followed."""
     found: dict[str, Stamp] = {}
-    for directory, dirs, files in os.walk(root):
+    for directory, dirs, files, fd in os.fwalk(".", dir_fd=root):
         dirs.sort()
         for name in files:
-            full = Path(directory, name)
             with contextlib.suppress(OSError):
-                st = full.lstat()
-                if full.is_file() and not full.is_symlink():
-                    found[full.relative_to(root).as_posix()] = (st.st_size, st.st_mtime_ns)
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if stat.S_ISREG(st.st_mode):
+                    rel = os.path.normpath(os.path.join(directory, name))
+                    found[Path(rel).as_posix()] = (st.st_size, st.st_mtime_ns)
     return found
 
 
@@ -57,13 +63,16 @@ class CopyMount(Mount):
         spec: MountSpec,
         path: Path,
         backend: StorageBackend,
-        stored: dict[str, Stamp],
         settings: MountSettings,
     ):
         super().__init__(spec, path)
         self.backend = backend
         self.settings = settings
-        self._stored = stored
+        # the copy and the folder holding it, opened before the job ran (it owns the folders
+        # on the way and may move them): what is stored back and removed is reached from here
+        self._parent = os.open(path.parent, FOLDER_FLAGS)
+        self._root = os.open(path.name, FOLDER_FLAGS, dir_fd=self._parent)
+        self._stored = local_files(self._root)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._errors: dict[str, str] = {}
@@ -86,7 +95,7 @@ class CopyMount(Mount):
             return
         with self._lock:
             now_ns = time.time_ns()
-            current = local_files(self.path)
+            current = local_files(self._root)
             for rel, stamp in current.items():
                 if self._stored.get(rel) == stamp and rel not in self._errors:
                     continue
@@ -104,7 +113,22 @@ class CopyMount(Mount):
             self._errors[rel] = e.message
 
     def _upload(self, rel: str, stamp: Stamp) -> None:
-        self.backend.upload(self.spec.volume, self._remote(rel), self.path / rel)
+        *folders, name = rel.split("/")
+        try:
+            folder = descend(self._root, folders)
+            try:
+                fd = os.open(name, _FILE_FLAGS, dir_fd=folder)
+            finally:
+                os.close(folder)
+        except OSError as e:  # moved, or a link put in its place, since it was listed
+            raise StorageError(f"{rel}: {e.strerror}", target=rel) from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StorageError(f"{rel}: not a file any longer", target=rel)
+            # the file this descriptor is, whatever path now leads where it was
+            self.backend.upload(self.spec.volume, self._remote(rel), Path(f"/proc/self/fd/{fd}"))
+        finally:
+            os.close(fd)
         self._stored[rel] = stamp
 
     def _delete(self, rel: str) -> None:
@@ -134,7 +158,9 @@ class CopyMount(Mount):
         try:
             policy(self.flush)
         finally:
-            shutil.rmtree(self.path, ignore_errors=True)
+            os.close(self._root)
+            shutil.rmtree(self.path.name, ignore_errors=True, dir_fd=self._parent)
+            os.close(self._parent)
 
 
 class CopyMounter(Mounter):
@@ -175,4 +201,4 @@ class CopyMounter(Mounter):
             )
         files = report.files_done if report is not None else 0
         log(f"copied {files} files of {_describe(spec)} to {target}")
-        return CopyMount(spec, target, backend, local_files(target), self.settings)
+        return CopyMount(spec, target, backend, self.settings)
