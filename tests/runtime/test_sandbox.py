@@ -764,3 +764,31 @@ def test_a_job_that_moves_its_mount_root_makes_root_remove_no_link_of_the_host(
     job = run(ws, tmp_path, "mover", swap, stdOutErrPathPrefix="$AZ_BATCHAI_JOB_MOUNT_ROOT/logs")
     assert job["executionState"] == "succeeded", job["executionInfo"]
     assert (victim / "logs").is_symlink()  # the host's link is there still
+
+
+def test_a_volume_folder_swapped_for_a_link_between_two_tasks_binds_the_folder(
+    tmp_path: Path, victim: Path
+) -> None:
+    """Another job writing the same volume may swap a folder a job mounted for a link to a
+    folder the job must not reach (another account's volume), at any moment, the start of
+    the job's next task included. The sandbox binds the folder from a descriptor reached
+    through no link, not by its path, so the swap takes the job nowhere."""
+    from openbai.runtime.sandbox import Identity, Sandbox, find_bwrap
+
+    volume = tmp_path / "volume"
+    (volume / "sub").mkdir(parents=True)
+    (volume / "sub" / "file").write_text("the volume's\n")
+    (victim / "file").write_text("another tenant's\n")
+    folder = volume / "sub"
+    sandbox = Sandbox(find_bwrap(), Identity.for_jobs(), writable=[folder])
+    sandbox.anchors[folder] = (volume, ("sub",))
+    argv = sandbox.argv(["cat", str(folder / "file")], tmp_path)
+    fds = sandbox.take_fds()
+    (volume / "sub").rename(volume / "moved")  # between the arguments and bwrap's start
+    (volume / "sub").symlink_to(victim, target_is_directory=True)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, pass_fds=fds, timeout=30)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert done.stdout == "the volume's\n", done.stderr

@@ -29,9 +29,11 @@ def start(
     cwd: Path,
     stdout: Path | int,
     stderr: Path | int,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in its own session with stdout/stderr appended to the given files (or
-    descriptors of files opened for appending, which stay the caller's to close)."""
+    descriptors of files opened for appending, which stay the caller's to close), with
+    ``pass_fds`` open in it too."""
     with contextlib.ExitStack() as files:
         out = stdout if isinstance(stdout, int) else files.enter_context(open(stdout, "ab"))
         err = stderr if isinstance(stderr, int) else files.enter_context(open(stderr, "ab"))
@@ -43,6 +45,7 @@ def start(
             stdout=out,
             stderr=err,
             start_new_session=True,
+            pass_fds=tuple(pass_fds),
         )
 
 

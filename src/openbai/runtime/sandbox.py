@@ -243,6 +243,13 @@ class Sandbox:
         self.readable = list(readable)
         #: the host's GPU device files the job uses, and the driver's list of their boards
         self.gpus = gpus or GpuView([], {})
+        #: volumes' folders below which jobs write (mounts/link.py): bound from a descriptor
+        #: reached through no link, never by their path, which another job may swap for a
+        #: link to a folder it must not reach between two tasks' starts
+        self.anchors: dict[Path, Anchor] = {}
+        #: the descriptors the last :meth:`prefix` binds from: the caller passes them to
+        #: bwrap, then closes them (:meth:`take_fds`)
+        self._fds: list[int] = []
 
     def grant(self, path: Path, anchor: Anchor | None = None) -> None:
         """Make ``path`` and what is below it the job user's, so that the job can write
@@ -312,8 +319,11 @@ class Sandbox:
             args += ["--perms", "0555", "--tmpfs", shown]
             for entry in _existing(kept):
                 args += ["--ro-bind", entry, entry]
-        binds = [(p, "--bind") for p in _existing(self.writable)]
-        binds += [(p, "--ro-bind") for p in _existing(self.readable)]
+        anchored = {str(p): a for p, a in self.anchors.items()}
+        binds = [(p, "--bind") for p in _existing(self._by_path(self.writable))]
+        binds += [(p, "--ro-bind") for p in _existing(self._by_path(self.readable))]
+        binds += [(str(p), "--bind") for p in self.writable if str(p) in anchored]
+        binds += [(str(p), "--ro-bind") for p in self.readable if str(p) in anchored]
         # what is hidden, and every directory on the way to a bind that the job user could
         # not pass through, becomes an empty tmpfs
         empty = {"/tmp", *_existing(self.hidden)}
@@ -342,7 +352,12 @@ class Sandbox:
                     if p not in made and p.startswith(top + "/"):
                         args += ["--perms", "0755", "--dir", p]
                         made.add(p)
-            args += [how, path, path]
+            if path in anchored:
+                fd = open_anchor(anchored[path])
+                self._fds.append(fd)
+                args += [f"{how}-fd", str(fd), path]
+            else:
+                args += [how, path, path]
             made.add(path)
             bound[path] = how
         # its own System V IPC too: a shared memory segment outlives its process, and every
@@ -351,6 +366,15 @@ class Sandbox:
         if not self.identity.switches:
             args += ["--cap-drop", "ALL"]
         return args
+
+    def _by_path(self, paths: list[Path]) -> list[Path]:
+        return [p for p in paths if p not in self.anchors]
+
+    def take_fds(self) -> list[int]:
+        """The descriptors the arguments made last bind from (see :attr:`anchors`): to pass
+        to bwrap, and to close once it has started."""
+        fds, self._fds = self._fds, []
+        return fds
 
     def argv(self, command: Sequence[str], cwd: Path) -> list[str]:
         """``command`` run in the sandbox, in ``cwd``, as the job user."""

@@ -153,9 +153,11 @@ def open_volumes(
                 sandbox.readable.append(shown)
         elif mount.local_source is not None and mount.local_source not in sandbox.writable:
             sandbox.writable.append(mount.local_source)
-    anchors = {m.local_source: m.anchor for m in mounts if m.local_source is not None}
+    for mount in mounts:
+        if mount.local_source is not None and mount.anchor is not None:
+            sandbox.anchors[mount.local_source] = mount.anchor
     for path in sandbox.writable:
-        sandbox.grant(path, anchors.get(path))
+        sandbox.grant(path, sandbox.anchors.get(path))
     roots = [r for r in map(real_path, map(str, sandbox.writable)) if r is not None]
     for folder in made or []:
         real = real_path(folder)

@@ -184,11 +184,19 @@ class NodeTasks:
         elif task.mpi:
             # the ranks' output is merged by whole lines before it reaches the files
             argv = rank_output.collector_argv(self.ctx.plan.nodes[0].host, argv)
+        fds: list[int] = []
         if self.container is None and self.sandbox is not None:
             argv = self.sandbox.argv(argv, self.ctx.layout.job_temp)
+            fds = self.sandbox.take_fds()
         if self.cgroup is not None and self.container is None:
             argv = self.cgroup.entered_by(argv)
-        proc = processes.start(argv, env=held, cwd=self.ctx.layout.job_temp, stdout=out, stderr=err)
+        try:
+            proc = processes.start(
+                argv, env=held, cwd=self.ctx.layout.job_temp, stdout=out, stderr=err, pass_fds=fds
+            )
+        finally:
+            for fd in fds:
+                os.close(fd)
         self.ctx.run.record_task(
             self.ctx.node.index, proc.pid, processes.process_start_time(proc.pid)
         )
