@@ -651,6 +651,18 @@ def test_the_runner_writes_through_no_link_a_job_prepared(
     assert (victim / "file").read_text() == "untouched\n"
 
 
+def test_a_fifo_a_job_prepared_where_its_stdout_goes_is_refused_not_waited_on(
+    ws: Bai, tmp_path: Path
+) -> None:
+    plant = "mkfifo $AZ_BATCHAI_STDOUTERR_DIR/stdout.txt"
+    shown = run(ws, tmp_path, "fifo", "echo never", jobPreparation={"commandLine": plant},
+                constraints={"maxWallClockTime": "PT2M"})  # fmt: skip
+    assert shown["executionState"] == "failed"
+    error = shown["executionInfo"]["errors"][0]
+    assert error["code"] == "OutputDirectoryError"
+    assert "stdout.txt: it is not a file (a FIFO, a device?)" in error["message"], error
+
+
 def test_a_link_an_earlier_job_left_on_the_way_leads_nowhere(
     ws: Bai, tmp_path: Path, victim: Path
 ) -> None:

@@ -15,13 +15,17 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
+import stat
 from collections.abc import Sequence
 
+from openbai.errors import MountError
 from openbai.folders import FOLDER_FLAGS, descend
 from openbai.mounts.base import Mount
+from openbai.mounts.link import open_anchor
 from openbai.runtime.stopping import JobFailure
 
-_APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO a job put there is refused, not waited on (for a file it changes nothing)
+_APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 class Volumes:
@@ -31,7 +35,7 @@ class Volumes:
         #: the list the runner fills as it mounts (read at each call)
         self.mounts = mounts
 
-    def locate(self, path: str) -> tuple[str, list[str]]:
+    def locate(self, path: str) -> tuple[str | Mount, list[str]]:
         """The directory of the volume ``path`` lies on (the one the mount stands for, as
         recorded when it was made, not a link the job could have replaced) and the folders
         and file below it; a JobFailure when it lies on none."""
@@ -49,6 +53,8 @@ class Volumes:
                 f"{path} is on none of the job's volumes: nothing is written",
             )
         parts = [p for p in clean[len(str(best.path)) :].split("/") if p]
+        if best.anchor is not None:  # a folder other jobs write: reached through no link
+            return best, parts
         return str(best.local_source or best.path), parts
 
     def make_dirs(self, path: str) -> None:
@@ -63,19 +69,29 @@ class Volumes:
             raise JobFailure("OutputDirectoryError", f"{path} is a volume, not a file")
         folder = _walk(root, parts[:-1], path)
         try:
-            return os.open(parts[-1], _APPEND, mode, dir_fd=folder)
+            fd = os.open(parts[-1], _APPEND, mode, dir_fd=folder)
         except OSError as exc:
             raise _refused(path, exc) from exc
         finally:
             os.close(folder)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise JobFailure("OutputDirectoryError", f"cannot write {path}: it is not a file")
+        return fd
 
 
-def _walk(root: str, parts: Sequence[str], path: str) -> int:
+def _walk(root: str | Mount, parts: Sequence[str], path: str) -> int:
     """A descriptor of the folder ``root/parts...``, each made where missing; none a link."""
     try:
-        top = os.open(root, FOLDER_FLAGS)
+        if isinstance(root, Mount):
+            assert root.anchor is not None
+            top = open_anchor(root.anchor)
+        else:
+            top = os.open(root, FOLDER_FLAGS)
     except OSError as exc:
         raise _refused(path, exc) from exc
+    except MountError as exc:  # a link put on the way to the volume's folder
+        raise JobFailure("OutputDirectoryError", f"{path}: {exc.message}") from exc
     try:
         return descend(top, parts, make=True, mode=0o755)
     except OSError as exc:
@@ -88,4 +104,6 @@ def _refused(path: str, exc: OSError) -> JobFailure:
     why = exc.strerror or str(exc)
     if exc.errno in (errno.ENOTDIR, errno.ELOOP, errno.EEXIST):
         why = "a symbolic link or a file is on its way (the runner follows no link on a volume)"
+    elif exc.errno == errno.ENXIO:  # opened without waiting for a reader
+        why = "it is not a file (a FIFO, a device?)"
     return JobFailure("OutputDirectoryError", f"cannot write {path}: {why}")
