@@ -86,3 +86,32 @@ def test_a_cluster_deleted_while_a_job_is_created_takes_no_job(
     assert refused.value.code == expected
     with pytest.raises(NotFoundError):
         jobs.get_job(app, "rg", "ws", "exp", "j")
+
+
+def test_a_workspace_deleted_while_a_job_is_created_on_another_ones_cluster_takes_no_job(
+    installation: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job's cluster (named by ARM id) is another workspace's: the delete of its own
+    workspace, begun meanwhile, is what refuses it."""
+    app = installation
+    workspaces.create_workspace(app, "rg", "other")
+    clusters.create_cluster(
+        app,
+        "rg",
+        "other",
+        "oc",
+        {"properties": {"scaleSettings": {"manual": {"targetNodeCount": 1}}}},
+    )
+    resolve = volumes.resolve_mounts
+
+    def resolved_while_the_workspace_is_deleted(*args: Any, **kwargs: Any) -> Any:
+        found = resolve(*args, **kwargs)
+        deletions.begin(app, "workspace", "rg", "", "ws")
+        return found
+
+    monkeypatch.setattr(jobs, "resolve_mounts", resolved_while_the_workspace_is_deleted)
+    cluster = f"/subscriptions/{app.settings.subscription_id}/resourceGroups/rg/providers/Microsoft.BatchAI/workspaces/other/clusters/oc"
+    with pytest.raises(OpenBaiError) as refused:
+        jobs.create_job(app, "rg", "ws", "exp", "j", JOB, cluster=cluster)
+    assert refused.value.code == "ResourceBeingDeleted"
+    assert "workspace ws is being deleted" in refused.value.message

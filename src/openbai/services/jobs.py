@@ -161,6 +161,7 @@ def create_job(
     with app.db.session() as s:
         experiment = experiment_row(s, rg, ws, exp)
         check_not_deleting(experiment, "experiment")
+        check_not_deleting(experiment.workspace, "workspace")  # its delete may have begun since
         _check_cluster_still_takes_jobs(s, cluster_id, ref.name)
         if s.scalar(_JOB_ID, {"experiment": experiment.id, "name": name}) is not None:
             raise ConflictError(
