@@ -125,3 +125,39 @@ def test_job_node_exec_reaches_the_running_job(ws: Bai, tmp_path: Path) -> None:
         ws, "job", "node", "exec", "-w", "ws", "-e", "exp", "-j", "j", "--exec", "true"
     )
     assert after.returncode != 0 and "not running" in after.stderr
+
+
+def test_job_node_exec_binds_the_jobs_volumes_not_the_links_it_made(
+    ws: Bai, tmp_path: Path
+) -> None:
+    # another account's share, on this machine beside the job's own
+    ws("storage", "account", "create", "-n", "other")
+    ws("storage", "share", "create", "--account", "other", "-n", "private")
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up" / "data.txt").write_text("not yours\n")
+    ws("storage", "file", "upload-batch", "--account", "other", "-d", "private",
+       "-s", str(tmp_path / "up"), "--no-progress")  # fmt: skip
+    private = next(p for p in ws.home.rglob("private") if (p / "data.txt").is_file())
+    # the job links it from its temp folder, and writes its own volume
+    submit(
+        ws,
+        tmp_path,
+        "j",
+        f"ln -s {private} $AZ_BATCHAI_JOB_TEMP/private; echo mine > $AZ_BATCHAI_JOB_MOUNT_ROOT/logs/mine;"
+        " echo started > $AZ_BATCHAI_JOB_TEMP/state; sleep 60",
+    )
+    job_temp = "$AZ_BATCHAI_JOB_TEMP_DIR/ws/exp/j"
+
+    def on_node(command: str) -> subprocess.CompletedProcess[str]:
+        return bai_exec(ws, "job", "node", "exec", "-w", "ws", "-e", "exp", "-j", "j",
+                        "--exec", command)  # fmt: skip
+
+    wait_until(lambda: on_node(f"cat {job_temp}/state").stdout, "job j started", timeout=90)
+    # the job's own volume is there, through its link, as in the job
+    seen = on_node(f"cat {job_temp}/mounts/logs/mine")
+    assert (seen.returncode, seen.stdout) == (0, "mine\n"), seen.stderr
+    # the folder its own link points to is not bound, nor there at its own path
+    for path in (f"{job_temp}/private/data.txt", f"{private}/data.txt"):
+        looked = on_node(f"cat {path}")
+        assert looked.returncode != 0 and "not yours" not in looked.stdout, path
+    ws("job", "terminate", "-w", "ws", "-e", "exp", "-n", "j", "-y")

@@ -87,9 +87,14 @@ def run_on_node(
     assert isinstance(local, EmbeddedClient)
     found = command(local.app)
     try:
-        code = subprocess.run(found.argv, env=found.env, cwd=found.cwd, check=False).returncode
+        run = subprocess.run(
+            found.argv, env=found.env, cwd=found.cwd, check=False, pass_fds=found.fds
+        )
     except FileNotFoundError as exc:
         raise SpecError(f"{found.argv[0]} is not installed here", target="--exec") from exc
+    finally:
+        found.close()
+    code = run.returncode
     sys.exit(code if code >= 0 else 128 - code)
 
 

@@ -47,21 +47,9 @@ class LinkMounter(Mounter):
     name = "local"
 
     def mount(self, spec: MountSpec, target: Path, log: Log) -> Mount:
-        backend = backend_class(spec.backend).from_options(
-            spec.account, VolumeKind(spec.volume_kind), spec.options
-        )
-        root = backend.local_path(spec.volume, "")
-        if root is None:
-            raise MountError(f"volume {spec.volume!r} of {spec.account!r} has no local directory")
-        if not root.is_dir():
-            raise MountError(
-                f"{spec.volume_kind} volume {spec.volume!r} of account {spec.account!r} does not exist"
-            )
-        # the volume's folder is openbai's; below it, jobs write (another job may have put a
-        # link where a folder of the sub-path was): reached without following one
-        anchor = (Path(os.path.realpath(root)), tuple(p for p in spec.subpath.split("/") if p))
+        anchor = anchor_of(spec)
         os.close(open_anchor(anchor, make=True))
-        source = anchor[0].joinpath(*anchor[1])
+        source = anchored_path(anchor)
         target.parent.mkdir(parents=True, exist_ok=True)
         parent = os.open(target.parent, FOLDER_FLAGS)
         try:
@@ -77,6 +65,28 @@ class LinkMounter(Mounter):
 
 #: a folder as a trusted folder (openbai's own) and the names below it, which jobs write
 Anchor = tuple[Path, tuple[str, ...]]
+
+
+def anchor_of(spec: MountSpec) -> Anchor:
+    """Where an embedded volume's folder is: the volume's own directory is openbai's; below
+    it, jobs write (another job may have put a link where a folder of the sub-path was), so
+    the sub-path is walked following no link (:func:`open_anchor`)."""
+    backend = backend_class(spec.backend).from_options(
+        spec.account, VolumeKind(spec.volume_kind), spec.options
+    )
+    root = backend.local_path(spec.volume, "")
+    if root is None:
+        raise MountError(f"volume {spec.volume!r} of {spec.account!r} has no local directory")
+    if not root.is_dir():
+        raise MountError(
+            f"{spec.volume_kind} volume {spec.volume!r} of account {spec.account!r} does not exist"
+        )
+    return Path(os.path.realpath(root)), tuple(p for p in spec.subpath.split("/") if p)
+
+
+def anchored_path(anchor: Anchor) -> Path:
+    """The path the anchor's folder has (a link to the volume points there)."""
+    return anchor[0].joinpath(*anchor[1])
 
 
 def open_anchor(anchor: Anchor, *, make: bool = False) -> int:

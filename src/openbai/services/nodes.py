@@ -20,18 +20,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from openbai.errors import NotFoundError, SpecError
+from sqlalchemy import select
+
+from openbai.errors import NotFoundError, OpenBaiError, SpecError
 from openbai.executors.local import LocalExecutor
 from openbai.installation import App
+from openbai.mounts.link import Anchor, anchor_of, anchored_path, open_anchor
+from openbai.plan.job_plan import MountSpec
 from openbai.runtime.gpu_devices import gpu_view, sandboxed_indices
 from openbai.runtime.inherited_env import inherited_env
 from openbai.runtime.sandbox import Identity, Sandbox, find_bwrap, probe, tool_paths
-from openbai.scheduling.planning import cluster_key
+from openbai.scheduling.planning import ClusterPlanning, cluster_key
+from openbai.scheduling.volumes import mount_specs, mounted_volumes
 from openbai.services.clusters import cluster_row
 from openbai.services.gpus import node_gpus
 from openbai.services.jobs import job_row
-from openbai.store.models import Cluster
-from openbai.store.specs import cluster_properties
+from openbai.store.models import Cluster, Job
+from openbai.store.specs import cluster_properties, job_properties
 from openbai.vocabulary import ON_NODES
 
 SSH_PORT = 22
@@ -95,6 +100,14 @@ class NodeCommand:
     argv: list[str]
     env: dict[str, str]
     cwd: str
+    #: descriptors the sandbox binds volume folders from: passed to it, then closed
+    fds: tuple[int, ...] = ()
+
+    def close(self) -> None:
+        """Close the descriptors (once the command has started, or failed to)."""
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def _shell(command: str | None) -> list[str]:
@@ -139,21 +152,67 @@ def _local_command(
     identity = Identity.for_jobs(os.environ.get("OPENBAI_JOB_USER"))
     bwrap = find_bwrap()
     probe(bwrap)
-    # the volumes a job has mounted there now: embedded ones are links into the installation
-    links = [p for top in (mounts, temp) for p in top.rglob("*") if p.is_symlink()]
     settings = app.settings
     sandbox = Sandbox(
         bwrap,
         identity,
         hidden=[settings.runs_root, settings.nodes_root, settings.home],
-        writable=[mounts, temp, *(p.resolve() for p in links)],
+        writable=[mounts, temp],
         readable=tool_paths(env),
         gpus=gpu_view(login.gpus),
     )
+    # embedded volumes are links into the installation: their folders are bound as the
+    # job's own sandbox binds them, from what openbai mounted there, never by following
+    # the links found on the node (a job makes links to any folder in its temp folder)
+    for spec, anchor in _embedded_volumes(app, cluster, slot):
+        source = anchored_path(anchor)
+        sandbox.anchors[source] = anchor
+        (sandbox.readable if spec.read_only else sandbox.writable).append(source)
     env.update(sandbox.user_env(temp))
     shown = sandboxed_indices(login.gpus or [])
     env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in shown)
-    return NodeCommand(sandbox.argv(argv, temp), env, str(temp))
+    argv = sandbox.argv(argv, temp)
+    return NodeCommand(argv, env, str(temp), tuple(sandbox.take_fds()))
+
+
+def _embedded_volumes(app: App, cluster: Cluster, slot: int) -> list[tuple[MountSpec, Anchor]]:
+    """The embedded volumes mounted on a local node now: the cluster's, and those of the
+    jobs running there; each with the folder it links to, where that is a folder still."""
+    specs: list[MountSpec] = []
+    planned = ClusterPlanning.of(app, cluster).mounts
+    if not isinstance(planned, OpenBaiError):
+        specs += planned
+    with app.db.reading() as s:
+        jobs = s.scalars(
+            select(Job).where(
+                Job.cluster_id == cluster.id,
+                Job.execution_state.in_([state.value for state in ON_NODES]),
+            )
+        ).all()
+        for job in jobs:
+            if slot not in (job.nodes or range(job.node_count)):
+                continue
+            volumes = job_properties(job).mount_volumes
+            try:
+                specs += mount_specs(
+                    app,
+                    mounted_volumes(
+                        volumes, root="AZ_BATCHAI_JOB_MOUNT_ROOT", field="properties.mountVolumes"
+                    ),
+                )
+            except OpenBaiError:
+                continue  # its volume is gone since: the job's own link leads nowhere now
+    found = []
+    for spec in specs:
+        if spec.backend != "local":
+            continue
+        try:
+            anchor = anchor_of(spec)
+            os.close(open_anchor(anchor))
+        except (OpenBaiError, OSError):
+            continue  # a job put a link or a file where its folder was: not bound
+        found.append((spec, anchor))
+    return found
 
 
 def _slurm_command(
@@ -298,9 +357,12 @@ def run_captured(found: NodeCommand, *, timeout: float, limit: int = OUTPUT_LIMI
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            pass_fds=found.fds,
         )
     except FileNotFoundError as exc:
         raise SpecError(f"{found.argv[0]} is not installed here", target="command") from exc
+    finally:
+        found.close()
     assert process.stdout is not None and process.stderr is not None
     out, err = _Kept(process.stdout, limit), _Kept(process.stderr, limit)
     timed_out = False
