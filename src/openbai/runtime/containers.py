@@ -402,6 +402,15 @@ def has_command_argv(runtime: str, name: str, command: str, seal: Seal | None = 
     return _in_container(runtime, name, seal, script)
 
 
+def pid_argv(runtime: str, name: str) -> list[str]:
+    """Ask for the host's process id of the container's first process (runtime/bind_check.py
+    looks at the container's files through it): podman's and docker's ``State.Pid``, the
+    instance's process in ``apptainer instance list --json``."""
+    if runtime == APPTAINER:
+        return [APPTAINER, "instance", "list", "--json", name]
+    return [runtime, "inspect", "--type", "container", "--format", "{{.State.Pid}}", name]
+
+
 def remove_argv(runtime: str, name: str) -> list[str]:
     if runtime == APPTAINER:
         return [APPTAINER, "instance", "stop", "--force", name]

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from openbai.runtime import containers, job_container
+from openbai.mounts.link import Anchor
+from openbai.runtime import bind_check, containers, job_container
 from openbai.runtime.environment import JobEnvironment
 from openbai.runtime.sealing import host_gpus, node_limits
 from openbai.runtime.stopping import JobFailure
@@ -49,17 +50,26 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
 
     def start() -> job_container.JobContainer:
         ctx.log(f"starting container {name} from image {image} with {runtime}")
-        return job_container.start(
-            runtime,
-            spec,
-            name,
-            binds,
-            log,
-            gpus=gpus or (),
-            seal=seal,
-            cidfile=ctx.layout.run_dir / f"node-{ctx.node.index}.cid",
-            control=control,
-        )
+        # the runtime binds by path, following links: the folders are held from before it
+        # starts and found again in the container before any task runs (bind_check.py)
+        with bind_check.expect(binds, _anchors(tasks)) as expected:
+            container = job_container.start(
+                runtime,
+                spec,
+                name,
+                binds,
+                log,
+                gpus=gpus or (),
+                seal=seal,
+                cidfile=ctx.layout.run_dir / f"node-{ctx.node.index}.cid",
+                control=control,
+            )
+            try:
+                bind_check.verify(runtime, name, expected)
+            except BaseException:
+                container.remove()
+                raise
+        return container
 
     try:
         try:
@@ -73,6 +83,13 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
                 raise  # the image was there: it failed for another reason
             ctx.log(f"pulled image {image}")
             tasks.container = start()
+    except bind_check.BindChanged as exc:
+        raise JobFailure(
+            "FailedStartingContainer",
+            f"Unable to start the job's container: {exc}; no task ran in it",
+            imageName=image,
+            Info=str(exc),
+        ) from exc
     except job_container.ContainerError as exc:
         if tasks.should_stop():
             raise tasks.stopping.reason() from exc
@@ -158,3 +175,14 @@ def _binds(tasks: NodeTasks, env: JobEnvironment) -> list[Path]:
         Path(env.stdouterr_dir),
         *[Path(p) for p in env.output_dirs.values()],
     ]
+
+
+def _anchors(tasks: NodeTasks) -> dict[Path, Anchor]:
+    """The embedded volumes' folders to bind, by path, each with its anchor (the volume's
+    directory and the names below it, which jobs write: reached through no link)."""
+    mounts = tasks.volumes.mounts if tasks.volumes is not None else []
+    return {
+        m.local_source: m.anchor
+        for m in mounts
+        if m.local_source is not None and m.anchor is not None
+    }
