@@ -8,6 +8,7 @@ ports. ganesha's write verifier changes with every start (a new second)."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,8 +40,7 @@ def server(tmp_path: Path, nfs_server: Nfs) -> Iterator[NfsServer]:
     own.remove()
 
 
-@pytest.fixture
-def backend(server: NfsServer) -> Iterator[NfsStorage]:
+def backend_of(server: NfsServer, timeout: float = 5) -> NfsStorage:
     state = server.state()
     assert state is not None
     options = {
@@ -48,9 +48,14 @@ def backend(server: NfsServer) -> Iterator[NfsStorage]:
         "export": EXPORT_PATH,
         "port": state.port,
         "mount_port": state.mount_port,  # (another ganesha may be registered at rpcbind)
-        "timeout": 5,
+        "timeout": timeout,
     }
-    storage = NfsStorage.from_options("fs", VolumeKind.FILE, options)
+    return NfsStorage.from_options("fs", VolumeKind.FILE, options)
+
+
+@pytest.fixture
+def backend(server: NfsServer) -> Iterator[NfsStorage]:
+    storage = backend_of(server)
     yield storage
     storage.close()
 
@@ -63,6 +68,39 @@ def crash(server: NfsServer, losing: Path, keep: int = 0) -> None:
         f.truncate(keep)
     time.sleep(1.1)
     server.start()
+
+
+def test_a_call_waiting_for_a_server_gone_costs_little_cpu_and_goes_on_once_it_is_back(
+    server: NfsServer,
+) -> None:
+    """libnfs 4.0 tries to connect again at once, without a pause: a call waiting for a server
+    that refuses connections kept a core busy. It waits paused now, and once the server is
+    back (on the same ports) it goes on and gets its answer."""
+    backend = backend_of(server, timeout=30)  # the outage and the restart well within it
+    try:
+        (server.data / "kept.txt").write_bytes(b"still here")
+        assert backend.read(EXPORT_PATH, "kept.txt") == b"still here"  # a session connected
+        server.stop()
+        results: list[bytes | Exception] = []
+
+        def read() -> None:
+            try:
+                results.append(backend.read(EXPORT_PATH, "kept.txt"))
+            except Exception as e:
+                results.append(e)
+
+        reader = threading.Thread(target=read)
+        cpu, wall = time.process_time(), time.monotonic()
+        reader.start()
+        time.sleep(3)
+        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+        assert not results  # still waiting for the server
+        server.start()
+        reader.join(timeout=30)
+        assert results == [b"still here"]
+        assert cpu < 0.3 * wall, f"{cpu:.2f} s of CPU while the server was gone for {wall:.2f} s"
+    finally:
+        backend.close()
 
 
 def _flushed(writer: FileWriter) -> bool:

@@ -5,7 +5,8 @@ No Python binding of libnfs is packaged (PyPI's ``libnfs`` is a SWIG build of an
 libnfs that needs its headers at install time), so the dozen calls used are declared here.
 A :class:`NfsContext` is one mounted session (one TCP connection); libnfs contexts are not
 thread-safe, so every call holds the context's lock. libnfs returns ``-errno``; the errno is
-raised as :class:`OSError` and translated into openbai's errors by the backend.
+raised as :class:`OSError` and translated into openbai's errors by the backend. A call that
+failed because the connection was lost is made again once it is back (``nfs_raw.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import errno
 import functools
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -212,6 +214,12 @@ class NfsContext:
             raise OSError(-rc, f"{what} {path}: {self._error()}", path)
         return rc
 
+    def _call(self, what: str, path: str, function: Callable[..., int], *args: Any) -> int:
+        """libnfs's ``function(ctx, *args)``, its ``-errno`` raised (the caller holds the lock)."""
+        return self.raw.reconnecting(
+            lambda: self._check(function(self.ctx, *args), what, path), f"{what} {path}"
+        )
+
     def close(self) -> None:
         with self.lock:
             if self.ctx:
@@ -231,20 +239,14 @@ class NfsContext:
     def stat(self, path: str) -> Stat:
         st = _Stat64()
         with self.lock:
-            self._check(
-                self.lib.nfs_stat64(self.ctx, path.encode(), ctypes.byref(st)), "stat", path
-            )
+            self._call("stat", path, self.lib.nfs_stat64, path.encode(), ctypes.byref(st))
         return _stat(st)
 
     def listdir(self, path: str) -> list[Entry]:
         handle = ctypes.c_void_p()
         entries = []
         with self.lock:
-            self._check(
-                self.lib.nfs_opendir(self.ctx, path.encode(), ctypes.byref(handle)),
-                "opendir",
-                path,
-            )
+            self._call("opendir", path, self.lib.nfs_opendir, path.encode(), ctypes.byref(handle))
             try:
                 while True:
                     ent = self.lib.nfs_readdir(self.ctx, handle)
@@ -263,21 +265,19 @@ class NfsContext:
 
     def mkdir(self, path: str) -> None:
         with self.lock:
-            self._check(self.lib.nfs_mkdir(self.ctx, path.encode()), "mkdir", path)
+            self._call("mkdir", path, self.lib.nfs_mkdir, path.encode())
 
     def rmdir(self, path: str) -> None:
         with self.lock:
-            self._check(self.lib.nfs_rmdir(self.ctx, path.encode()), "rmdir", path)
+            self._call("rmdir", path, self.lib.nfs_rmdir, path.encode())
 
     def unlink(self, path: str) -> None:
         with self.lock:
-            self._check(self.lib.nfs_unlink(self.ctx, path.encode()), "unlink", path)
+            self._call("unlink", path, self.lib.nfs_unlink, path.encode())
 
     def rename(self, source: str, target: str) -> None:
         with self.lock:
-            self._check(
-                self.lib.nfs_rename(self.ctx, source.encode(), target.encode()), "rename", source
-            )
+            self._call("rename", source, self.lib.nfs_rename, source.encode(), target.encode())
 
     def set_times(self, path: str, atime_ns: int, mtime_ns: int) -> None:
         times = (_Timeval * 2)(
@@ -285,24 +285,22 @@ class NfsContext:
             _Timeval(mtime_ns // 1_000_000_000, mtime_ns % 1_000_000_000 // 1000),
         )
         with self.lock:
-            self._check(self.lib.nfs_utimes(self.ctx, path.encode(), times), "utimes", path)
+            self._call("utimes", path, self.lib.nfs_utimes, path.encode(), times)
 
     def commit(self, fh: bytes, path: str) -> bytes:
         """COMMIT the file of handle ``fh`` (see :meth:`NfsFile.commit`)."""
         with self.lock:
-            return self.raw.commit(fh, path)
+            return self.raw.reconnecting(lambda: self.raw.commit(fh, path), f"commit {path}")
 
     # -- files -------------------------------------------------------------------------
     def open(self, path: str, flags: int, mode: int = 0o644) -> NfsFile:
         handle = ctypes.c_void_p()
+        name, ref = path.encode(), ctypes.byref(handle)
         with self.lock:
             if flags & os.O_CREAT:
-                rc = self.lib.nfs_create(
-                    self.ctx, path.encode(), flags & ~os.O_CREAT, mode, ctypes.byref(handle)
-                )
+                self._call("open", path, self.lib.nfs_create, name, flags & ~os.O_CREAT, mode, ref)
             else:
-                rc = self.lib.nfs_open(self.ctx, path.encode(), flags, ctypes.byref(handle))
-            self._check(rc, "open", path)
+                self._call("open", path, self.lib.nfs_open, name, flags, ref)
         return NfsFile(self, handle.value or 0, path)
 
 
@@ -341,10 +339,8 @@ class NfsFile:
             while done < length:
                 view = ctypes.c_void_p(base + done)
                 count = min(step, length - done)
-                got = c._check(
-                    c.lib.nfs_pread(c.ctx, self._h(), offset + done, count, view),
-                    "read",
-                    self.path,
+                got = c._call(
+                    "read", self.path, c.lib.nfs_pread, self._h(), offset + done, count, view
                 )
                 if got == 0:
                     break
@@ -367,10 +363,8 @@ class NfsFile:
             while done < len(data):
                 view = ctypes.c_void_p(base + done)
                 count = min(step, len(data) - done)
-                wrote = c._check(
-                    c.lib.nfs_pwrite(c.ctx, self._h(), offset + done, count, view),
-                    "write",
-                    self.path,
+                wrote = c._call(
+                    "write", self.path, c.lib.nfs_pwrite, self._h(), offset + done, count, view
                 )
                 if wrote == 0:
                     raise OSError(errno.EIO, f"write {self.path}: no progress", self.path)
@@ -380,7 +374,7 @@ class NfsFile:
         st = _Stat64()
         c = self.context
         with c.lock:
-            c._check(c.lib.nfs_fstat64(c.ctx, self._h(), ctypes.byref(st)), "fstat", self.path)
+            c._call("fstat", self.path, c.lib.nfs_fstat64, self._h(), ctypes.byref(st))
         return _stat(st)
 
     def commit(self) -> bytes:
@@ -398,7 +392,7 @@ class NfsFile:
     def truncate(self, size: int) -> None:
         c = self.context
         with c.lock:
-            c._check(c.lib.nfs_ftruncate(c.ctx, self._h(), size), "truncate", self.path)
+            c._call("truncate", self.path, c.lib.nfs_ftruncate, self._h(), size)
 
     def close(self) -> None:
         c = self.context

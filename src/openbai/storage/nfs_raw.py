@@ -6,6 +6,10 @@ callback ran (the caller holds the context's lock: libnfs contexts are not threa
 Reading through raw calls too (a LOOKUP and a READ by handle instead of ``nfs_open``'s
 LOOKUPs and ACCESS) was tried and was slower: this loop in Python costs more CPU than the
 two round trips it saved, which libnfs's own loop serves in C.
+
+A lost connection is made again here too (:meth:`RawNfs.reconnecting`), with a pause between
+tries: libnfs 4.0's own reconnection tries again at once, and a server that refuses (its port
+closed) had it spin a core until the server came back or the timeout passed.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import errno
 import select
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class _NfsTime3(ctypes.Structure):
@@ -71,9 +77,17 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "rpc_which_events": (_I, [_P]),
     "rpc_service": (_I, [_P, _I]),
     "rpc_get_error": (ctypes.c_char_p, [_P]),
+    "rpc_set_autoreconnect": (None, [_P, _I]),
 }
 
 _SUCCESS, _ERROR = 0, 1  # RPC_STATUS_*
+#: tries libnfs makes at once to connect again (the rest is :meth:`RawNfs.reconnecting`'s,
+#: paused): at least one, as with none a reset connection leaves libnfs's calls in flight
+#: (a sync call's callback on a stack frame gone) instead of failing them
+_LIBNFS_TRIES = 1
+#: the pauses between tries to connect again: doubled from the first up to the longest
+_FIRST_PAUSE, _LONGEST_PAUSE = 0.05, 1.0
+_FAILED = select.POLLERR | select.POLLHUP
 #: nfsstat3 values that are not the errno of the same number
 _ERRNO = {
     63: errno.ENAMETOOLONG,
@@ -124,6 +138,45 @@ class RawNfs:
         self._callback = _CB(self._dispatch)  # one closure, alive as long as the context
         self._poller = select.poll()
         self._polled = -1  # the fd registered
+        lib.rpc_set_autoreconnect(self._rpc, _LIBNFS_TRIES)
+
+    def reconnecting(self, call: Callable[[], T], what: str) -> T:
+        """``call`` (a call on this context), made again on a new connection while it fails
+        because the last one was lost, until the timeout has passed since it was first made;
+        then an ETIMEDOUT naming ``what``."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                return call()
+            except OSError as e:
+                if self.connected():
+                    raise
+                if not self._reconnect(deadline):
+                    raise OSError(errno.ETIMEDOUT, f"{what}: no answer from {self._where}") from e
+
+    def connected(self) -> bool:
+        # libnfs polls a connected socket for POLLIN, one still connecting for POLLOUT only
+        return bool(self._lib.rpc_which_events(self._rpc) & select.POLLIN)
+
+    def _reconnect(self, deadline: float) -> bool:
+        """Whether the connection was made again before ``deadline``. libnfs makes each try
+        (and binds a reserved port for it, as at mount), as it would by itself with no limit
+        on tries; the pause between them is this loop's."""
+        pause = _FIRST_PAUSE
+        self._lib.rpc_set_autoreconnect(self._rpc, -1)
+        try:
+            while not self.connected():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                revents = self._poll(min(left, _LONGEST_PAUSE))
+                if revents & _FAILED:  # refused: the next try (rpc_service's), after a pause
+                    time.sleep(min(pause, left))
+                    pause = min(2 * pause, _LONGEST_PAUSE)
+                self._lib.rpc_service(self._rpc, revents)  # (-1: a try that failed at once)
+            return True
+        finally:
+            self._lib.rpc_set_autoreconnect(self._rpc, _LIBNFS_TRIES)
 
     def commit(self, fh: bytes, path: str) -> bytes:
         """COMMIT all of the file ``fh``; the server's write verifier."""
@@ -167,16 +220,20 @@ class RawNfs:
     def _serve(self, answered: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + self._timeout
         while not answered():
-            fd = self._lib.rpc_get_fd(self._rpc)  # (a reconnect may change it)
-            if fd != self._polled and self._polled >= 0:
-                self._poller.unregister(self._polled)
-            self._poller.register(fd, self._lib.rpc_which_events(self._rpc))
-            self._polled = fd
-            ready = self._poller.poll(100)
-            if self._lib.rpc_service(self._rpc, ready[0][1] if ready else 0) < 0:
+            if self._lib.rpc_service(self._rpc, self._poll(0.1)) < 0:
                 raise OSError(errno.EIO, f"{what}: {self._error()}")
             if not answered() and time.monotonic() > deadline:
                 raise OSError(errno.ETIMEDOUT, f"{what}: no answer from {self._where}")
+
+    def _poll(self, timeout: float) -> int:
+        """The events of the connection's socket within ``timeout`` seconds (0: none)."""
+        fd = self._lib.rpc_get_fd(self._rpc)  # (a reconnect may change it)
+        if fd != self._polled and self._polled >= 0:
+            self._poller.unregister(self._polled)
+        self._poller.register(fd, self._lib.rpc_which_events(self._rpc))
+        self._polled = fd
+        ready = self._poller.poll(int(timeout * 1000))
+        return ready[0][1] if ready else 0
 
     def _error(self) -> str:
         message = self._lib.rpc_get_error(self._rpc)
