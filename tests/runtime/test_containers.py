@@ -226,6 +226,23 @@ def test_binds_are_each_path_once_and_never_the_systems_own() -> None:
     ]
 
 
+def test_read_only_volumes_are_bound_read_only_inside_or_beside_writable_ones() -> None:
+    spec = ContainerSpec(image="img:1")
+    binds = [Path("/n/0/mounts"), Path("/st/acct/blob/data"), Path("/st/acct/file/logs")]
+    read_only = [Path("/st/acct/blob/data"), Path("/n/0/mounts/copy")]
+    argv = run_argv("podman", spec, "c", binds, read_only=read_only)
+    shown = [argv[i + 1] for i, a in enumerate(argv) if a == "-v" and argv[i + 1] != "/sys:/sys:ro"]
+    assert shown == [
+        "/n/0/mounts:/n/0/mounts:rslave",
+        "/st/acct/file/logs:/st/acct/file/logs:rslave",
+        "/n/0/mounts/copy:/n/0/mounts/copy:ro,rslave",
+        "/st/acct/blob/data:/st/acct/blob/data:ro,rslave",
+    ]
+    apptainer = run_argv("apptainer", spec, "c", binds, read_only=read_only)
+    assert "/st/acct/blob/data:/st/acct/blob/data:ro" in apptainer
+    assert "/st/acct/file/logs:/st/acct/file/logs" in apptainer
+
+
 def test_signals_reach_every_process_but_the_keeper() -> None:
     argv = signal_argv("podman", "c", "TERM")
     assert argv[:3] == ["podman", "exec", "c"]

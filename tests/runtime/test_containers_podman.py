@@ -203,6 +203,34 @@ def test_job_preparation_and_job_run_in_the_same_container_with_volumes_and_vari
 
 
 @podman_test
+def test_a_volume_mounted_read_only_is_read_only_in_the_container(
+    storage: Bai, podman: Podman, tmp_path: Path
+) -> None:
+    bai = storage
+    _cluster(bai, "pc", 1, "--container-runtime", "podman")
+    root = "$AZ_BATCHAI_JOB_MOUNT_ROOT"
+    # a job that mounted it read-write before made its folders the job user's
+    _create(bai, tmp_path, "rw", _job(podman.image, f"touch {root}/data/in/mine"), "pc")
+    assert bai.wait("rw")["executionState"] == "succeeded"
+    data = {"accountName": "acct", "containerName": "data", "relativeMountPath": "data"}
+    volumes = {**VOLUMES, "azureBlobFileSystems": [{**data, "mountOptions": "ro"}]}
+    command = (
+        f"cat {root}/data/in/sample.txt; echo; echo written > {root}/data/in/sample.txt;"
+        f" echo changed=$?; touch {root}/data/new; echo made=$?; touch {root}/logs/ok; echo logs=$?"
+    )
+    _create(bai, tmp_path, "ro", _job(podman.image, command, mountVolumes=volumes), "pc")
+    job = bai.wait("ro")
+    assert job["executionState"] == "succeeded", job
+    lines = (_stdouterr(bai, job) / "stdout.txt").read_text().split()
+    assert lines[0] == "x"  # read as it is
+    assert lines[1] != "changed=0" and lines[2] != "made=0", lines
+    assert lines[3] == "logs=0"  # the other volume stays writable
+    stored = bai.home / "storage" / "acct" / "blob" / "data"
+    assert (stored / "in" / "sample.txt").read_text() == "x"
+    assert not (stored / "new").exists()
+
+
+@podman_test
 def test_runtime_from_the_environment_and_one_container_per_node(
     runtime_from_env: None, storage: Bai, podman: Podman, tmp_path: Path
 ) -> None:

@@ -75,13 +75,15 @@ class Expected:
         self.close()
 
 
-def expect(binds: Iterable[Path], anchors: Mapping[Path, Anchor]) -> Expected:
-    """Open each folder the container is to bind (``containers.bind_paths``): those that have
+def expect(
+    binds: Iterable[Path], anchors: Mapping[Path, Anchor], read_only: Iterable[Path] = ()
+) -> Expected:
+    """Open each folder the container is to bind (``containers.bound``): those that have
     an anchor (a volume's folder, written by jobs) from it through no link, the others by
     their path. A link on the way to an anchored one, or a folder missing, is BindChanged."""
     expected = Expected()
     try:
-        for path in containers.bind_paths(binds):
+        for path, _ in containers.bound(binds, read_only):
             expected.folders[path] = _hold(path, anchors.get(path))
     except BaseException:
         expected.close()

@@ -157,6 +157,22 @@ def bind_paths(paths: Iterable[Path]) -> list[Path]:
     return [Path(p) for p in chosen]
 
 
+def bound(binds: Iterable[Path], read_only: Iterable[Path] = ()) -> list[tuple[Path, bool]]:
+    """Each directory to bind (:func:`bind_paths`) and whether it is bound read-only: a volume
+    mounted read-only is, as in the host sandbox, also where it lies inside a writable one
+    (a copy below the mount root: bound over it) or where a job before made it the job
+    user's (a read-write mount of it)."""
+    ro = bind_paths(read_only)
+    rw = bind_paths(p for p in binds if Path(p) not in ro)
+    return [(p, False) for p in rw] + [(p, True) for p in ro]
+
+
+def _bind_option(runtime: str, path: Path, read_only: bool) -> list[str]:
+    if runtime == APPTAINER:
+        return ["--bind", f"{path}:{path}" + (":ro" if read_only else "")]
+    return ["-v", f"{path}:{path}:" + ("ro,rslave" if read_only else "rslave")]
+
+
 def _depth(path: PurePosixPath) -> tuple[int, str]:
     return (len(path.parts), str(path))
 
@@ -249,6 +265,7 @@ def run_argv(
     *,
     seal: Seal | None = None,
     cidfile: Path | None = None,
+    read_only: Iterable[Path] = (),
 ) -> list[str]:
     """Start the job's container on a node, attached: it lives while its stdin is open.
 
@@ -259,7 +276,7 @@ def run_argv(
     receives the container's id (to find its control group).
     """
     if runtime == APPTAINER:
-        return apptainer_start_argv(spec, name, binds, gpus, seal=seal)
+        return apptainer_start_argv(spec, name, binds, gpus, seal=seal, read_only=read_only)
     argv = [runtime, "run", "-i", "--rm", "--name", name, "--network", "host", "--uts", "host"]
     argv += ["--pull", "never"]
     if cidfile is not None:
@@ -268,8 +285,8 @@ def run_argv(
         argv += ["--shm-size", spec.shm_size]
     argv += seal_options(runtime, seal)
     argv += gpu_options(runtime, gpus)
-    for path in bind_paths(binds):
-        argv += ["-v", f"{path}:{path}:rslave"]
+    for path, ro in bound(binds, read_only):
+        argv += _bind_option(runtime, path, ro)
     return [*argv, "--entrypoint", "sh", image_name(spec), "-c", keeper(runtime, seal)]
 
 
@@ -297,6 +314,7 @@ def apptainer_start_argv(
     gpus: Sequence[int] = (),
     *,
     seal: Seal | None = None,
+    read_only: Iterable[Path] = (),
 ) -> list[str]:
     """Start the job's apptainer instance: nothing of the host but what is bound
     (``--contain``: no home, /tmp or /dev of the host), its own PID namespace, a writable
@@ -304,8 +322,8 @@ def apptainer_start_argv(
     argv = [APPTAINER, "instance", "start", "--contain", "--pid", "--writable-tmpfs"]
     argv += seal_options(APPTAINER, seal)
     argv += gpu_options(APPTAINER, gpus)
-    for path in bind_paths(binds):
-        argv += ["--bind", f"{path}:{path}"]
+    for path, ro in bound(binds, read_only):
+        argv += _bind_option(APPTAINER, path, ro)
     return [*argv, apptainer_image(spec), name]
 
 

@@ -214,17 +214,20 @@ def start(
     seal: containers.Seal | None = None,
     cidfile: Path | None = None,
     control: Path | None = None,
+    read_only: Sequence[Path] = (),
 ) -> JobContainer:
     """Start the job's container with the node's ``gpus``, sealed by ``seal``; its runtime's
     messages go to ``log``. The image must be on the node (:func:`prepare_image`). Its keeper
     starts the tasks, with their exit codes through FIFOs in ``control`` (one of ``binds``;
-    None: each task is an ``exec``)."""
+    None: each task is an ``exec``); ``read_only``: what of them is bound read-only."""
     image = containers.image_name(spec)
     if runtime == containers.APPTAINER:
-        return _start_instance(spec, name, binds, log, gpus=gpus, seal=seal)
+        return _start_instance(spec, name, binds, log, gpus=gpus, seal=seal, read_only=read_only)
     if cidfile is not None:
         cidfile.unlink(missing_ok=True)  # the runtime refuses to overwrite one
-    argv = containers.run_argv(runtime, spec, name, binds, gpus, seal=seal, cidfile=cidfile)
+    argv = containers.run_argv(
+        runtime, spec, name, binds, gpus, seal=seal, cidfile=cidfile, read_only=read_only
+    )
     with open(log, "ab") as err:
         client = Popen(argv, stdin=PIPE, stdout=PIPE, stderr=err, start_new_session=True)
     container = JobContainer(runtime, name, image, client, seal, control=control)
@@ -246,8 +249,11 @@ def _start_instance(
     *,
     gpus: Sequence[int],
     seal: containers.Seal | None,
+    read_only: Sequence[Path],
 ) -> JobContainer:
-    argv = containers.run_argv(containers.APPTAINER, spec, name, binds, gpus, seal=seal)
+    argv = containers.run_argv(
+        containers.APPTAINER, spec, name, binds, gpus, seal=seal, read_only=read_only
+    )
     with open(log, "ab") as err:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
     image = containers.image_name(spec)

@@ -47,12 +47,13 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
         control.mkdir(mode=0o711, exist_ok=True)
         control.chmod(0o711)
     binds = _binds(tasks, env) + ([control] if control is not None else [])
+    read_only = _read_only(tasks)
 
     def start() -> job_container.JobContainer:
         ctx.log(f"starting container {name} from image {image} with {runtime}")
         # the runtime binds by path, following links: the folders are held from before it
         # starts and found again in the container before any task runs (bind_check.py)
-        with bind_check.expect(binds, _anchors(tasks)) as expected:
+        with bind_check.expect(binds, _anchors(tasks), read_only) as expected:
             container = job_container.start(
                 runtime,
                 spec,
@@ -63,6 +64,7 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
                 seal=seal,
                 cidfile=ctx.layout.run_dir / f"node-{ctx.node.index}.cid",
                 control=control,
+                read_only=read_only,
             )
             try:
                 bind_check.verify(runtime, name, expected)
@@ -113,7 +115,7 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
         env.variables["NVIDIA_VISIBLE_DEVICES"] = ",".join(map(str, gpus)) if gpus else "void"
     tasks.container_env = set(env.variables)
     ctx.log(f"job preparation and the job run in container {name} (image {image}, {runtime})")
-    ctx.log(_describe(runtime, seal, binds))
+    ctx.log(_describe(runtime, seal, binds, read_only))
 
 
 def _seal(tasks: NodeTasks) -> containers.Seal:
@@ -133,7 +135,7 @@ def _seal(tasks: NodeTasks) -> containers.Seal:
     return containers.Seal(user, limits)
 
 
-def _describe(runtime: str, seal: containers.Seal, binds: list[Path]) -> str:
+def _describe(runtime: str, seal: containers.Seal, binds: list[Path], read_only: list[Path]) -> str:
     """One line on how the container is sealed off, like the host sandbox's."""
     lim = seal.limits
     limits = ", ".join(
@@ -152,7 +154,9 @@ def _describe(runtime: str, seal: containers.Seal, binds: list[Path]) -> str:
     how = "own PID namespace"
     how += ", no capabilities" if seal.user is not None else ""
     how += ", no new privileges" if seal.confined else ""
-    shown = ", ".join(str(p) for p in containers.bind_paths(binds))
+    shown = ", ".join(
+        f"{p} (read-only)" if ro else str(p) for p, ro in containers.bound(binds, read_only)
+    )
     return (
         f"container sealed by {runtime} ({how}) {who}; limits {limits}; host paths bound: {shown}"
     )
@@ -175,6 +179,13 @@ def _binds(tasks: NodeTasks, env: JobEnvironment) -> list[Path]:
         Path(env.stdouterr_dir),
         *[Path(p) for p in env.output_dirs.values()],
     ]
+
+
+def _read_only(tasks: NodeTasks) -> list[Path]:
+    """The volumes mounted read-only (``mountOptions`` ro): an embedded one's folder (which
+    a job that mounted it read-write made the job user's), a copy below the mount root."""
+    mounts = tasks.volumes.mounts if tasks.volumes is not None else []
+    return [m.local_source or m.path for m in mounts if m.spec.read_only]
 
 
 def _anchors(tasks: NodeTasks) -> dict[Path, Anchor]:
