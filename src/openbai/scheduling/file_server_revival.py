@@ -1,10 +1,9 @@
 """File servers that running jobs mount, started again by the dispatcher when they went away.
 
 A job's mount reconnects by itself once its server answers again, and its calls wait for it
-meanwhile (libnfs's own reconnect): a ganesha that died is back before they give up (30 s),
-so the job's writes are not lost. While they wait, libnfs 4.0 tries the refused connection
-again without a pause (a core busy), so the sooner the better. Nothing else would start it in
-time: planning a job, ``bai file-server show`` and listing start a server only when asked.
+meanwhile (storage/nfs_raw.py): a ganesha that died is back before they give up (30 s), so
+the job's writes are not lost. Nothing else would start it in time: planning a job,
+``bai file-server show`` and listing start a server only when asked.
 
 Looked at once a second at most: one query for the running jobs, each job's and cluster's
 spec read once, then a look at each server's pid. A server that cannot be started (its port
