@@ -168,3 +168,85 @@ def test_an_embedded_transfer_loads_neither_the_orm_nor_rich(bai: Bai, tmp_path:
     missing = bai("storage", "file", "upload-batch", "--account", "nosuch", "-d", "data",
                   "-s", str(tmp_path / "src"), expect=3)  # fmt: skip
     assert "storage account 'nosuch' does not exist" in missing.stderr
+
+
+def test_upload_batch_dryrun_lists_the_files_and_uploads_nothing(
+    any_bai: Bai, tmp_path: Path
+) -> None:
+    """``--dryrun`` (az's flag) plans as a real run does, --pattern and --destination-path
+    included, and says which files a real run would skip as unchanged; it writes nothing."""
+    any_bai("storage", "account", "create", "-n", "acct")
+    any_bai("storage", "container", "create", "--account", "acct", "-n", "data")
+    src = tmp_path / "src"
+    files = make_tree(src, 6)
+    upload = ("storage", "blob", "upload-batch", "--account", "acct", "-d", "data",
+              "-s", str(src), "--pattern", "class[01]/*", "--destination-path", "in")  # fmt: skip
+    chosen = sorted(rel for rel in files if rel.startswith(("class0/", "class1/")))
+
+    plan = any_bai.json(*upload, "--dryrun")
+    assert plan == {
+        "dryrun": True, "source": str(src), "destination": "data/in",
+        "filesTotal": 4, "filesToTransfer": 4, "filesSkipped": 0, "filesFailed": 0,
+        "bytesToTransfer": sum(len(files[rel]) for rel in chosen),
+        "files": [
+            {"source": str(src / rel), "destination": f"in/{rel}", "size": len(files[rel]),
+             "action": "upload"}
+            for rel in chosen
+        ],
+        "failures": [],
+    }  # fmt: skip
+    listed = any_bai.json("storage", "blob", "list", "--account", "acct", "-c", "data",
+                          "--recursive")  # fmt: skip
+    assert listed == []
+    assert not list((any_bai.home / "storage" / "acct" / "blob" / "data").iterdir())
+
+    any_bai(*upload)
+    (src / "class1" / "img1.bin").write_bytes(b"changed")
+    again = any_bai.json(*upload, "--dryrun")
+    assert [(f["destination"], f["action"]) for f in again["files"]] == [
+        (f"in/{rel}", "upload" if rel == "class1/img1.bin" else "skip (unchanged)")
+        for rel in chosen
+    ]
+    assert (again["filesToTransfer"], again["filesSkipped"], again["bytesToTransfer"]) == (1, 3, 7)
+    stored = any_bai.home / "storage" / "acct" / "blob" / "data" / "in" / "class1" / "img1.bin"
+    assert stored.read_bytes() == files["class1/img1.bin"]  # still the first upload's
+
+    # -o table/tsv print the files, --query picks from the whole plan
+    table = any_bai(*upload, "--dryrun", "-o", "tsv").stdout.splitlines()
+    assert table[2] == f"{src / 'class1' / 'img1.bin'}\tin/class1/img1.bin\t7\tupload"
+    query = any_bai(*upload, "--dryrun", "--query", "files[?action=='upload'].destination",
+                    "-o", "tsv")  # fmt: skip
+    assert query.stdout == "in/class1/img1.bin\n"
+
+
+@pytest.mark.parametrize(("kind", "noun"), [("blob", "container"), ("file", "share")])
+def test_download_batch_dryrun_makes_no_local_folder_and_lists_the_files(
+    any_bai: Bai, tmp_path: Path, kind: str, noun: str
+) -> None:
+    any_bai("storage", "account", "create", "-n", "acct")
+    any_bai("storage", noun, "create", "--account", "acct", "-n", "data")
+    files = make_tree(tmp_path / "src", 6)
+    any_bai("storage", kind, "upload-batch", "--account", "acct", "-d", "data",
+            "-s", str(tmp_path / "src"))  # fmt: skip
+    target = tmp_path / "dst" / "deeper"
+    download = ("storage", kind, "download-batch", "--account", "acct", "-s", "data",
+                "--source-path", "class1", "-d", str(target))  # fmt: skip
+
+    plan = any_bai.json(*download, "--dryrun")
+    assert (plan["dryrun"], plan["source"], plan["destination"]) == (True, "data/class1",
+                                                                     str(target))  # fmt: skip
+    assert plan["files"] == [
+        {"source": f"class1/{name}", "destination": str(target / name),
+         "size": len(files[f"class1/{name}"]), "action": "download"}
+        for name in ("img1.bin", "img4.bin")
+    ]  # fmt: skip
+    assert not (tmp_path / "dst").exists()
+
+    any_bai(*download)
+    (target / "img1.bin").write_bytes(b"stale")
+    again = any_bai.json(*download, "--dryrun", "--pattern", "img[14].bin")
+    assert [(f["destination"], f["action"]) for f in again["files"]] == [
+        (str(target / "img1.bin"), "download"),
+        (str(target / "img4.bin"), "skip (unchanged)"),
+    ]
+    assert (target / "img1.bin").read_bytes() == b"stale"

@@ -267,6 +267,7 @@ def _files_group(
         "for the store to check and the file's MD5 is stored (else a re-run compares their "
         "size and mtime).",
     )
+    @dryrun_option
     @click.option("--no-progress", is_flag=True)
     @output_options
     @handle_errors
@@ -278,6 +279,7 @@ def _files_group(
         pattern: str | None,
         max_connections: int,
         validate_content: bool,
+        dryrun: bool,
         no_progress: bool,
         output: str,
         query: str | None,
@@ -287,17 +289,22 @@ def _files_group(
         check_volume_name(destination, field="--destination")
         backend = client().storage(account, kind)
         backend.validate_content = validate_content
-        with _progress(f"upload to {destination}", no_progress) as on_event:
+        path = blob_path(destination_path, field="--destination-path")
+        with _progress(f"upload to {destination}", no_progress or dryrun) as on_event:
             report = upload_tree(
                 backend,
                 destination,
                 Path(source),
-                blob_path(destination_path, field="--destination-path"),
+                path,
                 pattern=pattern,
                 workers=max_connections,
                 on_progress=on_event,
+                dry_run=dryrun,
             )
-        _finish(report, output, query)
+        if dryrun:
+            _dry_run(report, "upload", source, _in_volume(destination, path), output, query)
+        else:
+            _finish(report, output, query)
 
     @group.command(
         "download-batch", help=f"Download a {noun} (or a directory of it) to a local directory."
@@ -320,6 +327,7 @@ def _files_group(
         type=click.IntRange(1, 64),
         help="Files in flight at once (each on its own connection).",
     )
+    @dryrun_option
     @click.option("--no-progress", is_flag=True)
     @output_options
     @handle_errors
@@ -330,6 +338,7 @@ def _files_group(
         source_path: str,
         pattern: str | None,
         max_connections: int,
+        dryrun: bool,
         no_progress: bool,
         output: str,
         query: str | None,
@@ -338,18 +347,24 @@ def _files_group(
 
         check_volume_name(source, field="--source")
         backend = client().storage(account, kind)
-        Path(destination).mkdir(parents=True, exist_ok=True)
-        with _progress(f"download from {source}", no_progress) as on_event:
+        if not dryrun:  # a dry run leaves the local side as it is: no folder made
+            Path(destination).mkdir(parents=True, exist_ok=True)
+        path = blob_path(source_path, field="--source-path")
+        with _progress(f"download from {source}", no_progress or dryrun) as on_event:
             report = download_tree(
                 backend,
                 source,
-                blob_path(source_path, field="--source-path"),
+                path,
                 Path(destination),
                 pattern=pattern,
                 workers=max_connections,
                 on_progress=on_event,
+                dry_run=dryrun,
             )
-        _finish(report, output, query)
+        if dryrun:
+            _dry_run(report, "download", _in_volume(source, path), destination, output, query)
+        else:
+            _finish(report, output, query)
 
     @group.command("download", help=f"Download one file of a {noun} to a local file.")
     @account_option
@@ -416,6 +431,62 @@ def _progress(
     from openbai.cli.progress import transfer_progress
 
     return transfer_progress(description, enabled=True)
+
+
+def dryrun_option(f: Any) -> Any:
+    return click.option(
+        "--dryrun",
+        is_flag=True,
+        help="Show what would be transferred (and which files are unchanged, so skipped) "
+        "instead of transferring: nothing is written on either side.",
+    )(f)
+
+
+def _in_volume(volume: str, path: str) -> str:
+    return f"{volume}/{path}" if path else volume
+
+
+#: ``--dryrun -o table/tsv`` (no --query) prints the files: one summary row would say little
+PLANNED_COLUMNS = [
+    ("Source", "source"),
+    ("Destination", "destination"),
+    ("Size", "size"),
+    ("Action", "action"),
+]
+
+
+def _dry_run(
+    report: TransferReport, action: str, source: str, destination: str, output: str,
+    query: str | None,
+) -> None:  # fmt: skip
+    """Print a dry run's plan; exit 1 if a file could not even be read, as a real run does.
+
+    Each file's ``source`` and ``destination`` are a local path and a path inside the
+    volume (as ``blob list`` names it); ``action`` is ``upload`` or ``download``, or
+    ``skip (unchanged)`` for a file a real run would find already in place."""
+    files = [
+        {"source": f.source, "destination": f.destination, "size": f.size,
+         "action": "skip (unchanged)" if f.unchanged else action}
+        for f in report.planned
+    ]  # fmt: skip
+    plan = {
+        "dryrun": True,
+        "source": source,
+        "destination": destination,
+        "filesTotal": report.files_total,
+        "filesToTransfer": report.files_done,
+        "filesSkipped": report.files_skipped,
+        "filesFailed": report.files_failed,
+        "bytesToTransfer": report.bytes_done,
+        "files": files,
+        "failures": [{"path": f.path, "error": f.error.message} for f in report.failures],
+    }
+    if output in ("table", "tsv") and not query:
+        emit(files, output=output, query=None, columns=PLANNED_COLUMNS)
+    else:
+        emit(plan, output=output, query=query)
+    if not report.is_complete:
+        sys.exit(1)
 
 
 def _finish(report: TransferReport, output: str, query: str | None) -> None:

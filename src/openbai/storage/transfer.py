@@ -18,6 +18,10 @@ rather than one fsync per file (``atomic.deferred_sync``). Between an embedded v
 a local directory both ways go through ``local_tree.py`` (each folder opened once, the
 copy in the kernel), on at most ``_LOCAL_WORKERS`` threads.
 
+With ``dry_run`` nothing is written (no file, no folder, on either side): the same
+planning and the same skip decision run, and the report lists in ``planned`` what a real
+run would copy or skip, for ``--dryrun``.
+
 Progress is reported through ``on_progress`` (called on the calling thread only) with
 :class:`TransferEvent`: one ``planned`` first, then per file a ``bytes`` event followed by
 ``file_done`` or ``file_skipped``, or a single ``file_failed``. A failed file does not stop
@@ -81,8 +85,25 @@ class TransferFailure:
 
 
 @dataclass(frozen=True)
+class PlannedFile:
+    """A file of a dry run: ``unchanged`` ones a real run would skip, the others it would copy.
+
+    ``source`` and ``destination`` are a local path and a path inside the volume (which is
+    which depends on the direction); ``path`` is relative to the tree, as in events."""
+
+    path: str
+    source: str
+    destination: str
+    size: int
+    unchanged: bool
+
+
+@dataclass(frozen=True)
 class TransferReport:
-    """The outcome: ``bytes_done`` were copied, ``bytes_skipped`` were already in place."""
+    """The outcome: ``bytes_done`` were copied, ``bytes_skipped`` were already in place.
+
+    After a dry run, ``*_done`` is what would have been copied, and ``planned`` lists every
+    file that was not a failure, in path order (empty after a real run)."""
 
     files_total: int
     files_done: int
@@ -92,6 +113,7 @@ class TransferReport:
     bytes_done: int
     bytes_skipped: int
     failures: tuple[TransferFailure, ...] = ()
+    planned: tuple[PlannedFile, ...] = ()
 
     @property
     def is_complete(self) -> bool:
@@ -125,11 +147,13 @@ def upload_tree(
     workers: int = 8,
     skip_unchanged: bool = True,
     on_progress: ProgressCallback | None = None,
+    dry_run: bool = False,
 ) -> TransferReport:
     """Upload the files under ``source_dir`` (or the one file it names) to ``destination_path``.
 
     ``pattern`` is an ``fnmatch`` pattern matched against each path relative to
     ``source_dir`` (``*`` also matches ``/``: ``*.png`` selects PNGs at any depth).
+    With ``dry_run`` nothing is uploaded: the report's ``planned`` says what would be.
     """
     dest = blob_path(destination_path, field="destination_path")
     if isinstance(backend, LocalStorage):  # folders: a//b is a/b, as its listing spells it
@@ -138,8 +162,11 @@ def upload_tree(
     existing = _remote_index(backend, volume, dest) if skip_unchanged else {}
     found, unreadable = _local_files(source_dir, pattern)
     items = [_Item(rel, local, _join(dest, rel), stat_info(rel, st)) for rel, local, st in found]
-    # an embedded volume: each folder opened once and no per-file resolution or fsync
-    writer = TreeWriter(backend, volume) if isinstance(backend, LocalStorage) else None
+    # an embedded volume: each folder opened once and no per-file resolution or fsync (not
+    # for a dry run, which writes nothing)
+    writer = (
+        TreeWriter(backend, volume) if isinstance(backend, LocalStorage) and not dry_run else None
+    )
     write = (
         # names checked as the backend's own upload checks them (no backslash, no NUL...)
         (lambda remote, local: writer.write(clean_path(remote, allow_root=False), local))
@@ -151,11 +178,13 @@ def upload_tree(
         target = existing.get(item.remote)
         if target is not None and _is_same(item.source, target, item.local):
             return False
-        write(item.remote, item.local)
+        if not dry_run:
+            write(item.remote, item.local)
         return True
 
     if writer is None:
-        return _run(items, transfer, workers, on_progress, unreadable)
+        dry: _DryRun = "upload" if dry_run else None
+        return _run(items, transfer, workers, on_progress, unreadable, dry)
     with writer:
         return _run(items, transfer, _local_workers(workers), on_progress, unreadable)
 
@@ -170,11 +199,13 @@ def download_tree(
     workers: int = 8,
     skip_unchanged: bool = True,
     on_progress: ProgressCallback | None = None,
+    dry_run: bool = False,
 ) -> TransferReport:
     """Download the files under ``source_path`` (or the one file it names) into ``target_dir``.
 
     ``pattern`` is matched against each path relative to ``source_path``, as in
-    :func:`upload_tree`.
+    :func:`upload_tree`. With ``dry_run`` nothing is downloaded and ``target_dir`` need not
+    exist (it is not made): the report's ``planned`` says what would be downloaded.
     """
     src = blob_path(source_path, field="source_path")
     items = [
@@ -182,15 +213,17 @@ def download_tree(
         for rel, info in _remote_files(backend, volume, src, pattern)
     ]
 
-    if isinstance(backend, LocalStorage):
+    if isinstance(backend, LocalStorage) and not dry_run:  # its TreeReader makes target_dir
         return _download_local(backend, volume, items, target_dir, workers, skip_unchanged,
                                on_progress)  # fmt: skip
 
     def transfer(item: _Item) -> bool:
-        rel = blob_path(item.rel, field="path", allow_root=False)  # names from the backend
-        if skip_unchanged and item.local.is_file():
-            if _is_same(item.source, stat_info(rel, item.local.stat()), item.local):
-                return False
+        # names from the backend, checked before one becomes a local path (dry run or not)
+        blob_path(item.rel, field="path", allow_root=False)
+        if skip_unchanged and _is_there(item, _local_file(item.local)):
+            return False
+        if dry_run:
+            return True
         backend.download(volume, item.remote, item.local)  # atomic in every backend
         if item.source.modified is not None:
             # set after the rename: a crash in between leaves a whole file with another
@@ -199,7 +232,7 @@ def download_tree(
             os.utime(item.local, ns=(mtime_ns, mtime_ns))
         return True
 
-    return _run(items, transfer, workers, on_progress)
+    return _run(items, transfer, workers, on_progress, dry_run="download" if dry_run else None)
 
 
 def _download_local(
@@ -216,10 +249,8 @@ def _download_local(
 
     def transfer(item: _Item) -> bool:
         rel = clean_path(item.rel, field="path", allow_root=False)  # a file system's names
-        if skip_unchanged:
-            there = reader.local_stat(rel)
-            if there is not None and _is_same(item.source, stat_info(rel, there), item.local):
-                return False
+        if skip_unchanged and _is_there(item, reader.local_stat(rel)):
+            return False
         reader.copy(item.remote, rel)
         return True
 
@@ -322,6 +353,22 @@ def _is_same(source: FileInfo, target: FileInfo, local: Path) -> bool:
     return source.modified is not None and source.modified == target.modified
 
 
+def _is_there(item: _Item, there: os.stat_result | None) -> bool:
+    """Whether a download's local file (``there``: its stat, None if it has none) already
+    holds the item: the one test of both download paths and of their dry run."""
+    return there is not None and _is_same(item.source, stat_info(item.rel, there), item.local)
+
+
+def _local_file(path: Path) -> os.stat_result | None:
+    """The stat of the regular file at ``path`` (links followed), None if there is none: what
+    ``TreeReader.local_stat`` answers, by path (a dry run opens no folder)."""
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
 def file_md5(path: Path) -> str:
     """The hex MD5 of a local file, read in 1 MiB blocks."""
     digest = hashlib.md5(usedforsecurity=False)
@@ -408,12 +455,17 @@ class _Workers:
                 return
 
 
+#: a dry run's direction (which side of an item is its source); None: a real run
+_DryRun = Literal["upload", "download"] | None
+
+
 def _run(
     items: list[_Item],
     transfer: Callable[[_Item], bool],
     workers: int,
     on_progress: ProgressCallback | None,
     unreadable: Sequence[_Unreadable] = (),
+    dry_run: _DryRun = None,
 ) -> TransferReport:
     if workers < 1:
         raise SpecError(f"workers must be at least 1, got {workers}", target="workers")
@@ -422,6 +474,7 @@ def _run(
     emit(TransferEvent("planned", files_total=len(items) + len(unreadable), bytes_total=total))
     done = skipped = bytes_done = bytes_skipped = 0
     failures: list[TransferFailure] = []
+    planned: list[PlannedFile] = []
     for rel, local, os_error in unreadable:
         unread = StorageError(f"{local}: {os_error.strerror or os_error}", target=rel)
         failures.append(TransferFailure(rel, unread))
@@ -436,6 +489,8 @@ def _run(
                     emit(TransferEvent("file_failed", item.rel, size, error=error))
                     continue
                 emit(TransferEvent("bytes", item.rel, size))
+                if dry_run is not None:
+                    planned.append(_planned(item, dry_run, unchanged=not outcome))
                 if outcome:
                     done, bytes_done = done + 1, bytes_done + size
                     emit(TransferEvent("file_done", item.rel, size))
@@ -443,10 +498,17 @@ def _run(
                     skipped, bytes_skipped = skipped + 1, bytes_skipped + size
                     emit(TransferEvent("file_skipped", item.rel, size))
     failures.sort(key=lambda f: f.path)
+    planned.sort(key=lambda p: p.path)
     return TransferReport(
         len(items) + len(unreadable), done, skipped, len(failures), total, bytes_done, bytes_skipped,
-        tuple(failures),
+        tuple(failures), tuple(planned),
     )  # fmt: skip
+
+
+def _planned(item: _Item, direction: _DryRun, *, unchanged: bool) -> PlannedFile:
+    local, remote = str(item.local), item.remote
+    source, destination = (local, remote) if direction == "upload" else (remote, local)
+    return PlannedFile(item.rel, source, destination, item.source.size, unchanged)
 
 
 def _error_of(error: BaseException, item: _Item) -> OpenBaiError:
