@@ -4,7 +4,9 @@ as a user runs it (a real ``bai`` process, whose terminal the command gets)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,3 +163,52 @@ def test_job_node_exec_binds_the_jobs_volumes_not_the_links_it_made(
         looked = on_node(f"cat {path}")
         assert looked.returncode != 0 and "not yours" not in looked.stdout, path
     ws("job", "terminate", "-w", "ws", "-e", "exp", "-n", "j", "-y")
+
+
+def test_node_exec_runs_within_the_node_slots_limits(ws: Bai) -> None:
+    ws("cluster", "create", "-w", "ws", "-n", "small", "--nodes", "1",
+       "--memory-per-node", "128M", "--processes-per-node", "40")  # fmt: skip
+
+    def on_small(command: str) -> subprocess.CompletedProcess[str]:
+        return bai_exec(ws, "cluster", "node", "exec", "-w", "ws", "-c", "small", "--exec", command)
+
+    wait_until(
+        lambda: (
+            ws.json("cluster", "show", "-w", "ws", "-n", "small")["allocationState"] == "steady"
+        ),
+        "nodes of small",
+        timeout=60,
+    )
+    fine = on_small("python3 -c 'b = bytearray(32 * 2**20); print(len(b))'")
+    assert (fine.returncode, fine.stdout) == (0, f"{32 * 2**20}\n"), fine.stderr
+    # past the slot's memory: killed inside its group, as a job's task would be
+    big = on_small("python3 -c 'b = bytearray(400 * 2**20); print(len(b))'")
+    assert big.returncode != 0 and big.stdout == "", big
+    forks = on_small(
+        "python3 -c '\nimport os, time\nn = 0\ntry:\n    for _ in range(100):\n"
+        "        if os.fork() == 0:\n            time.sleep(2); os._exit(0)\n        n += 1\n"
+        "except OSError:\n    pass\nprint(n)'"
+    )
+    assert forks.returncode == 0, forks.stderr
+    assert int(forks.stdout) < 40  # the fork past the process limit failed
+
+
+def test_node_exec_sees_no_munge_socket(
+    ws: Bai, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # where Slurm's configuration says munge listens: a job user reaching it could submit
+    # work of its own outside openbai
+    # (not below /tmp, which every sandbox has empty)
+    munge = Path(tempfile.mkdtemp(prefix="openbai-test-", dir="/var/tmp")) / "munge"
+    munge.parent.chmod(0o755)
+    munge.mkdir(mode=0o755)
+    (munge / "munge.socket").write_text("")
+    request.addfinalizer(lambda: shutil.rmtree(munge.parent))
+    conf = tmp_path / "slurm.conf"
+    conf.write_text(f"AuthType=auth/munge\nAuthInfo=socket={munge}/munge.socket\n")
+    env = {**os.environ, **ws.env, "SLURM_CONF": str(conf)}
+    seen = subprocess.run(
+        [BAI, "cluster", "node", "exec", "-w", "ws", "-c", "c1", "--exec", f"ls -A {munge}"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert (seen.returncode, seen.stdout) == (0, ""), seen.stderr

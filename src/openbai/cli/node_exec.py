@@ -87,13 +87,16 @@ def run_on_node(
     assert isinstance(local, EmbeddedClient)
     found = command(local.app)
     try:
-        run = subprocess.run(
-            found.argv, env=found.env, cwd=found.cwd, check=False, pass_fds=found.fds
-        )
+        try:
+            run = subprocess.run(
+                found.argv, env=found.env, cwd=found.cwd, check=False, pass_fds=found.fds
+            )
+        finally:
+            found.close()
     except FileNotFoundError as exc:
         raise SpecError(f"{found.argv[0]} is not installed here", target="--exec") from exc
     finally:
-        found.close()
+        found.finish()
     code = run.returncode
     sys.exit(code if code >= 0 else 128 - code)
 

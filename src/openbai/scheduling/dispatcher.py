@@ -41,13 +41,18 @@ from openbai.errors import ExecutorUnavailableError, OpenBaiError
 from openbai.executors.base import Executor, JobRef, RunState, SubmitRequest
 from openbai.files import private_opener
 from openbai.installation import PING, App
-from openbai.plan.job_plan import JobPlan, NodeLimits
+from openbai.plan.job_plan import JobPlan
 from openbai.plan.results import JobError, Outcome, RunDir
 from openbai.scheduling import allocation, node_setup, transitions
 from openbai.scheduling.file_server_revival import FileServerRevival
-from openbai.scheduling.planning import ClusterPlanning, build_plan, with_slot_gpus
+from openbai.scheduling.planning import (
+    ClusterPlanning,
+    build_plan,
+    cluster_limits,
+    with_slot_gpus,
+)
 from openbai.spec import parse
-from openbai.spec.cluster import OpenBaiClusterSettings, ScaleSettings, memory_bytes
+from openbai.spec.cluster import OpenBaiClusterSettings, ScaleSettings
 from openbai.store.models import Cluster, Experiment, Job, utcnow
 from openbai.store.specs import cluster_properties
 from openbai.vocabulary import ON_NODES, ExecutionState, Priority
@@ -144,12 +149,7 @@ class _Round:
 def _sealed(plan: JobPlan, settings: OpenBaiClusterSettings, home: Path) -> JobPlan:
     """The plan with the cluster's sandbox setting and node limits (the executor fills in
     what the cluster leaves open), and the installation's ``home`` for its sandbox to hide."""
-    memory = settings.memory_per_node
-    limits = NodeLimits(
-        cpus=settings.cpus_per_node,
-        memory_bytes=memory_bytes(memory) if memory else None,
-        processes=settings.processes_per_node,
-    )
+    limits = cluster_limits(settings)
     return plan._replace(sandbox=settings.sandbox, limits=limits, private=[str(home)])
 
 

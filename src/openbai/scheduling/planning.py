@@ -15,6 +15,7 @@ from openbai.plan.job_plan import (
     ContainerSpec,
     JobPlan,
     MountSpec,
+    NodeLimits,
     NodeSpec,
     OutputDirectorySpec,
     SetupTaskSpec,
@@ -23,9 +24,19 @@ from openbai.runtime.containers import NO_RUNTIME
 from openbai.scheduling.locations import setup_task_suffix
 from openbai.scheduling.volumes import mount_specs, mounted_volumes
 from openbai.spec import ClusterBaseProperties
-from openbai.spec.cluster import slot_gpus
+from openbai.spec.cluster import OpenBaiClusterSettings, memory_bytes, slot_gpus
 from openbai.store.models import Cluster, Job
 from openbai.store.specs import cluster_properties, job_properties
+
+
+def cluster_limits(settings: OpenBaiClusterSettings) -> NodeLimits:
+    """A node's limits as its cluster sets them (the executor fills in what it leaves open)."""
+    memory = settings.memory_per_node
+    return NodeLimits(
+        cpus=settings.cpus_per_node,
+        memory_bytes=memory_bytes(memory) if memory else None,
+        processes=settings.processes_per_node,
+    )
 
 
 def cluster_key(cluster: Cluster) -> str:

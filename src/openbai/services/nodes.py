@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -23,18 +24,21 @@ from typing import IO
 from sqlalchemy import select
 
 from openbai.errors import NotFoundError, OpenBaiError, SpecError
-from openbai.executors.local import LocalExecutor
+from openbai.executors.local import LocalExecutor, slot_limits
 from openbai.installation import App
 from openbai.mounts.link import Anchor, anchor_of, anchored_path, open_anchor
 from openbai.plan.job_plan import MountSpec
+from openbai.runtime.cgroups import Cgroup
 from openbai.runtime.gpu_devices import gpu_view, sandboxed_indices
 from openbai.runtime.inherited_env import inherited_env
 from openbai.runtime.sandbox import Identity, Sandbox, find_bwrap, probe, tool_paths
-from openbai.scheduling.planning import ClusterPlanning, cluster_key
+from openbai.runtime.sealing import scheduler_sockets
+from openbai.scheduling.planning import ClusterPlanning, cluster_key, cluster_limits
 from openbai.scheduling.volumes import mount_specs, mounted_volumes
 from openbai.services.clusters import cluster_row
 from openbai.services.gpus import node_gpus
 from openbai.services.jobs import job_row
+from openbai.spec import ClusterBaseProperties
 from openbai.store.models import Cluster, Job
 from openbai.store.specs import cluster_properties, job_properties
 from openbai.vocabulary import ON_NODES
@@ -102,12 +106,20 @@ class NodeCommand:
     cwd: str
     #: descriptors the sandbox binds volume folders from: passed to it, then closed
     fds: tuple[int, ...] = ()
+    #: the control group with the node slot's limits that the command runs in
+    cgroup: Cgroup | None = None
 
     def close(self) -> None:
         """Close the descriptors (once the command has started, or failed to)."""
         for fd in self.fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+    def finish(self) -> None:
+        """Once the command has ended: end what it left in its group, and remove the group."""
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
+            self.cgroup.remove()
 
 
 def _shell(command: str | None) -> list[str]:
@@ -147,8 +159,10 @@ def _local_command(
         CUDA_VISIBLE_DEVICES=",".join(str(g) for g in login.gpus or []),
     )
     argv = _shell(command)
-    if not cluster_properties(cluster).openbai.sandbox:
-        return NodeCommand(argv, env, str(temp))
+    props = cluster_properties(cluster)
+    if not props.openbai.sandbox:
+        group = _slot_group(props)
+        return NodeCommand(_entered(group, argv), env, str(temp), cgroup=group)
     identity = Identity.for_jobs(os.environ.get("OPENBAI_JOB_USER"))
     bwrap = find_bwrap()
     probe(bwrap)
@@ -156,7 +170,12 @@ def _local_command(
     sandbox = Sandbox(
         bwrap,
         identity,
-        hidden=[settings.runs_root, settings.nodes_root, settings.home],
+        hidden=[
+            settings.runs_root,
+            settings.nodes_root,
+            settings.home,
+            *scheduler_sockets(dict(os.environ)),
+        ],
         writable=[mounts, temp],
         readable=tool_paths(env),
         gpus=gpu_view(login.gpus),
@@ -172,7 +191,24 @@ def _local_command(
     shown = sandboxed_indices(login.gpus or [])
     env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in shown)
     argv = sandbox.argv(argv, temp)
-    return NodeCommand(argv, env, str(temp), tuple(sandbox.take_fds()))
+    fds = tuple(sandbox.take_fds())
+    try:
+        group = _slot_group(props)
+    except BaseException:
+        NodeCommand(argv, env, str(temp), fds).close()
+        raise
+    return NodeCommand(_entered(group, argv), env, str(temp), fds, group)
+
+
+def _slot_group(props: ClusterBaseProperties) -> Cgroup | None:
+    """A control group with the limits a job's task has on a node of the cluster (None where
+    none can be made, as for jobs)."""
+    limits = slot_limits(cluster_limits(props.openbai), props.target_node_count)
+    return Cgroup.create(f"openbai-exec-{uuid.uuid4().hex[:12]}", limits)
+
+
+def _entered(group: Cgroup | None, argv: list[str]) -> list[str]:
+    return group.entered_by(argv) if group is not None else argv
 
 
 def _embedded_volumes(app: App, cluster: Cluster, slot: int) -> list[tuple[MountSpec, Anchor]]:
@@ -360,6 +396,7 @@ def run_captured(found: NodeCommand, *, timeout: float, limit: int = OUTPUT_LIMI
             pass_fds=found.fds,
         )
     except FileNotFoundError as exc:
+        found.finish()
         raise SpecError(f"{found.argv[0]} is not installed here", target="command") from exc
     finally:
         found.close()
@@ -373,6 +410,7 @@ def run_captured(found: NodeCommand, *, timeout: float, limit: int = OUTPUT_LIMI
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+    found.finish()  # what it left behind in its group: the pipes close with it
     for kept in (out, err):
         # a process the command left behind may hold the pipe open: stop waiting for it
         kept.reader.join(timeout=5)
