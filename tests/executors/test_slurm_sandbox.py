@@ -4,6 +4,7 @@ local executor (tests/runtime/test_sandbox.py has the whole suite)."""
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +12,10 @@ from typing import Any
 
 import psutil
 import pytest
+from api.support import BAI
 from conftest import Bai
 from job_files import ALLREDUCE, write_job, write_mpi_job
+from polling import wait_until
 from runtime.hostile import FORK_BOMB, SEALED, assert_gone_within, outside_tmp
 
 pytestmark = SEALED
@@ -194,3 +197,37 @@ def test_a_slurm_job_has_a_process_limit_even_where_slurm_sets_none(
     assert 0 < stopped < 64
     assert "reached the limit of 64 processes" in output(on_slurm, "bomb", "execution.log")
     assert_gone_within("time.sleep(60)", 2)
+
+
+def node_exec(bai: Bai, *args: str) -> subprocess.CompletedProcess[str]:
+    """``bai ... node exec`` as a user runs it (a real process: the command gets its terminal)."""
+    env = {**os.environ, **bai.env}
+    return subprocess.run(
+        [BAI, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_node_exec_on_a_slurm_node_runs_sealed_off_as_the_job_user(
+    on_slurm: Bai, tmp_path: Path
+) -> None:
+    bai = on_slurm
+    (bai.home / "api.key").write_bytes(os.urandom(32))
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "gpu", "-n", "waiting",
+        "-f", job_json(tmp_path, "waiting", "echo started; sleep 120"))  # fmt: skip
+    looks = "; ".join([probe(str(bai.home / "api.key")), probe(str(bai.home / "runs")), "id -u"])
+    job_exec = ("job", "node", "exec", "-w", "ws", "-e", "exp", "-j", "waiting", "--exec", looks)
+    seen = wait_until(
+        lambda: (ran := node_exec(bai, *job_exec)).returncode == 0 and ran,
+        "a node exec on the running job's node",
+        timeout=90,
+    )
+    assert LEAK not in seen.stdout and seen.stdout.count("sealed") == 2, seen.stdout
+    assert seen.stdout.splitlines()[-1] not in ("", "0"), seen.stdout  # not root
+    # its node's job temp folders, as the job has them
+    temp = node_exec(bai, "job", "node", "exec", "-w", "ws", "-e", "exp", "-j", "waiting",
+                     "--exec", "ls $AZ_BATCHAI_JOB_TEMP_DIR/ws/exp/waiting >/dev/null && echo ok")  # fmt: skip
+    own = node_exec(bai, "cluster", "node", "exec", "-w", "ws", "-c", "gpu", "--exec", looks)
+    assert own.returncode == 0, own.stderr
+    assert LEAK not in own.stdout and own.stdout.splitlines()[-1] != "0", own.stdout
+    bai("job", "terminate", "-w", "ws", "-e", "exp", "-n", "waiting", "-y")
+    assert (temp.returncode, temp.stdout) == (0, "ok\n"), temp.stderr

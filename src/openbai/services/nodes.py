@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from openbai.errors import NotFoundError, OpenBaiError, SpecError
 from openbai.executors.local import LocalExecutor, slot_limits
+from openbai.executors.slurm import SlurmExecutor
 from openbai.installation import App
 from openbai.mounts.link import Anchor, anchor_of, anchored_path, open_anchor
 from openbai.plan.job_plan import MountSpec
@@ -252,8 +253,17 @@ def _embedded_volumes(app: App, cluster: Cluster, slot: int) -> list[tuple[Mount
 
 
 def _slurm_command(
-    cluster: Cluster, login: RemoteLogin | None, job_id: str | None, command: str | None
+    app: App,
+    cluster: Cluster,
+    login: RemoteLogin | None,
+    job_id: str | None,
+    command: str | None,
 ) -> NodeCommand:
+    """``srun`` of the command: a step of the job (``--overlap``), or of an allocation of its
+    own; on the node it runs sealed off as a job's task is there (runtime/node_shell.py), not
+    as the step's owner (root, for an installation run as root)."""
+    executor = app.executor(cluster.executor)
+    assert isinstance(executor, SlurmExecutor)
     argv = ["srun"]
     if job_id is not None:
         argv += ["--overlap", "--jobid", job_id]
@@ -264,8 +274,20 @@ def _slurm_command(
         argv += ["--nodelist", login.ip_address]
     if command is None:
         argv.append("--pty")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENBAI_")}
-    return NodeCommand([*argv, *_shell(command)], env, str(Path.cwd()))
+    # srun hands its environment to the step: what a job keeps, and what srun itself needs
+    env = inherited_env(os.environ, keep=("SLURM_",))
+    for name in ("OPENBAI_JOB_USER", "OPENBAI_JOB_ENV"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    if not cluster_properties(cluster).openbai.sandbox:
+        return NodeCommand([*argv, *_shell(command)], env, str(Path.cwd()))
+    settings = app.settings
+    shell = [executor.python, "-m", "openbai.runtime.node_shell"]
+    for hidden in (settings.home, settings.runs_root, executor.node_roots):
+        shell += ["--hide", str(hidden)]
+    if job_id is not None:
+        shell += ["--job-node-roots", str(executor.node_roots)]
+    return NodeCommand([*argv, *shell, "--", *_shell(command)], env, str(Path.cwd()))
 
 
 def cluster_node_command(
@@ -277,7 +299,7 @@ def cluster_node_command(
         cluster = cluster_row(s, rg, ws, name)
         if app.executor(cluster.executor).queues_jobs:
             login = logins[_pick(logins, node_id)] if node_id is not None else None
-            return _slurm_command(cluster, login, None, command)
+            return _slurm_command(app, cluster, login, None, command)
         index = _pick(logins, node_id)
         return _local_command(app, cluster, index, logins[index], command)
 
@@ -302,7 +324,9 @@ def job_node_command(
                 raise NotFoundError(
                     f"The job {name} has no Slurm job yet", code="JobNotRunning", target=name
                 )
-            return _slurm_command(cluster, logins[index] if node_id else None, slurm_id, command)
+            return _slurm_command(
+                app, cluster, logins[index] if node_id else None, slurm_id, command
+            )
         slots = list(job.nodes or range(job.node_count))
         return _local_command(app, cluster, slots[index], logins[index], command)
 

@@ -1,0 +1,101 @@
+"""A node exec's command on a Slurm node, sealed off as a job's task is there.
+
+``srun`` starts a step as the Slurm job's owner: root, for an installation run as root. The
+command must not run as that: like a job's task (and a local node exec, services/nodes.py) it
+runs in bubblewrap as the job user, sees nothing of the installation (its home, the run
+directories, every node root), no munge socket, and of the environment what a job keeps.
+With ``--job-node-roots`` (a running job's node exec: the folder of the node roots of every
+host, where the job's runner has ``<host>/<Slurm job id>``) the node's mount root and job temp
+folders are bound, writable, as the job has them; an
+embedded volume linked there is not (its folder is bound for the job from what its runner
+mounted, never by following a link found on the node).
+
+``python -m openbai.runtime.node_shell [--job-node-roots DIR] --hide DIR... -- COMMAND...``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from openbai.errors import OpenBaiError
+from openbai.runtime.gpu_devices import gpu_view
+from openbai.runtime.inherited_env import inherited_env
+from openbai.runtime.sandbox import (
+    Identity,
+    Sandbox,
+    SandboxUnavailable,
+    find_bwrap,
+    find_setpriv,
+    probe,
+    tool_paths,
+)
+from openbai.runtime.sealing import scheduler_sockets
+
+#: the variable that names the job user (as for the node runner)
+JOB_USER = "OPENBAI_JOB_USER"
+
+
+def sandboxed(
+    argv: list[str], node_root: Path | None, hidden: list[Path]
+) -> tuple[list[str], dict[str, str]]:
+    """``argv`` in the node's sandbox, and its environment."""
+    env = inherited_env(os.environ, keep=("SLURM_",))
+    identity = Identity.for_jobs(os.environ.get(JOB_USER))
+    bwrap = find_bwrap()
+    if identity.switches and find_setpriv() is None:
+        raise SandboxUnavailable("setpriv (util-linux) is not installed on this node")
+    probe(bwrap)
+    writable = [] if node_root is None else [node_root / "mounts", node_root / "jobs"]
+    sandbox = Sandbox(
+        bwrap,
+        identity,
+        hidden=[*hidden, *scheduler_sockets(dict(os.environ))],
+        writable=[p for p in writable if p.is_dir()],
+        readable=tool_paths(env),
+        gpus=gpu_view(_step_gpus(env)),
+    )
+    cwd = node_root / "jobs" if node_root is not None and (node_root / "jobs").is_dir() else None
+    env.update(sandbox.user_env(cwd or Path("/tmp")))
+    if node_root is not None:  # as a local node exec has them
+        env["AZ_BATCHAI_MOUNT_ROOT"] = str(node_root / "mounts")
+        env["AZ_BATCHAI_JOB_TEMP_DIR"] = str(node_root / "jobs")
+    return sandbox.argv(argv, cwd or Path("/tmp")), env
+
+
+def _step_gpus(env: dict[str, str]) -> list[int] | None:
+    """The GPUs Slurm gave the step (none: no GPU device is shown; not by index: all)."""
+    for name in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES"):
+        value = env.get(name, "").strip()
+        if value:
+            named = [g for g in value.split(",") if g]
+            return [int(g) for g in named] if all(g.isdigit() for g in named) else None
+    return []
+
+
+def main(args: list[str] | None = None) -> int:
+    given = sys.argv[1:] if args is None else args
+    if "--" not in given or given.index("--") == len(given) - 1:
+        print(__doc__.strip().splitlines()[-1], file=sys.stderr)
+        return 2
+    split = given.index("--")
+    parser = argparse.ArgumentParser(prog="python -m openbai.runtime.node_shell")
+    parser.add_argument("--job-node-roots", type=Path, default=None)
+    parser.add_argument("--hide", type=Path, action="append", default=[])
+    parsed = parser.parse_args(given[:split])
+    try:
+        node_root = None
+        if parsed.job_node_roots is not None:  # the step's host and job: Slurm's own names
+            host, job = os.environ["SLURMD_NODENAME"], os.environ["SLURM_JOB_ID"]
+            node_root = parsed.job_node_roots / host / job
+        argv, env = sandboxed(given[split + 1 :], node_root, parsed.hide)
+    except OpenBaiError as exc:
+        print(f"openbai: cannot seal the command off on this node: {exc.message}", file=sys.stderr)
+        return 126
+    os.execvpe(argv[0], argv, env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
