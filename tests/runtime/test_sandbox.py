@@ -25,7 +25,7 @@ from plans import job_plan
 from polling import wait_until
 
 import openbai
-from openbai.plan.job_plan import MountSpec
+from openbai.plan.job_plan import MountSpec, SetupTaskSpec
 
 from .hostile import (
     FORK_BOMB,
@@ -804,3 +804,32 @@ def test_a_volume_folder_swapped_for_a_link_between_two_tasks_binds_the_folder(
         for fd in fds:
             os.close(fd)
     assert done.stdout == "the volume's\n", done.stderr
+
+
+def test_links_put_where_the_runner_mounts_and_writes_lead_nowhere(
+    tmp_path: Path, victim: Path
+) -> None:
+    """The job's temp folder stays root's until the runner has mounted the job's volumes in
+    it and written the host file (by path): a setup task that runs as the job starts (on a
+    node that has not run it yet), or a node exec at that moment, cannot put a link there for
+    root to mount over or write through."""
+    plant = (
+        f"ln -s {victim}/folder $AZ_BATCHAI_JOB_TEMP/mounts;"
+        f" ln -s {victim}/file $AZ_BATCHAI_JOB_TEMP/hostfile; true"
+    )
+    place = Path(tempfile.mkdtemp(prefix="openbai-place-", dir="/var/tmp"))
+    try:
+        place.chmod(0o755)
+        storage = {"root": str(place / "storage")}
+        afs = MountSpec("afs", "local", "acct", "file", "logs", options=storage)
+        setup = SetupTaskSpec(plant, "$AZ_BATCHAI_MOUNT_ROOT/afs", "setup", {}, {})
+        out = stdout_of_a_runner(
+            "cat $AZ_BATCHAI_MPI_HOST_FILE", place, dict(os.environ),
+            cluster_mounts=[afs], setup_task=setup,
+        )  # fmt: skip
+        assert out.startswith("10.0.0.4 slots=")
+        assert (place / "storage" / "acct" / "file" / "logs" / "setup").is_dir()  # it ran
+    finally:
+        shutil.rmtree(place, ignore_errors=True)
+    assert (victim / "file").read_text() == "untouched\n"
+    assert list((victim / "folder").iterdir()) == []

@@ -61,6 +61,8 @@ def prepare_setup_only(tasks: NodeTasks, mounts: list[Mount]) -> None:
         tasks.sandbox, tasks.cgroup = seal(ctx)
         tasks.volumes = Volumes(mounts)
         mounts.extend(mount_all(ctx.plan.cluster_mounts, ctx.layout.mount_root, ctx.log))
+        if tasks.sandbox is not None:
+            tasks.sandbox.release()  # mounted: the setup task may write the node's folders
         open_volumes(tasks.sandbox, mounts)
         env = _environment(tasks)
         _run_setup_task(tasks, env)
@@ -83,6 +85,9 @@ def prepare_node(tasks: NodeTasks, mounts: list[Mount]) -> JobEnvironment:
     layout.job_temp.mkdir(parents=True)
     layout.mount_root.mkdir(parents=True, exist_ok=True)
     layout.shared_job_temp.mkdir(parents=True, exist_ok=True)
+    # written while the folder is root's (by path, like the mounts below: see seal)
+    process_count = int(plan.toolkit.get("processCount") or plan.node_count)
+    layout.host_file.write_text("\n".join(host_file_lines(plan.nodes, process_count)) + "\n")
     tasks.sandbox, tasks.cgroup = seal(ctx)
     volumes = tasks.volumes = Volumes(mounts)
     mounts.extend(mount_all(plan.cluster_mounts, layout.mount_root, ctx.log))
@@ -92,6 +97,8 @@ def prepare_node(tasks: NodeTasks, mounts: list[Mount]) -> JobEnvironment:
     mounts.extend(mount_all(plan.job_mounts, layout.job_mount_root, ctx.log))
     for folder in [env.stdouterr_dir, *env.output_dirs.values()]:
         volumes.make_dirs(folder)
+    if tasks.sandbox is not None:
+        tasks.sandbox.release()  # nothing more is done there by path
     open_volumes(tasks.sandbox, mounts, [env.stdouterr_dir, *env.output_dirs.values()])
     describe(ctx, tasks.sandbox, tasks.cgroup)
     if len(ctx.hosted) > 1:
@@ -105,8 +112,6 @@ def prepare_node(tasks: NodeTasks, mounts: list[Mount]) -> JobEnvironment:
     ctx.log.attach(log_file, volumes.open_append(str(log_file)))
     for key in sorted(k for k in env.variables if k.startswith("AZ_BATCHAI_")):
         ctx.log(f"{key}={env.variables[key]}")
-    process_count = int(plan.toolkit.get("processCount") or plan.node_count)
-    layout.host_file.write_text("\n".join(host_file_lines(plan.nodes, process_count)) + "\n")
     if ctx.multi and plan.tool_type in MPI_TOOLS:
         _take_mpi_daemons(tasks, env)
     if plan.container is not None:

@@ -250,6 +250,9 @@ class Sandbox:
         #: the descriptors the last :meth:`prefix` binds from: the caller passes them to
         #: bwrap, then closes them (:meth:`take_fds`)
         self._fds: list[int] = []
+        #: writable folders not made the job user's before :meth:`release`: the runner still
+        #: works in them by path (it mounts there), where the job user could put a link
+        self.held: set[Path] = set()
 
     def grant(self, path: Path, anchor: Anchor | None = None) -> None:
         """Make ``path`` and what is below it the job user's, so that the job can write
@@ -258,7 +261,7 @@ class Sandbox:
         not walked whole for every job). Nothing is reached through a link: ``path`` is
         opened from its ``anchor`` where it has one (a volume's folder below which jobs
         write), and the walk goes through descriptors."""
-        if not self.identity.switches:
+        if not self.identity.switches or path in self.held:
             return
         try:
             fd = open_anchor(anchor) if anchor is not None else os.open(path, FOLDER_FLAGS)
@@ -268,6 +271,12 @@ class Sandbox:
             self._grant_below(fd)
         finally:
             os.close(fd)
+
+    def release(self) -> None:
+        """Make the folders :attr:`held` back the job user's, as :meth:`grant` does."""
+        held, self.held = self.held, set()
+        for path in sorted(held):
+            self.grant(path)
 
     def _grant_below(self, fd: int) -> None:
         uid, gid = self.identity.uid, self.identity.gid

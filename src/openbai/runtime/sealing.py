@@ -109,6 +109,10 @@ def seal(ctx: NodeContext) -> tuple[Sandbox | None, Cgroup | None]:
             readable=tool_paths(ctx.host_env()),
             gpus=gpu_view(host_gpus(ctx)),
         )
+        # the node's folders stay root's while the runner mounts into them by path: a node
+        # exec (or a setup task) could otherwise put a link where a volume is to be mounted,
+        # and have root mount it over a host folder (preparation.py releases them)
+        sandbox.held = {layout.mount_root, layout.job_temp_dir}
         for path in sandbox.writable:
             sandbox.grant(path)
     name = f"{group_prefix(ctx.plan.job_uid)}{ctx.node.index}"
