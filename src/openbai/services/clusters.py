@@ -8,11 +8,12 @@ has them, and an auto-scale cluster follows its queue between its minimum and ma
 
 from __future__ import annotations
 
+import logging
 import random
 import string
 import uuid
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -22,7 +23,8 @@ from openbai.errors import ConflictError, NotFoundError, SpecError
 from openbai.installation import App
 from openbai.scheduling.locations import MountedVolume
 from openbai.scheduling.node_setup import has_setup_task, host_setup, setup_failures, slot_setup
-from openbai.services import accounts
+from openbai.scheduling.volumes import mounted_volumes
+from openbai.services import accounts, audit
 from openbai.services.containers import check_runtime_installed
 from openbai.services.gpus import gpu_count, with_gpus
 from openbai.services.reach import require_installation_owner
@@ -38,9 +40,11 @@ from openbai.spec import (
     parse,
 )
 from openbai.storage.base import VolumeKind
-from openbai.store.models import Cluster, Job, utcnow
+from openbai.store.models import Cluster, Job, Workspace, utcnow
 from openbai.store.specs import cluster_properties
 from openbai.vocabulary import ON_NODES
+
+log = logging.getLogger(__name__)
 
 AUTO_STORAGE_RESOURCE_GROUP = "batchaiautostorage"
 AUTO_STORAGE_SHARE_NAME = "batchaishare"
@@ -121,7 +125,11 @@ def create_cluster(
     caller: TokenInfo | None = None,
 ) -> ClusterRecord:
     """A new cluster of ``body``; the file servers it mounts and a sandbox turned off are
-    checked against ``caller``'s token (None: the local CLI)."""
+    checked against ``caller``'s token (None: the local CLI).
+
+    With ``use_auto_storage``, everything is checked before the auto-storage account is made
+    (the workspace, the name, the spec, and that ``caller`` may create a storage account when
+    there is none yet), and a cluster that still fails to be created takes it away again."""
     check_name(name, field="clusterName")
     params = parse(ClusterCreateParameters, dict(body))
     props = params.properties
@@ -131,17 +139,22 @@ def create_cluster(
             "a cluster without a sandbox (its jobs run with the server's identity)",
             field="properties.openbai.sandbox",
         )
-    if use_auto_storage:
-        props = _with_auto_storage(app, props)
-    setup_mounts = props.node_setup.mount_volumes if props.node_setup else None
-    mounted = resolve_mounts(
+    # the volumes the body names (passwords sealed in place); auto-storage's are made below
+    resolve_mounts(
         app,
-        setup_mounts,
+        props.node_setup.mount_volumes if props.node_setup else None,
         root="AZ_BATCHAI_MOUNT_ROOT",
         field="properties.nodeSetup.mountVolumes",
         caller=caller,
     )
-    wire = props.to_wire()
+    auto = _plan_auto_storage(app, caller) if use_auto_storage else None
+    if auto is not None:
+        props = _with_auto_storage(props, auto.account)
+    mounted = mounted_volumes(
+        props.node_setup.mount_volumes if props.node_setup else None,
+        root="AZ_BATCHAI_MOUNT_ROOT",
+        field="properties.nodeSetup.mountVolumes",
+    )
     secrets = {}
     if props.node_setup and props.node_setup.setup_task:
         for index, secret in enumerate(props.node_setup.setup_task.secrets):
@@ -153,40 +166,55 @@ def create_cluster(
                 )
             secrets[secret.name] = secret.value
         _check_on_volume(props.node_setup.setup_task.std_out_err_path_prefix, mounted)
-    with app.db.session() as s:
-        workspace = workspace_row(s, rg, ws)
-        check_not_deleting(workspace, "workspace")
-        if (
-            s.scalar(
-                select(Cluster).where(Cluster.workspace_id == workspace.id, Cluster.name == name)
+    if auto is not None:
+        # nothing is made for a request that fails: check what the insert below checks
+        with app.db.reading() as s:
+            _new_cluster_workspace(s, rg, ws, name)
+            check_runtime_installed(app, props)
+            with_gpus(app, s, props)
+        _make_auto_storage(app, auto, caller)
+    try:
+        with app.db.session() as s:
+            workspace = _new_cluster_workspace(s, rg, ws, name)
+            check_runtime_installed(app, props)
+            props = with_gpus(app, s, props)
+            wire = props.to_wire()
+            row = Cluster(
+                workspace=workspace,
+                name=name,
+                uid=str(uuid.uuid4()),
+                spec=_public(wire),
+                secrets=secrets,
+                executor=props.openbai.executor,
+                # the dispatcher allocates the nodes (an auto-scale cluster starts with its
+                # initial count, within its bounds)
+                current_node_count=_initial_nodes(props),
+                allocation_state="resizing" if _wants_nodes(props) else "steady",
             )
-            is not None
-        ):
-            raise ConflictError(
-                f"cluster {name} already exists in workspace {ws}",
-                code="ClusterAlreadyExists",
-                target=name,
-            )
-        check_runtime_installed(app, props)
-        props = with_gpus(app, s, props)
-        wire = props.to_wire()
-        row = Cluster(
-            workspace=workspace,
-            name=name,
-            uid=str(uuid.uuid4()),
-            spec=_public(wire),
-            secrets=secrets,
-            executor=props.openbai.executor,
-            # the dispatcher allocates the nodes (an auto-scale cluster starts with its
-            # initial count, within its bounds)
-            current_node_count=_initial_nodes(props),
-            allocation_state="resizing" if _wants_nodes(props) else "steady",
-        )
-        s.add(row)
-        s.flush()
-        result = record(app, s, row)
+            s.add(row)
+            s.flush()
+            result = record(app, s, row)
+    except BaseException:
+        if auto is not None and auto.new:
+            _remove_auto_storage(app, auto, caller)
+        raise
     app.changed()
     return result
+
+
+def _new_cluster_workspace(s: Session, rg: str, ws: str, name: str) -> Workspace:
+    """The workspace a cluster ``name`` is to be made in: it exists, is not being deleted, and
+    has no cluster of that name (``ClusterAlreadyExists``)."""
+    workspace = workspace_row(s, rg, ws)
+    check_not_deleting(workspace, "workspace")
+    taken = select(Cluster.id).where(Cluster.workspace_id == workspace.id, Cluster.name == name)
+    if s.scalar(taken) is not None:
+        raise ConflictError(
+            f"cluster {name} already exists in workspace {ws}",
+            code="ClusterAlreadyExists",
+            target=name,
+        )
+    return workspace
 
 
 def _check_on_volume(prefix: str, mounted: list[MountedVolume]) -> None:
@@ -218,23 +246,73 @@ def _public(wire: dict[str, Any]) -> dict[str, Any]:
     return parse(ClusterBaseProperties, wire).to_public_wire()
 
 
-def _with_auto_storage(app: App, props: ClusterBaseProperties) -> ClusterBaseProperties:
-    """Batch AI's ``--use-auto-storage``: one account in ``batchaiautostorage`` with a share
-    and a container, mounted on every node at ``autoafs`` and ``autobfs``."""
+@dataclass(frozen=True)
+class _AutoStorage:
+    account: str
+    #: the account is to be made (none in ``batchaiautostorage`` yet)
+    new: bool
+
+
+def _plan_auto_storage(app: App, caller: TokenInfo | None) -> _AutoStorage:
+    """Batch AI's ``--use-auto-storage``: the installation's account in ``batchaiautostorage``,
+    or the name of a new one. Making one is what ``storage account create`` is: only the
+    installation's owner (an owner token limited to no workspace) may; using the one there is
+    needs no more than mounting any account's volumes does."""
     existing = [
         a for a in accounts.list_accounts(app) if a.resource_group == AUTO_STORAGE_RESOURCE_GROUP
     ]
     if existing:
-        account = existing[0].name
-    else:
-        account = AUTO_STORAGE_ACCOUNT_PREFIX + "".join(
-            random.choices(string.ascii_lowercase, k=12)
-        )
-        accounts.create_account(app, account, resource_group=AUTO_STORAGE_RESOURCE_GROUP)
-    accounts.create_volume(app, account, VolumeKind.FILE, AUTO_STORAGE_SHARE_NAME, exist_ok=True)
-    accounts.create_volume(
-        app, account, VolumeKind.BLOB, AUTO_STORAGE_CONTAINER_NAME, exist_ok=True
+        return _AutoStorage(existing[0].name, new=False)
+    require_installation_owner(
+        caller,
+        "making the auto-storage account (a storage account create: there is none in"
+        f" resource group {AUTO_STORAGE_RESOURCE_GROUP} yet)",
+        field="openbai-use-auto-storage",
     )
+    name = AUTO_STORAGE_ACCOUNT_PREFIX + "".join(random.choices(string.ascii_lowercase, k=12))
+    return _AutoStorage(name, new=True)
+
+
+def _make_auto_storage(app: App, auto: _AutoStorage, caller: TokenInfo | None) -> None:
+    """The account (when new: in the audit log, as ``storage account create`` is) and its
+    share and container; a new account is taken away again if they fail."""
+    if auto.new:
+        accounts.create_account(app, auto.account, resource_group=AUTO_STORAGE_RESOURCE_GROUP)
+        _audit(app, caller, "storage.account.create", auto.account)
+    try:
+        for kind, volume in (
+            (VolumeKind.FILE, AUTO_STORAGE_SHARE_NAME),
+            (VolumeKind.BLOB, AUTO_STORAGE_CONTAINER_NAME),
+        ):
+            accounts.create_volume(app, auto.account, kind, volume, exist_ok=True)
+    except BaseException:
+        if auto.new:
+            _remove_auto_storage(app, auto, caller)
+        raise
+
+
+def _remove_auto_storage(app: App, auto: _AutoStorage, caller: TokenInfo | None) -> None:
+    """Take away the auto-storage account made for a cluster that was not created."""
+    try:
+        accounts.delete_account(app, auto.account)
+    except Exception:
+        log.exception("could not remove the auto-storage account %s", auto.account)
+        return
+    _audit(app, caller, "storage.account.delete", auto.account)
+
+
+def _audit(app: App, caller: TokenInfo | None, action: str, account: str) -> None:
+    """Record what a server's caller did to a storage account as a side of its request, as
+    the account's own route would be recorded (the local CLI records nothing)."""
+    if caller is None:
+        return
+    resource = f"/openbai/storage/accounts/{account}"
+    audit.record(app, audit.AuditEntry(caller.name, action, resource, "succeeded", 200))
+
+
+def _with_auto_storage(props: ClusterBaseProperties, account: str) -> ClusterBaseProperties:
+    """``props`` mounting auto-storage's share and container of ``account`` on every node, at
+    ``autoafs`` and ``autobfs``."""
     wire = props.to_wire()
     node_setup = wire.setdefault("nodeSetup", {})
     volumes = node_setup.setdefault("mountVolumes", {})
