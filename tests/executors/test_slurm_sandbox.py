@@ -231,3 +231,26 @@ def test_node_exec_on_a_slurm_node_runs_sealed_off_as_the_job_user(
     assert LEAK not in own.stdout and own.stdout.splitlines()[-1] != "0", own.stdout
     bai("job", "terminate", "-w", "ws", "-e", "exp", "-n", "waiting", "-y")
     assert (temp.returncode, temp.stdout) == (0, "ok\n"), temp.stderr
+
+
+def test_a_slurm_jobs_nodes_are_its_hosts_and_node_exec_runs_on_the_one_named(
+    on_slurm: Bai, tmp_path: Path
+) -> None:
+    bai = on_slurm
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "gpu", "-n", "two",
+        "-f", job_json(tmp_path, "two", "sleep 120", nodeCount=2))  # fmt: skip
+
+    def listed() -> list[dict[str, Any]]:
+        return list(bai.json("job", "node", "list", "-w", "ws", "-e", "exp", "-j", "two"))
+
+    nodes = wait_until(listed, "the job's nodes", timeout=90)
+    assert sorted(n["nodeId"] for n in nodes) == ["node1", "node2"]
+    assert all(n["ipAddress"] for n in nodes), nodes
+    on = ("job", "node", "exec", "-w", "ws", "-e", "exp", "-j", "two")
+    second = node_exec(bai, *on, "-n", nodes[1]["nodeId"], "--exec", "hostname")
+    assert (second.returncode, second.stdout) == (0, f"{nodes[1]['nodeId']}\n"), second.stderr
+    first = node_exec(bai, *on, "--exec", "hostname")  # the first node alone
+    assert (first.returncode, first.stdout) == (0, f"{nodes[0]['nodeId']}\n"), first.stderr
+    hosts = bai.json("cluster", "node", "list", "-w", "ws", "-c", "gpu")
+    assert sorted(n["nodeId"] for n in hosts) == ["node1", "node2"]
+    bai("job", "terminate", "-w", "ws", "-e", "exp", "-n", "two", "-y")

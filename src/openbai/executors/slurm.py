@@ -216,6 +216,16 @@ class SlurmExecutor(Executor):
         proc = self._sinfo_nodes(cluster_options, "%N|%T")
         return None if proc is None else host_states(proc.stdout)
 
+    def job_hosts(self, job_id: str) -> list[str]:
+        """The hosts Slurm allocated to the job, in the order of its nodes (as the batch script
+        hands them to the runners); none while it waits, or once Slurm forgot it."""
+        proc = self._run(["squeue", "--noheader", "--jobs", job_id, "--format=%N"])
+        listed = proc.stdout.strip() if proc.returncode == 0 else ""
+        if not listed or listed == "(null)":
+            return []
+        names = self._run(["scontrol", "show", "hostnames", listed])
+        return names.stdout.split() if names.returncode == 0 else []
+
     def node_state_dir(self, host: str) -> Path:
         """What outlives a job on the host (the setup task's markers): the batch script's
         ``--node-state``."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import threading
 import uuid
@@ -75,19 +76,34 @@ def _logins(app: App, cluster: Cluster, slots: list[int]) -> list[RemoteLogin]:
     ]
 
 
+def _hosts(hosts: list[str]) -> list[RemoteLogin]:
+    """Slurm's hosts as nodes: each named by its host name (a Slurm job's
+    ``AZ_BATCH_NODE_ID``), at the address it resolves to here."""
+    return [RemoteLogin(host, _address(host)) for host in hosts]
+
+
+def _address(host: str) -> str:
+    try:
+        return socket.gethostbyname(host)
+    except OSError:  # not resolvable here: its name is what there is to reach it by
+        return host
+
+
 def cluster_nodes(app: App, rg: str, ws: str, name: str) -> list[RemoteLogin]:
-    """Every node the cluster has now (an auto-scale cluster's grow and shrink)."""
+    """Every node the cluster has now (an auto-scale cluster's grow and shrink; a Slurm
+    cluster's: the hosts of its partition)."""
     with app.db.reading() as s:
         cluster = cluster_row(s, rg, ws, name)
-        if app.executor(cluster.executor).queues_jobs:
-            size = cluster_properties(cluster).target_node_count
-        else:
-            size = cluster.current_node_count
-        return _logins(app, cluster, list(range(size)))
+        executor = app.executor(cluster.executor)
+        if isinstance(executor, SlurmExecutor):
+            partition = cluster_properties(cluster).openbai.partition
+            return _hosts(sorted(executor.host_states({"partition": partition}) or {}))
+        return _logins(app, cluster, list(range(cluster.current_node_count)))
 
 
 def job_nodes(app: App, rg: str, ws: str, exp: str, name: str) -> list[RemoteLogin]:
-    """The nodes the job runs on now (none once it has ended, as on Batch AI)."""
+    """The nodes the job runs on now (none once it has ended, as on Batch AI; on Slurm, the
+    hosts Slurm allocated to it)."""
     with app.db.reading() as s:
         job = job_row(s, rg, ws, exp, name)
         if job.execution_state not in ON_NODES or job.cluster_id is None:
@@ -95,7 +111,15 @@ def job_nodes(app: App, rg: str, ws: str, exp: str, name: str) -> list[RemoteLog
         cluster = s.get(Cluster, job.cluster_id)
         if cluster is None:
             return []
+        executor = app.executor(cluster.executor)
+        if isinstance(executor, SlurmExecutor):
+            return _hosts(executor.job_hosts(_slurm_job_id(job))) if _slurm_job_id(job) else []
         return _logins(app, cluster, list(job.nodes or range(job.node_count)))
+
+
+def _slurm_job_id(job: Job) -> str:
+    ref = job.executor_ref or {}
+    return str((ref.get("data") or {}).get("job_id") or "")
 
 
 @dataclass(frozen=True)
@@ -271,7 +295,7 @@ def _slurm_command(
         partition = cluster_properties(cluster).openbai.partition
         argv += ["--nodes", "1"] + (["--partition", partition] if partition else [])
     if login is not None:
-        argv += ["--nodelist", login.ip_address]
+        argv += ["--nodelist", login.node_id]  # the host's name, as Slurm knows it
     if command is None:
         argv.append("--pty")
     # srun hands its environment to the step: what a job keeps, and what srun itself needs
@@ -318,15 +342,13 @@ def job_node_command(
             )
         index = _pick(logins, node_id)
         if app.executor(cluster.executor).queues_jobs:
-            ref = job.executor_ref or {}
-            slurm_id = str((ref.get("data") or {}).get("job_id") or "")
+            slurm_id = _slurm_job_id(job)
             if not slurm_id:
                 raise NotFoundError(
                     f"The job {name} has no Slurm job yet", code="JobNotRunning", target=name
                 )
-            return _slurm_command(
-                app, cluster, logins[index] if node_id else None, slurm_id, command
-            )
+            # on its first node by default, not on every node of its allocation
+            return _slurm_command(app, cluster, logins[index], slurm_id, command)
         slots = list(job.nodes or range(job.node_count))
         return _local_command(app, cluster, slots[index], logins[index], command)
 
