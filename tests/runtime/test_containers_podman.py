@@ -231,6 +231,31 @@ def test_a_volume_mounted_read_only_is_read_only_in_the_container(
 
 
 @podman_test
+def test_a_volume_mounted_twice_read_write_and_read_only_stays_writable_where_read_write(
+    storage: Bai, podman: Podman, tmp_path: Path
+) -> None:
+    bai = storage
+    _cluster(bai, "pc", 1, "--container-runtime", "podman")
+    data = {"accountName": "acct", "containerName": "data"}
+    volumes = {
+        "azureBlobFileSystems": [
+            {**data, "relativeMountPath": "data"},
+            {**data, "relativeMountPath": "seen", "mountOptions": "ro"},
+        ]
+    }
+    root = "$AZ_BATCHAI_JOB_MOUNT_ROOT"
+    command = f"echo written > {root}/data/mine && cat {root}/seen/mine"
+    props = _job(podman.image, command, mountVolumes=volumes,
+                 stdOutErrPathPrefix=f"{root}/data")  # fmt: skip
+    _create(bai, tmp_path, "twice", props, "pc")
+    job = bai.wait("twice")
+    # its stdout, on the container it mounts read-write too, is there
+    out = bai.home / "storage" / "acct" / "blob" / "data" / job[SEG] / "stdouterr"
+    assert (out / "stdout.txt").read_text() == "written\n"
+    assert job["executionState"] == "succeeded", job
+
+
+@podman_test
 def test_runtime_from_the_environment_and_one_container_per_node(
     runtime_from_env: None, storage: Bai, podman: Podman, tmp_path: Path
 ) -> None:

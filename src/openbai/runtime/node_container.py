@@ -11,7 +11,7 @@ from pathlib import Path
 from openbai.mounts.link import Anchor
 from openbai.runtime import bind_check, containers, job_container
 from openbai.runtime.environment import JobEnvironment
-from openbai.runtime.sealing import host_gpus, node_limits
+from openbai.runtime.sealing import host_gpus, node_limits, read_only_paths
 from openbai.runtime.stopping import JobFailure
 from openbai.runtime.tasks import NodeTasks
 
@@ -185,7 +185,7 @@ def _read_only(tasks: NodeTasks) -> list[Path]:
     """The volumes mounted read-only (``mountOptions`` ro): an embedded one's folder (which
     a job that mounted it read-write made the job user's), a copy below the mount root."""
     mounts = tasks.volumes.mounts if tasks.volumes is not None else []
-    return [m.local_source or m.path for m in mounts if m.spec.read_only]
+    return read_only_paths(mounts)
 
 
 def _anchors(tasks: NodeTasks) -> dict[Path, Anchor]:

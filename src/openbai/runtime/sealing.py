@@ -5,8 +5,10 @@ what the limits did to the job, told in the execution log and the job's errors."
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
+from openbai.errors import MountError
 from openbai.mounts.base import Mount
 from openbai.plan.job_plan import NodeLimits
 from openbai.plan.results import JobError
@@ -140,6 +142,15 @@ def cuda_devices(ctx: NodeContext) -> list[int] | None:
     return ctx.gpus
 
 
+def read_only_paths(mounts: Sequence[Mount]) -> list[Path]:
+    """Where the volumes mounted read-only are (an embedded one's folder, a copy): those the
+    job does not also mount read-write (the same folder twice, as Batch AI let it), which
+    stays writable through that mount, and its outputs there too."""
+    writable = {m.local_source or m.path for m in mounts if not m.spec.read_only}
+    shown = [m.local_source or m.path for m in mounts if m.spec.read_only]
+    return [p for p in shown if p not in writable]
+
+
 def open_volumes(
     sandbox: Sandbox | None, mounts: list[Mount], made: list[str] | None = None
 ) -> None:
@@ -148,20 +159,24 @@ def open_volumes(
     the runner ``made`` in them (output and stdouterr folders)."""
     if sandbox is None:
         return
+    for shown in read_only_paths(mounts):
+        # bound read-only over whatever bound it writable (a link's directory, a copy); a
+        # FUSE mount is read-only in the kernel already
+        if shown not in sandbox.readable:
+            sandbox.readable.append(shown)
     for mount in mounts:
         if mount.spec.read_only:
-            # bound read-only over whatever bound it writable (a link's directory, a copy);
-            # a FUSE mount is read-only in the kernel already
-            shown = mount.local_source or mount.path
-            if shown not in sandbox.readable:
-                sandbox.readable.append(shown)
-        elif mount.local_source is not None and mount.local_source not in sandbox.writable:
+            continue
+        if mount.local_source is not None and mount.local_source not in sandbox.writable:
             sandbox.writable.append(mount.local_source)
     for mount in mounts:
         if mount.local_source is not None and mount.anchor is not None:
             sandbox.anchors[mount.local_source] = mount.anchor
-    for path in sandbox.writable:
-        sandbox.grant(path, sandbox.anchors.get(path))
+    try:
+        for path in sandbox.writable:
+            sandbox.grant(path, sandbox.anchors.get(path))
+    except MountError as exc:  # another job put a link where a volume's folder was
+        raise JobFailure("AZFMountError", f"Unable to mount a volume: {exc.message}") from exc
     roots = [r for r in map(real_path, map(str, sandbox.writable)) if r is not None]
     for folder in made or []:
         real = real_path(folder)
