@@ -4,6 +4,7 @@ progress bar on a terminal."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -250,3 +251,19 @@ def test_download_batch_dryrun_makes_no_local_folder_and_lists_the_files(
         (str(target / "img4.bin"), "skip (unchanged)"),
     ]
     assert (target / "img1.bin").read_bytes() == b"stale"
+
+
+def test_a_dry_run_refuses_the_names_a_real_run_refuses(any_bai: Bai, tmp_path: Path) -> None:
+    any_bai("storage", "account", "create", "-n", "acct")
+    any_bai("storage", "container", "create", "--account", "acct", "-n", "data")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "fine.txt").write_text("fine")
+    (src / "we\\ird.txt").write_text("no name for a blob")
+    upload = ("storage", "blob", "upload-batch", "--account", "acct", "-d", "data",
+              "-s", str(src), "--no-progress", "-o", "json")  # fmt: skip
+    dry = any_bai(*upload, "--dryrun", expect=1)
+    real = any_bai(*upload, expect=1)
+    planned, done = json.loads(dry.stdout), json.loads(real.stdout)
+    assert (planned["filesToTransfer"], planned["filesFailed"]) == (1, 1)
+    assert [f["path"] for f in planned["failures"]] == [f["path"] for f in done["failures"]]

@@ -178,7 +178,9 @@ def upload_tree(
         target = existing.get(item.remote)
         if target is not None and _is_same(item.source, target, item.local):
             return False
-        if not dry_run:
+        if dry_run:  # the name a real run's write would refuse is refused here too
+            clean_path(item.remote, allow_root=False, keep_empty=True)
+        else:
             write(item.remote, item.local)
         return True
 
