@@ -4,9 +4,11 @@ clear error, and never shows it running forever."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +18,7 @@ import pytest
 from conftest import REPO, Bai
 from plans import job_plan
 from polling import after_dispatcher_rounds, wait_until
-from workflow.conftest import custom_job
+from workflow.conftest import custom_job, storage_dir
 
 from openbai.errors import SubmitError
 from openbai.executors import slurm
@@ -24,7 +26,7 @@ from openbai.executors.base import JobRef, RunState, SubmitRequest
 from openbai.executors.slurm import SlurmExecutor
 from openbai.plan.job_plan import JobPlan
 
-from .test_slurm_jobs import create
+from .test_slurm_jobs import SEG, create, run
 
 if TYPE_CHECKING:
     from slurm_fixture import SlurmCluster
@@ -220,6 +222,47 @@ def test_a_runner_killed_outright_ends_the_job_failed(on_slurm: Bai, tmp_path: P
     error = job["executionInfo"]["errors"][0]
     assert error["code"] == "NodeLost"
     assert "without a node reporting" in error["message"]
+
+
+def test_a_killed_runner_of_one_node_fails_a_two_node_job_within_seconds(
+    on_slurm: Bai, tmp_path: Path
+) -> None:
+    """Node 1's runner killed outright (the OOM killer, kill -9): its Slurm step goes on
+    (kill-on-bad-exit=0), but node 0 sees its heartbeat stop and ends the job failed,
+    naming node 1, long before the wall clock, with all that node 0's task wrote."""
+    bai = on_slurm
+    lines = 8
+    command = f"for i in $(seq 1 {lines}); do echo line $i; sleep 1; done"
+    create(bai, tmp_path, custom_job(command, nodeCount=2), "halved", "gpu")
+    wait_running(bai, "halved")
+    run_dir = next(
+        p
+        for p in (bai.home / "runs").iterdir()
+        if (p / "plan.json").exists() and JobPlan.read(p / "plan.json").job_name == "halved"
+    )
+    # node 1's runner is well under way (nothing to run there: its tasks are done), and has
+    # said it is alive: node 0 no longer takes it for a runner merely slow to start
+    wait_until(lambda: (run_dir / "node-1.done").exists(), "node 1's runner under way")
+    pid, _ = json.loads((run_dir / "node-1.runner").read_text())
+    runner = psutil.Process(pid)
+    assert "openbai.runtime.runner" in " ".join(runner.cmdline())
+    runner.kill()
+    killed = time.monotonic()
+    job = bai.wait("halved", timeout=60)
+    took = time.monotonic() - killed
+    assert job["executionState"] == "failed", job
+    errors = job["executionInfo"]["errors"]
+    assert [e["code"] for e in errors] == ["NodeLost"], errors
+    assert "node2 did not report its end: its runner is gone" in errors[0]["message"]
+    # node 0's task ran its 8 s; then 10 s without a heartbeat (and a dispatcher round)
+    assert took < lines + 15, took
+    stdout = storage_dir(bai, "acct", "file", "logs") / str(job[SEG]) / "stdouterr" / "stdout.txt"
+    assert stdout.read_text().splitlines() == [f"line {i}" for i in range(1, lines + 1)]
+    # the Slurm job ended: its nodes are free for the next job
+    assert (
+        run(bai, tmp_path, custom_job("echo after", nodeCount=2), "after")["executionState"]
+        == "succeeded"
+    )
 
 
 def test_a_job_scancelled_outside_openbai_fails_with_that_reason(

@@ -420,6 +420,60 @@ def test_stream_waits_for_the_file_then_streams(recipes: Bai, tmp_path: Path, ga
     assert 'The file "nothing.txt" not found for the completed job.' in missing.stderr
 
 
+def test_a_killed_runner_of_one_node_fails_a_two_node_job_within_seconds(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    """Node 1's runner killed outright while node 0's task runs: node 0 sees its heartbeat
+    stop, and the job ends failed naming node 1 once node 0's task is through, not at its
+    wall clock; node 0's output is all there."""
+    import time
+
+    import psutil
+
+    bai = recipes
+    bai("cluster", "create", "-w", "ws", "-n", "two", "--nodes", "2", "--no-sandbox")
+    lines = 6
+    command = f"for i in $(seq 1 {lines}); do echo line $i; sleep 1; done"
+    create(bai, tmp_path, custom_job(command, nodeCount=2), "halved", cluster="two")
+    # node 1's runner is under way (nothing to run there: its tasks are done)
+    wait_until(lambda: any((bai.home / "runs").glob("*/node-1.done")), "node 1's runner")
+    (runner_file,) = (bai.home / "runs").glob("*/node-1.runner")
+    psutil.Process(json.loads(runner_file.read_text())[0]).kill()  # a fork server's child
+    killed = time.monotonic()
+    job = bai.wait("halved", timeout=60)
+    assert time.monotonic() - killed < lines + 15
+    assert job["executionState"] == "failed", job
+    errors = job["executionInfo"]["errors"]
+    assert [e["code"] for e in errors] == ["NodeLost"], errors
+    assert "two-1 did not report its end: its runner is gone" in errors[0]["message"]
+    stdout = storage_dir(bai, "acct", "file", "logs") / str(job[SEG]) / "stdouterr" / "stdout.txt"
+    assert stdout.read_text().splitlines() == [f"line {i}" for i in range(1, lines + 1)]
+
+
+def test_a_killed_runner_of_the_first_node_ends_the_other_nodes_soon(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    """Node 0's runner killed outright: node 1, waiting for it to say the job's work is
+    over, sees its heartbeat stop and ends (the job is lost: nobody reports its end)."""
+    import time
+
+    import psutil
+
+    bai = recipes
+    bai("cluster", "create", "-w", "ws", "-n", "two", "--nodes", "2", "--no-sandbox")
+    create(bai, tmp_path, custom_job("exec sleep 300", nodeCount=2), "headless", cluster="two")
+    wait_until(lambda: any((bai.home / "runs").glob("*/node-1.done")), "node 1's runner")
+    (runner_file,) = (bai.home / "runs").glob("*/node-0.runner")
+    psutil.Process(json.loads(runner_file.read_text())[0]).kill()
+    killed = time.monotonic()
+    job = bai.wait("headless", timeout=60)
+    assert time.monotonic() - killed < 20
+    assert job["executionState"] == "failed", job
+    assert job["executionInfo"]["errors"][0]["code"] == "NodeLost", job
+    (node1_log,) = (bai.home / "runs").glob("*/node-1.log")
+    assert "two-0 did not report the job's end: its runner is gone" in node1_log.read_text()
+
+
 def test_a_killed_runner_fails_the_job_as_lost_and_stops_its_processes(
     recipes: Bai, tmp_path: Path
 ) -> None:

@@ -6,6 +6,7 @@ directory (which every node of the job sees).
     finished                the first node decided the job's work is over
     stop.requested          the executor asks every node to stop (the job was terminated)
     node-<k>.runner         pid of node k's runner
+    node-<k>.alive          touched every second while node k's runner lives (multi-node)
     node-<k>.tasks          pids of node k's processes (to stop them if the runner dies)
     node-<k>.result.json    node k is through, mounts flushed ({"exitCode", "errors"})
     job.result.json         the job's outcome, written last by the first node
@@ -125,6 +126,27 @@ class RunDir:
             pid, started = json.loads(path.read_text())
             found[int(path.name.split("-")[1].split(".")[0])] = (int(pid), float(started))
         return found
+
+    def beat(self, node: int) -> None:
+        """Say that ``node``'s runner is alive: touch its heartbeat file. Only its time
+        changes (no data written, so this works on a full disk too); a reader compares it
+        with what it saw before, on its own clock, so the hosts' clocks need not agree."""
+        path = self.path / f"node-{node}.alive"
+        try:
+            os.utime(path)
+        except FileNotFoundError:
+            open(path, "a", opener=private_opener).close()
+
+    def heartbeat(self, node: int) -> int | None:
+        """The time ``node``'s runner last said it is alive (ns, its file system's clock);
+        None before it first did."""
+        try:
+            # opened, not just stat'ed: on NFS an open revalidates the file's attributes
+            # (close-to-open), where a stat may answer from a cache for seconds
+            with open(self.path / f"node-{node}.alive", "rb") as f:
+                return os.fstat(f.fileno()).st_mtime_ns
+        except FileNotFoundError:
+            return None
 
     def tasks(self) -> list[tuple[int, float]]:
         found = []

@@ -37,7 +37,14 @@ from openbai.runtime.environment import JobEnvironment
 from openbai.runtime.node import NodeContext
 from openbai.runtime.ports import PortBlock
 from openbai.runtime.preparation import prepare_node, prepare_setup_only
-from openbai.runtime.reporting import SpaceReserve, disk_full, give_up, job_outcome
+from openbai.runtime.reporting import (
+    Heartbeat,
+    Liveness,
+    SpaceReserve,
+    disk_full,
+    give_up,
+    job_outcome,
+)
 from openbai.runtime.sealing import limit_errors
 from openbai.runtime.stopping import JobFailure, Stopping
 from openbai.runtime.tasks import NodeTasks
@@ -67,8 +74,24 @@ class NodeRunner:
         self.started = time.time()
         self.stopping = Stopping(self.ctx, self.started)
         self.tasks = NodeTasks(self.ctx, self.stopping)
+        #: the nodes this one waits for: on the first node the others (their reports), on
+        #: the others the first (its decision that the job's work is over)
+        waits_for = [n.index for n in plan.nodes[1:]] if node_index == 0 else [0]
+        self.liveness = Liveness(self.ctx.run, waits_for if self.ctx.multi else [])
 
     def execute(self) -> Outcome:
+        """Run the node's part of the job; on a node of several, say meanwhile that its
+        runner is alive (a node waiting for one that is killed stops waiting)."""
+        if not self.ctx.multi:
+            return self._execute()
+        heartbeat = Heartbeat(self.ctx.run, self.ctx.node.index)
+        heartbeat.start()
+        try:
+            return self._execute()
+        finally:
+            heartbeat.stop()
+
+    def _execute(self) -> Outcome:
         ctx = self.ctx
         outcome = Outcome(exit_code=None, start_time=self.started)
         mounts: list[Mount] = []
@@ -122,7 +145,7 @@ class NodeRunner:
         self.reserve.release()  # the results below fit even on a disk that filled up
         ctx.run.write_node_result(ctx.node.index, outcome)
         if ctx.is_master:
-            outcome = job_outcome(ctx, outcome, self.stopping.requested)
+            outcome = job_outcome(ctx, outcome, self.stopping.requested, self.liveness)
             ctx.run.write_job_result(outcome)
             # every node has reported (or is given up): the plan, with the job's secrets and
             # storage keys, is not kept past the job
@@ -161,6 +184,11 @@ class NodeRunner:
                 self._decide_finished()
             if ctx.run.is_finished():
                 break
+            if not ctx.is_master and self.liveness.lost():
+                first = ctx.plan.nodes[0].node_id
+                raise JobFailure(
+                    "NodeLost", f"node {first} did not report the job's end: its runner is gone"
+                )
             # the job having ended is looked at once, above: a node with nothing left to run
             # that the first node's finish reached meanwhile ends normally next round
             if self.stopping.interrupted():
@@ -182,8 +210,12 @@ class NodeRunner:
         ctx.run.set_port_base(ctx.node.index, block.base)
 
     def _decide_finished(self) -> None:
+        """The job's work is over when every node's primary tasks ended, or one's failed or
+        its runner is gone (its tasks are lost with it: job_outcome says so)."""
         codes = [self.ctx.run.done(n.index) for n in self.ctx.plan.nodes]
         if all(c is not None for c in codes) or any(c not in (None, 0) for c in codes):
+            self.ctx.run.mark_finished()
+        elif any(codes[k] is None for k in self.liveness.lost()):
             self.ctx.run.mark_finished()
 
 
