@@ -223,9 +223,9 @@ def test_node_exec_on_a_slurm_node_runs_sealed_off_as_the_job_user(
     )
     assert LEAK not in seen.stdout and seen.stdout.count("sealed") == 2, seen.stdout
     assert seen.stdout.splitlines()[-1] not in ("", "0"), seen.stdout  # not root
-    # its node's job temp folders, as the job has them
+    # its node's job temp folders and its volumes (an embedded one), as the job has them
     temp = node_exec(bai, "job", "node", "exec", "-w", "ws", "-e", "exp", "-j", "waiting",
-                     "--exec", "ls $AZ_BATCHAI_JOB_TEMP_DIR/ws/exp/waiting >/dev/null && echo ok")  # fmt: skip
+                     "--exec", "ls $AZ_BATCHAI_JOB_TEMP_DIR/ws/exp/waiting/mounts/logs/ | grep -q . && echo ok")  # fmt: skip
     own = node_exec(bai, "cluster", "node", "exec", "-w", "ws", "-c", "gpu", "--exec", looks)
     assert own.returncode == 0, own.stderr
     assert LEAK not in own.stdout and own.stdout.splitlines()[-1] != "0", own.stdout

@@ -4,9 +4,10 @@ no copy, and what the job writes is in the volume the moment it is written."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
-from openbai.errors import MountError
+from openbai.errors import MountError, OpenBaiError
 from openbai.folders import FOLDER_FLAGS, descend
 from openbai.mounts.base import Log, Mount, Mounter
 from openbai.plan.job_plan import MountSpec
@@ -82,6 +83,22 @@ def anchor_of(spec: MountSpec) -> Anchor:
             f"{spec.volume_kind} volume {spec.volume!r} of account {spec.account!r} does not exist"
         )
     return Path(os.path.realpath(root)), tuple(p for p in spec.subpath.split("/") if p)
+
+
+def embedded_folders(specs: Iterable[MountSpec]) -> list[tuple[MountSpec, Anchor]]:
+    """The embedded volumes among ``specs``, each with the folder its link points to, where
+    that is a folder still (not where a job put a link or a file since)."""
+    found = []
+    for spec in specs:
+        if spec.backend != LinkMounter.name:
+            continue
+        try:
+            anchor = anchor_of(spec)
+            os.close(open_anchor(anchor))
+        except (OpenBaiError, OSError):
+            continue
+        found.append((spec, anchor))
+    return found
 
 
 def anchored_path(anchor: Anchor) -> Path:

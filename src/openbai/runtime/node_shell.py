@@ -6,11 +6,12 @@ runs in bubblewrap as the job user, sees nothing of the installation (its home, 
 directories, every node root), no munge socket, and of the environment what a job keeps.
 With ``--job-node-roots`` (a running job's node exec: the folder of the node roots of every
 host, where the job's runner has ``<host>/<Slurm job id>``) the node's mount root and job temp
-folders are bound, writable, as the job has them; an
-embedded volume linked there is not (its folder is bound for the job from what its runner
-mounted, never by following a link found on the node).
+folders are bound, writable, as the job has them, and with ``--run-dir`` the folders of the
+embedded volumes its plan mounts (from the volume's directory through no link, as the job's
+own sandbox binds them: never by following a link found on the node).
 
-``python -m openbai.runtime.node_shell [--job-node-roots DIR] --hide DIR... -- COMMAND...``
+``python -m openbai.runtime.node_shell [--job-node-roots DIR [--run-dir DIR]] --hide DIR...
+-- COMMAND...``
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import sys
 from pathlib import Path
 
 from openbai.errors import OpenBaiError
+from openbai.mounts.link import anchored_path, embedded_folders
+from openbai.plan.job_plan import JobPlan
 from openbai.runtime.gpu_devices import gpu_view
 from openbai.runtime.inherited_env import inherited_env
 from openbai.runtime.sandbox import (
@@ -39,9 +42,10 @@ JOB_USER = "OPENBAI_JOB_USER"
 
 
 def sandboxed(
-    argv: list[str], node_root: Path | None, hidden: list[Path]
-) -> tuple[list[str], dict[str, str]]:
-    """``argv`` in the node's sandbox, and its environment."""
+    argv: list[str], node_root: Path | None, hidden: list[Path], plan: JobPlan | None = None
+) -> tuple[list[str], dict[str, str], list[int]]:
+    """``argv`` in the node's sandbox, its environment, and the descriptors it binds from
+    (to pass on)."""
     env = inherited_env(os.environ, keep=("SLURM_",))
     identity = Identity.for_jobs(os.environ.get(JOB_USER))
     bwrap = find_bwrap()
@@ -57,12 +61,26 @@ def sandboxed(
         readable=tool_paths(env),
         gpus=gpu_view(_step_gpus(env)),
     )
+    specs = [*plan.cluster_mounts, *plan.job_mounts] if plan is not None else []
+    for spec, anchor in embedded_folders(specs):
+        source = anchored_path(anchor)
+        sandbox.anchors[source] = anchor
+        (sandbox.readable if spec.read_only else sandbox.writable).append(source)
     cwd = node_root / "jobs" if node_root is not None and (node_root / "jobs").is_dir() else None
     env.update(sandbox.user_env(cwd or Path("/tmp")))
     if node_root is not None:  # as a local node exec has them
         env["AZ_BATCHAI_MOUNT_ROOT"] = str(node_root / "mounts")
         env["AZ_BATCHAI_JOB_TEMP_DIR"] = str(node_root / "jobs")
-    return sandbox.argv(argv, cwd or Path("/tmp")), env
+    sealed = sandbox.argv(argv, cwd or Path("/tmp"))
+    return sealed, env, sandbox.take_fds()
+
+
+def _plan(run_dir: Path) -> JobPlan | None:
+    """The running job's plan (its runner's), None once the job has ended."""
+    try:
+        return JobPlan.read(run_dir / "plan.json")
+    except FileNotFoundError:
+        return None
 
 
 def _step_gpus(env: dict[str, str]) -> list[int] | None:
@@ -83,6 +101,7 @@ def main(args: list[str] | None = None) -> int:
     split = given.index("--")
     parser = argparse.ArgumentParser(prog="python -m openbai.runtime.node_shell")
     parser.add_argument("--job-node-roots", type=Path, default=None)
+    parser.add_argument("--run-dir", type=Path, default=None)
     parser.add_argument("--hide", type=Path, action="append", default=[])
     parsed = parser.parse_args(given[:split])
     try:
@@ -90,10 +109,13 @@ def main(args: list[str] | None = None) -> int:
         if parsed.job_node_roots is not None:  # the step's host and job: Slurm's own names
             host, job = os.environ["SLURMD_NODENAME"], os.environ["SLURM_JOB_ID"]
             node_root = parsed.job_node_roots / host / job
-        argv, env = sandboxed(given[split + 1 :], node_root, parsed.hide)
+        plan = _plan(parsed.run_dir) if parsed.run_dir is not None else None
+        argv, env, fds = sandboxed(given[split + 1 :], node_root, parsed.hide, plan)
     except OpenBaiError as exc:
         print(f"openbai: cannot seal the command off on this node: {exc.message}", file=sys.stderr)
         return 126
+    for fd in fds:  # bubblewrap binds from them
+        os.set_inheritable(fd, True)
     os.execvpe(argv[0], argv, env)
 
 

@@ -28,7 +28,7 @@ from openbai.errors import NotFoundError, OpenBaiError, SpecError
 from openbai.executors.local import LocalExecutor, slot_limits
 from openbai.executors.slurm import SlurmExecutor
 from openbai.installation import App
-from openbai.mounts.link import Anchor, anchor_of, anchored_path, open_anchor
+from openbai.mounts.link import Anchor, anchored_path, embedded_folders
 from openbai.plan.job_plan import MountSpec
 from openbai.runtime.cgroups import Cgroup
 from openbai.runtime.gpu_devices import gpu_view, sandboxed_indices
@@ -263,17 +263,7 @@ def _embedded_volumes(app: App, cluster: Cluster, slot: int) -> list[tuple[Mount
                 )
             except OpenBaiError:
                 continue  # its volume is gone since: the job's own link leads nowhere now
-    found = []
-    for spec in specs:
-        if spec.backend != "local":
-            continue
-        try:
-            anchor = anchor_of(spec)
-            os.close(open_anchor(anchor))
-        except (OpenBaiError, OSError):
-            continue  # a job put a link or a file where its folder was: not bound
-        found.append((spec, anchor))
-    return found
+    return embedded_folders(specs)
 
 
 def _slurm_command(
@@ -282,6 +272,7 @@ def _slurm_command(
     login: RemoteLogin | None,
     job_id: str | None,
     command: str | None,
+    run_dir: str | None = None,
 ) -> NodeCommand:
     """``srun`` of the command: a step of the job (``--overlap``), or of an allocation of its
     own; on the node it runs sealed off as a job's task is there (runtime/node_shell.py), not
@@ -311,6 +302,8 @@ def _slurm_command(
         shell += ["--hide", str(hidden)]
     if job_id is not None:
         shell += ["--job-node-roots", str(executor.node_roots)]
+        if run_dir is not None:  # its plan: the embedded volumes to bind
+            shell += ["--run-dir", run_dir]
     return NodeCommand([*argv, *shell, "--", *_shell(command)], env, str(Path.cwd()))
 
 
@@ -348,7 +341,8 @@ def job_node_command(
                     f"The job {name} has no Slurm job yet", code="JobNotRunning", target=name
                 )
             # on its first node by default, not on every node of its allocation
-            return _slurm_command(app, cluster, logins[index], slurm_id, command)
+            run_dir = (job.executor_ref or {}).get("data", {}).get("run_dir")
+            return _slurm_command(app, cluster, logins[index], slurm_id, command, run_dir)
         slots = list(job.nodes or range(job.node_count))
         return _local_command(app, cluster, slots[index], logins[index], command)
 
