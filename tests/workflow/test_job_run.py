@@ -450,6 +450,32 @@ def test_a_killed_runner_of_one_node_fails_a_two_node_job_within_seconds(
     assert stdout.read_text().splitlines() == [f"line {i}" for i in range(1, lines + 1)]
 
 
+def test_a_runner_killed_in_its_job_preparation_fails_the_job_within_seconds(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    """Node 1's runner killed while its job preparation runs: node 0, waiting for every
+    node to be prepared, sees its heartbeat stop and fails the job naming node 1."""
+    import time
+
+    import psutil
+
+    bai = recipes
+    bai("cluster", "create", "-w", "ws", "-n", "two", "--nodes", "2", "--no-sandbox")
+    prep = 'if [ "$AZ_BATCH_NODE_ID" = two-1 ]; then touch $AZ_BATCHAI_JOB_TEMP/slow; sleep 300; fi'
+    job_file = custom_job("echo never", nodeCount=2, jobPreparation={"commandLine": prep})
+    create(bai, tmp_path, job_file, "unready", cluster="two")
+    wait_until(lambda: any((bai.home / "nodes").rglob("unready/slow")), "node 1's preparation")
+    (runner_file,) = (bai.home / "runs").glob("*/node-1.runner")
+    psutil.Process(json.loads(runner_file.read_text())[0]).kill()
+    killed = time.monotonic()
+    job = bai.wait("unready", timeout=60)
+    assert time.monotonic() - killed < 20
+    assert job["executionState"] == "failed", job
+    errors = job["executionInfo"]["errors"]
+    assert [e["code"] for e in errors] == ["NodeLost"], errors
+    assert "two-1 did not report its end: its runner is gone" in errors[0]["message"]
+
+
 def test_a_killed_runner_of_the_first_node_ends_the_other_nodes_soon(
     recipes: Bai, tmp_path: Path
 ) -> None:

@@ -205,9 +205,17 @@ def _job_preparation(tasks: NodeTasks, env: JobEnvironment) -> None:
     else:
         ctx.run.mark_prepared(ctx.node.index, True)
     others = [n.index for n in ctx.plan.nodes]
+
+    def gone() -> list[int]:  # runners killed before they said how their preparation went
+        return [k for k in tasks.stopping.lost() if ctx.run.prepared(k) is None]
+
     if not wait_until(
-        lambda: all(ctx.run.prepared(k) is not None for k in others), stop=tasks.should_stop
+        lambda: all(ctx.run.prepared(k) is not None for k in others),
+        stop=lambda: tasks.should_stop() or bool(gone()),
     ):
+        if gone():  # the first node reports that node lost (job_outcome), as one error
+            node = ctx.plan.nodes[gone()[0]].node_id
+            raise JobFailure("JobEnded", f"node {node}'s runner is gone in its preparation")
         raise tasks.stopping.reason()
     failed = [k for k in others if ctx.run.prepared(k) is False]
     if failed:  # that node reports the failure, with its exit code: this one just ends

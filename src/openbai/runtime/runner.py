@@ -78,6 +78,7 @@ class NodeRunner:
         #: the others the first (its decision that the job's work is over)
         waits_for = [n.index for n in plan.nodes[1:]] if node_index == 0 else [0]
         self.liveness = Liveness(self.ctx.run, waits_for if self.ctx.multi else [])
+        self.stopping.lost = self.liveness.lost
 
     def execute(self) -> Outcome:
         """Run the node's part of the job; on a node of several, say meanwhile that its

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from openbai.plan.results import JobError
 from openbai.runtime.node import NodeContext
@@ -23,6 +24,9 @@ class Stopping:
         #: set by SIGTERM, or when the executor asked through the run directory
         self.requested = threading.Event()
         self.deadline = started + ctx.plan.max_wall_clock_seconds
+        #: the nodes this one waits for whose runner is gone (reporting.Liveness, set by the
+        #: runner of a job of several nodes)
+        self.lost: Callable[[], list[int]] = list
 
     def interrupted(self) -> bool:
         """A terminate request, or the wall clock ran out."""
