@@ -100,6 +100,11 @@ def percentile(values: list[float], q: float) -> float:
 
 def setup(home: Path) -> tuple[App, Dispatcher, threading.Event]:
     os.environ["OPENBAI_HOME"] = str(home)
+    # an unsandboxed job runs as this process's user, with its HOME, and its tasks read that
+    # user's ~/.bashrc (as a Batch AI job read its user's): a shell set up for pyenv takes
+    # ~120 ms a task there, which the comparison would count against no sandbox
+    (home / "user").mkdir(parents=True, exist_ok=True)
+    os.environ["HOME"] = str(home / "user")
     app = App.open(Settings.load())
     dispatcher = Dispatcher(app)
     app.on_change = dispatcher.wake
