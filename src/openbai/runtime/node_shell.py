@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from openbai.errors import OpenBaiError
-from openbai.mounts.link import anchored_path, embedded_folders
+from openbai.mounts.link import embedded_folders
 from openbai.plan.job_plan import JobPlan
 from openbai.runtime.gpu_devices import gpu_view
 from openbai.runtime.inherited_env import inherited_env
@@ -62,10 +62,7 @@ def sandboxed(
         gpus=gpu_view(_step_gpus(env)),
     )
     specs = [*plan.cluster_mounts, *plan.job_mounts] if plan is not None else []
-    for spec, anchor in embedded_folders(specs):
-        source = anchored_path(anchor)
-        sandbox.anchors[source] = anchor
-        (sandbox.readable if spec.read_only else sandbox.writable).append(source)
+    sandbox.bind_embedded(embedded_folders(specs))
     cwd = node_root / "jobs" if node_root is not None and (node_root / "jobs").is_dir() else None
     env.update(sandbox.user_env(cwd or Path("/tmp")))
     if node_root is not None:  # as a local node exec has them

@@ -30,7 +30,8 @@ from typing import NamedTuple
 from openbai.errors import ExecutorError
 from openbai.files import write_private
 from openbai.folders import FOLDER_FLAGS
-from openbai.mounts.link import Anchor, open_anchor
+from openbai.mounts.link import Anchor, anchored_path, open_anchor
+from openbai.plan.job_plan import MountSpec
 from openbai.runtime.gpu_devices import GpuView
 
 DEFAULT_JOB_USERS = ("openbai-job", "nobody")
@@ -271,6 +272,14 @@ class Sandbox:
             self._grant_below(fd)
         finally:
             os.close(fd)
+
+    def bind_embedded(self, folders: Iterable[tuple[MountSpec, Anchor]]) -> None:
+        """Bind embedded volumes' folders (``mounts.link.embedded_folders``) from their
+        anchors, read-only where mounted so: never by following a link found on a node."""
+        for spec, anchor in folders:
+            source = anchored_path(anchor)
+            self.anchors[source] = anchor
+            (self.readable if spec.read_only else self.writable).append(source)
 
     def release(self) -> None:
         """Make the folders :attr:`held` back the job user's, as :meth:`grant` does."""

@@ -28,7 +28,7 @@ from openbai.errors import NotFoundError, OpenBaiError, SpecError
 from openbai.executors.local import LocalExecutor, slot_limits
 from openbai.executors.slurm import SlurmExecutor
 from openbai.installation import App
-from openbai.mounts.link import Anchor, anchored_path, embedded_folders
+from openbai.mounts.link import Anchor, embedded_folders
 from openbai.plan.job_plan import MountSpec
 from openbai.runtime.cgroups import Cgroup
 from openbai.runtime.gpu_devices import gpu_view, sandboxed_indices
@@ -208,10 +208,7 @@ def _local_command(
     # embedded volumes are links into the installation: their folders are bound as the
     # job's own sandbox binds them, from what openbai mounted there, never by following
     # the links found on the node (a job makes links to any folder in its temp folder)
-    for spec, anchor in _embedded_volumes(app, cluster, slot):
-        source = anchored_path(anchor)
-        sandbox.anchors[source] = anchor
-        (sandbox.readable if spec.read_only else sandbox.writable).append(source)
+    sandbox.bind_embedded(_embedded_volumes(app, cluster, slot))
     env.update(sandbox.user_env(temp))
     shown = sandboxed_indices(login.gpus or [])
     env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in shown)
