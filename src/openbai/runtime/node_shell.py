@@ -24,21 +24,8 @@ from pathlib import Path
 from openbai.errors import OpenBaiError
 from openbai.mounts.link import embedded_folders
 from openbai.plan.job_plan import JobPlan
-from openbai.runtime.gpu_devices import gpu_view
 from openbai.runtime.inherited_env import inherited_env
-from openbai.runtime.sandbox import (
-    Identity,
-    Sandbox,
-    SandboxUnavailable,
-    find_bwrap,
-    find_setpriv,
-    probe,
-    tool_paths,
-)
-from openbai.runtime.sealing import scheduler_sockets
-
-#: the variable that names the job user (as for the node runner)
-JOB_USER = "OPENBAI_JOB_USER"
+from openbai.runtime.sealing import node_sandbox
 
 
 def sandboxed(
@@ -47,19 +34,12 @@ def sandboxed(
     """``argv`` in the node's sandbox, its environment, and the descriptors it binds from
     (to pass on)."""
     env = inherited_env(os.environ, keep=("SLURM_",))
-    identity = Identity.for_jobs(os.environ.get(JOB_USER))
-    bwrap = find_bwrap()
-    if identity.switches and find_setpriv() is None:
-        raise SandboxUnavailable("setpriv (util-linux) is not installed on this node")
-    probe(bwrap)
     writable = [] if node_root is None else [node_root / "mounts", node_root / "jobs"]
-    sandbox = Sandbox(
-        bwrap,
-        identity,
-        hidden=[*hidden, *scheduler_sockets(dict(os.environ))],
+    sandbox = node_sandbox(
+        hidden=hidden,
         writable=[p for p in writable if p.is_dir()],
-        readable=tool_paths(env),
-        gpus=gpu_view(_step_gpus(env)),
+        env=env,
+        gpus=_step_gpus(env),
     )
     specs = [*plan.cluster_mounts, *plan.job_mounts] if plan is not None else []
     sandbox.bind_embedded(embedded_folders(specs))

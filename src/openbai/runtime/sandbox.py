@@ -34,6 +34,8 @@ from openbai.mounts.link import Anchor, anchored_path, open_anchor
 from openbai.plan.job_plan import MountSpec
 from openbai.runtime.gpu_devices import GpuView
 
+#: the variable that names the user jobs run as (else the first of DEFAULT_JOB_USERS)
+JOB_USER = "OPENBAI_JOB_USER"
 DEFAULT_JOB_USERS = ("openbai-job", "nobody")
 
 
@@ -173,7 +175,7 @@ def warm(env: dict[str, str] | None = None) -> None:
     try:
         bwrap = find_bwrap()
         probe(bwrap)
-        identity = Identity.for_jobs(os.environ.get("OPENBAI_JOB_USER"))
+        identity = Identity.for_jobs(os.environ.get(JOB_USER))
         find_setpriv()
         tools = tool_paths(env if env is not None else dict(os.environ))
         Sandbox(bwrap, identity, readable=tools).prefix()

@@ -17,6 +17,7 @@ from openbai.runtime.environment import node_gpus
 from openbai.runtime.gpu_devices import gpu_view, sandboxed_indices
 from openbai.runtime.node import NodeContext
 from openbai.runtime.sandbox import (
+    JOB_USER,
     Identity,
     Sandbox,
     SandboxUnavailable,
@@ -85,32 +86,53 @@ def scheduler_sockets(env: dict[str, str]) -> list[Path]:
     return paths
 
 
+def node_sandbox(
+    *,
+    hidden: Sequence[Path],
+    writable: Sequence[Path],
+    env: dict[str, str],
+    gpus: list[int] | None,
+    probe_state: Path | None = None,
+) -> Sandbox:
+    """The sandbox a node's commands run in, a job's tasks and a node exec alike: as the job
+    user, with ``hidden`` (the installation's folders) and every munge socket emptied,
+    ``writable`` bound back, the tools ``env`` finds, and only the device files of ``gpus``
+    (None: every GPU's). ``SandboxUnavailable`` where none can be made on this node (a
+    success of the probe is remembered in ``probe_state``: see :func:`probe`)."""
+    identity = Identity.for_jobs(os.environ.get(JOB_USER))
+    bwrap = find_bwrap()
+    if identity.switches and find_setpriv() is None:
+        raise SandboxUnavailable("setpriv (util-linux) is not installed on this node")
+    probe(bwrap, probe_state)
+    return Sandbox(
+        bwrap,
+        identity,
+        hidden=[*hidden, *scheduler_sockets(dict(os.environ))],
+        writable=writable,
+        readable=tool_paths(env),
+        gpus=gpu_view(gpus),
+    )
+
+
 def seal(ctx: NodeContext) -> tuple[Sandbox | None, Cgroup | None]:
     """The node's sandbox (None with --no-sandbox) and control group (None where none can be
     made); a node that must sandbox but cannot fails the job here, before anything runs."""
     sandbox = None
     if ctx.plan.sandbox:
+        layout = ctx.layout
+        hidden = [layout.run_dir.parent, layout.node_root.parent, *map(Path, ctx.plan.private)]
+        if os.environ.get("OPENBAI_HOME"):
+            hidden.append(Path(os.environ["OPENBAI_HOME"]))
         try:
-            identity = Identity.for_jobs(os.environ.get("OPENBAI_JOB_USER"))
-            bwrap = find_bwrap()
-            if identity.switches and find_setpriv() is None:
-                raise SandboxUnavailable("setpriv (util-linux) is not installed on this node")
-            probe(bwrap, ctx.layout.node_state)
+            sandbox = node_sandbox(
+                hidden=hidden,
+                writable=[layout.mount_root, layout.job_temp_dir, layout.shared_job_temp],
+                env=ctx.host_env(),
+                gpus=host_gpus(ctx),
+                probe_state=layout.node_state,
+            )
         except SandboxUnavailable as exc:
             raise JobFailure("SandboxUnavailable", exc.message) from exc
-        layout = ctx.layout
-        private = [layout.run_dir.parent, layout.node_root.parent, *map(Path, ctx.plan.private)]
-        private += scheduler_sockets(dict(os.environ))
-        if os.environ.get("OPENBAI_HOME"):
-            private.append(Path(os.environ["OPENBAI_HOME"]))
-        sandbox = Sandbox(
-            bwrap,
-            identity,
-            hidden=private,
-            writable=[layout.mount_root, layout.job_temp_dir, layout.shared_job_temp],
-            readable=tool_paths(ctx.host_env()),
-            gpus=gpu_view(host_gpus(ctx)),
-        )
         # the node's folders stay root's while the runner mounts into them by path: a node
         # exec (or a setup task) could otherwise put a link where a volume is to be mounted,
         # and have root mount it over a host folder (preparation.py releases them)

@@ -31,10 +31,10 @@ from openbai.installation import App
 from openbai.mounts.link import Anchor, embedded_folders
 from openbai.plan.job_plan import MountSpec
 from openbai.runtime.cgroups import Cgroup
-from openbai.runtime.gpu_devices import gpu_view, sandboxed_indices
+from openbai.runtime.gpu_devices import sandboxed_indices
 from openbai.runtime.inherited_env import inherited_env
-from openbai.runtime.sandbox import Identity, Sandbox, find_bwrap, probe, tool_paths
-from openbai.runtime.sealing import scheduler_sockets
+from openbai.runtime.sandbox import JOB_USER
+from openbai.runtime.sealing import node_sandbox
 from openbai.scheduling.planning import ClusterPlanning, cluster_key, cluster_limits
 from openbai.scheduling.volumes import mount_specs, mounted_volumes
 from openbai.services.clusters import cluster_row
@@ -188,22 +188,12 @@ def _local_command(
     if not props.openbai.sandbox:
         group = _slot_group(props)
         return NodeCommand(_entered(group, argv), env, str(temp), cgroup=group)
-    identity = Identity.for_jobs(os.environ.get("OPENBAI_JOB_USER"))
-    bwrap = find_bwrap()
-    probe(bwrap)
     settings = app.settings
-    sandbox = Sandbox(
-        bwrap,
-        identity,
-        hidden=[
-            settings.runs_root,
-            settings.nodes_root,
-            settings.home,
-            *scheduler_sockets(dict(os.environ)),
-        ],
+    sandbox = node_sandbox(
+        hidden=[settings.runs_root, settings.nodes_root, settings.home],
         writable=[mounts, temp],
-        readable=tool_paths(env),
-        gpus=gpu_view(login.gpus),
+        env=env,
+        gpus=login.gpus,
     )
     # embedded volumes are links into the installation: their folders are bound as the
     # job's own sandbox binds them, from what openbai mounted there, never by following
@@ -288,7 +278,7 @@ def _slurm_command(
         argv.append("--pty")
     # srun hands its environment to the step: what a job keeps, and what srun itself needs
     env = inherited_env(os.environ, keep=("SLURM_",))
-    for name in ("OPENBAI_JOB_USER", "OPENBAI_JOB_ENV"):
+    for name in (JOB_USER, "OPENBAI_JOB_ENV"):
         if name in os.environ:
             env[name] = os.environ[name]
     if not cluster_properties(cluster).openbai.sandbox:
