@@ -167,17 +167,14 @@ def create_cluster(
             secrets[secret.name] = secret.value
         _check_on_volume(props.node_setup.setup_task.std_out_err_path_prefix, mounted)
     if auto is not None:
-        # nothing is made for a request that fails: check what the insert below checks
+        # nothing is made for a request that fails: check what the insert below checks again
+        # (in its own transaction: the workspace may go meanwhile)
         with app.db.reading() as s:
-            _new_cluster_workspace(s, rg, ws, name)
-            check_runtime_installed(app, props)
-            with_gpus(app, s, props)
+            _insertable(app, s, rg, ws, name, props)
         _make_auto_storage(app, auto, caller)
     try:
         with app.db.session() as s:
-            workspace = _new_cluster_workspace(s, rg, ws, name)
-            check_runtime_installed(app, props)
-            props = with_gpus(app, s, props)
+            workspace, props = _insertable(app, s, rg, ws, name, props)
             wire = props.to_wire()
             row = Cluster(
                 workspace=workspace,
@@ -200,6 +197,16 @@ def create_cluster(
         raise
     app.changed()
     return result
+
+
+def _insertable(
+    app: App, s: Session, rg: str, ws: str, name: str, props: ClusterBaseProperties
+) -> tuple[Workspace, ClusterBaseProperties]:
+    """The workspace the cluster goes into and its properties with their GPUs placed, once
+    the workspace, the name, the container runtime and the GPUs are checked."""
+    workspace = _new_cluster_workspace(s, rg, ws, name)
+    check_runtime_installed(app, props)
+    return workspace, with_gpus(app, s, props)
 
 
 def _new_cluster_workspace(s: Session, rg: str, ws: str, name: str) -> Workspace:
