@@ -221,6 +221,7 @@ def test_node_exec_on_a_slurm_node_runs_sealed_off_as_the_job_user(
         "a node exec on the running job's node",
         timeout=90,
     )
+    assert isinstance(seen, subprocess.CompletedProcess)
     assert LEAK not in seen.stdout and seen.stdout.count("sealed") == 2, seen.stdout
     assert seen.stdout.splitlines()[-1] not in ("", "0"), seen.stdout  # not root
     # its node's job temp folders and its volumes (an embedded one), as the job has them
