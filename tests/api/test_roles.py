@@ -204,11 +204,19 @@ def test_lifetimes(value: str, expected: timedelta) -> None:
     assert tokens.parse_lifetime(value) == expected
 
 
-def test_a_cluster_without_a_sandbox_is_for_the_installations_owner_only(
-    client: TestClient, service: App, ws: Arm
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        # its jobs run with the server's identity: as root, the server's keys are theirs
+        ("sandbox", False),
+        # it may take the GPUs that other workspaces' clusters hold
+        ("shareGpus", True),
+    ],
+)
+def test_a_cluster_without_a_sandbox_or_sharing_gpus_is_for_the_installations_owner_only(
+    client: TestClient, service: App, ws: Arm, setting: str, value: bool
 ) -> None:
-    # its jobs run with the server's identity: as root, the server's keys are theirs
-    body = {"properties": {"openbai": {"sandbox": False}}}
+    body = {"properties": {"openbai": {setting: value}}}
     url = ws.rg("workspaces", "ws", "clusters", "bare")
     for token in (
         make(service, "contributor", Role.CONTRIBUTOR),
@@ -218,11 +226,11 @@ def test_a_cluster_without_a_sandbox_is_for_the_installations_owner_only(
         assert refused.status_code == 403, refused.text
         error = refused.json()["error"]
         assert error["code"] == "AuthorizationFailed"
-        assert error["target"] == "properties.openbai.sandbox"
+        assert error["target"] == f"properties.openbai.{setting}"
         assert client.get(url).status_code == 404  # nothing made
     made = client.put(url, json=body)
     assert made.status_code == 200, made.text
-    assert made.json()["properties"]["openbai"]["sandbox"] is False
+    assert made.json()["properties"]["openbai"][setting] is value
 
 
 def test_a_limited_token_reaches_no_other_workspace_through_what_a_job_names(

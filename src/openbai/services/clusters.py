@@ -139,6 +139,12 @@ def create_cluster(
             "a cluster without a sandbox (its jobs run with the server's identity)",
             field="properties.openbai.sandbox",
         )
+    if props.openbai.share_gpus:
+        require_installation_owner(
+            caller,
+            "a cluster sharing GPUs (it may use the GPUs that other workspaces' clusters hold)",
+            field="properties.openbai.shareGpus",
+        )
     # the volumes the body names (passwords sealed in place); auto-storage's are made below
     resolve_mounts(
         app,
