@@ -33,15 +33,18 @@ def test_container_is_started_once_with_the_job_tree_at_the_same_paths() -> None
     assert argv[:6] == ["podman", "run", "-i", "--rm", "--name", "openbai-x-0"]
     assert argv[6:10] == ["--network", "host", "--uts", "host"]
     assert argv[10:12] == ["--pull", "never"]  # a missing image is pulled apart, logged in
-    assert argv[12:14] == ["--shm-size", "16gb"]
+    # podman would hand the container its client's proxy variables: the runner's
+    assert argv[12] == "--http-proxy=false"
+    assert argv[13:15] == ["--shm-size", "16gb"]
     assert "/n/0:/n/0:rslave" in argv and "/runs/u/shared:/runs/u/shared:rslave" in argv
     assert "-e" not in argv  # the job's variables go to each exec, not to the container
     assert argv[-5:] == ["--entrypoint", "sh", "tensorflow/tensorflow:1.8.0-gpu", "-c", KEEPER]
 
 
-def test_docker_takes_the_same_arguments() -> None:
+def test_docker_takes_the_same_arguments_but_podmans_own() -> None:
     spec = ContainerSpec(image="ubuntu:16.04")
     podman = run_argv("podman", spec, "c", [Path("/n")])
+    podman.remove("--http-proxy=false")  # docker hands the container no client variable
     assert run_argv("docker", spec, "c", [Path("/n")]) == ["docker", *podman[1:]]
     assert "--shm-size" not in podman
 

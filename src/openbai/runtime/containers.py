@@ -169,6 +169,10 @@ def bound(binds: Iterable[Path], read_only: Iterable[Path] = ()) -> list[tuple[P
 
 def _bind_option(runtime: str, path: Path, read_only: bool) -> list[str]:
     if runtime == APPTAINER:
+        if "," in str(path) or ":" in str(path):
+            # apptainer splits --bind at commas and colons (and has no escape for them): a
+            # volume's folder named so would bind what its parts name, the host's / say
+            raise ValueError(f"apptainer cannot bind {path}: a ',' or ':' in its path")
         return ["--bind", f"{path}:{path}" + (":ro" if read_only else "")]
     return ["-v", f"{path}:{path}:" + ("ro,rslave" if read_only else "rslave")]
 
@@ -279,6 +283,10 @@ def run_argv(
         return apptainer_start_argv(spec, name, binds, gpus, seal=seal, read_only=read_only)
     argv = [runtime, "run", "-i", "--rm", "--name", name, "--network", "host", "--uts", "host"]
     argv += ["--pull", "never"]
+    if runtime == "podman":
+        # podman hands the client's proxy variables (credentials included) to the container:
+        # the runner's, which a job keeps nothing of
+        argv.append("--http-proxy=false")
     if cidfile is not None:
         argv += ["--cidfile", str(cidfile)]
     if spec.shm_size:
@@ -367,6 +375,20 @@ def task_request(
     words = [str(fifo), command, str(cwd), str(stdout), str(stderr)]
     words += [f"{name}={value}" for name, value in sorted(env.items())]
     return (" ".join(_sh_word(w) for w in words) + "\n").encode()
+
+
+#: the whole environment of a task's host process that waits for its exit code (root's,
+#: outside any sandbox): nothing of the job's, whose PATH would name its own ``head``
+WAITER_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
+#: what configures apptainer's client, which runs as root: a job's variables of these names
+#: do not reach it (a task's others do: the client hands them to the task)
+_CLIENT_SETTINGS = ("APPTAINER", "SINGULARITY")
+
+
+def client_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a runtime's client that starts a task (``exec``): the task's,
+    less what would configure the client itself."""
+    return {k: v for k, v in env.items() if not k.startswith(_CLIENT_SETTINGS)}
 
 
 def wait_task_argv(fifo: Path) -> list[str]:

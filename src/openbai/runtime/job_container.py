@@ -67,17 +67,29 @@ class JobContainer:
     fifos: list[Path] = field(default_factory=list)
 
     def task_argv(
-        self, cwd: Path, env: Mapping[str, str], command: str, stdout: Path, stderr: Path
-    ) -> list[str]:
+        self,
+        cwd: Path,
+        env: Mapping[str, str],
+        command: str,
+        stdout: Path,
+        stderr: Path,
+        *,
+        held: Mapping[str, str],
+    ) -> tuple[list[str], dict[str, str]]:
         """Start a task in the container with ``env`` added to the container's variables;
         the command line of the host process that stands for it (it ends when the task does,
-        with its exit code). Its output files exist and are the job user's already (the task
-        opens them itself, inside, as that user: tasks.py makes them, following no link)."""
+        with its exit code), and that process's environment (it runs as root, outside any
+        sandbox): a runtime client's (``exec``) is the task's ``held`` environment, which it
+        hands to the task, less what would configure the client; the process that waits for
+        a task the keeper started gets nothing of the job's. Its output files exist and are
+        the job user's already (the task opens them itself, inside, as that user: tasks.py
+        makes them, following no link)."""
         user = self.seal.user if self.seal is not None else None
         if self.control is None or self.client is None or self.client.stdin is None:
-            return containers.exec_argv(
+            argv = containers.exec_argv(
                 self.runtime, self.name, cwd, list(env), command, stdout, stderr, seal=self.seal
             )
+            return argv, containers.client_env(held)
         # an unguessable name in a directory no one but the runner lists: no other user
         # of the host can write a task's exit code
         fifo = self.control / f"task-{len(self.fifos)}-{secrets.token_hex(8)}"
@@ -93,7 +105,7 @@ class JobContainer:
             self.client.stdin.flush()
         except OSError:
             pass  # the container is gone: check() ends the task's host process
-        return containers.wait_task_argv(fifo)
+        return containers.wait_task_argv(fifo), dict(containers.WAITER_ENV)
 
     def check(self) -> None:
         """Once the container has ended, end the host processes of the tasks it ran: each
@@ -251,9 +263,12 @@ def _start_instance(
     seal: containers.Seal | None,
     read_only: Sequence[Path],
 ) -> JobContainer:
-    argv = containers.run_argv(
-        containers.APPTAINER, spec, name, binds, gpus, seal=seal, read_only=read_only
-    )
+    try:
+        argv = containers.run_argv(
+            containers.APPTAINER, spec, name, binds, gpus, seal=seal, read_only=read_only
+        )
+    except ValueError as exc:  # a folder it cannot bind
+        raise ContainerError(str(exc)) from exc
     with open(log, "ab") as err:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
     image = containers.image_name(spec)

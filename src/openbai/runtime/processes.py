@@ -38,7 +38,7 @@ def start(
         out = stdout if isinstance(stdout, int) else files.enter_context(open(stdout, "ab"))
         err = stderr if isinstance(stderr, int) else files.enter_context(open(stderr, "ab"))
         return subprocess.Popen(
-            list(argv),
+            [program(argv[0]), *argv[1:]],
             env=dict(env),
             cwd=cwd,
             stdin=subprocess.DEVNULL,
@@ -47,6 +47,18 @@ def start(
             start_new_session=True,
             pass_fds=tuple(pass_fds),
         )
+
+
+def program(name: str) -> str:
+    """``name`` found through the runner's own PATH. ``Popen`` looks a bare name up through
+    the PATH of the environment it is given: a task's, which the job sets, and the program
+    (a container runtime's client, say) runs as root."""
+    if os.sep in name:
+        return name
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, f"{name} is not on the node's PATH", name)
+    return found
 
 
 #: a job task's first line: job preparation's edits to ``~/.bashrc`` reach the job (the

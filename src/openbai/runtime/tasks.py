@@ -168,18 +168,19 @@ class NodeTasks:
         # the job's loader variables are held on the way through the node's root programs
         # ~/.bashrc read after the held variables are back: what it sets wins, as on Batch AI
         command = unsafe_env.restoring(env, processes.READ_BASHRC + task.command)
-        held = unsafe_env.hold(env)
+        held = process_env = unsafe_env.hold(env)
         argv = processes.bash(command)
         if self.container is not None:
             # the job's variables and the task's own, not the host's (PATH, HOME, ...)
             names = self.container_env | (env.keys() - self.ctx.host_env().keys())
             names = set(map(unsafe_env.held_name, names))
-            argv = self.container.task_argv(
+            argv, process_env = self.container.task_argv(
                 self.ctx.layout.job_temp,
                 {n: held[n] for n in names if n in held},
                 command,
                 stdout,
                 stderr,
+                held=held,
             )
         elif task.mpi:
             # the ranks' output is merged by whole lines before it reaches the files
@@ -192,7 +193,12 @@ class NodeTasks:
             argv = self.cgroup.entered_by(argv)
         try:
             proc = processes.start(
-                argv, env=held, cwd=self.ctx.layout.job_temp, stdout=out, stderr=err, pass_fds=fds
+                argv,
+                env=process_env,
+                cwd=self.ctx.layout.job_temp,
+                stdout=out,
+                stderr=err,
+                pass_fds=fds,
             )
         finally:
             for fd in fds:
