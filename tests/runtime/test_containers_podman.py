@@ -490,6 +490,47 @@ def test_a_private_image_is_pulled_with_credentials_that_reach_no_command_line(
     assert not list((bai.home / "runs").glob("*/registry-auth-*"))  # the login file is gone
 
 
+@podman_test
+def test_an_image_pulled_with_a_login_runs_for_no_job_that_cannot_pull_it(
+    private_registry: Registry, storage: Bai, podman: Podman, tmp_path: Path
+) -> None:
+    """The machine's image store is every job's: a job of another cluster (another node
+    root, as another workspace's) without credentials must pull the private image, and is
+    refused; one with wrong credentials is refused at its login, though the image is here."""
+    bai, reg = storage, private_registry
+    _cluster(bai, "pc", 1, "--container-runtime", "podman")
+    _cluster(bai, "other", 1, "--container-runtime", "podman")
+    image = f"{reg.server}/{reg.image}"
+
+    def private_job(name: str, cluster: str, password: str | None) -> dict[str, Any]:
+        props = _job(reg.image, "cat /etc/openbai-test-image")
+        registry: dict[str, Any] = {"serverUrl": reg.server, "image": reg.image}
+        if password is not None:
+            registry["credentials"] = {"username": reg.username, "password": password}
+        props["containerSettings"] = {"imageSourceRegistry": registry}
+        _create(bai, tmp_path, name, props, cluster)
+        return bai.wait(name)
+
+    job = private_job("right", "pc", reg.password)
+    assert job["executionState"] == "succeeded", job
+    assert subprocess.run(["podman", "image", "exists", image]).returncode == 0
+
+    anonymous = private_job("anonymous", "other", None)
+    assert anonymous["executionState"] == "failed", "ran the private image without a login"
+    error = anonymous["executionInfo"]["errors"][0]
+    assert error["code"] == "FailedStartingContainer", anonymous
+    assert f"image {image} could not be pulled" in error["message"]
+    assert not (_stdouterr(bai, anonymous) / "stdout.txt").exists()  # nothing ran
+
+    wrong = private_job("wrong", "other", "not-the-password-8e4")
+    assert wrong["executionState"] == "failed", "ran the private image with a wrong password"
+    error = wrong["executionInfo"]["errors"][0]
+    assert error["code"] == "FailedStartingContainer", wrong
+    assert f"could not log in to registry {reg.server} as {reg.username}" in error["message"]
+    assert not (_stdouterr(bai, wrong) / "stdout.txt").exists()
+    assert not list((bai.home / "runs").glob("*/registry-auth-*"))  # the login files are gone
+
+
 def test_a_cluster_that_requires_containers_refuses_jobs_it_cannot_run_in_one(
     workspace: Bai, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

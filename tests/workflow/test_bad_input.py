@@ -168,6 +168,23 @@ def test_bad_job_field_is_named_and_nothing_is_stored(
     assert field in err, err
 
 
+def test_a_registry_password_in_key_vault_is_refused_naming_the_field(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    """openbai cannot read Key Vault: a job whose pull would go without its password is
+    refused, not run with an anonymous pull."""
+    reference = {"sourceVault": {"id": "/vault"}, "secretUrl": "https://v/secrets/registry"}
+    registry = {
+        "serverUrl": "registry.example.com",
+        "image": "team/private:1",
+        "credentials": {"username": "bot", "passwordSecretReference": reference},
+    }
+    props = custom_job("true", containerSettings={"imageSourceRegistry": registry})
+    err = create(recipes, tmp_path, props)
+    field = "properties.containerSettings.imageSourceRegistry.credentials.passwordSecretReference"
+    assert f"{field}: Key Vault references cannot be resolved by openbai" in err, err
+
+
 def test_unknown_cluster_is_named(recipes: Bai, tmp_path: Path) -> None:
     err = create(recipes, tmp_path, custom_job("true"), cluster="nosuch")
     assert "properties.cluster.id" in err and "nosuch" in err

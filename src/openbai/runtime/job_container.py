@@ -10,14 +10,16 @@ ends; its processes are the slot's to kill if the runner is lost.
 
 A job costs as few runtime calls as can be: the container is started without looking for its
 image first (``--pull never``; only when that fails for want of the image is it pulled and
-started again), its first line says which of the toolkits' commands the image has, its first
-process starts the tasks (no ``exec`` per task: a line on its standard input, the exit code
-back through a FIFO to a host process that stands for the task), and its ``--rm`` removes it
-(no ``rm`` after a clean end).
+started again; an image that must be pulled first, :func:`must_pull`, is pulled before), its
+first line says which of the toolkits' commands the image has, its first process starts the
+tasks (no ``exec`` per task: a line on its standard input, the exit code back through a FIFO
+to a host process that stands for the task), and its ``--rm`` removes it (no ``rm`` after a
+clean end).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import select
@@ -29,10 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import PIPE, Popen
 
+from openbai.files import write_private
 from openbai.plan.job_plan import ContainerSpec
 from openbai.runtime import containers
 from openbai.runtime.cgroups import groups_of
 
+#: the folder of a node's state directory naming the images pulled there with a registry login
+LOGIN_PULLS = "images-pulled-with-login"
 #: how long a started container may take to run its first process
 START_TIMEOUT_SECONDS = 120.0
 #: how long the runtime may take to remove a container after its first process ended
@@ -169,18 +174,36 @@ class JobContainer:
         self.fifos.clear()
 
 
+def must_pull(runtime: str, spec: ContainerSpec, state: Path) -> bool:
+    """Whether the image must be pulled before the container starts, even when it is on the
+    node: the job gives registry credentials (they are checked by a login every time, as
+    Batch AI's VMs pulled for every job), or the image was pulled here with a login (noted
+    in the node's ``state`` directory: one who could not pull it must not run it from the
+    node's image store, which every job of the machine shares). apptainer keeps its own
+    cache, and pulls nothing with a login (:func:`prepare_image` refuses credentials)."""
+    if spec.username and spec.password:
+        return True
+    return runtime != containers.APPTAINER and _login_pull(state, spec).is_file()
+
+
 def prepare_image(
     runtime: str,
     spec: ContainerSpec,
     auth_dir: Path,
+    state: Path,
     stop: Callable[[], bool],
     *,
+    always: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> bool:
-    """Make sure the image is on this node: pull it (after a login) when it is not.
+    """Make sure the image is on this node: pull it (after a login, when the job gives
+    credentials) when it is not, or with ``always`` whether it is or not (with its layers
+    here, a pull checks the manifest with the registry: a private image's refusal fails
+    the job). An image pulled with a login is first noted in the node's ``state``
+    directory (for :func:`must_pull`); wrong credentials fail the job before any pull.
 
-    Returns whether it had to be pulled. The login file lives in ``auth_dir`` (owner only)
-    and is removed once the pull is over.
+    Returns whether it was pulled. The login file lives in ``auth_dir`` (owner only) and is
+    removed once the pull is over.
     """
     image = containers.image_name(spec)
     if runtime == containers.APPTAINER and spec.username:
@@ -188,9 +211,10 @@ def prepare_image(
             f"apptainer cannot log in to registry {containers.registry_host(spec)} yet: "
             "run this job with podman or docker (--container-runtime)"
         )
-    exists = containers.image_exists_argv(runtime, image)
-    if exists is None or _run(exists, stop=stop)[0] == 0:
-        return False
+    if not always:
+        exists = containers.image_exists_argv(runtime, image)
+        if exists is None or _run(exists, stop=stop)[0] == 0:
+            return False
     auth: Path | None = None
     try:
         if spec.username and spec.password:
@@ -204,15 +228,33 @@ def prepare_image(
                     f"could not log in to registry {containers.registry_host(spec)} as {spec.username}",
                     _tail(output),
                 )
+            _note_login_pull(state, spec)  # before the pull: no image of a login goes unnoted
         code, output = _run(containers.pull_argv(runtime, image, auth), stop=stop, lines=progress)
         if code != 0:
-            raise ContainerError(
-                f"image {image} is not on this node and could not be pulled", _tail(output)
-            )
+            missing = "" if always else " is not on this node and"
+            raise ContainerError(f"image {image}{missing} could not be pulled", _tail(output))
         return True
     finally:
         if auth is not None:
             shutil.rmtree(auth, ignore_errors=True)
+
+
+def _login_pull(state: Path, spec: ContainerSpec) -> Path:
+    """The note that the image was pulled with a login, named by a hash of its name."""
+    image = containers.image_name(spec)
+    return state / LOGIN_PULLS / hashlib.sha256(image.encode()).hexdigest()
+
+
+def _note_login_pull(state: Path, spec: ContainerSpec) -> None:
+    note = _login_pull(state, spec)
+    try:
+        note.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private(note, containers.image_name(spec) + "\n")
+    except OSError as exc:
+        raise ContainerError(
+            f"could not note in {note.parent} that image {containers.image_name(spec)} is pulled "
+            f"with a login: {exc.strerror or exc}"
+        ) from exc
 
 
 def start(

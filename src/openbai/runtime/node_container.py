@@ -11,6 +11,7 @@ from pathlib import Path
 from openbai.mounts.link import Anchor
 from openbai.runtime import bind_check, containers, job_container
 from openbai.runtime.environment import JobEnvironment
+from openbai.runtime.layout import NodeLayout
 from openbai.runtime.sealing import host_gpus, node_limits, read_only_paths
 from openbai.runtime.stopping import JobFailure
 from openbai.runtime.tasks import NodeTasks
@@ -73,18 +74,26 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
                 raise
         return container
 
+    auth = ctx.layout.run_dir / f"registry-auth-{ctx.node.index}"
+    state = _state_dir(ctx.layout)
     try:
-        try:
-            tasks.container = start()
-        except job_container.ContainerError:
-            # the image is looked for (and pulled) only when the container could not start
-            auth = ctx.layout.run_dir / f"registry-auth-{ctx.node.index}"
-            if not job_container.prepare_image(
-                runtime, spec, auth, tasks.should_stop, progress=ctx.log
-            ):
-                raise  # the image was there: it failed for another reason
+        if job_container.must_pull(runtime, spec, state):
+            job_container.prepare_image(
+                runtime, spec, auth, state, tasks.should_stop, always=True, progress=ctx.log
+            )
             ctx.log(f"pulled image {image}")
             tasks.container = start()
+        else:
+            try:
+                tasks.container = start()
+            except job_container.ContainerError:
+                # the image is looked for (and pulled) only when the container could not start
+                if not job_container.prepare_image(
+                    runtime, spec, auth, state, tasks.should_stop, progress=ctx.log
+                ):
+                    raise  # the image was there: it failed for another reason
+                ctx.log(f"pulled image {image}")
+                tasks.container = start()
     except bind_check.BindChanged as exc:
         raise JobFailure(
             "FailedStartingContainer",
@@ -116,6 +125,14 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
     tasks.container_env = set(env.variables)
     ctx.log(f"job preparation and the job run in container {name} (image {image}, {runtime})")
     ctx.log(_describe(runtime, seal, binds, read_only))
+
+
+def _state_dir(layout: NodeLayout) -> Path:
+    """Where the machine notes the images pulled with a registry login (its container
+    runtime's image store is the whole machine's): the node's state directory (a Slurm
+    host's), or beside a local slot's run directories, in the installation's runs root, which
+    every local slot of the machine shares (its node root is its cluster's) and no job sees."""
+    return layout.node_state or layout.run_dir.parent
 
 
 def _seal(tasks: NodeTasks) -> containers.Seal:

@@ -96,6 +96,15 @@ def create_job(
                 f"properties.secrets[{secret_index}].valueSecretReference: Key Vault references cannot be resolved by openbai; give the value",
                 target=f"properties.secrets[{secret_index}].valueSecretReference",
             )
+    registry = props.container_settings.image_source_registry if props.container_settings else None
+    if registry and registry.credentials and registry.credentials.password is None:
+        field = (
+            "properties.containerSettings.imageSourceRegistry.credentials.passwordSecretReference"
+        )
+        raise SpecError(
+            f"{field}: Key Vault references cannot be resolved by openbai; give the password",
+            target=field,
+        )
 
     with app.db.reading() as s:
         experiment = experiment_row(s, rg, ws, exp)
