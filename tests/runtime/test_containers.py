@@ -19,12 +19,14 @@ from openbai.runtime.containers import (
     pull_argv,
     registry_host,
     remove_argv,
+    repository,
     run_argv,
     signal_argv,
     task_request,
     task_script,
     wait_task_argv,
 )
+from openbai.runtime.job_container import must_pull, note_login_pull
 
 
 def test_container_is_started_once_with_the_job_tree_at_the_same_paths() -> None:
@@ -250,3 +252,34 @@ def test_signals_reach_every_process_but_the_keeper() -> None:
     argv = signal_argv("podman", "c", "TERM")
     assert argv[:3] == ["podman", "exec", "c"]
     assert "kill -TERM -1" in argv[-1]
+
+
+def test_an_image_pulled_with_a_login_is_pulled_first_however_a_job_spells_it(
+    tmp_path: Path,
+) -> None:
+    """Any tag or digest of its repository, with or without the registry (the runtime finds
+    a name without one among its images under any registry), or an image id."""
+    private = ContainerSpec("team/private:1", server_url="https://127.0.0.1:5000")
+    assert not must_pull("podman", ContainerSpec("team/private:1"), tmp_path)
+    note_login_pull(tmp_path, private)
+    for image in (
+        "127.0.0.1:5000/team/private:1",
+        "127.0.0.1:5000/team/private:2",
+        "127.0.0.1:5000/team/private@sha256:" + "a" * 64,
+        "team/private",
+        "0123456789ab",
+    ):
+        assert must_pull("podman", ContainerSpec(image), tmp_path), image
+    for image in ("127.0.0.1:5001/team/private:1", "localhost/openbai/test-bookworm:3", "x/y"):
+        assert not must_pull("podman", ContainerSpec(image), tmp_path), image
+    # a job with credentials logs in and pulls every time; apptainer keeps its own cache
+    assert must_pull("podman", private._replace(username="u", password="p"), tmp_path / "n")
+    assert not must_pull("apptainer", ContainerSpec("team/private:1"), tmp_path)
+
+
+def test_repositories_as_docker_hub_and_registries_spell_them() -> None:
+    assert repository("ubuntu:16.04") == "docker.io/library/ubuntu"
+    assert repository("docker.io/ubuntu") == "docker.io/library/ubuntu"
+    assert repository("tensorflow/tensorflow:1.8.0-gpu") == "docker.io/tensorflow/tensorflow"
+    assert repository("Registry.Example.com:443/a/b:c@sha256:0") == "registry.example.com:443/a/b"
+    assert repository("localhost/openbai/test-bookworm:3") == "localhost/openbai/test-bookworm"

@@ -144,6 +144,50 @@ def image_name(spec: ContainerSpec) -> str:
     return spec.image if spec.image.startswith(f"{host}/") else f"{host}/{spec.image}"
 
 
+_IMAGE_ID = re.compile(r"(sha256:)?[0-9a-f]{12,64}")
+
+
+def _untagged(image: str) -> str:
+    name = image.split("@", 1)[0]
+    head, _, last = name.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
+
+
+def qualified(image: str) -> bool:
+    """Whether the name says its registry (else the runtime may find it under any registry
+    it searches, among the images it has first)."""
+    first, _, rest = image.partition("/")
+    return bool(rest) and ("." in first or ":" in first or first == "localhost")
+
+
+def repository(image: str) -> str:
+    """The repository an image name names, however it is spelt: without its tag or digest,
+    with Docker Hub's defaults (``ubuntu`` is ``docker.io/library/ubuntu``), its registry's
+    host in lower case."""
+    name = _untagged(image)
+    if qualified(name):
+        host, _, path = name.partition("/")
+        host = host.lower()
+        if host in (DOCKER_HUB, "index.docker.io", "registry-1.docker.io"):
+            return f"{DOCKER_HUB}/{path if '/' in path else 'library/' + path}"
+        return f"{host}/{path}"
+    return f"{DOCKER_HUB}/{name if '/' in name else 'library/' + name}"
+
+
+def may_be(image: str, repo: str) -> bool:
+    """Whether the runtime may take ``image`` for an image of repository ``repo`` (a name
+    that does not say its registry matches the repository's path under any registry)."""
+    if qualified(image):
+        return repository(image) == repo
+    name = _untagged(image)
+    return repo == repository(image) or repo.endswith("/" + name)
+
+
+def is_image_id(image: str) -> bool:
+    """Whether ``image`` names an image by its id, which says nothing of its repository."""
+    return _IMAGE_ID.fullmatch(image) is not None
+
+
 def bind_paths(paths: Iterable[Path]) -> list[Path]:
     """The directories to bind, each once and none inside another; never a system directory
     itself (a job tree below one is fine) nor anything of the kernel's."""

@@ -183,7 +183,13 @@ def must_pull(runtime: str, spec: ContainerSpec, state: Path) -> bool:
     cache, and pulls nothing with a login (:func:`prepare_image` refuses credentials)."""
     if spec.username and spec.password:
         return True
-    return runtime != containers.APPTAINER and _login_pull(state, spec).is_file()
+    if runtime == containers.APPTAINER:
+        return False
+    noted = _login_pulls(state)
+    if containers.is_image_id(spec.image):  # of which repository? one pulled with a login?
+        return bool(noted)
+    image = containers.image_name(spec)
+    return any(containers.may_be(image, repo) for repo in noted)
 
 
 def prepare_image(
@@ -228,7 +234,7 @@ def prepare_image(
                     f"could not log in to registry {containers.registry_host(spec)} as {spec.username}",
                     _tail(output),
                 )
-            _note_login_pull(state, spec)  # before the pull: no image of a login goes unnoted
+            note_login_pull(state, spec)  # before the pull: no image of a login goes unnoted
         code, output = _run(containers.pull_argv(runtime, image, auth), stop=stop, lines=progress)
         if code != 0:
             missing = "" if always else " is not on this node and"
@@ -240,16 +246,27 @@ def prepare_image(
 
 
 def _login_pull(state: Path, spec: ContainerSpec) -> Path:
-    """The note that the image was pulled with a login, named by a hash of its name."""
-    image = containers.image_name(spec)
-    return state / LOGIN_PULLS / hashlib.sha256(image.encode()).hexdigest()
+    """The note that an image of the repository was pulled with a login, named by a hash of
+    the repository (any tag or digest of it, however spelt, is then pulled first)."""
+    repository = containers.repository(containers.image_name(spec))
+    return state / LOGIN_PULLS / hashlib.sha256(repository.encode()).hexdigest()
 
 
-def _note_login_pull(state: Path, spec: ContainerSpec) -> None:
+def _login_pulls(state: Path) -> list[str]:
+    """The repositories noted as pulled with a login."""
+    try:
+        notes = list((state / LOGIN_PULLS).iterdir())
+    except FileNotFoundError:
+        return []
+    return [note.read_text().strip() for note in notes]
+
+
+def note_login_pull(state: Path, spec: ContainerSpec) -> None:
+    """Note in the node's ``state`` that the image's repository was pulled with a login."""
     note = _login_pull(state, spec)
     try:
         note.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_private(note, containers.image_name(spec) + "\n")
+        write_private(note, containers.repository(containers.image_name(spec)) + "\n")
     except OSError as exc:
         raise ContainerError(
             f"could not note in {note.parent} that image {containers.image_name(spec)} is pulled "
