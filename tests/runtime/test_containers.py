@@ -12,6 +12,7 @@ from openbai.runtime.containers import (
     Seal,
     bind_paths,
     exec_argv,
+    gpu_options,
     has_command_argv,
     image_exists_argv,
     image_name,
@@ -283,3 +284,16 @@ def test_repositories_as_docker_hub_and_registries_spell_them() -> None:
     assert repository("tensorflow/tensorflow:1.8.0-gpu") == "docker.io/tensorflow/tensorflow"
     assert repository("Registry.Example.com:443/a/b:c@sha256:0") == "registry.example.com:443/a/b"
     assert repository("localhost/openbai/test-bookworm:3") == "localhost/openbai/test-bookworm"
+
+
+def test_no_image_names_its_own_gpus_to_nvidias_runtime_hook() -> None:
+    """An image's ``ENV NVIDIA_VISIBLE_DEVICES=all`` would have NVIDIA's hook (docker's
+    default runtime, podman's legacy OCI hook) hand the container every GPU of the machine."""
+    void = ["--env", "NVIDIA_VISIBLE_DEVICES=void"]
+    assert gpu_options("podman", []) == void
+    assert gpu_options("podman", [1]) == [*void, "--device", "nvidia.com/gpu=1"]
+    assert gpu_options("docker", []) == void
+    assert gpu_options("docker", [0, 2]) == ["--gpus", '"device=0,2"']  # docker sets it
+    assert gpu_options("apptainer", []) == []
+    argv = run_argv("podman", ContainerSpec("i"), "c", [Path("/n")])
+    assert argv[argv.index("NVIDIA_VISIBLE_DEVICES=void") - 1] == "--env"

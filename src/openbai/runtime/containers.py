@@ -119,13 +119,15 @@ def gpu_options(runtime: str, gpus: Sequence[int]) -> list[str]:
     """Hand the node's GPUs (host indices) to the container: CDI devices for podman (the
     NVIDIA Container Toolkit's ``nvidia-ctk cdi generate``), ``--gpus`` for docker, ``--nv``
     for apptainer (which binds the driver and every GPU: ``CUDA_VISIBLE_DEVICES`` picks)."""
-    if not gpus:
-        return []
     if runtime == APPTAINER:
-        return ["--nv"]
+        return ["--nv"] if gpus else []
+    # NVIDIA's runtime hook (docker's default runtime, podman's legacy OCI hook) hands the
+    # container the GPUs its NVIDIA_VISIBLE_DEVICES names, which an image may set to "all":
+    # none by it, those given here by --gpus (docker sets the variable) or CDI
+    void = ["--env", "NVIDIA_VISIBLE_DEVICES=void"]
     if runtime == "docker":
-        return ["--gpus", '"device=' + ",".join(str(g) for g in gpus) + '"']
-    return [arg for g in gpus for arg in ("--device", f"nvidia.com/gpu={g}")]
+        return ["--gpus", '"device=' + ",".join(str(g) for g in gpus) + '"'] if gpus else void
+    return [*void, *(arg for g in gpus for arg in ("--device", f"nvidia.com/gpu={g}"))]
 
 
 def registry_host(spec: ContainerSpec) -> str:
