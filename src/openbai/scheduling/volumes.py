@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select
 
-from openbai.errors import MountError, NotFoundError, SpecError
+from openbai.errors import MountError, NotFoundError, OpenBaiError, SpecError
 from openbai.installation import App
 from openbai.plan.job_plan import MountSpec
 from openbai.scheduling.locations import MountedVolume
@@ -162,9 +162,18 @@ def account_options(app: App, name: str) -> tuple[str, dict[str, Any]]:
     if name.startswith(FILE_SERVER_PREFIX):
         return "nfs", file_server_options(app, name[len(FILE_SERVER_PREFIX) :])
     if name.startswith(nfs_command.PREFIX):
-        command = nfs_command.unseal_passwords(
-            name[len(nfs_command.PREFIX) :], lambda token: str(app.sealer.unseal(token)["password"])
-        )
+        stored = name[len(nfs_command.PREFIX) :]
+
+        def password(token: str) -> str:
+            try:
+                return str(app.sealer.unseal(token)["password"])
+            except (OpenBaiError, KeyError, TypeError, ValueError):
+                raise MountError(
+                    f"{nfs_command.redact(stored)!r}: its sealed password cannot be opened (it"
+                    " was not sealed by this installation, or its key was replaced since)"
+                ) from None
+
+        command = nfs_command.unseal_passwords(stored, password)
         source = nfs_command.parse_mount_command(command)
         return source.kind, source.options
     row = app.db.first(_ACCOUNT, {"name": name})

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from openbai.errors import StorageError
+from openbai.storage.nfs_command import valid_host
 from openbai.storage.nfs_raw import SIGNATURES as raw_signatures
 from openbai.storage.nfs_raw import RawNfs, handle_bytes
 
@@ -153,6 +154,14 @@ class Server:
     mount_port: int = 0
 
     def url(self) -> str:
+        """The libnfs URL of the export: built of checked parts only (a host that is no
+        plain host name or address is refused, not read by libnfs as more of the URL)."""
+        if not valid_host(self.host) or self.host.startswith("["):
+            raise StorageError(
+                f"{self.host!r} is not a host name, an IPv4 or an IPv6 address",
+                target=self.host,
+                code="NfsBadUrl",
+            )
         query = {"version": str(self.version)}
         if self.port:
             query["nfsport"] = str(self.port)

@@ -18,6 +18,7 @@ the job fails at start with code ``AZFMountError``.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from collections.abc import Callable
@@ -45,55 +46,110 @@ class MountSource:
     read_only: bool = False
 
 
-#: a password in one shell word of the command (an ``-o`` list: it ends at a comma)
-_SECRET = re.compile(r"(?<![\w-])((?:password|pass)=)([^,]*)")
-#: the same in a command that does not read as shell words (unbalanced quotes)
-_SECRET_RAW = re.compile(r"(?<![\w-])((?:password|pass)=)([^,\s]*)")
+#: the option keys whose value is a password (as :func:`_options` reads the keys)
+_PASSWORD_KEYS = frozenset({"password", "pass"})
+#: the option keys whose value is a user name (``user%password`` in mount.cifs's form)
+_USER_KEYS = frozenset({"username", "user"})
+#: a password in a command that does not read as shell words (unbalanced quotes): such a
+#: command is refused, this only keeps the password out of the message saying so
+_SECRET_RAW = re.compile(r"(?i)((?:password|pass)\s*=)([^,\s]*)")
+_USER_SECRET_RAW = re.compile(r"(?i)((?:username|user)\s*=[^,\s%]*%)([^,\s]*)")
 #: a password sealed with the installation's key (``seal_passwords``)
 SEALED = "sealed:"
+#: the words of a mount command that hold its options: ``-o``/``--options`` and the next
+#: word, or the options attached (``-oOPTS``, ``--options=OPTS``)
+_OPTION_FLAGS = ("-o", "--options")
 
 
-def _in_words(command: str, change: Callable[[re.Match[str]], str]) -> str:
-    """``command`` with each password ``change``d, as the shell reads its words (a quoted
-    password, one with blanks or quotes in it, is one value): the words written again
-    quoted as needed where one changed, the command as it was where none did."""
+def _option_words(words: list[str]) -> list[tuple[int, str, str]]:
+    """(index, prefix, options) of each word of ``words`` that holds options, as
+    :func:`_split` reads them: ``prefix`` is what stands before the options in that word."""
+    found = []
+    index = 1
+    while index < len(words):
+        word = words[index]
+        if word in ("-t", "--types") and index + 1 < len(words):
+            index += 2
+        elif word in _OPTION_FLAGS and index + 1 < len(words):
+            found.append((index + 1, "", words[index + 1]))
+            index += 2
+        elif word.startswith("--options="):
+            found.append((index, "--options=", word[len("--options=") :]))
+            index += 1
+        elif word.startswith("-o") and not word.startswith("--") and len(word) > 2:
+            found.append((index, "-o", word[2:]))
+            index += 1
+        else:
+            index += 1
+    return found
+
+
+def _rewrite(command: str, change: Callable[[str, str], str | None]) -> str:
+    """``command`` with each option ``KEY=VALUE`` that ``change(key, value)`` (the key and
+    value as :func:`_options` reads them, blanks around them stripped) answers with a new
+    text for replaced by ``KEY=TEXT``: the words written again quoted as needed where one
+    changed, the command as it was where none did. The options are found as the mount
+    reads them (:func:`_split`), so a password the mount uses is one this changes."""
     try:
         words = shlex.split(command)
     except ValueError:
-        return _SECRET_RAW.sub(change, command)
-    changed = [_SECRET.sub(change, word) for word in words]
+        return command
+    changed = list(words)
+    for index, prefix, text in _option_words(words):
+        items = []
+        for item in text.split(","):
+            key, sep, value = item.partition("=")
+            new = change(key.strip(), value.strip()) if sep else None
+            items.append(item if new is None else f"{key.strip()}={new}")
+        changed[index] = prefix + ",".join(items)
     return command if changed == words else shlex.join(changed)
 
 
 def redact(command: str) -> str:
     """The command with its password left out, for logs and error messages."""
-    return _in_words(command, lambda match: match[1] + "***")
+
+    def hidden(key: str, value: str) -> str | None:
+        if key in _PASSWORD_KEYS:
+            return "***"
+        if key in _USER_KEYS and "%" in value:
+            return value.partition("%")[0] + "%***"
+        return None
+
+    try:
+        shlex.split(command)
+    except ValueError:
+        command = _SECRET_RAW.sub(lambda m: m[1] + "***", command)
+        return _USER_SECRET_RAW.sub(lambda m: m[1] + "***", command)
+    return _rewrite(command, hidden)
 
 
 def seal_passwords(command: str, seal: Callable[[str], str]) -> str:
     """The command with each password replaced by ``sealed:TOKEN`` (``seal(password)``), as it
     is stored and shown: a job's spec, its volumes' names and download links then hold no
-    password, only a token the installation alone can open."""
+    password, only a token the installation alone can open.
 
-    def sealed(match: re.Match[str]) -> str:
-        value = match[2]
-        if not value or value.startswith(SEALED):
-            return match[0]
-        return match[1] + SEALED + seal(value)
+    For a command as the user gave it (a job's or cluster's create, once): a password that
+    already reads ``sealed:...`` is sealed again like any other, so that it opens to that
+    text and not to the password another job's token stands for (a token is shown with the
+    job that holds it)."""
 
-    return _in_words(command, sealed)
+    def sealed(key: str, value: str) -> str | None:
+        if key not in _PASSWORD_KEYS or not value:
+            return None
+        return SEALED + seal(value)
+
+    return _rewrite(command, sealed)
 
 
 def unseal_passwords(command: str, unseal: Callable[[str], str]) -> str:
     """The command as the user meant it (``unseal(token)`` gives a password back)."""
 
-    def opened(match: re.Match[str]) -> str:
-        value = match[2]
-        if not value.startswith(SEALED):
-            return match[0]
-        return match[1] + unseal(value[len(SEALED) :])
+    def opened(key: str, value: str) -> str | None:
+        if key not in _PASSWORD_KEYS or not value.startswith(SEALED):
+            return None
+        return unseal(value[len(SEALED) :])
 
-    return _in_words(command, opened)
+    return _rewrite(command, opened)
 
 
 def _options(text: str) -> dict[str, str]:
@@ -132,9 +188,69 @@ def check_mount_command(command: str) -> None:
     ``mount -t TYPE SOURCE [-o OPTIONS]`` with a source of its type's form. A type openbai
     has no client for is left to fail the job at its start (``AZFMountError``), as a node
     without that file system failed it on Batch AI."""
-    fs_type, _, _ = _split(command)
+    fs_type, _, options = _split(command)
+    _refuse_user_password(command, _options(options))
     if fs_type in _NFS_TYPES or fs_type in _KNOWN_TYPES:
         parse_mount_command(command)
+
+
+def _refuse_user_password(command: str, opts: dict[str, str]) -> None:
+    """A MountError for mount.cifs's ``username=USER%PASSWORD``: give ``password=``, which is
+    sealed (a password in the user name would be stored and shown)."""
+    for key in _USER_KEYS:
+        if "%" in opts.get(key, ""):
+            raise MountError(
+                f"{redact(command)!r}: {key}=USER%PASSWORD is not read; give the password as"
+                " password=PASSWORD (it is then sealed, never shown)"
+            )
+
+
+#: one label of a host name (RFC 1123): letters, digits and inner hyphens
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def valid_host(host: str) -> bool:
+    """Whether ``host`` is a plain host name (RFC 1123 labels), an IPv4 address or an IPv6
+    address, bracketed (``[::1]``) or not: nothing a URL or a client's own syntax reads
+    more into (``/``, ``?``, ``&``, ``#``, ``@``, ``%``, blanks)."""
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return False
+        return "%" not in host
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return False
+        return "%" not in host
+    if not host or len(host) > 253:
+        return False
+    return all(_LABEL.fullmatch(label) for label in host.split("."))
+
+
+def _host(command: str, host: str, source: str) -> str:
+    """``host`` of ``source`` when it is a plain host name, an IPv4 address or a bracketed
+    IPv6 address; a MountError naming it when it is not (it would be read as more than a
+    host: ``h/x?nfsport=P`` is a libnfs URL)."""
+    if not valid_host(host) or (":" in host and not host.startswith("[")):
+        raise MountError(
+            f"{redact(command)!r}: {host!r} in {source!r} is not a host name, an IPv4 address"
+            " or a bracketed IPv6 address ([::1])"
+        )
+    return host
+
+
+def _host_and_rest(source: str) -> tuple[str, str, str]:
+    """(host, separator, rest) of ``HOST:REST``, a bracketed IPv6 host kept whole."""
+    if source.startswith("["):
+        end = source.find("]")
+        if end > 0:
+            host, rest = source[: end + 1], source[end + 1 :]
+            return host, rest[:1] if rest.startswith(":") else "", rest[1:]
+    return source.partition(":")
 
 
 def _split(command: str) -> tuple[str, str, str]:
@@ -156,9 +272,15 @@ def _split(command: str) -> tuple[str, str, str]:
         word = words[index]
         if word in ("-t", "--types") and index + 1 < len(words):
             fs_type, index = words[index + 1], index + 2
-        elif word in ("-o", "--options") and index + 1 < len(words):
+        elif word in _OPTION_FLAGS and index + 1 < len(words):
             options = ",".join(filter(None, (options, words[index + 1])))
             index += 2
+        elif word.startswith("--options=") or (
+            word.startswith("-o") and not word.startswith("--") and len(word) > 2
+        ):  # the options attached: read as _option_words reads them (sealing, redacting)
+            attached = word[len("--options=") :] if word.startswith("--") else word[2:]
+            options = ",".join(filter(None, (options, attached)))
+            index += 1
         elif word.startswith("-"):
             index += 1
         else:
@@ -175,10 +297,12 @@ def parse_mount_command(command: str) -> MountSource:
     """The source of ``mount -t TYPE SOURCE [-o OPTIONS]``; MountError naming the command."""
     fs_type, source, options = _split(command)
     opts = _options(options)
+    _refuse_user_password(command, opts)
     if fs_type in _NFS_TYPES:
-        host, sep, export = source.partition(":")
+        host, sep, export = _host_and_rest(source)
         if not sep or not host or not export.startswith("/"):
             raise MountError(f"{redact(command)!r}: an NFS source is HOST:/export, not {source!r}")
+        host = _host(command, host, source)
         return MountSource(
             "nfs",
             {
@@ -196,7 +320,8 @@ def parse_mount_command(command: str) -> MountSource:
             raise MountError(f"{redact(command)!r}: a cifs source is //HOST/SHARE, not {source!r}")
         hostport, _, share = source[2:].partition("/")
         share, _, sub = share.partition("/")
-        host, _, port = hostport.partition(":")
+        host, _, port = _host_and_rest(hostport)
+        host = _host(command, host, source)
         user = opts.get("username") or opts.get("user") or ""
         if port and not (port.isdigit() and int(port) <= 65535):
             raise MountError(f"{redact(command)!r}: the port of {source!r} is not a port (0-65535)")
@@ -222,12 +347,15 @@ def parse_mount_command(command: str) -> MountSource:
 
 
 def _gluster(command: str, source: str, opts: dict[str, str]) -> MountSource:
-    host, sep, path = source.partition(":")
+    host, sep, path = _host_and_rest(source)
     volume, _, subdir = path.strip("/").partition("/")
     if not sep or not host or not volume:
         raise MountError(f"{redact(command)!r}: a glusterfs source is HOST:/VOLUME, not {source!r}")
+    host = _host(command, host, source)
     port = _number(command, opts, "server-port")
     backups = [b for b in re.split(r"[:,]", opts.get("backup-volfile-servers") or "") if b]
+    for backup in backups:
+        _host(command, backup, "backup-volfile-servers")
     return MountSource(
         "gluster",
         {

@@ -14,12 +14,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from openbai.errors import MountError
+from openbai.storage.nfs_command import valid_host
 from openbai.storage.nfs_server import NfsServer
 
 
 def addresses(host: str) -> set[str]:
     """The IP addresses a connection to ``host`` goes to; the unspecified address (0.0.0.0,
-    ::) is this machine's loopback, and an IPv4-mapped one its IPv4 address."""
+    ::) is this machine's loopback, and an IPv4-mapped one its IPv4 address.
+
+    A MountError for a ``host`` that is no plain host name or address (``h/x?nfsport=P``):
+    whether it reaches a file server cannot be told, so it is refused. A well-formed host
+    that does not resolve is left (no address here): no client can connect to it either."""
+    if not valid_host(host):
+        raise MountError(f"{host!r} is not a host name, an IPv4 or an IPv6 address")
     try:
         infos = socket.getaddrinfo(host.strip("[]"), None, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError):

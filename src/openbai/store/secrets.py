@@ -36,7 +36,8 @@ class Sealer:
             data: dict[str, Any] = json.loads(self._cipher().decrypt(token.encode()))
         except InvalidToken as exc:
             raise OpenBaiError(
-                f"cannot decrypt stored secrets with {self._key_file}: the key file was replaced"
+                "cannot decrypt stored secrets with the installation's key: it was not sealed"
+                " with it, or the key file was replaced"
             ) from exc
         return data
 
