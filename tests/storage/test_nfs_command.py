@@ -241,6 +241,14 @@ def test_every_password_the_mount_uses_is_sealed(command: str) -> None:
     assert parse_mount_command(opened).options["account_key"] == "SpaceSecret1"
 
 
+def test_a_password_option_in_another_case_is_sealed_too() -> None:
+    """The mount does not read it as the password, but it is one: never stored in clear."""
+    command = "mount -t cifs //h/s -o username=u,PASSWORD=CaseSecret5,password=p"
+    sealed = seal_passwords(command, lambda p: f"T-{len(p)}")
+    assert "CaseSecret5" not in sealed and "CaseSecret5" not in redact(command)
+    assert "CaseSecret5" in unseal_passwords(sealed, lambda t: "CaseSecret5")
+
+
 @pytest.mark.parametrize(
     "command",
     [

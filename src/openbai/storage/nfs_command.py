@@ -47,7 +47,7 @@ class MountSource:
 
 
 #: the option keys whose value is a password (as :func:`_options` reads the keys)
-_PASSWORD_KEYS = frozenset({"password", "pass"})
+_PASSWORD_KEYS = frozenset({"password", "pass"})  # in any case: sealed however spelt
 #: the option keys whose value is a user name (``user%password`` in mount.cifs's form)
 _USER_KEYS = frozenset({"username", "user"})
 #: a password in a command that does not read as shell words (unbalanced quotes): such a
@@ -109,9 +109,9 @@ def redact(command: str) -> str:
     """The command with its password left out, for logs and error messages."""
 
     def hidden(key: str, value: str) -> str | None:
-        if key in _PASSWORD_KEYS:
+        if key.lower() in _PASSWORD_KEYS:
             return "***"
-        if key in _USER_KEYS and "%" in value:
+        if key.lower() in _USER_KEYS and "%" in value:
             return value.partition("%")[0] + "%***"
         return None
 
@@ -134,7 +134,7 @@ def seal_passwords(command: str, seal: Callable[[str], str]) -> str:
     job that holds it)."""
 
     def sealed(key: str, value: str) -> str | None:
-        if key not in _PASSWORD_KEYS or not value:
+        if key.lower() not in _PASSWORD_KEYS or not value:
             return None
         return SEALED + seal(value)
 
@@ -145,7 +145,7 @@ def unseal_passwords(command: str, unseal: Callable[[str], str]) -> str:
     """The command as the user meant it (``unseal(token)`` gives a password back)."""
 
     def opened(key: str, value: str) -> str | None:
-        if key not in _PASSWORD_KEYS or not value.startswith(SEALED):
+        if key.lower() not in _PASSWORD_KEYS or not value.startswith(SEALED):
             return None
         return unseal(value[len(SEALED) :])
 
