@@ -25,7 +25,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from openbai.installation import App
 from openbai.mounts.registry import fuse_available
 from openbai.server import create_app
-from openbai.services import tokens
+from openbai.services import deletions, tokens
 from openbai.settings import Settings
 from openbai.storage.nfs_server import NfsServer
 
@@ -374,3 +374,82 @@ def test_a_file_server_whose_port_was_taken_is_listed_as_failed_and_show_says_wh
     restarted = fine.state()
     assert restarted is not None and restarted.pid != fine_state.pid
     assert (restarted.port, restarted.mount_port) == (fine_state.port, fine_state.mount_port)
+
+
+@pytest.mark.skipif(not fuse_available(), reason="no FUSE")
+@pytest.mark.timeout(600)
+def test_a_workspace_whose_file_server_another_workspaces_job_mounts_is_not_deleted(
+    workspace: Bai, tmp_path: Path, gates: Path
+) -> None:
+    """Deleting a workspace stops its file servers: one a queued or running job of another
+    workspace mounts (by ARM id) is refused, as the file server's own delete is."""
+    bai = workspace
+    bai("workspace", "create", "-n", "wsc")
+    created = bai.json("file-server", "create", "-w", "wsc", "-n", "nfs", *FILE_SERVER)
+    server = NfsServer(bai.home / "file-servers" / "default" / "wsc" / "nfs")
+    gate = gates / "gate"
+    mount = "$AZ_BATCHAI_JOB_MOUNT_ROOT/nfs"
+    waits = (
+        f"echo started; while [ ! -e {gate} ]; do sleep 0.05; done; echo after > {mount}/after.txt"
+    )
+    job = write_job(tmp_path, nfs_job(created["id"], waits), "theirs.json")
+    bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "theirs", "-f", job)
+    refused = bai("workspace", "delete", "-n", "wsc", "-y", expect=4)
+    assert "file server nfs of workspace wsc is mounted by job theirs" in refused.stderr
+    assert "of workspace ws " in refused.stderr
+    assert _ganeshas(server), "the refused delete stopped the server"
+    assert bai.json("workspace", "show", "-n", "wsc")["provisioningState"] == "succeeded"
+    gate.touch()  # the job goes on writing to the server
+    done = bai.wait("theirs", timeout=120)
+    assert done["executionState"] == "succeeded", bai.why(done)
+    assert (server.data / "shared" / "after.txt").read_text() == "after\n"
+    # its job has ended: the delete may begin, and then no new job mounts the server (the
+    # delete's end stops it)
+    app = App.open(Settings.load(bai.env))
+    try:
+        deletions.begin(app, "workspace", "default", "", "wsc")
+    finally:
+        app.close()
+    late = bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "late", "-f", job,
+               expect=4)  # fmt: skip
+    assert "workspace wsc of file server nfs is being deleted" in late.stderr
+    bai("workspace", "delete", "-n", "wsc", "-y")
+    bai("workspace", "show", "-n", "wsc", expect=3)
+    assert _ganeshas(server) == []
+
+
+def test_an_account_name_cannot_reach_another_workspaces_file_server(
+    recipes: Bai, tmp_path: Path
+) -> None:
+    """``fileserver:RG/WS/NAME`` is the name openbai gives a file server's volume internally:
+    as a job's ``accountName`` it would mount it past the workspace check of ``fileServers``
+    and the FileServerInUse guard of its delete."""
+    bai = recipes
+    bai("workspace", "create", "-n", "wsb")
+    bai.json("file-server", "create", "-w", "wsb", "-n", "fsb", *FILE_SERVER)
+    theirs = {"containerName": "/mnt/data", "relativeMountPath": "theirs"}
+    for collection, volume in [
+        ("azureBlobFileSystems", {"accountName": "fileserver:default/wsb/fsb", **theirs}),
+        ("azureBlobFileSystems", {"accountName": "mount:mount -t nfs 127.0.0.1:/", **theirs}),
+        (
+            "azureFileShares",
+            {
+                "accountName": "fileserver:default/wsb/fsb",
+                "azureFileUrl": "https://acct.file.core.windows.net/mnt",
+                "relativeMountPath": "theirs",
+            },
+        ),
+    ]:
+        properties = custom_job("true")
+        properties["mountVolumes"] = {
+            **properties["mountVolumes"],
+            collection: [*properties["mountVolumes"][collection], volume],
+        }
+        job = write_job(tmp_path, properties, "theirs.json")
+        refused = bai("job", "create", "-w", "ws", "-e", "exp", "-c", "c1", "-n", "theirs",
+                      "-f", job, expect=2)  # fmt: skip
+        index = len(properties["mountVolumes"][collection]) - 1
+        field = f"properties.mountVolumes.{collection}[{index}].accountName"
+        assert field in refused.stderr, refused.stderr
+        assert "storage account name" in refused.stderr
+        bai("job", "show", "-w", "ws", "-e", "exp", "-n", "theirs", expect=3)

@@ -28,11 +28,11 @@ from openbai.installation import App
 from openbai.scheduling.node_setup import cancel_setup_runs
 from openbai.scheduling.planning import cluster_key
 from openbai.services.clusters import cluster_row
-from openbai.services.file_servers import stop_workspace_file_servers
+from openbai.services.file_servers import mounted_by, stop_workspace_file_servers
 from openbai.services.jobs import job_row, request_termination, stop_jobs
 from openbai.services.workspaces import experiment_row, workspace_row
 from openbai.spec.times import iso
-from openbai.store.models import Cluster, Experiment, Job, Workspace, utcnow
+from openbai.store.models import Cluster, Experiment, FileServer, Job, Workspace, utcnow
 from openbai.vocabulary import ACTIVE_STATES, ProvisioningState
 
 log = logging.getLogger("openbai.deletions")
@@ -102,6 +102,7 @@ def begin(app: App, kind: Kind, rg: str, ws: str, name: str, *, experiment: str 
             _check_idle(s, row)
         if isinstance(row, Workspace) and row.provisioning_state != ProvisioningState.DELETING:
             _check_no_other_jobs(s, row)
+            _check_file_servers_unused(s, row)
         deletion = Deletion(kind, rg, ws, experiment, name, _created(row))
         if row.provisioning_state != ProvisioningState.DELETING:
             row.provisioning_state = ProvisioningState.DELETING
@@ -151,6 +152,28 @@ def _check_no_other_jobs(s: Session, workspace: Workspace) -> None:
             code="ClusterInUse",
             target=cluster,
         )
+
+
+def _check_file_servers_unused(s: Session, workspace: Workspace) -> None:
+    """A workspace's file servers are stopped with it; one that a queued or running job of
+    another workspace mounts (by ARM id) would go from under that job: the delete is refused,
+    as the file server's own would be (``FileServerInUse``)."""
+    names = s.scalars(
+        select(FileServer.name)
+        .where(FileServer.workspace_id == workspace.id)
+        .order_by(FileServer.name)
+    )
+    for name in names:
+        user = mounted_by(
+            s, (workspace.resource_group, workspace.name, name), outside_workspace=workspace.id
+        )
+        if user is not None:
+            raise ConflictError(
+                f"file server {name} of workspace {workspace.name} is mounted by {user};"
+                " delete or change that first",
+                code="FileServerInUse",
+                target=name,
+            )
 
 
 def finish(app: App, deletion: Deletion) -> None:

@@ -31,7 +31,7 @@ from openbai.services.records import FileServerRecord, Provisioning
 from openbai.services.workspaces import check_not_deleting, workspace_row
 from openbai.spec import FileServerCreateParameters, check_name, parse
 from openbai.storage.nfs_server import EXPORT_PATH, NfsServer, file_server_dir
-from openbai.store.models import Cluster, FileServer, Job, utcnow
+from openbai.store.models import Cluster, Experiment, FileServer, Job, utcnow
 from openbai.vocabulary import ACTIVE_STATES, ProvisioningState
 
 
@@ -157,7 +157,7 @@ def delete_file_server(app: App, rg: str, ws: str, name: str, *, delete_data: bo
     running job mounts it: it would hang on a server gone from under it."""
     with app.db.session() as s:
         row = file_server_row(s, rg, ws, name)
-        user = _mounted_by(s, (rg, ws, name))
+        user = mounted_by(s, (rg, ws, name))
         if user is not None:
             raise ConflictError(
                 f"file server {name} is mounted by {user}; delete or change that first",
@@ -172,11 +172,18 @@ def delete_file_server(app: App, rg: str, ws: str, name: str, *, delete_data: bo
         server.forget()
 
 
-def _mounted_by(s: Session, server: FileServerKey) -> str | None:
+def mounted_by(
+    s: Session, server: FileServerKey, *, outside_workspace: int | None = None
+) -> str | None:
     """The queued or running job that mounts the file server, itself or through its
     cluster's nodes; None when none does. A cluster whose jobs have ended may lose it: its
-    next job fails when planned, naming the server."""
+    next job fails when planned, naming the server. With ``outside_workspace`` (a workspace's
+    id), only the jobs of other workspaces count (a workspace's delete stops its own)."""
     active = select(Job).where(Job.execution_state.in_(ACTIVE_STATES))
+    if outside_workspace is not None:
+        active = active.join(Experiment, Job.experiment_id == Experiment.id).where(
+            Experiment.workspace_id != outside_workspace
+        )
     for job in s.scalars(active.options(joinedload(Job.experiment))):
         cluster = s.get(Cluster, job.cluster_id) if job.cluster_id is not None else None
         setup = (cluster.spec if cluster else {}).get("nodeSetup") or {}
@@ -184,5 +191,10 @@ def _mounted_by(s: Session, server: FileServerKey) -> str | None:
         if by_cluster or server in file_servers_of(job.spec.get("mountVolumes")):
             how = f", through cluster {cluster.name}" if cluster and by_cluster else ""
             state = f"{job.execution_state}{how}"
-            return f"job {job.name} of experiment {job.experiment.name} ({state})"
+            where = (
+                f" of workspace {job.experiment.workspace.name}"
+                if outside_workspace is not None
+                else ""
+            )
+            return f"job {job.name} of experiment {job.experiment.name}{where} ({state})"
     return None

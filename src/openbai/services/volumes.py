@@ -3,7 +3,7 @@ when the cluster or job is created (the dispatcher trusts what was checked)."""
 
 from __future__ import annotations
 
-from openbai.errors import MountError, NotFoundError, SpecError
+from openbai.errors import ConflictError, MountError, NotFoundError, SpecError
 from openbai.installation import App
 from openbai.scheduling.locations import MountedVolume, VolumeLocation, locate, mounted_at
 from openbai.scheduling.volumes import (
@@ -12,11 +12,12 @@ from openbai.scheduling.volumes import (
     parse_file_server_id,
 )
 from openbai.services import ids
-from openbai.services.accounts import require_volume
+from openbai.services.accounts import check_account_name, require_volume
 from openbai.services.file_servers import file_server_row
-from openbai.services.reach import require_workspace
+from openbai.services.reach import require_installation_owner, require_workspace
 from openbai.services.tokens import TokenInfo
 from openbai.spec import (
+    AzureBlobFileSystemReference,
     AzureFileShareReference,
     FileServerReference,
     MountVolumes,
@@ -24,6 +25,7 @@ from openbai.spec import (
 )
 from openbai.storage import nfs_command, nfs_endpoints
 from openbai.storage.registry import MOUNT_ONLY_KINDS
+from openbai.vocabulary import ProvisioningState
 
 
 def resolve_mounts(
@@ -35,7 +37,15 @@ def resolve_mounts(
     caller: TokenInfo | None = None,
 ) -> list[MountedVolume]:
     """The volumes ``volumes`` names; a SpecError naming the field unless each exists, an
-    AuthorizationError for a file server in a workspace ``caller``'s token does not reach.
+    AuthorizationError for a file server in a workspace ``caller``'s token does not reach,
+    and for a GlusterFS mount unless ``caller`` is the installation's owner (its client runs
+    as root outside any sandbox, loading the translators the named server's volume file
+    lists: trusted as a cluster without a sandbox is).
+
+    An account name the request gives must be a storage account's (``bai storage account
+    create``'s form): the names openbai gives file servers and unmanaged file systems
+    internally (``fileserver:RG/WS/NAME``, ``mount:COMMAND``) would skip the workspace check
+    of ``fileServers`` and the checks of ``unmanagedFileSystems``.
 
     The passwords of ``unmanagedFileSystems`` mount commands are sealed in ``volumes`` first
     (``-o password=sealed:TOKEN``), so that the spec stored and shown, and the volumes' names
@@ -45,6 +55,8 @@ def resolve_mounts(
             unmanaged.mount_command = nfs_command.seal_passwords(
                 unmanaged.mount_command, lambda password: app.sealer.seal({"password": password})
             )
+    if volumes is not None:
+        _check_account_names(volumes, field=field)
     mounted = mounted_volumes(volumes, root=root, field=field)
     if volumes is None:
         return mounted
@@ -57,6 +69,7 @@ def resolve_mounts(
                 raise SpecError(
                     f"{where}.mountCommand: {e}", target=f"{where}.mountCommand"
                 ) from None
+            _check_gluster_caller(caller, ref.mount_command, field=f"{where}.mountCommand")
             check_not_a_file_server(app, ref.mount_command, field=f"{where}.mountCommand")
             continue
         if isinstance(ref, FileServerReference):
@@ -81,6 +94,36 @@ def resolve_mounts(
     return mounted
 
 
+def _check_account_names(volumes: MountVolumes, *, field: str) -> None:
+    """A SpecError naming the field of an account name no storage account can have (one of
+    openbai's internal names, ``fileserver:...`` or ``mount:...``, among them)."""
+    for collection, index, ref in volumes.iter_references():
+        where = f"{field}.{collection}[{index}]"
+        if isinstance(ref, AzureBlobFileSystemReference):
+            check_account_name(ref.account_name, field=f"{where}.accountName")
+        elif isinstance(ref, AzureFileShareReference):
+            if ref.account_name is not None:
+                check_account_name(ref.account_name, field=f"{where}.accountName")
+            else:
+                check_account_name(ref.url_account(), field=f"{where}.azureFileUrl")
+
+
+def _check_gluster_caller(caller: TokenInfo | None, command: str, *, field: str) -> None:
+    """An AuthorizationError naming ``field`` when a GlusterFS mount is asked for by another
+    than the installation's owner."""
+    try:
+        kind = nfs_command.parse_mount_command(command).kind
+    except MountError:
+        return  # not one openbai mounts: it fails the job when it starts
+    if kind == "gluster":
+        require_installation_owner(
+            caller,
+            "a GlusterFS mount (its client runs as root, loading what the named server's"
+            " volume file says)",
+            field=field,
+        )
+
+
 def check_not_a_file_server(app: App, command: str, *, field: str) -> None:
     """A SpecError naming ``field`` when an unmanaged NFS mount would reach one of the
     installation's file servers (storage/nfs_endpoints.py): those are mounted through
@@ -97,15 +140,24 @@ def check_not_a_file_server(app: App, command: str, *, field: str) -> None:
 
 
 def _require_file_server(app: App, rg: str, ws: str, name: str, *, field: str) -> None:
+    """A SpecError naming ``field`` unless the file server exists; a ConflictError while its
+    workspace is being deleted (the delete stops it when it finishes)."""
     with app.db.reading() as s:
         try:
-            file_server_row(s, rg, ws, name)
+            row = file_server_row(s, rg, ws, name)
         except NotFoundError:
             raise SpecError(
                 f"{field}: The specified file server {name} is not found in workspace {ws}",
                 target=field,
                 code="FileServerNotFound",
             ) from None
+        if row.workspace.provisioning_state == ProvisioningState.DELETING:
+            raise ConflictError(
+                f"{field}: workspace {ws} of file server {name} is being deleted, and its file"
+                " servers with it",
+                target=field,
+                code="ResourceBeingDeleted",
+            )
 
 
 def check_listable(location: VolumeLocation | None, prefix: str, field: str) -> None:
