@@ -76,24 +76,25 @@ def start_container(tasks: NodeTasks, env: JobEnvironment) -> None:
 
     auth = ctx.layout.run_dir / f"registry-auth-{ctx.node.index}"
     state = _state_dir(ctx.layout)
-    try:
-        if job_container.must_pull(runtime, spec, state):
-            job_container.prepare_image(
-                runtime, spec, auth, state, tasks.should_stop, always=True, progress=ctx.log
-            )
+
+    def pull(always: bool) -> bool:
+        pulled = job_container.prepare_image(
+            runtime, spec, auth, state, tasks.should_stop, always=always, progress=ctx.log
+        )
+        if pulled:
             ctx.log(f"pulled image {image}")
+        return pulled
+
+    try:
+        # pulled first where it must be; else looked for (and pulled) only when the
+        # container could not start
+        pulled = job_container.must_pull(runtime, spec, state) and pull(always=True)
+        try:
             tasks.container = start()
-        else:
-            try:
-                tasks.container = start()
-            except job_container.ContainerError:
-                # the image is looked for (and pulled) only when the container could not start
-                if not job_container.prepare_image(
-                    runtime, spec, auth, state, tasks.should_stop, progress=ctx.log
-                ):
-                    raise  # the image was there: it failed for another reason
-                ctx.log(f"pulled image {image}")
-                tasks.container = start()
+        except job_container.ContainerError:
+            if pulled or not pull(always=False):
+                raise  # the image was there: it failed for another reason
+            tasks.container = start()
     except bind_check.BindChanged as exc:
         raise JobFailure(
             "FailedStartingContainer",
