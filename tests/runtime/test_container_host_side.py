@@ -5,6 +5,7 @@ what podman hands the container of its own environment."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from conftest import Bai
 from podman_fixture import Podman, podman_fixture  # noqa: F401  (the fixture "podman")
 
 from openbai.plan.job_plan import ContainerSpec
-from openbai.runtime import containers, processes
+from openbai.runtime import containers, job_container, processes
 
 from .test_containers_podman import _cluster, _create, _job, _stdouterr, podman_test
 
@@ -118,11 +119,27 @@ def test_a_task_program_is_found_through_the_runners_path_not_the_jobs(tmp_path:
         processes.program("no-such-program-3b1")
 
 
-def test_the_waiter_gets_nothing_of_the_jobs_environment() -> None:
-    assert containers.WAITER_ENV["PATH"].split(":") == ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-    task = {"PATH": "/job/bin", "APPTAINER_BIND": "/:/host", "SINGULARITY_BIND": "/", "X": "1"}
-    # apptainer's client hands its environment to the task: less what configures it
-    assert containers.client_env(task) == {"PATH": "/job/bin", "X": "1"}
+def test_a_container_tasks_host_process_gets_nothing_of_the_jobs_environment(
+    tmp_path: Path,
+) -> None:
+    """The process that waits for a task the keeper started gets a fixed environment; the
+    client that starts one by ``exec`` (apptainer) gets the task's, less its own settings."""
+    keeper = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        container = job_container.JobContainer("podman", "c", "i", keeper, control=tmp_path)
+        held = {"PATH": "/job/bin", "SECRET": "s-1", "APPTAINER_BIND": "/:/host"}
+        argv, env = container.task_argv(
+            tmp_path, {"SECRET": "s-1"}, "true", tmp_path / "o", tmp_path / "e", held=held
+        )
+        assert argv[0] == "/bin/sh" and "/job/bin" not in env["PATH"]
+        assert not set(held) - {"PATH"} & set(env) and "s-1" not in env.values()
+    finally:
+        assert keeper.stdin is not None
+        keeper.stdin.close()
+        keeper.wait(timeout=30)
+    execs = job_container.JobContainer("apptainer", "c", "i", None)
+    _, env = execs.task_argv(tmp_path, {}, "true", tmp_path / "o", tmp_path / "e", held=held)
+    assert env == {"PATH": "/job/bin", "SECRET": "s-1"}
 
 
 @pytest.mark.parametrize("folder", ["/var/tmp/share/x,/:/h,/var/tmp/share", "/var/tmp/a:b"])
